@@ -1,0 +1,3 @@
+from airgap.cli import main
+
+main(prog_name="airgap")

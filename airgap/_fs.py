@@ -1,0 +1,66 @@
+"""Durable, atomic file-system helpers.
+
+Readers (conda clients, a second airgap process) must never see a half-written file:
+everything here writes a temporary file in the target's directory, fsyncs it, renames it
+over the target with ``os.replace`` and fsyncs the directory, and removes the temporary
+file on any exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink inside ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_writer(target: Path, mode: int = 0o644, durable: bool = True) -> Iterator[BinaryIO]:
+    """Yield a binary file that replaces ``target`` atomically when the block ends cleanly."""
+    target = Path(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            if durable:
+                os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_dir(target.parent)
+
+
+def atomic_write_bytes(target: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    with atomic_writer(target, mode=mode, durable=durable) as fh:
+        fh.write(data)
+
+
+def makedirs_tracked(path: Path, created: list[Path]) -> None:
+    """``mkdir -p`` that appends every directory it creates (outermost first) to ``created``."""
+    path = Path(path)
+    missing: list[Path] = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir()
+        created.append(d)

@@ -1,0 +1,164 @@
+"""Read an airgap/1 archive as a stream, treating every byte as hostile.
+
+Only the current tar member is ever used (no seeking, no extraction by name). The reader
+enforces the layout: ``manifest.json`` first (bounded size), ``manifest.sig`` second, then
+only regular-file members named ``blobs/sha256/<hex>`` that the manifest lists, each once,
+with the listed size. Links, devices, FIFOs, directories, ``..`` or absolute names, unknown
+or duplicate members and truncation are all :class:`ArchiveFormatError`. Hash checks are the
+caller's, through :func:`copy_verified`, while it streams each blob where it wants it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, BinaryIO
+
+from ..errors import ArchiveFormatError, IntegrityError
+from ..manifest import MAX_MANIFEST_BYTES, BlobEntry, Manifest
+from ..signing import MAX_SIG_BYTES
+from .layout import MANIFEST, SIGNATURE, parse_blob_member
+
+CHUNK = 1 << 20
+
+
+def _describe(member: tarfile.TarInfo) -> str:
+    kinds = {
+        tarfile.SYMTYPE: "a symlink", tarfile.LNKTYPE: "a hardlink", tarfile.CHRTYPE: "a character device",
+        tarfile.BLKTYPE: "a block device", tarfile.FIFOTYPE: "a FIFO", tarfile.DIRTYPE: "a directory",
+    }
+    return kinds.get(member.type, f"a member of type {member.type!r}")
+
+
+class ArchiveStream:
+    """One pass over an archive file. Use as a context manager."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self._fh: BinaryIO = open(self.path, "rb")
+        except OSError as exc:
+            raise ArchiveFormatError(f"{self.path}: expected an airgap archive, cannot open it: {exc.strerror}") from None
+        try:
+            self._tar = tarfile.open(fileobj=self._fh, mode="r|", copybufsize=CHUNK)
+        except (tarfile.TarError, EOFError) as exc:
+            self._fh.close()
+            raise ArchiveFormatError(f"{self.path}: expected a tar archive (airgap/1), found something else ({exc})") from None
+        self._members = iter(self._tar)
+        self._pending: tarfile.TarInfo | None = None
+
+    def __enter__(self) -> ArchiveStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self._tar.close()
+        except (tarfile.TarError, OSError, EOFError):
+            pass
+        self._fh.close()
+
+    def _next(self) -> tarfile.TarInfo | None:
+        try:
+            return next(self._members, None)
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise ArchiveFormatError(f"{self.path}: archive is truncated or damaged near byte {self._fh.tell()} ({exc})") from None
+
+    def _read_member(self, member: tarfile.TarInfo, limit: int) -> bytes:
+        if not member.isreg():
+            raise ArchiveFormatError(f"{self.path}: expected {member.name!r} to be a regular file, found {_describe(member)}")
+        if member.size > limit:
+            raise ArchiveFormatError(f"{self.path}: expected {member.name} of at most {limit} bytes, found {member.size}")
+        fh = self._tar.extractfile(member)
+        assert fh is not None
+        data = _read_exact(fh, member.size, self.path, member.name)
+        return data
+
+    def read_header(self) -> tuple[bytes, bytes | None]:
+        """``(manifest bytes, signature bytes or None)`` from the first members."""
+        first = self._next()
+        if first is None or first.name != MANIFEST:
+            found = "an empty archive" if first is None else repr(first.name)
+            raise ArchiveFormatError(f"{self.path}: expected {MANIFEST} as the first member, found {found}")
+        manifest = self._read_member(first, MAX_MANIFEST_BYTES)
+        second = self._next()
+        if second is not None and second.name == SIGNATURE:
+            return manifest, self._read_member(second, MAX_SIG_BYTES)
+        self._pending = second
+        return manifest, None
+
+    def blobs(self, manifest: Manifest) -> Iterator[tuple[BlobEntry, IO[bytes]]]:
+        """Yield each blob member with its manifest entry; the caller must consume it before the next."""
+        index = manifest.blob_index()
+        seen: set[str] = set()
+        while True:
+            member = self._pending if self._pending is not None else self._next()
+            self._pending = None
+            if member is None:
+                return
+            name = member.name
+            if name in (MANIFEST, SIGNATURE):
+                raise ArchiveFormatError(f"{self.path}: expected {name} only once, at the start; found it again")
+            sha = parse_blob_member(name)
+            if sha is None:
+                raise ArchiveFormatError(f"{self.path}: expected only blobs/sha256/<hex> members after the manifest, found {name!r}")
+            if not member.isreg():
+                raise ArchiveFormatError(f"{self.path}: expected {name} to be a regular file, found {_describe(member)}")
+            entry = index.get(sha)
+            if entry is None:
+                raise ArchiveFormatError(f"{self.path}: member {name} is not listed in the manifest")
+            if sha in seen:
+                raise ArchiveFormatError(f"{self.path}: member {name} appears twice")
+            seen.add(sha)
+            if member.size != entry.size:
+                raise IntegrityError(f"{self.path}: {name}: expected {entry.size} bytes (manifest), found {member.size}")
+            fh = self._tar.extractfile(member)
+            assert fh is not None
+            yield entry, _Guarded(fh, self)
+
+
+class _Guarded:
+    """A member file object whose truncation errors become ArchiveFormatError."""
+
+    def __init__(self, fh: IO[bytes], stream: ArchiveStream) -> None:
+        self._fh = fh
+        self._stream = stream
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._fh.read(n)
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise ArchiveFormatError(f"{self._stream.path}: archive is truncated or damaged ({exc})") from None
+
+
+def _read_exact(fh: IO[bytes], size: int, path: Path, name: str) -> bytes:
+    try:
+        data = fh.read(size)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise ArchiveFormatError(f"{path}: archive is truncated inside {name} ({exc})") from None
+    if len(data) != size:
+        raise ArchiveFormatError(f"{path}: archive is truncated inside {name}: expected {size} bytes, found {len(data)}")
+    return data
+
+
+def copy_verified(src: IO[bytes], entry: BlobEntry, dst: BinaryIO | None, what: str,
+                  on_bytes: Callable[[int], None] | None = None) -> None:
+    """Stream ``entry.size`` bytes from ``src`` into ``dst`` (or nowhere), checking the sha256."""
+    h = hashlib.sha256()
+    remaining = entry.size
+    while remaining:
+        chunk = src.read(min(CHUNK, remaining))
+        if not chunk:
+            raise ArchiveFormatError(f"{what}: archive is truncated: expected {remaining} more bytes of blob {entry.sha256[:16]}")
+        remaining -= len(chunk)
+        h.update(chunk)
+        if dst is not None:
+            dst.write(chunk)
+        if on_bytes is not None:
+            on_bytes(len(chunk))
+    if h.hexdigest() != entry.sha256:
+        raise IntegrityError(f"{what}: blob {entry.sha256[:16]}… does not match its sha256 (found {h.hexdigest()[:16]}…): the archive was altered or damaged")

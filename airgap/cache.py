@@ -1,0 +1,139 @@
+"""The export's content-addressed download cache under ``mirror_dir``.
+
+Layout: ``blobs/sha256/<hex>`` holds each verified file once; ``blobs/md5/<hex>`` is a hard
+link to the same file for upstream records that only carry an md5; ``tmp/`` holds downloads
+in flight. A file enters ``blobs/`` only after its size and hash matched the record while the
+bytes streamed in, so everything in the cache was verified once. The archive writer hashes
+again as it copies, which catches a cache damaged later (disk fault, a hand edit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import AirgapError, UpstreamError
+from .fetch import Fetcher
+
+
+class HashMismatch(UpstreamError):
+    """The bytes upstream served are not the ones its repodata describes."""
+
+
+@dataclass(frozen=True)
+class Expected:
+    sha256: str | None
+    md5: str | None
+    size: int | None
+
+
+class BlobCache:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.sha_dir = self.root / "blobs" / "sha256"
+        self.md5_dir = self.root / "blobs" / "md5"
+        self.tmp_dir = self.root / "tmp"
+        try:
+            for d in (self.sha_dir, self.md5_dir, self.tmp_dir):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AirgapError(f"mirror_dir {self.root}: expected a writable directory, found: {exc.strerror}") from None
+
+    def path(self, sha256: str) -> Path:
+        return self.sha_dir / sha256
+
+    def lookup(self, want: Expected) -> str | None:
+        """The sha256 of a cached file matching ``want``, or None."""
+        if want.sha256:
+            p = self.sha_dir / want.sha256
+        elif want.md5:
+            p = self.md5_dir / want.md5
+        else:
+            return None
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            return None
+        if want.size is not None and st.st_size != want.size:
+            return None
+        if want.sha256:
+            return want.sha256
+        # md5 entry: find its sha256 twin by hashing once (md5-only channels are old and small)
+        sha = _sha256_file(p)
+        return sha if (self.sha_dir / sha).exists() else None
+
+    def put_bytes(self, data: bytes) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        target = self.sha_dir / sha
+        if not target.exists():
+            fd, tmp = tempfile.mkstemp(dir=self.tmp_dir)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+        return sha
+
+    def download(self, fetcher: Fetcher, url: str, want: Expected,
+                 on_bytes: Callable[[int], None] | None = None) -> str:
+        """Download ``url`` into the cache, verifying ``want`` while streaming; return sha256."""
+
+        def attempt() -> str:
+            fd, tmp = tempfile.mkstemp(dir=self.tmp_dir)
+            counted = 0
+            try:
+                sha = hashlib.sha256()
+                md5 = hashlib.md5() if (want.md5 and not want.sha256) else None
+                size = 0
+                with os.fdopen(fd, "wb") as fh, fetcher.open(url) as (chunks, length):
+                    if want.size is not None and length is not None and length != want.size:
+                        raise HashMismatch(f"{url}: expected {want.size} bytes (repodata), the server announces {length}")
+                    for chunk in chunks:
+                        size += len(chunk)
+                        if want.size is not None and size > want.size:
+                            raise HashMismatch(f"{url}: expected {want.size} bytes (repodata), the server sent more")
+                        sha.update(chunk)
+                        if md5 is not None:
+                            md5.update(chunk)
+                        fh.write(chunk)
+                        if on_bytes is not None:
+                            on_bytes(len(chunk))
+                            counted += len(chunk)
+                if want.size is not None and size != want.size:
+                    raise HashMismatch(f"{url}: expected {want.size} bytes (repodata), found {size}")
+                digest = sha.hexdigest()
+                if want.sha256 and digest != want.sha256:
+                    raise HashMismatch(f"{url}: expected sha256 {want.sha256}, found {digest}")
+                if md5 is not None and md5.hexdigest() != want.md5:
+                    raise HashMismatch(f"{url}: expected md5 {want.md5}, found {md5.hexdigest()}")
+                target = self.sha_dir / digest
+                os.replace(tmp, target)
+                if want.md5 and not want.sha256:
+                    md5_path = self.md5_dir / want.md5
+                    with contextlib.suppress(FileExistsError):
+                        os.link(target, md5_path)
+                return digest
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                if on_bytes is not None and counted:
+                    on_bytes(-counted)
+                raise
+
+        return fetcher.with_retries(url, attempt)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,339 @@
+"""The command line. The only module that prints, exits or draws progress.
+
+Each command parses its options, loads the configuration once, and makes one ``ops.run_*``
+call. Errors are translated to one line and an exit code in :func:`_run` alone:
+0 ok, 1 failure, 2 usage or configuration, 3 integrity or signature.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .config import LOG_LEVELS, Config, load_config
+from .errors import AirgapError, DownloadError, UsageError
+from .progress import Bar, Progress, null_progress
+
+log = logging.getLogger("airgap")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# --- output helpers -----------------------------------------------------------------------
+
+
+class _TqdmBar:
+    def __init__(self, desc: str, total: int | None, unit: str) -> None:
+        from tqdm import tqdm
+
+        scale = unit == "B"
+        self._bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=scale, unit_divisor=1024 if scale else 1000,
+                         file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def update(self, n: int) -> None:
+        self._bar.update(n)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def _progress(quiet: bool) -> Progress:
+    if quiet or not sys.stderr.isatty():
+        return null_progress
+
+    def make(desc: str, total: int | None, unit: str = "B") -> Bar:
+        return _TqdmBar(desc, total, unit)
+
+    return make
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _emit_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
+
+
+# --- common options ----------------------------------------------------------------------
+
+
+class _State:
+    def __init__(self, config_file: str | None, show_config: bool, log_level: str | None, verbose: bool, quiet: bool) -> None:
+        self.config_file = config_file
+        self.show_config = show_config
+        self.log_level = log_level
+        self.verbose = verbose
+        self.quiet = quiet
+
+    def config(self) -> Config:
+        return load_config(self.config_file)
+
+
+def _setup_logging(state: _State, config: Config | None) -> None:
+    level = config.log_level if config is not None else logging.INFO
+    if state.log_level:
+        level = LOG_LEVELS[state.log_level.upper()]
+    if state.quiet:
+        level = max(level, logging.WARNING)
+    if state.verbose:
+        level = logging.DEBUG
+    log.setLevel(level)
+    log.propagate = False
+    for h in list(log.handlers):
+        log.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("airgap: %(levelname)s: %(message)s"))
+    log.addHandler(handler)
+    if config is not None and config.log_dir:
+        try:
+            os.makedirs(config.log_dir, exist_ok=True)
+            fh = logging.FileHandler(os.path.join(config.log_dir, "airgap.log"))
+        except OSError as exc:
+            raise UsageError(f"log_dir {config.log_dir}: expected a writable directory, found: {exc.strerror}") from None
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(fh)
+
+
+def common_options(reads_config: bool = True) -> Callable[[F], F]:
+    def decorate(fn: F) -> F:
+        @click.option("-q", "--quiet", is_flag=True, help="No progress bars; warnings and errors only.")
+        @click.option("-v", "--verbose", is_flag=True, help="Shorthand for --log-level DEBUG; show tracebacks.")
+        @click.option("-l", "--log-level", type=click.Choice(list(LOG_LEVELS), case_sensitive=False),
+                      help="CRITICAL, ERROR, WARNING, INFO or DEBUG (default: the config's log_level, INFO).")
+        @functools.wraps(fn)
+        def wrapper(*args: Any, quiet: bool, verbose: bool, log_level: str | None,
+                    config_file: str | None = None, show_config: bool = False, **kwargs: Any) -> Any:
+            state = _State(config_file, show_config, log_level, verbose, quiet)
+            return _run(state, reads_config, fn, *args, **kwargs)
+
+        if reads_config:
+            wrapper = click.option("--config", "--show-config", "show_config", is_flag=True,
+                                   help="Show the running configuration (defaults filled in) and exit.")(wrapper)
+            wrapper = click.option("-f", "--file", "config_file", type=click.Path(dir_okay=False),
+                                   help="Configuration file (default: $AIRGAP_CONFIG, ~/.airgap.yaml, /etc/airgap/airgap.yaml).")(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _run(state: _State, reads_config: bool, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    try:
+        config = state.config() if reads_config else None
+        _setup_logging(state, config)
+        if config is not None and state.show_config:
+            click.echo(config.show(), nl=False)
+            sys.exit(0)
+        return fn(*args, state=state, config=config, **kwargs)
+    except AirgapError as exc:
+        if state.verbose:
+            traceback.print_exc()
+        click.echo(f"airgap: error: {exc}", err=True)
+        if isinstance(exc, DownloadError) and len(exc.failures) > 1:
+            for line in exc.failures[:50]:
+                click.echo(f"  {line}", err=True)
+            if len(exc.failures) > 50:
+                click.echo(f"  … and {len(exc.failures) - 50} more", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("airgap: interrupted", err=True)
+        sys.exit(130)
+    except OSError as exc:
+        if state.verbose:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"airgap: error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(1)
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="airgap", message="%(prog)s %(version)s")
+def main() -> None:
+    """Move conda channels across an air gap.
+
+    \b
+    On the connected host:   airgap keygen ~/keys/airgap
+                             airgap export -f export.yaml --sign-key ~/keys/airgap mirror.tar
+    On the isolated host:    airgap verify mirror.tar --trusted-key airgap.pub
+                             airgap import mirror.tar --into /srv/conda --trusted-key airgap.pub
+    """
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite an existing key.")
+@common_options(reads_config=False)
+def keygen(path: str, force: bool, state: _State, config: Config | None) -> None:
+    """Write a new Ed25519 signing key to PATH (mode 0600) and its public key to PATH.pub.
+
+    The private key is encrypted when AIRGAP_KEY_PASSPHRASE is set.
+
+    \b
+    Example:  AIRGAP_KEY_PASSPHRASE=... airgap keygen ~/keys/airgap
+    """
+    from .signing import generate_keypair, passphrase_from_env
+
+    kid = generate_keypair(Path(path), passphrase_from_env(), force)
+    click.echo(f"wrote {path} (private, keep it on the connected side) and {path}.pub (copy it to the isolated side)")
+    click.echo(f"key id: {kid}")
+
+
+@main.command()
+@click.argument("archive", type=click.Path(dir_okay=False))
+@click.option("--sign-key", type=click.Path(dir_okay=False), help="Ed25519 private key (default: signing_key in the config).")
+@click.option("--unsigned", is_flag=True, help="Write an archive without a signature (import then needs --allow-unsigned).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@common_options()
+def export(archive: str, sign_key: str | None, unsigned: bool, as_json: bool, state: _State, config: Config) -> None:
+    """Fetch, filter and download upstream packages into one signed ARCHIVE.
+
+    \b
+    Example:  airgap export -f export.yaml --sign-key ~/keys/airgap mirror.tar
+    """
+    from .ops.export import run_export
+    from .signing import load_signer
+
+    key = sign_key or config.signing_key
+    if unsigned and sign_key:
+        raise UsageError("--unsigned and --sign-key: expected one of them, found both")
+    if not key and not unsigned:
+        raise UsageError("expected --sign-key KEY (or signing_key in the config), found neither; use --unsigned to write an unsigned archive on purpose")
+    signer = None if unsigned else load_signer(key)  # type: ignore[arg-type]
+    result = run_export(config, Path(archive), signer, progress=_progress(state.quiet))
+    if as_json:
+        _emit_json(result.to_json())
+        return
+    click.echo(
+        f"wrote {result.archive}: {result.packages} packages, {_human(result.package_bytes)} "
+        f"({result.downloaded} downloaded, {result.cached} from the cache, {result.excluded} excluded by filters), "
+        f"archive {_human(result.archive_bytes)}, id {result.archive_id}, "
+        + (f"signed by {result.signer[:16]}" if result.signer else "UNSIGNED")
+    )
+
+
+def _trusted(keys: tuple[str, ...], config: Config) -> Any:
+    from .signing import load_trusted_keys
+
+    return load_trusted_keys(list(keys) + list(config.trusted_keys))
+
+
+@main.command(name="import")
+@click.argument("archive", type=click.Path(dir_okay=False))
+@click.option("--into", "into", help="Destination directory (default: into / dest_site in the config).")
+@click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
+              help="Public key whose signature is accepted (repeatable; adds to trusted_keys).")
+@click.option("--dest-channel", help="Merge every channel of the archive into this channel.")
+@click.option("--allow-unsigned", is_flag=True, help="DANGEROUS: accept an archive that carries no signature.")
+@click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@common_options()
+def import_(archive: str, into: str | None, trusted_keys: tuple[str, ...], dest_channel: str | None,
+            allow_unsigned: bool, lock_timeout: float, as_json: bool, state: _State, config: Config) -> None:
+    """Verify ARCHIVE, then publish it into a directory channel, all or nothing.
+
+    \b
+    Example:  airgap import $USB/mirror.tar --into /srv/conda --trusted-key airgap.pub
+    """
+    from .manifest import is_safe_channel_name
+    from .ops.import_ import run_import
+
+    dest = into or config.destination()
+    if not dest:
+        raise UsageError("expected a destination: --into DIR, or into / dest_site in the config; found none")
+    if "://" in dest:
+        raise UsageError(f"--into: expected a directory path, found URL {dest!r} (other destinations are not supported yet)")
+    channel = dest_channel or config.dest_channel
+    if channel is not None and not is_safe_channel_name(channel):
+        raise UsageError(f"dest_channel: expected one path component of letters, digits, . _ + -, found {channel!r}")
+    trusted = _trusted(trusted_keys, config)
+    result = run_import(Path(archive), Path(dest), trusted, dest_channel=channel, allow_unsigned=allow_unsigned,
+                        lock_timeout=lock_timeout, progress=_progress(state.quiet))
+    if as_json:
+        _emit_json(result.to_json())
+        return
+    chans = ", ".join(f"{c} ({', '.join(sorted(set(s)))})" for c, s in sorted(result.channels.items()))
+    if result.noop:
+        click.echo(f"{archive} is already imported into {result.destination}: nothing to do")
+    else:
+        click.echo(f"imported {archive} into {result.destination}: {result.packages_added} package files added "
+                   f"({_human(result.bytes_written)}), {result.packages_present} already present; channels: {chans}")
+
+
+@main.command()
+@click.argument("archive", type=click.Path(dir_okay=False))
+@click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
+              help="Public key whose signature is accepted (repeatable; adds to trusted_keys).")
+@click.option("--allow-unsigned", is_flag=True, help="DANGEROUS: accept an archive that carries no signature.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@common_options()
+def verify(archive: str, trusted_keys: tuple[str, ...], allow_unsigned: bool, as_json: bool, state: _State, config: Config) -> None:
+    """Check ARCHIVE's signature, format, members and every hash; change nothing.
+
+    \b
+    Example:  airgap verify $USB/mirror.tar --trusted-key airgap.pub && echo OK
+    """
+    from .ops.verify import run_verify
+
+    result = run_verify(Path(archive), _trusted(trusted_keys, config), allow_unsigned=allow_unsigned,
+                        progress=_progress(state.quiet))
+    if as_json:
+        _emit_json({"ok": True, **result.to_json()})
+        return
+    signer = f"signed by trusted key {result.signer[:16]}" if result.signer else "UNSIGNED (allowed by --allow-unsigned)"
+    click.echo(f"OK {archive}: {result.packages} packages, {result.blobs} blobs, {_human(result.bytes)} verified; {signer}")
+
+
+@main.command()
+@click.argument("archive", type=click.Path(dir_okay=False))
+@click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
+              help="Also check the signature against this key (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+@common_options()
+def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, state: _State, config: Config) -> None:
+    """Show what ARCHIVE holds: channels, subdirs, counts, sizes, signer, sources.
+
+    Reads only the manifest; the signature is checked when trusted keys are given.
+
+    \b
+    Example:  airgap inspect mirror.tar --json
+    """
+    from .ops.verify import run_inspect
+
+    keys = list(trusted_keys) + list(config.trusted_keys)
+    info = run_inspect(Path(archive), _trusted(trusted_keys, config) if keys else None)
+    doc = info.to_json()
+    if as_json:
+        _emit_json(doc)
+        return
+    t = doc["totals"]
+    sig = "unsigned" if not doc["signer"] else f"{doc['signer'][:16]} ({'verified' if doc['signature_checked'] else 'not checked: no trusted key given'})"
+    click.echo(f"archive    {archive} ({_human(doc['archive_bytes'])})")
+    click.echo(f"format     {doc['format']}   id {doc['archive_id']}")
+    click.echo(f"created    {doc['created']} by {doc['tool']}")
+    click.echo(f"signer     {sig}")
+    click.echo(f"filters    {json.dumps(doc['filters'], sort_keys=True)}")
+    click.echo(f"totals     {t['packages']} packages, {_human(t['package_bytes'])}; {t['blobs']} blobs")
+    for ch in doc["channels"]:
+        click.echo(f"channel    {ch['name']}  <- {ch['url']}")
+        for s in ch["subdirs"]:
+            click.echo(f"  {s['subdir']:<16} {s['packages']:>7} packages {_human(s['bytes']):>11}   from {s['source'].get('url', '?')}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

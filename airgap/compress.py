@@ -1,0 +1,32 @@
+"""zstandard helpers with bounded output (a small compressed blob must not expand without limit)."""
+
+from __future__ import annotations
+
+import io
+
+import zstandard
+
+from .errors import AirgapError
+
+LEVEL = 10
+
+
+def zstd_compress(data: bytes, level: int = LEVEL) -> bytes:
+    return zstandard.ZstdCompressor(level=level, threads=-1).compress(data)
+
+
+def zstd_decompress_bounded(data: bytes, limit: int, what: str, error: type[AirgapError] = AirgapError) -> bytes:
+    """Decompress ``data``; more than ``limit`` bytes of output is an error, never an OOM."""
+    out = io.BytesIO()
+    try:
+        reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
+        while True:
+            chunk = reader.read(1 << 20)
+            if not chunk:
+                break
+            out.write(chunk)
+            if out.tell() > limit:
+                raise error(f"{what}: expected at most {limit} bytes once decompressed, found more (refusing a zstd bomb)")
+    except zstandard.ZstdError as exc:
+        raise error(f"{what}: expected zstd-compressed data, found something unreadable ({exc})") from None
+    return out.getvalue()

@@ -1,0 +1,357 @@
+"""Configuration: cas-mirror compatible YAML, parsed once into a frozen object.
+
+This module reads and validates; it does not fetch, print or exit. Every key cas-mirror
+documents is accepted so existing files keep working; keys that mean nothing to airgap are
+accepted and reported as such by ``--show-config``. Unknown keys are an error naming the key
+and the closest known one; wrong types name the key's path; broken YAML names file and line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+DEFAULT_PLATFORMS = ("linux-64", "linux-aarch64", "osx-64", "osx-arm64", "win-64")
+KNOWN_SUBDIRS = frozenset(
+    {
+        "noarch", "linux-32", "linux-64", "linux-aarch64", "linux-armv6l", "linux-armv7l",
+        "linux-ppc64", "linux-ppc64le", "linux-riscv64", "linux-s390x", "osx-32", "osx-64",
+        "osx-arm64", "win-32", "win-64", "win-arm64", "zos-z", "emscripten-wasm32",
+        "wasi-wasm32", "freebsd-64",
+    }
+)
+LOG_LEVELS = {"CRITICAL": 50, "ERROR": 40, "WARNING": 30, "INFO": 20, "DEBUG": 10}
+
+
+def user_config_paths() -> list[Path]:
+    """Where ``-f`` defaults to, like cas-mirror's ``~/.cas-mirror`` then ``/etc/cas-mirror``."""
+    paths = []
+    env = os.environ.get("AIRGAP_CONFIG")
+    if env:
+        paths.append(Path(env))
+    paths.append(Path(os.path.expanduser("~/.airgap.yaml")))
+    paths.append(Path("/etc/airgap/airgap.yaml"))
+    return paths
+
+
+def _default_mirror_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return str(Path(base) / "airgap")
+
+
+# --- value checkers ------------------------------------------------------------------
+
+Checker = Callable[[str, Any], Any]
+
+
+def _type_name(value: Any) -> str:
+    return {type(None): "null", bool: "a boolean", int: "an integer", float: "a number",
+            str: "a string", list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _str(path: str, v: Any) -> str:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return str(v)
+    if not isinstance(v, str):
+        raise ConfigError(f"{path}: expected a string, found {_type_name(v)} ({v!r})")
+    return v
+
+
+def _opt_str(path: str, v: Any) -> str | None:
+    return None if v is None else _str(path, v)
+
+
+def _bool(path: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ConfigError(f"{path}: expected true or false, found {_type_name(v)} ({v!r})")
+    return v
+
+
+def _opt_int(path: str, v: Any) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(f"{path}: expected an integer, found {_type_name(v)} ({v!r})")
+    return v
+
+
+def _positive_int(path: str, v: Any) -> int:
+    n = _opt_int(path, v)
+    if n is None or n < 1:
+        raise ConfigError(f"{path}: expected a whole number of at least 1, found {v!r}")
+    return n
+
+
+def _str_list(path: str, v: Any) -> tuple[str, ...]:
+    if v is None:
+        return ()
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list):
+        raise ConfigError(f"{path}: expected a list of strings, found {_type_name(v)} ({v!r})")
+    return tuple(_str(f"{path}[{i}]", item) for i, item in enumerate(v))
+
+
+def _platforms(path: str, v: Any) -> tuple[str, ...]:
+    items = _str_list(path, v)
+    for i, p in enumerate(items):
+        if p not in KNOWN_SUBDIRS:
+            close = difflib.get_close_matches(p, sorted(KNOWN_SUBDIRS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{path}[{i}]: expected a conda platform such as linux-64, found {p!r}{hint}")
+    return tuple(dict.fromkeys(p for p in items if p != "noarch"))
+
+
+def _log_level(path: str, v: Any) -> int:
+    if isinstance(v, int) and not isinstance(v, bool) and v in LOG_LEVELS.values():
+        return v
+    if isinstance(v, str) and v.upper() in LOG_LEVELS:
+        return LOG_LEVELS[v.upper()]
+    raise ConfigError(f"{path}: expected one of {', '.join(LOG_LEVELS)} (or 10..50), found {v!r}")
+
+
+def _sites(path: str, v: Any) -> dict[str, dict[str, Any]]:
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise ConfigError(f"{path}: expected a mapping of site names to {{url: ...}}, found {_type_name(v)}")
+    out: dict[str, dict[str, Any]] = {}
+    for name, site in v.items():
+        if not isinstance(site, dict) or "url" not in site:
+            raise ConfigError(f"{path}.{name}: expected a mapping with at least 'url', found {site!r}")
+        out[str(name)] = {str(k): val for k, val in site.items()}
+        _str(f"{path}.{name}.url", site["url"])
+    return out
+
+
+def _anything(path: str, v: Any) -> Any:
+    return v
+
+
+@dataclass(frozen=True)
+class _Key:
+    name: str
+    check: Checker
+    default: Any
+    help: str
+    # "yes": airgap implements it; "later": accepted, a non-default value is refused by the
+    # commands that would need it; "no": kept only so cas-mirror files load.
+    status: str = "yes"
+
+
+_KEYS: tuple[_Key, ...] = (
+    # cas-mirror's keys, in the order its --config listing prints them
+    _Key("remote_url", _str, "https://repo.anaconda.com/", "base URL for the default channels"),
+    _Key("mirror_dir", _str, None, "download cache (content-addressed); default ~/.cache/airgap"),
+    _Key("platforms", _platforms, DEFAULT_PLATFORMS, "subdirs to mirror; noarch is always added"),
+    _Key("fetch_installers", _bool, False, "carry installers (not implemented yet)", "later"),
+    _Key("repodata_source", _anything, False, "no meaning in airgap: repodata always comes from the channel", "no"),
+    _Key("dir_names", _str_list, (), "installer directories (not implemented yet)", "later"),
+    _Key("server_log_dir", _anything, None, "no meaning in airgap (no server process)", "no"),
+    _Key("server_port", _anything, None, "no meaning in airgap (no server process)", "no"),
+    _Key("dest_site", _opt_str, None, "import destination: a name under 'sites'"),
+    _Key("dest_channel", _opt_str, None, "merge every channel into this one channel at the destination"),
+    _Key("verify_checksum", _bool, True, "airgap always verifies sha256/md5 and size; false is ignored"),
+    _Key("delta", _bool, False, "delta exports (not implemented yet)", "later"),
+    _Key("delta_dir", _opt_str, None, "delta exports (not implemented yet)", "later"),
+    _Key("log_dir", _opt_str, None, "also write a log file here"),
+    _Key("log_level", _log_level, 20, "CRITICAL, ERROR, WARNING, INFO, DEBUG or 10..50"),
+    _Key("python_versions", _str_list, (), "python versions to keep (not implemented yet)", "later"),
+    _Key("pkg_list", _str_list, (), "limit the mirror to these package names"),
+    _Key("license_blacklist", _str_list, (), "license families to drop (not implemented yet)", "later"),
+    _Key("blacklist", _str_list, (), "names/specs to drop (not implemented yet)", "later"),
+    _Key("whitelist", _str_list, (), "names/specs to keep regardless (not implemented yet)", "later"),
+    _Key("channels", _str_list, None, "upstream channels: http(s):// or file:// URLs, or paths"),
+    # airgap's own keys
+    _Key("signing_key", _opt_str, None, "Ed25519 private key (PEM) that signs exported archives"),
+    _Key("trusted_keys", _str_list, (), "public keys (PEM) whose signatures import/verify accept"),
+    _Key("into", _opt_str, None, "import destination directory (same as --into)"),
+    _Key("sites", _sites, {}, "named destinations: {NAME: {url: PATH}}"),
+    _Key("workers", _positive_int, 8, "parallel downloads"),
+    _Key("retries", _positive_int, 5, "attempts per download on 5xx, resets and timeouts"),
+    _Key("timeout", _positive_int, 60, "seconds without data before a request is retried"),
+    _Key("include", _str_list, (), "match specs to add (not implemented yet)", "later"),
+    _Key("exclude", _str_list, (), "match specs to drop (not implemented yet)", "later"),
+    _Key("latest", _opt_int, None, "keep the newest N versions (not implemented yet)", "later"),
+    _Key("snapshot_date", _opt_str, None, "the channel as of a date (not implemented yet)", "later"),
+    _Key("with_dependencies", _bool, False, "dependency closure (not implemented yet)", "later"),
+    _Key("installable", _str_list, (), "specs that must solve (not implemented yet)", "later"),
+    _Key("volume_size", _anything, None, "split archives into volumes (not implemented yet)", "later"),
+)
+KEYS: Mapping[str, _Key] = {k.name: k for k in _KEYS}
+PATH_KEYS = ("mirror_dir", "signing_key", "into", "log_dir", "delta_dir")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The running configuration. Build with :func:`load_config` or :func:`from_mapping`."""
+
+    path: str | None = None
+    remote_url: str = "https://repo.anaconda.com/"
+    mirror_dir: str = field(default_factory=_default_mirror_dir)
+    platforms: tuple[str, ...] = DEFAULT_PLATFORMS
+    fetch_installers: bool = False
+    repodata_source: Any = False
+    dir_names: tuple[str, ...] = ()
+    server_log_dir: Any = None
+    server_port: Any = None
+    dest_site: str | None = None
+    dest_channel: str | None = None
+    verify_checksum: bool = True
+    delta: bool = False
+    delta_dir: str | None = None
+    log_dir: str | None = None
+    log_level: int = 20
+    python_versions: tuple[str, ...] = ()
+    pkg_list: tuple[str, ...] = ()
+    license_blacklist: tuple[str, ...] = ()
+    blacklist: tuple[str, ...] = ()
+    whitelist: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    signing_key: str | None = None
+    trusted_keys: tuple[str, ...] = ()
+    into: str | None = None
+    sites: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    workers: int = 8
+    retries: int = 5
+    timeout: int = 60
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    latest: int | None = None
+    snapshot_date: str | None = None
+    with_dependencies: bool = False
+    installable: tuple[str, ...] = ()
+    volume_size: Any = None
+
+    def unsupported_in_use(self) -> list[str]:
+        """Keys set to a non-default value that this airgap version does not implement yet."""
+        out = []
+        for key in _KEYS:
+            if key.status == "later" and getattr(self, key.name) != getattr(_DEFAULTS, key.name):
+                out.append(key.name)
+        return out
+
+    def destination(self) -> str | None:
+        """The import destination named by ``into`` or ``dest_site``/``sites``."""
+        if self.into:
+            return self.into
+        if self.dest_site:
+            site = self.sites.get(self.dest_site)
+            if site is None:
+                known = ", ".join(sorted(self.sites)) or "none"
+                raise ConfigError(f"dest_site: expected a name defined under 'sites' (known: {known}), found {self.dest_site!r}")
+            return _resolve_path(str(site["url"]), self.path)
+        return None
+
+    def show(self) -> str:
+        """The running configuration as YAML, defaults filled in, like ``cas-mirror --config``."""
+        lines = [f"path: {self.path}"]
+        for key in _KEYS:
+            value = getattr(self, key.name)
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = {k: dict(v) for k, v in value.items()}
+            note = ""
+            if key.status == "no":
+                note = "  # accepted for cas-mirror compatibility; no effect in airgap"
+            elif key.status == "later":
+                note = "  # not implemented in this version; a non-default value is refused"
+            lines.append(f"{key.name}: {_yaml_inline(value)}{note}")
+        return "\n".join(lines) + "\n"
+
+
+_DEFAULTS = Config()
+
+
+def _yaml_inline(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**9).strip()
+    return text[: -len("...")].strip() if text.endswith("...") else text
+
+
+def _resolve_path(value: str, config_path: str | None) -> str:
+    """Expand ``~`` and ``$VARS``; relative paths are relative to the config file's folder."""
+    if "://" in value:
+        return value
+    expanded = os.path.expanduser(os.path.expandvars(value))
+    if config_path and not os.path.isabs(expanded):
+        expanded = os.path.join(os.path.dirname(os.path.abspath(config_path)), expanded)
+    return expanded
+
+
+def _resolve_channel(value: str, config_path: str | None) -> str:
+    value = os.path.expandvars(value)
+    if "://" in value:
+        return value
+    return _resolve_path(value, config_path)
+
+
+def from_mapping(data: Mapping[str, Any], path: str | None = None) -> Config:
+    """Validate a parsed YAML mapping and build the frozen :class:`Config`."""
+    if not isinstance(data, Mapping):
+        where = path or "config"
+        raise ConfigError(f"{where}: expected a mapping of keys to values at the top level, found {_type_name(data)}")
+    values: dict[str, Any] = {}
+    for raw_key, raw_value in data.items():
+        key = str(raw_key)
+        spec = KEYS.get(key)
+        if spec is None:
+            close = difflib.get_close_matches(key, list(KEYS), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(KEYS)}"
+            where = f"{path}: " if path else ""
+            raise ConfigError(f"{where}unknown key {key!r}{hint}")
+        values[key] = spec.check(key, raw_value)
+    for key in PATH_KEYS:
+        if values.get(key):
+            values[key] = _resolve_path(values[key], path)
+    if "trusted_keys" in values:
+        values["trusted_keys"] = tuple(_resolve_path(k, path) for k in values["trusted_keys"])
+    if values.get("channels") is not None:
+        values["channels"] = tuple(_resolve_channel(c, path) for c in values["channels"])
+    else:
+        remote = values.get("remote_url", "https://repo.anaconda.com/")
+        values["channels"] = (remote.rstrip("/") + "/pkgs/main/",)
+    if values.get("mirror_dir") is None:
+        values.pop("mirror_dir", None)
+    if "sites" in values:
+        values["sites"] = {
+            name: {**site, "url": _resolve_path(str(site["url"]), path)} for name, site in values["sites"].items()
+        }
+    return Config(path=path, **values)
+
+
+def load_config(path: str | os.PathLike[str] | None) -> Config:
+    """Load ``path``, or the first existing default file, or pure defaults."""
+    if path is None:
+        for candidate in user_config_paths():
+            if candidate.is_file():
+                path = candidate
+                break
+        else:
+            return from_mapping({}, None)
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: expected a configuration file, found nothing at that path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read the configuration file: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(p)
+        raise ConfigError(f"{where}: invalid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: invalid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    return from_mapping(data, str(p))

@@ -1,0 +1,61 @@
+"""One exception tree for airgap.
+
+Every error is raised with its whole message: what was expected, what was found and,
+where it helps, what to do. The CLI maps each family to an exit code in one place:
+
+* ``AirgapError``            exit 1 (generic failure: network, destination, I/O)
+* ``ConfigError``/``UsageError``  exit 2 (the user's words or files are off)
+* ``IntegrityError``         exit 3 (signature, hash, size, hostile or damaged archive)
+"""
+
+from __future__ import annotations
+
+
+class AirgapError(Exception):
+    """Root of every error airgap raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(AirgapError):
+    """The command line asks for something impossible or contradictory."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A configuration file or value is invalid."""
+
+
+class UpstreamError(AirgapError):
+    """An upstream channel could not be read."""
+
+
+class DownloadError(UpstreamError):
+    """One or more package downloads failed; ``failures`` lists them, one line each."""
+
+    def __init__(self, message: str, failures: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.failures = list(failures or [])
+
+
+class DestinationError(AirgapError):
+    """The destination could not be read or changed."""
+
+
+class LockError(DestinationError):
+    """Another airgap process holds the destination lock."""
+
+
+class IntegrityError(AirgapError):
+    """The archive is damaged, forged, or not what its manifest says."""
+
+    exit_code = 3
+
+
+class SignatureError(IntegrityError):
+    """The manifest signature is missing, invalid, or made by an untrusted key."""
+
+
+class ArchiveFormatError(IntegrityError):
+    """The archive does not follow the airgap/1 layout (member names, order, types, version)."""

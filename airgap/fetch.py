@@ -1,0 +1,153 @@
+"""Reading bytes from upstream: ``http(s)://`` through one pooled urllib3 client, ``file://``.
+
+The only module that talks to the network. It knows nothing about conda: it streams bytes,
+tells "not found" apart from transient faults, and retries the transient ones (5xx, 429,
+resets, timeouts, truncated bodies) with exponential backoff. Callers hash and verify.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import urllib3
+
+from . import __version__
+from .errors import UpstreamError
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+T = TypeVar("T")
+
+
+class NotFound(UpstreamError):
+    """The URL does not exist (HTTP 404/410, or no such file)."""
+
+
+class TransientError(UpstreamError):
+    """A fault worth retrying: 5xx, 429, reset, timeout, truncated body."""
+
+
+def url_to_path(url: str) -> str:
+    parsed = urllib.parse.urlparse(url)
+    if parsed.netloc not in ("", "localhost"):
+        raise UpstreamError(f"{url}: expected a local file:// URL, found host {parsed.netloc!r}")
+    return urllib.request.url2pathname(parsed.path)
+
+
+class Fetcher:
+    """Pooled, retrying byte source. Thread-safe: one instance serves all download workers."""
+
+    def __init__(self, workers: int = 8, retries: int = 5, timeout: float = 60.0, backoff: float = 0.5,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.retries = retries
+        self.backoff = backoff
+        self._sleep = sleep
+        self._pool = urllib3.PoolManager(
+            num_pools=16,
+            maxsize=max(workers, 1),
+            block=False,
+            retries=False,
+            timeout=urllib3.Timeout(connect=min(timeout, 30.0), read=timeout),
+            headers={"User-Agent": f"airgap/{__version__}"},
+        )
+
+    def close(self) -> None:
+        self._pool.clear()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- single attempts ------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def open(self, url: str) -> Iterator[tuple[Iterator[bytes], int | None]]:
+        """One attempt: yield ``(chunks, length)``. Raises NotFound or TransientError."""
+        scheme = urllib.parse.urlparse(url).scheme
+        if scheme == "file":
+            path = url_to_path(url)
+            try:
+                fh = open(path, "rb")
+            except FileNotFoundError:
+                raise NotFound(f"{url}: not found") from None
+            except IsADirectoryError:
+                raise NotFound(f"{url}: is a directory, expected a file") from None
+            except OSError as exc:
+                raise UpstreamError(f"{url}: cannot read: {exc.strerror}") from None
+            with fh:
+                size = os.fstat(fh.fileno()).st_size
+                yield iter(lambda: fh.read(CHUNK), b""), size
+            return
+        if scheme not in ("http", "https"):
+            raise UpstreamError(f"{url}: expected an http://, https:// or file:// URL, found scheme {scheme!r}")
+        try:
+            resp = self._pool.request("GET", url, preload_content=False, decode_content=False, redirect=True)
+        except urllib3.exceptions.HTTPError as exc:
+            raise TransientError(f"{url}: {type(exc).__name__}: {exc}") from None
+        try:
+            if resp.status in (404, 410):
+                raise NotFound(f"{url}: HTTP {resp.status} not found")
+            if resp.status in RETRY_STATUSES:
+                raise TransientError(f"{url}: HTTP {resp.status}")
+            if resp.status != 200:
+                raise UpstreamError(f"{url}: expected HTTP 200, found HTTP {resp.status} {resp.reason or ''}".rstrip())
+            length_header = resp.headers.get("Content-Length")
+            length = int(length_header) if length_header and length_header.isdigit() else None
+            yield _guarded(resp, url, length), length
+        finally:
+            resp.release_conn()
+
+    # -- with retries -------------------------------------------------------------------
+
+    def with_retries(self, url: str, attempt: Callable[[], T]) -> T:
+        """Run ``attempt`` until it succeeds, retrying TransientError with backoff."""
+        for n in range(self.retries):
+            try:
+                return attempt()
+            except TransientError as exc:
+                if n + 1 >= self.retries:
+                    raise TransientError(f"{exc} (gave up after {self.retries} attempts)") from None
+                delay = min(self.backoff * (2**n), 30.0) * (0.5 + random.random() / 2)
+                log.info("%s; retrying in %.1fs (attempt %d of %d)", exc, delay, n + 2, self.retries)
+                self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    def get_bytes(self, url: str, max_bytes: int) -> bytes:
+        """The whole body of ``url`` (at most ``max_bytes``). Raises NotFound."""
+
+        def attempt() -> bytes:
+            parts: list[bytes] = []
+            total = 0
+            with self.open(url) as (chunks, _length):
+                for chunk in chunks:
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise UpstreamError(f"{url}: expected at most {max_bytes} bytes, found more")
+                    parts.append(chunk)
+            return b"".join(parts)
+
+        return self.with_retries(url, attempt)
+
+
+def _guarded(resp: Any, url: str, length: int | None) -> Iterator[bytes]:
+    got = 0
+    try:
+        for chunk in resp.stream(CHUNK):
+            got += len(chunk)
+            yield chunk
+    except urllib3.exceptions.HTTPError as exc:
+        raise TransientError(f"{url}: connection broke after {got} bytes ({type(exc).__name__})") from None
+    if length is not None and got != length:
+        raise TransientError(f"{url}: expected {length} bytes, the body ended after {got}")

@@ -1,0 +1,292 @@
+"""The archive manifest (format ``airgap/1``): build, serialize canonically, parse strictly.
+
+Pure: takes and returns values. The manifest is the one document the signature covers; it
+names every blob the archive holds (in archive order), every channel/subdir with the sha256
+of its repodata blob and of each package file, and where each upstream repodata came from.
+Parsing treats the input as hostile: every name is checked to be one safe path component,
+every hash to be 64 lower-case hex digits, every size a non-negative integer, and every
+reference to resolve to a listed blob.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ArchiveFormatError
+
+FORMAT = "airgap/1"
+SUPPORTED_FORMATS = (FORMAT,)
+MAX_MANIFEST_BYTES = 1 << 30  # 1 GiB: room for ~5M packages
+
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+_CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\Z")
+_SUBDIR = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
+_FILENAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+!=~,-]{0,254}\Z")
+PACKAGE_SUFFIXES = (".tar.bz2", ".conda")
+
+
+def canonical_json(doc: Any) -> bytes:
+    """Sorted keys, compact separators, UTF-8: the exact bytes that get signed."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def is_safe_package_filename(name: str) -> bool:
+    return (
+        isinstance(name, str)
+        and bool(_FILENAME.match(name))
+        and name.endswith(PACKAGE_SUFFIXES)
+        and ".." not in name
+    )
+
+
+def is_safe_channel_name(name: str) -> bool:
+    return isinstance(name, str) and bool(_CHANNEL.match(name)) and name not in (".", "..") and ".." not in name
+
+
+def is_safe_subdir(name: str) -> bool:
+    return isinstance(name, str) and bool(_SUBDIR.match(name))
+
+
+@dataclass(frozen=True)
+class PackageEntry:
+    filename: str
+    sha256: str
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"filename": self.filename, "sha256": self.sha256, "size": self.size}
+
+
+@dataclass(frozen=True)
+class RepodataBlob:
+    sha256: str  # of the zstd-compressed blob, as stored in the archive
+    size: int
+    raw_size: int  # decompressed size: an upper bound for decompression
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "size": self.size, "raw_size": self.raw_size}
+
+
+@dataclass(frozen=True)
+class SubdirEntry:
+    subdir: str
+    repodata: RepodataBlob
+    packages: tuple[PackageEntry, ...]
+    source: Mapping[str, Any] = field(default_factory=dict)  # url, sha256, size, fetched
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subdir": self.subdir,
+            "repodata": self.repodata.to_json(),
+            "packages": [p.to_json() for p in self.packages],
+            "source": dict(self.source),
+        }
+
+
+@dataclass(frozen=True)
+class ChannelEntry:
+    name: str
+    url: str
+    subdirs: tuple[SubdirEntry, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "url": self.url, "subdirs": [s.to_json() for s in self.subdirs]}
+
+
+@dataclass(frozen=True)
+class BlobEntry:
+    sha256: str
+    size: int
+    kind: str  # "repodata" or "package"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "size": self.size, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    archive_id: str
+    created: str
+    tool: str
+    channels: tuple[ChannelEntry, ...]
+    blobs: tuple[BlobEntry, ...]
+    filters: Mapping[str, Any] = field(default_factory=dict)
+    base: str | None = None
+    format: str = FORMAT
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "archive_id": self.archive_id,
+            "created": self.created,
+            "tool": self.tool,
+            "base": self.base,
+            "filters": dict(self.filters),
+            "channels": [c.to_json() for c in self.channels],
+            "blobs": [b.to_json() for b in self.blobs],
+            "totals": self.totals(),
+        }
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.to_json())
+
+    def totals(self) -> dict[str, int]:
+        pkgs = [p for c in self.channels for s in c.subdirs for p in s.packages]
+        return {
+            "packages": len(pkgs),
+            "package_bytes": sum(p.size for p in pkgs),
+            "blobs": len(self.blobs),
+            "blob_bytes": sum(b.size for b in self.blobs),
+        }
+
+    def blob_index(self) -> dict[str, BlobEntry]:
+        return {b.sha256: b for b in self.blobs}
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+
+def _fail(path: str, expected: str, found: Any) -> ArchiveFormatError:
+    shown = repr(found)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return ArchiveFormatError(f"manifest.json: {path}: expected {expected}, found {shown}")
+
+
+def _get(obj: Mapping[str, Any], key: str, path: str) -> Any:
+    if key not in obj:
+        raise ArchiveFormatError(f"manifest.json: {path}: expected key {key!r}, found none")
+    return obj[key]
+
+
+def _dict(v: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(v, dict):
+        raise _fail(path, "an object", v)
+    return v
+
+
+def _list(v: Any, path: str) -> list[Any]:
+    if not isinstance(v, list):
+        raise _fail(path, "a list", v)
+    return v
+
+
+def _str(v: Any, path: str) -> str:
+    if not isinstance(v, str):
+        raise _fail(path, "a string", v)
+    return v
+
+
+def _size(v: Any, path: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise _fail(path, "a non-negative integer", v)
+    return v
+
+
+def _hex(v: Any, path: str) -> str:
+    if not isinstance(v, str) or not _HEX64.match(v):
+        raise _fail(path, "a sha256 of 64 lower-case hex digits", v)
+    return v
+
+
+def parse_manifest(data: bytes) -> Manifest:
+    """Parse and validate manifest bytes (already signature-checked by the caller)."""
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ArchiveFormatError(f"manifest.json: expected at most {MAX_MANIFEST_BYTES} bytes, found {len(data)}")
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ArchiveFormatError(f"manifest.json: expected UTF-8 JSON, found invalid data ({exc})") from None
+    doc = _dict(doc, "(top)")
+    fmt = _str(_get(doc, "format", "(top)"), "format")
+    if fmt not in SUPPORTED_FORMATS:
+        raise ArchiveFormatError(
+            f"manifest.json: expected format {' or '.join(SUPPORTED_FORMATS)}, found {fmt!r}; a newer airgap may be needed"
+        )
+    blobs: list[BlobEntry] = []
+    seen: set[str] = set()
+    for i, b in enumerate(_list(_get(doc, "blobs", "(top)"), "blobs")):
+        p = f"blobs[{i}]"
+        b = _dict(b, p)
+        sha = _hex(_get(b, "sha256", p), p + ".sha256")
+        if sha in seen:
+            raise _fail(p + ".sha256", "each blob listed once", sha)
+        seen.add(sha)
+        kind = _str(_get(b, "kind", p), p + ".kind")
+        if kind not in ("repodata", "package"):
+            raise _fail(p + ".kind", "'repodata' or 'package'", kind)
+        blobs.append(BlobEntry(sha, _size(_get(b, "size", p), p + ".size"), kind))
+    index = {b.sha256: b for b in blobs}
+    referenced: set[str] = set()
+
+    def ref(sha: str, size: int, kind: str, path: str) -> None:
+        blob = index.get(sha)
+        if blob is None:
+            raise _fail(path, "a sha256 listed in blobs", sha)
+        if blob.size != size or blob.kind != kind:
+            raise _fail(path, f"size {blob.size} and kind {blob.kind} as in blobs", f"size {size}, kind {kind}")
+        referenced.add(sha)
+
+    channels: list[ChannelEntry] = []
+    channel_names: set[str] = set()
+    for ci, c in enumerate(_list(_get(doc, "channels", "(top)"), "channels")):
+        cp = f"channels[{ci}]"
+        c = _dict(c, cp)
+        name = _str(_get(c, "name", cp), cp + ".name")
+        if not is_safe_channel_name(name):
+            raise _fail(cp + ".name", "a channel name (one path component of letters, digits, . _ + -)", name)
+        if name in channel_names:
+            raise _fail(cp + ".name", "each channel once", name)
+        channel_names.add(name)
+        subdirs: list[SubdirEntry] = []
+        subdir_names: set[str] = set()
+        for si, s in enumerate(_list(_get(c, "subdirs", cp), cp + ".subdirs")):
+            sp = f"{cp}.subdirs[{si}]"
+            s = _dict(s, sp)
+            sub = _str(_get(s, "subdir", sp), sp + ".subdir")
+            if not is_safe_subdir(sub) or sub in subdir_names:
+                raise _fail(sp + ".subdir", "a conda subdir name, once per channel", sub)
+            subdir_names.add(sub)
+            r = _dict(_get(s, "repodata", sp), sp + ".repodata")
+            rd = RepodataBlob(
+                _hex(_get(r, "sha256", sp + ".repodata"), sp + ".repodata.sha256"),
+                _size(_get(r, "size", sp + ".repodata"), sp + ".repodata.size"),
+                _size(_get(r, "raw_size", sp + ".repodata"), sp + ".repodata.raw_size"),
+            )
+            ref(rd.sha256, rd.size, "repodata", sp + ".repodata")
+            pkgs: list[PackageEntry] = []
+            filenames: set[str] = set()
+            for pi, pk in enumerate(_list(_get(s, "packages", sp), sp + ".packages")):
+                pp = f"{sp}.packages[{pi}]"
+                pk = _dict(pk, pp)
+                fn = _str(_get(pk, "filename", pp), pp + ".filename")
+                if not is_safe_package_filename(fn) or fn in filenames:
+                    raise _fail(pp + ".filename", "a package file name (.conda or .tar.bz2, no path), once per subdir", fn)
+                filenames.add(fn)
+                entry = PackageEntry(fn, _hex(_get(pk, "sha256", pp), pp + ".sha256"), _size(_get(pk, "size", pp), pp + ".size"))
+                ref(entry.sha256, entry.size, "package", pp)
+                pkgs.append(entry)
+            source = _dict(s.get("source", {}), sp + ".source")
+            subdirs.append(SubdirEntry(sub, rd, tuple(pkgs), dict(source)))
+        channels.append(ChannelEntry(name, _str(_get(c, "url", cp), cp + ".url"), tuple(subdirs)))
+    unreferenced = [b.sha256 for b in blobs if b.sha256 not in referenced]
+    if unreferenced:
+        raise _fail("blobs", "every blob used by a channel", f"{len(unreferenced)} unused, first {unreferenced[0]}")
+    base = doc.get("base")
+    if base is not None:
+        _str(base, "base")
+    filters = _dict(doc.get("filters", {}), "filters")
+    return Manifest(
+        archive_id=_str(_get(doc, "archive_id", "(top)"), "archive_id"),
+        created=_str(_get(doc, "created", "(top)"), "created"),
+        tool=_str(_get(doc, "tool", "(top)"), "tool"),
+        channels=tuple(channels),
+        blobs=tuple(blobs),
+        filters=dict(filters),
+        base=base,
+        format=fmt,
+    )

@@ -1,0 +1,67 @@
+"""Shared by verify, inspect and import: open an archive, check its signature, read its repodata blobs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..archive.reader import ArchiveStream
+from ..compress import zstd_decompress_bounded
+from ..errors import ArchiveFormatError, IntegrityError, SignatureError
+from ..manifest import Manifest, SubdirEntry, parse_manifest
+from ..repodata import Repodata, from_document, record_hashes
+from ..signing import TrustedKeys
+
+
+@dataclass(frozen=True)
+class Opened:
+    stream: ArchiveStream
+    manifest: Manifest
+    manifest_bytes: int
+    signer: str | None  # key id, None when unsigned and allowed
+
+
+def open_verified(path: Path, trusted: TrustedKeys, allow_unsigned: bool = False) -> Opened:
+    """Open ``path`` and verify its signature before parsing anything else; fail closed."""
+    stream = ArchiveStream(path)
+    try:
+        manifest_bytes, sig = stream.read_header()
+        if sig is None:
+            if not allow_unsigned:
+                raise SignatureError(f"{path}: expected a signed archive (manifest.sig), found none; an unsigned archive needs --allow-unsigned")
+            signer = None
+        else:
+            signer = trusted.verify(manifest_bytes, sig)
+        manifest = parse_manifest(manifest_bytes)
+    except BaseException:
+        stream.close()
+        raise
+    return Opened(stream, manifest, len(manifest_bytes), signer)
+
+
+def load_repodata_blob(data: bytes, sub: SubdirEntry, channel: str, what: str) -> Repodata:
+    """Decompress and parse a verified repodata blob; check it lists exactly the manifest's packages."""
+    raw = zstd_decompress_bounded(data, sub.repodata.raw_size, what, ArchiveFormatError)
+    if len(raw) != sub.repodata.raw_size:
+        raise ArchiveFormatError(f"{what}: expected {sub.repodata.raw_size} bytes of repodata, found {len(raw)}")
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise ArchiveFormatError(f"{what}: expected repodata JSON, found invalid data ({exc})") from None
+    total = len(doc.get("packages", {}) or {}) + len(doc.get("packages.conda", {}) or {}) if isinstance(doc, dict) else -1
+    rd = from_document(doc, sub.subdir, what)
+    if len(rd) != total:
+        raise ArchiveFormatError(f"{what}: expected every repodata record to be well-formed, found {total - len(rd)} that are not")
+    listed = {p.filename: p for p in sub.packages}
+    names = {f for f, _ in rd.records()}
+    if names != set(listed):
+        extra = sorted(names - set(listed))[:3]
+        missing = sorted(set(listed) - names)[:3]
+        raise IntegrityError(f"{what}: repodata of {channel}/{sub.subdir} and manifest disagree (only in repodata: {extra}, only in manifest: {missing})")
+    for filename, record in rd.records():
+        sha, _md5, size = record_hashes(record)
+        entry = listed[filename]
+        if (sha is not None and sha != entry.sha256) or (size is not None and size != entry.size):
+            raise IntegrityError(f"{what}: {channel}/{sub.subdir}/{filename}: repodata says sha256 {sha} size {size}, manifest says {entry.sha256} {entry.size}")
+    return rd

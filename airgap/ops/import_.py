@@ -1,0 +1,186 @@
+"""Import: verify an archive, then replay it into a destination, transactionally.
+
+Order of events:
+1. Read ``manifest.json`` and ``manifest.sig`` and verify the signature against the trusted
+   keys — before the destination is touched at all. Parse the manifest strictly.
+2. Lock the destination. If the receipt says this archive was applied and every file it
+   brings is still there, stop: a quick, successful no-op.
+3. Stream every blob, hashing it; blobs the destination lacks go to a staging area inside the
+   destination (same file system, so placing them is a rename). Any mismatch, unknown or
+   missing member aborts here, and the staging area is removed: the destination is unchanged.
+4. Flush the staged files to disk, then publish: all package files first, then each
+   subdir's repodata (``repodata.json`` and ``.zst``, atomically), then the receipt. A client
+   reading repodata at any moment finds every file it lists. If anything fails during
+   publishing, the journal puts back exactly what was there.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..archive.reader import copy_verified
+from ..destinations.directory import DirectoryDestination, Journal
+from ..errors import ArchiveFormatError
+from ..progress import Progress, null_progress
+from ..repodata import Repodata, empty, merge
+from ..signing import TrustedKeys
+from ._archive import load_repodata_blob, open_verified
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImportResult:
+    destination: str
+    archive_id: str
+    signer: str | None
+    noop: bool
+    packages_added: int = 0
+    bytes_written: int = 0
+    packages_present: int = 0
+    channels: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def run_import(
+    archive: Path,
+    into: Path,
+    trusted: TrustedKeys,
+    *,
+    dest_channel: str | None = None,
+    allow_unsigned: bool = False,
+    lock_timeout: float = 60.0,
+    progress: Progress = null_progress,
+    clock: Any = time.time,
+) -> ImportResult:
+    opened = open_verified(Path(archive), trusted, allow_unsigned)  # nothing touched before this
+    dest = DirectoryDestination(Path(into))
+    created: list[Path] = []
+    try:
+        with opened.stream, dest.locked(created, lock_timeout):
+            return _import_locked(opened, dest, created, dest_channel, progress, clock)
+    except BaseException:
+        _remove_created(created)
+        raise
+
+
+def _remove_created(created: list[Path]) -> None:
+    """Remove what this import created (staging area, state dir, root), newest first."""
+    for d in reversed(created):
+        if d.name.startswith("staging-"):
+            shutil.rmtree(d, ignore_errors=True)
+        else:
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
+
+def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path], dest_channel: str | None,
+                   progress: Progress, clock: Any) -> ImportResult:
+    manifest = opened.manifest
+    receipt = dest.read_receipt()
+    held: dict[str, dict[str, dict[str, Any]]] = receipt["channels"]
+
+    def target_channel(name: str) -> str:
+        return dest_channel or name
+
+    # Which package files does the destination lack?
+    needed: dict[str, list[tuple[str, str, str]]] = {}  # sha -> placements (channel, subdir, filename)
+    present = 0
+    for ch in manifest.channels:
+        tc = target_channel(ch.name)
+        for sub in ch.subdirs:
+            have = held.get(tc, {}).get(sub.subdir, {})
+            for p in sub.packages:
+                rec = have.get(p.filename)
+                if rec and rec.get("sha256") == p.sha256 and dest.file_matches(tc, sub.subdir, p.filename, p.size):
+                    present += 1
+                    continue
+                needed.setdefault(p.sha256, []).append((tc, sub.subdir, p.filename))
+    applied = {a.get("archive_id") for a in receipt["archives"] if isinstance(a, dict)}
+    result = ImportResult(str(dest.root), manifest.archive_id, opened.signer, noop=False, packages_present=present)
+    for ch in manifest.channels:
+        result.channels.setdefault(target_channel(ch.name), []).extend(s.subdir for s in ch.subdirs)
+    if manifest.archive_id in applied and not needed:
+        log.info("archive %s is already imported into %s; nothing to do", manifest.archive_id, dest.root)
+        result.noop = True
+        return result
+
+    staging = dest.new_staging(manifest.archive_id[:12], created)
+    journal = Journal(staging / "backup")
+
+    # Stream and verify every blob; stage what is needed (and every repodata blob).
+    repodata_blobs: dict[str, bytes] = {}
+    seen: set[str] = set()
+    total = sum(b.size for b in manifest.blobs)
+    bar = progress("import", total)
+    for entry, fh in opened.stream.blobs(manifest):
+        seen.add(entry.sha256)
+        what = f"{opened.stream.path}: blobs/sha256/{entry.sha256}"
+        if entry.kind == "repodata":
+            buf = io.BytesIO()
+            copy_verified(fh, entry, buf, what, bar.update)
+            repodata_blobs[entry.sha256] = buf.getvalue()
+        elif entry.sha256 in needed:
+            with open(staging / entry.sha256, "wb") as out:
+                copy_verified(fh, entry, out, what, bar.update)
+            result.bytes_written += entry.size
+        else:
+            copy_verified(fh, entry, None, what, bar.update)
+    bar.close()
+    missing = [b.sha256 for b in manifest.blobs if b.sha256 not in seen]
+    if missing:
+        raise ArchiveFormatError(f"{opened.stream.path}: expected {len(manifest.blobs)} blobs, {len(missing)} missing (first: blobs/sha256/{missing[0]})")
+
+    # Build the new repodata of every touched subdir (every channel gets a noarch).
+    new_index: dict[tuple[str, str], Repodata] = {}
+    for ch in manifest.channels:
+        tc = target_channel(ch.name)
+        for sub in ch.subdirs:
+            incoming = load_repodata_blob(repodata_blobs[sub.repodata.sha256], sub, ch.name, f"{ch.name}/{sub.subdir} repodata")
+            key = (tc, sub.subdir)
+            base = new_index.get(key) or dest.read_repodata(tc, sub.subdir)
+            new_index[key] = merge(base, incoming)
+        if (tc, "noarch") not in new_index and dest.read_repodata(tc, "noarch") is None:
+            new_index[(tc, "noarch")] = empty("noarch")
+
+    # Publish: packages (durable) → repodata → receipt. Roll back on any failure.
+    try:
+        dest.sync()  # staged bytes reach the disk before anything points at them
+        touched: set[tuple[str, str]] = set()
+        for sha, places in needed.items():
+            for i, (tc, subdir, filename) in enumerate(places):
+                dest.put_package(tc, subdir, filename, staging / sha, journal, keep_staged=i + 1 < len(places))
+                touched.add((tc, subdir))
+                result.packages_added += 1
+        dest.fsync_dirs(touched)
+        for (tc, subdir), rd in sorted(new_index.items()):
+            dest.publish_index(tc, subdir, rd, journal)
+        for ch in manifest.channels:
+            tc = target_channel(ch.name)
+            for sub in ch.subdirs:
+                slot = held.setdefault(tc, {}).setdefault(sub.subdir, {})
+                for p in sub.packages:
+                    slot[p.filename] = {"sha256": p.sha256, "size": p.size}
+        receipt["archives"].append({
+            "archive_id": manifest.archive_id,
+            "created": manifest.created,
+            "imported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock())),
+            "signer": opened.signer,
+            "base": manifest.base,
+        })
+        dest.write_receipt(receipt, journal)
+    except BaseException:
+        journal.rollback()
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return result

@@ -1,0 +1,189 @@
+"""Conda repodata: parse upstream documents, build subsets, merge at the destination.
+
+Pure. Records are kept verbatim (every key, unknown ones too, in their order); only the
+document envelope is rewritten: ``info.subdir`` is set to the directory, ``info.base_url``
+is dropped when packages are served next to the repodata, ``.tar.bz2`` records live in
+``packages`` and ``.conda`` records in ``packages.conda``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UpstreamError
+from .manifest import is_safe_package_filename
+
+log = logging.getLogger(__name__)
+
+SECTIONS = (("packages", ".tar.bz2"), ("packages.conda", ".conda"))
+
+
+@dataclass
+class Repodata:
+    """One subdir's repodata: the envelope plus ``{filename: record}`` per section."""
+
+    subdir: str
+    info: dict[str, Any] = field(default_factory=dict)
+    packages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    packages_conda: dict[str, dict[str, Any]] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+    repodata_version: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # other top-level keys, kept
+
+    def records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        yield from self.packages.items()
+        yield from self.packages_conda.items()
+
+    def __len__(self) -> int:
+        return len(self.packages) + len(self.packages_conda)
+
+    def get(self, filename: str) -> dict[str, Any] | None:
+        section = self.packages_conda if filename.endswith(".conda") else self.packages
+        return section.get(filename)
+
+    def put(self, filename: str, record: dict[str, Any]) -> None:
+        section = self.packages_conda if filename.endswith(".conda") else self.packages
+        section[filename] = record
+
+    def drop(self, filename: str) -> None:
+        section = self.packages_conda if filename.endswith(".conda") else self.packages
+        section.pop(filename, None)
+
+    def base_url(self) -> str | None:
+        value = self.info.get("base_url")
+        return value if isinstance(value, str) and value else None
+
+    def to_document(self, keep_base_url: bool = False) -> dict[str, Any]:
+        info = {k: v for k, v in self.info.items() if keep_base_url or k != "base_url"}
+        info["subdir"] = self.subdir
+        doc: dict[str, Any] = {"info": info}
+        doc.update(self.extra)
+        doc["packages"] = dict(sorted(self.packages.items()))
+        doc["packages.conda"] = dict(sorted(self.packages_conda.items()))
+        doc["removed"] = sorted(set(self.removed))
+        if self.repodata_version is not None:
+            doc["repodata_version"] = self.repodata_version
+        return doc
+
+    def to_bytes(self, keep_base_url: bool = False) -> bytes:
+        return json.dumps(self.to_document(keep_base_url), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    def subset(self, filenames: set[str]) -> Repodata:
+        """A copy holding only ``filenames`` (records shared, not copied: they are not mutated)."""
+        return Repodata(
+            subdir=self.subdir,
+            info=dict(self.info),
+            packages={k: v for k, v in self.packages.items() if k in filenames},
+            packages_conda={k: v for k, v in self.packages_conda.items() if k in filenames},
+            removed=list(self.removed),
+            repodata_version=self.repodata_version,
+            extra=dict(self.extra),
+        )
+
+
+_CACHE_KEYS = ("_url", "_etag", "_mod", "_cache_control")
+
+
+def parse_repodata(data: bytes, subdir: str, source: str) -> Repodata:
+    """Parse repodata bytes from ``source`` (a URL, for messages) for directory ``subdir``.
+
+    Malformed documents raise :class:`UpstreamError`; individual records with unsafe
+    filenames, the wrong extension for their section or a non-object body are skipped with
+    a warning, because one bad record must not block a whole mirror.
+    """
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UpstreamError(f"{source}: expected repodata JSON, found invalid data ({exc})") from None
+    return from_document(doc, subdir, source)
+
+
+def from_document(doc: Any, subdir: str, source: str) -> Repodata:
+    if not isinstance(doc, dict):
+        raise UpstreamError(f"{source}: expected a repodata object, found {type(doc).__name__}")
+    info = doc.get("info", {})
+    if not isinstance(info, dict):
+        raise UpstreamError(f"{source}: expected 'info' to be an object, found {type(info).__name__}")
+    declared = info.get("subdir")
+    if declared not in (None, subdir):
+        log.warning("%s: info.subdir is %r but the directory is %r; using %r", source, declared, subdir, subdir)
+    rd = Repodata(subdir=subdir, info=dict(info))
+    version = doc.get("repodata_version")
+    if isinstance(version, int) and not isinstance(version, bool):
+        rd.repodata_version = version
+    removed = doc.get("removed", [])
+    if isinstance(removed, list):
+        rd.removed = [r for r in removed if isinstance(r, str) and is_safe_package_filename(r)]
+    skipped = 0
+    for section, suffix in SECTIONS:
+        entries = doc.get(section, {})
+        if entries is None:
+            continue
+        if not isinstance(entries, dict):
+            raise UpstreamError(f"{source}: expected {section!r} to be an object, found {type(entries).__name__}")
+        target = rd.packages if section == "packages" else rd.packages_conda
+        for filename, record in entries.items():
+            if not (is_safe_package_filename(filename) and filename.endswith(suffix) and isinstance(record, dict)):
+                skipped += 1
+                if skipped <= 5:
+                    log.warning("%s: skipping record %r in %r: not a %s file name with an object record", source, filename, section, suffix)
+                continue
+            if not all(isinstance(record.get(k), str) for k in ("name", "version", "build")):
+                skipped += 1
+                if skipped <= 5:
+                    log.warning("%s: skipping %s: its record lacks name, version or build", source, filename)
+                continue
+            rec_subdir = record.get("subdir")
+            if rec_subdir is not None and rec_subdir != subdir:
+                skipped += 1
+                if skipped <= 5:
+                    log.warning("%s: skipping %s: its record says subdir %r, the directory is %r", source, filename, rec_subdir, subdir)
+                continue
+            target[filename] = record
+    if skipped > 5:
+        log.warning("%s: skipped %d malformed records in all", source, skipped)
+    for key, value in doc.items():
+        if key not in ("info", "packages", "packages.conda", "removed", "repodata_version") and key not in _CACHE_KEYS:
+            rd.extra[key] = value
+    return rd
+
+
+def merge(existing: Repodata | None, incoming: Repodata) -> Repodata:
+    """Destination repodata after an import: existing records plus incoming ones (incoming wins)."""
+    if existing is None:
+        merged = incoming.subset(set(f for f, _ in incoming.records()))
+        merged.info.pop("base_url", None)
+        return merged
+    merged = Repodata(
+        subdir=incoming.subdir,
+        info={**existing.info, **{k: v for k, v in incoming.info.items() if k != "base_url"}},
+        packages={**existing.packages, **incoming.packages},
+        packages_conda={**existing.packages_conda, **incoming.packages_conda},
+        removed=sorted(set(existing.removed) | set(incoming.removed)),
+        repodata_version=max(
+            (v for v in (existing.repodata_version, incoming.repodata_version) if v is not None), default=None
+        ),
+        extra={**existing.extra, **incoming.extra},
+    )
+    merged.info.pop("base_url", None)
+    return merged
+
+
+def empty(subdir: str) -> Repodata:
+    return Repodata(subdir=subdir, info={"subdir": subdir}, repodata_version=1)
+
+
+def record_hashes(record: Mapping[str, Any]) -> tuple[str | None, str | None, int | None]:
+    """``(sha256, md5, size)`` of a record, each ``None`` where absent or malformed."""
+    sha = record.get("sha256")
+    md5 = record.get("md5")
+    size = record.get("size")
+    return (
+        sha.lower() if isinstance(sha, str) and len(sha) == 64 else None,
+        md5.lower() if isinstance(md5, str) and len(md5) == 32 else None,
+        size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
+    )

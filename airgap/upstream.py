@@ -1,0 +1,106 @@
+"""Upstream channels: names, URLs and their repodata.
+
+A channel is given as ``http(s)://…``, ``file://…`` or a path; it is named after the last
+part of its URL (``…/pkgs/main/`` → ``main``). ``repodata.json.zst`` is preferred where the
+channel has it; ``repodata.json`` otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+from .compress import zstd_decompress_bounded
+from .errors import UpstreamError, UsageError
+from .fetch import Fetcher, NotFound
+from .manifest import is_safe_channel_name
+from .repodata import Repodata, parse_repodata
+
+log = logging.getLogger(__name__)
+
+MAX_REPODATA_BYTES = 4 << 30  # decompressed; the largest public subdir is well under this
+
+
+@dataclass(frozen=True)
+class Channel:
+    url: str  # normalized, ends with "/"
+    name: str
+
+    def subdir_url(self, subdir: str) -> str:
+        return urllib.parse.urljoin(self.url, subdir + "/")
+
+
+def channel_from_string(value: str) -> Channel:
+    if "://" in value:
+        scheme = value.split("://", 1)[0].lower()
+        if scheme not in ("http", "https", "file"):
+            raise UsageError(f"channel {value!r}: expected an http(s):// or file:// URL or a path, found scheme {scheme!r}")
+        url = value
+    else:
+        url = Path(os.path.abspath(os.path.expanduser(value))).as_uri()
+    if not url.endswith("/"):
+        url += "/"
+    parts = [p for p in urllib.parse.urlparse(url).path.split("/") if p]
+    name = parts[-1] if parts else ""
+    name = re.sub(r"[^A-Za-z0-9._+-]", "_", name)
+    if not is_safe_channel_name(name):
+        raise UsageError(f"channel {value!r}: cannot name it after the last part of its URL; set dest_channel")
+    return Channel(url=url, name=name)
+
+
+@dataclass(frozen=True)
+class FetchedRepodata:
+    channel: Channel
+    subdir: str
+    url: str
+    sha256: str  # of the bytes as fetched
+    size: int
+    fetched: str
+    repodata: Repodata
+
+    def package_url(self, filename: str) -> str:
+        base = self.repodata.base_url()
+        if base:
+            base = urllib.parse.urljoin(self.url, base)
+            if not base.endswith("/"):
+                base += "/"
+            return base + urllib.parse.quote(filename)
+        return self.channel.subdir_url(self.subdir) + urllib.parse.quote(filename)
+
+
+def fetch_repodata(fetcher: Fetcher, channel: Channel, subdir: str) -> FetchedRepodata | None:
+    """Fetch one subdir's repodata; None when the channel has no such subdir."""
+    base = channel.subdir_url(subdir)
+    for name in ("repodata.json.zst", "repodata.json"):
+        url = base + name
+        try:
+            raw = fetcher.get_bytes(url, MAX_REPODATA_BYTES)
+        except NotFound:
+            continue
+        data = zstd_decompress_bounded(raw, MAX_REPODATA_BYTES, url, UpstreamError) if name.endswith(".zst") else raw
+        fetched = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        rd = parse_repodata(data, subdir, url)
+        log.info("%s: %d records", url, len(rd))
+        return FetchedRepodata(channel, subdir, url, hashlib.sha256(raw).hexdigest(), len(raw), fetched, rd)
+    return None
+
+
+def fetch_channel(fetcher: Fetcher, channel: Channel, subdirs: list[str]) -> dict[str, FetchedRepodata]:
+    out: dict[str, FetchedRepodata] = {}
+    for subdir in subdirs:
+        got = fetch_repodata(fetcher, channel, subdir)
+        if got is None:
+            log.warning("%s has no %s/repodata.json; treating %s as empty", channel.url, subdir, subdir)
+            continue
+        out[subdir] = got
+    if not out:
+        raise UpstreamError(
+            f"{channel.url}: expected a conda channel with {'/'.join(subdirs)}/repodata.json, found none of them"
+        )
+    return out
