@@ -66,7 +66,8 @@ def _str(path: str, v: Any) -> str:
 
 
 def _opt_str(path: str, v: Any) -> str | None:
-    return None if v is None else _str(path, v)
+    # cas-mirror's --config listing prints Python's None; files copied from it say so
+    return None if v is None or v == "None" else _str(path, v)
 
 
 def _bool(path: str, v: Any) -> bool:
@@ -84,8 +85,7 @@ def _opt_int(path: str, v: Any) -> int | None:
 
 
 def _positive_int(path: str, v: Any) -> int:
-    n = _opt_int(path, v)
-    if n is None or n < 1:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise ConfigError(f"{path}: expected a whole number of at least 1, found {v!r}")
     return n
 
@@ -133,7 +133,7 @@ def _sites(path: str, v: Any) -> dict[str, dict[str, Any]]:
 
 
 def _anything(path: str, v: Any) -> Any:
-    return v
+    return None if v == "None" else v
 
 
 @dataclass(frozen=True)
@@ -284,7 +284,7 @@ def _resolve_path(value: str, config_path: str | None) -> str:
     expanded = os.path.expanduser(os.path.expandvars(value))
     if config_path and not os.path.isabs(expanded):
         expanded = os.path.join(os.path.dirname(os.path.abspath(config_path)), expanded)
-    return expanded
+    return os.path.normpath(expanded)
 
 
 def _resolve_channel(value: str, config_path: str | None) -> str:

@@ -54,14 +54,28 @@ class Repodata:
         section.pop(filename, None)
 
     def base_url(self) -> str | None:
+        """Where the packages live, relative to the repodata URL, or None (next to it).
+
+        CEP-15's ``info.base_url`` points at the packages' folder. The draft form written by
+        early conda-subchannel releases, ``metadata.base_url``, points at the channel: the
+        subdir is appended.
+        """
         value = self.info.get("base_url")
-        return value if isinstance(value, str) and value else None
+        if isinstance(value, str) and value:
+            return value
+        meta = self.extra.get("metadata")
+        if isinstance(meta, dict) and isinstance(meta.get("base_url"), str) and meta["base_url"]:
+            return meta["base_url"].rstrip("/") + "/" + self.subdir + "/"
+        return None
 
     def to_document(self, keep_base_url: bool = False) -> dict[str, Any]:
         info = {k: v for k, v in self.info.items() if keep_base_url or k != "base_url"}
         info["subdir"] = self.subdir
         doc: dict[str, Any] = {"info": info}
         doc.update(self.extra)
+        meta = doc.get("metadata")
+        if not keep_base_url and isinstance(meta, dict) and "base_url" in meta:
+            doc["metadata"] = {k: v for k, v in meta.items() if k != "base_url"}
         doc["packages"] = dict(sorted(self.packages.items()))
         doc["packages.conda"] = dict(sorted(self.packages_conda.items()))
         doc["removed"] = sorted(set(self.removed))
@@ -156,20 +170,22 @@ def merge(existing: Repodata | None, incoming: Repodata) -> Repodata:
     """Destination repodata after an import: existing records plus incoming ones (incoming wins)."""
     if existing is None:
         merged = incoming.subset(set(f for f, _ in incoming.records()))
-        merged.info.pop("base_url", None)
-        return merged
-    merged = Repodata(
-        subdir=incoming.subdir,
-        info={**existing.info, **{k: v for k, v in incoming.info.items() if k != "base_url"}},
-        packages={**existing.packages, **incoming.packages},
-        packages_conda={**existing.packages_conda, **incoming.packages_conda},
-        removed=sorted(set(existing.removed) | set(incoming.removed)),
-        repodata_version=max(
-            (v for v in (existing.repodata_version, incoming.repodata_version) if v is not None), default=None
-        ),
-        extra={**existing.extra, **incoming.extra},
-    )
+    else:
+        merged = Repodata(
+            subdir=incoming.subdir,
+            info={**existing.info, **{k: v for k, v in incoming.info.items() if k != "base_url"}},
+            packages={**existing.packages, **incoming.packages},
+            packages_conda={**existing.packages_conda, **incoming.packages_conda},
+            removed=sorted(set(existing.removed) | set(incoming.removed)),
+            repodata_version=max(
+                (v for v in (existing.repodata_version, incoming.repodata_version) if v is not None), default=None
+            ),
+            extra={**existing.extra, **incoming.extra},
+        )
     merged.info.pop("base_url", None)
+    meta = merged.extra.get("metadata")
+    if isinstance(meta, dict) and "base_url" in meta:
+        merged.extra["metadata"] = {k: v for k, v in meta.items() if k != "base_url"}
     return merged
 
 
