@@ -1,0 +1,410 @@
+"""End to end: a generated channel served on 127.0.0.1 → export → verify → import.
+
+The upstream is a real HTTP server; the packages are real conda packages built by
+airgap.testing.condapkg; the destination is checked file by file and, at the end, a real
+conda client (py-rattler) installs from it over HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zstandard
+from click.testing import CliRunner, Result
+
+from airgap.cli import main
+from airgap.destinations.directory import DirectoryDestination
+from airgap.testing.condapkg import PackageSpec, write_channel
+
+
+def make_specs(n_names: int) -> list[PackageSpec]:
+    specs = [PackageSpec("base-data", "1.0", subdir="noarch"), PackageSpec("base-data", "2.0", subdir="noarch")]
+    for i in range(n_names):
+        for v in ("1.0", "1.1"):
+            specs.append(PackageSpec(f"tool{i:03d}", v, build="h0_0", subdir="linux-64", depends=("base-data >=1.0",),
+                                     extra=(("x_unknown_key", {"kept": i}),)))
+    specs.append(PackageSpec("pyutil", "0.1", build="py_0", subdir="noarch", noarch="python", depends=("python >=3.8",)))
+    return specs
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory, http_server: Callable[[Path], str]) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("upstream") / "main"
+    repodata = write_channel(root, make_specs(60), subdirs=("linux-64", "noarch"))
+    return {"root": root, "url": http_server(root.parent) + "/main/", "repodata": repodata}
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("keys")
+    out = {}
+    for name in ("good", "other"):
+        r = CliRunner().invoke(main, ["keygen", str(d / name)])
+        assert r.exit_code == 0, r.output
+        out[name] = d / name
+        out[name + ".pub"] = d / f"{name}.pub"
+    return out
+
+
+def cli(*args: Any) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def write_config(path: Path, **values: Any) -> Path:
+    path.write_text(json.dumps(values))  # JSON is YAML
+    return path
+
+
+def snapshot(root: Path) -> dict[str, Any]:
+    """Every path under root with its type, mode and content hash."""
+    if not root.exists():
+        return {}
+    out: dict[str, Any] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            digest = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() and not p.is_symlink() else None
+            out[str(p.relative_to(root))] = (st.st_mode, digest)
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory, upstream: dict[str, Any], keys: dict[str, Path]) -> dict[str, Any]:
+    d = tmp_path_factory.mktemp("export")
+    cfg = write_config(d / "export.yaml", channels=[upstream["url"]], platforms=["linux-64"], mirror_dir=str(d / "cache"))
+    r = cli("export", "-f", cfg, "--sign-key", keys["good"], d / "mirror.tar", "--json")
+    assert r.exit_code == 0, r.output
+    return {"archive": d / "mirror.tar", "result": json.loads(r.output), "config": cfg, "dir": d}
+
+
+def test_export_writes_the_documented_layout(exported: dict[str, Any], upstream: dict[str, Any]) -> None:
+    with tarfile.open(exported["archive"]) as tar:
+        names = tar.getnames()
+        assert names[:2] == ["manifest.json", "manifest.sig"]
+        assert all(n.startswith("blobs/sha256/") and len(n) == 13 + 64 for n in names[2:])
+        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        for m in tar.getmembers():
+            if m.name.startswith("blobs/"):
+                assert hashlib.sha256(tar.extractfile(m).read()).hexdigest() == m.name[13:]  # type: ignore[union-attr]
+    upstream_files = sum(len(rd["packages"]) + len(rd["packages.conda"]) for rd in upstream["repodata"].values())
+    assert manifest["format"] == "airgap/1"
+    assert manifest["totals"]["packages"] == upstream_files == exported["result"]["packages"]
+    assert len(names) == 2 + len(manifest["blobs"])
+    # each repodata blob is zstd and no package is stored twice
+    kinds = [b["kind"] for b in manifest["blobs"]]
+    assert kinds.count("repodata") == 2
+    assert exported["result"]["downloaded"] == upstream_files
+    assert not list(exported["dir"].glob(".mirror.tar*"))  # no temp file left behind
+
+
+def test_verify_and_inspect(exported: dict[str, Any], keys: dict[str, Path]) -> None:
+    r = cli("verify", exported["archive"], "--trusted-key", keys["good.pub"])
+    assert r.exit_code == 0 and r.output.startswith("OK "), r.output
+    r = cli("inspect", exported["archive"], "--json")
+    doc = json.loads(r.output)
+    assert doc["signature_checked"] is False and len(doc["signer"]) == 64
+    subs = {s["subdir"]: s for s in doc["channels"][0]["subdirs"]}
+    assert subs["linux-64"]["packages"] == 240 and subs["noarch"]["packages"] == 6
+    assert subs["linux-64"]["source"]["url"].endswith("/main/linux-64/repodata.json.zst")
+    r = cli("inspect", exported["archive"], "--trusted-key", keys["good.pub"])
+    assert r.exit_code == 0 and "verified" in r.output and "main" in r.output
+
+
+def test_import_publishes_upstream_records_verbatim(tmp_path: Path, exported: dict[str, Any], upstream: dict[str, Any],
+                                                     keys: dict[str, Path]) -> None:
+    dest = tmp_path / "dest"
+    r = cli("import", exported["archive"], "--into", dest, "--trusted-key", keys["good.pub"], "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["packages_added"] == exported["result"]["packages"]
+    for subdir, up in upstream["repodata"].items():
+        d = dest / "main" / subdir
+        got = json.loads((d / "repodata.json").read_bytes())
+        assert got["info"]["subdir"] == subdir
+        assert got["packages"] == up["packages"] and got["packages.conda"] == up["packages.conda"]
+        zst = zstandard.ZstdDecompressor().stream_reader(io.BytesIO((d / "repodata.json.zst").read_bytes())).read()
+        assert zst == (d / "repodata.json").read_bytes()
+        for section in ("packages", "packages.conda"):
+            for fn, rec in got[section].items():
+                assert hashlib.sha256((d / fn).read_bytes()).hexdigest() == rec["sha256"]
+                assert rec["name"].startswith(("tool", "base-data", "pyutil"))
+        assert not (d / "current_repodata.json").exists()
+    rec = json.loads((dest / "main" / "linux-64" / "repodata.json").read_bytes())["packages.conda"]["tool007-1.1-h0_0.conda"]
+    assert rec["x_unknown_key"] == {"kept": 7}
+    receipt = json.loads((dest / ".airgap" / "receipt.json").read_bytes())
+    assert receipt["archives"][0]["archive_id"] == exported["result"]["archive_id"]
+    assert len(receipt["channels"]["main"]["linux-64"]) == 240
+    assert not list((dest / ".airgap").glob("staging-*"))
+
+    # the same archive again: a quick no-op that changes nothing
+    before = snapshot(dest)
+    t0 = time.monotonic()
+    r = cli("import", exported["archive"], "--into", dest, "--trusted-key", keys["good.pub"])
+    assert r.exit_code == 0 and "nothing to do" in r.output, r.output
+    assert time.monotonic() - t0 < 5
+    assert snapshot(dest) == before
+
+
+def test_second_archive_adds_to_the_channel(tmp_path: Path, upstream: dict[str, Any], keys: dict[str, Path]) -> None:
+    dest = tmp_path / "dest"
+    archives = []
+    for names in (["tool001"], ["tool002", "base-data"]):
+        cfg = write_config(tmp_path / "c.yaml", channels=[upstream["url"]], platforms=["linux-64"],
+                           mirror_dir=str(tmp_path / "cache"), pkg_list=names)
+        archive = tmp_path / f"{names[0]}.tar"
+        assert cli("export", "-f", cfg, "--sign-key", keys["good"], archive).exit_code == 0
+        archives.append(archive)
+    for archive in archives:
+        r = cli("import", archive, "--into", dest, "--trusted-key", keys["good.pub"])
+        assert r.exit_code == 0, r.output
+    rd = json.loads((dest / "main" / "linux-64" / "repodata.json").read_bytes())
+    names = {r["name"] for r in [*rd["packages"].values(), *rd["packages.conda"].values()]}
+    assert names == {"tool001", "tool002"}
+    noarch = json.loads((dest / "main" / "noarch" / "repodata.json").read_bytes())
+    assert {r["name"] for r in noarch["packages"].values()} == {"base-data"}
+    receipt = json.loads((dest / ".airgap" / "receipt.json").read_bytes())
+    assert len(receipt["archives"]) == 2
+
+
+def test_dest_channel_merges_channels_and_noarch_always_exists(tmp_path: Path, http_server: Callable[[Path], str],
+                                                                keys: dict[str, Path]) -> None:
+    up = tmp_path / "up"
+    write_channel(up / "alpha", [PackageSpec("a", "1", subdir="linux-64")], subdirs=("linux-64",))
+    write_channel(up / "beta", [PackageSpec("b", "1", subdir="linux-64")], subdirs=("linux-64",))
+    base = http_server(up)
+    cfg = write_config(tmp_path / "c.yaml", channels=[f"{base}/alpha", f"{base}/beta/"], platforms=["linux-64"],
+                       mirror_dir=str(tmp_path / "cache"), dest_channel="site", trusted_keys=[str(keys["good.pub"])])
+    assert cli("export", "-f", cfg, "--sign-key", keys["good"], tmp_path / "m.tar").exit_code == 0
+    r = cli("import", "-f", cfg, tmp_path / "m.tar", "--into", tmp_path / "dest")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == [".airgap", "site"]
+    rd = json.loads((tmp_path / "dest" / "site" / "linux-64" / "repodata.json").read_bytes())
+    assert {r["name"] for r in rd["packages"].values()} == {"a", "b"}
+    assert json.loads((tmp_path / "dest" / "site" / "noarch" / "repodata.json").read_bytes())["info"]["subdir"] == "noarch"
+
+
+# --- refusals: each leaves the destination byte-identical -------------------------------------
+
+
+def rewrite(src: Path, dst: Path, edit: Callable[[list[tuple[tarfile.TarInfo, bytes]]], list[tuple[tarfile.TarInfo, bytes]]]) -> None:
+    with tarfile.open(src) as tar:
+        members = [(m, tar.extractfile(m).read() if m.isreg() else b"") for m in tar.getmembers()]  # type: ignore[union-attr]
+    members = edit(members)
+    with tarfile.open(dst, "w", format=tarfile.PAX_FORMAT) as out:
+        for m, data in members:
+            m.size = len(data) if m.isreg() else 0
+            out.addfile(m, io.BytesIO(data) if m.isreg() else None)
+
+
+def flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
+
+
+def _first_package(members: list[tuple[tarfile.TarInfo, bytes]]) -> int:
+    manifest = json.loads(members[0][1])
+    pkg = next(b["sha256"] for b in manifest["blobs"] if b["kind"] == "package")
+    return next(i for i, (m, _) in enumerate(members) if m.name.endswith(pkg))
+
+
+def _edit_blob(ms: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfile.TarInfo, bytes]]:
+    i = _first_package(ms)
+    ms[i] = (ms[i][0], flip(ms[i][1], len(ms[i][1]) // 2))
+    return ms
+
+
+def _edit_manifest(ms: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfile.TarInfo, bytes]]:
+    ms[0] = (ms[0][0], ms[0][1].replace(b'"tool": "', b'"tool": "X').replace(b'"tool":"airgap', b'"tool":"airgaq'))
+    return ms
+
+
+def _drop_signature(ms: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfile.TarInfo, bytes]]:
+    return [m for m in ms if m[0].name != "manifest.sig"]
+
+
+def _add_member(name: str, kind: bytes = tarfile.REGTYPE) -> Callable[..., list[tuple[tarfile.TarInfo, bytes]]]:
+    def edit(ms: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfile.TarInfo, bytes]]:
+        ti = tarfile.TarInfo(name)
+        ti.type = kind
+        if kind == tarfile.SYMTYPE:
+            ti.linkname = "/etc/passwd"
+        return ms[:3] + [(ti, b"evil" if kind == tarfile.REGTYPE else b"")] + ms[3:]
+    return edit
+
+
+def _duplicate_blob(ms: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfile.TarInfo, bytes]]:
+    i = _first_package(ms)
+    return ms + [ms[i]]
+
+
+def _drop_blob(ms: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfile.TarInfo, bytes]]:
+    i = _first_package(ms)
+    return ms[:i] + ms[i + 1:]
+
+
+def _same_size_other_bytes(ms: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfile.TarInfo, bytes]]:
+    i = _first_package(ms)
+    ms[i] = (ms[i][0], b"\0" * len(ms[i][1]))
+    return ms
+
+
+def _manifest_not_first(ms: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfile.TarInfo, bytes]]:
+    return [ms[2], ms[0], ms[1], *ms[3:]]
+
+
+TAMPER = {
+    "flipped byte in a blob": (_edit_blob, 3, "does not match its sha256"),
+    "same-size blob with other bytes": (_same_size_other_bytes, 3, "does not match its sha256"),
+    "edited manifest": (_edit_manifest, 3, "manifest signature does not verify"),
+    "missing signature": (_drop_signature, 3, "expected a signed archive"),
+    "unlisted member": (_add_member("blobs/sha256/" + "e" * 64), 3, "not listed in the manifest"),
+    "dot-dot member": (_add_member("../../escape"), 3, "expected only blobs/sha256/<hex> members"),
+    "absolute member": (_add_member("/etc/evil"), 3, "expected only blobs/sha256/<hex> members"),
+    "symlink member": (_add_member("blobs/sha256/" + "f" * 64, tarfile.SYMTYPE), 3, "expected blobs/sha256/" + "f" * 64 + " to be a regular file"),
+    "duplicate member": (_duplicate_blob, 3, "appears twice"),
+    "missing member": (_drop_blob, 3, "missing"),
+    "manifest not first": (_manifest_not_first, 3, "expected manifest.json as the first member"),
+}
+
+
+@pytest.fixture(scope="module")
+def small_archive(tmp_path_factory: pytest.TempPathFactory, upstream: dict[str, Any], keys: dict[str, Path]) -> Path:
+    d = tmp_path_factory.mktemp("small")
+    cfg = write_config(d / "c.yaml", channels=[upstream["url"]], platforms=["linux-64"], mirror_dir=str(d / "cache"),
+                       pkg_list=["tool003", "tool004", "base-data"])
+    assert cli("export", "-f", cfg, "--sign-key", keys["good"], d / "small.tar").exit_code == 0
+    return d / "small.tar"
+
+
+@pytest.fixture
+def populated_dest(tmp_path: Path, exported: dict[str, Any], keys: dict[str, Path]) -> Path:
+    """A destination that already holds a channel (so 'unchanged' means something)."""
+    dest = tmp_path / "dest"
+    assert cli("import", exported["archive"], "--into", dest, "--trusted-key", keys["good.pub"]).exit_code == 0
+    return dest
+
+
+@pytest.mark.parametrize("case", list(TAMPER))
+def test_tampered_archives_are_refused_and_change_nothing(case: str, tmp_path: Path, small_archive: Path,
+                                                           populated_dest: Path, keys: dict[str, Path]) -> None:
+    edit, code, message = TAMPER[case]
+    bad = tmp_path / "bad.tar"
+    rewrite(small_archive, bad, edit)
+    for dest in (populated_dest, tmp_path / "fresh"):
+        before = snapshot(dest)
+        r = cli("import", bad, "--into", dest, "--trusted-key", keys["good.pub"])
+        assert r.exit_code == code, r.output
+        assert message in r.output, r.output
+        assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
+        assert snapshot(dest) == before
+        assert dest.exists() == bool(before)
+    r = cli("verify", bad, "--trusted-key", keys["good.pub"])
+    assert r.exit_code == code and message in r.output
+
+
+@pytest.mark.parametrize("keep", [0, 100, 700, 1500, -700, -10])
+def test_truncated_archives_are_refused(keep: int, tmp_path: Path, small_archive: Path, populated_dest: Path,
+                                        keys: dict[str, Path]) -> None:
+    data = small_archive.read_bytes()
+    bad = tmp_path / "cut.tar"
+    bad.write_bytes(data[: keep if keep >= 0 else len(data) + keep - 1024])
+    before = snapshot(populated_dest)
+    r = cli("import", bad, "--into", populated_dest, "--trusted-key", keys["good.pub"])
+    assert r.exit_code == 3, r.output
+    assert snapshot(populated_dest) == before
+
+
+@pytest.mark.parametrize("how", ["wrong key", "no key"])
+def test_untrusted_signers_are_refused(how: str, tmp_path: Path, small_archive: Path, populated_dest: Path,
+                                       keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # no default config with trusted_keys
+    before = snapshot(populated_dest)
+    args = ["--trusted-key", keys["other.pub"]] if how == "wrong key" else []
+    r = cli("import", small_archive, "--into", populated_dest, *args)
+    assert r.exit_code == 3
+    assert ("not trusted" if how == "wrong key" else "no trusted key") in r.output
+    assert snapshot(populated_dest) == before
+
+
+def test_unsigned_archives_need_explicit_flags(tmp_path: Path, upstream: dict[str, Any], keys: dict[str, Path]) -> None:
+    cfg = write_config(tmp_path / "c.yaml", channels=[upstream["url"]], platforms=["linux-64"],
+                       mirror_dir=str(tmp_path / "cache"), pkg_list=["tool005"])
+    r = cli("export", "-f", cfg, tmp_path / "u.tar")
+    assert r.exit_code == 2 and "--unsigned" in r.output and not (tmp_path / "u.tar").exists()
+    assert cli("export", "-f", cfg, "--unsigned", tmp_path / "u.tar").exit_code == 0
+    r = cli("import", tmp_path / "u.tar", "--into", tmp_path / "d", "--trusted-key", keys["good.pub"])
+    assert r.exit_code == 3 and "--allow-unsigned" in r.output and not (tmp_path / "d").exists()
+    r = cli("import", tmp_path / "u.tar", "--into", tmp_path / "d", "--allow-unsigned")
+    assert r.exit_code == 0, r.output
+
+
+def test_failure_while_publishing_rolls_back(tmp_path: Path, small_archive: Path, populated_dest: Path,
+                                             keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault after some files were placed (e.g. disk full on repodata) undoes everything."""
+    calls = {"n": 0}
+    real = DirectoryDestination.publish_index
+
+    def failing(self: DirectoryDestination, *args: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(28, "No space left on device")
+        real(self, *args)
+
+    monkeypatch.setattr(DirectoryDestination, "publish_index", failing)
+    before = snapshot(populated_dest)
+    # a different selection than populated_dest holds, so files really get placed and replaced
+    r = cli("import", small_archive, "--into", populated_dest, "--trusted-key", keys["good.pub"], "--dest-channel", "other")
+    assert r.exit_code == 1 and "No space left on device" in r.output, r.output
+    assert calls["n"] == 2
+    assert snapshot(populated_dest) == before
+
+
+def test_concurrent_import_waits_then_gives_up(tmp_path: Path, small_archive: Path, keys: dict[str, Path]) -> None:
+    dest = DirectoryDestination(tmp_path / "dest")
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with dest.locked([]):
+            holding.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert holding.wait(5)
+        r = cli("import", small_archive, "--into", dest.root, "--trusted-key", keys["good.pub"], "--lock-timeout", "0.5")
+        assert r.exit_code == 1 and "holds the lock" in r.output
+        assert not (dest.root / "main").exists()
+    finally:
+        release.set()
+        t.join()
+    r = cli("import", small_archive, "--into", dest.root, "--trusted-key", keys["good.pub"])
+    assert r.exit_code == 0, r.output
+
+
+def test_conda_client_installs_from_the_imported_channel(tmp_path: Path, exported: dict[str, Any], keys: dict[str, Path],
+                                                         http_server: Callable[[Path], str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from airgap.testing.rattler_client import install
+
+    dest = tmp_path / "dest"
+    assert cli("import", exported["archive"], "--into", dest, "--trusted-key", keys["good.pub"]).exit_code == 0
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("RATTLER_CACHE_DIR", str(tmp_path / "rattler"))
+    url = http_server(dest) + "/main"
+    names = install([url], ["tool042 1.1"], tmp_path / "prefix", tmp_path / "pkgs")
+    assert set(names) == {"tool042", "base-data"}
+    assert (tmp_path / "prefix" / "share" / "tool042" / "tool042-1.1.txt").exists()
+    assert (tmp_path / "prefix" / "share" / "base-data" / "base-data-2.0.txt").exists()
+    shutil.rmtree(tmp_path / "prefix")

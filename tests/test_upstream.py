@@ -1,0 +1,136 @@
+"""Upstream faults: 5xx retried with backoff, 404 and hash mismatch reported per file, no archive."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from airgap.cache import BlobCache, Expected, HashMismatch
+from airgap.cli import main
+from airgap.fetch import Fetcher, NotFound, TransientError
+from airgap.testing.condapkg import PackageSpec, write_channel
+
+
+class FaultServer:
+    """Serves a directory on 127.0.0.1; ``faults[path]`` is a list of statuses to answer first."""
+
+    def __init__(self, root: Path) -> None:
+        self.faults: dict[str, list[int]] = {}
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def __init__(self, *a: Any, **kw: Any) -> None:
+                super().__init__(*a, directory=str(root), **kw)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                server.requests.append(self.path)
+                queue = server.faults.get(self.path)
+                if queue:
+                    status = queue.pop(0)
+                    if status == 0:  # announce a body, send half, hang up
+                        self.send_response(200)
+                        self.send_header("Content-Length", "1000")
+                        self.end_headers()
+                        self.wfile.write(b"x" * 500)
+                        return
+                    self.send_error(status)
+                    return
+                super().do_GET()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def channel(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    root = tmp_path / "up" / "chan"
+    rd = write_channel(root, [PackageSpec("p", str(v), subdir="linux-64") for v in range(1, 4)], subdirs=("linux-64",))
+    server = FaultServer(tmp_path / "up")
+    yield {"root": root, "server": server, "url": server.url + "/chan/", "repodata": rd}
+    server.close()
+
+
+def fast_fetcher() -> Fetcher:
+    return Fetcher(workers=2, retries=4, timeout=5, backoff=0.01)
+
+
+def test_5xx_and_broken_bodies_are_retried(channel: dict[str, Any], tmp_path: Path) -> None:
+    fn = next(iter(channel["repodata"]["linux-64"]["packages.conda"]))
+    path = f"/chan/linux-64/{fn}"
+    channel["server"].faults[path] = [503, 500, 0]
+    rec = channel["repodata"]["linux-64"]["packages.conda"][fn]
+    cache = BlobCache(tmp_path / "cache")
+    with fast_fetcher() as f:
+        sha = cache.download(f, channel["url"] + "linux-64/" + fn, Expected(rec["sha256"], None, rec["size"]))
+    assert sha == rec["sha256"] and cache.path(sha).read_bytes() == (channel["root"] / "linux-64" / fn).read_bytes()
+    assert channel["server"].requests.count(path) == 4
+    assert list((tmp_path / "cache" / "tmp").iterdir()) == []
+
+
+def test_retries_give_up_with_a_clear_message(channel: dict[str, Any], tmp_path: Path) -> None:
+    channel["server"].faults["/chan/linux-64/repodata.json.zst"] = [502] * 10
+    with fast_fetcher() as f, pytest.raises(TransientError, match=r"HTTP 502 \(gave up after 4 attempts\)"):
+        f.get_bytes(channel["url"] + "linux-64/repodata.json.zst", 1 << 20)
+
+
+def test_404_is_not_retried(channel: dict[str, Any]) -> None:
+    with fast_fetcher() as f, pytest.raises(NotFound):
+        f.get_bytes(channel["url"] + "linux-64/nope.conda", 100)
+    assert channel["server"].requests.count("/chan/linux-64/nope.conda") == 1
+
+
+def test_md5_only_records_are_verified(channel: dict[str, Any], tmp_path: Path) -> None:
+    fn, rec = next(iter(channel["repodata"]["linux-64"]["packages"].items()))
+    cache = BlobCache(tmp_path / "cache")
+    with fast_fetcher() as f:
+        sha = cache.download(f, channel["url"] + "linux-64/" + fn, Expected(None, rec["md5"], rec["size"]))
+        assert sha == rec["sha256"]
+        assert cache.lookup(Expected(None, rec["md5"], rec["size"])) == sha
+        with pytest.raises(HashMismatch, match="expected md5"):
+            cache.download(f, channel["url"] + "linux-64/" + fn, Expected(None, "0" * 32, rec["size"]))
+
+
+def test_export_reports_every_bad_file_and_writes_no_archive(channel: dict[str, Any], tmp_path: Path) -> None:
+    files = sorted(channel["repodata"]["linux-64"]["packages.conda"])
+    (channel["root"] / "linux-64" / files[0]).unlink()  # 404
+    victim = channel["root"] / "linux-64" / files[1]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 1  # same size, other bytes
+    victim.write_bytes(bytes(data))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({"channels": [channel["url"]], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache"),
+                               "retries": 2}))
+    r = CliRunner().invoke(main, ["export", "-f", str(cfg), "--unsigned", str(tmp_path / "m.tar")])
+    assert r.exit_code == 1
+    assert "2 of 6 downloads failed; no archive was written" in r.output
+    assert f"{files[0]}: HTTP 404 not found" in r.output
+    assert f"{files[1]}: expected sha256" in r.output
+    assert not list(tmp_path.glob("*.tar*")) and not list(tmp_path.glob(".m.tar*"))
+    # the good files stay cached: a rerun after upstream is fixed downloads only the two
+    assert len(list((tmp_path / "cache" / "blobs" / "sha256").iterdir())) == 4
+
+
+def test_missing_channel_is_one_clear_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({"channels": [str(tmp_path / "nothing")], "platforms": ["linux-64"],
+                               "mirror_dir": str(tmp_path / "cache")}))
+    r = CliRunner().invoke(main, ["export", "-f", str(cfg), "--unsigned", str(tmp_path / "m.tar")])
+    assert r.exit_code == 1
+    assert "expected a conda channel (repodata.json in any of linux-64, noarch), found none" in r.output
