@@ -87,7 +87,7 @@ def _opt_int(path: str, v: Any) -> int | None:
 def _positive_int(path: str, v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise ConfigError(f"{path}: expected a whole number of at least 1, found {v!r}")
-    return n
+    return v
 
 
 def _str_list(path: str, v: Any) -> tuple[str, ...]:

@@ -64,8 +64,9 @@ class Repodata:
         if isinstance(value, str) and value:
             return value
         meta = self.extra.get("metadata")
-        if isinstance(meta, dict) and isinstance(meta.get("base_url"), str) and meta["base_url"]:
-            return meta["base_url"].rstrip("/") + "/" + self.subdir + "/"
+        meta_url = meta.get("base_url") if isinstance(meta, dict) else None
+        if isinstance(meta_url, str) and meta_url:
+            return meta_url.rstrip("/") + "/" + self.subdir + "/"
         return None
 
     def to_document(self, keep_base_url: bool = False) -> dict[str, Any]:

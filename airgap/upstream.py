@@ -101,6 +101,6 @@ def fetch_channel(fetcher: Fetcher, channel: Channel, subdirs: list[str]) -> dic
         out[subdir] = got
     if not out:
         raise UpstreamError(
-            f"{channel.url}: expected a conda channel with {'/'.join(subdirs)}/repodata.json, found none of them"
+            f"{channel.url}: expected a conda channel (repodata.json in any of {', '.join(subdirs)}), found none"
         )
     return out

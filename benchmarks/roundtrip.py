@@ -24,11 +24,10 @@ import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from airgap.testing.condapkg import PackageSpec, write_channel  # noqa: E402
+from airgap.testing.condapkg import PackageSpec, write_channel
 
 
 def parse_size(text: str) -> int:

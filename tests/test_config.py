@@ -52,6 +52,7 @@ def test_cas_mirror_listing_loads(tmp_path: Path) -> None:
     assert cfg.dest_channel == "anaconda"
     assert cfg.destination() == "/srv/conda"
     assert cfg.log_level == 20
+    assert load_config(write(tmp_path, "workers: 3\nretries: 2\ntimeout: 9\n", "n.yaml")).workers == 3
     assert cfg.unsupported_in_use() == []
 
 

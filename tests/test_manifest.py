@@ -7,8 +7,7 @@ import json
 import pytest
 
 from airgap.errors import ArchiveFormatError
-from airgap.manifest import (BlobEntry, ChannelEntry, Manifest, PackageEntry, RepodataBlob, SubdirEntry,
-                             canonical_json, parse_manifest)
+from airgap.manifest import BlobEntry, ChannelEntry, Manifest, PackageEntry, RepodataBlob, SubdirEntry, canonical_json, parse_manifest
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
 

@@ -42,7 +42,7 @@ class ArchiveStream:
         except OSError as exc:
             raise ArchiveFormatError(f"{self.path}: expected an airgap archive, cannot open it: {exc.strerror}") from None
         try:
-            self._tar = tarfile.open(fileobj=self._fh, mode="r|", copybufsize=CHUNK)
+            self._tar = tarfile.open(fileobj=self._fh, mode="r|", copybufsize=CHUNK)  # type: ignore[call-overload]
         except (tarfile.TarError, EOFError) as exc:
             self._fh.close()
             raise ArchiveFormatError(f"{self.path}: expected a tar archive (airgap/1), found something else ({exc})") from None
@@ -91,7 +91,7 @@ class ArchiveStream:
         self._pending = second
         return manifest, None
 
-    def blobs(self, manifest: Manifest) -> Iterator[tuple[BlobEntry, IO[bytes]]]:
+    def blobs(self, manifest: Manifest) -> Iterator[tuple[BlobEntry, _Guarded]]:
         """Yield each blob member with its manifest entry; the caller must consume it before the next."""
         index = manifest.blob_index()
         seen: set[str] = set()
@@ -145,7 +145,7 @@ def _read_exact(fh: IO[bytes], size: int, path: Path, name: str) -> bytes:
     return data
 
 
-def copy_verified(src: IO[bytes], entry: BlobEntry, dst: BinaryIO | None, what: str,
+def copy_verified(src: _Guarded | IO[bytes], entry: BlobEntry, dst: BinaryIO | None, what: str,
                   on_bytes: Callable[[int], None] | None = None) -> None:
     """Stream ``entry.size`` bytes from ``src`` into ``dst`` (or nowhere), checking the sha256."""
     h = hashlib.sha256()

@@ -63,7 +63,7 @@ def write_archive(
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as raw:
-            with tarfile.open(fileobj=raw, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=COPY_BUFSIZE) as tar:
+            with tarfile.open(fileobj=raw, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=COPY_BUFSIZE) as tar:  # type: ignore[call-overload]
                 tar.addfile(_info(MANIFEST, len(manifest), mtime), io.BytesIO(manifest))
                 if signature is not None:
                     tar.addfile(_info(SIGNATURE, len(signature), mtime), io.BytesIO(signature))
@@ -73,7 +73,7 @@ def write_archive(
                         if actual != size:
                             raise AirgapError(f"cache file {path}: expected {size} bytes, found {actual}; delete it and export again")
                         reader = _HashingReader(fh, on_bytes)
-                        tar.addfile(_info(blob_member(sha), size, mtime), reader)  # type: ignore[arg-type]
+                        tar.addfile(_info(blob_member(sha), size, mtime), reader)
                         if reader.hash.hexdigest() != sha:
                             raise AirgapError(f"cache file {path}: expected sha256 {sha}, found {reader.hash.hexdigest()}; delete it and export again")
             raw.flush()
