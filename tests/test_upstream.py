@@ -38,11 +38,12 @@ class FaultServer:
                 queue = server.faults.get(self.path)
                 if queue:
                     status = queue.pop(0)
-                    if status == 0:  # announce a body, send half, hang up
+                    if status == 0:  # announce the whole file, send half of it, hang up
+                        data = (root / self.path.lstrip("/")).read_bytes()
                         self.send_response(200)
-                        self.send_header("Content-Length", "1000")
+                        self.send_header("Content-Length", str(len(data)))
                         self.end_headers()
-                        self.wfile.write(b"x" * 500)
+                        self.wfile.write(data[: len(data) // 2])
                         return
                     self.send_error(status)
                     return

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import json
@@ -39,13 +38,11 @@ RECEIPT_FORMAT = "airgap-receipt/1"
 
 def _syncfs(path: Path) -> None:
     """Flush the file system holding ``path`` (one call instead of an fsync per file)."""
-    libc_name = ctypes.util.find_library("c")
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if libc_name:
-            libc = ctypes.CDLL(libc_name, use_errno=True)
-            if hasattr(libc, "syncfs") and libc.syncfs(fd) == 0:
-                return
+        libc = ctypes.CDLL(None, use_errno=True)  # the running process's symbols, libc included
+        if hasattr(libc, "syncfs") and libc.syncfs(fd) == 0:
+            return
         os.sync()
     finally:
         os.close(fd)
@@ -188,6 +185,7 @@ class DirectoryDestination:
         if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir()
+        created.append(staging)
         (staging / "backup").mkdir()
         return staging
 

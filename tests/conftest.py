@@ -1,0 +1,54 @@
+"""Shared fixtures: static HTTP servers on 127.0.0.1 (one per served directory, per session)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def serve_directory(path: Path) -> tuple[str, Callable[[], None]]:
+    """Serve ``path`` on 127.0.0.1 (a free port); return ``(base_url, stop)``."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(path)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        httpd.shutdown()
+        httpd.server_close()
+
+    return f"http://127.0.0.1:{httpd.server_address[1]}", stop
+
+
+@pytest.fixture(scope="session")
+def http_server() -> Iterator[Callable[[Path], str]]:
+    stops: list[Callable[[], None]] = []
+
+    def serve(path: Path) -> str:
+        url, stop = serve_directory(path)
+        stops.append(stop)
+        return url
+
+    yield serve
+    for stop in stops:
+        stop()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the developer's ~/.airgap.yaml, $AIRGAP_CONFIG or caches."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.delenv("AIRGAP_CONFIG", raising=False)
+    monkeypatch.delenv("AIRGAP_KEY_PASSPHRASE", raising=False)
