@@ -111,7 +111,7 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
     for ch in manifest.channels:
         result.channels.setdefault(target_channel(ch.name), []).extend(s.subdir for s in ch.subdirs)
     if manifest.archive_id in applied and not needed:
-        log.info("archive %s is already imported into %s; nothing to do", manifest.archive_id, dest.root)
+        log.debug("archive %s is already imported into %s; nothing to do", manifest.archive_id, dest.root)
         result.noop = True
         return result
 

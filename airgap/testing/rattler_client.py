@@ -14,11 +14,11 @@ async def rattler_install(channel_urls: list[str], specs: list[str], prefix: Pat
     records = await rattler.solve(
         sources=[rattler.Channel(u) for u in channel_urls],
         specs=specs,
-        gateway=rattler.Gateway(cache_dir=str(cache / "repodata")),
+        gateway=rattler.Gateway(cache_dir=cache / "repodata"),
         platforms=[rattler.Subdir(platform), rattler.Subdir("noarch")],
         virtual_packages=[],
     )
-    await rattler.install(records, target_prefix=str(prefix), cache_dir=str(cache / "pkgs"))
+    await rattler.install(records, target_prefix=prefix, cache_dir=cache / "pkgs")
     return sorted(r.name.normalized for r in records)
 
 
