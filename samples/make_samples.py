@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from airgap.testing.condapkg import PackageSpec, write_channel  # noqa: E402
+from airgap.testing.condapkg import PackageSpec, write_channel
 
 HELLO = b"""#!/bin/sh
 # airgap-hello: proves a package crossed the air gap and installed
