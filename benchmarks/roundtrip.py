@@ -77,9 +77,11 @@ def main() -> None:
     gen = time.perf_counter() - t0
     print(f"generated {len(files)} packages, {total / 2**20:.1f} MiB in {gen:.1f}s at {work}", file=sys.stderr)
 
-    handler = partial(SimpleHTTPRequestHandler, directory=str(work / "up"))
-    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(work / "up")))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}/bench/"
     (work / "export.yaml").write_text(f"channels: ['{url}']\nplatforms: [linux-64]\nmirror_dir: {work / 'cache'}\n")

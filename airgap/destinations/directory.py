@@ -124,7 +124,7 @@ class DirectoryDestination:
         makedirs_tracked(self.state_dir, journal.created_dirs)
         path = self.state_dir / RECEIPT
         journal.prepare_replace(path)
-        data = json.dumps(receipt, sort_keys=True, indent=1).encode("utf-8")
+        data = json.dumps(receipt, sort_keys=True, separators=(",", ":")).encode("utf-8")
         atomic_write_bytes(path, data)
 
     def read_repodata(self, channel: str, subdir: str) -> Repodata | None:
