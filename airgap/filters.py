@@ -1,31 +1,82 @@
 """Which upstream records cross the air gap. Pure: repodata and filters in, decisions out.
 
-This version implements ``platforms`` (which subdirs are read; ``noarch`` always) and
-``pkg_list`` (names or conda match specs limiting the selection). Every excluded record
-carries the rule that excluded it, so plan and clean can explain themselves. Match specs
-and versions follow conda's semantics through py-rattler; nothing is hand-rolled.
+Rules, applied in this order to the records of ``platforms`` + ``noarch`` (cas-mirror's
+documented semantics, plus airgap's own keys):
+
+1. ``snapshot_date``: drop records published after it (record ``timestamp``); records
+   without a timestamp are kept.
+2. ``license_blacklist``: drop license families (case-insensitive). A family covers its
+   versioned forms (``GPL`` drops GPL, GPL2, GPL3; LGPL and AGPL are families of their own).
+   A record without ``license_family`` is classified from its ``license`` string
+   (:func:`license_families`); one that cannot be classified is kept.
+3. ``blacklist``: drop records matching a name or match spec.
+4. ``whitelist``: records matching a name or spec are kept even if 2 or 3 dropped them.
+5. ``pkg_list`` (and ``include``): limit the selection to records matching one of them.
+6. ``exclude``: drop records matching a spec, whatever else said.
+7. ``python_versions``: keep records that are not python-specific, ``noarch: python``
+   records, and records built for a listed version — decided from ``depends`` (``python``
+   and ``python_abi`` dependencies), not from build strings.
+8. ``latest: N``: of what is left, keep the newest N versions of each name per subdir.
+9. ``with_dependencies``: add, until nothing changes, every record that satisfies a
+   dependency of a selected record, from the same platform or noarch, among the records that
+   rules 1–3, 6 and 7 (and 8) allow.
+
+Every excluded record carries the rule that excluded it. Match specs and versions follow
+conda's semantics through py-rattler; nothing here orders versions or parses specs by hand.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ConfigError
 from .repodata import Repodata
+
+Record = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
 class Filters:
     platforms: tuple[str, ...]
     pkg_list: tuple[str, ...] = ()
+    license_blacklist: tuple[str, ...] = ()
+    blacklist: tuple[str, ...] = ()
+    whitelist: tuple[str, ...] = ()
+    python_versions: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    latest: int | None = None
+    snapshot_date: str | None = None
+    with_dependencies: bool = False
 
     def subdirs(self) -> list[str]:
         return [*self.platforms, "noarch"]
 
     def to_json(self) -> dict[str, Any]:
-        return {"platforms": list(self.platforms), "pkg_list": list(self.pkg_list)}
+        out: dict[str, Any] = {"platforms": list(self.platforms), "pkg_list": list(self.pkg_list)}
+        for key in ("license_blacklist", "blacklist", "whitelist", "python_versions", "include", "exclude"):
+            if getattr(self, key):
+                out[key] = list(getattr(self, key))
+        if self.latest is not None:
+            out["latest"] = self.latest
+        if self.snapshot_date is not None:
+            out["snapshot_date"] = self.snapshot_date
+        if self.with_dependencies:
+            out["with_dependencies"] = True
+        return out
+
+    def validate(self) -> None:
+        """Parse every spec, version and date once, so a typo fails before any download."""
+        for key in ("pkg_list", "blacklist", "whitelist", "include", "exclude"):
+            SpecSet(key, getattr(self, key))
+        _python_targets(self.python_versions)
+        _snapshot_ms(self.snapshot_date)
+        if self.latest is not None and self.latest < 1:
+            raise ConfigError(f"latest: expected a whole number of at least 1, found {self.latest}")
 
 
 @dataclass
@@ -34,12 +85,29 @@ class Selection:
     excluded: dict[str, str] = field(default_factory=dict)  # filename -> reason
 
 
-class _SpecSet:
-    """A list of match specs, indexed by package name so most records cost one dict lookup."""
+# --- match specs -----------------------------------------------------------------------
+
+
+def _rattler_record(record: Record, subdir: str) -> Any:
+    from rattler import BuildString, PackageRecord
+
+    build_number = record.get("build_number", 0)
+    return PackageRecord(
+        name=str(record["name"]),
+        version=str(record["version"]),
+        build=BuildString(str(record["build"])),
+        build_number=build_number if isinstance(build_number, int) and not isinstance(build_number, bool) else 0,
+        subdir=str(record.get("subdir") or subdir),
+    )
+
+
+class SpecSet:
+    """A list of names or match specs, indexed by package name: most records cost one lookup."""
 
     def __init__(self, key: str, specs: Iterable[str]) -> None:
-        from rattler import MatchSpec  # imported lazily: it is large and most commands do not need it
+        from rattler import MatchSpec  # lazily: most commands never need it
 
+        self.key = key
         self.by_name: dict[str, list[tuple[str, Any]]] = {}
         for i, text in enumerate(specs):
             try:
@@ -52,39 +120,321 @@ class _SpecSet:
             only_name = text.strip().lower() == name
             self.by_name.setdefault(name, []).append((text, None if only_name else spec))
 
-    def match(self, record: Mapping[str, Any]) -> str | None:
+    def __bool__(self) -> bool:
+        return bool(self.by_name)
+
+    def match(self, record: Record, subdir: str) -> str | None:
         """The first spec text matching ``record``, or None."""
-        name = str(record.get("name", "")).lower()
-        candidates = self.by_name.get(name)
+        candidates = self.by_name.get(str(record.get("name", "")).lower())
         if not candidates:
             return None
         for text, spec in candidates:
-            if spec is None or spec.matches(_rattler_record(record)):
+            if spec is None or spec.matches(_rattler_record(record, subdir)):
                 return text
         return None
 
 
-def _rattler_record(record: Mapping[str, Any]) -> Any:
-    from rattler import BuildString, PackageRecord
+# --- licenses ----------------------------------------------------------------------------
 
-    build_number = record.get("build_number", 0)
-    return PackageRecord(
-        name=str(record["name"]),
-        version=str(record["version"]),
-        build=BuildString(str(record["build"])),
-        build_number=build_number if isinstance(build_number, int) else 0,
-        subdir=str(record.get("subdir") or "noarch"),
+_FAMILY_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(p, re.IGNORECASE), fam)
+    for p, fam in (
+        (r"^(AGPL|GNU AFFERO)", "AGPL"),
+        (r"^(LGPL|GNU LESSER|GNU LIBRARY)", "LGPL"),
+        (r"^(GPL|GNU GENERAL PUBLIC|GNU GPL)[- ]?V?([23])", "GPL{2}"),
+        (r"^(GPL|GNU GENERAL PUBLIC|GNU GPL)", "GPL"),
+        (r"^BSD", "BSD"),
+        (r"^MIT", "MIT"),
+        (r"^APACHE", "APACHE"),
+        (r"^(PSF|PYTHON SOFTWARE)", "PSF"),
+        (r"^(MPL|MOZILLA)", "MOZILLA"),
+        (r"^CC[- ]", "CC"),
+        (r"^(PUBLIC[- ]DOMAIN|UNLICENSE|CC0)", "PUBLIC-DOMAIN"),
+        (r"^PROPRIETARY", "PROPRIETARY"),
     )
+)
+
+
+def _classify_one(text: str) -> str | None:
+    text = text.strip().strip("()").strip()
+    for pattern, family in _FAMILY_PATTERNS:
+        m = pattern.match(text)
+        if m:
+            return family.replace("{2}", m.group(2)) if "{2}" in family else family
+    return None
+
+
+def license_families(record: Record) -> list[list[str | None]]:
+    """The record's license as alternatives (OR) of conjunctions (AND) of families.
+
+    ``license_family`` wins when present. Otherwise the ``license`` string is split on
+    ``OR``/``|`` into alternatives and each alternative on ``AND``/``&``/``,``/``;``, and each
+    part is classified by its leading words (``GPL-3.0-only`` → GPL3, ``LGPL-2.1`` → LGPL);
+    a part that cannot be classified is ``None``.
+    """
+    family = record.get("license_family")
+    if isinstance(family, str) and family.strip():
+        return [[family.strip().upper()]]
+    text = record.get("license")
+    if not isinstance(text, str) or not text.strip():
+        return [[None]]
+    alternatives = re.split(r"\s+OR\s+|\s*\|\s*", text, flags=re.IGNORECASE)
+    return [[_classify_one(part) for part in re.split(r"\s+AND\s+|\s*[&,;]\s*", alt, flags=re.IGNORECASE)]
+            for alt in alternatives]
+
+
+def _family_blocked(family: str | None, blacklist: tuple[str, ...]) -> str | None:
+    if family is None:
+        return None
+    for b in blacklist:
+        if family == b or (family.startswith(b) and re.fullmatch(r"[-_ ]?V?\d+(\.\d+)*\+?", family[len(b):])):
+            return b
+    return None
+
+
+def license_blocked(record: Record, blacklist: tuple[str, ...]) -> str | None:
+    """The blacklisted family that excludes ``record``, or None.
+
+    Excluded when every alternative (OR) contains a blacklisted family (AND): a package
+    offered as ``MIT OR GPL-3.0`` can be used under MIT and is kept.
+    """
+    if not blacklist:
+        return None
+    hit: str | None = None
+    for alternative in license_families(record):
+        blocked = next((b for b in (_family_blocked(f, blacklist) for f in alternative) if b), None)
+        if blocked is None:
+            return None
+        hit = hit or blocked
+    return hit
+
+
+# --- python versions ---------------------------------------------------------------------
+
+
+def _python_targets(versions: tuple[str, ...]) -> list[tuple[str, Any, Any]]:
+    """(text, python PackageRecord, python_abi PackageRecord) for each listed version."""
+    if not versions:
+        return []
+    from rattler import BuildString, PackageRecord, Version
+
+    out = []
+    for i, v in enumerate(versions):
+        parts = v.split(".")
+        if len(parts) < 2 or not all(p.isdigit() for p in parts[:2]):
+            raise ConfigError(f"python_versions[{i}]: expected a version such as 3.11, found {v!r}")
+        major_minor = ".".join(parts[:2])
+        full = v if len(parts) > 2 else f"{major_minor}.0"
+        Version(full)
+        py = PackageRecord(name="python", version=full, build=BuildString("0"), build_number=0, subdir="noarch")
+        abi = PackageRecord(name="python_abi", version=major_minor, build=BuildString(f"0_cp{''.join(parts[:2])}"),
+                            build_number=0, subdir="noarch")
+        out.append((major_minor, py, abi))
+    return out
+
+
+class _PythonFilter:
+    def __init__(self, versions: tuple[str, ...]) -> None:
+        self.targets = _python_targets(versions)
+        self._cache: dict[str, set[str]] = {}  # dependency text -> versions it admits
+
+    def _admits(self, dep: str) -> set[str]:
+        got = self._cache.get(dep)
+        if got is None:
+            from rattler import MatchSpec
+
+            try:
+                spec = MatchSpec(dep)
+            except Exception:
+                got = {t for t, _, _ in self.targets}  # unreadable: do not decide on it
+            else:
+                got = {t for t, py, abi in self.targets if spec.matches(abi if dep.startswith("python_abi") else py)}
+            self._cache[dep] = got
+        return got
+
+    def reason(self, record: Record) -> str | None:
+        """None if the record is kept, else why not."""
+        if not self.targets or record.get("noarch") == "python":
+            return None
+        wanted = {t for t, _, _ in self.targets}
+        if record.get("name") == "python":  # the interpreter itself: its own version decides
+            version = str(record.get("version", ""))
+            if any(version == t or version.startswith(t + ".") for t in wanted):
+                return None
+            return f"python_versions: python {version} is not one of {', '.join(sorted(wanted))}"
+        admitted = set(wanted)
+        first: str | None = None
+        for dep in record.get("depends") or ():
+            if not isinstance(dep, str):
+                continue
+            dep = dep.strip()
+            if dep.split(" ", 1)[0] in ("python", "python_abi") and " " in dep:
+                first = first or dep
+                admitted &= self._admits(dep)
+        if first is None or admitted:
+            return None
+        return f"python_versions: built for another python ({first})"
+
+
+# --- dates and versions -------------------------------------------------------------------
+
+
+def _snapshot_ms(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"snapshot_date: expected a date such as 2024-05-01 or 2024-05-01T12:00:00Z, found {text!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    if len(text) <= 10:  # a bare date means the end of that day
+        dt = dt.replace(hour=23, minute=59, second=59)
+    return int(dt.timestamp() * 1000)
+
+
+def _timestamp_ms(record: Record) -> int | None:
+    ts = record.get("timestamp")
+    if not isinstance(ts, (int, float)) or isinstance(ts, bool):
+        return None
+    return int(ts if ts > 1e11 else ts * 1000)  # older records store seconds
+
+
+def _newest_versions(names: dict[str, list[tuple[str, Record]]], n: int) -> set[str]:
+    from rattler import Version
+
+    keep: set[str] = set()
+    for items in names.values():
+        versions: dict[str, Any] = {}
+        for _, rec in items:
+            v = str(rec["version"])
+            if v not in versions:
+                try:
+                    versions[v] = Version(v)
+                except Exception:
+                    versions[v] = None
+        ordered = sorted((pv, v) for v, pv in versions.items() if pv is not None)
+        newest = {v for _, v in ordered[-n:]} | {v for v, pv in versions.items() if pv is None}
+        keep.update(fn for fn, rec in items if str(rec["version"]) in newest)
+    return keep
+
+
+# --- the selection -------------------------------------------------------------------------
+
+
+def select_channel(repodatas: Mapping[str, Repodata], filters: Filters) -> dict[str, Selection]:
+    """Decide for every record of every subdir of one channel; ``selected`` sorted by filename."""
+    specs = {k: SpecSet(k, getattr(filters, k)) for k in ("pkg_list", "blacklist", "whitelist", "include", "exclude")}
+    limit = SpecSet("pkg_list", filters.pkg_list + filters.include)
+    python = _PythonFilter(filters.python_versions)
+    cutoff = _snapshot_ms(filters.snapshot_date)
+
+    excluded: dict[str, dict[str, str]] = {s: {} for s in repodatas}
+    allowed: dict[str, dict[str, Record]] = {s: {} for s in repodatas}  # may enter via closure
+    roots: dict[str, set[str]] = {s: set() for s in repodatas}
+    for subdir, rd in repodatas.items():
+        for filename, record in rd.records():
+            reason = _base_reason(record, subdir, filters, specs, python, cutoff)
+            if reason is not None:
+                excluded[subdir][filename] = reason
+                continue
+            allowed[subdir][filename] = record
+            if limit and limit.match(record, subdir) is None:
+                excluded[subdir][filename] = "not in pkg_list" if not filters.include else "not in pkg_list or include"
+                continue
+            roots[subdir].add(filename)
+
+    if filters.latest is not None:
+        for subdir in repodatas:
+            by_name: dict[str, list[tuple[str, Record]]] = {}
+            for fn, rec in allowed[subdir].items():
+                by_name.setdefault(str(rec["name"]), []).append((fn, rec))
+            keep = _newest_versions(by_name, filters.latest)
+            for fn in list(allowed[subdir]):
+                if fn not in keep:
+                    del allowed[subdir][fn]
+                    roots[subdir].discard(fn)
+                    excluded[subdir].setdefault(fn, f"latest: older than the newest {filters.latest} versions")
+
+    if filters.with_dependencies:
+        added = dependency_closure(allowed, roots)
+        for subdir, fns in added.items():
+            for fn in fns:
+                excluded[subdir].pop(fn, None)
+                roots[subdir].add(fn)
+
+    return {s: Selection(sorted(roots[s]), excluded[s]) for s in repodatas}
+
+
+def _base_reason(record: Record, subdir: str, filters: Filters, specs: Mapping[str, SpecSet],
+                 python: _PythonFilter, cutoff: int | None) -> str | None:
+    if cutoff is not None:
+        ts = _timestamp_ms(record)
+        if ts is not None and ts > cutoff:
+            return f"snapshot_date: published after {filters.snapshot_date}"
+    dropped = None
+    family = license_blocked(record, filters.license_blacklist)
+    if family is not None:
+        dropped = f"license_blacklist: {family}"
+    elif specs["blacklist"] and (hit := specs["blacklist"].match(record, subdir)) is not None:
+        dropped = f"blacklist: {hit}"
+    if dropped is not None and not (specs["whitelist"] and specs["whitelist"].match(record, subdir) is not None):
+        return dropped
+    if specs["exclude"] and (hit := specs["exclude"].match(record, subdir)) is not None:
+        return f"exclude: {hit}"
+    return python.reason(record)
+
+
+def dependency_closure(allowed: Mapping[str, Mapping[str, Record]], roots: Mapping[str, set[str]]) -> dict[str, set[str]]:
+    """Records from ``allowed`` that the ``roots`` need, transitively; per subdir.
+
+    Each platform is closed together with noarch (a platform record may need a noarch one and
+    the reverse); noarch records are resolved against noarch plus every platform.
+    """
+    from rattler import MatchSpec
+
+    index: dict[str, dict[str, list[str]]] = {}
+    for subdir, recs in allowed.items():
+        by_name: dict[str, list[str]] = {}
+        for fn, rec in recs.items():
+            by_name.setdefault(str(rec["name"]).lower(), []).append(fn)
+        index[subdir] = by_name
+    spec_cache: dict[str, Any] = {}
+    converted: dict[tuple[str, str], Any] = {}
+    selected = {s: set(fns) for s, fns in roots.items()}
+    added: dict[str, set[str]] = {s: set() for s in allowed}
+    platforms = [s for s in allowed if s != "noarch"]
+    queue: list[tuple[str, str]] = [(s, fn) for s, fns in roots.items() for fn in fns if fn in allowed.get(s, {})]
+    while queue:
+        subdir, fn = queue.pop()
+        record = allowed[subdir][fn]
+        pools = [subdir, "noarch"] if subdir != "noarch" else ["noarch", *platforms]
+        for dep in record.get("depends") or ():
+            if not isinstance(dep, str) or not dep or dep.startswith("__"):
+                continue
+            name = dep.split(" ", 1)[0].split("[", 1)[0].lower()
+            spec: Any = spec_cache.get(dep)
+            if spec is None:
+                try:
+                    spec = MatchSpec(dep)
+                except Exception:
+                    spec = False
+                spec_cache[dep] = spec
+            for pool in pools:
+                for cand in index.get(pool, {}).get(name, ()):
+                    if cand in selected[pool]:
+                        continue
+                    key = (pool, cand)
+                    rr = converted.get(key)
+                    if rr is None:
+                        rr = converted[key] = _rattler_record(allowed[pool][cand], pool)
+                    if spec is False or spec.matches(rr):
+                        selected[pool].add(cand)
+                        added[pool].add(cand)
+                        queue.append((pool, cand))
+    return added
 
 
 def select(rd: Repodata, filters: Filters) -> Selection:
-    """Decide for every record of one subdir; ``selected`` is sorted by filename."""
-    out = Selection()
-    pkg_specs = _SpecSet("pkg_list", filters.pkg_list) if filters.pkg_list else None
-    for filename, record in rd.records():
-        if pkg_specs is not None and pkg_specs.match(record) is None:
-            out.excluded[filename] = "not in pkg_list"
-            continue
-        out.selected.append(filename)
-    out.selected.sort()
-    return out
+    """One subdir on its own (no dependency closure across subdirs)."""
+    return select_channel({rd.subdir: rd}, filters)[rd.subdir]

@@ -111,9 +111,9 @@ def test_default_channel_follows_remote_url() -> None:
     assert from_mapping({"remote_url": "http://127.0.0.1:9/"}).channels == ("http://127.0.0.1:9/pkgs/main/",)
 
 
-def test_unimplemented_filters_are_reported_not_ignored() -> None:
-    cfg = from_mapping({"blacklist": ["openssl"], "python_versions": ["3.11"]})
-    assert cfg.unsupported_in_use() == ["python_versions", "blacklist"]
+def test_unimplemented_keys_are_reported_not_ignored() -> None:
+    cfg = from_mapping({"blacklist": ["openssl"], "delta": True, "fetch_installers": True})
+    assert cfg.unsupported_in_use() == ["fetch_installers", "delta"]
 
 
 @pytest.mark.parametrize("command", ["export", "import", "verify", "inspect"])

@@ -22,7 +22,7 @@ from ..compress import zstd_compress
 from ..config import Config
 from ..errors import ConfigError, DownloadError, UpstreamError, UsageError
 from ..fetch import Fetcher
-from ..filters import Filters, select
+from ..filters import Filters, select_channel
 from ..manifest import BlobEntry, ChannelEntry, Manifest, PackageEntry, RepodataBlob, SubdirEntry
 from ..progress import Progress, null_progress
 from ..repodata import record_hashes
@@ -68,7 +68,21 @@ def filters_from_config(config: Config) -> Filters:
         )
     if not config.channels:
         raise ConfigError("channels: expected at least one upstream channel, found none")
-    return Filters(platforms=config.platforms, pkg_list=config.pkg_list)
+    filters = Filters(
+        platforms=config.platforms,
+        pkg_list=config.pkg_list,
+        license_blacklist=tuple(f.upper() for f in config.license_blacklist),
+        blacklist=config.blacklist,
+        whitelist=config.whitelist,
+        python_versions=config.python_versions,
+        include=config.include,
+        exclude=config.exclude,
+        latest=config.latest,
+        snapshot_date=config.snapshot_date,
+        with_dependencies=config.with_dependencies,
+    )
+    filters.validate()
+    return filters
 
 
 def resolve_channels(config: Config) -> list[Channel]:
@@ -117,8 +131,8 @@ def _export(config: Config, filters: Filters, channels: list[Channel], archive: 
     for ch in channels:
         fetched[ch.name] = fetch_channel(fetcher, ch, subdirs)
         bar.update(len(subdirs))
-        for subdir, fr in fetched[ch.name].items():
-            sel = select(fr.repodata, filters)
+        selections = select_channel({s: fr.repodata for s, fr in fetched[ch.name].items()}, filters)
+        for subdir, sel in selections.items():
             selected[(ch.name, subdir)] = sel.selected
             excluded += len(sel.excluded)
     bar.close()
