@@ -195,27 +195,57 @@ def keygen(path: str, force: bool, state: _State, config: Config | None) -> None
 
 
 @main.command()
-@click.argument("archive", type=click.Path(dir_okay=False))
+@click.argument("archive", type=click.Path(dir_okay=False), required=False)
 @click.option("--sign-key", type=click.Path(dir_okay=False), help="Ed25519 private key (default: signing_key in the config).")
 @click.option("--unsigned", is_flag=True, help="Write an archive without a signature (import then needs --allow-unsigned).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--plan", "plan_only", is_flag=True, help="Compute the selection and stop: no package is downloaded, no archive written.")
+@click.option("--media-size", help="With --plan: compare the total with a medium (4.7G, 25G, 700M, bytes).")
+@click.option("--check-installable", "check_specs", multiple=True, metavar="SPEC",
+              help="Solve SPEC against the selection per platform x python before downloading (repeatable; adds to installable).")
+@click.option("--allow-unsolvable", is_flag=True, help="Report unsolvable specs but export anyway.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result (or the plan) as JSON.")
 @common_options()
-def export(archive: str, sign_key: str | None, unsigned: bool, as_json: bool, state: _State, config: Config) -> None:
+def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only: bool, media_size: str | None,
+           check_specs: tuple[str, ...], allow_unsolvable: bool, as_json: bool, state: _State, config: Config) -> None:
     """Fetch, filter and download upstream packages into one signed ARCHIVE.
 
     \b
-    Example:  airgap export -f export.yaml --sign-key ~/keys/airgap mirror.tar
+    Examples:
+      airgap export -f export.yaml --sign-key ~/keys/airgap mirror.tar
+      airgap export -f export.yaml --plan --media-size 25G
+      airgap export -f export.yaml --plan --check-installable "python 3.11.*" numpy
     """
-    from .ops.export import run_export
+    from .config import parse_size
+    from .ops.export import run_export, run_plan
     from .signing import load_signer
 
+    specs = list(check_specs) + list(config.installable)
+    if plan_only:
+        media = parse_size(media_size, "--media-size") if media_size else None
+        plan = run_plan(config, installable_specs=specs, allow_unsolvable=allow_unsolvable, progress=_progress(state.quiet))
+        if as_json:
+            doc = plan.to_json()
+            if media is not None:
+                doc["media_size"] = media
+                doc["fits"] = plan.total_bytes <= media
+            _emit_json(doc)
+        else:
+            _print_plan(plan.summary(), media, [o.to_json() for o in plan.installability])
+        if media is not None and plan.total_bytes > media:
+            raise UsageError(f"--media-size: expected the selection to fit in {_human(media)}, found {_human(plan.total_bytes)}")
+        return
+    if media_size:
+        raise UsageError("--media-size: expected together with --plan (volumes are not implemented yet)")
+    if not archive:
+        raise UsageError("expected ARCHIVE, the file to write (or --plan to only compute the selection)")
     key = sign_key or config.signing_key
     if unsigned and sign_key:
         raise UsageError("--unsigned and --sign-key: expected one of them, found both")
     if not key and not unsigned:
         raise UsageError("expected --sign-key KEY (or signing_key in the config), found neither; use --unsigned to write an unsigned archive on purpose")
     signer = None if unsigned else load_signer(key)  # type: ignore[arg-type]
-    result = run_export(config, Path(archive), signer, progress=_progress(state.quiet))
+    result = run_export(config, Path(archive), signer, installable_specs=specs, allow_unsolvable=allow_unsolvable,
+                        progress=_progress(state.quiet))
     if as_json:
         _emit_json(result.to_json())
         return
@@ -225,6 +255,20 @@ def export(archive: str, sign_key: str | None, unsigned: bool, as_json: bool, st
         f"archive {_human(result.archive_bytes)}, id {result.archive_id}, "
         + (f"signed by {result.signer[:16]}" if result.signer else "UNSIGNED")
     )
+
+
+def _print_plan(summary: dict[str, Any], media: int | None, solves: list[dict[str, Any]]) -> None:
+    for channel, subdirs in sorted(summary["channels"].items()):
+        click.echo(f"channel {channel}")
+        for subdir, n in sorted(subdirs.items()):
+            click.echo(f"  {subdir:<16} {n['packages']:>8} packages {_human(n['bytes']):>11}")
+    click.echo(f"total    {summary['packages']} packages, {_human(summary['total_bytes'])}"
+               + (f" of {_human(media)} ({100 * summary['total_bytes'] / media:.0f}%)" if media else ""))
+    if summary["excluded_by_rule"]:
+        click.echo("excluded " + ", ".join(f"{n} by {rule}" for rule, n in summary["excluded_by_rule"].items()))
+    for o in solves:
+        where = o["platform"] + (f" python {o['python']}" if o["python"] else "")
+        click.echo(f"solve    {where:<22} {'ok, ' + str(o['packages']) + ' packages' if o['ok'] else 'FAILED: ' + ' '.join(o['message'].split())[:200]}")
 
 
 def _trusted(keys: tuple[str, ...], config: Config) -> Any:
@@ -273,6 +317,42 @@ def import_(archive: str, into: str | None, trusted_keys: tuple[str, ...], dest_
     else:
         click.echo(f"imported {archive} into {result.destination}: {result.packages_added} package files added "
                    f"({_human(result.bytes_written)}), {result.packages_present} already present; channels: {chans}")
+
+
+@main.command()
+@click.option("--into", "into", help="The destination to clean (default: into / dest_site in the config).")
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed, and why; change nothing.")
+@click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for an import to finish.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@common_options()
+def clean(into: str | None, dry_run: bool, lock_timeout: float, as_json: bool, state: _State, config: Config) -> None:
+    """Remove what the destination holds that the current filters no longer select.
+
+    Repodata is republished first, then the files are deleted: clients never see an index
+    that lists a missing file. Kept packages that would lose a dependency are reported.
+
+    \b
+    Examples:
+      airgap clean -f import.yaml --dry-run
+      airgap clean -f import.yaml --into /srv/conda --json
+    """
+    from .ops.clean import run_clean
+    from .ops.export import filters_from_config
+
+    dest = into or config.destination()
+    if not dest:
+        raise UsageError("expected a destination: --into DIR, or into / dest_site in the config; found none")
+    result = run_clean(Path(dest), filters_from_config(config), dry_run=dry_run, lock_timeout=lock_timeout)
+    if as_json:
+        _emit_json(result.to_json())
+        return
+    verb = "would remove" if dry_run else "removed"
+    for r in result.remove:
+        click.echo(f"{verb} {r.channel}/{r.subdir}/{r.filename} ({_human(r.size or 0)}): {r.reason}")
+    for b in result.broken:
+        click.echo(f"warning: {b['channel']}/{b['subdir']}/{b['filename']} would lose its dependency {b['dependency']!r}")
+    click.echo(f"{verb} {len(result.remove)} packages ({_human(result.bytes)}); {result.keep} kept"
+               + ("; nothing was changed (--dry-run)" if dry_run else ""))
 
 
 @main.command()

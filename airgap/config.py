@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,7 +184,7 @@ _KEYS: tuple[_Key, ...] = (
     _Key("latest", _opt_int, None, "keep the newest N versions of each name per subdir"),
     _Key("snapshot_date", _opt_str, None, "the channel as it was at this date (record timestamps)"),
     _Key("with_dependencies", _bool, False, "add every record the selection depends on"),
-    _Key("installable", _str_list, (), "specs that must solve (not implemented yet)", "later"),
+    _Key("installable", _str_list, (), "specs that must solve against the selection, per platform x python"),
     _Key("volume_size", _anything, None, "split archives into volumes (not implemented yet)", "later"),
 )
 KEYS: Mapping[str, _Key] = {k.name: k for k in _KEYS}
@@ -355,3 +356,19 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
     if data is None:
         data = {}
     return from_mapping(data, str(p))
+
+
+_SIZE_UNITS = {"": 1, "B": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+               "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_size(text: str | int, what: str = "size") -> int:
+    """Bytes from ``123``, ``700M``, ``4.7G`` (decimal units, as media are sold) or ``2GiB``."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(text))
+    unit = m.group(2).upper() if m else None
+    if m is None or unit not in _SIZE_UNITS:
+        raise ConfigError(f"{what}: expected a size such as 4.7G, 700M or 25000000000, found {text!r}")
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])

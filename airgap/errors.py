@@ -39,6 +39,10 @@ class DownloadError(UpstreamError):
         self.failures = list(failures or [])
 
 
+class UnsolvableError(AirgapError):
+    """The selection cannot satisfy a spec that must be installable."""
+
+
 class DestinationError(AirgapError):
     """The destination could not be read or changed."""
 

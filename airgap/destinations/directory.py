@@ -140,6 +140,26 @@ class DirectoryDestination:
         except Exception as exc:
             raise DestinationError(f"{path}: expected repodata JSON, found something unreadable ({exc})") from None
 
+    def inventory(self) -> dict[str, list[str]]:
+        """``{channel: [subdir, ...]}`` for every ``<channel>/<subdir>/repodata.json`` present."""
+        out: dict[str, list[str]] = {}
+        if not self.root.is_dir():
+            return out
+        for ch in sorted(self.root.iterdir()):
+            if ch.name.startswith(".") or not ch.is_dir():
+                continue
+            subs = sorted(d.name for d in ch.iterdir() if d.is_dir() and (d / "repodata.json").is_file())
+            if subs:
+                out[ch.name] = subs
+        return out
+
+    def remove_package(self, channel: str, subdir: str, filename: str) -> None:
+        """Delete a file the published repodata no longer lists (call after publish_index)."""
+        try:
+            os.unlink(self.subdir_path(channel, subdir) / filename)
+        except FileNotFoundError:
+            pass
+
     def file_matches(self, channel: str, subdir: str, filename: str, size: int) -> bool:
         try:
             return (self.subdir_path(channel, subdir) / filename).stat().st_size == size

@@ -7,22 +7,25 @@ per-file summary and no archive is written.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .. import __version__, installable
 from ..archive.writer import write_archive
 from ..cache import BlobCache, Expected
 from ..compress import zstd_compress
 from ..config import Config
-from ..errors import ConfigError, DownloadError, UpstreamError, UsageError
+from ..errors import ConfigError, DownloadError, UnsolvableError, UpstreamError, UsageError
 from ..fetch import Fetcher
-from ..filters import Filters, select_channel
+from ..filters import Filters, Selection, select_channel
+from ..installable import SolveOutcome
 from ..manifest import BlobEntry, ChannelEntry, Manifest, PackageEntry, RepodataBlob, SubdirEntry
 from ..progress import Progress, null_progress
 from ..repodata import record_hashes
@@ -95,59 +98,140 @@ def resolve_channels(config: Config) -> list[Channel]:
     return channels
 
 
+@dataclass
+class Plan:
+    """What an export would carry: the selection, before any package is downloaded."""
+
+    channels: list[Channel]
+    fetched: dict[str, dict[str, FetchedRepodata]]
+    selections: dict[str, dict[str, Selection]]  # channel -> subdir -> selection
+    wants: list[_Want]
+    installability: list[SolveOutcome] = field(default_factory=list)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(w.expected.size or 0 for w in self.wants)
+
+    def to_json(self) -> dict[str, Any]:
+        packages = [{"channel": w.channel, "subdir": w.subdir, "filename": w.filename, "size": w.expected.size,
+                     "sha256": w.expected.sha256} for w in self.wants]
+        excluded = [{"channel": c, "subdir": s, "filename": fn, "reason": reason}
+                    for c, subs in self.selections.items() for s, sel in subs.items()
+                    for fn, reason in sorted(sel.excluded.items())]
+        doc: dict[str, Any] = {"packages": packages, "excluded": excluded, "total_bytes": self.total_bytes}
+        if self.installability:
+            doc["installable"] = [o.to_json() for o in self.installability]
+        return doc
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and bytes per channel/subdir, and exclusions counted by rule."""
+        per: dict[str, dict[str, dict[str, int]]] = {}
+        for w in self.wants:
+            slot = per.setdefault(w.channel, {}).setdefault(w.subdir, {"packages": 0, "bytes": 0})
+            slot["packages"] += 1
+            slot["bytes"] += w.expected.size or 0
+        rules: dict[str, int] = {}
+        for subs in self.selections.values():
+            for sel in subs.values():
+                for reason in sel.excluded.values():
+                    rule = reason.split(":", 1)[0]
+                    rules[rule] = rules.get(rule, 0) + 1
+        return {"channels": per, "excluded_by_rule": dict(sorted(rules.items(), key=lambda kv: -kv[1])),
+                "packages": len(self.wants), "total_bytes": self.total_bytes}
+
+
+def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Progress = null_progress) -> Plan:
+    """Fetch every channel's repodata and decide what crosses; no package is downloaded."""
+    channels = resolve_channels(config)
+    subdirs = filters.subdirs()
+    fetched: dict[str, dict[str, FetchedRepodata]] = {}
+    selections: dict[str, dict[str, Selection]] = {}
+    bar = progress("repodata", len(channels) * len(subdirs), unit="subdir")
+    for ch in channels:
+        fetched[ch.name] = fetch_channel(fetcher, ch, subdirs)
+        bar.update(len(subdirs))
+        selections[ch.name] = select_channel({s: fr.repodata for s, fr in fetched[ch.name].items()}, filters)
+    bar.close()
+    wants: list[_Want] = []
+    for cname, subs in selections.items():
+        for subdir, sel in subs.items():
+            fr = fetched[cname][subdir]
+            for filename in sel.selected:
+                record = fr.repodata.get(filename)
+                assert record is not None
+                sha, md5, size = record_hashes(record)
+                if sha is None and md5 is None:
+                    raise UpstreamError(f"{fr.url}: {filename}: expected a sha256 or md5 in its record, found neither; cannot verify it")
+                wants.append(_Want(cname, subdir, filename, fr.package_url(filename), Expected(sha, md5, size)))
+    return Plan(channels, fetched, selections, wants)
+
+
+def check_installable(plan: Plan, filters: Filters, specs: list[str], allow_unsolvable: bool = False) -> None:
+    """Solve ``specs`` against the plan's records, per platform × python; raise if one fails."""
+    if not specs:
+        return
+    selected = {c: {s: plan.fetched[c][s].repodata.subset(set(sel.selected)) for s, sel in subs.items()}
+                for c, subs in plan.selections.items()}
+    plan.installability = installable.check(selected, specs, list(filters.platforms), list(filters.python_versions))
+    failed = [o for o in plan.installability if not o.ok]
+    for o in failed:
+        log.error("not installable on %s%s: %s", o.platform, f" with python {o.python}" if o.python else "", o.message)
+    if failed and not allow_unsolvable:
+        first = failed[0]
+        where = f"{first.platform}" + (f" with python {first.python}" if first.python else "")
+        explanation = " ".join(first.message.split())
+        raise UnsolvableError(
+            f"{', '.join(specs)}: expected to be installable from the selection, but {len(failed)} of "
+            f"{len(plan.installability)} solves failed (first: {where}: {explanation}); widen the filters, "
+            f"set with_dependencies, or pass --allow-unsolvable"
+        )
+
+
+def run_plan(config: Config, *, installable_specs: list[str] | None = None, allow_unsolvable: bool = False,
+             fetcher: Fetcher | None = None, progress: Progress = null_progress) -> Plan:
+    filters = filters_from_config(config)
+    with _fetcher(config, fetcher) as f:
+        plan = make_plan(config, filters, f, progress)
+    check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable)
+    return plan
+
+
+@contextlib.contextmanager
+def _fetcher(config: Config, given: Fetcher | None) -> Iterator[Fetcher]:
+    if given is not None:
+        yield given
+        return
+    with Fetcher(workers=config.workers, retries=config.retries, timeout=config.timeout) as f:
+        yield f
+
+
 def run_export(
     config: Config,
     archive: Path,
     signer: Signer | None,
     *,
+    installable_specs: list[str] | None = None,
+    allow_unsolvable: bool = False,
     fetcher: Fetcher | None = None,
     progress: Progress = null_progress,
     clock: Any = time.time,
 ) -> ExportResult:
     filters = filters_from_config(config)
-    channels = resolve_channels(config)
     archive = Path(archive)
     if not archive.parent.is_dir():
         raise UsageError(f"{archive}: expected an existing directory to write the archive in, found none")
-    own_fetcher = fetcher is None
-    fetcher = fetcher or Fetcher(workers=config.workers, retries=config.retries, timeout=config.timeout)
-    try:
-        return _export(config, filters, channels, archive, signer, fetcher, progress, clock)
-    finally:
-        if own_fetcher:
-            fetcher.close()
+    with _fetcher(config, fetcher) as f:
+        plan = make_plan(config, filters, f, progress)
+        check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable)
+        return _export(config, filters, plan, archive, signer, f, progress, clock)
 
 
-def _export(config: Config, filters: Filters, channels: list[Channel], archive: Path, signer: Signer | None,
+def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer: Signer | None,
             fetcher: Fetcher, progress: Progress, clock: Any) -> ExportResult:
     cache = BlobCache(Path(config.mirror_dir))
-    subdirs = filters.subdirs()
-
-    # 1. repodata and selection
-    fetched: dict[str, dict[str, FetchedRepodata]] = {}
-    selected: dict[tuple[str, str], list[str]] = {}
-    excluded = 0
-    bar = progress("repodata", len(channels) * len(subdirs), unit="subdir")
-    for ch in channels:
-        fetched[ch.name] = fetch_channel(fetcher, ch, subdirs)
-        bar.update(len(subdirs))
-        selections = select_channel({s: fr.repodata for s, fr in fetched[ch.name].items()}, filters)
-        for subdir, sel in selections.items():
-            selected[(ch.name, subdir)] = sel.selected
-            excluded += len(sel.excluded)
-    bar.close()
-
-    # 2. what to download
-    wants: list[_Want] = []
-    for (cname, subdir), names in selected.items():
-        fr = fetched[cname][subdir]
-        for filename in names:
-            record = fr.repodata.get(filename)
-            assert record is not None
-            sha, md5, size = record_hashes(record)
-            if sha is None and md5 is None:
-                raise UpstreamError(f"{fr.url}: {filename}: expected a sha256 or md5 in its record, found neither; cannot verify it")
-            wants.append(_Want(cname, subdir, filename, fr.package_url(filename), Expected(sha, md5, size)))
+    channels, fetched, wants = plan.channels, plan.fetched, plan.wants
+    selected = {(c, s): sel.selected for c, subs in plan.selections.items() for s, sel in subs.items()}
+    excluded = sum(len(sel.excluded) for subs in plan.selections.values() for sel in subs.values())
 
     # 3. downloads (parallel), results keyed by (channel, subdir, filename)
     actual: dict[tuple[str, str, str], str] = {}

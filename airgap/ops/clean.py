@@ -1,0 +1,180 @@
+"""Clean: what a destination holds that the current filters no longer select — and remove it.
+
+The diff is pure (``diff_destination``): the destination's own repodata is run through the
+same filters as an export, so every removal carries the rule that excludes it, and kept
+records that would lose a dependency are reported. Removing follows DESIGN §3 in reverse of
+an import: each subdir's repodata is republished without the records first (atomically), and
+only then are the files deleted, so a client never sees an index that lists a missing file.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..destinations.directory import DirectoryDestination, Journal
+from ..errors import DestinationError
+from ..filters import Filters, Record, SpecSet, select_channel
+from ..repodata import Repodata
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Removal:
+    channel: str
+    subdir: str
+    filename: str
+    size: int | None
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class CleanResult:
+    destination: str
+    dry_run: bool
+    remove: list[Removal] = field(default_factory=list)
+    keep: int = 0
+    broken: list[dict[str, str]] = field(default_factory=list)  # kept records losing a dependency
+
+    @property
+    def bytes(self) -> int:
+        return sum(r.size or 0 for r in self.remove)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"destination": self.destination, "dry_run": self.dry_run, "remove": [r.to_json() for r in self.remove],
+                "keep": self.keep, "bytes": self.bytes, "broken": self.broken}
+
+
+def diff_destination(held: Mapping[str, Mapping[str, Repodata]], filters: Filters) -> CleanResult:
+    """Pure: decide for every record a destination holds. ``held``: {channel: {subdir: repodata}}."""
+    result = CleanResult(destination="", dry_run=True)
+    wanted_subdirs = set(filters.subdirs())
+    for channel, subdirs in sorted(held.items()):
+        in_scope = {s: rd for s, rd in subdirs.items() if s in wanted_subdirs}
+        selections = select_channel(in_scope, filters) if in_scope else {}
+        kept: dict[str, dict[str, Record]] = {}
+        for subdir, rd in sorted(subdirs.items()):
+            sel = selections.get(subdir)
+            keep = set(sel.selected) if sel is not None else set()
+            kept[subdir] = {}
+            for filename, record in rd.records():
+                if filename in keep:
+                    kept[subdir][filename] = record
+                    result.keep += 1
+                    continue
+                reason = sel.excluded.get(filename, "not selected") if sel is not None else f"platforms: {subdir} is not mirrored"
+                size = record.get("size")
+                result.remove.append(Removal(channel, subdir, filename, size if isinstance(size, int) else None, reason))
+        result.broken.extend(_lost_dependencies(channel, subdirs, kept))
+    result.remove.sort(key=lambda r: (r.channel, r.subdir, r.filename))
+    return result
+
+
+def _lost_dependencies(channel: str, before: Mapping[str, Repodata], after: Mapping[str, Mapping[str, Record]]) -> list[dict[str, str]]:
+    """Kept records with a dependency that something satisfied before the clean and nothing after."""
+    out: list[dict[str, str]] = []
+    names_before: dict[str, dict[str, list[Record]]] = {}
+    for subdir, rd in before.items():
+        for _, rec in rd.records():
+            names_before.setdefault(subdir, {}).setdefault(str(rec["name"]).lower(), []).append(rec)
+    names_after: dict[str, dict[str, list[Record]]] = {}
+    for subdir, recs in after.items():
+        for kept_rec in recs.values():
+            names_after.setdefault(subdir, {}).setdefault(str(kept_rec["name"]).lower(), []).append(kept_rec)
+    cache: dict[str, SpecSet | None] = {}
+
+    def satisfied(dep: str, subdir: str, index: dict[str, dict[str, list[Record]]]) -> bool:
+        spec = cache.get(dep)
+        if dep not in cache:
+            try:
+                spec = SpecSet("depends", [dep])
+            except Exception:
+                spec = None
+            cache[dep] = spec
+        if spec is None:
+            return True
+        name = next(iter(spec.by_name))
+        pools = {subdir, "noarch"}
+        return any(spec.match(r, pool) is not None for pool in pools for r in index.get(pool, {}).get(name, ()))
+
+    for subdir, recs in sorted(after.items()):
+        for filename, kept_rec in sorted(recs.items()):
+            for dep in kept_rec.get("depends") or ():
+                if not isinstance(dep, str) or dep.startswith("__"):
+                    continue
+                if satisfied(dep, subdir, names_before) and not satisfied(dep, subdir, names_after):
+                    out.append({"channel": channel, "subdir": subdir, "filename": filename, "dependency": dep})
+    return out
+
+
+def run_clean(into: Path, filters: Filters, *, dry_run: bool, lock_timeout: float = 60.0, clock: Any = time.time) -> CleanResult:
+    dest = DirectoryDestination(Path(into))
+    if not dest.root.is_dir():
+        raise DestinationError(f"{dest.root}: expected a destination directory holding channels, found none")
+    if dry_run:
+        return _diff(dest, filters, dry_run=True)
+    with dest.locked([], lock_timeout):
+        result = _diff(dest, filters, dry_run=False)
+        if not result.remove:
+            return result
+        staging = dest.new_staging("clean", [])
+        journal = Journal(staging / "backup")
+        by_subdir: dict[tuple[str, str], set[str]] = {}
+        for r in result.remove:
+            by_subdir.setdefault((r.channel, r.subdir), set()).add(r.filename)
+        try:
+            for (channel, subdir), gone in sorted(by_subdir.items()):
+                rd = dest.read_repodata(channel, subdir)
+                assert rd is not None
+                for filename in gone:
+                    rd.drop(filename)
+                dest.publish_index(channel, subdir, rd, journal)
+            receipt = dest.read_receipt()
+            for (channel, subdir), gone in by_subdir.items():
+                slot = receipt["channels"].get(channel, {}).get(subdir, {})
+                for filename in gone:
+                    slot.pop(filename, None)
+            receipt.setdefault("cleans", []).append({
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock())),
+                "removed": len(result.remove),
+                "filters": filters.to_json(),
+            })
+            dest.write_receipt(receipt, journal)
+        except BaseException:
+            journal.rollback()
+            _remove_tree(staging)
+            raise
+        # repodata no longer lists them: now the files can go
+        for (channel, subdir), gone in sorted(by_subdir.items()):
+            for filename in sorted(gone):
+                dest.remove_package(channel, subdir, filename)
+        dest.fsync_dirs(set(by_subdir))
+        _remove_tree(staging)
+        return result
+
+
+def _diff(dest: DirectoryDestination, filters: Filters, dry_run: bool) -> CleanResult:
+    held: dict[str, dict[str, Repodata]] = {}
+    for channel, subdirs in dest.inventory().items():
+        for subdir in subdirs:
+            rd = dest.read_repodata(channel, subdir)
+            if rd is not None:
+                held.setdefault(channel, {})[subdir] = rd
+    result = diff_destination(held, filters)
+    result.destination = str(dest.root)
+    result.dry_run = dry_run
+    return result
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
