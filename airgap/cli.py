@@ -65,7 +65,8 @@ def _human(n: float) -> str:
 
 
 def _emit_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))
+    # one line, compact: the C encoder keeps a 300,000-package plan fast
+    click.echo(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str))
 
 
 # --- common options ----------------------------------------------------------------------

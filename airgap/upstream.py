@@ -7,6 +7,7 @@ channel has it; ``repodata.json`` otherwise.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -54,7 +55,7 @@ def channel_from_string(value: str) -> Channel:
     return Channel(url=url, name=name)
 
 
-@dataclass(frozen=True)
+@dataclass
 class FetchedRepodata:
     channel: Channel
     subdir: str
@@ -65,13 +66,16 @@ class FetchedRepodata:
     repodata: Repodata
 
     def package_url(self, filename: str) -> str:
+        return self.packages_base + urllib.parse.quote(filename)
+
+    @functools.cached_property
+    def packages_base(self) -> str:
+        """The URL the package files are under: CEP-15 ``base_url`` if given, else the subdir's."""
         base = self.repodata.base_url()
         if base:
             base = urllib.parse.urljoin(self.url, base)
-            if not base.endswith("/"):
-                base += "/"
-            return base + urllib.parse.quote(filename)
-        return self.channel.subdir_url(self.subdir) + urllib.parse.quote(filename)
+            return base if base.endswith("/") else base + "/"
+        return self.channel.subdir_url(self.subdir)
 
 
 def fetch_repodata(fetcher: Fetcher, channel: Channel, subdir: str) -> FetchedRepodata | None:
