@@ -213,7 +213,7 @@ def license_blocked(record: Record, blacklist: tuple[str, ...]) -> str | None:
 
 
 def _python_targets(versions: tuple[str, ...]) -> list[tuple[str, Any, Any]]:
-    """(text, python PackageRecord, python_abi PackageRecord) for each listed version."""
+    """(text, python record, python_abi records for CPython and PyPy) for each listed version."""
     if not versions:
         return []
     from rattler import BuildString, PackageRecord, Version
@@ -227,9 +227,10 @@ def _python_targets(versions: tuple[str, ...]) -> list[tuple[str, Any, Any]]:
         full = v if len(parts) > 2 else f"{major_minor}.0"
         Version(full)
         py = PackageRecord(name="python", version=full, build=BuildString("0"), build_number=0, subdir="noarch")
-        abi = PackageRecord(name="python_abi", version=major_minor, build=BuildString(f"0_cp{''.join(parts[:2])}"),
-                            build_number=0, subdir="noarch")
-        out.append((major_minor, py, abi))
+        tag = "".join(parts[:2])
+        abis = tuple(PackageRecord(name="python_abi", version=major_minor, build=BuildString(build), build_number=0,
+                                   subdir="noarch") for build in (f"0_cp{tag}", f"0_pypy{tag}_pp73"))
+        out.append((major_minor, py, abis))
     return out
 
 
@@ -248,7 +249,8 @@ class _PythonFilter:
             except Exception:
                 got = {t for t, _, _ in self.targets}  # unreadable: do not decide on it
             else:
-                got = {t for t, py, abi in self.targets if spec.matches(abi if dep.startswith("python_abi") else py)}
+                got = {t for t, py, abis in self.targets
+                       if (any(spec.matches(a) for a in abis) if dep.startswith("python_abi") else spec.matches(py))}
             self._cache[dep] = got
         return got
 

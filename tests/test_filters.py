@@ -167,3 +167,49 @@ def test_closure_on_real_defaults_is_installable_and_small(tmp_path: Path) -> No
                                         platforms=["osx-64", "noarch"], virtual_packages=[]))
     solved = {r.name.normalized for r in records}
     assert {"python", "requests", "openssl"} <= solved
+
+
+def _load(name: str, subdir: str) -> Repodata:
+    import zstandard
+
+    raw = (DATA / name).read_bytes()
+    data = bz2.decompress(raw) if name.endswith(".bz2") else zstandard.ZstdDecompressor().stream_reader(raw).read()
+    return parse_repodata(data, subdir, name)
+
+
+def test_python_versions_on_the_conda_forge_subchannel() -> None:
+    """Real repodata v2 from conda-forge: decisions follow each record's python dependencies."""
+    subdirs = {"linux-64": _load("cf-subchannel-py39_linux-64_2024-05.repodata.json.zst", "linux-64"),
+               "noarch": _load("cf-subchannel-py39_noarch_2024-05.repodata.json.zst", "noarch")}
+    rd = subdirs["linux-64"]
+
+    def py_deps(fn: str) -> list[str]:
+        return [d for d in rd.get(fn)["depends"] if d.split(" ")[0] in ("python", "python_abi") and " " in d]  # type: ignore[index]
+
+    sel = select_channel(subdirs, Filters(platforms=("linux-64",), python_versions=("3.9",)))
+    kept, dropped = sel["linux-64"].selected, [fn for fn, r in sel["linux-64"].excluded.items() if r.startswith("python_versions")]
+    assert len(kept) > 1000 and len(dropped) > 100
+    built_for_39 = re.compile(r"python >=3\.9,|python 3\.9|_cp39")
+    assert not [fn for fn in dropped if any(built_for_39.search(d) for d in py_deps(fn))]
+    assert all(any(not built_for_39.search(d) for d in py_deps(fn)) for fn in dropped)
+    cp39 = [fn for fn in kept if any("cp39" in d for d in py_deps(fn))]
+    assert len(cp39) > 50
+    sel312 = select_channel(subdirs, Filters(platforms=("linux-64",), python_versions=("3.12",)))
+    assert set(cp39) <= set(sel312["linux-64"].excluded)
+    assert len(sel312["noarch"].selected) == len(subdirs["noarch"])  # noarch: python is for every python
+
+
+def test_licenses_on_real_channels() -> None:
+    free = _load("free_osx-64_2018-10.repodata.json.bz2", "osx-64")
+    sel = select_channel({"osx-64": free}, Filters(platforms=("osx-64",), license_blacklist=("GPL",)))["osx-64"]
+    reasons = set(sel.excluded.values())
+    assert reasons == {"license_blacklist: GPL"}
+    for fn in sel.excluded:
+        rec = free.get(fn)
+        assert rec is not None and license_blocked(rec, ("GPL",)) == "GPL"
+        assert "LGPL" not in str(rec.get("license_family", "")).upper()
+    assert 100 < len(sel.excluded) < len(free) // 4
+    bio = _load("bioconda_osx-64_2018-10.repodata.json.bz2", "osx-64")  # deps point outside the channel
+    sel = select_channel({"osx-64": bio}, Filters(platforms=("osx-64",), pkg_list=("samtools",), with_dependencies=True))
+    names = {bio.get(fn)["name"] for fn in sel["osx-64"].selected}  # type: ignore[index]
+    assert "samtools" in names and len(names) > 1 and len(sel["osx-64"].selected) < len(bio) // 10
