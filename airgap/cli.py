@@ -416,5 +416,57 @@ def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, state: _
             click.echo(f"  {s['subdir']:<16} {s['packages']:>7} packages {_human(s['bytes']):>11}   from {s['source'].get('url', '?')}")
 
 
+@main.command()
+@click.argument("dest", type=click.Path(file_okay=False))
+@click.option("--port", type=int, default=8080, show_default=True, help="TCP port.")
+@click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every interface).")
+@common_options(reads_config=False)
+def serve(dest: str, port: int, bind: str, state: _State, config: Config | None) -> None:
+    """Serve the channels in DEST over HTTP, inside the air gap.
+
+    \b
+    Example:  airgap serve /srv/conda --port 8080 --bind 0.0.0.0
+    """
+    from .destinations.directory import DirectoryDestination
+    from .serve import make_server
+
+    server = make_server(Path(dest), bind, port, access_log=log.debug)
+    host, real_port = str(server.server_address[0]), int(server.server_address[1])
+    base = f"http://{host}:{real_port}"
+    channels = sorted(DirectoryDestination(Path(dest)).inventory())
+    click.echo(f"serving {dest} at {base}/ (Ctrl-C to stop)")
+    for ch in channels:
+        click.echo(f"  channel {ch}: {base}/{ch}   (browse {base}/{ch}/index.html)")
+    click.echo(f"point conda at it:  airgap condarc {base} --into {dest} > ~/.condarc")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+@main.command()
+@click.argument("url")
+@click.argument("channels", nargs=-1)
+@click.option("--into", "into", type=click.Path(file_okay=False), help="Take the channel names from this destination.")
+@common_options(reads_config=False)
+def condarc(url: str, channels: tuple[str, ...], into: str | None, state: _State, config: Config | None) -> None:
+    """Print a .condarc that points conda at the mirror at URL.
+
+    \b
+    Examples:
+      airgap condarc http://mirror.internal:8080 main conda-forge > ~/.condarc
+      airgap condarc http://mirror.internal:8080 --into /srv/conda
+    """
+    from .destinations.directory import DirectoryDestination
+    from .serve import condarc as render
+
+    if not url.startswith(("http://", "https://", "file://")):
+        raise UsageError(f"URL: expected http://HOST:PORT (or https://, file://), found {url!r}")
+    names = list(channels) + (sorted(DirectoryDestination(Path(into)).inventory()) if into else [])
+    if not names:
+        raise UsageError("expected channel names (CHANNELS... or --into DEST), found none")
+    click.echo(render(url, list(dict.fromkeys(names))), nl=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
