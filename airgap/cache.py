@@ -10,15 +10,20 @@ again as it copies, which catches a cache damaged later (disk fault, a hand edit
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
+import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import AirgapError, UpstreamError
-from .fetch import Fetcher
+from .fetch import CHUNK, Fetcher
+
+log = logging.getLogger(__name__)
 
 
 class HashMismatch(UpstreamError):
@@ -84,51 +89,116 @@ class BlobCache:
 
     def download(self, fetcher: Fetcher, url: str, want: Expected,
                  on_bytes: Callable[[int], None] | None = None) -> str:
-        """Download ``url`` into the cache, verifying ``want`` while streaming; return sha256."""
+        """Download ``url`` into the cache, verifying ``want`` while streaming; return sha256.
 
-        def attempt() -> str:
-            fd, tmp = tempfile.mkstemp(dir=self.tmp_dir)
-            counted = 0
+        Bytes in flight live in ``tmp/<hash>.partial``. A transfer that breaks (or an export
+        that is killed) leaves it there, and the next attempt asks only for the rest with an
+        HTTP Range request; a server that ignores the range sends everything and the partial
+        file starts over. A file enters ``blobs/`` only once its size and hash matched.
+        """
+        key = want.sha256 or want.md5
+        with self._partial(key) as (fh, resumable, path):
+
+            def attempt() -> str:
+                return self._attempt(fetcher, url, want, fh, resumable, path, on_bytes)
+
+            return fetcher.with_retries(url, attempt)
+
+    @contextlib.contextmanager
+    def _partial(self, key: str | None) -> Iterator[tuple[BinaryIO, bool, Path]]:
+        """The partial file for ``key``, locked; a private temp file if another process has it."""
+        path = self.tmp_dir / f"{key}.partial" if key else None
+        fh: BinaryIO | None = None
+        if path is not None:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                sha = hashlib.sha256()
-                md5 = hashlib.md5() if (want.md5 and not want.sha256) else None
-                size = 0
-                with os.fdopen(fd, "wb") as fh, fetcher.open(url) as (chunks, length):
-                    if want.size is not None and length is not None and length != want.size:
-                        raise HashMismatch(f"{url}: expected {want.size} bytes (repodata), the server announces {length}")
-                    for chunk in chunks:
-                        size += len(chunk)
-                        if want.size is not None and size > want.size:
-                            raise HashMismatch(f"{url}: expected {want.size} bytes (repodata), the server sent more")
-                        sha.update(chunk)
-                        if md5 is not None:
-                            md5.update(chunk)
-                        fh.write(chunk)
-                        if on_bytes is not None:
-                            on_bytes(len(chunk))
-                            counted += len(chunk)
-                if want.size is not None and size != want.size:
-                    raise HashMismatch(f"{url}: expected {want.size} bytes (repodata), found {size}")
-                digest = sha.hexdigest()
-                if want.sha256 and digest != want.sha256:
-                    raise HashMismatch(f"{url}: expected sha256 {want.sha256}, found {digest}")
-                if md5 is not None and md5.hexdigest() != want.md5:
-                    raise HashMismatch(f"{url}: expected md5 {want.md5}, found {md5.hexdigest()}")
-                target = self.sha_dir / digest
-                os.replace(tmp, target)
-                if want.md5 and not want.sha256:
-                    md5_path = self.md5_dir / want.md5
-                    with contextlib.suppress(FileExistsError):
-                        os.link(target, md5_path)
-                return digest
-            except BaseException:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fh = os.fdopen(fd, "r+b")
+            except OSError:
+                os.close(fd)
+                path = None
+        resumable = fh is not None
+        if fh is None:
+            fd, tmp = tempfile.mkstemp(dir=self.tmp_dir)
+            fh = os.fdopen(fd, "r+b")
+            path = Path(tmp)
+        assert path is not None
+        try:
+            yield fh, resumable, path
+        except HashMismatch:
+            fh.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            raise
+        except BaseException:
+            fh.close()  # keep the bytes that arrived: the next run resumes
+            if not resumable:
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                if on_bytes is not None and counted:
-                    on_bytes(-counted)
-                raise
+                    os.unlink(path)
+            raise
+        else:
+            fh.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
-        return fetcher.with_retries(url, attempt)
+    def _attempt(self, fetcher: Fetcher, url: str, want: Expected, fh: BinaryIO, resumable: bool, path: Path,
+                 on_bytes: Callable[[int], None] | None) -> str:
+        have = os.fstat(fh.fileno()).st_size if resumable else 0
+        if want.size is not None and have >= want.size:
+            have = 0  # nothing left to ask for: re-fetch and re-verify the whole file
+        sha = hashlib.sha256()
+        md5 = hashlib.md5() if (want.md5 and not want.sha256) else None
+        if have:
+            fh.seek(0)
+            remaining = have
+            while remaining:
+                chunk = fh.read(min(CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                sha.update(chunk)
+                if md5 is not None:
+                    md5.update(chunk)
+            have -= remaining
+        with fetcher.open_from(url, have) as (chunks, length, start):
+            if start != have:  # the server sent the whole file: start over
+                sha = hashlib.sha256()
+                md5 = hashlib.md5() if md5 is not None else None
+                have = 0
+            elif have:
+                log.info("%s: resuming after %d bytes", url, have)
+            fh.seek(have)
+            fh.truncate()
+            size = have
+            if on_bytes is not None and have:
+                on_bytes(have)
+            if want.size is not None and length is not None and have + length != want.size:
+                raise HashMismatch(f"{url}: expected {want.size} bytes (repodata), the server announces {have + length}")
+            for chunk in chunks:
+                size += len(chunk)
+                if want.size is not None and size > want.size:
+                    raise HashMismatch(f"{url}: expected {want.size} bytes (repodata), the server sent more")
+                sha.update(chunk)
+                if md5 is not None:
+                    md5.update(chunk)
+                fh.write(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
+        fh.flush()
+        if want.size is not None and size != want.size:
+            raise HashMismatch(f"{url}: expected {want.size} bytes (repodata), found {size}")
+        digest = sha.hexdigest()
+        if want.sha256 and digest != want.sha256:
+            raise HashMismatch(f"{url}: expected sha256 {want.sha256}, found {digest}")
+        if md5 is not None and md5.hexdigest() != want.md5:
+            raise HashMismatch(f"{url}: expected md5 {want.md5}, found {md5.hexdigest()}")
+        target = self.sha_dir / digest
+        os.chmod(path, 0o644)
+        os.replace(path, target)  # verified: it enters the cache under its hash (the lock goes with the fd)
+        if want.md5 and not want.sha256:
+            with contextlib.suppress(FileExistsError):
+                os.link(target, self.md5_dir / want.md5)
+        return digest
 
 
 def _sha256_file(path: Path) -> str:

@@ -75,6 +75,16 @@ class Fetcher:
     @contextlib.contextmanager
     def open(self, url: str) -> Iterator[tuple[Iterator[bytes], int | None]]:
         """One attempt: yield ``(chunks, length)``. Raises NotFound or TransientError."""
+        with self.open_from(url, 0) as (chunks, length, _start):
+            yield chunks, length
+
+    @contextlib.contextmanager
+    def open_from(self, url: str, offset: int) -> Iterator[tuple[Iterator[bytes], int | None, int]]:
+        """Like :meth:`open`, asking for the bytes from ``offset`` on (HTTP Range).
+
+        Yields ``(chunks, length of what follows, start)``: ``start`` is ``offset`` when the
+        server honoured the range and 0 when it sent the whole body.
+        """
         scheme = urllib.parse.urlparse(url).scheme
         if scheme == "file":
             path = url_to_path(url)
@@ -88,24 +98,32 @@ class Fetcher:
                 raise UpstreamError(f"{url}: cannot read: {exc.strerror}") from None
             with fh:
                 size = os.fstat(fh.fileno()).st_size
-                yield iter(lambda: fh.read(CHUNK), b""), size
+                start = offset if 0 < offset <= size else 0
+                fh.seek(start)
+                yield iter(lambda: fh.read(CHUNK), b""), size - start, start
             return
         if scheme not in ("http", "https"):
             raise UpstreamError(f"{url}: expected an http://, https:// or file:// URL, found scheme {scheme!r}")
+        headers = {"Range": f"bytes={offset}-"} if offset > 0 else None
         try:
-            resp = self._pool.request("GET", url, preload_content=False, decode_content=False, redirect=True)
+            resp = self._pool.request("GET", url, preload_content=False, decode_content=False, redirect=True, headers=headers)
         except urllib3.exceptions.HTTPError as exc:
             raise TransientError(f"{url}: {type(exc).__name__}: {exc}") from None
         try:
             if resp.status in (404, 410):
                 raise NotFound(f"{url}: HTTP {resp.status} not found")
+            if resp.status == 416 and offset > 0:  # the partial file is no prefix of this one: start over
+                raise TransientError(f"{url}: HTTP 416 for a resumed download; restarting it")
             if resp.status in RETRY_STATUSES:
                 raise TransientError(f"{url}: HTTP {resp.status}")
-            if resp.status != 200:
+            start = 0
+            if resp.status == 206 and offset > 0 and str(resp.headers.get("Content-Range", "")).startswith(f"bytes {offset}-"):
+                start = offset
+            elif resp.status != 200:
                 raise UpstreamError(f"{url}: expected HTTP 200, found HTTP {resp.status} {resp.reason or ''}".rstrip())
             length_header = resp.headers.get("Content-Length")
             length = int(length_header) if length_header and length_header.isdigit() else None
-            yield _guarded(resp, url, length), length
+            yield _guarded(resp, url, length), length, start
         finally:
             resp.release_conn()
 

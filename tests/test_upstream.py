@@ -24,6 +24,9 @@ class FaultServer:
     def __init__(self, root: Path) -> None:
         self.faults: dict[str, list[int]] = {}
         self.requests: list[str] = []
+        self.ranges: list[tuple[str, str | None]] = []
+        self.ranges_ok = True
+        self.sent = 0
         server = self
 
         class Handler(SimpleHTTPRequestHandler):
@@ -35,6 +38,7 @@ class FaultServer:
 
             def do_GET(self) -> None:
                 server.requests.append(self.path)
+                server.ranges.append((self.path, self.headers.get("Range")))
                 queue = server.faults.get(self.path)
                 if queue:
                     status = queue.pop(0)
@@ -44,9 +48,24 @@ class FaultServer:
                         self.send_header("Content-Length", str(len(data)))
                         self.end_headers()
                         self.wfile.write(data[: len(data) // 2])
+                        server.sent += len(data) // 2
                         return
                     self.send_error(status)
                     return
+                rng = self.headers.get("Range")
+                target = root / self.path.lstrip("/")
+                if server.ranges_ok and rng and rng.startswith("bytes=") and target.is_file():
+                    data = target.read_bytes()
+                    first = int(rng[6:].split("-")[0])
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {first}-{len(data) - 1}/{len(data)}")
+                    self.send_header("Content-Length", str(len(data) - first))
+                    self.end_headers()
+                    self.wfile.write(data[first:])
+                    server.sent += len(data) - first
+                    return
+                if target.is_file():
+                    server.sent += target.stat().st_size
                 super().do_GET()
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -135,3 +154,56 @@ def test_missing_channel_is_one_clear_error(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["export", "-f", str(cfg), "--unsigned", str(tmp_path / "m.tar")])
     assert r.exit_code == 1
     assert "expected a conda channel (repodata.json in any of linux-64, noarch), found none" in r.output
+
+
+def _big_channel(tmp_path: Path) -> tuple[Path, FaultServer, dict[str, Any]]:
+    root = tmp_path / "up" / "chan"
+    rd = write_channel(root, [PackageSpec("big", "1", subdir="linux-64", padding=400_000)], subdirs=("linux-64",),
+                       formats=("conda",))
+    return root, FaultServer(tmp_path / "up"), rd
+
+
+@pytest.mark.parametrize("ranges_ok", [True, False])
+def test_broken_transfer_resumes_with_range(tmp_path: Path, ranges_ok: bool) -> None:
+    root, server, rd = _big_channel(tmp_path)
+    try:
+        fn, rec = next(iter(rd["linux-64"]["packages.conda"].items()))
+        path = f"/chan/linux-64/{fn}"
+        server.faults[path] = [0]
+        server.ranges_ok = ranges_ok
+        cache = BlobCache(tmp_path / "cache")
+        with fast_fetcher() as f:
+            sha = cache.download(f, server.url + path, Expected(rec["sha256"], None, rec["size"]))
+        assert sha == rec["sha256"] and cache.path(sha).read_bytes() == (root / "linux-64" / fn).read_bytes()
+        asked = [r for p, r in server.ranges if p == path]
+        assert asked == [None, f"bytes={rec['size'] // 2}-"]
+        # with Range support only the missing half travels again; without, the whole file does
+        assert server.sent == (rec["size"] if ranges_ok else rec["size"] // 2 + rec["size"])
+        assert list((tmp_path / "cache" / "tmp").iterdir()) == []
+    finally:
+        server.close()
+
+
+def test_a_killed_export_resumes_without_downloading_again(tmp_path: Path) -> None:
+    root, server, rd = _big_channel(tmp_path)
+    try:
+        fn, rec = next(iter(rd["linux-64"]["packages.conda"].items()))
+        path = f"/chan/linux-64/{fn}"
+        server.faults[path] = [0, 0]  # every attempt of the first run breaks half way
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(json.dumps({"channels": [server.url + "/chan/"], "platforms": ["linux-64"],
+                                   "mirror_dir": str(tmp_path / "cache"), "retries": 2}))
+        r = CliRunner().invoke(main, ["export", "-f", str(cfg), "--unsigned", str(tmp_path / "m.tar")])
+        assert r.exit_code == 1 and "connection broke" in r.output, r.output
+        partial = tmp_path / "cache" / "tmp" / f"{rec['sha256']}.partial"
+        assert partial.stat().st_size == rec["size"] // 2  # kept, and never in blobs/
+        assert not (tmp_path / "cache" / "blobs" / "sha256" / rec["sha256"]).exists()
+        sent_before = server.sent
+        r = CliRunner().invoke(main, ["export", "-f", str(cfg), "--unsigned", str(tmp_path / "m.tar")])
+        assert r.exit_code == 0, r.output
+        package_bytes = server.sent - sent_before - sum(
+            (root / s / "repodata.json.zst").stat().st_size for s in ("linux-64", "noarch"))
+        assert package_bytes == rec["size"] - rec["size"] // 2
+        assert not partial.exists()
+    finally:
+        server.close()
