@@ -417,6 +417,31 @@ def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, state: _
 
 
 @main.command()
+@click.option("--into", "into", help="The destination (default: into / dest_site in the config).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the receipt here instead of DEST/.airgap/receipt.json.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@common_options()
+def receipt(into: str | None, output: str | None, as_json: bool, state: _State, config: Config) -> None:
+    """Rebuild the receipt of a destination from the files it holds (hashing each one).
+
+    \b
+    Example:  airgap receipt --into /srv/conda -o /media/usb/receipt.json
+    """
+    from .ops.receipt import run_receipt
+
+    dest = into or config.destination()
+    if not dest:
+        raise UsageError("expected a destination: --into DIR, or into / dest_site in the config; found none")
+    result = run_receipt(Path(dest), Path(output) if output else None, progress=_progress(state.quiet))
+    if as_json:
+        _emit_json(result.to_json())
+        return
+    click.echo(f"wrote {result.written_to}: {result.files} files by sha256")
+    for m in result.missing:
+        click.echo(f"warning: repodata lists {m}, which is not there")
+
+
+@main.command()
 @click.argument("dest", type=click.Path(file_okay=False))
 @click.option("--port", type=int, default=8080, show_default=True, help="TCP port.")
 @click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every interface).")
