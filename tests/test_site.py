@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -63,7 +68,9 @@ def test_serve_hides_state_and_answers_conda(imported: Path) -> None:
     try:
         with urllib.request.urlopen(f"{base}/channel/noarch/repodata.json") as resp:
             assert json.loads(resp.read())["info"]["subdir"] == "noarch"
-        for hidden in ("/.airgap/receipt.json", "/channel/linux-64/", "/%2eairgap/receipt.json"):
+        with urllib.request.urlopen(f"{base}/channel/linux-64/") as resp:  # its index.html, not a listing
+            assert b"airgap-hello" in resp.read()
+        for hidden in ("/.airgap/receipt.json", "/", "/%2eairgap/receipt.json", "/channel/.hidden"):
             with pytest.raises(urllib.error.HTTPError) as exc:
                 urllib.request.urlopen(base + hidden)
             assert exc.value.code == 404
@@ -79,3 +86,43 @@ def test_condarc(imported: Path) -> None:
     assert "channel_alias: http://mirror:8080\n" in r.output
     r = CliRunner().invoke(main, ["condarc", "mirror:8080"])
     assert r.exit_code == 2 and "expected http://HOST:PORT" in r.output
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs Debian's chromium")
+        pytest.skip("chromium is not installed (apt-get install chromium); CI runs this test")
+    return path
+
+
+def _headless(chromium: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-dev-shm-usage", f"--user-data-dir={tmp / 'chromium-profile'}"]
+    return subprocess.run([chromium, *flags, *args], capture_output=True, text=True, timeout=120, check=True)
+
+
+def test_channel_pages_in_a_browser(imported: Path, tmp_path: Path, http_server: Any) -> None:
+    channel = imported / "channel"
+    assert (channel / "index.html").is_file()
+    assert (channel / "linux-64" / "index.html").is_file() and (channel / "noarch" / "index.html").is_file()
+    base = http_server(imported)
+    # no broken links: every href on every page answers 200
+    for page in (channel / "index.html", channel / "linux-64" / "index.html", channel / "noarch" / "index.html"):
+        parser = _Links()
+        parser.feed(page.read_text())
+        assert parser.links
+        page_url = f"{base}/{page.relative_to(imported).as_posix()}"
+        for href in parser.links:
+            with urllib.request.urlopen(urllib.parse.urljoin(page_url, href)) as resp:
+                assert resp.status == 200, href
+    chromium = _chromium()
+    dom = _headless(chromium, tmp_path, "--dump-dom", f"{base}/channel/index.html").stdout
+    assert "airgap-hello" in dom and "0.1.0, 0.2.0" in dom and "<table>" in dom
+    shot = tmp_path / "channel.png"
+    _headless(chromium, tmp_path, f"--screenshot={shot}", "--window-size=1200,700", f"{base}/channel/linux-64/index.html")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    if os.environ.get("AIRGAP_KEEP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["AIRGAP_KEEP_SCREENSHOT"])

@@ -20,6 +20,7 @@ from ..destinations.directory import DirectoryDestination, Journal
 from ..errors import DestinationError
 from ..filters import Filters, Record, SpecSet, select_channel
 from ..repodata import Repodata
+from .pages import write_pages
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ def run_clean(into: Path, filters: Filters, *, dry_run: bool, lock_timeout: floa
                 dest.remove_package(channel, subdir, filename)
         dest.fsync_dirs(set(by_subdir))
         _remove_tree(staging)
+        write_pages(dest, {c for c, _ in by_subdir}, (receipt["archives"] or [None])[-1])
         return result
 
 
