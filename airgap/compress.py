@@ -21,7 +21,7 @@ def zstd_decompress_bounded(data: bytes, limit: int, what: str, error: type[Airg
     try:
         reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
         while True:
-            chunk = reader.read(1 << 20)
+            chunk = reader.read(min(1 << 20, limit + 1 - out.tell()))  # never hold more than limit + 1 bytes
             if not chunk:
                 break
             out.write(chunk)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ SUPPORTED_FORMATS = (FORMAT,)
 MAX_MANIFEST_BYTES = 1 << 30  # 1 GiB: room for ~5M packages
 
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+_ARCHIVE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")  # export writes uuid4().hex; it names a staging directory
 _CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\Z")
 _SUBDIR = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
 _FILENAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+!=~,-]{0,254}\Z")
@@ -150,8 +152,12 @@ class Manifest:
 # --- parsing ---------------------------------------------------------------------------
 
 
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 3, 60, 60
+
+
 def _fail(path: str, expected: str, found: Any) -> ArchiveFormatError:
-    shown = repr(found)
+    shown = _SHOW.repr(found)  # bounded: a hostile value may be huge or deeply nested
     if len(shown) > 80:
         shown = shown[:77] + "..."
     return ArchiveFormatError(f"manifest.json: {path}: expected {expected}, found {shown}")
@@ -201,6 +207,8 @@ def parse_manifest(data: bytes) -> Manifest:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ArchiveFormatError(f"manifest.json: expected UTF-8 JSON, found invalid data ({exc})") from None
+    except RecursionError:
+        raise ArchiveFormatError("manifest.json: expected JSON, found values nested too deeply to parse") from None
     doc = _dict(doc, "(top)")
     fmt = _str(_get(doc, "format", "(top)"), "format")
     if fmt not in SUPPORTED_FORMATS:
@@ -280,8 +288,11 @@ def parse_manifest(data: bytes) -> Manifest:
     if base is not None:
         _str(base, "base")
     filters = _dict(doc.get("filters", {}), "filters")
+    archive_id = _str(_get(doc, "archive_id", "(top)"), "archive_id")
+    if not _ARCHIVE_ID.match(archive_id):
+        raise _fail("archive_id", "1 to 64 letters, digits, _ or -", archive_id)
     return Manifest(
-        archive_id=_str(_get(doc, "archive_id", "(top)"), "archive_id"),
+        archive_id=archive_id,
         created=_str(_get(doc, "created", "(top)"), "created"),
         tool=_str(_get(doc, "tool", "(top)"), "tool"),
         channels=tuple(channels),

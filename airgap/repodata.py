@@ -112,8 +112,8 @@ def parse_repodata(data: bytes, subdir: str, source: str) -> Repodata:
     """
     try:
         doc = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise UpstreamError(f"{source}: expected repodata JSON, found invalid data ({exc})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise UpstreamError(f"{source}: expected repodata JSON, found invalid data ({str(exc)[:200]})") from None
     return from_document(doc, subdir, source)
 
 

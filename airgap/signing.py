@@ -63,7 +63,7 @@ class TrustedKeys:
             if not (isinstance(alg, str) and isinstance(kid, str) and isinstance(sig_b64, str)):
                 raise TypeError
             sig = base64.b64decode(sig_b64, validate=True)
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError, binascii.Error):
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, binascii.Error, RecursionError):
             raise SignatureError("manifest.sig: expected a JSON document {alg, keyid, sig}, found something unreadable") from None
         if alg != "ed25519":
             raise SignatureError(f"manifest.sig: expected algorithm ed25519, found {alg!r}")

@@ -3,7 +3,8 @@
 Primitive operations only (lock, stage, place a file, publish an index, remove a file,
 receipt); the order in which they are called — packages, then repodata, then removals — is
 the import/clean operations' business. Every change is journaled so that a failed import can
-roll the directory back to exactly what it was.
+roll the directory back to exactly what it was; an import saves its journal before the first
+change, so the next one can roll back an import that was killed (:meth:`DirectoryDestination.recover`).
 
 ``ROOT/.airgap/`` holds airgap's own state: ``receipt.json`` and, during an import, a staging
 area. The lock is an ``flock`` on the root directory itself, so locking creates no file.
@@ -18,6 +19,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -34,6 +36,11 @@ log = logging.getLogger(__name__)
 STATE_DIR = ".airgap"
 RECEIPT = "receipt.json"
 RECEIPT_FORMAT = "airgap-receipt/1"
+JOURNAL = "journal.json"
+JOURNAL_FORMAT = "airgap-journal/1"
+# what a killed write leaves: put_package's hard link, atomic_writer's mkstemp file
+_TEMP = re.compile(r"\..+\.(airgap-tmp|[a-z0-9_]{8}\.tmp)\Z")
+_BACKUP = re.compile(r"[0-9]{1,9}\.bak\Z")
 
 
 def _syncfs(path: Path) -> None:
@@ -49,45 +56,130 @@ def _syncfs(path: Path) -> None:
 
 
 class Journal:
-    """Undo log of one import: files added or replaced, directories created."""
+    """Undo log of one import or clean: paths added, replaced or removed, directories created.
 
-    def __init__(self, backup_dir: Path) -> None:
+    Before a path is first changed, :meth:`prepare_replace` keeps a hard link to what is there
+    (or notes that nothing is). Undoing an entry is the same whether or not its change was
+    made: the backup is renamed back over the target (a no-op while they are still the same
+    file), a target that had none is unlinked. So a journal planned in full and saved to
+    ``<staging>/journal.json`` before the first change (:meth:`save`) can be rolled back by the
+    next run if this one is killed at any point (:meth:`load`, :meth:`rollback`).
+    """
+
+    def __init__(self, backup_dir: Path, root: Path | None = None) -> None:
         self.backup_dir = backup_dir
+        self.root = root  # needed to save (paths are stored relative to it)
         self.created_dirs: list[Path] = []
-        self._steps: list[tuple[str, Path, Path | None]] = []
+        self._entries: dict[Path, Path | None] = {}  # target -> backup, in planning order
+        self._planned_dirs: list[Path] = []  # directories that did not exist when planned, outermost first
+        self._saved = False
         self._n = 0
 
+    @property
+    def path(self) -> Path:
+        return self.backup_dir.parent / JOURNAL
+
     def prepare_replace(self, target: Path) -> None:
-        """Call before overwriting ``target``: keep a copy (hard link) of what was there."""
+        """Call before adding, overwriting or removing ``target``: keep a copy (hard link) of what is there."""
+        if target in self._entries:
+            return
+        if self.root is not None:
+            missing = []
+            for d in target.parents:
+                if d == self.root or d.exists():
+                    break
+                missing.append(d)
+            self._planned_dirs.extend(d for d in reversed(missing) if d not in self._planned_dirs)
         if target.exists():
             self._n += 1
             backup = self.backup_dir / f"{self._n}.bak"
             os.link(target, backup)
-            self._steps.append(("replaced", target, backup))
+            self._entries[target] = backup
         else:
-            self._steps.append(("added", target, None))
+            self._entries[target] = None
+        if self._saved:
+            self.save()  # not planned ahead: the saved journal must still cover it before it changes
 
-    def note_removed(self, target: Path, backup: Path) -> None:
-        self._steps.append(("removed", target, backup))
+    def save(self) -> None:
+        """Write the journal beside the backups (durably): from now on a killed run can be undone."""
+        if self.root is None:
+            raise DestinationError("journal: expected the destination root to save a journal, found none")
+        root = self.root
 
-    def backup_path(self) -> Path:
-        self._n += 1
-        return self.backup_dir / f"{self._n}.bak"
+        def rel(p: Path) -> str:
+            return str(p.relative_to(root))
 
-    def rollback(self) -> None:
-        for kind, target, backup in reversed(self._steps):
+        doc = {
+            "format": JOURNAL_FORMAT,
+            "entries": [[rel(t), b.name if b else None] for t, b in self._entries.items()],
+            "dirs": [rel(d) for d in self._planned_dirs],
+        }
+        atomic_write_bytes(self.path, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
+        self._saved = True
+
+    def commit(self) -> None:
+        """The change is complete: the journal must no longer undo it."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        fsync_dir(self.path.parent)
+        self._saved = False
+        self._entries.clear()
+
+    @classmethod
+    def load(cls, root: Path, staging: Path) -> Journal | None:
+        """The saved journal of a killed run in ``staging``, or None if it had not saved one."""
+        path = staging / JOURNAL
+        try:
+            doc = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, RecursionError) as exc:
+            raise DestinationError(f"{path}: expected an airgap journal, found something unreadable ({exc}); check the destination, then remove {staging}") from None
+        journal = cls(staging / "backup", root)
+
+        def safe(rel: Any) -> Path:
+            parts = rel.split("/") if isinstance(rel, str) else []
+            if not parts or any(p in ("", ".", "..") or "\0" in p for p in parts):
+                raise DestinationError(f"{path}: expected paths inside {root}, found {rel!r}; check the destination, then remove {staging}")
+            return root.joinpath(*parts)
+
+        try:
+            if doc.get("format") != JOURNAL_FORMAT:
+                raise DestinationError(f"{path}: expected format {JOURNAL_FORMAT}, found {doc.get('format')!r}; check the destination, then remove {staging}")
+            for rel, backup in doc["entries"]:
+                if backup is not None and not (isinstance(backup, str) and _BACKUP.match(backup)):
+                    raise DestinationError(f"{path}: expected a backup name like 1.bak, found {backup!r}; check the destination, then remove {staging}")
+                journal._entries[safe(rel)] = journal.backup_dir / backup if backup else None
+            journal._planned_dirs = [safe(rel) for rel in doc["dirs"]]
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise DestinationError(f"{path}: expected an airgap journal, found a malformed one; check the destination, then remove {staging}") from None
+        return journal
+
+    def rollback(self) -> bool:
+        """Undo every entry (as far as possible); True if nothing failed."""
+        ok = True
+        touched: set[Path] = set()
+        for target, backup in reversed(self._entries.items()):
             try:
-                if kind == "added":
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(target)
-                elif backup is not None:
+                if backup is None:
+                    os.unlink(target)
+                else:
                     os.replace(backup, target)
+                touched.add(target.parent)
+            except FileNotFoundError:  # never added, or already restored by an earlier rollback
+                pass
             except OSError as exc:  # keep going: undo as much as possible
                 log.error("rollback: could not restore %s: %s", target, exc)
-        self._steps.clear()
-        for d in reversed(self.created_dirs):
+                ok = False
+        self._entries.clear()
+        for d in sorted({*self.created_dirs, *self._planned_dirs}, key=lambda p: len(p.parts), reverse=True):
             with contextlib.suppress(OSError):
                 d.rmdir()
+                touched.add(d.parent)
+        for d in touched:  # the undo is durable before the journal that describes it goes
+            with contextlib.suppress(OSError):
+                fsync_dir(d)
+        return ok
 
 
 class DirectoryDestination:
@@ -195,6 +287,8 @@ class DirectoryDestination:
                         log.warning("%s: another airgap process holds the lock; waiting up to %.0fs", self.root, timeout)
                         waited = True
                     time.sleep(0.2)
+            for line in self.recover():  # whoever takes the lock first undoes what a killed run left
+                log.warning("%s: %s", self.root, line)
             yield
         finally:
             os.close(fd)  # closing releases the flock
@@ -208,6 +302,55 @@ class DirectoryDestination:
         created.append(staging)
         (staging / "backup").mkdir()
         return staging
+
+    def recover(self) -> list[str]:
+        """Under the lock (:meth:`locked` calls it): undo what killed runs left; one line per thing done.
+
+        Every ``staging-*`` area belongs to a run that died (a live one would hold the lock).
+        If it saved a journal, its publish was cut short: it is rolled back, so the
+        destination is as it was before that run. Then the area goes, and so do the
+        temporary files a killed write leaves in channel subdirs and in ``.airgap``.
+        """
+        done: list[str] = []
+        if not self.state_dir.is_dir():
+            return done
+        for staging in sorted(self.state_dir.glob("staging-*")):
+            journal = Journal.load(self.root, staging) if staging.is_dir() and not staging.is_symlink() else None
+            if journal is not None:
+                if not journal.rollback():
+                    raise DestinationError(f"{staging}: expected to roll back an interrupted import, could not restore every file (see the errors above); fix that, then retry")
+                done.append(f"rolled back the interrupted change of {staging.name}")
+            try:
+                if staging.is_dir() and not staging.is_symlink():
+                    shutil.rmtree(staging)
+                else:
+                    staging.unlink()
+            except OSError as exc:
+                raise DestinationError(f"{staging}: expected to remove what an interrupted run left, cannot: {exc.strerror}") from None
+            done.append(f"removed {staging.name}")
+        if done:  # temp files exist only while a staging area does
+            dirs = [self.state_dir] + [d for d in self.root.glob("*/*") if d.is_dir() and not d.is_symlink() and not d.parent.name.startswith(".")]
+            for d in dirs:
+                removed = 0
+                for entry in os.scandir(d):
+                    if _TEMP.match(entry.name) and entry.is_file(follow_symlinks=False):
+                        os.unlink(entry.path)
+                        removed += 1
+                if removed:
+                    done.append(f"removed {removed} temporary file(s) from {d}")
+            fsync_dir(self.state_dir)
+        return done
+
+    def plan_publish(self, journal: Journal, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]]) -> None:
+        """Journal every path a publish of ``packages`` and ``indexes`` will change, then save it."""
+        for channel, subdir, filename in packages:
+            journal.prepare_replace(self.subdir_path(channel, subdir) / filename)
+        for channel, subdir in indexes:
+            d = self.subdir_path(channel, subdir)
+            for name in ("repodata.json.zst", "repodata.json", "current_repodata.json"):
+                journal.prepare_replace(d / name)
+        journal.prepare_replace(self.state_dir / RECEIPT)
+        journal.save()
 
     def sync(self) -> None:
         _syncfs(self.root)
@@ -242,10 +385,11 @@ class DirectoryDestination:
             atomic_write_bytes(target, data)
         stale = d / "current_repodata.json"
         if stale.exists():  # never leave a current_repodata.json that disagrees with repodata.json
-            backup = journal.backup_path()
-            os.replace(stale, backup)
-            journal.note_removed(stale, backup)
+            journal.prepare_replace(stale)
+            os.unlink(stale)
 
     def fsync_dirs(self, dirs: set[tuple[str, str]]) -> None:
-        for channel, subdir in sorted(dirs):
-            fsync_dir(self.subdir_path(channel, subdir))
+        """Make renames in these subdirs durable, and the subdirs' own entries (they may be new)."""
+        todo = {self.subdir_path(c, s) for c, s in dirs} | {self.root / c for c, _ in dirs} | ({self.root} if dirs else set())
+        for d in sorted(todo, key=lambda p: len(p.parts), reverse=True):
+            fsync_dir(d)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..archive.reader import ArchiveStream
 from ..compress import zstd_decompress_bounded
-from ..errors import ArchiveFormatError, IntegrityError, SignatureError
+from ..errors import ArchiveFormatError, IntegrityError, SignatureError, UpstreamError
 from ..manifest import Manifest, SubdirEntry, parse_manifest
 from ..repodata import Repodata, from_document, record_hashes
 from ..signing import TrustedKeys
@@ -49,8 +49,13 @@ def load_repodata_blob(data: bytes, sub: SubdirEntry, channel: str, what: str) -
         doc = json.loads(raw)
     except ValueError as exc:
         raise ArchiveFormatError(f"{what}: expected repodata JSON, found invalid data ({exc})") from None
-    total = len(doc.get("packages", {}) or {}) + len(doc.get("packages.conda", {}) or {}) if isinstance(doc, dict) else -1
-    rd = from_document(doc, sub.subdir, what)
+    except RecursionError:
+        raise ArchiveFormatError(f"{what}: expected repodata JSON, found values nested too deeply to parse") from None
+    try:
+        rd = from_document(doc, sub.subdir, what)
+    except UpstreamError as exc:  # the same message, but here it is the archive that is malformed
+        raise ArchiveFormatError(str(exc)) from None
+    total = sum(len(doc.get(section) or {}) for section in ("packages", "packages.conda"))  # both are dicts (or null) now
     if len(rd) != total:
         raise ArchiveFormatError(f"{what}: expected every repodata record to be well-formed, found {total - len(rd)} that are not")
     listed = {p.filename: p for p in sub.packages}

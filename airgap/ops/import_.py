@@ -3,15 +3,19 @@
 Order of events:
 1. Read ``manifest.json`` and ``manifest.sig`` and verify the signature against the trusted
    keys — before the destination is touched at all. Parse the manifest strictly.
-2. Lock the destination. If the receipt says this archive was applied and every file it
-   brings is still there, stop: a quick, successful no-op.
+2. Lock the destination; roll back what a killed import left half done (its saved journal)
+   and remove its staging area and temporary files. If the receipt says this archive was
+   applied and every file it brings is still there, stop: a quick, successful no-op.
 3. Stream every blob, hashing it; blobs the destination lacks go to a staging area inside the
    destination (same file system, so placing them is a rename). Any mismatch, unknown or
    missing member aborts here, and the staging area is removed: the destination is unchanged.
-4. Flush the staged files to disk, then publish: all package files first, then each
-   subdir's repodata (``repodata.json`` and ``.zst``, atomically), then the receipt. A client
-   reading repodata at any moment finds every file it lists. If anything fails during
-   publishing, the journal puts back exactly what was there.
+4. Journal every path the publish will change (with a hard-link backup of what is there),
+   save the journal in the staging area, and flush it with the staged files to disk. Then
+   publish: all package files first, then each subdir's repodata (``repodata.json`` and
+   ``.zst``, atomically), then the receipt; then drop the journal. A client reading repodata
+   at any moment finds every file it lists. If anything fails during publishing, the journal
+   puts back exactly what was there — at once, or, if the process was killed, at the start
+   of the next import.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import io
 import logging
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +33,10 @@ from ..archive.reader import copy_verified
 from ..destinations.directory import DirectoryDestination, Journal
 from ..errors import ArchiveFormatError
 from ..progress import Progress, null_progress
-from ..repodata import Repodata, empty, merge
+from ..repodata import Repodata, empty, merge, record_hashes
 from ..signing import TrustedKeys
 from ._archive import load_repodata_blob, open_verified
+from .pages import write_pages
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +72,11 @@ def run_import(
     created: list[Path] = []
     try:
         with opened.stream, dest.locked(created, lock_timeout):
-            return _import_locked(opened, dest, created, dest_channel, progress, clock)
+            try:
+                return _import_locked(opened, dest, created, dest_channel, progress, clock)
+            except BaseException:
+                _remove_created(created)  # under the lock: the next import must not see it half removed
+                raise
     except BaseException:
         _remove_created(created)
         raise
@@ -82,12 +92,13 @@ def _remove_created(created: list[Path]) -> None:
                 d.rmdir()
             except OSError:
                 pass
+    created.clear()
 
 
 def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path], dest_channel: str | None,
                    progress: Progress, clock: Any) -> ImportResult:
     manifest = opened.manifest
-    receipt = dest.read_receipt()
+    receipt = dest.read_receipt()  # read after dest.locked() rolled back any killed import
     held: dict[str, dict[str, dict[str, Any]]] = receipt["channels"]
 
     def target_channel(name: str) -> str:
@@ -116,7 +127,7 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
         return result
 
     staging = dest.new_staging(manifest.archive_id[:12], created)
-    journal = Journal(staging / "backup")
+    journal = Journal(staging / "backup", dest.root)
 
     # Stream and verify every blob; stage what is needed (and every repodata blob).
     repodata_blobs: dict[str, bytes] = {}
@@ -142,27 +153,63 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
         raise ArchiveFormatError(f"{opened.stream.path}: expected {len(manifest.blobs)} blobs, {len(missing)} missing (first: blobs/sha256/{missing[0]})")
 
     # Build the new repodata of every touched subdir (every channel gets a noarch).
+    current: dict[tuple[str, str], Repodata | None] = {}
     new_index: dict[tuple[str, str], Repodata] = {}
     for ch in manifest.channels:
         tc = target_channel(ch.name)
         for sub in ch.subdirs:
             incoming = load_repodata_blob(repodata_blobs[sub.repodata.sha256], sub, ch.name, f"{ch.name}/{sub.subdir} repodata")
             key = (tc, sub.subdir)
-            base = new_index.get(key) or dest.read_repodata(tc, sub.subdir)
+            if key not in current:
+                current[key] = dest.read_repodata(tc, sub.subdir)
+            base = new_index.get(key) or current[key]
             new_index[key] = merge(base, incoming)
         if (tc, "noarch") not in new_index and dest.read_repodata(tc, "noarch") is None:
             new_index[(tc, "noarch")] = empty("noarch")
 
-    # Publish: packages (durable) → repodata → receipt. Roll back on any failure.
-    try:
-        dest.sync()  # staged bytes reach the disk before anything points at them
+    # A file the current index lists with other bytes (same name, new build) is replaced only after
+    # an interim index that no longer lists it: no index ever lists a file whose bytes differ.
+    order = [(sha, place) for sha, places in needed.items() for place in places]
+    sizes = {b.sha256: b.size for b in manifest.blobs}
+
+    def listed_otherwise(sha: str, tc: str, subdir: str, filename: str) -> bool:
+        rd = current.get((tc, subdir))
+        record = rd.get(filename) if rd is not None else None
+        if record is None:
+            return False
+        rec_sha, _md5, rec_size = record_hashes(record)
+        return rec_sha != sha if rec_sha is not None else rec_size != sizes[sha]
+
+    listed = [(sha, place) for sha, place in order if listed_otherwise(sha, *place)]
+    dropped: dict[tuple[str, str], set[str]] = {}
+    for _, (tc, subdir, filename) in listed:
+        dropped.setdefault((tc, subdir), set()).add(filename)
+    interim: dict[tuple[str, str], Repodata] = {}
+    for key, names in dropped.items():
+        rd = current[key]
+        assert rd is not None
+        interim[key] = rd.subset({f for f, _ in rd.records() if f not in names})
+    uses = Counter(sha for sha, _ in order)
+
+    def place(batch: list[tuple[str, tuple[str, str, str]]]) -> None:
         touched: set[tuple[str, str]] = set()
-        for sha, places in needed.items():
-            for i, (tc, subdir, filename) in enumerate(places):
-                dest.put_package(tc, subdir, filename, staging / sha, journal, keep_staged=i + 1 < len(places))
-                touched.add((tc, subdir))
-                result.packages_added += 1
+        for sha, (tc, subdir, filename) in batch:
+            uses[sha] -= 1
+            dest.put_package(tc, subdir, filename, staging / sha, journal, keep_staged=uses[sha] > 0)
+            touched.add((tc, subdir))
+            result.packages_added += 1
         dest.fsync_dirs(touched)
+
+    # Publish: journal → packages (durable) → repodata → receipt. Roll back on any failure.
+    try:
+        dest.plan_publish(journal, [place for _, place in order], sorted(new_index))
+        dest.sync()  # staged bytes, backups and journal reach the disk before anything points at them
+        late = set(listed)
+        place([x for x in order if x not in late])
+        if listed:
+            for (tc, subdir), rd in sorted(interim.items()):
+                dest.publish_index(tc, subdir, rd, journal)
+            place(listed)
         for (tc, subdir), rd in sorted(new_index.items()):
             dest.publish_index(tc, subdir, rd, journal)
         for ch in manifest.channels:
@@ -179,8 +226,10 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
             "base": manifest.base,
         })
         dest.write_receipt(receipt, journal)
+        journal.commit()
     except BaseException:
         journal.rollback()
         raise
     shutil.rmtree(staging, ignore_errors=True)
+    write_pages(dest, {tc for tc, _ in new_index}, receipt["archives"][-1])
     return result
