@@ -410,6 +410,8 @@ def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, state: _
     click.echo(f"signer     {sig}")
     click.echo(f"filters    {json.dumps(doc['filters'], sort_keys=True)}")
     click.echo(f"totals     {t['packages']} packages, {_human(t['package_bytes'])}; {t['blobs']} blobs")
+    for ins in doc["installers"]:
+        click.echo(f"installer  {ins['dir']}/{ins['filename']} ({_human(ins['size'])})  <- {ins['url']}")
     for ch in doc["channels"]:
         click.echo(f"channel    {ch['name']}  <- {ch['url']}")
         for s in ch["subdirs"]:

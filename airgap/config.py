@@ -133,6 +133,29 @@ def _sites(path: str, v: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _installers(path: str, v: Any) -> tuple[dict[str, Any], ...]:
+    if v is None:
+        return ()
+    if not isinstance(v, list):
+        raise ConfigError(f"{path}: expected a list of URLs or {{url, sha256, dir}} mappings, found {_type_name(v)}")
+    out = []
+    for i, item in enumerate(v):
+        p = f"{path}[{i}]"
+        if isinstance(item, str):
+            item = {"url": item}
+        if not isinstance(item, dict) or "url" not in item:
+            raise ConfigError(f"{p}: expected a URL or a mapping with 'url', found {item!r}")
+        unknown = set(item) - {"url", "sha256", "dir"}
+        if unknown:
+            raise ConfigError(f"{p}: unknown key {sorted(unknown)[0]!r}; expected url, sha256, dir")
+        sha = _opt_str(p + ".sha256", item.get("sha256"))
+        if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
+            raise ConfigError(f"{p}.sha256: expected 64 hex digits, found {sha!r}")
+        out.append({"url": _str(p + ".url", item["url"]), "sha256": sha.lower() if sha else None,
+                    "dir": _opt_str(p + ".dir", item.get("dir"))})
+    return tuple(out)
+
+
 def _anything(path: str, v: Any) -> Any:
     return None if v == "None" else v
 
@@ -153,9 +176,9 @@ _KEYS: tuple[_Key, ...] = (
     _Key("remote_url", _str, "https://repo.anaconda.com/", "base URL for the default channels"),
     _Key("mirror_dir", _str, None, "download cache (content-addressed); default ~/.cache/airgap"),
     _Key("platforms", _platforms, DEFAULT_PLATFORMS, "subdirs to mirror; noarch is always added"),
-    _Key("fetch_installers", _bool, False, "carry installers (not implemented yet)", "later"),
+    _Key("fetch_installers", _bool, False, "carry installers from <remote_url><dir_name>/ (see installer_patterns)"),
     _Key("repodata_source", _anything, False, "no meaning in airgap: repodata always comes from the channel", "no"),
-    _Key("dir_names", _str_list, (), "installer directories (not implemented yet)", "later"),
+    _Key("dir_names", _str_list, (), "installer directories under remote_url, restored as DEST/<dir_name>/"),
     _Key("server_log_dir", _anything, None, "no meaning in airgap (no server process)", "no"),
     _Key("server_port", _anything, None, "no meaning in airgap (no server process)", "no"),
     _Key("dest_site", _opt_str, None, "import destination: a name under 'sites'"),
@@ -185,6 +208,8 @@ _KEYS: tuple[_Key, ...] = (
     _Key("snapshot_date", _opt_str, None, "the channel as it was at this date (record timestamps)"),
     _Key("with_dependencies", _bool, False, "add every record the selection depends on"),
     _Key("installable", _str_list, (), "specs that must solve against the selection, per platform x python"),
+    _Key("installers", _installers, (), "installer URLs (or {url, sha256, dir}) to carry, restored as DEST/<dir>/"),
+    _Key("installer_patterns", _str_list, (), "file-name globs choosing installers from dir_names listings"),
     _Key("volume_size", _anything, None, "split archives into volumes (not implemented yet)", "later"),
 )
 KEYS: Mapping[str, _Key] = {k.name: k for k in _KEYS}
@@ -230,6 +255,8 @@ class Config:
     snapshot_date: str | None = None
     with_dependencies: bool = False
     installable: tuple[str, ...] = ()
+    installers: tuple[dict[str, Any], ...] = ()
+    installer_patterns: tuple[str, ...] = ()
     volume_size: Any = None
 
     def unsupported_in_use(self) -> list[str]:

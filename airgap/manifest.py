@@ -28,6 +28,7 @@ _ARCHIVE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")  # export writes uuid4().hex;
 _CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\Z")
 _SUBDIR = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
 _FILENAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+!=~,-]{0,254}\Z")
+_INSTALLER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=~,-]{0,254}\Z")
 PACKAGE_SUFFIXES = (".tar.bz2", ".conda")
 
 
@@ -43,6 +44,10 @@ def is_safe_package_filename(name: str) -> bool:
         and name.endswith(PACKAGE_SUFFIXES)
         and ".." not in name
     )
+
+
+def is_safe_installer_filename(name: str) -> bool:
+    return isinstance(name, str) and bool(_INSTALLER.match(name)) and ".." not in name
 
 
 def is_safe_channel_name(name: str) -> bool:
@@ -103,10 +108,24 @@ class ChannelEntry:
 class BlobEntry:
     sha256: str
     size: int
-    kind: str  # "repodata" or "package"
+    kind: str  # "repodata", "package" or "installer"
 
     def to_json(self) -> dict[str, Any]:
         return {"sha256": self.sha256, "size": self.size, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class InstallerEntry:
+    """An installer file (Miniforge, Miniconda…) restored at ``DEST/<dir>/<filename>``."""
+
+    dir: str
+    filename: str
+    sha256: str
+    size: int
+    url: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dir": self.dir, "filename": self.filename, "sha256": self.sha256, "size": self.size, "url": self.url}
 
 
 @dataclass(frozen=True)
@@ -119,6 +138,7 @@ class Manifest:
     filters: Mapping[str, Any] = field(default_factory=dict)
     base: str | None = None
     format: str = FORMAT
+    installers: tuple[InstallerEntry, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -131,6 +151,7 @@ class Manifest:
             "channels": [c.to_json() for c in self.channels],
             "blobs": [b.to_json() for b in self.blobs],
             "totals": self.totals(),
+            **({"installers": [i.to_json() for i in self.installers]} if self.installers else {}),
         }
 
     def to_bytes(self) -> bytes:
@@ -225,8 +246,8 @@ def parse_manifest(data: bytes) -> Manifest:
             raise _fail(p + ".sha256", "each blob listed once", sha)
         seen.add(sha)
         kind = _str(_get(b, "kind", p), p + ".kind")
-        if kind not in ("repodata", "package"):
-            raise _fail(p + ".kind", "'repodata' or 'package'", kind)
+        if kind not in ("repodata", "package", "installer"):
+            raise _fail(p + ".kind", "'repodata', 'package' or 'installer'", kind)
         blobs.append(BlobEntry(sha, _size(_get(b, "size", p), p + ".size"), kind))
     index = {b.sha256: b for b in blobs}
     referenced: set[str] = set()
@@ -281,6 +302,20 @@ def parse_manifest(data: bytes) -> Manifest:
             source = _dict(s.get("source", {}), sp + ".source")
             subdirs.append(SubdirEntry(sub, rd, tuple(pkgs), dict(source)))
         channels.append(ChannelEntry(name, _str(_get(c, "url", cp), cp + ".url"), tuple(subdirs)))
+    installers: list[InstallerEntry] = []
+    placed: set[tuple[str, str]] = set()
+    for ii, ins in enumerate(_list(doc.get("installers", []), "installers")):
+        ip = f"installers[{ii}]"
+        ins = _dict(ins, ip)
+        d = _str(_get(ins, "dir", ip), ip + ".dir")
+        fn = _str(_get(ins, "filename", ip), ip + ".filename")
+        if not is_safe_channel_name(d) or not is_safe_installer_filename(fn) or (d, fn) in placed:
+            raise _fail(ip, "a directory name and a file name, each one path component, once", f"{d}/{fn}")
+        placed.add((d, fn))
+        entry_i = InstallerEntry(d, fn, _hex(_get(ins, "sha256", ip), ip + ".sha256"), _size(_get(ins, "size", ip), ip + ".size"),
+                                 _str(_get(ins, "url", ip), ip + ".url"))
+        ref(entry_i.sha256, entry_i.size, "installer", ip)
+        installers.append(entry_i)
     unreferenced = [b.sha256 for b in blobs if b.sha256 not in referenced]
     if unreferenced:
         raise _fail("blobs", "every blob used by a channel", f"{len(unreferenced)} unused, first {unreferenced[0]}")
@@ -300,4 +335,5 @@ def parse_manifest(data: bytes) -> Manifest:
         filters=dict(filters),
         base=base,
         format=fmt,
+        installers=tuple(installers),
     )

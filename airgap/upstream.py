@@ -15,6 +15,7 @@ import re
 import time
 import urllib.parse
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 from .compress import zstd_decompress_bounded
@@ -108,3 +109,38 @@ def fetch_channel(fetcher: Fetcher, channel: Channel, subdirs: list[str]) -> dic
             f"{channel.url}: expected a conda channel (repodata.json in any of {', '.join(subdirs)}), found none"
         )
     return out
+
+
+class _Hrefs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.hrefs.extend(v for k, v in attrs if k == "href" and v)
+
+
+def list_directory(fetcher: Fetcher, url: str) -> list[str]:
+    """File names directly inside a directory URL: ``file://`` listing, or an HTTP index page's links."""
+    if not url.endswith("/"):
+        url += "/"
+    if url.startswith("file:"):
+        from .fetch import url_to_path
+
+        path = Path(url_to_path(url))
+        if not path.is_dir():
+            raise UpstreamError(f"{url}: expected a directory of installers, found none")
+        return sorted(p.name for p in path.iterdir() if p.is_file())
+    try:
+        page = fetcher.get_bytes(url, 64 << 20)
+    except NotFound:
+        raise UpstreamError(f"{url}: expected a directory listing of installers, found HTTP 404") from None
+    parser = _Hrefs()
+    parser.feed(page.decode("utf-8", "replace"))
+    names = set()
+    for href in parser.hrefs:
+        target = urllib.parse.urljoin(url, href)
+        if target.startswith(url) and "/" not in target[len(url):] and target[len(url):]:
+            names.add(urllib.parse.unquote(target[len(url):]))
+    return sorted(names)

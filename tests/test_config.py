@@ -112,8 +112,8 @@ def test_default_channel_follows_remote_url() -> None:
 
 
 def test_unimplemented_keys_are_reported_not_ignored() -> None:
-    cfg = from_mapping({"blacklist": ["openssl"], "delta": True, "fetch_installers": True})
-    assert cfg.unsupported_in_use() == ["fetch_installers", "delta"]
+    cfg = from_mapping({"blacklist": ["openssl"], "delta": True, "volume_size": "4.7G"})
+    assert cfg.unsupported_in_use() == ["delta", "volume_size"]
 
 
 @pytest.mark.parametrize("command", ["export", "import", "verify", "inspect"])

@@ -56,7 +56,7 @@ PKG = ["channels", 0, "subdirs", 0, "packages", 0]
         (mutate(["channels", 0, "name"], ".."), "expected a channel name"),
         (mutate(["channels", 0, "name"], "a/b"), "expected a channel name"),
         (mutate(["channels", 0, "subdirs", 0, "subdir"], "../x"), "conda subdir name"),
-        (mutate(["blobs", 2, "kind"], "script"), "'repodata' or 'package'"),
+        (mutate(["blobs", 2, "kind"], "script"), "'repodata', 'package' or 'installer'"),
         (mutate(["blobs"], sample().to_json()["blobs"] + [{"sha256": "e" * 64, "size": 1, "kind": "package"}]), "every blob used"),
         (mutate(["blobs"], sample().to_json()["blobs"] + [sample().to_json()["blobs"][0]]), "each blob listed once"),
     ],

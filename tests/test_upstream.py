@@ -47,8 +47,8 @@ class FaultServer:
                         self.send_response(200)
                         self.send_header("Content-Length", str(len(data)))
                         self.end_headers()
+                        server.sent += len(data) // 2  # counted before sending: the client may finish first
                         self.wfile.write(data[: len(data) // 2])
-                        server.sent += len(data) // 2
                         return
                     self.send_error(status)
                     return
@@ -61,8 +61,8 @@ class FaultServer:
                     self.send_header("Content-Range", f"bytes {first}-{len(data) - 1}/{len(data)}")
                     self.send_header("Content-Length", str(len(data) - first))
                     self.end_headers()
-                    self.wfile.write(data[first:])
                     server.sent += len(data) - first
+                    self.wfile.write(data[first:])
                     return
                 if target.is_file():
                     server.sent += target.stat().st_size

@@ -8,8 +8,11 @@ per-file summary and no archive is written.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import logging
+import os
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -26,11 +29,21 @@ from ..errors import ConfigError, DownloadError, UnsolvableError, UpstreamError,
 from ..fetch import Fetcher
 from ..filters import Filters, Selection, select_channel
 from ..installable import SolveOutcome
-from ..manifest import BlobEntry, ChannelEntry, Manifest, PackageEntry, RepodataBlob, SubdirEntry
+from ..manifest import (
+    BlobEntry,
+    ChannelEntry,
+    InstallerEntry,
+    Manifest,
+    PackageEntry,
+    RepodataBlob,
+    SubdirEntry,
+    is_safe_channel_name,
+    is_safe_installer_filename,
+)
 from ..progress import Progress, null_progress
 from ..repodata import record_hashes
 from ..signing import Signer
-from ..upstream import Channel, FetchedRepodata, channel_from_string, fetch_channel
+from ..upstream import Channel, FetchedRepodata, channel_from_string, fetch_channel, list_directory
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +111,47 @@ def resolve_channels(config: Config) -> list[Channel]:
     return channels
 
 
+@dataclass(frozen=True)
+class _InstallerWant:
+    dir: str
+    filename: str
+    url: str
+    sha256: str | None
+
+
+def installer_wants(config: Config, fetcher: Fetcher) -> list[_InstallerWant]:
+    """The installers to carry: listed by URL (``installers``) or chosen by pattern from
+    ``<remote_url><dir_name>/`` listings (``fetch_installers``, ``dir_names``, ``installer_patterns``)."""
+    out: list[_InstallerWant] = []
+    default_dir = config.dir_names[0] if config.dir_names else "installers"
+    for entry in config.installers:
+        url = str(entry["url"])
+        if "://" not in url:
+            url = Path(os.path.abspath(url)).as_uri()
+        name = urllib.parse.unquote(url.rstrip("/").rsplit("/", 1)[-1])
+        out.append(_InstallerWant(entry.get("dir") or default_dir, name, url, entry.get("sha256")))
+    if config.fetch_installers:
+        if not config.dir_names:
+            raise ConfigError("fetch_installers: expected dir_names too (e.g. ['archive']): the folders under remote_url to take installers from")
+        if not config.installer_patterns:
+            raise ConfigError("fetch_installers: expected installer_patterns (e.g. ['Miniforge3-*-Linux-x86_64.sh']); "
+                              "refusing to carry a whole installer folder")
+        for d in config.dir_names:
+            base = config.remote_url.rstrip("/") + "/" + d + "/"
+            names = [n for n in list_directory(fetcher, base) if any(fnmatch.fnmatchcase(n, pat) for pat in config.installer_patterns)]
+            if not names:
+                log.warning("%s: no installer matches %s", base, ", ".join(config.installer_patterns))
+            out.extend(_InstallerWant(d, n, base + urllib.parse.quote(n), None) for n in names)
+    seen: set[tuple[str, str]] = set()
+    for w in out:
+        if not is_safe_channel_name(w.dir) or not is_safe_installer_filename(w.filename):
+            raise ConfigError(f"installers: expected a folder and a file name of letters, digits, . _ + - ~ =, found {w.dir}/{w.filename}")
+        if (w.dir, w.filename) in seen:
+            raise ConfigError(f"installers: expected each installer once, found {w.dir}/{w.filename} twice")
+        seen.add((w.dir, w.filename))
+    return out
+
+
 @dataclass
 class Plan:
     """What an export would carry: the selection, before any package is downloaded."""
@@ -106,6 +160,7 @@ class Plan:
     fetched: dict[str, dict[str, FetchedRepodata]]
     selections: dict[str, dict[str, Selection]]  # channel -> subdir -> selection
     wants: list[_Want]
+    installers: list[_InstallerWant] = field(default_factory=list)
     installability: list[SolveOutcome] = field(default_factory=list)
 
     @property
@@ -119,6 +174,8 @@ class Plan:
                     for c, subs in self.selections.items() for s, sel in subs.items()
                     for fn, reason in sorted(sel.excluded.items())]
         doc: dict[str, Any] = {"packages": packages, "excluded": excluded, "total_bytes": self.total_bytes}
+        if self.installers:
+            doc["installers"] = [{"dir": i.dir, "filename": i.filename, "url": i.url, "sha256": i.sha256} for i in self.installers]
         if self.installability:
             doc["installable"] = [o.to_json() for o in self.installability]
         return doc
@@ -163,7 +220,7 @@ def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Prog
                 if sha is None and md5 is None:
                     raise UpstreamError(f"{fr.url}: {filename}: expected a sha256 or md5 in its record, found neither; cannot verify it")
                 wants.append(_Want(cname, subdir, filename, fr.package_url(filename), Expected(sha, md5, size)))
-    return Plan(channels, fetched, selections, wants)
+    return Plan(channels, fetched, selections, wants, installer_wants(config, fetcher))
 
 
 def check_installable(plan: Plan, filters: Filters, specs: list[str], allow_unsolvable: bool = False) -> None:
@@ -258,10 +315,22 @@ def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer:
                     failures.append(str(exc))
                     log.error("%s", exc)
         bar.close()
+    installer_entries: list[InstallerEntry] = []
+    for iw in plan.installers:  # few and large: one at a time, each verified against its sha256 if given
+        try:
+            sha = cache.lookup(Expected(iw.sha256, None, None)) if iw.sha256 else None
+            if sha is None:
+                bar = progress(iw.filename, None)
+                sha = cache.download(fetcher, iw.url, Expected(iw.sha256, None, None), bar.update)
+                bar.close()
+            installer_entries.append(InstallerEntry(iw.dir, iw.filename, sha, cache.path(sha).stat().st_size, iw.url))
+        except UpstreamError as exc:
+            failures.append(str(exc))
+            log.error("%s", exc)
     if failures:
         failures.sort()
         raise DownloadError(
-            f"{len(failures)} of {len(todo)} downloads failed; no archive was written (first: {failures[0]})",
+            f"{len(failures)} of {len(todo) + len(plan.installers)} downloads failed; no archive was written (first: {failures[0]})",
             failures,
         )
 
@@ -288,7 +357,10 @@ def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer:
             sub_entries.append(SubdirEntry(subdir, RepodataBlob(rd_sha, len(packed), len(raw)), tuple(pkgs), source))
             counts.setdefault(ch.name, {})[subdir] = len(pkgs)
         channel_entries.append(ChannelEntry(ch.name, ch.url, tuple(sub_entries)))
-    ordered = sorted(blobs.values(), key=lambda b: (b.kind != "repodata", b.sha256))
+    for ie in installer_entries:
+        if blobs.setdefault(ie.sha256, BlobEntry(ie.sha256, ie.size, "installer")).kind != "installer":
+            raise UsageError(f"installers: {ie.filename} has the same bytes as a package; carry it once")
+    ordered = sorted(blobs.values(), key=lambda b: ({"repodata": 0, "installer": 1}.get(b.kind, 2), b.sha256))
     now = clock()
     manifest = Manifest(
         archive_id=uuid.uuid4().hex,
@@ -297,6 +369,7 @@ def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer:
         channels=tuple(channel_entries),
         blobs=tuple(ordered),
         filters=filters.to_json(),
+        installers=tuple(installer_entries),
     )
     manifest_bytes = manifest.to_bytes()
     signature = signer.sign(manifest_bytes) if signer is not None else None

@@ -31,7 +31,7 @@ from typing import Any
 
 from ..archive.reader import copy_verified
 from ..destinations.directory import DirectoryDestination, Journal
-from ..errors import ArchiveFormatError
+from ..errors import ArchiveFormatError, UsageError
 from ..progress import Progress, null_progress
 from ..repodata import Repodata, empty, merge, record_hashes
 from ..signing import TrustedKeys
@@ -117,6 +117,17 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
                     present += 1
                     continue
                 needed.setdefault(p.sha256, []).append((tc, sub.subdir, p.filename))
+    # Installers go to DEST/<dir>/<filename>: placed like packages, with "" as the subdir.
+    channel_names = {target_channel(ch.name) for ch in manifest.channels}
+    held_installers: dict[str, dict[str, Any]] = receipt.setdefault("installers", {})
+    for ins in manifest.installers:
+        if ins.dir in channel_names:
+            raise UsageError(f"installers: expected a directory name other than the channels', found {ins.dir!r} (a channel too)")
+        rec = held_installers.get(ins.dir, {}).get(ins.filename)
+        if rec and rec.get("sha256") == ins.sha256 and dest.file_matches(ins.dir, "", ins.filename, ins.size):
+            present += 1
+            continue
+        needed.setdefault(ins.sha256, []).append((ins.dir, "", ins.filename))
     applied = {a.get("archive_id") for a in receipt["archives"] if isinstance(a, dict)}
     result = ImportResult(str(dest.root), manifest.archive_id, opened.signer, noop=False, packages_present=present)
     for ch in manifest.channels:
@@ -218,6 +229,8 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
                 slot = held.setdefault(tc, {}).setdefault(sub.subdir, {})
                 for p in sub.packages:
                     slot[p.filename] = {"sha256": p.sha256, "size": p.size}
+        for ins in manifest.installers:
+            held_installers.setdefault(ins.dir, {})[ins.filename] = {"sha256": ins.sha256, "size": ins.size}
         receipt["archives"].append({
             "archive_id": manifest.archive_id,
             "created": manifest.created,

@@ -80,6 +80,7 @@ class Inspection:
             "manifest_bytes": self.manifest_bytes,
             "totals": m.totals(),
             "channels": self.channels,
+            "installers": [i.to_json() for i in m.installers],
         }
 
 
