@@ -32,15 +32,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _TqdmBar:
-    def __init__(self, desc: str, total: int | None, unit: str) -> None:
+    def __init__(self, desc: str, total: int | None, unit: str, files: int | None) -> None:
         from tqdm import tqdm
 
         scale = unit == "B"
         self._bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=scale, unit_divisor=1024 if scale else 1000,
-                         file=sys.stderr, dynamic_ncols=True, leave=False)
+                         file=sys.stderr, dynamic_ncols=True, leave=False, postfix=f"0/{files} files" if files else None)
+        self._files, self._total_files = 0, files
 
     def update(self, n: int) -> None:
         self._bar.update(n)
+
+    def file_done(self) -> None:
+        self._files += 1
+        if self._total_files:
+            self._bar.set_postfix_str(f"{self._files}/{self._total_files} files", refresh=False)
 
     def close(self) -> None:
         self._bar.close()
@@ -50,8 +56,8 @@ def _progress(quiet: bool) -> Progress:
     if quiet or not sys.stderr.isatty():
         return null_progress
 
-    def make(desc: str, total: int | None, unit: str = "B") -> Bar:
-        return _TqdmBar(desc, total, unit)
+    def make(desc: str, total: int | None, unit: str = "B", files: int | None = None) -> Bar:
+        return _TqdmBar(desc, total, unit, files)
 
     return make
 

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.parse
@@ -126,3 +127,41 @@ def test_channel_pages_in_a_browser(imported: Path, tmp_path: Path, http_server:
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
     if os.environ.get("AIRGAP_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["AIRGAP_KEEP_SCREENSHOT"])
+
+
+def _run_on_a_terminal(args: list[str]) -> str:
+    """Run ``python -m airgap ARGS`` with stderr on a pseudo-terminal; return what it drew."""
+    import fcntl
+    import pty
+    import struct
+    import sys
+    import termios
+
+    main_fd, child_fd = pty.openpty()
+    fcntl.ioctl(child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal has a size
+    proc = subprocess.Popen([sys.executable, "-m", "airgap", *args], stdout=subprocess.DEVNULL, stderr=child_fd)
+    os.close(child_fd)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main_fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(main_fd)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_bars_on_a_terminal_only(tmp_path: Path) -> None:
+    cfg = tmp_path / "e.yaml"
+    cfg.write_text(json.dumps({"channels": [str(SAMPLES / "channel")], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "c")}))
+    assert CliRunner().invoke(main, ["export", "-f", str(cfg), "--unsigned", str(tmp_path / "m.tar")]).exit_code == 0
+    drawn = _run_on_a_terminal(["verify", str(tmp_path / "m.tar"), "--allow-unsigned"])
+    assert "verify:" in drawn and "files" in drawn and "%|" in drawn
+    assert "%|" not in _run_on_a_terminal(["verify", "-q", str(tmp_path / "m.tar"), "--allow-unsigned"])
+    piped = subprocess.run([sys.executable, "-m", "airgap", "verify", str(tmp_path / "m.tar"), "--allow-unsigned"],
+                           capture_output=True, text=True, check=True)
+    assert "%|" not in piped.stderr and piped.stdout.startswith("OK ")

@@ -57,6 +57,7 @@ def write_archive(
     blobs: Iterable[tuple[str, int, Path]],
     mtime: int,
     on_bytes: Callable[[int], None] | None = None,
+    on_file: Callable[[], None] | None = None,
 ) -> None:
     """Write ``manifest``, ``signature`` and each ``(sha256, size, path)`` blob to ``target``."""
     target = Path(target)
@@ -76,6 +77,8 @@ def write_archive(
                         tar.addfile(_info(blob_member(sha), size, mtime), reader)
                         if reader.hash.hexdigest() != sha:
                             raise AirgapError(f"cache file {path}: expected sha256 {sha}, found {reader.hash.hexdigest()}; delete it and export again")
+                    if on_file is not None:
+                        on_file()
             raw.flush()
             os.fsync(raw.fileno())
         os.chmod(tmp, 0o644)

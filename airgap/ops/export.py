@@ -304,7 +304,7 @@ def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer:
     todo_bytes = sum(w.expected.size or 0 for w in todo)
     if todo:
         log.info("downloading %d packages (%d bytes); %d already in the cache", len(todo), todo_bytes, cached)
-        bar = progress("download", todo_bytes or None)
+        bar = progress("download", todo_bytes or None, files=len(todo))
         with ThreadPoolExecutor(max_workers=config.workers) as pool:
             futures = {pool.submit(cache.download, fetcher, w.url, w.expected, bar.update): w for w in todo}
             for fut in as_completed(futures):
@@ -314,6 +314,7 @@ def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer:
                 except UpstreamError as exc:
                     failures.append(str(exc))
                     log.error("%s", exc)
+                bar.file_done()
         bar.close()
     installer_entries: list[InstallerEntry] = []
     for iw in plan.installers:  # few and large: one at a time, each verified against its sha256 if given
@@ -376,9 +377,9 @@ def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer:
 
     # 5. the archive
     total = sum(b.size for b in ordered)
-    bar = progress("archive", total)
+    bar = progress("archive", total, files=len(ordered))
     write_archive(archive, manifest_bytes, signature,
-                  ((b.sha256, b.size, cache.path(b.sha256)) for b in ordered), int(now), bar.update)
+                  ((b.sha256, b.size, cache.path(b.sha256)) for b in ordered), int(now), bar.update, bar.file_done)
     bar.close()
     totals = manifest.totals()
     return ExportResult(

@@ -144,7 +144,7 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
     repodata_blobs: dict[str, bytes] = {}
     seen: set[str] = set()
     total = sum(b.size for b in manifest.blobs)
-    bar = progress("import", total)
+    bar = progress("import", total, files=len(manifest.blobs))
     for entry, fh in opened.stream.blobs(manifest):
         seen.add(entry.sha256)
         what = f"{opened.stream.path}: blobs/sha256/{entry.sha256}"
@@ -158,6 +158,7 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
             result.bytes_written += entry.size
         else:
             copy_verified(fh, entry, None, what, bar.update)
+        bar.file_done()
     bar.close()
     missing = [b.sha256 for b in manifest.blobs if b.sha256 not in seen]
     if missing:

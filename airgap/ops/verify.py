@@ -35,7 +35,7 @@ def run_verify(archive: Path, trusted: TrustedKeys, *, allow_unsigned: bool = Fa
     repodata: dict[str, bytes] = {}
     seen: set[str] = set()
     with opened.stream:
-        bar = progress("verify", sum(b.size for b in manifest.blobs))
+        bar = progress("verify", sum(b.size for b in manifest.blobs), files=len(manifest.blobs))
         for entry, fh in opened.stream.blobs(manifest):
             seen.add(entry.sha256)
             what = f"{archive}: blobs/sha256/{entry.sha256}"
@@ -45,6 +45,7 @@ def run_verify(archive: Path, trusted: TrustedKeys, *, allow_unsigned: bool = Fa
                 repodata[entry.sha256] = buf.getvalue()
             else:
                 copy_verified(fh, entry, None, what, bar.update)
+            bar.file_done()
         bar.close()
     missing = [b.sha256 for b in manifest.blobs if b.sha256 not in seen]
     if missing:
