@@ -282,3 +282,37 @@ def test_every_step_of_a_publish_leaves_a_consistent_destination(case: str, cras
     assert calls["put_package"] == 2 * 151  # every file of the archive
     assert calls["publish_index"] == (4 if case == "rebuilt under old names" else 2)  # linux-64 and noarch (interim, final)
     assert_tidy(dest, "2e2" * 10)
+
+
+def test_sigkill_during_clean_leaves_a_consistent_destination(crash_setup: dict[str, Any], tmp_path: Path) -> None:
+    """clean republishes repodata before it deletes files: a kill anywhere leaves every listed file there."""
+    full = crash_setup["dir"] / "clean-base"
+    if not full.exists():
+        shutil.copytree(crash_setup["base"], full, symlinks=True)
+        r = cli("import", crash_setup["archive"], "--into", full, "--trusted-key", crash_setup["pub"])
+        assert r.exit_code == 0, r.output
+    cfg = tmp_path / "clean.yaml"
+    cfg.write_text(json.dumps({"platforms": ["linux-64"], "pkg_list": [f"hostile{i:03d}" for i in range(10)]}))
+    command = [sys.executable, "-m", "airgap", "clean", "-q", "-f", str(cfg), "--into"]
+    dest = tmp_path / "measure"
+    shutil.copytree(full, dest, symlinks=True)
+    t0 = time.monotonic()
+    subprocess.run([*command, str(dest)], check=True, capture_output=True)
+    total = time.monotonic() - t0
+    kills = max(4, KILLS // 3)
+    for n in range(kills):
+        dest = tmp_path / f"kill{n}"
+        shutil.copytree(full, dest, symlinks=True)
+        proc = subprocess.Popen([*command, str(dest)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(total * (0.3 + 0.7 * (n + 0.5) / kills))  # start-up is most of it: spread over the rest
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert_consistent(dest, strict=False)
+        r = cli("clean", "-f", cfg, "--into", dest)
+        assert r.exit_code == 0, r.output
+        assert_consistent(dest)
+        assert not list((dest / ".airgap").glob("staging-*"))
+        rd = json.loads((dest / "main" / "linux-64" / "repodata.json").read_bytes())
+        assert {r["name"] for r in listed(rd).values()} == {f"hostile{i:03d}" for i in range(10)}
+        shutil.rmtree(dest)
