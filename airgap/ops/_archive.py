@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..archive.reader import ArchiveStream
+from ..archive.reader import ArchiveStream, copy_verified
 from ..compress import zstd_decompress_bounded
 from ..errors import ArchiveFormatError, IntegrityError, SignatureError, UpstreamError
-from ..manifest import Manifest, SubdirEntry, parse_manifest
+from ..manifest import BlobEntry, Manifest, SubdirEntry, parse_manifest
+from ..progress import Progress
 from ..repodata import Repodata, from_document, record_hashes
 from ..signing import TrustedKeys
 
@@ -70,3 +73,35 @@ def load_repodata_blob(data: bytes, sub: SubdirEntry, channel: str, what: str) -
         if (sha is not None and sha != entry.sha256) or (size is not None and size != entry.size):
             raise IntegrityError(f"{what}: {channel}/{sub.subdir}/{filename}: repodata says sha256 {sha} size {size}, manifest says {entry.sha256} {entry.size}")
     return rd
+
+
+def stream_blobs(opened: Opened, progress: Progress, desc: str,
+                 destination: Callable[[BlobEntry], Path | None] = lambda entry: None) -> dict[str, bytes]:
+    """Read every blob of an opened archive, checking each hash; return the repodata blobs' bytes.
+
+    A package or installer blob goes to the file ``destination(entry)`` names, or nowhere (it
+    is only hashed). Every blob the manifest lists must appear.
+    """
+    manifest = opened.manifest
+    repodata: dict[str, bytes] = {}
+    seen: set[str] = set()
+    bar = progress(desc, sum(b.size for b in manifest.blobs), files=len(manifest.blobs))
+    for entry, fh in opened.stream.blobs(manifest):
+        seen.add(entry.sha256)
+        what = f"{opened.stream.path}: blobs/sha256/{entry.sha256}"
+        target = None if entry.kind == "repodata" else destination(entry)
+        if entry.kind == "repodata":
+            buf = io.BytesIO()
+            copy_verified(fh, entry, buf, what, bar.update)
+            repodata[entry.sha256] = buf.getvalue()
+        elif target is not None:
+            with open(target, "wb") as out:
+                copy_verified(fh, entry, out, what, bar.update)
+        else:
+            copy_verified(fh, entry, None, what, bar.update)
+        bar.file_done()
+    bar.close()
+    missing = [b.sha256 for b in manifest.blobs if b.sha256 not in seen]
+    if missing:
+        raise ArchiveFormatError(f"{opened.stream.path}: expected {len(manifest.blobs)} blobs, {len(missing)} missing (first: blobs/sha256/{missing[0]})")
+    return repodata

@@ -20,7 +20,6 @@ Order of events:
 
 from __future__ import annotations
 
-import io
 import logging
 import shutil
 import time
@@ -29,13 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..archive.reader import copy_verified
 from ..destinations.directory import DirectoryDestination, Journal
-from ..errors import ArchiveFormatError, UsageError
+from ..errors import UsageError
+from ..manifest import BlobEntry
 from ..progress import Progress, null_progress
 from ..repodata import Repodata, empty, merge, record_hashes
 from ..signing import TrustedKeys
-from ._archive import load_repodata_blob, open_verified
+from ._archive import load_repodata_blob, open_verified, stream_blobs
 from .pages import write_pages
 
 log = logging.getLogger(__name__)
@@ -141,28 +140,13 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
     journal = Journal(staging / "backup", dest.root)
 
     # Stream and verify every blob; stage what is needed (and every repodata blob).
-    repodata_blobs: dict[str, bytes] = {}
-    seen: set[str] = set()
-    total = sum(b.size for b in manifest.blobs)
-    bar = progress("import", total, files=len(manifest.blobs))
-    for entry, fh in opened.stream.blobs(manifest):
-        seen.add(entry.sha256)
-        what = f"{opened.stream.path}: blobs/sha256/{entry.sha256}"
-        if entry.kind == "repodata":
-            buf = io.BytesIO()
-            copy_verified(fh, entry, buf, what, bar.update)
-            repodata_blobs[entry.sha256] = buf.getvalue()
-        elif entry.sha256 in needed:
-            with open(staging / entry.sha256, "wb") as out:
-                copy_verified(fh, entry, out, what, bar.update)
-            result.bytes_written += entry.size
-        else:
-            copy_verified(fh, entry, None, what, bar.update)
-        bar.file_done()
-    bar.close()
-    missing = [b.sha256 for b in manifest.blobs if b.sha256 not in seen]
-    if missing:
-        raise ArchiveFormatError(f"{opened.stream.path}: expected {len(manifest.blobs)} blobs, {len(missing)} missing (first: blobs/sha256/{missing[0]})")
+    def stage(entry: BlobEntry) -> Path | None:
+        if entry.sha256 not in needed:
+            return None
+        result.bytes_written += entry.size
+        return staging / entry.sha256
+
+    repodata_blobs = stream_blobs(opened, progress, "import", stage)
 
     # Build the new repodata of every touched subdir (every channel gets a noarch).
     current: dict[tuple[str, str], Repodata | None] = {}

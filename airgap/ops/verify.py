@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..archive.reader import ArchiveStream, copy_verified
-from ..errors import ArchiveFormatError
+from ..archive.reader import ArchiveStream
 from ..manifest import Manifest, parse_manifest
 from ..progress import Progress, null_progress
 from ..signing import TrustedKeys
-from ._archive import load_repodata_blob, open_verified
+from ._archive import load_repodata_blob, open_verified, stream_blobs
 
 
 @dataclass
@@ -32,24 +30,8 @@ def run_verify(archive: Path, trusted: TrustedKeys, *, allow_unsigned: bool = Fa
                progress: Progress = null_progress) -> VerifyResult:
     opened = open_verified(Path(archive), trusted, allow_unsigned)
     manifest = opened.manifest
-    repodata: dict[str, bytes] = {}
-    seen: set[str] = set()
     with opened.stream:
-        bar = progress("verify", sum(b.size for b in manifest.blobs), files=len(manifest.blobs))
-        for entry, fh in opened.stream.blobs(manifest):
-            seen.add(entry.sha256)
-            what = f"{archive}: blobs/sha256/{entry.sha256}"
-            if entry.kind == "repodata":
-                buf = io.BytesIO()
-                copy_verified(fh, entry, buf, what, bar.update)
-                repodata[entry.sha256] = buf.getvalue()
-            else:
-                copy_verified(fh, entry, None, what, bar.update)
-            bar.file_done()
-        bar.close()
-    missing = [b.sha256 for b in manifest.blobs if b.sha256 not in seen]
-    if missing:
-        raise ArchiveFormatError(f"{archive}: expected {len(manifest.blobs)} blobs, {len(missing)} missing (first: blobs/sha256/{missing[0]})")
+        repodata = stream_blobs(opened, progress, "verify")
     for ch in manifest.channels:
         for sub in ch.subdirs:
             load_repodata_blob(repodata[sub.repodata.sha256], sub, ch.name, f"{ch.name}/{sub.subdir} repodata")
