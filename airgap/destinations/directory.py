@@ -72,6 +72,8 @@ class Journal:
         self.created_dirs: list[Path] = []
         self._entries: dict[Path, Path | None] = {}  # target -> backup, in planning order
         self._planned_dirs: list[Path] = []  # directories that did not exist when planned, outermost first
+        self._dirs_seen: set[Path] = set()
+        self.ready_dirs: set[Path] = set()  # created (or found) by this change: no need to look again
         self._saved = False
         self._n = 0
 
@@ -84,12 +86,15 @@ class Journal:
         if target in self._entries:
             return
         if self.root is not None:
-            missing = []
-            for d in target.parents:
-                if d == self.root or d.exists():
-                    break
-                missing.append(d)
-            self._planned_dirs.extend(d for d in reversed(missing) if d not in self._planned_dirs)
+            parent = target.parent
+            if parent not in self._dirs_seen:  # one look per directory, not per file
+                self._dirs_seen.add(parent)
+                missing = []
+                for d in target.parents:
+                    if d == self.root or d.exists():
+                        break
+                    missing.append(d)
+                self._planned_dirs.extend(d for d in reversed(missing) if d not in self._planned_dirs)
         if target.exists():
             self._n += 1
             backup = self.backup_dir / f"{self._n}.bak"
@@ -106,8 +111,13 @@ class Journal:
             raise DestinationError("journal: expected the destination root to save a journal, found none")
         root = self.root
 
+        prefix = str(root).rstrip("/") + "/"
+
         def rel(p: Path) -> str:
-            return str(p.relative_to(root))
+            text = str(p)
+            if not text.startswith(prefix):
+                raise DestinationError(f"journal: expected paths inside {root}, found {text}")
+            return text[len(prefix):]
 
         doc = {
             "format": JOURNAL_FORMAT,
@@ -360,7 +370,9 @@ class DirectoryDestination:
     def put_package(self, channel: str, subdir: str, filename: str, staged: Path, journal: Journal, keep_staged: bool) -> None:
         """Place a staged, verified file. ``keep_staged``: it is needed again (hard link or copy)."""
         d = self.subdir_path(channel, subdir)
-        makedirs_tracked(d, journal.created_dirs)
+        if d not in journal.ready_dirs:
+            makedirs_tracked(d, journal.created_dirs)
+            journal.ready_dirs.add(d)
         target = d / filename
         journal.prepare_replace(target)
         if keep_staged:
