@@ -327,6 +327,42 @@ def import_(archive: str, into: str | None, trusted_keys: tuple[str, ...], dest_
 
 
 @main.command()
+@click.option("--into", "into", help="Destination directory (default: into / dest_site in the config).")
+@click.option("--dest-channel", help="Merge every channel into this channel.")
+@click.option("--reset", is_flag=True, help="Forget what the destination is known to hold: re-check every file (by hash); still write only what differs.")
+@click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@common_options()
+def sync(into: str | None, dest_channel: str | None, reset: bool, lock_timeout: float, as_json: bool,
+         state: _State, config: Config) -> None:
+    """Fetch, filter, download and publish into a destination in one step (a connected mirror).
+
+    \b
+    Examples:
+      airgap sync -f sync.yaml
+      airgap sync -f sync.yaml --into /srv/conda --reset
+    """
+    from .manifest import is_safe_channel_name
+    from .ops.sync import run_sync
+
+    dest = into or config.destination()
+    if not dest:
+        raise UsageError("expected a destination: --into DIR, or into / dest_site in the config; found none")
+    channel = dest_channel or config.dest_channel
+    if channel is not None and not is_safe_channel_name(channel):
+        raise UsageError(f"dest_channel: expected one path component of letters, digits, . _ + -, found {channel!r}")
+    result = run_sync(config, Path(dest), dest_channel=channel, reset=reset, lock_timeout=lock_timeout,
+                      progress=_progress(state.quiet))
+    if as_json:
+        _emit_json(result.to_json())
+        return
+    imp = result.imported
+    click.echo(f"synced into {imp.destination}: {imp.packages_added} package files written ({_human(imp.bytes_written)}), "
+               f"{imp.packages_present} already present; {result.downloaded} downloaded, {result.cached} from the cache, "
+               f"{result.excluded} excluded by filters")
+
+
+@main.command()
 @click.option("--into", "into", help="The destination to clean (default: into / dest_site in the config).")
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed, and why; change nothing.")
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for an import to finish.")

@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -261,6 +262,17 @@ class DirectoryDestination:
             os.unlink(self.subdir_path(channel, subdir) / filename)
         except FileNotFoundError:
             pass
+
+    def file_sha256(self, channel: str, subdir: str, filename: str) -> str | None:
+        """The sha256 of a file the destination holds (hashing it), or None if it is not there."""
+        h = hashlib.sha256()
+        try:
+            with open(self.subdir_path(channel, subdir) / filename, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+        return h.hexdigest()
 
     def file_matches(self, channel: str, subdir: str, filename: str, size: int) -> bool:
         try:

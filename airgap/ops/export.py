@@ -283,8 +283,49 @@ def run_export(
         return _export(config, filters, plan, archive, signer, f, progress, clock)
 
 
+@dataclass
+class Collected:
+    """Everything an archive would hold, downloaded and verified in the cache, and its manifest."""
+
+    manifest: Manifest
+    cache: BlobCache
+    downloaded: int
+    downloaded_bytes: int
+    cached: int
+    excluded: int
+    channels: dict[str, dict[str, int]]
+
+
 def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer: Signer | None,
             fetcher: Fetcher, progress: Progress, clock: Any) -> ExportResult:
+    got = collect(config, filters, plan, fetcher, progress, clock)
+    manifest, cache = got.manifest, got.cache
+    manifest_bytes = manifest.to_bytes()
+    signature = signer.sign(manifest_bytes) if signer is not None else None
+    ordered = manifest.blobs
+    total = sum(b.size for b in ordered)
+    bar = progress("archive", total, files=len(ordered))
+    write_archive(archive, manifest_bytes, signature,
+                  ((b.sha256, b.size, cache.path(b.sha256)) for b in ordered), int(clock()), bar.update, bar.file_done)
+    bar.close()
+    totals = manifest.totals()
+    return ExportResult(
+        archive=archive,
+        archive_id=manifest.archive_id,
+        signer=signer.keyid if signer else None,
+        packages=totals["packages"],
+        package_bytes=totals["package_bytes"],
+        archive_bytes=archive.stat().st_size,
+        downloaded=got.downloaded,
+        downloaded_bytes=got.downloaded_bytes,
+        cached=got.cached,
+        excluded=got.excluded,
+        channels=got.channels,
+    )
+
+
+def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, progress: Progress, clock: Any) -> Collected:
+    """Download what the plan selects into the cache (verified) and build the manifest."""
     cache = BlobCache(Path(config.mirror_dir))
     channels, fetched, wants = plan.channels, plan.fetched, plan.wants
     selected = {(c, s): sel.selected for c, subs in plan.selections.items() for s, sel in subs.items()}
@@ -372,26 +413,4 @@ def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer:
         filters=filters.to_json(),
         installers=tuple(installer_entries),
     )
-    manifest_bytes = manifest.to_bytes()
-    signature = signer.sign(manifest_bytes) if signer is not None else None
-
-    # 5. the archive
-    total = sum(b.size for b in ordered)
-    bar = progress("archive", total, files=len(ordered))
-    write_archive(archive, manifest_bytes, signature,
-                  ((b.sha256, b.size, cache.path(b.sha256)) for b in ordered), int(now), bar.update, bar.file_done)
-    bar.close()
-    totals = manifest.totals()
-    return ExportResult(
-        archive=archive,
-        archive_id=manifest.archive_id,
-        signer=signer.keyid if signer else None,
-        packages=totals["packages"],
-        package_bytes=totals["package_bytes"],
-        archive_bytes=archive.stat().st_size,
-        downloaded=len(todo),
-        downloaded_bytes=todo_bytes,
-        cached=cached,
-        excluded=excluded,
-        channels=counts,
-    )
+    return Collected(manifest, cache, len(todo), todo_bytes, cached, excluded, counts)

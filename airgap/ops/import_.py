@@ -67,12 +67,22 @@ def run_import(
     clock: Any = time.time,
 ) -> ImportResult:
     opened = open_verified(Path(archive), trusted, allow_unsigned)  # nothing touched before this
+    return import_opened(opened, Path(into), dest_channel=dest_channel, lock_timeout=lock_timeout,
+                         progress=progress, clock=clock)
+
+
+def import_opened(opened: Any, into: Path, *, dest_channel: str | None = None, lock_timeout: float = 60.0,
+                  recheck: bool = False, progress: Progress = null_progress, clock: Any = time.time) -> ImportResult:
+    """Publish a verified source of blobs (an archive, or the export cache for sync) into ``into``.
+
+    ``recheck``: do not trust the receipt about which files are present; hash each one.
+    """
     dest = DirectoryDestination(Path(into))
     created: list[Path] = []
     try:
         with opened.stream, dest.locked(created, lock_timeout):
             try:
-                return _import_locked(opened, dest, created, dest_channel, progress, clock)
+                return _import_locked(opened, dest, created, dest_channel, progress, clock, recheck)
             except BaseException:
                 _remove_created(created)  # under the lock: the next import must not see it half removed
                 raise
@@ -95,7 +105,7 @@ def _remove_created(created: list[Path]) -> None:
 
 
 def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path], dest_channel: str | None,
-                   progress: Progress, clock: Any) -> ImportResult:
+                   progress: Progress, clock: Any, recheck: bool = False) -> ImportResult:
     manifest = opened.manifest
     receipt = dest.read_receipt()  # read after dest.locked() rolled back any killed import
     held: dict[str, dict[str, dict[str, Any]]] = receipt["channels"]
@@ -112,6 +122,8 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
             have = held.get(tc, {}).get(sub.subdir, {})
             for p in sub.packages:
                 rec = have.get(p.filename)
+                if recheck:
+                    rec = {"sha256": dest.file_sha256(tc, sub.subdir, p.filename)}
                 if rec and rec.get("sha256") == p.sha256 and dest.file_matches(tc, sub.subdir, p.filename, p.size):
                     present += 1
                     continue
