@@ -278,6 +278,22 @@ def _print_plan(summary: dict[str, Any], media: int | None, solves: list[dict[st
         click.echo(f"solve    {where:<22} {'ok, ' + str(o['packages']) + ' packages' if o['ok'] else 'FAILED: ' + ' '.join(o['message'].split())[:200]}")
 
 
+def _destination(into: str | None, config: Config) -> str:
+    dest = into or config.destination()
+    if not dest:
+        raise UsageError("expected a destination: --into DIR, or into / dest_site in the config; found none")
+    return dest
+
+
+def _dest_channel(option: str | None, config: Config) -> str | None:
+    from .manifest import is_safe_channel_name
+
+    channel = option or config.dest_channel
+    if channel is not None and not is_safe_channel_name(channel):
+        raise UsageError(f"dest_channel: expected one path component of letters, digits, . _ + -, found {channel!r}")
+    return channel
+
+
 def _trusted(keys: tuple[str, ...], config: Config) -> Any:
     from .signing import load_trusted_keys
 
@@ -301,17 +317,12 @@ def import_(archive: str, into: str | None, trusted_keys: tuple[str, ...], dest_
     \b
     Example:  airgap import $USB/mirror.tar --into /srv/conda --trusted-key airgap.pub
     """
-    from .manifest import is_safe_channel_name
     from .ops.import_ import run_import
 
-    dest = into or config.destination()
-    if not dest:
-        raise UsageError("expected a destination: --into DIR, or into / dest_site in the config; found none")
+    dest = _destination(into, config)
     if "://" in dest:
         raise UsageError(f"--into: expected a directory path, found URL {dest!r} (other destinations are not supported yet)")
-    channel = dest_channel or config.dest_channel
-    if channel is not None and not is_safe_channel_name(channel):
-        raise UsageError(f"dest_channel: expected one path component of letters, digits, . _ + -, found {channel!r}")
+    channel = _dest_channel(dest_channel, config)
     trusted = _trusted(trusted_keys, config)
     result = run_import(Path(archive), Path(dest), trusted, dest_channel=channel, allow_unsigned=allow_unsigned,
                         lock_timeout=lock_timeout, progress=_progress(state.quiet))
@@ -342,15 +353,10 @@ def sync(into: str | None, dest_channel: str | None, reset: bool, lock_timeout: 
       airgap sync -f sync.yaml
       airgap sync -f sync.yaml --into /srv/conda --reset
     """
-    from .manifest import is_safe_channel_name
     from .ops.sync import run_sync
 
-    dest = into or config.destination()
-    if not dest:
-        raise UsageError("expected a destination: --into DIR, or into / dest_site in the config; found none")
-    channel = dest_channel or config.dest_channel
-    if channel is not None and not is_safe_channel_name(channel):
-        raise UsageError(f"dest_channel: expected one path component of letters, digits, . _ + -, found {channel!r}")
+    dest = _destination(into, config)
+    channel = _dest_channel(dest_channel, config)
     result = run_sync(config, Path(dest), dest_channel=channel, reset=reset, lock_timeout=lock_timeout,
                       progress=_progress(state.quiet))
     if as_json:
@@ -382,9 +388,7 @@ def clean(into: str | None, dry_run: bool, lock_timeout: float, as_json: bool, s
     from .ops.clean import run_clean
     from .ops.export import filters_from_config
 
-    dest = into or config.destination()
-    if not dest:
-        raise UsageError("expected a destination: --into DIR, or into / dest_site in the config; found none")
+    dest = _destination(into, config)
     result = run_clean(Path(dest), filters_from_config(config), dry_run=dry_run, lock_timeout=lock_timeout)
     if as_json:
         _emit_json(result.to_json())
@@ -473,9 +477,7 @@ def receipt(into: str | None, output: str | None, as_json: bool, state: _State, 
     """
     from .ops.receipt import run_receipt
 
-    dest = into or config.destination()
-    if not dest:
-        raise UsageError("expected a destination: --into DIR, or into / dest_site in the config; found none")
+    dest = _destination(into, config)
     result = run_receipt(Path(dest), Path(output) if output else None, progress=_progress(state.quiet))
     if as_json:
         _emit_json(result.to_json())
