@@ -207,13 +207,14 @@ def keygen(path: str, force: bool, state: _State, config: Config | None) -> None
 @click.option("--unsigned", is_flag=True, help="Write an archive without a signature (import then needs --allow-unsigned).")
 @click.option("--plan", "plan_only", is_flag=True, help="Compute the selection and stop: no package is downloaded, no archive written.")
 @click.option("--media-size", help="With --plan: compare the total with a medium (4.7G, 25G, 700M, bytes).")
+@click.option("--volume-size", help="Split the archive into ARCHIVE.001, .002, ... of at most this size (4.7G, 700M, bytes).")
 @click.option("--check-installable", "check_specs", multiple=True, metavar="SPEC",
               help="Solve SPEC against the selection per platform x python before downloading (repeatable; adds to installable).")
 @click.option("--allow-unsolvable", is_flag=True, help="Report unsolvable specs but export anyway.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the plan) as JSON.")
 @common_options()
 def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only: bool, media_size: str | None,
-           check_specs: tuple[str, ...], allow_unsolvable: bool, as_json: bool, state: _State, config: Config) -> None:
+           volume_size: str | None, check_specs: tuple[str, ...], allow_unsolvable: bool, as_json: bool, state: _State, config: Config) -> None:
     """Fetch, filter and download upstream packages into one signed ARCHIVE.
 
     \b
@@ -242,7 +243,8 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
             raise UsageError(f"--media-size: expected the selection to fit in {_human(media)}, found {_human(plan.total_bytes)}")
         return
     if media_size:
-        raise UsageError("--media-size: expected together with --plan (volumes are not implemented yet)")
+        raise UsageError("--media-size: expected together with --plan (to split an archive, use --volume-size)")
+    volumes = parse_size(volume_size, "--volume-size") if volume_size else config.volume_size
     if not archive:
         raise UsageError("expected ARCHIVE, the file to write (or --plan to only compute the selection)")
     key = sign_key or config.signing_key
@@ -252,12 +254,13 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
         raise UsageError("expected --sign-key KEY (or signing_key in the config), found neither; use --unsigned to write an unsigned archive on purpose")
     signer = None if unsigned else load_signer(key)  # type: ignore[arg-type]
     result = run_export(config, Path(archive), signer, installable_specs=specs, allow_unsolvable=allow_unsolvable,
-                        progress=_progress(state.quiet))
+                        volume_size=volumes, progress=_progress(state.quiet))
     if as_json:
         _emit_json(result.to_json())
         return
+    where = f"{len(result.volumes)} volumes {result.volumes[0]} … {result.volumes[-1]}" if result.volumes else str(result.archive)
     click.echo(
-        f"wrote {result.archive}: {result.packages} packages, {_human(result.package_bytes)} "
+        f"wrote {where}: {result.packages} packages, {_human(result.package_bytes)} "
         f"({result.downloaded} downloaded, {result.cached} from the cache, {result.excluded} excluded by filters), "
         f"archive {_human(result.archive_bytes)}, id {result.archive_id}, "
         + (f"signed by {result.signer[:16]}" if result.signer else "UNSIGNED")
@@ -301,7 +304,7 @@ def _trusted(keys: tuple[str, ...], config: Config) -> Any:
 
 
 @main.command(name="import")
-@click.argument("archive", type=click.Path(dir_okay=False))
+@click.argument("archive", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--into", "into", help="Destination directory (default: into / dest_site in the config).")
 @click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Public key whose signature is accepted (repeatable; adds to trusted_keys).")
@@ -310,12 +313,14 @@ def _trusted(keys: tuple[str, ...], config: Config) -> Any:
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
-def import_(archive: str, into: str | None, trusted_keys: tuple[str, ...], dest_channel: str | None,
+def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str, ...], dest_channel: str | None,
             allow_unsigned: bool, lock_timeout: float, as_json: bool, state: _State, config: Config) -> None:
-    """Verify ARCHIVE, then publish it into a directory channel, all or nothing.
+    """Verify ARCHIVE (or all its volumes, in any order), then publish it into a directory channel, all or nothing.
 
     \b
-    Example:  airgap import $USB/mirror.tar --into /srv/conda --trusted-key airgap.pub
+    Examples:
+      airgap import $USB/mirror.tar --into /srv/conda --trusted-key airgap.pub
+      airgap import /media/dvd*/mirror.tar.0* --into /srv/conda
     """
     from .ops.import_ import run_import
 
@@ -324,16 +329,16 @@ def import_(archive: str, into: str | None, trusted_keys: tuple[str, ...], dest_
         raise UsageError(f"--into: expected a directory path, found URL {dest!r} (other destinations are not supported yet)")
     channel = _dest_channel(dest_channel, config)
     trusted = _trusted(trusted_keys, config)
-    result = run_import(Path(archive), Path(dest), trusted, dest_channel=channel, allow_unsigned=allow_unsigned,
+    result = run_import([Path(a) for a in archive], Path(dest), trusted, dest_channel=channel, allow_unsigned=allow_unsigned,
                         lock_timeout=lock_timeout, progress=_progress(state.quiet))
     if as_json:
         _emit_json(result.to_json())
         return
     chans = ", ".join(f"{c} ({', '.join(sorted(set(s)))})" for c, s in sorted(result.channels.items()))
     if result.noop:
-        click.echo(f"{archive} is already imported into {result.destination}: nothing to do")
+        click.echo(f"{', '.join(archive)} is already imported into {result.destination}: nothing to do")
     else:
-        click.echo(f"imported {archive} into {result.destination}: {result.packages_added} package files added "
+        click.echo(f"imported {', '.join(archive)} into {result.destination}: {result.packages_added} package files added "
                    f"({_human(result.bytes_written)}), {result.packages_present} already present; channels: {chans}")
 
 
@@ -403,27 +408,30 @@ def clean(into: str | None, dry_run: bool, lock_timeout: float, as_json: bool, s
 
 
 @main.command()
-@click.argument("archive", type=click.Path(dir_okay=False))
+@click.argument("archive", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Public key whose signature is accepted (repeatable; adds to trusted_keys).")
 @click.option("--allow-unsigned", is_flag=True, help="DANGEROUS: accept an archive that carries no signature.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
-def verify(archive: str, trusted_keys: tuple[str, ...], allow_unsigned: bool, as_json: bool, state: _State, config: Config) -> None:
+def verify(archive: tuple[str, ...], trusted_keys: tuple[str, ...], allow_unsigned: bool, as_json: bool, state: _State, config: Config) -> None:
     """Check ARCHIVE's signature, format, members and every hash; change nothing.
+
+    A volume of a split archive verifies alone (its own files), or give several.
 
     \b
     Example:  airgap verify $USB/mirror.tar --trusted-key airgap.pub && echo OK
     """
     from .ops.verify import run_verify
 
-    result = run_verify(Path(archive), _trusted(trusted_keys, config), allow_unsigned=allow_unsigned,
+    result = run_verify([Path(a) for a in archive], _trusted(trusted_keys, config), allow_unsigned=allow_unsigned,
                         progress=_progress(state.quiet))
     if as_json:
         _emit_json({"ok": True, **result.to_json()})
         return
     signer = f"signed by trusted key {result.signer[:16]}" if result.signer else "UNSIGNED (allowed by --allow-unsigned)"
-    click.echo(f"OK {archive}: {result.packages} packages, {result.blobs} blobs, {_human(result.bytes)} verified; {signer}")
+    part = f" (volumes {', '.join(map(str, result.volumes or []))} of {result.of_volumes})" if result.of_volumes > 1 else ""
+    click.echo(f"OK {result.archive}{part}: {result.packages} packages, {result.blobs} blobs, {_human(result.bytes)} verified; {signer}")
 
 
 @main.command()

@@ -210,7 +210,8 @@ _KEYS: tuple[_Key, ...] = (
     _Key("installable", _str_list, (), "specs that must solve against the selection, per platform x python"),
     _Key("installers", _installers, (), "installer URLs (or {url, sha256, dir}) to carry, restored as DEST/<dir>/"),
     _Key("installer_patterns", _str_list, (), "file-name globs choosing installers from dir_names listings"),
-    _Key("volume_size", _anything, None, "split archives into volumes (not implemented yet)", "later"),
+    _Key("volume_size", lambda path, v: None if v in (None, "None") else parse_size(v, path), None,
+         "split archives into volumes of at most this size (4.7G, 700M, bytes)"),
 )
 KEYS: Mapping[str, _Key] = {k.name: k for k in _KEYS}
 PATH_KEYS = ("mirror_dir", "signing_key", "into", "log_dir", "delta_dir")
@@ -257,7 +258,7 @@ class Config:
     installable: tuple[str, ...] = ()
     installers: tuple[dict[str, Any], ...] = ()
     installer_patterns: tuple[str, ...] = ()
-    volume_size: Any = None
+    volume_size: int | None = None
 
     def unsupported_in_use(self) -> list[str]:
         """Keys set to a non-default value that this airgap version does not implement yet."""

@@ -109,9 +109,13 @@ class BlobEntry:
     sha256: str
     size: int
     kind: str  # "repodata", "package" or "installer"
+    volume: int | None = None  # 1-based, in an archive split into volumes
 
     def to_json(self) -> dict[str, Any]:
-        return {"sha256": self.sha256, "size": self.size, "kind": self.kind}
+        doc: dict[str, Any] = {"sha256": self.sha256, "size": self.size, "kind": self.kind}
+        if self.volume is not None:
+            doc["volume"] = self.volume
+        return doc
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,11 @@ class Manifest:
             "blobs": len(self.blobs),
             "blob_bytes": sum(b.size for b in self.blobs),
         }
+
+    @property
+    def volumes(self) -> int:
+        """How many volumes the archive is split into (1 when it is not split)."""
+        return max((b.volume or 1 for b in self.blobs), default=1)
 
     def blob_index(self) -> dict[str, BlobEntry]:
         return {b.sha256: b for b in self.blobs}
@@ -248,7 +257,15 @@ def parse_manifest(data: bytes) -> Manifest:
         kind = _str(_get(b, "kind", p), p + ".kind")
         if kind not in ("repodata", "package", "installer"):
             raise _fail(p + ".kind", "'repodata', 'package' or 'installer'", kind)
-        blobs.append(BlobEntry(sha, _size(_get(b, "size", p), p + ".size"), kind))
+        volume = b.get("volume")
+        if volume is not None and (isinstance(volume, bool) or not isinstance(volume, int) or not 1 <= volume <= 9999):
+            raise _fail(p + ".volume", "a volume number from 1 to 9999", volume)
+        blobs.append(BlobEntry(sha, _size(_get(b, "size", p), p + ".size"), kind, volume))
+    if len({b.volume is None for b in blobs}) > 1:
+        raise _fail("blobs", "a volume number on every blob or on none", "some with, some without")
+    numbers = {b.volume for b in blobs if b.volume is not None}
+    if numbers and numbers != set(range(1, max(numbers) + 1)):
+        raise _fail("blobs", "volumes numbered 1..N without gaps", sorted(numbers)[:10])
     index = {b.sha256: b for b in blobs}
     referenced: set[str] = set()
 

@@ -112,8 +112,9 @@ def test_default_channel_follows_remote_url() -> None:
 
 
 def test_unimplemented_keys_are_reported_not_ignored() -> None:
-    cfg = from_mapping({"blacklist": ["openssl"], "delta": True, "volume_size": "4.7G"})
-    assert cfg.unsupported_in_use() == ["delta", "volume_size"]
+    cfg = from_mapping({"blacklist": ["openssl"], "delta": True, "delta_dir": "/x", "volume_size": "4.7G"})
+    assert cfg.unsupported_in_use() == ["delta", "delta_dir"]
+    assert cfg.volume_size == 4_700_000_000
 
 
 @pytest.mark.parametrize("command", ["export", "import", "verify", "inspect"])

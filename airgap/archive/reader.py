@@ -146,6 +146,12 @@ class ArchiveStream:
         self._pending = second
         return manifest, None
 
+    def peek_blob(self) -> str | None:
+        """The sha256 named by the next member (without consuming it), if it is a blob."""
+        if self._pending is None:
+            self._pending = self._next()
+        return parse_blob_member(self._pending.name) if self._pending is not None else None
+
     def blobs(self, manifest: Manifest) -> Iterator[tuple[BlobEntry, _Guarded]]:
         """Yield each blob member with its manifest entry; the caller must consume it before the next."""
         index = manifest.blob_index()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..archive.reader import ArchiveStream, copy_verified
 from ..compress import zstd_decompress_bounded
-from ..errors import ArchiveFormatError, IntegrityError, SignatureError, UpstreamError
+from ..errors import ArchiveFormatError, IntegrityError, SignatureError, UpstreamError, UsageError
 from ..manifest import BlobEntry, Manifest, SubdirEntry, parse_manifest
 from ..progress import Progress
 from ..repodata import Repodata, from_document, record_hashes
@@ -19,10 +20,73 @@ from ..signing import TrustedKeys
 
 @dataclass(frozen=True)
 class Opened:
-    stream: ArchiveStream
+    stream: Any  # ArchiveStream, _VolumeSet, or (for sync) a cache-backed source
     manifest: Manifest
     manifest_bytes: int
     signer: str | None  # key id, None when unsigned and allowed
+    volumes: tuple[int, ...] = (1,)  # which volumes of the archive are here
+
+
+class _VolumeSet:
+    """Several volumes of one archive, read one after another in volume order."""
+
+    def __init__(self, streams: dict[int, ArchiveStream]) -> None:
+        self.streams = dict(sorted(streams.items()))
+        self.path = next(iter(self.streams.values())).path
+
+    def __enter__(self) -> _VolumeSet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for s in self.streams.values():
+            s.close()
+
+    def blobs(self, manifest: Manifest) -> Iterator[tuple[BlobEntry, Any]]:
+        for number, stream in self.streams.items():
+            for entry, fh in stream.blobs(manifest):
+                if (entry.volume or 1) != number:
+                    raise ArchiveFormatError(f"{stream.path}: blobs/sha256/{entry.sha256} belongs to volume {entry.volume}, found in volume {number}")
+                yield entry, fh
+
+
+def open_set(paths: list[Path], trusted: TrustedKeys, allow_unsigned: bool = False, complete: bool = True) -> Opened:
+    """Open one archive, or the volumes of one (any order); with ``complete``, all must be there."""
+    if len(paths) == 1:
+        opened = open_verified(paths[0], trusted, allow_unsigned)
+        if opened.manifest.volumes == 1:
+            return opened
+        volumes_opened = [opened]
+    else:
+        volumes_opened = []
+    try:
+        for p in paths[len(volumes_opened):]:
+            volumes_opened.append(open_verified(p, trusted, allow_unsigned))
+        first = volumes_opened[0]
+        streams: dict[int, ArchiveStream] = {}
+        for o in volumes_opened:
+            if o.manifest != first.manifest:
+                raise ArchiveFormatError(f"{o.stream.path}: expected a volume of archive {first.manifest.archive_id}, found one of {o.manifest.archive_id}")
+            sha = o.stream.peek_blob()
+            number = first.manifest.blob_index()[sha].volume if sha in first.manifest.blob_index() else None
+            if number is None:
+                raise ArchiveFormatError(f"{o.stream.path}: expected a volume (its first blob names it), found {'no blob' if sha is None else 'an unlisted blob'}")
+            if number in streams:
+                raise UsageError(f"{o.stream.path}: volume {number} is given twice ({streams[number].path})")
+            streams[number] = o.stream
+        total = first.manifest.volumes
+        missing = sorted(set(range(1, total + 1)) - set(streams))
+        if missing and complete:
+            base = str(first.stream.path).rsplit(".", 1)[0]
+            names = ", ".join(f"{base}.{n:03d}" for n in missing)
+            raise UsageError(f"expected all {total} volumes of archive {first.manifest.archive_id}, missing {len(missing)}: {names}")
+    except BaseException:
+        for o in volumes_opened:
+            o.stream.close()
+        raise
+    return Opened(_VolumeSet(streams), first.manifest, first.manifest_bytes, first.signer, tuple(sorted(streams)))
 
 
 def open_verified(path: Path, trusted: TrustedKeys, allow_unsigned: bool = False) -> Opened:
@@ -83,9 +147,10 @@ def stream_blobs(opened: Opened, progress: Progress, desc: str,
     is only hashed). Every blob the manifest lists must appear.
     """
     manifest = opened.manifest
+    expected = [b for b in manifest.blobs if (b.volume or 1) in opened.volumes]
     repodata: dict[str, bytes] = {}
     seen: set[str] = set()
-    bar = progress(desc, sum(b.size for b in manifest.blobs), files=len(manifest.blobs))
+    bar = progress(desc, sum(b.size for b in expected), files=len(expected))
     for entry, fh in opened.stream.blobs(manifest):
         seen.add(entry.sha256)
         what = f"{opened.stream.path}: blobs/sha256/{entry.sha256}"
@@ -101,7 +166,7 @@ def stream_blobs(opened: Opened, progress: Progress, desc: str,
             copy_verified(fh, entry, None, what, bar.update)
         bar.file_done()
     bar.close()
-    missing = [b.sha256 for b in manifest.blobs if b.sha256 not in seen]
+    missing = [b.sha256 for b in expected if b.sha256 not in seen]
     if missing:
-        raise ArchiveFormatError(f"{opened.stream.path}: expected {len(manifest.blobs)} blobs, {len(missing)} missing (first: blobs/sha256/{missing[0]})")
+        raise ArchiveFormatError(f"{opened.stream.path}: expected {len(expected)} blobs, {len(missing)} missing (first: blobs/sha256/{missing[0]})")
     return repodata

@@ -8,6 +8,7 @@ per-file summary and no archive is written.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fnmatch
 import logging
 import os
@@ -61,6 +62,7 @@ class ExportResult:
     cached: int
     excluded: int
     channels: dict[str, dict[str, int]] = field(default_factory=dict)  # channel -> subdir -> packages
+    volumes: list[str] = field(default_factory=list)  # the volume files, when split
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__, archive=str(self.archive))
@@ -269,6 +271,7 @@ def run_export(
     *,
     installable_specs: list[str] | None = None,
     allow_unsolvable: bool = False,
+    volume_size: int | None = None,
     fetcher: Fetcher | None = None,
     progress: Progress = null_progress,
     clock: Any = time.time,
@@ -280,7 +283,7 @@ def run_export(
     with _fetcher(config, fetcher) as f:
         plan = make_plan(config, filters, f, progress)
         check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable)
-        return _export(config, filters, plan, archive, signer, f, progress, clock)
+        return _export(config, filters, plan, archive, signer, f, progress, clock, volume_size)
 
 
 @dataclass
@@ -297,16 +300,28 @@ class Collected:
 
 
 def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer: Signer | None,
-            fetcher: Fetcher, progress: Progress, clock: Any) -> ExportResult:
+            fetcher: Fetcher, progress: Progress, clock: Any, volume_size: int | None = None) -> ExportResult:
     got = collect(config, filters, plan, fetcher, progress, clock)
     manifest, cache = got.manifest, got.cache
+    signature_size = len(signer.sign(b"")) if signer is not None else None
+    targets = [archive]
+    if volume_size is not None:
+        manifest = split_into_volumes(manifest, volume_size, signature_size)
+        targets = [archive.with_name(f"{archive.name}.{n:03d}") for n in range(1, manifest.volumes + 1)]
     manifest_bytes = manifest.to_bytes()
     signature = signer.sign(manifest_bytes) if signer is not None else None
-    ordered = manifest.blobs
-    total = sum(b.size for b in ordered)
-    bar = progress("archive", total, files=len(ordered))
-    write_archive(archive, manifest_bytes, signature,
-                  ((b.sha256, b.size, cache.path(b.sha256)) for b in ordered), int(clock()), bar.update, bar.file_done)
+    bar = progress("archive", sum(b.size for b in manifest.blobs), files=len(manifest.blobs))
+    written: list[Path] = []
+    try:
+        for number, target in enumerate(targets, start=1):
+            blobs = [b for b in manifest.blobs if (b.volume or 1) == number]
+            write_archive(target, manifest_bytes, signature, ((b.sha256, b.size, cache.path(b.sha256)) for b in blobs),
+                          int(clock()), bar.update, bar.file_done)
+            written.append(target)
+    except BaseException:
+        for target in written:  # all volumes or none
+            target.unlink(missing_ok=True)
+        raise
     bar.close()
     totals = manifest.totals()
     return ExportResult(
@@ -315,13 +330,52 @@ def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer:
         signer=signer.keyid if signer else None,
         packages=totals["packages"],
         package_bytes=totals["package_bytes"],
-        archive_bytes=archive.stat().st_size,
+        archive_bytes=sum(t.stat().st_size for t in written),
         downloaded=got.downloaded,
         downloaded_bytes=got.downloaded_bytes,
         cached=got.cached,
         excluded=got.excluded,
         channels=got.channels,
+        volumes=[str(t) for t in written] if volume_size is not None else [],
     )
+
+
+_BLOCK, _RECORD = 512, 10240  # tar block and record sizes (tarfile's defaults)
+
+
+def _tar_member(size: int) -> int:
+    return _BLOCK + -(-size // _BLOCK) * _BLOCK
+
+
+def split_into_volumes(manifest: Manifest, volume_size: int, signature_size: int | None) -> Manifest:
+    """Assign each blob to a volume so that every volume file (header + its blobs) fits ``volume_size``.
+
+    Every volume repeats the whole signed manifest; the assignment is part of it, so its size is
+    estimated generously before the numbers are known (``"volume":NNNN`` on every blob).
+    """
+    estimate = len(manifest.to_bytes()) + len(manifest.blobs) * len(',"volume":9999')
+    header = _tar_member(estimate) + (_tar_member(signature_size) if signature_size is not None else 0)
+    end = 2 * _BLOCK  # end-of-archive marker
+
+    def file_size(content: int) -> int:
+        return -(-(header + content + end) // _RECORD) * _RECORD
+
+    if file_size(0) > volume_size:
+        raise UsageError(f"--volume-size: expected at least {file_size(0)} bytes (every volume carries the manifest), found {volume_size}")
+    numbers: dict[str, int] = {}
+    current, used = 1, 0
+    for b in manifest.blobs:
+        need = _tar_member(b.size)
+        if file_size(need) > volume_size:
+            raise UsageError(f"--volume-size: expected room for the largest file ({b.size} bytes, blob {b.sha256[:16]}), found {volume_size} bytes per volume")
+        if used and file_size(used + need) > volume_size:
+            current, used = current + 1, 0
+        numbers[b.sha256] = current
+        used += need
+    if current > 9999:
+        raise UsageError(f"--volume-size: expected at most 9999 volumes, found {current}; use bigger volumes")
+    blobs = tuple(dataclasses.replace(b, volume=numbers[b.sha256]) for b in manifest.blobs)
+    return dataclasses.replace(manifest, blobs=blobs)
 
 
 def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, progress: Progress, clock: Any) -> Collected:

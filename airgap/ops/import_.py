@@ -34,7 +34,7 @@ from ..manifest import BlobEntry
 from ..progress import Progress, null_progress
 from ..repodata import Repodata, empty, merge, record_hashes
 from ..signing import TrustedKeys
-from ._archive import load_repodata_blob, open_verified, stream_blobs
+from ._archive import load_repodata_blob, open_set, stream_blobs
 from .pages import write_pages
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class ImportResult:
 
 
 def run_import(
-    archive: Path,
+    archive: Path | list[Path],
     into: Path,
     trusted: TrustedKeys,
     *,
@@ -66,7 +66,8 @@ def run_import(
     progress: Progress = null_progress,
     clock: Any = time.time,
 ) -> ImportResult:
-    opened = open_verified(Path(archive), trusted, allow_unsigned)  # nothing touched before this
+    paths = [Path(p) for p in archive] if isinstance(archive, list) else [Path(archive)]
+    opened = open_set(paths, trusted, allow_unsigned)  # nothing touched before this: signatures, every volume
     return import_opened(opened, Path(into), dest_channel=dest_channel, lock_timeout=lock_timeout,
                          progress=progress, clock=clock)
 

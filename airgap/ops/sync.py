@@ -23,6 +23,7 @@ from ..errors import IntegrityError
 from ..fetch import Fetcher
 from ..manifest import BlobEntry, Manifest
 from ..progress import Progress, null_progress
+from ._archive import Opened
 from .export import _fetcher, collect, filters_from_config, make_plan
 from .import_ import ImportResult, import_opened
 
@@ -54,14 +55,6 @@ class _CacheStream:
                 yield entry, fh
 
 
-@dataclass(frozen=True)
-class _Source:
-    stream: _CacheStream
-    manifest: Manifest
-    manifest_bytes: int
-    signer: str | None = None
-
-
 @dataclass
 class SyncResult:
     imported: ImportResult
@@ -82,7 +75,7 @@ def run_sync(config: Config, into: Path, *, dest_channel: str | None = None, res
     with _fetcher(config, fetcher) as f:
         plan = make_plan(config, filters, f, progress)
         got = collect(config, filters, plan, f, progress, clock)
-    source = _Source(_CacheStream(got.cache), got.manifest, len(got.manifest.to_bytes()))
+    source = Opened(_CacheStream(got.cache), got.manifest, len(got.manifest.to_bytes()), signer=None)
     imported = import_opened(source, Path(into), dest_channel=dest_channel, lock_timeout=lock_timeout,
                              recheck=reset, progress=progress, clock=clock)
     return SyncResult(imported, got.downloaded, got.downloaded_bytes, got.cached, got.excluded)

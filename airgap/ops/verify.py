@@ -10,7 +10,7 @@ from ..archive.reader import ArchiveStream
 from ..manifest import Manifest, parse_manifest
 from ..progress import Progress, null_progress
 from ..signing import TrustedKeys
-from ._archive import load_repodata_blob, open_verified, stream_blobs
+from ._archive import load_repodata_blob, open_set, stream_blobs
 
 
 @dataclass
@@ -20,23 +20,30 @@ class VerifyResult:
     signer: str | None
     blobs: int
     bytes: int
-    packages: int
+    packages: int  # package blobs checked (a file shared by two channels counts once)
+    volumes: list[int] | None = None
+    of_volumes: int = 1
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-def run_verify(archive: Path, trusted: TrustedKeys, *, allow_unsigned: bool = False,
+def run_verify(archive: Path | list[Path], trusted: TrustedKeys, *, allow_unsigned: bool = False,
                progress: Progress = null_progress) -> VerifyResult:
-    opened = open_verified(Path(archive), trusted, allow_unsigned)
+    """Verify an archive, or any volumes of one: each volume verifies alone (its own blobs)."""
+    paths = [Path(p) for p in archive] if isinstance(archive, list) else [Path(archive)]
+    opened = open_set(paths, trusted, allow_unsigned, complete=False)
     manifest = opened.manifest
     with opened.stream:
         repodata = stream_blobs(opened, progress, "verify")
     for ch in manifest.channels:
         for sub in ch.subdirs:
-            load_repodata_blob(repodata[sub.repodata.sha256], sub, ch.name, f"{ch.name}/{sub.subdir} repodata")
-    totals = manifest.totals()
-    return VerifyResult(str(archive), manifest.archive_id, opened.signer, totals["blobs"], totals["blob_bytes"], totals["packages"])
+            if sub.repodata.sha256 in repodata:  # a volume without it is checked where it is
+                load_repodata_blob(repodata[sub.repodata.sha256], sub, ch.name, f"{ch.name}/{sub.subdir} repodata")
+    here = [b for b in manifest.blobs if (b.volume or 1) in opened.volumes]
+    packages = sum(1 for b in here if b.kind == "package")
+    return VerifyResult(", ".join(str(p) for p in paths), manifest.archive_id, opened.signer, len(here),
+                        sum(b.size for b in here), packages, list(opened.volumes), manifest.volumes)
 
 
 @dataclass
