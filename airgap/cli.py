@@ -207,6 +207,8 @@ def keygen(path: str, force: bool, state: _State, config: Config | None) -> None
 @click.option("--unsigned", is_flag=True, help="Write an archive without a signature (import then needs --allow-unsigned).")
 @click.option("--plan", "plan_only", is_flag=True, help="Compute the selection and stop: no package is downloaded, no archive written.")
 @click.option("--media-size", help="With --plan: compare the total with a medium (4.7G, 25G, 700M, bytes).")
+@click.option("--since", type=click.Path(dir_okay=False, exists=True),
+              help="A destination's receipt (DEST/.airgap/receipt.json): write a delta with only what it lacks, plus removals.")
 @click.option("--volume-size", help="Split the archive into ARCHIVE.001, .002, ... of at most this size (4.7G, 700M, bytes).")
 @click.option("--check-installable", "check_specs", multiple=True, metavar="SPEC",
               help="Solve SPEC against the selection per platform x python before downloading (repeatable; adds to installable).")
@@ -214,7 +216,7 @@ def keygen(path: str, force: bool, state: _State, config: Config | None) -> None
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the plan) as JSON.")
 @common_options()
 def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only: bool, media_size: str | None,
-           volume_size: str | None, check_specs: tuple[str, ...], allow_unsolvable: bool, as_json: bool, state: _State, config: Config) -> None:
+           since: str | None, volume_size: str | None, check_specs: tuple[str, ...], allow_unsolvable: bool, as_json: bool, state: _State, config: Config) -> None:
     """Fetch, filter and download upstream packages into one signed ARCHIVE.
 
     \b
@@ -245,6 +247,10 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
     if media_size:
         raise UsageError("--media-size: expected together with --plan (to split an archive, use --volume-size)")
     volumes = parse_size(volume_size, "--volume-size") if volume_size else config.volume_size
+    if since is None and config.delta:
+        if not config.delta_dir:
+            raise UsageError("delta: expected delta_dir too (the folder holding the destination's receipt.json), found none")
+        since = str(Path(config.delta_dir) / "receipt.json")
     if not archive:
         raise UsageError("expected ARCHIVE, the file to write (or --plan to only compute the selection)")
     key = sign_key or config.signing_key
@@ -254,7 +260,7 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
         raise UsageError("expected --sign-key KEY (or signing_key in the config), found neither; use --unsigned to write an unsigned archive on purpose")
     signer = None if unsigned else load_signer(key)  # type: ignore[arg-type]
     result = run_export(config, Path(archive), signer, installable_specs=specs, allow_unsolvable=allow_unsolvable,
-                        volume_size=volumes, progress=_progress(state.quiet))
+                        volume_size=volumes, since=Path(since) if since else None, progress=_progress(state.quiet))
     if as_json:
         _emit_json(result.to_json())
         return

@@ -84,14 +84,23 @@ class SubdirEntry:
     repodata: RepodataBlob
     packages: tuple[PackageEntry, ...]
     source: Mapping[str, Any] = field(default_factory=dict)  # url, sha256, size, fetched
+    # delta archives only: files the base already holds (listed by the repodata, no blob here),
+    # and files the destination must drop (no longer in the filtered upstream)
+    present: tuple[PackageEntry, ...] = ()
+    removals: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "subdir": self.subdir,
             "repodata": self.repodata.to_json(),
             "packages": [p.to_json() for p in self.packages],
             "source": dict(self.source),
         }
+        if self.present:
+            doc["present"] = [p.to_json() for p in self.present]
+        if self.removals:
+            doc["removals"] = list(self.removals)
+        return doc
 
 
 @dataclass(frozen=True)
@@ -316,8 +325,22 @@ def parse_manifest(data: bytes) -> Manifest:
                 entry = PackageEntry(fn, _hex(_get(pk, "sha256", pp), pp + ".sha256"), _size(_get(pk, "size", pp), pp + ".size"))
                 ref(entry.sha256, entry.size, "package", pp)
                 pkgs.append(entry)
+            present: list[PackageEntry] = []
+            for pi, pk in enumerate(_list(s.get("present", []), sp + ".present")):
+                pp = f"{sp}.present[{pi}]"
+                pk = _dict(pk, pp)
+                fn = _str(_get(pk, "filename", pp), pp + ".filename")
+                if not is_safe_package_filename(fn) or fn in filenames:
+                    raise _fail(pp + ".filename", "a package file name (.conda or .tar.bz2, no path), once per subdir", fn)
+                filenames.add(fn)
+                present.append(PackageEntry(fn, _hex(_get(pk, "sha256", pp), pp + ".sha256"), _size(_get(pk, "size", pp), pp + ".size")))
+            removals: list[str] = []
+            for ri, fn in enumerate(_list(s.get("removals", []), sp + ".removals")):
+                if not is_safe_package_filename(fn) or fn in filenames or fn in removals:
+                    raise _fail(f"{sp}.removals[{ri}]", "a package file name not otherwise listed, once", fn)
+                removals.append(fn)
             source = _dict(s.get("source", {}), sp + ".source")
-            subdirs.append(SubdirEntry(sub, rd, tuple(pkgs), dict(source)))
+            subdirs.append(SubdirEntry(sub, rd, tuple(pkgs), dict(source), tuple(present), tuple(removals)))
         channels.append(ChannelEntry(name, _str(_get(c, "url", cp), cp + ".url"), tuple(subdirs)))
     installers: list[InstallerEntry] = []
     placed: set[tuple[str, str]] = set()

@@ -125,7 +125,7 @@ def load_repodata_blob(data: bytes, sub: SubdirEntry, channel: str, what: str) -
     total = sum(len(doc.get(section) or {}) for section in ("packages", "packages.conda"))  # both are dicts (or null) now
     if len(rd) != total:
         raise ArchiveFormatError(f"{what}: expected every repodata record to be well-formed, found {total - len(rd)} that are not")
-    listed = {p.filename: p for p in sub.packages}
+    listed = {p.filename: p for p in (*sub.packages, *sub.present)}
     names = {f for f, _ in rd.records()}
     if names != set(listed):
         extra = sorted(names - set(listed))[:3]

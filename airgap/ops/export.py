@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fnmatch
+import hashlib
+import json
 import logging
 import os
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,7 @@ from ..manifest import (
     PackageEntry,
     RepodataBlob,
     SubdirEntry,
+    canonical_json,
     is_safe_channel_name,
     is_safe_installer_filename,
 )
@@ -272,6 +275,7 @@ def run_export(
     installable_specs: list[str] | None = None,
     allow_unsolvable: bool = False,
     volume_size: int | None = None,
+    since: Path | None = None,
     fetcher: Fetcher | None = None,
     progress: Progress = null_progress,
     clock: Any = time.time,
@@ -283,7 +287,8 @@ def run_export(
     with _fetcher(config, fetcher) as f:
         plan = make_plan(config, filters, f, progress)
         check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable)
-        return _export(config, filters, plan, archive, signer, f, progress, clock, volume_size)
+        base = load_receipt(since) if since is not None else None
+        return _export(config, filters, plan, archive, signer, f, progress, clock, volume_size, base)
 
 
 @dataclass
@@ -300,8 +305,9 @@ class Collected:
 
 
 def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer: Signer | None,
-            fetcher: Fetcher, progress: Progress, clock: Any, volume_size: int | None = None) -> ExportResult:
-    got = collect(config, filters, plan, fetcher, progress, clock)
+            fetcher: Fetcher, progress: Progress, clock: Any, volume_size: int | None = None,
+            base: Mapping[str, Any] | None = None) -> ExportResult:
+    got = collect(config, filters, plan, fetcher, progress, clock, base)
     manifest, cache = got.manifest, got.cache
     signature_size = len(signer.sign(b"")) if signer is not None else None
     targets = [archive]
@@ -338,6 +344,23 @@ def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer:
         channels=got.channels,
         volumes=[str(t) for t in written] if volume_size is not None else [],
     )
+
+
+def _receipt_id(receipt: Mapping[str, Any]) -> str:
+    """Names the base of a delta: a hash of what the receipt says the destination holds."""
+    return hashlib.sha256(canonical_json(receipt.get("channels", {}))).hexdigest()
+
+
+def load_receipt(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise UsageError(f"--since {path}: expected a receipt (DEST/.airgap/receipt.json), cannot read it: {exc.strerror}") from None
+    except (ValueError, RecursionError):
+        raise UsageError(f"--since {path}: expected a receipt (JSON), found something unreadable") from None
+    if not isinstance(doc, dict) or doc.get("format") != "airgap-receipt/1" or not isinstance(doc.get("channels"), dict):
+        raise UsageError(f"--since {path}: expected an airgap receipt (format airgap-receipt/1), found something else")
+    return doc
 
 
 _BLOCK, _RECORD = 512, 10240  # tar block and record sizes (tarfile's defaults)
@@ -378,10 +401,26 @@ def split_into_volumes(manifest: Manifest, volume_size: int, signature_size: int
     return dataclasses.replace(manifest, blobs=blobs)
 
 
-def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, progress: Progress, clock: Any) -> Collected:
-    """Download what the plan selects into the cache (verified) and build the manifest."""
+def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, progress: Progress, clock: Any,
+            base: Mapping[str, Any] | None = None) -> Collected:
+    """Download what the plan selects into the cache (verified) and build the manifest.
+
+    With ``base`` (a destination's receipt) the manifest is a delta: files the base holds are
+    listed as ``present`` (no blob, and not downloaded when their record has a sha256), files
+    it holds that the selection dropped become ``removals``, and subdirs with nothing new, nothing
+    removed and the same upstream repodata are left out.
+    """
     cache = BlobCache(Path(config.mirror_dir))
     channels, fetched, wants = plan.channels, plan.fetched, plan.wants
+    held: Mapping[str, Any] = base.get("channels", {}) if base is not None else {}
+    base_sources: Mapping[str, Any] = base.get("sources", {}) if base is not None else {}
+
+    def held_sha(channel: str, subdir: str, filename: str) -> str | None:
+        rec = held.get(channel, {}).get(subdir, {}).get(filename)
+        return rec.get("sha256") if isinstance(rec, dict) else None
+
+    if held:  # the base has it, by sha256: no need to fetch it at all
+        wants = [w for w in wants if not (w.expected.sha256 and held_sha(w.channel, w.subdir, w.filename) == w.expected.sha256)]
     selected = {(c, s): sel.selected for c, subs in plan.selections.items() for s, sel in subs.items()}
     excluded = sum(len(sel.excluded) for subs in plan.selections.values() for sel in subs.values())
 
@@ -439,19 +478,31 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
         for subdir, fr in sorted(fetched[ch.name].items()):
             names = selected[(ch.name, subdir)]
             pkgs: list[PackageEntry] = []
+            present: list[PackageEntry] = []
             for filename in names:
-                sha = actual[(ch.name, subdir, filename)]
+                sha = actual.get((ch.name, subdir, filename))
+                base_sha = held_sha(ch.name, subdir, filename)
+                if base_sha is not None and (sha is None or sha == base_sha):
+                    rec = held[ch.name][subdir][filename]
+                    present.append(PackageEntry(filename, base_sha, int(rec.get("size", 0))))
+                    continue
+                assert sha is not None
                 size = cache.path(sha).stat().st_size
                 pkgs.append(PackageEntry(filename, sha, size))
                 blobs.setdefault(sha, BlobEntry(sha, size, "package"))
+            removals = sorted(set(held.get(ch.name, {}).get(subdir, {})) - set(names)) if base is not None else []
+            if base is not None and not pkgs and not removals and \
+                    base_sources.get(ch.name, {}).get(subdir) == fr.sha256:
+                continue  # nothing changed here since the base
             raw = fr.repodata.subset(set(names)).to_bytes(keep_base_url=False)
             packed = zstd_compress(raw)
             rd_sha = cache.put_bytes(packed)
             if rd_sha not in blobs:
                 blobs[rd_sha] = BlobEntry(rd_sha, len(packed), "repodata")
             source = {"url": fr.url, "sha256": fr.sha256, "size": fr.size, "fetched": fr.fetched}
-            sub_entries.append(SubdirEntry(subdir, RepodataBlob(rd_sha, len(packed), len(raw)), tuple(pkgs), source))
-            counts.setdefault(ch.name, {})[subdir] = len(pkgs)
+            sub_entries.append(SubdirEntry(subdir, RepodataBlob(rd_sha, len(packed), len(raw)), tuple(pkgs), source,
+                                           tuple(present), tuple(removals)))
+            counts.setdefault(ch.name, {})[subdir] = len(pkgs) + len(present)
         channel_entries.append(ChannelEntry(ch.name, ch.url, tuple(sub_entries)))
     for ie in installer_entries:
         if blobs.setdefault(ie.sha256, BlobEntry(ie.sha256, ie.size, "installer")).kind != "installer":
@@ -466,5 +517,6 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
         blobs=tuple(ordered),
         filters=filters.to_json(),
         installers=tuple(installer_entries),
+        base=_receipt_id(base) if base is not None else None,
     )
     return Collected(manifest, cache, len(todo), todo_bytes, cached, excluded, counts)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..destinations.directory import DirectoryDestination, Journal
-from ..errors import UsageError
+from ..errors import DestinationError, UsageError
 from ..manifest import BlobEntry
 from ..progress import Progress, null_progress
 from ..repodata import Repodata, empty, merge, record_hashes
@@ -49,6 +49,7 @@ class ImportResult:
     packages_added: int = 0
     bytes_written: int = 0
     packages_present: int = 0
+    packages_removed: int = 0
     channels: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -140,6 +141,17 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
             present += 1
             continue
         needed.setdefault(ins.sha256, []).append((ins.dir, "", ins.filename))
+    # A delta builds on files the destination must already hold: check them before anything changes.
+    base_files = [(target_channel(ch.name), sub.subdir, p) for ch in manifest.channels for sub in ch.subdirs for p in sub.present]
+    lacking = [f"{tc}/{subdir}/{p.filename}" for tc, subdir, p in base_files
+               if not ((held.get(tc, {}).get(subdir, {}).get(p.filename) or {}).get("sha256") == p.sha256
+                       and dest.file_matches(tc, subdir, p.filename, p.size))]
+    if lacking:
+        raise DestinationError(
+            f"this delta archive builds on {len(base_files)} files the destination should hold; {len(lacking)} are missing "
+            f"or different (first: {lacking[0]}); import its base first, or export without --since"
+        )
+    present += len(base_files)
     applied = {a.get("archive_id") for a in receipt["archives"] if isinstance(a, dict)}
     result = ImportResult(str(dest.root), manifest.archive_id, opened.signer, noop=False, packages_present=present)
     for ch in manifest.channels:
@@ -172,7 +184,10 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
             if key not in current:
                 current[key] = dest.read_repodata(tc, sub.subdir)
             base = new_index.get(key) or current[key]
-            new_index[key] = merge(base, incoming)
+            merged = merge(base, incoming)
+            for filename in sub.removals:  # gone upstream (or from the filters): drop from the index
+                merged.drop(filename)
+            new_index[key] = merged
         if (tc, "noarch") not in new_index and dest.read_repodata(tc, "noarch") is None:
             new_index[(tc, "noarch")] = empty("noarch")
 
@@ -227,6 +242,15 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
                 slot = held.setdefault(tc, {}).setdefault(sub.subdir, {})
                 for p in sub.packages:
                     slot[p.filename] = {"sha256": p.sha256, "size": p.size}
+        sources = receipt.setdefault("sources", {})
+        for ch in manifest.channels:
+            tc = target_channel(ch.name)
+            for sub in ch.subdirs:
+                slot = held.setdefault(tc, {}).setdefault(sub.subdir, {})
+                for filename in sub.removals:
+                    slot.pop(filename, None)
+                if sub.source.get("sha256"):
+                    sources.setdefault(tc, {})[sub.subdir] = sub.source["sha256"]
         for ins in manifest.installers:
             held_installers.setdefault(ins.dir, {})[ins.filename] = {"sha256": ins.sha256, "size": ins.size}
         receipt["archives"].append({
@@ -241,6 +265,15 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
     except BaseException:
         journal.rollback()
         raise
+    # the index no longer lists them: the removed files can go (a kill here leaves unlisted files only)
+    gone = {(target_channel(ch.name), sub.subdir) for ch in manifest.channels for sub in ch.subdirs if sub.removals}
+    for ch in manifest.channels:
+        for sub in ch.subdirs:
+            for filename in sub.removals:
+                dest.remove_package(target_channel(ch.name), sub.subdir, filename)
+                result.packages_removed += 1
+    if gone:
+        dest.fsync_dirs(gone)
     shutil.rmtree(staging, ignore_errors=True)
     write_pages(dest, {tc for tc, _ in new_index}, receipt["archives"][-1])
     return result
