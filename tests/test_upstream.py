@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -42,6 +43,10 @@ class FaultServer:
                 queue = server.faults.get(self.path)
                 if queue:
                     status = queue.pop(0)
+                    if status == 1:  # a very slow server: no answer within the client's timeout
+                        time.sleep(3)
+                        self.send_error(503)
+                        return
                     if status == 0:  # announce the whole file, send half of it, hang up
                         data = (root / self.path.lstrip("/")).read_bytes()
                         self.send_response(200)
@@ -207,3 +212,26 @@ def test_a_killed_export_resumes_without_downloading_again(tmp_path: Path) -> No
         assert not partial.exists()
     finally:
         server.close()
+
+
+def test_a_very_slow_server_times_out_and_is_retried(channel: dict[str, Any], tmp_path: Path) -> None:
+    fn, rec = next(iter(channel["repodata"]["linux-64"]["packages.conda"].items()))
+    path = f"/chan/linux-64/{fn}"
+    channel["server"].faults[path] = [1]  # the first attempt hangs past the timeout
+    cache = BlobCache(tmp_path / "cache")
+    with Fetcher(workers=2, retries=3, timeout=0.5, backoff=0.01) as f:
+        t0 = time.monotonic()
+        sha = cache.download(f, channel["url"] + "linux-64/" + fn, Expected(rec["sha256"], None, rec["size"]))
+    assert sha == rec["sha256"] and channel["server"].requests.count(path) == 2
+    assert time.monotonic() - t0 < 2.5  # it did not wait for the slow answer (3 s)
+
+
+def test_a_vanished_subdir_is_reported_and_the_rest_exported(channel: dict[str, Any], tmp_path: Path) -> None:
+    for name in ("repodata.json", "repodata.json.zst"):
+        (channel["root"] / "linux-64" / name).unlink()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({"channels": [channel["url"]], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache")}))
+    r = CliRunner().invoke(main, ["export", "-f", str(cfg), "--unsigned", str(tmp_path / "m.tar"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert "has no linux-64/repodata.json; treating linux-64 as empty" in r.output
+    assert json.loads(r.stdout)["channels"] == {"chan": {"noarch": 0}}
