@@ -238,6 +238,20 @@ def _hex(v: Any, path: str) -> str:
     return v
 
 
+def _package_entries(items: Any, path: str, filenames: set[str]) -> list[PackageEntry]:
+    """``[{filename, sha256, size}]``: safe file names, each once per subdir (``filenames`` is shared)."""
+    out = []
+    for i, pk in enumerate(_list(items, path)):
+        pp = f"{path}[{i}]"
+        pk = _dict(pk, pp)
+        fn = _str(_get(pk, "filename", pp), pp + ".filename")
+        if not is_safe_package_filename(fn) or fn in filenames:
+            raise _fail(pp + ".filename", "a package file name (.conda or .tar.bz2, no path), once per subdir", fn)
+        filenames.add(fn)
+        out.append(PackageEntry(fn, _hex(_get(pk, "sha256", pp), pp + ".sha256"), _size(_get(pk, "size", pp), pp + ".size")))
+    return out
+
+
 def parse_manifest(data: bytes) -> Manifest:
     """Parse and validate manifest bytes (already signature-checked by the caller)."""
     if len(data) > MAX_MANIFEST_BYTES:
@@ -313,27 +327,11 @@ def parse_manifest(data: bytes) -> Manifest:
                 _size(_get(r, "raw_size", sp + ".repodata"), sp + ".repodata.raw_size"),
             )
             ref(rd.sha256, rd.size, "repodata", sp + ".repodata")
-            pkgs: list[PackageEntry] = []
             filenames: set[str] = set()
-            for pi, pk in enumerate(_list(_get(s, "packages", sp), sp + ".packages")):
-                pp = f"{sp}.packages[{pi}]"
-                pk = _dict(pk, pp)
-                fn = _str(_get(pk, "filename", pp), pp + ".filename")
-                if not is_safe_package_filename(fn) or fn in filenames:
-                    raise _fail(pp + ".filename", "a package file name (.conda or .tar.bz2, no path), once per subdir", fn)
-                filenames.add(fn)
-                entry = PackageEntry(fn, _hex(_get(pk, "sha256", pp), pp + ".sha256"), _size(_get(pk, "size", pp), pp + ".size"))
-                ref(entry.sha256, entry.size, "package", pp)
-                pkgs.append(entry)
-            present: list[PackageEntry] = []
-            for pi, pk in enumerate(_list(s.get("present", []), sp + ".present")):
-                pp = f"{sp}.present[{pi}]"
-                pk = _dict(pk, pp)
-                fn = _str(_get(pk, "filename", pp), pp + ".filename")
-                if not is_safe_package_filename(fn) or fn in filenames:
-                    raise _fail(pp + ".filename", "a package file name (.conda or .tar.bz2, no path), once per subdir", fn)
-                filenames.add(fn)
-                present.append(PackageEntry(fn, _hex(_get(pk, "sha256", pp), pp + ".sha256"), _size(_get(pk, "size", pp), pp + ".size")))
+            pkgs = _package_entries(_get(s, "packages", sp), sp + ".packages", filenames)
+            for pi, entry in enumerate(pkgs):
+                ref(entry.sha256, entry.size, "package", f"{sp}.packages[{pi}]")
+            present = _package_entries(s.get("present", []), sp + ".present", filenames)  # no blob: the base has them
             removals: list[str] = []
             for ri, fn in enumerate(_list(s.get("removals", []), sp + ".removals")):
                 if not is_safe_package_filename(fn) or fn in filenames or fn in removals:

@@ -315,4 +315,6 @@ def test_sigkill_during_clean_leaves_a_consistent_destination(crash_setup: dict[
         assert not list((dest / ".airgap").glob("staging-*"))
         rd = json.loads((dest / "main" / "linux-64" / "repodata.json").read_bytes())
         assert {r["name"] for r in listed(rd).values()} == {f"hostile{i:03d}" for i in range(10)}
+        files = {p.name for p in (dest / "main" / "linux-64").iterdir()} - {"repodata.json", "repodata.json.zst", "index.html"}
+        assert files == set(listed(rd))  # a kill after the index changed left files; the rerun removed them
         shutil.rmtree(dest)

@@ -9,25 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from helpers import cli, published
 
-from airgap.cli import main
 from airgap.testing.condapkg import PackageSpec, write_channel
-
-
-def cli(*args: Any) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def published(dest: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for rd_path in sorted(dest.glob("*/*/repodata.json")):
-        doc = json.loads(rd_path.read_bytes())
-        names = [*doc["packages"], *doc["packages.conda"]]
-        files = sorted(p.name for p in rd_path.parent.iterdir() if p.name not in ("repodata.json", "repodata.json.zst", "index.html"))
-        out[str(rd_path.relative_to(dest))] = (doc["packages"], doc["packages.conda"], doc.get("removed"), files)
-        assert sorted(names) == files  # nothing listed is missing, nothing unlisted is left
-    return out
 
 
 def specs(version: int) -> list[PackageSpec]:

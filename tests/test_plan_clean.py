@@ -126,3 +126,18 @@ def test_clean_dry_run_then_clean(tmp_path: Path, upstream: str) -> None:
 def test_clean_needs_a_destination(tmp_path: Path, upstream: str) -> None:
     r = cli("clean", "-f", config(tmp_path, upstream), "--into", tmp_path / "missing", "--dry-run")
     assert r.exit_code == 1 and "expected a destination directory holding channels" in r.output
+
+
+def test_clean_removes_orphans_an_interrupted_run_left(tmp_path: Path, upstream: str) -> None:
+    cfg = config(tmp_path, upstream, pkg_list=["tqdm"])
+    assert cli("export", "-f", cfg, "--unsigned", tmp_path / "m.tar").exit_code == 0
+    dest = tmp_path / "dest"
+    assert cli("import", tmp_path / "m.tar", "--into", dest, "--allow-unsigned").exit_code == 0
+    stray = dest / "forge" / "noarch" / "left-1.0-0.conda"
+    stray.write_bytes(b"half a package")
+    r = cli("clean", "-f", cfg, "--into", dest, "--dry-run", "--json")
+    assert [(x["filename"], x["reason"]) for x in json.loads(r.stdout)["remove"]] == [
+        ("left-1.0-0.conda", "orphan: no repodata lists it (left by an interrupted run)")]
+    assert stray.exists()
+    assert cli("clean", "-f", cfg, "--into", dest).exit_code == 0 and not stray.exists()
+    assert (dest / "forge" / "noarch" / "tqdm-4.66-pyhd8ed1ab_0.conda").exists()

@@ -5,26 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from click.testing import CliRunner, Result
+from helpers import cli, published
 
-from airgap.cli import main
 from airgap.testing.condapkg import PackageSpec, write_channel
-
-
-def cli(*args: Any) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def published(dest: Path) -> dict[str, Any]:
-    """What clients see: every subdir's repodata and the bytes of every file it lists."""
-    out: dict[str, Any] = {}
-    for rd_path in sorted(dest.glob("*/*/repodata.json")):
-        doc = json.loads(rd_path.read_bytes())
-        files = {fn: (rd_path.parent / fn).read_bytes() for fn in [*doc["packages"], *doc["packages.conda"]]}
-        out[str(rd_path.relative_to(dest))] = (doc, files)
-    return out
 
 
 def test_sync_equals_export_plus_import(tmp_path: Path, http_server: Callable[[Path], str]) -> None:

@@ -10,6 +10,7 @@ only then are the files deleted, so a client never sees an index that lists a mi
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 from ..destinations.directory import DirectoryDestination, Journal
 from ..errors import DestinationError
 from ..filters import Filters, Record, SpecSet, select_channel
+from ..manifest import PACKAGE_SUFFIXES
 from ..repodata import Repodata
 from .pages import write_pages
 
@@ -127,11 +129,15 @@ def run_clean(into: Path, filters: Filters, *, dry_run: bool, lock_timeout: floa
         if not result.remove:
             return result
         staging = dest.new_staging("clean", [])
-        journal = Journal(staging / "backup")
+        journal = Journal(staging / "backup", dest.root)
         by_subdir: dict[tuple[str, str], set[str]] = {}
         for r in result.remove:
             by_subdir.setdefault((r.channel, r.subdir), set()).add(r.filename)
         try:
+            # journaled like an import: a clean killed between repodata.json.zst and repodata.json
+            # is rolled back by whoever takes the lock next, so the two never disagree for long
+            dest.plan_publish(journal, [], sorted(by_subdir))
+            dest.sync()
             for (channel, subdir), gone in sorted(by_subdir.items()):
                 rd = dest.read_repodata(channel, subdir)
                 assert rd is not None
@@ -149,6 +155,7 @@ def run_clean(into: Path, filters: Filters, *, dry_run: bool, lock_timeout: floa
                 "filters": filters.to_json(),
             })
             dest.write_receipt(receipt, journal)
+            journal.commit()
         except BaseException:
             journal.rollback()
             _remove_tree(staging)
@@ -171,6 +178,15 @@ def _diff(dest: DirectoryDestination, filters: Filters, dry_run: bool) -> CleanR
             if rd is not None:
                 held.setdefault(channel, {})[subdir] = rd
     result = diff_destination(held, filters)
+    # package files no index lists (an interrupted clean or import leaves such): clean them up too
+    for channel, by_subdir in held.items():
+        for subdir, rd in by_subdir.items():
+            listed = {fn for fn, _ in rd.records()}
+            d = dest.subdir_path(channel, subdir)
+            for entry in sorted(os.scandir(d), key=lambda e: e.name):
+                if entry.name.endswith(PACKAGE_SUFFIXES) and entry.name not in listed and entry.is_file(follow_symlinks=False):
+                    result.remove.append(Removal(channel, subdir, entry.name, entry.stat().st_size,
+                                                 "orphan: no repodata lists it (left by an interrupted run)"))
     result.destination = str(dest.root)
     result.dry_run = dry_run
     return result
