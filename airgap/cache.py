@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from ._fs import atomic_write_bytes
 from .errors import AirgapError, UpstreamError
 from .fetch import CHUNK, Fetcher
 
@@ -76,15 +77,7 @@ class BlobCache:
         sha = hashlib.sha256(data).hexdigest()
         target = self.sha_dir / sha
         if not target.exists():
-            fd, tmp = tempfile.mkstemp(dir=self.tmp_dir)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
+            atomic_write_bytes(target, data, durable=False)  # the archive writer re-hashes it anyway
         return sha
 
     def download(self, fetcher: Fetcher, url: str, want: Expected,

@@ -103,12 +103,16 @@ def passphrase_from_env() -> bytes | None:
     return value.encode("utf-8") if value else None
 
 
+def _read_key_file(p: Path, what: str) -> bytes:
+    try:
+        return p.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{p}: expected an Ed25519 {what} key (PEM), cannot read it: {exc.strerror}") from None
+
+
 def load_signer(path: str | os.PathLike[str]) -> Signer:
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{p}: expected an Ed25519 private key (PEM), cannot read it: {exc.strerror}") from None
+    data = _read_key_file(p, "private")
     try:
         key = serialization.load_pem_private_key(data, password=passphrase_from_env())
     except TypeError as exc:
@@ -124,10 +128,7 @@ def load_trusted_keys(paths: list[str] | tuple[str, ...]) -> TrustedKeys:
     keys: dict[str, Ed25519PublicKey] = {}
     for path in paths:
         p = Path(path)
-        try:
-            data = p.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"{p}: expected an Ed25519 public key (PEM), cannot read it: {exc.strerror}") from None
+        data = _read_key_file(p, "public")
         try:
             key = serialization.load_pem_public_key(data)
         except ValueError:

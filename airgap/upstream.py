@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .compress import zstd_decompress_bounded
 from .errors import UpstreamError, UsageError
-from .fetch import Fetcher, NotFound
+from .fetch import Fetcher, NotFound, url_to_path
 from .manifest import is_safe_channel_name
 from .repodata import Repodata, parse_repodata
 
@@ -126,8 +126,6 @@ def list_directory(fetcher: Fetcher, url: str) -> list[str]:
     if not url.endswith("/"):
         url += "/"
     if url.startswith("file:"):
-        from .fetch import url_to_path
-
         path = Path(url_to_path(url))
         if not path.is_dir():
             raise UpstreamError(f"{url}: expected a directory of installers, found none")

@@ -8,17 +8,15 @@ instead of at the isolated site.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
 import tarfile
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from .._fs import fsync_dir
+from .._fs import atomic_writer
 from ..errors import AirgapError
 from .layout import MANIFEST, SIGNATURE, blob_member
 
@@ -60,31 +58,19 @@ def write_archive(
     on_file: Callable[[], None] | None = None,
 ) -> None:
     """Write ``manifest``, ``signature`` and each ``(sha256, size, path)`` blob to ``target``."""
-    target = Path(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            with tarfile.open(fileobj=raw, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=COPY_BUFSIZE) as tar:  # type: ignore[call-overload]
-                tar.addfile(_info(MANIFEST, len(manifest), mtime), io.BytesIO(manifest))
-                if signature is not None:
-                    tar.addfile(_info(SIGNATURE, len(signature), mtime), io.BytesIO(signature))
-                for sha, size, path in blobs:
-                    with open(path, "rb") as fh:
-                        actual = os.fstat(fh.fileno()).st_size
-                        if actual != size:
-                            raise AirgapError(f"cache file {path}: expected {size} bytes, found {actual}; delete it and export again")
-                        reader = _HashingReader(fh, on_bytes)
-                        tar.addfile(_info(blob_member(sha), size, mtime), reader)
-                        if reader.hash.hexdigest() != sha:
-                            raise AirgapError(f"cache file {path}: expected sha256 {sha}, found {reader.hash.hexdigest()}; delete it and export again")
-                    if on_file is not None:
-                        on_file()
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(target.parent)
+    with atomic_writer(Path(target)) as raw:  # temp file beside the target, fsynced, renamed
+        with tarfile.open(fileobj=raw, mode="w|", format=tarfile.PAX_FORMAT, copybufsize=COPY_BUFSIZE) as tar:  # type: ignore[call-overload]
+            tar.addfile(_info(MANIFEST, len(manifest), mtime), io.BytesIO(manifest))
+            if signature is not None:
+                tar.addfile(_info(SIGNATURE, len(signature), mtime), io.BytesIO(signature))
+            for sha, size, path in blobs:
+                with open(path, "rb") as fh:
+                    actual = os.fstat(fh.fileno()).st_size
+                    if actual != size:
+                        raise AirgapError(f"cache file {path}: expected {size} bytes, found {actual}; delete it and export again")
+                    reader = _HashingReader(fh, on_bytes)
+                    tar.addfile(_info(blob_member(sha), size, mtime), reader)
+                    if reader.hash.hexdigest() != sha:
+                        raise AirgapError(f"cache file {path}: expected sha256 {sha}, found {reader.hash.hexdigest()}; delete it and export again")
+                if on_file is not None:
+                    on_file()

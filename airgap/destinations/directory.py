@@ -223,10 +223,14 @@ class DirectoryDestination:
         doc.setdefault("channels", {})
         return doc
 
-    def write_receipt(self, receipt: dict[str, Any], journal: Journal) -> None:
-        makedirs_tracked(self.state_dir, journal.created_dirs)
+    def write_receipt(self, receipt: dict[str, Any], journal: Journal | None) -> None:
+        """Replace the receipt atomically; within a change, journaled so it can be undone."""
         path = self.state_dir / RECEIPT
-        journal.prepare_replace(path)
+        if journal is None:
+            self.state_dir.mkdir(exist_ok=True)
+        else:
+            makedirs_tracked(self.state_dir, journal.created_dirs)
+            journal.prepare_replace(path)
         data = json.dumps(receipt, sort_keys=True, separators=(",", ":")).encode("utf-8")
         atomic_write_bytes(path, data)
 

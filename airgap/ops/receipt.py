@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._fs import atomic_write_bytes
-from ..destinations.directory import RECEIPT_FORMAT, DirectoryDestination, Journal
+from ..destinations.directory import RECEIPT_FORMAT, DirectoryDestination
 from ..errors import DestinationError
 from ..progress import Progress, null_progress
 
@@ -85,12 +85,6 @@ def run_receipt(into: Path, output: Path | None = None, *, lock_timeout: float =
             atomic_write_bytes(Path(output), json.dumps(receipt, sort_keys=True, indent=1).encode())
             where = str(output)
         else:
-            staging = dest.new_staging("receipt", [])
-            try:
-                dest.write_receipt(receipt, Journal(staging / "backup"))
-            finally:
-                import shutil
-
-                shutil.rmtree(staging, ignore_errors=True)
+            dest.write_receipt(receipt, None)  # one atomic replace: nothing else changes
             where = str(dest.state_dir / "receipt.json")
         return ReceiptResult(receipt, files, missing, where)
