@@ -275,5 +275,5 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
     if gone:
         dest.fsync_dirs(gone)
     shutil.rmtree(staging, ignore_errors=True)
-    write_pages(dest, {tc for tc, _ in new_index}, receipt["archives"][-1])
+    write_pages(dest, {tc for tc, _ in new_index}, receipt["archives"][-1], new_index)  # new_index is what was published
     return result

@@ -18,13 +18,16 @@ from ..repodata import Repodata
 log = logging.getLogger(__name__)
 
 
-def write_pages(dest: DirectoryDestination, channels: Iterable[str], origin: Mapping[str, Any] | None = None) -> None:
+def write_pages(dest: DirectoryDestination, channels: Iterable[str], origin: Mapping[str, Any] | None = None,
+                known: Mapping[tuple[str, str], Repodata] | None = None) -> None:
+    """``known``: repodata the caller just published, so it is not read and parsed again."""
     inventory = dest.inventory()
+    known = known or {}
     for channel in sorted(set(channels)):
         try:
             subdirs: dict[str, Repodata] = {}
             for subdir in inventory.get(channel, []):
-                rd = dest.read_repodata(channel, subdir)
+                rd = known.get((channel, subdir)) or dest.read_repodata(channel, subdir)
                 if rd is not None:
                     subdirs[subdir] = rd
             for subdir, rd in subdirs.items():
