@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,3 +31,12 @@ def published(dest: Path) -> dict[str, Any]:
         hashes = {fn: hashlib.sha256((rd_path.parent / fn).read_bytes()).hexdigest() for fn in files}
         out[str(rd_path.relative_to(dest))] = (doc["packages"], doc["packages.conda"], doc.get("removed"), hashes)
     return out
+
+
+def shared_repodata() -> Path:
+    """The real public repodata snapshots in ``../shared/data`` (beside the checkout, as in CI)."""
+    path = Path(os.environ.get("AIRGAP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "repodata"
+    if not path.is_dir():
+        raise RuntimeError(f"expected the shared real-data snapshots at {path} (../shared beside the checkout, "
+                           f"or set AIRGAP_SHARED_DATA), found nothing")
+    return path

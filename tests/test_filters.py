@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import shared_repodata
 
 from airgap.errors import ConfigError
 from airgap.filters import Filters, license_blocked, select_channel
 from airgap.repodata import Repodata, parse_repodata
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "repodata"
+DATA = shared_repodata()
 
 
 def rec(name: str, version: str = "1.0", build: str = "0", **kw: Any) -> dict[str, Any]:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import bz2
 import json
-from pathlib import Path
 
 import pytest
 import zstandard
+from helpers import shared_repodata
 
 from airgap.errors import ConfigError, UpstreamError
 from airgap.filters import Filters, select
 from airgap.repodata import empty, merge, parse_repodata
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "repodata"
+DATA = shared_repodata()
 
 
 def load(name: str) -> bytes:
