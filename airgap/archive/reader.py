@@ -99,6 +99,9 @@ class ArchiveStream:
             self._fh.close()
             raise ArchiveFormatError(f"{self.path}: expected a tar archive (airgap/1), found something else ({exc})") from None
         self._pending: tarfile.TarInfo | None = None
+        st = os.fstat(self._fh.fileno())
+        self.seekable = stat.S_ISREG(st.st_mode)  # a blob can be read again at its offset (not a tape)
+        self.identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
     def __enter__(self) -> ArchiveStream:
         return self
@@ -179,15 +182,16 @@ class ArchiveStream:
                 raise IntegrityError(f"{self.path}: {name}: expected {entry.size} bytes (manifest), found {member.size}")
             fh = self._tar.extractfile(member)
             assert fh is not None
-            yield entry, _Guarded(fh, self)
+            yield entry, _Guarded(fh, self, (self.path, member.offset_data) if self.seekable else None)
 
 
 class _Guarded:
     """A member file object whose truncation errors become ArchiveFormatError."""
 
-    def __init__(self, fh: IO[bytes], stream: ArchiveStream) -> None:
+    def __init__(self, fh: IO[bytes], stream: ArchiveStream, location: tuple[Path, int] | None) -> None:
         self._fh = fh
         self._stream = stream
+        self.location = location  # (file, offset of the blob's bytes) when it can be read again there
 
     def read(self, n: int = -1) -> bytes:
         try:
