@@ -287,11 +287,20 @@ def _print_plan(summary: dict[str, Any], media: int | None, solves: list[dict[st
         click.echo(f"solve    {where:<22} {'ok, ' + str(o['packages']) + ' packages' if o['ok'] else 'FAILED: ' + ' '.join(o['message'].split())[:200]}")
 
 
-def _destination(into: str | None, config: Config) -> str:
+def _destination(into: str | None, config: Config) -> Any:
+    """The destination ``--into`` names (a path or URL; a site name too), else the config's ``into`` / ``dest_site``."""
+    from .destinations import open_destination
+
+    site = None
+    if into and "://" not in into and into in config.sites and not Path(into).exists():
+        site = config.sites[into]  # --into NAME picks a site of the config
+        into = str(site["url"])
+    elif not into and not config.into:
+        site = config.site()
     dest = into or config.destination()
     if not dest:
-        raise UsageError("expected a destination: --into DIR, or into / dest_site in the config; found none")
-    return dest
+        raise UsageError("expected a destination: --into DIR|s3://BUCKET/PREFIX|quetz+http://HOST:PORT/CHANNEL, or into / dest_site in the config; found none")
+    return open_destination(dest, site)
 
 
 def _dest_channel(option: str | None, config: Config) -> str | None:
@@ -311,7 +320,7 @@ def _trusted(keys: tuple[str, ...], config: Config) -> Any:
 
 @main.command(name="import")
 @click.argument("archive", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--into", "into", help="Destination directory (default: into / dest_site in the config).")
+@click.option("--into", "into", help="Destination: a directory, s3://BUCKET/PREFIX, quetz+http(s)://HOST:PORT/CHANNEL or a site name (default: into / dest_site in the config).")
 @click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Public key whose signature is accepted (repeatable; adds to trusted_keys).")
 @click.option("--dest-channel", help="Merge every channel of the archive into this channel.")
@@ -331,11 +340,9 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
     from .ops.import_ import run_import
 
     dest = _destination(into, config)
-    if "://" in dest:
-        raise UsageError(f"--into: expected a directory path, found URL {dest!r} (other destinations are not supported yet)")
     channel = _dest_channel(dest_channel, config)
     trusted = _trusted(trusted_keys, config)
-    result = run_import([Path(a) for a in archive], Path(dest), trusted, dest_channel=channel, allow_unsigned=allow_unsigned,
+    result = run_import([Path(a) for a in archive], dest, trusted, dest_channel=channel, allow_unsigned=allow_unsigned,
                         lock_timeout=lock_timeout, progress=_progress(state.quiet))
     if as_json:
         _emit_json(result.to_json())
@@ -349,7 +356,7 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
 
 
 @main.command()
-@click.option("--into", "into", help="Destination directory (default: into / dest_site in the config).")
+@click.option("--into", "into", help="Destination: a directory, s3://BUCKET/PREFIX, quetz+http(s)://HOST:PORT/CHANNEL or a site name (default: into / dest_site in the config).")
 @click.option("--dest-channel", help="Merge every channel into this channel.")
 @click.option("--reset", is_flag=True, help="Forget what the destination is known to hold: re-check every file (by hash); still write only what differs.")
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
@@ -368,7 +375,7 @@ def sync(into: str | None, dest_channel: str | None, reset: bool, lock_timeout: 
 
     dest = _destination(into, config)
     channel = _dest_channel(dest_channel, config)
-    result = run_sync(config, Path(dest), dest_channel=channel, reset=reset, lock_timeout=lock_timeout,
+    result = run_sync(config, dest, dest_channel=channel, reset=reset, lock_timeout=lock_timeout,
                       progress=_progress(state.quiet))
     if as_json:
         _emit_json(result.to_json())
@@ -400,7 +407,7 @@ def clean(into: str | None, dry_run: bool, lock_timeout: float, as_json: bool, s
     from .ops.export import filters_from_config
 
     dest = _destination(into, config)
-    result = run_clean(Path(dest), filters_from_config(config), dry_run=dry_run, lock_timeout=lock_timeout)
+    result = run_clean(dest, filters_from_config(config), dry_run=dry_run, lock_timeout=lock_timeout)
     if as_json:
         _emit_json(result.to_json())
         return
@@ -492,7 +499,7 @@ def receipt(into: str | None, output: str | None, as_json: bool, state: _State, 
     from .ops.receipt import run_receipt
 
     dest = _destination(into, config)
-    result = run_receipt(Path(dest), Path(output) if output else None, progress=_progress(state.quiet))
+    result = run_receipt(dest, Path(output) if output else None, progress=_progress(state.quiet))
     if as_json:
         _emit_json(result.to_json())
         return
@@ -532,7 +539,7 @@ def serve(dest: str, port: int, bind: str, state: _State, config: Config | None)
 @main.command()
 @click.argument("url")
 @click.argument("channels", nargs=-1)
-@click.option("--into", "into", type=click.Path(file_okay=False), help="Take the channel names from this destination.")
+@click.option("--into", "into", help="Take the channel names from this destination (a directory or URL).")
 @common_options(reads_config=False)
 def condarc(url: str, channels: tuple[str, ...], into: str | None, state: _State, config: Config | None) -> None:
     """Print a .condarc that points conda at the mirror at URL.
@@ -542,12 +549,12 @@ def condarc(url: str, channels: tuple[str, ...], into: str | None, state: _State
       airgap condarc http://mirror.internal:8080 main conda-forge > ~/.condarc
       airgap condarc http://mirror.internal:8080 --into /srv/conda
     """
-    from .destinations.directory import DirectoryDestination
+    from .destinations import open_destination
     from .serve import condarc as render
 
     if not url.startswith(("http://", "https://", "file://")):
         raise UsageError(f"URL: expected http://HOST:PORT (or https://, file://), found {url!r}")
-    names = list(channels) + (sorted(DirectoryDestination(Path(into)).inventory()) if into else [])
+    names = list(channels) + (sorted(open_destination(into).inventory()) if into else [])
     if not names:
         raise UsageError("expected channel names (CHANNELS... or --into DEST), found none")
     click.echo(render(url, list(dict.fromkeys(names))), nl=False)

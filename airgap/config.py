@@ -198,7 +198,7 @@ _KEYS: tuple[_Key, ...] = (
     _Key("signing_key", _opt_str, None, "Ed25519 private key (PEM) that signs exported archives"),
     _Key("trusted_keys", _str_list, (), "public keys (PEM) whose signatures import/verify accept"),
     _Key("into", _opt_str, None, "import destination directory (same as --into)"),
-    _Key("sites", _sites, {}, "named destinations: {NAME: {url: PATH}}"),
+    _Key("sites", _sites, {}, "named destinations: {NAME: {url: PATH | s3://BUCKET/PREFIX | quetz+http://HOST:PORT/CHANNEL, ...}}"),
     _Key("workers", _positive_int, 8, "parallel downloads"),
     _Key("retries", _positive_int, 5, "attempts per download on 5xx, resets and timeouts"),
     _Key("timeout", _positive_int, 60, "seconds without data before a request is retried"),
@@ -272,13 +272,18 @@ class Config:
         """The import destination named by ``into`` or ``dest_site``/``sites``."""
         if self.into:
             return self.into
-        if self.dest_site:
-            site = self.sites.get(self.dest_site)
-            if site is None:
-                known = ", ".join(sorted(self.sites)) or "none"
-                raise ConfigError(f"dest_site: expected a name defined under 'sites' (known: {known}), found {self.dest_site!r}")
-            return _resolve_path(str(site["url"]), self.path)
-        return None
+        site = self.site()
+        return _resolve_path(str(site["url"]), self.path) if site is not None else None
+
+    def site(self) -> Mapping[str, Any] | None:
+        """The settings of the site ``dest_site`` names (``url``, and an API key, endpoint, ... by kind)."""
+        if not self.dest_site:
+            return None
+        site = self.sites.get(self.dest_site)
+        if site is None:
+            known = ", ".join(sorted(self.sites)) or "none"
+            raise ConfigError(f"dest_site: expected a name defined under 'sites' (known: {known}), found {self.dest_site!r}")
+        return site
 
     def show(self) -> str:
         """The running configuration as YAML, defaults filled in, like ``cas-mirror --config``."""

@@ -125,7 +125,7 @@ def test_clean_dry_run_then_clean(tmp_path: Path, upstream: str) -> None:
 
 def test_clean_needs_a_destination(tmp_path: Path, upstream: str) -> None:
     r = cli("clean", "-f", config(tmp_path, upstream), "--into", tmp_path / "missing", "--dry-run")
-    assert r.exit_code == 1 and "expected a destination directory holding channels" in r.output
+    assert r.exit_code == 1 and "expected a destination holding channels" in r.output
 
 
 def test_clean_removes_orphans_an_interrupted_run_left(tmp_path: Path, upstream: str) -> None:

@@ -389,7 +389,7 @@ def test_concurrent_import_waits_then_gives_up(tmp_path: Path, small_archive: Pa
     release = threading.Event()
 
     def hold() -> None:
-        with dest.locked([]):
+        with dest.locked():
             holding.set()
             release.wait(10)
 

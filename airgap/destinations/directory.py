@@ -31,12 +31,12 @@ from .._fs import atomic_write_bytes, fsync_dir, makedirs_tracked
 from ..compress import zstd_compress
 from ..errors import DestinationError, LockError
 from ..repodata import Repodata, parse_repodata
+from .base import RECEIPT_FORMAT, Change, Destination, OnBytes, Put, empty_receipt
 
 log = logging.getLogger(__name__)
 
 STATE_DIR = ".airgap"
 RECEIPT = "receipt.json"
-RECEIPT_FORMAT = "airgap-receipt/1"
 JOURNAL = "journal.json"
 JOURNAL_FORMAT = "airgap-journal/1"
 # what a killed write leaves: put_package's hard link, atomic_writer's mkstemp file
@@ -193,12 +193,21 @@ class Journal:
         return ok
 
 
-class DirectoryDestination:
+class DirectoryDestination(Destination):
+    kind = "directory"
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root).absolute()
+        self._created: list[Path] = []  # what this process created (root, state dir, staging), oldest first
 
     def __str__(self) -> str:
         return str(self.root)
+
+    def exists(self) -> bool:
+        return self.root.is_dir()
+
+    def channel_url(self, channel: str) -> str:
+        return (self.root / channel).as_uri()
 
     # -- state -------------------------------------------------------------------------
 
@@ -214,7 +223,7 @@ class DirectoryDestination:
         try:
             doc = json.loads(path.read_bytes())
         except FileNotFoundError:
-            return {"format": RECEIPT_FORMAT, "archives": [], "channels": {}}
+            return empty_receipt()
         except (OSError, ValueError) as exc:
             raise DestinationError(f"{path}: expected an airgap receipt, found something unreadable ({exc}); move it aside to rebuild it") from None
         if not isinstance(doc, dict) or doc.get("format") != RECEIPT_FORMAT:
@@ -223,7 +232,11 @@ class DirectoryDestination:
         doc.setdefault("channels", {})
         return doc
 
-    def write_receipt(self, receipt: dict[str, Any], journal: Journal | None) -> None:
+    def write_receipt(self, receipt: dict[str, Any]) -> str:
+        self._write_receipt(receipt, None)
+        return str(self.state_dir / RECEIPT)
+
+    def _write_receipt(self, receipt: dict[str, Any], journal: Journal | None) -> None:
         """Replace the receipt atomically; within a change, journaled so it can be undone."""
         path = self.state_dir / RECEIPT
         if journal is None:
@@ -260,38 +273,53 @@ class DirectoryDestination:
                 out[ch.name] = subs
         return out
 
-    def remove_package(self, channel: str, subdir: str, filename: str) -> None:
-        """Delete a file the published repodata no longer lists (call after publish_index)."""
-        try:
-            os.unlink(self.subdir_path(channel, subdir) / filename)
-        except FileNotFoundError:
-            pass
+    def remove_packages(self, files: list[tuple[str, str, str]]) -> None:
+        """Delete files the published repodata no longer lists (call after the change committed)."""
+        for channel, subdir, filename in files:
+            try:
+                os.unlink(self.subdir_path(channel, subdir) / filename)
+            except FileNotFoundError:
+                pass
+        self.fsync_dirs({(c, s) for c, s, _ in files})
 
-    def file_sha256(self, channel: str, subdir: str, filename: str) -> str | None:
+    def files(self, channel: str, subdir: str) -> dict[str, int]:
+        try:
+            with os.scandir(self.subdir_path(channel, subdir)) as it:
+                return {e.name: e.stat().st_size for e in it if e.is_file(follow_symlinks=False)}
+        except (FileNotFoundError, NotADirectoryError):
+            return {}
+
+    def file_sha256(self, channel: str, subdir: str, filename: str, on_bytes: OnBytes | None = None) -> str | None:
         """The sha256 of a file the destination holds (hashing it), or None if it is not there."""
         h = hashlib.sha256()
         try:
             with open(self.subdir_path(channel, subdir) / filename, "rb") as fh:
                 for chunk in iter(lambda: fh.read(1 << 20), b""):
                     h.update(chunk)
+                    if on_bytes is not None:
+                        on_bytes(len(chunk))
         except (FileNotFoundError, IsADirectoryError):
             return None
         return h.hexdigest()
 
-    def file_matches(self, channel: str, subdir: str, filename: str, size: int) -> bool:
-        try:
-            return (self.subdir_path(channel, subdir) / filename).stat().st_size == size
-        except FileNotFoundError:
-            return False
+    def put_page(self, channel: str, subdir: str | None, data: bytes) -> None:
+        d = self.root / channel if subdir is None else self.subdir_path(channel, subdir)
+        atomic_write_bytes(d / "index.html", data, durable=False)
+
+    def begin(self, label: str) -> DirectoryChange:
+        staging = self.new_staging(label)
+        return DirectoryChange(self, staging, Journal(staging / "backup", self.root))
 
     # -- locking and staging -------------------------------------------------------
 
     @contextlib.contextmanager
-    def locked(self, created: list[Path], timeout: float = 60.0) -> Iterator[None]:
+    def locked(self, timeout: float = 60.0) -> Iterator[None]:
+        """flock on the root; on an error, what this process created (root, state dir, staging) goes again."""
         if self.root.exists() and not self.root.is_dir():
             raise DestinationError(f"{self.root}: expected a directory, found a file")
+        self._created = []
         try:
-            makedirs_tracked(self.root, created)
+            makedirs_tracked(self.root, self._created)
         except OSError as exc:
             raise DestinationError(f"{self.root}: cannot create the destination directory: {exc.strerror}") from None
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
@@ -316,16 +344,29 @@ class DirectoryDestination:
             for line in self.recover():  # whoever takes the lock first undoes what a killed run left
                 log.warning("%s: %s", self.root, line)
             yield
+        except BaseException:
+            self._remove_created()  # under the lock: the next import must not see it half removed
+            raise
         finally:
             os.close(fd)  # closing releases the flock
+            self._created = []
 
-    def new_staging(self, name: str, created: list[Path]) -> Path:
-        makedirs_tracked(self.state_dir, created)
+    def _remove_created(self) -> None:
+        for d in reversed(self._created):
+            if d.name.startswith("staging-"):
+                shutil.rmtree(d, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+        self._created = []
+
+    def new_staging(self, name: str) -> Path:
+        makedirs_tracked(self.state_dir, self._created)
         staging = self.state_dir / f"staging-{name}-{os.getpid()}"
         if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir()
-        created.append(staging)
+        self._created.append(staging)
         (staging / "backup").mkdir()
         return staging
 
@@ -421,3 +462,42 @@ class DirectoryDestination:
         todo = {self.subdir_path(c, s) for c, s in dirs} | {self.root / c for c, _ in dirs} | ({self.root} if dirs else set())
         for d in sorted(todo, key=lambda p: len(p.parts), reverse=True):
             fsync_dir(d)
+
+
+class DirectoryChange(Change):
+    """A journaled change of a directory destination: blobs staged inside it, placed by rename."""
+
+    def __init__(self, dest: DirectoryDestination, staging: Path, journal: Journal) -> None:
+        self.dest = dest
+        self.staging = self._staging = staging
+        self.journal = journal
+
+    def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]]) -> None:
+        self.dest.plan_publish(self.journal, packages, indexes)
+        self.dest.sync()  # staged bytes, backups and journal reach the disk before anything points at them
+
+    def put_packages(self, batch: list[Put], on_bytes: OnBytes | None = None) -> None:
+        touched: set[tuple[str, str]] = set()
+        for p in batch:
+            self.dest.put_package(p.channel, p.subdir, p.filename, p.blob.path, self.journal, keep_staged=p.keep)
+            touched.add((p.channel, p.subdir))
+            if on_bytes is not None:
+                on_bytes(p.blob.size)
+        self.dest.fsync_dirs(touched)
+
+    def publish_index(self, channel: str, subdir: str, repodata: Repodata) -> None:
+        self.dest.publish_index(channel, subdir, repodata, self.journal)
+
+    def write_receipt(self, receipt: dict[str, Any]) -> None:
+        self.dest._write_receipt(receipt, self.journal)
+
+    def commit(self) -> None:
+        self.journal.commit()
+
+    def rollback(self) -> None:
+        self.journal.rollback()
+
+    def close(self) -> None:
+        shutil.rmtree(self._staging, ignore_errors=True)
+        with contextlib.suppress(ValueError):
+            self.dest._created.remove(self._staging)

@@ -140,11 +140,12 @@ def load_repodata_blob(data: bytes, sub: SubdirEntry, channel: str, what: str) -
 
 
 def stream_blobs(opened: Opened, progress: Progress, desc: str,
-                 destination: Callable[[BlobEntry], Path | None] = lambda entry: None) -> dict[str, bytes]:
+                 destination: Callable[[BlobEntry, tuple[Path, int] | None], Path | None] = lambda entry, location: None) -> dict[str, bytes]:
     """Read every blob of an opened archive, checking each hash; return the repodata blobs' bytes.
 
-    A package or installer blob goes to the file ``destination(entry)`` names, or nowhere (it
-    is only hashed). Every blob the manifest lists must appear.
+    A package or installer blob goes to the file ``destination(entry, location)`` names, or
+    nowhere (it is only hashed). ``location`` is where the blob's bytes lie in a regular file
+    (archive path, offset), or None. Every blob the manifest lists must appear.
     """
     manifest = opened.manifest
     expected = [b for b in manifest.blobs if (b.volume or 1) in opened.volumes]
@@ -154,7 +155,7 @@ def stream_blobs(opened: Opened, progress: Progress, desc: str,
     for entry, fh in opened.stream.blobs(manifest):
         seen.add(entry.sha256)
         what = f"{opened.stream.path}: blobs/sha256/{entry.sha256}"
-        target = None if entry.kind == "repodata" else destination(entry)
+        target = None if entry.kind == "repodata" else destination(entry, getattr(fh, "location", None))
         if entry.kind == "repodata":
             buf = io.BytesIO()
             copy_verified(fh, entry, buf, what, bar.update)

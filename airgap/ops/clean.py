@@ -10,15 +10,14 @@ only then are the files deleted, so a client never sees an index that lists a mi
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..destinations.directory import DirectoryDestination, Journal
+from ..destinations import open_destination
+from ..destinations.base import Destination
 from ..errors import DestinationError
 from ..filters import Filters, Record, SpecSet, select_channel
 from ..manifest import PACKAGE_SUFFIXES
@@ -119,59 +118,56 @@ def _lost_dependencies(channel: str, before: Mapping[str, Repodata], after: Mapp
     return out
 
 
-def run_clean(into: Path, filters: Filters, *, dry_run: bool, lock_timeout: float = 60.0, clock: Any = time.time) -> CleanResult:
-    dest = DirectoryDestination(Path(into))
-    if not dest.root.is_dir():
-        raise DestinationError(f"{dest.root}: expected a destination directory holding channels, found none")
+def run_clean(into: Path | str | Destination, filters: Filters, *, dry_run: bool, lock_timeout: float = 60.0,
+              clock: Any = time.time) -> CleanResult:
+    dest = into if isinstance(into, Destination) else open_destination(str(into))
+    if not dest.exists():
+        raise DestinationError(f"{dest}: expected a destination holding channels, found none")
     if dry_run:
         return _diff(dest, filters, dry_run=True)
-    with dest.locked([], lock_timeout):
+    with dest.locked(lock_timeout):
         result = _diff(dest, filters, dry_run=False)
         if not result.remove:
             return result
-        staging = dest.new_staging("clean", [])
-        journal = Journal(staging / "backup", dest.root)
         by_subdir: dict[tuple[str, str], set[str]] = {}
         for r in result.remove:
             by_subdir.setdefault((r.channel, r.subdir), set()).add(r.filename)
+        change = dest.begin("clean")
         try:
             # journaled like an import: a clean killed between repodata.json.zst and repodata.json
             # is rolled back by whoever takes the lock next, so the two never disagree for long
-            dest.plan_publish(journal, [], sorted(by_subdir))
-            dest.sync()
-            for (channel, subdir), gone in sorted(by_subdir.items()):
-                rd = dest.read_repodata(channel, subdir)
-                assert rd is not None
-                for filename in gone:
-                    rd.drop(filename)
-                dest.publish_index(channel, subdir, rd, journal)
-            receipt = dest.read_receipt()
-            for (channel, subdir), gone in by_subdir.items():
-                slot = receipt["channels"].get(channel, {}).get(subdir, {})
-                for filename in gone:
-                    slot.pop(filename, None)
-            receipt.setdefault("cleans", []).append({
-                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock())),
-                "removed": len(result.remove),
-                "filters": filters.to_json(),
-            })
-            dest.write_receipt(receipt, journal)
-            journal.commit()
-        except BaseException:
-            journal.rollback()
-            _remove_tree(staging)
-            raise
-        # repodata no longer lists them: now the files can go
-        for (channel, subdir), gone in sorted(by_subdir.items()):
-            for filename in sorted(gone):
-                dest.remove_package(channel, subdir, filename)
-        dest.fsync_dirs(set(by_subdir))
-        _remove_tree(staging)
+            try:
+                change.plan([], sorted(by_subdir))
+                for (channel, subdir), gone in sorted(by_subdir.items()):
+                    rd = dest.read_repodata(channel, subdir)
+                    assert rd is not None
+                    for filename in gone:
+                        rd.drop(filename)
+                    change.publish_index(channel, subdir, rd)
+                receipt = dest.read_receipt()
+                for (channel, subdir), gone in by_subdir.items():
+                    slot = receipt["channels"].get(channel, {}).get(subdir, {})
+                    for filename in gone:
+                        slot.pop(filename, None)
+                receipt.setdefault("cleans", []).append({
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock())),
+                    "removed": len(result.remove),
+                    "filters": filters.to_json(),
+                })
+                change.write_receipt(receipt)
+                change.commit()
+            except BaseException:
+                change.rollback()
+                raise
+            # repodata no longer lists them: now the files can go
+            dest.remove_packages([(c, s, f) for (c, s), gone in sorted(by_subdir.items()) for f in sorted(gone)])
+        finally:
+            change.close()
         write_pages(dest, {c for c, _ in by_subdir}, (receipt["archives"] or [None])[-1])
         return result
 
 
-def _diff(dest: DirectoryDestination, filters: Filters, dry_run: bool) -> CleanResult:
+def _diff(dest: Destination, filters: Filters, dry_run: bool) -> CleanResult:
     held: dict[str, dict[str, Repodata]] = {}
     for channel, subdirs in dest.inventory().items():
         for subdir in subdirs:
@@ -183,15 +179,10 @@ def _diff(dest: DirectoryDestination, filters: Filters, dry_run: bool) -> CleanR
     for channel, by_subdir in held.items():
         for subdir, rd in by_subdir.items():
             listed = {fn for fn, _ in rd.records()}
-            d = dest.subdir_path(channel, subdir)
-            for entry in sorted(os.scandir(d), key=lambda e: e.name):
-                if entry.name.endswith(PACKAGE_SUFFIXES) and entry.name not in listed and entry.is_file(follow_symlinks=False):
-                    result.remove.append(Removal(channel, subdir, entry.name, entry.stat().st_size,
+            for name, size in sorted(dest.files(channel, subdir).items()):
+                if name.endswith(PACKAGE_SUFFIXES) and name not in listed:
+                    result.remove.append(Removal(channel, subdir, name, size,
                                                  "orphan: no repodata lists it (left by an interrupted run)"))
-    result.destination = str(dest.root)
+    result.destination = str(dest)
     result.dry_run = dry_run
     return result
-
-
-def _remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

@@ -21,14 +21,16 @@ Order of events:
 from __future__ import annotations
 
 import logging
-import shutil
+import os
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..destinations.directory import DirectoryDestination, Journal
+from ..destinations import open_destination
+from ..destinations.base import BlobRef, Change, Destination, Put, file_identity
 from ..errors import DestinationError, UsageError
 from ..manifest import BlobEntry
 from ..progress import Progress, null_progress
@@ -58,7 +60,7 @@ class ImportResult:
 
 def run_import(
     archive: Path | list[Path],
-    into: Path,
+    into: Path | str | Destination,
     trusted: TrustedKeys,
     *,
     dest_channel: str | None = None,
@@ -69,44 +71,26 @@ def run_import(
 ) -> ImportResult:
     paths = [Path(p) for p in archive] if isinstance(archive, list) else [Path(archive)]
     opened = open_set(paths, trusted, allow_unsigned)  # nothing touched before this: signatures, every volume
-    return import_opened(opened, Path(into), dest_channel=dest_channel, lock_timeout=lock_timeout,
+    return import_opened(opened, into, dest_channel=dest_channel, lock_timeout=lock_timeout,
                          progress=progress, clock=clock)
 
 
-def import_opened(opened: Any, into: Path, *, dest_channel: str | None = None, lock_timeout: float = 60.0,
+def import_opened(opened: Any, into: Path | str | Destination, *, dest_channel: str | None = None, lock_timeout: float = 60.0,
                   recheck: bool = False, progress: Progress = null_progress, clock: Any = time.time) -> ImportResult:
     """Publish a verified source of blobs (an archive, or the export cache for sync) into ``into``.
 
     ``recheck``: do not trust the receipt about which files are present; hash each one.
     """
-    dest = DirectoryDestination(Path(into))
-    created: list[Path] = []
-    try:
-        with opened.stream, dest.locked(created, lock_timeout):
-            try:
-                return _import_locked(opened, dest, created, dest_channel, progress, clock, recheck)
-            except BaseException:
-                _remove_created(created)  # under the lock: the next import must not see it half removed
-                raise
-    except BaseException:
-        _remove_created(created)
-        raise
+    dest = into if isinstance(into, Destination) else open_destination(str(into))
+    if dest.fixed_channel is not None:
+        if dest_channel not in (None, dest.fixed_channel):
+            raise UsageError(f"dest_channel: expected {dest.fixed_channel!r} (the channel the destination URL names) or none, found {dest_channel!r}")
+        dest_channel = dest.fixed_channel
+    with opened.stream, dest.locked(lock_timeout):
+        return _import_locked(opened, dest, dest_channel, progress, clock, recheck)
 
 
-def _remove_created(created: list[Path]) -> None:
-    """Remove what this import created (staging area, state dir, root), newest first."""
-    for d in reversed(created):
-        if d.name.startswith("staging-"):
-            shutil.rmtree(d, ignore_errors=True)
-        else:
-            try:
-                d.rmdir()
-            except OSError:
-                pass
-    created.clear()
-
-
-def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path], dest_channel: str | None,
+def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
                    progress: Progress, clock: Any, recheck: bool = False) -> ImportResult:
     manifest = opened.manifest
     receipt = dest.read_receipt()  # read after dest.locked() rolled back any killed import
@@ -115,64 +99,119 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
     def target_channel(name: str) -> str:
         return dest_channel or name
 
+    listing: dict[tuple[str, str], dict[str, int]] = {}
+
+    def held_size(tc: str, subdir: str, filename: str) -> int | None:
+        key = (tc, subdir)
+        if key not in listing:
+            listing[key] = dest.files(tc, subdir)
+        return listing[key].get(filename)
+
+    def holds(tc: str, subdir: str, filename: str, sha256: str, size: int) -> bool:
+        if recheck:
+            known = dest.file_sha256(tc, subdir, filename)
+        else:
+            known = (held.get(tc, {}).get(subdir, {}).get(filename) or {}).get("sha256")
+        return known == sha256 and held_size(tc, subdir, filename) == size
+
     # Which package files does the destination lack?
     needed: dict[str, list[tuple[str, str, str]]] = {}  # sha -> placements (channel, subdir, filename)
     present = 0
     for ch in manifest.channels:
         tc = target_channel(ch.name)
         for sub in ch.subdirs:
-            have = held.get(tc, {}).get(sub.subdir, {})
             for p in sub.packages:
-                rec = have.get(p.filename)
-                if recheck:
-                    rec = {"sha256": dest.file_sha256(tc, sub.subdir, p.filename)}
-                if rec and rec.get("sha256") == p.sha256 and dest.file_matches(tc, sub.subdir, p.filename, p.size):
+                if holds(tc, sub.subdir, p.filename, p.sha256, p.size):
                     present += 1
                     continue
                 needed.setdefault(p.sha256, []).append((tc, sub.subdir, p.filename))
     # Installers go to DEST/<dir>/<filename>: placed like packages, with "" as the subdir.
     channel_names = {target_channel(ch.name) for ch in manifest.channels}
     held_installers: dict[str, dict[str, Any]] = receipt.setdefault("installers", {})
-    for ins in manifest.installers:
+    installers = list(manifest.installers)
+    if installers and not dest.holds_other_files:
+        log.warning("%s: a %s destination holds conda packages only; the archive's %d installer(s) are not imported",
+                    dest, dest.kind, len(installers))
+        installers = []
+    for ins in installers:
         if ins.dir in channel_names:
             raise UsageError(f"installers: expected a directory name other than the channels', found {ins.dir!r} (a channel too)")
         rec = held_installers.get(ins.dir, {}).get(ins.filename)
-        if rec and rec.get("sha256") == ins.sha256 and dest.file_matches(ins.dir, "", ins.filename, ins.size):
+        if rec and rec.get("sha256") == ins.sha256 and held_size(ins.dir, "", ins.filename) == ins.size:
             present += 1
             continue
         needed.setdefault(ins.sha256, []).append((ins.dir, "", ins.filename))
     # A delta builds on files the destination must already hold: check them before anything changes.
     base_files = [(target_channel(ch.name), sub.subdir, p) for ch in manifest.channels for sub in ch.subdirs for p in sub.present]
-    lacking = [f"{tc}/{subdir}/{p.filename}" for tc, subdir, p in base_files
-               if not ((held.get(tc, {}).get(subdir, {}).get(p.filename) or {}).get("sha256") == p.sha256
-                       and dest.file_matches(tc, subdir, p.filename, p.size))]
+    lacking = [f"{tc}/{subdir}/{p.filename}" for tc, subdir, p in base_files if not holds(tc, subdir, p.filename, p.sha256, p.size)]
     if lacking:
         raise DestinationError(
             f"this delta archive builds on {len(base_files)} files the destination should hold; {len(lacking)} are missing "
             f"or different (first: {lacking[0]}); import its base first, or export without --since"
         )
     present += len(base_files)
+    removals = [(target_channel(ch.name), sub.subdir, fn) for ch in manifest.channels for sub in ch.subdirs for fn in sub.removals]
+    pending_removals = [r for r in removals if held_size(*r) is not None]
     applied = {a.get("archive_id") for a in receipt["archives"] if isinstance(a, dict)}
-    result = ImportResult(str(dest.root), manifest.archive_id, opened.signer, noop=False, packages_present=present)
+    result = ImportResult(str(dest), manifest.archive_id, opened.signer, noop=False, packages_present=present)
     for ch in manifest.channels:
         result.channels.setdefault(target_channel(ch.name), []).extend(s.subdir for s in ch.subdirs)
-    if manifest.archive_id in applied and not needed:
-        log.debug("archive %s is already imported into %s; nothing to do", manifest.archive_id, dest.root)
+    # a server that rebuilds its repodata from the packages keeps no archive history: holding every file is enough
+    if not needed and (manifest.archive_id in applied or (not dest.keeps_repodata and not pending_removals)):
+        log.debug("archive %s is already imported into %s; nothing to do", manifest.archive_id, dest)
         result.noop = True
         return result
 
-    staging = dest.new_staging(manifest.archive_id[:12], created)
-    journal = Journal(staging / "backup", dest.root)
+    change = dest.begin(manifest.archive_id[:12])
+    try:
+        return _publish(opened, dest, change, receipt, needed, removals, result, target_channel, progress, clock)
+    finally:
+        change.close()
 
-    # Stream and verify every blob; stage what is needed (and every repodata blob).
-    def stage(entry: BlobEntry) -> Path | None:
+
+def _publish(opened: Any, dest: Destination, change: Change, receipt: dict[str, Any], needed: dict[str, list[tuple[str, str, str]]],
+             removals: list[tuple[str, str, str]], result: ImportResult, target_channel: Any, progress: Progress,
+             clock: Any) -> ImportResult:
+    held: dict[str, dict[str, dict[str, Any]]] = receipt["channels"]
+    held_installers: dict[str, dict[str, Any]] = receipt["installers"]
+    blobs: dict[str, BlobRef] = {}
+    local: list[Path] = []  # a remote destination reads blobs where they lie; a tape must be copied first
+    scratch: tempfile.TemporaryDirectory[str] | None = None
+
+    # Stream and verify every blob; keep what is needed (and every repodata blob).
+    def stage(entry: BlobEntry, location: tuple[Path, int] | None) -> Path | None:
+        nonlocal scratch
         if entry.sha256 not in needed:
             return None
         result.bytes_written += entry.size
-        return staging / entry.sha256
+        if change.staging is None and location is not None:
+            blobs[entry.sha256] = BlobRef(location[0], location[1], entry.size, entry.sha256, file_identity(location[0]))
+            return None
+        if change.staging is not None:
+            target = change.staging / entry.sha256
+        else:
+            if scratch is None:
+                scratch = tempfile.TemporaryDirectory(prefix="airgap-import-")
+            target = Path(scratch.name) / entry.sha256
+        local.append(target)
+        return target
 
-    repodata_blobs = stream_blobs(opened, progress, "import", stage)
+    try:
+        repodata_blobs = stream_blobs(opened, progress, "import", stage)
+        for target in local:
+            blobs[target.name] = BlobRef(target, 0, os.stat(target).st_size, target.name)
+        return _replay(dest, change, receipt, held, held_installers, needed, removals, blobs, repodata_blobs, opened,
+                       result, target_channel, progress, clock)
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
 
+
+def _replay(dest: Destination, change: Change, receipt: dict[str, Any], held: dict[str, dict[str, dict[str, Any]]],
+            held_installers: dict[str, dict[str, Any]], needed: dict[str, list[tuple[str, str, str]]],
+            removals: list[tuple[str, str, str]], blobs: dict[str, BlobRef], repodata_blobs: dict[str, bytes], opened: Any,
+            result: ImportResult, target_channel: Any, progress: Progress, clock: Any) -> ImportResult:
+    manifest = opened.manifest
     # Build the new repodata of every touched subdir (every channel gets a noarch).
     current: dict[tuple[str, str], Repodata | None] = {}
     new_index: dict[tuple[str, str], Repodata] = {}
@@ -216,26 +255,29 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
     uses = Counter(sha for sha, _ in order)
 
     def place(batch: list[tuple[str, tuple[str, str, str]]]) -> None:
-        touched: set[tuple[str, str]] = set()
+        puts = []
         for sha, (tc, subdir, filename) in batch:
             uses[sha] -= 1
-            dest.put_package(tc, subdir, filename, staging / sha, journal, keep_staged=uses[sha] > 0)
-            touched.add((tc, subdir))
-            result.packages_added += 1
-        dest.fsync_dirs(touched)
+            puts.append(Put(tc, subdir, filename, blobs[sha], keep=uses[sha] > 0))
+        if not puts:
+            return
+        bar = progress("publish", sum(p.blob.size for p in puts), files=len(puts)) if change.staging is None else None
+        change.put_packages(puts, bar.update if bar is not None else None)
+        if bar is not None:
+            bar.close()
+        result.packages_added += len(puts)
 
-    # Publish: journal → packages (durable) → repodata → receipt. Roll back on any failure.
+    # Publish: plan → packages (durable) → repodata → receipt → commit. Roll back on any failure.
     try:
-        dest.plan_publish(journal, [place for _, place in order], sorted(new_index))
-        dest.sync()  # staged bytes, backups and journal reach the disk before anything points at them
+        change.plan([place for _, place in order], sorted(new_index))
         late = set(listed)
         place([x for x in order if x not in late])
         if listed:
             for (tc, subdir), rd in sorted(interim.items()):
-                dest.publish_index(tc, subdir, rd, journal)
+                change.publish_index(tc, subdir, rd)
             place(listed)
         for (tc, subdir), rd in sorted(new_index.items()):
-            dest.publish_index(tc, subdir, rd, journal)
+            change.publish_index(tc, subdir, rd)
         for ch in manifest.channels:
             tc = target_channel(ch.name)
             for sub in ch.subdirs:
@@ -252,7 +294,8 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
                 if sub.source.get("sha256"):
                     sources.setdefault(tc, {})[sub.subdir] = sub.source["sha256"]
         for ins in manifest.installers:
-            held_installers.setdefault(ins.dir, {})[ins.filename] = {"sha256": ins.sha256, "size": ins.size}
+            if ins.sha256 in needed or held_installers.get(ins.dir, {}).get(ins.filename):
+                held_installers.setdefault(ins.dir, {})[ins.filename] = {"sha256": ins.sha256, "size": ins.size}
         receipt["archives"].append({
             "archive_id": manifest.archive_id,
             "created": manifest.created,
@@ -260,20 +303,14 @@ def _import_locked(opened: Any, dest: DirectoryDestination, created: list[Path],
             "signer": opened.signer,
             "base": manifest.base,
         })
-        dest.write_receipt(receipt, journal)
-        journal.commit()
+        change.write_receipt(receipt)
+        change.commit()
     except BaseException:
-        journal.rollback()
+        change.rollback()
         raise
     # the index no longer lists them: the removed files can go (a kill here leaves unlisted files only)
-    gone = {(target_channel(ch.name), sub.subdir) for ch in manifest.channels for sub in ch.subdirs if sub.removals}
-    for ch in manifest.channels:
-        for sub in ch.subdirs:
-            for filename in sub.removals:
-                dest.remove_package(target_channel(ch.name), sub.subdir, filename)
-                result.packages_removed += 1
-    if gone:
-        dest.fsync_dirs(gone)
-    shutil.rmtree(staging, ignore_errors=True)
+    if removals:
+        dest.remove_packages(removals)
+        result.packages_removed += len(removals)
     write_pages(dest, {tc for tc, _ in new_index}, receipt["archives"][-1], new_index)  # new_index is what was published
     return result

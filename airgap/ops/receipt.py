@@ -8,7 +8,6 @@ or to carry back to the connected side as the base of a delta export.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -16,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .._fs import atomic_write_bytes
-from ..destinations.directory import RECEIPT_FORMAT, DirectoryDestination
+from ..destinations import open_destination
+from ..destinations.base import RECEIPT_FORMAT, Destination
 from ..errors import DestinationError
 from ..progress import Progress, null_progress
 
@@ -32,47 +32,39 @@ class ReceiptResult:
         return {"files": self.files, "missing": self.missing, "written_to": self.written_to}
 
 
-def _sha256(path: Path, bar: Any) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-            bar.update(len(chunk))
-    return h.hexdigest()
-
-
-def run_receipt(into: Path, output: Path | None = None, *, lock_timeout: float = 60.0,
+def run_receipt(into: Path | str | Destination, output: Path | None = None, *, lock_timeout: float = 60.0,
                 progress: Progress = null_progress, clock: Any = time.time) -> ReceiptResult:
-    dest = DirectoryDestination(Path(into))
-    if not dest.root.is_dir():
-        raise DestinationError(f"{dest.root}: expected a destination directory holding channels, found none")
-    with dest.locked([], lock_timeout):
+    dest = into if isinstance(into, Destination) else open_destination(str(into))
+    if not dest.exists():
+        raise DestinationError(f"{dest}: expected a destination holding channels, found none")
+    with dest.locked(lock_timeout):
         try:
             old = dest.read_receipt()
         except DestinationError:
             old = {"archives": []}
         channels: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
         missing: list[str] = []
-        listed: list[tuple[str, str, str]] = []
+        listed: list[tuple[str, str, str, int]] = []
         for channel, subdirs in dest.inventory().items():
             for subdir in subdirs:
                 rd = dest.read_repodata(channel, subdir)
                 if rd is None:
                     continue
                 channels.setdefault(channel, {}).setdefault(subdir, {})
-                listed.extend((channel, subdir, fn) for fn, _ in rd.records())
-        total = 0
-        for channel, subdir, fn in listed:
-            p = dest.subdir_path(channel, subdir) / fn
-            if p.is_file():
-                total += p.stat().st_size
-        bar = progress("hash", total)
-        for channel, subdir, fn in listed:
-            p = dest.subdir_path(channel, subdir) / fn
-            if not p.is_file():
+                held = dest.files(channel, subdir)
+                for fn, _ in rd.records():
+                    if fn in held:
+                        listed.append((channel, subdir, fn, held[fn]))
+                    else:
+                        missing.append(f"{channel}/{subdir}/{fn}")
+        bar = progress("hash", sum(size for *_, size in listed), files=len(listed))
+        for channel, subdir, fn, size in listed:
+            sha = dest.file_sha256(channel, subdir, fn, bar.update)
+            bar.file_done()
+            if sha is None:
                 missing.append(f"{channel}/{subdir}/{fn}")
                 continue
-            channels[channel][subdir][fn] = {"sha256": _sha256(p, bar), "size": p.stat().st_size}
+            channels[channel][subdir][fn] = {"sha256": sha, "size": size}
         bar.close()
         receipt = {
             "format": RECEIPT_FORMAT,
@@ -85,6 +77,5 @@ def run_receipt(into: Path, output: Path | None = None, *, lock_timeout: float =
             atomic_write_bytes(Path(output), json.dumps(receipt, sort_keys=True, indent=1).encode())
             where = str(output)
         else:
-            dest.write_receipt(receipt, None)  # one atomic replace: nothing else changes
-            where = str(dest.state_dir / "receipt.json")
-        return ReceiptResult(receipt, files, missing, where)
+            where = dest.write_receipt(receipt)  # one atomic replace: nothing else changes
+        return ReceiptResult(receipt, files, sorted(missing), where)

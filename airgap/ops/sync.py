@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from ..cache import BlobCache
 from ..config import Config
+from ..destinations.base import Destination
 from ..errors import IntegrityError
 from ..fetch import Fetcher
 from ..manifest import BlobEntry, Manifest
@@ -44,7 +45,7 @@ class _CacheStream:
     def close(self) -> None:
         pass
 
-    def blobs(self, manifest: Manifest) -> Iterator[tuple[BlobEntry, IO[bytes]]]:
+    def blobs(self, manifest: Manifest) -> Iterator[tuple[BlobEntry, _Located]]:
         for entry in manifest.blobs:
             path = self.cache.path(entry.sha256)
             try:
@@ -52,7 +53,15 @@ class _CacheStream:
             except FileNotFoundError:
                 raise IntegrityError(f"{path}: expected the verified cache file, found none (was the cache cleaned meanwhile?)") from None
             with fh:
-                yield entry, fh
+                yield entry, _Located(fh, path)
+
+
+class _Located:
+    """A cache file as a blob: its bytes can be read again at offset 0."""
+
+    def __init__(self, fh: IO[bytes], path: Path) -> None:
+        self.read = fh.read
+        self.location = (path, 0)
 
 
 @dataclass
@@ -68,7 +77,7 @@ class SyncResult:
                 "cached": self.cached, "excluded": self.excluded}
 
 
-def run_sync(config: Config, into: Path, *, dest_channel: str | None = None, reset: bool = False,
+def run_sync(config: Config, into: Path | str | Destination, *, dest_channel: str | None = None, reset: bool = False,
              lock_timeout: float = 60.0, fetcher: Fetcher | None = None, progress: Progress = null_progress,
              clock: Any = time.time) -> SyncResult:
     filters = filters_from_config(config)
@@ -76,6 +85,6 @@ def run_sync(config: Config, into: Path, *, dest_channel: str | None = None, res
         plan = make_plan(config, filters, f, progress)
         got = collect(config, filters, plan, f, progress, clock)
     source = Opened(_CacheStream(got.cache), got.manifest, len(got.manifest.to_bytes()), signer=None)
-    imported = import_opened(source, Path(into), dest_channel=dest_channel, lock_timeout=lock_timeout,
+    imported = import_opened(source, into, dest_channel=dest_channel, lock_timeout=lock_timeout,
                              recheck=reset, progress=progress, clock=clock)
     return SyncResult(imported, got.downloaded, got.downloaded_bytes, got.cached, got.excluded)

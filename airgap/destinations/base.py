@@ -1,0 +1,225 @@
+"""The destination interface: what import, sync, clean and receipt need from a place that serves channels.
+
+A destination holds channels as ``<channel>/<subdir>/{repodata.json, <package files>}`` — a
+directory, an S3 prefix, a quetz server. The operations (``airgap.ops``) decide the order of
+every change, once for all backends (DESIGN §3): inside a :class:`Change`, package files first
+(:meth:`Change.put_packages`), then each subdir's index (:meth:`Change.publish_index`), then the
+receipt, then :meth:`Change.commit`; only after the commit do files leave
+(:meth:`Destination.remove_packages`). A backend only provides these primitives, makes each one
+atomic where its storage allows, and undoes an uncommitted change in :meth:`Change.rollback`.
+
+A package file travels as a :class:`BlobRef`: bytes already verified by hash, found in a local
+file at an offset (a blob inside the archive, a file in the export cache, or a staged copy).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import IntegrityError
+from ..repodata import Repodata
+
+RECEIPT_FORMAT = "airgap-receipt/1"
+OnBytes = Callable[[int], None]
+
+
+def empty_receipt() -> dict[str, Any]:
+    return {"format": RECEIPT_FORMAT, "archives": [], "channels": {}}
+
+
+def file_identity(path: Path) -> tuple[int, int, int, int]:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """Verified bytes: ``size`` bytes at ``offset`` in the local file ``path``.
+
+    ``identity`` is the file's (device, inode, size, mtime) when the bytes were hashed; a
+    reader refuses the file if it has changed since (:meth:`open`).
+    """
+
+    path: Path
+    offset: int
+    size: int
+    sha256: str
+    identity: tuple[int, int, int, int] | None = None
+
+    def open(self) -> SliceReader:
+        return SliceReader(self)
+
+
+class SliceReader(io.RawIOBase):
+    """A read-only, seekable file object over one :class:`BlobRef` (``pread``: threads may share nothing)."""
+
+    def __init__(self, blob: BlobRef) -> None:
+        super().__init__()
+        self._blob = blob
+        self._fd = os.open(blob.path, os.O_RDONLY)
+        st = os.fstat(self._fd)
+        if blob.identity is not None and (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != blob.identity:
+            os.close(self._fd)
+            raise IntegrityError(f"{blob.path}: expected the file verified a moment ago, found it changed; import again")
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._blob.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        want = min(len(view), self._blob.size - self._pos)
+        if want <= 0:
+            return 0
+        data = os.pread(self._fd, want, self._blob.offset + self._pos)
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            size = self._blob.size - self._pos
+        size = min(size, self._blob.size - self._pos)
+        if size <= 0:
+            return b""
+        data = os.pread(self._fd, size, self._blob.offset + self._pos)
+        self._pos += len(data)
+        return data
+
+    def __len__(self) -> int:
+        return self._blob.size
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+@dataclass(frozen=True)
+class Put:
+    """Place ``blob`` as ``<channel>/<subdir>/<filename>``; ``keep``: the blob serves another place after this one."""
+
+    channel: str
+    subdir: str
+    filename: str
+    blob: BlobRef
+    keep: bool = False
+
+
+class Change(ABC):
+    """One import or clean, begun under the destination's lock. Undone by :meth:`rollback` until committed."""
+
+    #: a local directory the blobs must be copied into before :meth:`put_packages` (the
+    #: directory destination places them by rename); None: blobs are read where they lie.
+    staging: Path | None = None
+
+    @abstractmethod
+    def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]]) -> None:
+        """Before the first change: note everything the change will touch (so a killed run can be undone)."""
+
+    @abstractmethod
+    def put_packages(self, batch: list[Put], on_bytes: OnBytes | None = None) -> None:
+        """Place package files (in parallel where the backend can); when it returns, they are durable."""
+
+    @abstractmethod
+    def publish_index(self, channel: str, subdir: str, repodata: Repodata) -> None:
+        """Make ``repodata`` the subdir's index. Every file it lists is already in place."""
+
+    @abstractmethod
+    def write_receipt(self, receipt: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def commit(self) -> None:
+        """The change is complete and must no longer be undone."""
+
+    @abstractmethod
+    def rollback(self) -> None:
+        """Undo everything since :meth:`plan` (as far as possible)."""
+
+    def close(self) -> None:
+        """Remove what the change kept for itself (staging, backups). After commit or rollback."""
+        return None
+
+
+class Destination(ABC):
+    """Where channels are published. See the module docstring for the contract."""
+
+    kind: ClassVar[str]
+    #: publishes the archive's repodata as given (False: the server rebuilds it from the packages)
+    keeps_repodata: ClassVar[bool] = True
+    #: can hold files that are not conda packages (installers, index.html pages)
+    holds_other_files: ClassVar[bool] = True
+    #: every channel imported goes to this one channel (a quetz URL names it)
+    fixed_channel: str | None = None
+
+    @abstractmethod
+    def __str__(self) -> str: ...
+
+    @abstractmethod
+    def locked(self, timeout: float = 60.0) -> AbstractContextManager[None]:
+        """Exclusive access for one import or clean; rolls back what a killed run left."""
+
+    @abstractmethod
+    def exists(self) -> bool:
+        """The destination is there (a directory, a bucket, a server channel) — for clean and receipt."""
+
+    @abstractmethod
+    def read_receipt(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def write_receipt(self, receipt: dict[str, Any]) -> str:
+        """Replace the receipt, atomically, outside any change (``airgap receipt``); say where it went."""
+
+    @abstractmethod
+    def read_repodata(self, channel: str, subdir: str) -> Repodata | None: ...
+
+    @abstractmethod
+    def inventory(self) -> dict[str, list[str]]:
+        """``{channel: [subdir, ...]}`` for every subdir with a published index."""
+
+    @abstractmethod
+    def files(self, channel: str, subdir: str) -> dict[str, int]:
+        """``{filename: size}`` of the files held in a subdir (``subdir`` "" for installer dirs)."""
+
+    @abstractmethod
+    def file_sha256(self, channel: str, subdir: str, filename: str, on_bytes: OnBytes | None = None) -> str | None:
+        """The sha256 of a held file, or None if it is not there."""
+
+    @abstractmethod
+    def begin(self, label: str) -> Change:
+        """Start a change (under :meth:`locked`)."""
+
+    @abstractmethod
+    def remove_packages(self, files: list[tuple[str, str, str]]) -> None:
+        """Delete files no published index lists any more (after the change that unlisted them committed)."""
+
+    @abstractmethod
+    def channel_url(self, channel: str) -> str:
+        """The URL a conda client uses for ``channel``."""
+
+    def put_page(self, channel: str, subdir: str | None, data: bytes) -> None:
+        """Write a browsable ``index.html`` (cosmetic, outside any change); default: not kept."""
+        return None
+
+
+def iter_batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
