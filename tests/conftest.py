@@ -52,3 +52,23 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.delenv("AIRGAP_CONFIG", raising=False)
     monkeypatch.delenv("AIRGAP_KEY_PASSPHRASE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real SeaweedFS S3 endpoint on 127.0.0.1, one per test session (see tests/servers.py)."""
+    from servers import start_seaweed, stop
+
+    server = start_seaweed(tmp_path_factory.mktemp("seaweed"))
+    yield server
+    stop(server.proc)
+
+
+@pytest.fixture(scope="session")
+def quetz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real quetz server on 127.0.0.1 with an API key, one per test session (see tests/servers.py)."""
+    from servers import start_quetz, stop
+
+    server = start_quetz(tmp_path_factory.mktemp("quetz"))
+    yield server
+    stop(server.proc)

@@ -296,14 +296,12 @@ class QuetzChange(Change):
         self.uploaded.clear()
 
     def rollback(self) -> None:
-        for subdir, filename in reversed(self.uploaded):
-            try:
-                rd = self.dest.read_repodata(self.dest.channel, subdir)
-                rec = rd.get(filename) if rd is not None else None
-                if rec is not None:
-                    self.dest.delete(subdir, filename, str(rec.get("name")))
-            except Exception as exc:  # keep going: undo as much as possible
-                log.error("rollback: could not remove %s/%s from %s: %s", subdir, filename, self.dest, exc)
+        """Delete what this change uploaded (quetz held none of it before); wait until its index agrees."""
+        try:
+            self.dest.remove_packages([(self.dest.channel, subdir, filename) for subdir, filename in self.uploaded])
+        except Exception as exc:  # the original error matters more; say what may be left
+            log.error("rollback: could not remove every file uploaded to %s (%s): %s", self.dest,
+                      ", ".join(f"{s}/{f}" for s, f in self.uploaded[:5]), exc)
         self.uploaded.clear()
 
 

@@ -132,7 +132,7 @@ class S3Destination(Destination):
             elif code in ("AccessDenied", "Forbidden") or status == 403:
                 hint = "access denied; the credentials need read, list and write on the bucket"
             elif code == "NoSuchBucket" or (status == 404 and what.startswith("checking")):
-                hint = f"bucket {self.bucket!r} does not exist; create it first"
+                hint = f"expected bucket {self.bucket!r}, found none; create it first (airgap does not create buckets)"
             else:
                 hint = f"the storage answered {code}{f' ({msg})' if msg else ''}"
             return DestinationError(f"{self}: {what}: {hint}")
@@ -292,6 +292,8 @@ class S3Destination(Destination):
 
     @contextlib.contextmanager
     def locked(self, timeout: float = 60.0) -> Iterator[None]:
+        # a read first: it names a wrong key, secret or bucket precisely (and some stores create a missing bucket on write)
+        self._call("checking the bucket", self.client.list_objects_v2, Bucket=self.bucket, Prefix=self._key(STATE) + "/", MaxKeys=1)
         key = self._key(STATE, "lock")
         token = uuid.uuid4().hex
         owner = f"{socket.gethostname()}:{os.getpid()}"

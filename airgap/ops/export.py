@@ -414,6 +414,12 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
     channels, fetched, wants = plan.channels, plan.fetched, plan.wants
     held: Mapping[str, Any] = base.get("channels", {}) if base is not None else {}
     base_sources: Mapping[str, Any] = base.get("sources", {}) if base is not None else {}
+    if len(held) == 1 and len(channels) == 1 and channels[0].name not in held:
+        # one channel imported under another name (dest_channel, a quetz channel): the receipt's one channel is it
+        (other,) = held
+        log.info("--since: the receipt's one channel %r is taken as channel %r", other, channels[0].name)
+        held = {channels[0].name: held[other]}
+        base_sources = {channels[0].name: base_sources.get(other, {})}
 
     def held_sha(channel: str, subdir: str, filename: str) -> str | None:
         rec = held.get(channel, {}).get(subdir, {}).get(filename)

@@ -1,0 +1,417 @@
+"""Every destination backend against one contract, then the CLI against real servers.
+
+The backends: a directory, S3 (a real SeaweedFS on 127.0.0.1) and quetz (a real quetz server on
+127.0.0.1). The contract is the interface in airgap/destinations/base.py, exercised with real
+conda packages; the CLI tests import signed archives into each site, install from it with a
+real conda client (py-rattler) over HTTP, re-import, apply a delta, clean, and refuse bad
+credentials without changing anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import cli
+
+from airgap.destinations.base import BlobRef, Destination, Put
+from airgap.destinations.directory import DirectoryDestination
+from airgap.repodata import parse_repodata
+from airgap.testing.condapkg import PackageSpec, write_channel
+
+_n = itertools.count()
+BUCKET = "airgap-tests"
+
+
+def _s3_env(monkeypatch: pytest.MonkeyPatch, seaweed: Any, key: str | None = None, secret: str | None = None) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key or seaweed.key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret or seaweed.secret)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", seaweed.endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture(scope="session")
+def bucket(seaweed: Any) -> str:
+    client = seaweed.client()
+    if BUCKET not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=BUCKET)
+    return BUCKET
+
+
+def s3_objects(seaweed: Any, prefix: str) -> dict[str, bytes]:
+    """Every object under ``prefix`` with its bytes: what 'changed nothing' compares."""
+    client = seaweed.client()
+    out = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+        for obj in page.get("Contents", ()):
+            out[obj["Key"]] = client.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read()
+    return out
+
+
+@pytest.fixture
+def make_dest(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Destination]:
+    def make(kind: str) -> Destination:
+        n = next(_n)
+        if kind == "directory":
+            return DirectoryDestination(tmp_path / f"dest{n}")
+        if kind == "s3":
+            from airgap.destinations.s3 import S3Destination
+
+            seaweed = request.getfixturevalue("seaweed")
+            request.getfixturevalue("bucket")
+            _s3_env(monkeypatch, seaweed)
+            return S3Destination(BUCKET, f"contract/{uuid.uuid4().hex[:8]}")
+        from airgap.destinations.quetz import QuetzDestination
+
+        q = request.getfixturevalue("quetz")
+        return QuetzDestination(q.url, f"contract-{uuid.uuid4().hex[:8]}", q.key, index_timeout=30)
+    return make
+
+
+@pytest.fixture(scope="module")
+def channel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real conda packages: linux-64 and noarch, one with a dependency."""
+    root = tmp_path_factory.mktemp("contract") / "main"
+    write_channel(root, [
+        PackageSpec("app", "1.0", subdir="linux-64", depends=("lib >=1",)),
+        PackageSpec("old", "0.1", subdir="linux-64"),
+        PackageSpec("lib", "1.0", subdir="noarch"),
+        PackageSpec("lib", "2.0", subdir="noarch"),
+    ], formats=("conda",), subdirs=("linux-64",))
+    return root
+
+
+def _upstream(channel: Path) -> dict[str, Any]:
+    return {s: parse_repodata((channel / s / "repodata.json").read_bytes(), s, s) for s in ("linux-64", "noarch")}
+
+
+def publish(dest: Destination, channel: Path, skip: set[str] = frozenset(), commit: bool = True) -> Any:  # type: ignore[assignment]
+    """Publish the channel's packages (except ``skip``) the way import does: packages, index, receipt."""
+    ch = dest.fixed_channel or "main"
+    up = _upstream(channel)
+    change = dest.begin("contract")
+    puts = []
+    for subdir, rd in up.items():
+        for fn, _ in rd.records():
+            if fn in skip:
+                continue
+            path = channel / subdir / fn
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            if change.staging is not None:
+                shutil.copy(path, change.staging / sha)
+                path = change.staging / sha
+            puts.append(Put(ch, subdir, fn, BlobRef(path, 0, path.stat().st_size, sha)))
+    change.plan([(p.channel, p.subdir, p.filename) for p in puts], [(ch, s) for s in up])
+    change.put_packages(puts)
+    for subdir, rd in up.items():
+        change.publish_index(ch, subdir, rd.subset({f for f, _ in rd.records() if f not in skip}))
+    receipt = {"format": "airgap-receipt/1", "archives": [], "channels": {ch: {p.subdir: {} for p in puts}}}
+    for p in puts:
+        receipt["channels"][ch][p.subdir][p.filename] = {"sha256": p.blob.sha256, "size": p.blob.size}
+    change.write_receipt(receipt)
+    if commit:
+        change.commit()
+        change.close()
+    return change
+
+
+def state(dest: Destination) -> dict[str, Any]:
+    """What a client and the next import see: indexes (file names and hashes) and the files held."""
+    out: dict[str, Any] = {}
+    for ch, subdirs in dest.inventory().items():
+        for s in subdirs:
+            rd = dest.read_repodata(ch, s)
+            assert rd is not None
+            out[f"{ch}/{s}"] = (sorted((fn, rec.get("sha256")) for fn, rec in rd.records()),
+                                {fn: size for fn, size in dest.files(ch, s).items() if fn.endswith(".conda")})
+    return out
+
+
+ALL = ["directory", "s3", "quetz"]
+
+
+@pytest.mark.parametrize("kind", ALL)
+def test_contract_empty_destination(kind: str, make_dest: Callable[[str], Destination]) -> None:
+    dest = make_dest(kind)
+    ch = dest.fixed_channel or "main"
+    assert dest.inventory() == {}
+    assert dest.read_repodata(ch, "linux-64") is None
+    assert dest.files(ch, "linux-64") == {}
+    assert dest.file_sha256(ch, "linux-64", "app-1.0-0.conda") is None
+    assert dest.read_receipt()["channels"] == {}
+
+
+@pytest.mark.parametrize("kind", ALL)
+def test_contract_publish_and_read_back(kind: str, make_dest: Callable[[str], Destination], channel: Path) -> None:
+    dest = make_dest(kind)
+    ch = dest.fixed_channel or "main"
+    with dest.locked(10):
+        publish(dest, channel)
+    assert set(dest.inventory()[ch]) == {"linux-64", "noarch"}
+    for subdir, up in _upstream(channel).items():
+        rd = dest.read_repodata(ch, subdir)
+        assert rd is not None and sorted(f for f, _ in rd.records()) == sorted(f for f, _ in up.records())
+        if dest.keeps_repodata:
+            assert rd.to_bytes() == up.to_bytes()  # published as given, byte for byte
+        held = dest.files(ch, subdir)
+        for fn, _ in up.records():
+            data = (channel / subdir / fn).read_bytes()
+            assert held[fn] == len(data)
+            assert dest.file_sha256(ch, subdir, fn) == hashlib.sha256(data).hexdigest()
+    receipt = dest.read_receipt()["channels"][ch]
+    assert receipt["linux-64"]["app-1.0-0.conda"]["sha256"] == hashlib.sha256((channel / "linux-64" / "app-1.0-0.conda").read_bytes()).hexdigest()
+    assert dest.channel_url(ch).endswith(ch)
+
+
+@pytest.mark.parametrize("kind", ALL)
+def test_contract_rollback_restores_what_was_there(kind: str, make_dest: Callable[[str], Destination], channel: Path) -> None:
+    dest = make_dest(kind)
+    with dest.locked(10):
+        publish(dest, channel, skip={"lib-2.0-0.conda", "app-1.0-0.conda"})
+        before = state(dest)
+        change = publish(dest, channel, commit=False)  # everything placed and indexed, not committed
+        assert state(dest) != before
+        change.rollback()
+        change.close()
+    assert state(dest) == before
+
+
+@pytest.mark.parametrize("kind", ALL)
+def test_contract_remove_after_unlisting(kind: str, make_dest: Callable[[str], Destination], channel: Path) -> None:
+    dest = make_dest(kind)
+    ch = dest.fixed_channel or "main"
+    with dest.locked(10):
+        publish(dest, channel)
+        rd = dest.read_repodata(ch, "linux-64")
+        assert rd is not None
+        change = dest.begin("clean")
+        change.plan([], [(ch, "linux-64")])
+        change.publish_index(ch, "linux-64", rd.subset({"app-1.0-0.conda"}))
+        change.commit()
+        dest.remove_packages([(ch, "linux-64", "old-0.1-0.conda")])
+        change.close()
+    assert "old-0.1-0.conda" not in dest.files(ch, "linux-64")
+    after = dest.read_repodata(ch, "linux-64")
+    assert after is not None and [f for f, _ in after.records()] == ["app-1.0-0.conda"]
+
+
+@pytest.mark.parametrize("kind", ["directory", "s3"])  # quetz keeps no journal: its uploads are idempotent instead
+def test_contract_killed_change_is_rolled_back_by_the_next_lock(kind: str, make_dest: Callable[[str], Destination],
+                                                               channel: Path) -> None:
+    dest = make_dest(kind)
+    with dest.locked(10):
+        publish(dest, channel, skip={"lib-2.0-0.conda"})
+    before = state(dest)
+    with dest.locked(10):
+        publish(dest, channel, commit=False)  # the process "dies" here: no rollback, no close
+        assert state(dest) != before
+    with dest.locked(10):
+        pass
+    assert state(dest) == before
+
+
+# -- the CLI against real servers ------------------------------------------------------------
+
+def specs(version: int) -> list[PackageSpec]:
+    names = ["a1", "a2", "a3", "gpl1"]
+    if version == 2:
+        names = [n for n in names if n != "a2"] + ["a4"]  # a2 gone upstream, a4 new
+    return ([PackageSpec(n, "1.0", subdir="linux-64", depends=("d1",), padding=3000,
+                         license="GPL-3.0-only" if n.startswith("gpl") else "MIT",
+                         license_family="GPL3" if n.startswith("gpl") else "MIT") for n in names]
+            + [PackageSpec("d1", "1.0", subdir="noarch")])
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory: pytest.TempPathFactory, http_server: Callable[[Path], str]) -> dict[str, Path]:
+    t = tmp_path_factory.mktemp("sites")
+    up = t / "up" / "main"
+    write_channel(up, specs(1), subdirs=("linux-64",), formats=("conda",))
+    url = http_server(up.parent) + "/main/"
+    cfg = t / "export.yaml"
+    cfg.write_text(json.dumps({"channels": [url], "platforms": ["linux-64"], "mirror_dir": str(t / "cache")}))
+    assert cli("keygen", t / "k").exit_code == 0
+    assert cli("export", "-f", cfg, "--sign-key", t / "k", t / "v1.tar").exit_code == 0
+    shutil.rmtree(up)
+    write_channel(up, specs(2), subdirs=("linux-64",), formats=("conda",))
+    assert cli("export", "-f", cfg, "--sign-key", t / "k", t / "v2.tar").exit_code == 0
+    clean_cfg = t / "clean.yaml"
+    clean_cfg.write_text(json.dumps({"channels": [url], "platforms": ["linux-64"], "license_blacklist": ["GPL"]}))
+    return {"v1": t / "v1.tar", "v2": t / "v2.tar", "pub": t / "k.pub", "key": t / "k", "export": cfg, "clean": clean_cfg, "tmp": t}
+
+
+def client_install(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch, spec: str = "a1") -> list[str]:
+    from airgap.testing.rattler_client import install
+
+    monkeypatch.setenv("RATTLER_CACHE_DIR", str(tmp / "rattler"))
+    names = install([url], [spec], tmp / "prefix", tmp / "pkgs")
+    assert (tmp / "prefix" / "conda-meta").is_dir()
+    shutil.rmtree(tmp / "prefix")
+    shutil.rmtree(tmp / "pkgs")
+    return names
+
+
+@pytest.fixture
+def site(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A fresh remote destination: its --into URL, the channel URL clients use, and how to list what it holds."""
+    if request.param == "s3":
+        seaweed = request.getfixturevalue("seaweed")
+        request.getfixturevalue("bucket")
+        _s3_env(monkeypatch, seaweed)
+        prefix = f"cli/{uuid.uuid4().hex[:8]}"
+        return {"kind": "s3", "into": f"s3://{BUCKET}/{prefix}", "channel": f"{seaweed.endpoint}/{BUCKET}/{prefix}/main",
+                "snapshot": lambda: s3_objects(seaweed, prefix + "/"), "seaweed": seaweed, "prefix": prefix}
+    q = request.getfixturevalue("quetz")
+    monkeypatch.setenv("QUETZ_API_KEY", q.key)
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+
+    def snapshot() -> Any:
+        from airgap.destinations.quetz import QuetzDestination
+
+        return state(QuetzDestination(q.url, name, q.key))
+    return {"kind": "quetz", "into": f"quetz+{q.url}/{name}", "channel": f"{q.url}/get/{name}", "snapshot": snapshot, "quetz": q,
+            "name": name}
+
+
+@pytest.mark.parametrize("site", ["s3", "quetz"], indirect=True)
+def test_import_installs_reimports_as_noop_takes_a_delta_and_cleans(site: dict[str, Any], archives: dict[str, Path], tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    r = cli("import", archives["v1"], "--into", site["into"], "--trusted-key", archives["pub"], "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["packages_added"] == 5 and not res["noop"]
+    assert client_install(site["channel"], tmp_path, monkeypatch) == ["a1", "d1"]
+
+    before = site["snapshot"]()
+    r = cli("import", archives["v1"], "--into", site["into"], "--trusted-key", archives["pub"], "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["noop"] is True
+    assert site["snapshot"]() == before
+
+    # a delta against the site's own receipt: a4 arrives, a2 leaves
+    receipt = tmp_path / "receipt.json"
+    r = cli("receipt", "--into", site["into"], "-o", receipt, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["files"] == 5
+    delta = tmp_path / "delta.tar"
+    r = cli("export", "-f", archives["export"], "--sign-key", archives["key"], delta, "--since", receipt, "--json")
+    assert r.exit_code == 0, r.output
+    r = cli("import", delta, "--into", site["into"], "--trusted-key", archives["pub"], "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["packages_added"] == 1 and res["packages_removed"] == 1
+    assert client_install(site["channel"], tmp_path, monkeypatch, "a4") == ["a4", "d1"]
+
+    # clean: the GPL package goes from the index, then from the storage
+    r = cli("clean", "-f", archives["clean"], "--into", site["into"], "--dry-run", "--json")
+    assert r.exit_code == 0, r.output
+    assert [x["filename"] for x in json.loads(r.stdout)["remove"]] == ["gpl1-1.0-0.conda"]
+    r = cli("clean", "-f", archives["clean"], "--into", site["into"], "--json")
+    assert r.exit_code == 0, r.output
+    held = site["snapshot"]()
+    if site["kind"] == "s3":
+        names = {k.rsplit("/", 1)[-1] for k in held}
+        assert "gpl1-1.0-0.conda" not in names and "a2-1.0-0.conda" not in names and "a4-1.0-0.conda" in names
+        assert not [k for k in held if "/.airgap/staging-" in k or k.endswith("/.airgap/lock")]  # nothing left behind
+        index = json.loads(held[f"{site['prefix']}/main/linux-64/repodata.json"])
+        assert sorted(index["packages.conda"]) == ["a1-1.0-0.conda", "a3-1.0-0.conda", "a4-1.0-0.conda"]
+    else:
+        assert sorted(f for f, _ in held[f"{site['name']}/linux-64"][0]) == ["a1-1.0-0.conda", "a3-1.0-0.conda", "a4-1.0-0.conda"]
+
+
+def test_s3_import_publishes_the_archive_repodata_verbatim(seaweed: Any, bucket: str, archives: dict[str, Path], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    _s3_env(monkeypatch, seaweed)
+    prefix = f"verbatim/{uuid.uuid4().hex[:8]}"
+    assert cli("import", archives["v1"], "--into", f"s3://{bucket}/{prefix}", "--trusted-key", archives["pub"]).exit_code == 0
+    assert cli("import", archives["v1"], "--into", tmp_path / "dir", "--trusted-key", archives["pub"]).exit_code == 0
+    objects = s3_objects(seaweed, prefix + "/")
+    files = {p.relative_to(tmp_path / "dir").as_posix(): p.read_bytes() for p in (tmp_path / "dir").rglob("*")
+             if p.is_file() and ".airgap" not in p.parts}
+    assert {k[len(prefix) + 1:]: v for k, v in objects.items() if "/.airgap/" not in k and not k.startswith(f"{prefix}/.airgap")} == files
+    receipt = json.loads(objects[f"{prefix}/.airgap/receipt.json"])
+    assert receipt["archives"][0]["archive_id"] and len(receipt["channels"]["main"]["linux-64"]) == 4
+
+
+def test_s3_bad_credentials_change_nothing(seaweed: Any, bucket: str, archives: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    prefix = f"auth/{uuid.uuid4().hex[:8]}"
+    into = f"s3://{bucket}/{prefix}"
+    _s3_env(monkeypatch, seaweed)
+    assert cli("import", archives["v1"], "--into", into, "--trusted-key", archives["pub"]).exit_code == 0
+    before = s3_objects(seaweed, prefix + "/")
+    for key, secret, words in [(seaweed.key, "wrong-secret", "refused the secret key; check AWS_SECRET_ACCESS_KEY"),
+                               ("nobody", "x", "does not know this access key; check AWS_ACCESS_KEY_ID"),
+                               (seaweed.reader_key, seaweed.reader_secret, "access denied")]:
+        _s3_env(monkeypatch, seaweed, key, secret)
+        r = cli("import", archives["v2"], "--into", into, "--trusted-key", archives["pub"])
+        assert r.exit_code == 1 and words in r.output and len(r.output.strip().splitlines()) == 1, r.output
+        assert s3_objects(seaweed, prefix + "/") == before
+    _s3_env(monkeypatch, seaweed)
+    r = cli("import", archives["v1"], "--into", "s3://no-such-bucket/x", "--trusted-key", archives["pub"])
+    assert r.exit_code == 1 and "expected bucket 'no-such-bucket', found none; create it first" in r.output, r.output
+
+
+def test_s3_failure_while_publishing_rolls_back(seaweed: Any, bucket: str, archives: dict[str, Path],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from airgap.destinations.s3 import S3Change
+
+    prefix = f"fail/{uuid.uuid4().hex[:8]}"
+    into = f"s3://{bucket}/{prefix}"
+    _s3_env(monkeypatch, seaweed)
+    assert cli("import", archives["v1"], "--into", into, "--trusted-key", archives["pub"]).exit_code == 0
+    before = s3_objects(seaweed, prefix + "/")
+    real = S3Change.publish_index
+    calls = {"n": 0}
+
+    def failing(self: S3Change, *args: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("connection reset by the storage")
+        real(self, *args)
+
+    monkeypatch.setattr(S3Change, "publish_index", failing)
+    r = cli("import", archives["v2"], "--into", into, "--trusted-key", archives["pub"], "--dest-channel", "main")
+    assert r.exit_code == 1 and "connection reset" in r.output, r.output
+    assert calls["n"] == 2
+    assert s3_objects(seaweed, prefix + "/") == before
+
+
+def test_quetz_bad_key_changes_nothing(quetz: Any, archives: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    name = f"auth-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("QUETZ_API_KEY", "not-a-key")
+    r = cli("import", archives["v1"], "--into", f"quetz+{quetz.url}/{name}", "--trusted-key", archives["pub"])
+    assert r.exit_code == 1 and "refused the API key (401" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    import urllib3
+
+    assert urllib3.request("GET", f"{quetz.url}/api/channels/{name}").status == 404  # not even created
+    monkeypatch.delenv("QUETZ_API_KEY")
+    r = cli("import", archives["v1"], "--into", f"quetz+{quetz.url}/{name}", "--trusted-key", archives["pub"])
+    assert r.exit_code == 2 and "expected an API key" in r.output, r.output
+
+
+def test_sites_config_names_the_destination(seaweed: Any, bucket: str, quetz: Any, archives: dict[str, Path], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    _s3_env(monkeypatch, seaweed)
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    prefix = f"site/{uuid.uuid4().hex[:8]}"
+    cfg = tmp_path / "import.yaml"
+    cfg.write_text(json.dumps({"dest_site": "store", "sites": {
+        "store": {"url": f"s3://{bucket}/{prefix}", "endpoint_url": seaweed.endpoint},
+        "server": {"url": f"quetz+{quetz.url}/site-{prefix[-8:]}", "api_key": quetz.key},
+    }}))
+    r = cli("import", "-f", cfg, archives["v1"], "--trusted-key", archives["pub"])
+    assert r.exit_code == 0, r.output
+    assert f"{prefix}/main/linux-64/repodata.json" in s3_objects(seaweed, prefix + "/")
+    r = cli("import", "-f", cfg, archives["v1"], "--into", "server", "--trusted-key", archives["pub"], "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["packages_added"] == 5
+    cfg.write_text(json.dumps({"dest_site": "bad", "sites": {"bad": {"url": f"s3://{bucket}/x", "api_key": "k"}}}))
+    r = cli("import", "-f", cfg, archives["v1"], "--trusted-key", archives["pub"])
+    assert r.exit_code == 2 and "found api_key" in r.output, r.output
