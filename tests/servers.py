@@ -27,7 +27,9 @@ from pathlib import Path
 import urllib3
 
 ROOT = Path(__file__).resolve().parents[1]
-QUETZ_REQUIREMENTS = ["quetz-server==0.10.4", "fastapi<0.116"]
+# fastapi >= 0.106 closes a request's database session before its background tasks run; quetz's
+# indexing task then leaks a connection per upload and fails after ~80 uploads (QueuePool limit)
+QUETZ_REQUIREMENTS = ["quetz-server==0.10.4", "fastapi<0.106"]
 
 
 def _free(port: int) -> bool:
@@ -148,9 +150,12 @@ def quetz_executable() -> str:
         return given
     venv = ROOT / ".venv-quetz"
     exe = venv / "bin" / "quetz"
-    if not exe.exists():  # install once (its own venv: quetz pins old libraries)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    marker = venv / "airgap-requirements.txt"
+    wanted = "\n".join(QUETZ_REQUIREMENTS)
+    if not exe.exists() or not marker.exists() or marker.read_text() != wanted:  # install once: its own venv, old pins
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *QUETZ_REQUIREMENTS], check=True)
+        marker.write_text(wanted)
     return str(exe)
 
 
