@@ -299,6 +299,9 @@ def test_import_installs_reimports_as_noop_takes_a_delta_and_cleans(site: dict[s
 
     # a delta against the site's own receipt: a4 arrives, a2 leaves
     receipt = tmp_path / "receipt.json"
+    if site["kind"] == "quetz":  # no receipt file on a quetz server: say so, and how to get one
+        r = cli("receipt", "--into", site["into"])
+        assert r.exit_code == 2 and "keeps no receipt file" in r.output and "-o FILE" in r.output, r.output
     r = cli("receipt", "--into", site["into"], "-o", receipt, "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["files"] == 5
@@ -337,7 +340,11 @@ def test_s3_import_publishes_the_archive_repodata_verbatim(seaweed: Any, bucket:
     objects = s3_objects(seaweed, prefix + "/")
     files = {p.relative_to(tmp_path / "dir").as_posix(): p.read_bytes() for p in (tmp_path / "dir").rglob("*")
              if p.is_file() and ".airgap" not in p.parts}
-    assert {k[len(prefix) + 1:]: v for k, v in objects.items() if "/.airgap/" not in k and not k.startswith(f"{prefix}/.airgap")} == files
+    published = {k[len(prefix) + 1:]: v for k, v in objects.items() if not k.startswith(f"{prefix}/.airgap/")}
+    assert set(published) == set(files)  # the same files, index.html pages included
+    pages = {k for k in files if k.endswith("index.html")}  # (they show the import time)
+    assert pages == {"main/index.html", "main/linux-64/index.html", "main/noarch/index.html"}
+    assert {k: v for k, v in published.items() if k not in pages} == {k: v for k, v in files.items() if k not in pages}
     receipt = json.loads(objects[f"{prefix}/.airgap/receipt.json"])
     assert receipt["archives"][0]["archive_id"] and len(receipt["channels"]["main"]["linux-64"]) == 4
 
@@ -417,3 +424,138 @@ def test_sites_config_names_the_destination(seaweed: Any, bucket: str, quetz: An
     cfg.write_text(json.dumps({"dest_site": "bad", "sites": {"bad": {"url": f"s3://{bucket}/x", "api_key": "k"}}}))
     r = cli("import", "-f", cfg, archives["v1"], "--trusted-key", archives["pub"])
     assert r.exit_code == 2 and "found api_key" in r.output, r.output
+
+
+def test_s3_multipart_upload_from_an_offset_and_receipt_in_place(seaweed: Any, bucket: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A blob in the middle of a file, larger than the multipart threshold, arrives byte for byte."""
+    import os
+
+    from airgap.destinations.s3 import S3Destination
+
+    _s3_env(monkeypatch, seaweed)
+    blob = os.urandom(11 << 20) + b"end"
+    carrier = tmp_path / "carrier"
+    carrier.write_bytes(b"x" * 4097 + blob + b"y" * 100)
+    sha = hashlib.sha256(blob).hexdigest()
+    dest = S3Destination(bucket, f"multipart/{uuid.uuid4().hex[:8]}", multipart_threshold=5 << 20, workers=3)
+    seen: list[int] = []
+    with dest.locked(10):
+        change = dest.begin("t")
+        change.plan([("main", "linux-64", "big-1.0-0.conda")], [])
+        change.put_packages([Put("main", "linux-64", "big-1.0-0.conda", BlobRef(carrier, 4097, len(blob), sha))], seen.append)
+        change.commit()
+        change.close()
+    assert dest.file_sha256("main", "linux-64", "big-1.0-0.conda") == sha
+    assert sum(seen) == len(blob)
+    head = seaweed.client().head_object(Bucket=bucket, Key=f"{dest.prefix}/main/linux-64/big-1.0-0.conda")
+    assert head["Metadata"]["sha256"] == sha and "-" in head["ETag"]  # a multipart ETag
+    # the receipt command rebuilds the receipt in place, from the objects' bytes
+    rd = {"info": {"subdir": "linux-64"}, "packages": {}, "packages.conda": {"big-1.0-0.conda": {
+        "name": "big", "version": "1.0", "build": "0", "build_number": 0, "depends": [], "sha256": sha, "size": len(blob)}}}
+    seaweed.client().put_object(Bucket=bucket, Key=f"{dest.prefix}/main/linux-64/repodata.json", Body=json.dumps(rd).encode())
+    r = cli("receipt", "--into", f"s3://{bucket}/{dest.prefix}", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["written_to"] == f"s3://{bucket}/{dest.prefix}/.airgap/receipt.json"
+    assert dest.read_receipt()["channels"]["main"]["linux-64"]["big-1.0-0.conda"] == {"sha256": sha, "size": len(blob)}
+
+
+def test_a_changed_archive_is_not_uploaded(seaweed: Any, bucket: str, archives: dict[str, Path], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blobs are read from the archive again for the upload: if the file changed after verification, nothing is published."""
+    from airgap.destinations.s3 import S3Change
+
+    _s3_env(monkeypatch, seaweed)
+    archive = tmp_path / "a.tar"
+    shutil.copy(archives["v1"], archive)
+    real = S3Change.plan
+
+    def tamper(self: S3Change, *args: Any) -> None:
+        real(self, *args)
+        with open(archive, "r+b") as fh:  # same size, new mtime: as if another process rewrote it
+            fh.seek(0, 2)
+            fh.seek(fh.tell() - 1)
+            fh.write(b"\0")
+
+    monkeypatch.setattr(S3Change, "plan", tamper)
+    prefix = f"changed/{uuid.uuid4().hex[:8]}"
+    r = cli("import", archive, "--into", f"s3://{bucket}/{prefix}", "--trusted-key", archives["pub"])
+    assert r.exit_code == 3 and "found it changed" in r.output, r.output
+    assert s3_objects(seaweed, prefix + "/") == {}
+
+
+def test_sync_into_s3_and_a_tape_like_archive(seaweed: Any, bucket: str, archives: dict[str, Path], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """sync uploads from the export cache; an archive that cannot be re-read (a tape) is staged locally first."""
+    from airgap.archive.reader import ArchiveStream
+
+    _s3_env(monkeypatch, seaweed)
+    prefix = f"sync/{uuid.uuid4().hex[:8]}"
+    r = cli("sync", "-f", archives["export"], "--into", f"s3://{bucket}/{prefix}", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["packages_added"] == 5
+    synced = s3_objects(seaweed, prefix + "/")
+
+    real_init = ArchiveStream.__init__
+
+    def tape(self: ArchiveStream, path: Path) -> None:
+        real_init(self, path)
+        self.seekable = False
+
+    monkeypatch.setattr(ArchiveStream, "__init__", tape)
+    import tempfile
+
+    from airgap.ops import import_
+
+    scratch: list[str] = []
+
+    class Recorded(tempfile.TemporaryDirectory):  # type: ignore[type-arg]
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            scratch.append(self.name)
+
+    monkeypatch.setattr(import_.tempfile, "TemporaryDirectory", Recorded)
+    other = f"tape/{uuid.uuid4().hex[:8]}"
+    r = cli("import", archives["v2"], "--into", f"s3://{bucket}/{other}", "--trusted-key", archives["pub"], "--json")
+    assert r.exit_code == 0, r.output
+    assert len(scratch) == 1 and not Path(scratch[0]).exists()  # staged locally, then removed
+    taped = s3_objects(seaweed, other + "/")
+    names = {k.split("/", 2)[2] for k in taped if "/.airgap/" not in k}
+    assert {k.split("/", 2)[2] for k in synced if "/.airgap/" not in k} == names  # both are the v2 state, same files
+    for k, v in taped.items():
+        if k.endswith(".conda"):
+            assert synced[prefix + k[len(other):]] == v
+
+
+def test_s3_lock_waits_then_gives_up_and_a_stale_lock_is_taken_over(seaweed: Any, bucket: str, archives: dict[str, Path],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from airgap.destinations.s3 import S3Destination
+
+    _s3_env(monkeypatch, seaweed)
+    prefix = f"lock/{uuid.uuid4().hex[:8]}"
+    holder = S3Destination(bucket, prefix)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with holder.locked(5):
+            holding.set()
+            release.wait(20)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert holding.wait(10)
+        r = cli("import", archives["v1"], "--into", f"s3://{bucket}/{prefix}", "--trusted-key", archives["pub"], "--lock-timeout", "1")
+        assert r.exit_code == 1 and "holds the lock" in r.output and f"delete s3://{bucket}/{prefix}/.airgap/lock" in r.output, r.output
+        assert set(s3_objects(seaweed, prefix + "/")) == {f"{prefix}/.airgap/lock"}  # nothing else written
+    finally:
+        release.set()
+        t.join()
+    assert s3_objects(seaweed, prefix + "/") == {}  # released
+    # a lock left by a killed importer long ago is taken over
+    seaweed.client().put_object(Bucket=bucket, Key=f"{prefix}/.airgap/lock", Body=json.dumps({"owner": "dead:1", "time": 1.0}).encode())
+    r = cli("import", archives["v1"], "--into", f"s3://{bucket}/{prefix}", "--trusted-key", archives["pub"])
+    assert r.exit_code == 0 and "taking over a lock left by dead:1" in r.output, r.output
+    assert f"{prefix}/.airgap/lock" not in s3_objects(seaweed, prefix + "/")
