@@ -217,6 +217,25 @@ def test_contract_killed_change_is_rolled_back_by_the_next_lock(kind: str, make_
     assert state(dest) == before
 
 
+@pytest.mark.parametrize("kind", ["directory", "s3"])
+def test_contract_a_failed_rollback_is_finished_by_the_next_lock(kind: str, make_dest: Callable[[str], Destination], channel: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    dest = make_dest(kind)
+    with dest.locked(10):
+        publish(dest, channel, skip={"lib-2.0-0.conda"})
+    before = state(dest)
+    with dest.locked(10):
+        change = publish(dest, channel, commit=False)
+        with monkeypatch.context() as m:  # the storage refuses every undo this time
+            m.setattr(type(change.journal), "rollback", lambda self: False)
+            change.rollback()
+        change.close()
+    assert state(dest) != before  # still changed, but the journal was kept ...
+    with dest.locked(10):
+        pass
+    assert state(dest) == before  # ... and the next run that takes the lock finished the undo
+
+
 # -- the CLI against real servers ------------------------------------------------------------
 
 def specs(version: int) -> list[PackageSpec]:

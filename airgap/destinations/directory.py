@@ -471,6 +471,7 @@ class DirectoryChange(Change):
         self.dest = dest
         self.staging = self._staging = staging
         self.journal = journal
+        self._keep = False
 
     def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]]) -> None:
         self.dest.plan_publish(self.journal, packages, indexes)
@@ -495,9 +496,12 @@ class DirectoryChange(Change):
         self.journal.commit()
 
     def rollback(self) -> None:
-        self.journal.rollback()
+        if not self.journal.rollback():  # keep the saved journal: the next run that takes the lock retries the undo
+            self._keep = True
+            log.error("%s: the change could not be undone completely; the next import or clean retries from %s", self.dest, self._staging)
 
     def close(self) -> None:
-        shutil.rmtree(self._staging, ignore_errors=True)
         with contextlib.suppress(ValueError):
             self.dest._created.remove(self._staging)
+        if not self._keep:
+            shutil.rmtree(self._staging, ignore_errors=True)
