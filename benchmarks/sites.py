@@ -66,6 +66,8 @@ def main() -> None:
     ap.add_argument("--packages", type=int, default=200)
     ap.add_argument("--size", default="1M")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--only", choices=("s3", "quetz"), help="measure one kind of site (quetz reindexes the whole channel after "
+                    "every upload: thousands of files take it many minutes)")
     args = ap.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="airgap-sites-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -77,24 +79,28 @@ def main() -> None:
     (work / "export.yaml").write_text(json.dumps({"channels": [str(work / "up" / "bench")], "platforms": ["linux-64"],
                                                   "mirror_dir": str(work / "cache")}))
     run([*airgap, "export", "-q", "-f", str(work / "export.yaml"), "--unsigned", str(work / "a.tar")])
-    seaweed = start_seaweed(work / "seaweed")
-    quetz = start_quetz(work / "quetz")
+    seaweed = start_seaweed(work / "seaweed") if args.only != "quetz" else None
+    quetz = start_quetz(work / "quetz") if args.only != "s3" else None
     rows = []
+    imp = [*airgap, "import", "-q", str(work / "a.tar"), "--allow-unsigned"]
     try:
-        os.environ.update(AWS_ACCESS_KEY_ID=seaweed.key, AWS_SECRET_ACCESS_KEY=seaweed.secret, AWS_ENDPOINT_URL=seaweed.endpoint,
-                          AWS_DEFAULT_REGION="us-east-1", QUETZ_API_KEY=quetz.key)
-        seaweed.client().create_bucket(Bucket="bench")
-        imp = [*airgap, "import", "-q", str(work / "a.tar"), "--allow-unsigned"]
-        rows.append(("plain boto3 upload, 8 threads (aws s3 cp)", *run([sys.executable, "-c", PLAIN_S3, str(files), "bench"])))
-        rows.append(("airgap import --into s3://", *run([*imp, "--into", "s3://bench/airgap"])))
-        rows.append(("airgap import --into s3:// again (no-op)", *run([*imp, "--into", "s3://bench/airgap"])))
-        _create(quetz, "plain")
-        rows.append(("plain quetz upload, one at a time", *run([sys.executable, "-c", PLAIN_QUETZ, str(files), quetz.url, "plain", quetz.key])))
-        rows.append(("airgap import --into quetz+http://", *run([*imp, "--into", f"quetz+{quetz.url}/bench"])))
-        rows.append(("airgap import --into quetz+http:// again (no-op)", *run([*imp, "--into", f"quetz+{quetz.url}/bench"])))
+        if seaweed is not None:
+            os.environ.update(AWS_ACCESS_KEY_ID=seaweed.key, AWS_SECRET_ACCESS_KEY=seaweed.secret, AWS_ENDPOINT_URL=seaweed.endpoint,
+                              AWS_DEFAULT_REGION="us-east-1")
+            seaweed.client().create_bucket(Bucket="bench")
+            rows.append(("plain boto3 upload, 8 threads (aws s3 cp)", *run([sys.executable, "-c", PLAIN_S3, str(files), "bench"])))
+            rows.append(("airgap import --into s3://", *run([*imp, "--into", "s3://bench/airgap"])))
+            rows.append(("airgap import --into s3:// again (no-op)", *run([*imp, "--into", "s3://bench/airgap"])))
+        if quetz is not None:
+            os.environ["QUETZ_API_KEY"] = quetz.key
+            _create(quetz, "plain")
+            rows.append(("plain quetz upload, one at a time", *run([sys.executable, "-c", PLAIN_QUETZ, str(files), quetz.url, "plain", quetz.key])))
+            rows.append(("airgap import --into quetz+http://", *run([*imp, "--into", f"quetz+{quetz.url}/bench"])))
+            rows.append(("airgap import --into quetz+http:// again (no-op)", *run([*imp, "--into", f"quetz+{quetz.url}/bench"])))
     finally:
-        stop(seaweed.proc)
-        stop(quetz.proc)
+        for server in (seaweed, quetz):
+            if server is not None:
+                stop(server.proc)
     print(f"\n{args.packages} packages, {total / 2**20:.1f} MiB; 2 cores; servers on 127.0.0.1\n")
     print("| step | seconds | MiB/s | peak RSS |")
     print("|---|---|---|---|")

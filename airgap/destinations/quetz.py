@@ -231,6 +231,7 @@ class QuetzDestination(Destination):
         """Poll quetz's repodata until it lists ``present`` (filename → sha256) and none of ``absent``."""
         deadline = time.monotonic() + self.index_timeout
         delay = 0.1
+        behind = len(present) + len(absent) + 1
         while True:
             rd = self.read_repodata(self.channel, subdir)
             listed = {fn: record_hashes(rec)[0] for fn, rec in rd.records()} if rd is not None else {}
@@ -242,10 +243,13 @@ class QuetzDestination(Destination):
             lingering = [fn for fn in absent if fn in listed]
             if not missing and not lingering:
                 return rd
+            if len(missing) + len(lingering) < behind:  # quetz is catching up: the timeout counts from its last progress
+                behind = len(missing) + len(lingering)
+                deadline = time.monotonic() + self.index_timeout
             if time.monotonic() >= deadline:
                 what = f"{len(missing)} uploaded file(s) (first: {missing[0]})" if missing else f"{len(lingering)} removed file(s) still listed (first: {lingering[0]})"
-                raise DestinationError(f"{self}: waited {self.index_timeout:.0f}s for the server's {subdir}/repodata.json to show "
-                                       f"{what}; is quetz's indexing stuck? (index_timeout)")
+                raise DestinationError(f"{self}: waited {self.index_timeout:.0f}s without progress for the server's {subdir}/repodata.json "
+                                       f"to show {what}; is quetz's indexing stuck? (index_timeout)")
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 
