@@ -578,3 +578,30 @@ def test_s3_lock_waits_then_gives_up_and_a_stale_lock_is_taken_over(seaweed: Any
     r = cli("import", archives["v1"], "--into", f"s3://{bucket}/{prefix}", "--trusted-key", archives["pub"])
     assert r.exit_code == 0 and "taking over a lock left by dead:1" in r.output, r.output
     assert f"{prefix}/.airgap/lock" not in s3_objects(seaweed, prefix + "/")
+
+
+@pytest.mark.parametrize("into, expected", [
+    ("/srv/conda", "directory /srv/conda"),
+    ("file:///srv/conda", "directory /srv/conda"),
+    ("s3://conda-mirror/prod/x", "s3 s3://conda-mirror/prod/x"),
+    ("s3://conda-mirror", "s3 s3://conda-mirror"),
+    ("quetz+https://q.internal/mirror", "quetz quetz+https://q.internal/mirror"),
+    ("quetz+https://q.internal/base/get/mirror", "quetz quetz+https://q.internal/base/mirror"),
+    ("quetz+http://127.0.0.1:8000/mirror", "quetz quetz+http://127.0.0.1:8000/mirror"),
+    ("quetz+http://host", "expected quetz+http(s)://HOST:PORT/CHANNEL"),
+    ("ftp://host/x", "expected a directory, s3://BUCKET/PREFIX or quetz+http(s)://HOST:PORT/CHANNEL"),
+    ("s3://Bad_Bucket/x", "expected a bucket name"),
+    ("s3://bucket/../x", "expected a prefix of plain path components"),
+    ("quetz+http://host/../x", "expected quetz+http(s)://HOST:PORT/CHANNEL"),
+    ("quetz+http://host/a%20b", "expected a channel name"),
+])
+def test_into_names_a_backend(into: str, expected: str) -> None:
+    from airgap.destinations import open_destination
+    from airgap.errors import UsageError
+
+    try:
+        dest = open_destination(into)
+    except UsageError as exc:
+        assert expected in str(exc)
+        return
+    assert f"{dest.kind} {dest}" == expected

@@ -19,7 +19,7 @@ from .base import Destination
 
 SITE_KEYS = {
     "s3": {"url", "endpoint_url", "region", "profile", "public_url", "workers", "multipart_threshold", "lock_stale_after"},
-    "quetz": {"url", "api_key", "api_key_env", "workers", "index_timeout", "create_channel", "private"},
+    "quetz": {"url", "api_key", "api_key_env", "workers", "index_timeout", "create_channel", "private", "ca_bundle"},
     "directory": {"url"},
 }
 

@@ -47,7 +47,7 @@ class QuetzDestination(Destination):
     holds_other_files = False
 
     def __init__(self, base_url: str, channel: str, api_key: str | None, *, workers: int = 4, index_timeout: float = 120.0,
-                 create_channel: bool = True, private: bool = False) -> None:
+                 create_channel: bool = True, private: bool = False, ca_bundle: str | None = None) -> None:
         if not is_safe_channel_name(channel):
             raise UsageError(f"quetz: expected a channel name of letters, digits, . _ + -, found {channel!r}")
         self.base_url = base_url.rstrip("/")
@@ -57,7 +57,8 @@ class QuetzDestination(Destination):
         self.index_timeout = float(index_timeout)
         self.create_channel = bool(create_channel)
         self.private = bool(private)
-        self.http = urllib3.PoolManager(maxsize=self.workers + 2, retries=urllib3.Retry(
+        tls = {"ca_certs": ca_bundle} if ca_bundle else {}
+        self.http = urllib3.PoolManager(maxsize=self.workers + 2, **tls, retries=urllib3.Retry(
             total=4, connect=4, read=2, status=3, backoff_factor=0.3, status_forcelist=(502, 503, 504),
             allowed_methods=None, raise_on_status=False))
         self._subdirs: set[str] = set()
@@ -67,12 +68,14 @@ class QuetzDestination(Destination):
     def from_url(cls, url: str, site: dict[str, Any]) -> QuetzDestination:
         parts = urlsplit(url[len("quetz+"):])
         path = [p for p in parts.path.split("/") if p]
-        if parts.scheme not in ("http", "https") or not parts.netloc or not path:
+        if parts.scheme not in ("http", "https") or not parts.netloc or not path or any(p in (".", "..") for p in path):
             raise UsageError(f"--into: expected quetz+http(s)://HOST:PORT/CHANNEL, found {url!r}")
+        if len(path) >= 2 and path[-2] == "get":  # the channel URL clients use: .../get/CHANNEL
+            path = path[:-2] + path[-1:]
         base = f"{parts.scheme}://{parts.netloc}" + "".join(f"/{p}" for p in path[:-1])
         env = str(site.get("api_key_env", "QUETZ_API_KEY"))
         key = site.get("api_key") or os.environ.get(env) or None
-        kwargs = {k: site[k] for k in ("workers", "index_timeout", "create_channel", "private") if k in site}
+        kwargs = {k: site[k] for k in ("workers", "index_timeout", "create_channel", "private", "ca_bundle") if k in site}
         return cls(base, path[-1], str(key) if key else None, **kwargs)
 
     def __str__(self) -> str:
