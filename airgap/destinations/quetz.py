@@ -57,7 +57,7 @@ class QuetzDestination(Destination):
         self.index_timeout = float(index_timeout)
         self.create_channel = bool(create_channel)
         self.private = bool(private)
-        tls = {"ca_certs": ca_bundle} if ca_bundle else {}
+        tls: dict[str, Any] = {"ca_certs": ca_bundle} if ca_bundle else {}
         self.http = urllib3.PoolManager(maxsize=self.workers + 2, **tls, retries=urllib3.Retry(
             total=4, connect=4, read=2, status=3, backoff_factor=0.3, status_forcelist=(502, 503, 504),
             allowed_methods=None, raise_on_status=False))
