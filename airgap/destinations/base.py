@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import IntegrityError
-from ..repodata import Repodata
+from ..errors import DestinationError, IntegrityError
+from ..repodata import Repodata, parse_repodata
 
 RECEIPT_FORMAT = "airgap-receipt/1"
 OnBytes = Callable[[int], None]
@@ -32,6 +32,16 @@ OnBytes = Callable[[int], None]
 
 def empty_receipt() -> dict[str, Any]:
     return {"format": RECEIPT_FORMAT, "archives": [], "channels": {}}
+
+
+def parse_index(data: bytes | None, subdir: str, where: str) -> Repodata | None:
+    """A destination's published ``repodata.json`` (None: there is none); unreadable is a DestinationError."""
+    if data is None:
+        return None
+    try:
+        return parse_repodata(data, subdir, where)
+    except Exception as exc:
+        raise DestinationError(f"{where}: expected repodata JSON, found something unreadable ({exc})") from None
 
 
 def file_identity(path: Path) -> tuple[int, int, int, int]:

@@ -30,8 +30,8 @@ from typing import Any
 from .._fs import atomic_write_bytes, fsync_dir, makedirs_tracked
 from ..compress import zstd_compress
 from ..errors import DestinationError, LockError
-from ..repodata import Repodata, parse_repodata
-from .base import RECEIPT_FORMAT, Change, Destination, OnBytes, Put, empty_receipt
+from ..repodata import Repodata
+from .base import RECEIPT_FORMAT, Change, Destination, OnBytes, Put, empty_receipt, parse_index
 
 log = logging.getLogger(__name__)
 
@@ -255,10 +255,7 @@ class DirectoryDestination(Destination):
             return None
         except OSError as exc:
             raise DestinationError(f"{path}: cannot read: {exc.strerror}") from None
-        try:
-            return parse_repodata(data, subdir, str(path))
-        except Exception as exc:
-            raise DestinationError(f"{path}: expected repodata JSON, found something unreadable ({exc})") from None
+        return parse_index(data, subdir, str(path))
 
     def inventory(self) -> dict[str, list[str]]:
         """``{channel: [subdir, ...]}`` for every ``<channel>/<subdir>/repodata.json`` present."""

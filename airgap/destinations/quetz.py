@@ -33,8 +33,8 @@ import urllib3
 
 from ..errors import DestinationError, IntegrityError, UsageError
 from ..manifest import is_safe_channel_name
-from ..repodata import Repodata, parse_repodata, record_hashes
-from .base import Change, Destination, OnBytes, Put, empty_receipt
+from ..repodata import Repodata, record_hashes
+from .base import Change, Destination, OnBytes, Put, empty_receipt, parse_index
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +140,7 @@ class QuetzDestination(Destination):
 
     def read_repodata(self, channel: str, subdir: str) -> Repodata | None:
         self._check_channel(channel)
-        data = self._repodata_bytes(subdir)
-        if data is None:
-            return None
-        try:
-            return parse_repodata(data, subdir, f"{self}/{subdir}/repodata.json")
-        except Exception as exc:
-            raise DestinationError(f"{self}/{subdir}/repodata.json: expected repodata JSON, found something unreadable ({exc})") from None
+        return parse_index(self._repodata_bytes(subdir), subdir, f"{self}/{subdir}/repodata.json")
 
     def inventory(self) -> dict[str, list[str]]:
         resp = self._request("GET", f"/api/channels/{quote(self.channel)}/packages", "listing packages",

@@ -34,8 +34,8 @@ from typing import Any, TypeVar
 
 from ..errors import DestinationError, LockError, UsageError
 from ..manifest import is_safe_channel_name
-from ..repodata import Repodata, parse_repodata
-from .base import Change, Destination, OnBytes, Put, empty_receipt, iter_batches
+from ..repodata import Repodata
+from .base import Change, Destination, OnBytes, Put, empty_receipt, iter_batches, parse_index
 
 log = logging.getLogger(__name__)
 
@@ -244,13 +244,7 @@ class S3Destination(Destination):
 
     def read_repodata(self, channel: str, subdir: str) -> Repodata | None:
         key = self._key(channel, subdir, "repodata.json")
-        data = self._get(key)
-        if data is None:
-            return None
-        try:
-            return parse_repodata(data, subdir, f"s3://{self.bucket}/{key}")
-        except Exception as exc:
-            raise DestinationError(f"s3://{self.bucket}/{key}: expected repodata JSON, found something unreadable ({exc})") from None
+        return parse_index(self._get(key), subdir, f"s3://{self.bucket}/{key}")
 
     def inventory(self) -> dict[str, list[str]]:
         base = self._key() + "/" if self.prefix else ""
