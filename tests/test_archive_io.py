@@ -18,8 +18,8 @@ from test_hostile import BLOCK, MTIME, pax_record, reg, tar_bytes
 
 from airgap.archive.layout import blob_member
 from airgap.archive.reader import ArchiveStream, copy_verified
-from airgap.archive.writer import write_archive
-from airgap.errors import ArchiveFormatError, IntegrityError
+from airgap.archive.writer import header, write_archive
+from airgap.errors import AirgapError, ArchiveFormatError, IntegrityError
 from airgap.manifest import BlobEntry, Manifest
 
 
@@ -183,3 +183,23 @@ def test_truncated_blob_and_wrong_size(tmp_path: Path) -> None:
     path.write_bytes(raw)
     with pytest.raises(IntegrityError, match="expected 999 bytes"):
         _read_all(path, wrong)
+
+
+@pytest.mark.parametrize(("name", "size"), [(blob_member("a" * 64), 0), (blob_member("b" * 64), 8 ** 11 - 1), (blob_member("c" * 64), 8 ** 11),
+                                            ("d" * 101, 5), ("é", 5)])
+def test_headers_are_tarfiles(name: str, size: int) -> None:
+    """Fast path and fallback (pax header for a long or non-ASCII name, or a file of 8 GiB and more)."""
+    ti = tarfile.TarInfo(name)
+    ti.size, ti.mtime, ti.mode, ti.uid, ti.gid, ti.uname, ti.gname = size, MTIME, 0o644, 0, 0, "", ""
+    assert header(name, size, MTIME) == ti.tobuf(tarfile.PAX_FORMAT)
+
+
+def test_a_cache_file_changed_since_download_fails_the_export(tmp_path: Path) -> None:
+    blobs = _blobs([5000])
+    sha, data = next(iter(blobs.items()))
+    (tmp_path / "f").write_bytes(data[:-1] + b"!")
+    with pytest.raises(AirgapError, match="expected sha256"):
+        write_archive(tmp_path / "a.tar", b"{}", None, [(sha, len(data), tmp_path / "f")], MTIME)
+    with pytest.raises(AirgapError, match="expected 4999 bytes, found 5000"):
+        write_archive(tmp_path / "a.tar", b"{}", None, [(sha, 4999, tmp_path / "f")], MTIME)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]  # no archive, no temporary file
