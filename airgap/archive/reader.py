@@ -27,7 +27,7 @@ import stat
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, Protocol
 
 from ..errors import ArchiveFormatError, IntegrityError
 from ..manifest import MAX_MANIFEST_BYTES, BlobEntry, Manifest
@@ -363,7 +363,11 @@ def _read_exact(fh: _Guarded | IO[bytes], size: int, path: Path, name: str) -> b
     return data
 
 
-def copy_verified(src: _Guarded | IO[bytes], entry: BlobEntry, dst: BinaryIO | None, what: str,
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+def copy_verified(src: _Guarded | IO[bytes], entry: BlobEntry, dst: Writable | None, what: str,
                   on_bytes: Callable[[int], None] | None = None) -> None:
     """Stream ``entry.size`` bytes from ``src`` into ``dst`` (or nowhere), checking the sha256."""
     h = hashlib.sha256()
