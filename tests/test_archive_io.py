@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from test_hostile import BLOCK, MTIME, pax_record, reg, tar_bytes
 
+from airgap.archive.hashing import PIPE_MIN, HashPipe
 from airgap.archive.layout import blob_member
 from airgap.archive.reader import ArchiveStream, copy_verified
 from airgap.archive.writer import header, write_archive
@@ -194,12 +195,31 @@ def test_headers_are_tarfiles(name: str, size: int) -> None:
     assert header(name, size, MTIME) == ti.tobuf(tarfile.PAX_FORMAT)
 
 
-def test_a_cache_file_changed_since_download_fails_the_export(tmp_path: Path) -> None:
-    blobs = _blobs([5000])
-    sha, data = next(iter(blobs.items()))
-    (tmp_path / "f").write_bytes(data[:-1] + b"!")
-    with pytest.raises(AirgapError, match="expected sha256"):
-        write_archive(tmp_path / "a.tar", b"{}", None, [(sha, len(data), tmp_path / "f")], MTIME)
-    with pytest.raises(AirgapError, match="expected 4999 bytes, found 5000"):
-        write_archive(tmp_path / "a.tar", b"{}", None, [(sha, 4999, tmp_path / "f")], MTIME)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]  # no archive, no temporary file
+@pytest.mark.parametrize("size", [5000, 3 << 20])  # hashed inline, hashed on the second thread
+def test_a_cache_file_changed_since_download_fails_the_export(tmp_path: Path, size: int) -> None:
+    blobs = _blobs([size, size + 1, size + 2])
+    files = []
+    for i, (sha, data) in enumerate(blobs.items()):
+        (tmp_path / f"f{i}").write_bytes(data[:-1] + b"!" if i == 1 else data)
+        files.append((sha, len(data), tmp_path / f"f{i}"))
+    with pytest.raises(AirgapError, match=f"cache file {tmp_path / 'f1'}: expected sha256"):
+        write_archive(tmp_path / "a.tar", b"{}", None, files, MTIME)
+    with pytest.raises(AirgapError, match=f"expected {size - 1} bytes, found {size}"):
+        write_archive(tmp_path / "a.tar", b"{}", None, [(files[0][0], size - 1, files[0][2])], MTIME)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f0", "f1", "f2"]  # no archive, no temporary file
+
+
+def test_large_blobs_hashed_on_the_second_thread_are_still_checked(tmp_path: Path) -> None:
+    """copy_verified with a HashPipe: a mismatch in a large blob is raised by check() or finish(), never lost."""
+    blobs = _blobs([PIPE_MIN, 2 * PIPE_MIN + 3, 100])
+    path = _write(tmp_path, blobs)
+    raw = bytearray(path.read_bytes())
+    second = _header_offsets(bytes(raw))[3]
+    raw[second + BLOCK + 1000] ^= 1  # inside the second blob's bytes
+    path.write_bytes(bytes(raw))
+    with pytest.raises(IntegrityError, match="does not match its sha256"), HashPipe() as pipe, ArchiveStream(path) as s:
+        s.read_header()
+        for entry, fh in s.blobs(_manifest(blobs)):
+            copy_verified(fh, entry, io.BytesIO(), "t", pipe=pipe)
+            pipe.check()
+        pipe.finish()

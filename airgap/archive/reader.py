@@ -32,6 +32,7 @@ from typing import IO, BinaryIO, Protocol
 from ..errors import ArchiveFormatError, IntegrityError
 from ..manifest import MAX_MANIFEST_BYTES, BlobEntry, Manifest
 from ..signing import MAX_SIG_BYTES
+from .hashing import PIPE_MIN, HashPipe
 from .layout import MANIFEST, SIGNATURE, parse_blob_member
 
 CHUNK = 1 << 20
@@ -368,19 +369,35 @@ class Writable(Protocol):
 
 
 def copy_verified(src: _Guarded | IO[bytes], entry: BlobEntry, dst: Writable | None, what: str,
-                  on_bytes: Callable[[int], None] | None = None) -> None:
-    """Stream ``entry.size`` bytes from ``src`` into ``dst`` (or nowhere), checking the sha256."""
+                  on_bytes: Callable[[int], None] | None = None, pipe: HashPipe | None = None) -> None:
+    """Stream ``entry.size`` bytes from ``src`` into ``dst`` (or nowhere), checking the sha256.
+
+    With ``pipe``, a large blob is hashed on its thread and a mismatch is raised later, by the
+    pipe's ``check`` or ``finish`` (the caller must call ``finish`` before trusting any blob).
+    """
     h = hashlib.sha256()
+    piped = pipe is not None and entry.size >= PIPE_MIN
     remaining = entry.size
     while remaining:
         chunk = src.read(min(CHUNK, remaining))
         if not chunk:
             raise ArchiveFormatError(f"{what}: archive is truncated: expected {remaining} more bytes of blob {entry.sha256[:16]}")
         remaining -= len(chunk)
-        h.update(chunk)
+        if piped:
+            assert pipe is not None
+            pipe.update(h, chunk)  # a fresh bytes object: nothing changes it while the thread hashes
+        else:
+            h.update(chunk)
         if dst is not None:
             dst.write(chunk)
         if on_bytes is not None:
             on_bytes(len(chunk))
-    if h.hexdigest() != entry.sha256:
-        raise IntegrityError(f"{what}: blob {entry.sha256[:16]}… does not match its sha256 (found {h.hexdigest()[:16]}…): the archive was altered or damaged")
+
+    def mismatch(found: str) -> IntegrityError:
+        return IntegrityError(f"{what}: blob {entry.sha256[:16]}… does not match its sha256 (found {found[:16]}…): the archive was altered or damaged")
+
+    if piped:
+        assert pipe is not None
+        pipe.expect(h, entry.sha256, mismatch)
+    elif h.hexdigest() != entry.sha256:
+        raise mismatch(h.hexdigest())

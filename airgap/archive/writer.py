@@ -14,17 +14,20 @@ to start writing each piece to disk at once, so the final fsync finds little lef
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import hashlib
 import os
 import tarfile
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import BinaryIO
 
 from .._fs import atomic_writer
 from ..errors import AirgapError
+from .hashing import PIPE_MIN, HashPipe
 from .layout import MANIFEST, SIGNATURE, blob_member
 
 COPY_BUFSIZE = 1 << 20
@@ -89,13 +92,19 @@ def header(name: str, size: int, mtime: int) -> bytes:
 
 
 class _Out:
-    """Archive bytes gathered in one buffer and written out in large pieces."""
+    """Archive bytes gathered in two alternating buffers and written out in large pieces.
+
+    While one buffer is written, the hashing thread may still read the other one: a buffer is
+    filled again only when the last hash job that reads it (:meth:`track`) is done.
+    """
 
     def __init__(self, fh: BinaryIO, mtime: int) -> None:
         self._fh = fh
         self.mtime = mtime
-        self._buf = bytearray(COPY_BUFSIZE)
-        self._view = memoryview(self._buf)
+        self._views = [memoryview(bytearray(COPY_BUFSIZE)), memoryview(bytearray(COPY_BUFSIZE))]
+        self._readers: list[Future[None] | None] = [None, None]  # the last hash job reading each buffer
+        self._current = 0
+        self._view = self._views[0]
         self._fill = 0
         self.offset = 0  # bytes of the archive so far
         self._fd = fh.fileno()
@@ -121,6 +130,10 @@ class _Out:
     def commit(self, n: int) -> None:
         self._fill += n
 
+    def track(self, reader: Future[None]) -> None:
+        """A hash job reads part of the current buffer: do not fill it again before it is done."""
+        self._readers[self._current] = reader
+
     def pad(self) -> None:
         """Zeros up to the next block boundary."""
         self.add(_ZEROS[:-(self.offset + self._fill) % BLOCK])
@@ -130,6 +143,11 @@ class _Out:
             self._fh.write(self._view[:self._fill])
             self.offset += self._fill
             self._fill = 0
+            self._current ^= 1
+            self._view = self._views[self._current]
+            reader, self._readers[self._current] = self._readers[self._current], None
+            if reader is not None:
+                reader.result()
         if self.offset - self._synced >= COPY_BUFSIZE:
             start_writeback(self._fd, self._synced, self.offset - self._synced)
             self._synced = self.offset
@@ -141,18 +159,19 @@ class _Out:
         self.flush()
 
 
-def _copy_blob(out: _Out, sha: str, size: int, path: Path, on_bytes: Callable[[int], None] | None) -> None:
-    """Append one cached blob (header, bytes, padding), hashing the bytes as they pass."""
+def _copy_blob(out: _Out, pipe: HashPipe, sha: str, size: int, path: Path, on_bytes: Callable[[int], None] | None) -> None:
+    """Append one cached blob (header, bytes, padding), hashing the bytes as they pass (large ones on ``pipe``)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise AirgapError(f"cache file {path}: cannot read it ({exc.strerror}); export again to download it") from None
+    h = hashlib.sha256()
+    piped = size >= PIPE_MIN
     try:
         actual = os.fstat(fd).st_size
         if actual != size:
             raise AirgapError(f"cache file {path}: expected {size} bytes, found {actual}; delete it and export again")
         out.add(header(blob_member(sha), size, out.mtime))
-        h = hashlib.sha256()
         remaining = size
         while remaining:
             room = out.room()
@@ -161,7 +180,10 @@ def _copy_blob(out: _Out, sha: str, size: int, path: Path, on_bytes: Callable[[i
             got = os.readv(fd, [room])
             if not got:
                 raise AirgapError(f"cache file {path}: expected {size} bytes, it ended after {size - remaining}; delete it and export again")
-            h.update(room[:got])
+            if piped:
+                out.track(pipe.update(h, room[:got]))
+            else:
+                h.update(room[:got])
             out.commit(got)
             remaining -= got
             if on_bytes is not None:
@@ -169,8 +191,15 @@ def _copy_blob(out: _Out, sha: str, size: int, path: Path, on_bytes: Callable[[i
     finally:
         os.close(fd)
     out.pad()
-    if h.hexdigest() != sha:
-        raise AirgapError(f"cache file {path}: expected sha256 {sha}, found {h.hexdigest()}; delete it and export again")
+
+    def mismatch(found: str) -> AirgapError:
+        return AirgapError(f"cache file {path}: expected sha256 {sha}, found {found}; delete it and export again")
+
+    if piped:
+        pipe.expect(h, sha, mismatch)
+        pipe.check()
+    elif h.hexdigest() != sha:
+        raise mismatch(h.hexdigest())
 
 
 def write_archive(
@@ -183,8 +212,10 @@ def write_archive(
     on_file: Callable[[], None] | None = None,
 ) -> None:
     """Write ``manifest``, ``signature`` and each ``(sha256, size, path)`` blob to ``target``."""
-    with atomic_writer(Path(target)) as raw:  # temp file beside the target, fsynced, renamed
+    with contextlib.ExitStack() as stack:
+        raw = stack.enter_context(atomic_writer(Path(target)))  # temp file beside the target, fsynced, renamed
         out = _Out(raw, mtime)
+        pipe = stack.enter_context(HashPipe())
         out.add(header(MANIFEST, len(manifest), mtime))
         out.add(manifest)
         out.pad()
@@ -193,7 +224,8 @@ def write_archive(
             out.add(signature)
             out.pad()
         for sha, size, path in blobs:
-            _copy_blob(out, sha, size, path, on_bytes)
+            _copy_blob(out, pipe, sha, size, path, on_bytes)
             if on_file is not None:
                 on_file()
         out.finish()
+        pipe.finish()  # every blob hashed and matched before atomic_writer renames the archive into place

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..archive.hashing import HashPipe
 from ..archive.reader import ArchiveStream, copy_verified
 from ..archive.writer import start_writeback
 from ..compress import zstd_decompress_bounded
@@ -173,25 +174,28 @@ def stream_blobs(opened: Opened, progress: Progress, desc: str,
     repodata: dict[str, bytes] = {}
     seen: set[str] = set()
     bar = progress(desc, sum(b.size for b in expected), files=len(expected))
-    for entry, fh in opened.stream.blobs(manifest):
-        seen.add(entry.sha256)
-        what = f"{opened.stream.path}: blobs/sha256/{entry.sha256}"
-        target = None if entry.kind == "repodata" else destination(entry)
-        if entry.kind == "repodata":
-            buf = io.BytesIO()
-            copy_verified(fh, entry, buf, what, bar.update)
-            repodata[entry.sha256] = buf.getvalue()
-        elif target is not None:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
-            try:
-                copy_verified(fh, entry, _FdWriter(fd), what, bar.update)
-                if entry.size >= WRITEBACK_MIN:
-                    start_writeback(fd)  # the disk starts now; the destination's one syncfs then waits for less
-            finally:
-                os.close(fd)
-        else:
-            copy_verified(fh, entry, None, what, bar.update)
-        bar.file_done()
+    with HashPipe() as pipe:  # large blobs are hashed on a second thread while the next bytes are read and written
+        for entry, fh in opened.stream.blobs(manifest):
+            seen.add(entry.sha256)
+            what = f"{opened.stream.path}: blobs/sha256/{entry.sha256}"
+            target = None if entry.kind == "repodata" else destination(entry)
+            if entry.kind == "repodata":
+                buf = io.BytesIO()
+                copy_verified(fh, entry, buf, what, bar.update, pipe)
+                repodata[entry.sha256] = buf.getvalue()
+            elif target is not None:
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+                try:
+                    copy_verified(fh, entry, _FdWriter(fd), what, bar.update, pipe)
+                    if entry.size >= WRITEBACK_MIN:
+                        start_writeback(fd)  # the disk starts now; the destination's one syncfs then waits for less
+                finally:
+                    os.close(fd)
+            else:
+                copy_verified(fh, entry, None, what, bar.update, pipe)
+            pipe.check()
+            bar.file_done()
+        pipe.finish()  # every blob hashed and matched before the caller uses any of them
     bar.close()
     missing = [b.sha256 for b in expected if b.sha256 not in seen]
     if missing:
