@@ -159,7 +159,7 @@ class _Out:
         self.flush()
 
 
-def _copy_blob(out: _Out, pipe: HashPipe, sha: str, size: int, path: Path, on_bytes: Callable[[int], None] | None) -> None:
+def _copy_blob(out: _Out, pipe: HashPipe, sha: str, size: int, path: str | os.PathLike[str], on_bytes: Callable[[int], None] | None) -> None:
     """Append one cached blob (header, bytes, padding), hashing the bytes as they pass (large ones on ``pipe``)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -206,7 +206,7 @@ def write_archive(
     target: Path,
     manifest: bytes,
     signature: bytes | None,
-    blobs: Iterable[tuple[str, int, Path]],
+    blobs: Iterable[tuple[str, int, str | os.PathLike[str]]],
     mtime: int,
     on_bytes: Callable[[int], None] | None = None,
     on_file: Callable[[], None] | None = None,

@@ -321,7 +321,7 @@ def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer:
     try:
         for number, target in enumerate(targets, start=1):
             blobs = [b for b in manifest.blobs if (b.volume or 1) == number]
-            write_archive(target, manifest_bytes, signature, ((b.sha256, b.size, cache.path(b.sha256)) for b in blobs),
+            write_archive(target, manifest_bytes, signature, ((b.sha256, b.size, cache.file(b.sha256)) for b in blobs),
                           int(clock()), bar.update, bar.file_done)
             written.append(target)
     except BaseException:
@@ -487,7 +487,7 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
                     present.append(PackageEntry(filename, base_sha, int(rec.get("size", 0))))
                     continue
                 assert sha is not None
-                size = cache.path(sha).stat().st_size
+                size = cache.size(sha)
                 pkgs.append(PackageEntry(filename, sha, size))
                 blobs.setdefault(sha, BlobEntry(sha, size, "package"))
             removals = sorted(set(held.get(ch.name, {}).get(subdir, {})) - set(names)) if base is not None else []
