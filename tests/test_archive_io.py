@@ -223,3 +223,18 @@ def test_large_blobs_hashed_on_the_second_thread_are_still_checked(tmp_path: Pat
             copy_verified(fh, entry, io.BytesIO(), "t", pipe=pipe)
             pipe.check()
         pipe.finish()
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False])
+def test_blobs_downloaded_by_this_run_are_copied_as_they_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_copy: bool) -> None:
+    """``fresh`` blobs (hashed as they arrived) skip the second hash; large ones go through copy_file_range when there is one."""
+    blobs = _blobs(SIZES)
+    plain = _write(tmp_path, blobs, "plain.tar")
+    if not kernel_copy:
+        def refuse(*args: object) -> int:
+            raise OSError(38, "Function not implemented")
+        monkeypatch.setattr("os.copy_file_range", refuse)
+    d = tmp_path / "cache"
+    target = tmp_path / "fresh.tar"
+    write_archive(target, b'{"m":1}', b"sig", [(sha, len(data), d / sha) for sha, data in blobs.items()], MTIME, fresh=set(blobs))
+    assert target.read_bytes() == plain.read_bytes()

@@ -2,8 +2,10 @@
 
 The archive is written to a temporary file beside its target and renamed only when it is
 complete and synced, so a crash never leaves something that looks like an archive. Each blob
-is hashed again as it is copied from the cache: a cache damaged since download is caught here
-instead of at the isolated site.
+that was already in the cache is hashed again as it is copied: a cache damaged since download
+is caught here instead of at the isolated site. A blob this same export downloaded (hashed as it
+arrived, seconds ago, and read back from the page cache) is copied without a second hash, by the
+kernel (``copy_file_range``) when it is large.
 
 The bytes are exactly what ``tarfile`` writes in PAX format (tests/test_archive_io.py checks
 it), but built here: each blob is read from the cache straight into one 1 MiB output buffer,
@@ -20,7 +22,7 @@ import ctypes.util
 import hashlib
 import os
 import tarfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import BinaryIO
@@ -115,8 +117,7 @@ class _Out:
         if self._fill + n > COPY_BUFSIZE:
             self.flush()
         if n > COPY_BUFSIZE:
-            self._fh.write(data)
-            self.offset += n
+            self._write(memoryview(data))
         else:
             self._view[self._fill:self._fill + n] = data
             self._fill += n
@@ -138,19 +139,45 @@ class _Out:
         """Zeros up to the next block boundary."""
         self.add(_ZEROS[:-(self.offset + self._fill) % BLOCK])
 
+    def _write(self, view: memoryview) -> None:
+        n = len(view)
+        while view:
+            view = view[os.write(self._fd, view):]
+        self.offset += n
+
     def flush(self) -> None:
         if self._fill:
-            self._fh.write(self._view[:self._fill])
-            self.offset += self._fill
+            self._write(self._view[:self._fill])
             self._fill = 0
             self._current ^= 1
             self._view = self._views[self._current]
             reader, self._readers[self._current] = self._readers[self._current], None
             if reader is not None:
                 reader.result()
+        self._writeback()
+
+    def _writeback(self) -> None:
         if self.offset - self._synced >= COPY_BUFSIZE:
             start_writeback(self._fd, self._synced, self.offset - self._synced)
             self._synced = self.offset
+
+    def copy_from(self, src: int, n: int) -> int:
+        """Append up to ``n`` bytes of file ``src`` (from its offset) by a kernel copy; 0 where there is none."""
+        self.flush()
+        copied = 0
+        while copied < n:
+            try:
+                k = os.copy_file_range(src, self._fd, n - copied)
+            except OSError:
+                if copied:
+                    raise
+                return 0  # no copy_file_range here (old kernel, other file systems): the caller copies itself
+            if not k:
+                break
+            copied += k
+        self.offset += copied
+        self._writeback()
+        return copied
 
     def finish(self) -> None:
         """The end-of-archive blocks, and zeros up to a whole record."""
@@ -159,8 +186,13 @@ class _Out:
         self.flush()
 
 
-def _copy_blob(out: _Out, pipe: HashPipe, sha: str, size: int, path: str | os.PathLike[str], on_bytes: Callable[[int], None] | None) -> None:
-    """Append one cached blob (header, bytes, padding), hashing the bytes as they pass (large ones on ``pipe``)."""
+def _copy_blob(out: _Out, pipe: HashPipe, sha: str, size: int, path: str | os.PathLike[str], fresh: bool,
+               on_bytes: Callable[[int], None] | None) -> None:
+    """Append one cached blob (header, bytes, padding), hashing the bytes as they pass (large ones on ``pipe``).
+
+    ``fresh``: this process downloaded the blob and hashed it as it arrived, moments ago; it is not
+    hashed again, and a large one is copied by the kernel (``copy_file_range``).
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
@@ -173,6 +205,12 @@ def _copy_blob(out: _Out, pipe: HashPipe, sha: str, size: int, path: str | os.Pa
             raise AirgapError(f"cache file {path}: expected {size} bytes, found {actual}; delete it and export again")
         out.add(header(blob_member(sha), size, out.mtime))
         remaining = size
+        if fresh and piped:
+            remaining -= out.copy_from(fd, size)
+            if remaining and remaining != size:
+                raise AirgapError(f"cache file {path}: expected {size} bytes, it ended after {size - remaining}; delete it and export again")
+            if not remaining and on_bytes is not None:
+                on_bytes(size)
         while remaining:
             room = out.room()
             if len(room) > remaining:
@@ -180,10 +218,11 @@ def _copy_blob(out: _Out, pipe: HashPipe, sha: str, size: int, path: str | os.Pa
             got = os.readv(fd, [room])
             if not got:
                 raise AirgapError(f"cache file {path}: expected {size} bytes, it ended after {size - remaining}; delete it and export again")
-            if piped:
-                out.track(pipe.update(h, room[:got]))
-            else:
-                h.update(room[:got])
+            if not fresh:
+                if piped:
+                    out.track(pipe.update(h, room[:got]))
+                else:
+                    h.update(room[:got])
             out.commit(got)
             remaining -= got
             if on_bytes is not None:
@@ -195,6 +234,8 @@ def _copy_blob(out: _Out, pipe: HashPipe, sha: str, size: int, path: str | os.Pa
     def mismatch(found: str) -> AirgapError:
         return AirgapError(f"cache file {path}: expected sha256 {sha}, found {found}; delete it and export again")
 
+    if fresh:
+        return
     if piped:
         pipe.expect(h, sha, mismatch)
         pipe.check()
@@ -210,8 +251,14 @@ def write_archive(
     mtime: int,
     on_bytes: Callable[[int], None] | None = None,
     on_file: Callable[[], None] | None = None,
+    fresh: Container[str] = (),
 ) -> None:
-    """Write ``manifest``, ``signature`` and each ``(sha256, size, path)`` blob to ``target``."""
+    """Write ``manifest``, ``signature`` and each ``(sha256, size, path)`` blob to ``target``.
+
+    Every blob is hashed again as it is copied, except those in ``fresh``: blobs this process
+    has just downloaded and verified as they arrived (reading them back from the page cache a
+    few seconds later checks nothing the first hash did not).
+    """
     with contextlib.ExitStack() as stack:
         raw = stack.enter_context(atomic_writer(Path(target)))  # temp file beside the target, fsynced, renamed
         out = _Out(raw, mtime)
@@ -224,7 +271,7 @@ def write_archive(
             out.add(signature)
             out.pad()
         for sha, size, path in blobs:
-            _copy_blob(out, pipe, sha, size, path, on_bytes)
+            _copy_blob(out, pipe, sha, size, path, sha in fresh, on_bytes)
             if on_file is not None:
                 on_file()
         out.finish()
