@@ -163,7 +163,7 @@ class _FdWriter:
 
 
 def stream_blobs(opened: Opened, progress: Progress, desc: str,
-                 destination: Callable[[BlobEntry], Path | None] = lambda entry: None) -> dict[str, bytes]:
+                 destination: Callable[[BlobEntry], str | os.PathLike[str] | None] = lambda entry: None) -> dict[str, bytes]:
     """Read every blob of an opened archive, checking each hash; return the repodata blobs' bytes.
 
     A package or installer blob goes to the file ``destination(entry)`` names, or nowhere (it
