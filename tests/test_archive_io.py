@@ -136,7 +136,7 @@ def _header_offsets(raw: bytes) -> list[int]:
 
 
 @pytest.mark.parametrize("case", ["bad checksum", "not octal", "short header", "pax bad length", "pax sparse", "pax at end",
-                                  "pax size not a number", "empty file", "not a tar"])
+                                  "pax size not a number", "pax size of 5,000 digits", "empty file", "not a tar"])
 def test_damaged_headers_are_refused(case: str, tmp_path: Path) -> None:
     path, manifest, raw = _good(tmp_path)
     third = _header_offsets(raw)[3]
@@ -154,7 +154,8 @@ def test_damaged_headers_are_refused(case: str, tmp_path: Path) -> None:
         message = "a header cut short"
     elif case.startswith("pax"):
         records = {"pax bad length": b"99 path=x\n", "pax sparse": pax_record("GNU.sparse.map", "0,10"),
-                   "pax at end": pax_record("comment", "x"), "pax size not a number": pax_record("size", "-1")}[case]
+                   "pax at end": pax_record("comment", "x"), "pax size not a number": pax_record("size", "-1"),
+                   "pax size of 5,000 digits": pax_record("size", "9" * 5000)}[case]
         x = tarfile.TarInfo("././@PaxHeader")
         x.type, x.size = tarfile.XHDTYPE, len(records)
         blob = x.tobuf(tarfile.USTAR_FORMAT) + records + b"\0" * (-len(records) % BLOCK)
@@ -162,7 +163,7 @@ def test_damaged_headers_are_refused(case: str, tmp_path: Path) -> None:
         at = after_last if case == "pax at end" else third
         data[at:at] = blob
         message = {"pax bad length": "has a wrong length", "pax sparse": "GNU sparse records", "pax at end": "found the end of the archive",
-                   "pax size not a number": "expected a valid pax header"}[case]
+                   "pax size not a number": "expected a valid pax header", "pax size of 5,000 digits": "expected a valid pax header"}[case]
     elif case == "empty file":
         data = bytearray()
         message = "expected a tar archive (airgap/1), found something else (an empty file)"

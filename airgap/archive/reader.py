@@ -247,7 +247,7 @@ class ArchiveStream:
             if b"path" in pax:
                 name = pax[b"path"].decode("utf-8", "surrogateescape").rstrip("/")
             if b"size" in pax:
-                if not pax[b"size"].isdigit():
+                if not pax[b"size"].isdigit() or len(pax[b"size"]) > 20:  # int() refuses 4,300 digits and more
                     raise _Damaged(f"expected a valid pax header, found a damaged one at byte {start} (size {pax[b'size']!r})")
                 size = int(pax[b"size"])
         member = Member(name, size, kind, start, self._pos)
