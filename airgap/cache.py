@@ -44,6 +44,7 @@ class BlobCache:
         self.sha_dir = self.root / "blobs" / "sha256"
         self.md5_dir = self.root / "blobs" / "md5"
         self.tmp_dir = self.root / "tmp"
+        self._sha_prefix = os.path.join(self.sha_dir, "")
         try:
             for d in (self.sha_dir, self.md5_dir, self.tmp_dir):
                 d.mkdir(parents=True, exist_ok=True)
@@ -53,16 +54,23 @@ class BlobCache:
     def path(self, sha256: str) -> Path:
         return self.sha_dir / sha256
 
+    def file(self, sha256: str) -> str:
+        """:meth:`path` as a string: no Path object per file where there are 100,000 of them."""
+        return self._sha_prefix + sha256
+
+    def size(self, sha256: str) -> int:
+        return os.stat(self._sha_prefix + sha256).st_size
+
     def lookup(self, want: Expected) -> str | None:
         """The sha256 of a cached file matching ``want``, or None."""
         if want.sha256:
-            p = self.sha_dir / want.sha256
+            p = self._sha_prefix + want.sha256
         elif want.md5:
-            p = self.md5_dir / want.md5
+            p = os.path.join(self.md5_dir, want.md5)
         else:
             return None
         try:
-            st = p.stat()
+            st = os.stat(p)
         except FileNotFoundError:
             return None
         if want.size is not None and st.st_size != want.size:
@@ -70,7 +78,7 @@ class BlobCache:
         if want.sha256:
             return want.sha256
         # md5 entry: find its sha256 twin by hashing once (md5-only channels are old and small)
-        sha = _sha256_file(p)
+        sha = _sha256_file(Path(p))
         return sha if (self.sha_dir / sha).exists() else None
 
     def put_bytes(self, data: bytes) -> str:

@@ -27,6 +27,9 @@ conda.anaconda.org; proxy variables are removed from both children's environment
 table is printed, every mirror must hold exactly the upstream's package files (names, sizes and
 sha256), else the run fails. conda-mirror does not fsync; the `sync s` column is a `sync` run
 right after each tool, for reading the cost of durability next to airgap's fsync of its archive.
+The tools run ``--repeat`` times (default 3), interleaved (airgap, conda-mirror, conda-mirror
+--num-threads, again), each from an empty cache or target; the table shows each tool's median run.
+The upstream server is a thread of this (otherwise idle) benchmark process, the same for all.
 """
 
 from __future__ import annotations
@@ -177,6 +180,13 @@ class Upstream:
         return text
 
 
+def median_row(rows: list[Row]) -> Row:
+    """The run with the median wall time (the upper one of an even count); peak RSS is the largest of all."""
+    ordered = sorted(rows, key=lambda r: r.wall)
+    mid = ordered[len(ordered) // 2]
+    return Row(mid.name, mid.wall, max(r.rss_kib for r in rows), mid.sync, mid.note, mid.parts)
+
+
 def find_conda_mirror(given: str | None) -> str:
     if given:
         return given
@@ -194,6 +204,7 @@ def main() -> None:
                     help="conda-mirror --num-threads for its second run (0 = all cores; its default is 1)")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved runs of every tool (the table shows the median run)")
     args = ap.parse_args()
     packages = args.packages if args.packages is not None else (10_000 if args.small else 600)
     size_text = args.size or ("16K" if args.small else "1M")
@@ -222,23 +233,28 @@ def main() -> None:
           f"in {time.perf_counter() - t0:.1f}s at {work}", file=sys.stderr)
 
     up = Upstream(work / "up")
-    rows: list[Row] = []
-
-    # airgap: cold export, empty mirror_dir, one process for linux-64 + noarch
+    runs: dict[str, list[Row]] = {}
     config = work / "export.yaml"
     config.write_text(f"channels: ['{up.url}/']\nplatforms: [linux-64]\nmirror_dir: {work / 'airgap-cache'}\n")
-    os.sync()
-    up.take()
-    wall, rss = run(airgap + ["export", "-q", "-f", str(config), "--unsigned", str(work / "airgap.tar")], log)
-    rows.append(Row("airgap export (cold, 8 workers)", wall, rss, timed_sync(), note=up.take()))
-    check_same("airgap archive", archive_inventory(work / "airgap.tar"), upstream_inv)
-    check_same("airgap cache", {k: v for k, v in upstream_inv.items() if (work / "airgap-cache" / "blobs" / "sha256" / v[1]).is_file()},
-               upstream_inv)
-
-    # conda-mirror: one run per platform into one fresh target directory, summed
     variants = [("default (--num-threads 1)", []), (f"--num-threads {args.num_threads}", ["--num-threads", str(args.num_threads)])]
-    for label, extra in variants:
-        base = work / f"cm-{len(rows)}"
+
+    def run_airgap() -> Row:
+        """Cold export: empty mirror_dir, one process for linux-64 + noarch."""
+        shutil.rmtree(work / "airgap-cache", ignore_errors=True)
+        (work / "airgap.tar").unlink(missing_ok=True)
+        os.sync()
+        up.take()
+        wall, rss = run(airgap + ["export", "-q", "-f", str(config), "--unsigned", str(work / "airgap.tar")], log)
+        row = Row("airgap export (cold, 8 workers)", wall, rss, timed_sync(), note=up.take())
+        check_same("airgap archive", archive_inventory(work / "airgap.tar"), upstream_inv)
+        check_same("airgap cache", {k: v for k, v in upstream_inv.items() if (work / "airgap-cache" / "blobs" / "sha256" / v[1]).is_file()},
+                   upstream_inv)
+        return row
+
+    def run_conda_mirror(label: str, extra: list[str]) -> Row:
+        """One run per platform into one fresh target directory, summed."""
+        base = work / "cm"
+        shutil.rmtree(base, ignore_errors=True)
         target, tmp = base / "target", base / "tmp"
         tmp.mkdir(parents=True)
         os.sync()
@@ -250,8 +266,15 @@ def main() -> None:
                    "--platform", subdir, "--no-progress", *extra]
             parts[subdir], rss = run(cmd, log)
             peak = max(peak, rss)
-        rows.append(Row(f"conda-mirror {label}", sum(parts.values()), peak, timed_sync(), note=up.take(), parts=parts))
+        row = Row(f"conda-mirror {label}", sum(parts.values()), peak, timed_sync(), note=up.take(), parts=parts)
         check_same(f"conda-mirror {label} target", directory_inventory(target), upstream_inv)
+        return row
+
+    for rep in range(args.repeat):  # interleaved, so a slow spell of the machine hits every tool alike
+        for row in [run_airgap(), *(run_conda_mirror(label, extra) for label, extra in variants)]:
+            runs.setdefault(row.name, []).append(row)
+            print(f"run {rep + 1}: {row.name}: {row.wall:.2f}s", file=sys.stderr)
+    rows = [median_row(rs) for rs in runs.values()]
 
     up.httpd.shutdown()
     errors = [line for line in log.read_text().splitlines() if "ERROR" in line or "Traceback" in line]
@@ -261,7 +284,7 @@ def main() -> None:
     ours = rows[0]
     print(f"\n{len(upstream_inv)} packages ({per_subdir['linux-64']} linux-64 + {per_subdir['noarch']} noarch) x {size_text} "
           f"= {total / 2**20:.0f} MiB over HTTP on 127.0.0.1; {os.cpu_count()} cores; Python {sys.version.split()[0]}; "
-          f"conda-mirror {cm_version}")
+          f"conda-mirror {cm_version}; median of {args.repeat} interleaved runs")
     print("All mirrors hold the same package files as upstream (names, sizes, sha256).")
     print(f"{'tool (cold, empty target)':<40} {'wall s':>8} {'x airgap':>9} {'peak RSS':>9} {'x airgap':>9} {'sync s':>7}  "
           f"{'linux-64 s':>10} {'noarch s':>9}  requests served")

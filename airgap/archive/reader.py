@@ -1,6 +1,6 @@
 """Read an airgap/1 archive as a stream, treating every byte as hostile.
 
-Only the current tar member is ever used (no seeking, no extraction by name). The reader
+Only the current tar member is ever used (no seeking back, no extraction by name). The reader
 enforces the layout: ``manifest.json`` first (bounded size), ``manifest.sig`` second, then
 only regular-file members named ``blobs/sha256/<hex>`` that the manifest lists, each once,
 with the listed size. Links, devices, FIFOs, directories, sparse members, ``..`` or absolute
@@ -8,80 +8,123 @@ names, unknown or duplicate members and truncation are all :class:`ArchiveFormat
 checks are the caller's, through :func:`copy_verified`, while it streams each blob where it
 wants it.
 
-Headers are refused before ``tarfile`` reads what they announce: GNU long-name/long-link and
-sparse headers, global and Solaris extended headers (the writer never makes any), a pax
-header larger than :data:`MAX_PAX_HEADER_BYTES` or followed by another one. Whatever else
-``tarfile`` raises on damaged input becomes :class:`ArchiveFormatError` too.
+Headers are parsed here, not by ``tarfile`` (whose per-member cost dominated an import of many
+small files), and only what airgap/1 can contain is accepted: ustar headers (POSIX or GNU
+magic) with a valid checksum and octal or base-256 numbers, and at most one pax extended header
+(``x``) of at most :data:`MAX_PAX_HEADER_BYTES` before a member, whose well-formed records may
+set ``path`` and ``size`` (other keys are ignored, as ``tarfile`` ignores them). GNU
+long-name/long-link and sparse headers, global and Solaris extended headers, GNU sparse pax
+records (the writer never makes any), a pax header followed by another one, a damaged header,
+a bad checksum and a header cut short are all refused before anything they announce is read.
+A clean end of file where a header would start ends the archive, as an end-of-archive block does.
 """
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import os
 import stat
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, Protocol
 
 from ..errors import ArchiveFormatError, IntegrityError
 from ..manifest import MAX_MANIFEST_BYTES, BlobEntry, Manifest
 from ..signing import MAX_SIG_BYTES
+from .hashing import PIPE_MIN, HashPipe
 from .layout import MANIFEST, SIGNATURE, parse_blob_member
 
 CHUNK = 1 << 20
+BLOCK = 512
 MAX_PAX_HEADER_BYTES = 64 << 10  # a pax header of a blob member needs ~200 bytes
+_ZERO_BLOCK = bytes(BLOCK)
 _FILE_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE)
 _REFUSED_HEADERS = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.GNUTYPE_SPARSE, tarfile.XGLTYPE,
                     tarfile.SOLARIS_XHDTYPE)
-_in_pax_header: contextvars.ContextVar[bool] = contextvars.ContextVar("_in_pax_header", default=False)
+_KINDS = {
+    tarfile.SYMTYPE: "a symlink", tarfile.LNKTYPE: "a hardlink", tarfile.CHRTYPE: "a character device",
+    tarfile.BLKTYPE: "a block device", tarfile.FIFOTYPE: "a FIFO", tarfile.DIRTYPE: "a directory",
+    tarfile.CONTTYPE: "a contiguous file", tarfile.GNUTYPE_SPARSE: "a GNU sparse file",
+    tarfile.GNUTYPE_LONGNAME: "a GNU long-name header", tarfile.GNUTYPE_LONGLINK: "a GNU long-link header",
+    tarfile.XGLTYPE: "a pax global header", tarfile.SOLARIS_XHDTYPE: "a Solaris extended header",
+    tarfile.XHDTYPE: "a pax header",
+}
+_OCTAL = b"01234567"
 
 
-def _describe(member: tarfile.TarInfo) -> str:
-    kinds = {
-        tarfile.SYMTYPE: "a symlink", tarfile.LNKTYPE: "a hardlink", tarfile.CHRTYPE: "a character device",
-        tarfile.BLKTYPE: "a block device", tarfile.FIFOTYPE: "a FIFO", tarfile.DIRTYPE: "a directory",
-        tarfile.CONTTYPE: "a contiguous file", tarfile.GNUTYPE_SPARSE: "a GNU sparse file",
-        tarfile.GNUTYPE_LONGNAME: "a GNU long-name header", tarfile.GNUTYPE_LONGLINK: "a GNU long-link header",
-        tarfile.XGLTYPE: "a pax global header", tarfile.SOLARIS_XHDTYPE: "a Solaris extended header",
-        tarfile.XHDTYPE: "a pax header",
-    }
-    if member.type in _FILE_TYPES and member.sparse is not None:
-        return "a sparse file"
-    return kinds.get(member.type, f"a member of type {member.type!r}")
+def _describe(kind: bytes) -> str:
+    return _KINDS.get(kind, f"a member of type {kind!r}")
 
 
-def _is_file(member: tarfile.TarInfo) -> bool:
-    """A plain regular file: not a link, device, directory, contiguous or sparse file."""
-    return member.type in _FILE_TYPES and member.sparse is None
+class _Damaged(Exception):
+    """A header that is not what airgap/1 allows; the message says what and where."""
 
 
-class _RefusedHeader(tarfile.TarError):
-    """A header airgap/1 never uses, refused before tarfile reads the data it announces."""
+class _NotTar(_Damaged):
+    """The first header is no tar header at all."""
 
 
-class _StrictTarInfo(tarfile.TarInfo):
-    """TarInfo that refuses GNU and global headers and bounds pax headers before they are read."""
+class Member:
+    """One tar member as the header (and a pax header before it) describes it."""
 
-    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
-        if self.type in _REFUSED_HEADERS:
-            raise _RefusedHeader(f"expected only pax (POSIX) headers, found {_describe(self)} at byte {self.offset}")
-        if self.type != tarfile.XHDTYPE:
-            return super()._proc_member(tarfile_)  # type: ignore[misc, no-any-return]
-        if not 0 <= self.size <= MAX_PAX_HEADER_BYTES:
-            raise _RefusedHeader(f"expected a pax header of at most {MAX_PAX_HEADER_BYTES} bytes, found one of {self.size} at byte {self.offset}")
-        if _in_pax_header.get():
-            raise _RefusedHeader(f"expected a member after a pax header, found another pax header at byte {self.offset}")
-        token = _in_pax_header.set(True)
-        try:
-            return super()._proc_member(tarfile_)  # type: ignore[misc, no-any-return]
-        except (tarfile.TarError, EOFError, OSError):
-            raise
-        except Exception as exc:  # tarfile's pax and sparse parsing raise ValueError, IndexError, ...
-            raise _RefusedHeader(f"expected a valid pax header, found a damaged one at byte {self.offset} ({type(exc).__name__}: {exc})") from None
-        finally:
-            _in_pax_header.reset(token)
+    __slots__ = ("name", "size", "type", "offset", "offset_data")
+
+    def __init__(self, name: str, size: int, kind: bytes, offset: int, offset_data: int) -> None:
+        self.name = name
+        self.size = size
+        self.type = kind
+        self.offset = offset  # of its first header block (the pax header, if any)
+        self.offset_data = offset_data
+
+    def is_file(self) -> bool:
+        """A plain regular file: not a link, device, directory or contiguous file (sparse ones are refused earlier)."""
+        return self.type in _FILE_TYPES
+
+
+def _number(field: bytes, what: str, offset: int) -> int:
+    """A numeric header field: octal digits (NUL or space terminated) or GNU base-256."""
+    if field[0] in (0x80, 0xFF):  # base-256, positive or negative (two's complement)
+        n = int.from_bytes(field[1:], "big")
+        return n - (1 << (8 * (len(field) - 1))) if field[0] == 0xFF else n
+    digits = field.split(b"\0", 1)[0].strip(b" ")
+    if digits.strip(_OCTAL):
+        raise _Damaged(f"expected an octal number in the {what} field of the header at byte {offset}, found {field!r}")
+    return int(digits, 8) if digits else 0
+
+
+def _checksum_ok(buf: bytes) -> bool:
+    """The header's checksum field matches the (unsigned) sum of its bytes, the field counted as spaces."""
+    try:
+        return _number(buf[148:156], "checksum", 0) == sum(buf) - sum(buf[148:156]) + 256
+    except _Damaged:
+        return False
+
+
+def _text(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def _pax_records(data: bytes, offset: int) -> dict[bytes, bytes]:
+    """The ``"<len> <key>=<value>\\n"`` records of a pax header; anything malformed is refused."""
+    out: dict[bytes, bytes] = {}
+    pos, end = 0, len(data)
+    while pos < end:
+        space = data.find(b" ", pos, min(end, pos + 12))
+        length_text = data[pos:space] if space > pos else b""
+        if not length_text.isdigit():
+            raise _Damaged(f"expected a valid pax header, found a damaged one at byte {offset} (record at {pos} has no length)")
+        stop = pos + int(length_text)
+        if stop > end or stop <= space + 1 or data[stop - 1] != 0x0A:
+            raise _Damaged(f"expected a valid pax header, found a damaged one at byte {offset} (record at {pos} has a wrong length)")
+        key, eq, value = data[space + 1:stop - 1].partition(b"=")
+        if not eq or not key:
+            raise _Damaged(f"expected a valid pax header, found a damaged one at byte {offset} (record at {pos} has no key=value)")
+        if key.startswith(b"GNU.sparse."):
+            raise _Damaged(f"expected a valid pax header, found a damaged one at byte {offset} (GNU sparse records; airgap/1 has no sparse members)")
+        out[key] = value
+        pos = stop
+    return out
 
 
 class ArchiveStream:
@@ -90,18 +133,20 @@ class ArchiveStream:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._fh: BinaryIO = _open_archive(self.path)
-        try:
-            self._tar: tarfile.TarFile = tarfile.open(fileobj=self._fh, mode="r|", copybufsize=CHUNK, tarinfo=_StrictTarInfo)  # type: ignore[call-overload]
-        except _RefusedHeader as exc:
-            self._fh.close()
-            raise ArchiveFormatError(f"{self.path}: {exc}") from None
-        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-            self._fh.close()
-            raise ArchiveFormatError(f"{self.path}: expected a tar archive (airgap/1), found something else ({exc})") from None
-        self._pending: tarfile.TarInfo | None = None
         st = os.fstat(self._fh.fileno())
         self.seekable = stat.S_ISREG(st.st_mode)  # a blob can be read again at its offset (not a tape)
         self.identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        self._size = st.st_size
+        self._pos = 0  # of the next byte self._fh gives
+        self._next_header = 0  # where the header after the current member starts
+        self._current: _Guarded | None = None
+        self._pending: Member | None = None
+        self._ended = False
+        try:
+            self._pending = self._next()  # like tarfile.open: the first header says whether this is a tar archive
+        except BaseException:
+            self._fh.close()
+            raise
 
     def __enter__(self) -> ArchiveStream:
         return self
@@ -110,35 +155,125 @@ class ArchiveStream:
         self.close()
 
     def close(self) -> None:
-        try:
-            self._tar.close()
-        except (tarfile.TarError, OSError, EOFError):
-            pass
         self._fh.close()
 
-    def _next(self) -> tarfile.TarInfo | None:
+    # -- reading ---------------------------------------------------------------------
+
+    def _read(self, n: int) -> bytes:
         try:
-            member = self._tar.next()
-        except _RefusedHeader as exc:
+            data = self._fh.read(n)
+        except (OSError, ValueError) as exc:
+            raise ArchiveFormatError(f"{self.path}: archive is truncated or damaged near byte {self._pos} ({exc})") from None
+        self._pos += len(data)
+        return data
+
+    def _skip_to(self, target: int) -> None:
+        """Move to ``target`` (the next header), past what the caller did not read and the padding."""
+        gap = target - self._pos
+        if gap <= 0:
+            return
+        if self.seekable:
+            if target > self._size:
+                raise ArchiveFormatError(f"{self.path}: archive is truncated: expected {target} bytes, found {self._size}")
+            try:
+                self._fh.seek(target)
+            except (OSError, ValueError) as exc:
+                raise ArchiveFormatError(f"{self.path}: archive is truncated or damaged near byte {self._pos} ({exc})") from None
+            self._pos = target
+            return
+        while gap:
+            got = len(self._read(min(gap, CHUNK)))
+            if not got:
+                raise ArchiveFormatError(f"{self.path}: archive is truncated near byte {self._pos}")
+            gap -= got
+
+    def _next(self) -> Member | None:
+        """The next member's header (after at most one pax header), or None at the end."""
+        self._current = None  # a file object handed out before reads nothing more
+        if self._ended:
+            return None
+        self._skip_to(self._next_header)
+        try:
+            member = self._header()
+        except _NotTar as exc:
+            raise ArchiveFormatError(f"{self.path}: expected a tar archive (airgap/1), found something else ({exc})") from None
+        except _Damaged as exc:
             raise ArchiveFormatError(f"{self.path}: {exc}") from None
-        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-            raise ArchiveFormatError(f"{self.path}: archive is truncated or damaged near byte {self._fh.tell()} ({exc})") from None
-        self._tar.members.clear()  # type: ignore[attr-defined]  # a stream never looks back: flat memory for any member count
+        if member is None:
+            self._ended = True
         return member
 
-    def _read_member(self, member: tarfile.TarInfo, limit: int) -> bytes:
-        if not _is_file(member):
-            raise ArchiveFormatError(f"{self.path}: expected {member.name!r} to be a regular file, found {_describe(member)}")
+    def _header(self) -> Member | None:
+        start = self._pos
+        pax: dict[bytes, bytes] | None = None
+        while True:
+            offset = self._pos
+            buf = self._read(BLOCK)
+            if offset == 0 and (len(buf) < BLOCK or not _checksum_ok(buf)):
+                raise _NotTar("an empty file" if not buf else "a header cut short" if len(buf) < BLOCK else "no valid tar header")
+            if len(buf) < BLOCK:
+                if not buf and pax is None:
+                    return None  # no end-of-archive blocks: tarfile takes this as the end too
+                raise _Damaged(f"archive is truncated: a header cut short at byte {offset}")
+            if buf == _ZERO_BLOCK:
+                if pax is not None:
+                    raise _Damaged(f"expected a member after the pax header at byte {start}, found the end of the archive")
+                return None
+            if not _checksum_ok(buf):
+                raise _Damaged(f"archive is truncated or damaged: bad header checksum at byte {offset}")
+            kind = buf[156:157]
+            size = _number(buf[124:136], "size", offset)
+            if kind in _REFUSED_HEADERS:
+                raise _Damaged(f"expected only pax (POSIX) headers, found {_describe(kind)} at byte {offset}")
+            if kind != tarfile.XHDTYPE:
+                break
+            if pax is not None:
+                raise _Damaged(f"expected a member after a pax header, found another pax header at byte {offset}")
+            if not 0 <= size <= MAX_PAX_HEADER_BYTES:
+                raise _Damaged(f"expected a pax header of at most {MAX_PAX_HEADER_BYTES} bytes, found one of {size} at byte {offset}")
+            data = self._read(-(-size // BLOCK) * BLOCK)
+            if len(data) < size:
+                raise _Damaged(f"archive is truncated inside the pax header at byte {offset}")
+            pax = _pax_records(data[:size], offset)
+        name = _text(buf[0:100])
+        prefix = _text(buf[345:500])
+        if prefix:  # a ustar long name (tarfile reads the field whatever the magic says, so do we)
+            name = prefix + "/" + name
+        if kind == tarfile.AREGTYPE and name.endswith("/"):  # old tar's way of saying "directory"
+            kind = tarfile.DIRTYPE
+        if kind == tarfile.DIRTYPE:
+            name = name.rstrip("/")
+        if pax is not None:
+            if b"path" in pax:
+                name = pax[b"path"].decode("utf-8", "surrogateescape").rstrip("/")
+            if b"size" in pax:
+                if not pax[b"size"].isdigit() or len(pax[b"size"]) > 20:  # int() refuses 4,300 digits and more
+                    raise _Damaged(f"expected a valid pax header, found a damaged one at byte {start} (size {pax[b'size']!r})")
+                size = int(pax[b"size"])
+        member = Member(name, size, kind, start, self._pos)
+        self._next_header = self._pos + (-(-size // BLOCK) * BLOCK if size > 0 else 0)
+        return member
+
+    def _open_member(self, member: Member) -> _Guarded:
+        fh = _Guarded(self, member.size, (self.path, member.offset_data) if self.seekable else None)
+        self._current = fh
+        return fh
+
+    def _read_member(self, member: Member, limit: int) -> bytes:
+        if not member.is_file():
+            raise ArchiveFormatError(f"{self.path}: expected {member.name!r} to be a regular file, found {_describe(member.type)}")
         if not 0 <= member.size <= limit:
             raise ArchiveFormatError(f"{self.path}: expected {member.name} of at most {limit} bytes, found {member.size}")
-        fh = self._tar.extractfile(member)
-        assert fh is not None
-        data = _read_exact(fh, member.size, self.path, member.name)
-        return data
+        return _read_exact(self._open_member(member), member.size, self.path, member.name)
+
+    def _take(self) -> Member | None:
+        member = self._pending if self._pending is not None else self._next()
+        self._pending = None
+        return member
 
     def read_header(self) -> tuple[bytes, bytes | None]:
         """``(manifest bytes, signature bytes or None)`` from the first members."""
-        first = self._next()
+        first = self._take()
         if first is None or first.name != MANIFEST:
             found = "an empty archive" if first is None else repr(first.name)
             raise ArchiveFormatError(f"{self.path}: expected {MANIFEST} as the first member, found {found}")
@@ -160,8 +295,7 @@ class ArchiveStream:
         index = manifest.blob_index()
         seen: set[str] = set()
         while True:
-            member = self._pending if self._pending is not None else self._next()
-            self._pending = None
+            member = self._take()
             if member is None:
                 return
             name = member.name
@@ -170,8 +304,8 @@ class ArchiveStream:
             sha = parse_blob_member(name)
             if sha is None:
                 raise ArchiveFormatError(f"{self.path}: expected only blobs/sha256/<hex> members after the manifest, found {name!r}")
-            if not _is_file(member):
-                raise ArchiveFormatError(f"{self.path}: expected {name} to be a regular file, found {_describe(member)}")
+            if not member.is_file():
+                raise ArchiveFormatError(f"{self.path}: expected {name} to be a regular file, found {_describe(member.type)}")
             entry = index.get(sha)
             if entry is None:
                 raise ArchiveFormatError(f"{self.path}: member {name} is not listed in the manifest")
@@ -180,24 +314,29 @@ class ArchiveStream:
             seen.add(sha)
             if member.size != entry.size:
                 raise IntegrityError(f"{self.path}: {name}: expected {entry.size} bytes (manifest), found {member.size}")
-            fh = self._tar.extractfile(member)
-            assert fh is not None
-            yield entry, _Guarded(fh, self, (self.path, member.offset_data) if self.seekable else None)
+            yield entry, self._open_member(member)
 
 
 class _Guarded:
-    """A member file object whose truncation errors become ArchiveFormatError."""
+    """The bytes of the current member: ``read`` never goes past them; damage is ArchiveFormatError."""
 
-    def __init__(self, fh: IO[bytes], stream: ArchiveStream, location: tuple[Path, int] | None) -> None:
-        self._fh = fh
+    __slots__ = ("_stream", "_remaining", "location")
+
+    def __init__(self, stream: ArchiveStream, size: int, location: tuple[Path, int] | None) -> None:
         self._stream = stream
+        self._remaining = size
         self.location = location  # (file, offset of the blob's bytes) when it can be read again there
 
     def read(self, n: int = -1) -> bytes:
-        try:
-            return self._fh.read(n)
-        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-            raise ArchiveFormatError(f"{self._stream.path}: archive is truncated or damaged ({exc})") from None
+        stream = self._stream
+        if stream._current is not self:  # the stream has moved on to another member
+            return b""
+        k = self._remaining if n < 0 else min(n, self._remaining)
+        if k <= 0:
+            return b""
+        data = stream._read(k)
+        self._remaining -= len(data)
+        return data
 
 
 def _open_archive(path: Path) -> BinaryIO:
@@ -212,33 +351,53 @@ def _open_archive(path: Path) -> BinaryIO:
         kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a directory"
         raise ArchiveFormatError(f"{path}: expected a regular file (or a tape device), found {kind}")
     os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
+    return os.fdopen(fd, "rb", buffering=CHUNK)  # headers and small blobs come out of one large read
 
 
-def _read_exact(fh: IO[bytes], size: int, path: Path, name: str) -> bytes:
+def _read_exact(fh: _Guarded | IO[bytes], size: int, path: Path, name: str) -> bytes:
     try:
         data = fh.read(size)
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         raise ArchiveFormatError(f"{path}: archive is truncated inside {name} ({exc})") from None
     if len(data) != size:
         raise ArchiveFormatError(f"{path}: archive is truncated inside {name}: expected {size} bytes, found {len(data)}")
     return data
 
 
-def copy_verified(src: _Guarded | IO[bytes], entry: BlobEntry, dst: BinaryIO | None, what: str,
-                  on_bytes: Callable[[int], None] | None = None) -> None:
-    """Stream ``entry.size`` bytes from ``src`` into ``dst`` (or nowhere), checking the sha256."""
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+def copy_verified(src: _Guarded | IO[bytes], entry: BlobEntry, dst: Writable | None, what: str,
+                  on_bytes: Callable[[int], None] | None = None, pipe: HashPipe | None = None) -> None:
+    """Stream ``entry.size`` bytes from ``src`` into ``dst`` (or nowhere), checking the sha256.
+
+    With ``pipe``, a large blob is hashed on its thread and a mismatch is raised later, by the
+    pipe's ``check`` or ``finish`` (the caller must call ``finish`` before trusting any blob).
+    """
     h = hashlib.sha256()
+    piped = pipe is not None and entry.size >= PIPE_MIN
     remaining = entry.size
     while remaining:
         chunk = src.read(min(CHUNK, remaining))
         if not chunk:
             raise ArchiveFormatError(f"{what}: archive is truncated: expected {remaining} more bytes of blob {entry.sha256[:16]}")
         remaining -= len(chunk)
-        h.update(chunk)
+        if piped:
+            assert pipe is not None
+            pipe.update(h, chunk)  # a fresh bytes object: nothing changes it while the thread hashes
+        else:
+            h.update(chunk)
         if dst is not None:
             dst.write(chunk)
         if on_bytes is not None:
             on_bytes(len(chunk))
-    if h.hexdigest() != entry.sha256:
-        raise IntegrityError(f"{what}: blob {entry.sha256[:16]}… does not match its sha256 (found {h.hexdigest()[:16]}…): the archive was altered or damaged")
+
+    def mismatch(found: str) -> IntegrityError:
+        return IntegrityError(f"{what}: blob {entry.sha256[:16]}… does not match its sha256 (found {found[:16]}…): the archive was altered or damaged")
+
+    if piped:
+        assert pipe is not None
+        pipe.expect(h, entry.sha256, mismatch)
+    elif h.hexdigest() != entry.sha256:
+        raise mismatch(h.hexdigest())

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..archive.hashing import HashPipe
 from ..archive.reader import ArchiveStream, copy_verified
+from ..archive.writer import start_writeback
 from ..compress import zstd_decompress_bounded
 from ..errors import ArchiveFormatError, IntegrityError, SignatureError, UpstreamError, UsageError
 from ..manifest import BlobEntry, Manifest, SubdirEntry, parse_manifest
@@ -139,8 +142,28 @@ def load_repodata_blob(data: bytes, sub: SubdirEntry, channel: str, what: str) -
     return rd
 
 
+# Staged files this large start their writeback at once (measured: 500 x 1 MiB import 1.75 s -> 1.0 s);
+# for small files the per-file request costs more than it saves (10,000 x 16 KiB: 2.9 s -> 3.5 s).
+WRITEBACK_MIN = 256 << 10
+
+
+class _FdWriter:
+    """``write`` straight to a file descriptor: no buffer object per staged file (there may be 100,000)."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+        return len(data)
+
+
 def stream_blobs(opened: Opened, progress: Progress, desc: str,
-                 destination: Callable[[BlobEntry, tuple[Path, int] | None], Path | None] = lambda entry, location: None) -> dict[str, bytes]:
+                 destination: Callable[[BlobEntry, tuple[Path, int] | None], str | os.PathLike[str] | None] = lambda entry, location: None) -> dict[str, bytes]:
     """Read every blob of an opened archive, checking each hash; return the repodata blobs' bytes.
 
     A package or installer blob goes to the file ``destination(entry, location)`` names, or
@@ -152,20 +175,28 @@ def stream_blobs(opened: Opened, progress: Progress, desc: str,
     repodata: dict[str, bytes] = {}
     seen: set[str] = set()
     bar = progress(desc, sum(b.size for b in expected), files=len(expected))
-    for entry, fh in opened.stream.blobs(manifest):
-        seen.add(entry.sha256)
-        what = f"{opened.stream.path}: blobs/sha256/{entry.sha256}"
-        target = None if entry.kind == "repodata" else destination(entry, getattr(fh, "location", None))
-        if entry.kind == "repodata":
-            buf = io.BytesIO()
-            copy_verified(fh, entry, buf, what, bar.update)
-            repodata[entry.sha256] = buf.getvalue()
-        elif target is not None:
-            with open(target, "wb") as out:
-                copy_verified(fh, entry, out, what, bar.update)
-        else:
-            copy_verified(fh, entry, None, what, bar.update)
-        bar.file_done()
+    with HashPipe() as pipe:  # large blobs are hashed on a second thread while the next bytes are read and written
+        for entry, fh in opened.stream.blobs(manifest):
+            seen.add(entry.sha256)
+            what = f"{opened.stream.path}: blobs/sha256/{entry.sha256}"
+            target = None if entry.kind == "repodata" else destination(entry, getattr(fh, "location", None))
+            if entry.kind == "repodata":
+                buf = io.BytesIO()
+                copy_verified(fh, entry, buf, what, bar.update, pipe)
+                repodata[entry.sha256] = buf.getvalue()
+            elif target is not None:
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+                try:
+                    copy_verified(fh, entry, _FdWriter(fd), what, bar.update, pipe)
+                    if entry.size >= WRITEBACK_MIN:
+                        start_writeback(fd)  # the disk starts now; the destination's one syncfs then waits for less
+                finally:
+                    os.close(fd)
+            else:
+                copy_verified(fh, entry, None, what, bar.update, pipe)
+            pipe.check()
+            bar.file_done()
+        pipe.finish()  # every blob hashed and matched before the caller uses any of them
     bar.close()
     missing = [b.sha256 for b in expected if b.sha256 not in seen]
     if missing:

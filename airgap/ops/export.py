@@ -302,6 +302,7 @@ class Collected:
     cached: int
     excluded: int
     channels: dict[str, dict[str, int]]
+    fresh: frozenset[str] = frozenset()  # downloaded (and verified as they arrived) by this process
 
 
 def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer: Signer | None,
@@ -321,8 +322,8 @@ def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer:
     try:
         for number, target in enumerate(targets, start=1):
             blobs = [b for b in manifest.blobs if (b.volume or 1) == number]
-            write_archive(target, manifest_bytes, signature, ((b.sha256, b.size, cache.path(b.sha256)) for b in blobs),
-                          int(clock()), bar.update, bar.file_done)
+            write_archive(target, manifest_bytes, signature, ((b.sha256, b.size, cache.file(b.sha256)) for b in blobs),
+                          int(clock()), bar.update, bar.file_done, fresh=got.fresh)
             written.append(target)
     except BaseException:
         for target in written:  # all volumes or none
@@ -441,6 +442,7 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
             todo.append(w)
     cached = len(wants) - len(todo)
     failures: list[str] = []
+    fresh: set[str] = set()
     todo_bytes = sum(w.expected.size or 0 for w in todo)
     if todo:
         log.info("downloading %d packages (%d bytes); %d already in the cache", len(todo), todo_bytes, cached)
@@ -450,7 +452,8 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
             for fut in as_completed(futures):
                 w = futures[fut]
                 try:
-                    actual[(w.channel, w.subdir, w.filename)] = fut.result()
+                    actual[(w.channel, w.subdir, w.filename)] = downloaded = fut.result()
+                    fresh.add(downloaded)
                 except UpstreamError as exc:
                     failures.append(str(exc))
                     log.error("%s", exc)
@@ -493,7 +496,7 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
                     present.append(PackageEntry(filename, base_sha, int(rec.get("size", 0))))
                     continue
                 assert sha is not None
-                size = cache.path(sha).stat().st_size
+                size = cache.size(sha)
                 pkgs.append(PackageEntry(filename, sha, size))
                 blobs.setdefault(sha, BlobEntry(sha, size, "package"))
             removals = sorted(set(held.get(ch.name, {}).get(subdir, {})) - set(names)) if base is not None else []
@@ -525,4 +528,4 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
         installers=tuple(installer_entries),
         base=_receipt_id(base) if base is not None else None,
     )
-    return Collected(manifest, cache, len(todo), todo_bytes, cached, excluded, counts)
+    return Collected(manifest, cache, len(todo), todo_bytes, cached, excluded, counts, frozenset(fresh))
