@@ -7,6 +7,7 @@ work from any web server root and from ``file://``.
 from __future__ import annotations
 
 import html
+import re
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -22,12 +23,17 @@ tr:hover td{background:#fafafa}a{color:#0645ad;text-decoration:none}a:hover{text
 """.strip()
 
 
+_NEEDS_ESCAPE = re.compile(r"""[&<>"']""")
+_URL_SAFE = re.compile(r"[A-Za-z0-9._~/-]*\Z")  # what urllib.parse.quote leaves as it is
+
+
 def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    text = "" if value is None else str(value)
+    return html.escape(text, quote=True) if _NEEDS_ESCAPE.search(text) else text  # most text has nothing to escape
 
 
 def _href(path: str) -> str:
-    return _e(urllib.parse.quote(path))
+    return _e(path if _URL_SAFE.match(path) else urllib.parse.quote(path))
 
 
 def human(n: int | None) -> str:

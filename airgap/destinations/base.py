@@ -44,7 +44,7 @@ def parse_index(data: bytes | None, subdir: str, where: str) -> Repodata | None:
         raise DestinationError(f"{where}: expected repodata JSON, found something unreadable ({exc})") from None
 
 
-def file_identity(path: Path) -> tuple[int, int, int, int]:
+def file_identity(path: str | Path) -> tuple[int, int, int, int]:
     st = os.stat(path)
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
@@ -57,7 +57,7 @@ class BlobRef:
     reader refuses the file if it has changed since (:meth:`open`).
     """
 
-    path: Path
+    path: str | Path
     offset: int
     size: int
     sha256: str

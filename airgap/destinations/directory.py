@@ -71,10 +71,11 @@ class Journal:
         self.backup_dir = backup_dir
         self.root = root  # needed to save (paths are stored relative to it)
         self.created_dirs: list[Path] = []
-        self._entries: dict[Path, Path | None] = {}  # target -> backup, in planning order
-        self._planned_dirs: list[Path] = []  # directories that did not exist when planned, outermost first
-        self._dirs_seen: set[Path] = set()
-        self.ready_dirs: set[Path] = set()  # created (or found) by this change: no need to look again
+        # paths are plain strings here: an import of 100,000 files plans 100,000 entries
+        self._entries: dict[str, str | None] = {}  # target -> backup, in planning order
+        self._planned_dirs: list[str] = []  # directories that did not exist when planned, outermost first
+        self._dirs_seen: set[str] = set()
+        self.ready_dirs: dict[tuple[str, str], str] = {}  # (channel, subdir) -> "DIR/" made (or found) by this change
         self._saved = False
         self._n = 0
 
@@ -82,29 +83,51 @@ class Journal:
     def path(self) -> Path:
         return self.backup_dir.parent / JOURNAL
 
-    def prepare_replace(self, target: Path) -> None:
-        """Call before adding, overwriting or removing ``target``: keep a copy (hard link) of what is there."""
-        if target in self._entries:
+    def _plan_dir(self, parent: str) -> None:
+        """Note the directories above a target that do not exist yet (one look per directory, not per file)."""
+        if self.root is None or parent in self._dirs_seen:
             return
-        if self.root is not None:
-            parent = target.parent
-            if parent not in self._dirs_seen:  # one look per directory, not per file
-                self._dirs_seen.add(parent)
-                missing = []
-                for d in target.parents:
-                    if d == self.root or d.exists():
-                        break
-                    missing.append(d)
-                self._planned_dirs.extend(d for d in reversed(missing) if d not in self._planned_dirs)
-        if target.exists():
+        self._dirs_seen.add(parent)
+        missing = []
+        for d in (Path(parent), *Path(parent).parents):
+            if d == self.root or d.exists():
+                break
+            missing.append(str(d))
+        self._planned_dirs.extend(d for d in reversed(missing) if d not in self._planned_dirs)
+
+    def prepare_replace(self, target: str | Path) -> None:
+        """Call before adding, overwriting or removing ``target``: keep a copy (hard link) of what is there."""
+        t = os.fspath(target)
+        if t in self._entries:
+            return
+        self._plan_dir(os.path.dirname(t))
+        self._add(t, os.path.exists(t))
+        if self._saved:
+            self.save()  # not planned ahead: the saved journal must still cover it before it changes
+
+    def prepare_names(self, directory: Path, names: list[str]) -> None:
+        """:meth:`prepare_replace` for many files of one directory, listing it once instead of a stat per file."""
+        d = os.fspath(directory)
+        try:
+            existing = set(os.listdir(d))
+        except (FileNotFoundError, NotADirectoryError):
+            existing = set()
+        self._plan_dir(d)
+        for name in names:
+            t = d + "/" + name
+            if t not in self._entries:
+                self._add(t, name in existing)
+        if self._saved:
+            self.save()
+
+    def _add(self, target: str, exists: bool) -> None:
+        if exists:
             self._n += 1
-            backup = self.backup_dir / f"{self._n}.bak"
+            backup = os.path.join(self.backup_dir, f"{self._n}.bak")
             os.link(target, backup)
             self._entries[target] = backup
         else:
             self._entries[target] = None
-        if self._saved:
-            self.save()  # not planned ahead: the saved journal must still cover it before it changes
 
     def save(self) -> None:
         """Write the journal beside the backups (durably): from now on a killed run can be undone."""
@@ -114,15 +137,14 @@ class Journal:
 
         prefix = str(root).rstrip("/") + "/"
 
-        def rel(p: Path) -> str:
-            text = str(p)
+        def rel(text: str) -> str:
             if not text.startswith(prefix):
                 raise DestinationError(f"journal: expected paths inside {root}, found {text}")
             return text[len(prefix):]
 
         doc = {
             "format": JOURNAL_FORMAT,
-            "entries": [[rel(t), b.name if b else None] for t, b in self._entries.items()],
+            "entries": [[rel(t), os.path.basename(b) if b else None] for t, b in self._entries.items()],
             "dirs": [rel(d) for d in self._planned_dirs],
         }
         atomic_write_bytes(self.path, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
@@ -160,8 +182,8 @@ class Journal:
             for rel, backup in doc["entries"]:
                 if backup is not None and not (isinstance(backup, str) and _BACKUP.match(backup)):
                     raise DestinationError(f"{path}: expected a backup name like 1.bak, found {backup!r}; check the destination, then remove {staging}")
-                journal._entries[safe(rel)] = journal.backup_dir / backup if backup else None
-            journal._planned_dirs = [safe(rel) for rel in doc["dirs"]]
+                journal._entries[str(safe(rel))] = str(journal.backup_dir / backup) if backup else None
+            journal._planned_dirs = [str(safe(rel)) for rel in doc["dirs"]]
         except (AttributeError, KeyError, TypeError, ValueError):
             raise DestinationError(f"{path}: expected an airgap journal, found a malformed one; check the destination, then remove {staging}") from None
         return journal
@@ -169,27 +191,27 @@ class Journal:
     def rollback(self) -> bool:
         """Undo every entry (as far as possible); True if nothing failed."""
         ok = True
-        touched: set[Path] = set()
+        touched: set[str] = set()
         for target, backup in reversed(self._entries.items()):
             try:
                 if backup is None:
                     os.unlink(target)
                 else:
                     os.replace(backup, target)
-                touched.add(target.parent)
+                touched.add(os.path.dirname(target))
             except FileNotFoundError:  # never added, or already restored by an earlier rollback
                 pass
             except OSError as exc:  # keep going: undo as much as possible
                 log.error("rollback: could not restore %s: %s", target, exc)
                 ok = False
         self._entries.clear()
-        for d in sorted({*self.created_dirs, *self._planned_dirs}, key=lambda p: len(p.parts), reverse=True):
+        for d in sorted({*map(str, self.created_dirs), *self._planned_dirs}, key=lambda p: p.count("/"), reverse=True):
             with contextlib.suppress(OSError):
-                d.rmdir()
-                touched.add(d.parent)
+                os.rmdir(d)
+                touched.add(os.path.dirname(d))
         for d in touched:  # the undo is durable before the journal that describes it goes
             with contextlib.suppress(OSError):
-                fsync_dir(d)
+                fsync_dir(Path(d))
         return ok
 
 
@@ -407,8 +429,11 @@ class DirectoryDestination(Destination):
 
     def plan_publish(self, journal: Journal, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]]) -> None:
         """Journal every path a publish of ``packages`` and ``indexes`` will change, then save it."""
+        by_dir: dict[tuple[str, str], list[str]] = {}
         for channel, subdir, filename in packages:
-            journal.prepare_replace(self.subdir_path(channel, subdir) / filename)
+            by_dir.setdefault((channel, subdir), []).append(filename)
+        for (channel, subdir), names in by_dir.items():
+            journal.prepare_names(self.subdir_path(channel, subdir), names)
         for channel, subdir in indexes:
             d = self.subdir_path(channel, subdir)
             for name in ("repodata.json.zst", "repodata.json", "current_repodata.json"):
@@ -421,16 +446,17 @@ class DirectoryDestination(Destination):
 
     # -- the primitive changes ---------------------------------------------------------------
 
-    def put_package(self, channel: str, subdir: str, filename: str, staged: Path, journal: Journal, keep_staged: bool) -> None:
+    def put_package(self, channel: str, subdir: str, filename: str, staged: str | Path, journal: Journal, keep_staged: bool) -> None:
         """Place a staged, verified file. ``keep_staged``: it is needed again (hard link or copy)."""
-        d = self.subdir_path(channel, subdir)
-        if d not in journal.ready_dirs:
-            makedirs_tracked(d, journal.created_dirs)
-            journal.ready_dirs.add(d)
-        target = d / filename
+        d = journal.ready_dirs.get((channel, subdir))
+        if d is None:  # once per subdir: the per-file path is string work only
+            path = self.subdir_path(channel, subdir)
+            makedirs_tracked(path, journal.created_dirs)
+            d = journal.ready_dirs[(channel, subdir)] = os.fspath(path) + "/"
+        target = d + filename
         journal.prepare_replace(target)
         if keep_staged:
-            tmp = d / f".{filename}.airgap-tmp"
+            tmp = f"{d}.{filename}.airgap-tmp"
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             try:

@@ -21,7 +21,6 @@ Order of events:
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import time
 from collections import Counter
@@ -175,31 +174,31 @@ def _publish(opened: Any, dest: Destination, change: Change, receipt: dict[str, 
     held: dict[str, dict[str, dict[str, Any]]] = receipt["channels"]
     held_installers: dict[str, dict[str, Any]] = receipt["installers"]
     blobs: dict[str, BlobRef] = {}
-    local: list[Path] = []  # a remote destination reads blobs where they lie; a tape must be copied first
+    identities: dict[Path, tuple[int, int, int, int]] = {}
     scratch: tempfile.TemporaryDirectory[str] | None = None
+    staging = f"{change.staging}/" if change.staging is not None else None
 
     # Stream and verify every blob; keep what is needed (and every repodata blob).
-    def stage(entry: BlobEntry, location: tuple[Path, int] | None) -> Path | None:
-        nonlocal scratch
+    def stage(entry: BlobEntry, location: tuple[Path, int] | None) -> str | None:
+        nonlocal scratch, staging
         if entry.sha256 not in needed:
             return None
         result.bytes_written += entry.size
-        if change.staging is None and location is not None:
-            blobs[entry.sha256] = BlobRef(location[0], location[1], entry.size, entry.sha256, file_identity(location[0]))
+        if change.staging is None and location is not None:  # a remote destination reads the blob where it lies
+            path = location[0]
+            if path not in identities:
+                identities[path] = file_identity(path)
+            blobs[entry.sha256] = BlobRef(path, location[1], entry.size, entry.sha256, identities[path])
             return None
-        if change.staging is not None:
-            target = change.staging / entry.sha256
-        else:
-            if scratch is None:
-                scratch = tempfile.TemporaryDirectory(prefix="airgap-import-")
-            target = Path(scratch.name) / entry.sha256
-        local.append(target)
+        if staging is None:  # a tape (or pipe) cannot be read twice: copy the blob first
+            scratch = tempfile.TemporaryDirectory(prefix="airgap-import-")
+            staging = scratch.name + "/"
+        target = staging + entry.sha256  # strings: an import may stage 100,000 files
+        blobs[entry.sha256] = BlobRef(target, 0, entry.size, entry.sha256)
         return target
 
     try:
         repodata_blobs = stream_blobs(opened, progress, "import", stage)
-        for target in local:
-            blobs[target.name] = BlobRef(target, 0, os.stat(target).st_size, target.name)
         return _replay(dest, change, receipt, held, held_installers, needed, removals, blobs, repodata_blobs, opened,
                        result, target_channel, progress, clock)
     finally:
