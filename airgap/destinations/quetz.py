@@ -63,6 +63,9 @@ class QuetzDestination(Destination):
             allowed_methods=None, raise_on_status=False))
         self._subdirs: set[str] = set()
         self._channel_checked = False
+        # each subdir's index as last read: receipt, files and sha256 lookups share one GET;
+        # an upload or delete drops it, and waiting for quetz always reads afresh
+        self._index: dict[str, Repodata | None] = {}
 
     @classmethod
     def from_url(cls, url: str, site: dict[str, Any]) -> QuetzDestination:
@@ -140,7 +143,9 @@ class QuetzDestination(Destination):
 
     def read_repodata(self, channel: str, subdir: str) -> Repodata | None:
         self._check_channel(channel)
-        return parse_index(self._repodata_bytes(subdir), subdir, f"{self}/{subdir}/repodata.json")
+        if subdir not in self._index:
+            self._index[subdir] = parse_index(self._repodata_bytes(subdir), subdir, f"{self}/{subdir}/repodata.json")
+        return self._index[subdir]
 
     def inventory(self) -> dict[str, list[str]]:
         resp = self._request("GET", f"/api/channels/{quote(self.channel)}/packages", "listing packages",
@@ -152,7 +157,7 @@ class QuetzDestination(Destination):
         except (ValueError, TypeError, AttributeError) as exc:
             raise DestinationError(f"{self}: listing packages: expected a JSON list, found something else ({exc})") from None
         subdirs = {p for p in platforms | self._subdirs | {"noarch"} if is_safe_channel_name(p)}
-        return {self.channel: sorted(s for s in subdirs if self._repodata_bytes(s) is not None)}
+        return {self.channel: sorted(s for s in subdirs if self.read_repodata(self.channel, s) is not None)}
 
     def files(self, channel: str, subdir: str) -> dict[str, int]:
         rd = self.read_repodata(channel, subdir) if subdir else None
@@ -203,12 +208,14 @@ class QuetzDestination(Destination):
         if resp.status == 406:
             raise IntegrityError(f"{self}: uploading {p.filename}: the server found another sha256 than {p.blob.sha256} ({_detail(resp)})")
         self._subdirs.add(p.subdir)
+        self._index.pop(p.subdir, None)
         return resp.status == 201
 
     def delete(self, subdir: str, filename: str, name: str) -> None:
         path = (f"/api/channels/{quote(self.channel)}/packages/{quote(name)}/versions/"
                 f"{quote(subdir)}/{quote(filename)}")
         self._request("DELETE", path, f"removing {subdir}/{filename}", ok=(200, 404))
+        self._index.pop(subdir, None)
 
     def remove_packages(self, files: list[tuple[str, str, str]]) -> None:
         """Delete files, then wait until quetz's repodata no longer lists them."""
@@ -230,6 +237,7 @@ class QuetzDestination(Destination):
         delay = 0.1
         behind = len(present) + len(absent) + 1
         while True:
+            self._index.pop(subdir, None)
             rd = self.read_repodata(self.channel, subdir)
             listed = {fn: record_hashes(rec)[0] for fn, rec in rd.records()} if rd is not None else {}
             for fn, sha in present.items():
