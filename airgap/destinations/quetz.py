@@ -78,8 +78,8 @@ class QuetzDestination(Destination):
         base = f"{parts.scheme}://{parts.netloc}" + "".join(f"/{p}" for p in path[:-1])
         env = str(site.get("api_key_env", "QUETZ_API_KEY"))
         key = site.get("api_key") or os.environ.get(env) or None
-        kwargs = {k: site[k] for k in ("workers", "index_timeout", "create_channel", "private", "ca_bundle") if k in site}
-        return cls(base, path[-1], str(key) if key else None, **kwargs)
+        settings = {k: v for k, v in site.items() if k not in ("url", "api_key", "api_key_env")}  # checked: SITE_KEYS
+        return cls(base, path[-1], str(key) if key else None, **settings)
 
     def __str__(self) -> str:
         return f"quetz+{self.base_url}/{self.channel}"

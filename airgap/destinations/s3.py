@@ -78,9 +78,8 @@ class S3Destination(Destination):
     def from_url(cls, url: str, site: dict[str, Any]) -> S3Destination:
         rest = url[len("s3://"):]
         bucket, _, prefix = rest.partition("/")
-        kwargs: dict[str, Any] = {k: site[k] for k in ("endpoint_url", "region", "profile", "public_url", "workers",
-                                                       "multipart_threshold", "lock_stale_after") if k in site}
-        return cls(bucket, prefix, **kwargs)
+        settings = {k: v for k, v in site.items() if k != "url"}  # open_destination checked the keys (SITE_KEYS)
+        return cls(bucket, prefix, **settings)
 
     def __str__(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}".rstrip("/")

@@ -171,8 +171,6 @@ def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
 def _publish(opened: Any, dest: Destination, change: Change, receipt: dict[str, Any], needed: dict[str, list[tuple[str, str, str]]],
              removals: list[tuple[str, str, str]], result: ImportResult, target_channel: Any, progress: Progress,
              clock: Any) -> ImportResult:
-    held: dict[str, dict[str, dict[str, Any]]] = receipt["channels"]
-    held_installers: dict[str, dict[str, Any]] = receipt["installers"]
     blobs: dict[str, BlobRef] = {}
     identities: dict[Path, tuple[int, int, int, int]] = {}
     scratch: tempfile.TemporaryDirectory[str] | None = None
@@ -199,18 +197,19 @@ def _publish(opened: Any, dest: Destination, change: Change, receipt: dict[str, 
 
     try:
         repodata_blobs = stream_blobs(opened, progress, "import", stage)
-        return _replay(dest, change, receipt, held, held_installers, needed, removals, blobs, repodata_blobs, opened,
-                       result, target_channel, progress, clock)
+        return _replay(dest, change, receipt, needed, removals, blobs, repodata_blobs, opened, result, target_channel,
+                       progress, clock)
     finally:
         if scratch is not None:
             scratch.cleanup()
 
 
-def _replay(dest: Destination, change: Change, receipt: dict[str, Any], held: dict[str, dict[str, dict[str, Any]]],
-            held_installers: dict[str, dict[str, Any]], needed: dict[str, list[tuple[str, str, str]]],
+def _replay(dest: Destination, change: Change, receipt: dict[str, Any], needed: dict[str, list[tuple[str, str, str]]],
             removals: list[tuple[str, str, str]], blobs: dict[str, BlobRef], repodata_blobs: dict[str, bytes], opened: Any,
             result: ImportResult, target_channel: Any, progress: Progress, clock: Any) -> ImportResult:
     manifest = opened.manifest
+    held: dict[str, dict[str, dict[str, Any]]] = receipt["channels"]
+    held_installers: dict[str, dict[str, Any]] = receipt["installers"]
     # Build the new repodata of every touched subdir (every channel gets a noarch).
     current: dict[tuple[str, str], Repodata | None] = {}
     new_index: dict[tuple[str, str], Repodata] = {}
