@@ -512,17 +512,19 @@ def receipt(into: str | None, output: str | None, as_json: bool, state: _State, 
 @click.argument("dest", type=click.Path(file_okay=False))
 @click.option("--port", type=int, default=8080, show_default=True, help="TCP port.")
 @click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every interface).")
+@click.option("--access-log", "access_log", type=click.Path(dir_okay=False), help="Append one line per request to FILE (default: log them at INFO).")
 @common_options(reads_config=False)
-def serve(dest: str, port: int, bind: str, state: _State, config: Config | None) -> None:
+def serve(dest: str, port: int, bind: str, access_log: str | None, state: _State, config: Config | None) -> None:
     """Serve the channels in DEST over HTTP, inside the air gap.
 
     \b
     Example:  airgap serve /srv/conda --port 8080 --bind 0.0.0.0
     """
     from .destinations.directory import DirectoryDestination
-    from .serve import make_server
+    from .serve import AccessLog, make_server
 
-    server = make_server(Path(dest), bind, port, access_log=log.debug)
+    access = AccessLog(Path(access_log) if access_log else None)
+    server = make_server(Path(dest), bind, port, access_log=access)
     host, real_port = str(server.server_address[0]), int(server.server_address[1])
     base = f"http://{host}:{real_port}"
     channels = sorted(DirectoryDestination(Path(dest)).inventory())
@@ -534,6 +536,7 @@ def serve(dest: str, port: int, bind: str, state: _State, config: Config | None)
         server.serve_forever()
     finally:
         server.server_close()
+        access.close()
 
 
 @main.command()

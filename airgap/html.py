@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .repodata import Repodata
@@ -97,3 +97,14 @@ def channel_page(channel: str, subdirs: Mapping[str, Repodata], origin: Mapping[
     total = sum(len(rd) for rd in subdirs.values())
     meta = f"conda channel: {len(names)} packages, {total} files.{_origin(origin)}"
     return _page(channel, meta, body)
+
+
+def site_page(channels: Mapping[str, list[str]], files: Sequence[str] = ()) -> str:
+    """The served root's page (``airgap serve``'s ``/``): one row per channel, links to its pages."""
+    rows = [f'<tr><td><a href="{_href(ch)}/index.html">{_e(ch)}</a></td><td>{_e(", ".join(subs))}</td></tr>'
+            for ch, subs in sorted(channels.items())]
+    body = ("<table><thead><tr><th>channel</th><th>platforms</th></tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>")
+    if files:  # installers
+        body += "\n<p>Installers: " + " · ".join(f'<a href="{_href(f)}">{_e(f)}</a>' for f in sorted(files)) + "</p>"
+    meta = f"{len(channels)} conda channel(s). Point conda at one with <code>airgap condarc URL --into DEST</code>."
+    return _page("conda channels", meta, body)

@@ -71,7 +71,9 @@ def test_serve_hides_state_and_answers_conda(imported: Path) -> None:
             assert json.loads(resp.read())["info"]["subdir"] == "noarch"
         with urllib.request.urlopen(f"{base}/channel/linux-64/") as resp:  # its index.html, not a listing
             assert b"airgap-hello" in resp.read()
-        for hidden in ("/.airgap/receipt.json", "/", "/%2eairgap/receipt.json", "/channel/.hidden"):
+        with urllib.request.urlopen(f"{base}/") as resp:  # the front page lists the channels
+            assert b'href="channel/index.html"' in resp.read()
+        for hidden in ("/.airgap/receipt.json", "/%2eairgap/receipt.json", "/channel/.hidden"):
             with pytest.raises(urllib.error.HTTPError) as exc:
                 urllib.request.urlopen(base + hidden)
             assert exc.value.code == 404
