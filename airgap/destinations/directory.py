@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .._fs import atomic_write_bytes, fsync_dir, makedirs_tracked
+from .._safepath import check_beneath, open_nofollow
 from ..compress import zstd_compress
 from ..errors import DestinationError, LockError
 from ..repodata import Repodata
@@ -174,6 +175,7 @@ class Journal:
             parts = rel.split("/") if isinstance(rel, str) else []
             if not parts or any(p in ("", ".", "..") or "\0" in p for p in parts):
                 raise DestinationError(f"{path}: expected paths inside {root}, found {rel!r}; check the destination, then remove {staging}")
+            check_beneath(root, root.joinpath(*parts[:-1]))  # an undo must not write through a link either
             return root.joinpath(*parts)
 
         try:
@@ -241,6 +243,7 @@ class DirectoryDestination(Destination):
         return self.root / channel / subdir
 
     def read_receipt(self) -> dict[str, Any]:
+        check_beneath(self.root, self.state_dir)
         path = self.state_dir / RECEIPT
         try:
             doc = json.loads(path.read_bytes())
@@ -260,6 +263,7 @@ class DirectoryDestination(Destination):
 
     def _write_receipt(self, receipt: dict[str, Any], journal: Journal | None) -> None:
         """Replace the receipt atomically; within a change, journaled so it can be undone."""
+        check_beneath(self.root, self.state_dir)
         path = self.state_dir / RECEIPT
         if journal is None:
             self.state_dir.mkdir(exist_ok=True)
@@ -270,6 +274,7 @@ class DirectoryDestination(Destination):
         atomic_write_bytes(path, data)
 
     def read_repodata(self, channel: str, subdir: str) -> Repodata | None:
+        check_beneath(self.root, self.subdir_path(channel, subdir))
         path = self.subdir_path(channel, subdir) / "repodata.json"
         try:
             data = path.read_bytes()
@@ -294,6 +299,8 @@ class DirectoryDestination(Destination):
 
     def remove_packages(self, files: list[tuple[str, str, str]]) -> None:
         """Delete files the published repodata no longer lists (call after the change committed)."""
+        for channel, subdir in {(c, s) for c, s, _ in files}:
+            check_beneath(self.root, self.subdir_path(channel, subdir))
         for channel, subdir, filename in files:
             try:
                 os.unlink(self.subdir_path(channel, subdir) / filename)
@@ -302,6 +309,7 @@ class DirectoryDestination(Destination):
         self.fsync_dirs({(c, s) for c, s, _ in files})
 
     def files(self, channel: str, subdir: str) -> dict[str, int]:
+        check_beneath(self.root, self.subdir_path(channel, subdir))
         try:
             with os.scandir(self.subdir_path(channel, subdir)) as it:
                 return {e.name: e.stat().st_size for e in it if e.is_file(follow_symlinks=False)}
@@ -310,19 +318,25 @@ class DirectoryDestination(Destination):
 
     def file_sha256(self, channel: str, subdir: str, filename: str, on_bytes: OnBytes | None = None) -> str | None:
         """The sha256 of a file the destination holds (hashing it), or None if it is not there."""
+        check_beneath(self.root, self.subdir_path(channel, subdir))
         h = hashlib.sha256()
         try:
-            with open(self.subdir_path(channel, subdir) / filename, "rb") as fh:
+            with open(open_nofollow(self.subdir_path(channel, subdir) / filename), "rb") as fh:
                 for chunk in iter(lambda: fh.read(1 << 20), b""):
                     h.update(chunk)
                     if on_bytes is not None:
                         on_bytes(len(chunk))
         except (FileNotFoundError, IsADirectoryError):
             return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a link is not a file the destination holds
+                return None
+            raise
         return h.hexdigest()
 
     def put_page(self, channel: str, subdir: str | None, data: bytes) -> None:
         d = self.root / channel if subdir is None else self.subdir_path(channel, subdir)
+        check_beneath(self.root, d)
         atomic_write_bytes(d / "index.html", data, durable=False)
 
     def begin(self, label: str) -> DirectoryChange:
@@ -380,6 +394,7 @@ class DirectoryDestination(Destination):
         self._created = []
 
     def new_staging(self, name: str) -> Path:
+        check_beneath(self.root, self.state_dir)
         makedirs_tracked(self.state_dir, self._created)
         staging = self.state_dir / f"staging-{name}-{os.getpid()}"
         if staging.exists():
@@ -398,6 +413,7 @@ class DirectoryDestination(Destination):
         temporary files a killed write leaves in channel subdirs and in ``.airgap``.
         """
         done: list[str] = []
+        check_beneath(self.root, self.state_dir)
         if not self.state_dir.is_dir():
             return done
         for staging in sorted(self.state_dir.glob("staging-*")):
@@ -415,7 +431,7 @@ class DirectoryDestination(Destination):
                 raise DestinationError(f"{staging}: expected to remove what an interrupted run left, cannot: {exc.strerror}") from None
             done.append(f"removed {staging.name}")
         if done:  # temp files exist only while a staging area does
-            dirs = [self.state_dir] + [d for d in self.root.glob("*/*") if d.is_dir() and not d.is_symlink() and not d.parent.name.startswith(".")]
+            dirs = [self.state_dir] + [d for d in self.root.glob("*/*") if d.is_dir() and not d.is_symlink() and not d.parent.is_symlink() and not d.parent.name.startswith(".")]
             for d in dirs:
                 removed = 0
                 for entry in os.scandir(d):
@@ -432,6 +448,9 @@ class DirectoryDestination(Destination):
         by_dir: dict[tuple[str, str], list[str]] = {}
         for channel, subdir, filename in packages:
             by_dir.setdefault((channel, subdir), []).append(filename)
+        for channel, subdir in {*by_dir, *indexes}:  # before the first change: nothing leads outside the destination
+            check_beneath(self.root, self.subdir_path(channel, subdir))
+        check_beneath(self.root, self.state_dir)
         for (channel, subdir), names in by_dir.items():
             journal.prepare_names(self.subdir_path(channel, subdir), names)
         for channel, subdir in indexes:
@@ -451,6 +470,7 @@ class DirectoryDestination(Destination):
         d = journal.ready_dirs.get((channel, subdir))
         if d is None:  # once per subdir: the per-file path is string work only
             path = self.subdir_path(channel, subdir)
+            check_beneath(self.root, path)
             makedirs_tracked(path, journal.created_dirs)
             d = journal.ready_dirs[(channel, subdir)] = os.fspath(path) + "/"
         target = d + filename
@@ -469,6 +489,7 @@ class DirectoryDestination(Destination):
 
     def publish_index(self, channel: str, subdir: str, repodata: Repodata, journal: Journal) -> None:
         d = self.subdir_path(channel, subdir)
+        check_beneath(self.root, d)
         makedirs_tracked(d, journal.created_dirs)
         raw = repodata.to_bytes()
         for name, data in (("repodata.json.zst", zstd_compress(raw)), ("repodata.json", raw)):

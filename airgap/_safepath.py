@@ -1,0 +1,71 @@
+"""Path safety inside a directory destination: airgap never works through a symbolic link.
+
+A directory destination is one tree under one root, locked by one ``flock`` on that root and
+rolled back by one journal. A symbolic link below the root (a channel, a subdir, an installer
+folder or ``.airgap`` itself) would make an import, clean or receipt read and write somewhere
+else: outside the destination, where no lock or journal covers it, or into another channel.
+So every directory airgap is about to read or change below the root is checked first, and a
+link anywhere on the way is refused with one line that says what to do. The root itself may
+be a link (``/srv/conda -> /data/conda``): it is the destination.
+
+Files are never written in place (each write is a new file renamed over the old name), so a
+link as the last part of a file's path is replaced, never written through; reading a file
+that is a link is refused by :func:`open_nofollow`.
+
+What this does not do: hold the directories open while it works. A local user who can change
+the destination's directories between the check and the write can still redirect a write; the
+destination must be writable only by whoever runs airgap (see docs/security.md).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from .errors import DestinationError
+
+
+def check_beneath(root: Path | str, path: Path | str) -> None:
+    """Refuse if any existing part of ``path`` below ``root`` (``path`` included) is a link.
+
+    ``path`` must be ``root`` or below it (spelled from ``root``, not resolved). Parts that do
+    not exist yet are fine: airgap creates them as plain directories.
+    """
+    root_text = os.fspath(root).rstrip("/") or "/"
+    text = os.fspath(path)
+    if text == root_text:
+        return
+    prefix = root_text if root_text.endswith("/") else root_text + "/"
+    if not text.startswith(prefix):
+        raise DestinationError(f"{text}: expected a path inside the destination {root_text}, found one outside it")
+    current = root_text
+    for part in text[len(prefix) :].split("/"):
+        if not part:
+            continue
+        if part in (".", ".."):
+            raise DestinationError(f"{text}: expected a path inside the destination {root_text}, found a '{part}' part")
+        current = current.rstrip("/") + "/" + part
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            return  # the rest does not exist yet
+        if stat.S_ISLNK(st.st_mode):
+            raise DestinationError(_link_message(root_text, current))
+
+
+def _link_message(root: str, link: str) -> str:
+    try:
+        target = os.readlink(link)
+    except OSError:
+        target = "?"
+    return (
+        f"{link}: expected a directory inside the destination {root}, found a symbolic link to {target}; "
+        "airgap never reads or writes through links in a destination (they can lead outside it): "
+        "replace the link by the directory itself, or use its target as the destination"
+    )
+
+
+def open_nofollow(path: Path | str) -> int:
+    """``os.open`` for reading that refuses a link as the last part (``OSError`` ELOOP)."""
+    return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
