@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ArchiveFormatError
+from .placement import installer_problem
 
 FORMAT = "airgap/1"
 SUPPORTED_FORMATS = (FORMAT,)
@@ -349,6 +350,8 @@ def parse_manifest(data: bytes) -> Manifest:
         fn = _str(_get(ins, "filename", ip), ip + ".filename")
         if not is_safe_channel_name(d) or not is_safe_installer_filename(fn) or (d, fn) in placed:
             raise _fail(ip, "a directory name and a file name, each one path component, once", f"{d}/{fn}")
+        if installer_problem(d, fn, (c.name for c in channels)):
+            raise _fail(ip, "an installer folder that is no channel's, and a file name other than index.html", f"{d}/{fn}")
         placed.add((d, fn))
         entry_i = InstallerEntry(d, fn, _hex(_get(ins, "sha256", ip), ip + ".sha256"), _size(_get(ins, "size", ip), ip + ".size"),
                                  _str(_get(ins, "url", ip), ip + ".url"))

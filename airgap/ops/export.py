@@ -44,6 +44,7 @@ from ..manifest import (
     is_safe_channel_name,
     is_safe_installer_filename,
 )
+from ..placement import installer_problem
 from ..progress import Progress, null_progress
 from ..repodata import record_hashes
 from ..signing import Signer
@@ -148,7 +149,11 @@ def installer_wants(config: Config, fetcher: Fetcher) -> list[_InstallerWant]:
                 log.warning("%s: no installer matches %s", base, ", ".join(config.installer_patterns))
             out.extend(_InstallerWant(d, n, base + urllib.parse.quote(n), None) for n in names)
     seen: set[tuple[str, str]] = set()
+    channel_names = [c.name for c in resolve_channels(config)] + ([config.dest_channel] if config.dest_channel else [])
     for w in out:
+        problem = installer_problem(w.dir, w.filename, channel_names)
+        if problem:
+            raise ConfigError(f"installers: {problem}")
         if not is_safe_channel_name(w.dir) or not is_safe_installer_filename(w.filename):
             raise ConfigError(f"installers: expected a folder and a file name of letters, digits, . _ + - ~ =, found {w.dir}/{w.filename}")
         if (w.dir, w.filename) in seen:
@@ -205,6 +210,7 @@ class Plan:
 def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Progress = null_progress) -> Plan:
     """Fetch every channel's repodata and decide what crosses; no package is downloaded."""
     channels = resolve_channels(config)
+    installers = installer_wants(config, fetcher)  # before any repodata: a config mistake fails fast
     subdirs = filters.subdirs()
     fetched: dict[str, dict[str, FetchedRepodata]] = {}
     selections: dict[str, dict[str, Selection]] = {}
@@ -225,7 +231,7 @@ def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Prog
                 if sha is None and md5 is None:
                     raise UpstreamError(f"{fr.url}: {filename}: expected a sha256 or md5 in its record, found neither; cannot verify it")
                 wants.append(_Want(cname, subdir, filename, fr.package_url(filename), Expected(sha, md5, size)))
-    return Plan(channels, fetched, selections, wants, installer_wants(config, fetcher))
+    return Plan(channels, fetched, selections, wants, installers)
 
 
 def check_installable(plan: Plan, filters: Filters, specs: list[str], allow_unsolvable: bool = False) -> None:

@@ -32,6 +32,7 @@ from ..destinations import open_destination
 from ..destinations.base import BlobRef, Change, Destination, Put, file_identity
 from ..errors import DestinationError, UsageError
 from ..manifest import BlobEntry
+from ..placement import import_problem
 from ..progress import Progress, null_progress
 from ..repodata import Repodata, empty, merge, record_hashes
 from ..signing import TrustedKeys
@@ -132,9 +133,11 @@ def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
         log.warning("%s: a %s destination holds conda packages only; the archive's %d installer(s) are not imported",
                     dest, dest.kind, len(installers))
         installers = []
+    collision = import_problem(channel_names, [(i.dir, i.filename) for i in installers], held_installers,
+                               dest.inventory() if installers else ())
+    if collision:
+        raise DestinationError(f"{dest}: {collision}; nothing was changed")
     for ins in installers:
-        if ins.dir in channel_names:
-            raise UsageError(f"installers: expected a directory name other than the channels', found {ins.dir!r} (a channel too)")
         rec = held_installers.get(ins.dir, {}).get(ins.filename)
         if rec and rec.get("sha256") == ins.sha256 and held_size(ins.dir, "", ins.filename) == ins.size:
             present += 1
