@@ -18,6 +18,7 @@ import logging
 import os
 import stat
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable
 from http import HTTPStatus
@@ -67,7 +68,8 @@ class _Handler(TimedRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         status = code.value if isinstance(code, HTTPStatus) else code
-        line = (f'{self.address_string()} - - [{self.log_date_time_string()}] "{_printable(self.requestline)}" '
+        when = time.strftime("%d/%b/%Y:%H:%M:%S %z")  # common log format, as web servers write it
+        line = (f'{self.address_string()} - - [{when}] "{_printable(self.requestline)}" '
                 f"{status} {size if size != '-' else getattr(self, '_length', '-')}")
         self.server.access_log(line)
 
