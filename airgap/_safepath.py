@@ -19,6 +19,7 @@ destination must be writable only by whoever runs airgap (see docs/security.md).
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -69,3 +70,18 @@ def _link_message(root: str, link: str) -> str:
 def open_nofollow(path: Path | str) -> int:
     """``os.open`` for reading that refuses a link as the last part (``OSError`` ELOOP)."""
     return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+
+
+def read_nofollow(path: Path | str) -> bytes:
+    """The bytes of the file at ``path``; a link there is refused (one line), a missing file raises ``FileNotFoundError``."""
+    try:
+        fd = open_nofollow(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DestinationError(
+                f"{path}: expected a file, found a symbolic link to {os.readlink(path)}; "
+                "airgap never reads through links in a destination: replace it by the file"
+            ) from None
+        raise
+    with open(fd, "rb") as fh:
+        return fh.read()

@@ -125,3 +125,18 @@ def test_check_beneath(tmp_path: Path) -> None:
     for bad in (tmp_path / "l", tmp_path / "l" / "b", tmp_path.parent, tmp_path / "a" / ".." / "l"):
         with pytest.raises(DestinationError):
             check_beneath(tmp_path, bad)
+
+
+def test_an_index_that_is_a_link_is_not_read(archives: dict[str, Path], tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    r = cli("import", archives["hello"], "--into", dest, "--allow-unsigned")
+    assert r.exit_code == 0, r.output
+    index = dest / "channel" / "linux-64" / "repodata.json"
+    elsewhere = tmp_path / "elsewhere.json"  # another site's index: its records must not be published here
+    elsewhere.write_bytes(index.read_bytes().replace(b"airgap-hello", b"airgap-other"))
+    index.unlink()
+    index.symlink_to(elsewhere)
+    before = _tree(dest)
+    r = cli("import", archives["all"], "--into", dest, "--allow-unsigned")
+    assert r.exit_code == 1 and f"{index}: expected a file, found a symbolic link" in r.output, r.output
+    assert _tree(dest) == before

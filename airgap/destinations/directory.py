@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .._fs import atomic_write_bytes, fsync_dir, makedirs_tracked
-from .._safepath import check_beneath, open_nofollow
+from .._safepath import check_beneath, open_nofollow, read_nofollow
 from ..compress import zstd_compress
 from ..errors import DestinationError, LockError
 from ..repodata import Repodata
@@ -246,7 +246,7 @@ class DirectoryDestination(Destination):
         check_beneath(self.root, self.state_dir)
         path = self.state_dir / RECEIPT
         try:
-            doc = json.loads(path.read_bytes())
+            doc = json.loads(read_nofollow(path))
         except FileNotFoundError:
             return empty_receipt()
         except (OSError, ValueError) as exc:
@@ -277,7 +277,7 @@ class DirectoryDestination(Destination):
         check_beneath(self.root, self.subdir_path(channel, subdir))
         path = self.subdir_path(channel, subdir) / "repodata.json"
         try:
-            data = path.read_bytes()
+            data = read_nofollow(path)
         except FileNotFoundError:
             return None
         except OSError as exc:
