@@ -85,3 +85,20 @@ def read_nofollow(path: Path | str) -> bytes:
         raise
     with open(fd, "rb") as fh:
         return fh.read()
+
+
+def open_beneath(root: str, parts: list[str]) -> int:
+    """Open ``root/<parts...>`` for reading without following any link on the way.
+
+    Each directory is opened relative to the one before it with ``O_NOFOLLOW``, so a link
+    swapped in after the caller resolved the path fails (``OSError``) instead of being followed.
+    """
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        return os.open(parts[-1] if parts else ".", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+    finally:
+        os.close(fd)

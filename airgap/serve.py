@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from ._httpserver import BoundedHTTPServer, TimedRequestHandler
+from ._safepath import open_beneath
 from .errors import AirgapError, UsageError
 from .html import site_page
 
@@ -128,7 +129,7 @@ class _Handler(TimedRequestHandler):
             self.send_error(HTTPStatus.NOT_FOUND)
             return None
         try:
-            fh = open(os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), "rb")
+            fh = open(open_beneath(root, real[len(root.rstrip("/")) + 1:].split("/")), "rb")  # no link followed on the way
         except OSError:
             self.send_error(HTTPStatus.NOT_FOUND)
             return None

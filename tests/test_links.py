@@ -140,3 +140,18 @@ def test_an_index_that_is_a_link_is_not_read(archives: dict[str, Path], tmp_path
     r = cli("import", archives["all"], "--into", dest, "--allow-unsigned")
     assert r.exit_code == 1 and f"{index}: expected a file, found a symbolic link" in r.output, r.output
     assert _tree(dest) == before
+
+
+def test_open_beneath_follows_no_link(tmp_path: Path) -> None:
+    from airgap._safepath import open_beneath
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_bytes(b"inside")
+    (tmp_path / "l").symlink_to(tmp_path / "a")
+    (tmp_path / "a" / "g").symlink_to(tmp_path / "a" / "f")
+    fd = open_beneath(str(tmp_path), ["a", "f"])
+    with open(fd, "rb") as fh:
+        assert fh.read() == b"inside"
+    for parts in (["l", "f"], ["a", "g"]):
+        with pytest.raises(OSError):
+            os.close(open_beneath(str(tmp_path), parts))
