@@ -238,3 +238,16 @@ def test_access_log_that_cannot_be_opened(tmp_path: Path) -> None:
 
     with pytest.raises(UsageError, match="--access-log"):
         AccessLog(tmp_path / "missing" / "access.log")
+
+
+def test_head_and_not_modified(root: Path, serving: Any) -> None:
+    _, port = serving()
+    answer = _raw(port, b"HEAD /main/linux-64/a-1-0.conda HTTP/1.0\r\n\r\n")
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert _status(answer) == 200 and b"Content-Length: 102" in head and body == b""
+    when = re.search(rb"Last-Modified: ([^\r]+)", head)
+    assert when
+    again = _raw(port, b"GET /main/linux-64/a-1-0.conda HTTP/1.0\r\nIf-Modified-Since: " + when.group(1) + b"\r\n\r\n")
+    assert _status(again) == 304 and again.split(b"\r\n\r\n", 1)[1] == b""
+    assert _status(_raw(port, b"POST /main/linux-64/a-1-0.conda HTTP/1.0\r\nContent-Length: 0\r\n\r\n")) == 501
+    assert _status(_raw(port, b"GET /main HTTP/1.0\r\n\r\n")) == 301
