@@ -19,16 +19,18 @@ RESERVED_FILENAMES = frozenset({"index.html"})
 def installer_problem(folder: str, filename: str, channels: Iterable[str]) -> str | None:
     """Why ``folder/filename`` cannot hold an installer beside ``channels``, or None if it can."""
     if folder in set(channels):
-        return f"installer folder {folder!r} is also a channel's folder; give the installer another dir"
+        return (
+            f"expected an installer folder that is no channel's, found {folder!r}, a channel's folder too; give the installer another dir"
+        )
     if filename in RESERVED_FILENAMES:
-        return f"installer {folder}/{filename} takes the name of a page airgap writes; rename it"
+        return f"expected an installer file name other than the pages airgap writes, found {folder}/{filename}; rename it"
     return None
 
 
 def channel_problem(channel: str, installer_folders: Iterable[str]) -> str | None:
     """Why ``channel`` cannot be placed in a destination holding ``installer_folders``, or None."""
     if channel in set(installer_folders):
-        return f"channel {channel!r} would land in the destination's installer folder {channel}/"
+        return f"expected a channel name that is no installer folder, found {channel!r}, which the destination holds installers in ({channel}/); import it with --dest-channel NAME"
     return None
 
 

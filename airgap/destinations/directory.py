@@ -170,12 +170,15 @@ class Journal:
         except (OSError, ValueError, RecursionError) as exc:
             raise DestinationError(f"{path}: expected an airgap journal, found something unreadable ({exc}); check the destination, then remove {staging}") from None
         journal = cls(staging / "backup", root)
+        checked: set[tuple[str, ...]] = set()
 
         def safe(rel: Any) -> Path:
             parts = rel.split("/") if isinstance(rel, str) else []
             if not parts or any(p in ("", ".", "..") or "\0" in p for p in parts):
                 raise DestinationError(f"{path}: expected paths inside {root}, found {rel!r}; check the destination, then remove {staging}")
-            check_beneath(root, root.joinpath(*parts[:-1]))  # an undo must not write through a link either
+            if tuple(parts[:-1]) not in checked:  # an undo must not write through a link either
+                check_beneath(root, root.joinpath(*parts[:-1]))
+                checked.add(tuple(parts[:-1]))
             return root.joinpath(*parts)
 
         try:
