@@ -520,14 +520,13 @@ def serve(dest: str, port: int, bind: str, access_log: str | None, state: _State
     \b
     Example:  airgap serve /srv/conda --port 8080 --bind 0.0.0.0
     """
-    from .destinations.directory import DirectoryDestination
     from .serve import AccessLog, make_server
 
     access = AccessLog(Path(access_log) if access_log else None)
     server = make_server(Path(dest), bind, port, access_log=access)
     host, real_port = str(server.server_address[0]), int(server.server_address[1])
     base = f"http://{host}:{real_port}"
-    channels = sorted(DirectoryDestination(Path(dest)).inventory())
+    channels = sorted(server.channels())
     click.echo(f"serving {dest} at {base}/ (Ctrl-C to stop)")
     for ch in channels:
         click.echo(f"  channel {ch}: {base}/{ch}   (browse {base}/{ch}/index.html)")

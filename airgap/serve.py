@@ -218,12 +218,18 @@ class ChannelServer(BoundedHTTPServer):
         self.access_log = access_log
         super().__init__(address, _Handler, **limits)
 
+    def channels(self) -> dict[str, list[str]]:
+        """``{channel: [subdir, ...]}`` of the channels served (a linked channel that leads outside is not)."""
+        from .destinations.directory import DirectoryDestination
+
+        return {ch: subs for ch, subs in DirectoryDestination(Path(self.root)).inventory().items()
+                if _inside(os.path.realpath(os.path.join(self.root, ch)), self.root)}
+
     def front_page(self) -> bytes:
         from .destinations.directory import DirectoryDestination
 
         dest = DirectoryDestination(Path(self.root))
-        channels = {ch: subs for ch, subs in dest.inventory().items()
-                    if _inside(os.path.realpath(os.path.join(self.root, ch)), self.root)}
+        channels = self.channels()
         files: list[str] = []
         try:
             installers = dest.read_receipt().get("installers")
