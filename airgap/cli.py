@@ -375,9 +375,11 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
 @click.option("--dest-channel", help="Merge every channel into this channel.")
 @click.option("--reset", is_flag=True, help="Forget what the destination is known to hold: re-check every file (by hash); still write only what differs.")
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
+@click.option("--env", "env_files", multiple=True, metavar="FILE[:NAME,...]",
+              help="environment.yml, pixi.lock (:NAME,... picks environments), conda-lock.yml or @EXPLICIT file to mirror (repeatable; adds to environments).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
-def sync(into: str | None, dest_channel: str | None, reset: bool, lock_timeout: float, as_json: bool,
+def sync(into: str | None, dest_channel: str | None, reset: bool, lock_timeout: float, env_files: tuple[str, ...], as_json: bool,
          state: _State, config: Config) -> None:
     """Fetch, filter, download and publish into a destination in one step (a connected mirror).
 
@@ -388,6 +390,7 @@ def sync(into: str | None, dest_channel: str | None, reset: bool, lock_timeout: 
     """
     from .ops.sync import run_sync
 
+    config = _with_envs(config, env_files)
     dest = _destination(into, config)
     channel = _dest_channel(dest_channel, config)
     result = run_sync(config, dest, dest_channel=channel, reset=reset, lock_timeout=lock_timeout,

@@ -26,6 +26,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .config import Config
 from .errors import ConfigError, UsageError
@@ -103,11 +104,13 @@ def select(
     pulled: dict[Key, set[str]] = {}
     problems: list[str] = []
     finder = _Channels(channels)
-    for env in envs:
-        if isinstance(env, LockedEnv):
-            _take_locked(env, finder, filters, fetched, policy, pulled, problems)
-        else:
-            _solve(env, finder, filters, config, fetched, policy, pulled, problems)
+    with tempfile.TemporaryDirectory(prefix="airgap-envs-") as tmp:
+        index = _Index(Path(tmp), fetched, policy)
+        for env in envs:
+            if isinstance(env, LockedEnv):
+                _take_locked(env, finder, filters, fetched, policy, pulled, problems)
+            else:
+                _solve(env, finder, filters, config, index, pulled, problems)
     if problems:  # the first is the error; the others are logged before it
         for line in problems[1:]:
             log.error("%s", line)
@@ -142,7 +145,7 @@ def _take_locked(
 ) -> None:
     for platform, files in sorted(env.platforms.items()):
         if platform != "noarch" and platform not in filters.platforms:
-            log.info("%s: platform %s skipped: not in platforms (%s)", env.label, platform, ", ".join(filters.platforms))
+            log.warning("%s: its platform %s is skipped: not in platforms (%s)", env.label, platform, ", ".join(filters.platforms))
             continue
         for f in files:
             where = f"{env.label} ({platform}): {f.filename}"
@@ -198,25 +201,38 @@ def _check_locked(
     return None
 
 
-def _write_index(
-    root: Path,
-    fetched: Mapping[str, Mapping[str, FetchedRepodata]],
-    policy: Mapping[str, Mapping[str, Selection]],
-    channels: Sequence[Channel],
-) -> dict[str, str]:
-    """A throw-away channel per configured channel holding the records the policy allows; name -> URL."""
-    urls = {}
-    for ch in channels:
-        for subdir, sel in policy[ch.name].items():
-            d = root / ch.name / subdir
-            d.mkdir(parents=True)
-            doc = fetched[ch.name][subdir].repodata.subset(set(sel.selected)).to_document()
-            (d / "repodata.json").write_text(json.dumps(doc))
-        if not (root / ch.name / "noarch").exists():
-            (root / ch.name / "noarch").mkdir(parents=True)
-            (root / ch.name / "noarch" / "repodata.json").write_text(json.dumps({"info": {"subdir": "noarch"}, "packages": {}}))
-        urls[ch.name] = (root / ch.name).as_uri()
-    return urls
+class _Index:
+    """Throw-away channels holding the records the policy allows, each written once (when a solve first
+    needs it) and read through one gateway by every environment.yml solve of the export."""
+
+    def __init__(
+        self, root: Path, fetched: Mapping[str, Mapping[str, FetchedRepodata]], policy: Mapping[str, Mapping[str, Selection]]
+    ) -> None:
+        self.root, self.fetched, self.policy = root, fetched, policy
+        self.urls: dict[str, str] = {}
+        self._gateway: Any = None
+
+    def url(self, channel: Channel) -> str:
+        if channel.name not in self.urls:
+            for subdir, sel in self.policy[channel.name].items():
+                d = self.root / "c" / channel.name / subdir
+                d.mkdir(parents=True)
+                doc = self.fetched[channel.name][subdir].repodata.subset(set(sel.selected)).to_document()
+                (d / "repodata.json").write_text(json.dumps(doc))
+            self.urls[channel.name] = (self.root / "c" / channel.name).as_uri()
+        return self.urls[channel.name]
+
+    def gateway(self) -> Any:
+        if self._gateway is None:
+            import rattler
+
+            self._gateway = rattler.Gateway(cache_dir=self.root / "cache")
+        return self._gateway
+
+    def key(self, url: str) -> Key:
+        """The (channel, subdir, filename) a solved record's URL points at."""
+        parts = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)).relative_to(self.root / "c").parts
+        return parts[0], parts[1], parts[2]
 
 
 def _solve(
@@ -224,8 +240,7 @@ def _solve(
     finder: _Channels,
     filters: Filters,
     config: Config,
-    fetched: Mapping[str, Mapping[str, FetchedRepodata]],
-    policy: Mapping[str, Mapping[str, Selection]],
+    index: _Index,
     pulled: dict[Key, set[str]],
     problems: list[str],
 ) -> None:
@@ -244,27 +259,23 @@ def _solve(
         return
     specs = [s.split("::", 1)[1] if "::" in s.split(" ", 1)[0] else s for s in env.specs]
     platforms = [p for p in filters.platforms if not env.platforms or p in env.platforms]
-    with tempfile.TemporaryDirectory(prefix="airgap-envs-") as tmp:
-        root = Path(tmp)
-        urls = _write_index(root / "c", fetched, policy, chosen)
-        gateway = rattler.Gateway(cache_dir=root / "cache")
-        for platform in platforms:
-            try:
-                records = asyncio.run(
-                    rattler.solve(
-                        sources=[rattler.Channel(urls[c.name]) for c in chosen],
-                        specs=specs,
-                        gateway=gateway,
-                        platforms=[rattler.Subdir(platform), rattler.Subdir("noarch")],
-                        virtual_packages=for_platform(platform, config.virtual_packages),
-                    )
+    sources = [rattler.Channel(index.url(c)) for c in chosen]
+    for platform in platforms:
+        try:
+            records = asyncio.run(
+                rattler.solve(
+                    sources=sources,
+                    specs=specs,
+                    gateway=index.gateway(),
+                    platforms=[rattler.Subdir(platform), rattler.Subdir("noarch")],
+                    virtual_packages=for_platform(platform, config.virtual_packages),
                 )
-            except Exception as exc:  # rattler's solver error carries the explanation
-                problems.append(
-                    f"{env.label} ({platform}): expected to solve against the filtered upstream records, "
-                    f"found: {' '.join(str(exc).split())}; widen the filters or change the environment"
-                )
-                continue
-            for r in records:
-                parts = Path(urllib.request.url2pathname(urllib.parse.urlsplit(r.url).path)).relative_to(root / "c").parts
-                pulled.setdefault((parts[0], parts[1], parts[2]), set()).add(env.label)
+            )
+        except Exception as exc:  # rattler's solver error carries the explanation
+            problems.append(
+                f"{env.label} ({platform}): expected to solve against the filtered upstream records, "
+                f"found: {' '.join(str(exc).split())}; widen the filters or change the environment"
+            )
+            continue
+        for r in records:
+            pulled.setdefault(index.key(r.url), set()).add(env.label)

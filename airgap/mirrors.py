@@ -78,18 +78,32 @@ def pixi_mirrors(pairs: Sequence[tuple[str, str]]) -> str:
 
 
 def conda_redirects(pairs: Sequence[tuple[str, str]]) -> list[str]:
-    """``.condarc`` lines (mamba reads the same keys): ``custom_channels`` and ``migrated_channel_aliases``."""
+    """``.condarc`` lines (mamba reads the same keys) that send upstream channel URLs to the mirror.
+
+    ``custom_channels`` says where each channel now lives; ``migrated_custom_channels`` and
+    ``migrated_channel_aliases`` say which old locations mean it, so full URLs in lock files are
+    rewritten too. conda cannot rename a channel this way: an upstream channel whose name differs
+    from its mirror channel (``dest_channel``) gets a comment instead; pixi's table handles it.
+    """
     custom: dict[str, str] = {}
+    migrated: dict[str, str] = {}
     aliases: list[str] = []
+    notes: list[str] = []
     for up, mirror in pairs:
         head, name = up.rstrip("/").rsplit("/", 1)
         if up.startswith("https://repo.anaconda.com/pkgs/"):
             continue  # 'defaults': default_channels already point at the mirror
+        if mirror.rstrip("/").rsplit("/", 1)[-1] != name:
+            notes.append(f"# {up} -> {mirror}: conda cannot rename a channel; use the pixi table (airgap condarc --pixi)")
+            continue
         custom.setdefault(name, mirror.rstrip("/"))
+        migrated.setdefault(name, head)
         if head not in aliases:
             aliases.append(head)
-    lines = ["# lock files name upstream URLs: these send them (and channel names) to the mirror"]
-    lines += ["custom_channels:", *[f"  {n}: {loc}" for n, loc in sorted(custom.items())]] if custom else ["custom_channels: {}"]
-    if aliases:
-        lines += ["migrated_channel_aliases:", *[f"  - {a}" for a in sorted(aliases)]]
+    lines = ["# lock files name upstream URLs: these send them (and the channel names) to the mirror", *notes]
+    if not custom:
+        return [*lines, "custom_channels: {}"]
+    lines += ["custom_channels:", *[f"  {n}: {loc}" for n, loc in sorted(custom.items())]]
+    lines += ["migrated_custom_channels:", *[f"  {n}: {loc}" for n, loc in sorted(migrated.items())]]
+    lines += ["migrated_channel_aliases:", *[f"  - {a}" for a in sorted(aliases)]]
     return lines

@@ -284,6 +284,7 @@ def test_condarc_redirects_lock_file_urls_to_the_mirror() -> None:
     assert r.exit_code == 0, r.output
     doc = yaml.safe_load(r.stdout)
     assert doc["custom_channels"] == {"conda-forge": "http://mirror:8080/conda-forge"}
+    assert doc["migrated_custom_channels"] == {"conda-forge": "https://conda.anaconda.org"}
     assert doc["migrated_channel_aliases"] == ["https://conda.anaconda.org", "https://proxy.corp/conda"]
     assert doc["default_channels"] == ["http://mirror:8080/conda-forge", "http://mirror:8080/main"]
     r = cli("condarc", "http://mirror:8080", "conda-forge", "main", "--pixi", "--upstream", "https://proxy.corp/conda/conda-forge")
@@ -307,3 +308,28 @@ def test_environment_entries_are_checked(tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"environments": [{"file": "p.lock", "environments": ["dev"]}]}))
     r = cli("export", "-f", tmp_path / "c.yaml", "--show-config")
     assert r.exit_code == 0 and "environments: [{environments: [dev], file:" in r.stdout, r.output
+
+
+def test_pixi_lock_every_environment_or_the_named_ones(world: dict[str, Any]) -> None:
+    t, url = world["tmp"], world["url"]
+    write_pixi_lock(t / "pixi.lock", url, {"default": world["pixi_records"], "test": world["lock_records"]})
+    cfg = dict(world["config"], environments=["pixi.lock"])
+    (t / "c.yaml").write_text(yaml.safe_dump(cfg))
+    pulled = {p["filename"]: p["environments"] for p in plan(t / "c.yaml")["packages"]}
+    assert pulled == {**{fn: ["pixi.lock#default"] for fn in PIXI}, "extra-1.0-0.conda": ["pixi.lock#test"]}
+    cfg["environments"] = []
+    (t / "c.yaml").write_text(yaml.safe_dump(cfg))
+    pulled = {p["filename"]: p["environments"] for p in plan(t / "c.yaml", "--env", f"{t / 'pixi.lock'}:test")["packages"]}
+    assert pulled == {"extra-1.0-0.conda": [f"{t / 'pixi.lock'}#test"]}
+    r = cli("export", "-f", t / "c.yaml", "--plan", "--env", f"{t / 'pixi.lock'}:prod")
+    assert r.exit_code == 2 and "expected an environment named 'prod', found default, test" in r.output
+
+
+def test_condarc_for_a_merged_channel_says_what_conda_cannot_do() -> None:
+    r = cli("condarc", "http://mirror:8080", "prod", "--upstream", "https://conda.anaconda.org/conda-forge")
+    assert r.exit_code == 0, r.output
+    assert "# https://conda.anaconda.org/conda-forge/ -> http://mirror:8080/prod/: conda cannot rename a channel" in r.stdout
+    mirrors = tomllib.loads(
+        cli("condarc", "http://mirror:8080", "prod", "--pixi", "--upstream", "https://conda.anaconda.org/conda-forge").stdout
+    )
+    assert mirrors["mirrors"]["https://conda.anaconda.org/conda-forge/"] == ["http://mirror:8080/prod/"]
