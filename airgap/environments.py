@@ -259,6 +259,13 @@ def _solve(
         return
     specs = [s.split("::", 1)[1] if "::" in s.split(" ", 1)[0] else s for s in env.specs]
     platforms = [p for p in filters.platforms if not env.platforms or p in env.platforms]
+    if not platforms:
+        log.warning(
+            "%s: nothing to solve: its platforms (%s) are not in platforms (%s)",
+            env.label,
+            ", ".join(env.platforms),
+            ", ".join(filters.platforms),
+        )
     sources = [rattler.Channel(index.url(c)) for c in chosen]
     for platform in platforms:
         try:

@@ -333,3 +333,33 @@ def test_condarc_for_a_merged_channel_says_what_conda_cannot_do() -> None:
         cli("condarc", "http://mirror:8080", "prod", "--pixi", "--upstream", "https://conda.anaconda.org/conda-forge").stdout
     )
     assert mirrors["mirrors"]["https://conda.anaconda.org/conda-forge/"] == ["http://mirror:8080/prod/"]
+
+
+def _load(tmp_path: Path, name: str, text: str) -> list[Any]:
+    from airgap.lockfiles import EnvSource, load
+
+    (tmp_path / name).write_text(text)
+    return load(EnvSource(str(tmp_path / name), name))
+
+
+def test_files_are_told_apart_by_content_and_bad_ones_named(tmp_path: Path) -> None:
+    from airgap.errors import ConfigError
+    from airgap.lockfiles import LockedEnv, SolveEnv
+
+    url = "https://conda.anaconda.org/conda-forge/noarch/six-1.16.0-pyh6c4a22f_0.tar.bz2"
+    (env,) = _load(tmp_path, "a.txt", f"# a comment\n@EXPLICIT\n{url}#{'a' * 32}\n")
+    assert isinstance(env, LockedEnv) and env.platforms["noarch"][0].md5 == "a" * 32
+    assert env.platforms["noarch"][0].channel_url == "https://conda.anaconda.org/conda-forge/"
+    with pytest.raises(
+        ConfigError, match=r"b.txt: six-1.16.0-pyh6c4a22f_0.tar.bz2: expected #<md5> or #sha256:<hex> after the URL, found no hash"
+    ):
+        _load(tmp_path, "b.txt", f"@EXPLICIT\n{url}\n")
+    (env,) = _load(tmp_path, "e.yml", "channels: [conda-forge, nodefaults]\ndependencies: [python 3.12.*, {pip: [requests]}]\n")
+    assert isinstance(env, SolveEnv) and env.channels == ("conda-forge",) and env.specs == ("python 3.12.*",)
+    assert env.skipped == ("requests",)
+    with pytest.raises(ConfigError, match="c.yml: expected an environment.yml .dependencies., a pixi.lock, a conda-lock.yml"):
+        _load(tmp_path, "c.yml", "name: x\n")
+    with pytest.raises(ConfigError, match="environment names .dev. apply to a pixi.lock; this is an environment.yml"):
+        from airgap.lockfiles import EnvSource, load
+
+        load(EnvSource(str(tmp_path / "e.yml"), "e.yml", ("dev",)))
