@@ -178,17 +178,17 @@ def test_the_archive_carries_exactly_the_union_and_each_environment_installs_fro
         mirrors = tomllib.loads(r.stdout)["mirrors"]
         assert mirrors[world["url"]] == [f"{mirror_base}/main/"]
         client = Client([MirrorMiddleware(mirrors)])
-        lock = rattler.LockFile.from_path(t / "pixi.lock")
-        env = lock.environment("default")
-        assert env is not None
-        (platform,) = env.platforms()
-        locked = env.conda_repodata_records_for_platform(platform) or []
-        assert all(r.url.startswith(world["url"]) for r in locked)  # the lock names upstream, unchanged
-        for n, records in enumerate((locked, world["lock_records"])):
+        for n, lock_file in enumerate(("pixi.lock", "conda-lock.yml")):  # the users' files, as they are
+            env = rattler.LockFile.from_path(t / lock_file).default_environment()
+            assert env is not None
+            (platform,) = env.platforms()
+            locked = env.conda_repodata_records_for_platform(platform) or []
+            assert {r.file_name for r in locked} == (PIXI if n == 0 else CONDA_LOCK)
+            assert all(r.url.startswith(world["url"]) for r in locked)  # they name upstream, which is down
             asyncio.run(
-                rattler.install(records, target_prefix=t / f"env-lock{n}", cache_dir=t / f"c-lock{n}", show_progress=False, client=client)
+                rattler.install(locked, target_prefix=t / f"env-lock{n}", cache_dir=t / f"c-lock{n}", show_progress=False, client=client)
             )
-            for r in records:
+            for r in locked:
                 assert (t / f"env-lock{n}" / "conda-meta" / f"{r.file_name.removesuffix('.conda')}.json").is_file()
     finally:
         stop_mirror()
