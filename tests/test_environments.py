@@ -363,3 +363,13 @@ def test_files_are_told_apart_by_content_and_bad_ones_named(tmp_path: Path) -> N
         from airgap.lockfiles import EnvSource, load
 
         load(EnvSource(str(tmp_path / "e.yml"), "e.yml", ("dev",)))
+
+
+def test_an_environment_channel_must_be_configured(world: dict[str, Any]) -> None:
+    t = world["tmp"]
+    (t / "cf.yml").write_text(yaml.safe_dump({"channels": ["conda-forge"], "dependencies": ["app"]}))
+    (t / "c.yaml").write_text(yaml.safe_dump(dict(world["config"], environments=["cf.yml"])))
+    r = cli("export", "-f", t / "c.yaml", "--plan")
+    assert r.exit_code == 2
+    lines = _error_lines(r)
+    assert len(lines) == 1 and "cf.yml: channel conda-forge: expected one of the configured channels (http://127.0.0.1:" in lines[0]
