@@ -250,6 +250,7 @@ def test_a_changed_lock_file_travels_as_a_delta_of_the_new_files(world: dict[str
     write_pixi_lock(t / "pixi.lock", url, {"default": solve(url, ["tool", "libz 1.3.*"], world["cache"])})  # re-locked
     r = cli("export", "-f", t / "c.yaml", "--sign-key", t / "k", t / "d.tar", "--since", receipt, "--json")
     assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["downloaded"] == 1
     manifest = json.loads(cli("inspect", t / "d.tar", "--json").stdout)
     assert manifest["totals"]["packages"] == 1  # only libz 1.3 travels; tool is already there
     r = cli("import", t / "d.tar", "--into", t / "dest", "--trusted-key", t / "k.pub", "--json")
@@ -373,3 +374,12 @@ def test_an_environment_channel_must_be_configured(world: dict[str, Any]) -> Non
     assert r.exit_code == 2
     lines = _error_lines(r)
     assert len(lines) == 1 and "cf.yml: channel conda-forge: expected one of the configured channels (http://127.0.0.1:" in lines[0]
+
+
+def test_sync_takes_environments_from_the_command_line(world: dict[str, Any]) -> None:
+    t = world["tmp"]
+    (t / "c.yaml").write_text(yaml.safe_dump(dict(world["config"], environments=[])))
+    r = cli("sync", "-f", t / "c.yaml", "--into", t / "dest", "--env", t / "pixi.lock")
+    assert r.exit_code == 0, r.output
+    held = {p.name for p in (t / "dest" / "main").glob("*/*") if p.name.endswith((".conda", ".tar.bz2"))}
+    assert held == PIXI
