@@ -91,8 +91,9 @@ def conda_redirects(pairs: Sequence[tuple[str, str]]) -> list[str]:
     notes: list[str] = []
     for up, mirror in pairs:
         head, name = up.rstrip("/").rsplit("/", 1)
-        if up.startswith("https://repo.anaconda.com/pkgs/"):
-            continue  # 'defaults': default_channels already point at the mirror
+        if up.startswith("https://repo.anaconda.com/pkgs/"):  # 'defaults': default_channels name the mirror, but
+            notes.append(f"# {up} -> {mirror}: conda reads 'defaults' from the mirror; full URLs in lock files need the pixi table")
+            continue
         if mirror.rstrip("/").rsplit("/", 1)[-1] != name:
             notes.append(f"# {up} -> {mirror}: conda cannot rename a channel; use the pixi table (airgap condarc --pixi)")
             continue
