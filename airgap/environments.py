@@ -47,6 +47,14 @@ def sources(config: Config) -> list[EnvSource]:
     return [EnvSource(str(e["file"]), str(e.get("label") or e["file"]), tuple(e.get("environments") or ())) for e in config.environments]
 
 
+def manifest_filters(filters: Filters, pulled: Mapping[Key, Sequence[str]]) -> dict[str, Any]:
+    """The filters as the manifest records them, plus the environments the selection was made for."""
+    doc = filters.to_json()
+    if pulled:
+        doc["environments"] = sorted({label for labels in pulled.values() for label in labels})
+    return doc
+
+
 def load_all(srcs: Sequence[EnvSource]) -> list[Env]:
     envs = [env for s in srcs for env in load(s)]
     seen: set[str] = set()

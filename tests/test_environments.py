@@ -166,6 +166,8 @@ def test_the_archive_carries_exactly_the_union_and_each_environment_installs_fro
     assert r.exit_code == 0, r.output
     held = {p.name for p in (t / "dest" / "main").glob("*/*") if p.name.endswith((".conda", ".tar.bz2"))}
     assert held == UNION
+    inspected = json.loads(cli("inspect", t / "m.tar", "--json").stdout)
+    assert inspected["filters"]["environments"] == ["conda-lock.yml", "environment.yml", "pixi.lock#default"]
 
     world["stop"]()  # upstream is gone: only the mirror answers now
     mirror_base, stop_mirror = serve_directory(t / "dest")

@@ -541,7 +541,7 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
         tool=f"airgap {__version__}",
         channels=tuple(channel_entries),
         blobs=tuple(ordered),
-        filters=filters.to_json(),
+        filters=environments.manifest_filters(filters, plan.pulled_by),
         installers=tuple(installer_entries),
         base=_receipt_id(base) if base is not None else None,
     )
