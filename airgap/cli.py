@@ -213,10 +213,13 @@ def keygen(path: str, force: bool, state: _State, config: Config | None) -> None
 @click.option("--check-installable", "check_specs", multiple=True, metavar="SPEC",
               help="Solve SPEC against the selection per platform x python before downloading (repeatable; adds to installable).")
 @click.option("--allow-unsolvable", is_flag=True, help="Report unsolvable specs but export anyway.")
+@click.option("--env", "env_files", multiple=True, metavar="FILE[:NAME,...]",
+              help="environment.yml, pixi.lock (:NAME,... picks environments), conda-lock.yml or @EXPLICIT file to mirror (repeatable; adds to environments).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the plan) as JSON.")
 @common_options()
 def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only: bool, media_size: str | None,
-           since: str | None, volume_size: str | None, check_specs: tuple[str, ...], allow_unsolvable: bool, as_json: bool, state: _State, config: Config) -> None:
+           since: str | None, volume_size: str | None, check_specs: tuple[str, ...], allow_unsolvable: bool,
+           env_files: tuple[str, ...], as_json: bool, state: _State, config: Config) -> None:
     """Fetch, filter and download upstream packages into one signed ARCHIVE.
 
     \b
@@ -230,6 +233,7 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
     from .signing import load_signer
 
     specs = list(check_specs) + list(config.installable)
+    config = _with_envs(config, env_files)
     if plan_only:
         media = parse_size(media_size, "--media-size") if media_size else None
         plan = run_plan(config, installable_specs=specs, allow_unsolvable=allow_unsolvable, progress=_progress(state.quiet))
@@ -273,6 +277,15 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
     )
 
 
+def _with_envs(config: Config, env_files: tuple[str, ...]) -> Config:
+    import dataclasses
+
+    from .lockfiles import source_from_option
+
+    added = tuple({"file": s.file, "label": s.label, "environments": list(s.names)} for s in map(source_from_option, env_files))
+    return dataclasses.replace(config, environments=config.environments + added) if added else config
+
+
 def _print_plan(summary: dict[str, Any], media: int | None, solves: list[dict[str, Any]]) -> None:
     for channel, subdirs in sorted(summary["channels"].items()):
         click.echo(f"channel {channel}")
@@ -282,6 +295,8 @@ def _print_plan(summary: dict[str, Any], media: int | None, solves: list[dict[st
                + (f" of {_human(media)} ({100 * summary['total_bytes'] / media:.0f}%)" if media else ""))
     if summary["excluded_by_rule"]:
         click.echo("excluded " + ", ".join(f"{n} by {rule}" for rule, n in summary["excluded_by_rule"].items()))
+    for path, envs in sorted(summary.get("environments", {}).items()):
+        click.echo(f"file     {path}  <- {', '.join(envs)}")
     for o in solves:
         where = o["platform"] + (f" python {o['python']}" if o["python"] else "")
         click.echo(f"solve    {where:<22} {'ok, ' + str(o['packages']) + ' packages' if o['ok'] else 'FAILED: ' + ' '.join(o['message'].split())[:200]}")
@@ -360,9 +375,11 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
 @click.option("--dest-channel", help="Merge every channel into this channel.")
 @click.option("--reset", is_flag=True, help="Forget what the destination is known to hold: re-check every file (by hash); still write only what differs.")
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
+@click.option("--env", "env_files", multiple=True, metavar="FILE[:NAME,...]",
+              help="environment.yml, pixi.lock (:NAME,... picks environments), conda-lock.yml or @EXPLICIT file to mirror (repeatable; adds to environments).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
-def sync(into: str | None, dest_channel: str | None, reset: bool, lock_timeout: float, as_json: bool,
+def sync(into: str | None, dest_channel: str | None, reset: bool, lock_timeout: float, env_files: tuple[str, ...], as_json: bool,
          state: _State, config: Config) -> None:
     """Fetch, filter, download and publish into a destination in one step (a connected mirror).
 
@@ -373,6 +390,7 @@ def sync(into: str | None, dest_channel: str | None, reset: bool, lock_timeout: 
     """
     from .ops.sync import run_sync
 
+    config = _with_envs(config, env_files)
     dest = _destination(into, config)
     channel = _dest_channel(dest_channel, config)
     result = run_sync(config, dest, dest_channel=channel, reset=reset, lock_timeout=lock_timeout,
@@ -542,16 +560,28 @@ def serve(dest: str, port: int, bind: str, access_log: str | None, state: _State
 @click.argument("url")
 @click.argument("channels", nargs=-1)
 @click.option("--into", "into", help="Take the channel names from this destination (a directory or URL).")
+@click.option("--upstream", "upstreams", multiple=True, metavar="URL",
+              help="Also redirect this upstream channel URL (as lock files name it) to the mirror channel of the same name (repeatable).")
+@click.option("--env", "env_files", multiple=True, metavar="FILE",
+              help="Also redirect the channels this environment or lock file names (repeatable).")
+@click.option("--pixi", is_flag=True, help="Print pixi's config.toml [mirrors] table instead of the .condarc.")
 @common_options(reads_config=False)
-def condarc(url: str, channels: tuple[str, ...], into: str | None, state: _State, config: Config | None) -> None:
-    """Print a .condarc that points conda at the mirror at URL.
+def condarc(url: str, channels: tuple[str, ...], into: str | None, upstreams: tuple[str, ...], env_files: tuple[str, ...],
+            pixi: bool, state: _State, config: Config | None) -> None:
+    """Print a .condarc (or with --pixi a pixi [mirrors] table) that points clients at the mirror at URL.
+
+    Both redirect the upstream URLs written in lock files (conda.anaconda.org/NAME, repo.anaconda.com/pkgs/NAME,
+    and those given with --upstream or found with --env) to the mirror, so lock files work unchanged.
 
     \b
     Examples:
       airgap condarc http://mirror.internal:8080 main conda-forge > ~/.condarc
       airgap condarc http://mirror.internal:8080 --into /srv/conda
+      airgap condarc http://mirror.internal:8080 --into /srv/conda --pixi --env pixi.lock >> ~/.pixi/config.toml
     """
+    from . import mirrors
     from .destinations import open_destination
+    from .lockfiles import source_from_option
     from .serve import condarc as render
 
     if not url.startswith(("http://", "https://", "file://")):
@@ -559,7 +589,13 @@ def condarc(url: str, channels: tuple[str, ...], into: str | None, state: _State
     names = list(channels) + (sorted(open_destination(into).inventory()) if into else [])
     if not names:
         raise UsageError("expected channel names (CHANNELS... or --into DEST), found none")
-    click.echo(render(url, list(dict.fromkeys(names))), nl=False)
+    names = list(dict.fromkeys(names))
+    found = mirrors.upstreams_in([source_from_option(f) for f in env_files])
+    pairs = mirrors.redirects(url, names, [*upstreams, *found])
+    if pixi:
+        click.echo(mirrors.pixi_mirrors(pairs), nl=False)
+        return
+    click.echo(render(url, names, mirrors.conda_redirects(pairs)), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -280,7 +280,7 @@ def make_server(root: Path, host: str = "127.0.0.1", port: int = 8080, access_lo
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def condarc(base_url: str, channels: list[str]) -> str:
+def condarc(base_url: str, channels: list[str], redirects: list[str] | None = None) -> str:
     """A ``.condarc`` that points conda (and mamba, pixi via its config) at these channels only."""
     base = base_url.rstrip("/")
     lines = [
@@ -291,7 +291,7 @@ def condarc(base_url: str, channels: list[str]) -> str:
         *[f"  - {base}/{c}" for c in channels],
         "default_channels:",
         *[f"  - {base}/{c}" for c in channels],
-        "custom_channels: {}",
+        *(redirects or ["custom_channels: {}"]),
         "channel_priority: strict",
         "report_errors: false",
     ]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, installable
+from .. import __version__, environments, installable
 from ..archive.writer import write_archive
 from ..cache import BlobCache, Expected
 from ..compress import zstd_compress
@@ -172,14 +172,18 @@ class Plan:
     wants: list[_Want]
     installers: list[_InstallerWant] = field(default_factory=list)
     installability: list[SolveOutcome] = field(default_factory=list)
+    pulled_by: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)  # file -> environments that need it
 
     @property
     def total_bytes(self) -> int:
         return sum(w.expected.size or 0 for w in self.wants)
 
     def to_json(self) -> dict[str, Any]:
-        packages = [{"channel": w.channel, "subdir": w.subdir, "filename": w.filename, "size": w.expected.size,
+        packages: list[dict[str, Any]] = [{"channel": w.channel, "subdir": w.subdir, "filename": w.filename, "size": w.expected.size,
                      "sha256": w.expected.sha256} for w in self.wants]
+        if self.pulled_by:
+            for p, w in zip(packages, self.wants, strict=True):
+                p["environments"] = self.pulled_by.get((w.channel, w.subdir, w.filename), [])
         excluded = [{"channel": c, "subdir": s, "filename": fn, "reason": reason}
                     for c, subs in self.selections.items() for s, sel in subs.items()
                     for fn, reason in sorted(sel.excluded.items())]
@@ -203,14 +207,19 @@ class Plan:
                 for reason in sel.excluded.values():
                     rule = reason.split(":", 1)[0]
                     rules[rule] = rules.get(rule, 0) + 1
-        return {"channels": per, "excluded_by_rule": dict(sorted(rules.items(), key=lambda kv: -kv[1])),
-                "packages": len(self.wants), "total_bytes": self.total_bytes}
+        doc: dict[str, Any] = {"channels": per, "excluded_by_rule": dict(sorted(rules.items(), key=lambda kv: -kv[1])),
+               "packages": len(self.wants), "total_bytes": self.total_bytes}
+        if self.pulled_by:
+            doc["environments"] = {
+                f"{w.channel}/{w.subdir}/{w.filename}": self.pulled_by.get((w.channel, w.subdir, w.filename), []) for w in self.wants}
+        return doc
 
 
 def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Progress = null_progress) -> Plan:
     """Fetch every channel's repodata and decide what crosses; no package is downloaded."""
     channels = resolve_channels(config)
     installers = installer_wants(config, fetcher)  # before any repodata: a config mistake fails fast
+    envs = environments.load_all(environments.sources(config)) if config.environments else []
     subdirs = filters.subdirs()
     fetched: dict[str, dict[str, FetchedRepodata]] = {}
     selections: dict[str, dict[str, Selection]] = {}
@@ -218,8 +227,12 @@ def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Prog
     for ch in channels:
         fetched[ch.name] = fetch_channel(fetcher, ch, subdirs)
         bar.update(len(subdirs))
-        selections[ch.name] = select_channel({s: fr.repodata for s, fr in fetched[ch.name].items()}, filters)
+        if not envs:
+            selections[ch.name] = select_channel({s: fr.repodata for s, fr in fetched[ch.name].items()}, filters)
     bar.close()
+    pulled: dict[tuple[str, str, str], list[str]] = {}
+    if envs:  # the union of what the environments need (and pkg_list), each file with who pulled it
+        selections, pulled = environments.select(config, filters, channels, envs, fetched)
     wants: list[_Want] = []
     for cname, subs in selections.items():
         for subdir, sel in subs.items():
@@ -231,16 +244,18 @@ def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Prog
                 if sha is None and md5 is None:
                     raise UpstreamError(f"{fr.url}: {filename}: expected a sha256 or md5 in its record, found neither; cannot verify it")
                 wants.append(_Want(cname, subdir, filename, fr.package_url(filename), Expected(sha, md5, size)))
-    return Plan(channels, fetched, selections, wants, installers)
+    return Plan(channels, fetched, selections, wants, installers, pulled_by=pulled)
 
 
-def check_installable(plan: Plan, filters: Filters, specs: list[str], allow_unsolvable: bool = False) -> None:
+def check_installable(plan: Plan, filters: Filters, specs: list[str], allow_unsolvable: bool = False,
+                      virtual_packages: Mapping[str, tuple[str, ...]] | None = None) -> None:
     """Solve ``specs`` against the plan's records, per platform × python; raise if one fails."""
     if not specs:
         return
     selected = {c: {s: plan.fetched[c][s].repodata.subset(set(sel.selected)) for s, sel in subs.items()}
                 for c, subs in plan.selections.items()}
-    plan.installability = installable.check(selected, specs, list(filters.platforms), list(filters.python_versions))
+    plan.installability = installable.check(selected, specs, list(filters.platforms), list(filters.python_versions),
+                                             virtual_packages)
     failed = [o for o in plan.installability if not o.ok]
     for o in failed:
         log.error("not installable on %s%s: %s", o.platform, f" with python {o.python}" if o.python else "", o.message)
@@ -260,7 +275,8 @@ def run_plan(config: Config, *, installable_specs: list[str] | None = None, allo
     filters = filters_from_config(config)
     with _fetcher(config, fetcher) as f:
         plan = make_plan(config, filters, f, progress)
-    check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable)
+    check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable,
+                          config.virtual_packages)
     return plan
 
 
@@ -292,7 +308,8 @@ def run_export(
         raise UsageError(f"{archive}: expected an existing directory to write the archive in, found none")
     with _fetcher(config, fetcher) as f:
         plan = make_plan(config, filters, f, progress)
-        check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable)
+        check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable,
+                          config.virtual_packages)
         base = load_receipt(since) if since is not None else None
         return _export(config, filters, plan, archive, signer, f, progress, clock, volume_size, base)
 
@@ -530,7 +547,7 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
         tool=f"airgap {__version__}",
         channels=tuple(channel_entries),
         blobs=tuple(ordered),
-        filters=filters.to_json(),
+        filters=environments.manifest_filters(filters, plan.pulled_by),
         installers=tuple(installer_entries),
         base=_receipt_id(base) if base is not None else None,
     )
