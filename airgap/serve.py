@@ -1,19 +1,22 @@
 """Serve a destination's channels over HTTP inside the air gap (a static file server).
 
 Read-only, directory listings off except for the generated index.html pages, and airgap's own
-state (``.airgap/``) and temporary files never served. Binds 127.0.0.1 unless told otherwise.
+state (``.airgap/``, but for the SBOMs in ``.airgap/sbom/``) and temporary files never served. Binds 127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
 
 import functools
 import posixpath
+import re
 import urllib.parse
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+
+_SBOM = re.compile(r"/\.airgap/sbom/[A-Za-z0-9_-]{1,64}\.cdx\.json\Z")
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -26,6 +29,8 @@ class _Handler(SimpleHTTPRequestHandler):
 
     def _hidden(self) -> bool:
         path = posixpath.normpath(urllib.parse.unquote(urllib.parse.urlsplit(self.path).path))
+        if _SBOM.match(path):  # the SBOMs the channel pages link to; the rest of .airgap/ stays private
+            return False
         return any(part.startswith(".") for part in path.split("/") if part)
 
     def list_directory(self, path: str | Any) -> Any:
