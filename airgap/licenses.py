@@ -247,9 +247,12 @@ _FAMILIES = (
 def family(record: Mapping[str, Any]) -> str | None:
     """The licence family a review counts the record under, or None when it is unknown."""
     fam = record.get("license_family")
-    if isinstance(fam, str) and fam.strip() and fam.strip().upper() not in ("NONE", "UNKNOWN"):
-        return fam.strip().upper()
+    upstream = fam.strip().upper() if isinstance(fam, str) and fam.strip().upper() not in ("", "NONE", "UNKNOWN") else None
+    if upstream is not None and upstream != "OTHER":
+        return upstream
     expr = to_spdx(record.get("license"))
+    if expr is None and upstream is not None:  # "OTHER", and the text says no more
+        return upstream
     if expr is None:  # not SPDX, but perhaps still clear about its family ("BSD", "GPL v2 or later")
         from .filters import license_families
 

@@ -57,6 +57,7 @@ class Review:
     removed: list[tuple[str, str, str]] = field(default_factory=list)  # (channel, subdir, filename)
     excluded: list[tuple[str, str, str, str]] = field(default_factory=list)  # (channel, subdir, filename, reason)
     installers: list[dict[str, Any]] = field(default_factory=list)
+    sbom: str | None = None  # "CycloneDX-1.6, sha256 …" when the archive carries one
 
 
 def name_of(filename: str) -> str:
@@ -83,6 +84,11 @@ table{border-collapse:collapse;width:100%;margin:.3em 0 1em}
 th,td{text-align:left;vertical-align:top;padding:.25em .55em;border-bottom:1px solid var(--line)}
 th{background:var(--head);font-weight:600}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.nowrap{white-space:nowrap}
+table.changes{table-layout:fixed}
+table.changes th:nth-child(1){width:18%}table.changes th:nth-child(2){width:11%}table.changes th:nth-child(3){width:11%}
+table.changes th:nth-child(4){width:36%}table.changes th:nth-child(5){width:9%}table.changes th:nth-child(6){width:15%}
+table.changes td{overflow-wrap:anywhere}
 code,.hash{font:12px/1.3 ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace;word-break:break-all}
 table.facts th{width:14em;background:none;border-bottom:1px solid var(--line)}
 .signer{font-size:1.05em;font-weight:600}
@@ -108,9 +114,14 @@ details>summary{cursor:pointer;color:var(--mute)}
 """.strip()
 
 
-def _table(head: list[str], rows: list[str], nums: tuple[int, ...] = ()) -> str:
+def _table(head: list[str], rows: list[str], nums: tuple[int, ...] = (), cls: str = "") -> str:
     ths = "".join(f"<th{' class=num' if i in nums else ''}>{_e(h)}</th>" for i, h in enumerate(head))
-    return f"<table><thead><tr>{ths}</tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>"
+    opening = f'<table class="{cls}">' if cls else "<table>"
+    return f"{opening}<thead><tr>{ths}</tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _td(value: Any, cls: str = "") -> str:
@@ -130,13 +141,24 @@ def _facts(r: Review) -> str:
         ("tool", _e(r.tool)),
         ("kind", _e("delta on base " + r.base if r.base else "full archive")),
     ]
+    if r.stage == "archive":
+        rows.append(
+            (
+                "SBOM",
+                _e(
+                    f"{r.sbom}, signed with the manifest"
+                    if r.sbom
+                    else "none in the archive (written before airgap carried one, or with --no-sbom); inspect --sbom derives it"
+                ),
+            )
+        )
     return '<table class="facts"><tbody>' + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</tbody></table>"
 
 
 def _sources(r: Review) -> str:
     rows = [
-        f"<tr>{_td(s.get('channel'))}{_td(s.get('subdir'))}<td><code>{_e(s.get('url'))}</code></td>"
-        f"<td class=hash>{_e(s.get('sha256'))}</td>{_td(human(s.get('size')), 'num')}{_td(s.get('fetched'))}</tr>"
+        f"<tr>{_td(s.get('channel'))}{_td(s.get('subdir'), 'nowrap')}<td><code>{_e(s.get('url'))}</code></td>"
+        f"<td class=hash>{_e(s.get('sha256'))}</td>{_td(human(s.get('size')), 'num')}{_td(s.get('fetched'), 'nowrap')}</tr>"
         for s in r.sources
     ]
     return _table(["channel", "subdir", "repodata URL", "sha256 of the bytes fetched", "size", "fetched"], rows, (4,))
@@ -183,7 +205,7 @@ def _changes(r: Review) -> str:
         if current is not None:
             out.append(
                 f"<h3>{_e(current[0])} / {_e(current[1])}</h3>"
-                + _table(["package", "change", "version", "file", "size", "licence"], rows, (4,))
+                + _table(["package", "change", "version", "file", "size", "licence"], rows, (4,), "changes")
             )
 
     for (channel, subdir, name), g in sorted(groups.items()):
@@ -209,6 +231,9 @@ def _changes(r: Review) -> str:
     if not out:
         return "<p>No package file crosses and none is removed.</p>"
     counts = Counter("changed" if g["added"] and g["removed"] else "added" if g["added"] else "removed" for g in groups.values())
+    if not r.base:
+        lead = f"<p>{len(groups)} package names, {len(r.carried)} files: a full archive, everything is new to an empty destination.</p>"
+        return lead + "\n".join(out)
     lead = (
         f"<p>{counts['added']} package names added, {counts['changed']} changed, {counts['removed']} removed "
         f"({len(r.carried)} files in, {len(r.removed)} files out).</p>"
@@ -226,7 +251,7 @@ def _licences(r: Review) -> str:
             f"<tr>{_td(p.channel)}{_td(p.subdir)}<td><code>{_e(p.filename)}</code></td>{_td(p.license or '(none given)')}</tr>"
             for p in unknown
         ]
-        text += f"<h3>{len(unknown)} package files whose licence is unknown</h3>" + _table(
+        text += f"<h3>{_count(len(unknown), 'package file')} whose licence is unknown</h3>" + _table(
             ["channel", "subdir", "file", "licence as given"], urows
         )
     else:
@@ -246,7 +271,7 @@ def _excluded(r: Review) -> str:
     rows = [f"<tr>{_td(c)}{_td(s)}<td><code>{_e(fn)}</code></td>{_td(reason)}</tr>" for c, s, fn, reason in sorted(r.excluded)]
     return (
         text
-        + f"<details open><summary>{len(rows):,} records</summary>"
+        + f"<details open><summary>{_count(len(rows), 'record')}</summary>"
         + _table(["channel", "subdir", "file", "reason"], rows)
         + "</details>"
     )

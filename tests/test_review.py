@@ -132,6 +132,8 @@ def test_licence_family() -> None:
     assert family({"license": "BSD"}) == "BSD"  # no SPDX expression, but its family is clear
     assert family({"license": "Custom: see LICENSE.txt"}) is None
     assert family({}) is None
+    assert family({"license": "Zlib", "license_family": "Other"}) == "ZLIB"  # "OTHER" says less than the text
+    assert family({"license": "Custom", "license_family": "OTHER"}) == "OTHER"
 
 
 # --- SBOMs ---------------------------------------------------------------------------------
@@ -475,3 +477,18 @@ def test_spdx_download_location_of_a_public_channel(tmp_path: Path) -> None:
     out.write_bytes(sbom.to_bytes(doc))
     assert validate_full_spdx_document(parse_file(str(out))) == []
     assert comps[0].purl == "pkg:conda/numpy@2.0.0%2Bcpu?build=py311_0&channel=conda-forge&subdir=linux-64&type=conda"
+
+
+def test_plan_page_screenshot(world: dict[str, Any], tmp_path: Path) -> None:
+    """The plan of a full export: every record the filters exclude, with its reason."""
+    page_file = tmp_path / "plan.html"
+    r = cli("export", "-f", world["cfg"], "--plan", "--html", page_file)
+    assert r.exit_code == 0, r.output
+    dom = _headless(tmp_path, "--dump-dom", page_file.as_uri()).stdout
+    assert "no signing key given" in dom and "UNSIGNED" in dom
+    assert "bad-gpl-1.0-0.conda" in dom.split('id="excluded"', 1)[1]
+    shot = tmp_path / "plan.png"
+    _headless(tmp_path, f"--screenshot={shot}", "--window-size=1280,2600", page_file.as_uri())
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("AIRGAP_KEEP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["AIRGAP_KEEP_SCREENSHOT"] + ".plan.png")

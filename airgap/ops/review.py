@@ -161,6 +161,7 @@ def archive_review(docs: ArchiveDocs) -> Review:
         present=sum(len(s.present) for ch in m.channels for s in ch.subdirs),
         removed=[(ch.name, s.subdir, fn) for ch in m.channels for s in ch.subdirs for fn in s.removals],
         installers=[i.to_json() for i in m.installers],
+        sbom=f"{m.sbom.format}, sha256 {m.sbom.sha256}" if m.sbom else None,
     )
 
 
