@@ -142,19 +142,16 @@ class InstallerEntry:
 
 
 @dataclass(frozen=True)
-class SbomRef:
-    """The archive's software bill of materials: a ``sbom`` blob in the given document format."""
-
+class SbomRef:  # the archive's software bill of materials: a blob of kind "sbom", in a format of SBOM_FORMATS
     sha256: str
     size: int
-    format: str  # SBOM_FORMATS
+    format: str
 
     def to_json(self) -> dict[str, Any]:
         return {"sha256": self.sha256, "size": self.size, "format": self.format}
 
 
-SBOM_FORMATS = ("CycloneDX-1.6",)
-BLOB_KINDS = ("repodata", "package", "installer", "sbom")
+SBOM_FORMATS, BLOB_KINDS = ("CycloneDX-1.6",), ("repodata", "package", "installer", "sbom")
 
 
 @dataclass(frozen=True)
@@ -168,7 +165,7 @@ class Manifest:
     base: str | None = None
     format: str = FORMAT
     installers: tuple[InstallerEntry, ...] = ()
-    sbom: SbomRef | None = None  # optional: archives written before it existed carry none
+    sbom: SbomRef | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -372,13 +369,13 @@ def parse_manifest(data: bytes) -> Manifest:
                                  _str(_get(ins, "url", ip), ip + ".url"))
         ref(entry_i.sha256, entry_i.size, "installer", ip)
         installers.append(entry_i)
-    sbom: SbomRef | None = None
-    if doc.get("sbom") is not None:
-        sb = _dict(doc["sbom"], "sbom")
-        fmt_sbom = _str(_get(sb, "format", "sbom"), "sbom.format")
-        if fmt_sbom not in SBOM_FORMATS:
-            raise _fail("sbom.format", " or ".join(SBOM_FORMATS), fmt_sbom)
-        sbom = SbomRef(_hex(_get(sb, "sha256", "sbom"), "sbom.sha256"), _size(_get(sb, "size", "sbom"), "sbom.size"), fmt_sbom)
+    sbom, sb = None, doc.get("sbom")
+    if sb is not None:  # optional: archives written before airgap carried an SBOM have none
+        sb = _dict(sb, "sbom")
+        sbom = SbomRef(_hex(_get(sb, "sha256", "sbom"), "sbom.sha256"), _size(_get(sb, "size", "sbom"), "sbom.size"),
+                       _str(_get(sb, "format", "sbom"), "sbom.format"))
+        if sbom.format not in SBOM_FORMATS:
+            raise _fail("sbom.format", " or ".join(SBOM_FORMATS), sbom.format)
         ref(sbom.sha256, sbom.size, "sbom", "sbom")
     unreferenced = [b.sha256 for b in blobs if b.sha256 not in referenced]
     if unreferenced:
