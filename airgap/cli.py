@@ -215,7 +215,7 @@ def keygen(path: str, force: bool, state: _State, config: Config | None) -> None
 @click.option("--allow-unsolvable", is_flag=True, help="Report unsolvable specs but export anyway.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the plan) as JSON.")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False), help="With --plan: write the review page of the transfer to this file.")
-@click.option("--no-sbom", is_flag=True, help="Put no SBOM into the archive (for importers older than airgap 0.2, which refuse it).")
+@click.option("--no-sbom", is_flag=True, help="Put no SBOM into the archive (for importers that predate SBOMs: they refuse an archive carrying one).")
 @common_options()
 def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only: bool, media_size: str | None,
            since: str | None, volume_size: str | None, check_specs: tuple[str, ...], allow_unsolvable: bool, as_json: bool,

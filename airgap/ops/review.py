@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from ..review import Package, Review, render
 from ..signing import TrustedKeys
 from ._archive import load_repodata_blob
 
+log = logging.getLogger(__name__)
 SBOM_NAME = "sbom/{archive_id}.cdx.json"  # under the destination's state folder (.airgap/)
 
 
@@ -232,6 +234,8 @@ def keep_sbom(change: Any, manifest: Manifest, blobs: Mapping[str, bytes]) -> st
     if manifest.sbom is None or manifest.sbom.sha256 not in blobs:
         return None
     where: str | None = change.put_document(SBOM_NAME.format(archive_id=manifest.archive_id), blobs[manifest.sbom.sha256])
+    if where is None:
+        log.info("this destination keeps no SBOM; archive %s carries it (airgap inspect ARCHIVE --sbom cyclonedx)", manifest.archive_id)
     return where
 
 
