@@ -5,8 +5,8 @@ it adds; the files its base already holds are in the base's SBOM. Each has its p
 (``pkg:conda/NAME@VERSION?build=…&channel=…&subdir=…&type=conda|tar.bz2``), its sha256 (and
 md5 where the record has one), its licence as an SPDX expression when the record's text parses
 as one (:mod:`airgap.licenses`) and as a name otherwise, and its channel as supplier. A
-dependency becomes a reference when a file of the archive satisfies it (same channel; a platform
-file with its platform and noarch, a noarch file with any). The document names the archive id,
+dependency becomes a reference to the newest file of the archive that satisfies it (same
+channel; see :func:`dependencies`). The document names the archive id,
 its creation time, the tool, the signer's key id and every upstream repodata with its sha256.
 
 The output is a function of the manifest, the records and the signer only, so the SBOM that
@@ -102,8 +102,16 @@ def components(manifest: Manifest, repodata: Mapping[tuple[str, str], Repodata])
 
 
 def dependencies(comps: list[Component]) -> list[list[int]]:
-    """For each component, the indexes of the components that satisfy one of its ``depends``."""
-    from rattler import BuildString, MatchSpec, PackageRecord
+    """For each component, the indexes of the components its ``depends`` resolve to within the archive.
+
+    Each entry resolves to the newest file that satisfies it (highest version, then build
+    number, then timestamp): the one a solver prefers when nothing else constrains it. A
+    platform file looks in its subdir and noarch (one reference); a noarch file installs on
+    every platform, so it gets the newest match of each subdir of the channel. Listing every
+    satisfying file instead would not scale: ``python >=3.8`` matches hundreds of builds, and
+    a channel of 300,000 files would give hundreds of millions of references.
+    """
+    from rattler import BuildString, MatchSpec, PackageRecord, Version
 
     by_pool: dict[tuple[str, str], dict[str, list[int]]] = {}
     for i, c in enumerate(comps):
@@ -113,30 +121,25 @@ def dependencies(comps: list[Component]) -> list[list[int]]:
         subdirs.setdefault(channel, []).append(subdir)
     specs: dict[str, Any] = {}
     records: dict[int, Any] = {}
+    order: dict[int, Any] = {}
+    best: dict[tuple[str, str, tuple[str, ...]], int | None] = {}  # (dep, channel, pools) -> newest match
 
     def as_record(i: int) -> Any:
         if i not in records:
             c = comps[i]
             bn = c.record.get("build_number", 0)
+            bn = bn if isinstance(bn, int) and not isinstance(bn, bool) else 0
+            ts = c.record.get("timestamp", 0)
             try:
-                records[i] = PackageRecord(
-                    name=c.name,
-                    version=c.version,
-                    build=BuildString(c.build),
-                    build_number=bn if isinstance(bn, int) and not isinstance(bn, bool) else 0,
-                    subdir=c.subdir,
-                )
-            except Exception:  # a version rattler cannot parse: match by name only
+                records[i] = PackageRecord(name=c.name, version=c.version, build=BuildString(c.build), build_number=bn, subdir=c.subdir)
+                order[i] = (Version(c.version), bn, ts if isinstance(ts, int) else 0, c.filename)
+            except Exception:  # a version rattler cannot parse: it matches nothing
                 records[i] = None
         return records[i]
 
-    out: list[list[int]] = []
-    for i, c in enumerate(comps):
-        pools = [c.subdir, "noarch"] if c.subdir != "noarch" else subdirs.get(c.channel, [])
-        found: set[int] = set()
-        for dep in c.record.get("depends") or ():
-            if not isinstance(dep, str) or not dep.strip() or dep.startswith("__"):
-                continue
+    def newest(dep: str, channel: str, pools: tuple[str, ...]) -> int | None:
+        key = (dep, channel, pools)
+        if key not in best:
             if dep not in specs:
                 try:
                     specs[dep] = MatchSpec(dep)
@@ -144,11 +147,26 @@ def dependencies(comps: list[Component]) -> list[list[int]]:
                     specs[dep] = None
             spec = specs[dep]
             name = dep.split(" ", 1)[0].split("[", 1)[0].lower()
-            for pool in dict.fromkeys(pools):
-                for j in by_pool.get((c.channel, pool), {}).get(name, ()):
-                    rec = as_record(j)
-                    if j != i and (spec is None or rec is None or spec.matches(rec)):
-                        found.add(j)
+            found = [
+                j
+                for pool in pools
+                for j in by_pool.get((channel, pool), {}).get(name, ())
+                if spec is not None and as_record(j) is not None and spec.matches(records[j])
+            ]
+            best[key] = max(found, key=lambda j: order[j]) if found else None
+        return best[key]
+
+    out: list[list[int]] = []
+    for i, c in enumerate(comps):
+        groups = [(c.subdir, "noarch")] if c.subdir != "noarch" else [(s,) for s in sorted(subdirs.get(c.channel, []))]
+        found: set[int] = set()
+        for dep in c.record.get("depends") or ():
+            if not isinstance(dep, str) or not dep.strip() or dep.startswith("__"):
+                continue
+            for pools in groups:
+                j = newest(dep, c.channel, pools)
+                if j is not None and j != i:
+                    found.add(j)
         out.append(sorted(found))
     return out
 

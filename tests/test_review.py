@@ -492,3 +492,27 @@ def test_plan_page_screenshot(world: dict[str, Any], tmp_path: Path) -> None:
     assert shot.stat().st_size > 10_000
     if os.environ.get("AIRGAP_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["AIRGAP_KEEP_SCREENSHOT"] + ".plan.png")
+
+
+def test_a_dependency_references_the_newest_file_that_satisfies_it() -> None:
+    from airgap import sbom
+
+    def comp(subdir: str, name: str, version: str, depends: tuple[str, ...] = (), bn: int = 0) -> sbom.Component:
+        rec = {"name": name, "version": version, "build": f"h_{bn}", "build_number": bn, "depends": list(depends)}
+        return sbom.Component("c", "https://example.org/c/", subdir, f"{name}-{version}-h_{bn}.conda", "0" * 64, 1, rec)
+
+    comps = [
+        comp("linux-64", "zlib", "1.2"),
+        comp("linux-64", "zlib", "1.10"),
+        comp("linux-64", "zlib", "1.10", bn=1),
+        comp("osx-64", "zlib", "1.3"),
+        comp("linux-64", "app", "1", ("zlib",)),
+        comp("linux-64", "old", "1", ("zlib <1.3",)),
+        comp("noarch", "py", "1", ("zlib",)),
+        comp("linux-64", "none", "1", ("zlib >=2", "__glibc >=2.17", "missing")),
+    ]
+    deps = sbom.dependencies(comps)
+    assert deps[4] == [2]  # 1.10 build 1: conda's version order (1.10 > 1.2), then the build number
+    assert deps[5] == [0]
+    assert deps[6] == [2, 3]  # noarch: the newest of each platform
+    assert deps[7] == []
