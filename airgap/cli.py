@@ -501,6 +501,8 @@ def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, sbom: st
     click.echo(f"signer     {sig}")
     click.echo(f"filters    {json.dumps(doc['filters'], sort_keys=True)}")
     click.echo(f"totals     {t['packages']} packages, {_human(t['package_bytes'])}; {t['blobs']} blobs")
+    if doc["sbom"]:
+        click.echo(f"sbom       {doc['sbom']['format']}, {_human(doc['sbom']['size'])} (airgap inspect ARCHIVE --sbom cyclonedx|spdx)")
     for ins in doc["installers"]:
         click.echo(f"installer  {ins['dir']}/{ins['filename']} ({_human(ins['size'])})  <- {ins['url']}")
     for ch in doc["channels"]:

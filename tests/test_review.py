@@ -516,3 +516,24 @@ def test_a_dependency_references_the_newest_file_that_satisfies_it() -> None:
     assert deps[5] == [0]
     assert deps[6] == [2, 3]  # noarch: the newest of each platform
     assert deps[7] == []
+
+
+def test_sbom_of_a_split_archive(world: dict[str, Any], tmp_path: Path) -> None:
+    t = world["t"]
+    r = cli("export", "-f", world["cfg"], "--sign-key", t / "k", tmp_path / "m.tar", "--volume-size", "60000")
+    assert r.exit_code == 0, r.output
+    volumes = sorted(tmp_path.glob("m.tar.0*"))
+    assert len(volumes) >= 2
+    r = cli("inspect", volumes[0], "--sbom", "cyclonedx", "--trusted-key", t / "k.pub")
+    assert r.exit_code == 0, r.output
+    assert len(json.loads(r.stdout)["components"]) == 6
+    manifest = _manifest(volumes[0])
+    sbom_volume = next(b["volume"] for b in manifest["blobs"] if b["kind"] == "sbom")
+    assert sbom_volume == 1  # with the repodata, ahead of the packages
+    r = cli("inspect", volumes[-1], "--sbom", "cyclonedx")
+    assert r.exit_code == 2 and r.stdout == "" and "give volume 001" in r.output
+    r = cli("inspect", volumes[0])
+    assert r.exit_code == 0 and "sbom       CycloneDX-1.6" in r.output
+    r = cli("import", *volumes, "--into", tmp_path / "d", "--trusted-key", t / "k.pub")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "d" / ".airgap" / "sbom" / f"{manifest['archive_id']}.cdx.json").is_file()
