@@ -81,9 +81,29 @@ def purl(name: str, version: str, build: str, channel: str, subdir: str, filenam
     return f"pkg:conda/{q(name.lower())}@{q(version)}?" + "&".join(f"{k}={q(v)}" for k, v in qualifiers if v)
 
 
+_TOKEN_PATH = re.compile(r"/t/[^/]+/")
+
+
+def public_url(url: Any) -> str:
+    """``url`` without what may be a secret: user:password@ and a conda token path (``/t/<token>/``)."""
+    text = str(url or "")
+    parts = urllib.parse.urlsplit(text)
+    if parts.username is not None or parts.password is not None:
+        host = parts.hostname or ""
+        text = urllib.parse.urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
+    return _TOKEN_PATH.sub("/t/<token>/", text)
+
+
 def document_info(manifest: Manifest, signer: str | None) -> DocumentInfo:
     sources = [
-        {"channel": ch.name, "url": ch.url, "subdir": s.subdir, "source": dict(s.source)} for ch in manifest.channels for s in ch.subdirs
+        {
+            "channel": ch.name,
+            "url": public_url(ch.url),
+            "subdir": s.subdir,
+            "source": {**s.source, "url": public_url(s.source.get("url", ch.url))},
+        }
+        for ch in manifest.channels
+        for s in ch.subdirs
     ]
     return DocumentInfo(manifest.archive_id, manifest.created, manifest.tool, signer, manifest.base, sources)
 
@@ -96,7 +116,7 @@ def components(manifest: Manifest, repodata: Mapping[tuple[str, str], Repodata])
             rd = repodata.get((ch.name, sub.subdir))
             for p in sub.packages:
                 record = (rd.get(p.filename) if rd is not None else None) or {}
-                out.append(Component(ch.name, ch.url, sub.subdir, p.filename, p.sha256, p.size, record))
+                out.append(Component(ch.name, public_url(ch.url), sub.subdir, p.filename, p.sha256, p.size, record))
     out.sort(key=lambda c: (c.channel, c.subdir, c.name, c.filename))
     return out
 

@@ -537,3 +537,29 @@ def test_sbom_of_a_split_archive(world: dict[str, Any], tmp_path: Path) -> None:
     r = cli("import", *volumes, "--into", tmp_path / "d", "--trusted-key", t / "k.pub")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "d" / ".airgap" / "sbom" / f"{manifest['archive_id']}.cdx.json").is_file()
+
+
+def test_secrets_in_upstream_urls_and_hostile_records_stay_out_of_the_documents() -> None:
+    from airgap import sbom
+    from airgap.review import Package, Review, render
+
+    assert (
+        sbom.public_url("https://user:s3cret@host.example:8443/t/tk-123/conda-forge/") == "https://host.example:8443/t/<token>/conda-forge/"
+    )
+    assert sbom.public_url("https://conda.anaconda.org/conda-forge/") == "https://conda.anaconda.org/conda-forge/"
+    evil = "<script>alert(1)</script>"
+    page = render(
+        Review(
+            "archive",
+            "id",
+            "now",
+            "airgap",
+            "k" * 64,
+            "verified against a trusted key",
+            sources=[{"channel": "c", "subdir": "noarch", "url": evil, "sha256": evil, "fetched": evil}],
+            filters={"pkg_list": [evil]},
+            carried=[Package("c", "noarch", f"{evil}-1-0.conda", evil, evil, 1, None, evil, None)],
+            removed=[("c", "noarch", f"{evil}-0-0.conda")],
+        )
+    )
+    assert "<script" not in page and "&lt;script&gt;" in page

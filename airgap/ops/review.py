@@ -124,7 +124,7 @@ def _sources(manifest_channels: list[tuple[str, str, str, Mapping[str, Any]]]) -
         {
             "channel": c,
             "subdir": s,
-            "url": src.get("url", url),
+            "url": sbom.public_url(src.get("url", url)),
             "sha256": src.get("sha256"),
             "size": src.get("size"),
             "fetched": src.get("fetched"),
@@ -162,7 +162,7 @@ def archive_review(docs: ArchiveDocs) -> Review:
         carried=carried,
         present=sum(len(s.present) for ch in m.channels for s in ch.subdirs),
         removed=[(ch.name, s.subdir, fn) for ch in m.channels for s in ch.subdirs for fn in s.removals],
-        installers=[i.to_json() for i in m.installers],
+        installers=[{**i.to_json(), "url": sbom.public_url(i.url)} for i in m.installers],
         sbom=f"{m.sbom.format}, sha256 {m.sbom.sha256}" if m.sbom else None,
     )
 
@@ -186,7 +186,16 @@ def plan_review(
     for cname, subs in plan.selections.items():
         for subdir, sel in sorted(subs.items()):
             fr = plan.fetched[cname][subdir]
-            sources.append({"channel": cname, "subdir": subdir, "url": fr.url, "sha256": fr.sha256, "size": fr.size, "fetched": fr.fetched})
+            sources.append(
+                {
+                    "channel": cname,
+                    "subdir": subdir,
+                    "url": sbom.public_url(fr.url),
+                    "sha256": fr.sha256,
+                    "size": fr.size,
+                    "fetched": fr.fetched,
+                }
+            )
             have = held.get(cname, {}).get(subdir, {}) if base is not None else {}
             for filename in sel.selected:
                 record = fr.repodata.get(filename) or {}
@@ -215,7 +224,7 @@ def plan_review(
         present=present,
         removed=removed,
         excluded=excluded,
-        installers=[{"dir": i.dir, "filename": i.filename, "url": i.url, "sha256": i.sha256} for i in plan.installers],
+        installers=[{"dir": i.dir, "filename": i.filename, "url": sbom.public_url(i.url), "sha256": i.sha256} for i in plan.installers],
     )
 
 
