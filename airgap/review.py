@@ -232,11 +232,14 @@ def _changes(r: Review) -> str:
         return "<p>No package file crosses and none is removed.</p>"
     counts = Counter("changed" if g["added"] and g["removed"] else "added" if g["added"] else "removed" for g in groups.values())
     if not r.base:
-        lead = f"<p>{len(groups)} package names, {len(r.carried)} files: a full archive, everything is new to an empty destination.</p>"
+        lead = (
+            f"<p>{_count(len(groups), 'package name')}, {_count(len(r.carried), 'file')}: a full archive, "
+            "everything is new to an empty destination.</p>"
+        )
         return lead + "\n".join(out)
     lead = (
-        f"<p>{counts['added']} package names added, {counts['changed']} changed, {counts['removed']} removed "
-        f"({len(r.carried)} files in, {len(r.removed)} files out).</p>"
+        f"<p>Package names: {counts['added']:,} added, {counts['changed']:,} changed, {counts['removed']:,} removed "
+        f"({_count(len(r.carried), 'file')} in, {_count(len(r.removed), 'file')} out).</p>"
     )
     return lead + "\n".join(out)
 
