@@ -13,6 +13,7 @@ from ``license_family`` when upstream set it, else from the expression.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -148,6 +149,11 @@ def to_spdx(text: Any) -> str | None:
     """The licence text as a normalised SPDX expression, or None when any part is not recognised."""
     if not isinstance(text, str) or not text.strip() or len(text) > 1000:
         return None
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=8192)  # a channel has a few thousand distinct licence texts for 300,000 records
+def _parse(text: str) -> str | None:
     tokens = _tokens(text)
     if not tokens:
         return None

@@ -15,6 +15,7 @@ The output is a function of the manifest, the records and the signer only, so th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -55,7 +56,7 @@ class Component:
     def build(self) -> str:
         return str(self.record.get("build") or "")
 
-    @property
+    @functools.cached_property  # a frozen dataclass still has an instance __dict__ for it
     def purl(self) -> str:
         return purl(self.name, self.version, self.build, self.channel, self.subdir, self.filename)
 
