@@ -216,10 +216,12 @@ def keygen(path: str, force: bool, state: _State, config: Config | None) -> None
 @click.option("--env", "env_files", multiple=True, metavar="FILE[:NAME,...]",
               help="environment.yml, pixi.lock (:NAME,... picks environments), conda-lock.yml or @EXPLICIT file to mirror (repeatable; adds to environments).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the plan) as JSON.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), help="With --plan: write the review page of the transfer to this file.")
+@click.option("--no-sbom", is_flag=True, help="Put no SBOM into the archive (for importers that predate SBOMs: they refuse an archive carrying one).")
 @common_options()
 def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only: bool, media_size: str | None,
            since: str | None, volume_size: str | None, check_specs: tuple[str, ...], allow_unsolvable: bool,
-           env_files: tuple[str, ...], as_json: bool, state: _State, config: Config) -> None:
+           env_files: tuple[str, ...], as_json: bool, html_file: str | None, no_sbom: bool, state: _State, config: Config) -> None:
     """Fetch, filter and download upstream packages into one signed ARCHIVE.
 
     \b
@@ -237,6 +239,11 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
     if plan_only:
         media = parse_size(media_size, "--media-size") if media_size else None
         plan = run_plan(config, installable_specs=specs, allow_unsolvable=allow_unsolvable, progress=_progress(state.quiet))
+        if html_file:
+            from .ops.review import plan_page
+
+            key = sign_key or (None if unsigned else config.signing_key)
+            plan_page(plan, config, Path(html_file), load_signer(key).keyid if key else None, Path(since) if since else None)
         if as_json:
             doc = plan.to_json()
             if media is not None:
@@ -250,6 +257,8 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
         return
     if media_size:
         raise UsageError("--media-size: expected together with --plan (to split an archive, use --volume-size)")
+    if html_file:
+        raise UsageError("--html: expected together with --plan (for an archive, use airgap inspect ARCHIVE --html FILE)")
     volumes = parse_size(volume_size, "--volume-size") if volume_size else config.volume_size
     if since is None and config.delta:
         if not config.delta_dir:
@@ -264,7 +273,7 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
         raise UsageError("expected --sign-key KEY (or signing_key in the config), found neither; use --unsigned to write an unsigned archive on purpose")
     signer = None if unsigned else load_signer(key)  # type: ignore[arg-type]
     result = run_export(config, Path(archive), signer, installable_specs=specs, allow_unsolvable=allow_unsolvable,
-                        volume_size=volumes, since=Path(since) if since else None, progress=_progress(state.quiet))
+                        volume_size=volumes, since=Path(since) if since else None, progress=_progress(state.quiet), sbom=not no_sbom)
     if as_json:
         _emit_json(result.to_json())
         return
@@ -470,8 +479,11 @@ def verify(archive: tuple[str, ...], trusted_keys: tuple[str, ...], allow_unsign
 @click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Also check the signature against this key (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+@click.option("--sbom", type=click.Choice(["cyclonedx", "spdx"]), help="Print the archive's SBOM (CycloneDX 1.6 or SPDX 2.3 JSON) instead.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), help="Write the review page of the transfer to this file.")
 @common_options()
-def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, state: _State, config: Config) -> None:
+def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, sbom: str | None, html_file: str | None,
+            state: _State, config: Config) -> None:
     """Show what ARCHIVE holds: channels, subdirs, counts, sizes, signer, sources.
 
     Reads only the manifest; the signature is checked when trusted keys are given.
@@ -482,6 +494,17 @@ def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, state: _
     from .ops.verify import run_inspect
 
     keys = list(trusted_keys) + list(config.trusted_keys)
+    if sbom or html_file:  # with trusted keys, nothing is written unless the signature verifies
+        from .ops.review import archive_review, read_documents, write_page
+        from .review import render
+        from .sbom import render as render_sbom
+
+        docs = read_documents(Path(archive), _trusted(trusted_keys, config) if keys else None)
+        if html_file:
+            write_page(Path(html_file), render(archive_review(docs)))
+        if sbom:
+            click.echo(render_sbom(sbom, docs.manifest, docs.repodata, docs.signer), nl=False)
+        return
     info = run_inspect(Path(archive), _trusted(trusted_keys, config) if keys else None)
     doc = info.to_json()
     if as_json:
@@ -495,6 +518,8 @@ def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, state: _
     click.echo(f"signer     {sig}")
     click.echo(f"filters    {json.dumps(doc['filters'], sort_keys=True)}")
     click.echo(f"totals     {t['packages']} packages, {_human(t['package_bytes'])}; {t['blobs']} blobs")
+    if doc["sbom"]:
+        click.echo(f"sbom       {doc['sbom']['format']}, {_human(doc['sbom']['size'])} (airgap inspect ARCHIVE --sbom cyclonedx|spdx)")
     for ins in doc["installers"]:
         click.echo(f"installer  {ins['dir']}/{ins['filename']} ({_human(ins['size'])})  <- {ins['url']}")
     for ch in doc["channels"]:

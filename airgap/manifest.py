@@ -118,7 +118,7 @@ class ChannelEntry:
 class BlobEntry:
     sha256: str
     size: int
-    kind: str  # "repodata", "package" or "installer"
+    kind: str  # "repodata", "package", "installer" or "sbom"
     volume: int | None = None  # 1-based, in an archive split into volumes
 
     def to_json(self) -> dict[str, Any]:
@@ -143,6 +143,19 @@ class InstallerEntry:
 
 
 @dataclass(frozen=True)
+class SbomRef:  # the archive's software bill of materials: a blob of kind "sbom", in a format of SBOM_FORMATS
+    sha256: str
+    size: int
+    format: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "size": self.size, "format": self.format}
+
+
+SBOM_FORMATS, BLOB_KINDS = ("CycloneDX-1.6",), ("repodata", "package", "installer", "sbom")
+
+
+@dataclass(frozen=True)
 class Manifest:
     archive_id: str
     created: str
@@ -153,6 +166,7 @@ class Manifest:
     base: str | None = None
     format: str = FORMAT
     installers: tuple[InstallerEntry, ...] = ()
+    sbom: SbomRef | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -166,6 +180,7 @@ class Manifest:
             "blobs": [b.to_json() for b in self.blobs],
             "totals": self.totals(),
             **({"installers": [i.to_json() for i in self.installers]} if self.installers else {}),
+            **({"sbom": self.sbom.to_json()} if self.sbom is not None else {}),
         }
 
     def to_bytes(self) -> bytes:
@@ -279,8 +294,8 @@ def parse_manifest(data: bytes) -> Manifest:
             raise _fail(p + ".sha256", "each blob listed once", sha)
         seen.add(sha)
         kind = _str(_get(b, "kind", p), p + ".kind")
-        if kind not in ("repodata", "package", "installer"):
-            raise _fail(p + ".kind", "'repodata', 'package' or 'installer'", kind)
+        if kind not in BLOB_KINDS:
+            raise _fail(p + ".kind", "'repodata', 'package', 'installer' or 'sbom'", kind)
         volume = b.get("volume")
         if volume is not None and (isinstance(volume, bool) or not isinstance(volume, int) or not 1 <= volume <= 9999):
             raise _fail(p + ".volume", "a volume number from 1 to 9999", volume)
@@ -357,6 +372,14 @@ def parse_manifest(data: bytes) -> Manifest:
                                  _str(_get(ins, "url", ip), ip + ".url"))
         ref(entry_i.sha256, entry_i.size, "installer", ip)
         installers.append(entry_i)
+    sbom, sb = None, doc.get("sbom")
+    if sb is not None:  # optional: archives written before airgap carried an SBOM have none
+        sb = _dict(sb, "sbom")
+        sbom = SbomRef(_hex(_get(sb, "sha256", "sbom"), "sbom.sha256"), _size(_get(sb, "size", "sbom"), "sbom.size"),
+                       _str(_get(sb, "format", "sbom"), "sbom.format"))
+        if sbom.format not in SBOM_FORMATS:
+            raise _fail("sbom.format", " or ".join(SBOM_FORMATS), sbom.format)
+        ref(sbom.sha256, sbom.size, "sbom", "sbom")
     unreferenced = [b.sha256 for b in blobs if b.sha256 not in referenced]
     if unreferenced:
         raise _fail("blobs", "every blob used by a channel", f"{len(unreferenced)} unused, first {unreferenced[0]}")
@@ -377,4 +400,5 @@ def parse_manifest(data: bytes) -> Manifest:
         base=base,
         format=fmt,
         installers=tuple(installers),
+        sbom=sbom,
     )

@@ -2,7 +2,8 @@
 
 Read-only, GET and HEAD only. Serves the files under the root and the generated index.html
 pages; ``/`` answers with a page listing the channels; other directory listings are off.
-Never served: airgap's own state (``.airgap/``), any other dot-file, and anything a symbolic
+Never served: airgap's own state (``.airgap/``, but for the SBOMs in ``.airgap/sbom/`` that the
+channel pages link to), any other dot-file, and anything a symbolic
 link points to outside the served root. A path that cannot name a file (``%00``, control
 characters, bytes that are not UTF-8, ``..``) is a ``400``. Binds 127.0.0.1 unless told
 otherwise. Connections are bounded and time out (see :mod:`airgap._httpserver`).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import os
+import re
 import stat
 import threading
 import time
@@ -45,6 +47,8 @@ CONTENT_TYPES = (
     (".sh", "text/x-shellscript"),
 )
 _BAD_CHARS = {chr(c) for c in range(32)} | {"\x7f", "\\"}
+#: the one place under a dot-directory that is served: the SBOMs the channel pages link to
+_SBOM = re.compile(r"\.airgap/sbom/[A-Za-z0-9_-]{1,64}\.cdx\.json\Z")
 
 
 def content_type(name: str) -> str:
@@ -196,7 +200,7 @@ def _parse_path(target: str) -> tuple[str, list[str]]:
     parts = [p for p in path.split("/") if p]
     if any(p in (".", "..") for p in parts):
         raise _BadPath(HTTPStatus.BAD_REQUEST, "expected a path without . or .. segments")
-    if any(p.startswith(".") for p in parts):  # .airgap/, temporary files, other dot-files
+    if any(p.startswith(".") for p in parts) and not _SBOM.match("/".join(parts)):  # .airgap/, temporary files, other dot-files
         raise _BadPath(HTTPStatus.NOT_FOUND, "Not Found")
     return path, parts
 
@@ -207,7 +211,8 @@ def _inside(real: str, root: str) -> bool:
         return True
     if not real.startswith(root.rstrip("/") + "/"):
         return False
-    return not any(p.startswith(".") for p in real[len(root.rstrip("/")) + 1:].split("/"))
+    rel = real[len(root.rstrip("/")) + 1:]
+    return bool(_SBOM.match(rel)) or not any(p.startswith(".") for p in rel.split("/"))
 
 
 class ChannelServer(BoundedHTTPServer):

@@ -156,6 +156,14 @@ class Change(ABC):
     @abstractmethod
     def write_receipt(self, receipt: dict[str, Any]) -> None: ...
 
+    def put_document(self, name: str, data: bytes) -> str | None:
+        """Keep a document of airgap's own (``sbom/<id>.cdx.json``) in the state folder, undone with the change.
+
+        Returns where it went, relative to the destination root (``.airgap/<name>``), or None when
+        the destination keeps no such files (the default; quetz).
+        """
+        return None
+
     @abstractmethod
     def commit(self) -> None:
         """The change is complete and must no longer be undone."""

@@ -539,6 +539,13 @@ class DirectoryChange(Change):
     def write_receipt(self, receipt: dict[str, Any]) -> None:
         self.dest._write_receipt(receipt, self.journal)
 
+    def put_document(self, name: str, data: bytes) -> str | None:
+        path = self.dest.state_dir / name
+        self.journal.prepare_replace(path)  # first: it plans the folders that do not exist yet
+        makedirs_tracked(path.parent, self.journal.created_dirs)
+        atomic_write_bytes(path, data)
+        return f"{STATE_DIR}/{name}"
+
     def commit(self) -> None:
         self.journal.commit()
 

@@ -449,6 +449,12 @@ class S3Change(Change):
         self.journal.prepare(key, self._exists(key))
         self.dest._put(key, _receipt_bytes(receipt))
 
+    def put_document(self, name: str, data: bytes) -> str | None:
+        key = self.dest._key(STATE, *name.split("/"))
+        self.journal.prepare(key, self._exists(key))
+        self.dest._put(key, data)
+        return f"{STATE}/{name}"
+
     def commit(self) -> None:
         self.journal.commit()
 

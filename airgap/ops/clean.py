@@ -23,6 +23,7 @@ from ..filters import Filters, Record, SpecSet, select_channel
 from ..manifest import PACKAGE_SUFFIXES
 from ..repodata import Repodata
 from .pages import write_pages
+from .review import with_sboms
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ def run_clean(into: Path | str | Destination, filters: Filters, *, dry_run: bool
             dest.remove_packages([(c, s, f) for (c, s), gone in sorted(by_subdir.items()) for f in sorted(gone)])
         finally:
             change.close()
-        write_pages(dest, {c for c, _ in by_subdir}, (receipt["archives"] or [None])[-1])
+        write_pages(dest, {c for c, _ in by_subdir}, with_sboms(receipt))
         return result
 
 

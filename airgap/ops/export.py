@@ -301,6 +301,7 @@ def run_export(
     fetcher: Fetcher | None = None,
     progress: Progress = null_progress,
     clock: Any = time.time,
+    sbom: bool = True,
 ) -> ExportResult:
     filters = filters_from_config(config)
     archive = Path(archive)
@@ -311,7 +312,7 @@ def run_export(
         check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable,
                           config.virtual_packages)
         base = load_receipt(since) if since is not None else None
-        return _export(config, filters, plan, archive, signer, f, progress, clock, volume_size, base)
+        return _export(config, filters, plan, archive, signer, f, progress, clock, volume_size, base, sbom)
 
 
 @dataclass
@@ -330,9 +331,14 @@ class Collected:
 
 def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer: Signer | None,
             fetcher: Fetcher, progress: Progress, clock: Any, volume_size: int | None = None,
-            base: Mapping[str, Any] | None = None) -> ExportResult:
+            base: Mapping[str, Any] | None = None, sbom: bool = True) -> ExportResult:
     got = collect(config, filters, plan, fetcher, progress, clock, base)
     manifest, cache = got.manifest, got.cache
+    if sbom:  # a signed SBOM blob the manifest names (airgap/ops/review.py)
+        from .review import attach_sbom
+
+        records = {(c, s): fr.repodata for c, subs in plan.fetched.items() for s, fr in subs.items()}
+        manifest = attach_sbom(manifest, cache, records, signer.keyid if signer is not None else None)
     signature_size = len(signer.sign(b"")) if signer is not None else None
     targets = [archive]
     if volume_size is not None:

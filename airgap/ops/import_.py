@@ -38,6 +38,7 @@ from ..repodata import Repodata, empty, merge, record_hashes
 from ..signing import TrustedKeys
 from ._archive import load_repodata_blob, open_set, stream_blobs
 from .pages import write_pages
+from .review import keep_sbom, with_sboms
 
 log = logging.getLogger(__name__)
 
@@ -297,12 +298,14 @@ def _replay(dest: Destination, change: Change, receipt: dict[str, Any], needed: 
         for ins in manifest.installers:
             if ins.sha256 in needed or held_installers.get(ins.dir, {}).get(ins.filename):
                 held_installers.setdefault(ins.dir, {})[ins.filename] = {"sha256": ins.sha256, "size": ins.size}
+        sbom = keep_sbom(change, manifest, repodata_blobs)  # journaled: undone with the rest
         receipt["archives"].append({
             "archive_id": manifest.archive_id,
             "created": manifest.created,
             "imported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock())),
             "signer": opened.signer,
             "base": manifest.base,
+            **({"sbom": sbom} if sbom else {}),
         })
         change.write_receipt(receipt)
         change.commit()
@@ -313,5 +316,5 @@ def _replay(dest: Destination, change: Change, receipt: dict[str, Any], needed: 
     if removals:
         dest.remove_packages(removals)
         result.packages_removed += len(removals)
-    write_pages(dest, {tc for tc, _ in new_index}, receipt["archives"][-1], new_index)  # new_index is what was published
+    write_pages(dest, {tc for tc, _ in new_index}, with_sboms(receipt), new_index)  # new_index is what was published
     return result

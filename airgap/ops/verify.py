@@ -71,6 +71,7 @@ class Inspection:
             "totals": m.totals(),
             "channels": self.channels,
             "installers": [i.to_json() for i in m.installers],
+            "sbom": m.sbom.to_json() if m.sbom is not None else None,
         }
 
 
