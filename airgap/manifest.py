@@ -88,6 +88,13 @@ class SubdirEntry:
     # and files the destination must drop (no longer in the filtered upstream)
     present: tuple[PackageEntry, ...] = ()
     removals: tuple[str, ...] = ()
+    # files (of packages/present) an earlier channel published into the same destination
+    # channel also carries: that one is kept (see airgap.merging); recorded when the export knows
+    shadowed: tuple[str, ...] = ()
+
+    def names(self) -> list[str]:
+        """Every file the subdir's repodata lists: the packages carried and those the base holds."""
+        return [p.filename for p in self.packages] + [p.filename for p in self.present]
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -100,6 +107,8 @@ class SubdirEntry:
             doc["present"] = [p.to_json() for p in self.present]
         if self.removals:
             doc["removals"] = list(self.removals)
+        if self.shadowed:
+            doc["shadowed"] = list(self.shadowed)
         return doc
 
 
@@ -142,6 +151,18 @@ class InstallerEntry:
 
 
 @dataclass(frozen=True)
+class Base:
+    """What a delta builds on, per archive channel: the destination channel it was made for and the
+    newest archive applied there per the receipt (None: none, or a receipt without history)."""
+
+    channel: str
+    after: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"channel": self.channel, "after": self.after}
+
+
+@dataclass(frozen=True)
 class Manifest:
     archive_id: str
     created: str
@@ -152,6 +173,7 @@ class Manifest:
     base: str | None = None
     format: str = FORMAT
     installers: tuple[InstallerEntry, ...] = ()
+    bases: Mapping[str, Base] = field(default_factory=dict)  # deltas: per archive channel
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -165,6 +187,7 @@ class Manifest:
             "blobs": [b.to_json() for b in self.blobs],
             "totals": self.totals(),
             **({"installers": [i.to_json() for i in self.installers]} if self.installers else {}),
+            **({"bases": {c: b.to_json() for c, b in self.bases.items()}} if self.bases else {}),
         }
 
     def to_bytes(self) -> bytes:
@@ -337,8 +360,13 @@ def parse_manifest(data: bytes) -> Manifest:
                 if not is_safe_package_filename(fn) or fn in filenames or fn in removals:
                     raise _fail(f"{sp}.removals[{ri}]", "a package file name not otherwise listed, once", fn)
                 removals.append(fn)
+            shadowed: list[str] = []
+            for hi, fn in enumerate(_list(s.get("shadowed", []), sp + ".shadowed")):
+                if fn not in filenames or fn in shadowed:
+                    raise _fail(f"{sp}.shadowed[{hi}]", "a file name of packages or present, once", fn)
+                shadowed.append(fn)
             source = _dict(s.get("source", {}), sp + ".source")
-            subdirs.append(SubdirEntry(sub, rd, tuple(pkgs), dict(source), tuple(present), tuple(removals)))
+            subdirs.append(SubdirEntry(sub, rd, tuple(pkgs), dict(source), tuple(present), tuple(removals), tuple(shadowed)))
         channels.append(ChannelEntry(name, _str(_get(c, "url", cp), cp + ".url"), tuple(subdirs)))
     installers: list[InstallerEntry] = []
     placed: set[tuple[str, str]] = set()
@@ -361,6 +389,14 @@ def parse_manifest(data: bytes) -> Manifest:
     if base is not None:
         _str(base, "base")
     filters = _dict(doc.get("filters", {}), "filters")
+    bases: dict[str, Base] = {}
+    for name, b in _dict(doc.get("bases", {}), "bases").items():
+        bp = f"bases.{name}"
+        b = _dict(b, bp)
+        target, after = _str(_get(b, "channel", bp), bp + ".channel"), b.get("after")
+        if name not in channel_names or not is_safe_channel_name(target):
+            raise _fail(bp, "a channel of the archive, made for a destination channel", f"{name} -> {target}")
+        bases[name] = Base(target, None if after is None else _str(after, bp + ".after"))
     archive_id = _str(_get(doc, "archive_id", "(top)"), "archive_id")
     if not _ARCHIVE_ID.match(archive_id):
         raise _fail("archive_id", "1 to 64 letters, digits, _ or -", archive_id)
@@ -374,4 +410,5 @@ def parse_manifest(data: bytes) -> Manifest:
         base=base,
         format=fmt,
         installers=tuple(installers),
+        bases=bases,
     )
