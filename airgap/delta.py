@@ -37,8 +37,10 @@ class DeltaBase:
         for name in channels:
             known = receipt.targets_of(name)
             if len(known) > 1:
-                raise UsageError(f"--since {where}: expected channel {name!r} published into one destination channel, found "
-                                 f"{', '.join(known)}; export a delta against a receipt of a destination that holds it once")
+                raise UsageError(
+                    f"--since {where}: expected channel {name!r} published into one destination channel, found "
+                    f"{', '.join(known)}; export a delta against a receipt of a destination that holds it once"
+                )
             targets[name] = known[0] if known else (dest_channel or name)
         return cls(receipt, targets)
 
@@ -56,8 +58,11 @@ class DeltaBase:
         group = self.group(channel)
         still = {f for c in group for f in selected.get((c, subdir), ())}
         sole = (self.receipt.sources_of(dest) | set(group)) == {channel}
-        return sorted(f for f, h in self.receipt.holdings(dest, subdir).items()
-                      if f not in still and (h.origin == channel or (h.origin is None and sole)))
+        return sorted(
+            f
+            for f, h in self.receipt.holdings(dest, subdir).items()
+            if f not in still and (h.origin == channel or (h.origin is None and sole))
+        )
 
     def upstream_unchanged(self, channel: str, subdir: str, sha256: str) -> bool:
         return self.receipt.sources.get(channel, {}).get(subdir) == sha256

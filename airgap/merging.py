@@ -27,9 +27,11 @@ class Collision:
     shadowed_sha256: str
 
     def message(self) -> str:
-        return (f"{self.dest}/{self.subdir}/{self.filename}: channels {self.kept!r} and {self.shadowed!r} both carry it with "
-                f"different bytes ({self.kept_sha256[:12]} and {self.shadowed_sha256[:12]}); keeping {self.kept!r}'s, "
-                f"the first in channels")
+        return (
+            f"{self.dest}/{self.subdir}/{self.filename}: channels {self.kept!r} and {self.shadowed!r} both carry it with "
+            f"different bytes ({self.kept_sha256[:12]} and {self.shadowed_sha256[:12]}); keeping {self.kept!r}'s, "
+            f"the first in channels"
+        )
 
 
 Shadowed = dict[tuple[str, str], set[str]]  # (archive channel, subdir) -> file names left out

@@ -119,8 +119,10 @@ class Receipt:
 
     def state_id(self) -> str:
         """A hash of what the receipt says is held (the ``base`` an export --since it records)."""
-        doc = {c: {s: {f: {"sha256": h.sha256, "size": h.size} for f, h in files.items()} for s, files in subs.items()}
-               for c, subs in self.channels.items()}
+        doc = {
+            c: {s: {f: {"sha256": h.sha256, "size": h.size} for f, h in files.items()} for s, files in subs.items()}
+            for c, subs in self.channels.items()
+        }
         return hashlib.sha256(canonical_json(doc)).hexdigest()
 
     # --- history and channel mapping ------------------------------------------------------
@@ -129,10 +131,12 @@ class Receipt:
         return channel in self.applied
 
     def newest(self, channel: str) -> Applied | None:
-        """The newest archive (by its created time) applied to ``channel``; None: none, or unknown history."""
+        """The newest archive applied in full to ``channel`` (by created time; of equal times, the last
+        applied); None: none, or unknown history. An archive applied as a downgrade never becomes the newest."""
+        history = self.applied.get(channel, [])
         best: Applied | None = None
-        for entry in self.applied.get(channel, []):
-            if best is None or _later(entry.created, best.created):
+        for entry in [a for a in history if not a.downgrade] or history:
+            if best is None or not _later(best.created, entry.created):
                 best = entry
         return best
 
@@ -164,16 +168,19 @@ class Receipt:
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = dict(self.extra)
-        doc.update({
-            "format": RECEIPT_FORMAT,
-            "channels": {c: {s: {f: h.to_json() for f, h in files.items()} for s, files in subs.items()}
-                         for c, subs in self.channels.items()},
-            "archives": list(self.archives),
-            "applied": {c: [a.to_json() for a in hist] for c, hist in self.applied.items()},
-            "channel_map": {a: list(ds) for a, ds in self.channel_map.items()},
-            "sources": {c: dict(s) for c, s in self.sources.items()},
-            "installers": {d: {f: h.to_json() for f, h in files.items()} for d, files in self.installers.items()},
-        })
+        doc.update(
+            {
+                "format": RECEIPT_FORMAT,
+                "channels": {
+                    c: {s: {f: h.to_json() for f, h in files.items()} for s, files in subs.items()} for c, subs in self.channels.items()
+                },
+                "archives": list(self.archives),
+                "applied": {c: [a.to_json() for a in hist] for c, hist in self.applied.items()},
+                "channel_map": {a: list(ds) for a, ds in self.channel_map.items()},
+                "sources": {c: dict(s) for c, s in self.sources.items()},
+                "installers": {d: {f: h.to_json() for f, h in files.items()} for d, files in self.installers.items()},
+            }
+        )
         if self.fixed_channel is not None:
             doc["fixed_channel"] = self.fixed_channel
         return doc
@@ -205,7 +212,9 @@ def parse_receipt_bytes(data: bytes, where: str) -> Receipt:
     except RecursionError:
         raise ReceiptError(f"{where}: expected an airgap receipt, found JSON nested too deeply to read; {REBUILD}") from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ReceiptError(f"{where}: expected an airgap receipt (JSON), found something unreadable ({str(exc)[:100]}); {REBUILD}") from None
+        raise ReceiptError(
+            f"{where}: expected an airgap receipt (JSON), found something unreadable ({str(exc)[:100]}); {REBUILD}"
+        ) from None
     return parse_receipt(doc, where)
 
 
@@ -216,8 +225,10 @@ def parse_receipt(doc: Any, where: str) -> Receipt:
     if doc.get("format") != RECEIPT_FORMAT:
         raise _fail(where, "format", repr(RECEIPT_FORMAT), doc.get("format"))
     r = Receipt()
-    r.channels = {c: {s: _files(where, f"channels.{c}.{s}", files, package=True) for s, files in _subdirs(where, c, subs).items()}
-                  for c, subs in _channels(where, "channels", doc.get("channels", {})).items()}
+    r.channels = {
+        c: {s: _files(where, f"channels.{c}.{s}", files, package=True) for s, files in _subdirs(where, c, subs).items()}
+        for c, subs in _channels(where, "channels", doc.get("channels", {})).items()
+    }
     for c, hist in _channels(where, "applied", doc.get("applied", {})).items():
         r.applied[c] = [_applied(where, f"applied.{c}[{i}]", a) for i, a in enumerate(_list(where, f"applied.{c}", hist))]
     for a, ds in _channels(where, "channel_map", doc.get("channel_map", {})).items():
@@ -298,8 +309,16 @@ def _applied(where: str, path: str, v: Any) -> Applied:
     return Applied(aid, created, signer, bool(v.get("downgrade", False)))
 
 
-def apply_archive(receipt: Receipt, manifest: Manifest, target: Callable[[str], str], *, skipped: Mapping[tuple[str, str], set[str]],
-                  downgrade: bool, signer: str | None, imported: str) -> None:
+def apply_archive(
+    receipt: Receipt,
+    manifest: Manifest,
+    target: Callable[[str], str],
+    *,
+    skipped: Mapping[tuple[str, str], set[str]],
+    downgrade: bool,
+    signer: str | None,
+    imported: str,
+) -> None:
     """Record in ``receipt`` that ``manifest`` was published (after its files are in place).
 
     ``target`` maps archive channels to destination channels; ``skipped`` lists, per (archive
@@ -329,8 +348,13 @@ def apply_archive(receipt: Receipt, manifest: Manifest, target: Callable[[str], 
         receipt.map_channel(ch.name, target(ch.name))
     for dest in dict.fromkeys(target(ch.name) for ch in manifest.channels):
         receipt.record_applied(dest, entry)
-    log_entry: dict[str, Any] = {"archive_id": manifest.archive_id, "created": manifest.created, "imported": imported,
-                                 "signer": signer, "base": manifest.base}
+    log_entry: dict[str, Any] = {
+        "archive_id": manifest.archive_id,
+        "created": manifest.created,
+        "imported": imported,
+        "signer": signer,
+        "base": manifest.base,
+    }
     if downgrade:
         log_entry["downgrade"] = True
     receipt.archives.append(log_entry)

@@ -36,8 +36,10 @@ def check_order(receipt: Receipt, manifest: Manifest, target: Callable[[str], st
         dest = target(ch.name)
         base = manifest.bases.get(ch.name)
         if base is not None and base.channel != dest:
-            raise UsageError(f"{this}: expected channel {ch.name!r} to be imported into {base.channel!r}, as in the receipt the delta "
-                             f"was made from, found {dest!r}; import it with --dest-channel {base.channel} (or export a new delta)")
+            raise UsageError(
+                f"{this}: expected channel {ch.name!r} to be imported into {base.channel!r}, as in the receipt the delta "
+                f"was made from, found {dest!r}; import it with --dest-channel {base.channel} (or export a new delta)"
+            )
         newest = receipt.newest(dest)
         if newest is not None and newest.archive_id == manifest.archive_id:
             continue  # this very archive is the newest there: a repeat (or a repair) changes nothing it did not
@@ -54,6 +56,8 @@ def check_order(receipt: Receipt, manifest: Manifest, target: Callable[[str], st
     if reason is None:
         return None
     if not allow_downgrade:
-        raise RollbackError(f"{reason}: refusing to roll back; import newer archives only, or pass --allow-downgrade "
-                            f"to add its new files without removing or replacing any")
+        raise RollbackError(
+            f"{reason}: refusing to roll back; import newer archives only, or pass --allow-downgrade "
+            f"to add its new files without removing or replacing any"
+        )
     return reason
