@@ -88,13 +88,8 @@ class SubdirEntry:
     # and files the destination must drop (no longer in the filtered upstream)
     present: tuple[PackageEntry, ...] = ()
     removals: tuple[str, ...] = ()
-    # files (of packages/present) an earlier channel published into the same destination
-    # channel also carries: that one is kept (see airgap.merging); recorded when the export knows
+    # files an earlier channel merged into the same destination channel also carries (airgap.merging)
     shadowed: tuple[str, ...] = ()
-
-    def names(self) -> list[str]:
-        """Every file the subdir's repodata lists: the packages carried and those the base holds."""
-        return [p.filename for p in self.packages] + [p.filename for p in self.present]
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -152,8 +147,7 @@ class InstallerEntry:
 
 @dataclass(frozen=True)
 class Base:
-    """What a delta builds on, per archive channel: the destination channel it was made for and the
-    newest archive applied there per the receipt (None: none, or a receipt without history)."""
+    """A delta's base, per archive channel: the destination channel, and its newest archive then (None: none/unknown)."""
 
     channel: str
     after: str | None
@@ -360,11 +354,9 @@ def parse_manifest(data: bytes) -> Manifest:
                 if not is_safe_package_filename(fn) or fn in filenames or fn in removals:
                     raise _fail(f"{sp}.removals[{ri}]", "a package file name not otherwise listed, once", fn)
                 removals.append(fn)
-            shadowed: list[str] = []
-            for hi, fn in enumerate(_list(s.get("shadowed", []), sp + ".shadowed")):
-                if fn not in filenames or fn in shadowed:
-                    raise _fail(f"{sp}.shadowed[{hi}]", "a file name of packages or present, once", fn)
-                shadowed.append(fn)
+            shadowed = _list(s.get("shadowed", []), sp + ".shadowed")
+            if not all(isinstance(fn, str) and fn in filenames for fn in shadowed) or len(set(shadowed)) != len(shadowed):
+                raise _fail(sp + ".shadowed", "file names of packages or present, each once", shadowed)
             source = _dict(s.get("source", {}), sp + ".source")
             subdirs.append(SubdirEntry(sub, rd, tuple(pkgs), dict(source), tuple(present), tuple(removals), tuple(shadowed)))
         channels.append(ChannelEntry(name, _str(_get(c, "url", cp), cp + ".url"), tuple(subdirs)))
