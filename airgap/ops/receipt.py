@@ -49,8 +49,9 @@ def run_receipt(into: Path | str | Destination, output: Path | None = None, *, l
         except DestinationError as exc:  # the one being rebuilt may be what is broken
             log.warning("%s; rebuilding it without its history", exc)
             old = Receipt()
+        # kept: what the files cannot tell; not kept: installers and upstream state (re-checked by the next import)
         receipt = Receipt(applied=old.applied, channel_map=old.channel_map, fixed_channel=old.fixed_channel,
-                          archives=old.archives, sources=old.sources, installers=old.installers, extra=old.extra)
+                          archives=old.archives, extra=old.extra)
         missing: list[str] = []
         listed: list[tuple[str, str, str, int]] = []
         for channel, subdirs in dest.inventory().items():
