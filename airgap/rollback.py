@@ -36,9 +36,11 @@ def check_order(receipt: Receipt, manifest: Manifest, target: Callable[[str], st
         dest = target(ch.name)
         base = manifest.bases.get(ch.name)
         if base is not None and base.channel != dest:
+            how = "without --dest-channel" if base.channel == ch.name else f"with --dest-channel {base.channel}"
             raise UsageError(
-                f"{this}: expected channel {ch.name!r} to be imported into {base.channel!r}, as in the receipt the delta "
-                f"was made from, found {dest!r}; import it with --dest-channel {base.channel} (or export a new delta)"
+                f"{this}: expected channel {ch.name!r} to be imported into {base.channel!r}, the destination channel "
+                f"the delta was made for (per its receipt, or dest_channel in the export's config), found {dest!r}; "
+                f"import it {how}, or export it again for {dest!r}"
             )
         newest = receipt.newest(dest)
         if newest is not None and newest.archive_id == manifest.archive_id:

@@ -278,3 +278,18 @@ def test_records_the_parser_cannot_read_are_kept_verbatim_by_an_unrelated_import
     r = cli("clean", "-f", cfg, "--into", site["dest"], "--dry-run", "--json")
     assert r.exit_code == 0, r.output
     assert "odd-1.0-0.tar.bz2" not in [x["filename"] for x in json.loads(r.stdout)["remove"]]
+
+
+def test_sync_refuses_to_roll_back_and_allow_downgrade_only_adds(site: dict[str, Any]) -> None:
+    from airgap.ops.sync import run_sync
+
+    state(site["up"], ["a", "b"])
+    _import(site, _export(site, "future"))  # made by a host whose clock is ahead (see Clock)
+    state(site["up"], ["a", "c"])
+    config = _config(site["tmp"], [site["up"]])
+    with pytest.raises(RollbackError, match="is older than archive"):
+        run_sync(config, site["dest"], clock=lambda: 1_700_000_000.0)
+    assert sorted(files(site["dest"])) == ["a-1.0-0.tar.bz2", "b-1.0-0.tar.bz2"]
+    res = run_sync(config, site["dest"], allow_downgrade=True, clock=lambda: 1_700_000_000.0)
+    assert res.imported.downgrade and res.imported.packages_removed == 0
+    assert sorted(files(site["dest"])) == ["a-1.0-0.tar.bz2", "b-1.0-0.tar.bz2", "c-1.0-0.tar.bz2"]

@@ -3,6 +3,9 @@
 After every import (applied, refused, or applied as a downgrade) into a directory destination:
 1. every file a repodata.json lists is there, with the sha256 its record names;
 2. no file the newest applied archive lists has been removed (or replaced by other bytes).
+
+Run with one upstream channel, and with two (``main`` and ``extra``, sharing file names) merged
+into one destination channel, where "the newest archive lists" means after the first channel won.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airgap.config import from_mapping
 from airgap.errors import AirgapError
 from airgap.manifest import parse_manifest
+from airgap.merging import shadowing
 from airgap.ops.export import run_export
 from airgap.ops.import_ import run_import
 from airgap.receipt import parse_receipt
@@ -29,7 +34,8 @@ from airgap.testing.condapkg import PackageSpec, write_channel
 
 NAMES = ("p0", "p1", "p2", "p3")
 
-upstream_states = st.dictionaries(st.sampled_from(NAMES), st.integers(0, 1), min_size=1)  # name -> variant (bytes)
+state = st.dictionaries(st.sampled_from(NAMES), st.integers(0, 1), min_size=1)  # name -> variant (bytes)
+upstream_states = st.tuples(state, state)  # main, extra (extra is used when channels merge)
 steps = st.lists(
     st.one_of(
         st.tuples(st.just("full"), upstream_states, st.booleans()),  # export; import now (or keep for later)
@@ -42,9 +48,11 @@ steps = st.lists(
 
 
 class World:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, merged: bool) -> None:
         self.root = root
-        self.up = root / "up" / "main"
+        self.ups = [root / "up" / "main", root / "up" / "extra"][: 2 if merged else 1]
+        self.dest_channel = "merged" if merged else None
+        self.channel = self.dest_channel or "main"
         self.dest = root / "dest"
         self.now = 1_800_000_000.0
         self.archives: list[Path] = []
@@ -54,15 +62,16 @@ class World:
         self.now += 60
         return self.now
 
-    def export(self, state: dict[str, int], delta: bool) -> Path:
-        if self.up.exists():
-            shutil.rmtree(self.up)
-        write_channel(
-            self.up, [PackageSpec(n, "1.0", files=((n, f"{n}-{v}".encode()),)) for n, v in sorted(state.items())], formats=("tar.bz2",)
-        )
+    def export(self, states: tuple[dict[str, int], ...], delta: bool) -> Path:
+        for up, state in zip(self.ups, states, strict=False):
+            if up.exists():
+                shutil.rmtree(up)
+            specs = [PackageSpec(n, "1.0", files=((n, f"{n}-{v}-{up.name}".encode()),)) for n, v in sorted(state.items())]
+            write_channel(up, specs, formats=("tar.bz2",))
         receipt = self.dest / ".airgap" / "receipt.json"
         out = self.root / f"a{len(self.archives)}.tar"
-        config = from_mapping({"channels": [str(self.up)], "platforms": ["linux-64"], "mirror_dir": str(self.root / "cache")})
+        channels = [str(u) for u in self.ups]
+        config = from_mapping({"channels": channels, "platforms": ["linux-64"], "mirror_dir": str(self.root / "cache")})
         res = run_export(config, out, None, since=receipt if delta and receipt.exists() else None, clock=self.clock)
         self.archives.append(out)
         self.manifests[res.archive_id] = out
@@ -70,14 +79,16 @@ class World:
 
     def do_import(self, archive: Path, allow_downgrade: bool) -> None:
         try:
-            run_import(archive, self.dest, TrustedKeys({}), allow_unsigned=True, allow_downgrade=allow_downgrade)
+            run_import(
+                archive, self.dest, TrustedKeys({}), allow_unsigned=True, allow_downgrade=allow_downgrade, dest_channel=self.dest_channel
+            )
         except RollbackError:
             assert not allow_downgrade
         except AirgapError as exc:
             assert "builds on" in str(exc), exc  # a delta whose base files are not there: refused, nothing changed
 
     def check(self) -> None:
-        sub = self.dest / "main" / "noarch"
+        sub = self.dest / self.channel / "noarch"
         if not (sub / "repodata.json").exists():
             return
         listed = json.loads((sub / "repodata.json").read_bytes())["packages"]
@@ -85,13 +96,16 @@ class World:
             assert (sub / fn).is_file(), f"{fn} is listed but missing"
             assert hashlib.sha256((sub / fn).read_bytes()).hexdigest() == record["sha256"], f"{fn}: other bytes than listed"
         receipt = parse_receipt(json.loads((self.dest / ".airgap" / "receipt.json").read_bytes()), "receipt")
-        newest = receipt.newest("main")
+        newest = receipt.newest(self.channel)
         assert newest is not None
         with tempfile.TemporaryDirectory() as scratch:
             manifest = _manifest(self.manifests[newest.archive_id], Path(scratch))
+        shadowed, _ = shadowing(manifest.channels, lambda name: self.channel)
         for ch in manifest.channels:
             for s in ch.subdirs:
                 for p in (*s.packages, *s.present):
+                    if p.filename in shadowed.get((ch.name, s.subdir), ()):
+                        continue  # the first channel's file of that name is the one published
                     assert p.filename in listed, f"{p.filename} of the newest archive was removed"
                     assert listed[p.filename]["sha256"] == p.sha256, f"{p.filename} of the newest archive was replaced"
 
@@ -105,11 +119,12 @@ def _manifest(archive: Path, scratch: Path) -> Any:
         return parse_manifest(member.read())
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(steps)
-def test_random_import_sequences_never_lose_a_listed_file(sequence: list[tuple[str, Any, bool]]) -> None:
+@pytest.mark.parametrize("merged", [False, True], ids=["one-channel", "two-merged"])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(sequence=steps)
+def test_random_import_sequences_never_lose_a_listed_file(merged: bool, sequence: list[tuple[str, Any, bool]]) -> None:
     with tempfile.TemporaryDirectory(prefix="airgap-prop-") as tmp:
-        world = World(Path(tmp))
+        world = World(Path(tmp), merged)
         for kind, arg, flag in sequence:
             if kind == "replay":
                 if not world.archives:
