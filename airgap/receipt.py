@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ RECEIPT_FORMAT = "airgap-receipt/1"
 MAX_HISTORY = 200  # archives remembered per destination channel (the newest is always kept)
 REBUILD = "rebuild it from the files with `airgap receipt --into DEST` (move the bad one aside first)"
 
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _SHOW = reprlib.Repr()
 _SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 2, 40, 40
 
@@ -280,6 +282,7 @@ def _files(where: str, path: str, v: Any, *, package: bool) -> dict[str, Held]:
     if not isinstance(v, dict):
         raise _fail(where, path, "an object keyed by file name", v)
     out: dict[str, Held] = {}
+    origins: set[str] = set()  # checked once each: a receipt names few channels and many files
     for fn, rec in v.items():
         ok_name = is_safe_package_filename(fn) if package else is_safe_installer_filename(fn)
         if not ok_name:
@@ -288,12 +291,14 @@ def _files(where: str, path: str, v: Any, *, package: bool) -> dict[str, Held]:
         if not isinstance(rec, dict):
             raise _fail(where, fp, "{sha256, size}", rec)
         sha, size, origin = rec.get("sha256"), rec.get("size"), rec.get("from")
-        if not isinstance(sha, str) or len(sha) != 64 or any(ch not in "0123456789abcdef" for ch in sha):
+        if not isinstance(sha, str) or not _HEX64.match(sha):
             raise _fail(where, fp + ".sha256", "64 lower-case hex digits", sha)
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
             raise _fail(where, fp + ".size", "a non-negative integer", size)
-        if origin is not None and not is_safe_channel_name(origin):
-            raise _fail(where, fp + ".from", "a channel name", origin)
+        if origin is not None and origin not in origins:
+            if not is_safe_channel_name(origin):
+                raise _fail(where, fp + ".from", "a channel name", origin)
+            origins.add(origin)
         out[fn] = Held(sha, size, origin)
     return out
 
