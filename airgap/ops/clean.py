@@ -148,7 +148,9 @@ def run_clean(into: Path | str | Destination, filters: Filters, *, dry_run: bool
                 for (channel, subdir), gone in by_subdir.items():
                     for filename in gone:
                         receipt.forget(channel, subdir, filename)
-                receipt.extra.setdefault("cleans", []).append({
+                if not isinstance(receipt.extra.get("cleans"), list):
+                    receipt.extra["cleans"] = []
+                receipt.extra["cleans"].append({
                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock())),
                     "removed": len(result.remove),
                     "filters": filters.to_json(),
