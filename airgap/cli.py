@@ -342,6 +342,10 @@ def _trusted(keys: tuple[str, ...], config: Config) -> Any:
     return load_trusted_keys(list(keys) + list(config.trusted_keys))
 
 
+_DOWNGRADE_HELP = ("Apply an archive older than the destination's newest (or a delta built on another state) "
+                   "for its new files only: nothing is removed or replaced.")
+
+
 @main.command(name="import")
 @click.argument("archive", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--into", "into", help="Destination: a directory, s3://BUCKET/PREFIX, quetz+http(s)://HOST:PORT/CHANNEL or a site name (default: into / dest_site in the config).")
@@ -349,11 +353,12 @@ def _trusted(keys: tuple[str, ...], config: Config) -> Any:
               help="Public key whose signature is accepted (repeatable; adds to trusted_keys).")
 @click.option("--dest-channel", help="Merge every channel of the archive into this channel.")
 @click.option("--allow-unsigned", is_flag=True, help="DANGEROUS: accept an archive that carries no signature.")
+@click.option("--allow-downgrade", is_flag=True, help=_DOWNGRADE_HELP)
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
 def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str, ...], dest_channel: str | None,
-            allow_unsigned: bool, lock_timeout: float, as_json: bool, state: _State, config: Config) -> None:
+            allow_unsigned: bool, allow_downgrade: bool, lock_timeout: float, as_json: bool, state: _State, config: Config) -> None:
     """Verify ARCHIVE (or all its volumes, in any order), then publish it into a directory channel, all or nothing.
 
     \b
@@ -367,28 +372,34 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
     channel = _dest_channel(dest_channel, config)
     trusted = _trusted(trusted_keys, config)
     result = run_import([Path(a) for a in archive], dest, trusted, dest_channel=channel, allow_unsigned=allow_unsigned,
-                        lock_timeout=lock_timeout, progress=_progress(state.quiet))
+                        allow_downgrade=allow_downgrade, lock_timeout=lock_timeout, progress=_progress(state.quiet))
     if as_json:
         _emit_json(result.to_json())
         return
     chans = ", ".join(f"{c} ({', '.join(sorted(set(s)))})" for c, s in sorted(result.channels.items()))
     if result.noop:
         click.echo(f"{', '.join(archive)} is already imported into {result.destination}: nothing to do")
+    elif result.downgrade:
+        click.echo(f"imported the new files of older archive {', '.join(archive)} into {result.destination}: "
+                   f"{result.packages_added} package files added, nothing removed or replaced; channels: {chans}")
     else:
         click.echo(f"imported {', '.join(archive)} into {result.destination}: {result.packages_added} package files added "
-                   f"({_human(result.bytes_written)}), {result.packages_present} already present; channels: {chans}")
+                   f"({_human(result.bytes_written)}), {result.packages_present} already present, "
+                   f"{result.packages_removed} removed; channels: {chans}")
 
 
 @main.command()
 @click.option("--into", "into", help="Destination: a directory, s3://BUCKET/PREFIX, quetz+http(s)://HOST:PORT/CHANNEL or a site name (default: into / dest_site in the config).")
 @click.option("--dest-channel", help="Merge every channel into this channel.")
 @click.option("--reset", is_flag=True, help="Forget what the destination is known to hold: re-check every file (by hash); still write only what differs.")
+@click.option("--allow-downgrade", is_flag=True, help=_DOWNGRADE_HELP)
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
 @click.option("--env", "env_files", multiple=True, metavar="FILE[:NAME,...]",
               help="environment.yml, pixi.lock (:NAME,... picks environments), conda-lock.yml or @EXPLICIT file to mirror (repeatable; adds to environments).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
-def sync(into: str | None, dest_channel: str | None, reset: bool, lock_timeout: float, env_files: tuple[str, ...], as_json: bool,
+def sync(into: str | None, dest_channel: str | None, reset: bool, allow_downgrade: bool, lock_timeout: float, env_files: tuple[str, ...],
+         as_json: bool,
          state: _State, config: Config) -> None:
     """Fetch, filter, download and publish into a destination in one step (a connected mirror).
 
@@ -402,7 +413,7 @@ def sync(into: str | None, dest_channel: str | None, reset: bool, lock_timeout: 
     config = _with_envs(config, env_files)
     dest = _destination(into, config)
     channel = _dest_channel(dest_channel, config)
-    result = run_sync(config, dest, dest_channel=channel, reset=reset, lock_timeout=lock_timeout,
+    result = run_sync(config, dest, dest_channel=channel, reset=reset, allow_downgrade=allow_downgrade, lock_timeout=lock_timeout,
                       progress=_progress(state.quiet))
     if as_json:
         _emit_json(result.to_json())
@@ -515,6 +526,8 @@ def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, sbom: st
     click.echo(f"archive    {archive} ({_human(doc['archive_bytes'])})")
     click.echo(f"format     {doc['format']}   id {doc['archive_id']}")
     click.echo(f"created    {doc['created']} by {doc['tool']}")
+    for name, b in sorted(doc["bases"].items()):
+        click.echo(f"delta      {name} -> {b['channel']}, built on archive {b['after'] or '(none)'}")
     click.echo(f"signer     {sig}")
     click.echo(f"filters    {json.dumps(doc['filters'], sort_keys=True)}")
     click.echo(f"totals     {t['packages']} packages, {_human(t['package_bytes'])}; {t['blobs']} blobs")
@@ -526,6 +539,8 @@ def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, sbom: st
         click.echo(f"channel    {ch['name']}  <- {ch['url']}")
         for s in ch["subdirs"]:
             click.echo(f"  {s['subdir']:<16} {s['packages']:>7} packages {_human(s['bytes']):>11}   from {s['source'].get('url', '?')}")
+            if s["removals"]:
+                click.echo(f"  {'':<16} {len(s['removals']):>7} removals: {', '.join(s['removals'][:5])}{' ...' if len(s['removals']) > 5 else ''}")
 
 
 @main.command()

@@ -89,6 +89,8 @@ class SubdirEntry:
     # and files the destination must drop (no longer in the filtered upstream)
     present: tuple[PackageEntry, ...] = ()
     removals: tuple[str, ...] = ()
+    # files an earlier channel merged into the same destination channel also carries (airgap.merging)
+    shadowed: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -101,6 +103,8 @@ class SubdirEntry:
             doc["present"] = [p.to_json() for p in self.present]
         if self.removals:
             doc["removals"] = list(self.removals)
+        if self.shadowed:
+            doc["shadowed"] = list(self.shadowed)
         return doc
 
 
@@ -156,6 +160,17 @@ SBOM_FORMATS, BLOB_KINDS = ("CycloneDX-1.6",), ("repodata", "package", "installe
 
 
 @dataclass(frozen=True)
+class Base:
+    """A delta's base, per archive channel: the destination channel, and its newest archive then (None: none/unknown)."""
+
+    channel: str
+    after: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"channel": self.channel, "after": self.after}
+
+
+@dataclass(frozen=True)
 class Manifest:
     archive_id: str
     created: str
@@ -167,6 +182,7 @@ class Manifest:
     format: str = FORMAT
     installers: tuple[InstallerEntry, ...] = ()
     sbom: SbomRef | None = None
+    bases: Mapping[str, Base] = field(default_factory=dict)  # deltas: per archive channel
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -181,6 +197,7 @@ class Manifest:
             "totals": self.totals(),
             **({"installers": [i.to_json() for i in self.installers]} if self.installers else {}),
             **({"sbom": self.sbom.to_json()} if self.sbom is not None else {}),
+            **({"bases": {c: b.to_json() for c, b in self.bases.items()}} if self.bases else {}),
         }
 
     def to_bytes(self) -> bytes:
@@ -353,8 +370,11 @@ def parse_manifest(data: bytes) -> Manifest:
                 if not is_safe_package_filename(fn) or fn in filenames or fn in removals:
                     raise _fail(f"{sp}.removals[{ri}]", "a package file name not otherwise listed, once", fn)
                 removals.append(fn)
+            shadowed = _list(s.get("shadowed", []), sp + ".shadowed")
+            if not all(isinstance(fn, str) and fn in filenames for fn in shadowed) or len(set(shadowed)) != len(shadowed):
+                raise _fail(sp + ".shadowed", "file names of packages or present, each once", shadowed)
             source = _dict(s.get("source", {}), sp + ".source")
-            subdirs.append(SubdirEntry(sub, rd, tuple(pkgs), dict(source), tuple(present), tuple(removals)))
+            subdirs.append(SubdirEntry(sub, rd, tuple(pkgs), dict(source), tuple(present), tuple(removals), tuple(shadowed)))
         channels.append(ChannelEntry(name, _str(_get(c, "url", cp), cp + ".url"), tuple(subdirs)))
     installers: list[InstallerEntry] = []
     placed: set[tuple[str, str]] = set()
@@ -387,6 +407,14 @@ def parse_manifest(data: bytes) -> Manifest:
     if base is not None:
         _str(base, "base")
     filters = _dict(doc.get("filters", {}), "filters")
+    bases: dict[str, Base] = {}
+    for name, b in _dict(doc.get("bases", {}), "bases").items():
+        bp = f"bases.{name}"
+        b = _dict(b, bp)
+        target, after = _str(_get(b, "channel", bp), bp + ".channel"), b.get("after")
+        if name not in channel_names or not is_safe_channel_name(target):
+            raise _fail(bp, "a channel of the archive, made for a destination channel", f"{name} -> {target}")
+        bases[name] = Base(target, None if after is None else _str(after, bp + ".after"))
     archive_id = _str(_get(doc, "archive_id", "(top)"), "archive_id")
     if not _ARCHIVE_ID.match(archive_id):
         raise _fail("archive_id", "1 to 64 letters, digits, _ or -", archive_id)
@@ -401,4 +429,5 @@ def parse_manifest(data: bytes) -> Manifest:
         format=fmt,
         installers=tuple(installers),
         sbom=sbom,
+        bases=bases,
     )

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import DestinationError, IntegrityError
+from ..receipt import Receipt, parse_receipt
 from ..repodata import Repodata, parse_repodata
 
 RECEIPT_FORMAT = "airgap-receipt/1"
@@ -34,12 +35,17 @@ def empty_receipt() -> dict[str, Any]:
     return {"format": RECEIPT_FORMAT, "archives": [], "channels": {}}
 
 
+def load_receipt(dest: Destination) -> Receipt:
+    """The destination's receipt, validated (a malformed one is a :class:`~airgap.receipt.ReceiptError` saying how to rebuild it)."""
+    return parse_receipt(dest.read_receipt(), f"{dest}: receipt")
+
+
 def parse_index(data: bytes | None, subdir: str, where: str) -> Repodata | None:
     """A destination's published ``repodata.json`` (None: there is none); unreadable is a DestinationError."""
     if data is None:
         return None
     try:
-        return parse_repodata(data, subdir, where)
+        return parse_repodata(data, subdir, where, keep_unreadable=True)
     except Exception as exc:
         raise DestinationError(f"{where}: expected repodata JSON, found something unreadable ({exc})") from None
 

@@ -31,6 +31,7 @@ from .._fs import atomic_write_bytes, fsync_dir, makedirs_tracked
 from .._safepath import check_beneath, open_nofollow, read_nofollow
 from ..compress import zstd_compress
 from ..errors import DestinationError, LockError
+from ..receipt import REBUILD
 from ..repodata import Repodata
 from .base import RECEIPT_FORMAT, Change, Destination, OnBytes, Put, empty_receipt, parse_index
 
@@ -252,10 +253,10 @@ class DirectoryDestination(Destination):
             doc = json.loads(read_nofollow(path))
         except FileNotFoundError:
             return empty_receipt()
-        except (OSError, ValueError) as exc:
-            raise DestinationError(f"{path}: expected an airgap receipt, found something unreadable ({exc}); move it aside to rebuild it") from None
+        except (OSError, ValueError, RecursionError) as exc:
+            raise DestinationError(f"{path}: expected an airgap receipt, found something unreadable ({str(exc)[:100]}); {REBUILD}") from None
         if not isinstance(doc, dict) or doc.get("format") != RECEIPT_FORMAT:
-            raise DestinationError(f"{path}: expected format {RECEIPT_FORMAT}, found {doc.get('format') if isinstance(doc, dict) else doc!r}")
+            raise DestinationError(f"{path}: expected format {RECEIPT_FORMAT}, found {str(doc.get('format') if isinstance(doc, dict) else type(doc).__name__)[:40]!r}; {REBUILD}")
         doc.setdefault("archives", [])
         doc.setdefault("channels", {})
         return doc

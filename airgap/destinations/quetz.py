@@ -174,6 +174,7 @@ class QuetzDestination(Destination):
     def read_receipt(self) -> dict[str, Any]:
         """quetz is its own inventory: the receipt is what its repodata lists, by hash."""
         receipt = empty_receipt()
+        receipt["fixed_channel"] = self.channel  # every archive channel goes to this one (no history is kept here)
         for subdir in self.inventory().get(self.channel, []):
             rd = self.read_repodata(self.channel, subdir)
             if rd is None:

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from ..errors import DestinationError, LockError, UsageError
 from ..manifest import is_safe_channel_name
+from ..receipt import REBUILD
 from ..repodata import Repodata
 from .base import Change, Destination, OnBytes, Put, empty_receipt, iter_batches, parse_index
 
@@ -230,9 +231,9 @@ class S3Destination(Destination):
         try:
             doc = json.loads(data)
         except (ValueError, RecursionError) as exc:
-            raise DestinationError(f"{self}/{STATE}/receipt.json: expected an airgap receipt, found something unreadable ({exc})") from None
+            raise DestinationError(f"{self}/{STATE}/receipt.json: expected an airgap receipt, found something unreadable ({str(exc)[:100]}); {REBUILD}") from None
         if not isinstance(doc, dict) or doc.get("format") != empty_receipt()["format"]:
-            raise DestinationError(f"{self}/{STATE}/receipt.json: expected format {empty_receipt()['format']}, found {doc.get('format') if isinstance(doc, dict) else doc!r}")
+            raise DestinationError(f"{self}/{STATE}/receipt.json: expected format {empty_receipt()['format']}, found {str(doc.get('format') if isinstance(doc, dict) else type(doc).__name__)[:40]!r}; {REBUILD}")
         doc.setdefault("archives", [])
         doc.setdefault("channels", {})
         return doc

@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fnmatch
-import hashlib
-import json
 import logging
 import os
 import time
@@ -28,6 +26,7 @@ from ..archive.writer import write_archive
 from ..cache import BlobCache, Expected
 from ..compress import zstd_compress
 from ..config import Config
+from ..delta import DeltaBase
 from ..errors import ConfigError, DownloadError, UnsolvableError, UpstreamError, UsageError
 from ..fetch import Fetcher
 from ..filters import Filters, Selection, select_channel
@@ -40,12 +39,13 @@ from ..manifest import (
     PackageEntry,
     RepodataBlob,
     SubdirEntry,
-    canonical_json,
     is_safe_channel_name,
     is_safe_installer_filename,
 )
+from ..merging import shadowing
 from ..placement import installer_problem
 from ..progress import Progress, null_progress
+from ..receipt import Receipt, ReceiptError, parse_receipt_bytes
 from ..repodata import record_hashes
 from ..signing import Signer
 from ..upstream import Channel, FetchedRepodata, channel_from_string, fetch_channel, list_directory
@@ -331,7 +331,7 @@ class Collected:
 
 def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer: Signer | None,
             fetcher: Fetcher, progress: Progress, clock: Any, volume_size: int | None = None,
-            base: Mapping[str, Any] | None = None, sbom: bool = True) -> ExportResult:
+            base: Receipt | None = None, sbom: bool = True) -> ExportResult:
     got = collect(config, filters, plan, fetcher, progress, clock, base)
     manifest, cache = got.manifest, got.cache
     if sbom:  # a signed SBOM blob the manifest names (airgap/ops/review.py)
@@ -376,21 +376,15 @@ def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer:
     )
 
 
-def _receipt_id(receipt: Mapping[str, Any]) -> str:
-    """Names the base of a delta: a hash of what the receipt says the destination holds."""
-    return hashlib.sha256(canonical_json(receipt.get("channels", {}))).hexdigest()
-
-
-def load_receipt(path: Path) -> dict[str, Any]:
+def load_receipt(path: Path) -> Receipt:
     try:
-        doc = json.loads(Path(path).read_bytes())
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise UsageError(f"--since {path}: expected a receipt (DEST/.airgap/receipt.json), cannot read it: {exc.strerror}") from None
-    except (ValueError, RecursionError):
-        raise UsageError(f"--since {path}: expected a receipt (JSON), found something unreadable") from None
-    if not isinstance(doc, dict) or doc.get("format") != "airgap-receipt/1" or not isinstance(doc.get("channels"), dict):
-        raise UsageError(f"--since {path}: expected an airgap receipt (format airgap-receipt/1), found something else")
-    return doc
+    try:
+        return parse_receipt_bytes(data, f"--since {path}")
+    except ReceiptError as exc:
+        raise UsageError(f"{exc} (expected an airgap receipt)") from None
 
 
 _BLOCK, _RECORD = 512, 10240  # tar block and record sizes (tarfile's defaults)
@@ -432,30 +426,24 @@ def split_into_volumes(manifest: Manifest, volume_size: int, signature_size: int
 
 
 def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, progress: Progress, clock: Any,
-            base: Mapping[str, Any] | None = None) -> Collected:
+            base: Receipt | None = None) -> Collected:
     """Download what the plan selects into the cache (verified) and build the manifest.
 
-    With ``base`` (a destination's receipt) the manifest is a delta: files the base holds are
-    listed as ``present`` (no blob, and not downloaded when their record has a sha256), files
-    it holds that the selection dropped become ``removals``, and subdirs with nothing new, nothing
-    removed and the same upstream repodata are left out.
+    With ``base`` (a destination's receipt) the manifest is a delta (see airgap.delta): files the
+    base holds are listed as ``present`` (no blob, and not downloaded when their record has a
+    sha256), files it holds that the selection dropped become ``removals``, and subdirs with
+    nothing new, nothing removed and the same upstream repodata (in every channel published
+    into the same destination channel) are left out.
     """
     cache = BlobCache(Path(config.mirror_dir))
     channels, fetched, wants = plan.channels, plan.fetched, plan.wants
-    held: Mapping[str, Any] = base.get("channels", {}) if base is not None else {}
-    base_sources: Mapping[str, Any] = base.get("sources", {}) if base is not None else {}
-    if len(held) == 1 and len(channels) == 1 and channels[0].name not in held:
-        # one channel imported under another name (dest_channel, a quetz channel): the receipt's one channel is it
-        (other,) = held
-        log.info("--since: the receipt's one channel %r is taken as channel %r", other, channels[0].name)
-        held = {channels[0].name: held[other]}
-        base_sources = {channels[0].name: base_sources.get(other, {})}
+    delta = DeltaBase.from_receipt(base, [c.name for c in channels], config.dest_channel, "receipt") if base is not None else None
 
     def held_sha(channel: str, subdir: str, filename: str) -> str | None:
-        rec = held.get(channel, {}).get(subdir, {}).get(filename)
-        return rec.get("sha256") if isinstance(rec, dict) else None
+        rec = delta.held(channel, subdir, filename) if delta is not None else None
+        return rec.sha256 if rec is not None else None
 
-    if held:  # the base has it, by sha256: no need to fetch it at all
+    if delta is not None:  # the base has it, by sha256: no need to fetch it at all
         wants = [w for w in wants if not (w.expected.sha256 and held_sha(w.channel, w.subdir, w.filename) == w.expected.sha256)]
     selected = {(c, s): sel.selected for c, subs in plan.selections.items() for s, sel in subs.items()}
     excluded = sum(len(sel.excluded) for subs in plan.selections.values() for sel in subs.values())
@@ -509,39 +497,52 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
 
     # 4. repodata blobs and the manifest
     blobs: dict[str, BlobEntry] = {}
-    channel_entries: list[ChannelEntry] = []
-    counts: dict[str, dict[str, int]] = {}
+    entries: dict[tuple[str, str], SubdirEntry] = {}
+    changed: set[tuple[str, str]] = set()  # (destination channel, subdir) with something new for any channel
     for ch in channels:
-        sub_entries: list[SubdirEntry] = []
         for subdir, fr in sorted(fetched[ch.name].items()):
             names = selected[(ch.name, subdir)]
             pkgs: list[PackageEntry] = []
             present: list[PackageEntry] = []
             for filename in names:
                 sha = actual.get((ch.name, subdir, filename))
-                base_sha = held_sha(ch.name, subdir, filename)
-                if base_sha is not None and (sha is None or sha == base_sha):
-                    rec = held[ch.name][subdir][filename]
-                    present.append(PackageEntry(filename, base_sha, int(rec.get("size", 0))))
+                held = delta.held(ch.name, subdir, filename) if delta is not None else None
+                if held is not None and (sha is None or sha == held.sha256):
+                    present.append(PackageEntry(filename, held.sha256, held.size or 0))
                     continue
                 assert sha is not None
                 size = cache.size(sha)
                 pkgs.append(PackageEntry(filename, sha, size))
                 blobs.setdefault(sha, BlobEntry(sha, size, "package"))
-            removals = sorted(set(held.get(ch.name, {}).get(subdir, {})) - set(names)) if base is not None else []
-            if base is not None and not pkgs and not removals and \
-                    base_sources.get(ch.name, {}).get(subdir) == fr.sha256:
-                continue  # nothing changed here since the base
+            removals = delta.removals(ch.name, subdir, selected) if delta is not None else []
+            if delta is None or pkgs or removals or not delta.upstream_unchanged(ch.name, subdir, fr.sha256):
+                changed.add((delta.targets[ch.name] if delta is not None else ch.name, subdir))
             raw = fr.repodata.subset(set(names)).to_bytes(keep_base_url=False)
             packed = zstd_compress(raw)
             rd_sha = cache.put_bytes(packed)
-            if rd_sha not in blobs:
-                blobs[rd_sha] = BlobEntry(rd_sha, len(packed), "repodata")
             source = {"url": fr.url, "sha256": fr.sha256, "size": fr.size, "fetched": fr.fetched}
-            sub_entries.append(SubdirEntry(subdir, RepodataBlob(rd_sha, len(packed), len(raw)), tuple(pkgs), source,
-                                           tuple(present), tuple(removals)))
-            counts.setdefault(ch.name, {})[subdir] = len(pkgs) + len(present)
-        channel_entries.append(ChannelEntry(ch.name, ch.url, tuple(sub_entries)))
+            entries[(ch.name, subdir)] = SubdirEntry(subdir, RepodataBlob(rd_sha, len(packed), len(raw)), tuple(pkgs), source,
+                                                     tuple(present), tuple(removals))
+    channel_entries: list[ChannelEntry] = []
+    counts: dict[str, dict[str, int]] = {}
+    for ch in channels:
+        target = delta.targets[ch.name] if delta is not None else ch.name
+        subs = []
+        for (cname, subdir), entry in entries.items():
+            if cname != ch.name or (target, subdir) not in changed:
+                continue  # nothing changed here since the base (for any channel published into the same place)
+            blobs.setdefault(entry.repodata.sha256, BlobEntry(entry.repodata.sha256, entry.repodata.size, "repodata"))
+            subs.append(entry)
+            counts.setdefault(ch.name, {})[subdir] = len(entry.packages) + len(entry.present)
+        channel_entries.append(ChannelEntry(ch.name, ch.url, tuple(subs)))
+    merged_into = delta.targets if delta is not None else {c.name: config.dest_channel or c.name for c in channels}
+    shadowed, collisions = shadowing(channel_entries, merged_into.__getitem__)
+    if len(set(merged_into.values())) < len(merged_into):  # the export knows which channels merge: record the choice
+        for collision in collisions:
+            log.warning("%s", collision.message())
+        channel_entries = [dataclasses.replace(c, subdirs=tuple(
+            dataclasses.replace(s, shadowed=tuple(sorted(shadowed.get((c.name, s.subdir), ())))) for s in c.subdirs))
+            for c in channel_entries]
     for ie in installer_entries:
         if blobs.setdefault(ie.sha256, BlobEntry(ie.sha256, ie.size, "installer")).kind != "installer":
             raise UsageError(f"installers: {ie.filename} has the same bytes as a package; carry it once")
@@ -555,6 +556,7 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
         blobs=tuple(ordered),
         filters=environments.manifest_filters(filters, plan.pulled_by),
         installers=tuple(installer_entries),
-        base=_receipt_id(base) if base is not None else None,
+        base=base.state_id() if base is not None else None,
+        bases=delta.bases() if delta is not None else {},
     )
     return Collected(manifest, cache, len(todo), todo_bytes, cached, excluded, counts, frozenset(fresh))
