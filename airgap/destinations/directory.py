@@ -28,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from .._fs import atomic_write_bytes, fsync_dir, makedirs_tracked
-from ..compress import zstd_compress
 from ..errors import DestinationError, LockError
 from ..repodata import Repodata
-from .base import RECEIPT_FORMAT, Change, Destination, OnBytes, Put, empty_receipt, parse_index
+from .base import RECEIPT_FORMAT, Change, Destination, OnBytes, Put, empty_receipt, index_files, parse_index
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +278,14 @@ class DirectoryDestination(Destination):
             raise DestinationError(f"{path}: cannot read: {exc.strerror}") from None
         return parse_index(data, subdir, str(path))
 
+    def read_index_file(self, channel: str, subdir: str, name: str) -> bytes | None:
+        try:
+            return (self.subdir_path(channel, subdir) / name).read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+        except OSError as exc:
+            raise DestinationError(f"{self.subdir_path(channel, subdir) / name}: cannot read: {exc.strerror}") from None
+
     def inventory(self) -> dict[str, list[str]]:
         """``{channel: [subdir, ...]}`` for every ``<channel>/<subdir>/repodata.json`` present."""
         out: dict[str, list[str]] = {}
@@ -471,7 +478,7 @@ class DirectoryDestination(Destination):
         d = self.subdir_path(channel, subdir)
         makedirs_tracked(d, journal.created_dirs)
         raw = repodata.to_bytes()
-        for name, data in (("repodata.json.zst", zstd_compress(raw)), ("repodata.json", raw)):
+        for name, data in index_files(raw):
             target = d / name
             journal.prepare_replace(target)
             atomic_write_bytes(target, data)

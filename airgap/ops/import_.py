@@ -75,10 +75,13 @@ def run_import(
 
 
 def import_opened(opened: Any, into: Path | str | Destination, *, dest_channel: str | None = None, lock_timeout: float = 60.0,
-                  recheck: bool = False, progress: Progress = null_progress, clock: Any = time.time) -> ImportResult:
+                  recheck: bool = False, verified: bool = False, progress: Progress = null_progress,
+                  clock: Any = time.time) -> ImportResult:
     """Publish a verified source of blobs (an archive, or the export cache for sync) into ``into``.
 
     ``recheck``: do not trust the receipt about which files are present; hash each one.
+    ``verified``: the caller has hashed every blob already (sync's cache); otherwise even an import
+    that changes nothing reads and hashes every blob, so that exit 0 always means "this archive verified".
     """
     dest = into if isinstance(into, Destination) else open_destination(str(into))
     if dest.fixed_channel is not None:
@@ -86,11 +89,11 @@ def import_opened(opened: Any, into: Path | str | Destination, *, dest_channel: 
             raise UsageError(f"dest_channel: expected {dest.fixed_channel!r} (the channel the destination URL names) or none, found {dest_channel!r}")
         dest_channel = dest.fixed_channel
     with opened.stream, dest.locked(lock_timeout):
-        return _import_locked(opened, dest, dest_channel, progress, clock, recheck)
+        return _import_locked(opened, dest, dest_channel, progress, clock, recheck, verified)
 
 
 def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
-                   progress: Progress, clock: Any, recheck: bool = False) -> ImportResult:
+                   progress: Progress, clock: Any, recheck: bool = False, verified: bool = False) -> ImportResult:
     manifest = opened.manifest
     receipt = dest.read_receipt()  # read after dest.locked() rolled back any killed import
     held: dict[str, dict[str, dict[str, Any]]] = receipt["channels"]
@@ -107,8 +110,8 @@ def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
         return listing[key].get(filename)
 
     def holds(tc: str, subdir: str, filename: str, sha256: str, size: int) -> bool:
-        if recheck:
-            known = dest.file_sha256(tc, subdir, filename)
+        if recheck:  # the bytes as stored (quetz: downloaded), not what an index or the receipt says
+            known = dest.stored_sha256(tc, subdir, filename)
         else:
             known = (held.get(tc, {}).get(subdir, {}).get(filename) or {}).get("sha256")
         return known == sha256 and held_size(tc, subdir, filename) == size
@@ -158,6 +161,8 @@ def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
     # a server that rebuilds its repodata from the packages keeps no archive history: holding every file is enough
     if not needed and (manifest.archive_id in applied or (not dest.keeps_repodata and not pending_removals)):
         log.debug("archive %s is already imported into %s; nothing to do", manifest.archive_id, dest)
+        if not verified:  # a copy damaged since the import that applied it is refused all the same
+            _verify_only(opened, progress)
         result.noop = True
         return result
 
@@ -166,6 +171,14 @@ def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
         return _publish(opened, dest, change, receipt, needed, removals, result, target_channel, progress, clock)
     finally:
         change.close()
+
+
+def _verify_only(opened: Any, progress: Progress) -> None:
+    """Every blob read and hashed, every repodata blob checked against the manifest; nothing kept."""
+    repodata_blobs = stream_blobs(opened, progress, "verify")
+    for ch in opened.manifest.channels:
+        for sub in ch.subdirs:
+            load_repodata_blob(repodata_blobs[sub.repodata.sha256], sub, ch.name, f"{ch.name}/{sub.subdir} repodata")
 
 
 def _publish(opened: Any, dest: Destination, change: Change, receipt: dict[str, Any], needed: dict[str, list[tuple[str, str, str]]],

@@ -19,6 +19,7 @@ from ..destinations import open_destination
 from ..destinations.base import RECEIPT_FORMAT, Destination
 from ..errors import DestinationError
 from ..progress import Progress, null_progress
+from .verify_dest import DestinationCheck, Problem, check_destination
 
 
 @dataclass
@@ -27,13 +28,22 @@ class ReceiptResult:
     files: int
     missing: list[str]
     written_to: str
+    check: DestinationCheck | None = None  # what the re-hash found (the same check as ``verify --into``)
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self.check.problems if self.check is not None else []
 
     def to_json(self) -> dict[str, Any]:
-        return {"files": self.files, "missing": self.missing, "written_to": self.written_to}
+        return {"files": self.files, "missing": self.missing, "written_to": self.written_to,
+                "damaged": sorted("/".join(p.place) for p in self.problems if p.kind == "damaged"),
+                "problems": [p.to_json() for p in self.problems]}
 
 
 def run_receipt(into: Path | str | Destination, output: Path | None = None, *, lock_timeout: float = 60.0,
                 progress: Progress = null_progress, clock: Any = time.time) -> ReceiptResult:
+    """Rebuild the receipt from what passes ``verify --into``'s check: a missing or damaged file is
+    reported (:attr:`ReceiptResult.problems`) and not recorded as held, so the next import puts it back."""
     dest = into if isinstance(into, Destination) else open_destination(str(into))
     if not dest.exists():
         raise DestinationError(f"{dest}: expected a destination holding channels, found none")
@@ -42,30 +52,8 @@ def run_receipt(into: Path | str | Destination, output: Path | None = None, *, l
             old = dest.read_receipt()
         except DestinationError:
             old = {"archives": []}
-        channels: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
-        missing: list[str] = []
-        listed: list[tuple[str, str, str, int]] = []
-        for channel, subdirs in dest.inventory().items():
-            for subdir in subdirs:
-                rd = dest.read_repodata(channel, subdir)
-                if rd is None:
-                    continue
-                channels.setdefault(channel, {}).setdefault(subdir, {})
-                held = dest.files(channel, subdir)
-                for fn, _ in rd.records():
-                    if fn in held:
-                        listed.append((channel, subdir, fn, held[fn]))
-                    else:
-                        missing.append(f"{channel}/{subdir}/{fn}")
-        bar = progress("hash", sum(size for *_, size in listed), files=len(listed))
-        for channel, subdir, fn, size in listed:
-            sha = dest.file_sha256(channel, subdir, fn, bar.update)
-            bar.file_done()
-            if sha is None:
-                missing.append(f"{channel}/{subdir}/{fn}")
-                continue
-            channels[channel][subdir][fn] = {"sha256": sha, "size": size}
-        bar.close()
+        check = check_destination(dest, progress=progress)
+        channels = check.good
         receipt = {
             "format": RECEIPT_FORMAT,
             "archives": old.get("archives", []),
@@ -78,4 +66,5 @@ def run_receipt(into: Path | str | Destination, output: Path | None = None, *, l
             where = str(output)
         else:
             where = dest.write_receipt(receipt)  # one atomic replace: nothing else changes
-        return ReceiptResult(receipt, files, sorted(missing), where)
+        missing = sorted("/".join(p.place) for p in check.problems if p.kind == "missing")
+        return ReceiptResult(receipt, files, missing, where, check)
