@@ -120,3 +120,25 @@ def test_sync_reset_replaces_a_file_quetz_stores_damaged(
     assert json.loads(r.stdout)["packages_added"] == 1
     assert "stores damaged" in r.output
     assert _served(site) == good
+
+
+@pytest.mark.parametrize("site", ["s3", "quetz"], indirect=True)
+def test_a_lost_file_is_found_and_the_next_import_puts_it_back(site: dict[str, Any], archives: dict[str, Path]) -> None:
+    """quetz drops a version whose file its store lost from its database, then fails before rebuilding its
+    index: airgap asks it to rebuild (generate_indexes), so the index stops listing the file."""
+    into, pub = site["into"], archives["pub"]
+    assert cli("import", archives["v1"], "--into", into, "--trusted-key", pub).exit_code == 0
+    good = _served(site)
+    if site["kind"] == "s3":
+        site["seaweed"].client().delete_object(Bucket=BUCKET, Key=f"{site['prefix']}/main/linux-64/{VICTIM}")
+    else:
+        _quetz_file(site["quetz"], site["name"]).unlink()
+    r = cli("verify", "--into", into, "--json")
+    assert r.exit_code == 3, r.output
+    doc = json.loads(r.stdout)
+    assert [(p["kind"], p["filename"]) for p in doc["problems"]] == [("missing", VICTIM)]
+    assert doc["not_recorded"] is None and len(doc["recorded"]) == 1
+    r = cli("import", archives["v1"], "--into", into, "--trusted-key", pub, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["packages_added"] == 1, r.output
+    assert _served(site) == good
+    assert cli("verify", "--into", into).exit_code == 0

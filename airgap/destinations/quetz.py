@@ -252,11 +252,22 @@ class QuetzDestination(Destination):
         rec = rd.get(filename) if rd is not None else None
         return record_hashes(rec)[0] if rec is not None else None
 
-    def delete(self, subdir: str, filename: str, name: str) -> None:
+    def delete(self, subdir: str, filename: str, name: str) -> bool:
+        """Delete one file; False if quetz did not rebuild its index afterwards (see :meth:`rebuild_indexes`)."""
         path = (f"/api/channels/{quote(self.channel)}/packages/{quote(name)}/versions/"
                 f"{quote(subdir)}/{quote(filename)}")
-        self._request("DELETE", path, f"removing {subdir}/{filename}", ok=(200, 404))
+        resp = self._request("DELETE", path, f"removing {subdir}/{filename}", ok=(200, 404, 500))
         self._index.pop(subdir, None)
+        if resp.status != 200:
+            # quetz drops the version from its database, then fails (500) on a file its store has lost, before it
+            # rebuilds its index; retried, it answers 404. Its index then lists the file until rebuilt.
+            log.info("%s: removing %s/%s: quetz answered %d; its index must be rebuilt", self, subdir, filename, resp.status)
+        return resp.status == 200
+
+    def rebuild_indexes(self) -> None:
+        """Ask quetz to rebuild the channel's indexes from its database (a job it runs in the background)."""
+        self._request("PUT", f"/api/channels/{quote(self.channel)}/actions", "asking quetz to rebuild its indexes",
+                      body=json.dumps({"action": "generate_indexes"}), headers={"Content-Type": "application/json"})
 
     def remove_packages(self, files: list[tuple[str, str, str]]) -> None:
         """Delete files, then wait until quetz's repodata no longer lists them."""
@@ -266,10 +277,13 @@ class QuetzDestination(Destination):
             by_subdir.setdefault(subdir, set()).add(filename)
         for subdir, names in sorted(by_subdir.items()):
             rd = self.read_repodata(self.channel, subdir)
+            stale = False
             for filename in sorted(names):
                 rec = rd.get(filename) if rd is not None else None
                 if rec is not None:
-                    self.delete(subdir, filename, str(rec.get("name")))
+                    stale |= not self.delete(subdir, filename, str(rec.get("name")))
+            if stale:
+                self.rebuild_indexes()
             self.wait_for(subdir, {}, names)
 
     def wait_for(self, subdir: str, present: dict[str, str], absent: set[str]) -> Repodata | None:
