@@ -349,7 +349,7 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
         return
     chans = ", ".join(f"{c} ({', '.join(sorted(set(s)))})" for c, s in sorted(result.channels.items()))
     if result.noop:
-        click.echo(f"{', '.join(archive)} is already imported into {result.destination}: nothing to do")
+        click.echo(f"{', '.join(archive)} verified; it is already imported into {result.destination}: nothing to do")
     else:
         click.echo(f"imported {', '.join(archive)} into {result.destination}: {result.packages_added} package files added "
                    f"({_human(result.bytes_written)}), {result.packages_present} already present; channels: {chans}")

@@ -88,12 +88,16 @@ def import_opened(opened: Any, into: Path | str | Destination, *, dest_channel: 
         if dest_channel not in (None, dest.fixed_channel):
             raise UsageError(f"dest_channel: expected {dest.fixed_channel!r} (the channel the destination URL names) or none, found {dest_channel!r}")
         dest_channel = dest.fixed_channel
-    with opened.stream, dest.locked(lock_timeout):
-        return _import_locked(opened, dest, dest_channel, progress, clock, recheck, verified)
+    with opened.stream:
+        with dest.locked(lock_timeout):
+            result = _import_locked(opened, dest, dest_channel, progress, clock, recheck)
+        if result.noop and not verified:  # a copy damaged since the import that applied it is refused all the same
+            _verify_only(opened, progress)  # after the lock: nothing changed, no other import need wait for this
+        return result
 
 
 def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
-                   progress: Progress, clock: Any, recheck: bool = False, verified: bool = False) -> ImportResult:
+                   progress: Progress, clock: Any, recheck: bool = False) -> ImportResult:
     manifest = opened.manifest
     receipt = dest.read_receipt()  # read after dest.locked() rolled back any killed import
     held: dict[str, dict[str, dict[str, Any]]] = receipt["channels"]
@@ -161,8 +165,6 @@ def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
     # a server that rebuilds its repodata from the packages keeps no archive history: holding every file is enough
     if not needed and (manifest.archive_id in applied or (not dest.keeps_repodata and not pending_removals)):
         log.debug("archive %s is already imported into %s; nothing to do", manifest.archive_id, dest)
-        if not verified:  # a copy damaged since the import that applied it is refused all the same
-            _verify_only(opened, progress)
         result.noop = True
         return result
 

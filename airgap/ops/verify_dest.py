@@ -113,10 +113,11 @@ def run_verify_destination(
     *,
     record_findings: bool = True,
     lock_timeout: float = 60.0,
-    workers: int = 8,
+    workers: int | None = None,
     progress: Progress = null_progress,
 ) -> DestinationCheck:
     dest = into if isinstance(into, Destination) else open_destination(str(into))
+    workers = workers or _workers(dest)
     if not dest.exists():
         raise DestinationError(f"{dest}: expected a destination holding channels, found none")
     check = check_destination(dest, workers=workers, progress=progress)
@@ -129,8 +130,9 @@ def run_verify_destination(
     return check
 
 
-def check_destination(dest: Destination, *, workers: int = 8, progress: Progress = null_progress) -> DestinationCheck:
+def check_destination(dest: Destination, *, workers: int | None = None, progress: Progress = null_progress) -> DestinationCheck:
     """Check every subdir of every channel ``dest`` publishes (see the module docstring); change nothing."""
+    workers = workers or _workers(dest)
     check = DestinationCheck(str(dest))
     for channel, subdirs in dest.inventory().items():
         for subdir in subdirs:
@@ -282,6 +284,12 @@ def _compare_indexes(dest: Destination, channel: str, subdir: str) -> list[Probl
             )
         ]
     return []
+
+
+def _workers(dest: Destination) -> int:
+    """As many parallel reads as the backend is set up for (its connection pool), else 8."""
+    n = getattr(dest, "workers", None)
+    return n if isinstance(n, int) and n > 0 else 8
 
 
 def _bounded_map(fn: Callable[[_T], _R], items: list[_T], workers: int) -> Iterator[tuple[_T, _R]]:
