@@ -6,6 +6,7 @@ is there); ``verify --into`` finds it by reading the bytes back, and the next im
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,17 @@ def test_sync_reset_replaces_a_file_quetz_stores_damaged(
     assert json.loads(r.stdout)["packages_added"] == 1
     assert "stores damaged" in r.output
     assert _served(site) == good
+    # the cache then damaged: a sync with nothing to write still reads every blob, and refuses
+    sha = hashlib.sha256(good).hexdigest()
+    cached = Path(json.loads(archives["export"].read_text())["mirror_dir"]) / "blobs" / "sha256" / sha
+    kept = cached.read_bytes()
+    cached.chmod(0o644)
+    cached.write_bytes(kept[:300] + bytes([kept[300] ^ 1]) + kept[301:])
+    try:
+        r = cli("sync", "-f", archives["export"], "--into", site["into"], "--json")
+        assert r.exit_code == 3 and sha in r.output, r.output
+    finally:
+        cached.write_bytes(kept)
 
 
 @pytest.mark.parametrize("site", ["s3", "quetz"], indirect=True)

@@ -75,13 +75,12 @@ def run_import(
 
 
 def import_opened(opened: Any, into: Path | str | Destination, *, dest_channel: str | None = None, lock_timeout: float = 60.0,
-                  recheck: bool = False, verified: bool = False, progress: Progress = null_progress,
-                  clock: Any = time.time) -> ImportResult:
+                  recheck: bool = False, progress: Progress = null_progress, clock: Any = time.time) -> ImportResult:
     """Publish a verified source of blobs (an archive, or the export cache for sync) into ``into``.
 
     ``recheck``: do not trust the receipt about which files are present; hash each one.
-    ``verified``: the caller has hashed every blob already (sync's cache); otherwise even an import
-    that changes nothing reads and hashes every blob, so that exit 0 always means "this archive verified".
+    Even an import that changes nothing reads and hashes every blob (sync: every cache file), so that
+    exit 0 always means "every blob verified", as when something is published.
     """
     dest = into if isinstance(into, Destination) else open_destination(str(into))
     if dest.fixed_channel is not None:
@@ -91,7 +90,7 @@ def import_opened(opened: Any, into: Path | str | Destination, *, dest_channel: 
     with opened.stream:
         with dest.locked(lock_timeout):
             result = _import_locked(opened, dest, dest_channel, progress, clock, recheck)
-        if result.noop and not verified:  # a copy damaged since the import that applied it is refused all the same
+        if result.noop:  # a copy damaged since the import that applied it is refused all the same
             _verify_only(opened, progress)  # after the lock: nothing changed, no other import need wait for this
         return result
 
