@@ -175,3 +175,20 @@ def test_verify_takes_an_archive_or_a_destination(dest: Path, archive: Path) -> 
     assert r.exit_code == 2 and "found neither" in r.output
     r = cli("verify", "--into", dest.parent / "nothing-here")
     assert r.exit_code == 1 and "expected a destination holding channels, found none" in r.output
+
+
+def test_damage_gone_when_checked_again_under_the_lock_is_not_recorded(dest: Path) -> None:
+    """What verify reads without the lock may be an import's work in progress: record() checks again."""
+    from airgap.ops.verify_dest import record
+
+    target = DirectoryDestination(dest)
+    victim = next((dest / "channel" / "noarch").glob("*.conda"))
+    good = flip(victim)
+    check = check_destination(target)
+    assert [p.kind for p in check.problems] == ["damaged"]
+    victim.write_bytes(good)  # e.g. an import replaced it meanwhile
+    receipt = (dest / ".airgap" / "receipt.json").read_bytes()
+    with target.locked(5):
+        record(target, check)
+    assert check.cleared == 1 and check.problems == [] and check.recorded == [] and not check.damaged
+    assert (dest / ".airgap" / "receipt.json").read_bytes() == receipt
