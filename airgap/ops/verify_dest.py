@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 import zstandard
 
 from ..destinations import open_destination
-from ..destinations.base import Destination
+from ..destinations.base import Destination, parse_index
 from ..errors import AirgapError, DestinationError
 from ..progress import Progress, null_progress
 from ..repodata import Repodata, record_hashes
@@ -136,8 +136,11 @@ def check_destination(dest: Destination, *, workers: int | None = None, progress
     check = DestinationCheck(str(dest))
     for channel, subdirs in dest.inventory().items():
         for subdir in subdirs:
-            check.problems.extend(_compare_indexes(dest, channel, subdir))
-            rd = dest.read_repodata(channel, subdir)
+            raw = dest.read_index_file(channel, subdir, "repodata.json")  # read once: compared, then parsed
+            check.problems.extend(_compare_indexes(dest, channel, subdir, raw))
+            where = f"{dest}/{channel}/{subdir}/repodata.json"
+            rd = parse_index(raw, subdir, where) if raw is not None else dest.read_repodata(channel, subdir)
+            del raw
             if rd is None:
                 continue
             check.subdirs += 1
@@ -253,9 +256,10 @@ def _check_subdir(
     bar.close()
 
 
-def _compare_indexes(dest: Destination, channel: str, subdir: str) -> list[Problem]:
+def _compare_indexes(dest: Destination, channel: str, subdir: str, raw: bytes | None = None) -> list[Problem]:
     """``repodata.json`` against ``repodata.json.zst``: the same bytes once decompressed (streamed, bounded)."""
-    raw = dest.read_index_file(channel, subdir, "repodata.json")
+    if raw is None:
+        raw = dest.read_index_file(channel, subdir, "repodata.json")
     packed = dest.read_index_file(channel, subdir, "repodata.json.zst")
     if raw is None or packed is None:
         return []  # a backend that publishes one of them only (quetz), or a channel another tool wrote
