@@ -192,3 +192,20 @@ def test_damage_gone_when_checked_again_under_the_lock_is_not_recorded(dest: Pat
         record(target, check)
     assert check.cleared == 1 and check.problems == [] and check.recorded == [] and not check.damaged
     assert (dest / ".airgap" / "receipt.json").read_bytes() == receipt
+
+
+def test_disagreeing_indexes_are_rewritten_by_the_next_delta(dest: Path, archive: Path, tmp_path: Path) -> None:
+    """verify --into records a disagreement by dropping the subdir's upstream hash from the receipt:
+    ``export --since`` then carries that subdir's repodata, and its import writes both files again."""
+    (dest / "channel" / "linux-64" / "repodata.json.zst").write_bytes(b"junk")
+    r = cli("verify", "--into", dest)
+    assert r.exit_code == 3 and "recorded: channel/linux-64: the next export --since carries its repodata again" in r.output
+    cfg = tmp_path / "e.yaml"
+    cfg.write_text(json.dumps({"channels": [str(SAMPLES / "channel")], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "c")}))
+    r = cli("export", "-f", cfg, "--unsigned", tmp_path / "d.tar", "--since", dest / ".airgap" / "receipt.json", "--json")
+    assert r.exit_code == 0, r.output
+    assert [s["subdir"] for c in json.loads(cli("inspect", tmp_path / "d.tar", "--json").stdout)["channels"] for s in c["subdirs"]] == [
+        "linux-64"
+    ]
+    assert cli("import", tmp_path / "d.tar", "--into", dest, "--allow-unsigned").exit_code == 0
+    assert cli("verify", "--into", dest).exit_code == 0
