@@ -5,6 +5,7 @@ Remote backends (S3, quetz) are covered in tests/test_destinations.py, against t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tarfile
 from pathlib import Path
@@ -208,4 +209,32 @@ def test_disagreeing_indexes_are_rewritten_by_the_next_delta(dest: Path, archive
         "linux-64"
     ]
     assert cli("import", tmp_path / "d.tar", "--into", dest, "--allow-unsigned").exit_code == 0
+    assert cli("verify", "--into", dest).exit_code == 0
+
+
+def test_a_damaged_installer_is_found_and_put_back(tmp_path: Path) -> None:
+    """Installers (DEST/<dir>/<file>) are listed by the receipt, not by an index: verified against it."""
+    tool = tmp_path / "tool-1.0.sh"
+    tool.write_bytes(b"#!/bin/sh\n" + bytes(range(256)) * 8)
+    cfg = tmp_path / "e.yaml"
+    cfg.write_text(
+        json.dumps(
+            {
+                "channels": [str(SAMPLES / "channel")],
+                "platforms": ["linux-64"],
+                "mirror_dir": str(tmp_path / "c"),
+                "installers": [{"url": str(tool), "sha256": hashlib.sha256(tool.read_bytes()).hexdigest(), "dir": "extra"}],
+            }
+        )
+    )
+    assert cli("export", "-f", cfg, "--unsigned", tmp_path / "m.tar").exit_code == 0
+    dest = tmp_path / "dest"
+    assert cli("import", tmp_path / "m.tar", "--into", dest, "--allow-unsigned").exit_code == 0
+    assert cli("verify", "--into", dest).exit_code == 0
+    flip(dest / "extra" / tool.name)
+    r = cli("verify", "--into", dest)
+    assert r.exit_code == 3 and f"damaged: extra/{tool.name}: expected sha256 " in r.output, r.output
+    assert f"recorded: extra/{tool.name} is no longer counted as held" in r.output and "13 files" in r.output
+    assert cli("import", tmp_path / "m.tar", "--into", dest, "--allow-unsigned").exit_code == 0
+    assert (dest / "extra" / tool.name).read_bytes() == tool.read_bytes()
     assert cli("verify", "--into", dest).exit_code == 0

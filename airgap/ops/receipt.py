@@ -52,7 +52,7 @@ def run_receipt(into: Path | str | Destination, output: Path | None = None, *, l
             old = dest.read_receipt()
         except DestinationError:
             old = {"archives": []}
-        check = check_destination(dest, progress=progress)
+        check = check_destination(dest, progress=progress, installers=False)  # a rebuilt receipt lists packages only
         channels = check.good
         receipt = {
             "format": RECEIPT_FORMAT,

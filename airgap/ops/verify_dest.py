@@ -2,7 +2,8 @@
 
 Every file a published ``repodata.json`` lists is read back as a client would get it and hashed,
 on every backend (a directory, S3, quetz: quetz's files are downloaded, since its index says only
-what it hashed at upload). What it reports, one :class:`Problem` each:
+what it hashed at upload); installers (``DEST/<dir>/<file>``, subdir ``""``), which no index lists,
+against the receipt. What it reports, one :class:`Problem` each:
 
 * ``missing``  — the index lists a file the storage does not hold;
 * ``damaged``  — the file is there, but its size or sha256 is not the index's;
@@ -62,7 +63,7 @@ class Problem:
         return (self.channel, self.subdir, self.filename)
 
     def line(self) -> str:
-        return f"{self.kind}: {self.channel}/{self.subdir}/{self.filename}: {self.detail}"
+        return f"{self.kind}: {'/'.join(p for p in self.place if p)}: {self.detail}"
 
     def to_json(self) -> dict[str, str]:
         return dict(self.__dict__)
@@ -130,8 +131,11 @@ def run_verify_destination(
     return check
 
 
-def check_destination(dest: Destination, *, workers: int | None = None, progress: Progress = null_progress) -> DestinationCheck:
-    """Check every subdir of every channel ``dest`` publishes (see the module docstring); change nothing."""
+def check_destination(
+    dest: Destination, *, workers: int | None = None, progress: Progress = null_progress, installers: bool = True
+) -> DestinationCheck:
+    """Check every subdir of every channel ``dest`` publishes, and the installers its receipt records
+    (see the module docstring); change nothing."""
     workers = workers or _workers(dest)
     check = DestinationCheck(str(dest))
     for channel, subdirs in dest.inventory().items():
@@ -144,8 +148,27 @@ def check_destination(dest: Destination, *, workers: int | None = None, progress
             if rd is None:
                 continue
             check.subdirs += 1
-            _check_subdir(dest, channel, subdir, rd, check, workers, progress)
+            _check_subdir(dest, channel, subdir, _expected(rd), check, workers, progress)
+    if installers:
+        for folder, expected in _installers(dest).items():
+            _check_subdir(dest, folder, "", expected, check, workers, progress, unlisted=False)
     return check
+
+
+def _installers(dest: Destination) -> dict[str, dict[str, tuple[str | None, int | None]]]:
+    """Installer files (``DEST/<dir>/<file>``) as the receipt records them: no index lists them."""
+    if not (dest.keeps_receipt and dest.holds_other_files):
+        return {}
+    try:
+        held = dest.read_receipt().get("installers") or {}
+    except AirgapError:
+        return {}  # an unreadable receipt: recording says so
+    out: dict[str, dict[str, tuple[str | None, int | None]]] = {}
+    for folder, files in held.items() if isinstance(held, dict) else ():
+        for filename, rec in files.items() if isinstance(files, dict) else ():
+            if isinstance(rec, dict):
+                out.setdefault(str(folder), {})[str(filename)] = (rec.get("sha256"), rec.get("size"))
+    return out
 
 
 def record(dest: Destination, check: DestinationCheck, *, workers: int = 8) -> None:
@@ -153,15 +176,18 @@ def record(dest: Destination, check: DestinationCheck, *, workers: int = 8) -> N
     found = [p for p in check.problems if p.kind in DAMAGE]
     confirmed: list[Problem] = []
     subdirs = sorted({(p.channel, p.subdir) for p in found})
-    indexes = {key: dest.read_repodata(*key) for key in subdirs}
+    indexes = {key: dest.read_repodata(*key) if key[1] else None for key in subdirs}
     for channel, subdir in subdirs:
         if any(p.kind == "index" for p in found if (p.channel, p.subdir) == (channel, subdir)):
             confirmed.extend(_compare_indexes(dest, channel, subdir))
     again = DestinationCheck(check.destination)
+    installers = _installers(dest) if any(p.subdir == "" for p in found) else {}
     for (channel, subdir), rd in indexes.items():
         names = {p.filename for p in found if (p.channel, p.subdir) == (channel, subdir) and p.kind != "index"}
-        if rd is not None and names:
-            _check_subdir(dest, channel, subdir, rd.subset(names), again, workers, null_progress, unlisted=False)
+        expected = installers.get(channel, {}) if subdir == "" else _expected(rd) if rd is not None else {}
+        expected = {f: e for f, e in expected.items() if f in names}
+        if expected:
+            _check_subdir(dest, channel, subdir, expected, again, workers, null_progress, unlisted=False)
     confirmed.extend(again.problems)
     check.cleared = len(found) - len(confirmed)
     check.problems = [p for p in check.problems if p.kind not in DAMAGE] + confirmed
@@ -187,8 +213,10 @@ def forget(receipt: dict[str, Any], files: Iterable[tuple[str, str, str]], stale
     done = []
     held = receipt.get("channels", {})
     for channel, subdir, filename in files:
-        if held.get(channel, {}).get(subdir, {}).pop(filename, None) is not None:
-            done.append(f"{channel}/{subdir}/{filename} is no longer counted as held (the next import carrying it puts it back)")
+        slot = receipt.get("installers", {}).get(channel, {}) if subdir == "" else held.get(channel, {}).get(subdir, {})
+        if slot.pop(filename, None) is not None:
+            where = "/".join(p for p in (channel, subdir, filename) if p)
+            done.append(f"{where} is no longer counted as held (the next import carrying it puts it back)")
     sources = receipt.get("sources", {})
     for channel, subdir in stale_indexes:
         if sources.get(channel, {}).pop(subdir, None) is not None:
@@ -199,29 +227,38 @@ def forget(receipt: dict[str, Any], files: Iterable[tuple[str, str, str]], stale
 # -- the checks ------------------------------------------------------------------------------
 
 
+def _expected(rd: Repodata) -> dict[str, tuple[str | None, int | None]]:
+    out = {}
+    for filename, record_ in rd.records():
+        sha, _md5, size = record_hashes(record_)
+        out[filename] = (sha, size)
+    return out
+
+
 def _check_subdir(
     dest: Destination,
     channel: str,
     subdir: str,
-    rd: Repodata,
+    expected: dict[str, tuple[str | None, int | None]],
     check: DestinationCheck,
     workers: int,
     progress: Progress,
     unlisted: bool = True,
 ) -> None:
+    """Check files against what an index (or, for installers, subdir "", the receipt) says: ``{filename: (sha256, size)}``."""
     held = dest.files(channel, subdir)
+    lists = "the receipt lists it" if subdir == "" else "the index lists it"
     todo: list[tuple[str, str | None, int]] = []
-    for filename, record_ in rd.records():
-        sha, _md5, size = record_hashes(record_)
+    for filename, (sha, size) in expected.items():
         have = held.get(filename)
         if have is None:
-            check.problems.append(Problem("missing", channel, subdir, filename, "the index lists it, the storage does not hold it"))
+            check.problems.append(Problem("missing", channel, subdir, filename, f"{lists}, the storage does not hold it"))
         elif size is not None and have != size:
             check.problems.append(Problem("damaged", channel, subdir, filename, f"expected size {size}, found {have}"))
         else:
             todo.append((filename, sha, size if size is not None else have))
     if unlisted:
-        for filename in sorted(set(held) - {f for f, _ in rd.records()}):
+        for filename in sorted(set(held) - set(expected)):
             if filename.endswith(PACKAGE_SUFFIXES):
                 check.problems.append(Problem("unlisted", channel, subdir, filename, "no index lists it (airgap clean removes it)"))
     bar = progress(f"verify {channel}/{subdir}", sum(size for *_, size in todo), files=len(todo))
@@ -240,13 +277,13 @@ def _check_subdir(
 
         return dest.stored_sha256(channel, subdir, item[0], count), counted[0]
 
-    slot = check.good.setdefault(channel, {}).setdefault(subdir, {})
+    slot = check.good.setdefault(channel, {}).setdefault(subdir, {}) if subdir else {}  # installers: not the receipt's channels
     for (filename, want, size), (got, nbytes) in _bounded_map(one, todo, workers):
         bar.file_done()
         check.files += 1
         check.bytes += nbytes
         if got is None:
-            check.problems.append(Problem("missing", channel, subdir, filename, "the index lists it, the storage does not hold it"))
+            check.problems.append(Problem("missing", channel, subdir, filename, f"{lists}, the storage does not hold it"))
         elif nbytes != size:
             check.problems.append(Problem("damaged", channel, subdir, filename, f"expected size {size}, read {nbytes} bytes"))
         elif want is not None and got != want:
