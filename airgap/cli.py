@@ -378,7 +378,7 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
         return
     chans = ", ".join(f"{c} ({', '.join(sorted(set(s)))})" for c, s in sorted(result.channels.items()))
     if result.noop:
-        click.echo(f"{', '.join(archive)} is already imported into {result.destination}: nothing to do")
+        click.echo(f"{', '.join(archive)} verified; it is already imported into {result.destination}: nothing to do")
     elif result.downgrade:
         click.echo(f"imported the new files of older archive {', '.join(archive)} into {result.destination}: "
                    f"{result.packages_added} package files added, nothing removed or replaced; channels: {chans}")
@@ -459,20 +459,43 @@ def clean(into: str | None, dry_run: bool, lock_timeout: float, as_json: bool, s
 
 
 @main.command()
-@click.argument("archive", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("archive", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Public key whose signature is accepted (repeatable; adds to trusted_keys).")
 @click.option("--allow-unsigned", is_flag=True, help="DANGEROUS: accept an archive that carries no signature.")
+@click.option("--into", "into", help="Verify this destination instead of an archive: re-hash every file its indexes list.")
+@click.option("--no-record", is_flag=True, help="With --into: only report; do not record the damage found (see docs/usage.md).")
+@click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="With --into: seconds to wait for the lock to record.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
-def verify(archive: tuple[str, ...], trusted_keys: tuple[str, ...], allow_unsigned: bool, as_json: bool, state: _State, config: Config) -> None:
+def verify(archive: tuple[str, ...], trusted_keys: tuple[str, ...], allow_unsigned: bool, into: str | None, no_record: bool,
+           lock_timeout: float, as_json: bool, state: _State, config: Config) -> None:
     """Check ARCHIVE's signature, format, members and every hash; change nothing.
 
-    A volume of a split archive verifies alone (its own files), or give several.
+    A volume of a split archive verifies alone (its own files), or give several. With --into
+    DEST (and no ARCHIVE): re-hash every file DEST's repodata lists; exit 3 on any damage.
 
     \b
-    Example:  airgap verify $USB/mirror.tar --trusted-key airgap.pub && echo OK
+    Examples:
+      airgap verify $USB/mirror.tar --trusted-key airgap.pub && echo OK
+      airgap verify --into /srv/conda --json
     """
+    if into is not None or not archive:
+        if archive:
+            raise UsageError("verify: expected ARCHIVE or --into DEST, found both")
+        if into is None:
+            raise UsageError("verify: expected ARCHIVE (or --into DEST), found neither")
+        from .ops.verify_dest import run_verify_destination
+
+        check = run_verify_destination(_destination(into, config), record_findings=not no_record, lock_timeout=lock_timeout,
+                                       progress=_progress(state.quiet))
+        if as_json:
+            _emit_json(check.to_json())
+        else:
+            _print_check(check)
+        if check.damaged:
+            sys.exit(3)
+        return
     from .ops.verify import run_verify
 
     result = run_verify([Path(a) for a in archive], _trusted(trusted_keys, config), allow_unsigned=allow_unsigned,
@@ -562,8 +585,22 @@ def receipt(into: str | None, output: str | None, as_json: bool, state: _State, 
         _emit_json(result.to_json())
         return
     click.echo(f"wrote {result.written_to}: {result.files} files by sha256")
-    for m in result.missing:
-        click.echo(f"warning: repodata lists {m}, which is not there")
+    for p in result.problems:
+        click.echo(f"warning: {p.line()}")
+    if result.problems:
+        click.echo(f"warning: {len(result.problems)} problem(s) found; missing and damaged files are not recorded as held")
+
+
+def _print_check(check: Any) -> None:
+    for p in check.problems:
+        click.echo(p.line())
+    for line in check.recorded:
+        click.echo(f"recorded: {line}")
+    if check.cleared:
+        click.echo(f"{check.cleared} problem(s) were gone when checked again under the lock (an import ran or was rolled back)")
+    if check.not_recorded:
+        click.echo(f"warning: the damage found was not recorded: {check.not_recorded}", err=True)
+    click.echo(("DAMAGED " if check.damaged else "OK ") + check.summary())
 
 
 @main.command()

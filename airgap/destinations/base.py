@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..compress import zstd_compress
 from ..errors import DestinationError, IntegrityError
 from ..receipt import Receipt, parse_receipt
 from ..repodata import Repodata, parse_repodata
@@ -193,6 +194,8 @@ class Destination(ABC):
     holds_other_files: ClassVar[bool] = True
     #: every channel imported goes to this one channel (a quetz URL names it)
     fixed_channel: str | None = None
+    #: keeps airgap's receipt (False: the server's own index is the inventory, e.g. quetz)
+    keeps_receipt: ClassVar[bool] = True
 
     @abstractmethod
     def __str__(self) -> str: ...
@@ -227,6 +230,16 @@ class Destination(ABC):
     def file_sha256(self, channel: str, subdir: str, filename: str, on_bytes: OnBytes | None = None) -> str | None:
         """The sha256 of a held file, or None if it is not there."""
 
+    def stored_sha256(self, channel: str, subdir: str, filename: str, on_bytes: OnBytes | None = None) -> str | None:
+        """The sha256 of the bytes a client would download (None: not there); reads them even where
+        :meth:`file_sha256` answers from the server's own index (``airgap verify --into``)."""
+        return self.file_sha256(channel, subdir, filename, on_bytes)
+
+    def read_index_file(self, channel: str, subdir: str, name: str) -> bytes | None:
+        """The raw bytes of a published index file (``repodata.json``, ``repodata.json.zst``), or None:
+        not there, or a backend that does not publish it."""
+        return None
+
     @abstractmethod
     def begin(self, label: str) -> Change:
         """Start a change (under :meth:`locked`)."""
@@ -242,6 +255,19 @@ class Destination(ABC):
     def put_page(self, channel: str, subdir: str | None, data: bytes) -> None:
         """Write a browsable ``index.html`` (cosmetic, outside any change); default: not kept."""
         return None
+
+
+def index_files(raw: bytes) -> list[tuple[str, bytes]]:
+    """A subdir's index files in the order they are written, both made before either is written.
+
+    ``repodata.json.zst`` goes last: conda >= 23.3, mamba and rattler/pixi read it first, so most
+    clients switch from the old index to the new one in a single replace, right before the
+    receipt; a run killed between the two writes (rolled back by the next run that takes the
+    lock) has changed only the ``.json`` that older clients read. Either index lists only files
+    already in place, so a reader of either is served; ``airgap verify --into`` reports the two
+    disagreeing.
+    """
+    return [("repodata.json", raw), ("repodata.json.zst", zstd_compress(raw))]
 
 
 def iter_batches(items: list[Any], size: int) -> Iterator[list[Any]]:

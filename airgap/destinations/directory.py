@@ -29,11 +29,10 @@ from typing import Any
 
 from .._fs import atomic_write_bytes, fsync_dir, makedirs_tracked
 from .._safepath import check_beneath, open_nofollow, read_nofollow
-from ..compress import zstd_compress
 from ..errors import DestinationError, LockError
 from ..receipt import REBUILD
 from ..repodata import Repodata
-from .base import RECEIPT_FORMAT, Change, Destination, OnBytes, Put, empty_receipt, parse_index
+from .base import RECEIPT_FORMAT, Change, Destination, OnBytes, Put, empty_receipt, index_files, parse_index
 
 log = logging.getLogger(__name__)
 
@@ -288,6 +287,14 @@ class DirectoryDestination(Destination):
             raise DestinationError(f"{path}: cannot read: {exc.strerror}") from None
         return parse_index(data, subdir, str(path))
 
+    def read_index_file(self, channel: str, subdir: str, name: str) -> bytes | None:
+        try:
+            return (self.subdir_path(channel, subdir) / name).read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+        except OSError as exc:
+            raise DestinationError(f"{self.subdir_path(channel, subdir) / name}: cannot read: {exc.strerror}") from None
+
     def inventory(self) -> dict[str, list[str]]:
         """``{channel: [subdir, ...]}`` for every ``<channel>/<subdir>/repodata.json`` present."""
         out: dict[str, list[str]] = {}
@@ -496,7 +503,7 @@ class DirectoryDestination(Destination):
         check_beneath(self.root, d)
         makedirs_tracked(d, journal.created_dirs)
         raw = repodata.to_bytes()
-        for name, data in (("repodata.json.zst", zstd_compress(raw)), ("repodata.json", raw)):
+        for name, data in index_files(raw):
             target = d / name
             journal.prepare_replace(target)
             atomic_write_bytes(target, data)

@@ -36,7 +36,7 @@ from ..errors import DestinationError, LockError, UsageError
 from ..manifest import is_safe_channel_name
 from ..receipt import REBUILD
 from ..repodata import Repodata
-from .base import Change, Destination, OnBytes, Put, empty_receipt, iter_batches, parse_index
+from .base import Change, Destination, OnBytes, Put, empty_receipt, index_files, iter_batches, parse_index
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,9 @@ class S3Destination(Destination):
         key = self._key(channel, subdir, "repodata.json")
         return parse_index(self._get(key), subdir, f"s3://{self.bucket}/{key}")
 
+    def read_index_file(self, channel: str, subdir: str, name: str) -> bytes | None:
+        return self._get(self._key(channel, subdir, name))
+
     def inventory(self) -> dict[str, list[str]]:
         base = self._key() + "/" if self.prefix else ""
         out: dict[str, list[str]] = {}
@@ -432,11 +435,9 @@ class S3Change(Change):
         self.dest.upload(puts, on_bytes)
 
     def publish_index(self, channel: str, subdir: str, repodata: Repodata) -> None:
-        from ..compress import zstd_compress
-
         d = self.dest
         raw = repodata.to_bytes()
-        for name, data in (("repodata.json.zst", zstd_compress(raw)), ("repodata.json", raw)):
+        for name, data in index_files(raw):
             key = d._key(channel, subdir, name)
             self.journal.prepare(key, self._exists(key))
             d._put(key, data)

@@ -90,14 +90,20 @@ def import_opened(opened: Any, into: Path | str | Destination, *, dest_channel: 
 
     ``recheck``: do not trust the receipt about which files are present; hash each one.
     ``allow_downgrade``: an archive older than the destination's newest (see airgap.rollback) adds its new files only.
+    Even an import that changes nothing reads and hashes every blob (sync: every cache file), so that
+    exit 0 always means "every blob verified", as when something is published.
     """
     dest = into if isinstance(into, Destination) else open_destination(str(into))
     if dest.fixed_channel is not None:
         if dest_channel not in (None, dest.fixed_channel):
             raise UsageError(f"dest_channel: expected {dest.fixed_channel!r} (the channel the destination URL names) or none, found {dest_channel!r}")
         dest_channel = dest.fixed_channel
-    with opened.stream, dest.locked(lock_timeout):
-        return _import_locked(opened, dest, dest_channel, progress, clock, recheck, allow_downgrade)
+    with opened.stream:
+        with dest.locked(lock_timeout):
+            result = _import_locked(opened, dest, dest_channel, progress, clock, recheck, allow_downgrade)
+        if result.noop:  # a copy damaged since the import that applied it is refused all the same
+            _verify_only(opened, progress)  # after the lock: nothing changed, no other import need wait for this
+        return result
 
 
 def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
@@ -129,8 +135,8 @@ def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
         return current[(tc, subdir)]
 
     def holds(tc: str, subdir: str, filename: str, sha256: str, size: int) -> bool:
-        if recheck:
-            known = dest.file_sha256(tc, subdir, filename)
+        if recheck:  # the bytes as stored (quetz: downloaded), not what an index or the receipt says
+            known = dest.stored_sha256(tc, subdir, filename)
         else:
             rec = receipt.held(tc, subdir, filename)
             known = rec.sha256 if rec is not None else None
@@ -217,6 +223,14 @@ class _Plan:
     downgrade: bool
     target_channel: Callable[[str], str]
     index: Callable[[str, str], Repodata | None]  # a destination subdir's current index (read once)
+
+
+def _verify_only(opened: Any, progress: Progress) -> None:
+    """Every blob read and hashed, every repodata blob checked against the manifest; nothing kept."""
+    repodata_blobs = stream_blobs(opened, progress, "verify")
+    for ch in opened.manifest.channels:
+        for sub in ch.subdirs:
+            load_repodata_blob(repodata_blobs[sub.repodata.sha256], sub, ch.name, f"{ch.name}/{sub.subdir} repodata")
 
 
 def _publish(opened: Any, dest: Destination, change: Change, plan: _Plan, result: ImportResult, progress: Progress,
