@@ -39,7 +39,7 @@ def parse_index(data: bytes | None, subdir: str, where: str) -> Repodata | None:
     if data is None:
         return None
     try:
-        return parse_repodata(data, subdir, where)
+        return parse_repodata(data, subdir, where, strict=True)  # a destination's records are never dropped silently
     except Exception as exc:
         raise DestinationError(f"{where}: expected repodata JSON, found something unreadable ({exc})") from None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from ..compress import zstd_decompress_bounded
 from ..errors import ArchiveFormatError, IntegrityError, SignatureError, UpstreamError, UsageError
 from ..manifest import BlobEntry, Manifest, SubdirEntry, parse_manifest
 from ..progress import Progress
-from ..repodata import Repodata, from_document, record_hashes
+from ..repodata import Repodata, from_document, load_json, record_hashes
 from ..signing import TrustedKeys
 
 
@@ -116,13 +115,8 @@ def load_repodata_blob(data: bytes, sub: SubdirEntry, channel: str, what: str) -
     if len(raw) != sub.repodata.raw_size:
         raise ArchiveFormatError(f"{what}: expected {sub.repodata.raw_size} bytes of repodata, found {len(raw)}")
     try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        raise ArchiveFormatError(f"{what}: expected repodata JSON, found invalid data ({exc})") from None
-    except RecursionError:
-        raise ArchiveFormatError(f"{what}: expected repodata JSON, found values nested too deeply to parse") from None
-    try:
-        rd = from_document(doc, sub.subdir, what)
+        doc, suspect = load_json(raw, what)  # NaN, Infinity, lone surrogates: records holding them are counted as malformed
+        rd = from_document(doc, sub.subdir, what, suspect=suspect)
     except UpstreamError as exc:  # the same message, but here it is the archive that is malformed
         raise ArchiveFormatError(str(exc)) from None
     total = sum(len(doc.get(section) or {}) for section in ("packages", "packages.conda"))  # both are dicts (or null) now

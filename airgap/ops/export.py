@@ -45,6 +45,7 @@ from ..manifest import (
     is_safe_installer_filename,
 )
 from ..progress import Progress, null_progress
+from ..redact import redact
 from ..repodata import record_hashes
 from ..signing import Signer
 from ..upstream import Channel, FetchedRepodata, channel_from_string, fetch_channel, list_directory
@@ -180,7 +181,7 @@ class Plan:
                     for fn, reason in sorted(sel.excluded.items())]
         doc: dict[str, Any] = {"packages": packages, "excluded": excluded, "total_bytes": self.total_bytes}
         if self.installers:
-            doc["installers"] = [{"dir": i.dir, "filename": i.filename, "url": i.url, "sha256": i.sha256} for i in self.installers]
+            doc["installers"] = [{"dir": i.dir, "filename": i.filename, "url": redact(i.url), "sha256": i.sha256} for i in self.installers]
         if self.installability:
             doc["installable"] = [o.to_json() for o in self.installability]
         return doc
@@ -210,7 +211,7 @@ def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Prog
     selections: dict[str, dict[str, Selection]] = {}
     bar = progress("repodata", len(channels) * len(subdirs), unit="subdir")
     for ch in channels:
-        fetched[ch.name] = fetch_channel(fetcher, ch, subdirs)
+        fetched[ch.name] = fetch_channel(fetcher, ch, subdirs, config.max_repodata_size)
         bar.update(len(subdirs))
         selections[ch.name] = select_channel({s: fr.repodata for s, fr in fetched[ch.name].items()}, filters)
     bar.close()
@@ -263,7 +264,7 @@ def _fetcher(config: Config, given: Fetcher | None) -> Iterator[Fetcher]:
     if given is not None:
         yield given
         return
-    with Fetcher(workers=config.workers, retries=config.retries, timeout=config.timeout) as f:
+    with Fetcher(workers=config.workers, retries=config.retries, timeout=config.timeout, min_rate=config.min_rate) as f:
         yield f
 
 
@@ -449,15 +450,19 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
         bar = progress("download", todo_bytes or None, files=len(todo))
         with ThreadPoolExecutor(max_workers=config.workers) as pool:
             futures = {pool.submit(cache.download, fetcher, w.url, w.expected, bar.update): w for w in todo}
-            for fut in as_completed(futures):
-                w = futures[fut]
-                try:
-                    actual[(w.channel, w.subdir, w.filename)] = downloaded = fut.result()
-                    fresh.add(downloaded)
-                except UpstreamError as exc:
-                    failures.append(str(exc))
-                    log.error("%s", exc)
-                bar.file_done()
+            try:
+                for fut in as_completed(futures):
+                    w = futures[fut]
+                    try:
+                        actual[(w.channel, w.subdir, w.filename)] = downloaded = fut.result()
+                        fresh.add(downloaded)
+                    except UpstreamError as exc:
+                        failures.append(str(exc))
+                        log.error("%s", exc)
+                    bar.file_done()
+            except BaseException:  # interrupted or terminated: start no other download
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
         bar.close()
     installer_entries: list[InstallerEntry] = []
     for iw in plan.installers:  # few and large: one at a time, each verified against its sha256 if given
@@ -467,7 +472,7 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
                 bar = progress(iw.filename, None)
                 sha = cache.download(fetcher, iw.url, Expected(iw.sha256, None, None), bar.update)
                 bar.close()
-            installer_entries.append(InstallerEntry(iw.dir, iw.filename, sha, cache.path(sha).stat().st_size, iw.url))
+            installer_entries.append(InstallerEntry(iw.dir, iw.filename, sha, cache.path(sha).stat().st_size, redact(iw.url)))
         except UpstreamError as exc:
             failures.append(str(exc))
             log.error("%s", exc)
@@ -508,11 +513,11 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
             rd_sha = cache.put_bytes(packed)
             if rd_sha not in blobs:
                 blobs[rd_sha] = BlobEntry(rd_sha, len(packed), "repodata")
-            source = {"url": fr.url, "sha256": fr.sha256, "size": fr.size, "fetched": fr.fetched}
+            source = {"url": redact(fr.url), "sha256": fr.sha256, "size": fr.size, "fetched": fr.fetched}
             sub_entries.append(SubdirEntry(subdir, RepodataBlob(rd_sha, len(packed), len(raw)), tuple(pkgs), source,
                                            tuple(present), tuple(removals)))
             counts.setdefault(ch.name, {})[subdir] = len(pkgs) + len(present)
-        channel_entries.append(ChannelEntry(ch.name, ch.url, tuple(sub_entries)))
+        channel_entries.append(ChannelEntry(ch.name, redact(ch.url), tuple(sub_entries)))  # the manifest never holds a secret
     for ie in installer_entries:
         if blobs.setdefault(ie.sha256, BlobEntry(ie.sha256, ie.size, "installer")).kind != "installer":
             raise UsageError(f"installers: {ie.filename} has the same bytes as a package; carry it once")
