@@ -1,4 +1,4 @@
-"""Bounded reads of the small files a user points airgap at: configuration files and keys.
+"""Bounded reads of the files a user points airgap at: configuration files, keys, receipts.
 
 ``-f /dev/zero`` or ``--trusted-key /dev/zero`` must be one clear line, not an endless read:
 :func:`read_small_file` accepts only a regular file (opened without blocking, so a FIFO
@@ -16,6 +16,7 @@ from .errors import AirgapError, UsageError
 
 MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: a cas-mirror config with a 20,000-name pkg_list is ~400 KB
 MAX_KEY_BYTES = 64 << 10  # an Ed25519 PEM key is under 300 bytes; an encrypted one under 1 KiB
+MAX_RECEIPT_BYTES = 1 << 30  # ~130 bytes a file: room for millions of files
 
 
 def _kind(mode: int) -> str:

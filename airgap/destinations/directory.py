@@ -246,7 +246,7 @@ class DirectoryDestination(Destination):
             doc = json.loads(path.read_bytes())
         except FileNotFoundError:
             return empty_receipt()
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise DestinationError(f"{path}: expected an airgap receipt, found something unreadable ({exc}); move it aside to rebuild it") from None
         if not isinstance(doc, dict) or doc.get("format") != RECEIPT_FORMAT:
             raise DestinationError(f"{path}: expected format {RECEIPT_FORMAT}, found {doc.get('format') if isinstance(doc, dict) else doc!r}")

@@ -32,6 +32,7 @@ from ..errors import ConfigError, DownloadError, UnsolvableError, UpstreamError,
 from ..fetch import Fetcher
 from ..filters import Filters, Selection, select_channel
 from ..installable import SolveOutcome
+from ..limits import MAX_RECEIPT_BYTES, read_small_file
 from ..manifest import (
     BlobEntry,
     ChannelEntry,
@@ -355,7 +356,9 @@ def _receipt_id(receipt: Mapping[str, Any]) -> str:
 
 def load_receipt(path: Path) -> dict[str, Any]:
     try:
-        doc = json.loads(Path(path).read_bytes())
+        doc = json.loads(read_small_file(path, MAX_RECEIPT_BYTES, "a receipt (DEST/.airgap/receipt.json)"))
+    except FileNotFoundError:
+        raise UsageError(f"--since {path}: expected a receipt (DEST/.airgap/receipt.json), found nothing at that path") from None
     except OSError as exc:
         raise UsageError(f"--since {path}: expected a receipt (DEST/.airgap/receipt.json), cannot read it: {exc.strerror}") from None
     except (ValueError, RecursionError):
