@@ -24,7 +24,7 @@ from .compress import zstd_decompress_bounded
 from .errors import UpstreamError, UsageError
 from .fetch import Fetcher, NotFound, url_to_path
 from .manifest import is_safe_channel_name
-from .redact import redact
+from .redact import MARKER, redact
 from .repodata import Repodata, parse_repodata
 from .urlpolicy import check_link
 
@@ -56,8 +56,8 @@ def channel_from_string(value: str) -> Channel:
         url = Path(os.path.abspath(os.path.expanduser(value))).as_uri()
     if not url.endswith("/"):
         url += "/"
-    parts = [p for p in urllib.parse.urlparse(url).path.split("/") if p]
-    name = parts[-1] if parts else ""
+    parts = [p for p in urllib.parse.urlparse(redact(url)).path.split("/") if p]  # never named after a token
+    name = parts[-1] if parts and parts[-1] != MARKER else ""
     name = re.sub(r"[^A-Za-z0-9._+-]", "_", name)
     if not is_safe_channel_name(name):
         raise UsageError(f"channel {value!r}: cannot name it after the last part of its URL; set dest_channel")
