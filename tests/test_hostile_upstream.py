@@ -360,3 +360,13 @@ def test_redact_forms() -> None:
     assert redact("Max retries exceeded with url: /t/abc-123/main/x") == f"Max retries exceeded with url: /t/{MARKER}/main/x"
     assert redact("user@example.com wrote /tmp/x") == "user@example.com wrote /tmp/x"
     assert redact(redact("https://u:p@h/t/abc/")) == redact("https://u:p@h/t/abc/")
+
+
+def test_a_channel_is_never_named_after_its_token() -> None:
+    from airgap.errors import UsageError
+    from airgap.upstream import channel_from_string
+
+    assert channel_from_string("https://u:p@h/t/TOK-1/main/").name == "main"
+    with pytest.raises(UsageError) as err:
+        channel_from_string("https://h/t/TOK-1/")
+    assert "TOK-1" not in str(err.value)
