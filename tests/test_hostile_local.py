@@ -174,6 +174,18 @@ def test_a_full_disk_names_the_file(tmp_path: Path, channel: Path) -> None:
     assert not list(tmp_path.glob("*m.tar*"))
 
 
+def test_a_full_disk_at_import_names_the_file(tmp_path: Path) -> None:
+    root = tmp_path / "up" / "chan"
+    write_channel(root, [PackageSpec("big", "1", subdir="linux-64", padding=60_000)], subdirs=("linux-64",), formats=("conda",))
+    assert cli("export", "-f", export_config(tmp_path, root), "--unsigned", tmp_path / "m.tar").exit_code == 0
+    dest = tmp_path / "dest"
+    proc = run("import", "-q", tmp_path / "m.tar", "--into", dest, "--allow-unsigned", fsize=40_000)
+    assert proc.returncode == 1
+    line = one_error_line(proc)
+    assert line.startswith(f"airgap: error: {dest / '.airgap'}/") and line.endswith(": File too large"), line
+    assert not (dest / "chan").exists()
+
+
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604], ids=oct)
 def test_a_private_key_others_can_read_is_refused(tmp_path: Path, channel: Path, mode: int) -> None:
     key = tmp_path / "key"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._fs import named
 from ..archive.hashing import HashPipe
 from ..archive.reader import ArchiveStream, copy_verified
 from ..archive.writer import start_writeback
@@ -144,15 +145,18 @@ WRITEBACK_MIN = 256 << 10
 class _FdWriter:
     """``write`` straight to a file descriptor: no buffer object per staged file (there may be 100,000)."""
 
-    __slots__ = ("fd",)
+    __slots__ = ("fd", "path")
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
+    def __init__(self, fd: int, path: str | os.PathLike[str]) -> None:
+        self.fd, self.path = fd, path
 
     def write(self, data: bytes) -> int:
         view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view):]
+        try:
+            while view:
+                view = view[os.write(self.fd, view):]
+        except OSError as exc:  # ENOSPC names no file: name the staged one
+            raise named(exc, self.path) from None
         return len(data)
 
 
@@ -181,7 +185,7 @@ def stream_blobs(opened: Opened, progress: Progress, desc: str,
             elif target is not None:
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
                 try:
-                    copy_verified(fh, entry, _FdWriter(fd), what, bar.update, pipe)
+                    copy_verified(fh, entry, _FdWriter(fd, target), what, bar.update, pipe)
                     if entry.size >= WRITEBACK_MIN:
                         start_writeback(fd)  # the disk starts now; the destination's one syncfs then waits for less
                 finally:
