@@ -21,6 +21,7 @@ import yaml
 
 from .errors import ConfigError
 from .limits import MAX_CONFIG_BYTES, read_small_file
+from .redact import redact_settings
 
 DEFAULT_PLATFORMS = ("linux-64", "linux-aarch64", "osx-64", "osx-arm64", "win-64")
 KNOWN_SUBDIRS = frozenset(
@@ -314,7 +315,7 @@ class Config:
             if isinstance(value, tuple):
                 value = list(value)
             elif isinstance(value, Mapping):
-                value = {k: dict(v) for k, v in value.items()}
+                value = {k: redact_settings(v) for k, v in value.items()}  # a site's api_key is never shown
             note = ""
             if key.status == "no":
                 note = "  # accepted for cas-mirror compatibility; no effect in airgap"

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 MARKER = "<redacted>"
 
 # userinfo of any scheme://user[:password]@host
-_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s'\"<>]*)@")
+# (greedy up to the authority's last "@": a password with a raw "@" in it is hidden whole)
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s'\"<>]*)@")
 # anaconda.org (and quetz) style token path segment: /t/<token>/
 _TOKEN_SEGMENT = re.compile(r"(?P<prefix>/t/)(?P<token>[^/?#\s'\"<>]+)")
 # query parameters that carry a secret (signed URLs, API keys)
@@ -50,6 +52,15 @@ def redact(text: str) -> str:
     if "=" in text:
         text = _SECRET_QUERY.sub(lambda m: m.group("prefix") + MARKER, text)
     return text
+
+
+# settings whose value is a secret (a site's api_key, a password, a token); *_env names a variable, not a secret
+_SECRET_SETTING = re.compile(r"(?:^|_)(?:api_key|apikey|key|token|secret|password|passwd|credentials?)$", re.IGNORECASE)
+
+
+def redact_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``settings`` with secret values (by key name) replaced by :data:`MARKER`, strings redacted."""
+    return {k: MARKER if _SECRET_SETTING.search(str(k)) and v is not None else redact_doc(v) for k, v in settings.items()}
 
 
 def redact_doc(doc: Any) -> Any:

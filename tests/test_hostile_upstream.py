@@ -357,6 +357,7 @@ def test_channel_credentials_are_in_no_output_log_archive_or_destination(upstrea
 def test_redact_forms() -> None:
     assert redact("https://u:p@h/t/abc/x?token=zz&a=1") == f"https://u:{MARKER}@h/t/{MARKER}/x?token={MARKER}&a=1"
     assert redact("https://tokenonly@h/") == f"https://{MARKER}@h/"
+    assert redact("https://u:p@ss@h/x and https://v:w@g/") == f"https://u:{MARKER}@h/x and https://v:{MARKER}@g/"
     assert redact("Max retries exceeded with url: /t/abc-123/main/x") == f"Max retries exceeded with url: /t/{MARKER}/main/x"
     assert redact("user@example.com wrote /tmp/x") == "user@example.com wrote /tmp/x"
     assert redact(redact("https://u:p@h/t/abc/")) == redact("https://u:p@h/t/abc/")
@@ -370,3 +371,19 @@ def test_a_channel_is_never_named_after_its_token() -> None:
     with pytest.raises(UsageError) as err:
         channel_from_string("https://h/t/TOK-1/")
     assert "TOK-1" not in str(err.value)
+
+
+def test_show_config_hides_site_secrets(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        json.dumps(
+            {
+                "channels": ["https://u:pw-1a2b@h/t/TOK-3c4d/main/"],
+                "sites": {"q": {"url": "quetz+http://127.0.0.1:1/ch", "api_key": "KEY-5e6f", "api_key_env": "QUETZ_KEY"}},
+            }
+        )
+    )
+    r = cli("export", "-f", cfg, "--show-config")
+    assert r.exit_code == 0, r.output
+    assert not [s for s in ("pw-1a2b", "TOK-3c4d", "KEY-5e6f") if s in r.output]
+    assert "QUETZ_KEY" in r.output and f"api_key: {MARKER}" in r.output
