@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, quoted
 from .limits import MAX_CONFIG_BYTES, read_small_file
 from .redact import redact_settings
 
@@ -37,15 +36,7 @@ LOG_LEVELS = {"CRITICAL": 50, "ERROR": 40, "WARNING": 30, "INFO": 20, "DEBUG": 1
 # is refused when, with every alias expanded, it holds more nodes than this.
 MAX_CONFIG_NODES = 1_000_000
 
-_SHORT = reprlib.Repr()
-_SHORT.maxstring = _SHORT.maxother = 60
-_SHORT.maxlist = _SHORT.maxdict = 4
-_SHORT.maxlevel = 2
-
-
-def _q(value: Any) -> str:
-    """A value quoted in an error message: cut to a short prefix, whatever its size."""
-    return _SHORT.repr(value)
+_q = quoted  # a value quoted in an error message: cut to a short prefix, whatever its size
 
 
 def user_config_paths() -> list[Path]:

@@ -10,9 +10,20 @@ where it helps, what to do. The CLI maps each family to an exit code in one plac
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 from .redact import redact
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 4
+_SHORT.maxlevel = 2
+
+
+def quoted(value: Any) -> str:
+    """``value`` as an error message quotes it: its repr, cut to a short prefix whatever its size or nesting."""
+    return _SHORT.repr(value)
 
 
 class AirgapError(Exception):

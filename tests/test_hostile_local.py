@@ -120,12 +120,20 @@ def test_a_few_aliases_are_fine(tmp_path: Path) -> None:
     assert "whitelist: [numpy, scipy]" in r.output
 
 
-def test_error_messages_quote_a_short_prefix(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("pkg_list", {"a": "x" * 200_000}, "pkg_list: expected a list of strings, found a mapping"),
+        ("python_versions", ["x" * 200_000], "python_versions[0]: expected a version such as 3.11"),
+        ("snapshot_date", "x" * 200_000, "snapshot_date: expected a date"),
+    ],
+)
+def test_error_messages_quote_a_short_prefix(tmp_path: Path, key: str, value: Any, message: str) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(json.dumps({"pkg_list": {"a": "x" * 200_000}}))
+    cfg.write_text(json.dumps({"channels": [str(tmp_path)], key: value}))
     r = cli("export", "-f", cfg, "--plan")
     assert r.exit_code == 2
-    assert "pkg_list: expected a list of strings, found a mapping" in r.output
+    assert message in r.output
     assert len(r.output) < 300
 
 
