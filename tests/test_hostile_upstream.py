@@ -332,7 +332,10 @@ def test_channel_credentials_are_in_no_output_log_archive_or_destination(upstrea
         cli("export", "-f", cfg, "--show-config"),
         cli("inspect", tmp / "m.tar"),
         cli("inspect", tmp / "m.tar", "--json"),
+        cli("verify", tmp / "m.tar", "--allow-unsigned", "--json"),
         cli("import", tmp / "m.tar", "--into", tmp / "dest", "--allow-unsigned", "-v"),
+        cli("import", tmp / "m.tar", "--into", tmp / "dest", "--allow-unsigned", "--json"),
+        cli("receipt", "--into", tmp / "dest", "--json"),
     ]
     assert all(r.exit_code == 0 for r in outputs[1:]), [r.output for r in outputs]
     texts = [r.output for r in outputs]
