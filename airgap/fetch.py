@@ -26,6 +26,7 @@ import urllib3
 
 from . import __version__
 from .errors import UpstreamError
+from .http_deadline import bound_header_wait
 from .redact import redact
 from .urlpolicy import REDIRECT_STATUSES, headers_for_hop, redirect_target, request_parts
 
@@ -71,6 +72,7 @@ class Fetcher:
             timeout=urllib3.Timeout(connect=min(timeout, 30.0), read=timeout),
             headers={"User-Agent": f"airgap/{__version__}"},
         )
+        bound_header_wait(self._pool, float(timeout))  # headers trickled a byte at a time: the same deadline
 
     def close(self) -> None:
         self._pool.clear()

@@ -65,7 +65,11 @@ class Scripted:
                     return
                 super().do_GET()
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # clients that give up on a hostile route are expected here
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -280,6 +284,25 @@ def test_a_trickling_server_is_too_slow(upstream: dict[str, Any]) -> None:
     server.routes["/slow"] = trickle(12, 0.5)  # never silent for a whole read timeout, 2 bytes/s
     with Fetcher(retries=1, timeout=2, min_rate=100) as f, pytest.raises(TransientError, match="too slow"):
         f.get_bytes(server.url + "/slow", 100)
+
+
+def test_trickled_headers_meet_a_deadline(upstream: dict[str, Any]) -> None:
+    server = upstream["server"]
+
+    def headers_one_byte_at_a_time(h: SimpleHTTPRequestHandler) -> None:
+        try:
+            h.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(16):
+                h.wfile.write(b"X-Slow: y\r\n")
+                h.wfile.flush()
+                time.sleep(0.5)
+            h.wfile.write(b"Content-Length: 2\r\n\r\nok")
+        except OSError:
+            pass  # the client gave up
+
+    server.routes["/slow-headers"] = headers_one_byte_at_a_time
+    with Fetcher(retries=1, timeout=2) as f, pytest.raises(TransientError):
+        f.get_bytes(server.url + "/slow-headers", 100)
 
 
 def test_min_rate_zero_turns_the_check_off(upstream: dict[str, Any]) -> None:
