@@ -69,7 +69,8 @@ class _Watchdog:
                     continue
                 heapq.heappop(self._heap)
                 self._armed.discard(token)
-            callback()
+            with contextlib.suppress(Exception):  # one failing callback must not stop every later deadline
+                callback()
 
 
 _WATCHDOG = _Watchdog()

@@ -305,6 +305,16 @@ def test_trickled_headers_meet_a_deadline(upstream: dict[str, Any]) -> None:
         f.get_bytes(server.url + "/slow-headers", 100)
 
 
+def test_the_header_watchdog_runs_only_what_is_still_armed() -> None:
+    from airgap.http_deadline import _Watchdog
+
+    dog, fired, wrongly = _Watchdog(), threading.Event(), threading.Event()
+    dog.disarm(dog.arm(0.05, wrongly.set))
+    dog.arm(0.06, lambda: 1 / 0)  # a failing callback does not stop the watchdog
+    dog.arm(0.1, fired.set)
+    assert fired.wait(10) and not wrongly.is_set()
+
+
 def test_min_rate_zero_turns_the_check_off(upstream: dict[str, Any]) -> None:
     server = upstream["server"]
     server.routes["/slow"] = trickle(3, 0.4)
