@@ -23,6 +23,8 @@ from . import __version__
 from .config import LOG_LEVELS, Config, load_config
 from .errors import AirgapError, DownloadError, UsageError
 from .progress import Bar, Progress, null_progress
+from .redact import RedactingFilter, redact
+from .signals import Terminated, terminate_raises
 
 log = logging.getLogger("airgap")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -104,6 +106,7 @@ def _setup_logging(state: _State, config: Config | None) -> None:
         log.removeHandler(h)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("airgap: %(levelname)s: %(message)s"))
+    handler.addFilter(RedactingFilter())  # no channel password or token in any log line
     log.addHandler(handler)
     if config is not None and config.log_dir:
         try:
@@ -112,6 +115,7 @@ def _setup_logging(state: _State, config: Config | None) -> None:
         except OSError as exc:
             raise UsageError(f"log_dir {config.log_dir}: expected a writable directory, found: {exc.strerror}") from None
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        fh.addFilter(RedactingFilter())
         log.addHandler(fh)
 
 
@@ -142,12 +146,12 @@ def _run(state: _State, reads_config: bool, fn: Callable[..., Any], *args: Any, 
         config = state.config() if reads_config else None
         _setup_logging(state, config)
         if config is not None and state.show_config:
-            click.echo(config.show(), nl=False)
+            click.echo(redact(config.show()), nl=False)
             sys.exit(0)
         return fn(*args, state=state, config=config, **kwargs)
     except AirgapError as exc:
         if state.verbose:
-            traceback.print_exc()
+            click.echo(redact(traceback.format_exc()), err=True, nl=False)
         click.echo(f"airgap: error: {exc}", err=True)
         if isinstance(exc, DownloadError) and len(exc.failures) > 1:
             for line in exc.failures[:50]:
@@ -158,11 +162,14 @@ def _run(state: _State, reads_config: bool, fn: Callable[..., Any], *args: Any, 
     except KeyboardInterrupt:
         click.echo("airgap: interrupted", err=True)
         sys.exit(130)
+    except Terminated:
+        click.echo("airgap: terminated (SIGTERM); nothing was written", err=True)
+        sys.exit(Terminated.exit_code)
     except OSError as exc:
         if state.verbose:
-            traceback.print_exc()
+            click.echo(redact(traceback.format_exc()), err=True, nl=False)
         where = f"{exc.filename}: " if exc.filename else ""
-        click.echo(f"airgap: error: {where}{exc.strerror or exc}", err=True)
+        click.echo(redact(f"airgap: error: {where}{exc.strerror or exc}"), err=True)
         sys.exit(1)
 
 
@@ -272,8 +279,9 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
     if not key and not unsigned:
         raise UsageError("expected --sign-key KEY (or signing_key in the config), found neither; use --unsigned to write an unsigned archive on purpose")
     signer = None if unsigned else load_signer(key)  # type: ignore[arg-type]
-    result = run_export(config, Path(archive), signer, installable_specs=specs, allow_unsolvable=allow_unsolvable,
-                        volume_size=volumes, since=Path(since) if since else None, progress=_progress(state.quiet), sbom=not no_sbom)
+    with terminate_raises():  # SIGTERM cleans up like Ctrl-C: no partial archive is left behind
+        result = run_export(config, Path(archive), signer, installable_specs=specs, allow_unsolvable=allow_unsolvable,
+                            volume_size=volumes, since=Path(since) if since else None, progress=_progress(state.quiet), sbom=not no_sbom)
     if as_json:
         _emit_json(result.to_json())
         return

@@ -31,6 +31,7 @@ from ..errors import ConfigError, DownloadError, UnsolvableError, UpstreamError,
 from ..fetch import Fetcher
 from ..filters import Filters, Selection, select_channel
 from ..installable import SolveOutcome
+from ..limits import MAX_RECEIPT_BYTES, read_small_file
 from ..manifest import (
     BlobEntry,
     ChannelEntry,
@@ -46,6 +47,7 @@ from ..merging import shadowing
 from ..placement import installer_problem
 from ..progress import Progress, null_progress
 from ..receipt import Receipt, ReceiptError, parse_receipt_bytes
+from ..redact import redact
 from ..repodata import record_hashes
 from ..signing import Signer
 from ..upstream import Channel, FetchedRepodata, channel_from_string, fetch_channel, list_directory
@@ -189,7 +191,7 @@ class Plan:
                     for fn, reason in sorted(sel.excluded.items())]
         doc: dict[str, Any] = {"packages": packages, "excluded": excluded, "total_bytes": self.total_bytes}
         if self.installers:
-            doc["installers"] = [{"dir": i.dir, "filename": i.filename, "url": i.url, "sha256": i.sha256} for i in self.installers]
+            doc["installers"] = [{"dir": i.dir, "filename": i.filename, "url": redact(i.url), "sha256": i.sha256} for i in self.installers]
         if self.installability:
             doc["installable"] = [o.to_json() for o in self.installability]
         return doc
@@ -225,7 +227,7 @@ def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Prog
     selections: dict[str, dict[str, Selection]] = {}
     bar = progress("repodata", len(channels) * len(subdirs), unit="subdir")
     for ch in channels:
-        fetched[ch.name] = fetch_channel(fetcher, ch, subdirs)
+        fetched[ch.name] = fetch_channel(fetcher, ch, subdirs, config.max_repodata_size)
         bar.update(len(subdirs))
         if not envs:
             selections[ch.name] = select_channel({s: fr.repodata for s, fr in fetched[ch.name].items()}, filters)
@@ -285,7 +287,7 @@ def _fetcher(config: Config, given: Fetcher | None) -> Iterator[Fetcher]:
     if given is not None:
         yield given
         return
-    with Fetcher(workers=config.workers, retries=config.retries, timeout=config.timeout) as f:
+    with Fetcher(workers=config.workers, retries=config.retries, timeout=config.timeout, min_rate=config.min_rate) as f:
         yield f
 
 
@@ -378,7 +380,9 @@ def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer:
 
 def load_receipt(path: Path) -> Receipt:
     try:
-        data = Path(path).read_bytes()
+        data = read_small_file(path, MAX_RECEIPT_BYTES, "a receipt (DEST/.airgap/receipt.json)")
+    except FileNotFoundError:
+        raise UsageError(f"--since {path}: expected a receipt (DEST/.airgap/receipt.json), found nothing at that path") from None
     except OSError as exc:
         raise UsageError(f"--since {path}: expected a receipt (DEST/.airgap/receipt.json), cannot read it: {exc.strerror}") from None
     try:
@@ -466,15 +470,19 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
         bar = progress("download", todo_bytes or None, files=len(todo))
         with ThreadPoolExecutor(max_workers=config.workers) as pool:
             futures = {pool.submit(cache.download, fetcher, w.url, w.expected, bar.update): w for w in todo}
-            for fut in as_completed(futures):
-                w = futures[fut]
-                try:
-                    actual[(w.channel, w.subdir, w.filename)] = downloaded = fut.result()
-                    fresh.add(downloaded)
-                except UpstreamError as exc:
-                    failures.append(str(exc))
-                    log.error("%s", exc)
-                bar.file_done()
+            try:
+                for fut in as_completed(futures):
+                    w = futures[fut]
+                    try:
+                        actual[(w.channel, w.subdir, w.filename)] = downloaded = fut.result()
+                        fresh.add(downloaded)
+                    except UpstreamError as exc:
+                        failures.append(str(exc))
+                        log.error("%s", exc)
+                    bar.file_done()
+            except BaseException:  # interrupted or terminated: start no other download
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
         bar.close()
     installer_entries: list[InstallerEntry] = []
     for iw in plan.installers:  # few and large: one at a time, each verified against its sha256 if given
@@ -484,7 +492,7 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
                 bar = progress(iw.filename, None)
                 sha = cache.download(fetcher, iw.url, Expected(iw.sha256, None, None), bar.update)
                 bar.close()
-            installer_entries.append(InstallerEntry(iw.dir, iw.filename, sha, cache.path(sha).stat().st_size, iw.url))
+            installer_entries.append(InstallerEntry(iw.dir, iw.filename, sha, cache.path(sha).stat().st_size, redact(iw.url)))
         except UpstreamError as exc:
             failures.append(str(exc))
             log.error("%s", exc)
@@ -520,7 +528,7 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
             raw = fr.repodata.subset(set(names)).to_bytes(keep_base_url=False)
             packed = zstd_compress(raw)
             rd_sha = cache.put_bytes(packed)
-            source = {"url": fr.url, "sha256": fr.sha256, "size": fr.size, "fetched": fr.fetched}
+            source = {"url": redact(fr.url), "sha256": fr.sha256, "size": fr.size, "fetched": fr.fetched}
             entries[(ch.name, subdir)] = SubdirEntry(subdir, RepodataBlob(rd_sha, len(packed), len(raw)), tuple(pkgs), source,
                                                      tuple(present), tuple(removals))
     channel_entries: list[ChannelEntry] = []
@@ -534,7 +542,7 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
             blobs.setdefault(entry.repodata.sha256, BlobEntry(entry.repodata.sha256, entry.repodata.size, "repodata"))
             subs.append(entry)
             counts.setdefault(ch.name, {})[subdir] = len(entry.packages) + len(entry.present)
-        channel_entries.append(ChannelEntry(ch.name, ch.url, tuple(subs)))
+        channel_entries.append(ChannelEntry(ch.name, redact(ch.url), tuple(subs)))  # the manifest never holds a secret
     merged_into = delta.targets if delta is not None else {c.name: config.dest_channel or c.name for c in channels}
     shadowed, collisions = shadowing(channel_entries, merged_into.__getitem__)
     if len(set(merged_into.values())) < len(merged_into):  # the export knows which channels merge: record the choice
