@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from airgap.signing import generate_keypair, load_signer
+
 
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
@@ -52,6 +54,18 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.delenv("AIRGAP_CONFIG", raising=False)
     monkeypatch.delenv("AIRGAP_KEY_PASSPHRASE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def keyring(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Two signing keys, ``good`` and ``other`` (signers, and their public key files as ``NAME.pub``)."""
+    d = tmp_path_factory.mktemp("hostile-keys")
+    out: dict[str, Any] = {}
+    for name in ("good", "other"):
+        generate_keypair(d / name)
+        out[name] = load_signer(d / name)
+        out[name + ".pub"] = d / f"{name}.pub"
+    return out
 
 
 @pytest.fixture(scope="session")

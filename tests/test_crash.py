@@ -25,11 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import test_hostile
 import zstandard
-from test_hostile import build_archive, cli, specs
-
-keyring = test_hostile.keyring  # the session's signing keys (a fixture)
+from helpers import build_archive, cli, specs
 
 KILLS = int(os.environ.get("AIRGAP_CRASH_KILLS", "20"))
 TEMP_SUFFIXES = (".airgap-tmp", ".tmp")

@@ -28,9 +28,9 @@ from types import FrameType
 from typing import Any
 
 import pytest
+from helpers import build_archive, pax_record, specs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_hostile import build_archive, pax_record, specs
 
 from airgap.archive.reader import copy_verified
 from airgap.errors import AirgapError
