@@ -48,6 +48,7 @@ from ..progress import Progress, null_progress
 from ..repodata import record_hashes
 from ..signing import Signer
 from ..upstream import Channel, FetchedRepodata, channel_from_string, fetch_channel, list_directory
+from .output_check import archive_write_error, check_output, planned_archive_bytes
 
 log = logging.getLogger(__name__)
 
@@ -288,6 +289,8 @@ def run_export(
         plan = make_plan(config, filters, f, progress)
         check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable)
         base = load_receipt(since) if since is not None else None
+        subdirs = sum(len(subs) for subs in plan.selections.values())
+        check_output(archive, planned_archive_bytes(plan.wants, subdirs, base))  # before any download
         return _export(config, filters, plan, archive, signer, f, progress, clock, volume_size, base)
 
 
@@ -325,9 +328,12 @@ def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer:
             write_archive(target, manifest_bytes, signature, ((b.sha256, b.size, cache.file(b.sha256)) for b in blobs),
                           int(clock()), bar.update, bar.file_done, fresh=got.fresh)
             written.append(target)
-    except BaseException:
+    except BaseException as exc:
         for target in written:  # all volumes or none
             target.unlink(missing_ok=True)
+        named = archive_write_error(targets[len(written)], exc) if isinstance(exc, OSError) else None
+        if named is not None:
+            raise named from exc
         raise
     bar.close()
     totals = manifest.totals()

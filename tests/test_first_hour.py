@@ -1,0 +1,75 @@
+"""A new site administrator's first hour (issue 13): what they meet, in that order, says what to do."""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import cli
+
+from airgap.ops.output_check import archive_write_error
+from airgap.testing.condapkg import PackageSpec, write_channel
+
+
+@pytest.fixture(scope="module")
+def channel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("up") / "main"
+    write_channel(
+        root,
+        [PackageSpec(f"tool{i}", "1.0", build="h0_0", subdir="linux-64", padding=20_000) for i in range(3)],
+        subdirs=("linux-64",),
+        formats=("conda",),
+    )
+    return root
+
+
+def config(tmp_path: Path, channel: Path, **kw: Any) -> Path:
+    p = tmp_path / "export.yaml"
+    p.write_text(json.dumps({"channels": [str(channel)], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache"), **kw}))
+    return p
+
+
+def downloaded(tmp_path: Path) -> list[Path]:
+    return [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+
+
+# --- 1. export to a read-only or full medium -------------------------------------------------
+
+
+def test_export_to_a_read_only_medium_fails_before_any_download(tmp_path: Path, channel: Path) -> None:
+    archive = Path("/sys/fs/mirror.tar")  # sysfs takes no new file, not even from root
+    r = cli("export", "-f", config(tmp_path, channel), "--unsigned", archive)
+    assert r.exit_code == 1, r.output
+    assert f"{archive}: expected a writable place for the archive" in r.output and "nothing was downloaded" in r.output
+    assert ".tmp" not in r.output and ".probe" not in r.output
+    assert downloaded(tmp_path) == []
+
+
+def test_export_to_a_full_medium_says_how_much_is_needed_and_free(tmp_path: Path, channel: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("airgap.ops.output_check.free_space", lambda directory: 10_000)  # a nearly full medium
+    out = tmp_path / "usb"
+    out.mkdir()
+    r = cli("export", "-f", config(tmp_path, channel), "--unsigned", out / "mirror.tar")
+    assert r.exit_code == 1, r.output
+    line = r.output.strip().splitlines()[-1]
+    assert f"{out / 'mirror.tar'}: the archive needs about " in line and "found 9.8 KiB free on" in line, line
+    assert "--volume-size" in line and "nothing was downloaded" in line
+    assert downloaded(tmp_path) == [] and list(out.iterdir()) == []
+
+
+def test_export_that_fits_is_written(tmp_path: Path, channel: Path) -> None:
+    r = cli("export", "-f", config(tmp_path, channel), "--unsigned", tmp_path / "mirror.tar")
+    assert r.exit_code == 0, r.output
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".mirror.tar")] == []  # the probe is gone
+
+
+def test_a_failed_archive_write_names_the_archive_not_its_temp_file(tmp_path: Path) -> None:
+    target = tmp_path / "mirror.tar"
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".mirror.tar.k2j4.tmp"))
+    err = archive_write_error(target, full)
+    assert err is not None and str(err) == f"{target}: could not write the archive (the medium is full); no partial archive was left there"
+    cache_file = OSError(errno.EIO, "Input/output error", str(tmp_path / "cache" / "blobs" / "sha256" / "ab"))
+    assert archive_write_error(target, cache_file) is None  # a cache file's error keeps its own name
