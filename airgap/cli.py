@@ -337,8 +337,11 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
       airgap import $USB/mirror.tar --into /srv/conda --trusted-key airgap.pub
       airgap import /media/dvd*/mirror.tar.0* --into /srv/conda
     """
+    from .config_hints import import_notes
     from .ops.import_ import run_import
 
+    for note in import_notes(config):
+        log.warning("%s", note)
     dest = _destination(into, config)
     channel = _dest_channel(dest_channel, config)
     trusted = _trusted(trusted_keys, config)
@@ -403,9 +406,12 @@ def clean(into: str | None, dry_run: bool, lock_timeout: float, as_json: bool, s
       airgap clean -f import.yaml --dry-run
       airgap clean -f import.yaml --into /srv/conda --json
     """
+    from .config_hints import clean_notes
     from .ops.clean import run_clean
     from .ops.export import filters_from_config
 
+    for note in clean_notes(config):
+        log.warning("%s", note)
     dest = _destination(into, config)
     result = run_clean(dest, filters_from_config(config), dry_run=dry_run, lock_timeout=lock_timeout)
     if as_json:

@@ -73,3 +73,45 @@ def test_a_failed_archive_write_names_the_archive_not_its_temp_file(tmp_path: Pa
     assert err is not None and str(err) == f"{target}: could not write the archive (the medium is full); no partial archive was left there"
     cache_file = OSError(errno.EIO, "Input/output error", str(tmp_path / "cache" / "blobs" / "sha256" / "ab"))
     assert archive_write_error(target, cache_file) is None  # a cache file's error keeps its own name
+
+
+# --- 2. cas-mirror users bring their import.yaml --------------------------------------------
+
+
+def test_unknown_dest_site_shows_a_sites_example_and_into(tmp_path: Path) -> None:
+    cfg = tmp_path / "import.yaml"
+    cfg.write_text("dest_site: prod\ndest_channel: anaconda\n")
+    r = cli("import", "-f", cfg, tmp_path / "mirror.tar")
+    assert r.exit_code == 2, r.output
+    assert "dest_site: expected a name defined under 'sites' (known: none), found 'prod'" in r.output
+    assert "  sites:\n    prod: {url: /srv/conda}\n" in r.output and "--into" in r.output
+
+
+def test_channels_in_an_import_config_is_said_to_have_no_effect(tmp_path: Path) -> None:
+    cfg = tmp_path / "import.yaml"
+    cfg.write_text(f"channels: [https://repo.anaconda.com/pkgs/main/]\ninto: {tmp_path / 'dest'}\n")
+    r = cli("import", "-f", cfg, tmp_path / "missing.tar", "--allow-unsigned")
+    assert "channels has no effect on import" in r.output, r.output
+    cfg.write_text(f"into: {tmp_path / 'dest'}\n")
+    assert "no effect" not in cli("import", "-f", cfg, tmp_path / "missing.tar", "--allow-unsigned").output
+
+
+def test_show_config_says_what_mirror_dir_means_now(tmp_path: Path) -> None:
+    cfg = tmp_path / "import.yaml"
+    cfg.write_text("mirror_dir: /opt/mirror\n")
+    r = cli("import", "-f", cfg, "--show-config", "x.tar")
+    line = next(line for line in r.output.splitlines() if line.startswith("mirror_dir:"))
+    assert "download cache" in line and "cas-mirror wrote its output tree here" in line
+
+
+def test_clean_with_a_config_without_filters_warns_it_selects_everything(tmp_path: Path, channel: Path) -> None:
+    dest = tmp_path / "dest"
+    assert cli("export", "-f", config(tmp_path, channel), "--unsigned", tmp_path / "m.tar").exit_code == 0
+    assert cli("import", tmp_path / "m.tar", "--into", dest, "--allow-unsigned").exit_code == 0
+    cfg = tmp_path / "import.yaml"
+    cfg.write_text(f"into: {dest}\n")
+    r = cli("clean", "-f", cfg, "--dry-run")
+    assert r.exit_code == 0 and "would remove 0 packages" in r.output, r.output
+    assert "sets no filters" in r.output and "selects everything" in r.output and "-f export.yaml" in r.output
+    r = cli("clean", "-f", config(tmp_path, channel, pkg_list=["tool1"], into=str(dest)), "--dry-run")
+    assert "sets no filters" not in r.output and "would remove 2 packages" in r.output, r.output
