@@ -403,8 +403,8 @@ def clean(into: str | None, dry_run: bool, lock_timeout: float, as_json: bool, s
 
     \b
     Examples:
-      airgap clean -f import.yaml --dry-run
-      airgap clean -f import.yaml --into /srv/conda --json
+      airgap clean -f export.yaml --into /srv/conda --dry-run
+      airgap clean -f export.yaml --into /srv/conda --json
     """
     from .config_hints import clean_notes
     from .ops.clean import run_clean

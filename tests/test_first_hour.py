@@ -115,3 +115,29 @@ def test_clean_with_a_config_without_filters_warns_it_selects_everything(tmp_pat
     assert "sets no filters" in r.output and "selects everything" in r.output and "-f export.yaml" in r.output
     r = cli("clean", "-f", config(tmp_path, channel, pkg_list=["tool1"], into=str(dest)), "--dry-run")
     assert "sets no filters" not in r.output and "would remove 2 packages" in r.output, r.output
+
+
+# --- 3. a delta imported under another channel name ------------------------------------------
+
+
+def test_delta_base_under_another_channel_names_the_dest_channel_to_pass(tmp_path: Path) -> None:
+    up = tmp_path / "up" / "main"
+    tools = [PackageSpec(f"tool{i}", "1.0", build="h0_0", subdir="linux-64") for i in range(3)]
+    write_channel(up, tools, subdirs=("linux-64",), formats=("conda",))
+    cfg = config(tmp_path, up)
+    dest = tmp_path / "dest"
+    assert cli("export", "-f", cfg, "--unsigned", tmp_path / "v1.tar").exit_code == 0
+    r = cli("import", tmp_path / "v1.tar", "--into", dest, "--allow-unsigned", "--dest-channel", "anaconda")
+    assert r.exit_code == 0, r.output
+    write_channel(up, [*tools, PackageSpec("tool3", "1.0", build="h0_0", subdir="linux-64")], subdirs=("linux-64",), formats=("conda",))
+    r = cli("export", "-f", cfg, "--unsigned", tmp_path / "delta.tar", "--since", dest / ".airgap" / "receipt.json")
+    assert r.exit_code == 0, r.output
+    before = sorted(p.relative_to(dest) for p in dest.rglob("*"))
+    r = cli("import", tmp_path / "delta.tar", "--into", dest, "--allow-unsigned")  # forgot --dest-channel
+    assert r.exit_code == 1, r.output
+    assert "3 are missing or different (first: main/linux-64/tool0-1.0-h0_0.conda)" in r.output
+    assert "the destination holds them under channel 'anaconda', but this import maps the archive's channels main -> main" in r.output
+    assert "pass --dest-channel anaconda" in r.output
+    assert sorted(p.relative_to(dest) for p in dest.rglob("*")) == before
+    r = cli("import", tmp_path / "delta.tar", "--into", dest, "--allow-unsigned", "--dest-channel", "anaconda")
+    assert r.exit_code == 0, r.output

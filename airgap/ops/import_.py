@@ -36,6 +36,7 @@ from ..progress import Progress, null_progress
 from ..repodata import Repodata, empty, merge, record_hashes
 from ..signing import TrustedKeys
 from ._archive import load_repodata_blob, open_set, stream_blobs
+from .delta_hint import missing_base_message
 from .pages import write_pages
 
 log = logging.getLogger(__name__)
@@ -144,10 +145,7 @@ def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
     base_files = [(target_channel(ch.name), sub.subdir, p) for ch in manifest.channels for sub in ch.subdirs for p in sub.present]
     lacking = [f"{tc}/{subdir}/{p.filename}" for tc, subdir, p in base_files if not holds(tc, subdir, p.filename, p.sha256, p.size)]
     if lacking:
-        raise DestinationError(
-            f"this delta archive builds on {len(base_files)} files the destination should hold; {len(lacking)} are missing "
-            f"or different (first: {lacking[0]}); import its base first, or export without --since"
-        )
+        raise DestinationError(missing_base_message(base_files, lacking, held, [ch.name for ch in manifest.channels], dest_channel))
     present += len(base_files)
     removals = [(target_channel(ch.name), sub.subdir, fn) for ch in manifest.channels for sub in ch.subdirs for fn in sub.removals]
     pending_removals = [r for r in removals if held_size(*r) is not None]
