@@ -223,7 +223,7 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
     Examples:
       airgap export -f export.yaml --sign-key ~/keys/airgap mirror.tar
       airgap export -f export.yaml --plan --media-size 25G
-      airgap export -f export.yaml --plan --check-installable "python 3.11.*" numpy
+      airgap export -f export.yaml --plan --check-installable "python 3.11.*" --check-installable numpy
     """
     from .config import parse_size
     from .ops.export import run_export, run_plan
@@ -231,6 +231,9 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
 
     specs = list(check_specs) + list(config.installable)
     if plan_only:
+        if archive:
+            raise UsageError(f"--plan: expected no ARCHIVE (a plan writes nothing), found {archive!r}; "
+                             f"to check several specs, repeat --check-installable SPEC")
         media = parse_size(media_size, "--media-size") if media_size else None
         plan = run_plan(config, installable_specs=specs, allow_unsolvable=allow_unsolvable, progress=_progress(state.quiet))
         if as_json:
@@ -284,7 +287,9 @@ def _print_plan(summary: dict[str, Any], media: int | None, solves: list[dict[st
         click.echo("excluded " + ", ".join(f"{n} by {rule}" for rule, n in summary["excluded_by_rule"].items()))
     for o in solves:
         where = o["platform"] + (f" python {o['python']}" if o["python"] else "")
-        click.echo(f"solve    {where:<22} {'ok, ' + str(o['packages']) + ' packages' if o['ok'] else 'FAILED: ' + ' '.join(o['message'].split())[:200]}")
+        click.echo(f"solve    {where:<22} {'ok, ' + str(o['packages']) + ' packages' if o['ok'] else 'FAILED, the solver says:'}")
+        for line in [] if o["ok"] else o["message"].splitlines():
+            click.echo(f"           {line}")
 
 
 def _destination(into: str | None, config: Config) -> Any:

@@ -141,3 +141,49 @@ def test_delta_base_under_another_channel_names_the_dest_channel_to_pass(tmp_pat
     assert sorted(p.relative_to(dest) for p in dest.rglob("*")) == before
     r = cli("import", tmp_path / "delta.tar", "--into", dest, "--allow-unsigned", "--dest-channel", "anaconda")
     assert r.exit_code == 0, r.output
+
+
+# --- 4. --check-installable with a spec that pins python -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pythons(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("py") / "forge"
+    write_channel(
+        root,
+        [
+            PackageSpec("python", "2.7.18", build="h0_cpython", subdir="linux-64"),
+            PackageSpec("python", "3.6.15", build="h0_cpython", subdir="linux-64"),
+            PackageSpec("numpy", "1.16", build="py36h0_0", subdir="linux-64", depends=("python >=3.6,<3.7.0a0",)),
+        ],
+        subdirs=("linux-64",),
+        formats=("conda",),
+    )
+    return root
+
+
+def test_a_python_pinning_spec_is_solved_only_with_the_pythons_it_admits(tmp_path: Path, pythons: Path) -> None:
+    cfg = config(tmp_path, pythons, python_versions=["2.7", "3.6"])
+    r = cli("export", "-f", cfg, "--plan", "--json", "--check-installable", "python 3.6.*", "--check-installable", "numpy")
+    assert r.exit_code == 0, r.output
+    assert [(s["python"], s["ok"]) for s in json.loads(r.stdout)["installable"]] == [("3.6", True)]
+    r = cli("export", "-f", cfg, "--plan", "--json", "--check-installable", "python >=3")
+    assert [s["python"] for s in json.loads(r.stdout)["installable"]] == ["3.6"]
+    r = cli("export", "-f", cfg, "--plan", "--json", "--check-installable", "numpy")  # no pin: every python
+    assert r.exit_code == 1 and "1 of 2 solves failed (first: linux-64 with python 2.7, explained above)" in r.output
+
+
+def test_the_solver_explanation_keeps_its_lines(tmp_path: Path, pythons: Path) -> None:
+    cfg = config(tmp_path, pythons, python_versions=["2.7", "3.6"])
+    r = cli("export", "-f", cfg, "--plan", "--check-installable", "numpy", "--allow-unsolvable")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    at = next(
+        i for i, line in enumerate(lines) if line.startswith("solve    linux-64 python 2.7") and line.endswith("FAILED, the solver says:")
+    )
+    assert "numpy 1.16 would require" in lines[at + 2] and "python >=3.6,<3.7.0a0" in lines[at + 3], lines[at:]
+
+
+def test_plan_refuses_an_archive_argument(tmp_path: Path, pythons: Path) -> None:
+    r = cli("export", "-f", config(tmp_path, pythons), "--plan", "--check-installable", "python 3.6.*", "numpy")
+    assert r.exit_code == 2 and "--plan: expected no ARCHIVE" in r.output and "repeat --check-installable" in r.output

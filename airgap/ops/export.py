@@ -237,15 +237,15 @@ def check_installable(plan: Plan, filters: Filters, specs: list[str], allow_unso
                 for c, subs in plan.selections.items()}
     plan.installability = installable.check(selected, specs, list(filters.platforms), list(filters.python_versions))
     failed = [o for o in plan.installability if not o.ok]
-    for o in failed:
-        log.error("not installable on %s%s: %s", o.platform, f" with python {o.python}" if o.python else "", o.message)
+    for o in failed:  # the solver's explanation is a tree: keep its lines
+        explanation = "\n".join("    " + line for line in o.message.splitlines() if line.strip())
+        log.error("not installable on %s%s; the solver says:\n%s", o.platform, f" with python {o.python}" if o.python else "", explanation)
     if failed and not allow_unsolvable:
         first = failed[0]
         where = f"{first.platform}" + (f" with python {first.python}" if first.python else "")
-        explanation = " ".join(first.message.split())
         raise UnsolvableError(
             f"{', '.join(specs)}: expected to be installable from the selection, but {len(failed)} of "
-            f"{len(plan.installability)} solves failed (first: {where}: {explanation}); widen the filters, "
+            f"{len(plan.installability)} solves failed (first: {where}, explained above); widen the filters, "
             f"set with_dependencies, or pass --allow-unsolvable"
         )
 
