@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +188,59 @@ def test_the_solver_explanation_keeps_its_lines(tmp_path: Path, pythons: Path) -
 def test_plan_refuses_an_archive_argument(tmp_path: Path, pythons: Path) -> None:
     r = cli("export", "-f", config(tmp_path, pythons), "--plan", "--check-installable", "python 3.6.*", "numpy")
     assert r.exit_code == 2 and "--plan: expected no ARCHIVE" in r.output and "repeat --check-installable" in r.output
+
+
+# --- 5. quetz: the API key's variable, and the patch warning when it matters ------------------
+
+
+def _quetz_import_config(tmp_path: Path, url: str) -> Path:
+    cfg = tmp_path / "import.yaml"
+    cfg.write_text(json.dumps({"dest_site": "server", "sites": {"server": {"url": url, "api_key_env": "QUETZ_MIRROR_KEY"}}}))
+    return cfg
+
+
+def test_quetz_errors_name_the_configured_api_key_variable(tmp_path: Path, channel: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli("export", "-f", config(tmp_path, channel), "--unsigned", tmp_path / "m.tar").exit_code == 0
+    monkeypatch.delenv("QUETZ_MIRROR_KEY", raising=False)
+    monkeypatch.setenv("QUETZ_API_KEY", "the-other-variable")  # not the one the site names: not used
+    r = cli("import", "-f", _quetz_import_config(tmp_path, "quetz+http://127.0.0.1:9/mirror"), tmp_path / "m.tar", "--allow-unsigned")
+    assert r.exit_code == 2 and "expected an API key ($QUETZ_MIRROR_KEY, or api_key in the site config)" in r.output, r.output
+    assert "QUETZ_API_KEY" not in r.output
+
+
+def _patched_channel(root: Path) -> None:
+    """Upstream patched one record's depends in its repodata (the package's own index.json is older)."""
+    import zstandard
+
+    write_channel(
+        root, [PackageSpec(f"p{i}", "1.0", build="h0_0", subdir="linux-64") for i in range(3)], subdirs=("linux-64",), formats=("conda",)
+    )
+    rd_path = root / "linux-64" / "repodata.json"
+    doc = json.loads(rd_path.read_bytes())
+    doc["packages.conda"]["p1-1.0-h0_0.conda"]["depends"] = ["zlib >=1.2.13"]
+    raw = json.dumps(doc).encode()
+    rd_path.write_bytes(raw)
+    (root / "linux-64" / "repodata.json.zst").write_bytes(zstandard.ZstdCompressor().compress(raw))
+
+
+def test_quetz_warns_about_lost_patches_only_when_records_differ(
+    tmp_path: Path, channel: Path, quetz: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    monkeypatch.setenv("QUETZ_MIRROR_KEY", quetz.key)
+    name = f"fh-{uuid.uuid4().hex[:8]}"
+    cfg = _quetz_import_config(tmp_path, f"quetz+{quetz.url}/{name}")
+    assert cli("export", "-f", config(tmp_path, channel), "--unsigned", tmp_path / "plain.tar").exit_code == 0
+    r = cli("import", "-f", cfg, tmp_path / "plain.tar", "--allow-unsigned")
+    assert r.exit_code == 0 and "patches" not in r.output, r.output  # 0 records differ: no warning
+    patched = tmp_path / "up" / "patched"
+    _patched_channel(patched)
+    assert cli("export", "-f", config(tmp_path, patched), "--unsigned", tmp_path / "patched.tar").exit_code == 0
+    r = cli("import", "-f", cfg, tmp_path / "patched.tar", "--allow-unsigned")
+    assert r.exit_code == 0, r.output
+    assert re.search(r"upstream repodata patches do not reach it: 1 of \d+ records differ", r.output), r.output
+
+    monkeypatch.setenv("QUETZ_MIRROR_KEY", "not-a-key")
+    r = cli("import", "-f", cfg, tmp_path / "plain.tar", "--allow-unsigned")
+    assert r.exit_code == 1 and "refused the API key (401" in r.output and "check $QUETZ_MIRROR_KEY" in r.output, r.output
