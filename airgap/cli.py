@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
+from ._cli_exit import fail as _fail
+from ._cli_exit import quiet_stdout as _quiet_stdout
 from .config import LOG_LEVELS, Config, load_config
 from .errors import AirgapError, DownloadError, UsageError
 from .progress import Bar, Progress, null_progress
@@ -71,7 +73,9 @@ def _human(n: float) -> str:
 
 
 def _emit_json(doc: Any) -> None:
-    # one line, compact: the C encoder keeps a 300,000-package plan fast
+    # one line, compact: the C encoder keeps a 300,000-package plan fast; "ok" as on failure (_run)
+    if isinstance(doc, dict):
+        doc = {"ok": True, **doc}
     click.echo(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str))
 
 
@@ -138,6 +142,7 @@ def common_options(reads_config: bool = True) -> Callable[[F], F]:
 
 
 def _run(state: _State, reads_config: bool, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    as_json = bool(kwargs.get("as_json"))
     try:
         config = state.config() if reads_config else None
         _setup_logging(state, config)
@@ -148,22 +153,18 @@ def _run(state: _State, reads_config: bool, fn: Callable[..., Any], *args: Any, 
     except AirgapError as exc:
         if state.verbose:
             traceback.print_exc()
-        click.echo(f"airgap: error: {exc}", err=True)
-        if isinstance(exc, DownloadError) and len(exc.failures) > 1:
-            for line in exc.failures[:50]:
-                click.echo(f"  {line}", err=True)
-            if len(exc.failures) > 50:
-                click.echo(f"  … and {len(exc.failures) - 50} more", err=True)
-        sys.exit(exc.exit_code)
+        more = exc.failures if isinstance(exc, DownloadError) and len(exc.failures) > 1 else []
+        _fail(str(exc), exc.exit_code, as_json, more)
     except KeyboardInterrupt:
-        click.echo("airgap: interrupted", err=True)
-        sys.exit(130)
+        _fail("interrupted", 130, as_json)
+    except BrokenPipeError:  # `airgap inspect | head`: the reader has gone; say nothing more
+        _quiet_stdout()
+        sys.exit(141)
     except OSError as exc:
         if state.verbose:
             traceback.print_exc()
         where = f"{exc.filename}: " if exc.filename else ""
-        click.echo(f"airgap: error: {where}{exc.strerror or exc}", err=True)
-        sys.exit(1)
+        _fail(f"{where}{exc.strerror or exc}", 1, as_json)
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -389,6 +390,10 @@ def sync(into: str | None, dest_channel: str | None, reset: bool, lock_timeout: 
         _emit_json(result.to_json())
         return
     imp = result.imported
+    if imp.noop:
+        click.echo(f"synced into {imp.destination}: nothing to do ({imp.packages_present} package files already there, "
+                   f"{result.downloaded} downloaded, {result.excluded} excluded by filters)")
+        return
     click.echo(f"synced into {imp.destination}: {imp.packages_added} package files written ({_human(imp.bytes_written)}), "
                f"{imp.packages_present} already present; {result.downloaded} downloaded, {result.cached} from the cache, "
                f"{result.excluded} excluded by filters")

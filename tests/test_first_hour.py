@@ -244,3 +244,69 @@ def test_quetz_warns_about_lost_patches_only_when_records_differ(
     monkeypatch.setenv("QUETZ_MIRROR_KEY", "not-a-key")
     r = cli("import", "-f", cfg, tmp_path / "plain.tar", "--allow-unsigned")
     assert r.exit_code == 1 and "refused the API key (401" in r.output and "check $QUETZ_MIRROR_KEY" in r.output, r.output
+
+
+# --- 6. scripts: JSON on failure, exit codes, pipes, noop --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory, channel: Path) -> dict[str, Path]:
+    t = tmp_path_factory.mktemp("arch")
+    assert cli("keygen", t / "k").exit_code == 0
+    assert cli("export", "-f", config(t, channel), "--sign-key", t / "k", t / "m.tar").exit_code == 0
+    return {"tar": t / "m.tar", "pub": t / "k.pub", "dir": t}
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "says"),
+    [
+        (["verify", "{tar}", "--trusted-key", "{dir}/missing.pub"], 2, "missing.pub: expected an Ed25519 public key"),
+        (["verify", "{tar}"], 3, "no trusted key configured"),
+        (["import", "{tar}", "--into", "{dir}/dest", "--trusted-key", "{dir}/missing.pub"], 2, "missing.pub"),
+        (["inspect", "{dir}/nothing.tar"], 3, "nothing.tar: expected an airgap archive"),
+        (["export", "-f", "{dir}/none.yaml", "--unsigned", "{dir}/x.tar"], 2, "none.yaml: expected a configuration file"),
+        (["receipt", "--into", "{dir}/no-dest"], 1, ""),
+        (["clean", "--into", "{dir}/no-dest", "--dry-run"], 1, "expected a destination holding channels"),
+    ],
+)
+def test_json_commands_print_a_json_object_on_failure(archive: dict[str, Path], argv: list[str], code: int, says: str) -> None:
+    r = cli(*[a.format(tar=archive["tar"], dir=archive["dir"]) for a in argv], "--json")
+    assert r.exit_code == code, r.output
+    doc = json.loads(r.stdout)
+    assert doc["ok"] is False and doc["exit_code"] == code and says in doc["error"], doc
+    assert "airgap: error: " in r.stderr
+
+
+def test_json_success_says_ok(archive: dict[str, Path]) -> None:
+    r = cli("inspect", archive["tar"], "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["ok"] is True
+
+
+def test_inspect_into_a_closed_pipe_is_quiet(archive: dict[str, Path]) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airgap", "inspect", str(archive["tar"])], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # `| head -0`: the reader is gone before airgap writes
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 141 and err == "", err
+
+
+def test_noop_means_nothing_changed_in_sync_and_import(tmp_path: Path, channel: Path) -> None:
+    cfg = config(tmp_path, channel, into=str(tmp_path / "synced"))
+    first = json.loads(cli("sync", "-f", cfg, "--json").stdout)
+    assert first["noop"] is False and first["packages_added"] == 3
+    receipt = (tmp_path / "synced" / ".airgap" / "receipt.json").read_bytes()
+    again = cli("sync", "-f", cfg, "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["noop"] is True, again.output
+    assert (tmp_path / "synced" / ".airgap" / "receipt.json").read_bytes() == receipt  # not even the receipt changed
+    assert "nothing to do" in cli("sync", "-f", cfg).output
+
+    for name in ("a.tar", "b.tar"):  # two exports of the same upstream: the second import changes nothing either
+        assert cli("export", "-f", cfg, "--unsigned", tmp_path / name).exit_code == 0
+    assert json.loads(cli("import", tmp_path / "a.tar", "--into", tmp_path / "d", "--allow-unsigned", "--json").stdout)["noop"] is False
+    r = cli("import", tmp_path / "b.tar", "--into", tmp_path / "d", "--allow-unsigned", "--json")
+    assert json.loads(r.stdout)["noop"] is True, r.output

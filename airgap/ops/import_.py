@@ -38,6 +38,7 @@ from ..signing import TrustedKeys
 from ._archive import load_repodata_blob, open_set, stream_blobs
 from .delta_hint import missing_base_message
 from .pages import write_pages
+from .unchanged import same_sources
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,10 @@ def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
     for ch in manifest.channels:
         result.channels.setdefault(target_channel(ch.name), []).extend(s.subdir for s in ch.subdirs)
     # a server that rebuilds its repodata from the packages keeps no archive history: holding every file is enough
-    if not needed and (manifest.archive_id in applied or (not dest.keeps_repodata and not pending_removals)):
+    unchanged = not pending_removals and same_sources(manifest, receipt, target_channel)  # see ops/unchanged.py
+    if not needed and (manifest.archive_id in applied or (not dest.keeps_repodata and not pending_removals) or unchanged):
+        if manifest.archive_id not in applied and dest.keeps_repodata:
+            stream_blobs(opened, progress, "import")  # a new archive that changes nothing is still verified whole
         log.debug("archive %s is already imported into %s; nothing to do", manifest.archive_id, dest)
         result.noop = True
         return result
