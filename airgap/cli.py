@@ -324,8 +324,14 @@ def _trusted(keys: tuple[str, ...], config: Config) -> Any:
     return load_trusted_keys(list(keys) + list(config.trusted_keys))
 
 
+def _require_archive(archive: str | tuple[str, ...] | None) -> None:
+    """ARCHIVE is optional on the command line only so that ``--show-config`` works without one."""
+    if not archive:
+        raise UsageError("expected ARCHIVE (the archive file, or all its volumes), found none")
+
+
 @main.command(name="import")
-@click.argument("archive", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("archive", nargs=-1, type=click.Path(dir_okay=False))  # required unless --show-config
 @click.option("--into", "into", help="Destination: a directory, s3://BUCKET/PREFIX, quetz+http(s)://HOST:PORT/CHANNEL or a site name (default: into / dest_site in the config).")
 @click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Public key whose signature is accepted (repeatable; adds to trusted_keys).")
@@ -346,6 +352,7 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
     from .config_hints import import_notes
     from .ops.import_ import run_import
 
+    _require_archive(archive)
     for note in import_notes(config):
         log.warning("%s", note)
     dest = _destination(into, config)
@@ -437,7 +444,7 @@ def clean(into: str | None, dry_run: bool, lock_timeout: float, as_json: bool, s
 
 
 @main.command()
-@click.argument("archive", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("archive", nargs=-1, type=click.Path(dir_okay=False))  # required unless --show-config
 @click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Public key whose signature is accepted (repeatable; adds to trusted_keys).")
 @click.option("--allow-unsigned", is_flag=True, help="DANGEROUS: accept an archive that carries no signature.")
@@ -453,6 +460,7 @@ def verify(archive: tuple[str, ...], trusted_keys: tuple[str, ...], allow_unsign
     """
     from .ops.verify import run_verify
 
+    _require_archive(archive)
     result = run_verify([Path(a) for a in archive], _trusted(trusted_keys, config), allow_unsigned=allow_unsigned,
                         progress=_progress(state.quiet))
     if as_json:
@@ -464,12 +472,12 @@ def verify(archive: tuple[str, ...], trusted_keys: tuple[str, ...], allow_unsign
 
 
 @main.command()
-@click.argument("archive", type=click.Path(dir_okay=False))
+@click.argument("archive", type=click.Path(dir_okay=False), required=False)  # required unless --show-config
 @click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Also check the signature against this key (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
 @common_options()
-def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, state: _State, config: Config) -> None:
+def inspect(archive: str | None, trusted_keys: tuple[str, ...], as_json: bool, state: _State, config: Config) -> None:
     """Show what ARCHIVE holds: channels, subdirs, counts, sizes, signer, sources.
 
     Reads only the manifest; the signature is checked when trusted keys are given.
@@ -479,6 +487,8 @@ def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, state: _
     """
     from .ops.verify import run_inspect
 
+    _require_archive(archive)
+    assert archive is not None
     keys = list(trusted_keys) + list(config.trusted_keys)
     info = run_inspect(Path(archive), _trusted(trusted_keys, config) if keys else None)
     doc = info.to_json()

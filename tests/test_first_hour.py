@@ -310,3 +310,36 @@ def test_noop_means_nothing_changed_in_sync_and_import(tmp_path: Path, channel: 
     assert json.loads(cli("import", tmp_path / "a.tar", "--into", tmp_path / "d", "--allow-unsigned", "--json").stdout)["noop"] is False
     r = cli("import", tmp_path / "b.tar", "--into", tmp_path / "d", "--allow-unsigned", "--json")
     assert json.loads(r.stdout)["noop"] is True, r.output
+
+
+# --- 8. what the docs say is what the program does ---------------------------------------------
+
+
+def test_keygen_creates_a_missing_folder_private_to_its_owner(tmp_path: Path) -> None:
+    import stat
+
+    r = cli("keygen", tmp_path / "keys" / "airgap")
+    assert r.exit_code == 0, r.output
+    assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "keys" / "airgap").stat().st_mode) == 0o600 and (tmp_path / "keys" / "airgap.pub").exists()
+    (tmp_path / "file").write_text("")
+    r = cli("keygen", tmp_path / "file" / "airgap")
+    assert r.exit_code == 2 and "expected a directory for the key, found a file" in r.output
+
+
+@pytest.mark.parametrize("command", ["import", "verify", "inspect"])
+def test_show_config_needs_no_archive(tmp_path: Path, command: str) -> None:
+    cfg = tmp_path / "import.yaml"
+    cfg.write_text("dest_channel: anaconda\n")
+    r = cli(command, "-f", cfg, "--show-config")
+    assert r.exit_code == 0 and "dest_channel: anaconda" in r.output, r.output
+    r = cli(command, "-f", cfg)
+    assert r.exit_code == 2 and "expected ARCHIVE" in r.output, r.output
+
+
+def test_docs_give_no_config_file_to_commands_that_read_none() -> None:
+    root = Path(__file__).resolve().parents[1]
+    for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for line in page.read_text().splitlines():
+            for m in re.finditer(r"airgap (serve|condarc|keygen)\b[^`\n|]*", line):
+                assert not re.search(r"\s(-f|--file|--show-config)\b", m.group(0)), f"{page.name}: {m.group(0)}"
