@@ -78,6 +78,16 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     stop(server.proc)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _quetz_installed(request: pytest.FixtureRequest) -> None:
+    """quetz's own venv exists before the first test runs (``.ci/run`` makes it; else here, once),
+    so that no test pays for an install. Only when a collected test uses quetz."""
+    if any("quetz" in item.nodeid.lower() or "quetz" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        from quetz_install import quetz_executable
+
+        quetz_executable()
+
+
 @pytest.fixture(scope="session")
 def quetz(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real quetz server on 127.0.0.1 with an API key, one per test session (see tests/servers.py)."""

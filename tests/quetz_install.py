@@ -2,8 +2,9 @@
 
 quetz pins old libraries, so it lives in ``.venv-quetz`` beside the checkout, not in the test
 environment. ``.ci/run`` runs this file before the tests (``python3 tests/quetz_install.py``);
-the ``quetz`` session fixture calls :func:`quetz_executable` and installs only if that was not
-done. ``$AIRGAP_QUETZ`` names an existing ``quetz`` executable instead. Standard library only.
+without it, a session fixture in conftest.py installs it before the first test runs (when some
+test uses quetz), never inside a test. ``$AIRGAP_QUETZ`` names an existing ``quetz``
+executable instead. Standard library only.
 """
 
 from __future__ import annotations
