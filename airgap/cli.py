@@ -237,16 +237,24 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
                              f"to check several specs, repeat --check-installable SPEC")
         media = parse_size(media_size, "--media-size") if media_size else None
         plan = run_plan(config, installable_specs=specs, allow_unsolvable=allow_unsolvable, progress=_progress(state.quiet))
+        too_big = None
+        if media is not None and plan.total_bytes > media:
+            too_big = f"--media-size: expected the selection to fit in {_human(media)}, found {_human(plan.total_bytes)}"
         if as_json:
             doc = plan.to_json()
             if media is not None:
                 doc["media_size"] = media
-                doc["fits"] = plan.total_bytes <= media
+                doc["fits"] = too_big is None
+            if too_big:  # one JSON object on stdout: the plan, marked as the failure it is
+                doc.update(ok=False, error=too_big, exit_code=2)
+                _emit_json(doc)
+                click.echo(f"airgap: error: {too_big}", err=True)
+                sys.exit(2)
             _emit_json(doc)
         else:
             _print_plan(plan.summary(), media, [o.to_json() for o in plan.installability])
-        if media is not None and plan.total_bytes > media:
-            raise UsageError(f"--media-size: expected the selection to fit in {_human(media)}, found {_human(plan.total_bytes)}")
+        if too_big:
+            raise UsageError(too_big)
         return
     if media_size:
         raise UsageError("--media-size: expected together with --plan (to split an archive, use --volume-size)")

@@ -277,6 +277,15 @@ def test_json_commands_print_a_json_object_on_failure(archive: dict[str, Path], 
     assert "airgap: error: " in r.stderr
 
 
+def test_plan_that_does_not_fit_prints_one_json_object(tmp_path: Path, channel: Path) -> None:
+    r = cli("export", "-f", config(tmp_path, channel), "--plan", "--json", "--media-size", "1K")
+    assert r.exit_code == 2, r.output
+    (line,) = r.stdout.splitlines()
+    doc = json.loads(line)
+    assert doc["ok"] is False and doc["fits"] is False and doc["exit_code"] == 2 and len(doc["packages"]) == 3
+    assert "expected the selection to fit in 1000 B" in doc["error"]
+
+
 def test_json_success_says_ok(archive: dict[str, Path]) -> None:
     r = cli("inspect", archive["tar"], "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["ok"] is True
