@@ -96,8 +96,9 @@ def hold_lock(store: ObjectStore, where: str, timeout: float, stale_after: float
             seen = None
             continue
         if now >= deadline:
-            raise LockError(f"{where}: another airgap import or clean holds the lock; waited {timeout:.0f}s "
-                            f"(if none is running, delete {where}/{LOCK})")
+            raise LockError(
+                f"{where}: another airgap import or clean holds the lock; waited {timeout:.0f}s (if none is running, delete {where}/{LOCK})"
+            )
         if not waited:
             log.warning("%s: another airgap process holds the lock; waiting up to %.0fs", where, timeout)
             waited = True
@@ -117,8 +118,9 @@ class StoreDestination(Destination):
 
     kind = "store"
 
-    def __init__(self, store: ObjectStore, *, index_formats: tuple[str, ...] = _formats.DEFAULT,
-                 lock_stale_after: float = DEFAULT_STALE_AFTER) -> None:
+    def __init__(
+        self, store: ObjectStore, *, index_formats: tuple[str, ...] = _formats.DEFAULT, lock_stale_after: float = DEFAULT_STALE_AFTER
+    ) -> None:
         self.store = store
         self.formats = _formats.select(index_formats)
         self.lock_stale_after = float(lock_stale_after)
@@ -151,7 +153,7 @@ class StoreDestination(Destination):
 
     def inventory(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for key, _size in self.store.list(""):
+        for key, _size in self.store.list_prefix(""):
             parts = key.split("/")
             if len(parts) == 3 and parts[2] == "repodata.json" and not parts[0].startswith(".") and is_safe_channel_name(parts[0]):
                 out.setdefault(parts[0], []).append(parts[1])
@@ -159,7 +161,7 @@ class StoreDestination(Destination):
 
     def files(self, channel: str, subdir: str) -> dict[str, int]:
         base = self.key(channel, subdir) + "/"
-        return {key[len(base):]: size for key, size in self.store.list(base) if "/" not in key[len(base):]}
+        return {key[len(base) :]: size for key, size in self.store.list_prefix(base) if "/" not in key[len(base) :]}
 
     def file_sha256(self, channel: str, subdir: str, filename: str, on_bytes: OnBytes | None = None) -> str | None:
         chunks = self.store.chunks(self.key(channel, subdir, filename))
@@ -222,7 +224,7 @@ class StoreChange(Change):
         folder, _, name = key.rpartition("/")
         if folder not in self._listed:
             base = folder + "/" if folder else ""
-            self._listed[folder] = {k[len(base):] for k, _ in self.store.list(base) if "/" not in k[len(base):]}
+            self._listed[folder] = {k[len(base) :] for k, _ in self.store.list_prefix(base) if "/" not in k[len(base) :]}
         return name in self._listed[folder]
 
     def _prepare(self, key: str) -> str:
@@ -283,9 +285,11 @@ class StoreChange(Change):
         self._done = True
         if not self.journal.rollback():  # keep the saved journal: the next run that takes the lock retries the undo
             self._keep = True
-            log.error("%s: the change could not be undone completely; the next import or clean retries from %s", self.dest, self.journal.area)
+            log.error(
+                "%s: the change could not be undone completely; the next import or clean retries from %s", self.dest, self.journal.area
+            )
 
     def close(self) -> None:
-        if not self._keep and not self.journal.saved:
+        if not self._done and not self.journal.saved:  # begun, never planned: backups a failed plan copied may be there
             with contextlib.suppress(Exception):
                 self.journal.discard()

@@ -42,9 +42,9 @@ class IndexFormat(Protocol):
 class RepodataJson:
     """``repodata.json`` and its zstd twin (what every conda client reads)."""
 
-    name = "repodata"
-    names = ("repodata.json.zst", "repodata.json")
-    stale = ("current_repodata.json",)
+    name: str = "repodata"
+    names: tuple[str, ...] = ("repodata.json.zst", "repodata.json")
+    stale: tuple[str, ...] = ("current_repodata.json",)
 
     def render(self, subdir: str, repodata: Repodata) -> list[tuple[str, bytes]]:
         raw = repodata.to_bytes()

@@ -74,7 +74,7 @@ class Journal:
 
     def discard(self) -> None:
         """Remove everything in the area (after commit, or when nothing was saved)."""
-        self.store.delete(sorted(k for k, _ in self.store.list(self.area)))
+        self.store.delete(sorted(k for k, _ in self.store.list_prefix(self.area)))
 
     @classmethod
     def load(cls, store: ObjectStore, area: str) -> Journal | None:
@@ -96,8 +96,9 @@ class Journal:
                     raise ValueError(f"backup {backup!r} outside {area}backup/")
                 journal.entries[key] = backup and check_key(backup)
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError, DestinationError) as exc:
-            raise DestinationError(f"{where}: expected an airgap journal, found a malformed one ({str(exc)[:100]}); "
-                                   f"check the destination, then delete {area}") from None
+            raise DestinationError(
+                f"{where}: expected an airgap journal, found a malformed one ({str(exc)[:100]}); check the destination, then delete {area}"
+            ) from None
         journal.saved = True
         return journal
 
@@ -124,8 +125,8 @@ class Journal:
 def areas(store: ObjectStore) -> dict[str, list[str]]:
     """``{area: [key, ...]}`` of every change area in the store (each belongs to a dead run, under the lock)."""
     out: dict[str, list[str]] = {}
-    for key, _size in store.list(AREA_PREFIX):
-        rest = key[len(AREA_PREFIX):]
+    for key, _size in store.list_prefix(AREA_PREFIX):
+        rest = key[len(AREA_PREFIX) :]
         area = key[: len(AREA_PREFIX) + rest.index("/") + 1] if "/" in rest else key
         out.setdefault(area, []).append(key)
     return out
@@ -139,8 +140,10 @@ def recover(store: ObjectStore) -> list[str]:
         journal = Journal.load(store, area) if area.endswith("/") else None
         if journal is not None:
             if not journal.rollback():
-                raise DestinationError(f"{store}: expected to roll back the interrupted change in {area}, could not restore every "
-                                       "object (see the errors above); fix that, then retry")
+                raise DestinationError(
+                    f"{store}: expected to roll back the interrupted change in {area}, could not restore every "
+                    "object (see the errors above); fix that, then retry"
+                )
             done.append(f"rolled back the interrupted change of {name}")
         store.delete(sorted(keys))
         done.append(f"removed {name}")

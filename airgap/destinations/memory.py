@@ -78,6 +78,17 @@ def drop(name: str) -> None:
         _spaces.pop(name, None)
 
 
+def clone(source: str, target: str) -> None:
+    """Make ``memory://TARGET`` a copy of ``memory://SOURCE`` (tests: one starting state, many runs)."""
+    with _spaces_mutex:
+        src = _spaces.setdefault(source, _Space())
+        copy = _Space()
+        with src.mutex:
+            copy.objects = dict(src.objects)
+            copy.counter = src.counter
+        _spaces[target] = copy
+
+
 class MemoryStore:
     """A handle on the objects of ``memory://NAME``; ``faults`` applies to this handle only."""
 
@@ -111,7 +122,7 @@ class MemoryStore:
         data = self.get(key)
         if data is None:
             return None
-        return (data[i:i + CHUNK] for i in range(0, len(data), CHUNK))
+        return (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
 
     def put(self, key: str, data: bytes) -> None:
         self._point(f"put {key}")
@@ -132,7 +143,7 @@ class MemoryStore:
         with self._space.mutex:  # all at once: a reader never sees a part
             self._space.set(check_key(key), data)
 
-    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+    def list_prefix(self, prefix: str) -> Iterator[tuple[str, int]]:
         self._point(f"list {prefix or '/'}")
         with self._space.mutex:
             found = [(k, len(v[0])) for k, v in self._space.objects.items() if k.startswith(prefix)]
@@ -212,5 +223,8 @@ def open_memory(spec: str, site: Mapping[str, Any]) -> MemoryDestination:
     formats = site.get("index_formats", DEFAULT)
     if isinstance(formats, str) or not isinstance(formats, (list, tuple)):
         raise UsageError(f"sites: expected index_formats to be a list of format names, found {formats!r}")
-    return MemoryDestination(MemoryStore(spec[len("memory://"):].rstrip("/")), index_formats=tuple(formats),
-                             lock_stale_after=float(site.get("lock_stale_after", DEFAULT_STALE_AFTER)))
+    return MemoryDestination(
+        MemoryStore(spec[len("memory://") :].rstrip("/")),
+        index_formats=tuple(formats),
+        lock_stale_after=float(site.get("lock_stale_after", DEFAULT_STALE_AFTER)),
+    )

@@ -63,7 +63,7 @@ class ObjectStore(Protocol):
         """:meth:`put` from verified bytes in a local file (streamed; multipart where the store has it)."""
         ...
 
-    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+    def list_prefix(self, prefix: str) -> Iterator[tuple[str, int]]:
         """``(key, size)`` of every object whose key starts with ``prefix`` (at any depth), in no set order."""
         ...
 
