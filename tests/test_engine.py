@@ -27,7 +27,7 @@ from airgap.destinations.engine import StoreDestination
 from airgap.destinations.formats import RepodataJson, select
 from airgap.destinations.journal import AREA_PREFIX
 from airgap.destinations.memory import Faults, MemoryDestination, MemoryStore, StoreKilled, clone, drop
-from airgap.errors import AirgapError, DestinationError, UsageError
+from airgap.errors import AirgapError, DestinationError, LockError, UsageError
 from airgap.ops.clean import run_clean
 from airgap.ops.export import filters_from_config
 from airgap.ops.import_ import run_import
@@ -229,6 +229,20 @@ def test_a_run_broken_at_any_store_call_is_recovered_by_the_next(what: str, faul
         extra = set(channel_files(name)) - set(channel_files(reference))
         assert extra <= paths(before) - paths(after), f"call {n}: left {extra}"
         drop(name)
+
+
+def test_the_lock_excludes_a_second_run_and_is_released() -> None:
+    name = fresh()
+    first, second = MemoryDestination(MemoryStore(name)), MemoryDestination(MemoryStore(name))
+    with first.locked(1):
+        with pytest.raises(LockError, match=f"memory://{name}: another airgap import or clean holds the lock; waited 0s"):
+            with second.locked(0.3):
+                pass
+        with pytest.raises(DestinationError, match="a change needs the lock"):
+            second.begin("x")
+    with second.locked(1):  # released: taken at once
+        assert MemoryStore(name).get(".airgap/lock") is not None
+    assert MemoryStore(name).get(".airgap/lock") is None
 
 
 def test_store_refuses_keys_that_leave_it() -> None:

@@ -4,7 +4,8 @@
 
 * a path or ``file://`` URL — :class:`~airgap.destinations.directory.DirectoryDestination`;
 * ``s3://BUCKET[/PREFIX]`` — S3-compatible object storage (boto3; AWS S3, MinIO, SeaweedFS);
-* ``quetz+http(s)://HOST[:PORT][/BASE]/CHANNEL`` — a quetz package server.
+* ``quetz+http(s)://HOST[:PORT][/BASE]/CHANNEL`` — a quetz package server;
+* a scheme of :mod:`airgap.destinations.registry` (``memory://NAME``: the transaction engine over an in-memory store).
 """
 
 from __future__ import annotations

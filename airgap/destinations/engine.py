@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import socket
 import time
@@ -74,7 +75,7 @@ def hold_lock(store: ObjectStore, where: str, timeout: float, stale_after: float
     """Exclusive access through one lock object: created if absent; taken over (conditionally on the version
     seen) once that version has not changed for ``stale_after`` seconds of this process's clock."""
     lease = KeyLease(store, LOCK)
-    record = json.dumps({"owner": f"{socket.gethostname()}:{id(lease)}", "token": uuid.uuid4().hex, "time": time.time()}).encode()
+    record = json.dumps({"owner": f"{socket.gethostname()}:{os.getpid()}", "token": uuid.uuid4().hex, "time": time.time()}).encode()
     deadline = time.monotonic() + timeout
     seen: tuple[str, float] | None = None
     waited = False
