@@ -91,7 +91,7 @@ def test_memory_scheme_opens_the_engine_over_one_shared_store() -> None:
     assert isinstance(a, MemoryDestination) and a.kind == "memory" and str(a) == f"memory://{name}"
     a.write_receipt({"format": "airgap-receipt/1", "archives": [], "channels": {"x": {}}})
     assert b.read_receipt()["channels"] == {"x": {}}  # "the next run" sees the same bytes
-    with pytest.raises(UsageError, match="expected only index_formats, lock_stale_after, url for a memory site, found endpoint"):
+    with pytest.raises(UsageError, match="expected only index_formats, lock_stale_after, url, workers for a memory site, found endpoint"):
         open_destination(f"memory://{name}", {"endpoint": "x"})
     with pytest.raises(UsageError, match="expected memory://NAME"):
         open_destination("memory://a/b")

@@ -14,8 +14,8 @@ undone at once, a killed one by the next run that takes the lock (:meth:`StoreDe
 
 Not here: the lease's heartbeat and fencing (``destinations/lease.py`` of the locks work; the
 engine's lock is the same create/read/replace/delete protocol without renewal, and
-:meth:`StoreChange._fence` is where the lease's ``check`` goes), parallel uploads, directory
-and S3 stores (docs/decisions/0004-engine-migration.md).
+:meth:`StoreChange._fence` is where the lease's ``check`` goes), the directory and S3 stores
+(docs/decisions/0004-engine-migration.md). Package files are stored ``workers`` at a time.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..errors import DestinationError, LockError
@@ -120,11 +121,17 @@ class StoreDestination(Destination):
     kind = "store"
 
     def __init__(
-        self, store: ObjectStore, *, index_formats: tuple[str, ...] = _formats.DEFAULT, lock_stale_after: float = DEFAULT_STALE_AFTER
+        self,
+        store: ObjectStore,
+        *,
+        index_formats: tuple[str, ...] = _formats.DEFAULT,
+        lock_stale_after: float = DEFAULT_STALE_AFTER,
+        workers: int = 4,
     ) -> None:
         self.store = store
         self.formats = _formats.select(index_formats)
         self.lock_stale_after = float(lock_stale_after)
+        self.workers = max(1, int(workers))  # package files stored in parallel
         self._held = False
 
     def __str__(self) -> str:
@@ -252,8 +259,15 @@ class StoreChange(Change):
 
     def put_packages(self, batch: list[Put], on_bytes: OnBytes | None = None) -> None:
         self._fence("placing package files")
-        for p in batch:
-            self.store.put_blob(self._prepare(self.dest.key(p.channel, p.subdir, p.filename)), p.blob, on_bytes)
+        keys = [self._prepare(self.dest.key(p.channel, p.subdir, p.filename)) for p in batch]  # journaled before any is stored
+        if self.dest.workers == 1 or len(batch) < 2:
+            for key, p in zip(keys, batch, strict=True):
+                self.store.put_blob(key, p.blob, on_bytes)
+            return
+        # leaving the block waits for every upload: a rollback never races an upload still running
+        with ThreadPoolExecutor(self.dest.workers, thread_name_prefix="airgap-put") as pool:
+            for future in [pool.submit(self.store.put_blob, key, p.blob, on_bytes) for key, p in zip(keys, batch, strict=True)]:
+                future.result()
 
     def publish_index(self, channel: str, subdir: str, repodata: Repodata) -> None:
         self._fence("publishing an index")

@@ -214,7 +214,7 @@ class MemoryDestination(StoreDestination):
     kind = "memory"
 
 
-SITE_KEYS = {"url", "index_formats", "lock_stale_after"}
+SITE_KEYS = {"url", "index_formats", "lock_stale_after", "workers"}
 
 
 def open_memory(spec: str, site: Mapping[str, Any]) -> MemoryDestination:
@@ -227,4 +227,5 @@ def open_memory(spec: str, site: Mapping[str, Any]) -> MemoryDestination:
         MemoryStore(spec[len("memory://") :].rstrip("/")),
         index_formats=tuple(formats),
         lock_stale_after=float(site.get("lock_stale_after", DEFAULT_STALE_AFTER)),
+        workers=int(site.get("workers", 4)),
     )
