@@ -160,6 +160,30 @@ def test_import_reimport_delta_and_clean_through_the_cli(archives: dict[str, Pat
     check_client_view(name)
 
 
+def test_sync_and_a_tape_like_import_publish_the_same_channel(
+    archives: dict[str, Path],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """sync stores from the export cache; an archive that cannot be re-read (a tape) is copied to a scratch folder first."""
+    from airgap.archive.reader import ArchiveStream
+
+    synced, taped = fresh("sync-"), fresh("tape-")
+    r = cli("sync", "-f", archives["export"], "--into", f"memory://{synced}", "--json")
+    assert r.exit_code == 0, r.output
+    real_init = ArchiveStream.__init__
+
+    def tape(self: ArchiveStream, path: Path) -> None:
+        real_init(self, path)
+        self.seekable = False
+
+    monkeypatch.setattr(ArchiveStream, "__init__", tape)
+    r = cli("import", archives["v2"], "--into", f"memory://{taped}", "--trusted-key", archives["pub"])
+    assert r.exit_code == 0, r.output
+    packages = [{k: v for k, v in channel_files(n).items() if k.endswith(".conda")} for n in (synced, taped)]
+    assert packages[0] == packages[1] and len(packages[0]) == 5
+    assert listed_files(synced) == listed_files(taped)
+
+
 # -- fault injection: kill (or fail) at every store call --------------------------------------
 
 
