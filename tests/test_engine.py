@@ -276,11 +276,23 @@ def test_store_refuses_keys_that_leave_it() -> None:
             store.put(bad, b"x")
 
 
-def test_a_malformed_journal_stops_recovery_with_what_to_do() -> None:
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [["../etc", None]],
+        [[".airgap/lock", None]],  # would release the lock this very run holds
+        [[".airgap/staging-y-2/journal.json", None]],
+        [["main/linux-64/repodata.json", ".airgap/staging-y-2/backup/1"]],  # a backup of another area
+        "not a list",
+    ],
+)
+def test_a_malformed_journal_stops_recovery_with_what_to_do(entries: Any) -> None:
     name = fresh()
     store = MemoryStore(name)
-    store.put(f"{AREA_PREFIX}x-1/journal.json", json.dumps({"format": "airgap-store-journal/1", "entries": [["../etc", None]]}).encode())
+    store.put("main/linux-64/repodata.json", b"{}")
+    store.put(f"{AREA_PREFIX}x-1/journal.json", json.dumps({"format": "airgap-store-journal/1", "entries": entries}).encode())
+    before = objects(name)
     with pytest.raises(DestinationError, match=r"expected an airgap journal, found a malformed one .* then delete \.airgap/staging-x-1/"):
         with MemoryDestination(store).locked(1):
             pass
-    assert store.get(f"{AREA_PREFIX}x-1/journal.json") is not None  # nothing undone on a guess
+    assert {k: v for k, v in objects(name).items() if k != ".airgap/lock"} == before  # nothing undone on a guess

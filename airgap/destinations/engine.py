@@ -39,13 +39,12 @@ from ..receipt import REBUILD
 from ..repodata import Repodata
 from . import formats as _formats
 from .base import RECEIPT_FORMAT, Change, Destination, OnBytes, Put, empty_receipt, parse_index
-from .journal import AREA_PREFIX, STATE, Journal, recover
+from .journal import AREA_PREFIX, LOCK, STATE, Journal, recover
 from .store import KeyLease, ObjectStore, check_key
 
 log = logging.getLogger(__name__)
 
 RECEIPT = f"{STATE}/receipt.json"
-LOCK = f"{STATE}/lock"
 DEFAULT_STALE_AFTER = 6 * 3600.0
 _LABEL = re.compile(r"[A-Za-z0-9._-]{1,40}\Z")
 

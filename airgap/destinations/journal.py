@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 STATE = ".airgap"
 AREA_PREFIX = f"{STATE}/staging-"
+LOCK = f"{STATE}/lock"  # the engine's lock: no journal ever undoes it
 JOURNAL = "journal.json"
 JOURNAL_FORMAT = "airgap-store-journal/1"
 
@@ -90,8 +91,8 @@ class Journal:
                 raise ValueError(f"format {doc.get('format')!r}")
             for key, backup in doc["entries"]:
                 check_key(key)
-                if key.startswith(AREA_PREFIX):
-                    raise ValueError(f"key {key!r} inside a change's area")
+                if key.startswith(AREA_PREFIX) or key == LOCK:
+                    raise ValueError(f"key {key!r}: the lock, or inside a change's area")
                 if backup is not None and not (isinstance(backup, str) and backup.startswith(area + "backup/")):
                     raise ValueError(f"backup {backup!r} outside {area}backup/")
                 journal.entries[key] = backup and check_key(backup)
