@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import zstandard
 from helpers import cli
-from test_destinations import archives, specs  # noqa: F401 (a fixture, and what it builds)
+from test_destinations import archives  # noqa: F401 (a fixture: two signed archives, an export config, a clean config)
 
 from airgap.config import load_config
 from airgap.destinations import open_destination
