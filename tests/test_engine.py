@@ -221,6 +221,29 @@ def _run(start: str, op: Callable[[StoreDestination], Any], faults: Faults | Non
     return name, faults, None
 
 
+def test_the_engine_stores_in_one_order(worlds: dict[str, Any]) -> None:
+    """Packages, then each index (.zst, then repodata.json), then the receipt, then the commit, then removals."""
+    start, op = worlds["ops"]["delta"]
+    _, faults, error = _run(start, op, None)
+    assert error is None
+    log = faults.log
+
+    def at(pred: Callable[[str], bool]) -> list[int]:
+        found = [i for i, call in enumerate(log) if pred(call)]
+        assert found, log
+        return found
+
+    packages = at(lambda c: c.startswith("put ") and c.endswith(".conda"))
+    zst = at(lambda c: c.startswith("put ") and c.endswith("/repodata.json.zst"))
+    index = at(lambda c: c.startswith("put ") and c.endswith("/repodata.json"))
+    receipt = at(lambda c: c == "put .airgap/receipt.json")
+    commit = at(lambda c: c.startswith("delete .airgap/staging-") and c.endswith("/journal.json"))
+    removals = at(lambda c: c.startswith("delete main/") and ".conda" in c)
+    saved = at(lambda c: c.startswith("put .airgap/staging-") and c.endswith("/journal.json"))
+    assert saved[0] < packages[0] and max(packages) < zst[0] and zst[0] < index[0] and max(zst + index) < receipt[0]
+    assert receipt == [receipt[0]] and receipt[0] < commit[0] < removals[0]
+
+
 @pytest.mark.parametrize("what", ["import", "delta", "clean"])
 @pytest.mark.parametrize("fault", ["kill", "fail"])
 def test_a_run_broken_at_any_store_call_is_recovered_by_the_next(what: str, fault: str, worlds: dict[str, Any]) -> None:
