@@ -73,7 +73,13 @@ def parse_receipt_bytes(data: bytes | None, where: str) -> dict[str, Any]:
 @contextlib.contextmanager
 def hold_lock(store: ObjectStore, where: str, timeout: float, stale_after: float, poll: float = 0.2) -> Iterator[None]:
     """Exclusive access through one lock object: created if absent; taken over (conditionally on the version
-    seen) once that version has not changed for ``stale_after`` seconds of this process's clock."""
+    seen) once that version has not changed for ``stale_after`` seconds of this process's clock.
+
+    The interim lock of this first step: no renewal, so a dead owner's lock is taken only by a run that
+    waits ``stale_after`` (tests pass 0). The lease (``destinations/lease.py``) replaces it, over the same
+    four store calls (:class:`~airgap.destinations.store.KeyLease`), with renewals, fencing and a dead
+    owner on this host taken over at once.
+    """
     lease = KeyLease(store, LOCK)
     record = json.dumps({"owner": f"{socket.gethostname()}:{os.getpid()}", "token": uuid.uuid4().hex, "time": time.time()}).encode()
     deadline = time.monotonic() + timeout
