@@ -222,7 +222,7 @@ def _run(start: str, op: Callable[[StoreDestination], Any], faults: Faults | Non
 
 
 def test_the_engine_stores_in_one_order(worlds: dict[str, Any]) -> None:
-    """Packages, then each index (.zst, then repodata.json), then the receipt, then the commit, then removals."""
+    """Packages, then each index (repodata.json, then the .zst most clients read), then the receipt, then the commit, then removals."""
     start, op = worlds["ops"]["delta"]
     _, faults, error = _run(start, op, None)
     assert error is None
@@ -240,7 +240,7 @@ def test_the_engine_stores_in_one_order(worlds: dict[str, Any]) -> None:
     commit = at(lambda c: c.startswith("delete .airgap/staging-") and c.endswith("/journal.json"))
     removals = at(lambda c: c.startswith("delete main/") and ".conda" in c)
     saved = at(lambda c: c.startswith("put .airgap/staging-") and c.endswith("/journal.json"))
-    assert saved[0] < packages[0] and max(packages) < zst[0] and zst[0] < index[0] and max(zst + index) < receipt[0]
+    assert saved[0] < packages[0] and max(packages) < index[0] and index[0] < zst[0] and max(zst + index) < receipt[0]
     assert receipt == [receipt[0]] and receipt[0] < commit[0] < removals[0]
 
 

@@ -7,8 +7,9 @@ whatever the store; a destination selects its formats by name (:func:`select`).
 
 Formats:
 
-* ``repodata`` (always): ``repodata.json.zst`` then ``repodata.json``, byte for byte what the
-  directory and S3 backends write; a ``current_repodata.json`` left by another tool is removed
+* ``repodata`` (always): ``repodata.json`` then ``repodata.json.zst`` (the one most clients read
+  goes last: :func:`airgap.destinations.base.index_files`), byte for byte what the directory and
+  S3 backends write; a ``current_repodata.json`` left by another tool is removed
   so that it never disagrees.
 * slot ``shards``: CEP-16 sharded repodata (``repodata_shards.msgpack.zst`` and
   ``shards/<sha256>.msgpack.zst``); render the shards first, then the shard index. Not yet built.
@@ -20,9 +21,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..compress import zstd_compress
 from ..errors import UsageError
 from ..repodata import Repodata
+from .base import index_files
 
 
 class IndexFormat(Protocol):
@@ -43,12 +44,11 @@ class RepodataJson:
     """``repodata.json`` and its zstd twin (what every conda client reads)."""
 
     name: str = "repodata"
-    names: tuple[str, ...] = ("repodata.json.zst", "repodata.json")
+    names: tuple[str, ...] = ("repodata.json", "repodata.json.zst")
     stale: tuple[str, ...] = ("current_repodata.json",)
 
     def render(self, subdir: str, repodata: Repodata) -> list[tuple[str, bytes]]:
-        raw = repodata.to_bytes()
-        return [("repodata.json.zst", zstd_compress(raw)), ("repodata.json", raw)]
+        return index_files(repodata.to_bytes())  # the same files, in the same order, as every other backend
 
 
 #: every format airgap can write, by name; "shards" (CEP-16) and "html" go here when they are built
