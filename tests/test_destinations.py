@@ -115,7 +115,7 @@ def publish(dest: Destination, channel: Path, skip: set[str] = frozenset(), comm
     change.put_packages(puts)
     for subdir, rd in up.items():
         change.publish_index(ch, subdir, rd.subset({f for f, _ in rd.records() if f not in skip}))
-    receipt = {"format": "airgap-receipt/1", "archives": [], "channels": {ch: {p.subdir: {} for p in puts}}}
+    receipt: dict[str, Any] = {"format": "airgap-receipt/1", "archives": [], "channels": {ch: {p.subdir: {} for p in puts}}}
     for p in puts:
         receipt["channels"][ch][p.subdir][p.filename] = {"sha256": p.blob.sha256, "size": p.blob.size}
     change.write_receipt(receipt)
@@ -526,7 +526,6 @@ def test_sync_into_s3_and_a_tape_like_archive(seaweed: Any, bucket: str, archive
     monkeypatch.setattr(ArchiveStream, "__init__", tape)
     import tempfile
 
-    from airgap.ops import import_
 
     scratch: list[str] = []
 
@@ -535,7 +534,7 @@ def test_sync_into_s3_and_a_tape_like_archive(seaweed: Any, bucket: str, archive
             super().__init__(**kwargs)
             scratch.append(self.name)
 
-    monkeypatch.setattr(import_.tempfile, "TemporaryDirectory", Recorded)
+    monkeypatch.setattr("airgap.ops.import_.tempfile.TemporaryDirectory", Recorded)
     other = f"tape/{uuid.uuid4().hex[:8]}"
     r = cli("import", archives["v2"], "--into", f"s3://{bucket}/{other}", "--trusted-key", archives["pub"], "--json")
     assert r.exit_code == 0, r.output

@@ -253,7 +253,7 @@ def test_a_run_broken_at_any_store_call_is_recovered_by_the_next(what: str, faul
     before, after = listed_files(start), listed_files(reference)
     assert before != after and counted.calls > 10
     for n in range(1, counted.calls + 1):
-        name, faults, error = _run(start, op, Faults(**{f"{fault}_at": n}))
+        name, faults, error = _run(start, op, Faults(kill_at=n) if fault == "kill" else Faults(fail_at=n))
         if error is None:  # logged, not fatal, by design (the pages, written after the change; releasing the lock): it completed
             assert fault == "fail" and listed_files(name) == after, f"call {n} ({faults.log[n - 1]}): no fault seen"
         check_client_view(name)  # what a client reads at the moment of the kill
