@@ -138,6 +138,9 @@ def common_options(reads_config: bool = True) -> Callable[[F], F]:
 
 
 def _run(state: _State, reads_config: bool, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    from .signals import Terminated, install
+
+    install()  # SIGTERM rolls back and releases like Ctrl-C
     try:
         config = state.config() if reads_config else None
         _setup_logging(state, config)
@@ -155,9 +158,9 @@ def _run(state: _State, reads_config: bool, fn: Callable[..., Any], *args: Any, 
             if len(exc.failures) > 50:
                 click.echo(f"  … and {len(exc.failures) - 50} more", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("airgap: interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        click.echo("airgap: terminated" if isinstance(exc, Terminated) else "airgap: interrupted", err=True)
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
     except OSError as exc:
         if state.verbose:
             traceback.print_exc()

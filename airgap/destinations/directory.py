@@ -30,8 +30,12 @@ from typing import Any
 from .._fs import atomic_write_bytes, fsync_dir, makedirs_tracked
 from ..compress import zstd_compress
 from ..errors import DestinationError, LockError
+from ..faults import point
 from ..repodata import Repodata
+from ..signals import deferred_signals
 from .base import RECEIPT_FORMAT, Change, Destination, OnBytes, Put, empty_receipt, parse_index
+from .filelease import FileLeaseStore
+from .lease import Lease, LockLostError, held
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +151,13 @@ class Journal:
             "entries": [[rel(t), os.path.basename(b) if b else None] for t, b in self._entries.items()],
             "dirs": [rel(d) for d in self._planned_dirs],
         }
+        point("dir journal save")
         atomic_write_bytes(self.path, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
         self._saved = True
 
     def commit(self) -> None:
         """The change is complete: the journal must no longer undo it."""
+        point("dir journal remove")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
         fsync_dir(self.path.parent)
@@ -193,6 +199,7 @@ class Journal:
         ok = True
         touched: set[str] = set()
         for target, backup in reversed(self._entries.items()):
+            point("dir undo")
             try:
                 if backup is None:
                     os.unlink(target)
@@ -220,6 +227,7 @@ class DirectoryDestination(Destination):
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).absolute()
+        self._lease: Lease | None = None
         self._created: list[Path] = []  # what this process created (root, state dir, staging), oldest first
 
     def __str__(self) -> str:
@@ -267,6 +275,7 @@ class DirectoryDestination(Destination):
             makedirs_tracked(self.state_dir, journal.created_dirs)
             journal.prepare_replace(path)
         data = json.dumps(receipt, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        point("dir write receipt")
         atomic_write_bytes(path, data)
 
     def read_repodata(self, channel: str, subdir: str) -> Repodata | None:
@@ -295,6 +304,7 @@ class DirectoryDestination(Destination):
     def remove_packages(self, files: list[tuple[str, str, str]]) -> None:
         """Delete files the published repodata no longer lists (call after the change committed)."""
         for channel, subdir, filename in files:
+            point("dir remove")
             try:
                 os.unlink(self.subdir_path(channel, subdir) / filename)
             except FileNotFoundError:
@@ -360,15 +370,35 @@ class DirectoryDestination(Destination):
                         log.warning("%s: another airgap process holds the lock; waiting up to %.0fs", self.root, timeout)
                         waited = True
                     time.sleep(0.2)
-            for line in self.recover():  # whoever takes the lock first undoes what a killed run left
-                log.warning("%s: %s", self.root, line)
-            yield
+            makedirs_tracked(self.state_dir, self._created)
+            # the flock excludes every other process; the lease adds fencing, and says who held the lock last
+            with held(FileLeaseStore(self.state_dir / "lock"), str(self.state_dir / "lock"), max(0.0, deadline - time.monotonic())) as lease:
+                self._lease = lease
+                try:
+                    for line in self.recover():  # whoever takes the lock first undoes what a killed run left
+                        log.warning("%s: %s", self.root, line)
+                    yield
+                finally:
+                    self._lease = None
         except BaseException:
             self._remove_created()  # under the lock: the next import must not see it half removed
             raise
         finally:
             os.close(fd)  # closing releases the flock
             self._created = []
+
+    def fence(self) -> None:
+        """Before a publish step: stop unless this process still holds the lock (see :meth:`.lease.Lease.check`)."""
+        if self._lease is None:
+            raise DestinationError(f"{self.root}: a change needs the lock (internal error)")
+        self._lease.check()
+
+    def holds_lock(self) -> bool:
+        try:
+            self.fence()
+        except (DestinationError, LockLostError):
+            return False
+        return True
 
     def _remove_created(self) -> None:
         for d in reversed(self._created):
@@ -403,7 +433,9 @@ class DirectoryDestination(Destination):
         for staging in sorted(self.state_dir.glob("staging-*")):
             journal = Journal.load(self.root, staging) if staging.is_dir() and not staging.is_symlink() else None
             if journal is not None:
-                if not journal.rollback():
+                with deferred_signals():  # the undo finishes before anything else; the journal goes only after it
+                    ok = journal.rollback()
+                if not ok:
                     raise DestinationError(f"{staging}: expected to roll back an interrupted import, could not restore every file (see the errors above); fix that, then retry")
                 done.append(f"rolled back the interrupted change of {staging.name}")
             try:
@@ -455,6 +487,7 @@ class DirectoryDestination(Destination):
             d = journal.ready_dirs[(channel, subdir)] = os.fspath(path) + "/"
         target = d + filename
         journal.prepare_replace(target)
+        point("dir put")
         if keep_staged:
             tmp = f"{d}.{filename}.airgap-tmp"
             with contextlib.suppress(FileNotFoundError):
@@ -474,6 +507,7 @@ class DirectoryDestination(Destination):
         for name, data in (("repodata.json.zst", zstd_compress(raw)), ("repodata.json", raw)):
             target = d / name
             journal.prepare_replace(target)
+            point("dir write index")
             atomic_write_bytes(target, data)
         stale = d / "current_repodata.json"
         if stale.exists():  # never leave a current_repodata.json that disagrees with repodata.json
@@ -501,6 +535,7 @@ class DirectoryChange(Change):
         self.dest.sync()  # staged bytes, backups and journal reach the disk before anything points at them
 
     def put_packages(self, batch: list[Put], on_bytes: OnBytes | None = None) -> None:
+        self.dest.fence()
         touched: set[tuple[str, str]] = set()
         for p in batch:
             self.dest.put_package(p.channel, p.subdir, p.filename, p.blob.path, self.journal, keep_staged=p.keep)
@@ -510,17 +545,28 @@ class DirectoryChange(Change):
         self.dest.fsync_dirs(touched)
 
     def publish_index(self, channel: str, subdir: str, repodata: Repodata) -> None:
+        self.dest.fence()
         self.dest.publish_index(channel, subdir, repodata, self.journal)
 
     def write_receipt(self, receipt: dict[str, Any]) -> None:
+        self.dest.fence()
         self.dest._write_receipt(receipt, self.journal)
 
     def commit(self) -> None:
-        self.journal.commit()
+        self.dest.fence()
+        with deferred_signals():
+            self.journal.commit()
 
     def rollback(self) -> None:
-        if not self.journal.rollback():  # keep the saved journal: the next run that takes the lock retries the undo
-            self._keep = True
+        self._keep = True  # until the undo is complete, the journal stays for the next run (even if this one dies)
+        if not self.dest.holds_lock():
+            log.error("%s: not rolling back: this process no longer holds the lock; the next run rolls back from %s",
+                      self.dest, self._staging)
+            return
+        with deferred_signals():  # a second Ctrl-C or a SIGTERM must not cut the undo short
+            ok = self.journal.rollback()
+            self._keep = not ok
+        if not ok:  # keep the saved journal: the next run that takes the lock retries the undo
             log.error("%s: the change could not be undone completely; the next import or clean retries from %s", self.dest, self._staging)
 
     def close(self) -> None:
