@@ -573,10 +573,13 @@ def test_s3_lock_waits_then_gives_up_and_a_stale_lock_is_taken_over(seaweed: Any
         release.set()
         t.join()
     assert s3_objects(seaweed, prefix + "/") == {}  # released
-    # a lock left by a killed importer long ago is taken over
-    seaweed.client().put_object(Bucket=bucket, Key=f"{prefix}/.airgap/lock", Body=json.dumps({"owner": "dead:1", "time": 1.0}).encode())
-    r = cli("import", archives["v1"], "--into", f"s3://{bucket}/{prefix}", "--trusted-key", archives["pub"])
-    assert r.exit_code == 0 and "taking over a lock left by dead:1" in r.output, r.output
+    # a lock left by a killed importer of this host is taken over at once (its process is gone)
+    from airgap.destinations.lease import this_process
+
+    gone = this_process() | {"pid": 2**22 + 1, "owner": "dead:1", "token": "x", "generation": 7}
+    seaweed.client().put_object(Bucket=bucket, Key=f"{prefix}/.airgap/lock", Body=json.dumps(gone).encode())
+    r = cli("import", archives["v1"], "--into", f"s3://{bucket}/{prefix}", "--trusted-key", archives["pub"], "--lock-timeout", "1")
+    assert r.exit_code == 0 and "taking over the lock: its process dead:1 is gone" in r.output, r.output
     assert f"{prefix}/.airgap/lock" not in s3_objects(seaweed, prefix + "/")
 
 

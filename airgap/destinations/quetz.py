@@ -32,6 +32,7 @@ from urllib.parse import quote, urlsplit
 import urllib3
 
 from ..errors import DestinationError, IntegrityError, UsageError
+from ..faults import point
 from ..manifest import is_safe_channel_name
 from ..repodata import Repodata, record_hashes
 from .base import Change, Destination, OnBytes, Put, empty_receipt, parse_index
@@ -93,6 +94,7 @@ class QuetzDestination(Destination):
             if not self.api_key:
                 raise UsageError(f"{self}: expected an API key (QUETZ_API_KEY, or api_key in the site config), found none")
             h["X-API-Key"] = self.api_key
+        point(f"quetz {method}")
         try:
             resp = self.http.request(method, self.base_url + path, body=body, headers=h, preload_content=True,
                                      timeout=urllib3.Timeout(connect=10, read=300), redirect=False)

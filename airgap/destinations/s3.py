@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from ..errors import DestinationError, UsageError
+from ..faults import attach_boto
 from ..manifest import is_safe_channel_name
 from ..repodata import Repodata
 from ..signals import deferred_signals
@@ -104,6 +105,7 @@ class S3Destination(Destination):
             )
             self._client = session.client("s3", endpoint_url=endpoint, region_name=self.region or session.region_name or "us-east-1",
                                           config=config)
+            attach_boto(self._client)  # a test hook; off unless AIRGAP_FAULT is set
         return self._client
 
     def _key(self, *parts: str) -> str:
