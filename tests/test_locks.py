@@ -45,7 +45,7 @@ def _index_names_only_present_files(objects: dict[str, bytes]) -> list[str]:
     return problems
 
 
-def test_a_renewed_lock_is_never_taken_over(seaweed: Any, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_renewed_lock_is_never_taken_over(seaweed: Any, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     """The owner works longer than the stale limit; its heartbeat keeps the lock, the other one waits."""
     _s3_env(monkeypatch, seaweed)
     prefix = f"lease/{uuid.uuid4().hex[:8]}"
@@ -59,7 +59,7 @@ def test_a_renewed_lock_is_never_taken_over(seaweed: Any, bucket: str, monkeypat
 
 
 @pytest.mark.parametrize("kind", ["directory", "s3"])
-def test_a_lock_taken_over_stops_the_owner_before_its_next_step(kind: str, seaweed: Any, bucket: str, tmp_path: Path,
+def test_a_lock_taken_over_stops_the_owner_before_its_next_step(kind: str, seaweed: Any, bucket: str, tmp_path: Path,  # noqa: F811
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     _s3_env(monkeypatch, seaweed)
     dest: Destination = (DirectoryDestination(tmp_path / "d") if kind == "directory"
@@ -148,7 +148,7 @@ def test_a_lock_whose_process_is_gone_is_taken_over_at_once(kind: str, seaweed: 
 
 @pytest.mark.parametrize("body", [b"\x00garbage{", json.dumps({"owner": "other-host:9", "token": "t", "time": time.time() + 86400}).encode()],
                          ids=["unreadable", "dated-in-the-future"])
-def test_an_unrenewed_lock_is_taken_over_after_the_stale_limit(body: bytes, seaweed: Any, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unrenewed_lock_is_taken_over_after_the_stale_limit(body: bytes, seaweed: Any, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     """Judged by renewals seen, not by a date: an unreadable lock, or one dated tomorrow, goes after the limit."""
     _s3_env(monkeypatch, seaweed)
     prefix = f"stale/{uuid.uuid4().hex[:8]}"
