@@ -560,6 +560,13 @@ def condarc(url: str, channels: tuple[str, ...], into: str | None, state: _State
     names = list(channels) + (sorted(open_destination(into).inventory()) if into else [])
     if not names:
         raise UsageError("expected channel names (CHANNELS... or --into DEST), found none")
+    from .manifest import is_safe_channel_name
+    from .urlsafety import check_under
+
+    for name in names:
+        if not is_safe_channel_name(name):
+            raise UsageError(f"channel: expected one path component of letters, digits, . _ + -, found {name!r}")
+        check_under(url, f"{url.rstrip('/')}/{name}")  # never print a URL that leaves the mirror's prefix
     click.echo(render(url, list(dict.fromkeys(names))), nl=False)
 
 

@@ -206,3 +206,39 @@ def test_a_second_ctrl_c_waits_for_the_rollback(archives: dict[str, Path], tmp_p
     assert r.returncode == 130, r.stderr
     assert published(dest) == {}
     assert not [p for p in dest.rglob("*") if p.is_file()], sorted(dest.rglob("*"))  # every placed file undone, journal gone after
+
+
+@pytest.mark.parametrize("into, expected", [
+    ("s3://conda-bucket/%2e%2e/x", "percent-encoding"),
+    ("s3://conda-bucket/%2E%2E", "percent-encoding"),
+    ("s3://conda-bucket/a?b#c", "a client cuts the path there"),
+    ("s3://conda-bucket/a#c", "a client cuts the path there"),
+    ("quetz+http://host/a?b#c", "expected quetz+http(s)://HOST:PORT/CHANNEL"),
+    ("quetz+http://host/%2e%2e/main", "expected quetz+http(s)://HOST:PORT/CHANNEL"),
+    ("file:///srv/conda?x#y", "without '?' or '#'"),
+])
+def test_prefixes_that_a_client_would_read_elsewhere_are_refused(into: str, expected: str) -> None:
+    """Issue 20.5: percent-encoded dots, '?' and '#' are refused as '..' is."""
+    from airgap.destinations import open_destination
+    from airgap.errors import UsageError
+
+    with pytest.raises(UsageError, match=expected.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+").replace("?", r"\?")):
+        open_destination(into)
+
+
+@pytest.mark.parametrize("args", [
+    ["http://mirror:8080/base", "%2e%2e"],
+    ["http://mirror:8080/base", "a?b#c"],
+    ["http://mirror:8080/base", ".."],
+    ["http://mirror:8080/%2e%2e/x", "main"],
+    ["http://mirror:8080/base?x", "main"],
+])
+def test_condarc_never_prints_a_url_that_leaves_the_prefix(args: list[str]) -> None:
+    r = cli("condarc", *args)
+    assert r.exit_code == 2 and "expected" in r.output, r.output
+    assert "channels:" not in r.output
+
+
+def test_condarc_still_prints_plain_channels() -> None:
+    r = cli("condarc", "http://mirror:8080/base", "main", "conda-forge")
+    assert r.exit_code == 0 and "  - http://mirror:8080/base/conda-forge" in r.output, r.output

@@ -35,6 +35,7 @@ from ..errors import DestinationError, IntegrityError, UsageError
 from ..faults import point
 from ..manifest import is_safe_channel_name
 from ..repodata import Repodata, record_hashes
+from ..urlsafety import unsafe_component
 from .base import Change, Destination, OnBytes, Put, empty_receipt, parse_index
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ class QuetzDestination(Destination):
     def from_url(cls, url: str, site: dict[str, Any]) -> QuetzDestination:
         parts = urlsplit(url[len("quetz+"):])
         path = [p for p in parts.path.split("/") if p]
-        if parts.scheme not in ("http", "https") or not parts.netloc or not path or any(p in (".", "..") for p in path):
+        if (parts.scheme not in ("http", "https") or not parts.netloc or not path or parts.query or parts.fragment
+                or "?" in url or "#" in url or any(unsafe_component(p) for p in path[:-1])):
             raise UsageError(f"--into: expected quetz+http(s)://HOST:PORT/CHANNEL, found {url!r}")
         if len(path) >= 2 and path[-2] == "get":  # the channel URL clients use: .../get/CHANNEL
             path = path[:-2] + path[-1:]

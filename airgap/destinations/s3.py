@@ -35,6 +35,7 @@ from ..faults import attach_boto
 from ..manifest import is_safe_channel_name
 from ..repodata import Repodata
 from ..signals import deferred_signals
+from ..urlsafety import check_prefix
 from .base import Change, Destination, OnBytes, Put, empty_receipt, iter_batches, parse_index
 from .lease import DEFAULT_STALE_AFTER, Lease, LockLostError, held
 
@@ -60,8 +61,8 @@ class S3Destination(Destination):
                  multipart_threshold: int = 16 << 20, lock_stale_after: float = DEFAULT_STALE_AFTER) -> None:
         if not _BUCKET.match(bucket):
             raise UsageError(f"s3: expected a bucket name of 3-63 lower-case letters, digits, '.' and '-', found {bucket!r}")
-        parts = [p for p in prefix.split("/") if p]
-        if any(p in (".", "..") or p.startswith(".airgap") for p in parts):
+        parts = check_prefix(prefix, "s3")
+        if any(p.startswith(".airgap") for p in parts):
             raise UsageError(f"s3: expected a prefix of plain path components, found {prefix!r}")
         self.bucket = bucket
         self.prefix = "/".join(parts)
