@@ -37,6 +37,7 @@ from ..repodata import Repodata, empty, merge, record_hashes
 from ..signing import TrustedKeys
 from ._archive import load_repodata_blob, open_set, stream_blobs
 from .pages import write_pages
+from .vetting import vetted_index
 
 log = logging.getLogger(__name__)
 
@@ -218,8 +219,8 @@ def _replay(dest: Destination, change: Change, receipt: dict[str, Any], needed: 
         for sub in ch.subdirs:
             incoming = load_repodata_blob(repodata_blobs[sub.repodata.sha256], sub, ch.name, f"{ch.name}/{sub.subdir} repodata")
             key = (tc, sub.subdir)
-            if key not in current:
-                current[key] = dest.read_repodata(tc, sub.subdir)
+            if key not in current:  # records someone else added are checked against the store, not merged blindly
+                current[key] = vetted_index(dest, tc, sub.subdir, dest.read_repodata(tc, sub.subdir), held)
             base = new_index.get(key) or current[key]
             merged = merge(base, incoming)
             for filename in sub.removals:  # gone upstream (or from the filters): drop from the index
