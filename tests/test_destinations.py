@@ -177,10 +177,12 @@ def test_contract_rollback_restores_what_was_there(kind: str, make_dest: Callabl
         publish(dest, channel, skip={"lib-2.0-0.conda", "app-1.0-0.conda"})
         before = state(dest)
         change = publish(dest, channel, commit=False)  # everything placed and indexed, not committed
-        assert state(dest) != before
+        published = state(dest)
+        assert published != before
         change.rollback()
         change.close()
-    assert state(dest) == before
+    # quetz listed each file as it arrived and has no lock: another import may rely on it, so nothing is deleted
+    assert state(dest) == (published if kind == "quetz" else before)
 
 
 @pytest.mark.parametrize("kind", ALL)
