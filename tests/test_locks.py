@@ -242,3 +242,41 @@ def test_condarc_never_prints_a_url_that_leaves_the_prefix(args: list[str]) -> N
 def test_condarc_still_prints_plain_channels() -> None:
     r = cli("condarc", "http://mirror:8080/base", "main", "conda-forge")
     assert r.exit_code == 0 and "  - http://mirror:8080/base/conda-forge" in r.output, r.output
+
+
+def test_the_next_run_recovers_after_the_s3_server_died_mid_import(archives: dict[str, Path], tmp_path: Path,  # noqa: F811
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20.3: the server is killed while an import uploads, then restarted; the next run recovers by itself."""
+    from servers import start_seaweed, stop
+
+    server = start_seaweed(tmp_path / "weed")
+    try:
+        server.client().create_bucket(Bucket="restart-bucket")
+        _s3_env(monkeypatch, server)
+        into = "s3://restart-bucket/p"
+        log = tmp_path / "calls"
+        args = ["import", str(archives["v1"]), "--into", into, "--trusted-key", str(archives["pub"])]
+        counted = _run([*args[:3], "s3://restart-bucket/count", *args[4:]], AIRGAP_FAULT_LOG=str(log))
+        assert counted.returncode == 0, counted.stderr
+        put = next(int(line.split()[0]) for line in log.read_text().splitlines() if "PutObject" in line and int(line.split()[0]) > 8)
+        log.unlink()
+        proc = subprocess.Popen([sys.executable, "-m", "airgap", *args], env={**os.environ, "AIRGAP_FAULT": f"pause@{put}",
+                                "AIRGAP_FAULT_LOG": str(log), "AIRGAP_FAULT_PAUSE": "4"}, cwd=ROOT, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while not (log.exists() and len(log.read_text().splitlines()) >= put):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        stop(server.proc)  # the storage dies in the middle of the upload
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1 and "airgap: error:" in err, err
+        server = start_seaweed(tmp_path / "weed", server.ports)
+        assert server.client().head_object(Bucket="restart-bucket", Key="p/.airgap/lock")  # left behind by the dead run
+        r = _run(args)  # no hand-deleted lock
+        assert r.returncode == 0, r.stderr
+        objects = {k: server.client().get_object(Bucket="restart-bucket", Key=k)["Body"].read()
+                   for k in (o["Key"] for o in server.client().list_objects_v2(Bucket="restart-bucket", Prefix="p/").get("Contents", []))}
+        assert _index_names_only_present_files(objects) == []
+        assert "p/.airgap/lock" not in objects and not [k for k in objects if "/staging-" in k]
+    finally:
+        stop(server.proc)
