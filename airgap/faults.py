@@ -23,10 +23,13 @@ from typing import Any
 
 _lock = threading.Lock()
 _count = 0
-_plan: dict[int, str] | None = None
+_plan: dict[int, str] | None = None  # read from the environment at the first store call
+_log: str | None = None
 
 
 def _load() -> dict[int, str]:
+    global _log
+    _log = os.environ.get("AIRGAP_FAULT_LOG") or None
     plan: dict[int, str] = {}
     for item in filter(None, (os.environ.get("AIRGAP_FAULT") or "").split(",")):
         action, _, n = item.strip().partition("@")
@@ -35,19 +38,25 @@ def _load() -> dict[int, str]:
     return plan
 
 
+def reset() -> None:
+    """Read ``AIRGAP_FAULT`` and ``AIRGAP_FAULT_LOG`` again and count from zero (for tests that run airgap in-process)."""
+    global _count, _plan
+    with _lock:
+        _count, _plan = 0, None
+
+
 def point(what: str) -> None:
     """One store call is about to happen."""
     global _count, _plan
     if _plan is None:
         _plan = _load()
-    log = os.environ.get("AIRGAP_FAULT_LOG")
-    if not _plan and not log:
+    if not _plan and not _log:
         return
     with _lock:
         _count += 1
         n = _count
-        if log:
-            with open(log, "a") as fh:
+        if _log:
+            with open(_log, "a") as fh:
                 fh.write(f"{n} {what}\n")
     action = _plan.get(n)
     if action == "kill":

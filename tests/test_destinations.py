@@ -104,6 +104,8 @@ def publish(dest: Destination, channel: Path, skip: set[str] = frozenset(), comm
                 continue
             path = channel / subdir / fn
             sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            if dest.file_sha256(ch, subdir, fn) == sha:  # as import does: a file held with these bytes is not placed again
+                continue
             if change.staging is not None:
                 shutil.copy(path, change.staging / sha)
                 path = change.staging / sha

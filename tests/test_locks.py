@@ -49,10 +49,10 @@ def test_a_renewed_lock_is_never_taken_over(seaweed: Any, bucket: str, monkeypat
     """The owner works longer than the stale limit; its heartbeat keeps the lock, the other one waits."""
     _s3_env(monkeypatch, seaweed)
     prefix = f"lease/{uuid.uuid4().hex[:8]}"
-    owner, other = S3Destination(bucket, prefix, lock_stale_after=1.0), S3Destination(bucket, prefix, lock_stale_after=1.0)
+    owner, other = S3Destination(bucket, prefix, lock_stale_after=2.0), S3Destination(bucket, prefix, lock_stale_after=2.0)
     with owner.locked(5):
         with pytest.raises(LockError, match="holds the lock"):
-            with other.locked(3):  # three stale limits of waiting
+            with other.locked(6):  # three stale limits of waiting
                 pass
         owner.fence()  # still the owner
     assert s3_objects(seaweed, prefix + "/") == {}

@@ -4,6 +4,7 @@ deletes nothing it uploaded (quetz listed each file at once; a concurrent import
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,12 @@ from airgap.testing.condapkg import PackageSpec
 keyring = test_hostile.keyring  # the session's signing keys (a fixture)
 
 
+@pytest.fixture(autouse=True)
+def _faults_off_after() -> Iterator[None]:
+    yield
+    faults.reset()  # the next store call reads the (restored) environment again: no fault leaks into other tests
+
+
 def _specs(names: list[str], padding: int = 0) -> list[PackageSpec]:
     return [PackageSpec(n, "1.0", build="h0_0", subdir="linux-64", padding=padding) for n in names]
 
@@ -32,8 +39,7 @@ def _calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fault: str = "") -> 
     log = tmp_path / f"calls-{uuid.uuid4().hex[:6]}"
     monkeypatch.setenv("AIRGAP_FAULT_LOG", str(log))
     monkeypatch.setenv("AIRGAP_FAULT", fault)
-    monkeypatch.setattr(faults, "_plan", None)
-    monkeypatch.setattr(faults, "_count", 0)
+    faults.reset()
     return log
 
 
@@ -71,7 +77,7 @@ def test_a_failed_import_deletes_nothing_it_uploaded(quetz: Any, keyring: dict[s
     r = cli("import", archive, "--into", into, "--trusted-key", keyring["good.pub"])
     assert r.exit_code != 0 and "they stay published" in r.output, r.output
     monkeypatch.setenv("AIRGAP_FAULT", "")
-    monkeypatch.setattr(faults, "_plan", None)
+    faults.reset()
     listed = QuetzDestination(quetz.url, channel, quetz.key).wait_for("linux-64", {}, set())
     assert listed is not None and {fn for fn, _ in listed.records()} >= {"aa0-1.0-h0_0.conda", "aa1-1.0-h0_0.conda", "aa2-1.0-h0_0.conda"}
     # the next import finds them all and finishes

@@ -120,7 +120,7 @@ class Lease:
         self.store = store
         self.where = where  # "s3://bucket/prefix/.airgap/lock": for messages
         self.stale_after = float(stale_after)
-        self.interval = max(0.05, min(self.stale_after / 4, 30.0))
+        self.interval = max(0.05, min(self.stale_after / 6, 30.0))  # three renewals may fail before check() gives up
         self.poll = poll
         self.clock = clock
         self.sleep = sleep
