@@ -161,7 +161,8 @@ def quetz_executable() -> str:
     return str(exe)
 
 
-def start_quetz(workdir: Path) -> Quetz:
+def start_quetz(workdir: Path, restart: Quetz | None = None) -> Quetz:
+    """Start quetz on a fresh port and data, or ``restart`` a stopped one on its port, data and API key."""
     exe = quetz_executable()
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "quetz.toml").write_text(
@@ -169,15 +170,17 @@ def start_quetz(workdir: Path) -> Quetz:
         '[session]\nsecret = "airgap-tests-secret-0123456789"\nhttps_only = false\n\n'
         '[users]\nadmins = ["dummy:alice"]\n'
     )
-    (port,) = free_ports(1)
+    port = int(restart.url.rsplit(":", 1)[1]) if restart else free_ports(1)[0]
     log = workdir / "quetz.log"
+    start = ["start", str(workdir / "data")] if restart else ["run", str(workdir / "data"), "--copy-conf", str(workdir / "quetz.toml"), "--dev"]
     with open(log, "wb") as out:
-        proc = subprocess.Popen([exe, "run", str(workdir / "data"), "--copy-conf", str(workdir / "quetz.toml"), "--dev",
-                                 "--host", "127.0.0.1", "--port", str(port)],
+        proc = subprocess.Popen([exe, *start, "--host", "127.0.0.1", "--port", str(port)],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=workdir)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(url + "/api/channels", proc, log, timeout=90)
+        if restart:
+            return Quetz(url, restart.key, proc)
         http = urllib3.PoolManager()
         r = http.request("GET", url + "/api/dummylogin/alice", redirect=False)
         cookie = r.headers["set-cookie"].split(";")[0]

@@ -83,3 +83,48 @@ def test_a_failed_import_deletes_nothing_it_uploaded(quetz: Any, keyring: dict[s
     # the next import finds them all and finishes
     r = cli("import", archive, "--into", into, "--trusted-key", keyring["good.pub"])
     assert r.exit_code == 0, r.output
+
+
+def test_quetz_killed_mid_import_then_restarted_the_next_import_finishes(keyring: dict[str, Any], tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not in the issue's list of tried faults: the quetz server dies while files are uploaded, then comes back."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from servers import start_quetz, stop
+
+    from airgap.testing.rattler_client import install
+
+    server = start_quetz(tmp_path / "q")
+    try:
+        archive = build_archive(_specs([f"qq{i}" for i in range(6)], padding=2000), archive_id="4" * 32,
+                                formats=("conda",)).write(tmp_path / "q.tar", keyring["good"])
+        args = [sys.executable, "-m", "airgap", "import", str(archive), "--into", f"quetz+{server.url}/mirror",
+                "--trusted-key", str(keyring["good.pub"])]
+        log = tmp_path / "calls"
+        env = {**os.environ, "QUETZ_API_KEY": server.key, "AIRGAP_FAULT_LOG": str(log), "AIRGAP_FAULT_PAUSE": "4"}
+        counted = subprocess.run([*args[:6], f"quetz+{server.url}/count", *args[7:]], env=env, capture_output=True, text=True, timeout=120)
+        assert counted.returncode == 0, counted.stderr
+        uploads = [int(line.split()[0]) for line in log.read_text().splitlines() if "/upload/" in line]
+        log.unlink()
+        pause = uploads[2]  # two files are up when the server dies
+        proc = subprocess.Popen(args, env={**env, "AIRGAP_FAULT": f"pause@{pause}"}, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while not (log.exists() and len(log.read_text().splitlines()) >= pause):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        stop(server.proc)
+        _out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 1 and "cannot reach the server" in err, err
+        server = start_quetz(tmp_path / "q", server)
+        r = subprocess.run(args, env={**env, "QUETZ_API_KEY": server.key}, capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r.stderr
+        listed = _listed(server, "mirror")
+        assert sorted(listed) == [f"qq{i}-1.0-h0_0.conda" for i in range(6)]
+        monkeypatch.setenv("RATTLER_CACHE_DIR", str(tmp_path / "rattler"))
+        assert install([f"{server.url}/get/mirror"], ["qq5"], tmp_path / "prefix", tmp_path / "pkgs") == ["qq5"]
+    finally:
+        stop(server.proc)

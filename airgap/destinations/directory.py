@@ -303,6 +303,7 @@ class DirectoryDestination(Destination):
 
     def remove_packages(self, files: list[tuple[str, str, str]]) -> None:
         """Delete files the published repodata no longer lists (call after the change committed)."""
+        self.fence()  # a new owner may have listed one of these names again
         for channel, subdir, filename in files:
             point("dir remove")
             try:

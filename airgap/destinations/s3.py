@@ -393,6 +393,7 @@ class S3Destination(Destination):
         return S3Change(self, _S3Journal(self, area))
 
     def remove_packages(self, files: list[tuple[str, str, str]]) -> None:
+        self.fence()  # a new owner may have listed one of these names again
         self._delete([self._key(c, s, f) for c, s, f in files])
 
     def put_page(self, channel: str, subdir: str | None, data: bytes) -> None:
