@@ -38,6 +38,7 @@ from ..signals import deferred_signals
 from ..urlsafety import check_prefix
 from .base import Change, Destination, OnBytes, Put, empty_receipt, iter_batches, parse_index
 from .lease import DEFAULT_STALE_AFTER, Lease, LockLostError, held
+from .s3lease import S3LeaseStore
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +292,7 @@ class S3Destination(Destination):
         """The lease of :mod:`.lease` on ``PREFIX/.airgap/lock``, renewed while the body runs."""
         # a read first: it names a wrong key, secret or bucket precisely (and some stores create a missing bucket on write)
         self._call("checking the bucket", self.client.list_objects_v2, Bucket=self.bucket, Prefix=self._key(STATE) + "/", MaxKeys=1)
-        with held(self, f"{self}/{STATE}/lock", timeout, self.lock_stale_after) as lease:
+        with held(S3LeaseStore(self), f"{self}/{STATE}/lock", timeout, self.lock_stale_after) as lease:
             self._lease = lease
             try:
                 for line in self.recover():
@@ -311,58 +312,6 @@ class S3Destination(Destination):
             self.fence()
         except (DestinationError, LockLostError):
             return False
-        return True
-
-    # -- the lock object (LeaseStore) ----------------------------------------------------
-
-    @property
-    def _lock_key(self) -> str:
-        return self._key(STATE, "lock")
-
-    @staticmethod
-    def _refused(exc: BaseException) -> bool:
-        from botocore.exceptions import ClientError
-
-        return isinstance(exc, ClientError) and exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412)
-
-    def lease_create(self, data: bytes) -> str | None:
-        try:
-            out = self.client.put_object(Bucket=self.bucket, Key=self._lock_key, Body=data, IfNoneMatch="*", ContentType="application/json")
-        except Exception as exc:
-            if self._refused(exc):
-                return None
-            raise self._error("taking the lock", exc) from None
-        return str(out["ETag"])
-
-    def lease_read(self) -> tuple[bytes, str] | None:
-        try:
-            out = self.client.get_object(Bucket=self.bucket, Key=self._lock_key)
-            with contextlib.closing(out["Body"]) as body:
-                data: bytes = body.read()
-        except Exception as exc:
-            if self._missing(exc):
-                return None
-            raise self._error("reading the lock", exc) from None
-        return data, str(out["ETag"])
-
-    def lease_replace(self, data: bytes, version: str) -> str | None:
-        try:
-            out = self.client.put_object(Bucket=self.bucket, Key=self._lock_key, Body=data, IfMatch=version, ContentType="application/json")
-        except Exception as exc:
-            if self._refused(exc) or self._missing(exc):
-                return None
-            raise self._error("renewing the lock", exc) from None
-        return str(out["ETag"])
-
-    def lease_delete(self, version: str) -> bool:
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=self._lock_key, IfMatch=version)
-        except Exception as exc:
-            if self._refused(exc):
-                return False
-            if self._missing(exc):
-                return True
-            raise self._error("releasing the lock", exc) from None
         return True
 
     def recover(self) -> list[str]:
