@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from ..errors import LockError
+from ..errors import DestinationError, LockError
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,10 @@ DEFAULT_STALE_AFTER = 600.0
 
 class LockLostError(LockError):
     """This process no longer holds the destination's lock (taken over, or not renewed in time)."""
+
+
+class StoreUnavailable(DestinationError):
+    """The store answered with a server error or not at all (it may be restarting): worth asking again."""
 
 
 class LeaseStore(Protocol):
@@ -147,11 +151,18 @@ class Lease:
         waited = False
         while True:
             sent = self.clock()
-            version = self.store.lease_create(self._record())
+            try:
+                version = self.store.lease_create(self._record())
+                current = self.store.lease_read() if version is None else None
+            except StoreUnavailable as exc:  # a store that is coming back up: ask again until the lock timeout
+                if self.clock() >= deadline:
+                    raise
+                log.warning("%s: %s; trying again", self.where, exc)
+                self.sleep(self.poll)
+                continue
             if version is not None:
                 self.version, self.renewed_at = version, sent
                 return
-            current = self.store.lease_read()
             if current is None:
                 continue  # released meanwhile: try again at once
             data, version = current

@@ -10,8 +10,21 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
+from .lease import StoreUnavailable
+
 if TYPE_CHECKING:
     from .s3 import S3Destination
+
+
+def _error(dest: S3Destination, what: str, exc: BaseException) -> BaseException:
+    """The destination's one-line error; a server error or a lost connection is :class:`StoreUnavailable` (asked again)."""
+    from botocore.exceptions import ClientError, ConnectionError, EndpointConnectionError
+
+    err = dest._error(what, exc)
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(exc, ClientError) else None
+    if (isinstance(status, int) and status >= 500) or isinstance(exc, (EndpointConnectionError, ConnectionError)):
+        return StoreUnavailable(str(err))
+    return err
 
 
 def _refused(exc: BaseException) -> bool:
@@ -32,7 +45,7 @@ class S3LeaseStore:
         except Exception as exc:
             if _refused(exc):
                 return None
-            raise d._error("taking the lock", exc) from None
+            raise _error(d, "taking the lock", exc) from None
         return str(out["ETag"])
 
     def lease_read(self) -> tuple[bytes, str] | None:
@@ -44,7 +57,7 @@ class S3LeaseStore:
         except Exception as exc:
             if d._missing(exc):
                 return None
-            raise d._error("reading the lock", exc) from None
+            raise _error(d, "reading the lock", exc) from None
         return data, str(out["ETag"])
 
     def lease_replace(self, data: bytes, version: str) -> str | None:
@@ -54,7 +67,7 @@ class S3LeaseStore:
         except Exception as exc:
             if _refused(exc) or d._missing(exc):
                 return None
-            raise d._error("renewing the lock", exc) from None
+            raise _error(d, "renewing the lock", exc) from None
         return str(out["ETag"])
 
     def lease_delete(self, version: str) -> bool:
@@ -66,5 +79,5 @@ class S3LeaseStore:
                 return False
             if d._missing(exc):
                 return True
-            raise d._error("releasing the lock", exc) from None
+            raise _error(d, "releasing the lock", exc) from None
         return True
