@@ -19,7 +19,7 @@ import click
 def fail(message: str, code: int, as_json: bool, more: list[str] | None = None) -> NoReturn:
     """The one way a command fails: one line on stderr (and the failures it lists), with --json also
     one JSON object on stdout, then the exit code."""
-    prefix = "airgap: " if code == 130 else "airgap: error: "
+    prefix = "airgap: " if code in (130, 143) else "airgap: error: "  # Ctrl-C or SIGTERM: a stop, not an error
     click.echo(prefix + message, err=True)
     for line in (more or [])[:50]:
         click.echo(f"  {line}", err=True)

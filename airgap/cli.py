@@ -161,7 +161,7 @@ def _run(state: _State, reads_config: bool, fn: Callable[..., Any], *args: Any, 
         more = exc.failures if isinstance(exc, DownloadError) and len(exc.failures) > 1 else []
         _fail(str(exc), exc.exit_code, as_json, more)
     except Terminated:  # before KeyboardInterrupt: it is one
-        _fail("terminated (SIGTERM); what was begun was rolled back", Terminated.exit_code, as_json)
+        _fail("terminated (SIGTERM); what was begun was undone", Terminated.exit_code, as_json)
     except KeyboardInterrupt:
         _fail("interrupted", 130, as_json)
     except BrokenPipeError:  # `airgap inspect | head`: the reader has gone; say nothing more
