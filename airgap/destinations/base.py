@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +150,8 @@ class Change(ABC):
     staging: Path | None = None
 
     @abstractmethod
-    def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]]) -> None:
+    def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]],
+             sha256: Mapping[tuple[str, str, str], str] | None = None) -> None:
         """Before the first change: note everything the change will touch (so a killed run can be undone)."""
 
     @abstractmethod

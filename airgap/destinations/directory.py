@@ -23,7 +23,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -563,7 +563,8 @@ class DirectoryChange(Change):
         self.journal = journal
         self._keep = False
 
-    def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]]) -> None:
+    def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]],
+             sha256: Mapping[tuple[str, str, str], str] | None = None) -> None:
         self.dest.plan_publish(self.journal, packages, indexes)
         self.dest.sync()  # staged bytes, backups and journal reach the disk before anything points at them
 

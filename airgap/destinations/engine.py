@@ -29,7 +29,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -251,7 +251,8 @@ class StoreChange(Change):
         if self._receipt_written and step != "commit":
             raise DestinationError(f"{self.dest}: {step} after the receipt; the receipt is written last (internal error)")
 
-    def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]]) -> None:
+    def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]],
+             sha256: Mapping[tuple[str, str, str], str] | None = None) -> None:
         self._fence("plan")
         for channel, subdir, filename in packages:
             self._prepare(self.dest.key(channel, subdir, filename))

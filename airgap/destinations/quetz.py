@@ -27,7 +27,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -331,12 +331,15 @@ class QuetzChange(Change):
         self.patched = 0  # records whose quetz-built metadata differs from the archive's repodata
         self.records = 0
 
-    def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]]) -> None:
+    def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]],
+             sha256: Mapping[tuple[str, str, str], str] | None = None) -> None:
         """Before anything is uploaded: refuse a file quetz already lists under the same name.
 
         The import plans only files the destination does not hold with the archive's sha256 and
-        size, and quetz never replaces a file (409): a planned name quetz lists is a clash, found
-        here rather than after every other file was uploaded.
+        size, and quetz never replaces a file (409): a planned name quetz lists with another sha256
+        is a clash, found here rather than after every other file was uploaded. One it lists with
+        the planned sha256 is a repair (``sync --reset``, after ``verify --into``: quetz stores it
+        damaged), which :meth:`QuetzDestination.upload` replaces in place.
         """
         self.dest.ensure_channel()
         clashes = []
@@ -344,7 +347,7 @@ class QuetzChange(Change):
             self.dest._check_channel(channel)
             rd = self.dest.read_repodata(channel, subdir)
             rec = rd.get(filename) if rd is not None else None
-            if rec is not None:
+            if rec is not None and (sha256 is None or record_hashes(rec)[0] != sha256.get((channel, subdir, filename))):
                 clashes.append(f"{subdir}/{filename} (sha256 {record_hashes(rec)[0]})")
         if clashes:
             raise DestinationError(f"{self.dest}: expected to upload {len(packages)} file(s) quetz does not hold, found {len(clashes)} "

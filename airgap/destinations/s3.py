@@ -27,7 +27,7 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from ..errors import DestinationError, UsageError
@@ -397,7 +397,8 @@ class S3Change(Change):
             self._listed[folder] = {k.rpartition("/")[2] for k, size in self.dest._list(folder + "/", "/") if size is not None}
         return name in self._listed[folder]
 
-    def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]]) -> None:
+    def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]],
+             sha256: Mapping[tuple[str, str, str], str] | None = None) -> None:
         d = self.dest
         for channel, subdir, filename in packages:
             key = d._key(channel, subdir, filename)

@@ -349,7 +349,7 @@ def _replay(dest: Destination, change: Change, plan: _Plan, blobs: dict[str, Blo
 
     # Publish: plan → packages (durable) → repodata → receipt → commit. Roll back on any failure.
     try:
-        change.plan([place for _, place in order], sorted(new_index))
+        change.plan([place for _, place in order], sorted(new_index), sha256={place: sha for sha, place in order})
         late = set(listed)
         place([x for x in order if x not in late])
         if listed:
