@@ -324,12 +324,13 @@ def _trusted(keys: tuple[str, ...], config: Config) -> Any:
 @click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Public key whose signature is accepted (repeatable; adds to trusted_keys).")
 @click.option("--dest-channel", help="Merge every channel of the archive into this channel.")
+@click.option("--url", "public_url", help="The URL clients reach the mirror at: write DEST/downloads/, pre-configured installer scripts (default: public_url in the config).")
 @click.option("--allow-unsigned", is_flag=True, help="DANGEROUS: accept an archive that carries no signature.")
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
 def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str, ...], dest_channel: str | None,
-            allow_unsigned: bool, lock_timeout: float, as_json: bool, state: _State, config: Config) -> None:
+            public_url: str | None, allow_unsigned: bool, lock_timeout: float, as_json: bool, state: _State, config: Config) -> None:
     """Verify ARCHIVE (or all its volumes, in any order), then publish it into a directory channel, all or nothing.
 
     \b
@@ -346,6 +347,7 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
                         lock_timeout=lock_timeout, progress=_progress(state.quiet))
     if as_json:
         _emit_json(result.to_json())
+        _downloads(dest, public_url or config.public_url, True)
         return
     chans = ", ".join(f"{c} ({', '.join(sorted(set(s)))})" for c, s in sorted(result.channels.items()))
     if result.noop:
@@ -353,6 +355,20 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
     else:
         click.echo(f"imported {', '.join(archive)} into {result.destination}: {result.packages_added} package files added "
                    f"({_human(result.bytes_written)}), {result.packages_present} already present; channels: {chans}")
+    _downloads(dest, public_url or config.public_url, as_json)
+
+
+def _downloads(dest: Any, url: str | None, quiet: bool) -> None:
+    """Hook: write DEST/downloads/ (airgap.bootstrap) when the mirror's public URL is known."""
+    from .bootstrap import publish_downloads
+
+    if not url:
+        return
+    written = publish_downloads(dest, url)
+    if written is None:
+        log.warning("%s: a %s destination holds no installers; no downloads/ written", dest, dest.kind)
+    elif not quiet:
+        click.echo(f"wrote {dest}/downloads/ for {url.rstrip('/')}: {', '.join(written)}")
 
 
 @main.command()

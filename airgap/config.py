@@ -210,6 +210,7 @@ _KEYS: tuple[_Key, ...] = (
     _Key("installable", _str_list, (), "specs that must solve against the selection, per platform x python"),
     _Key("installers", _installers, (), "installer URLs (or {url, sha256, dir}) to carry, restored as DEST/<dir>/"),
     _Key("installer_patterns", _str_list, (), "file-name globs choosing installers from dir_names listings"),
+    _Key("public_url", _opt_str, None, "the URL clients reach the mirror at; import writes DEST/downloads/ (pre-configured installers) for it"),
     _Key("volume_size", lambda path, v: None if v in (None, "None") else parse_size(v, path), None,
          "split archives into volumes of at most this size (4.7G, 700M, bytes)"),
 )
@@ -259,6 +260,7 @@ class Config:
     installers: tuple[dict[str, Any], ...] = ()
     installer_patterns: tuple[str, ...] = ()
     volume_size: int | None = None
+    public_url: str | None = None
 
     def unsupported_in_use(self) -> list[str]:
         """Keys set to a non-default value that this airgap version does not implement yet."""
