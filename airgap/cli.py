@@ -319,7 +319,7 @@ def _trusted(keys: tuple[str, ...], config: Config) -> Any:
 
 
 @main.command(name="import")
-@click.argument("archive", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("archive", nargs=-1, required=False, type=click.Path(dir_okay=False))
 @click.option("--into", "into", help="Destination: a directory, s3://BUCKET/PREFIX, quetz+http(s)://HOST:PORT/CHANNEL or a site name (default: into / dest_site in the config).")
 @click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Public key whose signature is accepted (repeatable; adds to trusted_keys).")
@@ -337,9 +337,19 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
     Examples:
       airgap import $USB/mirror.tar --into /srv/conda --trusted-key airgap.pub
       airgap import /media/dvd*/mirror.tar.0* --into /srv/conda
+      airgap import -f import.yaml     (no ARCHIVE: publish the file:// trees in channels, as cas-sync-api-v4 did)
     """
     from .ops.import_ import run_import
 
+    if not archive:  # the guide's `cas-sync-api-v4 -f import.yaml` on a tree cas-sync wrote
+        from .ops.trees import run_tree_import, tree_channels
+
+        tree_channels(config)  # online channels: say to run airgap sync, before anything else
+        dest = _destination(into, config)
+        _print_sync(run_tree_import(config, dest, dest_channel=_dest_channel(dest_channel, config), lock_timeout=lock_timeout,
+                                    progress=_progress(state.quiet)), as_json, "published the file:// trees into")
+        _downloads(dest, public_url or config.public_url, as_json)
+        return
     dest = _destination(into, config)
     channel = _dest_channel(dest_channel, config)
     trusted = _trusted(trusted_keys, config)
@@ -375,10 +385,11 @@ def _downloads(dest: Any, url: str | None, quiet: bool) -> None:
 @click.option("--into", "into", help="Destination: a directory, s3://BUCKET/PREFIX, quetz+http(s)://HOST:PORT/CHANNEL or a site name (default: into / dest_site in the config).")
 @click.option("--dest-channel", help="Merge every channel into this channel.")
 @click.option("--reset", is_flag=True, help="Forget what the destination is known to hold: re-check every file (by hash); still write only what differs.")
+@click.option("--url", "public_url", help="The URL clients reach the mirror at: write DEST/downloads/ (default: public_url in the config).")
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
-def sync(into: str | None, dest_channel: str | None, reset: bool, lock_timeout: float, as_json: bool,
+def sync(into: str | None, dest_channel: str | None, reset: bool, public_url: str | None, lock_timeout: float, as_json: bool,
          state: _State, config: Config) -> None:
     """Fetch, filter, download and publish into a destination in one step (a connected mirror).
 
@@ -393,11 +404,16 @@ def sync(into: str | None, dest_channel: str | None, reset: bool, lock_timeout: 
     channel = _dest_channel(dest_channel, config)
     result = run_sync(config, dest, dest_channel=channel, reset=reset, lock_timeout=lock_timeout,
                       progress=_progress(state.quiet))
+    _print_sync(result, as_json)
+    _downloads(dest, public_url or config.public_url, as_json)
+
+
+def _print_sync(result: Any, as_json: bool, verb: str = "synced into") -> None:
     if as_json:
         _emit_json(result.to_json())
         return
     imp = result.imported
-    click.echo(f"synced into {imp.destination}: {imp.packages_added} package files written ({_human(imp.bytes_written)}), "
+    click.echo(f"{verb} {imp.destination}: {imp.packages_added} package files written ({_human(imp.bytes_written)}), "
                f"{imp.packages_present} already present; {result.downloaded} downloaded, {result.cached} from the cache, "
                f"{result.excluded} excluded by filters")
 

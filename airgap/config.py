@@ -8,6 +8,7 @@ and the closest known one; wrong types name the key's path; broken YAML names fi
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
@@ -33,13 +34,15 @@ LOG_LEVELS = {"CRITICAL": 50, "ERROR": 40, "WARNING": 30, "INFO": 20, "DEBUG": 1
 
 
 def user_config_paths() -> list[Path]:
-    """Where ``-f`` defaults to, like cas-mirror's ``~/.cas-mirror`` then ``/etc/cas-mirror``."""
+    """Where ``-f`` defaults to: airgap's own files, then cas-mirror's ``~/.cas-mirror`` and ``/etc/cas-mirror``."""
     paths = []
     env = os.environ.get("AIRGAP_CONFIG")
     if env:
         paths.append(Path(env))
     paths.append(Path(os.path.expanduser("~/.airgap.yaml")))
     paths.append(Path("/etc/airgap/airgap.yaml"))
+    paths.append(Path(os.path.expanduser("~/.cas-mirror")))
+    paths.append(Path("/etc/cas-mirror"))
     return paths
 
 
@@ -261,6 +264,8 @@ class Config:
     installer_patterns: tuple[str, ...] = ()
     volume_size: int | None = None
     public_url: str | None = None
+    # how ``path`` was chosen when no -f was given (shown by --show-config)
+    found_by: str | None = field(default=None, compare=False)
 
     def unsupported_in_use(self) -> list[str]:
         """Keys set to a non-default value that this airgap version does not implement yet."""
@@ -289,7 +294,7 @@ class Config:
 
     def show(self) -> str:
         """The running configuration as YAML, defaults filled in, like ``cas-mirror --config``."""
-        lines = [f"path: {self.path}"]
+        lines = [f"path: {self.path}" + (f"  # {self.found_by}" if self.found_by else "")]
         for key in _KEYS:
             value = getattr(self, key.name)
             if isinstance(value, tuple):
@@ -366,13 +371,17 @@ def from_mapping(data: Mapping[str, Any], path: str | None = None) -> Config:
 
 def load_config(path: str | os.PathLike[str] | None) -> Config:
     """Load ``path``, or the first existing default file, or pure defaults."""
+    found_by = None
     if path is None:
-        for candidate in user_config_paths():
+        candidates = user_config_paths()
+        searched = ", ".join(str(c) for c in candidates)
+        for candidate in candidates:
             if candidate.is_file():
                 path = candidate
+                found_by = f"no -f given: the first that exists of {searched}"
                 break
         else:
-            return from_mapping({}, None)
+            return dataclasses.replace(from_mapping({}, None), found_by=f"no -f given and none of {searched} exists: defaults")
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -390,7 +399,8 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         raise ConfigError(f"{p}: invalid YAML: {exc}") from None
     if data is None:
         data = {}
-    return from_mapping(data, str(p))
+    config = from_mapping(data, str(p))
+    return dataclasses.replace(config, found_by=found_by) if found_by else config
 
 
 _SIZE_UNITS = {"": 1, "B": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
