@@ -323,7 +323,7 @@ def _trusted(keys: tuple[str, ...], config: Config) -> Any:
 @click.option("--into", "into", help="Destination: a directory, s3://BUCKET/PREFIX, quetz+http(s)://HOST:PORT/CHANNEL or a site name (default: into / dest_site in the config).")
 @click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Public key whose signature is accepted (repeatable; adds to trusted_keys).")
-@click.option("--dest-channel", help="Merge every channel of the archive into this channel.")
+@click.option("--dest-channel", "--account", "dest_channel", help="Merge every channel of the archive into this channel (--account: the guide's spelling); channel_map in the config sends channels to their own.")
 @click.option("--url", "public_url", help="The URL clients reach the mirror at: write DEST/downloads/, pre-configured installer scripts (default: public_url in the config).")
 @click.option("--allow-unsigned", is_flag=True, help="DANGEROUS: accept an archive that carries no signature.")
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
@@ -353,7 +353,8 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
     dest = _destination(into, config)
     channel = _dest_channel(dest_channel, config)
     trusted = _trusted(trusted_keys, config)
-    result = run_import([Path(a) for a in archive], dest, trusted, dest_channel=channel, allow_unsigned=allow_unsigned,
+    result = run_import([Path(a) for a in archive], dest, trusted, dest_channel=channel, channel_map=config.channel_map,
+                        allow_unsigned=allow_unsigned,
                         lock_timeout=lock_timeout, progress=_progress(state.quiet))
     if as_json:
         _emit_json(result.to_json())
@@ -383,7 +384,7 @@ def _downloads(dest: Any, url: str | None, quiet: bool) -> None:
 
 @main.command()
 @click.option("--into", "into", help="Destination: a directory, s3://BUCKET/PREFIX, quetz+http(s)://HOST:PORT/CHANNEL or a site name (default: into / dest_site in the config).")
-@click.option("--dest-channel", help="Merge every channel into this channel.")
+@click.option("--dest-channel", "--account", "dest_channel", help="Merge every channel into this channel (--account: the guide's spelling); channel_map in the config sends channels to their own.")
 @click.option("--reset", is_flag=True, help="Forget what the destination is known to hold: re-check every file (by hash); still write only what differs.")
 @click.option("--url", "public_url", help="The URL clients reach the mirror at: write DEST/downloads/ (default: public_url in the config).")
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
@@ -420,11 +421,12 @@ def _print_sync(result: Any, as_json: bool, verb: str = "synced into") -> None:
 
 @main.command()
 @click.option("--into", "into", help="The destination to clean (default: into / dest_site in the config).")
+@click.option("--dest-channel", "--account", "dest_channel", help="Clean only this channel (default: the channels channel_map / dest_channel name, else all).")
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed, and why; change nothing.")
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for an import to finish.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
-def clean(into: str | None, dry_run: bool, lock_timeout: float, as_json: bool, state: _State, config: Config) -> None:
+def clean(into: str | None, dest_channel: str | None, dry_run: bool, lock_timeout: float, as_json: bool, state: _State, config: Config) -> None:
     """Remove what the destination holds that the current filters no longer select.
 
     Repodata is republished first, then the files are deleted: clients never see an index
@@ -435,11 +437,13 @@ def clean(into: str | None, dry_run: bool, lock_timeout: float, as_json: bool, s
       airgap clean -f import.yaml --dry-run
       airgap clean -f import.yaml --into /srv/conda --json
     """
+    from .channel_map import destination_channels
     from .ops.clean import run_clean
-    from .ops.export import filters_from_config
+    from .ops.export import filters_from_config, resolve_channels
 
     dest = _destination(into, config)
-    result = run_clean(dest, filters_from_config(config), dry_run=dry_run, lock_timeout=lock_timeout)
+    scope = destination_channels(config.channel_map, _dest_channel(dest_channel, config), resolve_channels(config))
+    result = run_clean(dest, filters_from_config(config), dry_run=dry_run, lock_timeout=lock_timeout, channels=scope)
     if as_json:
         _emit_json(result.to_json())
         return

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from . import channel_map as _channel_map
 from .errors import ConfigError
 
 DEFAULT_PLATFORMS = ("linux-64", "linux-aarch64", "osx-64", "osx-arm64", "win-64")
@@ -186,6 +187,7 @@ _KEYS: tuple[_Key, ...] = (
     _Key("server_port", _anything, None, "no meaning in airgap (no server process)", "no"),
     _Key("dest_site", _opt_str, None, "import destination: a name under 'sites'"),
     _Key("dest_channel", _opt_str, None, "merge every channel into this one channel at the destination"),
+    _Key("channel_map", _channel_map.parse, {}, "source channel (URL or name) -> its own destination channel; the rest go to dest_channel"),
     _Key("verify_checksum", _bool, True, "airgap always verifies sha256/md5 and size; false is ignored"),
     _Key("delta", _bool, False, "export a delta against the receipt in delta_dir (same as --since DELTA_DIR/receipt.json)"),
     _Key("delta_dir", _opt_str, None, "where the carried-back receipt.json of the destination is"),
@@ -264,6 +266,7 @@ class Config:
     installer_patterns: tuple[str, ...] = ()
     volume_size: int | None = None
     public_url: str | None = None
+    channel_map: Mapping[str, str] = field(default_factory=dict)
     # how ``path`` was chosen when no -f was given (shown by --show-config)
     found_by: str | None = field(default=None, compare=False)
 
@@ -300,7 +303,7 @@ class Config:
             if isinstance(value, tuple):
                 value = list(value)
             elif isinstance(value, Mapping):
-                value = {k: dict(v) for k, v in value.items()}
+                value = {k: dict(v) if isinstance(v, Mapping) else v for k, v in value.items()}
             note = ""
             if key.status == "no":
                 note = "  # accepted for cas-mirror compatibility; no effect in airgap"
@@ -360,6 +363,8 @@ def from_mapping(data: Mapping[str, Any], path: str | None = None) -> Config:
     else:
         remote = values.get("remote_url", "https://repo.anaconda.com/")
         values["channels"] = (remote.rstrip("/") + "/pkgs/main/",)
+    if values.get("channel_map"):
+        values["channel_map"] = _channel_map.normalize(values["channel_map"], lambda v: _resolve_channel(v, path))
     if values.get("mirror_dir") is None:
         values.pop("mirror_dir", None)
     if "sites" in values:

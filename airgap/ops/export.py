@@ -26,6 +26,7 @@ from typing import Any
 from .. import __version__, installable
 from ..archive.writer import write_archive
 from ..cache import BlobCache, Expected
+from ..channel_map import distinct_names, export_names
 from ..compress import zstd_compress
 from ..config import Config
 from ..errors import ConfigError, DownloadError, UnsolvableError, UpstreamError, UsageError
@@ -108,11 +109,12 @@ def filters_from_config(config: Config) -> Filters:
 
 
 def resolve_channels(config: Config) -> list[Channel]:
-    channels = [channel_from_string(c) for c in config.channels]
+    channels = distinct_names(export_names(config.channel_map, [channel_from_string(c) for c in config.channels]))
     names: dict[str, str] = {}
     for ch in channels:
         if ch.name in names:
-            raise UsageError(f"channels: expected channels with distinct names, found two named {ch.name!r} ({names[ch.name]} and {ch.url})")
+            raise UsageError(f"channels: expected channels with distinct names, found two named {ch.name!r} ({names[ch.name]} and {ch.url}); "
+                            "list each channel once, or name them with channel_map (source URL: destination channel)")
         names[ch.name] = ch.url
     return channels
 

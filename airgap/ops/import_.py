@@ -24,10 +24,12 @@ import logging
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..channel_map import targets
 from ..destinations import open_destination
 from ..destinations.base import BlobRef, Change, Destination, Put, file_identity
 from ..errors import DestinationError, UsageError
@@ -64,6 +66,7 @@ def run_import(
     trusted: TrustedKeys,
     *,
     dest_channel: str | None = None,
+    channel_map: Mapping[str, str] | None = None,
     allow_unsigned: bool = False,
     lock_timeout: float = 60.0,
     progress: Progress = null_progress,
@@ -71,33 +74,38 @@ def run_import(
 ) -> ImportResult:
     paths = [Path(p) for p in archive] if isinstance(archive, list) else [Path(archive)]
     opened = open_set(paths, trusted, allow_unsigned)  # nothing touched before this: signatures, every volume
-    return import_opened(opened, into, dest_channel=dest_channel, lock_timeout=lock_timeout,
+    return import_opened(opened, into, dest_channel=dest_channel, channel_map=channel_map, lock_timeout=lock_timeout,
                          progress=progress, clock=clock)
 
 
-def import_opened(opened: Any, into: Path | str | Destination, *, dest_channel: str | None = None, lock_timeout: float = 60.0,
+def import_opened(opened: Any, into: Path | str | Destination, *, dest_channel: str | None = None,
+                  channel_map: Mapping[str, str] | None = None, lock_timeout: float = 60.0,
                   recheck: bool = False, progress: Progress = null_progress, clock: Any = time.time) -> ImportResult:
     """Publish a verified source of blobs (an archive, or the export cache for sync) into ``into``.
 
     ``recheck``: do not trust the receipt about which files are present; hash each one.
+    ``channel_map``: source channel (URL or name) -> destination channel (see airgap.channel_map).
     """
     dest = into if isinstance(into, Destination) else open_destination(str(into))
     if dest.fixed_channel is not None:
         if dest_channel not in (None, dest.fixed_channel):
             raise UsageError(f"dest_channel: expected {dest.fixed_channel!r} (the channel the destination URL names) or none, found {dest_channel!r}")
         dest_channel = dest.fixed_channel
+    mapped = targets(channel_map or {}, [(ch.name, ch.url) for ch in opened.manifest.channels])
+    if dest.fixed_channel is not None and set(mapped.values()) - {dest.fixed_channel}:
+        raise UsageError(f"channel_map: expected only {dest.fixed_channel!r} (the channel the destination URL names), found {sorted(set(mapped.values()))}")
     with opened.stream, dest.locked(lock_timeout):
-        return _import_locked(opened, dest, dest_channel, progress, clock, recheck)
+        return _import_locked(opened, dest, dest_channel, progress, clock, recheck, mapped)
 
 
 def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
-                   progress: Progress, clock: Any, recheck: bool = False) -> ImportResult:
+                   progress: Progress, clock: Any, recheck: bool = False, mapped: Mapping[str, str] | None = None) -> ImportResult:
     manifest = opened.manifest
     receipt = dest.read_receipt()  # read after dest.locked() rolled back any killed import
     held: dict[str, dict[str, dict[str, Any]]] = receipt["channels"]
 
     def target_channel(name: str) -> str:
-        return dest_channel or name
+        return (mapped or {}).get(name) or dest_channel or name
 
     listing: dict[tuple[str, str], dict[str, int]] = {}
 
