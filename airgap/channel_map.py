@@ -26,6 +26,7 @@ from typing import Any
 
 from .errors import ConfigError, UsageError
 from .manifest import is_safe_channel_name
+from .redact import redact
 
 
 def parse(path: str, value: Any) -> dict[str, str]:
@@ -74,8 +75,11 @@ def match(mapping: Mapping[str, str], channels: Iterable[tuple[str, str]], *, st
     channels = list(channels)
     out: list[str | None] = [None] * len(channels)
     for key, target in mapping.items():
-        url = None if is_name(key) else _url(key).rstrip("/")
-        hits = [i for i, (n, u) in enumerate(channels) if (n == key or _own_name(u) == key if url is None else u.rstrip("/") == url)]
+        url = None if is_name(key) else redact(_url(key)).rstrip("/")  # an archive records URLs redacted
+        if url is None:
+            hits = [i for i, (n, u) in enumerate(channels) if key in (n, _own_name(u))]
+        else:
+            hits = [i for i, (_, u) in enumerate(channels) if redact(u).rstrip("/") == url]
         for i in hits:
             if out[i] not in (None, target):
                 raise UsageError(

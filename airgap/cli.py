@@ -23,6 +23,7 @@ from . import __version__
 from .config import LOG_LEVELS, Config, load_config
 from .errors import AirgapError, DownloadError, UsageError
 from .progress import Bar, Progress, null_progress
+from .redact import RedactingFilter, redact
 
 log = logging.getLogger("airgap")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -103,6 +104,7 @@ def _setup_logging(state: _State, config: Config | None) -> None:
     for h in list(log.handlers):
         log.removeHandler(h)
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())  # tokens in channel URLs never reach the log
     handler.setFormatter(logging.Formatter("airgap: %(levelname)s: %(message)s"))
     log.addHandler(handler)
     if config is not None and config.log_dir:
@@ -112,6 +114,7 @@ def _setup_logging(state: _State, config: Config | None) -> None:
         except OSError as exc:
             raise UsageError(f"log_dir {config.log_dir}: expected a writable directory, found: {exc.strerror}") from None
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        fh.addFilter(RedactingFilter())
         log.addHandler(fh)
 
 
@@ -142,16 +145,16 @@ def _run(state: _State, reads_config: bool, fn: Callable[..., Any], *args: Any, 
         config = state.config() if reads_config else None
         _setup_logging(state, config)
         if config is not None and state.show_config:
-            click.echo(config.show(), nl=False)
+            click.echo(redact(config.show()), nl=False)
             sys.exit(0)
         return fn(*args, state=state, config=config, **kwargs)
     except AirgapError as exc:
         if state.verbose:
             traceback.print_exc()
-        click.echo(f"airgap: error: {exc}", err=True)
+        click.echo(redact(f"airgap: error: {exc}"), err=True)
         if isinstance(exc, DownloadError) and len(exc.failures) > 1:
             for line in exc.failures[:50]:
-                click.echo(f"  {line}", err=True)
+                click.echo(redact(f"  {line}"), err=True)
             if len(exc.failures) > 50:
                 click.echo(f"  … and {len(exc.failures) - 50} more", err=True)
         sys.exit(exc.exit_code)

@@ -5,6 +5,7 @@ account, from an expanded air-gap archive (``file://$MIRRORS_ARCHIVE/<name>/pkgs
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -159,3 +160,47 @@ def test_the_guides_per_account_commands(mirrors_archive: Path, tmp_path: Path) 
     _write(r_yaml, r_yaml.read_text().replace("channel_map: {r: r-channel}", "channel_map: {'file://$MIRRORS_ARCHIVE/r/pkgs': r-channel}"))
     r = cli("clean", "-f", r_yaml, "--into", dest, "--dry-run", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["remove"] == [] and json.loads(r.stdout)["keep"] > 0
+
+
+def test_the_wakari_token_stays_out_of_archive_logs_and_messages(
+    mirrors_archive: Path, tmp_path: Path, http_server: Callable[[Path], str]
+) -> None:
+    # the guide's online wakari.yaml: https://conda.anaconda.org/t/<TOKEN>/anaconda-nb-extensions
+    site = tmp_path / "site"
+    shutil.copytree(mirrors_archive / "anaconda-nb-extensions" / "pkgs", site / "t" / "tk-SECRET-123" / "anaconda-nb-extensions")
+    shutil.copytree(mirrors_archive / "wakari" / "pkgs", site / "wakari")
+    online = http_server(site)
+    token_url = f"{online}/t/tk-SECRET-123/anaconda-nb-extensions"
+    cfg = _write(
+        tmp_path / "wakari.yaml",
+        yaml.safe_dump(
+            {
+                "channels": [token_url, f"{online}/wakari"],
+                "platforms": ["linux-64"],
+                "mirror_dir": str(tmp_path / "cache"),
+                "channel_map": {token_url: "wakari", "wakari": "wakari"},
+                "log_dir": str(tmp_path / "logs"),
+            }
+        ),
+    )
+    r = cli("export", "-f", cfg, "--unsigned", "-v", tmp_path / "w.tar")
+    assert r.exit_code == 0, r.output
+    assert "/t/<TOKEN>/anaconda-nb-extensions" in r.output  # logged, redacted
+    r2 = cli("export", "-f", cfg, "--show-config")
+    assert "/t/<TOKEN>/" in r2.output
+    r3 = cli("inspect", tmp_path / "w.tar", "--json")
+    dest = tmp_path / "srv"
+    r4 = cli("import", "-f", cfg, tmp_path / "w.tar", "--allow-unsigned", "--into", dest)  # the map matches the redacted URL
+    assert r4.exit_code == 0, r4.output
+    assert sorted(p.name for p in dest.iterdir() if not p.name.startswith(".")) == ["wakari"]
+    missing = _write(
+        tmp_path / "missing.yaml",
+        yaml.safe_dump(
+            {"channels": [f"{online}/t/tk-SECRET-123/nothing-here"], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache")}
+        ),
+    )
+    r5 = cli("export", "-f", missing, "--unsigned", tmp_path / "x.tar")
+    assert r5.exit_code != 0 and "/t/<TOKEN>/nothing-here" in r5.output
+    for text in (r.output, r2.output, r3.output, r4.output, r5.output, (tmp_path / "logs" / "airgap.log").read_text()):
+        assert "SECRET" not in text
+    assert b"SECRET" not in (tmp_path / "w.tar").read_bytes() and b"SECRET" not in (dest / ".airgap" / "receipt.json").read_bytes()

@@ -47,6 +47,7 @@ from ..manifest import (
 )
 from ..placement import installer_problem
 from ..progress import Progress, null_progress
+from ..redact import redact
 from ..repodata import record_hashes
 from ..signing import Signer
 from ..upstream import Channel, FetchedRepodata, channel_from_string, fetch_channel, list_directory
@@ -475,7 +476,7 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
                 bar = progress(iw.filename, None)
                 sha = cache.download(fetcher, iw.url, Expected(iw.sha256, None, None), bar.update)
                 bar.close()
-            installer_entries.append(InstallerEntry(iw.dir, iw.filename, sha, cache.path(sha).stat().st_size, iw.url))
+            installer_entries.append(InstallerEntry(iw.dir, iw.filename, sha, cache.path(sha).stat().st_size, redact(iw.url)))
         except UpstreamError as exc:
             failures.append(str(exc))
             log.error("%s", exc)
@@ -516,11 +517,11 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
             rd_sha = cache.put_bytes(packed)
             if rd_sha not in blobs:
                 blobs[rd_sha] = BlobEntry(rd_sha, len(packed), "repodata")
-            source = {"url": fr.url, "sha256": fr.sha256, "size": fr.size, "fetched": fr.fetched}
+            source = {"url": redact(fr.url), "sha256": fr.sha256, "size": fr.size, "fetched": fr.fetched}
             sub_entries.append(SubdirEntry(subdir, RepodataBlob(rd_sha, len(packed), len(raw)), tuple(pkgs), source,
                                            tuple(present), tuple(removals)))
             counts.setdefault(ch.name, {})[subdir] = len(pkgs) + len(present)
-        channel_entries.append(ChannelEntry(ch.name, ch.url, tuple(sub_entries)))
+        channel_entries.append(ChannelEntry(ch.name, redact(ch.url), tuple(sub_entries)))
     for ie in installer_entries:
         if blobs.setdefault(ie.sha256, BlobEntry(ie.sha256, ie.size, "installer")).kind != "installer":
             raise UsageError(f"installers: {ie.filename} has the same bytes as a package; carry it once")
