@@ -570,6 +570,8 @@ def serve(dest: str, port: int, bind: str, access_log: str | None, state: _State
     for ch in channels:
         click.echo(f"  channel {ch}: {base}/{ch}   (browse {base}/{ch}/index.html)")
     click.echo(f"point conda at it:  airgap condarc {base} --into {dest} > ~/.condarc")
+    if (Path(dest) / "downloads" / "index.html").is_file():  # written by the import for public_url (airgap.bootstrap)
+        click.echo(f"pre-configured installers: {base}/downloads/ (made for the public_url given at import)")
     try:
         server.serve_forever()
     finally:

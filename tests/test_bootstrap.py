@@ -80,6 +80,8 @@ def test_bootstrap_script_installs_and_points_only_at_the_mirror(tmp_path: Path,
         script_name = "install-Miniforge3-24.1.0-0-Linux-x86_64.sh"
         assert f'href="{script_name}"' in page and hashlib.sha256(STAND_IN).hexdigest() in page
         assert "downloads/index.html" in subprocess.run(["curl", "-fsS", url + "/"], capture_output=True, text=True, check=True).stdout
+        head = subprocess.run(["curl", "-fsSI", f"{url}/downloads/pixi-config.toml"], capture_output=True, text=True, check=True).stdout
+        assert "Content-Type: text/plain; charset=utf-8" in head
         script = tmp_path / script_name
         subprocess.run(["curl", "-fsS", "-o", str(script), f"{url}/downloads/{script_name}"], check=True)
         home = tmp_path / "home"

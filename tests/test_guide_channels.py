@@ -204,3 +204,16 @@ def test_the_wakari_token_stays_out_of_archive_logs_and_messages(
     for text in (r.output, r2.output, r3.output, r4.output, r5.output, (tmp_path / "logs" / "airgap.log").read_text()):
         assert "SECRET" not in text
     assert b"SECRET" not in (tmp_path / "w.tar").read_bytes() and b"SECRET" not in (dest / ".airgap" / "receipt.json").read_bytes()
+
+
+def test_channel_map_in_the_config_and_on_the_command_line(tmp_path: Path) -> None:
+    cfg = _write(tmp_path / "c.yaml", "channels: [https://conda.anaconda.org/r]\nchannel_map: {https://conda.anaconda.org/r: r-channel}\n")
+    r = cli("sync", "-f", cfg, "--show-config")
+    assert "channel_map: {'https://conda.anaconda.org/r': r-channel}" in r.output
+    _write(cfg, "channel_map: {r: '../up'}\n")
+    r = cli("sync", "-f", cfg, "--show-config")
+    assert r.exit_code == 2 and "channel_map.r: expected a destination channel name" in r.output
+    _write(cfg, "channel_map: [r]\n")
+    assert "channel_map: expected a mapping of source channel" in cli("sync", "-f", cfg, "--show-config").output
+    for command in ("import", "sync", "clean"):
+        assert "--dest-channel, --account" in cli(command, "--help").output
