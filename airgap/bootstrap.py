@@ -53,8 +53,8 @@ def check_url(url: str) -> str:
 
 
 def condarc_text(base: str, channels: Iterable[str]) -> str:
-    """A ``.condarc`` using the mirror only: every channel, the alias and the defaults point at it."""
-    names = sorted(dict.fromkeys(channels))
+    """A ``.condarc`` using the mirror only: every channel (in the order given), the alias and the defaults point at it."""
+    names = list(dict.fromkeys(channels))
     urls = [f"{base}/{c}" for c in names]
 
     def block(key: str, items: list[str], indent: str = "  ") -> list[str]:
@@ -64,7 +64,6 @@ def condarc_text(base: str, channels: Iterable[str]) -> str:
     lines += block("channels", [f"- {u}" for u in urls])
     lines += block("default_channels", [f"- {u}" for u in urls])
     lines += ["custom_channels:", *[f"  {c}: {base}" for c in names]] if names else ["custom_channels: {}"]
-    lines += ["custom_multichannels:", *block("  defaults", [f"- {u}" for u in urls], "    ")]
     lines += ["channel_priority: strict", "report_errors: false", "auto_update_conda: false", "notify_outdated_conda: false"]
     return "\n".join(lines) + "\n"
 

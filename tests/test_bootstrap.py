@@ -95,7 +95,7 @@ def test_bootstrap_script_installs_and_points_only_at_the_mirror(tmp_path: Path,
         mirror = f"{url}/channel"
         assert condarc["channels"] == [mirror] and condarc["default_channels"] == [mirror]
         assert condarc["channel_alias"] == url and condarc["custom_channels"] == {"channel": url}
-        assert condarc["custom_multichannels"] == {"defaults": [mirror]}
+        assert "custom_multichannels" not in condarc  # conda reserves "defaults": default_channels says it
         every_url = json.dumps(condarc)
         assert "anaconda" not in every_url and "conda-forge" not in every_url  # nothing reaches the internet
         pixi = (home / ".pixi" / "config.toml").read_text()
@@ -145,3 +145,12 @@ def test_render_is_pure_and_windows_gets_powershell() -> None:
     assert "custom_channels:\n  main: http://m:8080\n  r-channel: http://m:8080\n" in ps1
     assert sorted(files) == ["condarc", "index.html", "install-Miniforge3-Windows-x86_64.ps1", "pixi-config.toml"]
     assert "no batch mode known" in files["index.html"].decode()  # the .pkg is listed, with no script
+
+
+def test_airgap_condarc_is_the_same_mirror_only_file() -> None:
+    r = cli("condarc", "http://m:8080/", "conda-forge", "bioconda")
+    assert r.exit_code == 0, r.output
+    doc = yaml.safe_load(r.output)
+    assert doc["channels"] == ["http://m:8080/conda-forge", "http://m:8080/bioconda"]  # the order given: it is priority
+    assert doc["default_channels"] == doc["channels"] and doc["channel_alias"] == "http://m:8080"
+    assert doc["custom_channels"] == {"conda-forge": "http://m:8080", "bioconda": "http://m:8080"}
