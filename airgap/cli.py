@@ -216,10 +216,15 @@ def keygen(path: str, force: bool, state: _State, config: Config | None) -> None
 @click.option("--check-installable", "check_specs", multiple=True, metavar="SPEC",
               help="Solve SPEC against the selection per platform x python before downloading (repeatable; adds to installable).")
 @click.option("--allow-unsolvable", is_flag=True, help="Report unsolvable specs but export anyway.")
+@click.option("--env", "env_files", multiple=True, metavar="FILE[:NAME,...]",
+              help="environment.yml, pixi.lock (:NAME,... picks environments), conda-lock.yml or @EXPLICIT file to mirror (repeatable; adds to environments).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the plan) as JSON.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), help="With --plan: write the review page of the transfer to this file.")
+@click.option("--no-sbom", is_flag=True, help="Put no SBOM into the archive (for importers that predate SBOMs: they refuse an archive carrying one).")
 @common_options()
 def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only: bool, media_size: str | None,
-           since: str | None, volume_size: str | None, check_specs: tuple[str, ...], allow_unsolvable: bool, as_json: bool, state: _State, config: Config) -> None:
+           since: str | None, volume_size: str | None, check_specs: tuple[str, ...], allow_unsolvable: bool,
+           env_files: tuple[str, ...], as_json: bool, html_file: str | None, no_sbom: bool, state: _State, config: Config) -> None:
     """Fetch, filter and download upstream packages into one signed ARCHIVE.
 
     \b
@@ -233,9 +238,15 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
     from .signing import load_signer
 
     specs = list(check_specs) + list(config.installable)
+    config = _with_envs(config, env_files)
     if plan_only:
         media = parse_size(media_size, "--media-size") if media_size else None
         plan = run_plan(config, installable_specs=specs, allow_unsolvable=allow_unsolvable, progress=_progress(state.quiet))
+        if html_file:
+            from .ops.review import plan_page
+
+            key = sign_key or (None if unsigned else config.signing_key)
+            plan_page(plan, config, Path(html_file), load_signer(key).keyid if key else None, Path(since) if since else None)
         if as_json:
             doc = plan.to_json()
             if media is not None:
@@ -249,6 +260,8 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
         return
     if media_size:
         raise UsageError("--media-size: expected together with --plan (to split an archive, use --volume-size)")
+    if html_file:
+        raise UsageError("--html: expected together with --plan (for an archive, use airgap inspect ARCHIVE --html FILE)")
     volumes = parse_size(volume_size, "--volume-size") if volume_size else config.volume_size
     if since is None and config.delta:
         if not config.delta_dir:
@@ -263,7 +276,7 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
         raise UsageError("expected --sign-key KEY (or signing_key in the config), found neither; use --unsigned to write an unsigned archive on purpose")
     signer = None if unsigned else load_signer(key)  # type: ignore[arg-type]
     result = run_export(config, Path(archive), signer, installable_specs=specs, allow_unsolvable=allow_unsolvable,
-                        volume_size=volumes, since=Path(since) if since else None, progress=_progress(state.quiet))
+                        volume_size=volumes, since=Path(since) if since else None, progress=_progress(state.quiet), sbom=not no_sbom)
     if as_json:
         _emit_json(result.to_json())
         return
@@ -276,6 +289,15 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
     )
 
 
+def _with_envs(config: Config, env_files: tuple[str, ...]) -> Config:
+    import dataclasses
+
+    from .lockfiles import source_from_option
+
+    added = tuple({"file": s.file, "label": s.label, "environments": list(s.names)} for s in map(source_from_option, env_files))
+    return dataclasses.replace(config, environments=config.environments + added) if added else config
+
+
 def _print_plan(summary: dict[str, Any], media: int | None, solves: list[dict[str, Any]]) -> None:
     for channel, subdirs in sorted(summary["channels"].items()):
         click.echo(f"channel {channel}")
@@ -285,6 +307,8 @@ def _print_plan(summary: dict[str, Any], media: int | None, solves: list[dict[st
                + (f" of {_human(media)} ({100 * summary['total_bytes'] / media:.0f}%)" if media else ""))
     if summary["excluded_by_rule"]:
         click.echo("excluded " + ", ".join(f"{n} by {rule}" for rule, n in summary["excluded_by_rule"].items()))
+    for path, envs in sorted(summary.get("environments", {}).items()):
+        click.echo(f"file     {path}  <- {', '.join(envs)}")
     for o in solves:
         where = o["platform"] + (f" python {o['python']}" if o["python"] else "")
         click.echo(f"solve    {where:<22} {'ok, ' + str(o['packages']) + ' packages' if o['ok'] else 'FAILED: ' + ' '.join(o['message'].split())[:200]}")
@@ -321,6 +345,10 @@ def _trusted(keys: tuple[str, ...], config: Config) -> Any:
     return load_trusted_keys(list(keys) + list(config.trusted_keys))
 
 
+_DOWNGRADE_HELP = ("Apply an archive older than the destination's newest (or a delta built on another state) "
+                   "for its new files only: nothing is removed or replaced.")
+
+
 @main.command(name="import")
 @click.argument("archive", nargs=-1, required=False, type=click.Path(dir_okay=False))
 @click.option("--into", "into", help="Destination: a directory, s3://BUCKET/PREFIX, quetz+http(s)://HOST:PORT/CHANNEL or a site name (default: into / dest_site in the config).")
@@ -329,11 +357,13 @@ def _trusted(keys: tuple[str, ...], config: Config) -> Any:
 @click.option("--dest-channel", "--account", "dest_channel", help="Merge every channel of the archive into this channel (--account: the guide's spelling); channel_map in the config sends channels to their own.")
 @click.option("--url", "public_url", help="The URL clients reach the mirror at: write DEST/downloads/, pre-configured installer scripts (default: public_url in the config).")
 @click.option("--allow-unsigned", is_flag=True, help="DANGEROUS: accept an archive that carries no signature.")
+@click.option("--allow-downgrade", is_flag=True, help=_DOWNGRADE_HELP)
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
 def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str, ...], dest_channel: str | None,
-            public_url: str | None, allow_unsigned: bool, lock_timeout: float, as_json: bool, state: _State, config: Config) -> None:
+            public_url: str | None, allow_unsigned: bool, allow_downgrade: bool, lock_timeout: float, as_json: bool, state: _State,
+            config: Config) -> None:
     """Verify ARCHIVE (or all its volumes, in any order), then publish it into a directory channel, all or nothing.
 
     \b
@@ -349,26 +379,31 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
 
         tree_channels(config)  # online channels: say to run airgap sync, before anything else
         dest = _destination(into, config)
-        _print_sync(run_tree_import(config, dest, dest_channel=_dest_channel(dest_channel, config), lock_timeout=lock_timeout,
-                                    progress=_progress(state.quiet)), as_json, "published the file:// trees into")
+        _print_sync(run_tree_import(config, dest, dest_channel=_dest_channel(dest_channel, config), allow_downgrade=allow_downgrade,
+                                    lock_timeout=lock_timeout, progress=_progress(state.quiet)), as_json,
+                    "published the file:// trees into")
         _downloads(dest, public_url or config.public_url, as_json)
         return
     dest = _destination(into, config)
     channel = _dest_channel(dest_channel, config)
     trusted = _trusted(trusted_keys, config)
     result = run_import([Path(a) for a in archive], dest, trusted, dest_channel=channel, channel_map=config.channel_map,
-                        allow_unsigned=allow_unsigned,
-                        lock_timeout=lock_timeout, progress=_progress(state.quiet))
+                        allow_unsigned=allow_unsigned, allow_downgrade=allow_downgrade, lock_timeout=lock_timeout,
+                        progress=_progress(state.quiet))
     if as_json:
         _emit_json(result.to_json())
         _downloads(dest, public_url or config.public_url, True)
         return
     chans = ", ".join(f"{c} ({', '.join(sorted(set(s)))})" for c, s in sorted(result.channels.items()))
     if result.noop:
-        click.echo(f"{', '.join(archive)} is already imported into {result.destination}: nothing to do")
+        click.echo(f"{', '.join(archive)} verified; it is already imported into {result.destination}: nothing to do")
+    elif result.downgrade:
+        click.echo(f"imported the new files of older archive {', '.join(archive)} into {result.destination}: "
+                   f"{result.packages_added} package files added, nothing removed or replaced; channels: {chans}")
     else:
         click.echo(f"imported {', '.join(archive)} into {result.destination}: {result.packages_added} package files added "
-                   f"({_human(result.bytes_written)}), {result.packages_present} already present; channels: {chans}")
+                   f"({_human(result.bytes_written)}), {result.packages_present} already present, "
+                   f"{result.packages_removed} removed; channels: {chans}")
     _downloads(dest, public_url or config.public_url, as_json)
 
 
@@ -390,10 +425,14 @@ def _downloads(dest: Any, url: str | None, quiet: bool) -> None:
 @click.option("--dest-channel", "--account", "dest_channel", help="Merge every channel into this channel (--account: the guide's spelling); channel_map in the config sends channels to their own.")
 @click.option("--reset", is_flag=True, help="Forget what the destination is known to hold: re-check every file (by hash); still write only what differs.")
 @click.option("--url", "public_url", help="The URL clients reach the mirror at: write DEST/downloads/ (default: public_url in the config).")
+@click.option("--allow-downgrade", is_flag=True, help=_DOWNGRADE_HELP)
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
+@click.option("--env", "env_files", multiple=True, metavar="FILE[:NAME,...]",
+              help="environment.yml, pixi.lock (:NAME,... picks environments), conda-lock.yml or @EXPLICIT file to mirror (repeatable; adds to environments).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
-def sync(into: str | None, dest_channel: str | None, reset: bool, public_url: str | None, lock_timeout: float, as_json: bool,
+def sync(into: str | None, dest_channel: str | None, reset: bool, public_url: str | None, allow_downgrade: bool, lock_timeout: float,
+         env_files: tuple[str, ...], as_json: bool,
          state: _State, config: Config) -> None:
     """Fetch, filter, download and publish into a destination in one step (a connected mirror).
 
@@ -404,9 +443,10 @@ def sync(into: str | None, dest_channel: str | None, reset: bool, public_url: st
     """
     from .ops.sync import run_sync
 
+    config = _with_envs(config, env_files)
     dest = _destination(into, config)
     channel = _dest_channel(dest_channel, config)
-    result = run_sync(config, dest, dest_channel=channel, reset=reset, lock_timeout=lock_timeout,
+    result = run_sync(config, dest, dest_channel=channel, reset=reset, allow_downgrade=allow_downgrade, lock_timeout=lock_timeout,
                       progress=_progress(state.quiet))
     _print_sync(result, as_json)
     _downloads(dest, public_url or config.public_url, as_json)
@@ -460,20 +500,43 @@ def clean(into: str | None, dest_channel: str | None, dry_run: bool, lock_timeou
 
 
 @main.command()
-@click.argument("archive", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("archive", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Public key whose signature is accepted (repeatable; adds to trusted_keys).")
 @click.option("--allow-unsigned", is_flag=True, help="DANGEROUS: accept an archive that carries no signature.")
+@click.option("--into", "into", help="Verify this destination instead of an archive: re-hash every file its indexes list.")
+@click.option("--no-record", is_flag=True, help="With --into: only report; do not record the damage found (see docs/usage.md).")
+@click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="With --into: seconds to wait for the lock to record.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
-def verify(archive: tuple[str, ...], trusted_keys: tuple[str, ...], allow_unsigned: bool, as_json: bool, state: _State, config: Config) -> None:
+def verify(archive: tuple[str, ...], trusted_keys: tuple[str, ...], allow_unsigned: bool, into: str | None, no_record: bool,
+           lock_timeout: float, as_json: bool, state: _State, config: Config) -> None:
     """Check ARCHIVE's signature, format, members and every hash; change nothing.
 
-    A volume of a split archive verifies alone (its own files), or give several.
+    A volume of a split archive verifies alone (its own files), or give several. With --into
+    DEST (and no ARCHIVE): re-hash every file DEST's repodata lists; exit 3 on any damage.
 
     \b
-    Example:  airgap verify $USB/mirror.tar --trusted-key airgap.pub && echo OK
+    Examples:
+      airgap verify $USB/mirror.tar --trusted-key airgap.pub && echo OK
+      airgap verify --into /srv/conda --json
     """
+    if into is not None or not archive:
+        if archive:
+            raise UsageError("verify: expected ARCHIVE or --into DEST, found both")
+        if into is None:
+            raise UsageError("verify: expected ARCHIVE (or --into DEST), found neither")
+        from .ops.verify_dest import run_verify_destination
+
+        check = run_verify_destination(_destination(into, config), record_findings=not no_record, lock_timeout=lock_timeout,
+                                       progress=_progress(state.quiet))
+        if as_json:
+            _emit_json(check.to_json())
+        else:
+            _print_check(check)
+        if check.damaged:
+            sys.exit(3)
+        return
     from .ops.verify import run_verify
 
     result = run_verify([Path(a) for a in archive], _trusted(trusted_keys, config), allow_unsigned=allow_unsigned,
@@ -491,8 +554,11 @@ def verify(archive: tuple[str, ...], trusted_keys: tuple[str, ...], allow_unsign
 @click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Also check the signature against this key (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+@click.option("--sbom", type=click.Choice(["cyclonedx", "spdx"]), help="Print the archive's SBOM (CycloneDX 1.6 or SPDX 2.3 JSON) instead.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), help="Write the review page of the transfer to this file.")
 @common_options()
-def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, state: _State, config: Config) -> None:
+def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, sbom: str | None, html_file: str | None,
+            state: _State, config: Config) -> None:
     """Show what ARCHIVE holds: channels, subdirs, counts, sizes, signer, sources.
 
     Reads only the manifest; the signature is checked when trusted keys are given.
@@ -503,6 +569,17 @@ def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, state: _
     from .ops.verify import run_inspect
 
     keys = list(trusted_keys) + list(config.trusted_keys)
+    if sbom or html_file:  # with trusted keys, nothing is written unless the signature verifies
+        from .ops.review import archive_review, read_documents, write_page
+        from .review import render
+        from .sbom import render as render_sbom
+
+        docs = read_documents(Path(archive), _trusted(trusted_keys, config) if keys else None)
+        if html_file:
+            write_page(Path(html_file), render(archive_review(docs)))
+        if sbom:
+            click.echo(render_sbom(sbom, docs.manifest, docs.repodata, docs.signer), nl=False)
+        return
     info = run_inspect(Path(archive), _trusted(trusted_keys, config) if keys else None)
     doc = info.to_json()
     if as_json:
@@ -513,15 +590,21 @@ def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, state: _
     click.echo(f"archive    {archive} ({_human(doc['archive_bytes'])})")
     click.echo(f"format     {doc['format']}   id {doc['archive_id']}")
     click.echo(f"created    {doc['created']} by {doc['tool']}")
+    for name, b in sorted(doc["bases"].items()):
+        click.echo(f"delta      {name} -> {b['channel']}, built on archive {b['after'] or '(none)'}")
     click.echo(f"signer     {sig}")
     click.echo(f"filters    {json.dumps(doc['filters'], sort_keys=True)}")
     click.echo(f"totals     {t['packages']} packages, {_human(t['package_bytes'])}; {t['blobs']} blobs")
+    if doc["sbom"]:
+        click.echo(f"sbom       {doc['sbom']['format']}, {_human(doc['sbom']['size'])} (airgap inspect ARCHIVE --sbom cyclonedx|spdx)")
     for ins in doc["installers"]:
         click.echo(f"installer  {ins['dir']}/{ins['filename']} ({_human(ins['size'])})  <- {ins['url']}")
     for ch in doc["channels"]:
         click.echo(f"channel    {ch['name']}  <- {ch['url']}")
         for s in ch["subdirs"]:
             click.echo(f"  {s['subdir']:<16} {s['packages']:>7} packages {_human(s['bytes']):>11}   from {s['source'].get('url', '?')}")
+            if s["removals"]:
+                click.echo(f"  {'':<16} {len(s['removals']):>7} removals: {', '.join(s['removals'][:5])}{' ...' if len(s['removals']) > 5 else ''}")
 
 
 @main.command()
@@ -543,8 +626,22 @@ def receipt(into: str | None, output: str | None, as_json: bool, state: _State, 
         _emit_json(result.to_json())
         return
     click.echo(f"wrote {result.written_to}: {result.files} files by sha256")
-    for m in result.missing:
-        click.echo(f"warning: repodata lists {m}, which is not there")
+    for p in result.problems:
+        click.echo(f"warning: {p.line()}")
+    if result.problems:
+        click.echo(f"warning: {len(result.problems)} problem(s) found; missing and damaged files are not recorded as held")
+
+
+def _print_check(check: Any) -> None:
+    for p in check.problems:
+        click.echo(p.line())
+    for line in check.recorded:
+        click.echo(f"recorded: {line}")
+    if check.cleared:
+        click.echo(f"{check.cleared} problem(s) were gone when checked again under the lock (an import ran or was rolled back)")
+    if check.not_recorded:
+        click.echo(f"warning: the damage found was not recorded: {check.not_recorded}", err=True)
+    click.echo(("DAMAGED " if check.damaged else "OK ") + check.summary())
 
 
 @main.command()
@@ -583,16 +680,28 @@ def serve(dest: str, port: int, bind: str, access_log: str | None, state: _State
 @click.argument("url")
 @click.argument("channels", nargs=-1)
 @click.option("--into", "into", help="Take the channel names from this destination (a directory or URL).")
+@click.option("--upstream", "upstreams", multiple=True, metavar="URL",
+              help="Also redirect this upstream channel URL (as lock files name it) to the mirror channel of the same name (repeatable).")
+@click.option("--env", "env_files", multiple=True, metavar="FILE",
+              help="Also redirect the channels this environment or lock file names (repeatable).")
+@click.option("--pixi", is_flag=True, help="Print pixi's config.toml [mirrors] table instead of the .condarc.")
 @common_options(reads_config=False)
-def condarc(url: str, channels: tuple[str, ...], into: str | None, state: _State, config: Config | None) -> None:
-    """Print a .condarc that points conda at the mirror at URL.
+def condarc(url: str, channels: tuple[str, ...], into: str | None, upstreams: tuple[str, ...], env_files: tuple[str, ...],
+            pixi: bool, state: _State, config: Config | None) -> None:
+    """Print a .condarc (or with --pixi a pixi [mirrors] table) that points clients at the mirror at URL.
+
+    Both redirect the upstream URLs written in lock files (conda.anaconda.org/NAME, repo.anaconda.com/pkgs/NAME,
+    and those given with --upstream or found with --env) to the mirror, so lock files work unchanged.
 
     \b
     Examples:
       airgap condarc http://mirror.internal:8080 main conda-forge > ~/.condarc
       airgap condarc http://mirror.internal:8080 --into /srv/conda
+      airgap condarc http://mirror.internal:8080 --into /srv/conda --pixi --env pixi.lock >> ~/.pixi/config.toml
     """
+    from . import mirrors
     from .destinations import open_destination
+    from .lockfiles import source_from_option
     from .serve import condarc as render
 
     if not url.startswith(("http://", "https://", "file://")):
@@ -600,7 +709,13 @@ def condarc(url: str, channels: tuple[str, ...], into: str | None, state: _State
     names = list(channels) + (sorted(open_destination(into).inventory()) if into else [])
     if not names:
         raise UsageError("expected channel names (CHANNELS... or --into DEST), found none")
-    click.echo(render(url, list(dict.fromkeys(names))), nl=False)
+    names = list(dict.fromkeys(names))
+    found = mirrors.upstreams_in([source_from_option(f) for f in env_files])
+    pairs = mirrors.redirects(url, names, [*upstreams, *found])
+    if pixi:
+        click.echo(mirrors.pixi_mirrors(pairs), nl=False)
+        return
+    click.echo(render(url, names, mirrors.conda_redirects(pairs)), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

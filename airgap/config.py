@@ -160,6 +160,18 @@ def _installers(path: str, v: Any) -> tuple[dict[str, Any], ...]:
     return tuple(out)
 
 
+def _environments(path: str, v: Any) -> tuple[dict[str, Any], ...]:
+    from .lockfiles import check_config
+
+    return check_config(path, v)
+
+
+def _virtual_packages(path: str, v: Any) -> dict[str, tuple[str, ...]]:
+    from .virtual_packages import check_config
+
+    return check_config(path, v)
+
+
 def _anything(path: str, v: Any) -> Any:
     return None if v == "None" else v
 
@@ -216,6 +228,10 @@ _KEYS: tuple[_Key, ...] = (
     _Key("installers", _installers, (), "installer URLs (or {url, sha256, dir}) to carry, restored as DEST/<dir>/"),
     _Key("installer_patterns", _str_list, (), "file-name globs choosing installers from dir_names listings"),
     _Key("public_url", _opt_str, None, "the URL clients reach the mirror at; import writes DEST/downloads/ (pre-configured installers) for it"),
+    _Key("environments", lambda path, v: _environments(path, v), (),
+         "environment.yml, pixi.lock ({file, environments: [NAME]}), conda-lock.yml or @EXPLICIT files: mirror the union of what they need"),
+    _Key("virtual_packages", lambda path, v: _virtual_packages(path, v), {},
+         "per platform, what target hosts offer to solves, e.g. {linux-64: [__glibc=2.28, __cuda=12.4]}; defaults stay for the rest"),
     _Key("volume_size", lambda path, v: None if v in (None, "None") else parse_size(v, path), None,
          "split archives into volumes of at most this size (4.7G, 700M, bytes)"),
 )
@@ -267,6 +283,8 @@ class Config:
     volume_size: int | None = None
     public_url: str | None = None
     channel_map: Mapping[str, str] = field(default_factory=dict)
+    environments: tuple[dict[str, Any], ...] = ()
+    virtual_packages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # how ``path`` was chosen when no -f was given (shown by --show-config)
     found_by: str | None = field(default=None, compare=False)
 
@@ -303,7 +321,7 @@ class Config:
             if isinstance(value, tuple):
                 value = list(value)
             elif isinstance(value, Mapping):
-                value = {k: dict(v) if isinstance(v, Mapping) else v for k, v in value.items()}
+                value = {k: dict(v) if isinstance(v, Mapping) else v if isinstance(v, str) else list(v) for k, v in value.items()}
             note = ""
             if key.status == "no":
                 note = "  # accepted for cas-mirror compatibility; no effect in airgap"
@@ -356,6 +374,8 @@ def from_mapping(data: Mapping[str, Any], path: str | None = None) -> Config:
     for key in PATH_KEYS:
         if values.get(key):
             values[key] = _resolve_path(values[key], path)
+    if "environments" in values:  # the label is the path as written; the file is found relative to the config
+        values["environments"] = tuple({**e, "label": e["file"], "file": _resolve_path(e["file"], path)} for e in values["environments"])
     if "trusted_keys" in values:
         values["trusted_keys"] = tuple(_resolve_path(k, path) for k in values["trusted_keys"])
     if values.get("channels") is not None:

@@ -52,11 +52,18 @@ def _page(title: str, meta: str, body: str) -> str:
             f"<style>{_STYLE}</style></head><body>\n<h1>{_e(title)}</h1>\n<p class=\"meta\">{meta}</p>\n{body}\n</body></html>\n")
 
 
-def _origin(origin: Mapping[str, Any] | None) -> str:
+def _origin(origin: Mapping[str, Any] | None, up: str = "../") -> str:
+    """The last import, and links to the SBOMs the destination keeps (``up`` leads to its root)."""
     if not origin:
         return ""
-    return (f" Last import: archive <code>{_e(origin.get('archive_id'))}</code> created {_e(origin.get('created'))},"
+    text = (f" Last import: archive <code>{_e(origin.get('archive_id'))}</code> created {_e(origin.get('created'))},"
             f" imported {_e(origin.get('imported'))}.")
+    sboms = [s for s in origin.get("sboms") or () if isinstance(s, Mapping) and isinstance(s.get("path"), str)]
+    if sboms:
+        links = ", ".join(f'<a class="sbom" href="{_href(up + s["path"])}">{_e(s.get("archive_id"))}</a>' for s in sboms[:20])
+        more = f" and {len(sboms) - 20} more in .airgap/sbom/" if len(sboms) > 20 else ""
+        text += f" SBOMs (CycloneDX) of the archives imported: {links}{more}."
+    return text
 
 
 def subdir_page(channel: str, rd: Repodata, origin: Mapping[str, Any] | None = None) -> str:
@@ -71,7 +78,7 @@ def subdir_page(channel: str, rd: Repodata, origin: Mapping[str, Any] | None = N
     body = ('<p><a href="../index.html">&larr; all platforms</a> · <a href="repodata.json">repodata.json</a></p>\n'
             "<table><thead><tr><th>name</th><th>version</th><th>build</th><th>size</th><th>license</th><th>file</th></tr></thead>"
             "<tbody>\n" + "\n".join(rows) + "\n</tbody></table>")
-    meta = f"{len(rd)} package files in {_e(channel)}/{_e(rd.subdir)}.{_origin(origin)}"
+    meta = f"{len(rd)} package files in {_e(channel)}/{_e(rd.subdir)}.{_origin(origin, '../../')}"
     return _page(f"{channel} / {rd.subdir}", meta, body)
 
 

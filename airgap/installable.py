@@ -16,13 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .repodata import Repodata
-
-# What a typical target host offers; a solve that needs more fails honestly.
-_VIRTUAL = {
-    "linux": (("__unix", "0"), ("__linux", "5.10"), ("__glibc", "2.28"), ("__archspec", "1")),
-    "osx": (("__unix", "0"), ("__osx", "13.0"), ("__archspec", "1")),
-    "win": (("__win", "0"), ("__archspec", "1")),
-}
+from .virtual_packages import for_platform
 
 
 @dataclass(frozen=True)
@@ -38,18 +32,8 @@ class SolveOutcome:
         return dict(self.__dict__, specs=list(self.specs))
 
 
-def _virtual_packages(platform: str) -> list[Any]:
-    import rattler
-
-    out = []
-    for name, version in _VIRTUAL.get(platform.split("-", 1)[0], ()):
-        build = "x86_64" if name == "__archspec" else "0"
-        out.append(rattler.GenericVirtualPackage(rattler.PackageName(name), rattler.Version(version), rattler.BuildString(build)))
-    return out
-
-
 def check(selected: Mapping[str, Mapping[str, Repodata]], specs: list[str], platforms: list[str],
-          python_versions: list[str]) -> list[SolveOutcome]:
+          python_versions: list[str], virtual_packages: Mapping[str, tuple[str, ...]] | None = None) -> list[SolveOutcome]:
     """Solve ``specs`` on each platform (× python version) against ``selected`` {channel: {subdir: repodata}}."""
     import rattler
 
@@ -75,7 +59,7 @@ def check(selected: Mapping[str, Mapping[str, Repodata]], specs: list[str], plat
                 try:
                     records = asyncio.run(rattler.solve(sources=channels, specs=wanted, gateway=gateway,
                                                         platforms=[rattler.Subdir(platform), rattler.Subdir("noarch")],
-                                                        virtual_packages=_virtual_packages(platform)))
+                                                        virtual_packages=for_platform(platform, virtual_packages)))
                 except Exception as exc:  # rattler's solver error carries the explanation
                     outcomes.append(SolveOutcome(platform, py, tuple(specs), False, 0, str(exc).strip()))
                 else:

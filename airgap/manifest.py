@@ -89,6 +89,8 @@ class SubdirEntry:
     # and files the destination must drop (no longer in the filtered upstream)
     present: tuple[PackageEntry, ...] = ()
     removals: tuple[str, ...] = ()
+    # files an earlier channel merged into the same destination channel also carries (airgap.merging)
+    shadowed: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -101,6 +103,8 @@ class SubdirEntry:
             doc["present"] = [p.to_json() for p in self.present]
         if self.removals:
             doc["removals"] = list(self.removals)
+        if self.shadowed:
+            doc["shadowed"] = list(self.shadowed)
         return doc
 
 
@@ -118,7 +122,7 @@ class ChannelEntry:
 class BlobEntry:
     sha256: str
     size: int
-    kind: str  # "repodata", "package" or "installer"
+    kind: str  # "repodata", "package", "installer" or "sbom"
     volume: int | None = None  # 1-based, in an archive split into volumes
 
     def to_json(self) -> dict[str, Any]:
@@ -143,6 +147,30 @@ class InstallerEntry:
 
 
 @dataclass(frozen=True)
+class SbomRef:  # the archive's software bill of materials: a blob of kind "sbom", in a format of SBOM_FORMATS
+    sha256: str
+    size: int
+    format: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "size": self.size, "format": self.format}
+
+
+SBOM_FORMATS, BLOB_KINDS = ("CycloneDX-1.6",), ("repodata", "package", "installer", "sbom")
+
+
+@dataclass(frozen=True)
+class Base:
+    """A delta's base, per archive channel: the destination channel, and its newest archive then (None: none/unknown)."""
+
+    channel: str
+    after: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"channel": self.channel, "after": self.after}
+
+
+@dataclass(frozen=True)
 class Manifest:
     archive_id: str
     created: str
@@ -153,6 +181,8 @@ class Manifest:
     base: str | None = None
     format: str = FORMAT
     installers: tuple[InstallerEntry, ...] = ()
+    sbom: SbomRef | None = None
+    bases: Mapping[str, Base] = field(default_factory=dict)  # deltas: per archive channel
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -166,6 +196,8 @@ class Manifest:
             "blobs": [b.to_json() for b in self.blobs],
             "totals": self.totals(),
             **({"installers": [i.to_json() for i in self.installers]} if self.installers else {}),
+            **({"sbom": self.sbom.to_json()} if self.sbom is not None else {}),
+            **({"bases": {c: b.to_json() for c, b in self.bases.items()}} if self.bases else {}),
         }
 
     def to_bytes(self) -> bytes:
@@ -279,8 +311,8 @@ def parse_manifest(data: bytes) -> Manifest:
             raise _fail(p + ".sha256", "each blob listed once", sha)
         seen.add(sha)
         kind = _str(_get(b, "kind", p), p + ".kind")
-        if kind not in ("repodata", "package", "installer"):
-            raise _fail(p + ".kind", "'repodata', 'package' or 'installer'", kind)
+        if kind not in BLOB_KINDS:
+            raise _fail(p + ".kind", "'repodata', 'package', 'installer' or 'sbom'", kind)
         volume = b.get("volume")
         if volume is not None and (isinstance(volume, bool) or not isinstance(volume, int) or not 1 <= volume <= 9999):
             raise _fail(p + ".volume", "a volume number from 1 to 9999", volume)
@@ -338,8 +370,11 @@ def parse_manifest(data: bytes) -> Manifest:
                 if not is_safe_package_filename(fn) or fn in filenames or fn in removals:
                     raise _fail(f"{sp}.removals[{ri}]", "a package file name not otherwise listed, once", fn)
                 removals.append(fn)
+            shadowed = _list(s.get("shadowed", []), sp + ".shadowed")
+            if not all(isinstance(fn, str) and fn in filenames for fn in shadowed) or len(set(shadowed)) != len(shadowed):
+                raise _fail(sp + ".shadowed", "file names of packages or present, each once", shadowed)
             source = _dict(s.get("source", {}), sp + ".source")
-            subdirs.append(SubdirEntry(sub, rd, tuple(pkgs), dict(source), tuple(present), tuple(removals)))
+            subdirs.append(SubdirEntry(sub, rd, tuple(pkgs), dict(source), tuple(present), tuple(removals), tuple(shadowed)))
         channels.append(ChannelEntry(name, _str(_get(c, "url", cp), cp + ".url"), tuple(subdirs)))
     installers: list[InstallerEntry] = []
     placed: set[tuple[str, str]] = set()
@@ -357,6 +392,14 @@ def parse_manifest(data: bytes) -> Manifest:
                                  _str(_get(ins, "url", ip), ip + ".url"))
         ref(entry_i.sha256, entry_i.size, "installer", ip)
         installers.append(entry_i)
+    sbom, sb = None, doc.get("sbom")
+    if sb is not None:  # optional: archives written before airgap carried an SBOM have none
+        sb = _dict(sb, "sbom")
+        sbom = SbomRef(_hex(_get(sb, "sha256", "sbom"), "sbom.sha256"), _size(_get(sb, "size", "sbom"), "sbom.size"),
+                       _str(_get(sb, "format", "sbom"), "sbom.format"))
+        if sbom.format not in SBOM_FORMATS:
+            raise _fail("sbom.format", " or ".join(SBOM_FORMATS), sbom.format)
+        ref(sbom.sha256, sbom.size, "sbom", "sbom")
     unreferenced = [b.sha256 for b in blobs if b.sha256 not in referenced]
     if unreferenced:
         raise _fail("blobs", "every blob used by a channel", f"{len(unreferenced)} unused, first {unreferenced[0]}")
@@ -364,6 +407,14 @@ def parse_manifest(data: bytes) -> Manifest:
     if base is not None:
         _str(base, "base")
     filters = _dict(doc.get("filters", {}), "filters")
+    bases: dict[str, Base] = {}
+    for name, b in _dict(doc.get("bases", {}), "bases").items():
+        bp = f"bases.{name}"
+        b = _dict(b, bp)
+        target, after = _str(_get(b, "channel", bp), bp + ".channel"), b.get("after")
+        if name not in channel_names or not is_safe_channel_name(target):
+            raise _fail(bp, "a channel of the archive, made for a destination channel", f"{name} -> {target}")
+        bases[name] = Base(target, None if after is None else _str(after, bp + ".after"))
     archive_id = _str(_get(doc, "archive_id", "(top)"), "archive_id")
     if not _ARCHIVE_ID.match(archive_id):
         raise _fail("archive_id", "1 to 64 letters, digits, _ or -", archive_id)
@@ -377,4 +428,6 @@ def parse_manifest(data: bytes) -> Manifest:
         base=base,
         format=fmt,
         installers=tuple(installers),
+        sbom=sbom,
+        bases=bases,
     )

@@ -33,6 +33,9 @@ class Repodata:
     removed: list[str] = field(default_factory=list)
     repodata_version: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # other top-level keys, kept
+    # a destination's records airgap cannot read (see parse_repodata's keep_unreadable), per
+    # section: kept verbatim and still listed, never dropped by an unrelated import
+    opaque: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def records(self) -> Iterator[tuple[str, dict[str, Any]]]:
         yield from self.packages.items()
@@ -52,6 +55,18 @@ class Repodata:
     def drop(self, filename: str) -> None:
         section = self.packages_conda if filename.endswith(".conda") else self.packages
         section.pop(filename, None)
+        for kept in self.opaque.values():
+            kept.pop(filename, None)
+
+    def lists(self, filename: str) -> bool:
+        """The index names this file, in a record airgap can read or in one it keeps verbatim."""
+        return self.get(filename) is not None or any(filename in kept for kept in self.opaque.values())
+
+    def without(self, filenames: set[str]) -> Repodata:
+        """A copy that no longer lists ``filenames``."""
+        out = self.subset({f for f, _ in self.records() if f not in filenames})
+        out.opaque = {sec: {f: r for f, r in kept.items() if f not in filenames} for sec, kept in self.opaque.items()}
+        return out
 
     def base_url(self) -> str | None:
         """Where the packages live, relative to the repodata URL, or None (next to it).
@@ -77,8 +92,8 @@ class Repodata:
         meta = doc.get("metadata")
         if not keep_base_url and isinstance(meta, dict) and "base_url" in meta:
             doc["metadata"] = {k: v for k, v in meta.items() if k != "base_url"}
-        doc["packages"] = dict(sorted(self.packages.items()))
-        doc["packages.conda"] = dict(sorted(self.packages_conda.items()))
+        doc["packages"] = dict(sorted({**self.opaque.get("packages", {}), **self.packages}.items()))
+        doc["packages.conda"] = dict(sorted({**self.opaque.get("packages.conda", {}), **self.packages_conda}.items()))
         doc["removed"] = sorted(set(self.removed))
         if self.repodata_version is not None:
             doc["repodata_version"] = self.repodata_version
@@ -97,27 +112,30 @@ class Repodata:
             removed=list(self.removed),
             repodata_version=self.repodata_version,
             extra=dict(self.extra),
+            opaque={sec: {f: r for f, r in kept.items() if f in filenames} for sec, kept in self.opaque.items()},
         )
 
 
 _CACHE_KEYS = ("_url", "_etag", "_mod", "_cache_control")
 
 
-def parse_repodata(data: bytes, subdir: str, source: str) -> Repodata:
+def parse_repodata(data: bytes, subdir: str, source: str, keep_unreadable: bool = False) -> Repodata:
     """Parse repodata bytes from ``source`` (a URL, for messages) for directory ``subdir``.
 
     Malformed documents raise :class:`UpstreamError`; individual records with unsafe
     filenames, the wrong extension for their section or a non-object body are skipped with
-    a warning, because one bad record must not block a whole mirror.
+    a warning, because one bad record must not block a whole mirror. ``keep_unreadable`` (a
+    destination's own index): such records are kept verbatim in ``opaque`` instead, so that
+    rewriting the index never drops what it already lists.
     """
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise UpstreamError(f"{source}: expected repodata JSON, found invalid data ({str(exc)[:200]})") from None
-    return from_document(doc, subdir, source)
+    return from_document(doc, subdir, source, keep_unreadable)
 
 
-def from_document(doc: Any, subdir: str, source: str) -> Repodata:
+def from_document(doc: Any, subdir: str, source: str, keep_unreadable: bool = False) -> Repodata:
     if not isinstance(doc, dict):
         raise UpstreamError(f"{source}: expected a repodata object, found {type(doc).__name__}")
     info = doc.get("info", {})
@@ -143,17 +161,23 @@ def from_document(doc: Any, subdir: str, source: str) -> Repodata:
         target = rd.packages if section == "packages" else rd.packages_conda
         for filename, record in entries.items():
             if not (is_safe_package_filename(filename) and filename.endswith(suffix) and isinstance(record, dict)):
+                if _keep(rd, keep_unreadable, section, filename, record):
+                    continue
                 skipped += 1
                 if skipped <= 5:
                     log.warning("%s: skipping record %r in %r: not a %s file name with an object record", source, filename, section, suffix)
                 continue
             if not all(isinstance(record.get(k), str) for k in ("name", "version", "build")):
+                if _keep(rd, keep_unreadable, section, filename, record):
+                    continue
                 skipped += 1
                 if skipped <= 5:
                     log.warning("%s: skipping %s: its record lacks name, version or build", source, filename)
                 continue
             rec_subdir = record.get("subdir")
             if rec_subdir is not None and rec_subdir != subdir:
+                if _keep(rd, keep_unreadable, section, filename, record):
+                    continue
                 skipped += 1
                 if skipped <= 5:
                     log.warning("%s: skipping %s: its record says subdir %r, the directory is %r", source, filename, rec_subdir, subdir)
@@ -165,6 +189,13 @@ def from_document(doc: Any, subdir: str, source: str) -> Repodata:
         if key not in ("info", "packages", "packages.conda", "removed", "repodata_version") and key not in _CACHE_KEYS:
             rd.extra[key] = value
     return rd
+
+
+def _keep(rd: Repodata, keep: bool, section: str, filename: str, record: Any) -> bool:
+    """A record airgap cannot read, in a destination's own index: kept verbatim (True), never dropped."""
+    if keep:
+        rd.opaque.setdefault(section, {})[filename] = record
+    return keep
 
 
 def merge(existing: Repodata | None, incoming: Repodata) -> Repodata:
@@ -183,6 +214,8 @@ def merge(existing: Repodata | None, incoming: Repodata) -> Repodata:
             ),
             extra={**existing.extra, **incoming.extra},
         )
+        merged.opaque = {sec: {f: r for f, r in kept.items() if incoming.get(f) is None}  # a readable record replaces it
+                         for sec, kept in existing.opaque.items()}
     merged.info.pop("base_url", None)
     meta = merged.extra.get("metadata")
     if isinstance(meta, dict) and "base_url" in meta:

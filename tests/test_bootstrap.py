@@ -146,11 +146,3 @@ def test_render_is_pure_and_windows_gets_powershell() -> None:
     assert sorted(files) == ["condarc", "index.html", "install-Miniforge3-Windows-x86_64.ps1", "pixi-config.toml"]
     assert "no batch mode known" in files["index.html"].decode()  # the .pkg is listed, with no script
 
-
-def test_airgap_condarc_is_the_same_mirror_only_file() -> None:
-    r = cli("condarc", "http://m:8080/", "conda-forge", "bioconda")
-    assert r.exit_code == 0, r.output
-    doc = yaml.safe_load(r.output)
-    assert doc["channels"] == ["http://m:8080/conda-forge", "http://m:8080/bioconda"]  # the order given: it is priority
-    assert doc["default_channels"] == doc["channels"] and doc["channel_alias"] == "http://m:8080"
-    assert doc["custom_channels"] == {"conda-forge": "http://m:8080", "bioconda": "http://m:8080"}

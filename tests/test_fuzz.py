@@ -36,6 +36,7 @@ from airgap.archive.reader import copy_verified
 from airgap.errors import AirgapError
 from airgap.manifest import canonical_json, parse_manifest
 from airgap.ops._archive import load_repodata_blob, open_verified
+from airgap.receipt import parse_receipt_bytes
 from airgap.repodata import parse_repodata
 from airgap.signing import TrustedKeys, generate_keypair, load_signer, load_trusted_keys
 
@@ -334,3 +335,43 @@ def test_archive_regressions(path: Path, archives: dict[str, Any]) -> None:
     only_airgap_errors(lambda: read_archive(path, archives["trusted"], allow_unsigned=True))
     with pytest.raises(AirgapError):  # every one of them is damaged
         read_archive(path, archives["trusted"], allow_unsigned=True)
+
+
+# --- parse_receipt_bytes (a destination's receipt, or one carried back for --since) ------------
+
+SAMPLE_RECEIPT = {
+    "format": "airgap-receipt/1",
+    "channels": {"merged": {"noarch": {"a-1.0-0.conda": {"sha256": "ab" * 32, "size": 10, "from": "main"},
+                                       "b-1.0-0.tar.bz2": {"sha256": "cd" * 32, "size": 20}}}},
+    "applied": {"merged": [{"archive_id": "x1", "created": "2026-01-01T00:00:00Z", "signer": "k" * 64},
+                           {"archive_id": "x2", "created": "2026-01-02T00:00:00Z", "signer": None, "downgrade": True}]},
+    "channel_map": {"main": ["merged"], "extra": ["merged"]},
+    "archives": [{"archive_id": "x1", "created": "2026-01-01T00:00:00Z"}],
+    "sources": {"main": {"noarch": "ef" * 32}},
+    "installers": {"installers": {"Miniforge3-Linux-x86_64.sh": {"sha256": "01" * 32, "size": 5}}},
+    "cleans": [{"removed": 1}],
+}
+
+
+@fuzz
+@given(data=st.data())
+def test_fuzz_parse_receipt(data: st.DataObject) -> None:
+    raw = data.draw(st.one_of(
+        mutated_json(SAMPLE_RECEIPT),
+        bytes_mutations(json.dumps(SAMPLE_RECEIPT).encode()),
+        st.binary(max_size=256),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        deep,
+    ))
+
+    def parse_and_round_trip() -> None:
+        receipt = parse_receipt_bytes(raw, "fuzz")
+        assert parse_receipt_bytes(receipt.to_bytes(), "again").to_json() == receipt.to_json()
+
+    only_airgap_errors(parse_and_round_trip)
+
+
+def test_the_sample_receipt_parses() -> None:
+    receipt = parse_receipt_bytes(json.dumps(SAMPLE_RECEIPT).encode(), "sample")
+    assert receipt.newest("merged") is not None and receipt.newest("merged").archive_id == "x1"  # a downgrade is never the newest
+    assert receipt.to_json()["cleans"] == [{"removed": 1}]

@@ -28,6 +28,17 @@ def test_roundtrip_and_canonical() -> None:
     assert again.totals() == {"packages": 2, "package_bytes": 10, "blobs": 3, "blob_bytes": 26}
 
 
+def test_sbom_is_optional_and_round_trips() -> None:
+    import dataclasses
+
+    from airgap.manifest import SbomRef
+
+    plain = sample()
+    assert "sbom" not in plain.to_json() and parse_manifest(plain.to_bytes()).sbom is None  # archives without one
+    with_sbom = dataclasses.replace(plain, blobs=(*plain.blobs, BlobEntry("e" * 64, 7, "sbom")), sbom=SbomRef("e" * 64, 7, "CycloneDX-1.6"))
+    assert parse_manifest(with_sbom.to_bytes()) == with_sbom
+
+
 def mutate(path: list[object], value: object) -> bytes:
     doc = sample().to_json()
     target = doc
@@ -56,7 +67,12 @@ PKG = ["channels", 0, "subdirs", 0, "packages", 0]
         (mutate(["channels", 0, "name"], ".."), "expected a channel name"),
         (mutate(["channels", 0, "name"], "a/b"), "expected a channel name"),
         (mutate(["channels", 0, "subdirs", 0, "subdir"], "../x"), "conda subdir name"),
-        (mutate(["blobs", 2, "kind"], "script"), "'repodata', 'package' or 'installer'"),
+        (mutate(["blobs", 2, "kind"], "script"), "'repodata', 'package', 'installer' or 'sbom'"),
+        (mutate(["sbom"], {"sha256": B, "size": 5, "format": "CycloneDX-1.6"}), "size 5 and kind package as in blobs"),
+        (mutate(["sbom"], {"sha256": "e" * 64, "size": 1, "format": "CycloneDX-1.6"}), "a sha256 listed in blobs"),
+        (mutate(["sbom"], {"sha256": B, "size": 5, "format": "evil"}), "sbom.format: expected CycloneDX-1.6"),
+        (mutate(["sbom"], "x"), "sbom: expected an object"),
+        (mutate(["blobs"], sample().to_json()["blobs"] + [{"sha256": "e" * 64, "size": 1, "kind": "sbom"}]), "every blob used"),
         (mutate(["blobs"], sample().to_json()["blobs"] + [{"sha256": "e" * 64, "size": 1, "kind": "package"}]), "every blob used"),
         (mutate(["blobs"], sample().to_json()["blobs"] + [sample().to_json()["blobs"][0]]), "each blob listed once"),
     ],

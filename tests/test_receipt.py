@@ -31,8 +31,36 @@ def test_rebuilt_receipt_matches_the_import(tmp_path: Path) -> None:
     victim = next((dest / "channel" / "noarch").glob("*.conda"))
     victim.unlink()
     r = run(main, ["receipt", "--into", str(dest)])
-    assert r.exit_code == 0 and f"repodata lists channel/noarch/{victim.name}, which is not there" in r.output
+    assert r.exit_code == 0 and f"warning: missing: channel/noarch/{victim.name}: the index lists it" in r.output
     again = json.loads((dest / ".airgap" / "receipt.json").read_bytes())
     assert victim.name not in again["channels"]["channel"]["noarch"]
     assert len(again["channels"]["channel"]["linux-64"]) == len(recorded["channels"]["channel"]["linux-64"])
     assert not list((dest / ".airgap").glob("staging-*"))
+
+
+def test_receipt_reports_a_damaged_file_and_does_not_record_it_as_held(tmp_path: Path) -> None:
+    """A file with other bytes (same size) is reported as ``verify --into`` does, and left out of the
+    receipt: the next import puts it back, and ``export --since`` would ship it."""
+    cfg = tmp_path / "e.yaml"
+    cfg.write_text(json.dumps({"channels": [str(SAMPLES / "channel")], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "c")}))
+    run = CliRunner().invoke
+    assert run(main, ["export", "-f", str(cfg), "--unsigned", str(tmp_path / "m.tar")]).exit_code == 0
+    dest = tmp_path / "dest"
+    assert run(main, ["import", str(tmp_path / "m.tar"), "--into", str(dest), "--allow-unsigned"]).exit_code == 0
+    victim = next((dest / "channel" / "noarch").glob("*.conda"))
+    good = victim.read_bytes()
+    victim.write_bytes(good[:100] + bytes([good[100] ^ 1]) + good[101:])
+
+    r = run(main, ["receipt", "--into", str(dest), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["damaged"] == [f"channel/noarch/{victim.name}"]
+    assert [(p["kind"], p["filename"]) for p in doc["problems"]] == [("damaged", victim.name)]
+    assert victim.name not in json.loads((dest / ".airgap" / "receipt.json").read_bytes())["channels"]["channel"]["noarch"]
+    r = run(main, ["receipt", "--into", str(dest)])
+    assert f"warning: damaged: channel/noarch/{victim.name}: expected sha256" in r.output
+
+    r = run(main, ["import", str(tmp_path / "m.tar"), "--into", str(dest), "--allow-unsigned", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["packages_added"] == 1
+    assert victim.read_bytes() == good

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..compress import zstd_compress
 from ..errors import DestinationError, IntegrityError
+from ..receipt import Receipt, parse_receipt
 from ..repodata import Repodata, parse_repodata
 
 RECEIPT_FORMAT = "airgap-receipt/1"
@@ -34,12 +36,17 @@ def empty_receipt() -> dict[str, Any]:
     return {"format": RECEIPT_FORMAT, "archives": [], "channels": {}}
 
 
+def load_receipt(dest: Destination) -> Receipt:
+    """The destination's receipt, validated (a malformed one is a :class:`~airgap.receipt.ReceiptError` saying how to rebuild it)."""
+    return parse_receipt(dest.read_receipt(), f"{dest}: receipt")
+
+
 def parse_index(data: bytes | None, subdir: str, where: str) -> Repodata | None:
     """A destination's published ``repodata.json`` (None: there is none); unreadable is a DestinationError."""
     if data is None:
         return None
     try:
-        return parse_repodata(data, subdir, where)
+        return parse_repodata(data, subdir, where, keep_unreadable=True)
     except Exception as exc:
         raise DestinationError(f"{where}: expected repodata JSON, found something unreadable ({exc})") from None
 
@@ -156,6 +163,14 @@ class Change(ABC):
     @abstractmethod
     def write_receipt(self, receipt: dict[str, Any]) -> None: ...
 
+    def put_document(self, name: str, data: bytes) -> str | None:
+        """Keep a document of airgap's own (``sbom/<id>.cdx.json``) in the state folder, undone with the change.
+
+        Returns where it went, relative to the destination root (``.airgap/<name>``), or None when
+        the destination keeps no such files (the default; quetz).
+        """
+        return None
+
     @abstractmethod
     def commit(self) -> None:
         """The change is complete and must no longer be undone."""
@@ -179,6 +194,8 @@ class Destination(ABC):
     holds_other_files: ClassVar[bool] = True
     #: every channel imported goes to this one channel (a quetz URL names it)
     fixed_channel: str | None = None
+    #: keeps airgap's receipt (False: the server's own index is the inventory, e.g. quetz)
+    keeps_receipt: ClassVar[bool] = True
 
     @abstractmethod
     def __str__(self) -> str: ...
@@ -213,6 +230,16 @@ class Destination(ABC):
     def file_sha256(self, channel: str, subdir: str, filename: str, on_bytes: OnBytes | None = None) -> str | None:
         """The sha256 of a held file, or None if it is not there."""
 
+    def stored_sha256(self, channel: str, subdir: str, filename: str, on_bytes: OnBytes | None = None) -> str | None:
+        """The sha256 of the bytes a client would download (None: not there); reads them even where
+        :meth:`file_sha256` answers from the server's own index (``airgap verify --into``)."""
+        return self.file_sha256(channel, subdir, filename, on_bytes)
+
+    def read_index_file(self, channel: str, subdir: str, name: str) -> bytes | None:
+        """The raw bytes of a published index file (``repodata.json``, ``repodata.json.zst``), or None:
+        not there, or a backend that does not publish it."""
+        return None
+
     @abstractmethod
     def begin(self, label: str) -> Change:
         """Start a change (under :meth:`locked`)."""
@@ -228,6 +255,19 @@ class Destination(ABC):
     def put_page(self, channel: str, subdir: str | None, data: bytes) -> None:
         """Write a browsable ``index.html`` (cosmetic, outside any change); default: not kept."""
         return None
+
+
+def index_files(raw: bytes) -> list[tuple[str, bytes]]:
+    """A subdir's index files in the order they are written, both made before either is written.
+
+    ``repodata.json.zst`` goes last: conda >= 23.3, mamba and rattler/pixi read it first, so most
+    clients switch from the old index to the new one in a single replace, right before the
+    receipt; a run killed between the two writes (rolled back by the next run that takes the
+    lock) has changed only the ``.json`` that older clients read. Either index lists only files
+    already in place, so a reader of either is served; ``airgap verify --into`` reports the two
+    disagreeing.
+    """
+    return [("repodata.json", raw), ("repodata.json.zst", zstd_compress(raw))]
 
 
 def iter_batches(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -29,10 +29,10 @@ from typing import Any
 
 from .._fs import atomic_write_bytes, fsync_dir, makedirs_tracked
 from .._safepath import check_beneath, open_nofollow, read_nofollow
-from ..compress import zstd_compress
 from ..errors import DestinationError, LockError
+from ..receipt import REBUILD
 from ..repodata import Repodata
-from .base import RECEIPT_FORMAT, Change, Destination, OnBytes, Put, empty_receipt, parse_index
+from .base import RECEIPT_FORMAT, Change, Destination, OnBytes, Put, empty_receipt, index_files, parse_index
 
 log = logging.getLogger(__name__)
 
@@ -252,10 +252,10 @@ class DirectoryDestination(Destination):
             doc = json.loads(read_nofollow(path))
         except FileNotFoundError:
             return empty_receipt()
-        except (OSError, ValueError) as exc:
-            raise DestinationError(f"{path}: expected an airgap receipt, found something unreadable ({exc}); move it aside to rebuild it") from None
+        except (OSError, ValueError, RecursionError) as exc:
+            raise DestinationError(f"{path}: expected an airgap receipt, found something unreadable ({str(exc)[:100]}); {REBUILD}") from None
         if not isinstance(doc, dict) or doc.get("format") != RECEIPT_FORMAT:
-            raise DestinationError(f"{path}: expected format {RECEIPT_FORMAT}, found {doc.get('format') if isinstance(doc, dict) else doc!r}")
+            raise DestinationError(f"{path}: expected format {RECEIPT_FORMAT}, found {str(doc.get('format') if isinstance(doc, dict) else type(doc).__name__)[:40]!r}; {REBUILD}")
         doc.setdefault("archives", [])
         doc.setdefault("channels", {})
         return doc
@@ -286,6 +286,14 @@ class DirectoryDestination(Destination):
         except OSError as exc:
             raise DestinationError(f"{path}: cannot read: {exc.strerror}") from None
         return parse_index(data, subdir, str(path))
+
+    def read_index_file(self, channel: str, subdir: str, name: str) -> bytes | None:
+        try:
+            return (self.subdir_path(channel, subdir) / name).read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+        except OSError as exc:
+            raise DestinationError(f"{self.subdir_path(channel, subdir) / name}: cannot read: {exc.strerror}") from None
 
     def inventory(self) -> dict[str, list[str]]:
         """``{channel: [subdir, ...]}`` for every ``<channel>/<subdir>/repodata.json`` present."""
@@ -495,7 +503,7 @@ class DirectoryDestination(Destination):
         check_beneath(self.root, d)
         makedirs_tracked(d, journal.created_dirs)
         raw = repodata.to_bytes()
-        for name, data in (("repodata.json.zst", zstd_compress(raw)), ("repodata.json", raw)):
+        for name, data in index_files(raw):
             target = d / name
             journal.prepare_replace(target)
             atomic_write_bytes(target, data)
@@ -538,6 +546,13 @@ class DirectoryChange(Change):
 
     def write_receipt(self, receipt: dict[str, Any]) -> None:
         self.dest._write_receipt(receipt, self.journal)
+
+    def put_document(self, name: str, data: bytes) -> str | None:
+        path = self.dest.state_dir / name
+        self.journal.prepare_replace(path)  # first: it plans the folders that do not exist yet
+        makedirs_tracked(path.parent, self.journal.created_dirs)
+        atomic_write_bytes(path, data)
+        return f"{STATE_DIR}/{name}"
 
     def commit(self) -> None:
         self.journal.commit()

@@ -20,6 +20,7 @@ The API key comes from the site's ``api_key``, the variable its ``api_key_env`` 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ class QuetzDestination(Destination):
     kind = "quetz"
     keeps_repodata = False
     holds_other_files = False
+    keeps_receipt = False
 
     def __init__(self, base_url: str, channel: str, api_key: str | None, *, workers: int = 4, index_timeout: float = 120.0,
                  create_channel: bool = True, private: bool = False, ca_bundle: str | None = None) -> None:
@@ -171,9 +173,35 @@ class QuetzDestination(Destination):
         rec = rd.get(filename) if rd is not None else None
         return record_hashes(rec)[0] if rec is not None else None
 
+    def stored_sha256(self, channel: str, subdir: str, filename: str, on_bytes: OnBytes | None = None) -> str | None:
+        """Download the file as a client would (``/get/CHANNEL/SUBDIR/FILE``) and hash it: quetz's index says
+        what it hashed at upload, not what its package store holds now."""
+        self._check_channel(channel)
+        path = f"/get/{quote(self.channel)}/{quote(subdir)}/{quote(filename)}"
+        h = {"X-API-Key": self.api_key} if self.api_key else {}
+        try:
+            resp = self.http.request("GET", self.base_url + path, headers=h, preload_content=False,
+                                     timeout=urllib3.Timeout(connect=10, read=300), redirect=True)
+        except urllib3.exceptions.HTTPError as exc:
+            raise DestinationError(f"{self}: reading {subdir}/{filename}: cannot reach the server ({exc.__class__.__name__}: {exc})") from None
+        try:
+            if resp.status == 404:
+                return None
+            if resp.status != 200:
+                raise DestinationError(f"{self}: reading {subdir}/{filename}: expected HTTP 200, found {resp.status}")
+            digest = hashlib.sha256()
+            for chunk in resp.stream(1 << 20):
+                digest.update(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
+            return digest.hexdigest()
+        finally:
+            resp.release_conn()
+
     def read_receipt(self) -> dict[str, Any]:
         """quetz is its own inventory: the receipt is what its repodata lists, by hash."""
         receipt = empty_receipt()
+        receipt["fixed_channel"] = self.channel  # every archive channel goes to this one (no history is kept here)
         for subdir in self.inventory().get(self.channel, []):
             rd = self.read_repodata(self.channel, subdir)
             if rd is None:
@@ -199,23 +227,48 @@ class QuetzDestination(Destination):
         return QuetzChange(self)
 
     def upload(self, p: Put) -> bool:
-        """Upload one file; False if quetz already held a file of that name (verified later)."""
+        """Upload one file; False if quetz already held a file of that name (verified later, or replaced)."""
         self._check_channel(p.channel)
         path = f"/api/channels/{quote(self.channel)}/upload/{quote(p.filename)}?sha256={p.blob.sha256}"
         with p.blob.open() as fh:
             resp = self._request("POST", path, f"uploading {p.subdir}/{p.filename}", body=fh, ok=(201, 409, 406),
                                  headers={"Content-Length": str(p.blob.size), "Content-Type": "application/octet-stream"})
+        replaced = resp.status == 409 and self._listed_sha256(p.subdir, p.filename) == p.blob.sha256
+        if replaced:
+            # listed with these very bytes, yet the import puts it: what quetz stores was found damaged
+            # (verify --into, sync --reset); force=true replaces the stored file in place
+            log.warning("%s: replacing %s/%s, which quetz lists with the right sha256 but stores damaged", self, p.subdir, p.filename)
+            with p.blob.open() as fh:
+                resp = self._request("POST", path + "&force=true", f"replacing {p.subdir}/{p.filename}", body=fh, ok=(201, 406),
+                                     headers={"Content-Length": str(p.blob.size), "Content-Type": "application/octet-stream"})
         if resp.status == 406:
             raise IntegrityError(f"{self}: uploading {p.filename}: the server found another sha256 than {p.blob.sha256} ({_detail(resp)})")
         self._subdirs.add(p.subdir)
         self._index.pop(p.subdir, None)
-        return resp.status == 201
+        return resp.status == 201 and not replaced  # a replaced file was there before: a rollback keeps it
 
-    def delete(self, subdir: str, filename: str, name: str) -> None:
+    def _listed_sha256(self, subdir: str, filename: str) -> str | None:
+        self._index.pop(subdir, None)
+        rd = self.read_repodata(self.channel, subdir)
+        rec = rd.get(filename) if rd is not None else None
+        return record_hashes(rec)[0] if rec is not None else None
+
+    def delete(self, subdir: str, filename: str, name: str) -> bool:
+        """Delete one file; False if quetz did not rebuild its index afterwards (see :meth:`rebuild_indexes`)."""
         path = (f"/api/channels/{quote(self.channel)}/packages/{quote(name)}/versions/"
                 f"{quote(subdir)}/{quote(filename)}")
-        self._request("DELETE", path, f"removing {subdir}/{filename}", ok=(200, 404))
+        resp = self._request("DELETE", path, f"removing {subdir}/{filename}", ok=(200, 404, 500))
         self._index.pop(subdir, None)
+        if resp.status != 200:
+            # quetz drops the version from its database, then fails (500) on a file its store has lost, before it
+            # rebuilds its index; retried, it answers 404. Its index then lists the file until rebuilt.
+            log.info("%s: removing %s/%s: quetz answered %d; its index must be rebuilt", self, subdir, filename, resp.status)
+        return resp.status == 200
+
+    def rebuild_indexes(self) -> None:
+        """Ask quetz to rebuild the channel's indexes from its database (a job it runs in the background)."""
+        self._request("PUT", f"/api/channels/{quote(self.channel)}/actions", "asking quetz to rebuild its indexes",
+                      body=json.dumps({"action": "generate_indexes"}), headers={"Content-Type": "application/json"})
 
     def remove_packages(self, files: list[tuple[str, str, str]]) -> None:
         """Delete files, then wait until quetz's repodata no longer lists them."""
@@ -225,10 +278,13 @@ class QuetzDestination(Destination):
             by_subdir.setdefault(subdir, set()).add(filename)
         for subdir, names in sorted(by_subdir.items()):
             rd = self.read_repodata(self.channel, subdir)
+            stale = False
             for filename in sorted(names):
                 rec = rd.get(filename) if rd is not None else None
                 if rec is not None:
-                    self.delete(subdir, filename, str(rec.get("name")))
+                    stale |= not self.delete(subdir, filename, str(rec.get("name")))
+            if stale:
+                self.rebuild_indexes()
             self.wait_for(subdir, {}, names)
 
     def wait_for(self, subdir: str, present: dict[str, str], absent: set[str]) -> Repodata | None:

@@ -34,8 +34,9 @@ from typing import Any, TypeVar
 
 from ..errors import DestinationError, LockError, UsageError
 from ..manifest import is_safe_channel_name
+from ..receipt import REBUILD
 from ..repodata import Repodata
-from .base import Change, Destination, OnBytes, Put, empty_receipt, iter_batches, parse_index
+from .base import Change, Destination, OnBytes, Put, empty_receipt, index_files, iter_batches, parse_index
 
 log = logging.getLogger(__name__)
 
@@ -230,9 +231,9 @@ class S3Destination(Destination):
         try:
             doc = json.loads(data)
         except (ValueError, RecursionError) as exc:
-            raise DestinationError(f"{self}/{STATE}/receipt.json: expected an airgap receipt, found something unreadable ({exc})") from None
+            raise DestinationError(f"{self}/{STATE}/receipt.json: expected an airgap receipt, found something unreadable ({str(exc)[:100]}); {REBUILD}") from None
         if not isinstance(doc, dict) or doc.get("format") != empty_receipt()["format"]:
-            raise DestinationError(f"{self}/{STATE}/receipt.json: expected format {empty_receipt()['format']}, found {doc.get('format') if isinstance(doc, dict) else doc!r}")
+            raise DestinationError(f"{self}/{STATE}/receipt.json: expected format {empty_receipt()['format']}, found {str(doc.get('format') if isinstance(doc, dict) else type(doc).__name__)[:40]!r}; {REBUILD}")
         doc.setdefault("archives", [])
         doc.setdefault("channels", {})
         return doc
@@ -244,6 +245,9 @@ class S3Destination(Destination):
     def read_repodata(self, channel: str, subdir: str) -> Repodata | None:
         key = self._key(channel, subdir, "repodata.json")
         return parse_index(self._get(key), subdir, f"s3://{self.bucket}/{key}")
+
+    def read_index_file(self, channel: str, subdir: str, name: str) -> bytes | None:
+        return self._get(self._key(channel, subdir, name))
 
     def inventory(self) -> dict[str, list[str]]:
         base = self._key() + "/" if self.prefix else ""
@@ -431,11 +435,9 @@ class S3Change(Change):
         self.dest.upload(puts, on_bytes)
 
     def publish_index(self, channel: str, subdir: str, repodata: Repodata) -> None:
-        from ..compress import zstd_compress
-
         d = self.dest
         raw = repodata.to_bytes()
-        for name, data in (("repodata.json.zst", zstd_compress(raw)), ("repodata.json", raw)):
+        for name, data in index_files(raw):
             key = d._key(channel, subdir, name)
             self.journal.prepare(key, self._exists(key))
             d._put(key, data)
@@ -448,6 +450,12 @@ class S3Change(Change):
         key = self.dest._key(STATE, "receipt.json")
         self.journal.prepare(key, self._exists(key))
         self.dest._put(key, _receipt_bytes(receipt))
+
+    def put_document(self, name: str, data: bytes) -> str | None:
+        key = self.dest._key(STATE, *name.split("/"))
+        self.journal.prepare(key, self._exists(key))
+        self.dest._put(key, data)
+        return f"{STATE}/{name}"
 
     def commit(self) -> None:
         self.journal.commit()

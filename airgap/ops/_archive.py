@@ -164,7 +164,7 @@ class _FdWriter:
 
 def stream_blobs(opened: Opened, progress: Progress, desc: str,
                  destination: Callable[[BlobEntry, tuple[Path, int] | None], str | os.PathLike[str] | None] = lambda entry, location: None) -> dict[str, bytes]:
-    """Read every blob of an opened archive, checking each hash; return the repodata blobs' bytes.
+    """Read every blob of an opened archive, checking each hash; return the repodata (and SBOM) blobs' bytes.
 
     A package or installer blob goes to the file ``destination(entry, location)`` names, or
     nowhere (it is only hashed). ``location`` is where the blob's bytes lie in a regular file
@@ -179,8 +179,9 @@ def stream_blobs(opened: Opened, progress: Progress, desc: str,
         for entry, fh in opened.stream.blobs(manifest):
             seen.add(entry.sha256)
             what = f"{opened.stream.path}: blobs/sha256/{entry.sha256}"
-            target = None if entry.kind == "repodata" else destination(entry, getattr(fh, "location", None))
-            if entry.kind == "repodata":
+            in_memory = entry.kind in ("repodata", "sbom")  # small documents the caller reads
+            target = None if in_memory else destination(entry, getattr(fh, "location", None))
+            if in_memory:
                 buf = io.BytesIO()
                 copy_verified(fh, entry, buf, what, bar.update, pipe)
                 repodata[entry.sha256] = buf.getvalue()

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from ..destinations import open_destination
-from ..destinations.base import Destination
+from ..destinations.base import Destination, load_receipt
 from ..errors import DestinationError
 from ..filters import Filters, Record, SpecSet, select_channel
 from ..manifest import PACKAGE_SUFFIXES
 from ..repodata import Repodata
 from .pages import write_pages
+from .review import with_sboms
 
 log = logging.getLogger(__name__)
 
@@ -145,17 +146,18 @@ def run_clean(into: Path | str | Destination, filters: Filters, *, dry_run: bool
                     for filename in gone:
                         rd.drop(filename)
                     change.publish_index(channel, subdir, rd)
-                receipt = dest.read_receipt()
+                receipt = load_receipt(dest)
                 for (channel, subdir), gone in by_subdir.items():
-                    slot = receipt["channels"].get(channel, {}).get(subdir, {})
                     for filename in gone:
-                        slot.pop(filename, None)
-                receipt.setdefault("cleans", []).append({
+                        receipt.forget(channel, subdir, filename)
+                if not isinstance(receipt.extra.get("cleans"), list):
+                    receipt.extra["cleans"] = []
+                receipt.extra["cleans"].append({
                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock())),
                     "removed": len(result.remove),
                     "filters": filters.to_json(),
                 })
-                change.write_receipt(receipt)
+                change.write_receipt(receipt.to_json())
                 change.commit()
             except BaseException:
                 change.rollback()
@@ -164,7 +166,7 @@ def run_clean(into: Path | str | Destination, filters: Filters, *, dry_run: bool
             dest.remove_packages([(c, s, f) for (c, s), gone in sorted(by_subdir.items()) for f in sorted(gone)])
         finally:
             change.close()
-        write_pages(dest, {c for c, _ in by_subdir}, (receipt["archives"] or [None])[-1])
+        write_pages(dest, {c for c, _ in by_subdir}, with_sboms({"archives": receipt.archives}))
         return result
 
 
@@ -181,9 +183,8 @@ def _diff(dest: Destination, filters: Filters, dry_run: bool, channels: set[str]
     # package files no index lists (an interrupted clean or import leaves such): clean them up too
     for channel, by_subdir in held.items():
         for subdir, rd in by_subdir.items():
-            listed = {fn for fn, _ in rd.records()}
             for name, size in sorted(dest.files(channel, subdir).items()):
-                if name.endswith(PACKAGE_SUFFIXES) and name not in listed:
+                if name.endswith(PACKAGE_SUFFIXES) and not rd.lists(name):  # records kept verbatim count too
                     result.remove.append(Removal(channel, subdir, name, size,
                                                  "orphan: no repodata lists it (left by an interrupted run)"))
     result.destination = str(dest)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fnmatch
-import hashlib
-import json
 import logging
 import os
 import time
@@ -23,12 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, installable
+from .. import __version__, environments, installable
 from ..archive.writer import write_archive
 from ..cache import BlobCache, Expected
-from ..channel_map import distinct_names, export_names
+from ..channel_map import distinct_names, export_names, match
 from ..compress import zstd_compress
 from ..config import Config
+from ..delta import DeltaBase
 from ..errors import ConfigError, DownloadError, UnsolvableError, UpstreamError, UsageError
 from ..fetch import Fetcher
 from ..filters import Filters, Selection, select_channel
@@ -41,12 +40,13 @@ from ..manifest import (
     PackageEntry,
     RepodataBlob,
     SubdirEntry,
-    canonical_json,
     is_safe_channel_name,
     is_safe_installer_filename,
 )
+from ..merging import shadowing
 from ..placement import installer_problem
 from ..progress import Progress, null_progress
+from ..receipt import Receipt, ReceiptError, parse_receipt_bytes
 from ..redact import redact
 from ..repodata import record_hashes
 from ..signing import Signer
@@ -175,14 +175,18 @@ class Plan:
     wants: list[_Want]
     installers: list[_InstallerWant] = field(default_factory=list)
     installability: list[SolveOutcome] = field(default_factory=list)
+    pulled_by: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)  # file -> environments that need it
 
     @property
     def total_bytes(self) -> int:
         return sum(w.expected.size or 0 for w in self.wants)
 
     def to_json(self) -> dict[str, Any]:
-        packages = [{"channel": w.channel, "subdir": w.subdir, "filename": w.filename, "size": w.expected.size,
+        packages: list[dict[str, Any]] = [{"channel": w.channel, "subdir": w.subdir, "filename": w.filename, "size": w.expected.size,
                      "sha256": w.expected.sha256} for w in self.wants]
+        if self.pulled_by:
+            for p, w in zip(packages, self.wants, strict=True):
+                p["environments"] = self.pulled_by.get((w.channel, w.subdir, w.filename), [])
         excluded = [{"channel": c, "subdir": s, "filename": fn, "reason": reason}
                     for c, subs in self.selections.items() for s, sel in subs.items()
                     for fn, reason in sorted(sel.excluded.items())]
@@ -206,14 +210,19 @@ class Plan:
                 for reason in sel.excluded.values():
                     rule = reason.split(":", 1)[0]
                     rules[rule] = rules.get(rule, 0) + 1
-        return {"channels": per, "excluded_by_rule": dict(sorted(rules.items(), key=lambda kv: -kv[1])),
-                "packages": len(self.wants), "total_bytes": self.total_bytes}
+        doc: dict[str, Any] = {"channels": per, "excluded_by_rule": dict(sorted(rules.items(), key=lambda kv: -kv[1])),
+               "packages": len(self.wants), "total_bytes": self.total_bytes}
+        if self.pulled_by:
+            doc["environments"] = {
+                f"{w.channel}/{w.subdir}/{w.filename}": self.pulled_by.get((w.channel, w.subdir, w.filename), []) for w in self.wants}
+        return doc
 
 
 def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Progress = null_progress) -> Plan:
     """Fetch every channel's repodata and decide what crosses; no package is downloaded."""
     channels = resolve_channels(config)
     installers = installer_wants(config, fetcher)  # before any repodata: a config mistake fails fast
+    envs = environments.load_all(environments.sources(config)) if config.environments else []
     subdirs = filters.subdirs()
     fetched: dict[str, dict[str, FetchedRepodata]] = {}
     selections: dict[str, dict[str, Selection]] = {}
@@ -221,8 +230,12 @@ def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Prog
     for ch in channels:
         fetched[ch.name] = fetch_channel(fetcher, ch, subdirs)
         bar.update(len(subdirs))
-        selections[ch.name] = select_channel({s: fr.repodata for s, fr in fetched[ch.name].items()}, filters)
+        if not envs:
+            selections[ch.name] = select_channel({s: fr.repodata for s, fr in fetched[ch.name].items()}, filters)
     bar.close()
+    pulled: dict[tuple[str, str, str], list[str]] = {}
+    if envs:  # the union of what the environments need (and pkg_list), each file with who pulled it
+        selections, pulled = environments.select(config, filters, channels, envs, fetched)
     wants: list[_Want] = []
     for cname, subs in selections.items():
         for subdir, sel in subs.items():
@@ -234,16 +247,18 @@ def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Prog
                 if sha is None and md5 is None:
                     raise UpstreamError(f"{fr.url}: {filename}: expected a sha256 or md5 in its record, found neither; cannot verify it")
                 wants.append(_Want(cname, subdir, filename, fr.package_url(filename), Expected(sha, md5, size)))
-    return Plan(channels, fetched, selections, wants, installers)
+    return Plan(channels, fetched, selections, wants, installers, pulled_by=pulled)
 
 
-def check_installable(plan: Plan, filters: Filters, specs: list[str], allow_unsolvable: bool = False) -> None:
+def check_installable(plan: Plan, filters: Filters, specs: list[str], allow_unsolvable: bool = False,
+                      virtual_packages: Mapping[str, tuple[str, ...]] | None = None) -> None:
     """Solve ``specs`` against the plan's records, per platform × python; raise if one fails."""
     if not specs:
         return
     selected = {c: {s: plan.fetched[c][s].repodata.subset(set(sel.selected)) for s, sel in subs.items()}
                 for c, subs in plan.selections.items()}
-    plan.installability = installable.check(selected, specs, list(filters.platforms), list(filters.python_versions))
+    plan.installability = installable.check(selected, specs, list(filters.platforms), list(filters.python_versions),
+                                             virtual_packages)
     failed = [o for o in plan.installability if not o.ok]
     for o in failed:
         log.error("not installable on %s%s: %s", o.platform, f" with python {o.python}" if o.python else "", o.message)
@@ -263,7 +278,8 @@ def run_plan(config: Config, *, installable_specs: list[str] | None = None, allo
     filters = filters_from_config(config)
     with _fetcher(config, fetcher) as f:
         plan = make_plan(config, filters, f, progress)
-    check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable)
+    check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable,
+                          config.virtual_packages)
     return plan
 
 
@@ -288,6 +304,7 @@ def run_export(
     fetcher: Fetcher | None = None,
     progress: Progress = null_progress,
     clock: Any = time.time,
+    sbom: bool = True,
 ) -> ExportResult:
     filters = filters_from_config(config)
     archive = Path(archive)
@@ -295,9 +312,10 @@ def run_export(
         raise UsageError(f"{archive}: expected an existing directory to write the archive in, found none")
     with _fetcher(config, fetcher) as f:
         plan = make_plan(config, filters, f, progress)
-        check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable)
+        check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable,
+                          config.virtual_packages)
         base = load_receipt(since) if since is not None else None
-        return _export(config, filters, plan, archive, signer, f, progress, clock, volume_size, base)
+        return _export(config, filters, plan, archive, signer, f, progress, clock, volume_size, base, sbom)
 
 
 @dataclass
@@ -316,9 +334,14 @@ class Collected:
 
 def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer: Signer | None,
             fetcher: Fetcher, progress: Progress, clock: Any, volume_size: int | None = None,
-            base: Mapping[str, Any] | None = None) -> ExportResult:
+            base: Receipt | None = None, sbom: bool = True) -> ExportResult:
     got = collect(config, filters, plan, fetcher, progress, clock, base)
     manifest, cache = got.manifest, got.cache
+    if sbom:  # a signed SBOM blob the manifest names (airgap/ops/review.py)
+        from .review import attach_sbom
+
+        records = {(c, s): fr.repodata for c, subs in plan.fetched.items() for s, fr in subs.items()}
+        manifest = attach_sbom(manifest, cache, records, signer.keyid if signer is not None else None)
     signature_size = len(signer.sign(b"")) if signer is not None else None
     targets = [archive]
     if volume_size is not None:
@@ -356,21 +379,15 @@ def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer:
     )
 
 
-def _receipt_id(receipt: Mapping[str, Any]) -> str:
-    """Names the base of a delta: a hash of what the receipt says the destination holds."""
-    return hashlib.sha256(canonical_json(receipt.get("channels", {}))).hexdigest()
-
-
-def load_receipt(path: Path) -> dict[str, Any]:
+def load_receipt(path: Path) -> Receipt:
     try:
-        doc = json.loads(Path(path).read_bytes())
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise UsageError(f"--since {path}: expected a receipt (DEST/.airgap/receipt.json), cannot read it: {exc.strerror}") from None
-    except (ValueError, RecursionError):
-        raise UsageError(f"--since {path}: expected a receipt (JSON), found something unreadable") from None
-    if not isinstance(doc, dict) or doc.get("format") != "airgap-receipt/1" or not isinstance(doc.get("channels"), dict):
-        raise UsageError(f"--since {path}: expected an airgap receipt (format airgap-receipt/1), found something else")
-    return doc
+    try:
+        return parse_receipt_bytes(data, f"--since {path}")
+    except ReceiptError as exc:
+        raise UsageError(f"{exc} (expected an airgap receipt)") from None
 
 
 _BLOCK, _RECORD = 512, 10240  # tar block and record sizes (tarfile's defaults)
@@ -412,30 +429,24 @@ def split_into_volumes(manifest: Manifest, volume_size: int, signature_size: int
 
 
 def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, progress: Progress, clock: Any,
-            base: Mapping[str, Any] | None = None) -> Collected:
+            base: Receipt | None = None) -> Collected:
     """Download what the plan selects into the cache (verified) and build the manifest.
 
-    With ``base`` (a destination's receipt) the manifest is a delta: files the base holds are
-    listed as ``present`` (no blob, and not downloaded when their record has a sha256), files
-    it holds that the selection dropped become ``removals``, and subdirs with nothing new, nothing
-    removed and the same upstream repodata are left out.
+    With ``base`` (a destination's receipt) the manifest is a delta (see airgap.delta): files the
+    base holds are listed as ``present`` (no blob, and not downloaded when their record has a
+    sha256), files it holds that the selection dropped become ``removals``, and subdirs with
+    nothing new, nothing removed and the same upstream repodata (in every channel published
+    into the same destination channel) are left out.
     """
     cache = BlobCache(Path(config.mirror_dir))
     channels, fetched, wants = plan.channels, plan.fetched, plan.wants
-    held: Mapping[str, Any] = base.get("channels", {}) if base is not None else {}
-    base_sources: Mapping[str, Any] = base.get("sources", {}) if base is not None else {}
-    if len(held) == 1 and len(channels) == 1 and channels[0].name not in held:
-        # one channel imported under another name (dest_channel, a quetz channel): the receipt's one channel is it
-        (other,) = held
-        log.info("--since: the receipt's one channel %r is taken as channel %r", other, channels[0].name)
-        held = {channels[0].name: held[other]}
-        base_sources = {channels[0].name: base_sources.get(other, {})}
+    delta = DeltaBase.from_receipt(base, [c.name for c in channels], config.dest_channel, "receipt") if base is not None else None
 
     def held_sha(channel: str, subdir: str, filename: str) -> str | None:
-        rec = held.get(channel, {}).get(subdir, {}).get(filename)
-        return rec.get("sha256") if isinstance(rec, dict) else None
+        rec = delta.held(channel, subdir, filename) if delta is not None else None
+        return rec.sha256 if rec is not None else None
 
-    if held:  # the base has it, by sha256: no need to fetch it at all
+    if delta is not None:  # the base has it, by sha256: no need to fetch it at all
         wants = [w for w in wants if not (w.expected.sha256 and held_sha(w.channel, w.subdir, w.filename) == w.expected.sha256)]
     selected = {(c, s): sel.selected for c, subs in plan.selections.items() for s, sel in subs.items()}
     excluded = sum(len(sel.excluded) for subs in plan.selections.values() for sel in subs.values())
@@ -489,39 +500,54 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
 
     # 4. repodata blobs and the manifest
     blobs: dict[str, BlobEntry] = {}
-    channel_entries: list[ChannelEntry] = []
-    counts: dict[str, dict[str, int]] = {}
+    entries: dict[tuple[str, str], SubdirEntry] = {}
+    changed: set[tuple[str, str]] = set()  # (destination channel, subdir) with something new for any channel
     for ch in channels:
-        sub_entries: list[SubdirEntry] = []
         for subdir, fr in sorted(fetched[ch.name].items()):
             names = selected[(ch.name, subdir)]
             pkgs: list[PackageEntry] = []
             present: list[PackageEntry] = []
             for filename in names:
                 sha = actual.get((ch.name, subdir, filename))
-                base_sha = held_sha(ch.name, subdir, filename)
-                if base_sha is not None and (sha is None or sha == base_sha):
-                    rec = held[ch.name][subdir][filename]
-                    present.append(PackageEntry(filename, base_sha, int(rec.get("size", 0))))
+                held = delta.held(ch.name, subdir, filename) if delta is not None else None
+                if held is not None and (sha is None or sha == held.sha256):
+                    present.append(PackageEntry(filename, held.sha256, held.size or 0))
                     continue
                 assert sha is not None
                 size = cache.size(sha)
                 pkgs.append(PackageEntry(filename, sha, size))
                 blobs.setdefault(sha, BlobEntry(sha, size, "package"))
-            removals = sorted(set(held.get(ch.name, {}).get(subdir, {})) - set(names)) if base is not None else []
-            if base is not None and not pkgs and not removals and \
-                    base_sources.get(ch.name, {}).get(subdir) == fr.sha256:
-                continue  # nothing changed here since the base
+            removals = delta.removals(ch.name, subdir, selected) if delta is not None else []
+            if delta is None or pkgs or removals or not delta.upstream_unchanged(ch.name, subdir, fr.sha256):
+                changed.add((delta.targets[ch.name] if delta is not None else ch.name, subdir))
             raw = fr.repodata.subset(set(names)).to_bytes(keep_base_url=False)
             packed = zstd_compress(raw)
             rd_sha = cache.put_bytes(packed)
-            if rd_sha not in blobs:
-                blobs[rd_sha] = BlobEntry(rd_sha, len(packed), "repodata")
             source = {"url": redact(fr.url), "sha256": fr.sha256, "size": fr.size, "fetched": fr.fetched}
-            sub_entries.append(SubdirEntry(subdir, RepodataBlob(rd_sha, len(packed), len(raw)), tuple(pkgs), source,
-                                           tuple(present), tuple(removals)))
-            counts.setdefault(ch.name, {})[subdir] = len(pkgs) + len(present)
-        channel_entries.append(ChannelEntry(ch.name, redact(ch.url), tuple(sub_entries)))
+            entries[(ch.name, subdir)] = SubdirEntry(subdir, RepodataBlob(rd_sha, len(packed), len(raw)), tuple(pkgs), source,
+                                                     tuple(present), tuple(removals))
+    channel_entries: list[ChannelEntry] = []
+    counts: dict[str, dict[str, int]] = {}
+    for ch in channels:
+        target = delta.targets[ch.name] if delta is not None else ch.name
+        subs = []
+        for (cname, subdir), entry in entries.items():
+            if cname != ch.name or (target, subdir) not in changed:
+                continue  # nothing changed here since the base (for any channel published into the same place)
+            blobs.setdefault(entry.repodata.sha256, BlobEntry(entry.repodata.sha256, entry.repodata.size, "repodata"))
+            subs.append(entry)
+            counts.setdefault(ch.name, {})[subdir] = len(entry.packages) + len(entry.present)
+        channel_entries.append(ChannelEntry(ch.name, redact(ch.url), tuple(subs)))
+    mapped = match(config.channel_map, [(c.name, c.url) for c in channels])  # channels several map to keep their names
+    merged_into = delta.targets if delta is not None else {
+        c.name: t or config.dest_channel or c.name for c, t in zip(channels, mapped, strict=True)}
+    shadowed, collisions = shadowing(channel_entries, merged_into.__getitem__)
+    if len(set(merged_into.values())) < len(merged_into):  # the export knows which channels merge: record the choice
+        for collision in collisions:
+            log.warning("%s", collision.message())
+        channel_entries = [dataclasses.replace(c, subdirs=tuple(
+            dataclasses.replace(s, shadowed=tuple(sorted(shadowed.get((c.name, s.subdir), ())))) for s in c.subdirs))
+            for c in channel_entries]
     for ie in installer_entries:
         if blobs.setdefault(ie.sha256, BlobEntry(ie.sha256, ie.size, "installer")).kind != "installer":
             raise UsageError(f"installers: {ie.filename} has the same bytes as a package; carry it once")
@@ -533,8 +559,9 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
         tool=f"airgap {__version__}",
         channels=tuple(channel_entries),
         blobs=tuple(ordered),
-        filters=filters.to_json(),
+        filters=environments.manifest_filters(filters, plan.pulled_by),
         installers=tuple(installer_entries),
-        base=_receipt_id(base) if base is not None else None,
+        base=base.state_id() if base is not None else None,
+        bases=delta.bases() if delta is not None else {},
     )
     return Collected(manifest, cache, len(todo), todo_bytes, cached, excluded, counts, frozenset(fresh))

@@ -24,22 +24,26 @@ import logging
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..channel_map import targets
 from ..destinations import open_destination
-from ..destinations.base import BlobRef, Change, Destination, Put, file_identity
+from ..destinations.base import BlobRef, Change, Destination, Put, file_identity, load_receipt
 from ..errors import DestinationError, UsageError
 from ..manifest import BlobEntry
+from ..merging import Shadowed, shadowing
 from ..placement import import_problem
 from ..progress import Progress, null_progress
+from ..receipt import Held, Receipt, apply_archive
 from ..repodata import Repodata, empty, merge, record_hashes
+from ..rollback import check_order
 from ..signing import TrustedKeys
 from ._archive import load_repodata_blob, open_set, stream_blobs
 from .pages import write_pages
+from .review import keep_sbom, with_sboms
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,8 @@ class ImportResult:
     bytes_written: int = 0
     packages_present: int = 0
     packages_removed: int = 0
+    downgrade: bool = False  # an older archive applied for its additions only (--allow-downgrade)
+    collisions: int = 0  # file names two merged channels carry with different bytes (the first channel's kept)
     channels: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -68,23 +74,28 @@ def run_import(
     dest_channel: str | None = None,
     channel_map: Mapping[str, str] | None = None,
     allow_unsigned: bool = False,
+    allow_downgrade: bool = False,
     lock_timeout: float = 60.0,
     progress: Progress = null_progress,
     clock: Any = time.time,
 ) -> ImportResult:
     paths = [Path(p) for p in archive] if isinstance(archive, list) else [Path(archive)]
     opened = open_set(paths, trusted, allow_unsigned)  # nothing touched before this: signatures, every volume
-    return import_opened(opened, into, dest_channel=dest_channel, channel_map=channel_map, lock_timeout=lock_timeout,
-                         progress=progress, clock=clock)
+    return import_opened(opened, into, dest_channel=dest_channel, channel_map=channel_map, allow_downgrade=allow_downgrade,
+                         lock_timeout=lock_timeout, progress=progress, clock=clock)
 
 
 def import_opened(opened: Any, into: Path | str | Destination, *, dest_channel: str | None = None,
-                  channel_map: Mapping[str, str] | None = None, lock_timeout: float = 60.0,
-                  recheck: bool = False, progress: Progress = null_progress, clock: Any = time.time) -> ImportResult:
+                  channel_map: Mapping[str, str] | None = None, allow_downgrade: bool = False,
+                  lock_timeout: float = 60.0, recheck: bool = False, progress: Progress = null_progress,
+                  clock: Any = time.time) -> ImportResult:
     """Publish a verified source of blobs (an archive, or the export cache for sync) into ``into``.
 
     ``recheck``: do not trust the receipt about which files are present; hash each one.
     ``channel_map``: source channel (URL or name) -> destination channel (see airgap.channel_map).
+    ``allow_downgrade``: an archive older than the destination's newest (see airgap.rollback) adds its new files only.
+    Even an import that changes nothing reads and hashes every blob (sync: every cache file), so that
+    exit 0 always means "every blob verified", as when something is published.
     """
     dest = into if isinstance(into, Destination) else open_destination(str(into))
     if dest.fixed_channel is not None:
@@ -94,20 +105,31 @@ def import_opened(opened: Any, into: Path | str | Destination, *, dest_channel: 
     mapped = targets(channel_map or {}, [(ch.name, ch.url) for ch in opened.manifest.channels])
     if dest.fixed_channel is not None and set(mapped.values()) - {dest.fixed_channel}:
         raise UsageError(f"channel_map: expected only {dest.fixed_channel!r} (the channel the destination URL names), found {sorted(set(mapped.values()))}")
-    with opened.stream, dest.locked(lock_timeout):
-        return _import_locked(opened, dest, dest_channel, progress, clock, recheck, mapped)
+    with opened.stream:
+        with dest.locked(lock_timeout):
+            result = _import_locked(opened, dest, dest_channel, progress, clock, recheck, allow_downgrade, mapped)
+        if result.noop:  # a copy damaged since the import that applied it is refused all the same
+            _verify_only(opened, progress)  # after the lock: nothing changed, no other import need wait for this
+        return result
 
 
 def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
-                   progress: Progress, clock: Any, recheck: bool = False, mapped: Mapping[str, str] | None = None) -> ImportResult:
+                   progress: Progress, clock: Any, recheck: bool = False, allow_downgrade: bool = False,
+                   mapped: Mapping[str, str] | None = None) -> ImportResult:
     manifest = opened.manifest
-    receipt = dest.read_receipt()  # read after dest.locked() rolled back any killed import
-    held: dict[str, dict[str, dict[str, Any]]] = receipt["channels"]
+    receipt = load_receipt(dest)  # read after dest.locked() rolled back any killed import
 
     def target_channel(name: str) -> str:
         return (mapped or {}).get(name) or dest_channel or name
 
+    downgrade = check_order(receipt, manifest, target_channel, allow_downgrade)
+    if downgrade:
+        log.warning("%s: applying its new files only (--allow-downgrade)", downgrade)
+    skipped, collisions = shadowing(manifest.channels, target_channel)
+    for collision in collisions:
+        log.warning("%s", collision.message())
     listing: dict[tuple[str, str], dict[str, int]] = {}
+    current: dict[tuple[str, str], Repodata | None] = {}
 
     def held_size(tc: str, subdir: str, filename: str) -> int | None:
         key = (tc, subdir)
@@ -115,11 +137,17 @@ def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
             listing[key] = dest.files(tc, subdir)
         return listing[key].get(filename)
 
+    def index(tc: str, subdir: str) -> Repodata | None:
+        if (tc, subdir) not in current:
+            current[(tc, subdir)] = dest.read_repodata(tc, subdir)
+        return current[(tc, subdir)]
+
     def holds(tc: str, subdir: str, filename: str, sha256: str, size: int) -> bool:
-        if recheck:
-            known = dest.file_sha256(tc, subdir, filename)
+        if recheck:  # the bytes as stored (quetz: downloaded), not what an index or the receipt says
+            known = dest.stored_sha256(tc, subdir, filename)
         else:
-            known = (held.get(tc, {}).get(subdir, {}).get(filename) or {}).get("sha256")
+            rec = receipt.held(tc, subdir, filename)
+            known = rec.sha256 if rec is not None else None
         return known == sha256 and held_size(tc, subdir, filename) == size
 
     # Which package files does the destination lack?
@@ -128,31 +156,41 @@ def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
     for ch in manifest.channels:
         tc = target_channel(ch.name)
         for sub in ch.subdirs:
+            skip = skipped.setdefault((ch.name, sub.subdir), set())
+            rd = index(tc, sub.subdir) if downgrade else None
             for p in sub.packages:
+                if p.filename in skip:
+                    continue
                 if holds(tc, sub.subdir, p.filename, p.sha256, p.size):
                     present += 1
                     continue
+                if downgrade and (held_size(tc, sub.subdir, p.filename) is not None or (rd is not None and rd.get(p.filename))):
+                    skip.add(p.filename)  # additions only: what the destination has under this name stays
+                    continue
                 needed.setdefault(p.sha256, []).append((tc, sub.subdir, p.filename))
+            if downgrade:  # its base may be long gone: what it says is present is neither checked nor recorded
+                skip.update(p.filename for p in sub.present)
     # Installers go to DEST/<dir>/<filename>: placed like packages, with "" as the subdir.
     channel_names = {target_channel(ch.name) for ch in manifest.channels}
-    held_installers: dict[str, dict[str, Any]] = receipt.setdefault("installers", {})
+    held_installers = receipt.installers
     installers = list(manifest.installers)
     if installers and not dest.holds_other_files:
         log.warning("%s: a %s destination holds conda packages only; the archive's %d installer(s) are not imported",
                     dest, dest.kind, len(installers))
         installers = []
-    collision = import_problem(channel_names, [(i.dir, i.filename) for i in installers], held_installers,
+    misplaced = import_problem(channel_names, [(i.dir, i.filename) for i in installers], held_installers,
                                dest.inventory() if installers else ())
-    if collision:
-        raise DestinationError(f"{dest}: {collision}; nothing was changed")
+    if misplaced:
+        raise DestinationError(f"{dest}: {misplaced}; nothing was changed")
     for ins in installers:
         rec = held_installers.get(ins.dir, {}).get(ins.filename)
-        if rec and rec.get("sha256") == ins.sha256 and held_size(ins.dir, "", ins.filename) == ins.size:
+        if rec and rec.sha256 == ins.sha256 and held_size(ins.dir, "", ins.filename) == ins.size:
             present += 1
             continue
         needed.setdefault(ins.sha256, []).append((ins.dir, "", ins.filename))
     # A delta builds on files the destination must already hold: check them before anything changes.
-    base_files = [(target_channel(ch.name), sub.subdir, p) for ch in manifest.channels for sub in ch.subdirs for p in sub.present]
+    base_files = [(target_channel(ch.name), sub.subdir, p) for ch in manifest.channels for sub in ch.subdirs for p in sub.present
+                  if p.filename not in skipped[(ch.name, sub.subdir)]]
     lacking = [f"{tc}/{subdir}/{p.filename}" for tc, subdir, p in base_files if not holds(tc, subdir, p.filename, p.sha256, p.size)]
     if lacking:
         raise DestinationError(
@@ -160,10 +198,12 @@ def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
             f"or different (first: {lacking[0]}); import its base first, or export without --since"
         )
     present += len(base_files)
-    removals = [(target_channel(ch.name), sub.subdir, fn) for ch in manifest.channels for sub in ch.subdirs for fn in sub.removals]
+    removals = [] if downgrade else [
+        (target_channel(ch.name), sub.subdir, fn) for ch in manifest.channels for sub in ch.subdirs for fn in sub.removals]
     pending_removals = [r for r in removals if held_size(*r) is not None]
-    applied = {a.get("archive_id") for a in receipt["archives"] if isinstance(a, dict)}
-    result = ImportResult(str(dest), manifest.archive_id, opened.signer, noop=False, packages_present=present)
+    applied = {a.get("archive_id") for a in receipt.archives}
+    result = ImportResult(str(dest), manifest.archive_id, opened.signer, noop=False, packages_present=present,
+                          downgrade=downgrade is not None, collisions=len(collisions))
     for ch in manifest.channels:
         result.channels.setdefault(target_channel(ch.name), []).extend(s.subdir for s in ch.subdirs)
     # a server that rebuilds its repodata from the packages keeps no archive history: holding every file is enough
@@ -172,16 +212,38 @@ def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
         result.noop = True
         return result
 
+    plan = _Plan(receipt, needed, removals, skipped, downgrade is not None, target_channel, index)
     change = dest.begin(manifest.archive_id[:12])
     try:
-        return _publish(opened, dest, change, receipt, needed, removals, result, target_channel, progress, clock)
+        return _publish(opened, dest, change, plan, result, progress, clock)
     finally:
         change.close()
 
 
-def _publish(opened: Any, dest: Destination, change: Change, receipt: dict[str, Any], needed: dict[str, list[tuple[str, str, str]]],
-             removals: list[tuple[str, str, str]], result: ImportResult, target_channel: Any, progress: Progress,
+@dataclass
+class _Plan:
+    """What the import decided before streaming: the receipt, the files to place and to remove, what to leave out."""
+
+    receipt: Receipt
+    needed: dict[str, list[tuple[str, str, str]]]  # sha -> placements (channel, subdir, filename)
+    removals: list[tuple[str, str, str]]
+    skipped: Shadowed  # (archive channel, subdir) -> files left out (shadowed, or kept back by a downgrade)
+    downgrade: bool
+    target_channel: Callable[[str], str]
+    index: Callable[[str, str], Repodata | None]  # a destination subdir's current index (read once)
+
+
+def _verify_only(opened: Any, progress: Progress) -> None:
+    """Every blob read and hashed, every repodata blob checked against the manifest; nothing kept."""
+    repodata_blobs = stream_blobs(opened, progress, "verify")
+    for ch in opened.manifest.channels:
+        for sub in ch.subdirs:
+            load_repodata_blob(repodata_blobs[sub.repodata.sha256], sub, ch.name, f"{ch.name}/{sub.subdir} repodata")
+
+
+def _publish(opened: Any, dest: Destination, change: Change, plan: _Plan, result: ImportResult, progress: Progress,
              clock: Any) -> ImportResult:
+    needed = plan.needed
     blobs: dict[str, BlobRef] = {}
     identities: dict[Path, tuple[int, int, int, int]] = {}
     scratch: tempfile.TemporaryDirectory[str] | None = None
@@ -208,36 +270,50 @@ def _publish(opened: Any, dest: Destination, change: Change, receipt: dict[str, 
 
     try:
         repodata_blobs = stream_blobs(opened, progress, "import", stage)
-        return _replay(dest, change, receipt, needed, removals, blobs, repodata_blobs, opened, result, target_channel,
-                       progress, clock)
+        return _replay(dest, change, plan, blobs, repodata_blobs, opened, result, progress, clock)
     finally:
         if scratch is not None:
             scratch.cleanup()
 
 
-def _replay(dest: Destination, change: Change, receipt: dict[str, Any], needed: dict[str, list[tuple[str, str, str]]],
-            removals: list[tuple[str, str, str]], blobs: dict[str, BlobRef], repodata_blobs: dict[str, bytes], opened: Any,
-            result: ImportResult, target_channel: Any, progress: Progress, clock: Any) -> ImportResult:
-    manifest = opened.manifest
-    held: dict[str, dict[str, dict[str, Any]]] = receipt["channels"]
-    held_installers: dict[str, dict[str, Any]] = receipt["installers"]
-    # Build the new repodata of every touched subdir (every channel gets a noarch).
-    current: dict[tuple[str, str], Repodata | None] = {}
-    new_index: dict[tuple[str, str], Repodata] = {}
+def _new_indexes(plan: _Plan, manifest: Any, repodata_blobs: dict[str, bytes]) -> dict[tuple[str, str], Repodata]:
+    """Every touched subdir's next index: the current one, less the removals, plus each channel's records
+    (less those left out: shadowed by an earlier channel, or, in a downgrade, names the destination already lists)."""
+    incoming: dict[tuple[str, str], list[Repodata]] = {}
     for ch in manifest.channels:
-        tc = target_channel(ch.name)
+        tc = plan.target_channel(ch.name)
         for sub in ch.subdirs:
-            incoming = load_repodata_blob(repodata_blobs[sub.repodata.sha256], sub, ch.name, f"{ch.name}/{sub.subdir} repodata")
-            key = (tc, sub.subdir)
-            if key not in current:
-                current[key] = dest.read_repodata(tc, sub.subdir)
-            base = new_index.get(key) or current[key]
-            merged = merge(base, incoming)
-            for filename in sub.removals:  # gone upstream (or from the filters): drop from the index
-                merged.drop(filename)
-            new_index[key] = merged
-        if (tc, "noarch") not in new_index and dest.read_repodata(tc, "noarch") is None:
-            new_index[(tc, "noarch")] = empty("noarch")
+            rd = load_repodata_blob(repodata_blobs[sub.repodata.sha256], sub, ch.name, f"{ch.name}/{sub.subdir} repodata")
+            skip = plan.skipped.get((ch.name, sub.subdir), set())
+            base = plan.index(tc, sub.subdir)
+            if skip or plan.downgrade:
+                rd = rd.subset({f for f, _ in rd.records() if f not in skip and not (plan.downgrade and base is not None and base.lists(f))})
+            incoming.setdefault((tc, sub.subdir), []).append(rd)
+        if (tc, "noarch") not in incoming and plan.index(tc, "noarch") is None:
+            incoming[(tc, "noarch")] = [empty("noarch")]
+    gone: dict[tuple[str, str], set[str]] = {}
+    for tc, subdir, filename in plan.removals:
+        gone.setdefault((tc, subdir), set()).add(filename)
+    new_index: dict[tuple[str, str], Repodata] = {}
+    for key, parts in incoming.items():
+        provided = {f for rd in parts for f, _ in rd.records()}
+        merged = plan.index(*key)
+        if merged is not None:
+            merged = merged.without(gone.get(key, set()) - provided)  # gone upstream (or from the filters)
+        for rd in parts:
+            merged = merge(merged, rd)
+        assert merged is not None
+        new_index[key] = merged
+    return new_index
+
+
+def _replay(dest: Destination, change: Change, plan: _Plan, blobs: dict[str, BlobRef], repodata_blobs: dict[str, bytes],
+            opened: Any, result: ImportResult, progress: Progress, clock: Any) -> ImportResult:
+    manifest = opened.manifest
+    receipt, needed = plan.receipt, plan.needed
+    new_index = _new_indexes(plan, manifest, repodata_blobs)
+    # a file another channel merged here still lists is not removed (DESIGN §3: never delete a listed file)
+    removals = [r for r in plan.removals if (r[0], r[1]) not in new_index or not new_index[(r[0], r[1])].lists(r[2])]
 
     # A file the current index lists with other bytes (same name, new build) is replaced only after
     # an interim index that no longer lists it: no index ever lists a file whose bytes differ.
@@ -245,7 +321,7 @@ def _replay(dest: Destination, change: Change, receipt: dict[str, Any], needed: 
     sizes = {b.sha256: b.size for b in manifest.blobs}
 
     def listed_otherwise(sha: str, tc: str, subdir: str, filename: str) -> bool:
-        rd = current.get((tc, subdir))
+        rd = plan.index(tc, subdir) if subdir else None
         record = rd.get(filename) if rd is not None else None
         if record is None:
             return False
@@ -258,9 +334,9 @@ def _replay(dest: Destination, change: Change, receipt: dict[str, Any], needed: 
         dropped.setdefault((tc, subdir), set()).add(filename)
     interim: dict[tuple[str, str], Repodata] = {}
     for key, names in dropped.items():
-        rd = current[key]
+        rd = plan.index(*key)
         assert rd is not None
-        interim[key] = rd.subset({f for f, _ in rd.records() if f not in names})
+        interim[key] = rd.without(names)
     uses = Counter(sha for sha, _ in order)
 
     def place(batch: list[tuple[str, tuple[str, str, str]]]) -> None:
@@ -287,32 +363,15 @@ def _replay(dest: Destination, change: Change, receipt: dict[str, Any], needed: 
             place(listed)
         for (tc, subdir), rd in sorted(new_index.items()):
             change.publish_index(tc, subdir, rd)
-        for ch in manifest.channels:
-            tc = target_channel(ch.name)
-            for sub in ch.subdirs:
-                slot = held.setdefault(tc, {}).setdefault(sub.subdir, {})
-                for p in sub.packages:
-                    slot[p.filename] = {"sha256": p.sha256, "size": p.size}
-        sources = receipt.setdefault("sources", {})
-        for ch in manifest.channels:
-            tc = target_channel(ch.name)
-            for sub in ch.subdirs:
-                slot = held.setdefault(tc, {}).setdefault(sub.subdir, {})
-                for filename in sub.removals:
-                    slot.pop(filename, None)
-                if sub.source.get("sha256"):
-                    sources.setdefault(tc, {})[sub.subdir] = sub.source["sha256"]
         for ins in manifest.installers:
-            if ins.sha256 in needed or held_installers.get(ins.dir, {}).get(ins.filename):
-                held_installers.setdefault(ins.dir, {})[ins.filename] = {"sha256": ins.sha256, "size": ins.size}
-        receipt["archives"].append({
-            "archive_id": manifest.archive_id,
-            "created": manifest.created,
-            "imported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock())),
-            "signer": opened.signer,
-            "base": manifest.base,
-        })
-        change.write_receipt(receipt)
+            if ins.sha256 in needed or receipt.installers.get(ins.dir, {}).get(ins.filename):
+                receipt.installers.setdefault(ins.dir, {})[ins.filename] = Held(ins.sha256, ins.size)
+        sbom = keep_sbom(change, manifest, repodata_blobs)  # journaled: undone with the rest
+        apply_archive(receipt, manifest, plan.target_channel, skipped=plan.skipped, downgrade=plan.downgrade,
+                      signer=opened.signer, imported=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock())))
+        if sbom:
+            receipt.archives[-1]["sbom"] = sbom
+        change.write_receipt(receipt.to_json())
         change.commit()
     except BaseException:
         change.rollback()
@@ -321,5 +380,5 @@ def _replay(dest: Destination, change: Change, receipt: dict[str, Any], needed: 
     if removals:
         dest.remove_packages(removals)
         result.packages_removed += len(removals)
-    write_pages(dest, {tc for tc, _ in new_index}, receipt["archives"][-1], new_index)  # new_index is what was published
+    write_pages(dest, {tc for tc, _ in new_index}, with_sboms({"archives": receipt.archives}), new_index)  # new_index is what was published
     return result

@@ -3,12 +3,15 @@
 The receipt (``DEST/.airgap/receipt.json``) says which package files a destination holds, by
 hash. ``import`` keeps it up to date; this rebuilds it from the published repodata and the
 files themselves (every listed file is hashed), e.g. for a destination filled by other tools,
-or to carry back to the connected side as the base of a delta export.
+or to carry back to the connected side as the base of a delta export. What the files cannot
+tell is kept from the old receipt (if it is readable): the archives applied per channel, where
+each archive channel went, and the origin of each file whose bytes did not change.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +19,13 @@ from typing import Any
 
 from .._fs import atomic_write_bytes
 from ..destinations import open_destination
-from ..destinations.base import RECEIPT_FORMAT, Destination
+from ..destinations.base import Destination, load_receipt
 from ..errors import DestinationError
 from ..progress import Progress, null_progress
+from ..receipt import Receipt
+from .verify_dest import DestinationCheck, Problem, check_destination
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,55 +34,51 @@ class ReceiptResult:
     files: int
     missing: list[str]
     written_to: str
+    check: DestinationCheck | None = None  # what the re-hash found (the same check as ``verify --into``)
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self.check.problems if self.check is not None else []
 
     def to_json(self) -> dict[str, Any]:
-        return {"files": self.files, "missing": self.missing, "written_to": self.written_to}
+        return {"files": self.files, "missing": self.missing, "written_to": self.written_to,
+                "damaged": sorted("/".join(p.place) for p in self.problems if p.kind == "damaged"),
+                "problems": [p.to_json() for p in self.problems]}
 
 
 def run_receipt(into: Path | str | Destination, output: Path | None = None, *, lock_timeout: float = 60.0,
                 progress: Progress = null_progress, clock: Any = time.time) -> ReceiptResult:
+    """Rebuild the receipt from what passes ``verify --into``'s check: a missing or damaged file is
+    reported (:attr:`ReceiptResult.problems`) and not recorded as held, so the next import puts it back."""
     dest = into if isinstance(into, Destination) else open_destination(str(into))
     if not dest.exists():
         raise DestinationError(f"{dest}: expected a destination holding channels, found none")
     with dest.locked(lock_timeout):
         try:
-            old = dest.read_receipt()
-        except DestinationError:
-            old = {"archives": []}
-        channels: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
-        missing: list[str] = []
-        listed: list[tuple[str, str, str, int]] = []
-        for channel, subdirs in dest.inventory().items():
-            for subdir in subdirs:
-                rd = dest.read_repodata(channel, subdir)
-                if rd is None:
-                    continue
-                channels.setdefault(channel, {}).setdefault(subdir, {})
-                held = dest.files(channel, subdir)
-                for fn, _ in rd.records():
-                    if fn in held:
-                        listed.append((channel, subdir, fn, held[fn]))
-                    else:
-                        missing.append(f"{channel}/{subdir}/{fn}")
-        bar = progress("hash", sum(size for *_, size in listed), files=len(listed))
-        for channel, subdir, fn, size in listed:
-            sha = dest.file_sha256(channel, subdir, fn, bar.update)
-            bar.file_done()
-            if sha is None:
-                missing.append(f"{channel}/{subdir}/{fn}")
-                continue
-            channels[channel][subdir][fn] = {"sha256": sha, "size": size}
-        bar.close()
-        receipt = {
-            "format": RECEIPT_FORMAT,
-            "archives": old.get("archives", []),
-            "channels": channels,
-            "rebuilt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock())),
-        }
-        files = sum(len(s) for c in channels.values() for s in c.values())
+            old = load_receipt(dest)
+        except DestinationError as exc:  # the one being rebuilt may be what is broken
+            log.warning("%s; rebuilding it without its history", exc)
+            old = Receipt()
+        # kept: what the files cannot tell; not kept: installers and upstream state (re-checked by the next import)
+        receipt = Receipt(applied=old.applied, channel_map=old.channel_map, fixed_channel=old.fixed_channel,
+                          archives=old.archives, extra=old.extra)
+        # what passes verify --into's check (a rebuilt receipt lists packages only): damaged files are reported, not held
+        check = check_destination(dest, progress=progress, installers=False)
+        for channel, subdirs in check.good.items():
+            for subdir, files_ in subdirs.items():
+                receipt.channels.setdefault(channel, {}).setdefault(subdir, {})
+                for fn, rec in files_.items():
+                    before = old.held(channel, subdir, fn)
+                    sha = rec["sha256"]
+                    receipt.hold(channel, subdir, fn, sha, rec.get("size"),
+                                 before.origin if before is not None and before.sha256 == sha else None)
+        receipt.extra["rebuilt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock()))
+        doc = receipt.to_json()
+        files = sum(len(s) for c in receipt.channels.values() for s in c.values())
         if output is not None:
-            atomic_write_bytes(Path(output), json.dumps(receipt, sort_keys=True, indent=1).encode())
+            atomic_write_bytes(Path(output), json.dumps(doc, sort_keys=True, indent=1).encode())
             where = str(output)
         else:
-            where = dest.write_receipt(receipt)  # one atomic replace: nothing else changes
-        return ReceiptResult(receipt, files, sorted(missing), where)
+            where = dest.write_receipt(doc)  # one atomic replace: nothing else changes
+        missing = sorted("/".join(p.place) for p in check.problems if p.kind == "missing")
+        return ReceiptResult(doc, files, missing, where, check)

@@ -78,6 +78,7 @@ class SyncResult:
 
 
 def run_sync(config: Config, into: Path | str | Destination, *, dest_channel: str | None = None, reset: bool = False,
+             allow_downgrade: bool = False,
              lock_timeout: float = 60.0, fetcher: Fetcher | None = None, progress: Progress = null_progress,
              clock: Any = time.time) -> SyncResult:
     filters = filters_from_config(config)
@@ -85,6 +86,7 @@ def run_sync(config: Config, into: Path | str | Destination, *, dest_channel: st
         plan = make_plan(config, filters, f, progress)
         got = collect(config, filters, plan, f, progress, clock)
     source = Opened(_CacheStream(got.cache), got.manifest, len(got.manifest.to_bytes()), signer=None)
-    imported = import_opened(source, into, dest_channel=dest_channel, channel_map=config.channel_map, lock_timeout=lock_timeout,
+    imported = import_opened(source, into, dest_channel=dest_channel, channel_map=config.channel_map,
+                             allow_downgrade=allow_downgrade, lock_timeout=lock_timeout,
                              recheck=reset, progress=progress, clock=clock)
     return SyncResult(imported, got.downloaded, got.downloaded_bytes, got.cached, got.excluded)

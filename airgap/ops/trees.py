@@ -47,6 +47,7 @@ def run_tree_import(
     into: Path | str | Destination,
     *,
     dest_channel: str | None = None,
+    allow_downgrade: bool = False,
     lock_timeout: float = 60.0,
     progress: Progress = null_progress,
     clock: Any = time.time,
@@ -54,4 +55,6 @@ def run_tree_import(
     """Verify every file of the config's file:// trees against their repodata, then publish them, all or nothing."""
     trees = tree_channels(config)
     log.info("no ARCHIVE given: publishing the tree(s) %s as `airgap sync` does, each file verified against its repodata", ", ".join(trees))
-    return run_sync(config, into, dest_channel=dest_channel, lock_timeout=lock_timeout, progress=progress, clock=clock)
+    return run_sync(
+        config, into, dest_channel=dest_channel, allow_downgrade=allow_downgrade, lock_timeout=lock_timeout, progress=progress, clock=clock
+    )

@@ -63,6 +63,7 @@ class Inspection:
             "created": m.created,
             "tool": m.tool,
             "base": m.base,
+            "bases": {c: b.to_json() for c, b in m.bases.items()},
             "filters": dict(m.filters),
             "signer": self.signature_keyid,
             "signature_checked": self.signature_checked,
@@ -71,6 +72,7 @@ class Inspection:
             "totals": m.totals(),
             "channels": self.channels,
             "installers": [i.to_json() for i in m.installers],
+            "sbom": m.sbom.to_json() if m.sbom is not None else None,
         }
 
 
@@ -102,6 +104,9 @@ def run_inspect(archive: Path, trusted: TrustedKeys | None = None) -> Inspection
                 "packages": len(s.packages),
                 "bytes": sum(p.size for p in s.packages),
                 "source": dict(s.source),
+                "present": len(s.present),
+                "removals": list(s.removals),
+                "shadowed": list(s.shadowed),
             })
         channels.append({"name": ch.name, "url": ch.url, "subdirs": subs})
     return Inspection(manifest, keyid, checked, len(manifest_bytes), archive.stat().st_size, channels)
