@@ -25,6 +25,13 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def named(exc: OSError, path: str | os.PathLike[str]) -> OSError:
+    """``exc`` with ``path`` as its file name if it had none (``write`` errors such as ENOSPC name no file)."""
+    if exc.filename is None:
+        exc.filename = os.fspath(path)
+    return exc
+
+
 @contextlib.contextmanager
 def atomic_writer(target: Path, mode: int = 0o644, durable: bool = True) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces ``target`` atomically when the block ends cleanly."""
@@ -38,9 +45,11 @@ def atomic_writer(target: Path, mode: int = 0o644, durable: bool = True) -> Iter
                 os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            named(exc, target)
         raise
     if durable:
         fsync_dir(target.parent)

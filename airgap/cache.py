@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ._fs import atomic_write_bytes
+from ._fs import atomic_write_bytes, named
 from .errors import AirgapError, UpstreamError
 from .fetch import CHUNK, Fetcher
 
@@ -182,10 +182,16 @@ class BlobCache:
                 sha.update(chunk)
                 if md5 is not None:
                     md5.update(chunk)
-                fh.write(chunk)
+                try:
+                    fh.write(chunk)
+                except OSError as exc:  # ENOSPC and the like name no file: name the cache's
+                    raise named(exc, path) from None
                 if on_bytes is not None:
                     on_bytes(len(chunk))
-        fh.flush()
+        try:
+            fh.flush()
+        except OSError as exc:
+            raise named(exc, path) from None
         if want.size is not None and size != want.size:
             raise HashMismatch(f"{url}: expected {want.size} bytes (repodata), found {size}")
         digest = sha.hexdigest()

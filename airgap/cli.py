@@ -24,6 +24,7 @@ from .config import LOG_LEVELS, Config, load_config
 from .errors import AirgapError, DownloadError, UsageError
 from .progress import Bar, Progress, null_progress
 from .redact import RedactingFilter, redact
+from .signals import Terminated, terminate_raises
 
 log = logging.getLogger("airgap")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -104,8 +105,8 @@ def _setup_logging(state: _State, config: Config | None) -> None:
     for h in list(log.handlers):
         log.removeHandler(h)
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RedactingFilter())  # tokens in channel URLs never reach the log
     handler.setFormatter(logging.Formatter("airgap: %(levelname)s: %(message)s"))
+    handler.addFilter(RedactingFilter())  # no channel password or token in any log line
     log.addHandler(handler)
     if config is not None and config.log_dir:
         try:
@@ -150,7 +151,7 @@ def _run(state: _State, reads_config: bool, fn: Callable[..., Any], *args: Any, 
         return fn(*args, state=state, config=config, **kwargs)
     except AirgapError as exc:
         if state.verbose:
-            traceback.print_exc()
+            click.echo(redact(traceback.format_exc()), err=True, nl=False)
         click.echo(redact(f"airgap: error: {exc}"), err=True)
         if isinstance(exc, DownloadError) and len(exc.failures) > 1:
             for line in exc.failures[:50]:
@@ -161,11 +162,14 @@ def _run(state: _State, reads_config: bool, fn: Callable[..., Any], *args: Any, 
     except KeyboardInterrupt:
         click.echo("airgap: interrupted", err=True)
         sys.exit(130)
+    except Terminated:
+        click.echo("airgap: terminated (SIGTERM); nothing was written", err=True)
+        sys.exit(Terminated.exit_code)
     except OSError as exc:
         if state.verbose:
-            traceback.print_exc()
+            click.echo(redact(traceback.format_exc()), err=True, nl=False)
         where = f"{exc.filename}: " if exc.filename else ""
-        click.echo(f"airgap: error: {where}{exc.strerror or exc}", err=True)
+        click.echo(redact(f"airgap: error: {where}{exc.strerror or exc}"), err=True)
         sys.exit(1)
 
 
@@ -275,8 +279,9 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
     if not key and not unsigned:
         raise UsageError("expected --sign-key KEY (or signing_key in the config), found neither; use --unsigned to write an unsigned archive on purpose")
     signer = None if unsigned else load_signer(key)  # type: ignore[arg-type]
-    result = run_export(config, Path(archive), signer, installable_specs=specs, allow_unsolvable=allow_unsolvable,
-                        volume_size=volumes, since=Path(since) if since else None, progress=_progress(state.quiet), sbom=not no_sbom)
+    with terminate_raises():  # SIGTERM cleans up like Ctrl-C: no partial archive is left behind
+        result = run_export(config, Path(archive), signer, installable_specs=specs, allow_unsolvable=allow_unsolvable,
+                            volume_size=volumes, since=Path(since) if since else None, progress=_progress(state.quiet), sbom=not no_sbom)
     if as_json:
         _emit_json(result.to_json())
         return

@@ -20,7 +20,10 @@ from typing import Any
 import yaml
 
 from . import channel_map as _channel_map
-from .errors import ConfigError
+from .errors import ConfigError, quoted
+from .limits import MAX_CONFIG_BYTES, read_small_file
+from .redact import redact_settings
+from .yaml_bounded import load_yaml_bounded
 
 DEFAULT_PLATFORMS = ("linux-64", "linux-aarch64", "osx-64", "osx-arm64", "win-64")
 KNOWN_SUBDIRS = frozenset(
@@ -32,6 +35,8 @@ KNOWN_SUBDIRS = frozenset(
     }
 )
 LOG_LEVELS = {"CRITICAL": 50, "ERROR": 40, "WARNING": 30, "INFO": 20, "DEBUG": 10}
+
+_q = quoted  # a value quoted in an error message: cut to a short prefix, whatever its size
 
 
 def user_config_paths() -> list[Path]:
@@ -66,7 +71,7 @@ def _str(path: str, v: Any) -> str:
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return str(v)
     if not isinstance(v, str):
-        raise ConfigError(f"{path}: expected a string, found {_type_name(v)} ({v!r})")
+        raise ConfigError(f"{path}: expected a string, found {_type_name(v)} ({_q(v)})")
     return v
 
 
@@ -77,7 +82,7 @@ def _opt_str(path: str, v: Any) -> str | None:
 
 def _bool(path: str, v: Any) -> bool:
     if not isinstance(v, bool):
-        raise ConfigError(f"{path}: expected true or false, found {_type_name(v)} ({v!r})")
+        raise ConfigError(f"{path}: expected true or false, found {_type_name(v)} ({_q(v)})")
     return v
 
 
@@ -85,13 +90,13 @@ def _opt_int(path: str, v: Any) -> int | None:
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, int):
-        raise ConfigError(f"{path}: expected an integer, found {_type_name(v)} ({v!r})")
+        raise ConfigError(f"{path}: expected an integer, found {_type_name(v)} ({_q(v)})")
     return v
 
 
 def _positive_int(path: str, v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ConfigError(f"{path}: expected a whole number of at least 1, found {v!r}")
+        raise ConfigError(f"{path}: expected a whole number of at least 1, found {_q(v)}")
     return v
 
 
@@ -101,7 +106,7 @@ def _str_list(path: str, v: Any) -> tuple[str, ...]:
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, list):
-        raise ConfigError(f"{path}: expected a list of strings, found {_type_name(v)} ({v!r})")
+        raise ConfigError(f"{path}: expected a list of strings, found {_type_name(v)} ({_q(v)})")
     return tuple(_str(f"{path}[{i}]", item) for i, item in enumerate(v))
 
 
@@ -111,7 +116,7 @@ def _platforms(path: str, v: Any) -> tuple[str, ...]:
         if p not in KNOWN_SUBDIRS:
             close = difflib.get_close_matches(p, sorted(KNOWN_SUBDIRS), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{path}[{i}]: expected a conda platform such as linux-64, found {p!r}{hint}")
+            raise ConfigError(f"{path}[{i}]: expected a conda platform such as linux-64, found {_q(p)}{hint}")
     return tuple(dict.fromkeys(p for p in items if p != "noarch"))
 
 
@@ -120,7 +125,7 @@ def _log_level(path: str, v: Any) -> int:
         return v
     if isinstance(v, str) and v.upper() in LOG_LEVELS:
         return LOG_LEVELS[v.upper()]
-    raise ConfigError(f"{path}: expected one of {', '.join(LOG_LEVELS)} (or 10..50), found {v!r}")
+    raise ConfigError(f"{path}: expected one of {', '.join(LOG_LEVELS)} (or 10..50), found {_q(v)}")
 
 
 def _sites(path: str, v: Any) -> dict[str, dict[str, Any]]:
@@ -131,7 +136,7 @@ def _sites(path: str, v: Any) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, site in v.items():
         if not isinstance(site, dict) or "url" not in site:
-            raise ConfigError(f"{path}.{name}: expected a mapping with at least 'url', found {site!r}")
+            raise ConfigError(f"{path}.{name}: expected a mapping with at least 'url', found {_q(site)}")
         out[str(name)] = {str(k): val for k, val in site.items()}
         _str(f"{path}.{name}.url", site["url"])
     return out
@@ -148,13 +153,13 @@ def _installers(path: str, v: Any) -> tuple[dict[str, Any], ...]:
         if isinstance(item, str):
             item = {"url": item}
         if not isinstance(item, dict) or "url" not in item:
-            raise ConfigError(f"{p}: expected a URL or a mapping with 'url', found {item!r}")
+            raise ConfigError(f"{p}: expected a URL or a mapping with 'url', found {_q(item)}")
         unknown = set(item) - {"url", "sha256", "dir"}
         if unknown:
             raise ConfigError(f"{p}: unknown key {sorted(unknown)[0]!r}; expected url, sha256, dir")
         sha = _opt_str(p + ".sha256", item.get("sha256"))
         if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
-            raise ConfigError(f"{p}.sha256: expected 64 hex digits, found {sha!r}")
+            raise ConfigError(f"{p}.sha256: expected 64 hex digits, found {_q(sha)}")
         out.append({"url": _str(p + ".url", item["url"]), "sha256": sha.lower() if sha else None,
                     "dir": _opt_str(p + ".dir", item.get("dir"))})
     return tuple(out)
@@ -219,6 +224,10 @@ _KEYS: tuple[_Key, ...] = (
     _Key("workers", _positive_int, 8, "parallel downloads"),
     _Key("retries", _positive_int, 5, "attempts per download on 5xx, resets and timeouts"),
     _Key("timeout", _positive_int, 60, "seconds without data before a request is retried"),
+    _Key("min_rate", lambda path, v: parse_size(v, path), 1024,
+         "bytes/s: a download slower than this over `timeout` seconds is retried (1K, 10K, 0 = no minimum)"),
+    _Key("max_repodata_size", lambda path, v: _positive_size(path, v), 1 << 30,
+         "largest repodata.json accepted from upstream, decompressed (1G; conda-forge linux-64 is 254M)"),
     _Key("include", _str_list, (), "match specs that, like pkg_list, limit the selection"),
     _Key("exclude", _str_list, (), "match specs to drop, whatever else matches"),
     _Key("latest", _opt_int, None, "keep the newest N versions of each name per subdir"),
@@ -272,6 +281,8 @@ class Config:
     workers: int = 8
     retries: int = 5
     timeout: int = 60
+    min_rate: int = 1024
+    max_repodata_size: int = 1 << 30
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     latest: int | None = None
@@ -321,7 +332,8 @@ class Config:
             if isinstance(value, tuple):
                 value = list(value)
             elif isinstance(value, Mapping):
-                value = {k: dict(v) if isinstance(v, Mapping) else v if isinstance(v, str) else list(v) for k, v in value.items()}
+                value = {k: redact_settings(v) if isinstance(v, Mapping) else v if isinstance(v, str) else list(v)
+                         for k, v in value.items()}  # a site's api_key is never shown
             note = ""
             if key.status == "no":
                 note = "  # accepted for cas-mirror compatibility; no effect in airgap"
@@ -369,7 +381,7 @@ def from_mapping(data: Mapping[str, Any], path: str | None = None) -> Config:
             close = difflib.get_close_matches(key, list(KEYS), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(KEYS)}"
             where = f"{path}: " if path else ""
-            raise ConfigError(f"{where}unknown key {key!r}{hint}")
+            raise ConfigError(f"{where}unknown key {_q(key)}{hint}")
         values[key] = spec.check(key, raw_value)
     for key in PATH_KEYS:
         if values.get(key):
@@ -409,23 +421,32 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
             return dataclasses.replace(from_mapping({}, None), found_by=f"no -f given and none of {searched} exists: defaults")
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_small_file(p, MAX_CONFIG_BYTES, "a configuration file", ConfigError).decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{p}: expected a configuration file, found nothing at that path") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{p}: cannot read the configuration file: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml_bounded(text, str(p))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(p)
-        raise ConfigError(f"{where}: invalid YAML: {exc.problem or exc}") from None
+        raise ConfigError(f"{where}: invalid YAML: {str(exc.problem or exc)[:200]}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: invalid YAML: {exc}") from None
+        raise ConfigError(f"{p}: invalid YAML: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: invalid YAML: nested too deeply") from None
     if data is None:
         data = {}
     config = from_mapping(data, str(p))
     return dataclasses.replace(config, found_by=found_by) if found_by else config
+
+
+def _positive_size(path: str, v: Any) -> int:
+    n = parse_size(v, path)
+    if n < 1:
+        raise ConfigError(f"{path}: expected a size of at least 1 byte, found {_q(v)}")
+    return n
 
 
 _SIZE_UNITS = {"": 1, "B": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
@@ -440,5 +461,5 @@ def parse_size(text: str | int, what: str = "size") -> int:
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(text))
     unit = m.group(2).upper() if m else None
     if m is None or unit not in _SIZE_UNITS:
-        raise ConfigError(f"{what}: expected a size such as 4.7G, 700M or 25000000000, found {text!r}")
+        raise ConfigError(f"{what}: expected a size such as 4.7G, 700M or 25000000000, found {_q(text)}")
     return int(float(m.group(1)) * _SIZE_UNITS[unit])

@@ -10,11 +10,33 @@ where it helps, what to do. The CLI maps each family to an exit code in one plac
 
 from __future__ import annotations
 
+import reprlib
+from typing import Any
+
+from .redact import redact
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 4
+_SHORT.maxlevel = 2
+
+
+def quoted(value: Any) -> str:
+    """``value`` as an error message quotes it: its repr, cut to a short prefix whatever its size or nesting."""
+    return _SHORT.repr(value)
+
 
 class AirgapError(Exception):
-    """Root of every error airgap raises on purpose."""
+    """Root of every error airgap raises on purpose.
+
+    The message is redacted as the error is made (:func:`airgap.redact.redact`): a URL's
+    password or token never reaches whoever prints, logs or stores it.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: Any = "", *args: Any) -> None:
+        super().__init__(redact(message) if isinstance(message, str) else message, *args)
 
 
 class UsageError(AirgapError):
@@ -36,7 +58,7 @@ class DownloadError(UpstreamError):
 
     def __init__(self, message: str, failures: list[str] | None = None) -> None:
         super().__init__(message)
-        self.failures = list(failures or [])
+        self.failures = [redact(f) for f in failures or []]
 
 
 class UnsolvableError(AirgapError):

@@ -2,7 +2,12 @@
 
 The only module that talks to the network. It knows nothing about conda: it streams bytes,
 tells "not found" apart from transient faults, and retries the transient ones (5xx, 429,
-resets, timeouts, truncated bodies) with exponential backoff. Callers hash and verify.
+resets, timeouts, truncated bodies, transfers slower than ``min_rate``) with exponential
+backoff. Callers hash and verify.
+
+Redirects are followed here, by the rules of :mod:`airgap.urlpolicy` (at most 5, http(s)
+only, never https → http, credentials only to their own origin). A URL's ``user:password@``
+is sent as Basic auth to that URL's origin and nowhere else.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ import urllib3
 
 from . import __version__
 from .errors import UpstreamError
+from .http_deadline import bound_header_wait
+from .redact import redact
+from .urlpolicy import REDIRECT_STATUSES, headers_for_hop, redirect_target, request_parts
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +56,14 @@ class Fetcher:
     """Pooled, retrying byte source. Thread-safe: one instance serves all download workers."""
 
     def __init__(self, workers: int = 8, retries: int = 5, timeout: float = 60.0, backoff: float = 0.5,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, min_rate: int = 1024,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.retries = retries
         self.backoff = backoff
         self._sleep = sleep
+        # a transfer slower than min_rate bytes/s over any `timeout` seconds is a transient fault:
+        # a server trickling a byte at a time never trips the socket's read timeout
+        self._pace = _Pace(min_rate, float(timeout), clock)
         self._pool = urllib3.PoolManager(
             num_pools=16,
             maxsize=max(workers, 1),
@@ -60,6 +72,7 @@ class Fetcher:
             timeout=urllib3.Timeout(connect=min(timeout, 30.0), read=timeout),
             headers={"User-Agent": f"airgap/{__version__}"},
         )
+        bound_header_wait(self._pool, float(timeout))  # headers trickled a byte at a time: the same deadline
 
     def close(self) -> None:
         self._pool.clear()
@@ -104,11 +117,7 @@ class Fetcher:
             return
         if scheme not in ("http", "https"):
             raise UpstreamError(f"{url}: expected an http://, https:// or file:// URL, found scheme {scheme!r}")
-        headers = {"Range": f"bytes={offset}-"} if offset > 0 else None
-        try:
-            resp = self._pool.request("GET", url, preload_content=False, decode_content=False, redirect=True, headers=headers)
-        except urllib3.exceptions.HTTPError as exc:
-            raise TransientError(f"{url}: {type(exc).__name__}: {exc}") from None
+        resp = self._get(url, {"Range": f"bytes={offset}-"} if offset > 0 else {})
         try:
             if resp.status in (404, 410):
                 raise NotFound(f"{url}: HTTP {resp.status} not found")
@@ -123,9 +132,31 @@ class Fetcher:
                 raise UpstreamError(f"{url}: expected HTTP 200, found HTTP {resp.status} {resp.reason or ''}".rstrip())
             length_header = resp.headers.get("Content-Length")
             length = int(length_header) if length_header and length_header.isdigit() else None
-            yield _guarded(resp, url, length), length, start
+            yield _guarded(resp, url, length, self._pace), length, start
         finally:
             resp.release_conn()
+
+    def _get(self, url: str, extra: dict[str, str]) -> Any:
+        """GET ``url``, following redirects by :mod:`airgap.urlpolicy`; the final response, body unread."""
+        current, headers = request_parts(url)
+        headers.update(extra)
+        hop = 0
+        while True:
+            try:
+                resp = self._pool.request("GET", current, preload_content=False, decode_content=False, redirect=False,
+                                          headers=headers)
+            except urllib3.exceptions.HTTPError as exc:
+                raise TransientError(f"{redact(current)}: {type(exc).__name__}: {redact(str(exc))}") from None
+            if resp.status not in REDIRECT_STATUSES:
+                return resp
+            location = resp.headers.get("Location")
+            resp.close()  # a redirect's body is not read (it may be endless); the pool reconnects
+            resp.release_conn()
+            hop += 1
+            target = redirect_target(current, location, hop)
+            log.debug("%s: HTTP %d redirect to %s", current, resp.status, target)
+            headers = headers_for_hop(current, target, headers)
+            current = target
 
     # -- with retries -------------------------------------------------------------------
 
@@ -159,11 +190,43 @@ class Fetcher:
         return self.with_retries(url, attempt)
 
 
-def _guarded(resp: Any, url: str, length: int | None) -> Iterator[bytes]:
+class _Pace:
+    """The slowest transfer tolerated: ``min_rate`` bytes/s, measured over windows of ``window`` seconds."""
+
+    def __init__(self, min_rate: int, window: float, clock: Callable[[], float]) -> None:
+        self.min_rate, self.window, self.clock = min_rate, window, clock
+
+    def watch(self, url: str) -> Callable[[int], None]:
+        """A callback taking each chunk's size; raises TransientError once a window is too slow."""
+        start = self.clock()
+        got = 0
+
+        def arrived(n: int) -> None:
+            nonlocal start, got
+            got += n
+            elapsed = self.clock() - start
+            if elapsed < self.window or self.min_rate <= 0:
+                return
+            if got < self.min_rate * elapsed:
+                raise TransientError(
+                    f"{url}: expected at least {self.min_rate} bytes/s (min_rate), found {got} bytes in {elapsed:.0f}s; "
+                    f"the server is too slow"
+                )
+            start, got = self.clock(), 0
+
+        return arrived
+
+
+def _guarded(resp: Any, url: str, length: int | None, pace: _Pace) -> Iterator[bytes]:
     got = 0
+    arrived = pace.watch(url)
     try:
-        for chunk in resp.stream(CHUNK):
+        while True:
+            chunk = resp.read1(CHUNK)  # whatever has arrived: a trickle must reach the pace check
+            if not chunk:
+                break
             got += len(chunk)
+            arrived(len(chunk))
             yield chunk
     except urllib3.exceptions.HTTPError as exc:
         raise TransientError(f"{url}: connection broke after {got} bytes ({type(exc).__name__})") from None

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, quoted
 from .repodata import Repodata
 
 Record = Mapping[str, Any]
@@ -113,10 +113,10 @@ class SpecSet:
             try:
                 spec = MatchSpec(text)
             except Exception as exc:  # rattler raises its own exception types
-                raise ConfigError(f"{key}[{i}]: expected a conda match spec such as 'numpy >=1.26', found {text!r} ({exc})") from None
+                raise ConfigError(f"{key}[{i}]: expected a conda match spec such as 'numpy >=1.26', found {quoted(text)} ({str(exc)[:200]})") from None
             name = spec.name.normalized if spec.name is not None else None
             if not name or "*" in name:
-                raise ConfigError(f"{key}[{i}]: expected a match spec with an exact package name, found {text!r}")
+                raise ConfigError(f"{key}[{i}]: expected a match spec with an exact package name, found {quoted(text)}")
             only_name = text.strip().lower() == name
             self.by_name.setdefault(name, []).append((text, None if only_name else spec))
 
@@ -222,7 +222,7 @@ def _python_targets(versions: tuple[str, ...]) -> list[tuple[str, Any, Any]]:
     for i, v in enumerate(versions):
         parts = v.split(".")
         if len(parts) < 2 or not all(p.isdigit() for p in parts[:2]):
-            raise ConfigError(f"python_versions[{i}]: expected a version such as 3.11, found {v!r}")
+            raise ConfigError(f"python_versions[{i}]: expected a version such as 3.11, found {quoted(v)}")
         major_minor = ".".join(parts[:2])
         full = v if len(parts) > 2 else f"{major_minor}.0"
         Version(full)
@@ -287,7 +287,7 @@ def _snapshot_ms(text: str | None) -> int | None:
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ConfigError(f"snapshot_date: expected a date such as 2024-05-01 or 2024-05-01T12:00:00Z, found {text!r}") from None
+        raise ConfigError(f"snapshot_date: expected a date such as 2024-05-01 or 2024-05-01T12:00:00Z, found {quoted(text)}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     if len(text) <= 10:  # a bare date means the end of that day

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,7 +101,9 @@ class Repodata:
         return doc
 
     def to_bytes(self, keep_base_url: bool = False) -> bytes:
-        return json.dumps(self.to_document(keep_base_url), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        # allow_nan=False: never publish NaN/Infinity (not JSON); the parser keeps them out
+        return json.dumps(self.to_document(keep_base_url), separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode("utf-8")
 
     def subset(self, filenames: set[str]) -> Repodata:
         """A copy holding only ``filenames`` (records shared, not copied: they are not mutated)."""
@@ -119,23 +122,84 @@ class Repodata:
 _CACHE_KEYS = ("_url", "_etag", "_mod", "_cache_control")
 
 
-def parse_repodata(data: bytes, subdir: str, source: str, keep_unreadable: bool = False) -> Repodata:
+def parse_repodata(data: bytes | bytearray, subdir: str, source: str, keep_unreadable: bool = False, strict: bool = False) -> Repodata:
     """Parse repodata bytes from ``source`` (a URL, for messages) for directory ``subdir``.
 
     Malformed documents raise :class:`UpstreamError`; individual records with unsafe
     filenames, the wrong extension for their section or a non-object body are skipped with
     a warning, because one bad record must not block a whole mirror. ``keep_unreadable`` (a
     destination's own index): such records are kept verbatim in ``opaque`` instead, so that
-    rewriting the index never drops what it already lists.
+    rewriting the index never drops what it already lists. A record holding a value JSON cannot
+    carry (see :func:`load_json`) is skipped the same way, or with ``strict`` (a destination's
+    own index, whose records must never be dropped) refused.
     """
+    doc, suspect = load_json(data, source)
+    return from_document(doc, subdir, source, keep_unreadable, suspect=suspect, strict=strict)
+
+
+def load_json(data: bytes | bytearray, source: str) -> tuple[Any, bool]:
+    """``(document, suspect)``: strict UTF-8 JSON, parsed; ``suspect`` if it may hold a value JSON cannot carry.
+
+    Python's parser accepts ``NaN``, ``Infinity`` and numbers too large for a float (which
+    become ``inf``), and lone surrogates (``"\\ud800"``), none of which can be written back as
+    JSON (UTF-8): published, they break every client's parse of the whole subdir. Invalid
+    UTF-8 (encoded surrogates included) refuses the document. ``suspect`` says that one of the
+    others was seen; :func:`from_document` then finds the records holding them.
+    """
+    flagged = False
+
+    def number(text: str) -> float:
+        nonlocal flagged
+        value = float(text)
+        if not math.isfinite(value):
+            flagged = True
+        return value
+
+    def constant(text: str) -> float:
+        nonlocal flagged
+        flagged = True
+        return float(text)
+
     try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        text = (data[3:] if data[:3] == b"\xef\xbb\xbf" else data).decode("utf-8")
+        doc = json.loads(text, parse_float=number, parse_constant=constant)
+    except RecursionError:
+        raise UpstreamError(f"{source}: expected repodata JSON, found values nested too deeply to parse") from None
+    except (UnicodeDecodeError, ValueError) as exc:
         raise UpstreamError(f"{source}: expected repodata JSON, found invalid data ({str(exc)[:200]})") from None
-    return from_document(doc, subdir, source, keep_unreadable)
+    return doc, flagged or "\\ud" in text or "\\uD" in text
 
 
-def from_document(doc: Any, subdir: str, source: str, keep_unreadable: bool = False) -> Repodata:
+def not_json(value: Any) -> str | None:
+    """Why ``value`` (parsed JSON) cannot be written back as JSON, or None if it can."""
+    stack = [value]
+    while stack:  # iterative: values nest as deep as the parser allowed
+        v = stack.pop()
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                return "a number that is not finite (NaN, Infinity, or too large for a float)"
+        elif isinstance(v, str):
+            if not v.isascii():
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError:
+                    return f"a lone surrogate in the string {v.encode('utf-8', 'backslashreplace')[:40]!r}"
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return None
+
+
+def from_document(doc: Any, subdir: str, source: str, keep_unreadable: bool = False, suspect: bool = False,
+                  strict: bool = False) -> Repodata:
+    """:func:`parse_repodata` of an already parsed document; ``suspect`` from :func:`load_json`."""
+    if suspect:
+        envelope = {k: v for k, v in doc.items() if k not in ("packages", "packages.conda")} if isinstance(doc, dict) else doc
+        reason = not_json(envelope)
+        if reason is not None:
+            raise UpstreamError(f"{source}: expected repodata JSON that can be published, found {reason} outside the records")
     if not isinstance(doc, dict):
         raise UpstreamError(f"{source}: expected a repodata object, found {type(doc).__name__}")
     info = doc.get("info", {})
@@ -174,6 +238,16 @@ def from_document(doc: Any, subdir: str, source: str, keep_unreadable: bool = Fa
                 if skipped <= 5:
                     log.warning("%s: skipping %s: its record lacks name, version or build", source, filename)
                 continue
+            if suspect:
+                reason = not_json(record)
+                if reason is not None:
+                    if strict:
+                        raise UpstreamError(f"{source}: record {filename} holds {reason}, which is not JSON; "
+                                            f"fix or remove that record, then run again")
+                    skipped += 1
+                    if skipped <= 5:
+                        log.warning("%s: skipping %s: its record holds %s, which is not JSON", source, filename, reason)
+                    continue
             rec_subdir = record.get("subdir")
             if rec_subdir is not None and rec_subdir != subdir:
                 if _keep(rd, keep_unreadable, section, filename, record):

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ._fs import atomic_write_bytes
 from .errors import SignatureError, UsageError
+from .limits import MAX_KEY_BYTES, read_small_file
 
 PASSPHRASE_ENV = "AIRGAP_KEY_PASSPHRASE"
 MAX_SIG_BYTES = 4096
@@ -105,9 +107,22 @@ def passphrase_from_env() -> bytes | None:
 
 def _read_key_file(p: Path, what: str) -> bytes:
     try:
-        return p.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{p}: expected an Ed25519 {what} key (PEM), cannot read it: {exc.strerror}") from None
+        return read_small_file(p, MAX_KEY_BYTES, f"an Ed25519 {what} key (PEM)")
+    except FileNotFoundError:
+        raise UsageError(f"{p}: expected an Ed25519 {what} key (PEM), cannot read it: no such file") from None
+
+
+def check_private_key_mode(p: Path) -> None:
+    """Refuse a private key others may read, as ssh does (the key could have been copied already)."""
+    try:
+        mode = stat.S_IMODE(os.stat(p).st_mode)
+    except OSError:
+        return  # reading it reports the problem
+    if mode & 0o077:
+        raise UsageError(
+            f"{p}: expected a private key only its owner can read, found mode {mode:04o} (readable by "
+            f"{'others' if mode & 0o007 else 'the group'}); run: chmod 600 {p}"
+        )
 
 
 def load_signer(path: str | os.PathLike[str]) -> Signer:
@@ -121,6 +136,7 @@ def load_signer(path: str | os.PathLike[str]) -> Signer:
         raise UsageError(f"{p}: expected an Ed25519 private key in PEM form (or the passphrase in {PASSPHRASE_ENV} is wrong)") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise UsageError(f"{p}: expected an Ed25519 private key, found {type(key).__name__}")
+    check_private_key_mode(p)
     return Signer(key)
 
 

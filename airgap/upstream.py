@@ -2,7 +2,9 @@
 
 A channel is given as ``http(s)://…``, ``file://…`` or a path; it is named after the last
 part of its URL (``…/pkgs/main/`` → ``main``). ``repodata.json.zst`` is preferred where the
-channel has it; ``repodata.json`` otherwise.
+channel has it; ``repodata.json`` otherwise. Both are bounded: the document as fetched and as
+decompressed may hold at most ``max_repodata_size`` bytes (config key, default
+:data:`MAX_REPODATA_BYTES`). A ``base_url`` in the repodata obeys :func:`airgap.urlpolicy.check_link`.
 """
 
 from __future__ import annotations
@@ -22,11 +24,17 @@ from .compress import zstd_decompress_bounded
 from .errors import UpstreamError, UsageError
 from .fetch import Fetcher, NotFound, url_to_path
 from .manifest import is_safe_channel_name
+from .redact import MARKER, redact
 from .repodata import Repodata, parse_repodata
+from .urlpolicy import check_link
 
 log = logging.getLogger(__name__)
 
-MAX_REPODATA_BYTES = 4 << 30  # decompressed; the largest public subdir is well under this
+# The default bound of one subdir's repodata.json, decompressed (config: max_repodata_size).
+# conda-forge linux-64, the largest public subdir, is 254 MB (2025) and has grown by roughly a
+# quarter a year: 1 GiB leaves it years of room, while a zstd bomb stops there instead of taking
+# every gigabyte the host has (parsing costs about 5x the document in memory).
+MAX_REPODATA_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -48,8 +56,8 @@ def channel_from_string(value: str) -> Channel:
         url = Path(os.path.abspath(os.path.expanduser(value))).as_uri()
     if not url.endswith("/"):
         url += "/"
-    parts = [p for p in urllib.parse.urlparse(url).path.split("/") if p]
-    name = parts[-1] if parts else ""
+    parts = [p for p in urllib.parse.urlparse(redact(url)).path.split("/") if p]  # never named after a token
+    name = parts[-1] if parts and parts[-1] != MARKER else ""
     name = re.sub(r"[^A-Za-z0-9._+-]", "_", name)
     if not is_safe_channel_name(name):
         raise UsageError(f"channel {value!r}: cannot name it after the last part of its URL; set dest_channel")
@@ -72,36 +80,63 @@ class FetchedRepodata:
     @functools.cached_property
     def packages_base(self) -> str:
         """The URL the package files are under: CEP-15 ``base_url`` if given, else the subdir's."""
-        base = self.repodata.base_url()
-        if base:
-            base = urllib.parse.urljoin(self.url, base)
-            return base if base.endswith("/") else base + "/"
-        return self.channel.subdir_url(self.subdir)
+        return packages_base(self.url, self.repodata, self.channel.subdir_url(self.subdir))
 
 
-def fetch_repodata(fetcher: Fetcher, channel: Channel, subdir: str) -> FetchedRepodata | None:
+def packages_base(repodata_url: str, repodata: Repodata, default: str) -> str:
+    """Where ``repodata``'s packages are: its CEP-15 ``base_url`` if it has one, else ``default``.
+
+    A remote channel may point only to http(s), never from https to http (:func:`check_link`).
+    """
+    base = repodata.base_url()
+    if not base:
+        return default
+    base = urllib.parse.urljoin(repodata_url, base)
+    check_link(repodata_url, base, "info.base_url")
+    return base if base.endswith("/") else base + "/"
+
+
+def decode_repodata(raw: bytes, url: str, subdir: str, max_bytes: int = MAX_REPODATA_BYTES) -> Repodata:
+    """Upstream repodata bytes as fetched from ``url`` (``.zst`` or plain) → :class:`Repodata`.
+
+    Pure. Decompression stops at ``max_bytes``; a ``base_url`` that may not be followed is an
+    :class:`UpstreamError` here, before any package is planned.
+    """
+    if url.endswith(".zst"):
+        data = zstd_decompress_bounded(raw, max_bytes, url, UpstreamError)
+    elif len(raw) > max_bytes:
+        raise UpstreamError(f"{url}: expected at most {max_bytes} bytes of repodata (max_repodata_size), found {len(raw)}")
+    else:
+        data = raw
+    rd = parse_repodata(data, subdir, url)
+    packages_base(url, rd, url)
+    return rd
+
+
+def fetch_repodata(fetcher: Fetcher, channel: Channel, subdir: str,
+                   max_bytes: int = MAX_REPODATA_BYTES) -> FetchedRepodata | None:
     """Fetch one subdir's repodata; None when the channel has no such subdir."""
     base = channel.subdir_url(subdir)
     for name in ("repodata.json.zst", "repodata.json"):
         url = base + name
         try:
-            raw = fetcher.get_bytes(url, MAX_REPODATA_BYTES)
+            raw = fetcher.get_bytes(url, max_bytes)
         except NotFound:
             continue
-        data = zstd_decompress_bounded(raw, MAX_REPODATA_BYTES, url, UpstreamError) if name.endswith(".zst") else raw
         fetched = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        rd = parse_repodata(data, subdir, url)
+        rd = decode_repodata(raw, url, subdir, max_bytes)
         log.info("%s: %d records", url, len(rd))
         return FetchedRepodata(channel, subdir, url, hashlib.sha256(raw).hexdigest(), len(raw), fetched, rd)
     return None
 
 
-def fetch_channel(fetcher: Fetcher, channel: Channel, subdirs: list[str]) -> dict[str, FetchedRepodata]:
+def fetch_channel(fetcher: Fetcher, channel: Channel, subdirs: list[str],
+                  max_bytes: int = MAX_REPODATA_BYTES) -> dict[str, FetchedRepodata]:
     out: dict[str, FetchedRepodata] = {}
     for subdir in subdirs:
-        got = fetch_repodata(fetcher, channel, subdir)
+        got = fetch_repodata(fetcher, channel, subdir, max_bytes)
         if got is None:
-            log.warning("%s has no %s/repodata.json; treating %s as empty", channel.url, subdir, subdir)
+            log.warning("%s has no %s/repodata.json; treating %s as empty", redact(channel.url), subdir, subdir)
             continue
         out[subdir] = got
     if not out:

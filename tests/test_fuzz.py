@@ -1,10 +1,13 @@
 """Fuzzing the parsers that see hostile bytes: only airgap errors escape, never a hang.
 
-Targets: ``parse_manifest``, ``parse_repodata``, and the archive reader path
-(``open_verified`` + ``ArchiveStream.blobs`` + ``copy_verified`` + ``load_repodata_blob``) on
-mutated bytes of a small real archive, signed and unsigned. The property is the same for
-all: the call returns, or raises a subclass of :class:`airgap.errors.AirgapError`, within
-``TIMEOUT`` seconds.
+Targets: ``parse_manifest``, upstream repodata (``parse_repodata`` and ``decode_repodata``:
+zstd, ``base_url``), the receipt loaders (``load_receipt`` for ``--since``, a destination's
+``read_receipt``), and the archive reader path (``open_verified`` + ``ArchiveStream.blobs`` +
+``copy_verified`` + ``load_repodata_blob``) on mutated bytes of a small real archive, signed
+and unsigned. The property is the same for all: the call returns, or raises a subclass of
+:class:`airgap.errors.AirgapError`, within ``TIMEOUT`` seconds. Upstream repodata that parses
+must also be publishable: its bytes are strict JSON (no NaN, Infinity or lone surrogate), and
+its packages may be fetched only over http(s) when it came over http(s).
 
 The default run is short and deterministic (``AIRGAP_FUZZ_EXAMPLES`` examples per target,
 200 by default, the same ones every time). For a longer, random run by hand:
@@ -33,12 +36,16 @@ from hypothesis import strategies as st
 from test_hostile import build_archive, pax_record, specs
 
 from airgap.archive.reader import copy_verified
+from airgap.compress import zstd_compress
+from airgap.destinations.directory import DirectoryDestination
 from airgap.errors import AirgapError
 from airgap.manifest import canonical_json, parse_manifest
 from airgap.ops._archive import load_repodata_blob, open_verified
+from airgap.ops.export import load_receipt
 from airgap.receipt import parse_receipt_bytes
 from airgap.repodata import parse_repodata
 from airgap.signing import TrustedKeys, generate_keypair, load_signer, load_trusted_keys
+from airgap.upstream import decode_repodata, packages_base
 
 EXAMPLES = int(os.environ.get("AIRGAP_FUZZ_EXAMPLES", "200"))
 TIMEOUT = 10  # seconds per example: more is a hang
@@ -84,7 +91,9 @@ def only_airgap_errors(call: Callable[[], Any]) -> None:
 
 # --- JSON values, nested and mutated --------------------------------------------------------
 
-scalars = st.none() | st.booleans() | st.integers(min_value=-(2 ** 70), max_value=2 ** 70) | st.floats() | st.text(max_size=20)
+surrogates = st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=2)  # lone ones
+scalars = (st.none() | st.booleans() | st.integers(min_value=-(2 ** 70), max_value=2 ** 70) | st.floats() | st.text(max_size=20)
+           | surrogates)
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
                            max_leaves=20)
 
@@ -192,7 +201,70 @@ def test_fuzz_parse_repodata(sample: dict[str, Any], data: st.DataObject) -> Non
         st.builds(nested, st.integers(min_value=1, max_value=400), st.sampled_from(["list", "dict"])),  # deeper: see below
     ))
     subdir = data.draw(st.sampled_from(["linux-64", "noarch"]))
-    only_airgap_errors(lambda: parse_repodata(raw, subdir, "fuzz"))
+    only_airgap_errors(lambda: strict_json(parse_repodata(raw, subdir, "fuzz").to_bytes()))
+
+
+def strict_json(data: bytes) -> None:
+    """``data`` is JSON as every client reads it: UTF-8, no NaN or Infinity."""
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"published {token}, which is not JSON")
+
+    json.loads(data.decode("utf-8"), parse_constant=refuse)
+
+
+base_urls = st.sampled_from(["file:///etc/", "http://cdn/x/", "https://cdn/x/", "../x/", "//evil/x/", "ftp://a/",
+                             "javascript:alert(1)", "FILE:///etc/", " file:///etc/", "\\\\host\\x"]) | st.text(max_size=12)
+
+
+@fuzz
+@given(data=st.data())
+def test_fuzz_upstream_repodata(sample: dict[str, Any], data: st.DataObject) -> None:
+    """What the export does with a fetched subdir: decompress (bounded), parse, follow base_url."""
+    doc = json.loads(json.dumps(sample["repodata"]))
+    if data.draw(st.booleans()):
+        doc["info"]["base_url"] = data.draw(base_urls)
+    text = data.draw(st.one_of(mutated_json(doc), st.just(json.dumps(doc).encode()), bytes_mutations(json.dumps(doc).encode())))
+    url = data.draw(st.sampled_from(["https://up/ch/linux-64/repodata.json", "http://up/ch/linux-64/repodata.json",
+                                     "file:///srv/ch/linux-64/repodata.json"]))
+    raw = text
+    if data.draw(st.booleans()):
+        url += ".zst"
+        raw = zstd_compress(text)
+        if data.draw(st.booleans()):
+            raw = data.draw(bytes_mutations(raw))
+
+    def run() -> None:
+        rd = decode_repodata(raw, url, "linux-64", max_bytes=1 << 20)
+        strict_json(rd.to_bytes())
+        where = packages_base(url, rd, url)
+        if url.startswith("http"):
+            assert where.startswith(("http://", "https://")), where
+        if url.startswith("https"):
+            assert where.startswith("https://"), where
+
+    only_airgap_errors(run)
+
+
+# --- receipts ----------------------------------------------------------------------------------------
+
+RECEIPT = {"format": "airgap-receipt/1",
+           "archives": [{"archive_id": "a" * 32, "created": "2025-01-01T00:00:00Z", "signer": "b" * 64}],
+           "channels": {"main": {"linux-64": {"p-1-0.conda": {"sha256": "c" * 64, "size": 10}}}},
+           "sources": {"main": {"linux-64": "d" * 64}}, "installers": {}}
+
+
+@fuzz
+@given(data=st.data())
+def test_fuzz_receipt(tmp_path_factory: pytest.TempPathFactory, data: st.DataObject) -> None:
+    """The loaders of today's receipts: ``export --since`` and a directory destination's own."""
+    raw = data.draw(st.one_of(mutated_json(RECEIPT), bytes_mutations(json.dumps(RECEIPT).encode()), st.binary(max_size=128),
+                              json_values.map(lambda v: json.dumps(v).encode()), deep))
+    root = tmp_path_factory.mktemp("receipt")
+    (root / ".airgap").mkdir()
+    (root / ".airgap" / "receipt.json").write_bytes(raw)
+    only_airgap_errors(lambda: load_receipt(root / ".airgap" / "receipt.json"))
+    only_airgap_errors(lambda: DirectoryDestination(root).read_receipt())
 
 
 def test_parse_repodata_deeply_nested_is_an_airgap_error() -> None:
@@ -328,6 +400,14 @@ def regression_files(suffix: str) -> list[Path]:
 @pytest.mark.parametrize("path", regression_files(".manifest.json"), ids=lambda p: p.name)
 def test_manifest_regressions(path: Path) -> None:
     only_airgap_errors(lambda: parse_manifest(path.read_bytes()))
+
+
+@pytest.mark.parametrize("path", regression_files(".receipt.json"), ids=lambda p: p.name)
+def test_receipt_regressions(path: Path, tmp_path: Path) -> None:
+    (tmp_path / ".airgap").mkdir()
+    (tmp_path / ".airgap" / "receipt.json").write_bytes(path.read_bytes())
+    only_airgap_errors(lambda: DirectoryDestination(tmp_path).read_receipt())
+    only_airgap_errors(lambda: load_receipt(path))
 
 
 @pytest.mark.parametrize("path", regression_files(".tar"), ids=lambda p: p.name)

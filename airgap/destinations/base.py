@@ -46,7 +46,8 @@ def parse_index(data: bytes | None, subdir: str, where: str) -> Repodata | None:
     if data is None:
         return None
     try:
-        return parse_repodata(data, subdir, where, keep_unreadable=True)
+        # a destination's records are never dropped: unreadable ones are kept verbatim, non-JSON ones refused
+        return parse_repodata(data, subdir, where, keep_unreadable=True, strict=True)
     except Exception as exc:
         raise DestinationError(f"{where}: expected repodata JSON, found something unreadable ({exc})") from None
 

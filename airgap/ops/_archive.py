@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._fs import named
 from ..archive.hashing import HashPipe
 from ..archive.reader import ArchiveStream, copy_verified
 from ..archive.writer import start_writeback
@@ -17,7 +17,7 @@ from ..compress import zstd_decompress_bounded
 from ..errors import ArchiveFormatError, IntegrityError, SignatureError, UpstreamError, UsageError
 from ..manifest import BlobEntry, Manifest, SubdirEntry, parse_manifest
 from ..progress import Progress
-from ..repodata import Repodata, from_document, record_hashes
+from ..repodata import Repodata, from_document, load_json, record_hashes
 from ..signing import TrustedKeys
 
 
@@ -116,13 +116,8 @@ def load_repodata_blob(data: bytes, sub: SubdirEntry, channel: str, what: str) -
     if len(raw) != sub.repodata.raw_size:
         raise ArchiveFormatError(f"{what}: expected {sub.repodata.raw_size} bytes of repodata, found {len(raw)}")
     try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        raise ArchiveFormatError(f"{what}: expected repodata JSON, found invalid data ({exc})") from None
-    except RecursionError:
-        raise ArchiveFormatError(f"{what}: expected repodata JSON, found values nested too deeply to parse") from None
-    try:
-        rd = from_document(doc, sub.subdir, what)
+        doc, suspect = load_json(raw, what)  # NaN, Infinity, lone surrogates: records holding them are counted as malformed
+        rd = from_document(doc, sub.subdir, what, suspect=suspect)
     except UpstreamError as exc:  # the same message, but here it is the archive that is malformed
         raise ArchiveFormatError(str(exc)) from None
     total = sum(len(doc.get(section) or {}) for section in ("packages", "packages.conda"))  # both are dicts (or null) now
@@ -150,15 +145,18 @@ WRITEBACK_MIN = 256 << 10
 class _FdWriter:
     """``write`` straight to a file descriptor: no buffer object per staged file (there may be 100,000)."""
 
-    __slots__ = ("fd",)
+    __slots__ = ("fd", "path")
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
+    def __init__(self, fd: int, path: str | os.PathLike[str]) -> None:
+        self.fd, self.path = fd, path
 
     def write(self, data: bytes) -> int:
         view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view):]
+        try:
+            while view:
+                view = view[os.write(self.fd, view):]
+        except OSError as exc:  # ENOSPC names no file: name the staged one
+            raise named(exc, self.path) from None
         return len(data)
 
 
@@ -188,7 +186,7 @@ def stream_blobs(opened: Opened, progress: Progress, desc: str,
             elif target is not None:
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
                 try:
-                    copy_verified(fh, entry, _FdWriter(fd), what, bar.update, pipe)
+                    copy_verified(fh, entry, _FdWriter(fd, target), what, bar.update, pipe)
                     if entry.size >= WRITEBACK_MIN:
                         start_writeback(fd)  # the disk starts now; the destination's one syncfs then waits for less
                 finally:

@@ -32,6 +32,7 @@ from ..errors import ConfigError, DownloadError, UnsolvableError, UpstreamError,
 from ..fetch import Fetcher
 from ..filters import Filters, Selection, select_channel
 from ..installable import SolveOutcome
+from ..limits import MAX_RECEIPT_BYTES, read_small_file
 from ..manifest import (
     BlobEntry,
     ChannelEntry,
@@ -192,7 +193,7 @@ class Plan:
                     for fn, reason in sorted(sel.excluded.items())]
         doc: dict[str, Any] = {"packages": packages, "excluded": excluded, "total_bytes": self.total_bytes}
         if self.installers:
-            doc["installers"] = [{"dir": i.dir, "filename": i.filename, "url": i.url, "sha256": i.sha256} for i in self.installers]
+            doc["installers"] = [{"dir": i.dir, "filename": i.filename, "url": redact(i.url), "sha256": i.sha256} for i in self.installers]
         if self.installability:
             doc["installable"] = [o.to_json() for o in self.installability]
         return doc
@@ -228,7 +229,7 @@ def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Prog
     selections: dict[str, dict[str, Selection]] = {}
     bar = progress("repodata", len(channels) * len(subdirs), unit="subdir")
     for ch in channels:
-        fetched[ch.name] = fetch_channel(fetcher, ch, subdirs)
+        fetched[ch.name] = fetch_channel(fetcher, ch, subdirs, config.max_repodata_size)
         bar.update(len(subdirs))
         if not envs:
             selections[ch.name] = select_channel({s: fr.repodata for s, fr in fetched[ch.name].items()}, filters)
@@ -288,7 +289,7 @@ def _fetcher(config: Config, given: Fetcher | None) -> Iterator[Fetcher]:
     if given is not None:
         yield given
         return
-    with Fetcher(workers=config.workers, retries=config.retries, timeout=config.timeout) as f:
+    with Fetcher(workers=config.workers, retries=config.retries, timeout=config.timeout, min_rate=config.min_rate) as f:
         yield f
 
 
@@ -381,7 +382,9 @@ def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer:
 
 def load_receipt(path: Path) -> Receipt:
     try:
-        data = Path(path).read_bytes()
+        data = read_small_file(path, MAX_RECEIPT_BYTES, "a receipt (DEST/.airgap/receipt.json)")
+    except FileNotFoundError:
+        raise UsageError(f"--since {path}: expected a receipt (DEST/.airgap/receipt.json), found nothing at that path") from None
     except OSError as exc:
         raise UsageError(f"--since {path}: expected a receipt (DEST/.airgap/receipt.json), cannot read it: {exc.strerror}") from None
     try:
@@ -469,15 +472,19 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
         bar = progress("download", todo_bytes or None, files=len(todo))
         with ThreadPoolExecutor(max_workers=config.workers) as pool:
             futures = {pool.submit(cache.download, fetcher, w.url, w.expected, bar.update): w for w in todo}
-            for fut in as_completed(futures):
-                w = futures[fut]
-                try:
-                    actual[(w.channel, w.subdir, w.filename)] = downloaded = fut.result()
-                    fresh.add(downloaded)
-                except UpstreamError as exc:
-                    failures.append(str(exc))
-                    log.error("%s", exc)
-                bar.file_done()
+            try:
+                for fut in as_completed(futures):
+                    w = futures[fut]
+                    try:
+                        actual[(w.channel, w.subdir, w.filename)] = downloaded = fut.result()
+                        fresh.add(downloaded)
+                    except UpstreamError as exc:
+                        failures.append(str(exc))
+                        log.error("%s", exc)
+                    bar.file_done()
+            except BaseException:  # interrupted or terminated: start no other download
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
         bar.close()
     installer_entries: list[InstallerEntry] = []
     for iw in plan.installers:  # few and large: one at a time, each verified against its sha256 if given
@@ -537,7 +544,7 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
             blobs.setdefault(entry.repodata.sha256, BlobEntry(entry.repodata.sha256, entry.repodata.size, "repodata"))
             subs.append(entry)
             counts.setdefault(ch.name, {})[subdir] = len(entry.packages) + len(entry.present)
-        channel_entries.append(ChannelEntry(ch.name, redact(ch.url), tuple(subs)))
+        channel_entries.append(ChannelEntry(ch.name, redact(ch.url), tuple(subs)))  # the manifest never holds a secret
     mapped = match(config.channel_map, [(c.name, c.url) for c in channels])  # channels several map to keep their names
     merged_into = delta.targets if delta is not None else {
         c.name: t or config.dest_channel or c.name for c, t in zip(channels, mapped, strict=True)}

@@ -9,6 +9,7 @@ from typing import Any
 from ..archive.reader import ArchiveStream
 from ..manifest import Manifest, parse_manifest
 from ..progress import Progress, null_progress
+from ..redact import redact_doc
 from ..signing import TrustedKeys
 from ._archive import load_repodata_blob, open_set, stream_blobs
 
@@ -57,7 +58,7 @@ class Inspection:
 
     def to_json(self) -> dict[str, Any]:
         m = self.manifest
-        return {
+        doc: dict[str, Any] = redact_doc({  # an archive written before redaction existed may carry a channel's credentials
             "format": m.format,
             "archive_id": m.archive_id,
             "created": m.created,
@@ -73,7 +74,8 @@ class Inspection:
             "channels": self.channels,
             "installers": [i.to_json() for i in m.installers],
             "sbom": m.sbom.to_json() if m.sbom is not None else None,
-        }
+        })
+        return doc
 
 
 def run_inspect(archive: Path, trusted: TrustedKeys | None = None) -> Inspection:
