@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
+from ._cli_exit import fail as _fail
+from ._cli_exit import quiet_stdout as _quiet_stdout
 from .config import LOG_LEVELS, Config, load_config
 from .errors import AirgapError, DownloadError, UsageError
 from .progress import Bar, Progress, null_progress
@@ -73,7 +75,9 @@ def _human(n: float) -> str:
 
 
 def _emit_json(doc: Any) -> None:
-    # one line, compact: the C encoder keeps a 300,000-package plan fast
+    # one line, compact: the C encoder keeps a 300,000-package plan fast; "ok" as on failure (_run)
+    if isinstance(doc, dict):
+        doc = {"ok": True, **doc}
     click.echo(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str))
 
 
@@ -142,6 +146,7 @@ def common_options(reads_config: bool = True) -> Callable[[F], F]:
 
 
 def _run(state: _State, reads_config: bool, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    as_json = bool(kwargs.get("as_json"))
     try:
         config = state.config() if reads_config else None
         _setup_logging(state, config)
@@ -152,25 +157,20 @@ def _run(state: _State, reads_config: bool, fn: Callable[..., Any], *args: Any, 
     except AirgapError as exc:
         if state.verbose:
             click.echo(redact(traceback.format_exc()), err=True, nl=False)
-        click.echo(redact(f"airgap: error: {exc}"), err=True)
-        if isinstance(exc, DownloadError) and len(exc.failures) > 1:
-            for line in exc.failures[:50]:
-                click.echo(redact(f"  {line}"), err=True)
-            if len(exc.failures) > 50:
-                click.echo(f"  … and {len(exc.failures) - 50} more", err=True)
-        sys.exit(exc.exit_code)
+        more = [redact(line) for line in exc.failures] if isinstance(exc, DownloadError) and len(exc.failures) > 1 else []
+        _fail(redact(str(exc)), exc.exit_code, as_json, more)  # a channel URL's token is never printed
     except KeyboardInterrupt:
-        click.echo("airgap: interrupted", err=True)
-        sys.exit(130)
+        _fail("interrupted", 130, as_json)
     except Terminated:
-        click.echo("airgap: terminated (SIGTERM); nothing was written", err=True)
-        sys.exit(Terminated.exit_code)
+        _fail("terminated (SIGTERM); nothing was written", Terminated.exit_code, as_json)
+    except BrokenPipeError:  # `airgap inspect | head`: the reader has gone; say nothing more
+        _quiet_stdout()
+        sys.exit(141)
     except OSError as exc:
         if state.verbose:
             click.echo(redact(traceback.format_exc()), err=True, nl=False)
         where = f"{exc.filename}: " if exc.filename else ""
-        click.echo(redact(f"airgap: error: {where}{exc.strerror or exc}"), err=True)
-        sys.exit(1)
+        _fail(redact(f"{where}{exc.strerror or exc}"), 1, as_json)
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
     Examples:
       airgap export -f export.yaml --sign-key ~/keys/airgap mirror.tar
       airgap export -f export.yaml --plan --media-size 25G
-      airgap export -f export.yaml --plan --check-installable "python 3.11.*" numpy
+      airgap export -f export.yaml --plan --check-installable "python 3.11.*" --check-installable numpy
     """
     from .config import parse_size
     from .ops.export import run_export, run_plan
@@ -244,8 +244,14 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
     specs = list(check_specs) + list(config.installable)
     config = _with_envs(config, env_files)
     if plan_only:
+        if archive:
+            raise UsageError(f"--plan: expected no ARCHIVE (a plan writes nothing), found {archive!r}; "
+                             f"to check several specs, repeat --check-installable SPEC")
         media = parse_size(media_size, "--media-size") if media_size else None
         plan = run_plan(config, installable_specs=specs, allow_unsolvable=allow_unsolvable, progress=_progress(state.quiet))
+        too_big = None
+        if media is not None and plan.total_bytes > media:
+            too_big = f"--media-size: expected the selection to fit in {_human(media)}, found {_human(plan.total_bytes)}"
         if html_file:
             from .ops.review import plan_page
 
@@ -255,12 +261,17 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
             doc = plan.to_json()
             if media is not None:
                 doc["media_size"] = media
-                doc["fits"] = plan.total_bytes <= media
+                doc["fits"] = too_big is None
+            if too_big:  # one JSON object on stdout: the plan, marked as the failure it is
+                doc.update(ok=False, error=too_big, exit_code=2)
+                _emit_json(doc)
+                click.echo(f"airgap: error: {too_big}", err=True)
+                sys.exit(2)
             _emit_json(doc)
         else:
             _print_plan(plan.summary(), media, [o.to_json() for o in plan.installability])
-        if media is not None and plan.total_bytes > media:
-            raise UsageError(f"--media-size: expected the selection to fit in {_human(media)}, found {_human(plan.total_bytes)}")
+        if too_big:
+            raise UsageError(too_big)
         return
     if media_size:
         raise UsageError("--media-size: expected together with --plan (to split an archive, use --volume-size)")
@@ -316,7 +327,9 @@ def _print_plan(summary: dict[str, Any], media: int | None, solves: list[dict[st
         click.echo(f"file     {path}  <- {', '.join(envs)}")
     for o in solves:
         where = o["platform"] + (f" python {o['python']}" if o["python"] else "")
-        click.echo(f"solve    {where:<22} {'ok, ' + str(o['packages']) + ' packages' if o['ok'] else 'FAILED: ' + ' '.join(o['message'].split())[:200]}")
+        click.echo(f"solve    {where:<22} {'ok, ' + str(o['packages']) + ' packages' if o['ok'] else 'FAILED, the solver says:'}")
+        for line in [] if o["ok"] else o["message"].splitlines():
+            click.echo(f"           {line}")
 
 
 def _destination(into: str | None, config: Config) -> Any:
@@ -354,8 +367,14 @@ _DOWNGRADE_HELP = ("Apply an archive older than the destination's newest (or a d
                    "for its new files only: nothing is removed or replaced.")
 
 
+def _require_archive(archive: str | tuple[str, ...] | None) -> None:
+    """ARCHIVE is optional on the command line only so that ``--show-config`` works without one."""
+    if not archive:
+        raise UsageError("expected ARCHIVE (the archive file, or all its volumes), found none")
+
+
 @main.command(name="import")
-@click.argument("archive", nargs=-1, required=False, type=click.Path(dir_okay=False))
+@click.argument("archive", nargs=-1, type=click.Path(dir_okay=False))  # none: the config's file:// trees (or --show-config)
 @click.option("--into", "into", help="Destination: a directory, s3://BUCKET/PREFIX, quetz+http(s)://HOST:PORT/CHANNEL or a site name (default: into / dest_site in the config).")
 @click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Public key whose signature is accepted (repeatable; adds to trusted_keys).")
@@ -377,6 +396,7 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
       airgap import /media/dvd*/mirror.tar.0* --into /srv/conda
       airgap import -f import.yaml     (no ARCHIVE: publish the file:// trees in channels, as cas-sync-api-v4 did)
     """
+    from .config_hints import import_notes
     from .ops.import_ import run_import
 
     if not archive:  # the guide's `cas-sync-api-v4 -f import.yaml` on a tree cas-sync wrote
@@ -389,6 +409,8 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
                     "published the file:// trees into")
         _downloads(dest, public_url or config.public_url, as_json)
         return
+    for note in import_notes(config):
+        log.warning("%s", note)
     dest = _destination(into, config)
     channel = _dest_channel(dest_channel, config)
     trusted = _trusted(trusted_keys, config)
@@ -462,6 +484,10 @@ def _print_sync(result: Any, as_json: bool, verb: str = "synced into") -> None:
         _emit_json(result.to_json())
         return
     imp = result.imported
+    if imp.noop:
+        click.echo(f"{verb} {imp.destination}: nothing to do ({imp.packages_present} package files already there, "
+                   f"{result.downloaded} downloaded, {result.excluded} excluded by filters)")
+        return
     click.echo(f"{verb} {imp.destination}: {imp.packages_added} package files written ({_human(imp.bytes_written)}), "
                f"{imp.packages_present} already present; {result.downloaded} downloaded, {result.cached} from the cache, "
                f"{result.excluded} excluded by filters")
@@ -482,13 +508,16 @@ def clean(into: str | None, dest_channel: str | None, dry_run: bool, lock_timeou
 
     \b
     Examples:
-      airgap clean -f import.yaml --dry-run
-      airgap clean -f import.yaml --into /srv/conda --json
+      airgap clean -f export.yaml --into /srv/conda --dry-run
+      airgap clean -f export.yaml --into /srv/conda --json
     """
     from .channel_map import destination_channels
+    from .config_hints import clean_notes
     from .ops.clean import run_clean
     from .ops.export import filters_from_config, resolve_channels
 
+    for note in clean_notes(config):
+        log.warning("%s", note)
     dest = _destination(into, config)
     scope = destination_channels(config.channel_map, _dest_channel(dest_channel, config), resolve_channels(config))
     result = run_clean(dest, filters_from_config(config), dry_run=dry_run, lock_timeout=lock_timeout, channels=scope)
@@ -505,7 +534,7 @@ def clean(into: str | None, dest_channel: str | None, dry_run: bool, lock_timeou
 
 
 @main.command()
-@click.argument("archive", nargs=-1, type=click.Path(dir_okay=False))
+@click.argument("archive", nargs=-1, type=click.Path(dir_okay=False))  # required unless --show-config
 @click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Public key whose signature is accepted (repeatable; adds to trusted_keys).")
 @click.option("--allow-unsigned", is_flag=True, help="DANGEROUS: accept an archive that carries no signature.")
@@ -544,6 +573,7 @@ def verify(archive: tuple[str, ...], trusted_keys: tuple[str, ...], allow_unsign
         return
     from .ops.verify import run_verify
 
+    _require_archive(archive)
     result = run_verify([Path(a) for a in archive], _trusted(trusted_keys, config), allow_unsigned=allow_unsigned,
                         progress=_progress(state.quiet))
     if as_json:
@@ -555,14 +585,14 @@ def verify(archive: tuple[str, ...], trusted_keys: tuple[str, ...], allow_unsign
 
 
 @main.command()
-@click.argument("archive", type=click.Path(dir_okay=False))
+@click.argument("archive", type=click.Path(dir_okay=False), required=False)  # required unless --show-config
 @click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Also check the signature against this key (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
 @click.option("--sbom", type=click.Choice(["cyclonedx", "spdx"]), help="Print the archive's SBOM (CycloneDX 1.6 or SPDX 2.3 JSON) instead.")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False), help="Write the review page of the transfer to this file.")
 @common_options()
-def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, sbom: str | None, html_file: str | None,
+def inspect(archive: str | None, trusted_keys: tuple[str, ...], as_json: bool, sbom: str | None, html_file: str | None,
             state: _State, config: Config) -> None:
     """Show what ARCHIVE holds: channels, subdirs, counts, sizes, signer, sources.
 
@@ -573,6 +603,8 @@ def inspect(archive: str, trusted_keys: tuple[str, ...], as_json: bool, sbom: st
     """
     from .ops.verify import run_inspect
 
+    _require_archive(archive)
+    assert archive is not None
     keys = list(trusted_keys) + list(config.trusted_keys)
     if sbom or html_file:  # with trusted keys, nothing is written unless the signature verifies
         from .ops.review import archive_review, read_documents, write_page

@@ -190,18 +190,20 @@ class _Key:
     # "yes": airgap implements it; "later": accepted, a non-default value is refused by the
     # commands that would need it; "no": kept only so cas-mirror files load.
     status: str = "yes"
+    note: str = ""  # shown by --show-config beside the value: where airgap's meaning differs from cas-mirror's
 
 
 _KEYS: tuple[_Key, ...] = (
     # cas-mirror's keys, in the order its --config listing prints them
     _Key("remote_url", _str, "https://repo.anaconda.com/", "base URL for the default channels"),
-    _Key("mirror_dir", _str, None, "download cache (content-addressed); default ~/.cache/airgap"),
+    _Key("mirror_dir", _str, None, "download cache (content-addressed); default ~/.cache/airgap",
+         note="export's download cache, not the mirror: cas-mirror wrote its output tree here; airgap writes ARCHIVE, and import writes to --into / dest_site"),
     _Key("platforms", _platforms, DEFAULT_PLATFORMS, "subdirs to mirror; noarch is always added"),
     _Key("fetch_installers", _bool, False, "carry installers from <remote_url><dir_name>/ (see installer_patterns)"),
     _Key("repodata_source", _anything, False, "no meaning in airgap: repodata always comes from the channel", "no"),
     _Key("dir_names", _str_list, (), "installer directories under remote_url, restored as DEST/<dir_name>/"),
-    _Key("server_log_dir", _anything, None, "no meaning in airgap (no server process)", "no"),
-    _Key("server_port", _anything, None, "no meaning in airgap (no server process)", "no"),
+    _Key("server_log_dir", _anything, None, "not read: airgap serve logs to stderr", "no"),
+    _Key("server_port", _anything, None, "not read: airgap serve takes --port and --bind", "no"),
     _Key("dest_site", _opt_str, None, "import destination: a name under 'sites'"),
     _Key("dest_channel", _opt_str, None, "merge every channel into this one channel at the destination"),
     _Key("channel_map", _channel_map.parse, {}, "source channel (URL or name) -> its own destination channel; the rest go to dest_channel"),
@@ -296,6 +298,7 @@ class Config:
     channel_map: Mapping[str, str] = field(default_factory=dict)
     environments: tuple[dict[str, Any], ...] = ()
     virtual_packages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    given: frozenset[str] = frozenset()  # the keys the file set (the rest are defaults)
     # how ``path`` was chosen when no -f was given (shown by --show-config)
     found_by: str | None = field(default=None, compare=False)
 
@@ -321,7 +324,11 @@ class Config:
         site = self.sites.get(self.dest_site)
         if site is None:
             known = ", ".join(sorted(self.sites)) or "none"
-            raise ConfigError(f"dest_site: expected a name defined under 'sites' (known: {known}), found {self.dest_site!r}")
+            raise ConfigError(
+                f"dest_site: expected a name defined under 'sites' (known: {known}), found {self.dest_site!r}; "
+                f"define it in the config, e.g.\n  sites:\n    {self.dest_site}: {{url: /srv/conda}}\n"
+                f"or name the destination with --into DIR|s3://BUCKET/PREFIX|quetz+https://HOST/CHANNEL"
+            )
         return site
 
     def show(self) -> str:
@@ -339,6 +346,8 @@ class Config:
                 note = "  # accepted for cas-mirror compatibility; no effect in airgap"
             elif key.status == "later":
                 note = "  # not implemented in this version; a non-default value is refused"
+            elif key.note:
+                note = f"  # {key.note}"
             lines.append(f"{key.name}: {_yaml_inline(value)}{note}")
         return "\n".join(lines) + "\n"
 
@@ -397,6 +406,7 @@ def from_mapping(data: Mapping[str, Any], path: str | None = None) -> Config:
         values["channels"] = (remote.rstrip("/") + "/pkgs/main/",)
     if values.get("channel_map"):
         values["channel_map"] = _channel_map.normalize(values["channel_map"], lambda v: _resolve_channel(v, path))
+    values["given"] = frozenset(str(k) for k in data)
     if values.get("mirror_dir") is None:
         values.pop("mirror_dir", None)
     if "sites" in values:

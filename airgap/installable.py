@@ -32,10 +32,57 @@ class SolveOutcome:
         return dict(self.__dict__, specs=list(self.specs))
 
 
+def _python_pins(specs: list[str]) -> list[Any]:
+    """The version specs of those ``specs`` that name python with a version (``python 3.6.*``, ``python>=3.9``)."""
+    import rattler
+
+    pins = []
+    for text in specs:
+        try:
+            spec = rattler.MatchSpec(text)
+        except Exception:  # the solver reports a bad spec itself
+            continue
+        if spec.name is not None and spec.name.normalized == "python" and spec.version:
+            pins.append(rattler.VersionSpec(spec.version))
+    return pins
+
+
+def admitted_pythons(specs: list[str], python_versions: list[str], available: list[str]) -> list[str]:
+    """The ``python_versions`` that ``specs`` admit: all of them unless a spec pins python.
+
+    ``3.6`` is admitted by ``python 3.6.*`` or ``python >=3.6`` when a python the selection holds
+    (``available``: versions of python records) is both a 3.6 and matched by every pin; with no
+    such record, ``3.6`` itself stands for it.
+    """
+    import rattler
+
+    pins = _python_pins(specs)
+    if not pins:
+        return list(python_versions)
+    out = []
+    for py in python_versions:
+        series = rattler.VersionSpec(f"{py}.*")
+        candidates = [rattler.Version(v) for v in available if series.matches(rattler.Version(v))] or [rattler.Version(py)]
+        if any(all(pin.matches(c) for pin in pins) for c in candidates):
+            out.append(py)
+    return out
+
+
+def _python_versions_held(selected: Mapping[str, Mapping[str, Repodata]]) -> list[str]:
+    return sorted({str(rec.get("version")) for subdirs in selected.values() for rd in subdirs.values()
+                   for _, rec in rd.records() if rec.get("name") == "python" and rec.get("version")})
+
+
 def check(selected: Mapping[str, Mapping[str, Repodata]], specs: list[str], platforms: list[str],
           python_versions: list[str], virtual_packages: Mapping[str, tuple[str, ...]] | None = None) -> list[SolveOutcome]:
-    """Solve ``specs`` on each platform (× python version) against ``selected`` {channel: {subdir: repodata}}."""
+    """Solve ``specs`` on each platform (× python version) against ``selected`` {channel: {subdir: repodata}}.
+
+    A spec that pins python is solved only with the python versions it admits (``python 3.6.*``
+    with ``python_versions: [2.7, 3.6]``: 3.6 only); if it admits none, once on its own.
+    """
     import rattler
+
+    pythons: list[str | None] = list(admitted_pythons(specs, python_versions, _python_versions_held(selected))) or [None]
 
     outcomes: list[SolveOutcome] = []
     with tempfile.TemporaryDirectory(prefix="airgap-solve-") as tmp:
@@ -53,7 +100,6 @@ def check(selected: Mapping[str, Mapping[str, Repodata]], specs: list[str], plat
             channels.append(rattler.Channel((root / cname).as_uri()))
         gateway = rattler.Gateway(cache_dir=root / ".cache")
         for platform in platforms:
-            pythons: list[str | None] = list(python_versions) or [None]
             for py in pythons:
                 wanted = list(specs) + ([f"python {py}.*"] if py else [])
                 try:

@@ -87,8 +87,13 @@ def generate_keypair(path: Path, passphrase: bytes | None = None, force: bool = 
     for p in (path, pub_path):
         if p.exists() and not force:
             raise UsageError(f"{p}: expected a new file, found an existing one (use --force to overwrite)")
-    if not path.parent.is_dir():
-        raise UsageError(f"{path.parent}: expected an existing directory for the key, found none")
+    if not path.parent.is_dir():  # `keygen ~/keys/airgap` with no ~/keys yet: make it, private to its owner
+        try:
+            path.parent.mkdir(mode=0o700, parents=True)
+        except FileExistsError:
+            raise UsageError(f"{path.parent}: expected a directory for the key, found a file") from None
+        except OSError as exc:
+            raise UsageError(f"{path.parent}: expected a directory for the key, cannot create it: {exc.strerror}") from None
     key = Ed25519PrivateKey.generate()
     enc: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()

@@ -2,7 +2,7 @@
 
     python benchmarks/plan.py --records 300000
 
-The subdir copies the shape of real records (defaults main osx-64, 2018, from ../shared/data),
+The subdir copies the shape of real records (defaults main osx-64, 2018, from tests/data),
 repeated with renamed packages until it holds --records records. Each step runs as its own
 child process (wall time, peak RSS): a bare ``json.load``; ``airgap export --plan`` with no
 filters; with the cas-mirror filters (license_blacklist, blacklist, python_versions); and
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "repodata" / "main_osx-64_2018-10.repodata.json.bz2"
+DATA = ROOT / "tests" / "data" / "repodata" / "main_osx-64_2018-10.repodata.json.bz2"
 
 
 def run(cmd: list[str]) -> tuple[float, int]:

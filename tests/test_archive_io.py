@@ -14,7 +14,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from test_hostile import BLOCK, MTIME, pax_record, reg, tar_bytes
+from helpers import BLOCK, MTIME, pax_record, reg, tar_bytes
 
 from airgap.archive.hashing import PIPE_MIN, HashPipe
 from airgap.archive.layout import blob_member

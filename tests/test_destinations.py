@@ -306,8 +306,7 @@ def test_import_installs_reimports_as_noop_takes_a_delta_and_cleans(site: dict[s
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert res["packages_added"] == 5 and not res["noop"]
-    warned = r.output.count("upstream repodata patches do not reach it")
-    assert warned == (1 if site["kind"] == "quetz" else 0), r.output
+    assert "upstream repodata patches do not reach it" not in r.output, r.output  # no record differs: nothing to warn about
     assert client_install(site["channel"], tmp_path, monkeypatch) == ["a1", "d1"]
 
     before = site["snapshot"]()

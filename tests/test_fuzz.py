@@ -31,14 +31,14 @@ from types import FrameType
 from typing import Any
 
 import pytest
+from helpers import build_archive, pax_record, specs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_hostile import build_archive, pax_record, specs
 
 from airgap.archive.reader import copy_verified
 from airgap.compress import zstd_compress
 from airgap.destinations.directory import DirectoryDestination
-from airgap.errors import AirgapError
+from airgap.errors import AirgapError, ArchiveFormatError, SignatureError, UpstreamError
 from airgap.manifest import canonical_json, parse_manifest
 from airgap.ops._archive import load_repodata_blob, open_verified
 from airgap.ops.export import load_receipt
@@ -80,13 +80,22 @@ def time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, old)
 
 
-def only_airgap_errors(call: Callable[[], Any]) -> None:
-    """Run ``call``: it may return or raise an AirgapError, nothing else, and not hang."""
+def only_airgap_errors(call: Callable[[], Any]) -> AirgapError | None:
+    """Run ``call``: it may return or raise an AirgapError (returned), nothing else, and not hang."""
     with time_limit(TIMEOUT):
         try:
             call()
         except AirgapError as exc:
             assert str(exc) and "\n" not in str(exc), f"expected a one-line message, found {str(exc)!r}"
+            return exc
+    return None
+
+
+def refused_with(kind: type[AirgapError], call: Callable[[], Any], says: str) -> None:
+    """``call`` raises ``kind`` (one line, no hang) and its message contains ``says``."""
+    exc = only_airgap_errors(call)
+    assert isinstance(exc, kind), f"expected {kind.__name__}, found {exc!r}"
+    assert says in str(exc), str(exc)
 
 
 # --- JSON values, nested and mutated --------------------------------------------------------
@@ -268,7 +277,7 @@ def test_fuzz_receipt(tmp_path_factory: pytest.TempPathFactory, data: st.DataObj
 
 
 def test_parse_repodata_deeply_nested_is_an_airgap_error() -> None:
-    only_airgap_errors(lambda: parse_repodata(b"[" * 100_000, "noarch", "fuzz"))
+    refused_with(UpstreamError, lambda: parse_repodata(b"[" * 100_000, "noarch", "fuzz"), "expected repodata JSON")
 
 
 # --- manifest.sig ----------------------------------------------------------------------------------
@@ -296,7 +305,7 @@ def test_fuzz_signature_document(signed: dict[str, Any], data: st.DataObject) ->
 
 def test_signature_nested_too_deep_is_a_signature_error(signed: dict[str, Any]) -> None:
     """Found by reading, kept here: 4 KiB of '[' made TrustedKeys.verify raise RecursionError."""
-    only_airgap_errors(lambda: signed["trusted"].verify(signed["manifest"], b"[" * 4000))
+    refused_with(SignatureError, lambda: signed["trusted"].verify(signed["manifest"], b"[" * 4000), "manifest.sig")
 
 
 # --- the archive reader path -------------------------------------------------------------------
@@ -399,7 +408,7 @@ def regression_files(suffix: str) -> list[Path]:
 
 @pytest.mark.parametrize("path", regression_files(".manifest.json"), ids=lambda p: p.name)
 def test_manifest_regressions(path: Path) -> None:
-    only_airgap_errors(lambda: parse_manifest(path.read_bytes()))
+    refused_with(ArchiveFormatError, lambda: parse_manifest(path.read_bytes()), "manifest.json: expected")  # each one is damaged
 
 
 @pytest.mark.parametrize("path", regression_files(".receipt.json"), ids=lambda p: p.name)

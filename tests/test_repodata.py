@@ -1,8 +1,9 @@
-"""Repodata and filters on real public snapshots (../shared/data) and small tables."""
+"""Repodata and filters on real public snapshots (tests/data) and small tables."""
 
 from __future__ import annotations
 
 import bz2
+import hashlib
 import json
 
 import pytest
@@ -132,3 +133,11 @@ def test_pkg_list_needs_exact_names() -> None:
     rd = empty("noarch")
     with pytest.raises(ConfigError, match="exact package name"):
         select(rd, Filters(platforms=(), pkg_list=("py*",)))
+
+
+def test_snapshots_match_their_recorded_hashes() -> None:
+    """tests/data/SHA256SUMS lists every snapshot, and each file still has the bytes it was copied with."""
+    sums = dict(reversed(line.split("  ", 1)) for line in (DATA.parent / "SHA256SUMS").read_text().splitlines())
+    assert sorted(sums) == sorted(f"repodata/{p.name}" for p in DATA.iterdir())
+    for rel, digest in sums.items():
+        assert hashlib.sha256((DATA.parent / rel).read_bytes()).hexdigest() == digest, rel

@@ -8,8 +8,8 @@ delta's, clean's) use quetz's delete endpoint.
 
 quetz builds ``repodata.json`` itself from each package's ``info/index.json``: what it serves
 is not the archive's repodata, so upstream repodata patches (changed ``depends``,
-``constrains``, removed records) are lost there — airgap warns once per import and counts the
-records that differ. "Publishing an index" means waiting until quetz's repodata lists every
+``constrains``, removed records) are lost there — airgap counts the records that differ and
+warns once per import when any does. "Publishing an index" means waiting until quetz's repodata lists every
 uploaded file with the right sha256 (``index_timeout`` seconds). quetz keeps its own inventory:
 the receipt is rebuilt from its repodata, and it has no lock (uploads are idempotent).
 
@@ -47,6 +47,7 @@ class QuetzDestination(Destination):
     keeps_repodata = False
     holds_other_files = False
     keeps_receipt = False
+    api_key_env = "QUETZ_API_KEY"  # the variable the key was looked up in: errors name it
 
     def __init__(self, base_url: str, channel: str, api_key: str | None, *, workers: int = 4, index_timeout: float = 120.0,
                  create_channel: bool = True, private: bool = False, ca_bundle: str | None = None) -> None:
@@ -81,7 +82,9 @@ class QuetzDestination(Destination):
         env = str(site.get("api_key_env", "QUETZ_API_KEY"))
         key = site.get("api_key") or os.environ.get(env) or None
         settings = {k: v for k, v in site.items() if k not in ("url", "api_key", "api_key_env")}  # checked: SITE_KEYS
-        return cls(base, path[-1], str(key) if key else None, **settings)
+        dest = cls(base, path[-1], str(key) if key else None, **settings)
+        dest.api_key_env = env
+        return dest
 
     def __str__(self) -> str:
         return f"quetz+{self.base_url}/{self.channel}"
@@ -93,7 +96,7 @@ class QuetzDestination(Destination):
         h = dict(headers or {})
         if auth:
             if not self.api_key:
-                raise UsageError(f"{self}: expected an API key (QUETZ_API_KEY, or api_key in the site config), found none")
+                raise UsageError(f"{self}: expected an API key (${self.api_key_env}, or api_key in the site config), found none")
             h["X-API-Key"] = self.api_key
         try:
             resp = self.http.request(method, self.base_url + path, body=body, headers=h, preload_content=True,
@@ -104,7 +107,7 @@ class QuetzDestination(Destination):
             return resp
         detail = _detail(resp)
         if resp.status == 401:
-            raise DestinationError(f"{self}: {what}: the server refused the API key (401 {detail}); check QUETZ_API_KEY")
+            raise DestinationError(f"{self}: {what}: the server refused the API key (401 {detail}); check ${self.api_key_env}")
         if resp.status == 403:
             raise DestinationError(f"{self}: {what}: the API key may not do this (403 {detail}); it needs the owner or maintainer role on {self.channel}")
         raise DestinationError(f"{self}: {what}: expected HTTP {' or '.join(map(str, ok))}, found {resp.status} ({detail})")
@@ -354,10 +357,12 @@ class QuetzChange(Change):
         pass  # quetz's repodata is the inventory
 
     def commit(self) -> None:
-        if self.records:
+        if self.patched:  # only when it matters: 0 differing records is nothing to warn about
             log.warning("%s: quetz rebuilds repodata from the packages, so upstream repodata patches do not reach it: "
                         "%d of %d records differ from the archive's repodata (%s)", self.dest, self.patched, self.records,
                         "/".join(PATCH_FIELDS))
+        elif self.records:
+            log.info("%s: quetz rebuilt the repodata of %d records; none differs from the archive's", self.dest, self.records)
         self.uploaded.clear()
 
     def rollback(self) -> None:

@@ -52,6 +52,7 @@ from ..redact import redact
 from ..repodata import record_hashes
 from ..signing import Signer
 from ..upstream import Channel, FetchedRepodata, channel_from_string, fetch_channel, list_directory
+from .output_check import archive_write_error, check_output, planned_archive_bytes
 
 log = logging.getLogger(__name__)
 
@@ -261,15 +262,15 @@ def check_installable(plan: Plan, filters: Filters, specs: list[str], allow_unso
     plan.installability = installable.check(selected, specs, list(filters.platforms), list(filters.python_versions),
                                              virtual_packages)
     failed = [o for o in plan.installability if not o.ok]
-    for o in failed:
-        log.error("not installable on %s%s: %s", o.platform, f" with python {o.python}" if o.python else "", o.message)
+    for o in failed:  # the solver's explanation is a tree: keep its lines
+        explanation = "\n".join("    " + line for line in o.message.splitlines() if line.strip())
+        log.error("not installable on %s%s; the solver says:\n%s", o.platform, f" with python {o.python}" if o.python else "", explanation)
     if failed and not allow_unsolvable:
         first = failed[0]
         where = f"{first.platform}" + (f" with python {first.python}" if first.python else "")
-        explanation = " ".join(first.message.split())
         raise UnsolvableError(
             f"{', '.join(specs)}: expected to be installable from the selection, but {len(failed)} of "
-            f"{len(plan.installability)} solves failed (first: {where}: {explanation}); widen the filters, "
+            f"{len(plan.installability)} solves failed (first: {where}, explained above); widen the filters, "
             f"set with_dependencies, or pass --allow-unsolvable"
         )
 
@@ -316,6 +317,8 @@ def run_export(
         check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable,
                           config.virtual_packages)
         base = load_receipt(since) if since is not None else None
+        subdirs = sum(len(subs) for subs in plan.selections.values())
+        check_output(archive, planned_archive_bytes(plan.wants, subdirs, base))  # before any download
         return _export(config, filters, plan, archive, signer, f, progress, clock, volume_size, base, sbom)
 
 
@@ -358,9 +361,12 @@ def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer:
             write_archive(target, manifest_bytes, signature, ((b.sha256, b.size, cache.file(b.sha256)) for b in blobs),
                           int(clock()), bar.update, bar.file_done, fresh=got.fresh)
             written.append(target)
-    except BaseException:
+    except BaseException as exc:
         for target in written:  # all volumes or none
             target.unlink(missing_ok=True)
+        named = archive_write_error(targets[len(written)], exc) if isinstance(exc, OSError) else None
+        if named is not None:
+            raise named from exc
         raise
     bar.close()
     totals = manifest.totals()

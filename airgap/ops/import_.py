@@ -42,8 +42,10 @@ from ..repodata import Repodata, empty, merge, record_hashes
 from ..rollback import check_order
 from ..signing import TrustedKeys
 from ._archive import load_repodata_blob, open_set, stream_blobs
+from .delta_hint import missing_base_message
 from .pages import write_pages
 from .review import keep_sbom, with_sboms
+from .unchanged import same_sources
 
 log = logging.getLogger(__name__)
 
@@ -193,10 +195,8 @@ def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
                   if p.filename not in skipped[(ch.name, sub.subdir)]]
     lacking = [f"{tc}/{subdir}/{p.filename}" for tc, subdir, p in base_files if not holds(tc, subdir, p.filename, p.sha256, p.size)]
     if lacking:
-        raise DestinationError(
-            f"this delta archive builds on {len(base_files)} files the destination should hold; {len(lacking)} are missing "
-            f"or different (first: {lacking[0]}); import its base first, or export without --since"
-        )
+        raise DestinationError(missing_base_message(base_files, lacking, receipt.to_json()["channels"], [ch.name for ch in manifest.channels],
+                                                   dest_channel))
     present += len(base_files)
     removals = [] if downgrade else [
         (target_channel(ch.name), sub.subdir, fn) for ch in manifest.channels for sub in ch.subdirs for fn in sub.removals]
@@ -207,7 +207,8 @@ def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
     for ch in manifest.channels:
         result.channels.setdefault(target_channel(ch.name), []).extend(s.subdir for s in ch.subdirs)
     # a server that rebuilds its repodata from the packages keeps no archive history: holding every file is enough
-    if not needed and (manifest.archive_id in applied or (not dest.keeps_repodata and not pending_removals)):
+    unchanged = not pending_removals and same_sources(manifest, receipt)  # see ops/unchanged.py
+    if not needed and (manifest.archive_id in applied or (not dest.keeps_repodata and not pending_removals) or unchanged):
         log.debug("archive %s is already imported into %s; nothing to do", manifest.archive_id, dest)
         result.noop = True
         return result

@@ -1,0 +1,87 @@
+"""Before an export downloads anything: can the archive be written where asked, and will it fit?
+
+An export to a read-only or full medium used to download every package first and then fail
+naming a ``.tmp`` file. :func:`check_output` runs after the plan and before any download:
+it creates (and removes) a probe file beside the archive and compares the planned size with
+the free space there. :func:`archive_write_error` names the archive, not its temp file, when
+writing fails anyway (the medium filled up meanwhile).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import AirgapError
+from ..receipt import Receipt
+
+# per archive member: a 512-byte header, and padding to 512 bytes on average half a block
+_MEMBER_OVERHEAD = 512 + 256
+_REPODATA_ALLOWANCE = 1 << 20  # each subdir's repodata blob, zstd-compressed (a guess; real ones are smaller)
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def free_space(directory: Path) -> int:
+    """Bytes an unprivileged writer may still use in ``directory``'s file system."""
+    st = os.statvfs(directory)
+    return st.f_bavail * st.f_frsize
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def planned_archive_bytes(wants: list[Any], subdirs: int, base: Receipt | None) -> int:
+    """An upper estimate of the archive's size: every package the base does not hold by sha256,
+    each with its tar header, plus an allowance per subdir for its repodata."""
+
+    def in_base(w: Any) -> bool:
+        if base is None or not w.expected.sha256:
+            return False
+        for target in base.targets_of(w.channel) or [w.channel]:  # where the receipt says the channel went
+            held = base.held(target, w.subdir, w.filename)
+            if held is not None and held.sha256 == w.expected.sha256:
+                return True
+        return False
+
+    shipped = {(w.expected.sha256 or w.url): w.expected.size or 0 for w in wants if not in_base(w)}
+    return sum(shipped.values()) + _MEMBER_OVERHEAD * (len(shipped) + 2) + _REPODATA_ALLOWANCE * subdirs + 1024
+
+
+def check_output(archive: Path, planned: int, free: Callable[[Path], int] | None = None) -> None:
+    """Raise unless ``archive``'s directory takes a new file and has ``planned`` bytes free."""
+    directory = archive.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{archive.name}.", suffix=".probe", dir=directory)
+    except OSError as exc:
+        raise AirgapError(
+            f"{archive}: expected a writable place for the archive, found {directory} refuses new files "
+            f"({exc.strerror}); nothing was downloaded; choose another ARCHIVE path or remount the medium read-write"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+    available = (free or free_space)(directory)
+    if planned > available:
+        raise AirgapError(
+            f"{archive}: the archive needs about {human(planned)}, found {human(available)} free on {directory}; "
+            f"nothing was downloaded; free some space, write to a bigger medium, or split it with --volume-size"
+        )
+
+
+def archive_write_error(target: Path, exc: OSError) -> AirgapError | None:
+    """The error to show when writing ``target`` failed with ``exc`` (None: not the archive's fault)."""
+    if exc.filename is not None and Path(exc.filename).parent != target.parent:
+        return None  # a cache file could not be read: its own name says more
+    if exc.errno in _NO_ROOM:
+        what = "the medium is full"
+    else:
+        what = exc.strerror or str(exc)
+    return AirgapError(f"{target}: could not write the archive ({what}); no partial archive was left there")
