@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from helpers import cli
 
+from airgap.destinations import open_destination
 from airgap.destinations.base import BlobRef, Destination, Put
 from airgap.destinations.directory import DirectoryDestination
 from airgap.repodata import parse_repodata
@@ -61,6 +62,8 @@ def make_dest(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
         n = next(_n)
         if kind == "directory":
             return DirectoryDestination(tmp_path / f"dest{n}")
+        if kind == "memory":  # the transaction engine over the in-memory store (airgap/destinations/engine.py)
+            return open_destination(f"memory://contract-{uuid.uuid4().hex[:8]}")
         if kind == "s3":
             from airgap.destinations.s3 import S3Destination
 
@@ -134,7 +137,7 @@ def state(dest: Destination) -> dict[str, Any]:
     return out
 
 
-ALL = ["directory", "s3", "quetz"]
+ALL = ["directory", "s3", "quetz", "memory"]
 
 
 @pytest.mark.parametrize("kind", ALL)
@@ -202,7 +205,7 @@ def test_contract_remove_after_unlisting(kind: str, make_dest: Callable[[str], D
     assert after is not None and [f for f, _ in after.records()] == ["app-1.0-0.conda"]
 
 
-@pytest.mark.parametrize("kind", ["directory", "s3"])  # quetz keeps no journal: its uploads are idempotent instead
+@pytest.mark.parametrize("kind", ["directory", "s3", "memory"])  # quetz keeps no journal: its uploads are idempotent instead
 def test_contract_killed_change_is_rolled_back_by_the_next_lock(kind: str, make_dest: Callable[[str], Destination],
                                                                channel: Path) -> None:
     dest = make_dest(kind)
@@ -217,7 +220,7 @@ def test_contract_killed_change_is_rolled_back_by_the_next_lock(kind: str, make_
     assert state(dest) == before
 
 
-@pytest.mark.parametrize("kind", ["directory", "s3"])
+@pytest.mark.parametrize("kind", ["directory", "s3", "memory"])
 def test_contract_a_failed_rollback_is_finished_by_the_next_lock(kind: str, make_dest: Callable[[str], Destination], channel: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     dest = make_dest(kind)

@@ -135,13 +135,27 @@ def test_delta_base_under_another_channel_names_the_dest_channel_to_pass(tmp_pat
     assert r.exit_code == 0, r.output
     before = sorted(p.relative_to(dest) for p in dest.rglob("*"))
     r = cli("import", tmp_path / "delta.tar", "--into", dest, "--allow-unsigned")  # forgot --dest-channel
-    assert r.exit_code == 1, r.output
-    assert "3 are missing or different (first: main/linux-64/tool0-1.0-h0_0.conda)" in r.output
-    assert "the destination holds them under channel 'anaconda', but this import maps the archive's channels main -> main" in r.output
-    assert "pass --dest-channel anaconda" in r.output
+    # the delta records the destination channel it was made for (manifest "bases"): the refusal names it
+    assert r.exit_code == 2, r.output
+    assert "expected channel 'main' to be imported into 'anaconda'" in r.output
+    assert "import it with --dest-channel anaconda" in r.output
     assert sorted(p.relative_to(dest) for p in dest.rglob("*")) == before
     r = cli("import", tmp_path / "delta.tar", "--into", dest, "--allow-unsigned", "--dest-channel", "anaconda")
     assert r.exit_code == 0, r.output
+
+
+def test_missing_base_message_names_the_channel_that_holds_the_base() -> None:
+    """Deltas made before manifests recorded their destination channel get this hint instead."""
+    from types import SimpleNamespace
+
+    from airgap.ops.delta_hint import missing_base_message
+
+    p = SimpleNamespace(filename="tool0-1.0-h0_0.conda", sha256="a" * 64)
+    held = {"anaconda": {"linux-64": {p.filename: {"sha256": "a" * 64, "size": 1}}}}
+    msg = missing_base_message([("main", "linux-64", p)], ["main/linux-64/tool0-1.0-h0_0.conda"], held, ["main"], None)
+    assert "the destination holds them under channel 'anaconda'" in msg and "pass --dest-channel anaconda" in msg
+    msg = missing_base_message([("main", "linux-64", p)], ["main/linux-64/tool0-1.0-h0_0.conda"], {}, ["main"], None)
+    assert "import its base first" in msg
 
 
 # --- 4. --check-installable with a spec that pins python -------------------------------------

@@ -2,25 +2,25 @@
 
 Each test drives a real export (or the fetcher) against a channel on disk or on a scripted
 HTTP server on 127.0.0.1: values that are not JSON, base_url and redirects that try to leave
-http(s), credentials across redirects, a server that trickles, a repodata bomb. ``Scripted``,
-``upstream`` and ``config`` are reused by test_redact.py.
+http(s), credentials across redirects, a server that trickles, a repodata bomb. ``Scripted``
+and ``config`` live in scripted.py (test_redact.py uses them too).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import zstandard
 from helpers import cli
+from scripted import Route, Scripted, body, config, redirect
 
 from airgap.errors import UpstreamError
 from airgap.fetch import Fetcher, TransientError
@@ -28,74 +28,6 @@ from airgap.repodata import parse_repodata
 from airgap.testing.condapkg import PackageSpec, write_channel
 from airgap.upstream import MAX_REPODATA_BYTES, decode_repodata
 from airgap.urlpolicy import check_link, headers_for_hop, redirect_target
-
-Route = Callable[[SimpleHTTPRequestHandler], None]
-
-
-class Scripted:
-    """Serves ``root`` on 127.0.0.1; ``routes[path]`` answers a path instead; every request is recorded."""
-
-    def __init__(self, root: Path) -> None:
-        self.routes: dict[str, Route] = {}
-        self.seen: list[tuple[str, str, str | None]] = []  # (Host header, path, Authorization)
-        self.auth: str | None = None  # "user:password" required (Basic) when set
-        server = self
-
-        class Handler(SimpleHTTPRequestHandler):
-            def __init__(self, *a: Any, **kw: Any) -> None:
-                super().__init__(*a, directory=str(root), **kw)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                authz = self.headers.get("Authorization")
-                server.seen.append((self.headers.get("Host", ""), self.path, authz))
-                if (
-                    server.auth
-                    and self.headers.get("Host", "").startswith("127.0.0.1")
-                    and authz != "Basic " + base64.b64encode(server.auth.encode()).decode()
-                ):
-                    self.send_error(401)
-                    return
-                route = server.routes.get(self.path)
-                if route is not None:
-                    route(self)
-                    return
-                super().do_GET()
-
-        class Server(ThreadingHTTPServer):
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # clients that give up on a hostile route are expected here
-
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def redirect(location: str, status: int = 302) -> Route:
-    def answer(h: SimpleHTTPRequestHandler) -> None:
-        h.send_response(status)
-        h.send_header("Location", location)
-        h.send_header("Content-Length", "0")
-        h.end_headers()
-
-    return answer
-
-
-def body(data: bytes) -> Route:
-    def answer(h: SimpleHTTPRequestHandler) -> None:
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
-
-    return answer
 
 
 @pytest.fixture
@@ -105,14 +37,6 @@ def upstream(tmp_path: Path) -> Iterator[dict[str, Any]]:
     server = Scripted(tmp_path / "up")
     yield {"root": root, "server": server, "url": server.url + "/chan/", "repodata": rd, "tmp": tmp_path}
     server.close()
-
-
-def config(tmp_path: Path, channel: str, **extra: Any) -> Path:
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        json.dumps({"channels": [channel], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache"), "retries": 2, **extra})
-    )
-    return cfg
 
 
 def rewrite_repodata(root: Path, subdir: str, text: str) -> None:

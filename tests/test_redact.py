@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import zstandard
 from helpers import cli
-from test_hostile_upstream import Scripted, config
+from scripted import Scripted, config
 
 from airgap.redact import MARKER, redact
 from airgap.testing.condapkg import PackageSpec, write_channel

@@ -4,7 +4,8 @@
 
 * a path or ``file://`` URL — :class:`~airgap.destinations.directory.DirectoryDestination`;
 * ``s3://BUCKET[/PREFIX]`` — S3-compatible object storage (boto3; AWS S3, MinIO, SeaweedFS);
-* ``quetz+http(s)://HOST[:PORT][/BASE]/CHANNEL`` — a quetz package server.
+* ``quetz+http(s)://HOST[:PORT][/BASE]/CHANNEL`` — a quetz package server;
+* a scheme of :mod:`airgap.destinations.registry` (``memory://NAME``: the transaction engine over an in-memory store).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..errors import UsageError
 from .base import Destination
+from .registry import open_registered
 
 SITE_KEYS = {
     "s3": {"url", "endpoint_url", "region", "profile", "public_url", "workers", "multipart_threshold", "lock_stale_after"},
@@ -27,6 +29,8 @@ SITE_KEYS = {
 def open_destination(spec: str, site: Mapping[str, Any] | None = None) -> Destination:
     """The destination ``spec`` names; ``site``: its settings from the config's ``sites`` (url included)."""
     site = dict(site or {})
+    if (registered := open_registered(spec, site)) is not None:  # memory:// and the schemes of airgap.destinations.registry
+        return registered
     if spec.startswith("s3://"):
         kind = "s3"
     elif spec.startswith(("quetz+http://", "quetz+https://")):

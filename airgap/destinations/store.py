@@ -1,0 +1,124 @@
+"""Object stores: what differs between a directory, an S3 bucket, an in-memory test store (DESIGN §5).
+
+A store holds bytes under keys and knows nothing about conda: no channels, no repodata, no
+receipt. Keys are relative, ``/``-separated paths of plain components (:func:`check_key`).
+The transaction engine (:mod:`airgap.destinations.engine`) builds the conda destination once,
+over any store; a new backend is one store module and one line in
+:mod:`airgap.destinations.registry`.
+
+What a store must guarantee:
+
+* :meth:`ObjectStore.put` and :meth:`ObjectStore.put_blob` are atomic: a reader sees the old
+  bytes or the new ones, never a part; when they return, the bytes are durable.
+* :meth:`ObjectStore.backup` and :meth:`ObjectStore.restore` copy inside the store (a hard link,
+  a server-side copy): the journal keeps what it will undo without moving bytes through airgap.
+* The four lock primitives act on one small object each, conditionally on an opaque version
+  (an ETag, a counter): the lease of :mod:`airgap.destinations.lease` needs no more
+  (:class:`KeyLease` adapts one key to its ``LeaseStore`` interface).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from ..errors import DestinationError
+from .base import BlobRef, OnBytes
+
+
+def check_key(key: str) -> str:
+    """``key`` if it is a plain relative path (no empty, ``.`` or ``..`` component, no NUL, no ``\\``)."""
+    parts = key.split("/") if isinstance(key, str) else []
+    if not parts or any(p in ("", ".", "..") or "\0" in p or "\\" in p for p in parts):
+        raise DestinationError(f"store: expected a key of plain path components, found {key!r}")
+    return key
+
+
+class ObjectStore(Protocol):
+    """Bytes under keys. Every method may raise :class:`~airgap.errors.DestinationError` (one line: what failed)."""
+
+    def __str__(self) -> str:
+        """Where the store is, for messages (``memory://NAME``, ``s3://BUCKET/PREFIX``)."""
+        ...
+
+    def exists(self) -> bool:
+        """The store is there (a directory, a bucket)."""
+        ...
+
+    # -- objects ---------------------------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes, or None if there is none."""
+        ...
+
+    def chunks(self, key: str) -> Iterator[bytes] | None:
+        """The object's bytes in bounded pieces (for hashing large files), or None if there is none."""
+        ...
+
+    def put(self, key: str, data: bytes) -> None:
+        """Create or replace the object, atomically and durably."""
+        ...
+
+    def put_blob(self, key: str, blob: BlobRef, on_bytes: OnBytes | None = None) -> None:
+        """:meth:`put` from verified bytes in a local file (streamed; multipart where the store has it)."""
+        ...
+
+    def list_prefix(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """``(key, size)`` of every object whose key starts with ``prefix`` (at any depth), in no set order."""
+        ...
+
+    def delete(self, keys: list[str]) -> None:
+        """Remove the objects; a key that is not there is no error."""
+        ...
+
+    def url(self, key: str) -> str:
+        """The URL a client reads ``key`` (or the folder ``key``) at."""
+        ...
+
+    # -- the journal's copies ----------------------------------------------------------------
+
+    def backup(self, key: str, backup_key: str) -> bool:
+        """Copy ``key`` to ``backup_key`` inside the store (durably); False if ``key`` is not there."""
+        ...
+
+    def restore(self, backup_key: str, key: str) -> None:
+        """Put the copy at ``backup_key`` back over ``key``, atomically (the copy may stay)."""
+        ...
+
+    # -- the lock ---------------------------------------------------------------------------
+
+    def create(self, key: str, data: bytes) -> str | None:
+        """Create the object if there is none: its version, or None if one exists."""
+        ...
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and version, or None if there is none."""
+        ...
+
+    def replace_if(self, key: str, data: bytes, version: str) -> str | None:
+        """Replace the object if it is still at ``version``: the new version, or None if it is not."""
+        ...
+
+    def delete_if(self, key: str, version: str) -> bool:
+        """Delete the object if it is still at ``version``; False if it is not."""
+        ...
+
+
+class KeyLease:
+    """One key of a store seen as the ``LeaseStore`` of :mod:`airgap.destinations.lease` (one lock object)."""
+
+    def __init__(self, store: ObjectStore, key: str) -> None:
+        self.store = store
+        self.key = check_key(key)
+
+    def lease_create(self, data: bytes) -> str | None:
+        return self.store.create(self.key, data)
+
+    def lease_read(self) -> tuple[bytes, str] | None:
+        return self.store.read_versioned(self.key)
+
+    def lease_replace(self, data: bytes, version: str) -> str | None:
+        return self.store.replace_if(self.key, data, version)
+
+    def lease_delete(self, version: str) -> bool:
+        return self.store.delete_if(self.key, version)
