@@ -26,7 +26,7 @@ from .config import LOG_LEVELS, Config, load_config
 from .errors import AirgapError, DownloadError, UsageError
 from .progress import Bar, Progress, null_progress
 from .redact import RedactingFilter, redact
-from .signals import Terminated, terminate_raises
+from .signals import Terminated, install, terminate_raises
 
 log = logging.getLogger("airgap")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -147,6 +147,7 @@ def common_options(reads_config: bool = True) -> Callable[[F], F]:
 
 def _run(state: _State, reads_config: bool, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     as_json = bool(kwargs.get("as_json"))
+    install()  # SIGTERM rolls back and releases like Ctrl-C
     try:
         config = state.config() if reads_config else None
         _setup_logging(state, config)
@@ -159,10 +160,10 @@ def _run(state: _State, reads_config: bool, fn: Callable[..., Any], *args: Any, 
             click.echo(redact(traceback.format_exc()), err=True, nl=False)
         more = [redact(line) for line in exc.failures] if isinstance(exc, DownloadError) and len(exc.failures) > 1 else []
         _fail(redact(str(exc)), exc.exit_code, as_json, more)  # a channel URL's token is never printed
+    except Terminated:  # before KeyboardInterrupt: it is one
+        _fail("terminated (SIGTERM); what was begun was rolled back", Terminated.exit_code, as_json)
     except KeyboardInterrupt:
         _fail("interrupted", 130, as_json)
-    except Terminated:
-        _fail("terminated (SIGTERM); nothing was written", Terminated.exit_code, as_json)
     except BrokenPipeError:  # `airgap inspect | head`: the reader has gone; say nothing more
         _quiet_stdout()
         sys.exit(141)
@@ -746,7 +747,14 @@ def condarc(url: str, channels: tuple[str, ...], into: str | None, upstreams: tu
     names = list(channels) + (sorted(open_destination(into).inventory()) if into else [])
     if not names:
         raise UsageError("expected channel names (CHANNELS... or --into DEST), found none")
+    from .manifest import is_safe_channel_name
+    from .urlsafety import check_under
+
     names = list(dict.fromkeys(names))
+    for name in names:
+        if not is_safe_channel_name(name):
+            raise UsageError(f"channel: expected one path component of letters, digits, . _ + -, found {name!r}")
+        check_under(url, f"{url.rstrip('/')}/{name}")  # never print a URL that leaves the mirror's prefix
     found = mirrors.upstreams_in([source_from_option(f) for f in env_files])
     pairs = mirrors.redirects(url, names, [*upstreams, *found])
     if pixi:

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "repodata" / "main_osx-64_2018-10.repodata.json.bz2"
@@ -65,7 +66,7 @@ def main() -> None:
         size = (work / "big" / "osx-64" / "repodata.json").stat().st_size
         rows = [("json.load (baseline)", run([sys.executable, "-c",
                  f"import json; json.load(open({str(work / 'big' / 'osx-64' / 'repodata.json')!r}))"]))]
-        configs = {
+        configs: dict[str, dict[str, Any]] = {
             "plan, no filters": {},
             "plan, cas-mirror filters": {"license_blacklist": ["GPL"], "blacklist": ["openssl 1.0.*"],
                                          "python_versions": ["3.6", "3.7"]},

@@ -13,6 +13,9 @@ import pytest
 
 from airgap.signing import generate_keypair, load_signer
 
+# the remote destinations' shared fixtures (bucket, archives, site): tests/remote.py
+pytest_plugins = ("remote",)
+
 
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:

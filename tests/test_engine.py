@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import zstandard
 from helpers import cli
-from test_destinations import archives  # noqa: F401 (a fixture: two signed archives, an export config, a clean config)
 
 from airgap.config import load_config
 from airgap.destinations import open_destination
@@ -107,7 +106,7 @@ def test_index_formats_are_selected_per_destination_with_repodata_last() -> None
         open_destination(f"memory://{fresh()}", {"index_formats": ["jsonl"]})
 
 
-def test_repodata_format_writes_what_the_directory_backend_writes(archives: dict[str, Path], tmp_path: Path) -> None:  # noqa: F811
+def test_repodata_format_writes_what_the_directory_backend_writes(archives: dict[str, Path], tmp_path: Path) -> None:
     """Byte for byte: the same archive imported into a directory and into memory:// publishes the same channel and receipt."""
     name = fresh()
     trusted = load_trusted_keys([str(archives["pub"])])
@@ -128,7 +127,7 @@ def test_repodata_format_writes_what_the_directory_backend_writes(archives: dict
 # -- the operations, unchanged, over the engine ------------------------------------------------
 
 
-def test_import_reimport_delta_and_clean_through_the_cli(archives: dict[str, Path], tmp_path: Path) -> None:  # noqa: F811
+def test_import_reimport_delta_and_clean_through_the_cli(archives: dict[str, Path], tmp_path: Path) -> None:
     into = f"memory://{fresh()}"
     r = cli("import", archives["v1"], "--into", into, "--trusted-key", archives["pub"], "--json")
     assert r.exit_code == 0, r.output
@@ -161,7 +160,7 @@ def test_import_reimport_delta_and_clean_through_the_cli(archives: dict[str, Pat
 
 
 def test_sync_and_a_tape_like_import_publish_the_same_channel(
-    archives: dict[str, Path],  # noqa: F811
+    archives: dict[str, Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """sync stores from the export cache; an archive that cannot be re-read (a tape) is copied to a scratch folder first."""
@@ -188,7 +187,7 @@ def test_sync_and_a_tape_like_import_publish_the_same_channel(
 
 
 @pytest.fixture(scope="module")
-def worlds(archives: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:  # noqa: F811
+def worlds(archives: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Starting states (memory spaces) and the operations to break: a first import, a delta import, a clean."""
     t = tmp_path_factory.mktemp("faults")
     trusted = load_trusted_keys([str(archives["pub"])])
@@ -253,7 +252,7 @@ def test_a_run_broken_at_any_store_call_is_recovered_by_the_next(what: str, faul
     before, after = listed_files(start), listed_files(reference)
     assert before != after and counted.calls > 10
     for n in range(1, counted.calls + 1):
-        name, faults, error = _run(start, op, Faults(**{f"{fault}_at": n}))
+        name, faults, error = _run(start, op, Faults(kill_at=n) if fault == "kill" else Faults(fail_at=n))
         if error is None:  # logged, not fatal, by design (the pages, written after the change; releasing the lock): it completed
             assert fault == "fail" and listed_files(name) == after, f"call {n} ({faults.log[n - 1]}): no fault seen"
         check_client_view(name)  # what a client reads at the moment of the kill

@@ -190,8 +190,8 @@ def test_the_archive_carries_exactly_the_union_and_each_environment_installs_fro
             asyncio.run(
                 rattler.install(locked, target_prefix=t / f"env-lock{n}", cache_dir=t / f"c-lock{n}", show_progress=False, client=client)
             )
-            for r in locked:
-                assert (t / f"env-lock{n}" / "conda-meta" / f"{r.file_name.removesuffix('.conda')}.json").is_file()
+            for rec in locked:
+                assert (t / f"env-lock{n}" / "conda-meta" / f"{rec.file_name.removesuffix('.conda')}.json").is_file()
     finally:
         stop_mirror()
 

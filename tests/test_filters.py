@@ -211,6 +211,6 @@ def test_licenses_on_real_channels() -> None:
         assert "LGPL" not in str(rec.get("license_family", "")).upper()
     assert 100 < len(sel.excluded) < len(free) // 4
     bio = _load("bioconda_osx-64_2018-10.repodata.json.bz2", "osx-64")  # deps point outside the channel
-    sel = select_channel({"osx-64": bio}, Filters(platforms=("osx-64",), pkg_list=("samtools",), with_dependencies=True))
-    names = {bio.get(fn)["name"] for fn in sel["osx-64"].selected}  # type: ignore[index]
-    assert "samtools" in names and len(names) > 1 and len(sel["osx-64"].selected) < len(bio) // 10
+    bio_sel = select_channel({"osx-64": bio}, Filters(platforms=("osx-64",), pkg_list=("samtools",), with_dependencies=True))
+    names = {bio.get(fn)["name"] for fn in bio_sel["osx-64"].selected}  # type: ignore[index]
+    assert "samtools" in names and len(names) > 1 and len(bio_sel["osx-64"].selected) < len(bio) // 10

@@ -462,5 +462,6 @@ def test_fuzz_parse_receipt(data: st.DataObject) -> None:
 
 def test_the_sample_receipt_parses() -> None:
     receipt = parse_receipt_bytes(json.dumps(SAMPLE_RECEIPT).encode(), "sample")
-    assert receipt.newest("merged") is not None and receipt.newest("merged").archive_id == "x1"  # a downgrade is never the newest
+    newest = receipt.newest("merged")
+    assert newest is not None and newest.archive_id == "x1"  # a downgrade is never the newest
     assert receipt.to_json()["cleans"] == [{"removed": 1}]

@@ -137,7 +137,10 @@ def test_pkg_list_needs_exact_names() -> None:
 
 def test_snapshots_match_their_recorded_hashes() -> None:
     """tests/data/SHA256SUMS lists every snapshot, and each file still has the bytes it was copied with."""
-    sums = dict(reversed(line.split("  ", 1)) for line in (DATA.parent / "SHA256SUMS").read_text().splitlines())
+    sums: dict[str, str] = {}
+    for line in (DATA.parent / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split("  ", 1)
+        sums[name] = digest
     assert sorted(sums) == sorted(f"repodata/{p.name}" for p in DATA.iterdir())
     for rel, digest in sums.items():
         assert hashlib.sha256((DATA.parent / rel).read_bytes()).hexdigest() == digest, rel

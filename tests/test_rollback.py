@@ -60,7 +60,7 @@ def _export(site: dict[str, Any], name: str, since: bool = False, channels: list
     out = site["tmp"] / f"{name}.tar"
     receipt = site["dest"] / ".airgap" / "receipt.json"
     run_export(_config(site["tmp"], channels or [site["up"]], **extra), out, None, since=receipt if since else None, clock=site["clock"])
-    return out
+    return Path(out)
 
 
 def _import(site: dict[str, Any], archive: Path, **kw: Any) -> Any:

@@ -172,8 +172,8 @@ def test_second_archive_adds_to_the_channel(tmp_path: Path, upstream: dict[str, 
         r = cli("import", archive, "--into", dest, "--trusted-key", keys["good.pub"])
         assert r.exit_code == 0, r.output
     rd = json.loads((dest / "main" / "linux-64" / "repodata.json").read_bytes())
-    names = {r["name"] for r in [*rd["packages"].values(), *rd["packages.conda"].values()]}
-    assert names == {"tool001", "tool002"}
+    names_seen = {r["name"] for r in [*rd["packages"].values(), *rd["packages.conda"].values()]}
+    assert names_seen == {"tool001", "tool002"}
     noarch = json.loads((dest / "main" / "noarch" / "repodata.json").read_bytes())
     assert {r["name"] for r in noarch["packages"].values()} == {"base-data"}
     receipt = json.loads((dest / ".airgap" / "receipt.json").read_bytes())

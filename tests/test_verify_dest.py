@@ -124,7 +124,7 @@ def test_the_index_clients_prefer_is_written_last(dest: Path, archive: Path, mon
     old_zst = (sub / "repodata.json.zst").read_bytes()
     order: list[str] = []
     between: list[Any] = []
-    real = directory_module.atomic_write_bytes
+    real = directory_module.atomic_write_bytes  # type: ignore[attr-defined]  # the name the backend calls
 
     def spy(path: Path, data: bytes, **kwargs: Any) -> None:
         if Path(path).parent == sub and Path(path).name.startswith("repodata.json"):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import test_destinations as td
+import remote as td
 import urllib3
 from helpers import cli
 

@@ -52,5 +52,7 @@ def open_destination(spec: str, site: Mapping[str, Any] | None = None) -> Destin
         return QuetzDestination.from_url(spec, site)
     from .directory import DirectoryDestination
 
+    if spec.startswith("file://") and ("?" in spec or "#" in spec):
+        raise UsageError(f"--into: expected a file:// URL without '?' or '#' (a client cuts the path there), found {spec!r}")
     path = unquote(urlsplit(spec).path) if spec.startswith("file://") else spec
     return DirectoryDestination(Path(path))

@@ -30,9 +30,13 @@ from typing import Any
 from .._fs import atomic_write_bytes, fsync_dir, makedirs_tracked
 from .._safepath import check_beneath, open_nofollow, read_nofollow
 from ..errors import DestinationError, LockError
+from ..faults import point
 from ..receipt import REBUILD
 from ..repodata import Repodata
+from ..signals import deferred_signals
 from .base import RECEIPT_FORMAT, Change, Destination, OnBytes, Put, empty_receipt, index_files, parse_index
+from .filelease import FileLeaseStore
+from .lease import Lease, LockLostError, held
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +152,13 @@ class Journal:
             "entries": [[rel(t), os.path.basename(b) if b else None] for t, b in self._entries.items()],
             "dirs": [rel(d) for d in self._planned_dirs],
         }
+        point("dir journal save")
         atomic_write_bytes(self.path, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
         self._saved = True
 
     def commit(self) -> None:
         """The change is complete: the journal must no longer undo it."""
+        point("dir journal remove")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
         fsync_dir(self.path.parent)
@@ -198,6 +204,7 @@ class Journal:
         ok = True
         touched: set[str] = set()
         for target, backup in reversed(self._entries.items()):
+            point("dir undo")
             try:
                 if backup is None:
                     os.unlink(target)
@@ -225,6 +232,7 @@ class DirectoryDestination(Destination):
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).absolute()
+        self._lease: Lease | None = None
         self._created: list[Path] = []  # what this process created (root, state dir, staging), oldest first
 
     def __str__(self) -> str:
@@ -274,6 +282,7 @@ class DirectoryDestination(Destination):
             makedirs_tracked(self.state_dir, journal.created_dirs)
             journal.prepare_replace(path)
         data = json.dumps(receipt, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        point("dir write receipt")
         atomic_write_bytes(path, data)
 
     def read_repodata(self, channel: str, subdir: str) -> Repodata | None:
@@ -312,7 +321,9 @@ class DirectoryDestination(Destination):
         """Delete files the published repodata no longer lists (call after the change committed)."""
         for channel, subdir in {(c, s) for c, s, _ in files}:
             check_beneath(self.root, self.subdir_path(channel, subdir))
+        self.fence()  # a new owner may have listed one of these names again
         for channel, subdir, filename in files:
+            point("dir remove")
             try:
                 os.unlink(self.subdir_path(channel, subdir) / filename)
             except FileNotFoundError:
@@ -385,15 +396,35 @@ class DirectoryDestination(Destination):
                         log.warning("%s: another airgap process holds the lock; waiting up to %.0fs", self.root, timeout)
                         waited = True
                     time.sleep(0.2)
-            for line in self.recover():  # whoever takes the lock first undoes what a killed run left
-                log.warning("%s: %s", self.root, line)
-            yield
+            makedirs_tracked(self.state_dir, self._created)
+            # the flock excludes every other process; the lease adds fencing, and says who held the lock last
+            with held(FileLeaseStore(self.state_dir / "lock"), str(self.state_dir / "lock"), max(0.0, deadline - time.monotonic())) as lease:
+                self._lease = lease
+                try:
+                    for line in self.recover():  # whoever takes the lock first undoes what a killed run left
+                        log.warning("%s: %s", self.root, line)
+                    yield
+                finally:
+                    self._lease = None
         except BaseException:
             self._remove_created()  # under the lock: the next import must not see it half removed
             raise
         finally:
             os.close(fd)  # closing releases the flock
             self._created = []
+
+    def fence(self) -> None:
+        """Before a publish step: stop unless this process still holds the lock (see :meth:`.lease.Lease.check`)."""
+        if self._lease is None:
+            raise DestinationError(f"{self.root}: a change needs the lock (internal error)")
+        self._lease.check()
+
+    def holds_lock(self) -> bool:
+        try:
+            self.fence()
+        except (DestinationError, LockLostError):
+            return False
+        return True
 
     def _remove_created(self) -> None:
         for d in reversed(self._created):
@@ -430,7 +461,9 @@ class DirectoryDestination(Destination):
         for staging in sorted(self.state_dir.glob("staging-*")):
             journal = Journal.load(self.root, staging) if staging.is_dir() and not staging.is_symlink() else None
             if journal is not None:
-                if not journal.rollback():
+                with deferred_signals():  # the undo finishes before anything else; the journal goes only after it
+                    ok = journal.rollback()
+                if not ok:
                     raise DestinationError(f"{staging}: expected to roll back an interrupted import, could not restore every file (see the errors above); fix that, then retry")
                 done.append(f"rolled back the interrupted change of {staging.name}")
             try:
@@ -486,6 +519,7 @@ class DirectoryDestination(Destination):
             d = journal.ready_dirs[(channel, subdir)] = os.fspath(path) + "/"
         target = d + filename
         journal.prepare_replace(target)
+        point("dir put")
         if keep_staged:
             tmp = f"{d}.{filename}.airgap-tmp"
             with contextlib.suppress(FileNotFoundError):
@@ -506,6 +540,7 @@ class DirectoryDestination(Destination):
         for name, data in index_files(raw):
             target = d / name
             journal.prepare_replace(target)
+            point("dir write index")
             atomic_write_bytes(target, data)
         stale = d / "current_repodata.json"
         if stale.exists():  # never leave a current_repodata.json that disagrees with repodata.json
@@ -533,6 +568,7 @@ class DirectoryChange(Change):
         self.dest.sync()  # staged bytes, backups and journal reach the disk before anything points at them
 
     def put_packages(self, batch: list[Put], on_bytes: OnBytes | None = None) -> None:
+        self.dest.fence()
         touched: set[tuple[str, str]] = set()
         for p in batch:
             self.dest.put_package(p.channel, p.subdir, p.filename, p.blob.path, self.journal, keep_staged=p.keep)
@@ -542,9 +578,11 @@ class DirectoryChange(Change):
         self.dest.fsync_dirs(touched)
 
     def publish_index(self, channel: str, subdir: str, repodata: Repodata) -> None:
+        self.dest.fence()
         self.dest.publish_index(channel, subdir, repodata, self.journal)
 
     def write_receipt(self, receipt: dict[str, Any]) -> None:
+        self.dest.fence()
         self.dest._write_receipt(receipt, self.journal)
 
     def put_document(self, name: str, data: bytes) -> str | None:
@@ -555,11 +593,20 @@ class DirectoryChange(Change):
         return f"{STATE_DIR}/{name}"
 
     def commit(self) -> None:
-        self.journal.commit()
+        self.dest.fence()
+        with deferred_signals():
+            self.journal.commit()
 
     def rollback(self) -> None:
-        if not self.journal.rollback():  # keep the saved journal: the next run that takes the lock retries the undo
-            self._keep = True
+        self._keep = True  # until the undo is complete, the journal stays for the next run (even if this one dies)
+        if not self.dest.holds_lock():
+            log.error("%s: not rolling back: this process no longer holds the lock; the next run rolls back from %s",
+                      self.dest, self._staging)
+            return
+        with deferred_signals():  # a second Ctrl-C or a SIGTERM must not cut the undo short
+            ok = self.journal.rollback()
+            self._keep = not ok
+        if not ok:  # keep the saved journal: the next run that takes the lock retries the undo
             log.error("%s: the change could not be undone completely; the next import or clean retries from %s", self.dest, self._staging)
 
     def close(self) -> None:

@@ -11,7 +11,9 @@ is not the archive's repodata, so upstream repodata patches (changed ``depends``
 ``constrains``, removed records) are lost there — airgap counts the records that differ and
 warns once per import when any does. "Publishing an index" means waiting until quetz's repodata lists every
 uploaded file with the right sha256 (``index_timeout`` seconds). quetz keeps its own inventory:
-the receipt is rebuilt from its repodata, and it has no lock (uploads are idempotent).
+the receipt is rebuilt from its repodata, and it has no lock (uploads are idempotent). So a failed
+import deletes nothing it uploaded: quetz listed each file as it arrived, and a concurrent import
+may have found it and reported it published. Name clashes are refused before any upload.
 
 The API key comes from the site's ``api_key``, the variable its ``api_key_env`` names, or
 ``QUETZ_API_KEY``; it is sent as ``X-API-Key`` and never logged.
@@ -33,8 +35,10 @@ from urllib.parse import quote, urlsplit
 import urllib3
 
 from ..errors import DestinationError, IntegrityError, UsageError
+from ..faults import point
 from ..manifest import is_safe_channel_name
 from ..repodata import Repodata, record_hashes
+from ..urlsafety import unsafe_component
 from .base import Change, Destination, OnBytes, Put, empty_receipt, parse_index
 
 log = logging.getLogger(__name__)
@@ -74,7 +78,8 @@ class QuetzDestination(Destination):
     def from_url(cls, url: str, site: dict[str, Any]) -> QuetzDestination:
         parts = urlsplit(url[len("quetz+"):])
         path = [p for p in parts.path.split("/") if p]
-        if parts.scheme not in ("http", "https") or not parts.netloc or not path or any(p in (".", "..") for p in path):
+        if (parts.scheme not in ("http", "https") or not parts.netloc or not path or parts.query or parts.fragment
+                or "?" in url or "#" in url or any(unsafe_component(p) for p in path[:-1])):
             raise UsageError(f"--into: expected quetz+http(s)://HOST:PORT/CHANNEL, found {url!r}")
         if len(path) >= 2 and path[-2] == "get":  # the channel URL clients use: .../get/CHANNEL
             path = path[:-2] + path[-1:]
@@ -98,6 +103,7 @@ class QuetzDestination(Destination):
             if not self.api_key:
                 raise UsageError(f"{self}: expected an API key (${self.api_key_env}, or api_key in the site config), found none")
             h["X-API-Key"] = self.api_key
+        point(f"quetz {method} {path.split('?')[0]}")
         try:
             resp = self.http.request(method, self.base_url + path, body=body, headers=h, preload_content=True,
                                      timeout=urllib3.Timeout(connect=10, read=300), redirect=False)
@@ -321,12 +327,29 @@ class QuetzDestination(Destination):
 class QuetzChange(Change):
     def __init__(self, dest: QuetzDestination) -> None:
         self.dest = dest
-        self.uploaded: list[tuple[str, str]] = []  # (subdir, filename) new on the server: what a rollback deletes
+        self.uploaded: list[tuple[str, str]] = []  # (subdir, filename) new on the server: named by a failed import (never deleted)
         self.patched = 0  # records whose quetz-built metadata differs from the archive's repodata
         self.records = 0
 
     def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]]) -> None:
+        """Before anything is uploaded: refuse a file quetz already lists under the same name.
+
+        The import plans only files the destination does not hold with the archive's sha256 and
+        size, and quetz never replaces a file (409): a planned name quetz lists is a clash, found
+        here rather than after every other file was uploaded.
+        """
         self.dest.ensure_channel()
+        clashes = []
+        for channel, subdir, filename in packages:
+            self.dest._check_channel(channel)
+            rd = self.dest.read_repodata(channel, subdir)
+            rec = rd.get(filename) if rd is not None else None
+            if rec is not None:
+                clashes.append(f"{subdir}/{filename} (sha256 {record_hashes(rec)[0]})")
+        if clashes:
+            raise DestinationError(f"{self.dest}: expected to upload {len(packages)} file(s) quetz does not hold, found {len(clashes)} "
+                                   f"it holds with other bytes under the same name (first: {clashes[0]}); quetz never replaces "
+                                   "a file: remove it from quetz first. Nothing was uploaded")
 
     def put_packages(self, batch: list[Put], on_bytes: OnBytes | None = None) -> None:
         if not batch:
@@ -366,12 +389,16 @@ class QuetzChange(Change):
         self.uploaded.clear()
 
     def rollback(self) -> None:
-        """Delete what this change uploaded (quetz held none of it before); wait until its index agrees."""
-        try:
-            self.dest.remove_packages([(self.dest.channel, subdir, filename) for subdir, filename in self.uploaded])
-        except Exception as exc:  # the original error matters more; say what may be left
-            log.error("rollback: could not remove every file uploaded to %s (%s): %s", self.dest,
-                      ", ".join(f"{s}/{f}" for s, f in self.uploaded[:5]), exc)
+        """Delete nothing: quetz lists each file the moment it is uploaded, and another import may have seen it since.
+
+        quetz has no lock airgap could hold, so a concurrent import that needed the same file found
+        it present and reported it published; deleting it here would break that channel. What this
+        change uploaded stays: complete, verified by quetz against its sha256, and listed.
+        """
+        if self.uploaded:
+            log.error("%s: the import failed after uploading %d file(s) (%s); they stay published (quetz lists each file as "
+                      "it arrives, and another import may rely on it): import again to finish, or clean to remove them",
+                      self.dest, len(self.uploaded), ", ".join(f"{s}/{f}" for s, f in self.uploaded[:5]))
         self.uploaded.clear()
 
 

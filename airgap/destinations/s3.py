@@ -27,16 +27,19 @@ import logging
 import os
 import re
 import socket
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from ..errors import DestinationError, LockError, UsageError
+from ..errors import DestinationError, UsageError
+from ..faults import attach_boto
 from ..manifest import is_safe_channel_name
 from ..receipt import REBUILD
 from ..repodata import Repodata
+from ..signals import deferred_signals
+from ..urlsafety import check_prefix
 from .base import Change, Destination, OnBytes, Put, empty_receipt, index_files, iter_batches, parse_index
+from .lease import DEFAULT_STALE_AFTER, Lease, LockLostError, held
+from .s3lease import S3LeaseStore
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +60,11 @@ class S3Destination(Destination):
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None, region: str | None = None,
                  profile: str | None = None, public_url: str | None = None, workers: int = 8,
-                 multipart_threshold: int = 16 << 20, lock_stale_after: float = 6 * 3600) -> None:
+                 multipart_threshold: int = 16 << 20, lock_stale_after: float = DEFAULT_STALE_AFTER) -> None:
         if not _BUCKET.match(bucket):
             raise UsageError(f"s3: expected a bucket name of 3-63 lower-case letters, digits, '.' and '-', found {bucket!r}")
-        parts = [p for p in prefix.split("/") if p]
-        if any(p in (".", "..") or p.startswith(".airgap") for p in parts):
+        parts = check_prefix(prefix, "s3")
+        if any(p.startswith(".airgap") for p in parts):
             raise UsageError(f"s3: expected a prefix of plain path components, found {prefix!r}")
         self.bucket = bucket
         self.prefix = "/".join(parts)
@@ -73,7 +76,7 @@ class S3Destination(Destination):
         self.multipart_threshold = max(5 << 20, int(multipart_threshold))  # S3's smallest part is 5 MiB
         self.lock_stale_after = float(lock_stale_after)
         self._client: Any = None
-        self._lock_token: str | None = None
+        self._lease: Lease | None = None
 
     @classmethod
     def from_url(cls, url: str, site: dict[str, Any]) -> S3Destination:
@@ -105,6 +108,7 @@ class S3Destination(Destination):
             )
             self._client = session.client("s3", endpoint_url=endpoint, region_name=self.region or session.region_name or "us-east-1",
                                           config=config)
+            attach_boto(self._client)  # a test hook; off unless AIRGAP_FAULT is set
         return self._client
 
     def _key(self, *parts: str) -> str:
@@ -289,54 +293,30 @@ class S3Destination(Destination):
 
     @contextlib.contextmanager
     def locked(self, timeout: float = 60.0) -> Iterator[None]:
+        """The lease of :mod:`.lease` on ``PREFIX/.airgap/lock``, renewed while the body runs."""
         # a read first: it names a wrong key, secret or bucket precisely (and some stores create a missing bucket on write)
         self._call("checking the bucket", self.client.list_objects_v2, Bucket=self.bucket, Prefix=self._key(STATE) + "/", MaxKeys=1)
-        key = self._key(STATE, "lock")
-        token = uuid.uuid4().hex
-        owner = f"{socket.gethostname()}:{os.getpid()}"
-        deadline = time.monotonic() + timeout
-        waited = False
-        while True:
-            body = json.dumps({"owner": owner, "token": token, "time": time.time()}).encode()
+        with held(S3LeaseStore(self), f"{self}/{STATE}/lock", timeout, self.lock_stale_after) as lease:
+            self._lease = lease
             try:
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=body, IfNoneMatch="*", ContentType="application/json")
-                break
-            except Exception as exc:
-                from botocore.exceptions import ClientError
+                for line in self.recover():
+                    log.warning("%s: %s", self, line)
+                yield
+            finally:
+                self._lease = None
 
-                if not (isinstance(exc, ClientError) and exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412)):
-                    raise self._error("taking the lock", exc) from None
-            held = self._get(key)
-            try:
-                info = json.loads(held) if held else {}
-            except ValueError:
-                info = {}
-            since = info.get("time") if isinstance(info, dict) and isinstance(info.get("time"), (int, float)) else None
-            if held is not None and since is not None and time.time() - since > self.lock_stale_after:
-                log.warning("%s: taking over a lock left by %s %.0f s ago (older than lock_stale_after)", self, info.get("owner"), time.time() - since)
-                self._delete([key])
-                continue
-            if time.monotonic() >= deadline:
-                who = f" ({info.get('owner')} since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(since))})" if since else ""
-                raise LockError(f"{self}: another airgap import or clean holds the lock{who}; waited {timeout:.0f}s "
-                                f"(if none is running, delete {self}/{STATE}/lock)")
-            if not waited:
-                log.warning("%s: another airgap process holds the lock; waiting up to %.0fs", self, timeout)
-                waited = True
-            time.sleep(0.5)
-        self._lock_token = token
+    def fence(self) -> None:
+        """Before a publish step: stop unless this process still holds the lock (see :meth:`.lease.Lease.check`)."""
+        if self._lease is None:
+            raise DestinationError(f"{self}: a change needs the lock (internal error)")
+        self._lease.check()
+
+    def holds_lock(self) -> bool:
         try:
-            for line in self.recover():
-                log.warning("%s: %s", self, line)
-            yield
-        finally:
-            self._lock_token = None
-            try:
-                held = self._get(key)
-                if held is not None and json.loads(held).get("token") == token:
-                    self._delete([key])
-            except Exception as exc:  # the work is done; a lock left behind is reported, not fatal
-                log.warning("%s: could not release the lock (%s); delete %s/%s/lock", self, exc, self, STATE)
+            self.fence()
+        except (DestinationError, LockLostError):
+            return False
+        return True
 
     def recover(self) -> list[str]:
         """Under the lock: roll back changes killed runs left (their saved journals), remove their leftovers."""
@@ -350,7 +330,9 @@ class S3Destination(Destination):
             journal_key = area + "journal.json"
             if journal_key in keys:
                 journal = _S3Journal.load(self, area)
-                if not journal.rollback():
+                with deferred_signals():
+                    ok = journal.rollback()
+                if not ok:
                     raise DestinationError(f"{self}: expected to roll back the interrupted change in {area}, could not restore every "
                                            "object (see the errors above); fix that, then retry")
                 done.append(f"rolled back the interrupted change of {area.rstrip('/').rsplit('/', 1)[-1]}")
@@ -359,12 +341,12 @@ class S3Destination(Destination):
         return done
 
     def begin(self, label: str) -> S3Change:
-        if self._lock_token is None:
-            raise DestinationError(f"{self}: a change needs the lock (internal error)")
+        self.fence()
         area = self._key(STATE, f"staging-{label}-{socket.gethostname()}-{os.getpid()}") + "/"
         return S3Change(self, _S3Journal(self, area))
 
     def remove_packages(self, files: list[tuple[str, str, str]]) -> None:
+        self.fence()  # a new owner may have listed one of these names again
         self._delete([self._key(c, s, f) for c, s, f in files])
 
     def put_page(self, channel: str, subdir: str | None, data: bytes) -> None:
@@ -385,6 +367,8 @@ class S3Destination(Destination):
         subscribers = [Progress()] if on_bytes is not None else []
         with create_transfer_manager(self.client, config) as manager:
             for window in iter_batches(puts, 4 * self.workers):  # bounded open files whatever the count
+                if self._lease is not None and self._lease.lost is not None:
+                    self.fence()  # raises: the heartbeat found the lock taken over
                 pending = []
                 try:
                     for key, p in window:
@@ -427,6 +411,7 @@ class S3Change(Change):
         self.journal.save()
 
     def put_packages(self, batch: list[Put], on_bytes: OnBytes | None = None) -> None:
+        self.dest.fence()
         puts = []
         for p in batch:
             key = self.dest._key(p.channel, p.subdir, p.filename)
@@ -436,6 +421,7 @@ class S3Change(Change):
 
     def publish_index(self, channel: str, subdir: str, repodata: Repodata) -> None:
         d = self.dest
+        d.fence()
         raw = repodata.to_bytes()
         for name, data in index_files(raw):
             key = d._key(channel, subdir, name)
@@ -448,6 +434,7 @@ class S3Change(Change):
 
     def write_receipt(self, receipt: dict[str, Any]) -> None:
         key = self.dest._key(STATE, "receipt.json")
+        self.dest.fence()
         self.journal.prepare(key, self._exists(key))
         self.dest._put(key, _receipt_bytes(receipt))
 
@@ -458,10 +445,18 @@ class S3Change(Change):
         return f"{STATE}/{name}"
 
     def commit(self) -> None:
-        self.journal.commit()
+        self.dest.fence()
+        with deferred_signals():  # the journal goes whole or not at all
+            self.journal.commit()
 
     def rollback(self) -> None:
-        if not self.journal.rollback():
+        if not self.dest.holds_lock():  # another process took the lock over: it owns the journal now; touch nothing
+            log.error("%s: not rolling back: this process no longer holds the lock; the next run rolls back from %s",
+                      self.dest, self.journal.area)
+            return
+        with deferred_signals():  # a second Ctrl-C must not cut a rollback short
+            ok = self.journal.rollback()
+        if not ok:
             log.error("%s: the change could not be undone completely; the next import or clean retries from %s", self.dest, self.journal.area)
 
     def close(self) -> None:

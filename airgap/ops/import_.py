@@ -46,6 +46,7 @@ from .delta_hint import missing_base_message
 from .pages import write_pages
 from .review import keep_sbom, with_sboms
 from .unchanged import same_sources
+from .vetting import vetted_index
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,8 @@ def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
 
     def index(tc: str, subdir: str) -> Repodata | None:
         if (tc, subdir) not in current:
-            current[(tc, subdir)] = dest.read_repodata(tc, subdir)
+            # records someone else added are checked against the store, not merged blindly (ops/vetting.py)
+            current[(tc, subdir)] = vetted_index(dest, tc, subdir, dest.read_repodata(tc, subdir), receipt)
         return current[(tc, subdir)]
 
     def holds(tc: str, subdir: str, filename: str, sha256: str, size: int) -> bool:
