@@ -158,8 +158,8 @@ def _run(state: _State, reads_config: bool, fn: Callable[..., Any], *args: Any, 
     except AirgapError as exc:
         if state.verbose:
             click.echo(redact(traceback.format_exc()), err=True, nl=False)
-        more = exc.failures if isinstance(exc, DownloadError) and len(exc.failures) > 1 else []
-        _fail(str(exc), exc.exit_code, as_json, more)
+        more = [redact(line) for line in exc.failures] if isinstance(exc, DownloadError) and len(exc.failures) > 1 else []
+        _fail(redact(str(exc)), exc.exit_code, as_json, more)  # a channel URL's token is never printed
     except Terminated:  # before KeyboardInterrupt: it is one
         _fail("terminated (SIGTERM); what was begun was undone", Terminated.exit_code, as_json)
     except KeyboardInterrupt:
@@ -375,38 +375,52 @@ def _require_archive(archive: str | tuple[str, ...] | None) -> None:
 
 
 @main.command(name="import")
-@click.argument("archive", nargs=-1, type=click.Path(dir_okay=False))  # required unless --show-config
+@click.argument("archive", nargs=-1, type=click.Path(dir_okay=False))  # none: the config's file:// trees (or --show-config)
 @click.option("--into", "into", help="Destination: a directory, s3://BUCKET/PREFIX, quetz+http(s)://HOST:PORT/CHANNEL or a site name (default: into / dest_site in the config).")
 @click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Public key whose signature is accepted (repeatable; adds to trusted_keys).")
-@click.option("--dest-channel", help="Merge every channel of the archive into this channel.")
+@click.option("--dest-channel", "--account", "dest_channel", help="Merge every channel of the archive into this channel (--account: the guide's spelling); channel_map in the config sends channels to their own.")
+@click.option("--url", "public_url", help="The URL clients reach the mirror at: write DEST/downloads/, pre-configured installer scripts (default: public_url in the config).")
 @click.option("--allow-unsigned", is_flag=True, help="DANGEROUS: accept an archive that carries no signature.")
 @click.option("--allow-downgrade", is_flag=True, help=_DOWNGRADE_HELP)
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
 def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str, ...], dest_channel: str | None,
-            allow_unsigned: bool, allow_downgrade: bool, lock_timeout: float, as_json: bool, state: _State, config: Config) -> None:
+            public_url: str | None, allow_unsigned: bool, allow_downgrade: bool, lock_timeout: float, as_json: bool, state: _State,
+            config: Config) -> None:
     """Verify ARCHIVE (or all its volumes, in any order), then publish it into a directory channel, all or nothing.
 
     \b
     Examples:
       airgap import $USB/mirror.tar --into /srv/conda --trusted-key airgap.pub
       airgap import /media/dvd*/mirror.tar.0* --into /srv/conda
+      airgap import -f import.yaml     (no ARCHIVE: publish the file:// trees in channels, as cas-sync-api-v4 did)
     """
     from .config_hints import import_notes
     from .ops.import_ import run_import
 
-    _require_archive(archive)
+    if not archive:  # the guide's `cas-sync-api-v4 -f import.yaml` on a tree cas-sync wrote
+        from .ops.trees import run_tree_import, tree_channels
+
+        tree_channels(config)  # online channels: say to run airgap sync, before anything else
+        dest = _destination(into, config)
+        _print_sync(run_tree_import(config, dest, dest_channel=_dest_channel(dest_channel, config), allow_downgrade=allow_downgrade,
+                                    lock_timeout=lock_timeout, progress=_progress(state.quiet)), as_json,
+                    "published the file:// trees into")
+        _downloads(dest, public_url or config.public_url, as_json)
+        return
     for note in import_notes(config):
         log.warning("%s", note)
     dest = _destination(into, config)
     channel = _dest_channel(dest_channel, config)
     trusted = _trusted(trusted_keys, config)
-    result = run_import([Path(a) for a in archive], dest, trusted, dest_channel=channel, allow_unsigned=allow_unsigned,
-                        allow_downgrade=allow_downgrade, lock_timeout=lock_timeout, progress=_progress(state.quiet))
+    result = run_import([Path(a) for a in archive], dest, trusted, dest_channel=channel, channel_map=config.channel_map,
+                        allow_unsigned=allow_unsigned, allow_downgrade=allow_downgrade, lock_timeout=lock_timeout,
+                        progress=_progress(state.quiet))
     if as_json:
         _emit_json(result.to_json())
+        _downloads(dest, public_url or config.public_url, True)
         return
     chans = ", ".join(f"{c} ({', '.join(sorted(set(s)))})" for c, s in sorted(result.channels.items()))
     if result.noop:
@@ -418,20 +432,35 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
         click.echo(f"imported {', '.join(archive)} into {result.destination}: {result.packages_added} package files added "
                    f"({_human(result.bytes_written)}), {result.packages_present} already present, "
                    f"{result.packages_removed} removed; channels: {chans}")
+    _downloads(dest, public_url or config.public_url, as_json)
+
+
+def _downloads(dest: Any, url: str | None, quiet: bool) -> None:
+    """Hook: write DEST/downloads/ (airgap.bootstrap) when the mirror's public URL is known."""
+    from .bootstrap import publish_downloads
+
+    if not url:
+        return
+    written = publish_downloads(dest, url)
+    if written is None:
+        log.warning("%s: a %s destination holds no installers; no downloads/ written", dest, dest.kind)
+    elif not quiet:
+        click.echo(f"wrote {dest}/downloads/ for {url.rstrip('/')}: {', '.join(written)}")
 
 
 @main.command()
 @click.option("--into", "into", help="Destination: a directory, s3://BUCKET/PREFIX, quetz+http(s)://HOST:PORT/CHANNEL or a site name (default: into / dest_site in the config).")
-@click.option("--dest-channel", help="Merge every channel into this channel.")
+@click.option("--dest-channel", "--account", "dest_channel", help="Merge every channel into this channel (--account: the guide's spelling); channel_map in the config sends channels to their own.")
 @click.option("--reset", is_flag=True, help="Forget what the destination is known to hold: re-check every file (by hash); still write only what differs.")
+@click.option("--url", "public_url", help="The URL clients reach the mirror at: write DEST/downloads/ (default: public_url in the config).")
 @click.option("--allow-downgrade", is_flag=True, help=_DOWNGRADE_HELP)
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
 @click.option("--env", "env_files", multiple=True, metavar="FILE[:NAME,...]",
               help="environment.yml, pixi.lock (:NAME,... picks environments), conda-lock.yml or @EXPLICIT file to mirror (repeatable; adds to environments).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
-def sync(into: str | None, dest_channel: str | None, reset: bool, allow_downgrade: bool, lock_timeout: float, env_files: tuple[str, ...],
-         as_json: bool,
+def sync(into: str | None, dest_channel: str | None, reset: bool, public_url: str | None, allow_downgrade: bool, lock_timeout: float,
+         env_files: tuple[str, ...], as_json: bool,
          state: _State, config: Config) -> None:
     """Fetch, filter, download and publish into a destination in one step (a connected mirror).
 
@@ -447,26 +476,32 @@ def sync(into: str | None, dest_channel: str | None, reset: bool, allow_downgrad
     channel = _dest_channel(dest_channel, config)
     result = run_sync(config, dest, dest_channel=channel, reset=reset, allow_downgrade=allow_downgrade, lock_timeout=lock_timeout,
                       progress=_progress(state.quiet))
+    _print_sync(result, as_json)
+    _downloads(dest, public_url or config.public_url, as_json)
+
+
+def _print_sync(result: Any, as_json: bool, verb: str = "synced into") -> None:
     if as_json:
         _emit_json(result.to_json())
         return
     imp = result.imported
     if imp.noop:
-        click.echo(f"synced into {imp.destination}: nothing to do ({imp.packages_present} package files already there, "
+        click.echo(f"{verb} {imp.destination}: nothing to do ({imp.packages_present} package files already there, "
                    f"{result.downloaded} downloaded, {result.excluded} excluded by filters)")
         return
-    click.echo(f"synced into {imp.destination}: {imp.packages_added} package files written ({_human(imp.bytes_written)}), "
+    click.echo(f"{verb} {imp.destination}: {imp.packages_added} package files written ({_human(imp.bytes_written)}), "
                f"{imp.packages_present} already present; {result.downloaded} downloaded, {result.cached} from the cache, "
                f"{result.excluded} excluded by filters")
 
 
 @main.command()
 @click.option("--into", "into", help="The destination to clean (default: into / dest_site in the config).")
+@click.option("--dest-channel", "--account", "dest_channel", help="Clean only this channel (default: the channels channel_map / dest_channel name, else all).")
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed, and why; change nothing.")
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for an import to finish.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
-def clean(into: str | None, dry_run: bool, lock_timeout: float, as_json: bool, state: _State, config: Config) -> None:
+def clean(into: str | None, dest_channel: str | None, dry_run: bool, lock_timeout: float, as_json: bool, state: _State, config: Config) -> None:
     """Remove what the destination holds that the current filters no longer select.
 
     Repodata is republished first, then the files are deleted: clients never see an index
@@ -477,14 +512,16 @@ def clean(into: str | None, dry_run: bool, lock_timeout: float, as_json: bool, s
       airgap clean -f export.yaml --into /srv/conda --dry-run
       airgap clean -f export.yaml --into /srv/conda --json
     """
+    from .channel_map import destination_channels
     from .config_hints import clean_notes
     from .ops.clean import run_clean
-    from .ops.export import filters_from_config
+    from .ops.export import filters_from_config, resolve_channels
 
     for note in clean_notes(config):
         log.warning("%s", note)
     dest = _destination(into, config)
-    result = run_clean(dest, filters_from_config(config), dry_run=dry_run, lock_timeout=lock_timeout)
+    scope = destination_channels(config.channel_map, _dest_channel(dest_channel, config), resolve_channels(config))
+    result = run_clean(dest, filters_from_config(config), dry_run=dry_run, lock_timeout=lock_timeout, channels=scope)
     if as_json:
         _emit_json(result.to_json())
         return
@@ -668,6 +705,8 @@ def serve(dest: str, port: int, bind: str, access_log: str | None, state: _State
     for ch in channels:
         click.echo(f"  channel {ch}: {base}/{ch}   (browse {base}/{ch}/index.html)")
     click.echo(f"point conda at it:  airgap condarc {base} --into {dest} > ~/.condarc")
+    if (Path(dest) / "downloads" / "index.html").is_file():  # written by the import for public_url (airgap.bootstrap)
+        click.echo(f"pre-configured installers: {base}/downloads/ (made for the public_url given at import)")
     try:
         server.serve_forever()
     finally:

@@ -8,6 +8,7 @@ and the closest known one; wrong types name the key's path; broken YAML names fi
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
@@ -18,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from . import channel_map as _channel_map
 from .errors import ConfigError, quoted
 from .limits import MAX_CONFIG_BYTES, read_small_file
 from .redact import redact_settings
@@ -38,13 +40,15 @@ _q = quoted  # a value quoted in an error message: cut to a short prefix, whatev
 
 
 def user_config_paths() -> list[Path]:
-    """Where ``-f`` defaults to, like cas-mirror's ``~/.cas-mirror`` then ``/etc/cas-mirror``."""
+    """Where ``-f`` defaults to: airgap's own files, then cas-mirror's ``~/.cas-mirror`` and ``/etc/cas-mirror``."""
     paths = []
     env = os.environ.get("AIRGAP_CONFIG")
     if env:
         paths.append(Path(env))
     paths.append(Path(os.path.expanduser("~/.airgap.yaml")))
     paths.append(Path("/etc/airgap/airgap.yaml"))
+    paths.append(Path(os.path.expanduser("~/.cas-mirror")))
+    paths.append(Path("/etc/cas-mirror"))
     return paths
 
 
@@ -202,6 +206,7 @@ _KEYS: tuple[_Key, ...] = (
     _Key("server_port", _anything, None, "not read: airgap serve takes --port and --bind", "no"),
     _Key("dest_site", _opt_str, None, "import destination: a name under 'sites'"),
     _Key("dest_channel", _opt_str, None, "merge every channel into this one channel at the destination"),
+    _Key("channel_map", _channel_map.parse, {}, "source channel (URL or name) -> its own destination channel; the rest go to dest_channel"),
     _Key("verify_checksum", _bool, True, "airgap always verifies sha256/md5 and size; false is ignored"),
     _Key("delta", _bool, False, "export a delta against the receipt in delta_dir (same as --since DELTA_DIR/receipt.json)"),
     _Key("delta_dir", _opt_str, None, "where the carried-back receipt.json of the destination is"),
@@ -233,6 +238,7 @@ _KEYS: tuple[_Key, ...] = (
     _Key("installable", _str_list, (), "specs that must solve against the selection, per platform x python"),
     _Key("installers", _installers, (), "installer URLs (or {url, sha256, dir}) to carry, restored as DEST/<dir>/"),
     _Key("installer_patterns", _str_list, (), "file-name globs choosing installers from dir_names listings"),
+    _Key("public_url", _opt_str, None, "the URL clients reach the mirror at; import writes DEST/downloads/ (pre-configured installers) for it"),
     _Key("environments", lambda path, v: _environments(path, v), (),
          "environment.yml, pixi.lock ({file, environments: [NAME]}), conda-lock.yml or @EXPLICIT files: mirror the union of what they need"),
     _Key("virtual_packages", lambda path, v: _virtual_packages(path, v), {},
@@ -288,9 +294,13 @@ class Config:
     installers: tuple[dict[str, Any], ...] = ()
     installer_patterns: tuple[str, ...] = ()
     volume_size: int | None = None
+    public_url: str | None = None
+    channel_map: Mapping[str, str] = field(default_factory=dict)
     environments: tuple[dict[str, Any], ...] = ()
     virtual_packages: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     given: frozenset[str] = frozenset()  # the keys the file set (the rest are defaults)
+    # how ``path`` was chosen when no -f was given (shown by --show-config)
+    found_by: str | None = field(default=None, compare=False)
 
     def unsupported_in_use(self) -> list[str]:
         """Keys set to a non-default value that this airgap version does not implement yet."""
@@ -323,13 +333,14 @@ class Config:
 
     def show(self) -> str:
         """The running configuration as YAML, defaults filled in, like ``cas-mirror --config``."""
-        lines = [f"path: {self.path}"]
+        lines = [f"path: {self.path}" + (f"  # {self.found_by}" if self.found_by else "")]
         for key in _KEYS:
             value = getattr(self, key.name)
             if isinstance(value, tuple):
                 value = list(value)
             elif isinstance(value, Mapping):
-                value = {k: redact_settings(v) if isinstance(v, Mapping) else list(v) for k, v in value.items()}  # a site's api_key is never shown
+                value = {k: redact_settings(v) if isinstance(v, Mapping) else v if isinstance(v, str) else list(v)
+                         for k, v in value.items()}  # a site's api_key is never shown
             note = ""
             if key.status == "no":
                 note = "  # accepted for cas-mirror compatibility; no effect in airgap"
@@ -393,6 +404,8 @@ def from_mapping(data: Mapping[str, Any], path: str | None = None) -> Config:
     else:
         remote = values.get("remote_url", "https://repo.anaconda.com/")
         values["channels"] = (remote.rstrip("/") + "/pkgs/main/",)
+    if values.get("channel_map"):
+        values["channel_map"] = _channel_map.normalize(values["channel_map"], lambda v: _resolve_channel(v, path))
     values["given"] = frozenset(str(k) for k in data)
     if values.get("mirror_dir") is None:
         values.pop("mirror_dir", None)
@@ -405,13 +418,17 @@ def from_mapping(data: Mapping[str, Any], path: str | None = None) -> Config:
 
 def load_config(path: str | os.PathLike[str] | None) -> Config:
     """Load ``path``, or the first existing default file, or pure defaults."""
+    found_by = None
     if path is None:
-        for candidate in user_config_paths():
+        candidates = user_config_paths()
+        searched = ", ".join(str(c) for c in candidates)
+        for candidate in candidates:
             if candidate.is_file():
                 path = candidate
+                found_by = f"no -f given: the first that exists of {searched}"
                 break
         else:
-            return from_mapping({}, None)
+            return dataclasses.replace(from_mapping({}, None), found_by=f"no -f given and none of {searched} exists: defaults")
     p = Path(path)
     try:
         text = read_small_file(p, MAX_CONFIG_BYTES, "a configuration file", ConfigError).decode("utf-8")
@@ -431,7 +448,8 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         raise ConfigError(f"{p}: invalid YAML: nested too deeply") from None
     if data is None:
         data = {}
-    return from_mapping(data, str(p))
+    config = from_mapping(data, str(p))
+    return dataclasses.replace(config, found_by=found_by) if found_by else config
 
 
 def _positive_size(path: str, v: Any) -> int:

@@ -31,8 +31,8 @@ def import_notes(config: Config) -> list[str]:
     notes = []
     if "channels" in config.given:
         notes.append(
-            f"{config.path}: channels has no effect on import: the archive names the channels it carries "
-            f"(use dest_channel to merge them into one); channels belongs in the export config"
+            f"{config.path}: channels has no effect on the import of an archive: the archive names the channels it carries "
+            f"(dest_channel merges them, channel_map sends them apart); without ARCHIVE, import publishes the file:// trees it lists"
         )
     return notes
 

@@ -45,6 +45,9 @@ CONTENT_TYPES = (
     (".html", "text/html; charset=utf-8"),
     (".bz2", "application/x-bzip2"),
     (".sh", "text/x-shellscript"),
+    (".ps1", "text/plain; charset=utf-8"),
+    (".toml", "text/plain; charset=utf-8"),
+    ("/condarc", "text/plain; charset=utf-8"),
 )
 _BAD_CHARS = {chr(c) for c in range(32)} | {"\x7f", "\\"}
 #: the one place under a dot-directory that is served: the SBOMs the channel pages link to
@@ -242,6 +245,8 @@ class ChannelServer(BoundedHTTPServer):
             installers = None
         if isinstance(installers, dict):
             files = [f"{d}/{name}" for d, names in installers.items() if isinstance(names, dict) for name in names]
+        if os.path.isfile(os.path.join(self.root, "downloads", "index.html")):  # airgap.bootstrap's page
+            files.append("downloads/index.html")
         return site_page(channels, files).encode("utf-8")
 
 

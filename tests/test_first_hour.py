@@ -92,7 +92,7 @@ def test_channels_in_an_import_config_is_said_to_have_no_effect(tmp_path: Path) 
     cfg = tmp_path / "import.yaml"
     cfg.write_text(f"channels: [https://repo.anaconda.com/pkgs/main/]\ninto: {tmp_path / 'dest'}\n")
     r = cli("import", "-f", cfg, tmp_path / "missing.tar", "--allow-unsigned")
-    assert "channels has no effect on import" in r.output, r.output
+    assert "channels has no effect on the import of an archive" in r.output, r.output
     cfg.write_text(f"into: {tmp_path / 'dest'}\n")
     assert "no effect" not in cli("import", "-f", cfg, tmp_path / "missing.tar", "--allow-unsigned").output
 

@@ -120,14 +120,15 @@ def _lost_dependencies(channel: str, before: Mapping[str, Repodata], after: Mapp
 
 
 def run_clean(into: Path | str | Destination, filters: Filters, *, dry_run: bool, lock_timeout: float = 60.0,
-              clock: Any = time.time) -> CleanResult:
+              clock: Any = time.time, channels: set[str] | None = None) -> CleanResult:
+    """``channels``: clean only these destination channels (a config's channel_map / dest_channel); None: all."""
     dest = into if isinstance(into, Destination) else open_destination(str(into))
     if not dest.exists():
         raise DestinationError(f"{dest}: expected a destination holding channels, found none")
     if dry_run:
-        return _diff(dest, filters, dry_run=True)
+        return _diff(dest, filters, dry_run=True, channels=channels)
     with dest.locked(lock_timeout):
-        result = _diff(dest, filters, dry_run=False)
+        result = _diff(dest, filters, dry_run=False, channels=channels)
         if not result.remove:
             return result
         by_subdir: dict[tuple[str, str], set[str]] = {}
@@ -169,9 +170,11 @@ def run_clean(into: Path | str | Destination, filters: Filters, *, dry_run: bool
         return result
 
 
-def _diff(dest: Destination, filters: Filters, dry_run: bool) -> CleanResult:
+def _diff(dest: Destination, filters: Filters, dry_run: bool, channels: set[str] | None = None) -> CleanResult:
     held: dict[str, dict[str, Repodata]] = {}
     for channel, subdirs in dest.inventory().items():
+        if channels is not None and channel not in channels:
+            continue
         for subdir in subdirs:
             rd = dest.read_repodata(channel, subdir)
             if rd is not None:

@@ -24,6 +24,7 @@ from typing import Any
 from .. import __version__, environments, installable
 from ..archive.writer import write_archive
 from ..cache import BlobCache, Expected
+from ..channel_map import distinct_names, export_names, match
 from ..compress import zstd_compress
 from ..config import Config
 from ..delta import DeltaBase
@@ -111,11 +112,12 @@ def filters_from_config(config: Config) -> Filters:
 
 
 def resolve_channels(config: Config) -> list[Channel]:
-    channels = [channel_from_string(c) for c in config.channels]
+    channels = distinct_names(export_names(config.channel_map, [channel_from_string(c) for c in config.channels]))
     names: dict[str, str] = {}
     for ch in channels:
         if ch.name in names:
-            raise UsageError(f"channels: expected channels with distinct names, found two named {ch.name!r} ({names[ch.name]} and {ch.url})")
+            raise UsageError(f"channels: expected channels with distinct names, found two named {ch.name!r} ({names[ch.name]} and {ch.url}); "
+                            "list each channel once, or name them with channel_map (source URL: destination channel)")
         names[ch.name] = ch.url
     return channels
 
@@ -549,7 +551,9 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
             subs.append(entry)
             counts.setdefault(ch.name, {})[subdir] = len(entry.packages) + len(entry.present)
         channel_entries.append(ChannelEntry(ch.name, redact(ch.url), tuple(subs)))  # the manifest never holds a secret
-    merged_into = delta.targets if delta is not None else {c.name: config.dest_channel or c.name for c in channels}
+    mapped = match(config.channel_map, [(c.name, c.url) for c in channels])  # channels several map to keep their names
+    merged_into = delta.targets if delta is not None else {
+        c.name: t or config.dest_channel or c.name for c, t in zip(channels, mapped, strict=True)}
     shadowed, collisions = shadowing(channel_entries, merged_into.__getitem__)
     if len(set(merged_into.values())) < len(merged_into):  # the export knows which channels merge: record the choice
         for collision in collisions:

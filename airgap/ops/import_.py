@@ -24,11 +24,12 @@ import logging
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..channel_map import targets
 from ..destinations import open_destination
 from ..destinations.base import BlobRef, Change, Destination, Put, file_identity, load_receipt
 from ..errors import DestinationError, UsageError
@@ -74,6 +75,7 @@ def run_import(
     trusted: TrustedKeys,
     *,
     dest_channel: str | None = None,
+    channel_map: Mapping[str, str] | None = None,
     allow_unsigned: bool = False,
     allow_downgrade: bool = False,
     lock_timeout: float = 60.0,
@@ -82,16 +84,18 @@ def run_import(
 ) -> ImportResult:
     paths = [Path(p) for p in archive] if isinstance(archive, list) else [Path(archive)]
     opened = open_set(paths, trusted, allow_unsigned)  # nothing touched before this: signatures, every volume
-    return import_opened(opened, into, dest_channel=dest_channel, allow_downgrade=allow_downgrade, lock_timeout=lock_timeout,
-                         progress=progress, clock=clock)
+    return import_opened(opened, into, dest_channel=dest_channel, channel_map=channel_map, allow_downgrade=allow_downgrade,
+                         lock_timeout=lock_timeout, progress=progress, clock=clock)
 
 
-def import_opened(opened: Any, into: Path | str | Destination, *, dest_channel: str | None = None, allow_downgrade: bool = False,
+def import_opened(opened: Any, into: Path | str | Destination, *, dest_channel: str | None = None,
+                  channel_map: Mapping[str, str] | None = None, allow_downgrade: bool = False,
                   lock_timeout: float = 60.0, recheck: bool = False, progress: Progress = null_progress,
                   clock: Any = time.time) -> ImportResult:
     """Publish a verified source of blobs (an archive, or the export cache for sync) into ``into``.
 
     ``recheck``: do not trust the receipt about which files are present; hash each one.
+    ``channel_map``: source channel (URL or name) -> destination channel (see airgap.channel_map).
     ``allow_downgrade``: an archive older than the destination's newest (see airgap.rollback) adds its new files only.
     Even an import that changes nothing reads and hashes every blob (sync: every cache file), so that
     exit 0 always means "every blob verified", as when something is published.
@@ -101,21 +105,25 @@ def import_opened(opened: Any, into: Path | str | Destination, *, dest_channel: 
         if dest_channel not in (None, dest.fixed_channel):
             raise UsageError(f"dest_channel: expected {dest.fixed_channel!r} (the channel the destination URL names) or none, found {dest_channel!r}")
         dest_channel = dest.fixed_channel
+    mapped = targets(channel_map or {}, [(ch.name, ch.url) for ch in opened.manifest.channels])
+    if dest.fixed_channel is not None and set(mapped.values()) - {dest.fixed_channel}:
+        raise UsageError(f"channel_map: expected only {dest.fixed_channel!r} (the channel the destination URL names), found {sorted(set(mapped.values()))}")
     with opened.stream:
         with dest.locked(lock_timeout):
-            result = _import_locked(opened, dest, dest_channel, progress, clock, recheck, allow_downgrade)
+            result = _import_locked(opened, dest, dest_channel, progress, clock, recheck, allow_downgrade, mapped)
         if result.noop:  # a copy damaged since the import that applied it is refused all the same
             _verify_only(opened, progress)  # after the lock: nothing changed, no other import need wait for this
         return result
 
 
 def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
-                   progress: Progress, clock: Any, recheck: bool = False, allow_downgrade: bool = False) -> ImportResult:
+                   progress: Progress, clock: Any, recheck: bool = False, allow_downgrade: bool = False,
+                   mapped: Mapping[str, str] | None = None) -> ImportResult:
     manifest = opened.manifest
     receipt = load_receipt(dest)  # read after dest.locked() rolled back any killed import
 
     def target_channel(name: str) -> str:
-        return dest_channel or name
+        return (mapped or {}).get(name) or dest_channel or name
 
     downgrade = check_order(receipt, manifest, target_channel, allow_downgrade)
     if downgrade:

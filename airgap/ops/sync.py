@@ -86,6 +86,7 @@ def run_sync(config: Config, into: Path | str | Destination, *, dest_channel: st
         plan = make_plan(config, filters, f, progress)
         got = collect(config, filters, plan, f, progress, clock)
     source = Opened(_CacheStream(got.cache), got.manifest, len(got.manifest.to_bytes()), signer=None)
-    imported = import_opened(source, into, dest_channel=dest_channel, allow_downgrade=allow_downgrade, lock_timeout=lock_timeout,
+    imported = import_opened(source, into, dest_channel=dest_channel, channel_map=config.channel_map,
+                             allow_downgrade=allow_downgrade, lock_timeout=lock_timeout,
                              recheck=reset, progress=progress, clock=clock)
     return SyncResult(imported, got.downloaded, got.downloaded_bytes, got.cached, got.excluded)
