@@ -97,7 +97,7 @@ def conda_redirects(pairs: Sequence[tuple[str, str]]) -> list[str]:
         if mirror.rstrip("/").rsplit("/", 1)[-1] != name:
             notes.append(f"# {up} -> {mirror}: conda cannot rename a channel; use the pixi table (airgap condarc --pixi)")
             continue
-        custom.setdefault(name, mirror.rstrip("/"))
+        custom.setdefault(name, mirror.rstrip("/").rsplit("/", 1)[0])  # conda appends the channel name to the location
         migrated.setdefault(name, head)
         if head not in aliases:
             aliases.append(head)

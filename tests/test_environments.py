@@ -286,7 +286,7 @@ def test_condarc_redirects_lock_file_urls_to_the_mirror() -> None:
     r = cli("condarc", "http://mirror:8080", "conda-forge", "main", "--upstream", "https://proxy.corp/conda/conda-forge")
     assert r.exit_code == 0, r.output
     doc = yaml.safe_load(r.stdout)
-    assert doc["custom_channels"] == {"conda-forge": "http://mirror:8080/conda-forge"}
+    assert doc["custom_channels"] == {"conda-forge": "http://mirror:8080"}  # conda appends the name
     assert doc["migrated_custom_channels"] == {"conda-forge": "https://conda.anaconda.org"}
     assert doc["migrated_channel_aliases"] == ["https://conda.anaconda.org", "https://proxy.corp/conda"]
     assert doc["default_channels"] == ["http://mirror:8080/conda-forge", "http://mirror:8080/main"]
