@@ -395,8 +395,8 @@ def test_a_changed_archive_is_not_uploaded(seaweed: Any, bucket: str, archives: 
     shutil.copy(archives["v1"], archive)
     real = S3Change.plan
 
-    def tamper(self: S3Change, *args: Any) -> None:
-        real(self, *args)
+    def tamper(self: S3Change, *args: Any, **kwargs: Any) -> None:
+        real(self, *args, **kwargs)
         with open(archive, "r+b") as fh:  # same size, new mtime: as if another process rewrote it
             fh.seek(0, 2)
             fh.seek(fh.tell() - 1)
