@@ -45,6 +45,7 @@ from ..manifest import (
     is_safe_channel_name,
     is_safe_installer_filename,
 )
+from ..network import network_from
 from ..progress import Progress, null_progress
 from ..redact import redact
 from ..repodata import record_hashes
@@ -265,7 +266,8 @@ def _fetcher(config: Config, given: Fetcher | None) -> Iterator[Fetcher]:
     if given is not None:
         yield given
         return
-    with Fetcher(workers=config.workers, retries=config.retries, timeout=config.timeout, min_rate=config.min_rate) as f:
+    with Fetcher(workers=config.workers, retries=config.retries, timeout=config.timeout, min_rate=config.min_rate,
+                 network=network_from(config)) as f:
         yield f
 
 
