@@ -27,6 +27,7 @@ import urllib3
 from . import __version__
 from .errors import UpstreamError
 from .network import Bandwidth, Network, Transport, explain, status_problem
+from .redact import has_secret
 from .urlpolicy import REDIRECT_STATUSES, headers_for_hop, redirect_target, request_parts
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,8 @@ class Fetcher:
                 raise NotFound(f"{url}: HTTP {resp.status} not found")
             if resp.status == 416 and offset > 0:  # the partial file is no prefix of this one: start over
                 raise TransientError(f"{url}: HTTP 416 for a resumed download; restarting it")
-            problem = status_problem(url, resp.status, self._net.proxy_for(url), "Authorization" in resp.airgap_sent)
+            problem = status_problem(url, resp.status, self._net.proxy_for(url),
+                                     "Authorization" in resp.airgap_sent or has_secret(url))
             if problem is not None:
                 raise UpstreamError(problem)
             if resp.status in RETRY_STATUSES:

@@ -287,8 +287,8 @@ def status_problem(url: str, status: int, proxy: str | None, sent_credentials: b
             f"RATTLER_AUTH_FILE or ~/.netrc); check or renew them"
         )
     return (
-        f"{where}: HTTP {status}: the channel needs credentials; give a token (…/t/TOKEN/…), user:password in the "
-        f"channel URL, a ~/.netrc entry or a RATTLER_AUTH_FILE entry for its host"
+        f"{where}: HTTP {status}: the channel needs credentials; give a token (the channel URL's path segment t/TOKEN), "
+        f"user:password in the channel URL, a ~/.netrc entry or a RATTLER_AUTH_FILE entry for its host"
     )
 
 
