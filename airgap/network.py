@@ -57,7 +57,8 @@ def check_proxy_servers(path: str, v: Any) -> dict[str, str]:
     if not isinstance(v, dict):
         raise ConfigError(f"{path}: expected a mapping {{http: URL, https: URL}}, found {quoted(v)}")
     out = {}
-    for scheme, url in v.items():
+    for scheme, raw in v.items():
+        url = os.path.expandvars(raw) if isinstance(raw, str) else raw  # ${PROXY_PASSWORD}: the secret stays out of the file
         if scheme not in PROXY_SCHEMES:
             raise ConfigError(f"{path}: expected the keys http and https, found {quoted(scheme)}")
         if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in PROXY_SCHEMES:

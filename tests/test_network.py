@@ -469,6 +469,11 @@ def test_settings_from_config_and_environment(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="proxy_servers: expected the keys http and https"):
         from_mapping({"proxy_servers": {"ftp": "http://p"}})
     assert from_mapping({"max_bandwidth": "10M"}).max_bandwidth == 10_000_000
+    os.environ["AIRGAP_TEST_PPW"] = "pw"
+    try:
+        assert from_mapping({"proxy_servers": {"http": "http://u:${AIRGAP_TEST_PPW}@p:1"}}).proxy_servers["http"] == "http://u:pw@p:1"
+    finally:
+        del os.environ["AIRGAP_TEST_PPW"]
     assert from_mapping({"ssl_verify": "ca.pem"}, str(tmp_path / "c.yaml")).ssl_verify == str(tmp_path / "ca.pem")
 
 
