@@ -500,3 +500,15 @@ def test_bandwidth_shares_one_budget() -> None:
         bw.take(500)
     assert now[0] == pytest.approx(4.5)  # 5000 bytes at 1000 B/s: the last chunk's reservation starts at 4.5 s
     assert sum(slept) == pytest.approx(4.5)
+
+
+def test_time_waiting_for_max_bandwidth_is_not_counted_against_min_rate() -> None:
+    from airgap.fetch import TransientError, _Pace
+
+    now = [0.0]
+    arrived = _Pace(1000, 1.0, lambda: now[0]).watch("https://h/x")
+    now[0] = 5.0
+    arrived(2000, 4.5)  # 2000 bytes in 5 s, 4.5 of them spent waiting for the bandwidth cap: 4000 B/s
+    now[0] = 10.0
+    with pytest.raises(TransientError, match="too slow"):
+        arrived(2000, 0.0)  # 2000 bytes in 5 s: 400 B/s
