@@ -22,6 +22,7 @@ from .errors import ConfigError, quoted
 from .limits import MAX_CONFIG_BYTES, read_small_file
 from .network import check_proxy_servers, check_ssl_verify
 from .redact import redact_doc, redact_settings
+from .yaml_bounded import load_yaml_bounded
 
 DEFAULT_PLATFORMS = ("linux-64", "linux-aarch64", "osx-64", "osx-arm64", "win-64")
 KNOWN_SUBDIRS = frozenset(
@@ -33,9 +34,6 @@ KNOWN_SUBDIRS = frozenset(
     }
 )
 LOG_LEVELS = {"CRITICAL": 50, "ERROR": 40, "WARNING": 30, "INFO": 20, "DEBUG": 10}
-# YAML aliases may share a node many times: a 448-byte file can name 9**9 nodes. The document
-# is refused when, with every alias expanded, it holds more nodes than this.
-MAX_CONFIG_NODES = 1_000_000
 
 _q = quoted  # a value quoted in an error message: cut to a short prefix, whatever its size
 
@@ -409,7 +407,7 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{p}: cannot read the configuration file: {exc}") from None
     try:
-        data = _load_yaml(text, p)
+        data = load_yaml_bounded(text, str(p))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(p)
@@ -421,52 +419,6 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
     if data is None:
         data = {}
     return from_mapping(data, str(p))
-
-
-def _load_yaml(text: str, p: Path) -> Any:
-    """``yaml.safe_load``, refusing a document that names more than MAX_CONFIG_NODES nodes with aliases expanded."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        total = _expanded_size(node)
-        if total > MAX_CONFIG_NODES:
-            raise ConfigError(
-                f"{p}: expected a configuration of at most {MAX_CONFIG_NODES} values, found more once its YAML "
-                f"aliases (*name) are expanded; refusing an alias bomb"
-            )
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def _expanded_size(root: yaml.Node) -> int:
-    """How many nodes ``root`` stands for once every alias is expanded (each shared node counted per use)."""
-    sizes: dict[int, int] = {}
-    open_nodes: set[int] = set()  # entered, children not done yet: meeting one again is a cycle
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:  # iterative post-order: a deep document cannot exhaust the interpreter's stack
-        node, children_done = stack.pop()
-        if id(node) in sizes:
-            continue
-        if not children_done and id(node) in open_nodes:
-            return MAX_CONFIG_NODES + 1  # an alias inside its own anchor: endless once expanded
-        if isinstance(node, yaml.SequenceNode):
-            kids: list[yaml.Node] = list(node.value)
-        elif isinstance(node, yaml.MappingNode):
-            kids = [n for pair in node.value for n in pair]
-        else:
-            sizes[id(node)] = 1
-            continue
-        if children_done:
-            open_nodes.discard(id(node))
-            sizes[id(node)] = min(1 + sum(sizes.get(id(k), 1) for k in kids), MAX_CONFIG_NODES + 1)
-        else:
-            open_nodes.add(id(node))
-            stack.append((node, True))
-            stack.extend((k, False) for k in kids if id(k) not in sizes)
-    return sizes[id(root)]
 
 
 def _positive_size(path: str, v: Any) -> int:
