@@ -512,3 +512,12 @@ def test_time_waiting_for_max_bandwidth_is_not_counted_against_min_rate() -> Non
     now[0] = 10.0
     with pytest.raises(TransientError, match="too slow"):
         arrived(2000, 0.0)  # 2000 bytes in 5 s: 400 B/s
+
+
+def test_plain_http_through_the_proxy_without_its_login_is_407(net: dict[str, Any], tmp_path: Path) -> None:
+    with fetcher_for(tmp_path, {"HTTP_PROXY": net["proxy"].url(with_auth=False)}) as f, pytest.raises(UpstreamError) as err:
+        f.get_bytes("http://127.0.0.1:9/chan/linux-64/repodata.json", 1 << 20)
+    assert "proxy authentication needed (HTTP 407" in str(err.value)
+    with fetcher_for(tmp_path, {"HTTP_PROXY": net["proxy"].url()}) as f, pytest.raises(UpstreamError) as err:
+        f.get_bytes("http://127.0.0.1:9/chan/linux-64/repodata.json", 1 << 20)  # the proxy let us in; nothing on port 9
+    assert "407" not in str(err.value) and PROXY_AUTH[1] not in str(err.value)
