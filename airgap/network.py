@@ -25,6 +25,7 @@ import base64
 import ipaddress
 import logging
 import os
+import re
 import ssl
 import threading
 import time
@@ -257,7 +258,7 @@ def explain(exc: BaseException, url: str, proxy: str | None) -> tuple[str, bool]
             f"{where}: TLS verification failed{via}: {reason or 'certificate not trusted'}; set ssl_verify to the CA bundle "
             f"that signed it (a company CA: ssl_verify: /path/ca.pem, or REQUESTS_CA_BUNDLE / SSL_CERT_FILE)"
         ), False
-    if proxy and "407" in text:
+    if proxy and re.search(r"Tunnel connection failed: 407\b", text):  # not just "407": a port may contain it
         return (
             f"{where}: proxy authentication needed (HTTP 407 from proxy {redact(proxy)}); put user:password in the "
             f"proxy URL (HTTPS_PROXY / HTTP_PROXY or proxy_servers)"

@@ -521,3 +521,13 @@ def test_plain_http_through_the_proxy_without_its_login_is_407(net: dict[str, An
     with fetcher_for(tmp_path, {"HTTP_PROXY": net["proxy"].url()}) as f, pytest.raises(UpstreamError) as err:
         f.get_bytes("http://127.0.0.1:9/chan/linux-64/repodata.json", 1 << 20)  # the proxy let us in; nothing on port 9
     assert "407" not in str(err.value) and PROXY_AUTH[1] not in str(err.value)
+
+
+def test_explain_does_not_take_a_port_for_a_407() -> None:
+    import urllib3
+
+    from airgap.network import explain
+
+    exc = urllib3.exceptions.ProxyError("Unable to connect to proxy", OSError("HTTPConnection(port=44071): Connection refused"))
+    message, transient = explain(exc, "https://h/x", "http://127.0.0.1:44071")
+    assert "cannot reach the proxy" in message and transient
