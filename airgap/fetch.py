@@ -127,8 +127,7 @@ class Fetcher:
                 raise NotFound(f"{url}: HTTP {resp.status} not found")
             if resp.status == 416 and offset > 0:  # the partial file is no prefix of this one: start over
                 raise TransientError(f"{url}: HTTP 416 for a resumed download; restarting it")
-            problem = status_problem(url, resp.status, self._net.proxy_for(url),
-                                     "Authorization" in resp.airgap_sent or has_secret(url))
+            problem = status_problem(url, resp.status, self._net.proxy_for(url), resp.airgap_credentials)
             if problem is not None:
                 raise UpstreamError(problem)
             if resp.status in RETRY_STATUSES:
@@ -159,7 +158,8 @@ class Fetcher:
                 message, transient = explain(exc, current, self._net.proxy_for(current))
                 raise (TransientError if transient else UpstreamError)(message) from None
             if resp.status not in REDIRECT_STATUSES:
-                resp.airgap_sent = frozenset(headers)  # type: ignore[attr-defined]  # which credentials went along (for a 401's message)
+                # whether credentials went along (a header, or a token in the path): for a 401's message
+                resp.airgap_credentials = "Authorization" in headers or has_secret(current)  # type: ignore[attr-defined]
                 return resp
             location = resp.headers.get("Location")
             resp.close()  # a redirect's body is not read (it may be endless); the pool reconnects

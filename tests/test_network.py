@@ -403,6 +403,14 @@ def test_rattler_auth_file(net: dict[str, Any], tmp_path: Path, entry: dict[str,
         pytest.raises(UpstreamError, match="HTTP 401: the channel needs credentials"),
     ):
         f.get_bytes(url, 1 << 20)
+    kind = next(iter(entry))  # the same kind of entry with a wrong secret: refused, and said so
+    auth.write_text(json.dumps({"127.0.0.1": {kind: {"username": "x", "password": "y"} if kind == "BasicHTTP" else "x"}}))
+    env = {"RATTLER_AUTH_FILE": str(auth), "HOME": str(tmp_path)}
+    with (
+        fetcher_for(tmp_path, env, ssl_verify=str(net["pki"]["ca"])) as f,
+        pytest.raises(UpstreamError, match="HTTP 40[13]: the channel refused the credentials"),
+    ):
+        f.get_bytes(url, 1 << 20)
 
 
 def test_netrc(net: dict[str, Any], tmp_path: Path) -> None:
