@@ -116,6 +116,8 @@ def network_from(config: Config, environ: Mapping[str, str] | None = None) -> Ne
         if urllib.parse.urlsplit(proxy).scheme not in PROXY_SCHEMES:
             raise ConfigError(f"{scheme}_proxy: expected a proxy URL such as http://proxy.example:3128, found {quoted(redact(proxy))}")
     no_proxy = tuple(h.strip() for h in (_env(env, "no_proxy") or "").split(",") if h.strip())
+    for scheme, proxy in sorted(proxies.items()):
+        log.info("%s:// through the proxy %s%s", scheme, redact(proxy), f" (not for {', '.join(no_proxy)})" if no_proxy else "")
     verify, ca_bundle = True, None
     if config.ssl_verify is False:
         verify = False
