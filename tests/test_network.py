@@ -309,6 +309,7 @@ def test_export_through_the_proxy_with_the_company_ca_and_a_token(
         cli("inspect", tmp_path / "m.tar"),
         cli("inspect", tmp_path / "m.tar", "--json"),
         cli("import", tmp_path / "m.tar", "--into", tmp_path / "dest", "--allow-unsigned", "-v"),
+        cli("receipt", "--into", tmp_path / "dest", "--json"),
     ]
     assert all(r.exit_code == 0 for r in outputs), [r.output for r in outputs]
     assert "ssl_verify" in outputs[1].output and MARKER in outputs[1].output
@@ -320,7 +321,7 @@ def test_export_through_the_proxy_with_the_company_ca_and_a_token(
 def test_proxy_servers_key_and_basic_credentials_in_the_url(net: dict[str, Any], tmp_path: Path) -> None:
     up, proxy = net["up"], net["proxy"]
     channel = f"https://{BASIC[0]}:{BASIC[1]}@127.0.0.1:{up.port}/chan/"
-    cfg = config(tmp_path, channel, ssl_verify=str(net["pki"]["ca"]), proxy_servers={"https": proxy.url()})
+    cfg = config(tmp_path, channel, ssl_verify=str(net["pki"]["ca"]), proxy_servers={"https": proxy.url()}, max_bandwidth="50M")
     outputs = [cli("export", "-f", cfg, "--unsigned", tmp_path / "m.tar", "-v"), cli("export", "-f", cfg, "--show-config")]
     assert [r.exit_code for r in outputs] == [0, 0], outputs[0].output
     assert f"proxy_servers: {{https: 'http://{PROXY_AUTH[0]}:{MARKER}@127.0.0.1:{proxy.port}'}}" in outputs[1].output
