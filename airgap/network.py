@@ -118,18 +118,21 @@ def network_from(config: Config, environ: Mapping[str, str] | None = None) -> Ne
     no_proxy = tuple(h.strip() for h in (_env(env, "no_proxy") or "").split(",") if h.strip())
     for scheme, proxy in sorted(proxies.items()):
         log.info("%s:// through the proxy %s%s", scheme, redact(proxy), f" (not for {', '.join(no_proxy)})" if no_proxy else "")
-    verify, ca_bundle = True, None
+    verify, ca_bundle, ca_from = True, None, "ssl_verify"
     if config.ssl_verify is False:
         verify = False
         log.warning(
-            "ssl_verify is false: TLS certificates are NOT verified; anyone on the path can alter what is "
-            "downloaded before its sha256 is checked. Set ssl_verify to your company's CA bundle instead."
+            "ssl_verify is false: TLS certificates are NOT verified; anyone on the path can change the repodata "
+            "(and with it the sha256 each package is checked against). Set ssl_verify to your company's CA bundle instead."
         )
     elif isinstance(config.ssl_verify, str):
         ca_bundle = config.ssl_verify
     else:
-        ca_bundle = env.get("REQUESTS_CA_BUNDLE") or env.get("SSL_CERT_FILE") or None
-    for what, path in (("ssl_verify", ca_bundle), ("client_cert", config.client_cert), ("client_cert_key", config.client_cert_key)):
+        for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+            if env.get(name):
+                ca_bundle, ca_from = env[name], name
+                break
+    for what, path in ((ca_from, ca_bundle), ("client_cert", config.client_cert), ("client_cert_key", config.client_cert_key)):
         if path is not None and not os.path.isfile(path):
             raise ConfigError(f"{what}: expected a PEM file, found nothing at {path}")
     return Network(

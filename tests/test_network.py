@@ -473,6 +473,8 @@ def test_settings_from_config_and_environment(tmp_path: Path) -> None:
     ca.write_text("x")
     n = network_from(cfg, {"https_proxy": "http://env:1", "HTTP_PROXY": "http://env:2", "SSL_CERT_FILE": str(ca)})
     assert n.proxies == {"https": "http://p:3128", "http": "http://env:2"} and n.ca_bundle == str(ca) and n.verify
+    with pytest.raises(ConfigError, match="REQUESTS_CA_BUNDLE: expected a PEM file"):
+        network_from(cfg, {"REQUESTS_CA_BUNDLE": str(tmp_path / "gone.pem"), "SSL_CERT_FILE": str(ca)})
     with pytest.raises(ConfigError, match="ssl_verify: expected a PEM file"):
         network_from(from_mapping({"ssl_verify": str(tmp_path / "missing.pem")}), {})
     with pytest.raises(ConfigError, match="proxy_servers: expected the keys http and https"):
