@@ -218,6 +218,7 @@ def main() -> None:
                     help="delay every upstream response by MS milliseconds (a link to a distant CDN; e.g. 50)")
     ap.add_argument("--workers", default=None, metavar="N,N,...",
                     help="airgap rows with these worker counts (default: one row with the configured default)")
+    ap.add_argument("--max-bandwidth", default=None, metavar="SIZE", help="airgap's max_bandwidth (bytes/s: 20M, 500K)")
     ap.add_argument("--no-conda-mirror", action="store_true", help="time airgap only (conda-mirror not installed)")
     args = ap.parse_args()
     packages = args.packages if args.packages is not None else (10_000 if args.small else 600)
@@ -253,6 +254,8 @@ def main() -> None:
     runs: dict[str, list[Row]] = {}
     config = work / "export.yaml"
     config_text = f"channels: ['{up.url}/']\nplatforms: [linux-64]\nmirror_dir: {work / 'airgap-cache'}\n"
+    if args.max_bandwidth:
+        config_text += f"max_bandwidth: {args.max_bandwidth}\n"
     variants = [("default (--num-threads 1)", []), (f"--num-threads {args.num_threads}", ["--num-threads", str(args.num_threads)])]
 
     def run_airgap(workers: int | None) -> Row:
