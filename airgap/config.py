@@ -22,7 +22,8 @@ import yaml
 from . import channel_map as _channel_map
 from .errors import ConfigError, quoted
 from .limits import MAX_CONFIG_BYTES, read_small_file
-from .redact import redact_settings
+from .network import check_proxy_servers, check_ssl_verify
+from .redact import redact_doc, redact_settings
 from .yaml_bounded import load_yaml_bounded
 
 DEFAULT_PLATFORMS = ("linux-64", "linux-aarch64", "osx-64", "osx-arm64", "win-64")
@@ -223,13 +224,21 @@ _KEYS: tuple[_Key, ...] = (
     _Key("trusted_keys", _str_list, (), "public keys (PEM) whose signatures import/verify accept"),
     _Key("into", _opt_str, None, "import destination directory (same as --into)"),
     _Key("sites", _sites, {}, "named destinations: {NAME: {url: PATH | s3://BUCKET/PREFIX | quetz+http://HOST:PORT/CHANNEL, ...}}"),
-    _Key("workers", _positive_int, 8, "parallel downloads"),
+    _Key("workers", _positive_int, 32, "parallel downloads (32: measured over a 50 ms link, docs/performance.md)"),
     _Key("retries", _positive_int, 5, "attempts per download on 5xx, resets and timeouts"),
     _Key("timeout", _positive_int, 60, "seconds without data before a request is retried"),
     _Key("min_rate", lambda path, v: parse_size(v, path), 1024,
          "bytes/s: a download slower than this over `timeout` seconds is retried (1K, 10K, 0 = no minimum)"),
     _Key("max_repodata_size", lambda path, v: _positive_size(path, v), 1 << 30,
          "largest repodata.json accepted from upstream, decompressed (1G; conda-forge linux-64 is 254M)"),
+    # the company network (conda's key names): airgap.network
+    _Key("proxy_servers", check_proxy_servers, {}, "{http: URL, https: URL}; default HTTP_PROXY / HTTPS_PROXY (NO_PROXY applies)"),
+    _Key("ssl_verify", check_ssl_verify, True, "true, false (warns on every run) or a CA bundle (PEM) to trust; "
+         "with true, REQUESTS_CA_BUNDLE / SSL_CERT_FILE"),
+    _Key("client_cert", _opt_str, None, "client certificate (PEM) for TLS; may hold the key too"),
+    _Key("client_cert_key", _opt_str, None, "the client certificate's private key (PEM), if separate"),
+    _Key("max_bandwidth", lambda path, v: None if v in (None, "None", 0) else _positive_size(path, v), None,
+         "bytes/s for all downloads together (10M, 500K; default no cap), to leave room on a shared line"),
     _Key("include", _str_list, (), "match specs that, like pkg_list, limit the selection"),
     _Key("exclude", _str_list, (), "match specs to drop, whatever else matches"),
     _Key("latest", _opt_int, None, "keep the newest N versions of each name per subdir"),
@@ -247,7 +256,7 @@ _KEYS: tuple[_Key, ...] = (
          "split archives into volumes of at most this size (4.7G, 700M, bytes)"),
 )
 KEYS: Mapping[str, _Key] = {k.name: k for k in _KEYS}
-PATH_KEYS = ("mirror_dir", "signing_key", "into", "log_dir", "delta_dir")
+PATH_KEYS = ("mirror_dir", "signing_key", "into", "log_dir", "delta_dir", "client_cert", "client_cert_key")
 
 
 @dataclass(frozen=True)
@@ -280,11 +289,16 @@ class Config:
     trusted_keys: tuple[str, ...] = ()
     into: str | None = None
     sites: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    workers: int = 8
+    workers: int = 32
     retries: int = 5
     timeout: int = 60
     min_rate: int = 1024
     max_repodata_size: int = 1 << 30
+    proxy_servers: Mapping[str, str] = field(default_factory=dict)
+    ssl_verify: bool | str = True
+    client_cert: str | None = None
+    client_cert_key: str | None = None
+    max_bandwidth: int | None = None
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     latest: int | None = None
@@ -339,8 +353,8 @@ class Config:
             if isinstance(value, tuple):
                 value = list(value)
             elif isinstance(value, Mapping):
-                value = {k: redact_settings(v) if isinstance(v, Mapping) else v if isinstance(v, str) else list(v)
-                         for k, v in value.items()}  # a site's api_key is never shown
+                value = {k: redact_settings(v) if isinstance(v, Mapping) else redact_doc(v)  # a site's api_key is never shown
+                         for k, v in value.items()}
             note = ""
             if key.status == "no":
                 note = "  # accepted for cas-mirror compatibility; no effect in airgap"
@@ -397,6 +411,8 @@ def from_mapping(data: Mapping[str, Any], path: str | None = None) -> Config:
             values[key] = _resolve_path(values[key], path)
     if "environments" in values:  # the label is the path as written; the file is found relative to the config
         values["environments"] = tuple({**e, "label": e["file"], "file": _resolve_path(e["file"], path)} for e in values["environments"])
+    if isinstance(values.get("ssl_verify"), str):
+        values["ssl_verify"] = _resolve_path(values["ssl_verify"], path)
     if "trusted_keys" in values:
         values["trusted_keys"] = tuple(_resolve_path(k, path) for k in values["trusted_keys"])
     if values.get("channels") is not None:

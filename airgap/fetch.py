@@ -26,8 +26,8 @@ import urllib3
 
 from . import __version__
 from .errors import UpstreamError
-from .http_deadline import bound_header_wait
-from .redact import redact
+from .network import Bandwidth, Network, Transport, explain, status_problem
+from .redact import has_secret
 from .urlpolicy import REDIRECT_STATUSES, headers_for_hop, redirect_target, request_parts
 
 log = logging.getLogger(__name__)
@@ -57,14 +57,19 @@ class Fetcher:
 
     def __init__(self, workers: int = 8, retries: int = 5, timeout: float = 60.0, backoff: float = 0.5,
                  sleep: Callable[[float], None] = time.sleep, min_rate: int = 1024,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, network: Network | None = None) -> None:
         self.retries = retries
         self.backoff = backoff
         self._sleep = sleep
         # a transfer slower than min_rate bytes/s over any `timeout` seconds is a transient fault:
         # a server trickling a byte at a time never trips the socket's read timeout
         self._pace = _Pace(min_rate, float(timeout), clock)
-        self._pool = urllib3.PoolManager(
+        # proxies, TLS trust, client certificates, stored credentials, a bandwidth cap: airgap.network
+        self._net = network or Network()
+        self._bandwidth = Bandwidth(self._net.max_bandwidth) if self._net.max_bandwidth else None
+        self._transport = Transport(
+            self._net,
+            float(timeout),  # headers trickled a byte at a time: the same deadline
             num_pools=16,
             maxsize=max(workers, 1),
             block=False,
@@ -72,10 +77,9 @@ class Fetcher:
             timeout=urllib3.Timeout(connect=min(timeout, 30.0), read=timeout),
             headers={"User-Agent": f"airgap/{__version__}"},
         )
-        bound_header_wait(self._pool, float(timeout))  # headers trickled a byte at a time: the same deadline
 
     def close(self) -> None:
-        self._pool.clear()
+        self._transport.clear()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -123,6 +127,9 @@ class Fetcher:
                 raise NotFound(f"{url}: HTTP {resp.status} not found")
             if resp.status == 416 and offset > 0:  # the partial file is no prefix of this one: start over
                 raise TransientError(f"{url}: HTTP 416 for a resumed download; restarting it")
+            problem = status_problem(url, resp.status, self._net.proxy_for(url), resp.airgap_credentials)
+            if problem is not None:
+                raise UpstreamError(problem)
             if resp.status in RETRY_STATUSES:
                 raise TransientError(f"{url}: HTTP {resp.status}")
             start = 0
@@ -132,22 +139,27 @@ class Fetcher:
                 raise UpstreamError(f"{url}: expected HTTP 200, found HTTP {resp.status} {resp.reason or ''}".rstrip())
             length_header = resp.headers.get("Content-Length")
             length = int(length_header) if length_header and length_header.isdigit() else None
-            yield _guarded(resp, url, length, self._pace), length, start
+            yield _guarded(resp, url, length, self._pace, self._bandwidth), length, start
         finally:
             resp.release_conn()
 
     def _get(self, url: str, extra: dict[str, str]) -> Any:
         """GET ``url``, following redirects by :mod:`airgap.urlpolicy`; the final response, body unread."""
+        url, stored = self._net.credentials.apply(url)  # RATTLER_AUTH_FILE, ~/.netrc: for this origin only
         current, headers = request_parts(url)
+        headers.update(stored)
         headers.update(extra)
         hop = 0
         while True:
             try:
-                resp = self._pool.request("GET", current, preload_content=False, decode_content=False, redirect=False,
-                                          headers=headers)
+                resp = self._transport.manager_for(current).request(
+                    "GET", current, preload_content=False, decode_content=False, redirect=False, headers=headers)
             except urllib3.exceptions.HTTPError as exc:
-                raise TransientError(f"{redact(current)}: {type(exc).__name__}: {redact(str(exc))}") from None
+                message, transient = explain(exc, current, self._net.proxy_for(current))
+                raise (TransientError if transient else UpstreamError)(message) from None
             if resp.status not in REDIRECT_STATUSES:
+                # whether credentials went along (a header, or a token in the path): for a 401's message
+                resp.airgap_credentials = "Authorization" in headers or has_secret(current)  # type: ignore[attr-defined]
                 return resp
             location = resp.headers.get("Location")
             resp.close()  # a redirect's body is not read (it may be endless); the pool reconnects
@@ -196,14 +208,15 @@ class _Pace:
     def __init__(self, min_rate: int, window: float, clock: Callable[[], float]) -> None:
         self.min_rate, self.window, self.clock = min_rate, window, clock
 
-    def watch(self, url: str) -> Callable[[int], None]:
+    def watch(self, url: str) -> Callable[[int, float], None]:
         """A callback taking each chunk's size; raises TransientError once a window is too slow."""
         start = self.clock()
         got = 0
 
-        def arrived(n: int) -> None:
+        def arrived(n: int, paused: float = 0.0) -> None:
             nonlocal start, got
             got += n
+            start += paused  # time spent waiting for max_bandwidth is not the server's slowness
             elapsed = self.clock() - start
             if elapsed < self.window or self.min_rate <= 0:
                 return
@@ -217,7 +230,7 @@ class _Pace:
         return arrived
 
 
-def _guarded(resp: Any, url: str, length: int | None, pace: _Pace) -> Iterator[bytes]:
+def _guarded(resp: Any, url: str, length: int | None, pace: _Pace, bandwidth: Bandwidth | None = None) -> Iterator[bytes]:
     got = 0
     arrived = pace.watch(url)
     try:
@@ -226,7 +239,7 @@ def _guarded(resp: Any, url: str, length: int | None, pace: _Pace) -> Iterator[b
             if not chunk:
                 break
             got += len(chunk)
-            arrived(len(chunk))
+            arrived(len(chunk), bandwidth.take(len(chunk)) if bandwidth is not None else 0.0)
             yield chunk
     except urllib3.exceptions.HTTPError as exc:
         raise TransientError(f"{url}: connection broke after {got} bytes ({type(exc).__name__})") from None

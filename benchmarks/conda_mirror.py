@@ -30,6 +30,10 @@ right after each tool, for reading the cost of durability next to airgap's fsync
 The tools run ``--repeat`` times (default 3), interleaved (airgap, conda-mirror, conda-mirror
 --num-threads, again), each from an empty cache or target; the table shows each tool's median run.
 The upstream server is a thread of this (otherwise idle) benchmark process, the same for all.
+
+A slow link: ``--latency 50`` answers every request 50 ms after it arrives (a CDN far away);
+``--workers 8,16,32,64`` adds one airgap row per worker count (how the default was chosen);
+``--no-conda-mirror`` times airgap alone.
 """
 
 from __future__ import annotations
@@ -156,7 +160,7 @@ class Row:
 class Upstream:
     """The generated channel over HTTP on 127.0.0.1, counting requests (to show who fetched what)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, latency: float = 0.0) -> None:
         self.requests: Counter[str] = Counter()
         lock = threading.Lock()
         counter = self.requests
@@ -168,9 +172,14 @@ class Upstream:
             def do_GET(self) -> None:
                 with lock:
                     counter[self.path.rsplit("/", 1)[-1].split(".")[-1]] += 1
+                if latency:  # a slow link: every answer comes `latency` seconds after its request
+                    time.sleep(latency)
                 super().do_GET()
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # 64 workers connecting at once must not overflow the listen backlog
+
+        self.httpd = Server(("127.0.0.1", 0), partial(Handler, directory=str(root)))
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/bench"
 
@@ -205,14 +214,23 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--repeat", type=int, default=3, help="interleaved runs of every tool (the table shows the median run)")
+    ap.add_argument("--latency", type=float, default=0.0, metavar="MS",
+                    help="delay every upstream response by MS milliseconds (a link to a distant CDN; e.g. 50)")
+    ap.add_argument("--workers", default=None, metavar="N,N,...",
+                    help="airgap rows with these worker counts (default: one row with the configured default)")
+    ap.add_argument("--max-bandwidth", default=None, metavar="SIZE", help="airgap's max_bandwidth (bytes/s: 20M, 500K)")
+    ap.add_argument("--no-conda-mirror", action="store_true", help="time airgap only (conda-mirror not installed)")
     args = ap.parse_args()
     packages = args.packages if args.packages is not None else (10_000 if args.small else 600)
     size_text = args.size or ("16K" if args.small else "1M")
     pad = parse_size(size_text)
     cm = find_conda_mirror(args.conda_mirror)
-    if not os.access(cm, os.X_OK):
-        raise SystemExit(f"conda-mirror not found at {cm}: python3 -m venv /tmp/cm && /tmp/cm/bin/pip install conda-mirror==0.10.0")
-    cm_version = subprocess.run([cm, "--version"], capture_output=True, text=True, env=child_env()).stdout.strip()
+    if not args.no_conda_mirror and not os.access(cm, os.X_OK):
+        raise SystemExit(f"conda-mirror not found at {cm}: python3 -m venv /tmp/cm && /tmp/cm/bin/pip install conda-mirror==0.10.0 "
+                         f"(or --no-conda-mirror)")
+    cm_version = "not run" if args.no_conda_mirror else subprocess.run(
+        [cm, "--version"], capture_output=True, text=True, env=child_env()).stdout.strip()
+    worker_counts = [int(w) for w in args.workers.split(",")] if args.workers else [None]
     airgap = [sys.executable, "-m", "airgap"]
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="airgap-cm-bench-"))
@@ -232,20 +250,23 @@ def main() -> None:
     print(f"generated {len(upstream_inv)} packages ({dict(per_subdir)}), {total / 2**20:.1f} MiB "
           f"in {time.perf_counter() - t0:.1f}s at {work}", file=sys.stderr)
 
-    up = Upstream(work / "up")
+    up = Upstream(work / "up", args.latency / 1000)
     runs: dict[str, list[Row]] = {}
     config = work / "export.yaml"
-    config.write_text(f"channels: ['{up.url}/']\nplatforms: [linux-64]\nmirror_dir: {work / 'airgap-cache'}\n")
+    config_text = f"channels: ['{up.url}/']\nplatforms: [linux-64]\nmirror_dir: {work / 'airgap-cache'}\n"
+    if args.max_bandwidth:
+        config_text += f"max_bandwidth: {args.max_bandwidth}\n"
     variants = [("default (--num-threads 1)", []), (f"--num-threads {args.num_threads}", ["--num-threads", str(args.num_threads)])]
 
-    def run_airgap() -> Row:
+    def run_airgap(workers: int | None) -> Row:
         """Cold export: empty mirror_dir, one process for linux-64 + noarch."""
+        config.write_text(config_text + (f"workers: {workers}\n" if workers else ""))
         shutil.rmtree(work / "airgap-cache", ignore_errors=True)
         (work / "airgap.tar").unlink(missing_ok=True)
         os.sync()
         up.take()
         wall, rss = run(airgap + ["export", "-q", "-f", str(config), "--unsigned", str(work / "airgap.tar")], log)
-        row = Row("airgap export (cold, 8 workers)", wall, rss, timed_sync(), note=up.take())
+        row = Row(f"airgap export (cold, {workers or 'default'} workers)", wall, rss, timed_sync(), note=up.take())
         check_same("airgap archive", archive_inventory(work / "airgap.tar"), upstream_inv)
         check_same("airgap cache", {k: v for k, v in upstream_inv.items() if (work / "airgap-cache" / "blobs" / "sha256" / v[1]).is_file()},
                    upstream_inv)
@@ -271,7 +292,10 @@ def main() -> None:
         return row
 
     for rep in range(args.repeat):  # interleaved, so a slow spell of the machine hits every tool alike
-        for row in [run_airgap(), *(run_conda_mirror(label, extra) for label, extra in variants)]:
+        tools = [*(partial(run_airgap, w) for w in worker_counts),
+                 *([] if args.no_conda_mirror else [partial(run_conda_mirror, label, extra) for label, extra in variants])]
+        for tool in tools:
+            row = tool()
             runs.setdefault(row.name, []).append(row)
             print(f"run {rep + 1}: {row.name}: {row.wall:.2f}s", file=sys.stderr)
     rows = [median_row(rs) for rs in runs.values()]
@@ -283,7 +307,7 @@ def main() -> None:
 
     ours = rows[0]
     print(f"\n{len(upstream_inv)} packages ({per_subdir['linux-64']} linux-64 + {per_subdir['noarch']} noarch) x {size_text} "
-          f"= {total / 2**20:.0f} MiB over HTTP on 127.0.0.1; {os.cpu_count()} cores; Python {sys.version.split()[0]}; "
+          f"= {total / 2**20:.0f} MiB over HTTP on 127.0.0.1, {args.latency:g} ms per response; {os.cpu_count()} cores; Python {sys.version.split()[0]}; "
           f"conda-mirror {cm_version}; median of {args.repeat} interleaved runs")
     print("All mirrors hold the same package files as upstream (names, sizes, sha256).")
     print(f"{'tool (cold, empty target)':<40} {'wall s':>8} {'x airgap':>9} {'peak RSS':>9} {'x airgap':>9} {'sync s':>7}  "

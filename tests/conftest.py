@@ -57,6 +57,8 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.delenv("AIRGAP_CONFIG", raising=False)
     monkeypatch.delenv("AIRGAP_KEY_PASSPHRASE", raising=False)
+    for name in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "RATTLER_AUTH_FILE", "NETRC"):
+        monkeypatch.delenv(name, raising=False)  # the developer's proxy or logins must not reach 127.0.0.1 tests
 
 
 @pytest.fixture(scope="session")

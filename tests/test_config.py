@@ -128,7 +128,7 @@ def test_show_config_on_every_command(tmp_path: Path, command: str) -> None:
     assert f"path: {p}" in result.output
     assert "platforms: [linux-64]" in result.output
     assert "server_port: 8080  # accepted for cas-mirror compatibility; no effect in airgap" in result.output
-    assert "workers: 8" in result.output  # defaults filled in
+    assert "workers: 32" in result.output  # defaults filled in
 
 
 def test_cli_config_error_is_one_line_exit_2(tmp_path: Path) -> None:

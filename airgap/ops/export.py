@@ -45,6 +45,7 @@ from ..manifest import (
     is_safe_installer_filename,
 )
 from ..merging import shadowing
+from ..network import network_from
 from ..placement import installer_problem
 from ..progress import Progress, null_progress
 from ..receipt import Receipt, ReceiptError, parse_receipt_bytes
@@ -290,7 +291,8 @@ def _fetcher(config: Config, given: Fetcher | None) -> Iterator[Fetcher]:
     if given is not None:
         yield given
         return
-    with Fetcher(workers=config.workers, retries=config.retries, timeout=config.timeout, min_rate=config.min_rate) as f:
+    with Fetcher(workers=config.workers, retries=config.retries, timeout=config.timeout, min_rate=config.min_rate,
+                 network=network_from(config)) as f:
         yield f
 
 
