@@ -88,8 +88,7 @@ class BlobCache:
             atomic_write_bytes(target, data, durable=False)  # the archive writer re-hashes it anyway
         return sha
 
-    def download(self, fetcher: Fetcher, url: str, want: Expected,
-                 on_bytes: Callable[[int], None] | None = None) -> str:
+    def download(self, fetcher: Fetcher, url: str, want: Expected, on_bytes: Callable[[int], None] | None = None) -> str:
         """Download ``url`` into the cache, verifying ``want`` while streaming; return sha256.
 
         Bytes in flight live in ``tmp/<hash>.partial``. A transfer that breaks (or an export
@@ -142,8 +141,9 @@ class BlobCache:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 
-    def _attempt(self, fetcher: Fetcher, url: str, want: Expected, fh: BinaryIO, resumable: bool, path: Path,
-                 on_bytes: Callable[[int], None] | None) -> str:
+    def _attempt(
+        self, fetcher: Fetcher, url: str, want: Expected, fh: BinaryIO, resumable: bool, path: Path, on_bytes: Callable[[int], None] | None
+    ) -> str:
         have = os.fstat(fh.fileno()).st_size if resumable else 0
         if want.size is not None and have >= want.size:
             have = 0  # nothing left to ask for: re-fetch and re-verify the whole file

@@ -40,8 +40,17 @@ class _TqdmBar:
         from tqdm import tqdm
 
         scale = unit == "B"
-        self._bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=scale, unit_divisor=1024 if scale else 1000,
-                         file=sys.stderr, dynamic_ncols=True, leave=False, postfix=f"0/{files} files" if files else None)
+        self._bar = tqdm(
+            total=total,
+            desc=desc,
+            unit=unit,
+            unit_scale=scale,
+            unit_divisor=1024 if scale else 1000,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            leave=False,
+            postfix=f"0/{files} files" if files else None,
+        )
         self._files, self._total_files = 0, files
 
     def update(self, n: int) -> None:
@@ -127,19 +136,40 @@ def common_options(reads_config: bool = True) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         @click.option("-q", "--quiet", is_flag=True, help="No progress bars; warnings and errors only.")
         @click.option("-v", "--verbose", is_flag=True, help="Shorthand for --log-level DEBUG; show tracebacks.")
-        @click.option("-l", "--log-level", type=click.Choice(list(LOG_LEVELS), case_sensitive=False),
-                      help="CRITICAL, ERROR, WARNING, INFO or DEBUG (default: the config's log_level, INFO).")
+        @click.option(
+            "-l",
+            "--log-level",
+            type=click.Choice(list(LOG_LEVELS), case_sensitive=False),
+            help="CRITICAL, ERROR, WARNING, INFO or DEBUG (default: the config's log_level, INFO).",
+        )
         @functools.wraps(fn)
-        def wrapper(*args: Any, quiet: bool, verbose: bool, log_level: str | None,
-                    config_file: str | None = None, show_config: bool = False, **kwargs: Any) -> Any:
+        def wrapper(
+            *args: Any,
+            quiet: bool,
+            verbose: bool,
+            log_level: str | None,
+            config_file: str | None = None,
+            show_config: bool = False,
+            **kwargs: Any,
+        ) -> Any:
             state = _State(config_file, show_config, log_level, verbose, quiet)
             return _run(state, reads_config, fn, *args, **kwargs)
 
         if reads_config:
-            wrapper = click.option("--config", "--show-config", "show_config", is_flag=True,
-                                   help="Show the running configuration (defaults filled in) and exit.")(wrapper)
-            wrapper = click.option("-f", "--file", "config_file", type=click.Path(dir_okay=False),
-                                   help="Configuration file (default: $AIRGAP_CONFIG, ~/.airgap.yaml, /etc/airgap/airgap.yaml).")(wrapper)
+            wrapper = click.option(
+                "--config",
+                "--show-config",
+                "show_config",
+                is_flag=True,
+                help="Show the running configuration (defaults filled in) and exit.",
+            )(wrapper)
+            wrapper = click.option(
+                "-f",
+                "--file",
+                "config_file",
+                type=click.Path(dir_okay=False),
+                help="Configuration file (default: $AIRGAP_CONFIG, ~/.airgap.yaml, /etc/airgap/airgap.yaml).",
+            )(wrapper)
         return wrapper  # type: ignore[return-value]
 
     return decorate
@@ -215,21 +245,52 @@ def keygen(path: str, force: bool, state: _State, config: Config | None) -> None
 @click.option("--unsigned", is_flag=True, help="Write an archive without a signature (import then needs --allow-unsigned).")
 @click.option("--plan", "plan_only", is_flag=True, help="Compute the selection and stop: no package is downloaded, no archive written.")
 @click.option("--media-size", help="With --plan: compare the total with a medium (4.7G, 25G, 700M, bytes).")
-@click.option("--since", type=click.Path(dir_okay=False, exists=True),
-              help="A destination's receipt (DEST/.airgap/receipt.json): write a delta with only what it lacks, plus removals.")
+@click.option(
+    "--since",
+    type=click.Path(dir_okay=False, exists=True),
+    help="A destination's receipt (DEST/.airgap/receipt.json): write a delta with only what it lacks, plus removals.",
+)
 @click.option("--volume-size", help="Split the archive into ARCHIVE.001, .002, ... of at most this size (4.7G, 700M, bytes).")
-@click.option("--check-installable", "check_specs", multiple=True, metavar="SPEC",
-              help="Solve SPEC against the selection per platform x python before downloading (repeatable; adds to installable).")
+@click.option(
+    "--check-installable",
+    "check_specs",
+    multiple=True,
+    metavar="SPEC",
+    help="Solve SPEC against the selection per platform x python before downloading (repeatable; adds to installable).",
+)
 @click.option("--allow-unsolvable", is_flag=True, help="Report unsolvable specs but export anyway.")
-@click.option("--env", "env_files", multiple=True, metavar="FILE[:NAME,...]",
-              help="environment.yml, pixi.lock (:NAME,... picks environments), conda-lock.yml or @EXPLICIT file to mirror (repeatable; adds to environments).")
+@click.option(
+    "--env",
+    "env_files",
+    multiple=True,
+    metavar="FILE[:NAME,...]",
+    help="environment.yml, pixi.lock (:NAME,... picks environments), conda-lock.yml or @EXPLICIT file to mirror (repeatable; adds to environments).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the plan) as JSON.")
-@click.option("--html", "html_file", type=click.Path(dir_okay=False), help="With --plan: write the review page of the transfer to this file.")
-@click.option("--no-sbom", is_flag=True, help="Put no SBOM into the archive (for importers that predate SBOMs: they refuse an archive carrying one).")
+@click.option(
+    "--html", "html_file", type=click.Path(dir_okay=False), help="With --plan: write the review page of the transfer to this file."
+)
+@click.option(
+    "--no-sbom", is_flag=True, help="Put no SBOM into the archive (for importers that predate SBOMs: they refuse an archive carrying one)."
+)
 @common_options()
-def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only: bool, media_size: str | None,
-           since: str | None, volume_size: str | None, check_specs: tuple[str, ...], allow_unsolvable: bool,
-           env_files: tuple[str, ...], as_json: bool, html_file: str | None, no_sbom: bool, state: _State, config: Config) -> None:
+def export(
+    archive: str | None,
+    sign_key: str | None,
+    unsigned: bool,
+    plan_only: bool,
+    media_size: str | None,
+    since: str | None,
+    volume_size: str | None,
+    check_specs: tuple[str, ...],
+    allow_unsolvable: bool,
+    env_files: tuple[str, ...],
+    as_json: bool,
+    html_file: str | None,
+    no_sbom: bool,
+    state: _State,
+    config: Config,
+) -> None:
     """Fetch, filter and download upstream packages into one signed ARCHIVE.
 
     \b
@@ -246,8 +307,10 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
     config = _with_envs(config, env_files)
     if plan_only:
         if archive:
-            raise UsageError(f"--plan: expected no ARCHIVE (a plan writes nothing), found {archive!r}; "
-                             f"to check several specs, repeat --check-installable SPEC")
+            raise UsageError(
+                f"--plan: expected no ARCHIVE (a plan writes nothing), found {archive!r}; "
+                f"to check several specs, repeat --check-installable SPEC"
+            )
         media = parse_size(media_size, "--media-size") if media_size else None
         plan = run_plan(config, installable_specs=specs, allow_unsolvable=allow_unsolvable, progress=_progress(state.quiet))
         too_big = None
@@ -289,11 +352,22 @@ def export(archive: str | None, sign_key: str | None, unsigned: bool, plan_only:
     if unsigned and sign_key:
         raise UsageError("--unsigned and --sign-key: expected one of them, found both")
     if not key and not unsigned:
-        raise UsageError("expected --sign-key KEY (or signing_key in the config), found neither; use --unsigned to write an unsigned archive on purpose")
+        raise UsageError(
+            "expected --sign-key KEY (or signing_key in the config), found neither; use --unsigned to write an unsigned archive on purpose"
+        )
     signer = None if unsigned else load_signer(key)  # type: ignore[arg-type]
     with terminate_raises():  # SIGTERM cleans up like Ctrl-C: no partial archive is left behind
-        result = run_export(config, Path(archive), signer, installable_specs=specs, allow_unsolvable=allow_unsolvable,
-                            volume_size=volumes, since=Path(since) if since else None, progress=_progress(state.quiet), sbom=not no_sbom)
+        result = run_export(
+            config,
+            Path(archive),
+            signer,
+            installable_specs=specs,
+            allow_unsolvable=allow_unsolvable,
+            volume_size=volumes,
+            since=Path(since) if since else None,
+            progress=_progress(state.quiet),
+            sbom=not no_sbom,
+        )
     if as_json:
         _emit_json(result.to_json())
         return
@@ -320,8 +394,10 @@ def _print_plan(summary: dict[str, Any], media: int | None, solves: list[dict[st
         click.echo(f"channel {channel}")
         for subdir, n in sorted(subdirs.items()):
             click.echo(f"  {subdir:<16} {n['packages']:>8} packages {_human(n['bytes']):>11}")
-    click.echo(f"total    {summary['packages']} packages, {_human(summary['total_bytes'])}"
-               + (f" of {_human(media)} ({100 * summary['total_bytes'] / media:.0f}%)" if media else ""))
+    click.echo(
+        f"total    {summary['packages']} packages, {_human(summary['total_bytes'])}"
+        + (f" of {_human(media)} ({100 * summary['total_bytes'] / media:.0f}%)" if media else "")
+    )
     if summary["excluded_by_rule"]:
         click.echo("excluded " + ", ".join(f"{n} by {rule}" for rule, n in summary["excluded_by_rule"].items()))
     for path, envs in sorted(summary.get("environments", {}).items()):
@@ -345,7 +421,9 @@ def _destination(into: str | None, config: Config) -> Any:
         site = config.site()
     dest = into or config.destination()
     if not dest:
-        raise UsageError("expected a destination: --into DIR|s3://BUCKET/PREFIX|quetz+http://HOST:PORT/CHANNEL, or into / dest_site in the config; found none")
+        raise UsageError(
+            "expected a destination: --into DIR|s3://BUCKET/PREFIX|quetz+http://HOST:PORT/CHANNEL, or into / dest_site in the config; found none"
+        )
     return open_destination(dest, site)
 
 
@@ -364,8 +442,10 @@ def _trusted(keys: tuple[str, ...], config: Config) -> Any:
     return load_trusted_keys(list(keys) + list(config.trusted_keys))
 
 
-_DOWNGRADE_HELP = ("Apply an archive older than the destination's newest (or a delta built on another state) "
-                   "for its new files only: nothing is removed or replaced.")
+_DOWNGRADE_HELP = (
+    "Apply an archive older than the destination's newest (or a delta built on another state) "
+    "for its new files only: nothing is removed or replaced."
+)
 
 
 def _require_archive(archive: str | tuple[str, ...] | None) -> None:
@@ -376,19 +456,47 @@ def _require_archive(archive: str | tuple[str, ...] | None) -> None:
 
 @main.command(name="import")
 @click.argument("archive", nargs=-1, type=click.Path(dir_okay=False))  # none: the config's file:// trees (or --show-config)
-@click.option("--into", "into", help="Destination: a directory, s3://BUCKET/PREFIX, quetz+http(s)://HOST:PORT/CHANNEL or a site name (default: into / dest_site in the config).")
-@click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
-              help="Public key whose signature is accepted (repeatable; adds to trusted_keys).")
-@click.option("--dest-channel", "--account", "dest_channel", help="Merge every channel of the archive into this channel (--account: the guide's spelling); channel_map in the config sends channels to their own.")
-@click.option("--url", "public_url", help="The URL clients reach the mirror at: write DEST/downloads/, pre-configured installer scripts (default: public_url in the config).")
+@click.option(
+    "--into",
+    "into",
+    help="Destination: a directory, s3://BUCKET/PREFIX, quetz+http(s)://HOST:PORT/CHANNEL or a site name (default: into / dest_site in the config).",
+)
+@click.option(
+    "--trusted-key",
+    "trusted_keys",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Public key whose signature is accepted (repeatable; adds to trusted_keys).",
+)
+@click.option(
+    "--dest-channel",
+    "--account",
+    "dest_channel",
+    help="Merge every channel of the archive into this channel (--account: the guide's spelling); channel_map in the config sends channels to their own.",
+)
+@click.option(
+    "--url",
+    "public_url",
+    help="The URL clients reach the mirror at: write DEST/downloads/, pre-configured installer scripts (default: public_url in the config).",
+)
 @click.option("--allow-unsigned", is_flag=True, help="DANGEROUS: accept an archive that carries no signature.")
 @click.option("--allow-downgrade", is_flag=True, help=_DOWNGRADE_HELP)
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
-def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str, ...], dest_channel: str | None,
-            public_url: str | None, allow_unsigned: bool, allow_downgrade: bool, lock_timeout: float, as_json: bool, state: _State,
-            config: Config) -> None:
+def import_(
+    archive: tuple[str, ...],
+    into: str | None,
+    trusted_keys: tuple[str, ...],
+    dest_channel: str | None,
+    public_url: str | None,
+    allow_unsigned: bool,
+    allow_downgrade: bool,
+    lock_timeout: float,
+    as_json: bool,
+    state: _State,
+    config: Config,
+) -> None:
     """Verify ARCHIVE (or all its volumes, in any order), then publish it into a directory channel, all or nothing.
 
     \b
@@ -405,9 +513,18 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
 
         tree_channels(config)  # online channels: say to run airgap sync, before anything else
         dest = _destination(into, config)
-        _print_sync(run_tree_import(config, dest, dest_channel=_dest_channel(dest_channel, config), allow_downgrade=allow_downgrade,
-                                    lock_timeout=lock_timeout, progress=_progress(state.quiet)), as_json,
-                    "published the file:// trees into")
+        _print_sync(
+            run_tree_import(
+                config,
+                dest,
+                dest_channel=_dest_channel(dest_channel, config),
+                allow_downgrade=allow_downgrade,
+                lock_timeout=lock_timeout,
+                progress=_progress(state.quiet),
+            ),
+            as_json,
+            "published the file:// trees into",
+        )
         _downloads(dest, public_url or config.public_url, as_json)
         return
     for note in import_notes(config):
@@ -415,9 +532,17 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
     dest = _destination(into, config)
     channel = _dest_channel(dest_channel, config)
     trusted = _trusted(trusted_keys, config)
-    result = run_import([Path(a) for a in archive], dest, trusted, dest_channel=channel, channel_map=config.channel_map,
-                        allow_unsigned=allow_unsigned, allow_downgrade=allow_downgrade, lock_timeout=lock_timeout,
-                        progress=_progress(state.quiet))
+    result = run_import(
+        [Path(a) for a in archive],
+        dest,
+        trusted,
+        dest_channel=channel,
+        channel_map=config.channel_map,
+        allow_unsigned=allow_unsigned,
+        allow_downgrade=allow_downgrade,
+        lock_timeout=lock_timeout,
+        progress=_progress(state.quiet),
+    )
     if as_json:
         _emit_json(result.to_json())
         _downloads(dest, public_url or config.public_url, True)
@@ -426,12 +551,16 @@ def import_(archive: tuple[str, ...], into: str | None, trusted_keys: tuple[str,
     if result.noop:
         click.echo(f"{', '.join(archive)} verified; it is already imported into {result.destination}: nothing to do")
     elif result.downgrade:
-        click.echo(f"imported the new files of older archive {', '.join(archive)} into {result.destination}: "
-                   f"{result.packages_added} package files added, nothing removed or replaced; channels: {chans}")
+        click.echo(
+            f"imported the new files of older archive {', '.join(archive)} into {result.destination}: "
+            f"{result.packages_added} package files added, nothing removed or replaced; channels: {chans}"
+        )
     else:
-        click.echo(f"imported {', '.join(archive)} into {result.destination}: {result.packages_added} package files added "
-                   f"({_human(result.bytes_written)}), {result.packages_present} already present, "
-                   f"{result.packages_removed} removed; channels: {chans}")
+        click.echo(
+            f"imported {', '.join(archive)} into {result.destination}: {result.packages_added} package files added "
+            f"({_human(result.bytes_written)}), {result.packages_present} already present, "
+            f"{result.packages_removed} removed; channels: {chans}"
+        )
     _downloads(dest, public_url or config.public_url, as_json)
 
 
@@ -449,19 +578,46 @@ def _downloads(dest: Any, url: str | None, quiet: bool) -> None:
 
 
 @main.command()
-@click.option("--into", "into", help="Destination: a directory, s3://BUCKET/PREFIX, quetz+http(s)://HOST:PORT/CHANNEL or a site name (default: into / dest_site in the config).")
-@click.option("--dest-channel", "--account", "dest_channel", help="Merge every channel into this channel (--account: the guide's spelling); channel_map in the config sends channels to their own.")
-@click.option("--reset", is_flag=True, help="Forget what the destination is known to hold: re-check every file (by hash); still write only what differs.")
+@click.option(
+    "--into",
+    "into",
+    help="Destination: a directory, s3://BUCKET/PREFIX, quetz+http(s)://HOST:PORT/CHANNEL or a site name (default: into / dest_site in the config).",
+)
+@click.option(
+    "--dest-channel",
+    "--account",
+    "dest_channel",
+    help="Merge every channel into this channel (--account: the guide's spelling); channel_map in the config sends channels to their own.",
+)
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Forget what the destination is known to hold: re-check every file (by hash); still write only what differs.",
+)
 @click.option("--url", "public_url", help="The URL clients reach the mirror at: write DEST/downloads/ (default: public_url in the config).")
 @click.option("--allow-downgrade", is_flag=True, help=_DOWNGRADE_HELP)
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
-@click.option("--env", "env_files", multiple=True, metavar="FILE[:NAME,...]",
-              help="environment.yml, pixi.lock (:NAME,... picks environments), conda-lock.yml or @EXPLICIT file to mirror (repeatable; adds to environments).")
+@click.option(
+    "--env",
+    "env_files",
+    multiple=True,
+    metavar="FILE[:NAME,...]",
+    help="environment.yml, pixi.lock (:NAME,... picks environments), conda-lock.yml or @EXPLICIT file to mirror (repeatable; adds to environments).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
-def sync(into: str | None, dest_channel: str | None, reset: bool, public_url: str | None, allow_downgrade: bool, lock_timeout: float,
-         env_files: tuple[str, ...], as_json: bool,
-         state: _State, config: Config) -> None:
+def sync(
+    into: str | None,
+    dest_channel: str | None,
+    reset: bool,
+    public_url: str | None,
+    allow_downgrade: bool,
+    lock_timeout: float,
+    env_files: tuple[str, ...],
+    as_json: bool,
+    state: _State,
+    config: Config,
+) -> None:
     """Fetch, filter, download and publish into a destination in one step (a connected mirror).
 
     \b
@@ -474,8 +630,15 @@ def sync(into: str | None, dest_channel: str | None, reset: bool, public_url: st
     config = _with_envs(config, env_files)
     dest = _destination(into, config)
     channel = _dest_channel(dest_channel, config)
-    result = run_sync(config, dest, dest_channel=channel, reset=reset, allow_downgrade=allow_downgrade, lock_timeout=lock_timeout,
-                      progress=_progress(state.quiet))
+    result = run_sync(
+        config,
+        dest,
+        dest_channel=channel,
+        reset=reset,
+        allow_downgrade=allow_downgrade,
+        lock_timeout=lock_timeout,
+        progress=_progress(state.quiet),
+    )
     _print_sync(result, as_json)
     _downloads(dest, public_url or config.public_url, as_json)
 
@@ -486,22 +649,33 @@ def _print_sync(result: Any, as_json: bool, verb: str = "synced into") -> None:
         return
     imp = result.imported
     if imp.noop:
-        click.echo(f"{verb} {imp.destination}: nothing to do ({imp.packages_present} package files already there, "
-                   f"{result.downloaded} downloaded, {result.excluded} excluded by filters)")
+        click.echo(
+            f"{verb} {imp.destination}: nothing to do ({imp.packages_present} package files already there, "
+            f"{result.downloaded} downloaded, {result.excluded} excluded by filters)"
+        )
         return
-    click.echo(f"{verb} {imp.destination}: {imp.packages_added} package files written ({_human(imp.bytes_written)}), "
-               f"{imp.packages_present} already present; {result.downloaded} downloaded, {result.cached} from the cache, "
-               f"{result.excluded} excluded by filters")
+    click.echo(
+        f"{verb} {imp.destination}: {imp.packages_added} package files written ({_human(imp.bytes_written)}), "
+        f"{imp.packages_present} already present; {result.downloaded} downloaded, {result.cached} from the cache, "
+        f"{result.excluded} excluded by filters"
+    )
 
 
 @main.command()
 @click.option("--into", "into", help="The destination to clean (default: into / dest_site in the config).")
-@click.option("--dest-channel", "--account", "dest_channel", help="Clean only this channel (default: the channels channel_map / dest_channel name, else all).")
+@click.option(
+    "--dest-channel",
+    "--account",
+    "dest_channel",
+    help="Clean only this channel (default: the channels channel_map / dest_channel name, else all).",
+)
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed, and why; change nothing.")
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for an import to finish.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
-def clean(into: str | None, dest_channel: str | None, dry_run: bool, lock_timeout: float, as_json: bool, state: _State, config: Config) -> None:
+def clean(
+    into: str | None, dest_channel: str | None, dry_run: bool, lock_timeout: float, as_json: bool, state: _State, config: Config
+) -> None:
     """Remove what the destination holds that the current filters no longer select.
 
     Repodata is republished first, then the files are deleted: clients never see an index
@@ -530,22 +704,38 @@ def clean(into: str | None, dest_channel: str | None, dry_run: bool, lock_timeou
         click.echo(f"{verb} {r.channel}/{r.subdir}/{r.filename} ({_human(r.size or 0)}): {r.reason}")
     for b in result.broken:
         click.echo(f"warning: {b['channel']}/{b['subdir']}/{b['filename']} would lose its dependency {b['dependency']!r}")
-    click.echo(f"{verb} {len(result.remove)} packages ({_human(result.bytes)}); {result.keep} kept"
-               + ("; nothing was changed (--dry-run)" if dry_run else ""))
+    click.echo(
+        f"{verb} {len(result.remove)} packages ({_human(result.bytes)}); {result.keep} kept"
+        + ("; nothing was changed (--dry-run)" if dry_run else "")
+    )
 
 
 @main.command()
 @click.argument("archive", nargs=-1, type=click.Path(dir_okay=False))  # required unless --show-config
-@click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
-              help="Public key whose signature is accepted (repeatable; adds to trusted_keys).")
+@click.option(
+    "--trusted-key",
+    "trusted_keys",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Public key whose signature is accepted (repeatable; adds to trusted_keys).",
+)
 @click.option("--allow-unsigned", is_flag=True, help="DANGEROUS: accept an archive that carries no signature.")
 @click.option("--into", "into", help="Verify this destination instead of an archive: re-hash every file its indexes list.")
 @click.option("--no-record", is_flag=True, help="With --into: only report; do not record the damage found (see docs/usage.md).")
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="With --into: seconds to wait for the lock to record.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
-def verify(archive: tuple[str, ...], trusted_keys: tuple[str, ...], allow_unsigned: bool, into: str | None, no_record: bool,
-           lock_timeout: float, as_json: bool, state: _State, config: Config) -> None:
+def verify(
+    archive: tuple[str, ...],
+    trusted_keys: tuple[str, ...],
+    allow_unsigned: bool,
+    into: str | None,
+    no_record: bool,
+    lock_timeout: float,
+    as_json: bool,
+    state: _State,
+    config: Config,
+) -> None:
     """Check ARCHIVE's signature, format, members and every hash; change nothing.
 
     A volume of a split archive verifies alone (its own files), or give several. With --into
@@ -563,8 +753,9 @@ def verify(archive: tuple[str, ...], trusted_keys: tuple[str, ...], allow_unsign
             raise UsageError("verify: expected ARCHIVE (or --into DEST), found neither")
         from .ops.verify_dest import run_verify_destination
 
-        check = run_verify_destination(_destination(into, config), record_findings=not no_record, lock_timeout=lock_timeout,
-                                       progress=_progress(state.quiet))
+        check = run_verify_destination(
+            _destination(into, config), record_findings=not no_record, lock_timeout=lock_timeout, progress=_progress(state.quiet)
+        )
         if as_json:
             _emit_json(check.to_json())
         else:
@@ -575,8 +766,9 @@ def verify(archive: tuple[str, ...], trusted_keys: tuple[str, ...], allow_unsign
     from .ops.verify import run_verify
 
     _require_archive(archive)
-    result = run_verify([Path(a) for a in archive], _trusted(trusted_keys, config), allow_unsigned=allow_unsigned,
-                        progress=_progress(state.quiet))
+    result = run_verify(
+        [Path(a) for a in archive], _trusted(trusted_keys, config), allow_unsigned=allow_unsigned, progress=_progress(state.quiet)
+    )
     if as_json:
         _emit_json({"ok": True, **result.to_json()})
         return
@@ -587,14 +779,26 @@ def verify(archive: tuple[str, ...], trusted_keys: tuple[str, ...], allow_unsign
 
 @main.command()
 @click.argument("archive", type=click.Path(dir_okay=False), required=False)  # required unless --show-config
-@click.option("--trusted-key", "trusted_keys", multiple=True, type=click.Path(dir_okay=False),
-              help="Also check the signature against this key (repeatable).")
+@click.option(
+    "--trusted-key",
+    "trusted_keys",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Also check the signature against this key (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
 @click.option("--sbom", type=click.Choice(["cyclonedx", "spdx"]), help="Print the archive's SBOM (CycloneDX 1.6 or SPDX 2.3 JSON) instead.")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False), help="Write the review page of the transfer to this file.")
 @common_options()
-def inspect(archive: str | None, trusted_keys: tuple[str, ...], as_json: bool, sbom: str | None, html_file: str | None,
-            state: _State, config: Config) -> None:
+def inspect(
+    archive: str | None,
+    trusted_keys: tuple[str, ...],
+    as_json: bool,
+    sbom: str | None,
+    html_file: str | None,
+    state: _State,
+    config: Config,
+) -> None:
     """Show what ARCHIVE holds: channels, subdirs, counts, sizes, signer, sources.
 
     Reads only the manifest; the signature is checked when trusted keys are given.
@@ -624,7 +828,11 @@ def inspect(archive: str | None, trusted_keys: tuple[str, ...], as_json: bool, s
         _emit_json(doc)
         return
     t = doc["totals"]
-    sig = "unsigned" if not doc["signer"] else f"{doc['signer'][:16]} ({'verified' if doc['signature_checked'] else 'not checked: no trusted key given'})"
+    sig = (
+        "unsigned"
+        if not doc["signer"]
+        else f"{doc['signer'][:16]} ({'verified' if doc['signature_checked'] else 'not checked: no trusted key given'})"
+    )
     click.echo(f"archive    {archive} ({_human(doc['archive_bytes'])})")
     click.echo(f"format     {doc['format']}   id {doc['archive_id']}")
     click.echo(f"created    {doc['created']} by {doc['tool']}")
@@ -642,7 +850,9 @@ def inspect(archive: str | None, trusted_keys: tuple[str, ...], as_json: bool, s
         for s in ch["subdirs"]:
             click.echo(f"  {s['subdir']:<16} {s['packages']:>7} packages {_human(s['bytes']):>11}   from {s['source'].get('url', '?')}")
             if s["removals"]:
-                click.echo(f"  {'':<16} {len(s['removals']):>7} removals: {', '.join(s['removals'][:5])}{' ...' if len(s['removals']) > 5 else ''}")
+                click.echo(
+                    f"  {'':<16} {len(s['removals']):>7} removals: {', '.join(s['removals'][:5])}{' ...' if len(s['removals']) > 5 else ''}"
+                )
 
 
 @main.command()
@@ -686,7 +896,9 @@ def _print_check(check: Any) -> None:
 @click.argument("dest", type=click.Path(file_okay=False))
 @click.option("--port", type=int, default=8080, show_default=True, help="TCP port.")
 @click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every interface).")
-@click.option("--access-log", "access_log", type=click.Path(dir_okay=False), help="Append one line per request to FILE (default: log them at INFO).")
+@click.option(
+    "--access-log", "access_log", type=click.Path(dir_okay=False), help="Append one line per request to FILE (default: log them at INFO)."
+)
 @common_options(reads_config=False)
 def serve(dest: str, port: int, bind: str, access_log: str | None, state: _State, config: Config | None) -> None:
     """Serve the channels in DEST over HTTP, inside the air gap.
@@ -718,14 +930,28 @@ def serve(dest: str, port: int, bind: str, access_log: str | None, state: _State
 @click.argument("url")
 @click.argument("channels", nargs=-1)
 @click.option("--into", "into", help="Take the channel names from this destination (a directory or URL).")
-@click.option("--upstream", "upstreams", multiple=True, metavar="URL",
-              help="Also redirect this upstream channel URL (as lock files name it) to the mirror channel of the same name (repeatable).")
-@click.option("--env", "env_files", multiple=True, metavar="FILE",
-              help="Also redirect the channels this environment or lock file names (repeatable).")
+@click.option(
+    "--upstream",
+    "upstreams",
+    multiple=True,
+    metavar="URL",
+    help="Also redirect this upstream channel URL (as lock files name it) to the mirror channel of the same name (repeatable).",
+)
+@click.option(
+    "--env", "env_files", multiple=True, metavar="FILE", help="Also redirect the channels this environment or lock file names (repeatable)."
+)
 @click.option("--pixi", is_flag=True, help="Print pixi's config.toml [mirrors] table instead of the .condarc.")
 @common_options(reads_config=False)
-def condarc(url: str, channels: tuple[str, ...], into: str | None, upstreams: tuple[str, ...], env_files: tuple[str, ...],
-            pixi: bool, state: _State, config: Config | None) -> None:
+def condarc(
+    url: str,
+    channels: tuple[str, ...],
+    into: str | None,
+    upstreams: tuple[str, ...],
+    env_files: tuple[str, ...],
+    pixi: bool,
+    state: _State,
+    config: Config | None,
+) -> None:
     """Print a .condarc (or with --pixi a pixi [mirrors] table) that points clients at the mirror at URL.
 
     Both redirect the upstream URLs written in lock files (conda.anaconda.org/NAME, repo.anaconda.com/pkgs/NAME,

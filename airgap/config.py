@@ -29,10 +29,26 @@ from .yaml_bounded import load_yaml_bounded
 DEFAULT_PLATFORMS = ("linux-64", "linux-aarch64", "osx-64", "osx-arm64", "win-64")
 KNOWN_SUBDIRS = frozenset(
     {
-        "noarch", "linux-32", "linux-64", "linux-aarch64", "linux-armv6l", "linux-armv7l",
-        "linux-ppc64", "linux-ppc64le", "linux-riscv64", "linux-s390x", "osx-32", "osx-64",
-        "osx-arm64", "win-32", "win-64", "win-arm64", "zos-z", "emscripten-wasm32",
-        "wasi-wasm32", "freebsd-64",
+        "noarch",
+        "linux-32",
+        "linux-64",
+        "linux-aarch64",
+        "linux-armv6l",
+        "linux-armv7l",
+        "linux-ppc64",
+        "linux-ppc64le",
+        "linux-riscv64",
+        "linux-s390x",
+        "osx-32",
+        "osx-64",
+        "osx-arm64",
+        "win-32",
+        "win-64",
+        "win-arm64",
+        "zos-z",
+        "emscripten-wasm32",
+        "wasi-wasm32",
+        "freebsd-64",
     }
 )
 LOG_LEVELS = {"CRITICAL": 50, "ERROR": 40, "WARNING": 30, "INFO": 20, "DEBUG": 10}
@@ -64,8 +80,15 @@ Checker = Callable[[str, Any], Any]
 
 
 def _type_name(value: Any) -> str:
-    return {type(None): "null", bool: "a boolean", int: "an integer", float: "a number",
-            str: "a string", list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+    return {
+        type(None): "null",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }.get(type(value), type(value).__name__)
 
 
 def _str(path: str, v: Any) -> str:
@@ -161,8 +184,9 @@ def _installers(path: str, v: Any) -> tuple[dict[str, Any], ...]:
         sha = _opt_str(p + ".sha256", item.get("sha256"))
         if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
             raise ConfigError(f"{p}.sha256: expected 64 hex digits, found {_q(sha)}")
-        out.append({"url": _str(p + ".url", item["url"]), "sha256": sha.lower() if sha else None,
-                    "dir": _opt_str(p + ".dir", item.get("dir"))})
+        out.append(
+            {"url": _str(p + ".url", item["url"]), "sha256": sha.lower() if sha else None, "dir": _opt_str(p + ".dir", item.get("dir"))}
+        )
     return tuple(out)
 
 
@@ -197,8 +221,13 @@ class _Key:
 _KEYS: tuple[_Key, ...] = (
     # cas-mirror's keys, in the order its --config listing prints them
     _Key("remote_url", _str, "https://repo.anaconda.com/", "base URL for the default channels"),
-    _Key("mirror_dir", _str, None, "download cache (content-addressed); default ~/.cache/airgap",
-         note="export's download cache, not the mirror: cas-mirror wrote its output tree here; airgap writes ARCHIVE, and import writes to --into / dest_site"),
+    _Key(
+        "mirror_dir",
+        _str,
+        None,
+        "download cache (content-addressed); default ~/.cache/airgap",
+        note="export's download cache, not the mirror: cas-mirror wrote its output tree here; airgap writes ARCHIVE, and import writes to --into / dest_site",
+    ),
     _Key("platforms", _platforms, DEFAULT_PLATFORMS, "subdirs to mirror; noarch is always added"),
     _Key("fetch_installers", _bool, False, "carry installers from <remote_url><dir_name>/ (see installer_patterns)"),
     _Key("repodata_source", _anything, False, "no meaning in airgap: repodata always comes from the channel", "no"),
@@ -227,18 +256,34 @@ _KEYS: tuple[_Key, ...] = (
     _Key("workers", _positive_int, 32, "parallel downloads (32: measured over a 50 ms link, docs/performance.md)"),
     _Key("retries", _positive_int, 5, "attempts per download on 5xx, resets and timeouts"),
     _Key("timeout", _positive_int, 60, "seconds without data before a request is retried"),
-    _Key("min_rate", lambda path, v: parse_size(v, path), 1024,
-         "bytes/s: a download slower than this over `timeout` seconds is retried (1K, 10K, 0 = no minimum)"),
-    _Key("max_repodata_size", lambda path, v: _positive_size(path, v), 1 << 30,
-         "largest repodata.json accepted from upstream, decompressed (1G; conda-forge linux-64 is 254M)"),
+    _Key(
+        "min_rate",
+        lambda path, v: parse_size(v, path),
+        1024,
+        "bytes/s: a download slower than this over `timeout` seconds is retried (1K, 10K, 0 = no minimum)",
+    ),
+    _Key(
+        "max_repodata_size",
+        lambda path, v: _positive_size(path, v),
+        1 << 30,
+        "largest repodata.json accepted from upstream, decompressed (1G; conda-forge linux-64 is 254M)",
+    ),
     # the company network (conda's key names): airgap.network
     _Key("proxy_servers", check_proxy_servers, {}, "{http: URL, https: URL}; default HTTP_PROXY / HTTPS_PROXY (NO_PROXY applies)"),
-    _Key("ssl_verify", check_ssl_verify, True, "true, false (warns on every run) or a CA bundle (PEM) to trust; "
-         "with true, REQUESTS_CA_BUNDLE / SSL_CERT_FILE"),
+    _Key(
+        "ssl_verify",
+        check_ssl_verify,
+        True,
+        "true, false (warns on every run) or a CA bundle (PEM) to trust; with true, REQUESTS_CA_BUNDLE / SSL_CERT_FILE",
+    ),
     _Key("client_cert", _opt_str, None, "client certificate (PEM) for TLS; may hold the key too"),
     _Key("client_cert_key", _opt_str, None, "the client certificate's private key (PEM), if separate"),
-    _Key("max_bandwidth", lambda path, v: None if v in (None, "None", 0) else _positive_size(path, v), None,
-         "bytes/s for all downloads together (10M, 500K; default no cap), to leave room on a shared line"),
+    _Key(
+        "max_bandwidth",
+        lambda path, v: None if v in (None, "None", 0) else _positive_size(path, v),
+        None,
+        "bytes/s for all downloads together (10M, 500K; default no cap), to leave room on a shared line",
+    ),
     _Key("include", _str_list, (), "match specs that, like pkg_list, limit the selection"),
     _Key("exclude", _str_list, (), "match specs to drop, whatever else matches"),
     _Key("latest", _opt_int, None, "keep the newest N versions of each name per subdir"),
@@ -247,13 +292,30 @@ _KEYS: tuple[_Key, ...] = (
     _Key("installable", _str_list, (), "specs that must solve against the selection, per platform x python"),
     _Key("installers", _installers, (), "installer URLs (or {url, sha256, dir}) to carry, restored as DEST/<dir>/"),
     _Key("installer_patterns", _str_list, (), "file-name globs choosing installers from dir_names listings"),
-    _Key("public_url", _opt_str, None, "the URL clients reach the mirror at; import writes DEST/downloads/ (pre-configured installers) for it"),
-    _Key("environments", lambda path, v: _environments(path, v), (),
-         "environment.yml, pixi.lock ({file, environments: [NAME]}), conda-lock.yml or @EXPLICIT files: mirror the union of what they need"),
-    _Key("virtual_packages", lambda path, v: _virtual_packages(path, v), {},
-         "per platform, what target hosts offer to solves, e.g. {linux-64: [__glibc=2.28, __cuda=12.4]}; defaults stay for the rest"),
-    _Key("volume_size", lambda path, v: None if v in (None, "None") else parse_size(v, path), None,
-         "split archives into volumes of at most this size (4.7G, 700M, bytes)"),
+    _Key(
+        "public_url",
+        _opt_str,
+        None,
+        "the URL clients reach the mirror at; import writes DEST/downloads/ (pre-configured installers) for it",
+    ),
+    _Key(
+        "environments",
+        lambda path, v: _environments(path, v),
+        (),
+        "environment.yml, pixi.lock ({file, environments: [NAME]}), conda-lock.yml or @EXPLICIT files: mirror the union of what they need",
+    ),
+    _Key(
+        "virtual_packages",
+        lambda path, v: _virtual_packages(path, v),
+        {},
+        "per platform, what target hosts offer to solves, e.g. {linux-64: [__glibc=2.28, __cuda=12.4]}; defaults stay for the rest",
+    ),
+    _Key(
+        "volume_size",
+        lambda path, v: None if v in (None, "None") else parse_size(v, path),
+        None,
+        "split archives into volumes of at most this size (4.7G, 700M, bytes)",
+    ),
 )
 KEYS: Mapping[str, _Key] = {k.name: k for k in _KEYS}
 PATH_KEYS = ("mirror_dir", "signing_key", "into", "log_dir", "delta_dir", "client_cert", "client_cert_key")
@@ -353,8 +415,10 @@ class Config:
             if isinstance(value, tuple):
                 value = list(value)
             elif isinstance(value, Mapping):
-                value = {k: redact_settings(v) if isinstance(v, Mapping) else redact_doc(v)  # a site's api_key is never shown
-                         for k, v in value.items()}
+                value = {
+                    k: redact_settings(v) if isinstance(v, Mapping) else redact_doc(v)  # a site's api_key is never shown
+                    for k, v in value.items()
+                }
             note = ""
             if key.status == "no":
                 note = "  # accepted for cas-mirror compatibility; no effect in airgap"
@@ -426,9 +490,7 @@ def from_mapping(data: Mapping[str, Any], path: str | None = None) -> Config:
     if values.get("mirror_dir") is None:
         values.pop("mirror_dir", None)
     if "sites" in values:
-        values["sites"] = {
-            name: {**site, "url": _resolve_path(str(site["url"]), path)} for name, site in values["sites"].items()
-        }
+        values["sites"] = {name: {**site, "url": _resolve_path(str(site["url"]), path)} for name, site in values["sites"].items()}
     return Config(path=path, **values)
 
 
@@ -475,9 +537,22 @@ def _positive_size(path: str, v: Any) -> int:
     return n
 
 
-_SIZE_UNITS = {"": 1, "B": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-               "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+_SIZE_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
 
 
 def parse_size(text: str | int, what: str = "size") -> int:

@@ -55,9 +55,17 @@ def url_to_path(url: str) -> str:
 class Fetcher:
     """Pooled, retrying byte source. Thread-safe: one instance serves all download workers."""
 
-    def __init__(self, workers: int = 8, retries: int = 5, timeout: float = 60.0, backoff: float = 0.5,
-                 sleep: Callable[[float], None] = time.sleep, min_rate: int = 1024,
-                 clock: Callable[[], float] = time.monotonic, network: Network | None = None) -> None:
+    def __init__(
+        self,
+        workers: int = 8,
+        retries: int = 5,
+        timeout: float = 60.0,
+        backoff: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+        min_rate: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+        network: Network | None = None,
+    ) -> None:
         self.retries = retries
         self.backoff = backoff
         self._sleep = sleep
@@ -153,7 +161,8 @@ class Fetcher:
         while True:
             try:
                 resp = self._transport.manager_for(current).request(
-                    "GET", current, preload_content=False, decode_content=False, redirect=False, headers=headers)
+                    "GET", current, preload_content=False, decode_content=False, redirect=False, headers=headers
+                )
             except urllib3.exceptions.HTTPError as exc:
                 message, transient = explain(exc, current, self._net.proxy_for(current))
                 raise (TransientError if transient else UpstreamError)(message) from None

@@ -113,7 +113,9 @@ class SpecSet:
             try:
                 spec = MatchSpec(text)
             except Exception as exc:  # rattler raises its own exception types
-                raise ConfigError(f"{key}[{i}]: expected a conda match spec such as 'numpy >=1.26', found {quoted(text)} ({str(exc)[:200]})") from None
+                raise ConfigError(
+                    f"{key}[{i}]: expected a conda match spec such as 'numpy >=1.26', found {quoted(text)} ({str(exc)[:200]})"
+                ) from None
             name = spec.name.normalized if spec.name is not None else None
             if not name or "*" in name:
                 raise ConfigError(f"{key}[{i}]: expected a match spec with an exact package name, found {quoted(text)}")
@@ -179,15 +181,14 @@ def license_families(record: Record) -> list[list[str | None]]:
     if not isinstance(text, str) or not text.strip():
         return [[None]]
     alternatives = re.split(r"\s+OR\s+|\s*\|\s*", text, flags=re.IGNORECASE)
-    return [[_classify_one(part) for part in re.split(r"\s+AND\s+|\s*[&,;]\s*", alt, flags=re.IGNORECASE)]
-            for alt in alternatives]
+    return [[_classify_one(part) for part in re.split(r"\s+AND\s+|\s*[&,;]\s*", alt, flags=re.IGNORECASE)] for alt in alternatives]
 
 
 def _family_blocked(family: str | None, blacklist: tuple[str, ...]) -> str | None:
     if family is None:
         return None
     for b in blacklist:
-        if family == b or (family.startswith(b) and re.fullmatch(r"[-_ ]?V?\d+(\.\d+)*\+?", family[len(b):])):
+        if family == b or (family.startswith(b) and re.fullmatch(r"[-_ ]?V?\d+(\.\d+)*\+?", family[len(b) :])):
             return b
     return None
 
@@ -228,8 +229,10 @@ def _python_targets(versions: tuple[str, ...]) -> list[tuple[str, Any, Any]]:
         Version(full)
         py = PackageRecord(name="python", version=full, build=BuildString("0"), build_number=0, subdir="noarch")
         tag = "".join(parts[:2])
-        abis = tuple(PackageRecord(name="python_abi", version=major_minor, build=BuildString(build), build_number=0,
-                                   subdir="noarch") for build in (f"0_cp{tag}", f"0_pypy{tag}_pp73"))
+        abis = tuple(
+            PackageRecord(name="python_abi", version=major_minor, build=BuildString(build), build_number=0, subdir="noarch")
+            for build in (f"0_cp{tag}", f"0_pypy{tag}_pp73")
+        )
         out.append((major_minor, py, abis))
     return out
 
@@ -249,8 +252,11 @@ class _PythonFilter:
             except Exception:
                 got = {t for t, _, _ in self.targets}  # unreadable: do not decide on it
             else:
-                got = {t for t, py, abis in self.targets
-                       if (any(spec.matches(a) for a in abis) if dep.startswith("python_abi") else spec.matches(py))}
+                got = {
+                    t
+                    for t, py, abis in self.targets
+                    if (any(spec.matches(a) for a in abis) if dep.startswith("python_abi") else spec.matches(py))
+                }
             self._cache[dep] = got
         return got
 
@@ -368,8 +374,9 @@ def select_channel(repodatas: Mapping[str, Repodata], filters: Filters) -> dict[
     return {s: Selection(sorted(roots[s]), excluded[s]) for s in repodatas}
 
 
-def _base_reason(record: Record, subdir: str, filters: Filters, specs: Mapping[str, SpecSet],
-                 python: _PythonFilter, cutoff: int | None) -> str | None:
+def _base_reason(
+    record: Record, subdir: str, filters: Filters, specs: Mapping[str, SpecSet], python: _PythonFilter, cutoff: int | None
+) -> str | None:
     if cutoff is not None:
         ts = _timestamp_ms(record)
         if ts is not None and ts > cutoff:

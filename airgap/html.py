@@ -48,16 +48,20 @@ def human(n: int | None) -> str:
 
 
 def _page(title: str, meta: str, body: str) -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
-            f"<style>{_STYLE}</style></head><body>\n<h1>{_e(title)}</h1>\n<p class=\"meta\">{meta}</p>\n{body}\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+        f'<style>{_STYLE}</style></head><body>\n<h1>{_e(title)}</h1>\n<p class="meta">{meta}</p>\n{body}\n</body></html>\n'
+    )
 
 
 def _origin(origin: Mapping[str, Any] | None, up: str = "../") -> str:
     """The last import, and links to the SBOMs the destination keeps (``up`` leads to its root)."""
     if not origin:
         return ""
-    text = (f" Last import: archive <code>{_e(origin.get('archive_id'))}</code> created {_e(origin.get('created'))},"
-            f" imported {_e(origin.get('imported'))}.")
+    text = (
+        f" Last import: archive <code>{_e(origin.get('archive_id'))}</code> created {_e(origin.get('created'))},"
+        f" imported {_e(origin.get('imported'))}."
+    )
     sboms = [s for s in origin.get("sboms") or () if isinstance(s, Mapping) and isinstance(s.get("path"), str)]
     if sboms:
         links = ", ".join(f'<a class="sbom" href="{_href(up + s["path"])}">{_e(s.get("archive_id"))}</a>' for s in sboms[:20])
@@ -72,12 +76,14 @@ def subdir_page(channel: str, rd: Repodata, origin: Mapping[str, Any] | None = N
         size = rec.get("size")
         rows.append(
             f"<tr><td>{_e(rec.get('name'))}</td><td>{_e(rec.get('version'))}</td><td>{_e(rec.get('build'))}</td>"
-            f"<td class=\"num\">{_e(human(size if isinstance(size, int) else None))}</td><td>{_e(rec.get('license'))}</td>"
-            f"<td><a href=\"{_href(filename)}\">{_e(filename)}</a></td></tr>"
+            f'<td class="num">{_e(human(size if isinstance(size, int) else None))}</td><td>{_e(rec.get("license"))}</td>'
+            f'<td><a href="{_href(filename)}">{_e(filename)}</a></td></tr>'
         )
-    body = ('<p><a href="../index.html">&larr; all platforms</a> · <a href="repodata.json">repodata.json</a></p>\n'
-            "<table><thead><tr><th>name</th><th>version</th><th>build</th><th>size</th><th>license</th><th>file</th></tr></thead>"
-            "<tbody>\n" + "\n".join(rows) + "\n</tbody></table>")
+    body = (
+        '<p><a href="../index.html">&larr; all platforms</a> · <a href="repodata.json">repodata.json</a></p>\n'
+        "<table><thead><tr><th>name</th><th>version</th><th>build</th><th>size</th><th>license</th><th>file</th></tr></thead>"
+        "<tbody>\n" + "\n".join(rows) + "\n</tbody></table>"
+    )
     meta = f"{len(rd)} package files in {_e(channel)}/{_e(rd.subdir)}.{_origin(origin, '../../')}"
     return _page(f"{channel} / {rd.subdir}", meta, body)
 
@@ -96,11 +102,15 @@ def channel_page(channel: str, subdirs: Mapping[str, Repodata], origin: Mapping[
     rows = []
     for name, slot in sorted(names.items()):
         platforms = " ".join(f'<a href="{_href(s)}/index.html">{_e(s)}</a>' for s in sorted(slot["subdirs"]))
-        rows.append(f"<tr><td>{_e(name)}</td><td>{_e(', '.join(sorted(slot['versions'])))}</td><td>{platforms}</td>"
-                    f"<td class=\"num\">{_e(human(slot['bytes']))}</td><td>{_e(slot['license'])}</td></tr>")
+        rows.append(
+            f"<tr><td>{_e(name)}</td><td>{_e(', '.join(sorted(slot['versions'])))}</td><td>{platforms}</td>"
+            f'<td class="num">{_e(human(slot["bytes"]))}</td><td>{_e(slot["license"])}</td></tr>'
+        )
     links = " · ".join(f'<a href="{_href(s)}/index.html">{_e(s)}</a> ({len(rd)})' for s, rd in sorted(subdirs.items()))
-    body = (f"<p>Platforms: {links}</p>\n<table><thead><tr><th>package</th><th>versions</th><th>platforms</th>"
-            "<th>size</th><th>license</th></tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>")
+    body = (
+        f"<p>Platforms: {links}</p>\n<table><thead><tr><th>package</th><th>versions</th><th>platforms</th>"
+        "<th>size</th><th>license</th></tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>"
+    )
     total = sum(len(rd) for rd in subdirs.values())
     meta = f"conda channel: {len(names)} packages, {total} files.{_origin(origin)}"
     return _page(channel, meta, body)
@@ -108,9 +118,11 @@ def channel_page(channel: str, subdirs: Mapping[str, Repodata], origin: Mapping[
 
 def site_page(channels: Mapping[str, list[str]], files: Sequence[str] = ()) -> str:
     """The served root's page (``airgap serve``'s ``/``): one row per channel, links to its pages."""
-    rows = [f'<tr><td><a href="{_href(ch)}/index.html">{_e(ch)}</a></td><td>{_e(", ".join(subs))}</td></tr>'
-            for ch, subs in sorted(channels.items())]
-    body = ("<table><thead><tr><th>channel</th><th>platforms</th></tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>")
+    rows = [
+        f'<tr><td><a href="{_href(ch)}/index.html">{_e(ch)}</a></td><td>{_e(", ".join(subs))}</td></tr>'
+        for ch, subs in sorted(channels.items())
+    ]
+    body = "<table><thead><tr><th>channel</th><th>platforms</th></tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>"
     if files:  # installers
         body += "\n<p>Installers: " + " · ".join(f'<a href="{_href(f)}">{_e(f)}</a>' for f in sorted(files)) + "</p>"
     meta = f"{len(channels)} conda channel(s). Point conda at one with <code>airgap condarc URL --into DEST</code>."

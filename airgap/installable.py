@@ -69,12 +69,24 @@ def admitted_pythons(specs: list[str], python_versions: list[str], available: li
 
 
 def _python_versions_held(selected: Mapping[str, Mapping[str, Repodata]]) -> list[str]:
-    return sorted({str(rec.get("version")) for subdirs in selected.values() for rd in subdirs.values()
-                   for _, rec in rd.records() if rec.get("name") == "python" and rec.get("version")})
+    return sorted(
+        {
+            str(rec.get("version"))
+            for subdirs in selected.values()
+            for rd in subdirs.values()
+            for _, rec in rd.records()
+            if rec.get("name") == "python" and rec.get("version")
+        }
+    )
 
 
-def check(selected: Mapping[str, Mapping[str, Repodata]], specs: list[str], platforms: list[str],
-          python_versions: list[str], virtual_packages: Mapping[str, tuple[str, ...]] | None = None) -> list[SolveOutcome]:
+def check(
+    selected: Mapping[str, Mapping[str, Repodata]],
+    specs: list[str],
+    platforms: list[str],
+    python_versions: list[str],
+    virtual_packages: Mapping[str, tuple[str, ...]] | None = None,
+) -> list[SolveOutcome]:
     """Solve ``specs`` on each platform (× python version) against ``selected`` {channel: {subdir: repodata}}.
 
     A spec that pins python is solved only with the python versions it admits (``python 3.6.*``
@@ -103,9 +115,15 @@ def check(selected: Mapping[str, Mapping[str, Repodata]], specs: list[str], plat
             for py in pythons:
                 wanted = list(specs) + ([f"python {py}.*"] if py else [])
                 try:
-                    records = asyncio.run(rattler.solve(sources=channels, specs=wanted, gateway=gateway,
-                                                        platforms=[rattler.Subdir(platform), rattler.Subdir("noarch")],
-                                                        virtual_packages=for_platform(platform, virtual_packages)))
+                    records = asyncio.run(
+                        rattler.solve(
+                            sources=channels,
+                            specs=wanted,
+                            gateway=gateway,
+                            platforms=[rattler.Subdir(platform), rattler.Subdir("noarch")],
+                            virtual_packages=for_platform(platform, virtual_packages),
+                        )
+                    )
                 except Exception as exc:  # rattler's solver error carries the explanation
                     outcomes.append(SolveOutcome(platform, py, tuple(specs), False, 0, str(exc).strip()))
                 else:

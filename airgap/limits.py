@@ -20,15 +20,19 @@ MAX_RECEIPT_BYTES = 1 << 30  # ~130 bytes a file: room for millions of files
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
 
 
-def read_small_file(path: str | os.PathLike[str], limit: int, what: str,
-                    error: type[AirgapError] = UsageError) -> bytes:
+def read_small_file(path: str | os.PathLike[str], limit: int, what: str, error: type[AirgapError] = UsageError) -> bytes:
     """The bytes of the regular file ``path`` (at most ``limit``); anything else is ``error``, one line.
 
     Raises FileNotFoundError unchanged (callers word "not there" themselves).

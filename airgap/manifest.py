@@ -39,12 +39,7 @@ def canonical_json(doc: Any) -> bytes:
 
 
 def is_safe_package_filename(name: str) -> bool:
-    return (
-        isinstance(name, str)
-        and bool(_FILENAME.match(name))
-        and name.endswith(PACKAGE_SUFFIXES)
-        and ".." not in name
-    )
+    return isinstance(name, str) and bool(_FILENAME.match(name)) and name.endswith(PACKAGE_SUFFIXES) and ".." not in name
 
 
 def is_safe_installer_filename(name: str) -> bool:
@@ -388,15 +383,23 @@ def parse_manifest(data: bytes) -> Manifest:
         if installer_problem(d, fn, (c.name for c in channels)):
             raise _fail(ip, "an installer folder that is no channel's, and a file name other than index.html", f"{d}/{fn}")
         placed.add((d, fn))
-        entry_i = InstallerEntry(d, fn, _hex(_get(ins, "sha256", ip), ip + ".sha256"), _size(_get(ins, "size", ip), ip + ".size"),
-                                 _str(_get(ins, "url", ip), ip + ".url"))
+        entry_i = InstallerEntry(
+            d,
+            fn,
+            _hex(_get(ins, "sha256", ip), ip + ".sha256"),
+            _size(_get(ins, "size", ip), ip + ".size"),
+            _str(_get(ins, "url", ip), ip + ".url"),
+        )
         ref(entry_i.sha256, entry_i.size, "installer", ip)
         installers.append(entry_i)
     sbom, sb = None, doc.get("sbom")
     if sb is not None:  # optional: archives written before airgap carried an SBOM have none
         sb = _dict(sb, "sbom")
-        sbom = SbomRef(_hex(_get(sb, "sha256", "sbom"), "sbom.sha256"), _size(_get(sb, "size", "sbom"), "sbom.size"),
-                       _str(_get(sb, "format", "sbom"), "sbom.format"))
+        sbom = SbomRef(
+            _hex(_get(sb, "sha256", "sbom"), "sbom.sha256"),
+            _size(_get(sb, "size", "sbom"), "sbom.size"),
+            _str(_get(sb, "format", "sbom"), "sbom.format"),
+        )
         if sbom.format not in SBOM_FORMATS:
             raise _fail("sbom.format", " or ".join(SBOM_FORMATS), sbom.format)
         ref(sbom.sha256, sbom.size, "sbom", "sbom")

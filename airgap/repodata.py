@@ -102,8 +102,7 @@ class Repodata:
 
     def to_bytes(self, keep_base_url: bool = False) -> bytes:
         # allow_nan=False: never publish NaN/Infinity (not JSON); the parser keeps them out
-        return json.dumps(self.to_document(keep_base_url), separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False).encode("utf-8")
+        return json.dumps(self.to_document(keep_base_url), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
     def subset(self, filenames: set[str]) -> Repodata:
         """A copy holding only ``filenames`` (records shared, not copied: they are not mutated)."""
@@ -192,8 +191,9 @@ def not_json(value: Any) -> str | None:
     return None
 
 
-def from_document(doc: Any, subdir: str, source: str, keep_unreadable: bool = False, suspect: bool = False,
-                  strict: bool = False) -> Repodata:
+def from_document(
+    doc: Any, subdir: str, source: str, keep_unreadable: bool = False, suspect: bool = False, strict: bool = False
+) -> Repodata:
     """:func:`parse_repodata` of an already parsed document; ``suspect`` from :func:`load_json`."""
     if suspect:
         envelope = {k: v for k, v in doc.items() if k not in ("packages", "packages.conda")} if isinstance(doc, dict) else doc
@@ -242,8 +242,9 @@ def from_document(doc: Any, subdir: str, source: str, keep_unreadable: bool = Fa
                 reason = not_json(record)
                 if reason is not None:
                     if strict:
-                        raise UpstreamError(f"{source}: record {filename} holds {reason}, which is not JSON; "
-                                            f"fix or remove that record, then run again")
+                        raise UpstreamError(
+                            f"{source}: record {filename} holds {reason}, which is not JSON; fix or remove that record, then run again"
+                        )
                     skipped += 1
                     if skipped <= 5:
                         log.warning("%s: skipping %s: its record holds %s, which is not JSON", source, filename, reason)
@@ -283,13 +284,13 @@ def merge(existing: Repodata | None, incoming: Repodata) -> Repodata:
             packages={**existing.packages, **incoming.packages},
             packages_conda={**existing.packages_conda, **incoming.packages_conda},
             removed=sorted(set(existing.removed) | set(incoming.removed)),
-            repodata_version=max(
-                (v for v in (existing.repodata_version, incoming.repodata_version) if v is not None), default=None
-            ),
+            repodata_version=max((v for v in (existing.repodata_version, incoming.repodata_version) if v is not None), default=None),
             extra={**existing.extra, **incoming.extra},
         )
-        merged.opaque = {sec: {f: r for f, r in kept.items() if incoming.get(f) is None}  # a readable record replaces it
-                         for sec, kept in existing.opaque.items()}
+        merged.opaque = {
+            sec: {f: r for f, r in kept.items() if incoming.get(f) is None}  # a readable record replaces it
+            for sec, kept in existing.opaque.items()
+        }
     merged.info.pop("base_url", None)
     meta = merged.extra.get("metadata")
     if isinstance(meta, dict) and "base_url" in meta:

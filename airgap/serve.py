@@ -77,8 +77,10 @@ class _Handler(TimedRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         status = code.value if isinstance(code, HTTPStatus) else code
         when = time.strftime("%d/%b/%Y:%H:%M:%S %z")  # common log format, as web servers write it
-        line = (f'{self.address_string()} - - [{when}] "{_printable(self.requestline)}" '
-                f"{status} {size if size != '-' else getattr(self, '_length', '-')}")
+        line = (
+            f'{self.address_string()} - - [{when}] "{_printable(self.requestline)}" '
+            f"{status} {size if size != '-' else getattr(self, '_length', '-')}"
+        )
         self.server.access_log(line)
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -136,7 +138,7 @@ class _Handler(TimedRequestHandler):
             self.send_error(HTTPStatus.NOT_FOUND)
             return None
         try:
-            fh = open(open_beneath(root, real[len(root.rstrip("/")) + 1:].split("/")), "rb")  # no link followed on the way
+            fh = open(open_beneath(root, real[len(root.rstrip("/")) + 1 :].split("/")), "rb")  # no link followed on the way
         except OSError:
             self.send_error(HTTPStatus.NOT_FOUND)
             return None
@@ -214,7 +216,7 @@ def _inside(real: str, root: str) -> bool:
         return True
     if not real.startswith(root.rstrip("/") + "/"):
         return False
-    rel = real[len(root.rstrip("/")) + 1:]
+    rel = real[len(root.rstrip("/")) + 1 :]
     return bool(_SBOM.match(rel)) or not any(p.startswith(".") for p in rel.split("/"))
 
 
@@ -230,8 +232,11 @@ class ChannelServer(BoundedHTTPServer):
         """``{channel: [subdir, ...]}`` of the channels served (a linked channel that leads outside is not)."""
         from .destinations.directory import DirectoryDestination
 
-        return {ch: subs for ch, subs in DirectoryDestination(Path(self.root)).inventory().items()
-                if _inside(os.path.realpath(os.path.join(self.root, ch)), self.root)}
+        return {
+            ch: subs
+            for ch, subs in DirectoryDestination(Path(self.root)).inventory().items()
+            if _inside(os.path.realpath(os.path.join(self.root, ch)), self.root)
+        }
 
     def front_page(self) -> bytes:
         from .destinations.directory import DirectoryDestination
@@ -274,8 +279,9 @@ class AccessLog:
             self._fh.close()
 
 
-def make_server(root: Path, host: str = "127.0.0.1", port: int = 8080, access_log: Callable[[str], None] | None = None,
-                **limits: Any) -> ChannelServer:
+def make_server(
+    root: Path, host: str = "127.0.0.1", port: int = 8080, access_log: Callable[[str], None] | None = None, **limits: Any
+) -> ChannelServer:
     """A ready-to-run server for ``root`` (call ``serve_forever``).
 
     ``limits``: ``workers``, ``backlog``, ``idle_timeout``, ``header_timeout``

@@ -113,8 +113,7 @@ def decode_repodata(raw: bytes, url: str, subdir: str, max_bytes: int = MAX_REPO
     return rd
 
 
-def fetch_repodata(fetcher: Fetcher, channel: Channel, subdir: str,
-                   max_bytes: int = MAX_REPODATA_BYTES) -> FetchedRepodata | None:
+def fetch_repodata(fetcher: Fetcher, channel: Channel, subdir: str, max_bytes: int = MAX_REPODATA_BYTES) -> FetchedRepodata | None:
     """Fetch one subdir's repodata; None when the channel has no such subdir."""
     base = channel.subdir_url(subdir)
     for name in ("repodata.json.zst", "repodata.json"):
@@ -130,8 +129,9 @@ def fetch_repodata(fetcher: Fetcher, channel: Channel, subdir: str,
     return None
 
 
-def fetch_channel(fetcher: Fetcher, channel: Channel, subdirs: list[str],
-                  max_bytes: int = MAX_REPODATA_BYTES) -> dict[str, FetchedRepodata]:
+def fetch_channel(
+    fetcher: Fetcher, channel: Channel, subdirs: list[str], max_bytes: int = MAX_REPODATA_BYTES
+) -> dict[str, FetchedRepodata]:
     out: dict[str, FetchedRepodata] = {}
     for subdir in subdirs:
         got = fetch_repodata(fetcher, channel, subdir, max_bytes)
@@ -140,9 +140,7 @@ def fetch_channel(fetcher: Fetcher, channel: Channel, subdirs: list[str],
             continue
         out[subdir] = got
     if not out:
-        raise UpstreamError(
-            f"{channel.url}: expected a conda channel (repodata.json in any of {', '.join(subdirs)}), found none"
-        )
+        raise UpstreamError(f"{channel.url}: expected a conda channel (repodata.json in any of {', '.join(subdirs)}), found none")
     return out
 
 
@@ -174,6 +172,6 @@ def list_directory(fetcher: Fetcher, url: str) -> list[str]:
     names = set()
     for href in parser.hrefs:
         target = urllib.parse.urljoin(url, href)
-        if target.startswith(url) and "/" not in target[len(url):] and target[len(url):]:
-            names.add(urllib.parse.unquote(target[len(url):]))
+        if target.startswith(url) and "/" not in target[len(url) :] and target[len(url) :]:
+            names.add(urllib.parse.unquote(target[len(url) :]))
     return sorted(names)

@@ -50,7 +50,14 @@ def check_under(base: str, url: str) -> str:
         p = posixpath.normpath("/" + unquote(path))
         return p.rstrip("/") + "/"
 
-    if u.query or u.fragment or "?" in url or "#" in url or (b.scheme, b.netloc) != (u.scheme, u.netloc) \
-            or not resolved(u.path).startswith(resolved(b.path)) or resolved(u.path) == resolved(b.path):
+    if (
+        u.query
+        or u.fragment
+        or "?" in url
+        or "#" in url
+        or (b.scheme, b.netloc) != (u.scheme, u.netloc)
+        or not resolved(u.path).startswith(resolved(b.path))
+        or resolved(u.path) == resolved(b.path)
+    ):
         raise UsageError(f"expected a channel URL under {base}, found {url!r} (it leaves the prefix); check the URL and channel names")
     return url

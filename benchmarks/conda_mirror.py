@@ -207,17 +207,31 @@ def main() -> None:
     ap.add_argument("--packages", type=int, default=None, help="number of packages (default 600; --small: 10000)")
     ap.add_argument("--size", default=None, help="padding per package: bytes, or 16K, 1M (default 1M; --small: 16K)")
     ap.add_argument("--small", action="store_true", help="preset: 10,000 packages x 16 KiB (per-file overhead)")
-    ap.add_argument("--conda-mirror", default=None, metavar="PATH",
-                    help="conda-mirror executable (default: conda-mirror on PATH, else /tmp/cm/bin/conda-mirror)")
-    ap.add_argument("--num-threads", type=int, default=0,
-                    help="conda-mirror --num-threads for its second run (0 = all cores; its default is 1)")
+    ap.add_argument(
+        "--conda-mirror",
+        default=None,
+        metavar="PATH",
+        help="conda-mirror executable (default: conda-mirror on PATH, else /tmp/cm/bin/conda-mirror)",
+    )
+    ap.add_argument(
+        "--num-threads", type=int, default=0, help="conda-mirror --num-threads for its second run (0 = all cores; its default is 1)"
+    )
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--repeat", type=int, default=3, help="interleaved runs of every tool (the table shows the median run)")
-    ap.add_argument("--latency", type=float, default=0.0, metavar="MS",
-                    help="delay every upstream response by MS milliseconds (a link to a distant CDN; e.g. 50)")
-    ap.add_argument("--workers", default=None, metavar="N,N,...",
-                    help="airgap rows with these worker counts (default: one row with the configured default)")
+    ap.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="delay every upstream response by MS milliseconds (a link to a distant CDN; e.g. 50)",
+    )
+    ap.add_argument(
+        "--workers",
+        default=None,
+        metavar="N,N,...",
+        help="airgap rows with these worker counts (default: one row with the configured default)",
+    )
     ap.add_argument("--max-bandwidth", default=None, metavar="SIZE", help="airgap's max_bandwidth (bytes/s: 20M, 500K)")
     ap.add_argument("--no-conda-mirror", action="store_true", help="time airgap only (conda-mirror not installed)")
     args = ap.parse_args()
@@ -226,10 +240,15 @@ def main() -> None:
     pad = parse_size(size_text)
     cm = find_conda_mirror(args.conda_mirror)
     if not args.no_conda_mirror and not os.access(cm, os.X_OK):
-        raise SystemExit(f"conda-mirror not found at {cm}: python3 -m venv /tmp/cm && /tmp/cm/bin/pip install conda-mirror==0.10.0 "
-                         f"(or --no-conda-mirror)")
-    cm_version = "not run" if args.no_conda_mirror else subprocess.run(
-        [cm, "--version"], capture_output=True, text=True, env=child_env()).stdout.strip()
+        raise SystemExit(
+            f"conda-mirror not found at {cm}: python3 -m venv /tmp/cm && /tmp/cm/bin/pip install conda-mirror==0.10.0 "
+            f"(or --no-conda-mirror)"
+        )
+    cm_version = (
+        "not run"
+        if args.no_conda_mirror
+        else subprocess.run([cm, "--version"], capture_output=True, text=True, env=child_env()).stdout.strip()
+    )
     worker_counts = [int(w) for w in args.workers.split(",")] if args.workers else [None]
     airgap = [sys.executable, "-m", "airgap"]
 
@@ -247,8 +266,11 @@ def main() -> None:
     upstream_inv = directory_inventory(work / "up" / "bench")
     per_subdir = Counter(s for s, _ in upstream_inv)
     total = sum(size for size, _ in upstream_inv.values())
-    print(f"generated {len(upstream_inv)} packages ({dict(per_subdir)}), {total / 2**20:.1f} MiB "
-          f"in {time.perf_counter() - t0:.1f}s at {work}", file=sys.stderr)
+    print(
+        f"generated {len(upstream_inv)} packages ({dict(per_subdir)}), {total / 2**20:.1f} MiB "
+        f"in {time.perf_counter() - t0:.1f}s at {work}",
+        file=sys.stderr,
+    )
 
     up = Upstream(work / "up", args.latency / 1000)
     runs: dict[str, list[Row]] = {}
@@ -268,8 +290,11 @@ def main() -> None:
         wall, rss = run(airgap + ["export", "-q", "-f", str(config), "--unsigned", str(work / "airgap.tar")], log)
         row = Row(f"airgap export (cold, {workers or 'default'} workers)", wall, rss, timed_sync(), note=up.take())
         check_same("airgap archive", archive_inventory(work / "airgap.tar"), upstream_inv)
-        check_same("airgap cache", {k: v for k, v in upstream_inv.items() if (work / "airgap-cache" / "blobs" / "sha256" / v[1]).is_file()},
-                   upstream_inv)
+        check_same(
+            "airgap cache",
+            {k: v for k, v in upstream_inv.items() if (work / "airgap-cache" / "blobs" / "sha256" / v[1]).is_file()},
+            upstream_inv,
+        )
         return row
 
     def run_conda_mirror(label: str, extra: list[str]) -> Row:
@@ -283,8 +308,19 @@ def main() -> None:
         parts: dict[str, float] = {}
         peak = 0
         for subdir in SUBDIRS:
-            cmd = [cm, "--upstream-channel", up.url, "--target-directory", str(target), "--temp-directory", str(tmp),
-                   "--platform", subdir, "--no-progress", *extra]
+            cmd = [
+                cm,
+                "--upstream-channel",
+                up.url,
+                "--target-directory",
+                str(target),
+                "--temp-directory",
+                str(tmp),
+                "--platform",
+                subdir,
+                "--no-progress",
+                *extra,
+            ]
             parts[subdir], rss = run(cmd, log)
             peak = max(peak, rss)
         row = Row(f"conda-mirror {label}", sum(parts.values()), peak, timed_sync(), note=up.take(), parts=parts)
@@ -292,8 +328,10 @@ def main() -> None:
         return row
 
     for rep in range(args.repeat):  # interleaved, so a slow spell of the machine hits every tool alike
-        tools = [*(partial(run_airgap, w) for w in worker_counts),
-                 *([] if args.no_conda_mirror else [partial(run_conda_mirror, label, extra) for label, extra in variants])]
+        tools = [
+            *(partial(run_airgap, w) for w in worker_counts),
+            *([] if args.no_conda_mirror else [partial(run_conda_mirror, label, extra) for label, extra in variants]),
+        ]
         for tool in tools:
             row = tool()
             runs.setdefault(row.name, []).append(row)
@@ -306,20 +344,28 @@ def main() -> None:
         raise SystemExit("children logged errors:\n" + "\n".join(errors[:20]))
 
     ours = rows[0]
-    print(f"\n{len(upstream_inv)} packages ({per_subdir['linux-64']} linux-64 + {per_subdir['noarch']} noarch) x {size_text} "
-          f"= {total / 2**20:.0f} MiB over HTTP on 127.0.0.1, {args.latency:g} ms per response; {os.cpu_count()} cores; Python {sys.version.split()[0]}; "
-          f"conda-mirror {cm_version}; median of {args.repeat} interleaved runs")
+    print(
+        f"\n{len(upstream_inv)} packages ({per_subdir['linux-64']} linux-64 + {per_subdir['noarch']} noarch) x {size_text} "
+        f"= {total / 2**20:.0f} MiB over HTTP on 127.0.0.1, {args.latency:g} ms per response; {os.cpu_count()} cores; Python {sys.version.split()[0]}; "
+        f"conda-mirror {cm_version}; median of {args.repeat} interleaved runs"
+    )
     print("All mirrors hold the same package files as upstream (names, sizes, sha256).")
-    print(f"{'tool (cold, empty target)':<40} {'wall s':>8} {'x airgap':>9} {'peak RSS':>9} {'x airgap':>9} {'sync s':>7}  "
-          f"{'linux-64 s':>10} {'noarch s':>9}  requests served")
+    print(
+        f"{'tool (cold, empty target)':<40} {'wall s':>8} {'x airgap':>9} {'peak RSS':>9} {'x airgap':>9} {'sync s':>7}  "
+        f"{'linux-64 s':>10} {'noarch s':>9}  requests served"
+    )
     for r in rows:
         lin = f"{r.parts['linux-64']:.2f}" if r.parts else "-"
         noa = f"{r.parts['noarch']:.2f}" if r.parts else "-"
-        print(f"{r.name:<40} {r.wall:>8.2f} {r.wall / ours.wall:>8.2f}x {r.rss_kib / 1024:>7.0f}MB {r.rss_kib / ours.rss_kib:>8.2f}x "
-              f"{r.sync:>7.2f}  {lin:>10} {noa:>9}  {r.note}")
-    print("conda-mirror rows: two runs (linux-64, then noarch, same target dir); wall s = their sum, peak RSS = the larger.\n"
-          "airgap also writes and fsyncs the archive (a second copy of every byte); conda-mirror only fills its target.\n"
-          "sync s: a sync run right after the tool (conda-mirror does not fsync). Peak RSS: largest single process in the tree.")
+        print(
+            f"{r.name:<40} {r.wall:>8.2f} {r.wall / ours.wall:>8.2f}x {r.rss_kib / 1024:>7.0f}MB {r.rss_kib / ours.rss_kib:>8.2f}x "
+            f"{r.sync:>7.2f}  {lin:>10} {noa:>9}  {r.note}"
+        )
+    print(
+        "conda-mirror rows: two runs (linux-64, then noarch, same target dir); wall s = their sum, peak RSS = the larger.\n"
+        "airgap also writes and fsyncs the archive (a second copy of every byte); conda-mirror only fills its target.\n"
+        "sync s: a sync run right after the tool (conda-mirror does not fsync). Peak RSS: largest single process in the tree."
+    )
     if not args.keep:
         shutil.rmtree(work)
 

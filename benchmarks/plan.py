@@ -64,19 +64,26 @@ def main() -> None:
         work = Path(tmp)
         make_subdir(work / "big", args.records)
         size = (work / "big" / "osx-64" / "repodata.json").stat().st_size
-        rows = [("json.load (baseline)", run([sys.executable, "-c",
-                 f"import json; json.load(open({str(work / 'big' / 'osx-64' / 'repodata.json')!r}))"]))]
+        rows = [
+            (
+                "json.load (baseline)",
+                run([sys.executable, "-c", f"import json; json.load(open({str(work / 'big' / 'osx-64' / 'repodata.json')!r}))"]),
+            )
+        ]
         configs: dict[str, dict[str, Any]] = {
             "plan, no filters": {},
-            "plan, cas-mirror filters": {"license_blacklist": ["GPL"], "blacklist": ["openssl 1.0.*"],
-                                         "python_versions": ["3.6", "3.7"]},
-            "plan, pkg_list + closure": {"pkg_list": ["python", "numpy", "requests"], "with_dependencies": True,
-                                         "python_versions": ["3.6"]},
+            "plan, cas-mirror filters": {"license_blacklist": ["GPL"], "blacklist": ["openssl 1.0.*"], "python_versions": ["3.6", "3.7"]},
+            "plan, pkg_list + closure": {
+                "pkg_list": ["python", "numpy", "requests"],
+                "with_dependencies": True,
+                "python_versions": ["3.6"],
+            },
         }
         for name, extra in configs.items():
             cfg = work / "c.yaml"
-            cfg.write_text(json.dumps({"channels": [str(work / "big")], "platforms": ["osx-64"],
-                                       "mirror_dir": str(work / "cache"), **extra}))
+            cfg.write_text(
+                json.dumps({"channels": [str(work / "big")], "platforms": ["osx-64"], "mirror_dir": str(work / "cache"), **extra})
+            )
             rows.append((name, run([sys.executable, "-m", "airgap", "export", "-q", "-f", str(cfg), "--plan", "--json"])))
     base = rows[0][1][0]
     print(f"\n{args.records} records, {size / 2**20:.0f} MiB of repodata; {os.cpu_count()} cores; Python {sys.version.split()[0]}")

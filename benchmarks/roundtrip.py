@@ -98,11 +98,11 @@ def main() -> None:
     export = airgap + ["export", "-q", "-f", str(work / "export.yaml"), "--sign-key", str(work / "key"), str(work / "m.tar")]
     imp = airgap + ["import", "-q", str(work / "m.tar"), "--into", str(work / "dest"), "--trusted-key", str(work / "key.pub")]
 
-    def measure(name: str, ours: list[str], plain: str | None, label: str,
-                before_ours: Any = None, before_plain: Any = None) -> None:
+    def measure(name: str, ours: list[str], plain: str | None, label: str, before_ours: Any = None, before_plain: Any = None) -> None:
         """``--repeat`` interleaved runs of airgap and the plain tool; the medians, and the median of the per-pair ratios."""
         mine: list[tuple[float, int]] = []
         theirs: list[float] = []
+
         def ours_once() -> None:
             if before_ours:
                 before_ours()
@@ -117,12 +117,11 @@ def main() -> None:
                 theirs.append(shell(plain, work)[0])
 
         for rep in range(args.repeat):  # who goes first alternates: the first run of a step is often the slow one
-            for step in ((ours_once, plain_once) if rep % 2 == 0 else (plain_once, ours_once)):
+            for step in (ours_once, plain_once) if rep % 2 == 0 else (plain_once, ours_once):
                 step()
         times = [t for t, _ in mine]
         ratio = statistics.median([a / b for a, b in zip(times, theirs, strict=True)]) if theirs else None
-        rows.append((name, statistics.median(times), statistics.median(theirs) if theirs else None, ratio,
-                     max(r for _, r in mine), label))
+        rows.append((name, statistics.median(times), statistics.median(theirs) if theirs else None, ratio, max(r for _, r in mine), label))
         print(f"{name}: airgap {' '.join(f'{t:.2f}' for t in times)}; plain {' '.join(f'{t:.2f}' for t in theirs)}", file=sys.stderr)
 
     def fresh(*paths: Path) -> Any:
@@ -132,25 +131,45 @@ def main() -> None:
                     shutil.rmtree(p)
                 elif p.exists():
                     p.unlink()
+
         return clear
 
     def fresh_dir(path: Path) -> Any:
         def clear() -> None:
             fresh(path)()
             path.mkdir()
+
         return clear
 
     measure("cold export (HTTP 127.0.0.1)", export, None, "", before_ours=fresh(work / "cache", work / "m.tar"))
-    measure("warm export (all cached)", export, f"tar cf {work / 'plain.tar'} -C {files[0].parent} . && sync", "tar cf && sync",
-            before_ours=fresh(work / "m.tar"), before_plain=fresh(work / "plain.tar"))
-    measure("verify", airgap + ["verify", "-q", str(work / "m.tar"), "--trusted-key", str(work / "key.pub")],
-            f"sha256sum {files[0].parent}/*.conda > /dev/null", "sha256sum files")
-    measure("import (verify + durable publish)", imp, f"tar xf {work / 'plain.tar'} -C {work / 'plain'} && sync", "tar xf && sync",
-            before_ours=fresh(work / "dest"), before_plain=fresh_dir(work / "plain"))
+    measure(
+        "warm export (all cached)",
+        export,
+        f"tar cf {work / 'plain.tar'} -C {files[0].parent} . && sync",
+        "tar cf && sync",
+        before_ours=fresh(work / "m.tar"),
+        before_plain=fresh(work / "plain.tar"),
+    )
+    measure(
+        "verify",
+        airgap + ["verify", "-q", str(work / "m.tar"), "--trusted-key", str(work / "key.pub")],
+        f"sha256sum {files[0].parent}/*.conda > /dev/null",
+        "sha256sum files",
+    )
+    measure(
+        "import (verify + durable publish)",
+        imp,
+        f"tar xf {work / 'plain.tar'} -C {work / 'plain'} && sync",
+        "tar xf && sync",
+        before_ours=fresh(work / "dest"),
+        before_plain=fresh_dir(work / "plain"),
+    )
     measure("re-import (no-op)", imp, None, "")
 
-    print(f"\n{len(files)} packages × {args.size} = {total / 2**20:.0f} MiB; {os.cpu_count()} cores; Python {sys.version.split()[0]}; "
-          f"median of {args.repeat} interleaved runs")
+    print(
+        f"\n{len(files)} packages × {args.size} = {total / 2**20:.0f} MiB; {os.cpu_count()} cores; Python {sys.version.split()[0]}; "
+        f"median of {args.repeat} interleaved runs"
+    )
     print(f"{'step':<36} {'airgap s':>9} {'plain s':>9} {'ratio':>7} {'peak RSS':>10}  plain tool")
     for name, ours_s, plain_s, ratio_x, rss, label in rows:
         ratio = f"{ratio_x:.2f}x" if ratio_x else "-"

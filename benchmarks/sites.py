@@ -66,8 +66,11 @@ def main() -> None:
     ap.add_argument("--packages", type=int, default=200)
     ap.add_argument("--size", default="1M")
     ap.add_argument("--workdir", type=Path, default=None)
-    ap.add_argument("--only", choices=("s3", "quetz"), help="measure one kind of site (quetz reindexes the whole channel after "
-                    "every upload: thousands of files take it many minutes)")
+    ap.add_argument(
+        "--only",
+        choices=("s3", "quetz"),
+        help="measure one kind of site (quetz reindexes the whole channel after every upload: thousands of files take it many minutes)",
+    )
     args = ap.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="airgap-sites-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -76,8 +79,9 @@ def main() -> None:
     write_channel(work / "up" / "bench", specs, formats=("conda",), subdirs=("linux-64",))
     files = work / "up" / "bench" / "linux-64"
     total = sum(f.stat().st_size for f in files.glob("*.conda"))
-    (work / "export.yaml").write_text(json.dumps({"channels": [str(work / "up" / "bench")], "platforms": ["linux-64"],
-                                                  "mirror_dir": str(work / "cache")}))
+    (work / "export.yaml").write_text(
+        json.dumps({"channels": [str(work / "up" / "bench")], "platforms": ["linux-64"], "mirror_dir": str(work / "cache")})
+    )
     run([*airgap, "export", "-q", "-f", str(work / "export.yaml"), "--unsigned", str(work / "a.tar")])
     seaweed = start_seaweed(work / "seaweed") if args.only != "quetz" else None
     quetz = start_quetz(work / "quetz") if args.only != "s3" else None
@@ -85,8 +89,12 @@ def main() -> None:
     imp = [*airgap, "import", "-q", str(work / "a.tar"), "--allow-unsigned"]
     try:
         if seaweed is not None:
-            os.environ.update(AWS_ACCESS_KEY_ID=seaweed.key, AWS_SECRET_ACCESS_KEY=seaweed.secret, AWS_ENDPOINT_URL=seaweed.endpoint,
-                              AWS_DEFAULT_REGION="us-east-1")
+            os.environ.update(
+                AWS_ACCESS_KEY_ID=seaweed.key,
+                AWS_SECRET_ACCESS_KEY=seaweed.secret,
+                AWS_ENDPOINT_URL=seaweed.endpoint,
+                AWS_DEFAULT_REGION="us-east-1",
+            )
             seaweed.client().create_bucket(Bucket="bench")
             rows.append(("plain boto3 upload, 8 threads (aws s3 cp)", *run([sys.executable, "-c", PLAIN_S3, str(files), "bench"])))
             rows.append(("airgap import --into s3://", *run([*imp, "--into", "s3://bench/airgap"])))
@@ -94,7 +102,9 @@ def main() -> None:
         if quetz is not None:
             os.environ["QUETZ_API_KEY"] = quetz.key
             _create(quetz, "plain")
-            rows.append(("plain quetz upload, one at a time", *run([sys.executable, "-c", PLAIN_QUETZ, str(files), quetz.url, "plain", quetz.key])))
+            rows.append(
+                ("plain quetz upload, one at a time", *run([sys.executable, "-c", PLAIN_QUETZ, str(files), quetz.url, "plain", quetz.key]))
+            )
             rows.append(("airgap import --into quetz+http://", *run([*imp, "--into", f"quetz+{quetz.url}/bench"])))
             rows.append(("airgap import --into quetz+http:// again (no-op)", *run([*imp, "--into", f"quetz+{quetz.url}/bench"])))
     finally:
@@ -113,8 +123,12 @@ def main() -> None:
 def _create(quetz: Quetz, name: str) -> None:
     import urllib3
 
-    r = urllib3.request("POST", f"{quetz.url}/api/channels", body=json.dumps({"name": name, "private": False}),
-                        headers={"X-API-Key": quetz.key, "Content-Type": "application/json"})
+    r = urllib3.request(
+        "POST",
+        f"{quetz.url}/api/channels",
+        body=json.dumps({"name": name, "private": False}),
+        headers={"X-API-Key": quetz.key, "Content-Type": "application/json"},
+    )
     assert r.status in (201, 409), r.data
 
 

@@ -28,20 +28,48 @@ MARK = (("airgap_sample", True),)
 def specs() -> list[PackageSpec]:
     out = []
     for version, text in (("1.0", b"Hello from across the air gap.\n"), ("1.1", b"Hello again from across the air gap.\n")):
-        out.append(PackageSpec("airgap-demo-data", version, build="0", subdir="noarch",
-                               files=(("share/airgap-demo-data/message.txt", text),), extra=MARK,
-                               timestamp=1735689600000 + int(version[-1]) * 86400000))
+        out.append(
+            PackageSpec(
+                "airgap-demo-data",
+                version,
+                build="0",
+                subdir="noarch",
+                files=(("share/airgap-demo-data/message.txt", text),),
+                extra=MARK,
+                timestamp=1735689600000 + int(version[-1]) * 86400000,
+            )
+        )
     for version, build_number in (("0.1.0", 0), ("0.2.0", 1)):
-        out.append(PackageSpec("airgap-hello", version, build=f"h1234567_{build_number}", build_number=build_number,
-                               subdir="linux-64", depends=("airgap-demo-data >=1.0",),
-                               files=(("bin/airgap-hello", HELLO),), executables=("bin/airgap-hello",),
-                               license="MIT", license_family="MIT", extra=MARK))
-    out.append(PackageSpec("airgap-py-util", "0.3", build="pyhd8ed1ab_0", subdir="noarch", noarch="python",
-                           depends=("python >=3.8",),
-                           files=(("site-packages/airgap_py_util/__init__.py", b'GREETING = "hello"\n'),),
-                           extra=MARK))
-    out.append(PackageSpec("airgap-extra", "2.0", build="h7654321_0", subdir="linux-64",
-                           license="GPL-3.0-only", license_family="GPL3", extra=MARK))
+        out.append(
+            PackageSpec(
+                "airgap-hello",
+                version,
+                build=f"h1234567_{build_number}",
+                build_number=build_number,
+                subdir="linux-64",
+                depends=("airgap-demo-data >=1.0",),
+                files=(("bin/airgap-hello", HELLO),),
+                executables=("bin/airgap-hello",),
+                license="MIT",
+                license_family="MIT",
+                extra=MARK,
+            )
+        )
+    out.append(
+        PackageSpec(
+            "airgap-py-util",
+            "0.3",
+            build="pyhd8ed1ab_0",
+            subdir="noarch",
+            noarch="python",
+            depends=("python >=3.8",),
+            files=(("site-packages/airgap_py_util/__init__.py", b'GREETING = "hello"\n'),),
+            extra=MARK,
+        )
+    )
+    out.append(
+        PackageSpec("airgap-extra", "2.0", build="h7654321_0", subdir="linux-64", license="GPL-3.0-only", license_family="GPL3", extra=MARK)
+    )
     return out
 
 

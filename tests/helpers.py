@@ -124,8 +124,12 @@ def specs(n: int = 3, padding: int = 0) -> list[PackageSpec]:
     return out
 
 
-def build_archive(package_specs: list[PackageSpec], channel: str = "main", formats: tuple[str, ...] = ("conda", "tar.bz2"),
-                  archive_id: str = "0123456789abcdef0123456789abcdef") -> Built:
+def build_archive(
+    package_specs: list[PackageSpec],
+    channel: str = "main",
+    formats: tuple[str, ...] = ("conda", "tar.bz2"),
+    archive_id: str = "0123456789abcdef0123456789abcdef",
+) -> Built:
     """A valid airgap/1 archive's parts for ``package_specs`` (every subdir they use, plus noarch)."""
     builders = {"conda": (build_conda, "packages.conda"), "tar.bz2": (build_tar_bz2, "packages")}
     docs: dict[str, dict[str, Any]] = {}
@@ -159,8 +163,17 @@ def _manifest(built: Built, channel: str, pkg_blobs: dict[str, dict[str, tuple[s
             if sha not in built.blobs:
                 built.blobs[sha] = data
                 blobs.append({"sha256": sha, "size": len(data), "kind": "package"})
-        subdirs.append({"subdir": sub, "repodata": {"sha256": rsha, "size": len(packed), "raw_size": len(raw)},
-                        "packages": pkgs, "source": {}})
-    return {"format": "airgap/1", "archive_id": archive_id, "created": "2026-11-24T00:00:00Z", "tool": "airgap test",
-            "base": None, "filters": {}, "channels": [{"name": channel, "url": "https://example.invalid/main/", "subdirs": subdirs}],
-            "blobs": blobs, "totals": {}}
+        subdirs.append(
+            {"subdir": sub, "repodata": {"sha256": rsha, "size": len(packed), "raw_size": len(raw)}, "packages": pkgs, "source": {}}
+        )
+    return {
+        "format": "airgap/1",
+        "archive_id": archive_id,
+        "created": "2026-11-24T00:00:00Z",
+        "tool": "airgap test",
+        "base": None,
+        "filters": {},
+        "channels": [{"name": channel, "url": "https://example.invalid/main/", "subdirs": subdirs}],
+        "blobs": blobs,
+        "totals": {},
+    }

@@ -52,8 +52,10 @@ def state(dest: Destination) -> dict[str, Any]:
         for s in subdirs:
             rd = dest.read_repodata(ch, s)
             assert rd is not None
-            out[f"{ch}/{s}"] = (sorted((fn, rec.get("sha256")) for fn, rec in rd.records()),
-                                {fn: size for fn, size in dest.files(ch, s).items() if fn.endswith(".conda")})
+            out[f"{ch}/{s}"] = (
+                sorted((fn, rec.get("sha256")) for fn, rec in rd.records()),
+                {fn: size for fn, size in dest.files(ch, s).items() if fn.endswith(".conda")},
+            )
     return out
 
 
@@ -61,10 +63,18 @@ def specs(version: int) -> list[PackageSpec]:
     names = ["a1", "a2", "a3", "gpl1"]
     if version == 2:
         names = [n for n in names if n != "a2"] + ["a4"]  # a2 gone upstream, a4 new
-    return ([PackageSpec(n, "1.0", subdir="linux-64", depends=("d1",), padding=3000,
-                         license="GPL-3.0-only" if n.startswith("gpl") else "MIT",
-                         license_family="GPL3" if n.startswith("gpl") else "MIT") for n in names]
-            + [PackageSpec("d1", "1.0", subdir="noarch")])
+    return [
+        PackageSpec(
+            n,
+            "1.0",
+            subdir="linux-64",
+            depends=("d1",),
+            padding=3000,
+            license="GPL-3.0-only" if n.startswith("gpl") else "MIT",
+            license_family="GPL3" if n.startswith("gpl") else "MIT",
+        )
+        for n in names
+    ] + [PackageSpec("d1", "1.0", subdir="noarch")]
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +114,14 @@ def site(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dic
         request.getfixturevalue("bucket")
         _s3_env(monkeypatch, seaweed)
         prefix = f"cli/{uuid.uuid4().hex[:8]}"
-        return {"kind": "s3", "into": f"s3://{BUCKET}/{prefix}", "channel": f"{seaweed.endpoint}/{BUCKET}/{prefix}/main",
-                "snapshot": lambda: s3_objects(seaweed, prefix + "/"), "seaweed": seaweed, "prefix": prefix}
+        return {
+            "kind": "s3",
+            "into": f"s3://{BUCKET}/{prefix}",
+            "channel": f"{seaweed.endpoint}/{BUCKET}/{prefix}/main",
+            "snapshot": lambda: s3_objects(seaweed, prefix + "/"),
+            "seaweed": seaweed,
+            "prefix": prefix,
+        }
     q = request.getfixturevalue("quetz")
     monkeypatch.setenv("QUETZ_API_KEY", q.key)
     name = f"cli-{uuid.uuid4().hex[:8]}"
@@ -114,5 +130,12 @@ def site(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dic
         from airgap.destinations.quetz import QuetzDestination
 
         return state(QuetzDestination(q.url, name, q.key))
-    return {"kind": "quetz", "into": f"quetz+{q.url}/{name}", "channel": f"{q.url}/get/{name}", "snapshot": snapshot, "quetz": q,
-            "name": name}
+
+    return {
+        "kind": "quetz",
+        "into": f"quetz+{q.url}/{name}",
+        "channel": f"{q.url}/get/{name}",
+        "snapshot": snapshot,
+        "quetz": q,
+        "name": name,
+    }

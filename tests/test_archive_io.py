@@ -26,8 +26,9 @@ from airgap.manifest import BlobEntry, Manifest
 
 def _manifest(blobs: dict[str, bytes]) -> Manifest:
     entries = tuple(BlobEntry(sha, len(data), "package") for sha, data in blobs.items())
-    return Manifest(archive_id="0" * 32, created="2026-01-01T00:00:00Z", tool="test", channels=(), blobs=entries,
-                    filters={}, installers=(), base=None)
+    return Manifest(
+        archive_id="0" * 32, created="2026-01-01T00:00:00Z", tool="test", channels=(), blobs=entries, filters={}, installers=(), base=None
+    )
 
 
 def _blobs(sizes: list[int]) -> dict[str, bytes]:
@@ -87,7 +88,7 @@ def test_reader_agrees_with_tarfile_and_locations_point_at_the_bytes(tmp_path: P
         s.read_header()
         for entry, fh in s.blobs(manifest):  # not read at all: the stream skips to the next header itself
             assert fh.location == (path, want[blob_member(entry.sha256)])
-            assert raw[fh.location[1]:fh.location[1] + entry.size] == blobs[entry.sha256]
+            assert raw[fh.location[1] : fh.location[1] + entry.size] == blobs[entry.sha256]
 
 
 def test_partly_read_blobs_are_skipped(tmp_path: Path) -> None:
@@ -135,8 +136,21 @@ def _header_offsets(raw: bytes) -> list[int]:
         return [m.offset for m in tar.getmembers()]
 
 
-@pytest.mark.parametrize("case", ["bad checksum", "not octal", "short header", "pax bad length", "pax sparse", "pax at end",
-                                  "pax size not a number", "pax size of 5,000 digits", "empty file", "not a tar"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "bad checksum",
+        "not octal",
+        "short header",
+        "pax bad length",
+        "pax sparse",
+        "pax at end",
+        "pax size not a number",
+        "pax size of 5,000 digits",
+        "empty file",
+        "not a tar",
+    ],
+)
 def test_damaged_headers_are_refused(case: str, tmp_path: Path) -> None:
     path, manifest, raw = _good(tmp_path)
     third = _header_offsets(raw)[3]
@@ -145,25 +159,34 @@ def test_damaged_headers_are_refused(case: str, tmp_path: Path) -> None:
         data[third + 10] ^= 1
         message = "bad header checksum at byte"
     elif case == "not octal":
-        data[third + 124:third + 136] = b"0000000009x\0"
-        data[third + 148:third + 156] = b" " * 8
-        data[third + 148:third + 156] = b"%06o\0 " % sum(data[third:third + BLOCK])
+        data[third + 124 : third + 136] = b"0000000009x\0"
+        data[third + 148 : third + 156] = b" " * 8
+        data[third + 148 : third + 156] = b"%06o\0 " % sum(data[third : third + BLOCK])
         message = "expected an octal number in the size field"
     elif case == "short header":
-        del data[third + 200:]
+        del data[third + 200 :]
         message = "a header cut short"
     elif case.startswith("pax"):
-        records = {"pax bad length": b"99 path=x\n", "pax sparse": pax_record("GNU.sparse.map", "0,10"),
-                   "pax at end": pax_record("comment", "x"), "pax size not a number": pax_record("size", "-1"),
-                   "pax size of 5,000 digits": pax_record("size", "9" * 5000)}[case]
+        records = {
+            "pax bad length": b"99 path=x\n",
+            "pax sparse": pax_record("GNU.sparse.map", "0,10"),
+            "pax at end": pax_record("comment", "x"),
+            "pax size not a number": pax_record("size", "-1"),
+            "pax size of 5,000 digits": pax_record("size", "9" * 5000),
+        }[case]
         x = tarfile.TarInfo("././@PaxHeader")
         x.type, x.size = tarfile.XHDTYPE, len(records)
         blob = x.tobuf(tarfile.USTAR_FORMAT) + records + b"\0" * (-len(records) % BLOCK)
         after_last = _header_offsets(raw)[-1] + BLOCK + -(-3000 // BLOCK) * BLOCK  # the last blob has 3000 bytes
         at = after_last if case == "pax at end" else third
         data[at:at] = blob
-        message = {"pax bad length": "has a wrong length", "pax sparse": "GNU sparse records", "pax at end": "found the end of the archive",
-                   "pax size not a number": "expected a valid pax header", "pax size of 5,000 digits": "expected a valid pax header"}[case]
+        message = {
+            "pax bad length": "has a wrong length",
+            "pax sparse": "GNU sparse records",
+            "pax at end": "found the end of the archive",
+            "pax size not a number": "expected a valid pax header",
+            "pax size of 5,000 digits": "expected a valid pax header",
+        }[case]
     elif case == "empty file":
         data = bytearray()
         message = "expected a tar archive (airgap/1), found something else (an empty file)"
@@ -178,7 +201,7 @@ def test_damaged_headers_are_refused(case: str, tmp_path: Path) -> None:
 def test_truncated_blob_and_wrong_size(tmp_path: Path) -> None:
     path, manifest, raw = _good(tmp_path)
     last = _header_offsets(raw)[-1]
-    path.write_bytes(raw[:last + BLOCK + 100])
+    path.write_bytes(raw[: last + BLOCK + 100])
     with pytest.raises(ArchiveFormatError, match="truncated"):
         _read_all(path, manifest)
     wrong = Manifest(**{**manifest.__dict__, "blobs": (BlobEntry(manifest.blobs[0].sha256, 999, "package"), *manifest.blobs[1:])})
@@ -187,8 +210,10 @@ def test_truncated_blob_and_wrong_size(tmp_path: Path) -> None:
         _read_all(path, wrong)
 
 
-@pytest.mark.parametrize(("name", "size"), [(blob_member("a" * 64), 0), (blob_member("b" * 64), 8 ** 11 - 1), (blob_member("c" * 64), 8 ** 11),
-                                            ("d" * 101, 5), ("é", 5)])
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [(blob_member("a" * 64), 0), (blob_member("b" * 64), 8**11 - 1), (blob_member("c" * 64), 8**11), ("d" * 101, 5), ("é", 5)],
+)
 def test_headers_are_tarfiles(name: str, size: int) -> None:
     """Fast path and fallback (pax header for a long or non-ASCII name, or a file of 8 GiB and more)."""
     ti = tarfile.TarInfo(name)
@@ -232,8 +257,10 @@ def test_blobs_downloaded_by_this_run_are_copied_as_they_are(tmp_path: Path, mon
     blobs = _blobs(SIZES)
     plain = _write(tmp_path, blobs, "plain.tar")
     if not kernel_copy:
+
         def refuse(*args: object) -> int:
             raise OSError(38, "Function not implemented")
+
         monkeypatch.setattr("os.copy_file_range", refuse)
     d = tmp_path / "cache"
     target = tmp_path / "fresh.tar"

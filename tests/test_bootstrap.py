@@ -145,4 +145,3 @@ def test_render_is_pure_and_windows_gets_powershell() -> None:
     assert "custom_channels:\n  main: http://m:8080\n  r-channel: http://m:8080\n" in ps1
     assert sorted(files) == ["condarc", "index.html", "install-Miniforge3-Windows-x86_64.ps1", "pixi-config.toml"]
     assert "no batch mode known" in files["index.html"].decode()  # the .pkg is listed, with no script
-

@@ -24,15 +24,26 @@ from airgap.testing.rattler_client import install
 rattler = pytest.importorskip("rattler")
 
 SCRIPT = b"#!/bin/sh\necho hello from tool\n"
-DATA = PackageSpec("demo-data", "1.2", build="0", files=(("share/demo-data/message.txt", b"hi\n"),),
-                   extra=(("custom_key", {"kept": True}),))
-TOOL = PackageSpec("demo-tool", "2.0", build="h0abc_3", build_number=3, subdir="linux-64",
-                   depends=("demo-data >=1.0",), constrains=("demo-other <2",), license="MIT", license_family="MIT",
-                   files=(("bin/demo-tool", SCRIPT), ("share/demo-tool/README", b"readme\n")),
-                   executables=("bin/demo-tool",))
+DATA = PackageSpec(
+    "demo-data", "1.2", build="0", files=(("share/demo-data/message.txt", b"hi\n"),), extra=(("custom_key", {"kept": True}),)
+)
+TOOL = PackageSpec(
+    "demo-tool",
+    "2.0",
+    build="h0abc_3",
+    build_number=3,
+    subdir="linux-64",
+    depends=("demo-data >=1.0",),
+    constrains=("demo-other <2",),
+    license="MIT",
+    license_family="MIT",
+    files=(("bin/demo-tool", SCRIPT), ("share/demo-tool/README", b"readme\n")),
+    executables=("bin/demo-tool",),
+)
 FAKE_PYTHON = PackageSpec("python", "3.11.4", build="h0_0", subdir="linux-64", files=(("bin/python3.11", b"not really\n"),))
-PYUTIL = PackageSpec("demo-py", "0.3", build="pyh0_0", noarch="python", depends=("python >=3.8",),
-                     files=(("site-packages/demo_py/__init__.py", b"X = 1\n"),))
+PYUTIL = PackageSpec(
+    "demo-py", "0.3", build="pyh0_0", noarch="python", depends=("python >=3.8",), files=(("site-packages/demo_py/__init__.py", b"X = 1\n"),)
+)
 SPECS = [DATA, TOOL, FAKE_PYTHON, PYUTIL]
 BUILDERS = [build_tar_bz2, build_conda]
 
@@ -93,8 +104,7 @@ def test_padding_is_incompressible_and_sized() -> None:
 
 @pytest.mark.parametrize("builder", BUILDERS)
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
-def test_record_matches_bytes_and_index(builder: Callable[[PackageSpec], tuple[str, bytes, dict[str, Any]]],
-                                        spec: PackageSpec) -> None:
+def test_record_matches_bytes_and_index(builder: Callable[[PackageSpec], tuple[str, bytes, dict[str, Any]]], spec: PackageSpec) -> None:
     filename, data, record = builder(spec)
     assert filename == f"{spec.stem}.{'conda' if builder is build_conda else 'tar.bz2'}"
     assert record["size"] == len(data)
@@ -147,12 +157,15 @@ def test_default_payload() -> None:
     assert m["share/plain/plain-0.1.txt"] == b"plain 0.1 0\n"
 
 
-@pytest.mark.parametrize("bad", [
-    PackageSpec("x", "1", subdir="linux-64", noarch="python"),
-    PackageSpec("x", "1", noarch="weird"),
-    PackageSpec("x", "1", files=(("../escape", b""),)),
-    PackageSpec("x", "1", files=(("a", b""),), executables=("b",)),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        PackageSpec("x", "1", subdir="linux-64", noarch="python"),
+        PackageSpec("x", "1", noarch="weird"),
+        PackageSpec("x", "1", files=(("../escape", b""),)),
+        PackageSpec("x", "1", files=(("a", b""),), executables=("b",)),
+    ],
+)
 def test_invalid_specs_are_refused(bad: PackageSpec) -> None:
     with pytest.raises(ValueError):
         build_conda(bad)
@@ -173,8 +186,11 @@ def test_write_channel_layout(tmp_path: Path) -> None:
     assert docs["win-64"]["packages.conda"] == {}
     assert list(docs["noarch"]["packages.conda"]) == ["demo-data-1.2-0.conda"]
     assert docs["noarch"]["packages.conda"]["demo-data-1.2-0.conda"]["custom_key"] == {"kept": True}
-    assert sorted(p.name for p in (tmp_path / "linux-64").iterdir()) == ["demo-tool-2.0-h0abc_3.conda", "repodata.json",
-                                                                        "repodata.json.zst"]
+    assert sorted(p.name for p in (tmp_path / "linux-64").iterdir()) == [
+        "demo-tool-2.0-h0abc_3.conda",
+        "repodata.json",
+        "repodata.json.zst",
+    ]
     with pytest.raises(ValueError):
         write_channel(tmp_path / "bad", [DATA], formats=("zip",))
     with pytest.raises(ValueError):
@@ -186,13 +202,13 @@ def test_write_channel_layout(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("builder", BUILDERS)
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
-def test_rattler_reads_package_metadata(tmp_path: Path, builder: Callable[[PackageSpec], tuple[str, bytes, dict[str, Any]]],
-                                        spec: PackageSpec) -> None:
+def test_rattler_reads_package_metadata(
+    tmp_path: Path, builder: Callable[[PackageSpec], tuple[str, bytes, dict[str, Any]]], spec: PackageSpec
+) -> None:
     filename, data, record = builder(spec)
     m = unpack(filename, data)
     (tmp_path / "index.json").write_bytes(m["info/index.json"])  # type: ignore[arg-type]
-    pr = rattler.PackageRecord.from_index_json(tmp_path / "index.json", size=record["size"], sha256=record["sha256"],
-                                               md5=record["md5"])
+    pr = rattler.PackageRecord.from_index_json(tmp_path / "index.json", size=record["size"], sha256=record["sha256"], md5=record["md5"])
     assert pr.name.normalized == spec.name and str(pr.version) == spec.version and str(pr.build) == spec.build
     assert pr.build_number == spec.build_number and pr.subdir == spec.subdir and list(pr.depends) == list(spec.depends)
     assert list(pr.constrains) == list(spec.constrains)
@@ -214,7 +230,8 @@ def test_rattler_reads_channel_repodata(tmp_path: Path) -> None:
     rd = rattler.RepoData.from_path(tmp_path / "noarch" / "repodata.json")
     records = rd.into_repo_data(rattler.Channel(tmp_path.as_uri()))
     assert sorted(r.file_name for r in records) == sorted(
-        f"{s.stem}.{ext}" for s in SPECS if s.subdir == "noarch" for ext in ("tar.bz2", "conda"))
+        f"{s.stem}.{ext}" for s in SPECS if s.subdir == "noarch" for ext in ("tar.bz2", "conda")
+    )
     data = next(r for r in records if r.file_name == f"{DATA.stem}.conda")
     assert data.url == f"{tmp_path.as_uri()}/noarch/{DATA.stem}.conda"
 
@@ -274,8 +291,9 @@ def test_rattler_honours_constrains_and_prefers_conda(rattler_env: Path, http_se
 def test_rattler_installs_noarch_python(rattler_env: Path, http_server: Callable[[Path], str], fmt: str) -> None:
     root = rattler_env / "channel"
     script = ("python-scripts/demo-py-cli", b"#!/usr/bin/env python\nprint('hi')\n")
-    spec = PackageSpec(PYUTIL.name, PYUTIL.version, build=PYUTIL.build, noarch="python", depends=PYUTIL.depends,
-                       files=(*PYUTIL.files, script))
+    spec = PackageSpec(
+        PYUTIL.name, PYUTIL.version, build=PYUTIL.build, noarch="python", depends=PYUTIL.depends, files=(*PYUTIL.files, script)
+    )
     write_channel(root, [FAKE_PYTHON, spec], formats=(fmt,), subdirs=("linux-64",))
     prefix = rattler_env / "env"
     assert install([http_server(root)], ["demo-py"], prefix, rattler_env / "cache") == ["demo-py", "python"]

@@ -90,7 +90,9 @@ def assert_tidy(dest: Path, archive_id: str) -> None:
     for repodata in dest.glob("*/*/repodata.json"):
         names = set(listed(json.loads(repodata.read_bytes())))
         present = {p.name for p in repodata.parent.iterdir()} - {"repodata.json", "repodata.json.zst", "index.html"}
-        assert present == names, f"{repodata.parent}: files not listed: {sorted(present - names)[:5]}, listed but missing: {sorted(names - present)[:5]}"
+        assert present == names, (
+            f"{repodata.parent}: files not listed: {sorted(present - names)[:5]}, listed but missing: {sorted(names - present)[:5]}"
+        )
     receipt = json.loads((dest / ".airgap" / "receipt.json").read_bytes())
     assert archive_id in [a["archive_id"] for a in receipt["archives"]]
 
@@ -140,11 +142,16 @@ def kill_plan(marks: dict[str, float], n: int) -> list[tuple[str, float]]:
     a slow start-up on a loaded machine does not push them all past the end."""
     early, after = max(1, n // 5), max(1, n // 10)
     during = n - early - after
-    spans = {"staging": marks["journal"] - marks["staging"], "journal": marks["published"] - marks["journal"],
-             "published": marks["end"] - marks["published"]}
-    return ([("staging", spans["staging"] * (i + 0.5) / early) for i in range(early)]
-            + [("journal", spans["journal"] * (i + 0.5) / during) for i in range(during)]
-            + [("published", spans["published"] * (i + 0.5) / after) for i in range(after)])
+    spans = {
+        "staging": marks["journal"] - marks["staging"],
+        "journal": marks["published"] - marks["journal"],
+        "published": marks["end"] - marks["published"],
+    }
+    return (
+        [("staging", spans["staging"] * (i + 0.5) / early) for i in range(early)]
+        + [("journal", spans["journal"] * (i + 0.5) / during) for i in range(during)]
+        + [("published", spans["published"] * (i + 0.5) / after) for i in range(after)]
+    )
 
 
 def kill_after(proc: subprocess.Popen[bytes], dest: Path, event: str, delay: float) -> None:
@@ -174,8 +181,9 @@ def test_sigkill_at_any_point_leaves_a_consistent_destination(crash_setup: dict[
     for n, (event, delay) in enumerate(_kills(marks, landed)):
         dest = crash_setup["dir"] / f"kill{n}"
         shutil.copytree(crash_setup["base"], dest, symlinks=True)
-        proc = subprocess.Popen(import_command(crash_setup["archive"], dest, crash_setup["pub"]),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            import_command(crash_setup["archive"], dest, crash_setup["pub"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         kill_after(proc, dest, event, delay)
         landed["in publish"] += in_flight(dest)
         where = f"kill {n}, {delay * 1000:.1f} ms after {event} (measured: {marks})"
@@ -234,8 +242,11 @@ def test_leftovers_of_killed_runs_are_removed_under_the_lock(crash_setup: dict[s
     dest = tmp_path / "dest"
     shutil.copytree(crash_setup["base"], dest, symlinks=True)
     sub = dest / "main" / "linux-64"
-    leftovers = [sub / ".repodata.json.k2j4h5g6.tmp", sub / ".hostile001-1.0-h0_0.conda.airgap-tmp",
-                 dest / ".airgap" / ".receipt.json.abcdefgh.tmp"]
+    leftovers = [
+        sub / ".repodata.json.k2j4h5g6.tmp",
+        sub / ".hostile001-1.0-h0_0.conda.airgap-tmp",
+        dest / ".airgap" / ".receipt.json.abcdefgh.tmp",
+    ]
     kept = [sub / ".notes.tmp", sub / "README.tmp", dest / ".airgap" / "notes"]
     for p in leftovers + kept:
         p.write_bytes(b"partial")
@@ -262,8 +273,9 @@ def test_a_journal_pointing_outside_the_destination_is_refused(entry: list[Any],
 
 
 @pytest.mark.parametrize("case", ["rebuilt under old names", "receipt lost"])
-def test_every_step_of_a_publish_leaves_a_consistent_destination(case: str, crash_setup: dict[str, Any], tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_step_of_a_publish_leaves_a_consistent_destination(
+    case: str, crash_setup: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Checked after each file placed and each index published.
 
     "rebuilt under old names": the new archive brings 61 packages under names the destination
@@ -285,6 +297,7 @@ def test_every_step_of_a_publish_leaves_a_consistent_destination(case: str, cras
             _real(self, *args, **kwargs)
             calls[_name] += 1
             assert_consistent(dest)
+
         monkeypatch.setattr(DirectoryDestination, name, checked)
     r = cli("import", crash_setup["archive"], "--into", dest, "--trusted-key", crash_setup["pub"])
     assert r.exit_code == 0, r.output

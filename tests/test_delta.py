@@ -18,8 +18,10 @@ def specs(version: int) -> list[PackageSpec]:
     names = [f"a{i}" for i in range(1, 7)]
     if version == 2:
         names = [n for n in names if n != "a2"] + ["a7"]  # a2 gone upstream, a7 new
-    out = [PackageSpec(n, "1.0", subdir="linux-64", padding=2000,
-                       extra=(("patched", True),) if (version == 2 and n == "a3") else ()) for n in names]
+    out = [
+        PackageSpec(n, "1.0", subdir="linux-64", padding=2000, extra=(("patched", True),) if (version == 2 and n == "a3") else ())
+        for n in names
+    ]
     return out + [PackageSpec("d1", "1.0", subdir="noarch")]
 
 

@@ -29,6 +29,8 @@ from airgap.repodata import parse_repodata
 from airgap.testing.condapkg import PackageSpec, write_channel
 
 _n = itertools.count()
+
+
 @pytest.fixture
 def make_dest(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Destination]:
     def make(kind: str) -> Destination:
@@ -48,6 +50,7 @@ def make_dest(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
 
         q = request.getfixturevalue("quetz")
         return QuetzDestination(q.url, f"contract-{uuid.uuid4().hex[:8]}", q.key, index_timeout=30)
+
     return make
 
 
@@ -55,12 +58,17 @@ def make_dest(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
 def channel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Real conda packages: linux-64 and noarch, one with a dependency."""
     root = tmp_path_factory.mktemp("contract") / "main"
-    write_channel(root, [
-        PackageSpec("app", "1.0", subdir="linux-64", depends=("lib >=1",)),
-        PackageSpec("old", "0.1", subdir="linux-64"),
-        PackageSpec("lib", "1.0", subdir="noarch"),
-        PackageSpec("lib", "2.0", subdir="noarch"),
-    ], formats=("conda",), subdirs=("linux-64",))
+    write_channel(
+        root,
+        [
+            PackageSpec("app", "1.0", subdir="linux-64", depends=("lib >=1",)),
+            PackageSpec("old", "0.1", subdir="linux-64"),
+            PackageSpec("lib", "1.0", subdir="noarch"),
+            PackageSpec("lib", "2.0", subdir="noarch"),
+        ],
+        formats=("conda",),
+        subdirs=("linux-64",),
+    )
     return root
 
 
@@ -132,7 +140,10 @@ def test_contract_publish_and_read_back(kind: str, make_dest: Callable[[str], De
             assert held[fn] == len(data)
             assert dest.file_sha256(ch, subdir, fn) == hashlib.sha256(data).hexdigest()
     receipt = dest.read_receipt()["channels"][ch]
-    assert receipt["linux-64"]["app-1.0-0.conda"]["sha256"] == hashlib.sha256((channel / "linux-64" / "app-1.0-0.conda").read_bytes()).hexdigest()
+    assert (
+        receipt["linux-64"]["app-1.0-0.conda"]["sha256"]
+        == hashlib.sha256((channel / "linux-64" / "app-1.0-0.conda").read_bytes()).hexdigest()
+    )
     assert dest.channel_url(ch).endswith(ch)
 
 
@@ -171,8 +182,7 @@ def test_contract_remove_after_unlisting(kind: str, make_dest: Callable[[str], D
 
 
 @pytest.mark.parametrize("kind", ["directory", "s3", "memory"])  # quetz keeps no journal: its uploads are idempotent instead
-def test_contract_killed_change_is_rolled_back_by_the_next_lock(kind: str, make_dest: Callable[[str], Destination],
-                                                               channel: Path) -> None:
+def test_contract_killed_change_is_rolled_back_by_the_next_lock(kind: str, make_dest: Callable[[str], Destination], channel: Path) -> None:
     dest = make_dest(kind)
     with dest.locked(10):
         publish(dest, channel, skip={"lib-2.0-0.conda"})
@@ -186,8 +196,9 @@ def test_contract_killed_change_is_rolled_back_by_the_next_lock(kind: str, make_
 
 
 @pytest.mark.parametrize("kind", ["directory", "s3", "memory"])
-def test_contract_a_failed_rollback_is_finished_by_the_next_lock(kind: str, make_dest: Callable[[str], Destination], channel: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_contract_a_failed_rollback_is_finished_by_the_next_lock(
+    kind: str, make_dest: Callable[[str], Destination], channel: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dest = make_dest(kind)
     with dest.locked(10):
         publish(dest, channel, skip={"lib-2.0-0.conda"})
@@ -206,9 +217,11 @@ def test_contract_a_failed_rollback_is_finished_by_the_next_lock(kind: str, make
 
 # -- the CLI against real servers ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("site", ["s3", "quetz"], indirect=True)
-def test_import_installs_reimports_as_noop_takes_a_delta_and_cleans(site: dict[str, Any], archives: dict[str, Path], tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_import_installs_reimports_as_noop_takes_a_delta_and_cleans(
+    site: dict[str, Any], archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     r = cli("import", archives["v1"], "--into", site["into"], "--trusted-key", archives["pub"], "--json")
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
@@ -256,16 +269,20 @@ def test_import_installs_reimports_as_noop_takes_a_delta_and_cleans(site: dict[s
         assert sorted(f for f, _ in held[f"{site['name']}/linux-64"][0]) == ["a1-1.0-0.conda", "a3-1.0-0.conda", "a4-1.0-0.conda"]
 
 
-def test_s3_import_publishes_the_archive_repodata_verbatim(seaweed: Any, bucket: str, archives: dict[str, Path], tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_s3_import_publishes_the_archive_repodata_verbatim(
+    seaweed: Any, bucket: str, archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _s3_env(monkeypatch, seaweed)
     prefix = f"verbatim/{uuid.uuid4().hex[:8]}"
     assert cli("import", archives["v1"], "--into", f"s3://{bucket}/{prefix}", "--trusted-key", archives["pub"]).exit_code == 0
     assert cli("import", archives["v1"], "--into", tmp_path / "dir", "--trusted-key", archives["pub"]).exit_code == 0
     objects = s3_objects(seaweed, prefix + "/")
-    files = {p.relative_to(tmp_path / "dir").as_posix(): p.read_bytes() for p in (tmp_path / "dir").rglob("*")
-             if p.is_file() and ".airgap" not in p.parts}
-    published = {k[len(prefix) + 1:]: v for k, v in objects.items() if not k.startswith(f"{prefix}/.airgap/")}
+    files = {
+        p.relative_to(tmp_path / "dir").as_posix(): p.read_bytes()
+        for p in (tmp_path / "dir").rglob("*")
+        if p.is_file() and ".airgap" not in p.parts
+    }
+    published = {k[len(prefix) + 1 :]: v for k, v in objects.items() if not k.startswith(f"{prefix}/.airgap/")}
     assert set(published) == set(files)  # the same files, index.html pages included
     pages = {k for k in files if k.endswith("index.html")}  # (they show the import time)
     assert pages == {"main/index.html", "main/linux-64/index.html", "main/noarch/index.html"}
@@ -280,9 +297,11 @@ def test_s3_bad_credentials_change_nothing(seaweed: Any, bucket: str, archives: 
     _s3_env(monkeypatch, seaweed)
     assert cli("import", archives["v1"], "--into", into, "--trusted-key", archives["pub"]).exit_code == 0
     before = s3_objects(seaweed, prefix + "/")
-    for key, secret, words in [(seaweed.key, "wrong-secret", "refused the secret key; check AWS_SECRET_ACCESS_KEY"),
-                               ("nobody", "x", "does not know this access key; check AWS_ACCESS_KEY_ID"),
-                               (seaweed.reader_key, seaweed.reader_secret, "access denied")]:
+    for key, secret, words in [
+        (seaweed.key, "wrong-secret", "refused the secret key; check AWS_SECRET_ACCESS_KEY"),
+        ("nobody", "x", "does not know this access key; check AWS_ACCESS_KEY_ID"),
+        (seaweed.reader_key, seaweed.reader_secret, "access denied"),
+    ]:
         _s3_env(monkeypatch, seaweed, key, secret)
         r = cli("import", archives["v2"], "--into", into, "--trusted-key", archives["pub"])
         assert r.exit_code == 1 and words in r.output and len(r.output.strip().splitlines()) == 1, r.output
@@ -292,8 +311,9 @@ def test_s3_bad_credentials_change_nothing(seaweed: Any, bucket: str, archives: 
     assert r.exit_code == 1 and "expected bucket 'no-such-bucket', found none; create it first" in r.output, r.output
 
 
-def test_s3_failure_while_publishing_rolls_back(seaweed: Any, bucket: str, archives: dict[str, Path],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_s3_failure_while_publishing_rolls_back(
+    seaweed: Any, bucket: str, archives: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from airgap.destinations.s3 import S3Change
 
     prefix = f"fail/{uuid.uuid4().hex[:8]}"
@@ -330,16 +350,24 @@ def test_quetz_bad_key_changes_nothing(quetz: Any, archives: dict[str, Path], mo
     assert r.exit_code == 2 and "expected an API key" in r.output, r.output
 
 
-def test_sites_config_names_the_destination(seaweed: Any, bucket: str, quetz: Any, archives: dict[str, Path], tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sites_config_names_the_destination(
+    seaweed: Any, bucket: str, quetz: Any, archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _s3_env(monkeypatch, seaweed)
     monkeypatch.delenv("AWS_ENDPOINT_URL")
     prefix = f"site/{uuid.uuid4().hex[:8]}"
     cfg = tmp_path / "import.yaml"
-    cfg.write_text(json.dumps({"dest_site": "store", "sites": {
-        "store": {"url": f"s3://{bucket}/{prefix}", "endpoint_url": seaweed.endpoint},
-        "server": {"url": f"quetz+{quetz.url}/site-{prefix[-8:]}", "api_key": quetz.key},
-    }}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "dest_site": "store",
+                "sites": {
+                    "store": {"url": f"s3://{bucket}/{prefix}", "endpoint_url": seaweed.endpoint},
+                    "server": {"url": f"quetz+{quetz.url}/site-{prefix[-8:]}", "api_key": quetz.key},
+                },
+            }
+        )
+    )
     r = cli("import", "-f", cfg, archives["v1"], "--trusted-key", archives["pub"])
     assert r.exit_code == 0, r.output
     assert f"{prefix}/main/linux-64/repodata.json" in s3_objects(seaweed, prefix + "/")
@@ -351,8 +379,9 @@ def test_sites_config_names_the_destination(seaweed: Any, bucket: str, quetz: An
     assert r.exit_code == 2 and "found api_key" in r.output, r.output
 
 
-def test_s3_multipart_upload_from_an_offset_and_receipt_in_place(seaweed: Any, bucket: str, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_s3_multipart_upload_from_an_offset_and_receipt_in_place(
+    seaweed: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A blob in the middle of a file, larger than the multipart threshold, arrives byte for byte."""
     import os
 
@@ -376,8 +405,21 @@ def test_s3_multipart_upload_from_an_offset_and_receipt_in_place(seaweed: Any, b
     head = seaweed.client().head_object(Bucket=bucket, Key=f"{dest.prefix}/main/linux-64/big-1.0-0.conda")
     assert head["Metadata"]["sha256"] == sha and "-" in head["ETag"]  # a multipart ETag
     # the receipt command rebuilds the receipt in place, from the objects' bytes
-    rd = {"info": {"subdir": "linux-64"}, "packages": {}, "packages.conda": {"big-1.0-0.conda": {
-        "name": "big", "version": "1.0", "build": "0", "build_number": 0, "depends": [], "sha256": sha, "size": len(blob)}}}
+    rd = {
+        "info": {"subdir": "linux-64"},
+        "packages": {},
+        "packages.conda": {
+            "big-1.0-0.conda": {
+                "name": "big",
+                "version": "1.0",
+                "build": "0",
+                "build_number": 0,
+                "depends": [],
+                "sha256": sha,
+                "size": len(blob),
+            }
+        },
+    }
     seaweed.client().put_object(Bucket=bucket, Key=f"{dest.prefix}/main/linux-64/repodata.json", Body=json.dumps(rd).encode())
     r = cli("receipt", "--into", f"s3://{bucket}/{dest.prefix}", "--json")
     assert r.exit_code == 0, r.output
@@ -385,8 +427,9 @@ def test_s3_multipart_upload_from_an_offset_and_receipt_in_place(seaweed: Any, b
     assert dest.read_receipt()["channels"]["main"]["linux-64"]["big-1.0-0.conda"] == {"sha256": sha, "size": len(blob)}
 
 
-def test_a_changed_archive_is_not_uploaded(seaweed: Any, bucket: str, archives: dict[str, Path], tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_changed_archive_is_not_uploaded(
+    seaweed: Any, bucket: str, archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Blobs are read from the archive again for the upload: if the file changed after verification, nothing is published."""
     from airgap.destinations.s3 import S3Change
 
@@ -409,8 +452,9 @@ def test_a_changed_archive_is_not_uploaded(seaweed: Any, bucket: str, archives: 
     assert s3_objects(seaweed, prefix + "/") == {}
 
 
-def test_sync_into_s3_and_a_tape_like_archive(seaweed: Any, bucket: str, archives: dict[str, Path], tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sync_into_s3_and_a_tape_like_archive(
+    seaweed: Any, bucket: str, archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """sync uploads from the export cache; an archive that cannot be re-read (a tape) is staged locally first."""
     from airgap.archive.reader import ArchiveStream
 
@@ -430,7 +474,6 @@ def test_sync_into_s3_and_a_tape_like_archive(seaweed: Any, bucket: str, archive
     monkeypatch.setattr(ArchiveStream, "__init__", tape)
     import tempfile
 
-
     scratch: list[str] = []
 
     class Recorded(tempfile.TemporaryDirectory):  # type: ignore[type-arg]
@@ -448,11 +491,12 @@ def test_sync_into_s3_and_a_tape_like_archive(seaweed: Any, bucket: str, archive
     assert {k.split("/", 2)[2] for k in synced if "/.airgap/" not in k} == names  # both are the v2 state, same files
     for k, v in taped.items():
         if k.endswith(".conda"):
-            assert synced[prefix + k[len(other):]] == v
+            assert synced[prefix + k[len(other) :]] == v
 
 
-def test_s3_lock_waits_then_gives_up_and_a_stale_lock_is_taken_over(seaweed: Any, bucket: str, archives: dict[str, Path],
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_s3_lock_waits_then_gives_up_and_a_stale_lock_is_taken_over(
+    seaweed: Any, bucket: str, archives: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import threading
 
     from airgap.destinations.s3 import S3Destination
@@ -488,21 +532,24 @@ def test_s3_lock_waits_then_gives_up_and_a_stale_lock_is_taken_over(seaweed: Any
     assert f"{prefix}/.airgap/lock" not in s3_objects(seaweed, prefix + "/")
 
 
-@pytest.mark.parametrize("into, expected", [
-    ("/srv/conda", "directory /srv/conda"),
-    ("file:///srv/conda", "directory /srv/conda"),
-    ("s3://conda-mirror/prod/x", "s3 s3://conda-mirror/prod/x"),
-    ("s3://conda-mirror", "s3 s3://conda-mirror"),
-    ("quetz+https://q.internal/mirror", "quetz quetz+https://q.internal/mirror"),
-    ("quetz+https://q.internal/base/get/mirror", "quetz quetz+https://q.internal/base/mirror"),
-    ("quetz+http://127.0.0.1:8000/mirror", "quetz quetz+http://127.0.0.1:8000/mirror"),
-    ("quetz+http://host", "expected quetz+http(s)://HOST:PORT/CHANNEL"),
-    ("ftp://host/x", "expected a directory, s3://BUCKET/PREFIX or quetz+http(s)://HOST:PORT/CHANNEL"),
-    ("s3://Bad_Bucket/x", "expected a bucket name"),
-    ("s3://bucket/../x", "expected a prefix of plain path components"),
-    ("quetz+http://host/../x", "expected quetz+http(s)://HOST:PORT/CHANNEL"),
-    ("quetz+http://host/a%20b", "expected a channel name"),
-])
+@pytest.mark.parametrize(
+    "into, expected",
+    [
+        ("/srv/conda", "directory /srv/conda"),
+        ("file:///srv/conda", "directory /srv/conda"),
+        ("s3://conda-mirror/prod/x", "s3 s3://conda-mirror/prod/x"),
+        ("s3://conda-mirror", "s3 s3://conda-mirror"),
+        ("quetz+https://q.internal/mirror", "quetz quetz+https://q.internal/mirror"),
+        ("quetz+https://q.internal/base/get/mirror", "quetz quetz+https://q.internal/base/mirror"),
+        ("quetz+http://127.0.0.1:8000/mirror", "quetz quetz+http://127.0.0.1:8000/mirror"),
+        ("quetz+http://host", "expected quetz+http(s)://HOST:PORT/CHANNEL"),
+        ("ftp://host/x", "expected a directory, s3://BUCKET/PREFIX or quetz+http(s)://HOST:PORT/CHANNEL"),
+        ("s3://Bad_Bucket/x", "expected a bucket name"),
+        ("s3://bucket/../x", "expected a prefix of plain path components"),
+        ("quetz+http://host/../x", "expected quetz+http(s)://HOST:PORT/CHANNEL"),
+        ("quetz+http://host/a%20b", "expected a channel name"),
+    ],
+)
 def test_into_names_a_backend(into: str, expected: str) -> None:
     from airgap.destinations import open_destination
     from airgap.errors import UsageError

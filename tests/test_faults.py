@@ -47,7 +47,7 @@ class Site:
             client = self.seaweed.client()
             src, dst = self.template.split("/", 3)[3], into.split("/", 3)[3]
             for key in s3_objects(self.seaweed, src + "/"):
-                client.copy_object(Bucket=BUCKET, Key=dst + key[len(src):], CopySource={"Bucket": BUCKET, "Key": key})
+                client.copy_object(Bucket=BUCKET, Key=dst + key[len(src) :], CopySource={"Bucket": BUCKET, "Key": key})
         else:
             shutil.copytree(self.template, into)
         return into
@@ -55,7 +55,7 @@ class Site:
     def objects(self, into: str) -> dict[str, bytes]:
         if self.kind == "s3":
             prefix = into.split("/", 3)[3] + "/"
-            return {k[len(prefix):]: v for k, v in s3_objects(self.seaweed, prefix).items()}
+            return {k[len(prefix) :]: v for k, v in s3_objects(self.seaweed, prefix).items()}
         root = Path(into)
         return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()} if root.is_dir() else {}
 
@@ -92,16 +92,24 @@ def command(name: str, into: str, archives: dict[str, Path]) -> list[str]:
 
 
 def run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "airgap", *args, "-q"], env={**os.environ, **env}, capture_output=True,
-                          text=True, timeout=120, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "airgap", *args, "-q"], env={**os.environ, **env}, capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
 
 
 def kill_points(n: int, every: bool) -> list[int]:
     return list(range(1, n + 1)) if every else sorted({max(1, n // 3), n - max(1, n // 6)})
 
 
-def matrix(kind: str, every: bool, seaweed: Any, archives: dict[str, Path], tmp_path: Path,
-           http_server: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch) -> None:
+def matrix(
+    kind: str,
+    every: bool,
+    seaweed: Any,
+    archives: dict[str, Path],
+    tmp_path: Path,
+    http_server: Callable[[Path], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     _s3_env(monkeypatch, seaweed)
     site = Site(kind, seaweed, tmp_path)
     r = cli("import", archives["v1"], "--into", site.template, "--trusted-key", archives["pub"])
@@ -129,15 +137,27 @@ def matrix(kind: str, every: bool, seaweed: Any, archives: dict[str, Path], tmp_
 
 
 @pytest.mark.parametrize("kind", ["directory", "s3"])
-def test_a_kill_at_sampled_store_calls_is_recovered_by_the_next_run(kind: str, seaweed: Any, bucket: str, archives: dict[str, Path],
-                                                                    tmp_path: Path, http_server: Callable[[Path], str],
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_kill_at_sampled_store_calls_is_recovered_by_the_next_run(
+    kind: str,
+    seaweed: Any,
+    bucket: str,
+    archives: dict[str, Path],
+    tmp_path: Path,
+    http_server: Callable[[Path], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     matrix(kind, False, seaweed, archives, tmp_path, http_server, monkeypatch)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["directory", "s3"])
-def test_a_kill_at_every_store_call_is_recovered_by_the_next_run(kind: str, seaweed: Any, bucket: str, archives: dict[str, Path],
-                                                                 tmp_path: Path, http_server: Callable[[Path], str],
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_kill_at_every_store_call_is_recovered_by_the_next_run(
+    kind: str,
+    seaweed: Any,
+    bucket: str,
+    archives: dict[str, Path],
+    tmp_path: Path,
+    http_server: Callable[[Path], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     matrix(kind, True, seaweed, archives, tmp_path, http_server, monkeypatch)

@@ -67,8 +67,14 @@ def test_license_families(record: dict[str, Any], blacklist: tuple[str, ...], bl
 
 
 def test_blacklist_whitelist_pkg_list_exclude_order() -> None:
-    records = [rec("openssl", "1.0.2"), rec("openssl", "1.1.1"), rec("gcc", "9", license_family="GPL3"),
-               rec("readline", "8", license_family="GPL3"), rec("zlib", "1.3"), rec("xz", "5")]
+    records = [
+        rec("openssl", "1.0.2"),
+        rec("openssl", "1.1.1"),
+        rec("gcc", "9", license_family="GPL3"),
+        rec("readline", "8", license_family="GPL3"),
+        rec("zlib", "1.3"),
+        rec("xz", "5"),
+    ]
     got, why = run(records, blacklist=("openssl 1.0.*",), license_blacklist=("GPL",), whitelist=("readline",))
     assert got == {"openssl-1.1.1", "readline-8", "zlib-1.3", "xz-5"}
     assert why["openssl-1.0.2-0.conda"] == "blacklist: openssl 1.0.*"
@@ -125,9 +131,15 @@ def test_snapshot_date_seconds_and_milliseconds() -> None:
 
 def test_dependency_closure_crosses_noarch_and_follows_pins() -> None:
     subdirs = channel(
-        linux_64=[rec("app", depends=["lib >=2", "data", "python_abi 3.11.* *_cp311", "__glibc >=2.17"]),
-                  rec("lib", "1"), rec("lib", "2"), rec("lib", "3", license_family="GPL"),
-                  rec("python_abi", "3.11", "4_cp311"), rec("python_abi", "3.12", "4_cp312"), rec("unrelated")],
+        linux_64=[
+            rec("app", depends=["lib >=2", "data", "python_abi 3.11.* *_cp311", "__glibc >=2.17"]),
+            rec("lib", "1"),
+            rec("lib", "2"),
+            rec("lib", "3", license_family="GPL"),
+            rec("python_abi", "3.11", "4_cp311"),
+            rec("python_abi", "3.12", "4_cp312"),
+            rec("unrelated"),
+        ],
         noarch=[rec("data", depends=["lib"]), rec("other")],
     )
     f = Filters(platforms=("linux-64",), pkg_list=("app",), with_dependencies=True, license_blacklist=("GPL",))
@@ -139,8 +151,12 @@ def test_dependency_closure_crosses_noarch_and_follows_pins() -> None:
 
 
 def test_bad_filter_values_fail_before_anything_runs() -> None:
-    for kw, msg in [({"pkg_list": ("py*",)}, "exact package name"), ({"python_versions": ("three",)}, "python_versions[0]"),
-                    ({"snapshot_date": "last week"}, "snapshot_date: expected a date"), ({"latest": 0}, "latest: expected")]:
+    for kw, msg in [
+        ({"pkg_list": ("py*",)}, "exact package name"),
+        ({"python_versions": ("three",)}, "python_versions[0]"),
+        ({"snapshot_date": "last week"}, "snapshot_date: expected a date"),
+        ({"latest": 0}, "latest: expected"),
+    ]:
         with pytest.raises(ConfigError, match=re.escape(msg)):
             Filters(platforms=("linux-64",), **kw).validate()  # type: ignore[arg-type]
 
@@ -163,9 +179,15 @@ def test_closure_on_real_defaults_is_installable_and_small(tmp_path: Path) -> No
         (root / subdir / "repodata.json").write_text(json.dumps(src.subset(set(sel[subdir].selected)).to_document()))
     import rattler
 
-    records = asyncio.run(rattler.solve(sources=[rattler.Channel(root.as_uri())], specs=["python 3.6.*", "requests"],
-                                        gateway=rattler.Gateway(cache_dir=tmp_path / "cache"),
-                                        platforms=["osx-64", "noarch"], virtual_packages=[]))
+    records = asyncio.run(
+        rattler.solve(
+            sources=[rattler.Channel(root.as_uri())],
+            specs=["python 3.6.*", "requests"],
+            gateway=rattler.Gateway(cache_dir=tmp_path / "cache"),
+            platforms=["osx-64", "noarch"],
+            virtual_packages=[],
+        )
+    )
     solved = {r.name.normalized for r in records}
     assert {"python", "requests", "openssl"} <= solved
 
@@ -180,8 +202,10 @@ def _load(name: str, subdir: str) -> Repodata:
 
 def test_python_versions_on_the_conda_forge_subchannel() -> None:
     """Real repodata v2 from conda-forge: decisions follow each record's python dependencies."""
-    subdirs = {"linux-64": _load("cf-subchannel-py39_linux-64_2024-05.repodata.json.zst", "linux-64"),
-               "noarch": _load("cf-subchannel-py39_noarch_2024-05.repodata.json.zst", "noarch")}
+    subdirs = {
+        "linux-64": _load("cf-subchannel-py39_linux-64_2024-05.repodata.json.zst", "linux-64"),
+        "noarch": _load("cf-subchannel-py39_noarch_2024-05.repodata.json.zst", "noarch"),
+    }
     rd = subdirs["linux-64"]
 
     def py_deps(fn: str) -> list[str]:

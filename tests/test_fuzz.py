@@ -101,10 +101,10 @@ def refused_with(kind: type[AirgapError], call: Callable[[], Any], says: str) ->
 # --- JSON values, nested and mutated --------------------------------------------------------
 
 surrogates = st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=2)  # lone ones
-scalars = (st.none() | st.booleans() | st.integers(min_value=-(2 ** 70), max_value=2 ** 70) | st.floats() | st.text(max_size=20)
-           | surrogates)
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                           max_leaves=20)
+scalars = st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats() | st.text(max_size=20) | surrogates
+json_values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20
+)
 
 
 def nested(depth: int, kind: str) -> bytes:
@@ -161,11 +161,12 @@ def bytes_mutations(data: bytes) -> st.SearchStrategy[bytes]:
             elif op == "insert":
                 out[at:at] = draw(st.binary(min_size=1, max_size=BLOCK * 2))
             elif op == "delete":
-                del out[at:at + draw(st.integers(min_value=1, max_value=BLOCK * 2))]
+                del out[at : at + draw(st.integers(min_value=1, max_value=BLOCK * 2))]
             else:
                 chunk = draw(st.binary(min_size=1, max_size=32))
-                out[at:at + len(chunk)] = chunk
+                out[at : at + len(chunk)] = chunk
         return bytes(out[: 4 * n])
+
     return mutate()
 
 
@@ -186,13 +187,15 @@ def test_the_sample_manifest_parses(sample: dict[str, Any]) -> None:
 @fuzz
 @given(data=st.data())
 def test_fuzz_parse_manifest(sample: dict[str, Any], data: st.DataObject) -> None:
-    raw = data.draw(st.one_of(
-        mutated_json(sample["manifest"]),
-        bytes_mutations(canonical_json(sample["manifest"])),
-        st.binary(max_size=256),
-        json_values.map(lambda v: json.dumps(v).encode()),
-        deep,
-    ))
+    raw = data.draw(
+        st.one_of(
+            mutated_json(sample["manifest"]),
+            bytes_mutations(canonical_json(sample["manifest"])),
+            st.binary(max_size=256),
+            json_values.map(lambda v: json.dumps(v).encode()),
+            deep,
+        )
+    )
     only_airgap_errors(lambda: parse_manifest(raw))
 
 
@@ -202,13 +205,15 @@ def test_fuzz_parse_manifest(sample: dict[str, Any], data: st.DataObject) -> Non
 @fuzz
 @given(data=st.data())
 def test_fuzz_parse_repodata(sample: dict[str, Any], data: st.DataObject) -> None:
-    raw = data.draw(st.one_of(
-        mutated_json(sample["repodata"]),
-        bytes_mutations(json.dumps(sample["repodata"]).encode()),
-        st.binary(max_size=256),
-        json_values.map(lambda v: json.dumps(v).encode()),
-        st.builds(nested, st.integers(min_value=1, max_value=400), st.sampled_from(["list", "dict"])),  # deeper: see below
-    ))
+    raw = data.draw(
+        st.one_of(
+            mutated_json(sample["repodata"]),
+            bytes_mutations(json.dumps(sample["repodata"]).encode()),
+            st.binary(max_size=256),
+            json_values.map(lambda v: json.dumps(v).encode()),
+            st.builds(nested, st.integers(min_value=1, max_value=400), st.sampled_from(["list", "dict"])),  # deeper: see below
+        )
+    )
     subdir = data.draw(st.sampled_from(["linux-64", "noarch"]))
     only_airgap_errors(lambda: strict_json(parse_repodata(raw, subdir, "fuzz").to_bytes()))
 
@@ -222,8 +227,20 @@ def strict_json(data: bytes) -> None:
     json.loads(data.decode("utf-8"), parse_constant=refuse)
 
 
-base_urls = st.sampled_from(["file:///etc/", "http://cdn/x/", "https://cdn/x/", "../x/", "//evil/x/", "ftp://a/",
-                             "javascript:alert(1)", "FILE:///etc/", " file:///etc/", "\\\\host\\x"]) | st.text(max_size=12)
+base_urls = st.sampled_from(
+    [
+        "file:///etc/",
+        "http://cdn/x/",
+        "https://cdn/x/",
+        "../x/",
+        "//evil/x/",
+        "ftp://a/",
+        "javascript:alert(1)",
+        "FILE:///etc/",
+        " file:///etc/",
+        "\\\\host\\x",
+    ]
+) | st.text(max_size=12)
 
 
 @fuzz
@@ -234,8 +251,11 @@ def test_fuzz_upstream_repodata(sample: dict[str, Any], data: st.DataObject) -> 
     if data.draw(st.booleans()):
         doc["info"]["base_url"] = data.draw(base_urls)
     text = data.draw(st.one_of(mutated_json(doc), st.just(json.dumps(doc).encode()), bytes_mutations(json.dumps(doc).encode())))
-    url = data.draw(st.sampled_from(["https://up/ch/linux-64/repodata.json", "http://up/ch/linux-64/repodata.json",
-                                     "file:///srv/ch/linux-64/repodata.json"]))
+    url = data.draw(
+        st.sampled_from(
+            ["https://up/ch/linux-64/repodata.json", "http://up/ch/linux-64/repodata.json", "file:///srv/ch/linux-64/repodata.json"]
+        )
+    )
     raw = text
     if data.draw(st.booleans()):
         url += ".zst"
@@ -257,18 +277,28 @@ def test_fuzz_upstream_repodata(sample: dict[str, Any], data: st.DataObject) -> 
 
 # --- receipts ----------------------------------------------------------------------------------------
 
-RECEIPT = {"format": "airgap-receipt/1",
-           "archives": [{"archive_id": "a" * 32, "created": "2025-01-01T00:00:00Z", "signer": "b" * 64}],
-           "channels": {"main": {"linux-64": {"p-1-0.conda": {"sha256": "c" * 64, "size": 10}}}},
-           "sources": {"main": {"linux-64": "d" * 64}}, "installers": {}}
+RECEIPT = {
+    "format": "airgap-receipt/1",
+    "archives": [{"archive_id": "a" * 32, "created": "2025-01-01T00:00:00Z", "signer": "b" * 64}],
+    "channels": {"main": {"linux-64": {"p-1-0.conda": {"sha256": "c" * 64, "size": 10}}}},
+    "sources": {"main": {"linux-64": "d" * 64}},
+    "installers": {},
+}
 
 
 @fuzz
 @given(data=st.data())
 def test_fuzz_receipt(tmp_path_factory: pytest.TempPathFactory, data: st.DataObject) -> None:
     """The loaders of today's receipts: ``export --since`` and a directory destination's own."""
-    raw = data.draw(st.one_of(mutated_json(RECEIPT), bytes_mutations(json.dumps(RECEIPT).encode()), st.binary(max_size=128),
-                              json_values.map(lambda v: json.dumps(v).encode()), deep))
+    raw = data.draw(
+        st.one_of(
+            mutated_json(RECEIPT),
+            bytes_mutations(json.dumps(RECEIPT).encode()),
+            st.binary(max_size=128),
+            json_values.map(lambda v: json.dumps(v).encode()),
+            deep,
+        )
+    )
     root = tmp_path_factory.mktemp("receipt")
     (root / ".airgap").mkdir()
     (root / ".airgap" / "receipt.json").write_bytes(raw)
@@ -294,12 +324,14 @@ def signed(sample: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> 
 @fuzz
 @given(data=st.data())
 def test_fuzz_signature_document(signed: dict[str, Any], data: st.DataObject) -> None:
-    sig = data.draw(st.one_of(
-        mutated_json(json.loads(signed["sig"])),
-        bytes_mutations(signed["sig"]),
-        st.binary(max_size=128),
-        deep,
-    ))
+    sig = data.draw(
+        st.one_of(
+            mutated_json(json.loads(signed["sig"])),
+            bytes_mutations(signed["sig"]),
+            st.binary(max_size=128),
+            deep,
+        )
+    )
     only_airgap_errors(lambda: signed["trusted"].verify(signed["manifest"], sig))
 
 
@@ -356,19 +388,30 @@ def header_edits(draw: st.DrawFn, data: bytes) -> bytes:
     """Rewrite one field of one member header and fix its checksum, so tarfile reads on."""
     out = bytearray(data)
     at = draw(st.sampled_from(header_offsets(data)))
-    fields = {"name": (0, 100), "mode": (100, 8), "size": (124, 12), "type": (156, 1), "linkname": (157, 100),
-              "magic": (257, 8), "prefix": (345, 155)}
+    fields = {
+        "name": (0, 100),
+        "mode": (100, 8),
+        "size": (124, 12),
+        "type": (156, 1),
+        "linkname": (157, 100),
+        "magic": (257, 8),
+        "prefix": (345, 155),
+    }
     start, length = fields[draw(st.sampled_from(sorted(fields)))]
-    value = draw(st.one_of(
-        st.binary(min_size=1, max_size=length),
-        st.sampled_from([b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"g", b"x", b"L", b"K", b"S", b"X", b"..", b"../x", b"/etc/x"]),
-        st.integers(min_value=0, max_value=8 ** 11 - 1).map(lambda n: b"%011o\0" % n),
-        st.just(b"\x80" + b"\xff" * 11),  # base-256: a huge size
-        st.just(b"\xff" * 12),  # base-256: negative
-    ))
-    out[at + start:at + start + length] = value[:length].ljust(length, b"\0")
-    out[at + 148:at + 156] = b" " * 8
-    out[at + 148:at + 156] = b"%06o\0 " % sum(out[at:at + BLOCK])
+    value = draw(
+        st.one_of(
+            st.binary(min_size=1, max_size=length),
+            st.sampled_from(
+                [b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"g", b"x", b"L", b"K", b"S", b"X", b"..", b"../x", b"/etc/x"]
+            ),
+            st.integers(min_value=0, max_value=8**11 - 1).map(lambda n: b"%011o\0" % n),
+            st.just(b"\x80" + b"\xff" * 11),  # base-256: a huge size
+            st.just(b"\xff" * 12),  # base-256: negative
+        )
+    )
+    out[at + start : at + start + length] = value[:length].ljust(length, b"\0")
+    out[at + 148 : at + 156] = b" " * 8
+    out[at + 148 : at + 156] = b"%06o\0 " % sum(out[at : at + BLOCK])
     return bytes(out)
 
 
@@ -376,10 +419,30 @@ def header_edits(draw: st.DrawFn, data: bytes) -> bytes:
 def pax_injections(draw: st.DrawFn, data: bytes) -> bytes:
     """Put a pax header with arbitrary records in front of one member."""
     at = draw(st.sampled_from(header_offsets(data)))
-    keys = st.sampled_from(["path", "size", "linkpath", "mtime", "uid", "uname", "hdrcharset", "GNU.sparse.map", "GNU.sparse.size",
-                            "GNU.sparse.major", "GNU.sparse.minor", "GNU.sparse.realsize", "GNU.sparse.name", "comment"]) | st.text(min_size=1, max_size=10)
-    values = st.sampled_from(["../x", "-1", "1", "0", "99999999999999999999999", "1,2,3", "x", "blobs/sha256/", "BINARY"]) | st.text(max_size=20)
-    records = b"".join(pax_record(k, v) for k, v in draw(st.lists(st.tuples(keys.filter(lambda k: "=" not in k), values), min_size=1, max_size=4)))
+    keys = st.sampled_from(
+        [
+            "path",
+            "size",
+            "linkpath",
+            "mtime",
+            "uid",
+            "uname",
+            "hdrcharset",
+            "GNU.sparse.map",
+            "GNU.sparse.size",
+            "GNU.sparse.major",
+            "GNU.sparse.minor",
+            "GNU.sparse.realsize",
+            "GNU.sparse.name",
+            "comment",
+        ]
+    ) | st.text(min_size=1, max_size=10)
+    values = st.sampled_from(["../x", "-1", "1", "0", "99999999999999999999999", "1,2,3", "x", "blobs/sha256/", "BINARY"]) | st.text(
+        max_size=20
+    )
+    records = b"".join(
+        pax_record(k, v) for k, v in draw(st.lists(st.tuples(keys.filter(lambda k: "=" not in k), values), min_size=1, max_size=4))
+    )
     if draw(st.booleans()):
         records = draw(bytes_mutations(records))
     header = tarfile.TarInfo("././@PaxHeader")
@@ -430,10 +493,20 @@ def test_archive_regressions(path: Path, archives: dict[str, Any]) -> None:
 
 SAMPLE_RECEIPT = {
     "format": "airgap-receipt/1",
-    "channels": {"merged": {"noarch": {"a-1.0-0.conda": {"sha256": "ab" * 32, "size": 10, "from": "main"},
-                                       "b-1.0-0.tar.bz2": {"sha256": "cd" * 32, "size": 20}}}},
-    "applied": {"merged": [{"archive_id": "x1", "created": "2026-01-01T00:00:00Z", "signer": "k" * 64},
-                           {"archive_id": "x2", "created": "2026-01-02T00:00:00Z", "signer": None, "downgrade": True}]},
+    "channels": {
+        "merged": {
+            "noarch": {
+                "a-1.0-0.conda": {"sha256": "ab" * 32, "size": 10, "from": "main"},
+                "b-1.0-0.tar.bz2": {"sha256": "cd" * 32, "size": 20},
+            }
+        }
+    },
+    "applied": {
+        "merged": [
+            {"archive_id": "x1", "created": "2026-01-01T00:00:00Z", "signer": "k" * 64},
+            {"archive_id": "x2", "created": "2026-01-02T00:00:00Z", "signer": None, "downgrade": True},
+        ]
+    },
     "channel_map": {"main": ["merged"], "extra": ["merged"]},
     "archives": [{"archive_id": "x1", "created": "2026-01-01T00:00:00Z"}],
     "sources": {"main": {"noarch": "ef" * 32}},
@@ -445,13 +518,15 @@ SAMPLE_RECEIPT = {
 @fuzz
 @given(data=st.data())
 def test_fuzz_parse_receipt(data: st.DataObject) -> None:
-    raw = data.draw(st.one_of(
-        mutated_json(SAMPLE_RECEIPT),
-        bytes_mutations(json.dumps(SAMPLE_RECEIPT).encode()),
-        st.binary(max_size=256),
-        json_values.map(lambda v: json.dumps(v).encode()),
-        deep,
-    ))
+    raw = data.draw(
+        st.one_of(
+            mutated_json(SAMPLE_RECEIPT),
+            bytes_mutations(json.dumps(SAMPLE_RECEIPT).encode()),
+            st.binary(max_size=256),
+            json_values.map(lambda v: json.dumps(v).encode()),
+            deep,
+        )
+    )
 
     def parse_and_round_trip() -> None:
         receipt = parse_receipt_bytes(raw, "fuzz")

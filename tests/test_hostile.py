@@ -33,11 +33,18 @@ def raw_header(name: str, size: int, kind: bytes, linkname: str = "") -> bytes:
     """One ustar header block whose size field says ``size`` whatever follows."""
     ti = tarfile.TarInfo(name)
     ti.size, ti.mtime, ti.type, ti.linkname = size, MTIME, kind, linkname
-    return ti.tobuf(tarfile.USTAR_FORMAT if 0 <= size < 8 ** 11 else tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+    return ti.tobuf(tarfile.USTAR_FORMAT if 0 <= size < 8**11 else tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
 
 
-def replace_repodata(built: Built, subdir: str, doc: dict[str, Any] | None = None, *, raw: bytes | None = None,
-                     packed: bytes | None = None, raw_size: int | None = None) -> None:
+def replace_repodata(
+    built: Built,
+    subdir: str,
+    doc: dict[str, Any] | None = None,
+    *,
+    raw: bytes | None = None,
+    packed: bytes | None = None,
+    raw_size: int | None = None,
+) -> None:
     """Swap one subdir's repodata blob (re-pointing the manifest at it)."""
     if raw is None:
         raw = json.dumps(doc if doc is not None else built.repodata[subdir], separators=(",", ":")).encode()
@@ -86,11 +93,13 @@ LISTED = "linux-64"  # the subdir whose blobs the member cases impersonate
 
 def _with_member(make: Callable[[Built], tarfile.TarInfo]) -> Case:
     """The good archive plus one extra member (after the signature), built by ``make``."""
+
     def case(path: Path, keys: dict[str, Any]) -> None:
         built = build_archive(specs())
         ms = built.members(keys["good"])
         ti = make(built)
         path.write_bytes(tar_bytes(ms[:2] + [(ti, b"")] + ms[2:]))
+
     return case
 
 
@@ -103,6 +112,7 @@ def _typed(kind: bytes, linkname: str = "") -> Callable[[Built], tarfile.TarInfo
         if kind in (tarfile.CHRTYPE, tarfile.BLKTYPE):
             ti.devmajor, ti.devminor = 1, 3  # /dev/null
         return ti
+
     return make
 
 
@@ -127,11 +137,13 @@ def _zstd_bomb(path: Path, keys: dict[str, Any]) -> None:
 
 def _oversized(name: str, size: int) -> Case:
     """A first (or second) member whose header announces ``size`` bytes; a few follow."""
+
     def case(path: Path, keys: dict[str, Any]) -> None:
         built = build_archive(specs())
         ms = built.members(keys["good"])
         head = b"" if name == "manifest.json" else tar_bytes(ms[:1], end=False)
         path.write_bytes(head + raw_header(name, size, tarfile.REGTYPE) + b"{" * BLOCK)
+
     return case
 
 
@@ -144,6 +156,7 @@ def _signed_manifest(edit: Callable[[Built], None]) -> Case:
         built = build_archive(specs())
         edit(built)
         built.write(path, keys["good"])
+
     return case
 
 
@@ -206,11 +219,13 @@ def _relabelled_signature(path: Path, keys: dict[str, Any]) -> None:
 
 def _pax_rename(index: int, to: str) -> Case:
     """A pax header renames member ``index`` (0: the manifest) to ``to``."""
+
     def case(path: Path, keys: dict[str, Any]) -> None:
         ms = build_archive(specs()).members(keys["good"])
         ti = ms[index][0]
         ti.pax_headers = {"path": to}
         path.write_bytes(tar_bytes(ms))
+
     return case
 
 
@@ -234,8 +249,9 @@ def _pax_global(path: Path, keys: dict[str, Any]) -> None:
     g.type = tarfile.XGLTYPE
     records = pax_record("path", "blobs/sha256/../../x")
     g.size = len(records)
-    path.write_bytes(tar_bytes(ms[:2], end=False) + g.tobuf(tarfile.USTAR_FORMAT) + records + b"\0" * (-len(records) % BLOCK)
-                     + tar_bytes(ms[2:]))
+    path.write_bytes(
+        tar_bytes(ms[:2], end=False) + g.tobuf(tarfile.USTAR_FORMAT) + records + b"\0" * (-len(records) % BLOCK) + tar_bytes(ms[2:])
+    )
 
 
 def _pax_chain(path: Path, keys: dict[str, Any]) -> None:
@@ -274,21 +290,30 @@ HOSTILE: dict[str, tuple[Case, str]] = {
     "contiguous-file member": (_with_member(_typed(tarfile.CONTTYPE)), "to be a regular file, found a contiguous file"),
     "symlink member": (_with_member(_typed(tarfile.SYMTYPE, "/etc/passwd")), "to be a regular file, found a symlink"),
     "zstd repodata bomb (signed)": (_zstd_bomb, "refusing a zstd bomb"),
-    "oversized manifest header": (_oversized("manifest.json", 2 << 30), "expected manifest.json of at most 1073741824 bytes, found 2147483648"),
+    "oversized manifest header": (
+        _oversized("manifest.json", 2 << 30),
+        "expected manifest.json of at most 1073741824 bytes, found 2147483648",
+    ),
     "huge manifest header": (_oversized("manifest.json", 1 << 70), f"expected manifest.json of at most 1073741824 bytes, found {1 << 70}"),
     "oversized signature header": (_oversized("manifest.sig", 1 << 20), "expected manifest.sig of at most 4096 bytes, found 1048576"),
     "negative manifest size": (_negative_size, "expected manifest.json of at most 1073741824 bytes, found -5"),
     "oversized pax header": (_oversized_pax, "expected a pax header of at most 65536 bytes"),
     "unknown format (signed)": (_signed_manifest(_format), "expected format airgap/1, found 'airgap/2'"),
     "repodata lists a package the manifest lacks (signed)": (_signed_manifest(_extra_record), "only in repodata: ['smuggled-1.0-0.conda']"),
-    "manifest lists a package the repodata lacks (signed)": (_signed_manifest(_missing_record), "only in manifest: ['hostile000-1.0-h0_0.conda']"),
+    "manifest lists a package the repodata lacks (signed)": (
+        _signed_manifest(_missing_record),
+        "only in manifest: ['hostile000-1.0-h0_0.conda']",
+    ),
     "repodata record with another sha256 (signed)": (_signed_manifest(_record_other_hash), "repodata says sha256 0000"),
     "malformed repodata (signed)": (_signed_manifest(_repodata_not_json), "expected 'packages' to be an object"),
     "deeply nested repodata (signed)": (_signed_manifest(_repodata_nested), "nested too deeply"),
     "manifest and signature by an untrusted key": (_foreign_signer, "which is not trusted"),
     "signature of another archive": (_foreign_signature, "manifest signature does not verify"),
     "untrusted signature relabelled as trusted": (_relabelled_signature, "manifest signature does not verify"),
-    "pax header renames a blob to ../x": (_pax_rename(3, "../x"), "expected only blobs/sha256/<hex> members after the manifest, found '../x'"),
+    "pax header renames a blob to ../x": (
+        _pax_rename(3, "../x"),
+        "expected only blobs/sha256/<hex> members after the manifest, found '../x'",
+    ),
     "pax header renames the manifest to ../x": (_pax_rename(0, "../x"), "expected manifest.json as the first member, found '../x'"),
     "pax header renames a blob to an absolute path": (_pax_rename(4, "/tmp/x"), "found '/tmp/x'"),
     "GNU long-name member": (_gnu_longname, "expected only pax (POSIX) headers, found a GNU long-name header"),
@@ -308,8 +333,9 @@ def populated(tmp_path: Path, base: dict[str, Any], keyring: dict[str, Any]) -> 
 
 
 @pytest.mark.parametrize("case", list(HOSTILE))
-def test_hostile_archive_is_refused_and_nothing_is_written(case: str, tmp_path: Path, populated: Path, keyring: dict[str, Any],
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hostile_archive_is_refused_and_nothing_is_written(
+    case: str, tmp_path: Path, populated: Path, keyring: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     make, message = HOSTILE[case]
     bad = tmp_path / "in" / "bad.tar"
     bad.parent.mkdir()

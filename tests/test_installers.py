@@ -30,10 +30,16 @@ def test_installers_round_trip(tmp_path: Path, http_server: Callable[[Path], str
     extra.write_bytes(b"pkg" * 50)
     base = http_server(remote)
     cfg = tmp_path / "c.yaml"
-    conf = {"channels": [str(SAMPLES / "channel")], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache"),
-            "remote_url": base + "/", "fetch_installers": True, "dir_names": ["archive"],
-            "installer_patterns": ["Miniforge3-*-Linux-x86_64.sh"],
-            "installers": [{"url": str(extra), "sha256": hashlib.sha256(extra.read_bytes()).hexdigest(), "dir": "extra"}]}
+    conf = {
+        "channels": [str(SAMPLES / "channel")],
+        "platforms": ["linux-64"],
+        "mirror_dir": str(tmp_path / "cache"),
+        "remote_url": base + "/",
+        "fetch_installers": True,
+        "dir_names": ["archive"],
+        "installer_patterns": ["Miniforge3-*-Linux-x86_64.sh"],
+        "installers": [{"url": str(extra), "sha256": hashlib.sha256(extra.read_bytes()).hexdigest(), "dir": "extra"}],
+    }
     cfg.write_text(json.dumps(conf))
     r = cli("export", "-f", cfg, "--unsigned", tmp_path / "m.tar")
     assert r.exit_code == 0, r.output

@@ -59,11 +59,13 @@ def test_a_renewed_lock_is_never_taken_over(seaweed: Any, bucket: str, monkeypat
 
 
 @pytest.mark.parametrize("kind", ["directory", "s3"])
-def test_a_lock_taken_over_stops_the_owner_before_its_next_step(kind: str, seaweed: Any, bucket: str, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_lock_taken_over_stops_the_owner_before_its_next_step(
+    kind: str, seaweed: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _s3_env(monkeypatch, seaweed)
-    dest: Destination = (DirectoryDestination(tmp_path / "d") if kind == "directory"
-                         else S3Destination(bucket, f"fence/{uuid.uuid4().hex[:8]}"))
+    dest: Destination = (
+        DirectoryDestination(tmp_path / "d") if kind == "directory" else S3Destination(bucket, f"fence/{uuid.uuid4().hex[:8]}")
+    )
     with dest.locked(5):
         change = dest.begin("fence")
         change.plan([], [("main", "noarch")])
@@ -84,8 +86,9 @@ def test_a_lock_taken_over_stops_the_owner_before_its_next_step(kind: str, seawe
         assert not (tmp_path / "d" / "main").exists()
 
 
-def test_issue_scenario_slow_import_and_a_second_one_both_publish(seaweed: Any, bucket: str, archives: dict[str, Path],
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_issue_scenario_slow_import_and_a_second_one_both_publish(
+    seaweed: Any, bucket: str, archives: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue 20.1: stale limit 3 s, import A slowed to ~7 s, import B starts 1 s later. Before: B took over and
     rolled back A's journal while A ran; both exited 0 and the index named missing files."""
     _s3_env(monkeypatch, seaweed)
@@ -131,8 +134,9 @@ def _dead_pid() -> int:
 
 
 @pytest.mark.parametrize("kind", ["directory", "s3"])
-def test_a_lock_whose_process_is_gone_is_taken_over_at_once(kind: str, seaweed: Any, bucket: str, archives: dict[str, Path],
-                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_lock_whose_process_is_gone_is_taken_over_at_once(
+    kind: str, seaweed: Any, bucket: str, archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _s3_env(monkeypatch, seaweed)
     gone = this_process() | {"pid": _dead_pid(), "owner": "gone:1", "token": "t", "generation": 3}
     if kind == "s3":
@@ -146,9 +150,14 @@ def test_a_lock_whose_process_is_gone_is_taken_over_at_once(kind: str, seaweed: 
     assert r.exit_code == 0 and "its process gone:1 is gone" in r.output, r.output
 
 
-@pytest.mark.parametrize("body", [b"\x00garbage{", json.dumps({"owner": "other-host:9", "token": "t", "time": time.time() + 86400}).encode()],
-                         ids=["unreadable", "dated-in-the-future"])
-def test_an_unrenewed_lock_is_taken_over_after_the_stale_limit(body: bytes, seaweed: Any, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [b"\x00garbage{", json.dumps({"owner": "other-host:9", "token": "t", "time": time.time() + 86400}).encode()],
+    ids=["unreadable", "dated-in-the-future"],
+)
+def test_an_unrenewed_lock_is_taken_over_after_the_stale_limit(
+    body: bytes, seaweed: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Judged by renewals seen, not by a date: an unreadable lock, or one dated tomorrow, goes after the limit."""
     _s3_env(monkeypatch, seaweed)
     prefix = f"stale/{uuid.uuid4().hex[:8]}"
@@ -163,12 +172,14 @@ def test_an_unrenewed_lock_is_taken_over_after_the_stale_limit(body: bytes, seaw
 
 
 def _run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "airgap", *args], env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=120, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "airgap", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
 
 
-def test_sigterm_rolls_back_and_releases_the_lock(seaweed: Any, bucket: str, archives: dict[str, Path],
-                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sigterm_rolls_back_and_releases_the_lock(
+    seaweed: Any, bucket: str, archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue 20.3: SIGTERM (systemd stop, timeout) behaves like Ctrl-C: exit 143, nothing changed, no lock left."""
     _s3_env(monkeypatch, seaweed)
     prefix = f"term/{uuid.uuid4().hex[:8]}"
@@ -208,15 +219,18 @@ def test_a_second_ctrl_c_waits_for_the_rollback(archives: dict[str, Path], tmp_p
     assert not [p for p in dest.rglob("*") if p.is_file()], sorted(dest.rglob("*"))  # every placed file undone, journal gone after
 
 
-@pytest.mark.parametrize("into, expected", [
-    ("s3://conda-bucket/%2e%2e/x", "percent-encoding"),
-    ("s3://conda-bucket/%2E%2E", "percent-encoding"),
-    ("s3://conda-bucket/a?b#c", "a client cuts the path there"),
-    ("s3://conda-bucket/a#c", "a client cuts the path there"),
-    ("quetz+http://host/a?b#c", "expected quetz+http(s)://HOST:PORT/CHANNEL"),
-    ("quetz+http://host/%2e%2e/main", "expected quetz+http(s)://HOST:PORT/CHANNEL"),
-    ("file:///srv/conda?x#y", "without '?' or '#'"),
-])
+@pytest.mark.parametrize(
+    "into, expected",
+    [
+        ("s3://conda-bucket/%2e%2e/x", "percent-encoding"),
+        ("s3://conda-bucket/%2E%2E", "percent-encoding"),
+        ("s3://conda-bucket/a?b#c", "a client cuts the path there"),
+        ("s3://conda-bucket/a#c", "a client cuts the path there"),
+        ("quetz+http://host/a?b#c", "expected quetz+http(s)://HOST:PORT/CHANNEL"),
+        ("quetz+http://host/%2e%2e/main", "expected quetz+http(s)://HOST:PORT/CHANNEL"),
+        ("file:///srv/conda?x#y", "without '?' or '#'"),
+    ],
+)
 def test_prefixes_that_a_client_would_read_elsewhere_are_refused(into: str, expected: str) -> None:
     """Issue 20.5: percent-encoded dots, '?' and '#' are refused as '..' is."""
     from airgap.destinations import open_destination
@@ -226,13 +240,16 @@ def test_prefixes_that_a_client_would_read_elsewhere_are_refused(into: str, expe
         open_destination(into)
 
 
-@pytest.mark.parametrize("args", [
-    ["http://mirror:8080/base", "%2e%2e"],
-    ["http://mirror:8080/base", "a?b#c"],
-    ["http://mirror:8080/base", ".."],
-    ["http://mirror:8080/%2e%2e/x", "main"],
-    ["http://mirror:8080/base?x", "main"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["http://mirror:8080/base", "%2e%2e"],
+        ["http://mirror:8080/base", "a?b#c"],
+        ["http://mirror:8080/base", ".."],
+        ["http://mirror:8080/%2e%2e/x", "main"],
+        ["http://mirror:8080/base?x", "main"],
+    ],
+)
 def test_condarc_never_prints_a_url_that_leaves_the_prefix(args: list[str]) -> None:
     r = cli("condarc", *args)
     assert r.exit_code == 2 and "expected" in r.output, r.output
@@ -244,8 +261,9 @@ def test_condarc_still_prints_plain_channels() -> None:
     assert r.exit_code == 0 and "  - http://mirror:8080/base/conda-forge" in r.output, r.output
 
 
-def test_the_next_run_recovers_after_the_s3_server_died_mid_import(archives: dict[str, Path], tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_next_run_recovers_after_the_s3_server_died_mid_import(
+    archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue 20.3: the server is killed while an import uploads, then restarted; the next run recovers by itself."""
     from servers import start_seaweed, stop
 
@@ -260,9 +278,14 @@ def test_the_next_run_recovers_after_the_s3_server_died_mid_import(archives: dic
         assert counted.returncode == 0, counted.stderr
         put = next(int(line.split()[0]) for line in log.read_text().splitlines() if "PutObject" in line and int(line.split()[0]) > 8)
         log.unlink()
-        proc = subprocess.Popen([sys.executable, "-m", "airgap", *args], env={**os.environ, "AIRGAP_FAULT": f"pause@{put}",
-                                "AIRGAP_FAULT_LOG": str(log), "AIRGAP_FAULT_PAUSE": "4"}, cwd=ROOT, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "airgap", *args],
+            env={**os.environ, "AIRGAP_FAULT": f"pause@{put}", "AIRGAP_FAULT_LOG": str(log), "AIRGAP_FAULT_PAUSE": "4"},
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 60
         while not (log.exists() and len(log.read_text().splitlines()) >= put):
             assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
@@ -274,8 +297,10 @@ def test_the_next_run_recovers_after_the_s3_server_died_mid_import(archives: dic
         assert server.client().head_object(Bucket="restart-bucket", Key="p/.airgap/lock")  # left behind by the dead run
         r = _run(args)  # no hand-deleted lock
         assert r.returncode == 0, r.stderr
-        objects = {k: server.client().get_object(Bucket="restart-bucket", Key=k)["Body"].read()
-                   for k in (o["Key"] for o in server.client().list_objects_v2(Bucket="restart-bucket", Prefix="p/").get("Contents", []))}
+        objects = {
+            k: server.client().get_object(Bucket="restart-bucket", Key=k)["Body"].read()
+            for k in (o["Key"] for o in server.client().list_objects_v2(Bucket="restart-bucket", Prefix="p/").get("Contents", []))
+        }
         assert _index_names_only_present_files(objects) == []
         assert "p/.airgap/lock" not in objects and not [k for k in objects if "/staging-" in k]
     finally:

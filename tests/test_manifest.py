@@ -15,8 +15,13 @@ A, B, C = "a" * 64, "b" * 64, "c" * 64
 def sample() -> Manifest:
     sub = SubdirEntry("linux-64", RepodataBlob(A, 10, 100), (PackageEntry("x-1-0.conda", B, 5),), {"url": "u"})
     noarch = SubdirEntry("noarch", RepodataBlob(C, 11, 50), (PackageEntry("y-1-0.tar.bz2", B, 5),))
-    return Manifest("id1", "2026-01-01T00:00:00Z", "airgap test", (ChannelEntry("main", "http://h/main/", (sub, noarch)),),
-                    (BlobEntry(A, 10, "repodata"), BlobEntry(C, 11, "repodata"), BlobEntry(B, 5, "package")))
+    return Manifest(
+        "id1",
+        "2026-01-01T00:00:00Z",
+        "airgap test",
+        (ChannelEntry("main", "http://h/main/", (sub, noarch)),),
+        (BlobEntry(A, 10, "repodata"), BlobEntry(C, 11, "repodata"), BlobEntry(B, 5, "package")),
+    )
 
 
 def test_roundtrip_and_canonical() -> None:

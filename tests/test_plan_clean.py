@@ -26,10 +26,20 @@ def upstream(tmp_path_factory: pytest.TempPathFactory, http_server: Callable[[Pa
         PackageSpec("python", "3.12.1", build="h0_cpython", subdir="linux-64", depends=("python_abi 3.12.* *_cp312",)),
         PackageSpec("python_abi", "3.11", build="4_cp311", subdir="linux-64"),
         PackageSpec("python_abi", "3.12", build="4_cp312", subdir="linux-64"),
-        PackageSpec("numpy", "1.26.0", build="py311h0_0", subdir="linux-64",
-                    depends=("python >=3.11,<3.12.0a0", "python_abi 3.11.* *_cp311", "libopenblas >=0.3")),
-        PackageSpec("numpy", "1.26.0", build="py312h0_0", subdir="linux-64",
-                    depends=("python >=3.12,<3.13.0a0", "python_abi 3.12.* *_cp312", "libopenblas >=0.3")),
+        PackageSpec(
+            "numpy",
+            "1.26.0",
+            build="py311h0_0",
+            subdir="linux-64",
+            depends=("python >=3.11,<3.12.0a0", "python_abi 3.11.* *_cp311", "libopenblas >=0.3"),
+        ),
+        PackageSpec(
+            "numpy",
+            "1.26.0",
+            build="py312h0_0",
+            subdir="linux-64",
+            depends=("python >=3.12,<3.13.0a0", "python_abi 3.12.* *_cp312", "libopenblas >=0.3"),
+        ),
         PackageSpec("libopenblas", "0.3.25", build="h0_0", subdir="linux-64"),
         PackageSpec("readline", "8.2", build="h0_0", subdir="linux-64", license="GPL-3.0-only", license_family="GPL3"),
         PackageSpec("tqdm", "4.66", build="pyhd8ed1ab_0", subdir="noarch", noarch="python", depends=("python >=3.7",)),
@@ -45,8 +55,7 @@ def config(tmp_path: Path, url: str, **kw: Any) -> Path:
 
 
 def test_plan_json_downloads_nothing(tmp_path: Path, upstream: str) -> None:
-    cfg = config(tmp_path, upstream, pkg_list=["numpy"], python_versions=["3.11"], with_dependencies=True,
-                 license_blacklist=["gpl"])
+    cfg = config(tmp_path, upstream, pkg_list=["numpy"], python_versions=["3.11"], with_dependencies=True, license_blacklist=["gpl"])
     r = cli("export", "-f", cfg, "--plan", "--json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
@@ -79,8 +88,7 @@ def test_installability_is_checked_before_downloading(tmp_path: Path, upstream: 
     assert "numpy: expected to be installable from the selection, but 2 of 2 solves failed" in r.output
     assert "No candidates were found for python 3.11" in r.output  # the solver's own explanation
     assert not (tmp_path / "m.tar").exists()
-    cfg = config(tmp_path, upstream, pkg_list=["numpy"], python_versions=["3.11", "3.12"], with_dependencies=True,
-                 installable=["numpy"])
+    cfg = config(tmp_path, upstream, pkg_list=["numpy"], python_versions=["3.11", "3.12"], with_dependencies=True, installable=["numpy"])
     r = cli("export", "-f", cfg, "--plan", "--json")
     assert r.exit_code == 0, r.output
     solves = json.loads(r.stdout)["installable"]
@@ -137,7 +145,8 @@ def test_clean_removes_orphans_an_interrupted_run_left(tmp_path: Path, upstream:
     stray.write_bytes(b"half a package")
     r = cli("clean", "-f", cfg, "--into", dest, "--dry-run", "--json")
     assert [(x["filename"], x["reason"]) for x in json.loads(r.stdout)["remove"]] == [
-        ("left-1.0-0.conda", "orphan: no repodata lists it (left by an interrupted run)")]
+        ("left-1.0-0.conda", "orphan: no repodata lists it (left by an interrupted run)")
+    ]
     assert stray.exists()
     assert cli("clean", "-f", cfg, "--into", dest).exit_code == 0 and not stray.exists()
     assert (dest / "forge" / "noarch" / "tqdm-4.66-pyhd8ed1ab_0.conda").exists()

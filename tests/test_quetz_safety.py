@@ -39,8 +39,9 @@ def _calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fault: str = "") -> 
     return log
 
 
-def test_a_name_clash_is_refused_before_anything_is_uploaded(quetz: Any, keyring: dict[str, Any], tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_name_clash_is_refused_before_anything_is_uploaded(
+    quetz: Any, keyring: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     channel = f"clash-{uuid.uuid4().hex[:8]}"
     into = f"quetz+{quetz.url}/{channel}"
     monkeypatch.setenv("QUETZ_API_KEY", quetz.key)
@@ -48,8 +49,9 @@ def test_a_name_clash_is_refused_before_anything_is_uploaded(quetz: Any, keyring
     assert cli("import", first, "--into", into, "--trusted-key", keyring["good.pub"]).exit_code == 0
     held = _listed(quetz, channel)
     # the same file name with other bytes, after six new packages
-    second = build_archive(_specs(["aa0", "aa1", "aa2", "aa3", "aa4", "aa5", "xx"], padding=2000),
-                           archive_id="2" * 32).write(tmp_path / "second.tar", keyring["good"])
+    second = build_archive(_specs(["aa0", "aa1", "aa2", "aa3", "aa4", "aa5", "xx"], padding=2000), archive_id="2" * 32).write(
+        tmp_path / "second.tar", keyring["good"]
+    )
     log = _calls(monkeypatch, tmp_path)
     r = cli("import", second, "--into", into, "--trusted-key", keyring["good.pub"])
     assert r.exit_code == 1 and "holds with other bytes under the same name (first: linux-64/xx-1.0-h0_0" in r.output, r.output
@@ -58,15 +60,19 @@ def test_a_name_clash_is_refused_before_anything_is_uploaded(quetz: Any, keyring
     assert _listed(quetz, channel) == held
 
 
-def test_a_failed_import_deletes_nothing_it_uploaded(quetz: Any, keyring: dict[str, Any], tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_import_deletes_nothing_it_uploaded(
+    quetz: Any, keyring: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Before: the rollback deleted aa0..aa5, which a concurrent import holding the same files had reported published."""
     channel = f"keep-{uuid.uuid4().hex[:8]}"
     into = f"quetz+{quetz.url}/{channel}"
     monkeypatch.setenv("QUETZ_API_KEY", quetz.key)
     archive = build_archive(_specs(["aa0", "aa1", "aa2"]), archive_id="3" * 32).write(tmp_path / "a.tar", keyring["good"])
     log = _calls(monkeypatch, tmp_path)
-    assert cli("import", archive, "--into", f"quetz+{quetz.url}/count-{uuid.uuid4().hex[:8]}", "--trusted-key", keyring["good.pub"]).exit_code == 0
+    assert (
+        cli("import", archive, "--into", f"quetz+{quetz.url}/count-{uuid.uuid4().hex[:8]}", "--trusted-key", keyring["good.pub"]).exit_code
+        == 0
+    )
     calls = log.read_text().splitlines()
     last_upload = max(i for i, line in enumerate(calls, 1) if "/upload/" in line)
     _calls(monkeypatch, tmp_path, f"fail@{last_upload + 1}")  # the import fails right after its uploads
@@ -81,8 +87,9 @@ def test_a_failed_import_deletes_nothing_it_uploaded(quetz: Any, keyring: dict[s
     assert r.exit_code == 0, r.output
 
 
-def test_quetz_killed_mid_import_then_restarted_the_next_import_finishes(keyring: dict[str, Any], tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_quetz_killed_mid_import_then_restarted_the_next_import_finishes(
+    keyring: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Not in the issue's list of tried faults: the quetz server dies while files are uploaded, then comes back."""
     import os
     import subprocess
@@ -95,10 +102,20 @@ def test_quetz_killed_mid_import_then_restarted_the_next_import_finishes(keyring
 
     server = start_quetz(tmp_path / "q")
     try:
-        archive = build_archive(_specs([f"qq{i}" for i in range(6)], padding=2000), archive_id="4" * 32,
-                                formats=("conda",)).write(tmp_path / "q.tar", keyring["good"])
-        args = [sys.executable, "-m", "airgap", "import", str(archive), "--into", f"quetz+{server.url}/mirror",
-                "--trusted-key", str(keyring["good.pub"])]
+        archive = build_archive(_specs([f"qq{i}" for i in range(6)], padding=2000), archive_id="4" * 32, formats=("conda",)).write(
+            tmp_path / "q.tar", keyring["good"]
+        )
+        args = [
+            sys.executable,
+            "-m",
+            "airgap",
+            "import",
+            str(archive),
+            "--into",
+            f"quetz+{server.url}/mirror",
+            "--trusted-key",
+            str(keyring["good.pub"]),
+        ]
         log = tmp_path / "calls"
         env = {**os.environ, "QUETZ_API_KEY": server.key, "AIRGAP_FAULT_LOG": str(log), "AIRGAP_FAULT_PAUSE": "4"}
         counted = subprocess.run([*args[:6], f"quetz+{server.url}/count", *args[7:]], env=env, capture_output=True, text=True, timeout=120)
@@ -106,8 +123,9 @@ def test_quetz_killed_mid_import_then_restarted_the_next_import_finishes(keyring
         uploads = [int(line.split()[0]) for line in log.read_text().splitlines() if "/upload/" in line]
         log.unlink()
         pause = uploads[2]  # two files are up when the server dies
-        proc = subprocess.Popen(args, env={**env, "AIRGAP_FAULT": f"pause@{pause}"}, text=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            args, env={**env, "AIRGAP_FAULT": f"pause@{pause}"}, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + 60
         while not (log.exists() and len(log.read_text().splitlines()) >= pause):
             assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()

@@ -76,8 +76,11 @@ def test_cache_keys_are_not_copied() -> None:
 
 @pytest.mark.parametrize(
     "doc, error",
-    [(b"{not json", "expected repodata JSON"), (b"[]", "expected a repodata object"),
-     (b'{"packages": []}', "expected 'packages' to be an object")],
+    [
+        (b"{not json", "expected repodata JSON"),
+        (b"[]", "expected a repodata object"),
+        (b'{"packages": []}', "expected 'packages' to be an object"),
+    ],
 )
 def test_malformed_documents(doc: bytes, error: str) -> None:
     with pytest.raises(UpstreamError, match=error):
@@ -91,7 +94,7 @@ def test_hostile_records_are_skipped() -> None:
             "a-1-0.tar.bz2": good,
             "../evil-1-0.tar.bz2": good,
             "sub/dir-1-0.tar.bz2": good,
-            "b-1-0.conda": good,          # wrong section
+            "b-1-0.conda": good,  # wrong section
             "c-1-0.tar.bz2": "not a record",
             "d-1-0.tar.bz2": {**good, "subdir": "win-64"},  # disagrees with its directory
             "e-1-0.tar.bz2": {"name": "e"},  # lacks version/build

@@ -31,8 +31,16 @@ def make_specs(n_names: int) -> list[PackageSpec]:
     specs = [PackageSpec("base-data", "1.0", subdir="noarch"), PackageSpec("base-data", "2.0", subdir="noarch")]
     for i in range(n_names):
         for v in ("1.0", "1.1"):
-            specs.append(PackageSpec(f"tool{i:03d}", v, build="h0_0", subdir="linux-64", depends=("base-data >=1.0",),
-                                     extra=(("x_unknown_key", {"kept": i}),)))
+            specs.append(
+                PackageSpec(
+                    f"tool{i:03d}",
+                    v,
+                    build="h0_0",
+                    subdir="linux-64",
+                    depends=("base-data >=1.0",),
+                    extra=(("x_unknown_key", {"kept": i}),),
+                )
+            )
     specs.append(PackageSpec("pyutil", "0.1", build="py_0", subdir="noarch", noarch="python", depends=("python >=3.8",)))
     return specs
 
@@ -121,8 +129,9 @@ def test_verify_and_inspect(exported: dict[str, Any], keys: dict[str, Path]) -> 
     assert r.exit_code == 0 and "verified" in r.output and "main" in r.output
 
 
-def test_import_publishes_upstream_records_verbatim(tmp_path: Path, exported: dict[str, Any], upstream: dict[str, Any],
-                                                     keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_import_publishes_upstream_records_verbatim(
+    tmp_path: Path, exported: dict[str, Any], upstream: dict[str, Any], keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     dest = tmp_path / "dest"
     r = cli("import", exported["archive"], "--into", dest, "--trusted-key", keys["good.pub"], "--json")
     assert r.exit_code == 0, r.output
@@ -163,8 +172,9 @@ def test_second_archive_adds_to_the_channel(tmp_path: Path, upstream: dict[str, 
     dest = tmp_path / "dest"
     archives = []
     for names in (["tool001"], ["tool002", "base-data"]):
-        cfg = write_config(tmp_path / "c.yaml", channels=[upstream["url"]], platforms=["linux-64"],
-                           mirror_dir=str(tmp_path / "cache"), pkg_list=names)
+        cfg = write_config(
+            tmp_path / "c.yaml", channels=[upstream["url"]], platforms=["linux-64"], mirror_dir=str(tmp_path / "cache"), pkg_list=names
+        )
         archive = tmp_path / f"{names[0]}.tar"
         assert cli("export", "-f", cfg, "--sign-key", keys["good"], archive).exit_code == 0
         archives.append(archive)
@@ -180,14 +190,21 @@ def test_second_archive_adds_to_the_channel(tmp_path: Path, upstream: dict[str, 
     assert len(receipt["archives"]) == 2
 
 
-def test_dest_channel_merges_channels_and_noarch_always_exists(tmp_path: Path, http_server: Callable[[Path], str],
-                                                                keys: dict[str, Path]) -> None:
+def test_dest_channel_merges_channels_and_noarch_always_exists(
+    tmp_path: Path, http_server: Callable[[Path], str], keys: dict[str, Path]
+) -> None:
     up = tmp_path / "up"
     write_channel(up / "alpha", [PackageSpec("a", "1", subdir="linux-64")], subdirs=("linux-64",))
     write_channel(up / "beta", [PackageSpec("b", "1", subdir="linux-64")], subdirs=("linux-64",))
     base = http_server(up)
-    cfg = write_config(tmp_path / "c.yaml", channels=[f"{base}/alpha", f"{base}/beta/"], platforms=["linux-64"],
-                       mirror_dir=str(tmp_path / "cache"), dest_channel="site", trusted_keys=[str(keys["good.pub"])])
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        channels=[f"{base}/alpha", f"{base}/beta/"],
+        platforms=["linux-64"],
+        mirror_dir=str(tmp_path / "cache"),
+        dest_channel="site",
+        trusted_keys=[str(keys["good.pub"])],
+    )
     assert cli("export", "-f", cfg, "--sign-key", keys["good"], tmp_path / "m.tar").exit_code == 0
     r = cli("import", "-f", cfg, tmp_path / "m.tar", "--into", tmp_path / "dest")
     assert r.exit_code == 0, r.output
@@ -211,7 +228,7 @@ def rewrite(src: Path, dst: Path, edit: Callable[[list[tuple[tarfile.TarInfo, by
 
 
 def flip(data: bytes, at: int) -> bytes:
-    return data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
+    return data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
 
 
 def _first_package(members: list[tuple[tarfile.TarInfo, bytes]]) -> int:
@@ -242,6 +259,7 @@ def _add_member(name: str, kind: bytes = tarfile.REGTYPE) -> Callable[..., list[
         if kind == tarfile.SYMTYPE:
             ti.linkname = "/etc/passwd"
         return ms[:3] + [(ti, b"evil" if kind == tarfile.REGTYPE else b"")] + ms[3:]
+
     return edit
 
 
@@ -252,7 +270,7 @@ def _duplicate_blob(ms: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfi
 
 def _drop_blob(ms: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfile.TarInfo, bytes]]:
     i = _first_package(ms)
-    return ms[:i] + ms[i + 1:]
+    return ms[:i] + ms[i + 1 :]
 
 
 def _same_size_other_bytes(ms: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfile.TarInfo, bytes]]:
@@ -273,7 +291,11 @@ TAMPER = {
     "unlisted member": (_add_member("blobs/sha256/" + "e" * 64), 3, "not listed in the manifest"),
     "dot-dot member": (_add_member("../../escape"), 3, "expected only blobs/sha256/<hex> members"),
     "absolute member": (_add_member("/etc/evil"), 3, "expected only blobs/sha256/<hex> members"),
-    "symlink member": (_add_member("blobs/sha256/" + "f" * 64, tarfile.SYMTYPE), 3, "expected blobs/sha256/" + "f" * 64 + " to be a regular file"),
+    "symlink member": (
+        _add_member("blobs/sha256/" + "f" * 64, tarfile.SYMTYPE),
+        3,
+        "expected blobs/sha256/" + "f" * 64 + " to be a regular file",
+    ),
     "duplicate member": (_duplicate_blob, 3, "appears twice"),
     "missing member": (_drop_blob, 3, "missing"),
     "manifest not first": (_manifest_not_first, 3, "expected manifest.json as the first member"),
@@ -283,8 +305,13 @@ TAMPER = {
 @pytest.fixture(scope="module")
 def small_archive(tmp_path_factory: pytest.TempPathFactory, upstream: dict[str, Any], keys: dict[str, Path]) -> Path:
     d = tmp_path_factory.mktemp("small")
-    cfg = write_config(d / "c.yaml", channels=[upstream["url"]], platforms=["linux-64"], mirror_dir=str(d / "cache"),
-                       pkg_list=["tool003", "tool004", "base-data"])
+    cfg = write_config(
+        d / "c.yaml",
+        channels=[upstream["url"]],
+        platforms=["linux-64"],
+        mirror_dir=str(d / "cache"),
+        pkg_list=["tool003", "tool004", "base-data"],
+    )
     assert cli("export", "-f", cfg, "--sign-key", keys["good"], d / "small.tar").exit_code == 0
     return d / "small.tar"
 
@@ -298,8 +325,9 @@ def populated_dest(tmp_path: Path, exported: dict[str, Any], keys: dict[str, Pat
 
 
 @pytest.mark.parametrize("case", list(TAMPER))
-def test_tampered_archives_are_refused_and_change_nothing(case: str, tmp_path: Path, small_archive: Path,
-                                                           populated_dest: Path, keys: dict[str, Path]) -> None:
+def test_tampered_archives_are_refused_and_change_nothing(
+    case: str, tmp_path: Path, small_archive: Path, populated_dest: Path, keys: dict[str, Path]
+) -> None:
     edit, code, message = TAMPER[case]
     bad = tmp_path / "bad.tar"
     rewrite(small_archive, bad, edit)
@@ -315,10 +343,13 @@ def test_tampered_archives_are_refused_and_change_nothing(case: str, tmp_path: P
     assert r.exit_code == code and message in r.output
 
 
-@pytest.mark.parametrize("where", ["start", "manifest header", "inside manifest", "inside signature",
-                                   "inside a middle blob", "inside the last blob", "one byte short"])
-def test_truncated_archives_are_refused(where: str, tmp_path: Path, small_archive: Path, populated_dest: Path,
-                                        keys: dict[str, Path]) -> None:
+@pytest.mark.parametrize(
+    "where",
+    ["start", "manifest header", "inside manifest", "inside signature", "inside a middle blob", "inside the last blob", "one byte short"],
+)
+def test_truncated_archives_are_refused(
+    where: str, tmp_path: Path, small_archive: Path, populated_dest: Path, keys: dict[str, Path]
+) -> None:
     with tarfile.open(small_archive) as tar:
         members = tar.getmembers()
     end = members[-1].offset_data + members[-1].size  # what follows is only tar padding
@@ -342,8 +373,9 @@ def test_truncated_archives_are_refused(where: str, tmp_path: Path, small_archiv
 
 
 @pytest.mark.parametrize("how", ["wrong key", "no key"])
-def test_untrusted_signers_are_refused(how: str, tmp_path: Path, small_archive: Path, populated_dest: Path,
-                                       keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_untrusted_signers_are_refused(
+    how: str, tmp_path: Path, small_archive: Path, populated_dest: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # no default config with trusted_keys
     before = snapshot(populated_dest)
     args = ["--trusted-key", keys["other.pub"]] if how == "wrong key" else []
@@ -354,8 +386,9 @@ def test_untrusted_signers_are_refused(how: str, tmp_path: Path, small_archive: 
 
 
 def test_unsigned_archives_need_explicit_flags(tmp_path: Path, upstream: dict[str, Any], keys: dict[str, Path]) -> None:
-    cfg = write_config(tmp_path / "c.yaml", channels=[upstream["url"]], platforms=["linux-64"],
-                       mirror_dir=str(tmp_path / "cache"), pkg_list=["tool005"])
+    cfg = write_config(
+        tmp_path / "c.yaml", channels=[upstream["url"]], platforms=["linux-64"], mirror_dir=str(tmp_path / "cache"), pkg_list=["tool005"]
+    )
     r = cli("export", "-f", cfg, tmp_path / "u.tar")
     assert r.exit_code == 2 and "--unsigned" in r.output and not (tmp_path / "u.tar").exists()
     assert cli("export", "-f", cfg, "--unsigned", tmp_path / "u.tar").exit_code == 0
@@ -365,8 +398,9 @@ def test_unsigned_archives_need_explicit_flags(tmp_path: Path, upstream: dict[st
     assert r.exit_code == 0, r.output
 
 
-def test_failure_while_publishing_rolls_back(tmp_path: Path, small_archive: Path, populated_dest: Path,
-                                             keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failure_while_publishing_rolls_back(
+    tmp_path: Path, small_archive: Path, populated_dest: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A fault after some files were placed (e.g. disk full on repodata) undoes everything."""
     calls = {"n": 0}
     real = DirectoryDestination.publish_index
@@ -410,9 +444,9 @@ def test_concurrent_import_waits_then_gives_up(tmp_path: Path, small_archive: Pa
     assert r.exit_code == 0, r.output
 
 
-def test_conda_client_installs_from_the_imported_channel(tmp_path: Path, exported: dict[str, Any], keys: dict[str, Path],
-                                                         http_server: Callable[[Path], str],
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_conda_client_installs_from_the_imported_channel(
+    tmp_path: Path, exported: dict[str, Any], keys: dict[str, Path], http_server: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from airgap.testing.rattler_client import install
 
     dest = tmp_path / "dest"

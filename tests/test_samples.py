@@ -23,8 +23,10 @@ def _content(path: Path) -> Any:
     """What a file says, independent of the zstd library's exact output (it may change between versions)."""
     if path.name.endswith(".conda"):
         with zipfile.ZipFile(path) as zf:
-            return {n: (zstandard.ZstdDecompressor().stream_reader(io.BytesIO(zf.read(n))).read() if n.endswith(".zst")
-                        else zf.read(n)) for n in zf.namelist()}
+            return {
+                n: (zstandard.ZstdDecompressor().stream_reader(io.BytesIO(zf.read(n))).read() if n.endswith(".zst") else zf.read(n))
+                for n in zf.namelist()
+            }
     if path.name == "repodata.json.zst":
         return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(path.read_bytes())).read()
     if path.name == "repodata.json":
@@ -44,8 +46,9 @@ def test_sample_channel_is_what_make_samples_writes(tmp_path: Path) -> None:
     copy = tmp_path / "samples"
     copy.mkdir()
     shutil.copy(ROOT / "samples" / "make_samples.py", copy)
-    subprocess.run([sys.executable, str(copy / "make_samples.py")], check=True, capture_output=True,
-                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    subprocess.run(
+        [sys.executable, str(copy / "make_samples.py")], check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     fresh, committed = tree_contents(copy / "channel"), tree_contents(ROOT / "samples" / "channel")
     assert fresh.keys() == committed.keys()
     for name in fresh:
@@ -54,8 +57,9 @@ def test_sample_channel_is_what_make_samples_writes(tmp_path: Path) -> None:
         assert fresh[name] == committed[name], name
 
 
-def test_demo_then_a_conda_client_runs_the_package(tmp_path: Path, http_server: Callable[[Path], str],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_then_a_conda_client_runs_the_package(
+    tmp_path: Path, http_server: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from airgap.testing.rattler_client import install
 
     work = tmp_path / "repo"

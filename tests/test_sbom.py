@@ -213,7 +213,9 @@ def test_import_keeps_the_sbom_and_the_pages_link_it(world: dict[str, Any], http
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        link = urllib.parse.urljoin(f"{base}/main/linux-64/", f"../../.airgap/sbom/{manifest['archive_id']}.cdx.json")  # as a browser resolves it
+        link = urllib.parse.urljoin(
+            f"{base}/main/linux-64/", f"../../.airgap/sbom/{manifest['archive_id']}.cdx.json"
+        )  # as a browser resolves it
         with urllib.request.urlopen(link) as resp:
             assert resp.read() == kept.read_bytes()
         with pytest.raises(urllib.error.HTTPError):

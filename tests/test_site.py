@@ -54,8 +54,9 @@ class _Links(HTMLParser):
 
 def test_pages_escape_hostile_metadata() -> None:
     rd = Repodata(subdir="linux-64")
-    rd.put("evil-1-0.conda", {"name": "<script>alert(1)</script>", "version": "1\"><img>", "build": "0",
-                              "license": "<b>GPL</b>", "size": 10})
+    rd.put(
+        "evil-1-0.conda", {"name": "<script>alert(1)</script>", "version": '1"><img>', "build": "0", "license": "<b>GPL</b>", "size": 10}
+    )
     for page in (subdir_page("ch", rd), channel_page("ch", {"linux-64": rd})):
         assert "<script>" not in page and "<img>" not in page and "<b>GPL" not in page
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -101,9 +102,18 @@ def _chromium() -> str:
 
 
 def _headless(chromium: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", f"--user-data-dir={tmp / 'chromium-profile'}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp / 'chromium-profile'}",
+    ]
     return subprocess.run([chromium, *flags, *args], capture_output=True, text=True, timeout=120, check=True)
 
 
@@ -164,6 +174,7 @@ def test_progress_bars_on_a_terminal_only(tmp_path: Path) -> None:
     drawn = _run_on_a_terminal(["verify", str(tmp_path / "m.tar"), "--allow-unsigned"])
     assert "verify:" in drawn and "files" in drawn and "%|" in drawn
     assert "%|" not in _run_on_a_terminal(["verify", "-q", str(tmp_path / "m.tar"), "--allow-unsigned"])
-    piped = subprocess.run([sys.executable, "-m", "airgap", "verify", str(tmp_path / "m.tar"), "--allow-unsigned"],
-                           capture_output=True, text=True, check=True)
+    piped = subprocess.run(
+        [sys.executable, "-m", "airgap", "verify", str(tmp_path / "m.tar"), "--allow-unsigned"], capture_output=True, text=True, check=True
+    )
     assert "%|" not in piped.stderr and piped.stdout.startswith("OK ")

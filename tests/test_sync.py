@@ -18,8 +18,17 @@ def test_sync_equals_export_plus_import(tmp_path: Path, http_server: Callable[[P
     write_channel(up, specs, subdirs=("linux-64",))
     url = http_server(up.parent) + "/main/"
     cfg = tmp_path / "sync.yaml"
-    cfg.write_text(json.dumps({"channels": [url], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache"),
-                               "into": str(tmp_path / "synced"), "pkg_list": ["p1", "p2", "base"]}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "channels": [url],
+                "platforms": ["linux-64"],
+                "mirror_dir": str(tmp_path / "cache"),
+                "into": str(tmp_path / "synced"),
+                "pkg_list": ["p1", "p2", "base"],
+            }
+        )
+    )
     r = cli("sync", "-f", cfg, "--json")
     assert r.exit_code == 0, r.output
     first = json.loads(r.stdout)

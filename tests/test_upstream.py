@@ -143,8 +143,9 @@ def test_export_reports_every_bad_file_and_writes_no_archive(channel: dict[str, 
     data[len(data) // 2] ^= 1  # same size, other bytes
     victim.write_bytes(bytes(data))
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(json.dumps({"channels": [channel["url"]], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache"),
-                               "retries": 2}))
+    cfg.write_text(
+        json.dumps({"channels": [channel["url"]], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache"), "retries": 2})
+    )
     r = CliRunner().invoke(main, ["export", "-f", str(cfg), "--unsigned", str(tmp_path / "m.tar")])
     assert r.exit_code == 1
     assert "2 of 6 downloads failed; no archive was written" in r.output
@@ -157,8 +158,7 @@ def test_export_reports_every_bad_file_and_writes_no_archive(channel: dict[str, 
 
 def test_missing_channel_is_one_clear_error(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(json.dumps({"channels": [str(tmp_path / "nothing")], "platforms": ["linux-64"],
-                               "mirror_dir": str(tmp_path / "cache")}))
+    cfg.write_text(json.dumps({"channels": [str(tmp_path / "nothing")], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache")}))
     r = CliRunner().invoke(main, ["export", "-f", str(cfg), "--unsigned", str(tmp_path / "m.tar")])
     assert r.exit_code == 1
     assert "expected a conda channel (repodata.json in any of linux-64, noarch), found none" in r.output
@@ -166,8 +166,7 @@ def test_missing_channel_is_one_clear_error(tmp_path: Path) -> None:
 
 def _big_channel(tmp_path: Path) -> tuple[Path, FaultServer, dict[str, Any]]:
     root = tmp_path / "up" / "chan"
-    rd = write_channel(root, [PackageSpec("big", "1", subdir="linux-64", padding=400_000)], subdirs=("linux-64",),
-                       formats=("conda",))
+    rd = write_channel(root, [PackageSpec("big", "1", subdir="linux-64", padding=400_000)], subdirs=("linux-64",), formats=("conda",))
     return root, FaultServer(tmp_path / "up"), rd
 
 
@@ -199,8 +198,11 @@ def test_a_killed_export_resumes_without_downloading_again(tmp_path: Path) -> No
         path = f"/chan/linux-64/{fn}"
         server.faults[path] = [0, 0]  # every attempt of the first run breaks half way
         cfg = tmp_path / "c.yaml"
-        cfg.write_text(json.dumps({"channels": [server.url + "/chan/"], "platforms": ["linux-64"],
-                                   "mirror_dir": str(tmp_path / "cache"), "retries": 2}))
+        cfg.write_text(
+            json.dumps(
+                {"channels": [server.url + "/chan/"], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache"), "retries": 2}
+            )
+        )
         r = CliRunner().invoke(main, ["export", "-f", str(cfg), "--unsigned", str(tmp_path / "m.tar")])
         assert r.exit_code == 1 and "connection broke" in r.output, r.output
         partial = tmp_path / "cache" / "tmp" / f"{rec['sha256']}.partial"
@@ -209,8 +211,7 @@ def test_a_killed_export_resumes_without_downloading_again(tmp_path: Path) -> No
         sent_before = server.sent
         r = CliRunner().invoke(main, ["export", "-f", str(cfg), "--unsigned", str(tmp_path / "m.tar")])
         assert r.exit_code == 0, r.output
-        package_bytes = server.sent - sent_before - sum(
-            (root / s / "repodata.json.zst").stat().st_size for s in ("linux-64", "noarch"))
+        package_bytes = server.sent - sent_before - sum((root / s / "repodata.json.zst").stat().st_size for s in ("linux-64", "noarch"))
         assert package_bytes == rec["size"] - rec["size"] // 2
         assert not partial.exists()
     finally:

@@ -16,14 +16,23 @@ GHOST = "ghost-1.0-0.conda"
 
 def _add_ghost(data: bytes) -> bytes:
     doc = json.loads(data)
-    doc["packages.conda"][GHOST] = {"name": "ghost", "version": "1.0", "build": "0", "build_number": 0, "depends": [],
-                                    "sha256": "0" * 64, "size": 1234, "subdir": "linux-64"}
+    doc["packages.conda"][GHOST] = {
+        "name": "ghost",
+        "version": "1.0",
+        "build": "0",
+        "build_number": 0,
+        "depends": [],
+        "sha256": "0" * 64,
+        "size": 1234,
+        "subdir": "linux-64",
+    }
     return json.dumps(doc).encode()
 
 
 @pytest.mark.parametrize("kind", ["directory", "s3"])
-def test_a_foreign_entry_for_a_missing_file_is_not_republished(kind: str, seaweed: Any, bucket: str, archives: dict[str, Path],
-                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_foreign_entry_for_a_missing_file_is_not_republished(
+    kind: str, seaweed: Any, bucket: str, archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _s3_env(monkeypatch, seaweed)
     prefix = f"ghost/{uuid.uuid4().hex[:8]}"
     into = f"s3://{BUCKET}/{prefix}" if kind == "s3" else str(tmp_path / "d")

@@ -21,8 +21,11 @@ def cli(*args: Any) -> Result:
 
 
 def tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and ".airgap" not in p.parts and p.name != "index.html"}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".airgap" not in p.parts and p.name != "index.html"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +34,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory, http_server: Callable[[Path]
     specs = [PackageSpec(f"big{i}", "1.0", subdir="linux-64", padding=60_000) for i in range(12)]
     write_channel(d / "up" / "main", specs, subdirs=("linux-64",), formats=("conda",))
     cfg = d / "c.yaml"
-    cfg.write_text(json.dumps({"channels": [http_server(d / "up") + "/main/"], "platforms": ["linux-64"],
-                               "mirror_dir": str(d / "cache")}))
+    cfg.write_text(json.dumps({"channels": [http_server(d / "up") + "/main/"], "platforms": ["linux-64"], "mirror_dir": str(d / "cache")}))
     assert cli("keygen", d / "k").exit_code == 0
     r = cli("export", "-f", cfg, "--sign-key", d / "k", d / "m.tar", "--volume-size", "200K", "--json")
     assert r.exit_code == 0, r.output

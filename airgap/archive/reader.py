@@ -40,14 +40,20 @@ BLOCK = 512
 MAX_PAX_HEADER_BYTES = 64 << 10  # a pax header of a blob member needs ~200 bytes
 _ZERO_BLOCK = bytes(BLOCK)
 _FILE_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE)
-_REFUSED_HEADERS = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.GNUTYPE_SPARSE, tarfile.XGLTYPE,
-                    tarfile.SOLARIS_XHDTYPE)
+_REFUSED_HEADERS = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.GNUTYPE_SPARSE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
 _KINDS = {
-    tarfile.SYMTYPE: "a symlink", tarfile.LNKTYPE: "a hardlink", tarfile.CHRTYPE: "a character device",
-    tarfile.BLKTYPE: "a block device", tarfile.FIFOTYPE: "a FIFO", tarfile.DIRTYPE: "a directory",
-    tarfile.CONTTYPE: "a contiguous file", tarfile.GNUTYPE_SPARSE: "a GNU sparse file",
-    tarfile.GNUTYPE_LONGNAME: "a GNU long-name header", tarfile.GNUTYPE_LONGLINK: "a GNU long-link header",
-    tarfile.XGLTYPE: "a pax global header", tarfile.SOLARIS_XHDTYPE: "a Solaris extended header",
+    tarfile.SYMTYPE: "a symlink",
+    tarfile.LNKTYPE: "a hardlink",
+    tarfile.CHRTYPE: "a character device",
+    tarfile.BLKTYPE: "a block device",
+    tarfile.FIFOTYPE: "a FIFO",
+    tarfile.DIRTYPE: "a directory",
+    tarfile.CONTTYPE: "a contiguous file",
+    tarfile.GNUTYPE_SPARSE: "a GNU sparse file",
+    tarfile.GNUTYPE_LONGNAME: "a GNU long-name header",
+    tarfile.GNUTYPE_LONGLINK: "a GNU long-link header",
+    tarfile.XGLTYPE: "a pax global header",
+    tarfile.SOLARIS_XHDTYPE: "a Solaris extended header",
     tarfile.XHDTYPE: "a pax header",
 }
 _OCTAL = b"01234567"
@@ -117,11 +123,13 @@ def _pax_records(data: bytes, offset: int) -> dict[bytes, bytes]:
         stop = pos + int(length_text)
         if stop > end or stop <= space + 1 or data[stop - 1] != 0x0A:
             raise _Damaged(f"expected a valid pax header, found a damaged one at byte {offset} (record at {pos} has a wrong length)")
-        key, eq, value = data[space + 1:stop - 1].partition(b"=")
+        key, eq, value = data[space + 1 : stop - 1].partition(b"=")
         if not eq or not key:
             raise _Damaged(f"expected a valid pax header, found a damaged one at byte {offset} (record at {pos} has no key=value)")
         if key.startswith(b"GNU.sparse."):
-            raise _Damaged(f"expected a valid pax header, found a damaged one at byte {offset} (GNU sparse records; airgap/1 has no sparse members)")
+            raise _Damaged(
+                f"expected a valid pax header, found a damaged one at byte {offset} (GNU sparse records; airgap/1 has no sparse members)"
+            )
         out[key] = value
         pos = stop
     return out
@@ -368,8 +376,14 @@ class Writable(Protocol):
     def write(self, data: bytes, /) -> object: ...
 
 
-def copy_verified(src: _Guarded | IO[bytes], entry: BlobEntry, dst: Writable | None, what: str,
-                  on_bytes: Callable[[int], None] | None = None, pipe: HashPipe | None = None) -> None:
+def copy_verified(
+    src: _Guarded | IO[bytes],
+    entry: BlobEntry,
+    dst: Writable | None,
+    what: str,
+    on_bytes: Callable[[int], None] | None = None,
+    pipe: HashPipe | None = None,
+) -> None:
     """Stream ``entry.size`` bytes from ``src`` into ``dst`` (or nowhere), checking the sha256.
 
     With ``pipe``, a large blob is hashed on its thread and a mismatch is raised later, by the
@@ -394,7 +408,9 @@ def copy_verified(src: _Guarded | IO[bytes], entry: BlobEntry, dst: Writable | N
             on_bytes(len(chunk))
 
     def mismatch(found: str) -> IntegrityError:
-        return IntegrityError(f"{what}: blob {entry.sha256[:16]}… does not match its sha256 (found {found[:16]}…): the archive was altered or damaged")
+        return IntegrityError(
+            f"{what}: blob {entry.sha256[:16]}… does not match its sha256 (found {found[:16]}…): the archive was altered or damaged"
+        )
 
     if piped:
         assert pipe is not None

@@ -36,7 +36,7 @@ COPY_BUFSIZE = 1 << 20
 BLOCK = 512
 RECORD = 20 * BLOCK  # tarfile pads the archive to whole records
 _ZEROS = bytes(RECORD)
-_LIMIT = 8 ** 11  # sizes and times this large need a pax header (tarfile writes it)
+_LIMIT = 8**11  # sizes and times this large need a pax header (tarfile writes it)
 
 
 _SYNC_FILE_RANGE_WRITE = 2
@@ -119,14 +119,14 @@ class _Out:
         if n > COPY_BUFSIZE:
             self._write(memoryview(data))
         else:
-            self._view[self._fill:self._fill + n] = data
+            self._view[self._fill : self._fill + n] = data
             self._fill += n
 
     def room(self) -> memoryview:
         """The free part of the buffer (flushing first if it is full); fill it, then :meth:`commit`."""
         if self._fill == COPY_BUFSIZE:
             self.flush()
-        return self._view[self._fill:]
+        return self._view[self._fill :]
 
     def commit(self, n: int) -> None:
         self._fill += n
@@ -137,17 +137,17 @@ class _Out:
 
     def pad(self) -> None:
         """Zeros up to the next block boundary."""
-        self.add(_ZEROS[:-(self.offset + self._fill) % BLOCK])
+        self.add(_ZEROS[: -(self.offset + self._fill) % BLOCK])
 
     def _write(self, view: memoryview) -> None:
         n = len(view)
         while view:
-            view = view[os.write(self._fd, view):]
+            view = view[os.write(self._fd, view) :]
         self.offset += n
 
     def flush(self) -> None:
         if self._fill:
-            self._write(self._view[:self._fill])
+            self._write(self._view[: self._fill])
             self._fill = 0
             self._current ^= 1
             self._view = self._views[self._current]
@@ -181,13 +181,14 @@ class _Out:
 
     def finish(self) -> None:
         """The end-of-archive blocks, and zeros up to a whole record."""
-        self.add(_ZEROS[:2 * BLOCK])
-        self.add(_ZEROS[:-(self.offset + self._fill) % RECORD])
+        self.add(_ZEROS[: 2 * BLOCK])
+        self.add(_ZEROS[: -(self.offset + self._fill) % RECORD])
         self.flush()
 
 
-def _copy_blob(out: _Out, pipe: HashPipe, sha: str, size: int, path: str | os.PathLike[str], fresh: bool,
-               on_bytes: Callable[[int], None] | None) -> None:
+def _copy_blob(
+    out: _Out, pipe: HashPipe, sha: str, size: int, path: str | os.PathLike[str], fresh: bool, on_bytes: Callable[[int], None] | None
+) -> None:
     """Append one cached blob (header, bytes, padding), hashing the bytes as they pass (large ones on ``pipe``).
 
     ``fresh``: this process downloaded the blob and hashed it as it arrived, moments ago; it is not
@@ -208,7 +209,9 @@ def _copy_blob(out: _Out, pipe: HashPipe, sha: str, size: int, path: str | os.Pa
         if fresh and piped:
             remaining -= out.copy_from(fd, size)
             if remaining and remaining != size:
-                raise AirgapError(f"cache file {path}: expected {size} bytes, it ended after {size - remaining}; delete it and export again")
+                raise AirgapError(
+                    f"cache file {path}: expected {size} bytes, it ended after {size - remaining}; delete it and export again"
+                )
             if not remaining and on_bytes is not None:
                 on_bytes(size)
         while remaining:
@@ -217,7 +220,9 @@ def _copy_blob(out: _Out, pipe: HashPipe, sha: str, size: int, path: str | os.Pa
                 room = room[:remaining]
             got = os.readv(fd, [room])
             if not got:
-                raise AirgapError(f"cache file {path}: expected {size} bytes, it ended after {size - remaining}; delete it and export again")
+                raise AirgapError(
+                    f"cache file {path}: expected {size} bytes, it ended after {size - remaining}; delete it and export again"
+                )
             if not fresh:
                 if piped:
                     out.track(pipe.update(h, room[:got]))

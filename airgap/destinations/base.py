@@ -150,8 +150,9 @@ class Change(ABC):
     staging: Path | None = None
 
     @abstractmethod
-    def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]],
-             sha256: Mapping[tuple[str, str, str], str] | None = None) -> None:
+    def plan(
+        self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]], sha256: Mapping[tuple[str, str, str], str] | None = None
+    ) -> None:
         """Before the first change: note everything the change will touch (so a killed run can be undone)."""
 
     @abstractmethod
@@ -274,4 +275,4 @@ def index_files(raw: bytes) -> list[tuple[str, bytes]]:
 
 def iter_batches(items: list[Any], size: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]

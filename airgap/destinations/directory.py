@@ -145,7 +145,7 @@ class Journal:
         def rel(text: str) -> str:
             if not text.startswith(prefix):
                 raise DestinationError(f"journal: expected paths inside {root}, found {text}")
-            return text[len(prefix):]
+            return text[len(prefix) :]
 
         doc = {
             "format": JOURNAL_FORMAT,
@@ -174,7 +174,9 @@ class Journal:
         except FileNotFoundError:
             return None
         except (OSError, ValueError, RecursionError) as exc:
-            raise DestinationError(f"{path}: expected an airgap journal, found something unreadable ({exc}); check the destination, then remove {staging}") from None
+            raise DestinationError(
+                f"{path}: expected an airgap journal, found something unreadable ({exc}); check the destination, then remove {staging}"
+            ) from None
         journal = cls(staging / "backup", root)
         checked: set[tuple[str, ...]] = set()
 
@@ -189,14 +191,20 @@ class Journal:
 
         try:
             if doc.get("format") != JOURNAL_FORMAT:
-                raise DestinationError(f"{path}: expected format {JOURNAL_FORMAT}, found {doc.get('format')!r}; check the destination, then remove {staging}")
+                raise DestinationError(
+                    f"{path}: expected format {JOURNAL_FORMAT}, found {doc.get('format')!r}; check the destination, then remove {staging}"
+                )
             for rel, backup in doc["entries"]:
                 if backup is not None and not (isinstance(backup, str) and _BACKUP.match(backup)):
-                    raise DestinationError(f"{path}: expected a backup name like 1.bak, found {backup!r}; check the destination, then remove {staging}")
+                    raise DestinationError(
+                        f"{path}: expected a backup name like 1.bak, found {backup!r}; check the destination, then remove {staging}"
+                    )
                 journal._entries[str(safe(rel))] = str(journal.backup_dir / backup) if backup else None
             journal._planned_dirs = [str(safe(rel)) for rel in doc["dirs"]]
         except (AttributeError, KeyError, TypeError, ValueError):
-            raise DestinationError(f"{path}: expected an airgap journal, found a malformed one; check the destination, then remove {staging}") from None
+            raise DestinationError(
+                f"{path}: expected an airgap journal, found a malformed one; check the destination, then remove {staging}"
+            ) from None
         return journal
 
     def rollback(self) -> bool:
@@ -261,9 +269,13 @@ class DirectoryDestination(Destination):
         except FileNotFoundError:
             return empty_receipt()
         except (OSError, ValueError, RecursionError) as exc:
-            raise DestinationError(f"{path}: expected an airgap receipt, found something unreadable ({str(exc)[:100]}); {REBUILD}") from None
+            raise DestinationError(
+                f"{path}: expected an airgap receipt, found something unreadable ({str(exc)[:100]}); {REBUILD}"
+            ) from None
         if not isinstance(doc, dict) or doc.get("format") != RECEIPT_FORMAT:
-            raise DestinationError(f"{path}: expected format {RECEIPT_FORMAT}, found {str(doc.get('format') if isinstance(doc, dict) else type(doc).__name__)[:40]!r}; {REBUILD}")
+            raise DestinationError(
+                f"{path}: expected format {RECEIPT_FORMAT}, found {str(doc.get('format') if isinstance(doc, dict) else type(doc).__name__)[:40]!r}; {REBUILD}"
+            )
         doc.setdefault("archives", [])
         doc.setdefault("channels", {})
         return doc
@@ -398,7 +410,9 @@ class DirectoryDestination(Destination):
                     time.sleep(0.2)
             makedirs_tracked(self.state_dir, self._created)
             # the flock excludes every other process; the lease adds fencing, and says who held the lock last
-            with held(FileLeaseStore(self.state_dir / "lock"), str(self.state_dir / "lock"), max(0.0, deadline - time.monotonic())) as lease:
+            with held(
+                FileLeaseStore(self.state_dir / "lock"), str(self.state_dir / "lock"), max(0.0, deadline - time.monotonic())
+            ) as lease:
                 self._lease = lease
                 try:
                     for line in self.recover():  # whoever takes the lock first undoes what a killed run left
@@ -464,7 +478,9 @@ class DirectoryDestination(Destination):
                 with deferred_signals():  # the undo finishes before anything else; the journal goes only after it
                     ok = journal.rollback()
                 if not ok:
-                    raise DestinationError(f"{staging}: expected to roll back an interrupted import, could not restore every file (see the errors above); fix that, then retry")
+                    raise DestinationError(
+                        f"{staging}: expected to roll back an interrupted import, could not restore every file (see the errors above); fix that, then retry"
+                    )
                 done.append(f"rolled back the interrupted change of {staging.name}")
             try:
                 if staging.is_dir() and not staging.is_symlink():
@@ -475,7 +491,11 @@ class DirectoryDestination(Destination):
                 raise DestinationError(f"{staging}: expected to remove what an interrupted run left, cannot: {exc.strerror}") from None
             done.append(f"removed {staging.name}")
         if done:  # temp files exist only while a staging area does
-            dirs = [self.state_dir] + [d for d in self.root.glob("*/*") if d.is_dir() and not d.is_symlink() and not d.parent.is_symlink() and not d.parent.name.startswith(".")]
+            dirs = [self.state_dir] + [
+                d
+                for d in self.root.glob("*/*")
+                if d.is_dir() and not d.is_symlink() and not d.parent.is_symlink() and not d.parent.name.startswith(".")
+            ]
             for d in dirs:
                 removed = 0
                 for entry in os.scandir(d):
@@ -563,8 +583,9 @@ class DirectoryChange(Change):
         self.journal = journal
         self._keep = False
 
-    def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]],
-             sha256: Mapping[tuple[str, str, str], str] | None = None) -> None:
+    def plan(
+        self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]], sha256: Mapping[tuple[str, str, str], str] | None = None
+    ) -> None:
         self.dest.plan_publish(self.journal, packages, indexes)
         self.dest.sync()  # staged bytes, backups and journal reach the disk before anything points at them
 
@@ -601,8 +622,9 @@ class DirectoryChange(Change):
     def rollback(self) -> None:
         self._keep = True  # until the undo is complete, the journal stays for the next run (even if this one dies)
         if not self.dest.holds_lock():
-            log.error("%s: not rolling back: this process no longer holds the lock; the next run rolls back from %s",
-                      self.dest, self._staging)
+            log.error(
+                "%s: not rolling back: this process no longer holds the lock; the next run rolls back from %s", self.dest, self._staging
+            )
             return
         with deferred_signals():  # a second Ctrl-C or a SIGTERM must not cut the undo short
             ok = self.journal.rollback()

@@ -251,8 +251,9 @@ class StoreChange(Change):
         if self._receipt_written and step != "commit":
             raise DestinationError(f"{self.dest}: {step} after the receipt; the receipt is written last (internal error)")
 
-    def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]],
-             sha256: Mapping[tuple[str, str, str], str] | None = None) -> None:
+    def plan(
+        self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]], sha256: Mapping[tuple[str, str, str], str] | None = None
+    ) -> None:
         self._fence("plan")
         for channel, subdir, filename in packages:
             self._prepare(self.dest.key(channel, subdir, filename))

@@ -91,7 +91,7 @@ def process_start(pid: int) -> int | None:
         return None
     except OSError:
         return -1  # exists, unreadable
-    fields = stat[stat.rindex(b")") + 2:].split()
+    fields = stat[stat.rindex(b")") + 2 :].split()
     return int(fields[19])
 
 
@@ -119,8 +119,16 @@ def owner_gone(info: dict[str, Any], me: dict[str, Any]) -> bool:
 class Lease:
     """One process's hold on a :class:`LeaseStore` (see the module docstring)."""
 
-    def __init__(self, store: LeaseStore, where: str, *, stale_after: float = DEFAULT_STALE_AFTER, poll: float = 0.5,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        store: LeaseStore,
+        where: str,
+        *,
+        stale_after: float = DEFAULT_STALE_AFTER,
+        poll: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.store = store
         self.where = where  # "s3://bucket/prefix/.airgap/lock": for messages
         self.stale_after = float(stale_after)
@@ -139,8 +147,15 @@ class Lease:
         self._thread: threading.Thread | None = None
 
     def _record(self) -> bytes:
-        doc = {"format": LOCK_FORMAT, "owner": f"{self.me['host']}:{self.me['pid']}", **self.me, "token": self.token,
-               "generation": self.generation, "renewed": time.time(), "stale_after": self.stale_after}
+        doc = {
+            "format": LOCK_FORMAT,
+            "owner": f"{self.me['host']}:{self.me['pid']}",
+            **self.me,
+            "token": self.token,
+            "generation": self.generation,
+            "renewed": time.time(),
+            "stale_after": self.stale_after,
+        }
         return json.dumps(doc, sort_keys=True).encode()
 
     # -- taking it ---------------------------------------------------------------------
@@ -189,9 +204,11 @@ class Lease:
                 continue  # renewed or taken meanwhile
             if now >= deadline:
                 who = f" ({info.get('owner')}, generation {info.get('generation')})" if info is not None else " (unreadable)"
-                raise LockError(f"{self.where.rsplit('/.airgap', 1)[0]}: another airgap import or clean holds the lock{who}; waited "
-                                f"{timeout:.0f}s; it is taken over once its owner stops renewing it for {self.stale_after:.0f}s "
-                                f"(if none is running and you cannot wait, delete {self.where})")
+                raise LockError(
+                    f"{self.where.rsplit('/.airgap', 1)[0]}: another airgap import or clean holds the lock{who}; waited "
+                    f"{timeout:.0f}s; it is taken over once its owner stops renewing it for {self.stale_after:.0f}s "
+                    f"(if none is running and you cannot wait, delete {self.where})"
+                )
             if not waited:
                 log.warning("%s: another airgap process holds the lock; waiting up to %.0fs", self.where, timeout)
                 waited = True
@@ -239,8 +256,10 @@ class Lease:
                     if info is None or info.get("token") != self.token:
                         self.lost = f"another process took it over (the lock now names {info.get('owner') if info else 'nobody'})"
             if self.lost is not None:
-                raise LockLostError(f"{self.where}: expected this process to hold the lock, found that {self.lost}; stopped "
-                                    "before changing more (the next run rolls back what this one left)")
+                raise LockLostError(
+                    f"{self.where}: expected this process to hold the lock, found that {self.lost}; stopped "
+                    "before changing more (the next run rolls back what this one left)"
+                )
 
     def release(self) -> None:
         self._stop.set()

@@ -53,8 +53,18 @@ class QuetzDestination(Destination):
     keeps_receipt = False
     api_key_env = "QUETZ_API_KEY"  # the variable the key was looked up in: errors name it
 
-    def __init__(self, base_url: str, channel: str, api_key: str | None, *, workers: int = 4, index_timeout: float = 120.0,
-                 create_channel: bool = True, private: bool = False, ca_bundle: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        channel: str,
+        api_key: str | None,
+        *,
+        workers: int = 4,
+        index_timeout: float = 120.0,
+        create_channel: bool = True,
+        private: bool = False,
+        ca_bundle: str | None = None,
+    ) -> None:
         if not is_safe_channel_name(channel):
             raise UsageError(f"quetz: expected a channel name of letters, digits, . _ + -, found {channel!r}")
         self.base_url = base_url.rstrip("/")
@@ -65,9 +75,20 @@ class QuetzDestination(Destination):
         self.create_channel = bool(create_channel)
         self.private = bool(private)
         tls: dict[str, Any] = {"ca_certs": ca_bundle} if ca_bundle else {}
-        self.http = urllib3.PoolManager(maxsize=self.workers + 2, **tls, retries=urllib3.Retry(
-            total=4, connect=4, read=2, status=3, backoff_factor=0.3, status_forcelist=(502, 503, 504),
-            allowed_methods=None, raise_on_status=False))
+        self.http = urllib3.PoolManager(
+            maxsize=self.workers + 2,
+            **tls,
+            retries=urllib3.Retry(
+                total=4,
+                connect=4,
+                read=2,
+                status=3,
+                backoff_factor=0.3,
+                status_forcelist=(502, 503, 504),
+                allowed_methods=None,
+                raise_on_status=False,
+            ),
+        )
         self._subdirs: set[str] = set()
         self._channel_checked = False
         # each subdir's index as last read: receipt, files and sha256 lookups share one GET;
@@ -76,10 +97,18 @@ class QuetzDestination(Destination):
 
     @classmethod
     def from_url(cls, url: str, site: dict[str, Any]) -> QuetzDestination:
-        parts = urlsplit(url[len("quetz+"):])
+        parts = urlsplit(url[len("quetz+") :])
         path = [p for p in parts.path.split("/") if p]
-        if (parts.scheme not in ("http", "https") or not parts.netloc or not path or parts.query or parts.fragment
-                or "?" in url or "#" in url or any(unsafe_component(p) for p in path[:-1])):
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or not path
+            or parts.query
+            or parts.fragment
+            or "?" in url
+            or "#" in url
+            or any(unsafe_component(p) for p in path[:-1])
+        ):
             raise UsageError(f"--into: expected quetz+http(s)://HOST:PORT/CHANNEL, found {url!r}")
         if len(path) >= 2 and path[-2] == "get":  # the channel URL clients use: .../get/CHANNEL
             path = path[:-2] + path[-1:]
@@ -96,8 +125,17 @@ class QuetzDestination(Destination):
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, what: str, *, body: Any = None, headers: dict[str, str] | None = None,
-                 auth: bool = True, ok: tuple[int, ...] = (200,)) -> urllib3.BaseHTTPResponse:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+        ok: tuple[int, ...] = (200,),
+    ) -> urllib3.BaseHTTPResponse:
         h = dict(headers or {})
         if auth:
             if not self.api_key:
@@ -105,8 +143,15 @@ class QuetzDestination(Destination):
             h["X-API-Key"] = self.api_key
         point(f"quetz {method} {path.split('?')[0]}")
         try:
-            resp = self.http.request(method, self.base_url + path, body=body, headers=h, preload_content=True,
-                                     timeout=urllib3.Timeout(connect=10, read=300), redirect=False)
+            resp = self.http.request(
+                method,
+                self.base_url + path,
+                body=body,
+                headers=h,
+                preload_content=True,
+                timeout=urllib3.Timeout(connect=10, read=300),
+                redirect=False,
+            )
         except urllib3.exceptions.HTTPError as exc:
             raise DestinationError(f"{self}: {what}: cannot reach the server ({exc.__class__.__name__}: {exc})") from None
         if resp.status in ok:
@@ -115,7 +160,9 @@ class QuetzDestination(Destination):
         if resp.status == 401:
             raise DestinationError(f"{self}: {what}: the server refused the API key (401 {detail}); check ${self.api_key_env}")
         if resp.status == 403:
-            raise DestinationError(f"{self}: {what}: the API key may not do this (403 {detail}); it needs the owner or maintainer role on {self.channel}")
+            raise DestinationError(
+                f"{self}: {what}: the API key may not do this (403 {detail}); it needs the owner or maintainer role on {self.channel}"
+            )
         raise DestinationError(f"{self}: {what}: expected HTTP {' or '.join(map(str, ok))}, found {resp.status} ({detail})")
 
     def _repodata_bytes(self, subdir: str) -> bytes | None:
@@ -134,8 +181,14 @@ class QuetzDestination(Destination):
         if resp.status == 404:
             if not self.create_channel:
                 raise DestinationError(f"{self}: expected channel {self.channel!r} on the server, found none (create_channel is off)")
-            self._request("POST", "/api/channels", f"creating channel {self.channel}", ok=(201, 409),
-                          body=json.dumps({"name": self.channel, "private": self.private}), headers={"Content-Type": "application/json"})
+            self._request(
+                "POST",
+                "/api/channels",
+                f"creating channel {self.channel}",
+                ok=(201, 409),
+                body=json.dumps({"name": self.channel, "private": self.private}),
+                headers={"Content-Type": "application/json"},
+            )
             log.info("%s: created channel %s", self, self.channel)
         self._channel_checked = True
 
@@ -146,8 +199,12 @@ class QuetzDestination(Destination):
     # -- reading -------------------------------------------------------------------------
 
     def exists(self) -> bool:
-        return self._request("GET", f"/api/channels/{quote(self.channel)}", f"looking up channel {self.channel}",
-                             auth=bool(self.api_key), ok=(200, 404)).status == 200
+        return (
+            self._request(
+                "GET", f"/api/channels/{quote(self.channel)}", f"looking up channel {self.channel}", auth=bool(self.api_key), ok=(200, 404)
+            ).status
+            == 200
+        )
 
     def channel_url(self, channel: str) -> str:
         return f"{self.base_url}/get/{quote(channel)}"
@@ -159,8 +216,9 @@ class QuetzDestination(Destination):
         return self._index[subdir]
 
     def inventory(self) -> dict[str, list[str]]:
-        resp = self._request("GET", f"/api/channels/{quote(self.channel)}/packages", "listing packages",
-                             auth=bool(self.api_key), ok=(200, 404))
+        resp = self._request(
+            "GET", f"/api/channels/{quote(self.channel)}/packages", "listing packages", auth=bool(self.api_key), ok=(200, 404)
+        )
         if resp.status == 404:
             return {}
         try:
@@ -189,10 +247,13 @@ class QuetzDestination(Destination):
         path = f"/get/{quote(self.channel)}/{quote(subdir)}/{quote(filename)}"
         h = {"X-API-Key": self.api_key} if self.api_key else {}
         try:
-            resp = self.http.request("GET", self.base_url + path, headers=h, preload_content=False,
-                                     timeout=urllib3.Timeout(connect=10, read=300), redirect=True)
+            resp = self.http.request(
+                "GET", self.base_url + path, headers=h, preload_content=False, timeout=urllib3.Timeout(connect=10, read=300), redirect=True
+            )
         except urllib3.exceptions.HTTPError as exc:
-            raise DestinationError(f"{self}: reading {subdir}/{filename}: cannot reach the server ({exc.__class__.__name__}: {exc})") from None
+            raise DestinationError(
+                f"{self}: reading {subdir}/{filename}: cannot reach the server ({exc.__class__.__name__}: {exc})"
+            ) from None
         try:
             if resp.status == 404:
                 return None
@@ -240,16 +301,28 @@ class QuetzDestination(Destination):
         self._check_channel(p.channel)
         path = f"/api/channels/{quote(self.channel)}/upload/{quote(p.filename)}?sha256={p.blob.sha256}"
         with p.blob.open() as fh:
-            resp = self._request("POST", path, f"uploading {p.subdir}/{p.filename}", body=fh, ok=(201, 409, 406),
-                                 headers={"Content-Length": str(p.blob.size), "Content-Type": "application/octet-stream"})
+            resp = self._request(
+                "POST",
+                path,
+                f"uploading {p.subdir}/{p.filename}",
+                body=fh,
+                ok=(201, 409, 406),
+                headers={"Content-Length": str(p.blob.size), "Content-Type": "application/octet-stream"},
+            )
         replaced = resp.status == 409 and self._listed_sha256(p.subdir, p.filename) == p.blob.sha256
         if replaced:
             # listed with these very bytes, yet the import puts it: what quetz stores was found damaged
             # (verify --into, sync --reset); force=true replaces the stored file in place
             log.warning("%s: replacing %s/%s, which quetz lists with the right sha256 but stores damaged", self, p.subdir, p.filename)
             with p.blob.open() as fh:
-                resp = self._request("POST", path + "&force=true", f"replacing {p.subdir}/{p.filename}", body=fh, ok=(201, 406),
-                                     headers={"Content-Length": str(p.blob.size), "Content-Type": "application/octet-stream"})
+                resp = self._request(
+                    "POST",
+                    path + "&force=true",
+                    f"replacing {p.subdir}/{p.filename}",
+                    body=fh,
+                    ok=(201, 406),
+                    headers={"Content-Length": str(p.blob.size), "Content-Type": "application/octet-stream"},
+                )
         if resp.status == 406:
             raise IntegrityError(f"{self}: uploading {p.filename}: the server found another sha256 than {p.blob.sha256} ({_detail(resp)})")
         self._subdirs.add(p.subdir)
@@ -264,8 +337,7 @@ class QuetzDestination(Destination):
 
     def delete(self, subdir: str, filename: str, name: str) -> bool:
         """Delete one file; False if quetz did not rebuild its index afterwards (see :meth:`rebuild_indexes`)."""
-        path = (f"/api/channels/{quote(self.channel)}/packages/{quote(name)}/versions/"
-                f"{quote(subdir)}/{quote(filename)}")
+        path = f"/api/channels/{quote(self.channel)}/packages/{quote(name)}/versions/{quote(subdir)}/{quote(filename)}"
         resp = self._request("DELETE", path, f"removing {subdir}/{filename}", ok=(200, 404, 500))
         self._index.pop(subdir, None)
         if resp.status != 200:
@@ -276,8 +348,13 @@ class QuetzDestination(Destination):
 
     def rebuild_indexes(self) -> None:
         """Ask quetz to rebuild the channel's indexes from its database (a job it runs in the background)."""
-        self._request("PUT", f"/api/channels/{quote(self.channel)}/actions", "asking quetz to rebuild its indexes",
-                      body=json.dumps({"action": "generate_indexes"}), headers={"Content-Type": "application/json"})
+        self._request(
+            "PUT",
+            f"/api/channels/{quote(self.channel)}/actions",
+            "asking quetz to rebuild its indexes",
+            body=json.dumps({"action": "generate_indexes"}),
+            headers={"Content-Type": "application/json"},
+        )
 
     def remove_packages(self, files: list[tuple[str, str, str]]) -> None:
         """Delete files, then wait until quetz's repodata no longer lists them."""
@@ -307,8 +384,10 @@ class QuetzDestination(Destination):
             listed = {fn: record_hashes(rec)[0] for fn, rec in rd.records()} if rd is not None else {}
             for fn, sha in present.items():
                 if fn in listed and listed[fn] != sha:
-                    raise DestinationError(f"{self}: {subdir}/{fn}: the server holds other bytes under this name (sha256 "
-                                           f"{listed[fn]}, the archive has {sha}); remove it from quetz first")
+                    raise DestinationError(
+                        f"{self}: {subdir}/{fn}: the server holds other bytes under this name (sha256 "
+                        f"{listed[fn]}, the archive has {sha}); remove it from quetz first"
+                    )
             missing = [fn for fn in present if fn not in listed]
             lingering = [fn for fn in absent if fn in listed]
             if not missing and not lingering:
@@ -317,9 +396,15 @@ class QuetzDestination(Destination):
                 behind = len(missing) + len(lingering)
                 deadline = time.monotonic() + self.index_timeout
             if time.monotonic() >= deadline:
-                what = f"{len(missing)} uploaded file(s) (first: {missing[0]})" if missing else f"{len(lingering)} removed file(s) still listed (first: {lingering[0]})"
-                raise DestinationError(f"{self}: waited {self.index_timeout:.0f}s without progress for the server's {subdir}/repodata.json "
-                                       f"to show {what}; is quetz's indexing stuck? (index_timeout)")
+                what = (
+                    f"{len(missing)} uploaded file(s) (first: {missing[0]})"
+                    if missing
+                    else f"{len(lingering)} removed file(s) still listed (first: {lingering[0]})"
+                )
+                raise DestinationError(
+                    f"{self}: waited {self.index_timeout:.0f}s without progress for the server's {subdir}/repodata.json "
+                    f"to show {what}; is quetz's indexing stuck? (index_timeout)"
+                )
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 
@@ -331,8 +416,9 @@ class QuetzChange(Change):
         self.patched = 0  # records whose quetz-built metadata differs from the archive's repodata
         self.records = 0
 
-    def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]],
-             sha256: Mapping[tuple[str, str, str], str] | None = None) -> None:
+    def plan(
+        self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]], sha256: Mapping[tuple[str, str, str], str] | None = None
+    ) -> None:
         """Before anything is uploaded: refuse a file quetz already lists under the same name.
 
         The import plans only files the destination does not hold with the archive's sha256 and
@@ -350,9 +436,11 @@ class QuetzChange(Change):
             if rec is not None and (sha256 is None or record_hashes(rec)[0] != sha256.get((channel, subdir, filename))):
                 clashes.append(f"{subdir}/{filename} (sha256 {record_hashes(rec)[0]})")
         if clashes:
-            raise DestinationError(f"{self.dest}: expected to upload {len(packages)} file(s) quetz does not hold, found {len(clashes)} "
-                                   f"it holds with other bytes under the same name (first: {clashes[0]}); quetz never replaces "
-                                   "a file: remove it from quetz first. Nothing was uploaded")
+            raise DestinationError(
+                f"{self.dest}: expected to upload {len(packages)} file(s) quetz does not hold, found {len(clashes)} "
+                f"it holds with other bytes under the same name (first: {clashes[0]}); quetz never replaces "
+                "a file: remove it from quetz first. Nothing was uploaded"
+            )
 
     def put_packages(self, batch: list[Put], on_bytes: OnBytes | None = None) -> None:
         if not batch:
@@ -384,9 +472,14 @@ class QuetzChange(Change):
 
     def commit(self) -> None:
         if self.patched:  # only when it matters: 0 differing records is nothing to warn about
-            log.warning("%s: quetz rebuilds repodata from the packages, so upstream repodata patches do not reach it: "
-                        "%d of %d records differ from the archive's repodata (%s)", self.dest, self.patched, self.records,
-                        "/".join(PATCH_FIELDS))
+            log.warning(
+                "%s: quetz rebuilds repodata from the packages, so upstream repodata patches do not reach it: "
+                "%d of %d records differ from the archive's repodata (%s)",
+                self.dest,
+                self.patched,
+                self.records,
+                "/".join(PATCH_FIELDS),
+            )
         elif self.records:
             log.info("%s: quetz rebuilt the repodata of %d records; none differs from the archive's", self.dest, self.records)
         self.uploaded.clear()
@@ -399,9 +492,13 @@ class QuetzChange(Change):
         change uploaded stays: complete, verified by quetz against its sha256, and listed.
         """
         if self.uploaded:
-            log.error("%s: the import failed after uploading %d file(s) (%s); they stay published (quetz lists each file as "
-                      "it arrives, and another import may rely on it): import again to finish, or clean to remove them",
-                      self.dest, len(self.uploaded), ", ".join(f"{s}/{f}" for s, f in self.uploaded[:5]))
+            log.error(
+                "%s: the import failed after uploading %d file(s) (%s); they stay published (quetz lists each file as "
+                "it arrives, and another import may rely on it): import again to finish, or clean to remove them",
+                self.dest,
+                len(self.uploaded),
+                ", ".join(f"{s}/{f}" for s, f in self.uploaded[:5]),
+            )
         self.uploaded.clear()
 
 

@@ -58,9 +58,19 @@ def _content_type(name: str) -> str:
 class S3Destination(Destination):
     kind = "s3"
 
-    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None, region: str | None = None,
-                 profile: str | None = None, public_url: str | None = None, workers: int = 8,
-                 multipart_threshold: int = 16 << 20, lock_stale_after: float = DEFAULT_STALE_AFTER) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        profile: str | None = None,
+        public_url: str | None = None,
+        workers: int = 8,
+        multipart_threshold: int = 16 << 20,
+        lock_stale_after: float = DEFAULT_STALE_AFTER,
+    ) -> None:
         if not _BUCKET.match(bucket):
             raise UsageError(f"s3: expected a bucket name of 3-63 lower-case letters, digits, '.' and '-', found {bucket!r}")
         parts = check_prefix(prefix, "s3")
@@ -80,7 +90,7 @@ class S3Destination(Destination):
 
     @classmethod
     def from_url(cls, url: str, site: dict[str, Any]) -> S3Destination:
-        rest = url[len("s3://"):]
+        rest = url[len("s3://") :]
         bucket, _, prefix = rest.partition("/")
         settings = {k: v for k, v in site.items() if k != "url"}  # open_destination checked the keys (SITE_KEYS)
         return cls(bucket, prefix, **settings)
@@ -102,12 +112,16 @@ class S3Destination(Destination):
             endpoint = self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
             config = Config(
                 s3={"addressing_style": "path" if endpoint else "auto"},
-                request_checksum_calculation="when_required", response_checksum_validation="when_required",
-                retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=self.workers + 4,
-                connect_timeout=10, read_timeout=60,
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                retries={"max_attempts": 5, "mode": "standard"},
+                max_pool_connections=self.workers + 4,
+                connect_timeout=10,
+                read_timeout=60,
             )
-            self._client = session.client("s3", endpoint_url=endpoint, region_name=self.region or session.region_name or "us-east-1",
-                                          config=config)
+            self._client = session.client(
+                "s3", endpoint_url=endpoint, region_name=self.region or session.region_name or "us-east-1", config=config
+            )
             attach_boto(self._client)  # a test hook; off unless AIRGAP_FAULT is set
         return self._client
 
@@ -141,8 +155,9 @@ class S3Destination(Destination):
                 hint = f"the storage answered {code}{f' ({msg})' if msg else ''}"
             return DestinationError(f"{self}: {what}: {hint}")
         if isinstance(exc, NoCredentialsError):
-            return DestinationError(f"{self}: {what}: expected AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                                    "or AWS_PROFILE), found none")
+            return DestinationError(
+                f"{self}: {what}: expected AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE), found none"
+            )
         if isinstance(exc, EndpointConnectionError):
             return DestinationError(f"{self}: {what}: cannot reach the storage endpoint ({exc}); check AWS_ENDPOINT_URL")
         if isinstance(exc, BotoCoreError):
@@ -170,8 +185,9 @@ class S3Destination(Destination):
             raise self._error(f"reading {key}", exc) from None
 
     def _put(self, key: str, data: bytes, **extra: Any) -> None:
-        self._call(f"writing {key}", self.client.put_object, Bucket=self.bucket, Key=key, Body=data,
-                   ContentType=_content_type(key), **extra)
+        self._call(
+            f"writing {key}", self.client.put_object, Bucket=self.bucket, Key=key, Body=data, ContentType=_content_type(key), **extra
+        )
 
     def _exists(self, key: str) -> bool:
         try:
@@ -198,17 +214,22 @@ class S3Destination(Destination):
 
     def _delete(self, keys: list[str]) -> None:
         for batch in iter_batches(keys, 1000):
-            out = self._call("removing objects", self.client.delete_objects, Bucket=self.bucket,
-                             Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+            out = self._call(
+                "removing objects",
+                self.client.delete_objects,
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
+            )
             errors = [e for e in out.get("Errors", ()) if e.get("Code") != "NoSuchKey"]
             if errors:
                 e = errors[0]
-                raise DestinationError(f"{self}: removing {e.get('Key')}: the storage answered {e.get('Code')} ({e.get('Message')}); "
-                                       f"{len(errors)} object(s) not removed")
+                raise DestinationError(
+                    f"{self}: removing {e.get('Key')}: the storage answered {e.get('Code')} ({e.get('Message')}); "
+                    f"{len(errors)} object(s) not removed"
+                )
 
     def _copy(self, src: str, dst: str) -> None:
-        self._call(f"copying {src}", self.client.copy_object, Bucket=self.bucket, Key=dst,
-                   CopySource={"Bucket": self.bucket, "Key": src})
+        self._call(f"copying {src}", self.client.copy_object, Bucket=self.bucket, Key=dst, CopySource={"Bucket": self.bucket, "Key": src})
 
     # -- reading -------------------------------------------------------------------------
 
@@ -235,9 +256,13 @@ class S3Destination(Destination):
         try:
             doc = json.loads(data)
         except (ValueError, RecursionError) as exc:
-            raise DestinationError(f"{self}/{STATE}/receipt.json: expected an airgap receipt, found something unreadable ({str(exc)[:100]}); {REBUILD}") from None
+            raise DestinationError(
+                f"{self}/{STATE}/receipt.json: expected an airgap receipt, found something unreadable ({str(exc)[:100]}); {REBUILD}"
+            ) from None
         if not isinstance(doc, dict) or doc.get("format") != empty_receipt()["format"]:
-            raise DestinationError(f"{self}/{STATE}/receipt.json: expected format {empty_receipt()['format']}, found {str(doc.get('format') if isinstance(doc, dict) else type(doc).__name__)[:40]!r}; {REBUILD}")
+            raise DestinationError(
+                f"{self}/{STATE}/receipt.json: expected format {empty_receipt()['format']}, found {str(doc.get('format') if isinstance(doc, dict) else type(doc).__name__)[:40]!r}; {REBUILD}"
+            )
         doc.setdefault("archives", [])
         doc.setdefault("channels", {})
         return doc
@@ -257,12 +282,12 @@ class S3Destination(Destination):
         base = self._key() + "/" if self.prefix else ""
         out: dict[str, list[str]] = {}
         for cp, size in self._list(base, "/"):
-            name = cp[len(base):].rstrip("/")
+            name = cp[len(base) :].rstrip("/")
             if size is not None or name.startswith(".") or not is_safe_channel_name(name):
                 continue
             subs = []
             for sp, ssize in self._list(cp, "/"):
-                sub = sp[len(cp):].rstrip("/")
+                sub = sp[len(cp) :].rstrip("/")
                 if ssize is None and sub and self._exists(f"{sp}repodata.json"):
                     subs.append(sub)
             if subs:
@@ -271,7 +296,7 @@ class S3Destination(Destination):
 
     def files(self, channel: str, subdir: str) -> dict[str, int]:
         base = self._key(channel, subdir) + "/"
-        return {key[len(base):]: size for key, size in self._list(base, "/") if size is not None}
+        return {key[len(base) :]: size for key, size in self._list(base, "/") if size is not None}
 
     def file_sha256(self, channel: str, subdir: str, filename: str, on_bytes: OnBytes | None = None) -> str | None:
         key = self._key(channel, subdir, filename)
@@ -324,7 +349,7 @@ class S3Destination(Destination):
         base = self._key(STATE, "staging-")
         areas: dict[str, list[str]] = {}
         for key, _size in self._list(base):
-            area = key[: key.index("/", len(base)) + 1] if "/" in key[len(base):] else key
+            area = key[: key.index("/", len(base)) + 1] if "/" in key[len(base) :] else key
             areas.setdefault(area, []).append(key)
         for area, keys in sorted(areas.items()):
             journal_key = area + "journal.json"
@@ -333,8 +358,10 @@ class S3Destination(Destination):
                 with deferred_signals():
                     ok = journal.rollback()
                 if not ok:
-                    raise DestinationError(f"{self}: expected to roll back the interrupted change in {area}, could not restore every "
-                                           "object (see the errors above); fix that, then retry")
+                    raise DestinationError(
+                        f"{self}: expected to roll back the interrupted change in {area}, could not restore every "
+                        "object (see the errors above); fix that, then retry"
+                    )
                 done.append(f"rolled back the interrupted change of {area.rstrip('/').rsplit('/', 1)[-1]}")
             self._delete(keys)
             done.append(f"removed {area.rstrip('/').rsplit('/', 1)[-1]}")
@@ -362,8 +389,12 @@ class S3Destination(Destination):
                 if on_bytes is not None:
                     on_bytes(bytes_transferred)
 
-        config = TransferConfig(multipart_threshold=self.multipart_threshold, multipart_chunksize=self.multipart_threshold,
-                                max_concurrency=self.workers, use_threads=True)
+        config = TransferConfig(
+            multipart_threshold=self.multipart_threshold,
+            multipart_chunksize=self.multipart_threshold,
+            max_concurrency=self.workers,
+            use_threads=True,
+        )
         subscribers = [Progress()] if on_bytes is not None else []
         with create_transfer_manager(self.client, config) as manager:
             for window in iter_batches(puts, 4 * self.workers):  # bounded open files whatever the count
@@ -373,8 +404,19 @@ class S3Destination(Destination):
                 try:
                     for key, p in window:
                         fh = p.blob.open()
-                        pending.append((key, fh, manager.upload(fh, self.bucket, key, subscribers=subscribers, extra_args={
-                            "ContentType": _content_type(key), "Metadata": {"sha256": p.blob.sha256}})))
+                        pending.append(
+                            (
+                                key,
+                                fh,
+                                manager.upload(
+                                    fh,
+                                    self.bucket,
+                                    key,
+                                    subscribers=subscribers,
+                                    extra_args={"ContentType": _content_type(key), "Metadata": {"sha256": p.blob.sha256}},
+                                ),
+                            )
+                        )
                     for key, _fh, future in pending:
                         try:
                             future.result()
@@ -397,8 +439,9 @@ class S3Change(Change):
             self._listed[folder] = {k.rpartition("/")[2] for k, size in self.dest._list(folder + "/", "/") if size is not None}
         return name in self._listed[folder]
 
-    def plan(self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]],
-             sha256: Mapping[tuple[str, str, str], str] | None = None) -> None:
+    def plan(
+        self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]], sha256: Mapping[tuple[str, str, str], str] | None = None
+    ) -> None:
         d = self.dest
         for channel, subdir, filename in packages:
             key = d._key(channel, subdir, filename)
@@ -452,13 +495,16 @@ class S3Change(Change):
 
     def rollback(self) -> None:
         if not self.dest.holds_lock():  # another process took the lock over: it owns the journal now; touch nothing
-            log.error("%s: not rolling back: this process no longer holds the lock; the next run rolls back from %s",
-                      self.dest, self.journal.area)
+            log.error(
+                "%s: not rolling back: this process no longer holds the lock; the next run rolls back from %s", self.dest, self.journal.area
+            )
             return
         with deferred_signals():  # a second Ctrl-C must not cut a rollback short
             ok = self.journal.rollback()
         if not ok:
-            log.error("%s: the change could not be undone completely; the next import or clean retries from %s", self.dest, self.journal.area)
+            log.error(
+                "%s: the change could not be undone completely; the next import or clean retries from %s", self.dest, self.journal.area
+            )
 
     def close(self) -> None:
         if not self.journal.saved:
@@ -517,7 +563,9 @@ class _S3Journal:
                     raise ValueError(f"backup {backup!r}")
                 journal.entries[key] = backup
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise DestinationError(f"{where}: expected an airgap journal, found a malformed one ({exc}); check the bucket, then delete {area}") from None
+            raise DestinationError(
+                f"{where}: expected an airgap journal, found a malformed one ({exc}); check the bucket, then delete {area}"
+            ) from None
         journal.saved = True
         return journal
 

@@ -51,7 +51,9 @@ class _VolumeSet:
         for number, stream in self.streams.items():
             for entry, fh in stream.blobs(manifest):
                 if (entry.volume or 1) != number:
-                    raise ArchiveFormatError(f"{stream.path}: blobs/sha256/{entry.sha256} belongs to volume {entry.volume}, found in volume {number}")
+                    raise ArchiveFormatError(
+                        f"{stream.path}: blobs/sha256/{entry.sha256} belongs to volume {entry.volume}, found in volume {number}"
+                    )
                 yield entry, fh
 
 
@@ -65,17 +67,21 @@ def open_set(paths: list[Path], trusted: TrustedKeys, allow_unsigned: bool = Fal
     else:
         volumes_opened = []
     try:
-        for p in paths[len(volumes_opened):]:
+        for p in paths[len(volumes_opened) :]:
             volumes_opened.append(open_verified(p, trusted, allow_unsigned))
         first = volumes_opened[0]
         streams: dict[int, ArchiveStream] = {}
         for o in volumes_opened:
             if o.manifest != first.manifest:
-                raise ArchiveFormatError(f"{o.stream.path}: expected a volume of archive {first.manifest.archive_id}, found one of {o.manifest.archive_id}")
+                raise ArchiveFormatError(
+                    f"{o.stream.path}: expected a volume of archive {first.manifest.archive_id}, found one of {o.manifest.archive_id}"
+                )
             sha = o.stream.peek_blob()
             number = first.manifest.blob_index()[sha].volume if sha in first.manifest.blob_index() else None
             if number is None:
-                raise ArchiveFormatError(f"{o.stream.path}: expected a volume (its first blob names it), found {'no blob' if sha is None else 'an unlisted blob'}")
+                raise ArchiveFormatError(
+                    f"{o.stream.path}: expected a volume (its first blob names it), found {'no blob' if sha is None else 'an unlisted blob'}"
+                )
             if number in streams:
                 raise UsageError(f"{o.stream.path}: volume {number} is given twice ({streams[number].path})")
             streams[number] = o.stream
@@ -99,7 +105,9 @@ def open_verified(path: Path, trusted: TrustedKeys, allow_unsigned: bool = False
         manifest_bytes, sig = stream.read_header()
         if sig is None:
             if not allow_unsigned:
-                raise SignatureError(f"{path}: expected a signed archive (manifest.sig), found none; an unsigned archive needs --allow-unsigned")
+                raise SignatureError(
+                    f"{path}: expected a signed archive (manifest.sig), found none; an unsigned archive needs --allow-unsigned"
+                )
             signer = None
         else:
             signer = trusted.verify(manifest_bytes, sig)
@@ -128,12 +136,16 @@ def load_repodata_blob(data: bytes, sub: SubdirEntry, channel: str, what: str) -
     if names != set(listed):
         extra = sorted(names - set(listed))[:3]
         missing = sorted(set(listed) - names)[:3]
-        raise IntegrityError(f"{what}: repodata of {channel}/{sub.subdir} and manifest disagree (only in repodata: {extra}, only in manifest: {missing})")
+        raise IntegrityError(
+            f"{what}: repodata of {channel}/{sub.subdir} and manifest disagree (only in repodata: {extra}, only in manifest: {missing})"
+        )
     for filename, record in rd.records():
         sha, _md5, size = record_hashes(record)
         entry = listed[filename]
         if (sha is not None and sha != entry.sha256) or (size is not None and size != entry.size):
-            raise IntegrityError(f"{what}: {channel}/{sub.subdir}/{filename}: repodata says sha256 {sha} size {size}, manifest says {entry.sha256} {entry.size}")
+            raise IntegrityError(
+                f"{what}: {channel}/{sub.subdir}/{filename}: repodata says sha256 {sha} size {size}, manifest says {entry.sha256} {entry.size}"
+            )
     return rd
 
 
@@ -154,14 +166,18 @@ class _FdWriter:
         view = memoryview(data)
         try:
             while view:
-                view = view[os.write(self.fd, view):]
+                view = view[os.write(self.fd, view) :]
         except OSError as exc:  # ENOSPC names no file: name the staged one
             raise named(exc, self.path) from None
         return len(data)
 
 
-def stream_blobs(opened: Opened, progress: Progress, desc: str,
-                 destination: Callable[[BlobEntry, tuple[Path, int] | None], str | os.PathLike[str] | None] = lambda entry, location: None) -> dict[str, bytes]:
+def stream_blobs(
+    opened: Opened,
+    progress: Progress,
+    desc: str,
+    destination: Callable[[BlobEntry, tuple[Path, int] | None], str | os.PathLike[str] | None] = lambda entry, location: None,
+) -> dict[str, bytes]:
     """Read every blob of an opened archive, checking each hash; return the repodata (and SBOM) blobs' bytes.
 
     A package or installer blob goes to the file ``destination(entry, location)`` names, or
@@ -199,5 +215,7 @@ def stream_blobs(opened: Opened, progress: Progress, desc: str,
     bar.close()
     missing = [b.sha256 for b in expected if b.sha256 not in seen]
     if missing:
-        raise ArchiveFormatError(f"{opened.stream.path}: expected {len(expected)} blobs, {len(missing)} missing (first: blobs/sha256/{missing[0]})")
+        raise ArchiveFormatError(
+            f"{opened.stream.path}: expected {len(expected)} blobs, {len(missing)} missing (first: blobs/sha256/{missing[0]})"
+        )
     return repodata

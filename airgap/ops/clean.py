@@ -53,8 +53,14 @@ class CleanResult:
         return sum(r.size or 0 for r in self.remove)
 
     def to_json(self) -> dict[str, Any]:
-        return {"destination": self.destination, "dry_run": self.dry_run, "remove": [r.to_json() for r in self.remove],
-                "keep": self.keep, "bytes": self.bytes, "broken": self.broken}
+        return {
+            "destination": self.destination,
+            "dry_run": self.dry_run,
+            "remove": [r.to_json() for r in self.remove],
+            "keep": self.keep,
+            "bytes": self.bytes,
+            "broken": self.broken,
+        }
 
 
 def diff_destination(held: Mapping[str, Mapping[str, Repodata]], filters: Filters) -> CleanResult:
@@ -119,8 +125,15 @@ def _lost_dependencies(channel: str, before: Mapping[str, Repodata], after: Mapp
     return out
 
 
-def run_clean(into: Path | str | Destination, filters: Filters, *, dry_run: bool, lock_timeout: float = 60.0,
-              clock: Any = time.time, channels: set[str] | None = None) -> CleanResult:
+def run_clean(
+    into: Path | str | Destination,
+    filters: Filters,
+    *,
+    dry_run: bool,
+    lock_timeout: float = 60.0,
+    clock: Any = time.time,
+    channels: set[str] | None = None,
+) -> CleanResult:
     """``channels``: clean only these destination channels (a config's channel_map / dest_channel); None: all."""
     dest = into if isinstance(into, Destination) else open_destination(str(into))
     if not dest.exists():
@@ -152,11 +165,13 @@ def run_clean(into: Path | str | Destination, filters: Filters, *, dry_run: bool
                         receipt.forget(channel, subdir, filename)
                 if not isinstance(receipt.extra.get("cleans"), list):
                     receipt.extra["cleans"] = []
-                receipt.extra["cleans"].append({
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock())),
-                    "removed": len(result.remove),
-                    "filters": filters.to_json(),
-                })
+                receipt.extra["cleans"].append(
+                    {
+                        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock())),
+                        "removed": len(result.remove),
+                        "filters": filters.to_json(),
+                    }
+                )
                 change.write_receipt(receipt.to_json())
                 change.commit()
             except BaseException:
@@ -185,8 +200,7 @@ def _diff(dest: Destination, filters: Filters, dry_run: bool, channels: set[str]
         for subdir, rd in by_subdir.items():
             for name, size in sorted(dest.files(channel, subdir).items()):
                 if name.endswith(PACKAGE_SUFFIXES) and not rd.lists(name):  # records kept verbatim count too
-                    result.remove.append(Removal(channel, subdir, name, size,
-                                                 "orphan: no repodata lists it (left by an interrupted run)"))
+                    result.remove.append(Removal(channel, subdir, name, size, "orphan: no repodata lists it (left by an interrupted run)"))
     result.destination = str(dest)
     result.dry_run = dry_run
     return result

@@ -117,8 +117,10 @@ def resolve_channels(config: Config) -> list[Channel]:
     names: dict[str, str] = {}
     for ch in channels:
         if ch.name in names:
-            raise UsageError(f"channels: expected channels with distinct names, found two named {ch.name!r} ({names[ch.name]} and {ch.url}); "
-                            "list each channel once, or name them with channel_map (source URL: destination channel)")
+            raise UsageError(
+                f"channels: expected channels with distinct names, found two named {ch.name!r} ({names[ch.name]} and {ch.url}); "
+                "list each channel once, or name them with channel_map (source URL: destination channel)"
+            )
         names[ch.name] = ch.url
     return channels
 
@@ -144,10 +146,14 @@ def installer_wants(config: Config, fetcher: Fetcher) -> list[_InstallerWant]:
         out.append(_InstallerWant(entry.get("dir") or default_dir, name, url, entry.get("sha256")))
     if config.fetch_installers:
         if not config.dir_names:
-            raise ConfigError("fetch_installers: expected dir_names too (e.g. ['archive']): the folders under remote_url to take installers from")
+            raise ConfigError(
+                "fetch_installers: expected dir_names too (e.g. ['archive']): the folders under remote_url to take installers from"
+            )
         if not config.installer_patterns:
-            raise ConfigError("fetch_installers: expected installer_patterns (e.g. ['Miniforge3-*-Linux-x86_64.sh']); "
-                              "refusing to carry a whole installer folder")
+            raise ConfigError(
+                "fetch_installers: expected installer_patterns (e.g. ['Miniforge3-*-Linux-x86_64.sh']); "
+                "refusing to carry a whole installer folder"
+            )
         for d in config.dir_names:
             base = config.remote_url.rstrip("/") + "/" + d + "/"
             names = [n for n in list_directory(fetcher, base) if any(fnmatch.fnmatchcase(n, pat) for pat in config.installer_patterns)]
@@ -185,14 +191,19 @@ class Plan:
         return sum(w.expected.size or 0 for w in self.wants)
 
     def to_json(self) -> dict[str, Any]:
-        packages: list[dict[str, Any]] = [{"channel": w.channel, "subdir": w.subdir, "filename": w.filename, "size": w.expected.size,
-                     "sha256": w.expected.sha256} for w in self.wants]
+        packages: list[dict[str, Any]] = [
+            {"channel": w.channel, "subdir": w.subdir, "filename": w.filename, "size": w.expected.size, "sha256": w.expected.sha256}
+            for w in self.wants
+        ]
         if self.pulled_by:
             for p, w in zip(packages, self.wants, strict=True):
                 p["environments"] = self.pulled_by.get((w.channel, w.subdir, w.filename), [])
-        excluded = [{"channel": c, "subdir": s, "filename": fn, "reason": reason}
-                    for c, subs in self.selections.items() for s, sel in subs.items()
-                    for fn, reason in sorted(sel.excluded.items())]
+        excluded = [
+            {"channel": c, "subdir": s, "filename": fn, "reason": reason}
+            for c, subs in self.selections.items()
+            for s, sel in subs.items()
+            for fn, reason in sorted(sel.excluded.items())
+        ]
         doc: dict[str, Any] = {"packages": packages, "excluded": excluded, "total_bytes": self.total_bytes}
         if self.installers:
             doc["installers"] = [{"dir": i.dir, "filename": i.filename, "url": redact(i.url), "sha256": i.sha256} for i in self.installers]
@@ -213,11 +224,16 @@ class Plan:
                 for reason in sel.excluded.values():
                     rule = reason.split(":", 1)[0]
                     rules[rule] = rules.get(rule, 0) + 1
-        doc: dict[str, Any] = {"channels": per, "excluded_by_rule": dict(sorted(rules.items(), key=lambda kv: -kv[1])),
-               "packages": len(self.wants), "total_bytes": self.total_bytes}
+        doc: dict[str, Any] = {
+            "channels": per,
+            "excluded_by_rule": dict(sorted(rules.items(), key=lambda kv: -kv[1])),
+            "packages": len(self.wants),
+            "total_bytes": self.total_bytes,
+        }
         if self.pulled_by:
             doc["environments"] = {
-                f"{w.channel}/{w.subdir}/{w.filename}": self.pulled_by.get((w.channel, w.subdir, w.filename), []) for w in self.wants}
+                f"{w.channel}/{w.subdir}/{w.filename}": self.pulled_by.get((w.channel, w.subdir, w.filename), []) for w in self.wants
+            }
         return doc
 
 
@@ -253,15 +269,20 @@ def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Prog
     return Plan(channels, fetched, selections, wants, installers, pulled_by=pulled)
 
 
-def check_installable(plan: Plan, filters: Filters, specs: list[str], allow_unsolvable: bool = False,
-                      virtual_packages: Mapping[str, tuple[str, ...]] | None = None) -> None:
+def check_installable(
+    plan: Plan,
+    filters: Filters,
+    specs: list[str],
+    allow_unsolvable: bool = False,
+    virtual_packages: Mapping[str, tuple[str, ...]] | None = None,
+) -> None:
     """Solve ``specs`` against the plan's records, per platform × python; raise if one fails."""
     if not specs:
         return
-    selected = {c: {s: plan.fetched[c][s].repodata.subset(set(sel.selected)) for s, sel in subs.items()}
-                for c, subs in plan.selections.items()}
-    plan.installability = installable.check(selected, specs, list(filters.platforms), list(filters.python_versions),
-                                             virtual_packages)
+    selected = {
+        c: {s: plan.fetched[c][s].repodata.subset(set(sel.selected)) for s, sel in subs.items()} for c, subs in plan.selections.items()
+    }
+    plan.installability = installable.check(selected, specs, list(filters.platforms), list(filters.python_versions), virtual_packages)
     failed = [o for o in plan.installability if not o.ok]
     for o in failed:  # the solver's explanation is a tree: keep its lines
         explanation = "\n".join("    " + line for line in o.message.splitlines() if line.strip())
@@ -276,13 +297,18 @@ def check_installable(plan: Plan, filters: Filters, specs: list[str], allow_unso
         )
 
 
-def run_plan(config: Config, *, installable_specs: list[str] | None = None, allow_unsolvable: bool = False,
-             fetcher: Fetcher | None = None, progress: Progress = null_progress) -> Plan:
+def run_plan(
+    config: Config,
+    *,
+    installable_specs: list[str] | None = None,
+    allow_unsolvable: bool = False,
+    fetcher: Fetcher | None = None,
+    progress: Progress = null_progress,
+) -> Plan:
     filters = filters_from_config(config)
     with _fetcher(config, fetcher) as f:
         plan = make_plan(config, filters, f, progress)
-    check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable,
-                          config.virtual_packages)
+    check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable, config.virtual_packages)
     return plan
 
 
@@ -291,8 +317,9 @@ def _fetcher(config: Config, given: Fetcher | None) -> Iterator[Fetcher]:
     if given is not None:
         yield given
         return
-    with Fetcher(workers=config.workers, retries=config.retries, timeout=config.timeout, min_rate=config.min_rate,
-                 network=network_from(config)) as f:
+    with Fetcher(
+        workers=config.workers, retries=config.retries, timeout=config.timeout, min_rate=config.min_rate, network=network_from(config)
+    ) as f:
         yield f
 
 
@@ -316,8 +343,7 @@ def run_export(
         raise UsageError(f"{archive}: expected an existing directory to write the archive in, found none")
     with _fetcher(config, fetcher) as f:
         plan = make_plan(config, filters, f, progress)
-        check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable,
-                          config.virtual_packages)
+        check_installable(plan, filters, list(installable_specs or config.installable), allow_unsolvable, config.virtual_packages)
         base = load_receipt(since) if since is not None else None
         subdirs = sum(len(subs) for subs in plan.selections.values())
         check_output(archive, planned_archive_bytes(plan.wants, subdirs, base))  # before any download
@@ -338,9 +364,19 @@ class Collected:
     fresh: frozenset[str] = frozenset()  # downloaded (and verified as they arrived) by this process
 
 
-def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer: Signer | None,
-            fetcher: Fetcher, progress: Progress, clock: Any, volume_size: int | None = None,
-            base: Receipt | None = None, sbom: bool = True) -> ExportResult:
+def _export(
+    config: Config,
+    filters: Filters,
+    plan: Plan,
+    archive: Path,
+    signer: Signer | None,
+    fetcher: Fetcher,
+    progress: Progress,
+    clock: Any,
+    volume_size: int | None = None,
+    base: Receipt | None = None,
+    sbom: bool = True,
+) -> ExportResult:
     got = collect(config, filters, plan, fetcher, progress, clock, base)
     manifest, cache = got.manifest, got.cache
     if sbom:  # a signed SBOM blob the manifest names (airgap/ops/review.py)
@@ -360,8 +396,16 @@ def _export(config: Config, filters: Filters, plan: Plan, archive: Path, signer:
     try:
         for number, target in enumerate(targets, start=1):
             blobs = [b for b in manifest.blobs if (b.volume or 1) == number]
-            write_archive(target, manifest_bytes, signature, ((b.sha256, b.size, cache.file(b.sha256)) for b in blobs),
-                          int(clock()), bar.update, bar.file_done, fresh=got.fresh)
+            write_archive(
+                target,
+                manifest_bytes,
+                signature,
+                ((b.sha256, b.size, cache.file(b.sha256)) for b in blobs),
+                int(clock()),
+                bar.update,
+                bar.file_done,
+                fresh=got.fresh,
+            )
             written.append(target)
     except BaseException as exc:
         for target in written:  # all volumes or none
@@ -428,7 +472,9 @@ def split_into_volumes(manifest: Manifest, volume_size: int, signature_size: int
     for b in manifest.blobs:
         need = _tar_member(b.size)
         if file_size(need) > volume_size:
-            raise UsageError(f"--volume-size: expected room for the largest file ({b.size} bytes, blob {b.sha256[:16]}), found {volume_size} bytes per volume")
+            raise UsageError(
+                f"--volume-size: expected room for the largest file ({b.size} bytes, blob {b.sha256[:16]}), found {volume_size} bytes per volume"
+            )
         if used and file_size(used + need) > volume_size:
             current, used = current + 1, 0
         numbers[b.sha256] = current
@@ -439,8 +485,9 @@ def split_into_volumes(manifest: Manifest, volume_size: int, signature_size: int
     return dataclasses.replace(manifest, blobs=blobs)
 
 
-def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, progress: Progress, clock: Any,
-            base: Receipt | None = None) -> Collected:
+def collect(
+    config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, progress: Progress, clock: Any, base: Receipt | None = None
+) -> Collected:
     """Download what the plan selects into the cache (verified) and build the manifest.
 
     With ``base`` (a destination's receipt) the manifest is a delta (see airgap.delta): files the
@@ -539,8 +586,9 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
             packed = zstd_compress(raw)
             rd_sha = cache.put_bytes(packed)
             source = {"url": redact(fr.url), "sha256": fr.sha256, "size": fr.size, "fetched": fr.fetched}
-            entries[(ch.name, subdir)] = SubdirEntry(subdir, RepodataBlob(rd_sha, len(packed), len(raw)), tuple(pkgs), source,
-                                                     tuple(present), tuple(removals))
+            entries[(ch.name, subdir)] = SubdirEntry(
+                subdir, RepodataBlob(rd_sha, len(packed), len(raw)), tuple(pkgs), source, tuple(present), tuple(removals)
+            )
     channel_entries: list[ChannelEntry] = []
     counts: dict[str, dict[str, int]] = {}
     for ch in channels:
@@ -554,15 +602,19 @@ def collect(config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, prog
             counts.setdefault(ch.name, {})[subdir] = len(entry.packages) + len(entry.present)
         channel_entries.append(ChannelEntry(ch.name, redact(ch.url), tuple(subs)))  # the manifest never holds a secret
     mapped = match(config.channel_map, [(c.name, c.url) for c in channels])  # channels several map to keep their names
-    merged_into = delta.targets if delta is not None else {
-        c.name: t or config.dest_channel or c.name for c, t in zip(channels, mapped, strict=True)}
+    merged_into = (
+        delta.targets if delta is not None else {c.name: t or config.dest_channel or c.name for c, t in zip(channels, mapped, strict=True)}
+    )
     shadowed, collisions = shadowing(channel_entries, merged_into.__getitem__)
     if len(set(merged_into.values())) < len(merged_into):  # the export knows which channels merge: record the choice
         for collision in collisions:
             log.warning("%s", collision.message())
-        channel_entries = [dataclasses.replace(c, subdirs=tuple(
-            dataclasses.replace(s, shadowed=tuple(sorted(shadowed.get((c.name, s.subdir), ())))) for s in c.subdirs))
-            for c in channel_entries]
+        channel_entries = [
+            dataclasses.replace(
+                c, subdirs=tuple(dataclasses.replace(s, shadowed=tuple(sorted(shadowed.get((c.name, s.subdir), ())))) for s in c.subdirs)
+            )
+            for c in channel_entries
+        ]
     for ie in installer_entries:
         if blobs.setdefault(ie.sha256, BlobEntry(ie.sha256, ie.size, "installer")).kind != "installer":
             raise UsageError(f"installers: {ie.filename} has the same bytes as a package; carry it once")

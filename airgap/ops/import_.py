@@ -84,14 +84,30 @@ def run_import(
 ) -> ImportResult:
     paths = [Path(p) for p in archive] if isinstance(archive, list) else [Path(archive)]
     opened = open_set(paths, trusted, allow_unsigned)  # nothing touched before this: signatures, every volume
-    return import_opened(opened, into, dest_channel=dest_channel, channel_map=channel_map, allow_downgrade=allow_downgrade,
-                         lock_timeout=lock_timeout, progress=progress, clock=clock)
+    return import_opened(
+        opened,
+        into,
+        dest_channel=dest_channel,
+        channel_map=channel_map,
+        allow_downgrade=allow_downgrade,
+        lock_timeout=lock_timeout,
+        progress=progress,
+        clock=clock,
+    )
 
 
-def import_opened(opened: Any, into: Path | str | Destination, *, dest_channel: str | None = None,
-                  channel_map: Mapping[str, str] | None = None, allow_downgrade: bool = False,
-                  lock_timeout: float = 60.0, recheck: bool = False, progress: Progress = null_progress,
-                  clock: Any = time.time) -> ImportResult:
+def import_opened(
+    opened: Any,
+    into: Path | str | Destination,
+    *,
+    dest_channel: str | None = None,
+    channel_map: Mapping[str, str] | None = None,
+    allow_downgrade: bool = False,
+    lock_timeout: float = 60.0,
+    recheck: bool = False,
+    progress: Progress = null_progress,
+    clock: Any = time.time,
+) -> ImportResult:
     """Publish a verified source of blobs (an archive, or the export cache for sync) into ``into``.
 
     ``recheck``: do not trust the receipt about which files are present; hash each one.
@@ -103,11 +119,15 @@ def import_opened(opened: Any, into: Path | str | Destination, *, dest_channel: 
     dest = into if isinstance(into, Destination) else open_destination(str(into))
     if dest.fixed_channel is not None:
         if dest_channel not in (None, dest.fixed_channel):
-            raise UsageError(f"dest_channel: expected {dest.fixed_channel!r} (the channel the destination URL names) or none, found {dest_channel!r}")
+            raise UsageError(
+                f"dest_channel: expected {dest.fixed_channel!r} (the channel the destination URL names) or none, found {dest_channel!r}"
+            )
         dest_channel = dest.fixed_channel
     mapped = targets(channel_map or {}, [(ch.name, ch.url) for ch in opened.manifest.channels])
     if dest.fixed_channel is not None and set(mapped.values()) - {dest.fixed_channel}:
-        raise UsageError(f"channel_map: expected only {dest.fixed_channel!r} (the channel the destination URL names), found {sorted(set(mapped.values()))}")
+        raise UsageError(
+            f"channel_map: expected only {dest.fixed_channel!r} (the channel the destination URL names), found {sorted(set(mapped.values()))}"
+        )
     with opened.stream:
         with dest.locked(lock_timeout):
             result = _import_locked(opened, dest, dest_channel, progress, clock, recheck, allow_downgrade, mapped)
@@ -116,9 +136,16 @@ def import_opened(opened: Any, into: Path | str | Destination, *, dest_channel: 
         return result
 
 
-def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
-                   progress: Progress, clock: Any, recheck: bool = False, allow_downgrade: bool = False,
-                   mapped: Mapping[str, str] | None = None) -> ImportResult:
+def _import_locked(
+    opened: Any,
+    dest: Destination,
+    dest_channel: str | None,
+    progress: Progress,
+    clock: Any,
+    recheck: bool = False,
+    allow_downgrade: bool = False,
+    mapped: Mapping[str, str] | None = None,
+) -> ImportResult:
     manifest = opened.manifest
     receipt = load_receipt(dest)  # read after dest.locked() rolled back any killed import
 
@@ -179,11 +206,16 @@ def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
     held_installers = receipt.installers
     installers = list(manifest.installers)
     if installers and not dest.holds_other_files:
-        log.warning("%s: a %s destination holds conda packages only; the archive's %d installer(s) are not imported",
-                    dest, dest.kind, len(installers))
+        log.warning(
+            "%s: a %s destination holds conda packages only; the archive's %d installer(s) are not imported",
+            dest,
+            dest.kind,
+            len(installers),
+        )
         installers = []
-    misplaced = import_problem(channel_names, [(i.dir, i.filename) for i in installers], held_installers,
-                               dest.inventory() if installers else ())
+    misplaced = import_problem(
+        channel_names, [(i.dir, i.filename) for i in installers], held_installers, dest.inventory() if installers else ()
+    )
     if misplaced:
         raise DestinationError(f"{dest}: {misplaced}; nothing was changed")
     for ins in installers:
@@ -193,19 +225,35 @@ def _import_locked(opened: Any, dest: Destination, dest_channel: str | None,
             continue
         needed.setdefault(ins.sha256, []).append((ins.dir, "", ins.filename))
     # A delta builds on files the destination must already hold: check them before anything changes.
-    base_files = [(target_channel(ch.name), sub.subdir, p) for ch in manifest.channels for sub in ch.subdirs for p in sub.present
-                  if p.filename not in skipped[(ch.name, sub.subdir)]]
+    base_files = [
+        (target_channel(ch.name), sub.subdir, p)
+        for ch in manifest.channels
+        for sub in ch.subdirs
+        for p in sub.present
+        if p.filename not in skipped[(ch.name, sub.subdir)]
+    ]
     lacking = [f"{tc}/{subdir}/{p.filename}" for tc, subdir, p in base_files if not holds(tc, subdir, p.filename, p.sha256, p.size)]
     if lacking:
-        raise DestinationError(missing_base_message(base_files, lacking, receipt.to_json()["channels"], [ch.name for ch in manifest.channels],
-                                                   dest_channel))
+        raise DestinationError(
+            missing_base_message(base_files, lacking, receipt.to_json()["channels"], [ch.name for ch in manifest.channels], dest_channel)
+        )
     present += len(base_files)
-    removals = [] if downgrade else [
-        (target_channel(ch.name), sub.subdir, fn) for ch in manifest.channels for sub in ch.subdirs for fn in sub.removals]
+    removals = (
+        []
+        if downgrade
+        else [(target_channel(ch.name), sub.subdir, fn) for ch in manifest.channels for sub in ch.subdirs for fn in sub.removals]
+    )
     pending_removals = [r for r in removals if held_size(*r) is not None]
     applied = {a.get("archive_id") for a in receipt.archives}
-    result = ImportResult(str(dest), manifest.archive_id, opened.signer, noop=False, packages_present=present,
-                          downgrade=downgrade is not None, collisions=len(collisions))
+    result = ImportResult(
+        str(dest),
+        manifest.archive_id,
+        opened.signer,
+        noop=False,
+        packages_present=present,
+        downgrade=downgrade is not None,
+        collisions=len(collisions),
+    )
     for ch in manifest.channels:
         result.channels.setdefault(target_channel(ch.name), []).extend(s.subdir for s in ch.subdirs)
     # a server that rebuilds its repodata from the packages keeps no archive history: holding every file is enough
@@ -244,8 +292,9 @@ def _verify_only(opened: Any, progress: Progress) -> None:
             load_repodata_blob(repodata_blobs[sub.repodata.sha256], sub, ch.name, f"{ch.name}/{sub.subdir} repodata")
 
 
-def _publish(opened: Any, dest: Destination, change: Change, plan: _Plan, result: ImportResult, progress: Progress,
-             clock: Any) -> ImportResult:
+def _publish(
+    opened: Any, dest: Destination, change: Change, plan: _Plan, result: ImportResult, progress: Progress, clock: Any
+) -> ImportResult:
     needed = plan.needed
     blobs: dict[str, BlobRef] = {}
     identities: dict[Path, tuple[int, int, int, int]] = {}
@@ -290,7 +339,9 @@ def _new_indexes(plan: _Plan, manifest: Any, repodata_blobs: dict[str, bytes]) -
             skip = plan.skipped.get((ch.name, sub.subdir), set())
             base = plan.index(tc, sub.subdir)
             if skip or plan.downgrade:
-                rd = rd.subset({f for f, _ in rd.records() if f not in skip and not (plan.downgrade and base is not None and base.lists(f))})
+                rd = rd.subset(
+                    {f for f, _ in rd.records() if f not in skip and not (plan.downgrade and base is not None and base.lists(f))}
+                )
             incoming.setdefault((tc, sub.subdir), []).append(rd)
         if (tc, "noarch") not in incoming and plan.index(tc, "noarch") is None:
             incoming[(tc, "noarch")] = [empty("noarch")]
@@ -310,8 +361,17 @@ def _new_indexes(plan: _Plan, manifest: Any, repodata_blobs: dict[str, bytes]) -
     return new_index
 
 
-def _replay(dest: Destination, change: Change, plan: _Plan, blobs: dict[str, BlobRef], repodata_blobs: dict[str, bytes],
-            opened: Any, result: ImportResult, progress: Progress, clock: Any) -> ImportResult:
+def _replay(
+    dest: Destination,
+    change: Change,
+    plan: _Plan,
+    blobs: dict[str, BlobRef],
+    repodata_blobs: dict[str, bytes],
+    opened: Any,
+    result: ImportResult,
+    progress: Progress,
+    clock: Any,
+) -> ImportResult:
     manifest = opened.manifest
     receipt, needed = plan.receipt, plan.needed
     new_index = _new_indexes(plan, manifest, repodata_blobs)
@@ -370,8 +430,15 @@ def _replay(dest: Destination, change: Change, plan: _Plan, blobs: dict[str, Blo
             if ins.sha256 in needed or receipt.installers.get(ins.dir, {}).get(ins.filename):
                 receipt.installers.setdefault(ins.dir, {})[ins.filename] = Held(ins.sha256, ins.size)
         sbom = keep_sbom(change, manifest, repodata_blobs)  # journaled: undone with the rest
-        apply_archive(receipt, manifest, plan.target_channel, skipped=plan.skipped, downgrade=plan.downgrade,
-                      signer=opened.signer, imported=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock())))
+        apply_archive(
+            receipt,
+            manifest,
+            plan.target_channel,
+            skipped=plan.skipped,
+            downgrade=plan.downgrade,
+            signer=opened.signer,
+            imported=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock())),
+        )
         if sbom:
             receipt.archives[-1]["sbom"] = sbom
         change.write_receipt(receipt.to_json())

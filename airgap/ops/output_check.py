@@ -81,8 +81,10 @@ def archive_write_error(target: Path, exc: OSError) -> AirgapError | None:
     if exc.filename is not None and Path(exc.filename).parent != target.parent:
         return None  # a cache file could not be read: its own name says more
     if exc.errno == errno.EFBIG:  # FAT32 media stop at 4 GiB, whatever room is left
-        what = ("File too large: the file system takes no file this large; split the archive with "
-                "--volume-size (e.g. 4000M for FAT32) or use another file system")
+        what = (
+            "File too large: the file system takes no file this large; split the archive with "
+            "--volume-size (e.g. 4000M for FAT32) or use another file system"
+        )
     elif exc.errno in _NO_ROOM:
         what = "the medium is full"
     else:

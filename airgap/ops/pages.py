@@ -19,8 +19,12 @@ from ..repodata import Repodata
 log = logging.getLogger(__name__)
 
 
-def write_pages(dest: Destination, channels: Iterable[str], origin: Mapping[str, Any] | None = None,
-                known: Mapping[tuple[str, str], Repodata] | None = None) -> None:
+def write_pages(
+    dest: Destination,
+    channels: Iterable[str],
+    origin: Mapping[str, Any] | None = None,
+    known: Mapping[tuple[str, str], Repodata] | None = None,
+) -> None:
     """``known``: repodata the caller just published, so it is not read and parsed again."""
     if not dest.holds_other_files:
         return

@@ -41,13 +41,23 @@ class ReceiptResult:
         return self.check.problems if self.check is not None else []
 
     def to_json(self) -> dict[str, Any]:
-        return {"files": self.files, "missing": self.missing, "written_to": self.written_to,
-                "damaged": sorted("/".join(p.place) for p in self.problems if p.kind == "damaged"),
-                "problems": [p.to_json() for p in self.problems]}
+        return {
+            "files": self.files,
+            "missing": self.missing,
+            "written_to": self.written_to,
+            "damaged": sorted("/".join(p.place) for p in self.problems if p.kind == "damaged"),
+            "problems": [p.to_json() for p in self.problems],
+        }
 
 
-def run_receipt(into: Path | str | Destination, output: Path | None = None, *, lock_timeout: float = 60.0,
-                progress: Progress = null_progress, clock: Any = time.time) -> ReceiptResult:
+def run_receipt(
+    into: Path | str | Destination,
+    output: Path | None = None,
+    *,
+    lock_timeout: float = 60.0,
+    progress: Progress = null_progress,
+    clock: Any = time.time,
+) -> ReceiptResult:
     """Rebuild the receipt from what passes ``verify --into``'s check: a missing or damaged file is
     reported (:attr:`ReceiptResult.problems`) and not recorded as held, so the next import puts it back."""
     dest = into if isinstance(into, Destination) else open_destination(str(into))
@@ -60,8 +70,9 @@ def run_receipt(into: Path | str | Destination, output: Path | None = None, *, l
             log.warning("%s; rebuilding it without its history", exc)
             old = Receipt()
         # kept: what the files cannot tell; not kept: installers and upstream state (re-checked by the next import)
-        receipt = Receipt(applied=old.applied, channel_map=old.channel_map, fixed_channel=old.fixed_channel,
-                          archives=old.archives, extra=old.extra)
+        receipt = Receipt(
+            applied=old.applied, channel_map=old.channel_map, fixed_channel=old.fixed_channel, archives=old.archives, extra=old.extra
+        )
         # what passes verify --into's check (a rebuilt receipt lists packages only): damaged files are reported, not held
         check = check_destination(dest, progress=progress, installers=False)
         for channel, subdirs in check.good.items():
@@ -70,8 +81,9 @@ def run_receipt(into: Path | str | Destination, output: Path | None = None, *, l
                 for fn, rec in files_.items():
                     before = old.held(channel, subdir, fn)
                     sha = rec["sha256"]
-                    receipt.hold(channel, subdir, fn, sha, rec.get("size"),
-                                 before.origin if before is not None and before.sha256 == sha else None)
+                    receipt.hold(
+                        channel, subdir, fn, sha, rec.get("size"), before.origin if before is not None and before.sha256 == sha else None
+                    )
         receipt.extra["rebuilt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock()))
         doc = receipt.to_json()
         files = sum(len(s) for c in receipt.channels.values() for s in c.values())

@@ -270,6 +270,7 @@ def plan_page(plan: Any, config: Any, target: Path, signer: str | None, since: P
 
     base = load_receipt(since) if since is not None else None
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    review = plan_review(plan, filters_from_config(config).to_json(), f"airgap {__version__}", created, signer,
-                         base.to_json() if base is not None else None)
+    review = plan_review(
+        plan, filters_from_config(config).to_json(), f"airgap {__version__}", created, signer, base.to_json() if base is not None else None
+    )
     write_page(target, render(review))

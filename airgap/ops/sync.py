@@ -73,20 +73,41 @@ class SyncResult:
     excluded: int
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.imported.to_json(), "downloaded": self.downloaded, "downloaded_bytes": self.downloaded_bytes,
-                "cached": self.cached, "excluded": self.excluded}
+        return {
+            **self.imported.to_json(),
+            "downloaded": self.downloaded,
+            "downloaded_bytes": self.downloaded_bytes,
+            "cached": self.cached,
+            "excluded": self.excluded,
+        }
 
 
-def run_sync(config: Config, into: Path | str | Destination, *, dest_channel: str | None = None, reset: bool = False,
-             allow_downgrade: bool = False,
-             lock_timeout: float = 60.0, fetcher: Fetcher | None = None, progress: Progress = null_progress,
-             clock: Any = time.time) -> SyncResult:
+def run_sync(
+    config: Config,
+    into: Path | str | Destination,
+    *,
+    dest_channel: str | None = None,
+    reset: bool = False,
+    allow_downgrade: bool = False,
+    lock_timeout: float = 60.0,
+    fetcher: Fetcher | None = None,
+    progress: Progress = null_progress,
+    clock: Any = time.time,
+) -> SyncResult:
     filters = filters_from_config(config)
     with _fetcher(config, fetcher) as f:
         plan = make_plan(config, filters, f, progress)
         got = collect(config, filters, plan, f, progress, clock)
     source = Opened(_CacheStream(got.cache), got.manifest, len(got.manifest.to_bytes()), signer=None)
-    imported = import_opened(source, into, dest_channel=dest_channel, channel_map=config.channel_map,
-                             allow_downgrade=allow_downgrade, lock_timeout=lock_timeout,
-                             recheck=reset, progress=progress, clock=clock)
+    imported = import_opened(
+        source,
+        into,
+        dest_channel=dest_channel,
+        channel_map=config.channel_map,
+        allow_downgrade=allow_downgrade,
+        lock_timeout=lock_timeout,
+        recheck=reset,
+        progress=progress,
+        clock=clock,
+    )
     return SyncResult(imported, got.downloaded, got.downloaded_bytes, got.cached, got.excluded)

@@ -29,8 +29,9 @@ class VerifyResult:
         return dict(self.__dict__)
 
 
-def run_verify(archive: Path | list[Path], trusted: TrustedKeys, *, allow_unsigned: bool = False,
-               progress: Progress = null_progress) -> VerifyResult:
+def run_verify(
+    archive: Path | list[Path], trusted: TrustedKeys, *, allow_unsigned: bool = False, progress: Progress = null_progress
+) -> VerifyResult:
     """Verify an archive, or any volumes of one: each volume verifies alone (its own blobs)."""
     paths = [Path(p) for p in archive] if isinstance(archive, list) else [Path(archive)]
     opened = open_set(paths, trusted, allow_unsigned, complete=False)
@@ -43,8 +44,16 @@ def run_verify(archive: Path | list[Path], trusted: TrustedKeys, *, allow_unsign
                 load_repodata_blob(repodata[sub.repodata.sha256], sub, ch.name, f"{ch.name}/{sub.subdir} repodata")
     here = [b for b in manifest.blobs if (b.volume or 1) in opened.volumes]
     packages = sum(1 for b in here if b.kind == "package")
-    return VerifyResult(", ".join(str(p) for p in paths), manifest.archive_id, opened.signer, len(here),
-                        sum(b.size for b in here), packages, list(opened.volumes), manifest.volumes)
+    return VerifyResult(
+        ", ".join(str(p) for p in paths),
+        manifest.archive_id,
+        opened.signer,
+        len(here),
+        sum(b.size for b in here),
+        packages,
+        list(opened.volumes),
+        manifest.volumes,
+    )
 
 
 @dataclass
@@ -58,23 +67,25 @@ class Inspection:
 
     def to_json(self) -> dict[str, Any]:
         m = self.manifest
-        doc: dict[str, Any] = redact_doc({  # an archive written before redaction existed may carry a channel's credentials
-            "format": m.format,
-            "archive_id": m.archive_id,
-            "created": m.created,
-            "tool": m.tool,
-            "base": m.base,
-            "bases": {c: b.to_json() for c, b in m.bases.items()},
-            "filters": dict(m.filters),
-            "signer": self.signature_keyid,
-            "signature_checked": self.signature_checked,
-            "archive_bytes": self.archive_bytes,
-            "manifest_bytes": self.manifest_bytes,
-            "totals": m.totals(),
-            "channels": self.channels,
-            "installers": [i.to_json() for i in m.installers],
-            "sbom": m.sbom.to_json() if m.sbom is not None else None,
-        })
+        doc: dict[str, Any] = redact_doc(
+            {  # an archive written before redaction existed may carry a channel's credentials
+                "format": m.format,
+                "archive_id": m.archive_id,
+                "created": m.created,
+                "tool": m.tool,
+                "base": m.base,
+                "bases": {c: b.to_json() for c, b in m.bases.items()},
+                "filters": dict(m.filters),
+                "signer": self.signature_keyid,
+                "signature_checked": self.signature_checked,
+                "archive_bytes": self.archive_bytes,
+                "manifest_bytes": self.manifest_bytes,
+                "totals": m.totals(),
+                "channels": self.channels,
+                "installers": [i.to_json() for i in m.installers],
+                "sbom": m.sbom.to_json() if m.sbom is not None else None,
+            }
+        )
         return doc
 
 
@@ -101,14 +112,16 @@ def run_inspect(archive: Path, trusted: TrustedKeys | None = None) -> Inspection
     for ch in manifest.channels:
         subs = []
         for s in ch.subdirs:
-            subs.append({
-                "subdir": s.subdir,
-                "packages": len(s.packages),
-                "bytes": sum(p.size for p in s.packages),
-                "source": dict(s.source),
-                "present": len(s.present),
-                "removals": list(s.removals),
-                "shadowed": list(s.shadowed),
-            })
+            subs.append(
+                {
+                    "subdir": s.subdir,
+                    "packages": len(s.packages),
+                    "bytes": sum(p.size for p in s.packages),
+                    "source": dict(s.source),
+                    "present": len(s.present),
+                    "removals": list(s.removals),
+                    "shadowed": list(s.shadowed),
+                }
+            )
         channels.append({"name": ch.name, "url": ch.url, "subdirs": subs})
     return Inspection(manifest, keyid, checked, len(manifest_bytes), archive.stat().st_size, channels)

@@ -130,10 +130,7 @@ def _dumps(obj: object) -> bytes:
 
 
 def _info_files(spec: PackageSpec, payload: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-    paths = [
-        {"_path": p, "path_type": "hardlink", "sha256": hashlib.sha256(d).hexdigest(), "size_in_bytes": len(d)}
-        for p, d in payload
-    ]
+    paths = [{"_path": p, "path_type": "hardlink", "sha256": hashlib.sha256(d).hexdigest(), "size_in_bytes": len(d)} for p, d in payload]
     info = [
         ("info/files", "".join(p + "\n" for p, _ in payload).encode()),
         ("info/index.json", _dumps(_index(spec))),
@@ -163,11 +160,13 @@ def _record(spec: PackageSpec, data: bytes) -> dict[str, Any]:
     """The repodata record: index.json's keys (but arch/platform), hashes, size, then ``extra``."""
     record = _index(spec)
     del record["arch"], record["platform"]
-    record.update({
-        "md5": hashlib.md5(data).hexdigest(),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "size": len(data),
-    })
+    record.update(
+        {
+            "md5": hashlib.md5(data).hexdigest(),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+        }
+    )
     record.update(dict(spec.extra))
     return record
 
@@ -225,8 +224,13 @@ def write_channel(
 
     def doc(subdir: str) -> dict[str, Any]:
         if subdir not in docs:
-            docs[subdir] = {"info": {"subdir": subdir, **(extra_info or {})}, "packages": {}, "packages.conda": {},
-                            "removed": [], "repodata_version": 1}
+            docs[subdir] = {
+                "info": {"subdir": subdir, **(extra_info or {})},
+                "packages": {},
+                "packages.conda": {},
+                "removed": [],
+                "repodata_version": 1,
+            }
         return docs[subdir]
 
     for s in ("noarch", *subdirs):

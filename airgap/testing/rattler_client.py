@@ -12,8 +12,7 @@ import asyncio
 from pathlib import Path
 
 
-async def rattler_install(channel_urls: list[str], specs: list[str], prefix: Path, cache: Path,
-                          platform: str = "linux-64") -> list[str]:
+async def rattler_install(channel_urls: list[str], specs: list[str], prefix: Path, cache: Path, platform: str = "linux-64") -> list[str]:
     """Solve ``specs`` against ``channel_urls`` only and install into ``prefix``; return the sorted names."""
     import rattler
 
