@@ -220,6 +220,16 @@ def main() -> None:
     """
 
 
+#: export and sync: environments to mirror, besides those the config lists
+_ENV_OPTION = click.option(
+    "--env",
+    "env_files",
+    multiple=True,
+    metavar="FILE[:NAME,...]",
+    help="environment.yml, pixi.lock (:NAME,... picks environments), conda-lock.yml or @EXPLICIT file to mirror (repeatable; adds to environments).",
+)
+
+
 @main.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite an existing key.")
@@ -259,13 +269,7 @@ def keygen(path: str, force: bool, state: _State, config: Config | None) -> None
     help="Solve SPEC against the selection per platform x python before downloading (repeatable; adds to installable).",
 )
 @click.option("--allow-unsolvable", is_flag=True, help="Report unsolvable specs but export anyway.")
-@click.option(
-    "--env",
-    "env_files",
-    multiple=True,
-    metavar="FILE[:NAME,...]",
-    help="environment.yml, pixi.lock (:NAME,... picks environments), conda-lock.yml or @EXPLICIT file to mirror (repeatable; adds to environments).",
-)
+@_ENV_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the plan) as JSON.")
 @click.option(
     "--html", "html_file", type=click.Path(dir_okay=False), help="With --plan: write the review page of the transfer to this file."
@@ -597,13 +601,7 @@ def _downloads(dest: Any, url: str | None, quiet: bool) -> None:
 @click.option("--url", "public_url", help="The URL clients reach the mirror at: write DEST/downloads/ (default: public_url in the config).")
 @click.option("--allow-downgrade", is_flag=True, help=_DOWNGRADE_HELP)
 @click.option("--lock-timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for another import to finish.")
-@click.option(
-    "--env",
-    "env_files",
-    multiple=True,
-    metavar="FILE[:NAME,...]",
-    help="environment.yml, pixi.lock (:NAME,... picks environments), conda-lock.yml or @EXPLICIT file to mirror (repeatable; adds to environments).",
-)
+@_ENV_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @common_options()
 def sync(
