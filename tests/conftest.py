@@ -22,9 +22,14 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client the test cut off on purpose (a killed export, a refused download) is no test failure
+
+
 def serve_directory(path: Path) -> tuple[str, Callable[[], None]]:
     """Serve ``path`` on 127.0.0.1 (a free port); return ``(base_url, stop)``."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(path)))
+    httpd = _QuietServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(path)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
 
