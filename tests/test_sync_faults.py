@@ -195,3 +195,49 @@ def test_quetz_key_revoked_between_imports(quetz: Any, archives: dict[str, Path]
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "refused the API key" in lines[0] and key not in r.output, r.output
     assert state(QuetzDestination(quetz.url, name, quetz.key)) == before  # nothing deleted, nothing added
+
+
+def test_quetz_key_revoked_during_an_import(quetz: Any, archives: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The key is deleted while the import is paused at its first upload: the next call is refused."""
+    import threading
+    import time
+
+    from airgap import faults
+    from airgap.destinations.quetz import QuetzDestination
+
+    key = _new_key(quetz)
+    monkeypatch.setenv("QUETZ_API_KEY", key)
+    name = f"revoked-{uuid.uuid4().hex[:8]}"
+    into = f"quetz+{quetz.url}/{name}"
+    for channel in (into, into + "-twin"):  # the twin, in the same state, tells which call uploads first
+        assert cli("import", archives["v1"], "--into", channel, "--trusted-key", archives["pub"]).exit_code == 0
+    before = state(QuetzDestination(quetz.url, name, quetz.key))
+
+    log = tmp_path / "calls"
+    monkeypatch.setenv("AIRGAP_FAULT_LOG", str(log))
+    faults.reset()
+    assert cli("import", archives["v2"], "--into", into + "-twin", "--trusted-key", archives["pub"]).exit_code == 0
+    upload = next(int(c.split()[0]) for c in log.read_text().splitlines() if "/upload/" in c)
+
+    log.unlink()
+    monkeypatch.setenv("AIRGAP_FAULT", f"pause@{upload}")
+    monkeypatch.setenv("AIRGAP_FAULT_PAUSE", "3")
+    faults.reset()
+
+    def revoke_when_paused() -> None:
+        while not (log.exists() and any(ln.startswith(f"{upload} ") for ln in log.read_text().splitlines())):
+            time.sleep(0.05)
+        _revoke(quetz, key)
+
+    revoker = threading.Thread(target=revoke_when_paused, daemon=True)
+    revoker.start()
+    try:
+        r = cli("import", archives["v2"], "--into", into, "--trusted-key", archives["pub"])
+    finally:
+        monkeypatch.delenv("AIRGAP_FAULT")
+        faults.reset()
+    revoker.join(10)
+    assert r.exit_code == 1
+    errors = [ln for ln in r.output.splitlines() if "error" in ln.lower()]
+    assert len(errors) == 1 and "refused the API key" in errors[0] and key not in r.output, r.output
+    assert state(QuetzDestination(quetz.url, name, quetz.key)) == before  # nothing deleted
