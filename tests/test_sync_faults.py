@@ -127,34 +127,47 @@ def test_sync_reset_replaces_a_damaged_file(tmp_path: Path, upstream: Scripted) 
     assert r.exit_code == 0, r.output
 
 
-def _receipt_files(into: Path) -> set[str]:
-    doc = json.loads((into / ".airgap" / "receipt.json").read_bytes())
+def _held(snap: dict[str, bytes], name: str) -> bytes | None:
+    """The bytes of ``name`` (a path under the destination's root) in a snapshot, or None."""
+    return next((v for k, v in snap.items() if k == name or k.endswith("/" + name)), None)
+
+
+def _receipt_files(snap: dict[str, bytes]) -> set[str]:
+    raw = _held(snap, ".airgap/receipt.json")
+    assert raw is not None
+    doc = json.loads(raw)
     return {f for subs in doc["channels"].values() for files in subs.values() for f in files}
 
 
+def _listed(snap: dict[str, bytes]) -> set[str]:
+    raw = _held(snap, "main/linux-64/repodata.json")
+    assert raw is not None
+    return set(json.loads(raw)["packages.conda"])
+
+
 @pytest.mark.parametrize("drop", [{"blacklist": ["b"]}, {"pkg_list": ["a", "c", "base"]}], ids=["blacklist", "pkg_list"])
-def test_filters_changed_between_syncs(tmp_path: Path, upstream: Scripted, drop: dict[str, Any]) -> None:
-    into = tmp_path / "dest"
+def test_filters_changed_between_syncs(tmp_path: Path, upstream: Scripted, dest: dict[str, Any], drop: dict[str, Any]) -> None:
+    into, b = dest["into"], "b-1.0-0.conda"
     every = _config(tmp_path, upstream, pkg_list=["a", "b", "c", "base"])
     assert cli("sync", "-f", every, "--into", into).exit_code == 0
-    sub = into / "main" / "linux-64"
-    kept = {n: (sub / f"{n}-1.0-0.conda").read_bytes() for n in ("a", "c")}
-    assert "b-1.0-0.conda" in _receipt_files(into)
+    snap = dest["snapshot"]()
+    kept = {n: _held(snap, f"main/linux-64/{n}-1.0-0.conda") for n in ("a", "c")}
+    assert None not in kept.values() and b in _receipt_files(snap) and b in _listed(snap)
 
-    r = cli("sync", "-f", _config(tmp_path, upstream, **drop), "--into", into)
+    r = cli("sync", "-f", _config(tmp_path, upstream, **drop), "--into", into, "--json")
     assert r.exit_code == 0, r.output
-    rd = json.loads((sub / "repodata.json").read_bytes())
-    assert "b-1.0-0.conda" not in rd["packages.conda"] and not (sub / "b-1.0-0.conda").exists()
-    assert {n: (sub / f"{n}-1.0-0.conda").read_bytes() for n in ("a", "c")} == kept
-    assert "b-1.0-0.conda" not in _receipt_files(into) and "a-1.0-0.conda" in _receipt_files(into)
-    published(into)  # the index lists exactly the files held
-    r = cli("verify", "--into", into)
+    assert json.loads(r.stdout)["packages_removed"] == 1
+    snap = dest["snapshot"]()
+    assert b not in _listed(snap) and _held(snap, f"main/linux-64/{b}") is None and b not in _receipt_files(snap)
+    assert {n: _held(snap, f"main/linux-64/{n}-1.0-0.conda") for n in ("a", "c")} == kept  # byte-identical
+    assert {"a-1.0-0.conda", "c-1.0-0.conda"} <= _receipt_files(snap)
+    r = cli("verify", "--into", into)  # the index lists exactly what is held, every hash agrees
     assert r.exit_code == 0, r.output
 
-    r = cli("sync", "-f", every, "--into", into)
+    r = cli("sync", "-f", every, "--into", into)  # b added back: it returns
     assert r.exit_code == 0, r.output
-    assert (sub / "b-1.0-0.conda").exists() and "b-1.0-0.conda" in _receipt_files(into)
-    assert "b-1.0-0.conda" in json.loads((sub / "repodata.json").read_bytes())["packages.conda"]
+    snap = dest["snapshot"]()
+    assert b in _listed(snap) and _held(snap, f"main/linux-64/{b}") is not None and b in _receipt_files(snap)
     assert cli("verify", "--into", into).exit_code == 0
 
 
