@@ -121,7 +121,8 @@ def test_sync_reset_replaces_a_file_quetz_stores_damaged(
     assert json.loads(r.stdout)["packages_added"] == 1
     assert "stores damaged" in r.output
     assert _served(site) == good
-    # the cache then damaged: a sync with nothing to write still reads every blob, and refuses
+    # the cache then damaged: a --reset sync reads every blob it publishes from, and refuses
+    # (a plain sync builds on the receipt: the file is held, its cached blob is not read)
     sha = hashlib.sha256(good).hexdigest()
     cached = Path(json.loads(archives["export"].read_text())["mirror_dir"]) / "blobs" / "sha256" / sha
     kept = cached.read_bytes()
@@ -129,6 +130,8 @@ def test_sync_reset_replaces_a_file_quetz_stores_damaged(
     cached.write_bytes(kept[:300] + bytes([kept[300] ^ 1]) + kept[301:])
     try:
         r = cli("sync", "-f", archives["export"], "--into", site["into"], "--json")
+        assert r.exit_code == 0 and json.loads(r.stdout)["noop"], r.output
+        r = cli("sync", "-f", archives["export"], "--into", site["into"], "--reset", "--json")
         assert r.exit_code == 3 and sha in r.output, r.output
     finally:
         cached.write_bytes(kept)

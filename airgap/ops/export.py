@@ -486,7 +486,14 @@ def split_into_volumes(manifest: Manifest, volume_size: int, signature_size: int
 
 
 def collect(
-    config: Config, filters: Filters, plan: Plan, fetcher: Fetcher, progress: Progress, clock: Any, base: Receipt | None = None
+    config: Config,
+    filters: Filters,
+    plan: Plan,
+    fetcher: Fetcher,
+    progress: Progress,
+    clock: Any,
+    base: Receipt | None = None,
+    unwritten: str = "no archive was written",
 ) -> Collected:
     """Download what the plan selects into the cache (verified) and build the manifest.
 
@@ -494,7 +501,8 @@ def collect(
     base holds are listed as ``present`` (no blob, and not downloaded when their record has a
     sha256), files it holds that the selection dropped become ``removals``, and subdirs with
     nothing new, nothing removed and the same upstream repodata (in every channel published
-    into the same destination channel) are left out.
+    into the same destination channel) are left out. ``unwritten`` says, when a download
+    fails, what the caller did not write (an archive; for sync, the destination).
     """
     cache = BlobCache(Path(config.mirror_dir))
     channels, fetched, wants = plan.channels, plan.fetched, plan.wants
@@ -535,7 +543,7 @@ def collect(
                         fresh.add(downloaded)
                     except UpstreamError as exc:
                         failures.append(str(exc))
-                        log.error("%s", exc)
+                        log.info("%s", exc)  # the error names every failure, once, at the end
                     bar.file_done()
             except BaseException:  # interrupted or terminated: start no other download
                 pool.shutdown(wait=False, cancel_futures=True)
@@ -552,11 +560,11 @@ def collect(
             installer_entries.append(InstallerEntry(iw.dir, iw.filename, sha, cache.path(sha).stat().st_size, redact(iw.url)))
         except UpstreamError as exc:
             failures.append(str(exc))
-            log.error("%s", exc)
+            log.info("%s", exc)
     if failures:
         failures.sort()
         raise DownloadError(
-            f"{len(failures)} of {len(todo) + len(plan.installers)} downloads failed; no archive was written (first: {failures[0]})",
+            f"{len(failures)} of {len(todo) + len(plan.installers)} downloads failed; {unwritten} (first: {failures[0]})",
             failures,
         )
 

@@ -7,19 +7,25 @@ import's transactional publish reads the blobs from the cache instead of a tar s
 each again as it copies). Incremental: files the destination already holds (per its receipt)
 are not written again; ``--reset`` forgets that and re-checks every file by hashing it, still
 writing only what differs.
+
+Like a delta export, a sync builds on the destination's receipt (see airgap.delta): a file the
+destination holds that the selection no longer has (gone upstream, or dropped by a changed
+filter) is removed from the index and the store. ``--reset`` trusts no receipt, so it sends
+every selected file in full and removes nothing.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
 from ..cache import BlobCache
 from ..config import Config
-from ..destinations.base import Destination
+from ..destinations import open_destination
+from ..destinations.base import Destination, load_receipt
 from ..errors import IntegrityError
 from ..fetch import Fetcher
 from ..manifest import BlobEntry, Manifest
@@ -95,13 +101,19 @@ def run_sync(
     clock: Any = time.time,
 ) -> SyncResult:
     filters = filters_from_config(config)
+    dest = into if isinstance(into, Destination) else open_destination(str(into))
+    base = None if reset else load_receipt(dest)
+    if base is not None and not base.channels:
+        base = None  # a first sync: nothing to build on
+    if dest_channel is not None:
+        config = replace(config, dest_channel=dest_channel)  # where the delta base maps the channels
     with _fetcher(config, fetcher) as f:
         plan = make_plan(config, filters, f, progress)
-        got = collect(config, filters, plan, f, progress, clock)
+        got = collect(config, filters, plan, f, progress, clock, base, unwritten="nothing was published")
     source = Opened(_CacheStream(got.cache), got.manifest, len(got.manifest.to_bytes()), signer=None)
     imported = import_opened(
         source,
-        into,
+        dest,
         dest_channel=dest_channel,
         channel_map=config.channel_map,
         allow_downgrade=allow_downgrade,
@@ -110,4 +122,7 @@ def run_sync(
         progress=progress,
         clock=clock,
     )
+    if base is not None:  # subdirs with nothing new were left out of the delta: their files are there too
+        sent = {(ch.name, sub.subdir) for ch in got.manifest.channels for sub in ch.subdirs}
+        imported.packages_present += sum(1 for w in plan.wants if (w.channel, w.subdir) not in sent)
     return SyncResult(imported, got.downloaded, got.downloaded_bytes, got.cached, got.excluded)
