@@ -36,7 +36,7 @@ from ..repodata import Repodata
 from ..signals import deferred_signals
 from .base import RECEIPT_FORMAT, Change, Destination, OnBytes, Put, empty_receipt, index_files, parse_index
 from .filelease import FileLeaseStore
-from .lease import Lease, LockLostError, held
+from .lease import Lease, LeaseHolder, held
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ class Journal:
         return ok
 
 
-class DirectoryDestination(Destination):
+class DirectoryDestination(LeaseHolder, Destination):
     kind = "directory"
 
     def __init__(self, root: Path) -> None:
@@ -426,19 +426,6 @@ class DirectoryDestination(Destination):
         finally:
             os.close(fd)  # closing releases the flock
             self._created = []
-
-    def fence(self) -> None:
-        """Before a publish step: stop unless this process still holds the lock (see :meth:`.lease.Lease.check`)."""
-        if self._lease is None:
-            raise DestinationError(f"{self.root}: a change needs the lock (internal error)")
-        self._lease.check()
-
-    def holds_lock(self) -> bool:
-        try:
-            self.fence()
-        except (DestinationError, LockLostError):
-            return False
-        return True
 
     def _remove_created(self) -> None:
         for d in reversed(self._created):

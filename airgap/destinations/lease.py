@@ -294,3 +294,22 @@ def _parse(data: bytes) -> dict[str, Any] | None:
     except (ValueError, RecursionError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+class LeaseHolder:
+    """The fencing a destination that holds a :class:`Lease` while it changes offers its changes."""
+
+    _lease: Lease | None
+
+    def fence(self) -> None:
+        """Before a publish step: stop unless this process still holds the lock (see :meth:`Lease.check`)."""
+        if self._lease is None:
+            raise DestinationError(f"{self}: a change needs the lock (internal error)")
+        self._lease.check()
+
+    def holds_lock(self) -> bool:
+        try:
+            self.fence()
+        except (DestinationError, LockLostError):
+            return False
+        return True

@@ -38,7 +38,7 @@ from ..repodata import Repodata
 from ..signals import deferred_signals
 from ..urlsafety import check_prefix
 from .base import Change, Destination, OnBytes, Put, empty_receipt, index_files, iter_batches, parse_index
-from .lease import DEFAULT_STALE_AFTER, Lease, LockLostError, held
+from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
 from .s3lease import S3LeaseStore
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def _content_type(name: str) -> str:
     return _CONTENT_TYPES.get(os.path.splitext(name)[1], "application/octet-stream")
 
 
-class S3Destination(Destination):
+class S3Destination(LeaseHolder, Destination):
     kind = "s3"
 
     def __init__(
@@ -329,19 +329,6 @@ class S3Destination(Destination):
                 yield
             finally:
                 self._lease = None
-
-    def fence(self) -> None:
-        """Before a publish step: stop unless this process still holds the lock (see :meth:`.lease.Lease.check`)."""
-        if self._lease is None:
-            raise DestinationError(f"{self}: a change needs the lock (internal error)")
-        self._lease.check()
-
-    def holds_lock(self) -> bool:
-        try:
-            self.fence()
-        except (DestinationError, LockLostError):
-            return False
-        return True
 
     def recover(self) -> list[str]:
         """Under the lock: roll back changes killed runs left (their saved journals), remove their leftovers."""
