@@ -40,6 +40,7 @@ from ..manifest import is_safe_channel_name
 from ..repodata import Repodata, record_hashes
 from ..urlsafety import unsafe_component
 from .base import Change, Destination, OnBytes, Put, empty_receipt, parse_index
+from .capabilities import Capabilities
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,6 @@ PATCH_FIELDS = ("depends", "constrains", "license", "license_family", "track_fea
 
 class QuetzDestination(Destination):
     kind = "quetz"
-    keeps_repodata = False
-    holds_other_files = False
-    keeps_receipt = False
     api_key_env = "QUETZ_API_KEY"  # the variable the key was looked up in: errors name it
 
     def __init__(
@@ -68,7 +66,9 @@ class QuetzDestination(Destination):
         if not is_safe_channel_name(channel):
             raise UsageError(f"quetz: expected a channel name of letters, digits, . _ + -, found {channel!r}")
         self.base_url = base_url.rstrip("/")
-        self.channel = self.fixed_channel = channel
+        self.channel = channel
+        # quetz indexes on its own, keeps no other files and no receipt, and serves one channel
+        self.capabilities = Capabilities(keeps_repodata=False, holds_other_files=False, keeps_receipt=False, fixed_channel=channel)
         self.api_key = api_key
         self.workers = max(1, int(workers))
         self.index_timeout = float(index_timeout)
