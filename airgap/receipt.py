@@ -291,7 +291,7 @@ def _files(where: str, path: str, v: Any, *, package: bool) -> dict[str, Held]:
             raise _fail(where, fp + ".sha256", "64 lower-case hex digits", sha)
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
             raise _fail(where, fp + ".size", "a non-negative integer", size)
-        if origin is not None and origin not in origins:
+        if origin is not None and not (isinstance(origin, str) and origin in origins):  # a list or object is refused, not hashed
             if not is_safe_channel_name(origin):
                 raise _fail(where, fp + ".from", "a channel name", origin)
             origins.add(origin)
