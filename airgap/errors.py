@@ -28,9 +28,9 @@ The whole tree (exit code in brackets)::
         ├── ArchiveFormatError
         └── RollbackError             an archive older than, or not built on, what was applied
 
-A few exceptions stay out of the tree on purpose: they never leave the module that raises
-them (``archive/reader.py``'s ``_Damaged``, ``serve.py``'s ``_BadPath``, turned into an
-error of the tree or an HTTP answer), or they must not be caught as an error
+A few exceptions stay out of the tree on purpose: they never leave the code that catches
+them (``archive/tarheader.py``'s ``Damaged``, made an ``ArchiveFormatError`` by the archive
+reader; ``serve.py``'s ``_BadPath``, made an HTTP answer), or they must not be caught as an error
 (``destinations/memory.py``'s ``StoreKilled`` simulates a killed process: a ``BaseException``).
 See docs/decisions/0005-errors-and-capabilities.md.
 """
