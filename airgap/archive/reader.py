@@ -52,7 +52,6 @@ from .tarheader import (
 CHUNK = 1 << 20
 
 
-
 class ArchiveStream:
     """One pass over an archive file. Use as a context manager."""
 

@@ -287,4 +287,3 @@ class QuetzDestination(QuetzAPI, Destination):
                 )
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
-
