@@ -21,14 +21,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ._fs import atomic_write_bytes, named
-from .errors import AirgapError, UpstreamError
+from .errors import AirgapError, HashMismatch
 from .fetch import CHUNK, Fetcher
 
 log = logging.getLogger(__name__)
-
-
-class HashMismatch(UpstreamError):
-    """The bytes upstream served are not the ones its repodata describes."""
 
 
 @dataclass(frozen=True)

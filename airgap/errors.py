@@ -6,6 +6,33 @@ where it helps, what to do. The CLI maps each family to an exit code in one plac
 * ``AirgapError``            exit 1 (generic failure: network, destination, I/O)
 * ``ConfigError``/``UsageError``  exit 2 (the user's words or files are off)
 * ``IntegrityError``         exit 3 (signature, hash, size, hostile or damaged archive)
+
+The whole tree (exit code in brackets)::
+
+    AirgapError [1]
+    ├── UsageError [2]
+    │   └── ConfigError
+    ├── UpstreamError                 an upstream channel could not be read
+    │   ├── DownloadError             downloads failed (one line each)
+    │   ├── NotFound                  404/410 or no such file (not retried)
+    │   ├── TransientError            5xx, 429, reset, timeout, short body (retried)
+    │   └── HashMismatch              upstream served other bytes than its repodata says
+    ├── UnsolvableError
+    ├── DestinationError
+    │   ├── LockError                 another process holds the lock
+    │   │   └── LockLostError         this process lost the lock it held
+    │   ├── StoreUnavailable          the store answered 5xx or not at all (asked again)
+    │   └── ReceiptError              a malformed receipt (says how to rebuild it)
+    └── IntegrityError [3]
+        ├── SignatureError
+        ├── ArchiveFormatError
+        └── RollbackError             an archive older than, or not built on, what was applied
+
+A few exceptions stay out of the tree on purpose: they never leave the code that catches
+them (``archive/tarheader.py``'s ``Damaged``, made an ``ArchiveFormatError`` by the archive
+reader; ``serve.py``'s ``_BadPath``, made an HTTP answer), or they must not be caught as an error
+(``destinations/memory.py``'s ``StoreKilled`` simulates a killed process: a ``BaseException``).
+See docs/decisions/0005-errors-and-capabilities.md.
 """
 
 from __future__ import annotations
@@ -61,6 +88,22 @@ class DownloadError(UpstreamError):
         self.failures = [redact(f) for f in failures or []]
 
 
+class NotFound(UpstreamError):
+    """The URL does not exist (HTTP 404/410, or no such file)."""
+
+
+class TransientError(UpstreamError):
+    """A fault worth retrying: 5xx, 429, reset, timeout, truncated body."""
+
+
+class HashMismatch(UpstreamError):
+    """The bytes upstream served are not the ones its repodata describes.
+
+    An upstream fault (exit 1), not the archive's integrity: export collects it per file and
+    writes no archive; nothing the user holds is damaged.
+    """
+
+
 class UnsolvableError(AirgapError):
     """The selection cannot satisfy a spec that must be installable."""
 
@@ -71,6 +114,18 @@ class DestinationError(AirgapError):
 
 class LockError(DestinationError):
     """Another airgap process holds the destination lock."""
+
+
+class LockLostError(LockError):
+    """This process no longer holds the destination's lock (taken over, or not renewed in time)."""
+
+
+class StoreUnavailable(DestinationError):
+    """The store answered with a server error or not at all (it may be restarting): worth asking again."""
+
+
+class ReceiptError(DestinationError):
+    """A receipt that is not a well-formed airgap receipt."""
 
 
 class IntegrityError(AirgapError):
@@ -85,3 +140,7 @@ class SignatureError(IntegrityError):
 
 class ArchiveFormatError(IntegrityError):
     """The archive does not follow the airgap/1 layout (member names, order, types, version)."""
+
+
+class RollbackError(IntegrityError):
+    """An archive older than, or built on another state than, what the destination already applied."""

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import urllib3
 
 from . import __version__
-from .errors import UpstreamError
+from .errors import NotFound, TransientError, UpstreamError
 from .network import Bandwidth, Network, Transport, explain, status_problem
 from .redact import has_secret
 from .urlpolicy import REDIRECT_STATUSES, headers_for_hop, redirect_target, request_parts
@@ -35,14 +35,6 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 T = TypeVar("T")
-
-
-class NotFound(UpstreamError):
-    """The URL does not exist (HTTP 404/410, or no such file)."""
-
-
-class TransientError(UpstreamError):
-    """A fault worth retrying: 5xx, 429, reset, timeout, truncated body."""
 
 
 def url_to_path(url: str) -> str:

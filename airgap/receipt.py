@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import DestinationError
+from .errors import ReceiptError as ReceiptError  # ops/export.py imports it from here
 from .manifest import Manifest, canonical_json, is_safe_channel_name, is_safe_installer_filename, is_safe_package_filename, is_safe_subdir
 
 RECEIPT_FORMAT = "airgap-receipt/1"
@@ -44,10 +44,6 @@ REBUILD = "rebuild it from the files with `airgap receipt --into DEST` (move the
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _SHOW = reprlib.Repr()
 _SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 2, 40, 40
-
-
-class ReceiptError(DestinationError):
-    """A receipt that is not a well-formed airgap receipt."""
 
 
 @dataclass(frozen=True)
@@ -295,7 +291,7 @@ def _files(where: str, path: str, v: Any, *, package: bool) -> dict[str, Held]:
             raise _fail(where, fp + ".sha256", "64 lower-case hex digits", sha)
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
             raise _fail(where, fp + ".size", "a non-negative integer", size)
-        if origin is not None and origin not in origins:
+        if origin is not None and not (isinstance(origin, str) and origin in origins):  # a list or object is refused, not hashed
             if not is_safe_channel_name(origin):
                 raise _fail(where, fp + ".from", "a channel name", origin)
             origins.add(origin)

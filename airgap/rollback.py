@@ -18,13 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .errors import IntegrityError, UsageError
+from .errors import RollbackError, UsageError
 from .manifest import Manifest
 from .receipt import Receipt, created_order
-
-
-class RollbackError(IntegrityError):
-    """An archive older than, or built on another state than, what the destination already applied."""
 
 
 def check_order(receipt: Receipt, manifest: Manifest, target: Callable[[str], str], allow_downgrade: bool) -> str | None:

@@ -21,8 +21,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from .compress import zstd_decompress_bounded
-from .errors import UpstreamError, UsageError
-from .fetch import Fetcher, NotFound, url_to_path
+from .errors import NotFound, UpstreamError, UsageError
+from .fetch import Fetcher, url_to_path
 from .manifest import is_safe_channel_name
 from .redact import MARKER, redact
 from .repodata import Repodata, parse_repodata

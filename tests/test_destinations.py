@@ -78,7 +78,7 @@ def _upstream(channel: Path) -> dict[str, Any]:
 
 def publish(dest: Destination, channel: Path, skip: set[str] = frozenset(), commit: bool = True) -> Any:  # type: ignore[assignment]
     """Publish the channel's packages (except ``skip``) the way import does: packages, index, receipt."""
-    ch = dest.fixed_channel or "main"
+    ch = dest.capabilities.fixed_channel or "main"
     up = _upstream(channel)
     change = dest.begin("contract")
     puts = []
@@ -114,7 +114,7 @@ ALL = ["directory", "s3", "quetz", "memory"]
 @pytest.mark.parametrize("kind", ALL)
 def test_contract_empty_destination(kind: str, make_dest: Callable[[str], Destination]) -> None:
     dest = make_dest(kind)
-    ch = dest.fixed_channel or "main"
+    ch = dest.capabilities.fixed_channel or "main"
     assert dest.inventory() == {}
     assert dest.read_repodata(ch, "linux-64") is None
     assert dest.files(ch, "linux-64") == {}
@@ -125,14 +125,14 @@ def test_contract_empty_destination(kind: str, make_dest: Callable[[str], Destin
 @pytest.mark.parametrize("kind", ALL)
 def test_contract_publish_and_read_back(kind: str, make_dest: Callable[[str], Destination], channel: Path) -> None:
     dest = make_dest(kind)
-    ch = dest.fixed_channel or "main"
+    ch = dest.capabilities.fixed_channel or "main"
     with dest.locked(10):
         publish(dest, channel)
     assert set(dest.inventory()[ch]) == {"linux-64", "noarch"}
     for subdir, up in _upstream(channel).items():
         rd = dest.read_repodata(ch, subdir)
         assert rd is not None and sorted(f for f, _ in rd.records()) == sorted(f for f, _ in up.records())
-        if dest.keeps_repodata:
+        if dest.capabilities.keeps_repodata:
             assert rd.to_bytes() == up.to_bytes()  # published as given, byte for byte
         held = dest.files(ch, subdir)
         for fn, _ in up.records():
@@ -165,7 +165,7 @@ def test_contract_rollback_restores_what_was_there(kind: str, make_dest: Callabl
 @pytest.mark.parametrize("kind", ALL)
 def test_contract_remove_after_unlisting(kind: str, make_dest: Callable[[str], Destination], channel: Path) -> None:
     dest = make_dest(kind)
-    ch = dest.fixed_channel or "main"
+    ch = dest.capabilities.fixed_channel or "main"
     with dest.locked(10):
         publish(dest, channel)
         rd = dest.read_repodata(ch, "linux-64")

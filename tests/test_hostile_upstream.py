@@ -22,8 +22,8 @@ import zstandard
 from helpers import cli
 from scripted import Route, Scripted, body, config, redirect
 
-from airgap.errors import UpstreamError
-from airgap.fetch import Fetcher, TransientError
+from airgap.errors import TransientError, UpstreamError
+from airgap.fetch import Fetcher
 from airgap.repodata import parse_repodata
 from airgap.testing.condapkg import PackageSpec, write_channel
 from airgap.upstream import MAX_REPODATA_BYTES, decode_repodata

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from airgap.destinations.lease import Lease, StoreUnavailable
-from airgap.errors import DestinationError, LockError
+from airgap.destinations.lease import Lease
+from airgap.errors import DestinationError, LockError, StoreUnavailable
 
 
 class MemoryStore:

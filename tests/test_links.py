@@ -38,7 +38,9 @@ def _tree(path: Path) -> dict[str, str]:
 def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("links")
     out = {}
-    for name, pkgs in (("all", []), ("hello", ["airgap-hello"])):
+    # "hello" first: a test imports "all" over it, which must not be an older archive (a rollback, exit 3)
+    # when the clock passes a second between the two exports
+    for name, pkgs in (("hello", ["airgap-hello"]), ("all", [])):
         cfg = d / f"{name}.yaml"
         cfg.write_text(
             json.dumps(

@@ -22,9 +22,9 @@ from remote import _s3_env, s3_objects
 
 from airgap.destinations.base import Destination
 from airgap.destinations.directory import DirectoryDestination
-from airgap.destinations.lease import LockLostError, this_process
+from airgap.destinations.lease import this_process
 from airgap.destinations.s3 import S3Destination
-from airgap.errors import LockError
+from airgap.errors import LockError, LockLostError
 from airgap.ops.import_ import run_import
 from airgap.repodata import parse_repodata
 from airgap.signing import load_trusted_keys

@@ -324,7 +324,8 @@ def test_bandwidth_shares_one_budget() -> None:
 
 
 def test_time_waiting_for_max_bandwidth_is_not_counted_against_min_rate() -> None:
-    from airgap.fetch import TransientError, _Pace
+    from airgap.errors import TransientError
+    from airgap.fetch import _Pace
 
     now = [0.0]
     arrived = _Pace(1000, 1.0, lambda: now[0]).watch("https://h/x")

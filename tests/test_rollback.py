@@ -13,10 +13,9 @@ import pytest
 from helpers import cli, published
 
 from airgap.config import from_mapping
-from airgap.errors import UsageError
+from airgap.errors import RollbackError, UsageError
 from airgap.ops.export import run_export
 from airgap.ops.import_ import run_import
-from airgap.rollback import RollbackError
 from airgap.signing import TrustedKeys
 from airgap.testing.condapkg import PackageSpec, write_channel
 

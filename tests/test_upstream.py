@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from airgap.cache import BlobCache, Expected, HashMismatch
+from airgap.cache import BlobCache, Expected
 from airgap.cli import main
-from airgap.fetch import Fetcher, NotFound, TransientError
+from airgap.errors import HashMismatch, NotFound, TransientError
+from airgap.fetch import Fetcher
 from airgap.testing.condapkg import PackageSpec, write_channel
 
 

@@ -8,9 +8,9 @@ names, unknown or duplicate members and truncation are all :class:`ArchiveFormat
 checks are the caller's, through :func:`copy_verified`, while it streams each blob where it
 wants it.
 
-Headers are parsed here, not by ``tarfile`` (whose per-member cost dominated an import of many
-small files), and only what airgap/1 can contain is accepted: ustar headers (POSIX or GNU
-magic) with a valid checksum and octal or base-256 numbers, and at most one pax extended header
+Headers are parsed here (with :mod:`airgap.archive.tarheader`), not by ``tarfile`` (whose
+per-member cost dominated an import of many small files), and only what airgap/1 can contain
+is accepted: ustar headers (POSIX or GNU magic) with a valid checksum and octal or base-256 numbers, and at most one pax extended header
 (``x``) of at most :data:`MAX_PAX_HEADER_BYTES` before a member, whose well-formed records may
 set ``path`` and ``size`` (other keys are ignored, as ``tarfile`` ignores them). GNU
 long-name/long-link and sparse headers, global and Solaris extended headers, GNU sparse pax
@@ -34,105 +34,22 @@ from ..manifest import MAX_MANIFEST_BYTES, BlobEntry, Manifest
 from ..signing import MAX_SIG_BYTES
 from .hashing import PIPE_MIN, HashPipe
 from .layout import MANIFEST, SIGNATURE, parse_blob_member
+from .tarheader import (
+    BLOCK,
+    MAX_PAX_HEADER_BYTES,
+    REFUSED_HEADERS,
+    ZERO_BLOCK,
+    Damaged,
+    Member,
+    NotTar,
+    checksum_ok,
+    describe_type,
+    field_number,
+    field_text,
+    pax_records,
+)
 
 CHUNK = 1 << 20
-BLOCK = 512
-MAX_PAX_HEADER_BYTES = 64 << 10  # a pax header of a blob member needs ~200 bytes
-_ZERO_BLOCK = bytes(BLOCK)
-_FILE_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE)
-_REFUSED_HEADERS = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.GNUTYPE_SPARSE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
-_KINDS = {
-    tarfile.SYMTYPE: "a symlink",
-    tarfile.LNKTYPE: "a hardlink",
-    tarfile.CHRTYPE: "a character device",
-    tarfile.BLKTYPE: "a block device",
-    tarfile.FIFOTYPE: "a FIFO",
-    tarfile.DIRTYPE: "a directory",
-    tarfile.CONTTYPE: "a contiguous file",
-    tarfile.GNUTYPE_SPARSE: "a GNU sparse file",
-    tarfile.GNUTYPE_LONGNAME: "a GNU long-name header",
-    tarfile.GNUTYPE_LONGLINK: "a GNU long-link header",
-    tarfile.XGLTYPE: "a pax global header",
-    tarfile.SOLARIS_XHDTYPE: "a Solaris extended header",
-    tarfile.XHDTYPE: "a pax header",
-}
-_OCTAL = b"01234567"
-
-
-def _describe(kind: bytes) -> str:
-    return _KINDS.get(kind, f"a member of type {kind!r}")
-
-
-class _Damaged(Exception):
-    """A header that is not what airgap/1 allows; the message says what and where."""
-
-
-class _NotTar(_Damaged):
-    """The first header is no tar header at all."""
-
-
-class Member:
-    """One tar member as the header (and a pax header before it) describes it."""
-
-    __slots__ = ("name", "size", "type", "offset", "offset_data")
-
-    def __init__(self, name: str, size: int, kind: bytes, offset: int, offset_data: int) -> None:
-        self.name = name
-        self.size = size
-        self.type = kind
-        self.offset = offset  # of its first header block (the pax header, if any)
-        self.offset_data = offset_data
-
-    def is_file(self) -> bool:
-        """A plain regular file: not a link, device, directory or contiguous file (sparse ones are refused earlier)."""
-        return self.type in _FILE_TYPES
-
-
-def _number(field: bytes, what: str, offset: int) -> int:
-    """A numeric header field: octal digits (NUL or space terminated) or GNU base-256."""
-    if field[0] in (0x80, 0xFF):  # base-256, positive or negative (two's complement)
-        n = int.from_bytes(field[1:], "big")
-        return n - (1 << (8 * (len(field) - 1))) if field[0] == 0xFF else n
-    digits = field.split(b"\0", 1)[0].strip(b" ")
-    if digits.strip(_OCTAL):
-        raise _Damaged(f"expected an octal number in the {what} field of the header at byte {offset}, found {field!r}")
-    return int(digits, 8) if digits else 0
-
-
-def _checksum_ok(buf: bytes) -> bool:
-    """The header's checksum field matches the (unsigned) sum of its bytes, the field counted as spaces."""
-    try:
-        return _number(buf[148:156], "checksum", 0) == sum(buf) - sum(buf[148:156]) + 256
-    except _Damaged:
-        return False
-
-
-def _text(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-
-
-def _pax_records(data: bytes, offset: int) -> dict[bytes, bytes]:
-    """The ``"<len> <key>=<value>\\n"`` records of a pax header; anything malformed is refused."""
-    out: dict[bytes, bytes] = {}
-    pos, end = 0, len(data)
-    while pos < end:
-        space = data.find(b" ", pos, min(end, pos + 12))
-        length_text = data[pos:space] if space > pos else b""
-        if not length_text.isdigit():
-            raise _Damaged(f"expected a valid pax header, found a damaged one at byte {offset} (record at {pos} has no length)")
-        stop = pos + int(length_text)
-        if stop > end or stop <= space + 1 or data[stop - 1] != 0x0A:
-            raise _Damaged(f"expected a valid pax header, found a damaged one at byte {offset} (record at {pos} has a wrong length)")
-        key, eq, value = data[space + 1 : stop - 1].partition(b"=")
-        if not eq or not key:
-            raise _Damaged(f"expected a valid pax header, found a damaged one at byte {offset} (record at {pos} has no key=value)")
-        if key.startswith(b"GNU.sparse."):
-            raise _Damaged(
-                f"expected a valid pax header, found a damaged one at byte {offset} (GNU sparse records; airgap/1 has no sparse members)"
-            )
-        out[key] = value
-        pos = stop
-    return out
 
 
 class ArchiveStream:
@@ -203,9 +120,9 @@ class ArchiveStream:
         self._skip_to(self._next_header)
         try:
             member = self._header()
-        except _NotTar as exc:
+        except NotTar as exc:
             raise ArchiveFormatError(f"{self.path}: expected a tar archive (airgap/1), found something else ({exc})") from None
-        except _Damaged as exc:
+        except Damaged as exc:
             raise ArchiveFormatError(f"{self.path}: {exc}") from None
         if member is None:
             self._ended = True
@@ -217,34 +134,34 @@ class ArchiveStream:
         while True:
             offset = self._pos
             buf = self._read(BLOCK)
-            if offset == 0 and (len(buf) < BLOCK or not _checksum_ok(buf)):
-                raise _NotTar("an empty file" if not buf else "a header cut short" if len(buf) < BLOCK else "no valid tar header")
+            if offset == 0 and (len(buf) < BLOCK or not checksum_ok(buf)):
+                raise NotTar("an empty file" if not buf else "a header cut short" if len(buf) < BLOCK else "no valid tar header")
             if len(buf) < BLOCK:
                 if not buf and pax is None:
                     return None  # no end-of-archive blocks: tarfile takes this as the end too
-                raise _Damaged(f"archive is truncated: a header cut short at byte {offset}")
-            if buf == _ZERO_BLOCK:
+                raise Damaged(f"archive is truncated: a header cut short at byte {offset}")
+            if buf == ZERO_BLOCK:
                 if pax is not None:
-                    raise _Damaged(f"expected a member after the pax header at byte {start}, found the end of the archive")
+                    raise Damaged(f"expected a member after the pax header at byte {start}, found the end of the archive")
                 return None
-            if not _checksum_ok(buf):
-                raise _Damaged(f"archive is truncated or damaged: bad header checksum at byte {offset}")
+            if not checksum_ok(buf):
+                raise Damaged(f"archive is truncated or damaged: bad header checksum at byte {offset}")
             kind = buf[156:157]
-            size = _number(buf[124:136], "size", offset)
-            if kind in _REFUSED_HEADERS:
-                raise _Damaged(f"expected only pax (POSIX) headers, found {_describe(kind)} at byte {offset}")
+            size = field_number(buf[124:136], "size", offset)
+            if kind in REFUSED_HEADERS:
+                raise Damaged(f"expected only pax (POSIX) headers, found {describe_type(kind)} at byte {offset}")
             if kind != tarfile.XHDTYPE:
                 break
             if pax is not None:
-                raise _Damaged(f"expected a member after a pax header, found another pax header at byte {offset}")
+                raise Damaged(f"expected a member after a pax header, found another pax header at byte {offset}")
             if not 0 <= size <= MAX_PAX_HEADER_BYTES:
-                raise _Damaged(f"expected a pax header of at most {MAX_PAX_HEADER_BYTES} bytes, found one of {size} at byte {offset}")
+                raise Damaged(f"expected a pax header of at most {MAX_PAX_HEADER_BYTES} bytes, found one of {size} at byte {offset}")
             data = self._read(-(-size // BLOCK) * BLOCK)
             if len(data) < size:
-                raise _Damaged(f"archive is truncated inside the pax header at byte {offset}")
-            pax = _pax_records(data[:size], offset)
-        name = _text(buf[0:100])
-        prefix = _text(buf[345:500])
+                raise Damaged(f"archive is truncated inside the pax header at byte {offset}")
+            pax = pax_records(data[:size], offset)
+        name = field_text(buf[0:100])
+        prefix = field_text(buf[345:500])
         if prefix:  # a ustar long name (tarfile reads the field whatever the magic says, so do we)
             name = prefix + "/" + name
         if kind == tarfile.AREGTYPE and name.endswith("/"):  # old tar's way of saying "directory"
@@ -256,7 +173,7 @@ class ArchiveStream:
                 name = pax[b"path"].decode("utf-8", "surrogateescape").rstrip("/")
             if b"size" in pax:
                 if not pax[b"size"].isdigit() or len(pax[b"size"]) > 20:  # int() refuses 4,300 digits and more
-                    raise _Damaged(f"expected a valid pax header, found a damaged one at byte {start} (size {pax[b'size']!r})")
+                    raise Damaged(f"expected a valid pax header, found a damaged one at byte {start} (size {pax[b'size']!r})")
                 size = int(pax[b"size"])
         member = Member(name, size, kind, start, self._pos)
         self._next_header = self._pos + (-(-size // BLOCK) * BLOCK if size > 0 else 0)
@@ -269,7 +186,7 @@ class ArchiveStream:
 
     def _read_member(self, member: Member, limit: int) -> bytes:
         if not member.is_file():
-            raise ArchiveFormatError(f"{self.path}: expected {member.name!r} to be a regular file, found {_describe(member.type)}")
+            raise ArchiveFormatError(f"{self.path}: expected {member.name!r} to be a regular file, found {describe_type(member.type)}")
         if not 0 <= member.size <= limit:
             raise ArchiveFormatError(f"{self.path}: expected {member.name} of at most {limit} bytes, found {member.size}")
         return _read_exact(self._open_member(member), member.size, self.path, member.name)
@@ -313,7 +230,7 @@ class ArchiveStream:
             if sha is None:
                 raise ArchiveFormatError(f"{self.path}: expected only blobs/sha256/<hex> members after the manifest, found {name!r}")
             if not member.is_file():
-                raise ArchiveFormatError(f"{self.path}: expected {name} to be a regular file, found {_describe(member.type)}")
+                raise ArchiveFormatError(f"{self.path}: expected {name} to be a regular file, found {describe_type(member.type)}")
             entry = index.get(sha)
             if entry is None:
                 raise ArchiveFormatError(f"{self.path}: member {name} is not listed in the manifest")

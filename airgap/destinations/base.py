@@ -27,6 +27,7 @@ from ..compress import zstd_compress
 from ..errors import DestinationError, IntegrityError
 from ..receipt import Receipt, parse_receipt
 from ..repodata import Repodata, parse_repodata
+from .capabilities import STORE, Capabilities
 
 RECEIPT_FORMAT = "airgap-receipt/1"
 OnBytes = Callable[[int], None]
@@ -191,14 +192,8 @@ class Destination(ABC):
     """Where channels are published. See the module docstring for the contract."""
 
     kind: ClassVar[str]
-    #: publishes the archive's repodata as given (False: the server rebuilds it from the packages)
-    keeps_repodata: ClassVar[bool] = True
-    #: can hold files that are not conda packages (installers, index.html pages)
-    holds_other_files: ClassVar[bool] = True
-    #: every channel imported goes to this one channel (a quetz URL names it)
-    fixed_channel: str | None = None
-    #: keeps airgap's receipt (False: the server's own index is the inventory, e.g. quetz)
-    keeps_receipt: ClassVar[bool] = True
+    #: what the operations may ask of it (the default: a store's; quetz declares less)
+    capabilities: Capabilities = STORE
 
     @abstractmethod
     def __str__(self) -> str: ...

@@ -35,20 +35,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from ..errors import DestinationError, LockError
+from ..errors import DestinationError, LockError, LockLostError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 LOCK_FORMAT = "airgap-lock/2"
 DEFAULT_STALE_AFTER = 600.0
-
-
-class LockLostError(LockError):
-    """This process no longer holds the destination's lock (taken over, or not renewed in time)."""
-
-
-class StoreUnavailable(DestinationError):
-    """The store answered with a server error or not at all (it may be restarting): worth asking again."""
 
 
 class LeaseStore(Protocol):

@@ -17,6 +17,9 @@ may have found it and reported it published. Name clashes are refused before any
 
 The API key comes from the site's ``api_key``, the variable its ``api_key_env`` names, or
 ``QUETZ_API_KEY``; it is sent as ``X-API-Key`` and never logged.
+
+The requests themselves are :mod:`~airgap.destinations.quetzapi`; one import or clean is a
+:class:`~airgap.destinations.quetzchange.QuetzChange`.
 """
 
 from __future__ import annotations
@@ -27,70 +30,33 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import urllib3
 
 from ..errors import DestinationError, IntegrityError, UsageError
-from ..faults import point
 from ..manifest import is_safe_channel_name
 from ..repodata import Repodata, record_hashes
 from ..urlsafety import unsafe_component
-from .base import Change, Destination, OnBytes, Put, empty_receipt, parse_index
+from .base import Destination, OnBytes, Put, empty_receipt, parse_index
+from .capabilities import Capabilities
+from .quetzapi import QuetzAPI, _detail
+from .quetzchange import QuetzChange
 
 log = logging.getLogger(__name__)
 
-PATCH_FIELDS = ("depends", "constrains", "license", "license_family", "track_features")
 
-
-class QuetzDestination(Destination):
+class QuetzDestination(QuetzAPI, Destination):
     kind = "quetz"
-    keeps_repodata = False
-    holds_other_files = False
-    keeps_receipt = False
-    api_key_env = "QUETZ_API_KEY"  # the variable the key was looked up in: errors name it
 
-    def __init__(
-        self,
-        base_url: str,
-        channel: str,
-        api_key: str | None,
-        *,
-        workers: int = 4,
-        index_timeout: float = 120.0,
-        create_channel: bool = True,
-        private: bool = False,
-        ca_bundle: str | None = None,
-    ) -> None:
-        if not is_safe_channel_name(channel):
-            raise UsageError(f"quetz: expected a channel name of letters, digits, . _ + -, found {channel!r}")
-        self.base_url = base_url.rstrip("/")
-        self.channel = self.fixed_channel = channel
-        self.api_key = api_key
-        self.workers = max(1, int(workers))
-        self.index_timeout = float(index_timeout)
-        self.create_channel = bool(create_channel)
-        self.private = bool(private)
-        tls: dict[str, Any] = {"ca_certs": ca_bundle} if ca_bundle else {}
-        self.http = urllib3.PoolManager(
-            maxsize=self.workers + 2,
-            **tls,
-            retries=urllib3.Retry(
-                total=4,
-                connect=4,
-                read=2,
-                status=3,
-                backoff_factor=0.3,
-                status_forcelist=(502, 503, 504),
-                allowed_methods=None,
-                raise_on_status=False,
-            ),
-        )
+    def __init__(self, base_url: str, channel: str, api_key: str | None, **settings: Any) -> None:
+        """``settings``: the server's, as :class:`QuetzAPI` takes them (workers, index_timeout, create_channel, private, ca_bundle)."""
+        super().__init__(base_url, channel, api_key, **settings)
+        # quetz indexes on its own, keeps no other files and no receipt, and serves one channel
+        self.capabilities = Capabilities(keeps_repodata=False, holds_other_files=False, keeps_receipt=False, fixed_channel=channel)
         self._subdirs: set[str] = set()
-        self._channel_checked = False
         # each subdir's index as last read: receipt, files and sha256 lookups share one GET;
         # an upload or delete drops it, and waiting for quetz always reads afresh
         self._index: dict[str, Repodata | None] = {}
@@ -119,82 +85,6 @@ class QuetzDestination(Destination):
         dest = cls(base, path[-1], str(key) if key else None, **settings)
         dest.api_key_env = env
         return dest
-
-    def __str__(self) -> str:
-        return f"quetz+{self.base_url}/{self.channel}"
-
-    # -- plumbing ------------------------------------------------------------------------
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        what: str,
-        *,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-        auth: bool = True,
-        ok: tuple[int, ...] = (200,),
-    ) -> urllib3.BaseHTTPResponse:
-        h = dict(headers or {})
-        if auth:
-            if not self.api_key:
-                raise UsageError(f"{self}: expected an API key (${self.api_key_env}, or api_key in the site config), found none")
-            h["X-API-Key"] = self.api_key
-        point(f"quetz {method} {path.split('?')[0]}")
-        try:
-            resp = self.http.request(
-                method,
-                self.base_url + path,
-                body=body,
-                headers=h,
-                preload_content=True,
-                timeout=urllib3.Timeout(connect=10, read=300),
-                redirect=False,
-            )
-        except urllib3.exceptions.HTTPError as exc:
-            raise DestinationError(f"{self}: {what}: cannot reach the server ({exc.__class__.__name__}: {exc})") from None
-        if resp.status in ok:
-            return resp
-        detail = _detail(resp)
-        if resp.status == 401:
-            raise DestinationError(f"{self}: {what}: the server refused the API key (401 {detail}); check ${self.api_key_env}")
-        if resp.status == 403:
-            raise DestinationError(
-                f"{self}: {what}: the API key may not do this (403 {detail}); it needs the owner or maintainer role on {self.channel}"
-            )
-        raise DestinationError(f"{self}: {what}: expected HTTP {' or '.join(map(str, ok))}, found {resp.status} ({detail})")
-
-    def _repodata_bytes(self, subdir: str) -> bytes | None:
-        path = f"/get/{quote(self.channel)}/{quote(subdir)}/repodata.json"
-        resp = self._request("GET", path, f"reading {subdir}/repodata.json", auth=bool(self.api_key), ok=(200, 404))
-        return None if resp.status == 404 else resp.data
-
-    def check_key(self) -> None:
-        """Fail early, before anything is uploaded, on a missing or refused API key."""
-        self._request("GET", "/api/api-keys", "checking the API key")
-
-    def ensure_channel(self) -> None:
-        if self._channel_checked:
-            return
-        resp = self._request("GET", f"/api/channels/{quote(self.channel)}", f"looking up channel {self.channel}", ok=(200, 404))
-        if resp.status == 404:
-            if not self.create_channel:
-                raise DestinationError(f"{self}: expected channel {self.channel!r} on the server, found none (create_channel is off)")
-            self._request(
-                "POST",
-                "/api/channels",
-                f"creating channel {self.channel}",
-                ok=(201, 409),
-                body=json.dumps({"name": self.channel, "private": self.private}),
-                headers={"Content-Type": "application/json"},
-            )
-            log.info("%s: created channel %s", self, self.channel)
-        self._channel_checked = True
-
-    def _check_channel(self, channel: str) -> None:
-        if channel != self.channel:
-            raise DestinationError(f"{self}: expected channel {self.channel!r}, found {channel!r} (internal error)")
 
     # -- reading -------------------------------------------------------------------------
 
@@ -346,16 +236,6 @@ class QuetzDestination(Destination):
             log.info("%s: removing %s/%s: quetz answered %d; its index must be rebuilt", self, subdir, filename, resp.status)
         return resp.status == 200
 
-    def rebuild_indexes(self) -> None:
-        """Ask quetz to rebuild the channel's indexes from its database (a job it runs in the background)."""
-        self._request(
-            "PUT",
-            f"/api/channels/{quote(self.channel)}/actions",
-            "asking quetz to rebuild its indexes",
-            body=json.dumps({"action": "generate_indexes"}),
-            headers={"Content-Type": "application/json"},
-        )
-
     def remove_packages(self, files: list[tuple[str, str, str]]) -> None:
         """Delete files, then wait until quetz's repodata no longer lists them."""
         by_subdir: dict[str, set[str]] = {}
@@ -407,109 +287,3 @@ class QuetzDestination(Destination):
                 )
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
-
-
-class QuetzChange(Change):
-    def __init__(self, dest: QuetzDestination) -> None:
-        self.dest = dest
-        self.uploaded: list[tuple[str, str]] = []  # (subdir, filename) new on the server: named by a failed import (never deleted)
-        self.patched = 0  # records whose quetz-built metadata differs from the archive's repodata
-        self.records = 0
-
-    def plan(
-        self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]], sha256: Mapping[tuple[str, str, str], str] | None = None
-    ) -> None:
-        """Before anything is uploaded: refuse a file quetz already lists under the same name.
-
-        The import plans only files the destination does not hold with the archive's sha256 and
-        size, and quetz never replaces a file (409): a planned name quetz lists with another sha256
-        is a clash, found here rather than after every other file was uploaded. One it lists with
-        the planned sha256 is a repair (``sync --reset``, after ``verify --into``: quetz stores it
-        damaged), which :meth:`QuetzDestination.upload` replaces in place.
-        """
-        self.dest.ensure_channel()
-        clashes = []
-        for channel, subdir, filename in packages:
-            self.dest._check_channel(channel)
-            rd = self.dest.read_repodata(channel, subdir)
-            rec = rd.get(filename) if rd is not None else None
-            if rec is not None and (sha256 is None or record_hashes(rec)[0] != sha256.get((channel, subdir, filename))):
-                clashes.append(f"{subdir}/{filename} (sha256 {record_hashes(rec)[0]})")
-        if clashes:
-            raise DestinationError(
-                f"{self.dest}: expected to upload {len(packages)} file(s) quetz does not hold, found {len(clashes)} "
-                f"it holds with other bytes under the same name (first: {clashes[0]}); quetz never replaces "
-                "a file: remove it from quetz first. Nothing was uploaded"
-            )
-
-    def put_packages(self, batch: list[Put], on_bytes: OnBytes | None = None) -> None:
-        if not batch:
-            return
-
-        def one(p: Put) -> None:
-            if self.dest.upload(p):
-                self.uploaded.append((p.subdir, p.filename))
-            if on_bytes is not None:
-                on_bytes(p.blob.size)
-
-        one(batch[0])  # a refused key or role fails on one file, not on many at once
-        with ThreadPoolExecutor(self.dest.workers) as pool:
-            for future in [pool.submit(one, p) for p in batch[1:]]:
-                future.result()
-
-    def publish_index(self, channel: str, subdir: str, repodata: Repodata) -> None:
-        self.dest._check_channel(channel)
-        want = {fn: sha for fn, rec in repodata.records() if (sha := record_hashes(rec)[0]) is not None}
-        served = self.dest.wait_for(subdir, want, set())
-        for fn, rec in repodata.records():
-            got = served.get(fn) if served is not None else None
-            self.records += 1
-            if got is not None and any(_norm(rec.get(k)) != _norm(got.get(k)) for k in PATCH_FIELDS):
-                self.patched += 1
-
-    def write_receipt(self, receipt: dict[str, Any]) -> None:
-        pass  # quetz's repodata is the inventory
-
-    def commit(self) -> None:
-        if self.patched:  # only when it matters: 0 differing records is nothing to warn about
-            log.warning(
-                "%s: quetz rebuilds repodata from the packages, so upstream repodata patches do not reach it: "
-                "%d of %d records differ from the archive's repodata (%s)",
-                self.dest,
-                self.patched,
-                self.records,
-                "/".join(PATCH_FIELDS),
-            )
-        elif self.records:
-            log.info("%s: quetz rebuilt the repodata of %d records; none differs from the archive's", self.dest, self.records)
-        self.uploaded.clear()
-
-    def rollback(self) -> None:
-        """Delete nothing: quetz lists each file the moment it is uploaded, and another import may have seen it since.
-
-        quetz has no lock airgap could hold, so a concurrent import that needed the same file found
-        it present and reported it published; deleting it here would break that channel. What this
-        change uploaded stays: complete, verified by quetz against its sha256, and listed.
-        """
-        if self.uploaded:
-            log.error(
-                "%s: the import failed after uploading %d file(s) (%s); they stay published (quetz lists each file as "
-                "it arrives, and another import may rely on it): import again to finish, or clean to remove them",
-                self.dest,
-                len(self.uploaded),
-                ", ".join(f"{s}/{f}" for s, f in self.uploaded[:5]),
-            )
-        self.uploaded.clear()
-
-
-def _norm(value: Any) -> Any:
-    return sorted(value) if isinstance(value, list) else value or None
-
-
-def _detail(resp: urllib3.BaseHTTPResponse) -> str:
-    try:
-        doc = json.loads(resp.data)
-        detail = doc.get("detail") if isinstance(doc, dict) else None
-    except ValueError:
-        detail = None
-    return str(detail if detail is not None else resp.data[:200].decode("utf-8", "replace")).replace("\n", " ")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from .lease import StoreUnavailable
+from ..errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from .s3 import S3Destination

@@ -117,16 +117,16 @@ def import_opened(
     exit 0 always means "every blob verified", as when something is published.
     """
     dest = into if isinstance(into, Destination) else open_destination(str(into))
-    if dest.fixed_channel is not None:
-        if dest_channel not in (None, dest.fixed_channel):
+    if dest.capabilities.fixed_channel is not None:
+        if dest_channel not in (None, dest.capabilities.fixed_channel):
             raise UsageError(
-                f"dest_channel: expected {dest.fixed_channel!r} (the channel the destination URL names) or none, found {dest_channel!r}"
+                f"dest_channel: expected {dest.capabilities.fixed_channel!r} (the channel the destination URL names) or none, found {dest_channel!r}"
             )
-        dest_channel = dest.fixed_channel
+        dest_channel = dest.capabilities.fixed_channel
     mapped = targets(channel_map or {}, [(ch.name, ch.url) for ch in opened.manifest.channels])
-    if dest.fixed_channel is not None and set(mapped.values()) - {dest.fixed_channel}:
+    if dest.capabilities.fixed_channel is not None and set(mapped.values()) - {dest.capabilities.fixed_channel}:
         raise UsageError(
-            f"channel_map: expected only {dest.fixed_channel!r} (the channel the destination URL names), found {sorted(set(mapped.values()))}"
+            f"channel_map: expected only {dest.capabilities.fixed_channel!r} (the channel the destination URL names), found {sorted(set(mapped.values()))}"
         )
     with opened.stream:
         with dest.locked(lock_timeout):
@@ -205,7 +205,7 @@ def _import_locked(
     channel_names = {target_channel(ch.name) for ch in manifest.channels}
     held_installers = receipt.installers
     installers = list(manifest.installers)
-    if installers and not dest.holds_other_files:
+    if installers and not dest.capabilities.holds_other_files:
         log.warning(
             "%s: a %s destination holds conda packages only; the archive's %d installer(s) are not imported",
             dest,
@@ -258,7 +258,7 @@ def _import_locked(
         result.channels.setdefault(target_channel(ch.name), []).extend(s.subdir for s in ch.subdirs)
     # a server that rebuilds its repodata from the packages keeps no archive history: holding every file is enough
     unchanged = not pending_removals and same_sources(manifest, receipt)  # see ops/unchanged.py
-    if not needed and (manifest.archive_id in applied or (not dest.keeps_repodata and not pending_removals) or unchanged):
+    if not needed and (manifest.archive_id in applied or (not dest.capabilities.keeps_repodata and not pending_removals) or unchanged):
         log.debug("archive %s is already imported into %s; nothing to do", manifest.archive_id, dest)
         result.noop = True
         return result

@@ -26,7 +26,7 @@ def write_pages(
     known: Mapping[tuple[str, str], Repodata] | None = None,
 ) -> None:
     """``known``: repodata the caller just published, so it is not read and parsed again."""
-    if not dest.holds_other_files:
+    if not dest.capabilities.holds_other_files:
         return
     inventory = dest.inventory()
     known = known or {}

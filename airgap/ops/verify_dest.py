@@ -158,7 +158,7 @@ def check_destination(
 
 def _installers(dest: Destination) -> dict[str, dict[str, tuple[str | None, int | None]]]:
     """Installer files (``DEST/<dir>/<file>``) as the receipt records them: no index lists them."""
-    if not (dest.keeps_receipt and dest.holds_other_files):
+    if not (dest.capabilities.keeps_receipt and dest.capabilities.holds_other_files):
         return {}
     try:
         held = dest.read_receipt().get("installers") or {}
@@ -196,7 +196,7 @@ def record(dest: Destination, check: DestinationCheck, *, workers: int = 8) -> N
     stale = sorted({(p.channel, p.subdir) for p in confirmed if p.kind == "index"})
     if not files and not stale:
         return
-    if dest.keeps_receipt:
+    if dest.capabilities.keeps_receipt:
         receipt = load_receipt(dest)
         check.recorded.extend(forget(receipt, [p.place for p in files], stale))
         dest.write_receipt(receipt.to_json())

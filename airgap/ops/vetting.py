@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def vetted_index(dest: Destination, channel: str, subdir: str, current: Repodata | None, receipt: Receipt) -> Repodata | None:
     """``current`` without the records whose file the destination does not hold as described."""
-    if current is None or not dest.keeps_repodata:
+    if current is None or not dest.capabilities.keeps_repodata:
         return current
     present = dest.files(channel, subdir)
     known = receipt.holdings(channel, subdir)
