@@ -63,15 +63,12 @@ def allow_downgrade_option() -> Callable[[F], F]:
     return click.option("--allow-downgrade", is_flag=True, help=DOWNGRADE_HELP)
 
 
-def env_option() -> Callable[[F], F]:
-    """``--env FILE[:NAME,...]`` (export and sync): environments to mirror, besides those the config lists."""
-    return click.option(
-        "--env",
-        "env_files",
-        multiple=True,
-        metavar="FILE[:NAME,...]",
-        help="environment.yml, pixi.lock (:NAME,... picks environments), conda-lock.yml or @EXPLICIT file to mirror (repeatable; adds to environments).",
-    )
+def env_option(
+    help: str = "environment.yml, pixi.lock (:NAME,... picks environments), conda-lock.yml or @EXPLICIT file to mirror (repeatable; adds to environments).",
+    metavar: str = "FILE[:NAME,...]",
+) -> Callable[[F], F]:
+    """``--env FILE`` (repeatable): environment or lock files (export and sync: to mirror; condarc: to redirect)."""
+    return click.option("--env", "env_files", multiple=True, metavar=metavar, help=help)
 
 
 def public_url_option(help: str) -> Callable[[F], F]:

@@ -8,6 +8,7 @@ import click
 
 from ..config import Config
 from ._base import State, common_options
+from .options import env_option, into_option
 
 
 @click.command()
@@ -47,7 +48,7 @@ def serve(dest: str, port: int, bind: str, access_log: str | None, state: State,
 @click.command()
 @click.argument("url")
 @click.argument("channels", nargs=-1)
-@click.option("--into", "into", help="Take the channel names from this destination (a directory or URL).")
+@into_option("Take the channel names from this destination (a directory or URL).")
 @click.option(
     "--upstream",
     "upstreams",
@@ -55,9 +56,7 @@ def serve(dest: str, port: int, bind: str, access_log: str | None, state: State,
     metavar="URL",
     help="Also redirect this upstream channel URL (as lock files name it) to the mirror channel of the same name (repeatable).",
 )
-@click.option(
-    "--env", "env_files", multiple=True, metavar="FILE", help="Also redirect the channels this environment or lock file names (repeatable)."
-)
+@env_option("Also redirect the channels this environment or lock file names (repeatable).", metavar="FILE")
 @click.option("--pixi", is_flag=True, help="Print pixi's config.toml [mirrors] table instead of the .condarc.")
 @common_options(reads_config=False)
 def condarc(
