@@ -13,12 +13,15 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import Config, parse_size
-from ..destinations.base import Destination
 from ..errors import UsageError
-from ..filters import Filters
-from ..signing import Signer, TrustedKeys
+
+if TYPE_CHECKING:  # not imported at run time: `airgap --help` stays quick
+    from ..destinations.base import Destination
+    from ..filters import Filters
+    from ..signing import Signer, TrustedKeys
 
 #: seconds to wait for another import (or clean, or recording verify) to release the destination
 LOCK_TIMEOUT = 60.0
