@@ -35,7 +35,7 @@ class PlanOptions:
     allow_unsolvable: bool = False
     media_size: int | None = None  # compare the total with a medium of this many bytes
     html: Path | None = None  # write the review page of the transfer here
-    signer: str | None = None  # the key id the page names as the signer
+    signing_key: Path | None = None  # the key whose id the page names as the signer
     since: Path | None = None  # the receipt the page compares with
 
     @classmethod
@@ -52,8 +52,6 @@ class PlanOptions:
         unsigned: bool,
         since: str | None,
     ) -> PlanOptions:
-        from ..signing import load_signer
-
         if archive:
             raise UsageError(
                 f"--plan: expected no ARCHIVE (a plan writes nothing), found {archive!r}; "
@@ -61,13 +59,12 @@ class PlanOptions:
             )
         media = parse_size(media_size, "--media-size") if media_size else None
         key = sign_key or (None if unsigned else config.signing_key)
-        keyid = load_signer(key).keyid if html and key else None
         return cls(
             installable=(*check_specs, *config.installable),
             allow_unsolvable=allow_unsolvable,
             media_size=media,
             html=Path(html) if html else None,
-            signer=keyid,
+            signing_key=Path(key) if key else None,
             since=Path(since) if since else None,
         )
 

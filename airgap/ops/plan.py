@@ -226,7 +226,9 @@ def run_plan(
     options = options or PlanOptions()
     plan = select(config, options, fetcher=fetcher, progress=progress)
     if options.html is not None:
+        from ..signing import load_signer
         from .review import plan_page
 
-        plan_page(plan, config, options.html, options.signer, options.since, clock)
+        signer = load_signer(options.signing_key).keyid if options.signing_key is not None else None
+        plan_page(plan, config, options.html, signer, options.since, clock)
     return PlanReport(plan, options.media_size)
