@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import licenses, sbom
 from ..archive.reader import ArchiveStream, copy_verified
@@ -27,6 +27,10 @@ from ..repodata import Repodata, record_hashes
 from ..review import Package, Review, render
 from ..signing import TrustedKeys
 from ._archive import load_repodata_blob
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from .plan import Plan
 
 log = logging.getLogger(__name__)
 SBOM_NAME = "sbom/{archive_id}.cdx.json"  # under the destination's state folder (.airgap/)
@@ -175,7 +179,7 @@ def run_review_page(path: Path, trusted: TrustedKeys | None) -> str:
 
 
 def plan_review(
-    plan: Any, filters: Mapping[str, Any], tool: str, created: str, signer: str | None, base: Mapping[str, Any] | None = None
+    plan: Plan, filters: Mapping[str, Any], tool: str, created: str, signer: str | None, base: Mapping[str, Any] | None = None
 ) -> Review:
     """``export --plan --html``: the review page of what an export would carry, with what the filters exclude.
 
@@ -263,7 +267,7 @@ def with_sboms(receipt: Mapping[str, Any]) -> dict[str, Any] | None:
     return {**archives[-1], "sboms": sboms}
 
 
-def plan_page(plan: Any, config: Any, target: Path, signer: str | None, since: Path | None, clock: Clock = time.time) -> None:
+def plan_page(plan: Plan, config: Config, target: Path, signer: str | None, since: Path | None, clock: Clock = time.time) -> None:
     """``export --plan --html``: write the review page of a plan (nothing downloaded)."""
     from .. import __version__
     from .export import load_receipt
