@@ -14,12 +14,12 @@ import hashlib
 import logging
 import os
 import re
-import time
 import urllib.parse
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+from .clock import timestamp
 from .compress import zstd_decompress_bounded
 from .errors import NotFound, UpstreamError, UsageError
 from .fetch import Fetcher, url_to_path
@@ -122,7 +122,7 @@ def fetch_repodata(fetcher: Fetcher, channel: Channel, subdir: str, max_bytes: i
             raw = fetcher.get_bytes(url, max_bytes)
         except NotFound:
             continue
-        fetched = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        fetched = timestamp()
         rd = decode_repodata(raw, url, subdir, max_bytes)
         log.info("%s: %d records", url, len(rd))
         return FetchedRepodata(channel, subdir, url, hashlib.sha256(raw).hexdigest(), len(raw), fetched, rd)

@@ -481,7 +481,7 @@ def test_sync_into_s3_and_a_tape_like_archive(
             super().__init__(**kwargs)
             scratch.append(self.name)
 
-    monkeypatch.setattr("airgap.ops.import_.tempfile.TemporaryDirectory", Recorded)
+    monkeypatch.setattr("airgap.ops.publish.tempfile.TemporaryDirectory", Recorded)
     other = f"tape/{uuid.uuid4().hex[:8]}"
     r = cli("import", archives["v2"], "--into", f"s3://{bucket}/{other}", "--trusted-key", archives["pub"], "--json")
     assert r.exit_code == 0, r.output

@@ -30,6 +30,7 @@ from airgap.errors import AirgapError, DestinationError, LockError, UsageError
 from airgap.ops.clean import run_clean
 from airgap.ops.export import filters_from_config
 from airgap.ops.import_ import run_import
+from airgap.ops.options import CleanOptions, ImportOptions
 from airgap.repodata import parse_repodata
 from airgap.signing import load_trusted_keys
 
@@ -202,9 +203,9 @@ def worlds(archives: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
     assert cli("import", delta, "--into", f"memory://{v2}", "--trusted-key", archives["pub"]).exit_code == 0
     filters = filters_from_config(load_config(archives["clean"]))
     ops: dict[str, tuple[str, Callable[[StoreDestination], Any]]] = {
-        "import": (fresh("empty-"), lambda d: run_import(archives["v1"], d, trusted, lock_timeout=1)),
-        "delta": (v1, lambda d: run_import(delta, d, trusted, lock_timeout=1)),
-        "clean": (v2, lambda d: run_clean(d, filters, dry_run=False, lock_timeout=1)),
+        "import": (fresh("empty-"), lambda d: run_import(archives["v1"], d, trusted, ImportOptions(lock_timeout=1))),
+        "delta": (v1, lambda d: run_import(delta, d, trusted, ImportOptions(lock_timeout=1))),
+        "clean": (v2, lambda d: run_clean(d, CleanOptions(filters, dry_run=False, lock_timeout=1))),
     }
     return {"ops": ops}
 

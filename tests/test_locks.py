@@ -26,6 +26,7 @@ from airgap.destinations.lease import this_process
 from airgap.destinations.s3 import S3Destination
 from airgap.errors import LockError, LockLostError
 from airgap.ops.import_ import run_import
+from airgap.ops.options import ImportOptions
 from airgap.repodata import parse_repodata
 from airgap.signing import load_trusted_keys
 
@@ -106,7 +107,7 @@ def test_issue_scenario_slow_import_and_a_second_one_both_publish(
 
     def run(name: str, archive: Path) -> None:
         try:
-            results[name] = run_import(archive, S3Destination(bucket, prefix, lock_stale_after=3), trusted, lock_timeout=60)
+            results[name] = run_import(archive, S3Destination(bucket, prefix, lock_stale_after=3), trusted, ImportOptions(lock_timeout=60))
         except BaseException as exc:
             results[name] = exc
 

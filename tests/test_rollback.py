@@ -16,6 +16,7 @@ from airgap.config import from_mapping
 from airgap.errors import RollbackError, UsageError
 from airgap.ops.export import run_export
 from airgap.ops.import_ import run_import
+from airgap.ops.options import ExportOptions, ImportOptions, SyncOptions
 from airgap.signing import TrustedKeys
 from airgap.testing.condapkg import PackageSpec, write_channel
 
@@ -58,12 +59,13 @@ def _config(tmp: Path, channels: list[Path], **extra: Any) -> Any:
 def _export(site: dict[str, Any], name: str, since: bool = False, channels: list[Path] | None = None, **extra: Any) -> Path:
     out = site["tmp"] / f"{name}.tar"
     receipt = site["dest"] / ".airgap" / "receipt.json"
-    run_export(_config(site["tmp"], channels or [site["up"]], **extra), out, None, since=receipt if since else None, clock=site["clock"])
+    config = _config(site["tmp"], channels or [site["up"]], **extra)
+    run_export(config, ExportOptions(out, None, since=receipt if since else None), clock=site["clock"])
     return Path(out)
 
 
 def _import(site: dict[str, Any], archive: Path, **kw: Any) -> Any:
-    return run_import(archive, site["dest"], TrustedKeys({}), allow_unsigned=True, **kw)
+    return run_import(archive, site["dest"], TrustedKeys({}), ImportOptions(allow_unsigned=True, **kw))
 
 
 # --- 1. rollback protection ------------------------------------------------------------------
@@ -287,8 +289,8 @@ def test_sync_refuses_to_roll_back_and_allow_downgrade_only_adds(site: dict[str,
     state(site["up"], ["a", "c"])
     config = _config(site["tmp"], [site["up"]])
     with pytest.raises(RollbackError, match="is older than archive"):
-        run_sync(config, site["dest"], clock=lambda: 1_700_000_000.0)
+        run_sync(config, site["dest"], SyncOptions(), clock=lambda: 1_700_000_000.0)
     assert sorted(files(site["dest"])) == ["a-1.0-0.tar.bz2", "b-1.0-0.tar.bz2"]
-    res = run_sync(config, site["dest"], allow_downgrade=True, clock=lambda: 1_700_000_000.0)
+    res = run_sync(config, site["dest"], SyncOptions(allow_downgrade=True), clock=lambda: 1_700_000_000.0)
     assert res.imported.downgrade and res.imported.packages_removed == 0
     assert sorted(files(site["dest"])) == ["a-1.0-0.tar.bz2", "b-1.0-0.tar.bz2", "c-1.0-0.tar.bz2"]

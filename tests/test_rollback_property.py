@@ -27,6 +27,7 @@ from airgap.manifest import parse_manifest
 from airgap.merging import shadowing
 from airgap.ops.export import run_export
 from airgap.ops.import_ import run_import
+from airgap.ops.options import ExportOptions, ImportOptions
 from airgap.receipt import parse_receipt
 from airgap.signing import TrustedKeys
 from airgap.testing.condapkg import PackageSpec, write_channel
@@ -71,7 +72,7 @@ class World:
         out = self.root / f"a{len(self.archives)}.tar"
         channels = [str(u) for u in self.ups]
         config = from_mapping({"channels": channels, "platforms": ["linux-64"], "mirror_dir": str(self.root / "cache")})
-        res = run_export(config, out, None, since=receipt if delta and receipt.exists() else None, clock=self.clock)
+        res = run_export(config, ExportOptions(out, None, since=receipt if delta and receipt.exists() else None), clock=self.clock)
         self.archives.append(out)
         self.manifests[res.archive_id] = out
         return out
@@ -79,7 +80,10 @@ class World:
     def do_import(self, archive: Path, allow_downgrade: bool) -> None:
         try:
             run_import(
-                archive, self.dest, TrustedKeys({}), allow_unsigned=True, allow_downgrade=allow_downgrade, dest_channel=self.dest_channel
+                archive,
+                self.dest,
+                TrustedKeys({}),
+                ImportOptions(allow_unsigned=True, allow_downgrade=allow_downgrade, dest_channel=self.dest_channel),
             )
         except RollbackError:
             assert not allow_downgrade

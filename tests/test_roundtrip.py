@@ -162,7 +162,7 @@ def test_import_publishes_upstream_records_verbatim(
     def no_publish(*args: Any) -> None:
         raise AssertionError("a no-op import started to publish")
 
-    monkeypatch.setattr("airgap.ops.import_._publish", no_publish)
+    monkeypatch.setattr("airgap.ops.import_.stage", no_publish)
     r = cli("import", exported["archive"], "--into", dest, "--trusted-key", keys["good.pub"])
     assert r.exit_code == 0 and "nothing to do" in r.output, r.output
     assert snapshot(dest) == before

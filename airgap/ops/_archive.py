@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .._fs import named
 from ..archive.hashing import HashPipe
@@ -21,9 +21,25 @@ from ..repodata import Repodata, from_document, load_json, record_hashes
 from ..signing import TrustedKeys
 
 
+class BlobSource(Protocol):
+    """Where an import reads blobs from: an archive, the volumes of one, or (for sync) the export cache."""
+
+    path: Path  # named in messages
+
+    def __enter__(self) -> BlobSource: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def close(self) -> None: ...
+
+    def blobs(self, manifest: Manifest) -> Iterator[tuple[BlobEntry, Any]]:
+        """Each blob with its manifest entry and a reader (``read(n)``; ``location``: where it lies, if in a file)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Opened:
-    stream: Any  # ArchiveStream, _VolumeSet, or (for sync) a cache-backed source
+    stream: BlobSource  # ArchiveStream, _VolumeSet, or (for sync) a cache-backed source
     manifest: Manifest
     manifest_bytes: int
     signer: str | None  # key id, None when unsigned and allowed
@@ -76,6 +92,7 @@ def open_set(paths: list[Path], trusted: TrustedKeys, allow_unsigned: bool = Fal
                 raise ArchiveFormatError(
                     f"{o.stream.path}: expected a volume of archive {first.manifest.archive_id}, found one of {o.manifest.archive_id}"
                 )
+            assert isinstance(o.stream, ArchiveStream)  # open_verified opens one archive file
             sha = o.stream.peek_blob()
             number = first.manifest.blob_index()[sha].volume if sha in first.manifest.blob_index() else None
             if number is None:

@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..clock import Clock, timestamp
 from ..destinations import open_destination
 from ..destinations.base import Destination, load_receipt
 from ..errors import DestinationError
 from ..filters import Filters, Record, SpecSet, select_channel
 from ..manifest import PACKAGE_SUFFIXES
 from ..repodata import Repodata
+from .options import CleanOptions
 from .pages import write_pages
 from .review import with_sboms
 
@@ -40,13 +42,26 @@ class Removal:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class LostDependency:
+    """A kept record whose dependency only removed records satisfied."""
+
+    channel: str
+    subdir: str
+    filename: str
+    dependency: str
+
+    def to_json(self) -> dict[str, str]:
+        return dict(self.__dict__)
+
+
 @dataclass
 class CleanResult:
     destination: str
     dry_run: bool
     remove: list[Removal] = field(default_factory=list)
     keep: int = 0
-    broken: list[dict[str, str]] = field(default_factory=list)  # kept records losing a dependency
+    broken: list[LostDependency] = field(default_factory=list)  # kept records losing a dependency
 
     @property
     def bytes(self) -> int:
@@ -59,7 +74,7 @@ class CleanResult:
             "remove": [r.to_json() for r in self.remove],
             "keep": self.keep,
             "bytes": self.bytes,
-            "broken": self.broken,
+            "broken": [b.to_json() for b in self.broken],
         }
 
 
@@ -88,9 +103,9 @@ def diff_destination(held: Mapping[str, Mapping[str, Repodata]], filters: Filter
     return result
 
 
-def _lost_dependencies(channel: str, before: Mapping[str, Repodata], after: Mapping[str, Mapping[str, Record]]) -> list[dict[str, str]]:
+def _lost_dependencies(channel: str, before: Mapping[str, Repodata], after: Mapping[str, Mapping[str, Record]]) -> list[LostDependency]:
     """Kept records with a dependency that something satisfied before the clean and nothing after."""
-    out: list[dict[str, str]] = []
+    out: list[LostDependency] = []
     names_before: dict[str, dict[str, list[Record]]] = {}
     for subdir, rd in before.items():
         for _, rec in rd.records():
@@ -121,26 +136,19 @@ def _lost_dependencies(channel: str, before: Mapping[str, Repodata], after: Mapp
                 if not isinstance(dep, str) or dep.startswith("__"):
                     continue
                 if satisfied(dep, subdir, names_before) and not satisfied(dep, subdir, names_after):
-                    out.append({"channel": channel, "subdir": subdir, "filename": filename, "dependency": dep})
+                    out.append(LostDependency(channel, subdir, filename, dep))
     return out
 
 
-def run_clean(
-    into: Path | str | Destination,
-    filters: Filters,
-    *,
-    dry_run: bool,
-    lock_timeout: float = 60.0,
-    clock: Any = time.time,
-    channels: set[str] | None = None,
-) -> CleanResult:
-    """``channels``: clean only these destination channels (a config's channel_map / dest_channel); None: all."""
+def run_clean(into: Path | str | Destination, options: CleanOptions, *, clock: Clock = time.time) -> CleanResult:
+    """Remove what ``options.filters`` no longer select (``options.channels``: only in these destination channels)."""
+    filters, channels, dry_run = options.filters, options.channels, options.dry_run
     dest = into if isinstance(into, Destination) else open_destination(str(into))
     if not dest.exists():
         raise DestinationError(f"{dest}: expected a destination holding channels, found none")
     if dry_run:
         return _diff(dest, filters, dry_run=True, channels=channels)
-    with dest.locked(lock_timeout):
+    with dest.locked(options.lock_timeout):
         result = _diff(dest, filters, dry_run=False, channels=channels)
         if not result.remove:
             return result
@@ -167,7 +175,7 @@ def run_clean(
                     receipt.extra["cleans"] = []
                 receipt.extra["cleans"].append(
                     {
-                        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock())),
+                        "time": timestamp(clock()),
                         "removed": len(result.remove),
                         "filters": filters.to_json(),
                     }
@@ -185,7 +193,7 @@ def run_clean(
         return result
 
 
-def _diff(dest: Destination, filters: Filters, dry_run: bool, channels: set[str] | None = None) -> CleanResult:
+def _diff(dest: Destination, filters: Filters, dry_run: bool, channels: frozenset[str] | None = None) -> CleanResult:
     held: dict[str, dict[str, Repodata]] = {}
     for channel, subdirs in dest.inventory().items():
         if channels is not None and channel not in channels:

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from .._fs import atomic_write_bytes
+from ..clock import Clock, timestamp
 from ..destinations import open_destination
 from ..destinations.base import Destination, load_receipt
 from ..errors import DestinationError
 from ..progress import Progress, null_progress
 from ..receipt import Receipt
+from .options import LOCK_TIMEOUT
 from .verify_dest import DestinationCheck, Problem, check_destination
 
 log = logging.getLogger(__name__)
@@ -54,9 +56,9 @@ def run_receipt(
     into: Path | str | Destination,
     output: Path | None = None,
     *,
-    lock_timeout: float = 60.0,
+    lock_timeout: float = LOCK_TIMEOUT,
     progress: Progress = null_progress,
-    clock: Any = time.time,
+    clock: Clock = time.time,
 ) -> ReceiptResult:
     """Rebuild the receipt from what passes ``verify --into``'s check: a missing or damaged file is
     reported (:attr:`ReceiptResult.problems`) and not recorded as held, so the next import puts it back."""
@@ -84,7 +86,7 @@ def run_receipt(
                     receipt.hold(
                         channel, subdir, fn, sha, rec.get("size"), before.origin if before is not None and before.sha256 == sha else None
                     )
-        receipt.extra["rebuilt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock()))
+        receipt.extra["rebuilt"] = timestamp(clock())
         doc = receipt.to_json()
         files = sum(len(s) for c in receipt.channels.values() for s in c.values())
         if output is not None:

@@ -11,20 +11,26 @@ import dataclasses
 import io
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import licenses, sbom
 from ..archive.reader import ArchiveStream, copy_verified
 from ..cache import BlobCache
+from ..clock import Clock, timestamp
 from ..errors import UsageError
 from ..manifest import BlobEntry, Manifest, SbomRef, parse_manifest
 from ..repodata import Repodata, record_hashes
 from ..review import Package, Review, render
 from ..signing import TrustedKeys
 from ._archive import load_repodata_blob
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from .plan import Plan
 
 log = logging.getLogger(__name__)
 SBOM_NAME = "sbom/{archive_id}.cdx.json"  # under the destination's state folder (.airgap/)
@@ -173,7 +179,7 @@ def run_review_page(path: Path, trusted: TrustedKeys | None) -> str:
 
 
 def plan_review(
-    plan: Any, filters: Mapping[str, Any], tool: str, created: str, signer: str | None, base: Mapping[str, Any] | None = None
+    plan: Plan, filters: Mapping[str, Any], tool: str, created: str, signer: str | None, base: Mapping[str, Any] | None = None
 ) -> Review:
     """``export --plan --html``: the review page of what an export would carry, with what the filters exclude.
 
@@ -261,16 +267,26 @@ def with_sboms(receipt: Mapping[str, Any]) -> dict[str, Any] | None:
     return {**archives[-1], "sboms": sboms}
 
 
-def plan_page(plan: Any, config: Any, target: Path, signer: str | None, since: Path | None) -> None:
+def plan_page(plan: Plan, config: Config, target: Path, signer: str | None, since: Path | None, clock: Clock = time.time) -> None:
     """``export --plan --html``: write the review page of a plan (nothing downloaded)."""
-    import time
-
     from .. import __version__
-    from .export import filters_from_config, load_receipt
+    from .export import load_receipt
+    from .sources import filters_from_config
 
     base = load_receipt(since) if since is not None else None
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    created = timestamp(clock())
     review = plan_review(
         plan, filters_from_config(config).to_json(), f"airgap {__version__}", created, signer, base.to_json() if base is not None else None
     )
     write_page(target, render(review))
+
+
+def run_review(path: Path, trusted: TrustedKeys | None, *, sbom_format: str | None, html: Path | None) -> bytes | None:
+    """``inspect --sbom/--html``: write the review page (``html``) and return the SBOM (``sbom_format``), if asked.
+    With trusted keys nothing is written unless the signature verifies."""
+    docs = read_documents(path, trusted)
+    if html is not None:
+        write_page(html, render(archive_review(docs)))
+    if sbom_format:
+        return sbom.render(sbom_format, docs.manifest, docs.repodata, docs.signer)
+    return None

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..cache import BlobCache
+from ..clock import Clock
 from ..config import Config
 from ..destinations import open_destination
 from ..destinations.base import Destination, load_receipt
@@ -31,8 +32,11 @@ from ..fetch import Fetcher
 from ..manifest import BlobEntry, Manifest
 from ..progress import Progress, null_progress
 from ._archive import Opened
-from .export import _fetcher, collect, filters_from_config, make_plan
-from .import_ import ImportResult, import_opened
+from .collect import collect
+from .import_ import ImportResult, import_opened, write_downloads
+from .options import ImportOptions, SyncOptions
+from .plan import make_plan
+from .sources import fetcher_for, filters_from_config
 
 
 class _CacheStream:
@@ -91,38 +95,40 @@ class SyncResult:
 def run_sync(
     config: Config,
     into: Path | str | Destination,
+    options: SyncOptions | None = None,
     *,
-    dest_channel: str | None = None,
-    reset: bool = False,
-    allow_downgrade: bool = False,
-    lock_timeout: float = 60.0,
     fetcher: Fetcher | None = None,
     progress: Progress = null_progress,
-    clock: Any = time.time,
+    clock: Clock = time.time,
 ) -> SyncResult:
+    options = options or SyncOptions()
     filters = filters_from_config(config)
     dest = into if isinstance(into, Destination) else open_destination(str(into))
-    base = None if reset else load_receipt(dest)
+    base = None if options.reset else load_receipt(dest)
     if base is not None and not base.channels:
         base = None  # a first sync: nothing to build on
-    if dest_channel is not None:
-        config = replace(config, dest_channel=dest_channel)  # where the delta base maps the channels
-    with _fetcher(config, fetcher) as f:
+    if options.dest_channel is not None:
+        config = replace(config, dest_channel=options.dest_channel)  # where the delta base maps the channels
+    with fetcher_for(config, fetcher) as f:
         plan = make_plan(config, filters, f, progress)
         got = collect(config, filters, plan, f, progress, clock, base, unwritten="nothing was published")
     source = Opened(_CacheStream(got.cache), got.manifest, len(got.manifest.to_bytes()), signer=None)
     imported = import_opened(
         source,
         dest,
-        dest_channel=dest_channel,
-        channel_map=config.channel_map,
-        allow_downgrade=allow_downgrade,
-        lock_timeout=lock_timeout,
-        recheck=reset,
+        ImportOptions(
+            dest_channel=options.dest_channel,
+            channel_map=config.channel_map,
+            allow_downgrade=options.allow_downgrade,
+            lock_timeout=options.lock_timeout,
+        ),
+        recheck=options.reset,
         progress=progress,
         clock=clock,
     )
     if base is not None:  # subdirs with nothing new were left out of the delta: their files are there too
         sent = {(ch.name, sub.subdir) for ch in got.manifest.channels for sub in ch.subdirs}
         imported.packages_present += sum(1 for w in plan.wants if (w.channel, w.subdir) not in sent)
+    if options.public_url:
+        write_downloads(imported, dest, options.public_url)
     return SyncResult(imported, got.downloaded, got.downloaded_bytes, got.cached, got.excluded)

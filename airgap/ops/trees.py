@@ -13,16 +13,18 @@ was carried, as it did with cas-sync.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
+from ..clock import Clock
 from ..config import Config
 from ..destinations.base import Destination
 from ..errors import UsageError
 from ..progress import Progress, null_progress
 from ..upstream import channel_from_string
+from .options import SyncOptions
 from .sync import SyncResult, run_sync
 
 log = logging.getLogger(__name__)
@@ -45,16 +47,13 @@ def tree_channels(config: Config) -> list[str]:
 def run_tree_import(
     config: Config,
     into: Path | str | Destination,
+    options: SyncOptions | None = None,
     *,
-    dest_channel: str | None = None,
-    allow_downgrade: bool = False,
-    lock_timeout: float = 60.0,
     progress: Progress = null_progress,
-    clock: Any = time.time,
+    clock: Clock = time.time,
 ) -> SyncResult:
     """Verify every file of the config's file:// trees against their repodata, then publish them, all or nothing."""
+    options = options or SyncOptions()
     trees = tree_channels(config)
     log.info("no ARCHIVE given: publishing the tree(s) %s as `airgap sync` does, each file verified against its repodata", ", ".join(trees))
-    return run_sync(
-        config, into, dest_channel=dest_channel, allow_downgrade=allow_downgrade, lock_timeout=lock_timeout, progress=progress, clock=clock
-    )
+    return run_sync(config, into, dataclasses.replace(options, reset=False), progress=progress, clock=clock)

@@ -9,7 +9,7 @@ from typing import Any
 from ..archive.reader import ArchiveStream
 from ..manifest import Manifest, parse_manifest
 from ..progress import Progress, null_progress
-from ..redact import redact_doc
+from ..redact import redact, redact_doc
 from ..signing import TrustedKeys
 from ._archive import load_repodata_blob, open_set, stream_blobs
 
@@ -56,6 +56,32 @@ def run_verify(
     )
 
 
+@dataclass(frozen=True)
+class SubdirSummary:
+    """One subdir of an archive as ``inspect`` shows it (its source's URL without credentials)."""
+
+    subdir: str
+    packages: int
+    bytes: int
+    source: dict[str, Any]
+    present: int
+    removals: tuple[str, ...]
+    shadowed: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__, source=dict(self.source), removals=list(self.removals), shadowed=list(self.shadowed))
+
+
+@dataclass(frozen=True)
+class ChannelSummary:
+    name: str
+    url: str  # without credentials
+    subdirs: tuple[SubdirSummary, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "url": self.url, "subdirs": [s.to_json() for s in self.subdirs]}
+
+
 @dataclass
 class Inspection:
     manifest: Manifest
@@ -63,7 +89,7 @@ class Inspection:
     signature_checked: bool
     manifest_bytes: int
     archive_bytes: int
-    channels: list[dict[str, Any]] = field(default_factory=list)
+    channels: list[ChannelSummary] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         m = self.manifest
@@ -81,7 +107,7 @@ class Inspection:
                 "archive_bytes": self.archive_bytes,
                 "manifest_bytes": self.manifest_bytes,
                 "totals": m.totals(),
-                "channels": self.channels,
+                "channels": [c.to_json() for c in self.channels],
                 "installers": [i.to_json() for i in m.installers],
                 "sbom": m.sbom.to_json() if m.sbom is not None else None,
             }
@@ -108,20 +134,23 @@ def run_inspect(archive: Path, trusted: TrustedKeys | None = None) -> Inspection
             except (ValueError, KeyError, TypeError):
                 keyid = None
     manifest = parse_manifest(manifest_bytes)
-    channels = []
-    for ch in manifest.channels:
-        subs = []
-        for s in ch.subdirs:
-            subs.append(
-                {
-                    "subdir": s.subdir,
-                    "packages": len(s.packages),
-                    "bytes": sum(p.size for p in s.packages),
-                    "source": dict(s.source),
-                    "present": len(s.present),
-                    "removals": list(s.removals),
-                    "shadowed": list(s.shadowed),
-                }
-            )
-        channels.append({"name": ch.name, "url": ch.url, "subdirs": subs})
+    channels = [
+        ChannelSummary(
+            ch.name,
+            redact(ch.url),  # an archive written before redaction existed may carry a channel's credentials
+            tuple(
+                SubdirSummary(
+                    s.subdir,
+                    len(s.packages),
+                    sum(p.size for p in s.packages),
+                    redact_doc(dict(s.source)),
+                    len(s.present),
+                    tuple(s.removals),
+                    tuple(s.shadowed),
+                )
+                for s in ch.subdirs
+            ),
+        )
+        for ch in manifest.channels
+    ]
     return Inspection(manifest, keyid, checked, len(manifest_bytes), archive.stat().st_size, channels)

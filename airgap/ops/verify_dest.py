@@ -44,6 +44,7 @@ from ..errors import AirgapError, DestinationError
 from ..progress import Progress, null_progress
 from ..receipt import Receipt
 from ..repodata import Repodata, record_hashes
+from .options import VerifyDestinationOptions
 
 DAMAGE = ("missing", "damaged", "index")
 PACKAGE_SUFFIXES = (".conda", ".tar.bz2")
@@ -112,20 +113,19 @@ class DestinationCheck:
 
 def run_verify_destination(
     into: Path | str | Destination,
+    options: VerifyDestinationOptions | None = None,
     *,
-    record_findings: bool = True,
-    lock_timeout: float = 60.0,
-    workers: int | None = None,
     progress: Progress = null_progress,
 ) -> DestinationCheck:
+    options = options or VerifyDestinationOptions()
     dest = into if isinstance(into, Destination) else open_destination(str(into))
-    workers = workers or _workers(dest)
+    workers = options.workers or _workers(dest)
     if not dest.exists():
         raise DestinationError(f"{dest}: expected a destination holding channels, found none")
     check = check_destination(dest, workers=workers, progress=progress)
-    if record_findings and check.damaged:
+    if options.record_findings and check.damaged:
         try:
-            with dest.locked(lock_timeout):
+            with dest.locked(options.lock_timeout):
                 record(dest, check, workers=workers)
         except AirgapError as exc:
             check.not_recorded = str(exc)

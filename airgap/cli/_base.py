@@ -1,5 +1,5 @@
 """The command line's machinery, shared by every command in :mod:`airgap.cli`: progress bars,
-JSON output, logging set-up, the options every command takes, and :func:`run`, the one place
+logging set-up, the options every command takes, and :func:`_run`, the one place
 errors become a line and an exit code (0 ok, 1 failure, 2 usage or configuration, 3 integrity
 or signature, 130 Ctrl-C, 143 SIGTERM).
 """
@@ -7,7 +7,6 @@ or signature, 130 Ctrl-C, 143 SIGTERM).
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import sys
@@ -17,13 +16,13 @@ from typing import Any, TypeVar
 
 import click
 
-from ._cli_exit import fail as _fail
-from ._cli_exit import quiet_stdout as _quiet_stdout
-from .config import LOG_LEVELS, Config, load_config
-from .errors import AirgapError, DownloadError, UsageError
-from .progress import Bar, Progress, null_progress
-from .redact import RedactingFilter, redact
-from .signals import Terminated, install
+from ..config import LOG_LEVELS, Config, load_config
+from ..errors import AirgapError, DownloadError, UsageError
+from ..progress import Bar, Progress, null_progress
+from ..redact import RedactingFilter, redact
+from ..signals import Terminated, install
+from ._exit import fail as _fail
+from ._exit import quiet_stdout as _quiet_stdout
 
 log = logging.getLogger("airgap")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,7 +61,7 @@ class _TqdmBar:
         self._bar.close()
 
 
-def _progress(quiet: bool) -> Progress:
+def progress_for(quiet: bool) -> Progress:
     if quiet or not sys.stderr.isatty():
         return null_progress
 
@@ -72,25 +71,10 @@ def _progress(quiet: bool) -> Progress:
     return make
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
-
-
-def _emit_json(doc: Any) -> None:
-    # one line, compact: the C encoder keeps a 300,000-package plan fast; "ok" as on failure (_run)
-    if isinstance(doc, dict):
-        doc = {"ok": True, **doc}
-    click.echo(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str))
-
-
 # --- common options ----------------------------------------------------------------------
 
 
-class _State:
+class State:
     def __init__(self, config_file: str | None, show_config: bool, log_level: str | None, verbose: bool, quiet: bool) -> None:
         self.config_file = config_file
         self.show_config = show_config
@@ -102,7 +86,7 @@ class _State:
         return load_config(self.config_file)
 
 
-def _setup_logging(state: _State, config: Config | None) -> None:
+def _setup_logging(state: State, config: Config | None) -> None:
     level = config.log_level if config is not None else logging.INFO
     if state.log_level:
         level = LOG_LEVELS[state.log_level.upper()]
@@ -149,7 +133,7 @@ def common_options(reads_config: bool = True) -> Callable[[F], F]:
             show_config: bool = False,
             **kwargs: Any,
         ) -> Any:
-            state = _State(config_file, show_config, log_level, verbose, quiet)
+            state = State(config_file, show_config, log_level, verbose, quiet)
             return _run(state, reads_config, fn, *args, **kwargs)
 
         if reads_config:
@@ -172,7 +156,7 @@ def common_options(reads_config: bool = True) -> Callable[[F], F]:
     return decorate
 
 
-def _run(state: _State, reads_config: bool, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def _run(state: State, reads_config: bool, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     as_json = bool(kwargs.get("as_json"))
     install()  # SIGTERM rolls back and releases like Ctrl-C
     try:

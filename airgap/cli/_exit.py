@@ -1,4 +1,4 @@
-"""How a command ends when it fails: the CLI's one error path (see :func:`airgap.cli._run`).
+"""How a command ends when it fails: the CLI's one error path (see :func:`airgap.cli._base._run`).
 
 One line on stderr, and with ``--json`` one JSON object on stdout as well
 (``{"ok": false, "error": ..., "exit_code": N}``), so a script reads the same kind of document

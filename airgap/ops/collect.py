@@ -1,0 +1,287 @@
+"""Collect: download what a plan selects into the cache (each file verified) and build the manifest.
+
+Shared by export (which then writes the archive) and sync (which publishes from the cache).
+The steps, in order: drop what a delta's base already holds (:func:`_to_fetch`), download
+packages in parallel (:func:`_download_packages`) and installers one at a time
+(:func:`_download_installers`), fail with every failure named if any download failed, then
+describe each subdir (:func:`_subdir_entries`), keep the subdirs with something new
+(:func:`_channel_entries`), record which files merged channels shadow (:func:`_mark_shadowed`)
+and assemble the manifest (:func:`_manifest`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import __version__, environments
+from ..cache import BlobCache, Expected
+from ..channel_map import match
+from ..clock import Clock, timestamp
+from ..compress import zstd_compress
+from ..config import Config
+from ..delta import DeltaBase
+from ..errors import DownloadError, UpstreamError, UsageError
+from ..fetch import Fetcher
+from ..filters import Filters
+from ..manifest import BlobEntry, ChannelEntry, InstallerEntry, Manifest, PackageEntry, RepodataBlob, SubdirEntry
+from ..merging import shadowing
+from ..progress import Progress
+from ..receipt import Receipt
+from ..redact import redact
+from ..upstream import Channel, FetchedRepodata
+from .plan import Plan, Want
+from .sources import InstallerWant
+
+log = logging.getLogger(__name__)
+
+_Place = tuple[str, str, str]  # (channel, subdir, filename)
+
+
+@dataclass
+class Collected:
+    """Everything an archive would hold, downloaded and verified in the cache, and its manifest."""
+
+    manifest: Manifest
+    cache: BlobCache
+    downloaded: int
+    downloaded_bytes: int
+    cached: int
+    excluded: int
+    channels: dict[str, dict[str, int]]
+    fresh: frozenset[str] = frozenset()  # downloaded (and verified as they arrived) by this process
+
+
+@dataclass
+class _Downloads:
+    """Where each selected file lies in the cache (by sha256), and how it got there."""
+
+    actual: dict[_Place, str] = field(default_factory=dict)
+    fresh: set[str] = field(default_factory=set)
+    failures: list[str] = field(default_factory=list)
+    fetched: int = 0  # files downloaded by this run
+    fetched_bytes: int = 0
+    cached: int = 0  # files found in the cache
+
+
+def collect(
+    config: Config,
+    filters: Filters,
+    plan: Plan,
+    fetcher: Fetcher,
+    progress: Progress,
+    clock: Clock,
+    base: Receipt | None = None,
+    unwritten: str = "no archive was written",
+) -> Collected:
+    """Download what the plan selects into the cache (verified) and build the manifest.
+
+    With ``base`` (a destination's receipt) the manifest is a delta (see airgap.delta): files the
+    base holds are listed as ``present`` (no blob, and not downloaded when their record has a
+    sha256), files it holds that the selection dropped become ``removals``, and subdirs with
+    nothing new, nothing removed and the same upstream repodata (in every channel published
+    into the same destination channel) are left out. ``unwritten`` says, when a download
+    fails, what the caller did not write (an archive; for sync, the destination).
+    """
+    cache = BlobCache(Path(config.mirror_dir))
+    delta = DeltaBase.from_receipt(base, [c.name for c in plan.channels], config.dest_channel, "receipt") if base is not None else None
+    got = _download_packages(cache, fetcher, _to_fetch(plan.wants, delta), config.workers, progress)
+    installers = _download_installers(cache, fetcher, plan.installers, got, progress)
+    if got.failures:
+        got.failures.sort()
+        raise DownloadError(
+            f"{len(got.failures)} of {got.fetched + len(plan.installers)} downloads failed; {unwritten} (first: {got.failures[0]})",
+            got.failures,
+        )
+    selected = {(c, s): sel.selected for c, subs in plan.selections.items() for s, sel in subs.items()}
+    blobs: dict[str, BlobEntry] = {}
+    entries, changed = _subdir_entries(plan.channels, plan.fetched, selected, got.actual, delta, cache, blobs)
+    channel_entries, counts = _channel_entries(plan.channels, entries, changed, delta, blobs)
+    mapped = match(config.channel_map, [(c.name, c.url) for c in plan.channels])  # channels several map to keep their names
+    merged_into = (
+        delta.targets
+        if delta is not None
+        else {c.name: t or config.dest_channel or c.name for c, t in zip(plan.channels, mapped, strict=True)}
+    )
+    channel_entries = _mark_shadowed(channel_entries, merged_into)
+    manifest = _manifest(channel_entries, blobs, installers, filters, plan, base, delta, clock)
+    excluded = sum(len(sel.excluded) for subs in plan.selections.values() for sel in subs.values())
+    return Collected(manifest, cache, got.fetched, got.fetched_bytes, got.cached, excluded, counts, frozenset(got.fresh))
+
+
+def _to_fetch(wants: list[Want], delta: DeltaBase | None) -> list[Want]:
+    """The selected files, less those the delta's base holds with the same sha256 (no need to fetch them at all)."""
+    if delta is None:
+        return wants
+
+    def held_sha(w: Want) -> str | None:
+        rec = delta.held(w.channel, w.subdir, w.filename)
+        return rec.sha256 if rec is not None else None
+
+    return [w for w in wants if not (w.expected.sha256 and held_sha(w) == w.expected.sha256)]
+
+
+def _download_packages(cache: BlobCache, fetcher: Fetcher, wants: list[Want], workers: int, progress: Progress) -> _Downloads:
+    """Find each file in the cache or download it (``workers`` at a time), verified as it arrives."""
+    got = _Downloads()
+    todo: list[Want] = []
+    for w in wants:
+        hit = cache.lookup(w.expected)
+        if hit is not None:
+            got.actual[(w.channel, w.subdir, w.filename)] = hit
+        else:
+            todo.append(w)
+    got.cached = len(wants) - len(todo)
+    got.fetched = len(todo)
+    got.fetched_bytes = sum(w.expected.size or 0 for w in todo)
+    if not todo:
+        return got
+    log.info("downloading %d packages (%d bytes); %d already in the cache", len(todo), got.fetched_bytes, got.cached)
+    bar = progress("download", got.fetched_bytes or None, files=len(todo))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(cache.download, fetcher, w.url, w.expected, bar.update): w for w in todo}
+        try:
+            for fut in as_completed(futures):
+                w = futures[fut]
+                try:
+                    got.actual[(w.channel, w.subdir, w.filename)] = downloaded = fut.result()
+                    got.fresh.add(downloaded)
+                except UpstreamError as exc:
+                    got.failures.append(str(exc))
+                    log.info("%s", exc)  # the error names every failure, once, at the end
+                bar.file_done()
+        except BaseException:  # interrupted or terminated: start no other download
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    bar.close()
+    return got
+
+
+def _download_installers(
+    cache: BlobCache, fetcher: Fetcher, wants: list[InstallerWant], got: _Downloads, progress: Progress
+) -> list[InstallerEntry]:
+    """Few and large: one at a time, each verified against its sha256 if given; failures join ``got.failures``."""
+    entries: list[InstallerEntry] = []
+    for iw in wants:
+        try:
+            sha = cache.lookup(Expected(iw.sha256, None, None)) if iw.sha256 else None
+            if sha is None:
+                bar = progress(iw.filename, None)
+                sha = cache.download(fetcher, iw.url, Expected(iw.sha256, None, None), bar.update)
+                bar.close()
+            entries.append(InstallerEntry(iw.dir, iw.filename, sha, cache.path(sha).stat().st_size, redact(iw.url)))
+        except UpstreamError as exc:
+            got.failures.append(str(exc))
+            log.info("%s", exc)
+    return entries
+
+
+def _subdir_entries(
+    channels: list[Channel],
+    fetched: dict[str, dict[str, FetchedRepodata]],
+    selected: dict[tuple[str, str], list[str]],
+    actual: dict[_Place, str],
+    delta: DeltaBase | None,
+    cache: BlobCache,
+    blobs: dict[str, BlobEntry],
+) -> tuple[dict[tuple[str, str], SubdirEntry], set[tuple[str, str]]]:
+    """Each subdir's entry (its packages, what the base holds, its removals, its repodata blob, stored
+    in the cache), and the (destination channel, subdir) pairs with something new for any channel."""
+    entries: dict[tuple[str, str], SubdirEntry] = {}
+    changed: set[tuple[str, str]] = set()
+    for ch in channels:
+        for subdir, fr in sorted(fetched[ch.name].items()):
+            names = selected[(ch.name, subdir)]
+            pkgs: list[PackageEntry] = []
+            present: list[PackageEntry] = []
+            for filename in names:
+                sha = actual.get((ch.name, subdir, filename))
+                held = delta.held(ch.name, subdir, filename) if delta is not None else None
+                if held is not None and (sha is None or sha == held.sha256):
+                    present.append(PackageEntry(filename, held.sha256, held.size or 0))
+                    continue
+                assert sha is not None
+                size = cache.size(sha)
+                pkgs.append(PackageEntry(filename, sha, size))
+                blobs.setdefault(sha, BlobEntry(sha, size, "package"))
+            removals = delta.removals(ch.name, subdir, selected) if delta is not None else []
+            if delta is None or pkgs or removals or not delta.upstream_unchanged(ch.name, subdir, fr.sha256):
+                changed.add((delta.targets[ch.name] if delta is not None else ch.name, subdir))
+            raw = fr.repodata.subset(set(names)).to_bytes(keep_base_url=False)
+            packed = zstd_compress(raw)
+            rd_sha = cache.put_bytes(packed)
+            source = {"url": redact(fr.url), "sha256": fr.sha256, "size": fr.size, "fetched": fr.fetched}
+            entries[(ch.name, subdir)] = SubdirEntry(
+                subdir, RepodataBlob(rd_sha, len(packed), len(raw)), tuple(pkgs), source, tuple(present), tuple(removals)
+            )
+    return entries, changed
+
+
+def _channel_entries(
+    channels: list[Channel],
+    entries: dict[tuple[str, str], SubdirEntry],
+    changed: set[tuple[str, str]],
+    delta: DeltaBase | None,
+    blobs: dict[str, BlobEntry],
+) -> tuple[list[ChannelEntry], dict[str, dict[str, int]]]:
+    """Each channel with the subdirs that changed (their repodata blobs added), and the files counted per subdir."""
+    channel_entries: list[ChannelEntry] = []
+    counts: dict[str, dict[str, int]] = {}
+    for ch in channels:
+        target = delta.targets[ch.name] if delta is not None else ch.name
+        subs = []
+        for (cname, subdir), entry in entries.items():
+            if cname != ch.name or (target, subdir) not in changed:
+                continue  # nothing changed here since the base (for any channel published into the same place)
+            blobs.setdefault(entry.repodata.sha256, BlobEntry(entry.repodata.sha256, entry.repodata.size, "repodata"))
+            subs.append(entry)
+            counts.setdefault(ch.name, {})[subdir] = len(entry.packages) + len(entry.present)
+        channel_entries.append(ChannelEntry(ch.name, redact(ch.url), tuple(subs)))  # the manifest never holds a secret
+    return channel_entries, counts
+
+
+def _mark_shadowed(channel_entries: list[ChannelEntry], merged_into: dict[str, str]) -> list[ChannelEntry]:
+    """Channels merged into one destination channel: record which files an earlier channel shadows."""
+    shadowed, collisions = shadowing(channel_entries, merged_into.__getitem__)
+    if len(set(merged_into.values())) == len(merged_into):
+        return channel_entries
+    for collision in collisions:  # the export knows which channels merge: record the choice
+        log.warning("%s", collision.message())
+    return [
+        dataclasses.replace(
+            c, subdirs=tuple(dataclasses.replace(s, shadowed=tuple(sorted(shadowed.get((c.name, s.subdir), ())))) for s in c.subdirs)
+        )
+        for c in channel_entries
+    ]
+
+
+def _manifest(
+    channel_entries: list[ChannelEntry],
+    blobs: dict[str, BlobEntry],
+    installers: list[InstallerEntry],
+    filters: Filters,
+    plan: Plan,
+    base: Receipt | None,
+    delta: DeltaBase | None,
+    clock: Clock,
+) -> Manifest:
+    """The manifest: blobs ordered repodata, installers, packages; the installers' blobs added."""
+    for ie in installers:
+        if blobs.setdefault(ie.sha256, BlobEntry(ie.sha256, ie.size, "installer")).kind != "installer":
+            raise UsageError(f"installers: {ie.filename} has the same bytes as a package; carry it once")
+    ordered = sorted(blobs.values(), key=lambda b: ({"repodata": 0, "installer": 1}.get(b.kind, 2), b.sha256))
+    return Manifest(
+        archive_id=uuid.uuid4().hex,
+        created=timestamp(clock()),
+        tool=f"airgap {__version__}",
+        channels=tuple(channel_entries),
+        blobs=tuple(ordered),
+        filters=environments.manifest_filters(filters, plan.pulled_by),
+        installers=tuple(installers),
+        base=base.state_id() if base is not None else None,
+        bases=delta.bases() if delta is not None else {},
+    )

@@ -1,0 +1,159 @@
+"""What an import will do, decided under the lock before any blob is streamed.
+
+Reads the destination (its receipt, file listings, current indexes) and the verified manifest;
+changes nothing. The steps: which package files the destination lacks
+(:func:`needed_packages`), which installers (:func:`needed_installers`), whether a delta's base
+is there (:func:`check_base`), and what the archive removes. The result is an
+:class:`ImportPlan` that :mod:`.publish` carries out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..destinations.base import Destination
+from ..errors import DestinationError
+from ..manifest import Manifest
+from ..merging import Shadowed
+from ..placement import import_problem
+from ..receipt import Receipt
+from ..repodata import Repodata
+from .delta_hint import missing_base_message
+from .vetting import vetted_index
+
+log = logging.getLogger(__name__)
+
+Place = tuple[str, str, str]  # (destination channel, subdir, filename); installers: (dir, "", filename)
+
+
+@dataclass
+class ImportPlan:
+    """What the import decided before streaming: the receipt, the files to place and to remove, what to leave out."""
+
+    receipt: Receipt
+    needed: dict[str, list[Place]]  # sha -> placements
+    removals: list[Place]
+    skipped: Shadowed  # (archive channel, subdir) -> files left out (shadowed, or kept back by a downgrade)
+    downgrade: bool
+    target_channel: Callable[[str], str]
+    index: Callable[[str, str], Repodata | None]  # a destination subdir's current index (read once)
+
+
+class DestinationView:
+    """What the destination holds, each listing and index read once (under the lock)."""
+
+    def __init__(self, dest: Destination, receipt: Receipt, recheck: bool) -> None:
+        self.dest, self.receipt, self.recheck = dest, receipt, recheck
+        self._listing: dict[tuple[str, str], dict[str, int]] = {}
+        self._current: dict[tuple[str, str], Repodata | None] = {}
+
+    def held_size(self, tc: str, subdir: str, filename: str) -> int | None:
+        key = (tc, subdir)
+        if key not in self._listing:
+            self._listing[key] = self.dest.files(tc, subdir)
+        return self._listing[key].get(filename)
+
+    def index(self, tc: str, subdir: str) -> Repodata | None:
+        if (tc, subdir) not in self._current:
+            # records someone else added are checked against the store, not merged blindly (ops/vetting.py)
+            self._current[(tc, subdir)] = vetted_index(self.dest, tc, subdir, self.dest.read_repodata(tc, subdir), self.receipt)
+        return self._current[(tc, subdir)]
+
+    def holds(self, tc: str, subdir: str, filename: str, sha256: str, size: int) -> bool:
+        if self.recheck:  # the bytes as stored (quetz: downloaded), not what an index or the receipt says
+            known = self.dest.stored_sha256(tc, subdir, filename)
+        else:
+            rec = self.receipt.held(tc, subdir, filename)
+            known = rec.sha256 if rec is not None else None
+        return known == sha256 and self.held_size(tc, subdir, filename) == size
+
+
+def needed_packages(
+    manifest: Manifest, view: DestinationView, target_channel: Callable[[str], str], skipped: Shadowed, downgrade: bool
+) -> tuple[dict[str, list[Place]], int]:
+    """The package files the destination lacks (sha -> placements), and how many it holds already.
+
+    A downgrade adds files only: a name the destination has (or lists) is left out, into ``skipped``."""
+    needed: dict[str, list[Place]] = {}
+    present = 0
+    for ch in manifest.channels:
+        tc = target_channel(ch.name)
+        for sub in ch.subdirs:
+            skip = skipped.setdefault((ch.name, sub.subdir), set())
+            rd = view.index(tc, sub.subdir) if downgrade else None
+            for p in sub.packages:
+                if p.filename in skip:
+                    continue
+                if view.holds(tc, sub.subdir, p.filename, p.sha256, p.size):
+                    present += 1
+                    continue
+                if downgrade and (view.held_size(tc, sub.subdir, p.filename) is not None or (rd is not None and rd.get(p.filename))):
+                    skip.add(p.filename)  # additions only: what the destination has under this name stays
+                    continue
+                needed.setdefault(p.sha256, []).append((tc, sub.subdir, p.filename))
+            if downgrade:  # its base may be long gone: what it says is present is neither checked nor recorded
+                skip.update(p.filename for p in sub.present)
+    return needed, present
+
+
+def needed_installers(
+    manifest: Manifest, view: DestinationView, target_channel: Callable[[str], str], needed: dict[str, list[Place]]
+) -> int:
+    """Installers go to DEST/<dir>/<filename>: placed like packages, with "" as the subdir (added to ``needed``).
+    Returns how many the destination holds already; raises if one would collide with a channel."""
+    dest = view.dest
+    held_installers = view.receipt.installers
+    installers = list(manifest.installers)
+    if installers and not dest.capabilities.holds_other_files:
+        log.warning(
+            "%s: a %s destination holds conda packages only; the archive's %d installer(s) are not imported",
+            dest,
+            dest.kind,
+            len(installers),
+        )
+        installers = []
+    channel_names = {target_channel(ch.name) for ch in manifest.channels}
+    misplaced = import_problem(
+        channel_names, [(i.dir, i.filename) for i in installers], held_installers, dest.inventory() if installers else ()
+    )
+    if misplaced:
+        raise DestinationError(f"{dest}: {misplaced}; nothing was changed")
+    present = 0
+    for ins in installers:
+        rec = held_installers.get(ins.dir, {}).get(ins.filename)
+        if rec and rec.sha256 == ins.sha256 and view.held_size(ins.dir, "", ins.filename) == ins.size:
+            present += 1
+            continue
+        needed.setdefault(ins.sha256, []).append((ins.dir, "", ins.filename))
+    return present
+
+
+def check_base(
+    manifest: Manifest, view: DestinationView, target_channel: Callable[[str], str], skipped: Shadowed, dest_channel: str | None
+) -> int:
+    """A delta builds on files the destination must already hold: check them before anything changes.
+    Returns how many there are."""
+    base_files = [
+        (target_channel(ch.name), sub.subdir, p)
+        for ch in manifest.channels
+        for sub in ch.subdirs
+        for p in sub.present
+        if p.filename not in skipped[(ch.name, sub.subdir)]
+    ]
+    lacking = [f"{tc}/{subdir}/{p.filename}" for tc, subdir, p in base_files if not view.holds(tc, subdir, p.filename, p.sha256, p.size)]
+    if lacking:
+        raise DestinationError(
+            missing_base_message(
+                base_files, lacking, view.receipt.to_json()["channels"], [ch.name for ch in manifest.channels], dest_channel
+            )
+        )
+    return len(base_files)
+
+
+def removals(manifest: Manifest, target_channel: Callable[[str], str], downgrade: bool) -> list[Place]:
+    """The files the archive removes (none in a downgrade)."""
+    if downgrade:
+        return []
+    return [(target_channel(ch.name), sub.subdir, fn) for ch in manifest.channels for sub in ch.subdirs for fn in sub.removals]

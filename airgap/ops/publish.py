@@ -1,0 +1,223 @@
+"""Carry out an :class:`~.import_plan.ImportPlan`: stage the blobs, then publish them in the safe order.
+
+:func:`stage` streams and verifies every blob of the source, keeping those the plan needs
+(in the destination's staging area, a scratch folder, or where they lie for a remote store);
+:func:`publish` then writes, in one journaled change: package files, interim indexes for
+files replaced under the same name, the new indexes, the receipt; commits; and only then
+removes what no index lists any more. Any failure before the commit rolls everything back.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..clock import Clock, timestamp
+from ..destinations.base import BlobRef, Change, Destination, Put, file_identity
+from ..manifest import BlobEntry, Manifest
+from ..progress import Progress
+from ..receipt import Held, apply_archive
+from ..repodata import Repodata, empty, merge, record_hashes
+from ._archive import Opened, load_repodata_blob, stream_blobs
+from .import_plan import ImportPlan, Place
+from .pages import write_pages
+from .review import keep_sbom, with_sboms
+
+_Index = dict[tuple[str, str], Repodata]  # (destination channel, subdir) -> index
+
+
+@dataclass
+class ImportResult:
+    destination: str
+    archive_id: str
+    signer: str | None
+    noop: bool
+    packages_added: int = 0
+    bytes_written: int = 0
+    packages_present: int = 0
+    packages_removed: int = 0
+    downgrade: bool = False  # an older archive applied for its additions only (--allow-downgrade)
+    collisions: int = 0  # file names two merged channels carry with different bytes (the first channel's kept)
+    channels: dict[str, list[str]] = field(default_factory=dict)
+    downloads: list[str] | None = None  # the installer scripts written into DEST/downloads/ (not part of the JSON)
+    public_url: str | None = None  # the URL they were written for
+
+    def to_json(self) -> dict[str, Any]:
+        doc = dict(self.__dict__)
+        del doc["downloads"], doc["public_url"]
+        return doc
+
+
+def stage(
+    opened: Opened, dest: Destination, change: Change, plan: ImportPlan, result: ImportResult, progress: Progress, clock: Clock
+) -> ImportResult:
+    """Stream and verify every blob; keep what is needed (and every repodata blob); then publish."""
+    needed = plan.needed
+    blobs: dict[str, BlobRef] = {}
+    identities: dict[Path, tuple[int, int, int, int]] = {}
+    scratch: tempfile.TemporaryDirectory[str] | None = None
+    staging = f"{change.staging}/" if change.staging is not None else None
+
+    def keep(entry: BlobEntry, location: tuple[Path, int] | None) -> str | None:
+        nonlocal scratch, staging
+        if entry.sha256 not in needed:
+            return None
+        result.bytes_written += entry.size
+        if change.staging is None and location is not None:  # a remote destination reads the blob where it lies
+            path = location[0]
+            if path not in identities:
+                identities[path] = file_identity(path)
+            blobs[entry.sha256] = BlobRef(path, location[1], entry.size, entry.sha256, identities[path])
+            return None
+        if staging is None:  # a tape (or pipe) cannot be read twice: copy the blob first
+            scratch = tempfile.TemporaryDirectory(prefix="airgap-import-")
+            staging = scratch.name + "/"
+        target = staging + entry.sha256  # strings: an import may stage 100,000 files
+        blobs[entry.sha256] = BlobRef(target, 0, entry.size, entry.sha256)
+        return target
+
+    try:
+        repodata_blobs = stream_blobs(opened, progress, "import", keep)
+        return publish(dest, change, plan, blobs, repodata_blobs, opened, result, progress, clock)
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+
+
+def new_indexes(plan: ImportPlan, manifest: Manifest, repodata_blobs: dict[str, bytes]) -> _Index:
+    """Every touched subdir's next index: the current one, less the removals, plus each channel's records
+    (less those left out: shadowed by an earlier channel, or, in a downgrade, names the destination already lists)."""
+    incoming: dict[tuple[str, str], list[Repodata]] = {}
+    for ch in manifest.channels:
+        tc = plan.target_channel(ch.name)
+        for sub in ch.subdirs:
+            rd = load_repodata_blob(repodata_blobs[sub.repodata.sha256], sub, ch.name, f"{ch.name}/{sub.subdir} repodata")
+            skip = plan.skipped.get((ch.name, sub.subdir), set())
+            base = plan.index(tc, sub.subdir)
+            if skip or plan.downgrade:
+                rd = rd.subset(
+                    {f for f, _ in rd.records() if f not in skip and not (plan.downgrade and base is not None and base.lists(f))}
+                )
+            incoming.setdefault((tc, sub.subdir), []).append(rd)
+        if (tc, "noarch") not in incoming and plan.index(tc, "noarch") is None:
+            incoming[(tc, "noarch")] = [empty("noarch")]
+    gone: dict[tuple[str, str], set[str]] = {}
+    for tc, subdir, filename in plan.removals:
+        gone.setdefault((tc, subdir), set()).add(filename)
+    new_index: _Index = {}
+    for key, parts in incoming.items():
+        provided = {f for rd in parts for f, _ in rd.records()}
+        merged = plan.index(*key)
+        if merged is not None:
+            merged = merged.without(gone.get(key, set()) - provided)  # gone upstream (or from the filters)
+        for rd in parts:
+            merged = merge(merged, rd)
+        assert merged is not None
+        new_index[key] = merged
+    return new_index
+
+
+def _replaced_in_place(plan: ImportPlan, manifest: Manifest, order: list[tuple[str, Place]]) -> tuple[list[tuple[str, Place]], _Index]:
+    """The files the current index lists with other bytes (same name, new build), and the interim indexes
+    that no longer list them: they are replaced only after those, so no index ever lists a file whose bytes differ."""
+    sizes = {b.sha256: b.size for b in manifest.blobs}
+
+    def listed_otherwise(sha: str, tc: str, subdir: str, filename: str) -> bool:
+        rd = plan.index(tc, subdir) if subdir else None
+        record = rd.get(filename) if rd is not None else None
+        if record is None:
+            return False
+        rec_sha, _md5, rec_size = record_hashes(record)
+        return rec_sha != sha if rec_sha is not None else rec_size != sizes[sha]
+
+    listed = [(sha, place) for sha, place in order if listed_otherwise(sha, *place)]
+    dropped: dict[tuple[str, str], set[str]] = {}
+    for _, (tc, subdir, filename) in listed:
+        dropped.setdefault((tc, subdir), set()).add(filename)
+    interim: _Index = {}
+    for key, names in dropped.items():
+        rd = plan.index(*key)
+        assert rd is not None
+        interim[key] = rd.without(names)
+    return listed, interim
+
+
+def publish(
+    dest: Destination,
+    change: Change,
+    plan: ImportPlan,
+    blobs: dict[str, BlobRef],
+    repodata_blobs: dict[str, bytes],
+    opened: Opened,
+    result: ImportResult,
+    progress: Progress,
+    clock: Clock,
+) -> ImportResult:
+    """Publish: plan → packages (durable) → repodata → receipt → commit; roll back on any failure; then remove."""
+    manifest = opened.manifest
+    new_index = new_indexes(plan, manifest, repodata_blobs)
+    # a file another channel merged here still lists is not removed (DESIGN §3: never delete a listed file)
+    removals = [r for r in plan.removals if (r[0], r[1]) not in new_index or not new_index[(r[0], r[1])].lists(r[2])]
+    order = [(sha, place) for sha, places in plan.needed.items() for place in places]
+    listed, interim = _replaced_in_place(plan, manifest, order)
+    uses = Counter(sha for sha, _ in order)
+
+    def place(batch: list[tuple[str, Place]]) -> None:
+        puts = []
+        for sha, (tc, subdir, filename) in batch:
+            uses[sha] -= 1
+            puts.append(Put(tc, subdir, filename, blobs[sha], keep=uses[sha] > 0))
+        if not puts:
+            return
+        bar = progress("publish", sum(p.blob.size for p in puts), files=len(puts)) if change.staging is None else None
+        change.put_packages(puts, bar.update if bar is not None else None)
+        if bar is not None:
+            bar.close()
+        result.packages_added += len(puts)
+
+    try:
+        change.plan([place for _, place in order], sorted(new_index), sha256={place: sha for sha, place in order})
+        late = set(listed)
+        place([x for x in order if x not in late])
+        if listed:
+            for (tc, subdir), rd in sorted(interim.items()):
+                change.publish_index(tc, subdir, rd)
+            place(listed)
+        for (tc, subdir), rd in sorted(new_index.items()):
+            change.publish_index(tc, subdir, rd)
+        _write_receipt(change, plan, opened, repodata_blobs, clock)
+        change.commit()
+    except BaseException:
+        change.rollback()
+        raise
+    # the index no longer lists them: the removed files can go (a kill here leaves unlisted files only)
+    if removals:
+        dest.remove_packages(removals)
+        result.packages_removed += len(removals)
+    archives = plan.receipt.archives
+    write_pages(dest, {tc for tc, _ in new_index}, with_sboms({"archives": archives}), new_index)  # new_index is what was published
+    return result
+
+
+def _write_receipt(change: Change, plan: ImportPlan, opened: Opened, repodata_blobs: dict[str, bytes], clock: Clock) -> None:
+    """The receipt with the archive applied (its installers, its SBOM), written in the change (undone with the rest)."""
+    manifest, receipt = opened.manifest, plan.receipt
+    for ins in manifest.installers:
+        if ins.sha256 in plan.needed or receipt.installers.get(ins.dir, {}).get(ins.filename):
+            receipt.installers.setdefault(ins.dir, {})[ins.filename] = Held(ins.sha256, ins.size)
+    sbom = keep_sbom(change, manifest, repodata_blobs)  # journaled: undone with the rest
+    apply_archive(
+        receipt,
+        manifest,
+        plan.target_channel,
+        skipped=plan.skipped,
+        downgrade=plan.downgrade,
+        signer=opened.signer,
+        imported=timestamp(clock()),
+    )
+    if sbom:
+        receipt.archives[-1]["sbom"] = sbom
+    change.write_receipt(receipt.to_json())
