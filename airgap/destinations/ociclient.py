@@ -128,13 +128,15 @@ class OciClient:
                 resp = self.http.request(
                     method, url, body=body, headers=hdrs, preload_content=not stream, redirect=method in ("GET", "HEAD")
                 )
-            except urllib3.exceptions.SSLError as exc:
+            except urllib3.exceptions.HTTPError as exc:
+                if not isinstance(exc, urllib3.exceptions.SSLError) and not isinstance(
+                    getattr(exc, "reason", None), urllib3.exceptions.SSLError
+                ):
+                    raise self._fail(step, f"could not reach the registry ({_short(exc)})") from None
                 raise self._fail(
                     step,
                     f"TLS: the server's certificate is not trusted ({_short(exc)}); set the site's ca_file or SSL_CERT_FILE to the registry's CA",
                 ) from None
-            except urllib3.exceptions.HTTPError as exc:
-                raise self._fail(step, f"could not reach the registry ({_short(exc)})") from None
             if resp.status == 401 and attempt == 1:
                 challenge = resp.headers.get("WWW-Authenticate", "")
                 resp.drain_conn()
@@ -148,7 +150,8 @@ class OciClient:
             if resp.status == 401:
                 raise self._fail(
                     step,
-                    f"credentials refused (401{detail}); check AIRGAP_OCI_USERNAME/AIRGAP_OCI_PASSWORD, the site's username/password_env or ~/.docker/config.json",
+                    f"{'credentials refused' if self.creds else 'anonymous access refused'} (401{detail}); "
+                    f"{'check' if self.creds else 'set'} AIRGAP_OCI_USERNAME/AIRGAP_OCI_PASSWORD, the site's username/password_env or ~/.docker/config.json auths",
                 )
             if resp.status == 403:
                 raise self._fail(step, f"access denied (403{detail}): the credentials may not {scope.rsplit(':', 1)[-1]} here")

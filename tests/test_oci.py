@@ -1,0 +1,243 @@
+"""An OCI registry as a destination, against a real one: Debian's docker-registry (distribution 2.8)
+on 127.0.0.1:443 with TLS from a CA made by the test (tests/ociparts.py), and a real client:
+py-rattler solves and installs from ``oci://127.0.0.1/PREFIX/main`` through its OCI middleware.
+
+The contract suite runs on OCI too (tests/test_destinations.py). Here: the layout clients read,
+import → install → re-import (no blob uploaded twice) → delta → clean; token auth (a loopback token
+service), basic auth (htpasswd), docker's config.json; TLS and credential failures as one line that
+changes nothing; a registry that refuses deletes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import cli
+from ociparts import PASSWORD, USER, Registry, RegistryHandle
+
+from airgap.destinations import open_destination
+from airgap.destinations.oci import OciDestination
+from airgap.destinations.ociclient import OciClient
+
+
+def _import(archives: dict[str, Path], which: str, into: str, *extra: Any) -> Any:
+    return cli("import", archives[which], "--into", into, "--trusted-key", archives["pub"], "--json", *extra)
+
+
+def _client() -> OciClient:
+    return OciClient("127.0.0.1")
+
+
+def rattler_install(channel: str, specs: list[str], tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Solve and install with py-rattler's OCI middleware, passed to both the Gateway and install()."""
+    import rattler
+    from rattler.networking import Client, OciMiddleware
+
+    monkeypatch.setenv("RATTLER_CACHE_DIR", str(tmp / "rattler"))
+
+    async def go() -> list[str]:
+        client = Client([OciMiddleware()])
+        records = await rattler.solve(
+            sources=[rattler.Channel(channel)],
+            specs=specs,
+            gateway=rattler.Gateway(cache_dir=tmp / "repodata", client=client),
+            platforms=[rattler.Subdir("linux-64"), rattler.Subdir("noarch")],
+            virtual_packages=[],
+        )
+        await rattler.install(records, target_prefix=tmp / "prefix", cache_dir=tmp / "pkgs", show_progress=False, client=client)
+        return sorted(r.name.normalized for r in records)
+
+    names = asyncio.run(go())
+    assert (tmp / "prefix" / "conda-meta").is_dir()
+    for d in ("prefix", "pkgs", "repodata", "rattler"):
+        shutil.rmtree(tmp / d, ignore_errors=True)
+    return names
+
+
+def test_layout_is_what_clients_read(oci_registry: Registry, oci_prefix: str, archives: dict[str, Path]) -> None:
+    r = _import(archives, "v1", f"oci://127.0.0.1/{oci_prefix}")
+    assert r.exit_code == 0, r.output
+    rd = open_destination(f"oci://127.0.0.1/{oci_prefix}").read_repodata("main", "linux-64")
+    assert rd is not None
+    c = _client()
+    doc, _ = c.manifest(f"{oci_prefix}/main/linux-64/a1", "1.0-0") or ({}, "")
+    (layer,) = doc["layers"]
+    assert layer["mediaType"] == "application/vnd.conda.package.v2"
+    assert (
+        layer["digest"] == "sha256:" + dict(rd.records())["a1-1.0-0.conda"]["sha256"]
+    )  # the package's own sha256: rattler fetches it by that
+    assert layer["annotations"]["org.opencontainers.image.title"] == "a1-1.0-0.conda"
+    index, _ = c.manifest(f"{oci_prefix}/main/linux-64/repodata.json", "latest") or ({}, "")
+    assert [lay["mediaType"] for lay in index["layers"]] == [
+        "application/vnd.conda.repodata.v1+json",
+        "application/vnd.conda.repodata.v1+json+zst",
+    ]
+    tags = c.tags(f"{oci_prefix}/main/linux-64/repodata.json")
+    assert "latest" in tags and any(t[:4].isdigit() for t in tags)  # plus a timestamp tag
+    receipt = c.manifest(f"{oci_prefix}/zzz.airgap", "receipt.json")
+    assert receipt is not None  # the receipt lives in the registry
+
+
+def test_import_installs_reimports_as_noop_takes_a_delta_and_cleans(
+    oci_registry: Registry, oci_prefix: str, archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    into = f"oci://127.0.0.1/{oci_prefix}"
+    r = _import(archives, "v1", into)
+    assert r.exit_code == 0, r.output
+    assert rattler_install(f"oci://127.0.0.1/{oci_prefix}/main", ["a1"], tmp_path, monkeypatch) == ["a1", "d1"]
+
+    uploads: list[str] = []
+    original = OciClient.upload
+
+    def counting(self: OciClient, repo: str, digest: str, size: int, data: Any) -> None:
+        uploads.append(f"{repo}@{digest}")
+        original(self, repo, digest, size, data)
+
+    monkeypatch.setattr(OciClient, "upload", counting)
+    r = _import(archives, "v1", into)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["noop"] is True
+    # re-import: no package or index blob sent again; only the lock record (new each run) goes to the state repository
+    assert [u for u in uploads if "/zzz.airgap@" not in u] == []
+
+    # a delta against the registry's own receipt: a4 arrives, a2 leaves
+    receipt = tmp_path / "receipt.json"
+    r = cli("receipt", "--into", into, "-o", receipt, "--json")
+    assert r.exit_code == 0, r.output
+    delta = tmp_path / "delta.tar"
+    r = cli("export", "-f", archives["export"], "--sign-key", archives["key"], delta, "--since", receipt, "--json")
+    assert r.exit_code == 0, r.output
+    r = _import(archives | {"delta": delta}, "delta", into)
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["packages_added"] == 1 and res["packages_removed"] == 1
+    sent = {u.split("@")[0].rsplit("/", 1)[-1] for u in uploads if "zzz.airgap" not in u}
+    assert "a4" in sent and not sent & {"a1", "a3", "d1"}  # only the new package's blob (and the index) went up
+    assert _client().manifest(f"{oci_prefix}/main/linux-64/a2", "1.0-0") is None
+    assert rattler_install(f"oci://127.0.0.1/{oci_prefix}/main", ["a4"], tmp_path, monkeypatch) == ["a4", "d1"]
+
+    r = cli("clean", "-f", archives["clean"], "--into", into)
+    assert r.exit_code == 0, r.output
+    dest = open_destination(into)
+    held = dest.files("main", "linux-64")
+    assert "gpl1-1.0-0.conda" not in held and "a1-1.0-0.conda" in held
+    rd = dest.read_repodata("main", "linux-64")
+    assert rd is not None and "gpl1-1.0-0.conda" not in {f for f, _ in rd.records()}
+    assert _client().manifest(f"{oci_prefix}/main/linux-64/gpl1", "1.0-0") is None  # the manifest is deleted, not only unlisted
+
+
+def test_clean_publishes_the_index_before_it_deletes(
+    oci_registry: Registry, oci_prefix: str, archives: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    into = f"oci://127.0.0.1/{oci_prefix}"
+    assert _import(archives, "v1", into).exit_code == 0
+    order: list[str] = []
+    put, delete = OciClient.put_manifest, OciClient.delete_manifest
+
+    def record_put(self: OciClient, repo: str, ref: str, data: bytes) -> str:
+        order.append(f"put {repo.rsplit('/', 1)[-1]}:{ref}")
+        return put(self, repo, ref, data)
+
+    def record_delete(self: OciClient, repo: str, digest: str) -> None:
+        order.append(f"delete {repo.rsplit('/', 1)[-1]}")
+        delete(self, repo, digest)
+
+    monkeypatch.setattr(OciClient, "put_manifest", record_put)
+    monkeypatch.setattr(OciClient, "delete_manifest", record_delete)
+    assert cli("clean", "-f", archives["clean"], "--into", into).exit_code == 0
+    index = order.index("put repodata.json:latest")
+    assert index < order.index("delete gpl1")
+
+
+def test_delete_disabled_leaves_empty_manifests_and_says_so(
+    oci_registries: RegistryHandle,
+    oci_prefix: str,
+    archives: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reg = oci_registries.use(delete=False)
+    monkeypatch.setenv("SSL_CERT_FILE", str(reg.ca))
+    into = f"oci://127.0.0.1/{oci_prefix}"
+    r = _import(archives, "v1", into)
+    assert r.exit_code == 0, r.output
+    r = cli("clean", "-f", archives["clean"], "--into", into)
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.output.splitlines() if "refuses deletes" in line]
+    assert len(lines) == 1 and "storage.delete.enabled" in lines[0], r.output
+    dest = open_destination(into)
+    assert "gpl1-1.0-0.conda" not in dest.files("main", "linux-64")
+    doc, _ = _client().manifest(f"{oci_prefix}/main/linux-64/gpl1", "1.0-0") or ({}, "")
+    assert doc["layers"] == [] and doc["annotations"]["io.airgap.deleted"] == "true"
+    assert _import(archives, "v1", into).exit_code == 0  # and the next import puts it back
+
+
+def test_untrusted_tls_is_one_line_and_changes_nothing(
+    oci_registry: Registry, oci_prefix: str, archives: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE")
+    r = _import(archives, "v1", f"oci://127.0.0.1/{oci_prefix}")
+    assert r.exit_code != 0
+    assert "TLS" in r.output and "ca_file" in r.output and "Traceback" not in r.output
+    monkeypatch.setenv("SSL_CERT_FILE", str(oci_registry.ca))
+    assert not open_destination(f"oci://127.0.0.1/{oci_prefix}").exists()
+
+
+def test_token_auth_with_credentials_from_env_and_docker_config(
+    oci_registries: RegistryHandle, oci_prefix: str, archives: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    reg = oci_registries.use(auth="token")
+    assert reg.tokens is not None
+    monkeypatch.setenv("SSL_CERT_FILE", str(reg.ca))
+    into = f"oci://127.0.0.1/{oci_prefix}"
+    r = _import(archives, "v1", into)  # anonymous: the token service grants pull only
+    assert r.exit_code != 0 and "anonymous access refused" in r.output, r.output
+    monkeypatch.setenv("AIRGAP_OCI_USERNAME", USER)
+    monkeypatch.setenv("AIRGAP_OCI_PASSWORD", "wrong-" + PASSWORD)
+    r = _import(archives, "v1", into)
+    assert r.exit_code != 0 and "token" in r.output and "refused the credentials" in r.output, r.output
+    assert PASSWORD not in r.output
+    monkeypatch.setenv("AIRGAP_OCI_PASSWORD", PASSWORD)
+    assert not open_destination(into).exists()  # the refused imports left nothing
+    r = _import(archives, "v1", into)
+    assert r.exit_code == 0, r.output
+    assert any(line.startswith(USER) and "push" in line for line in reg.tokens.requests)
+    monkeypatch.delenv("AIRGAP_OCI_USERNAME")
+    monkeypatch.delenv("AIRGAP_OCI_PASSWORD")
+    docker = tmp_path / "docker"
+    docker.mkdir()
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    (docker / "config.json").write_text(json.dumps({"auths": {"127.0.0.1": {"auth": auth}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker))
+    r = _import(archives, "v2", into)
+    assert r.exit_code == 0, r.output
+    dest = open_destination(into)
+    assert isinstance(dest, OciDestination) and "a4-1.0-0.conda" in dest.files("main", "linux-64")
+
+
+def test_basic_auth(oci_registries: RegistryHandle, oci_prefix: str, archives: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    reg = oci_registries.use(auth="basic")
+    monkeypatch.setenv("SSL_CERT_FILE", str(reg.ca))
+    into = f"oci://127.0.0.1/{oci_prefix}"
+    r = _import(archives, "v1", into)
+    assert r.exit_code != 0 and "asks for credentials" in r.output, r.output
+    monkeypatch.setenv("OCI_PASS", PASSWORD)
+    cfg = archives["tmp"] / f"sites-{oci_prefix}.yaml"
+    cfg.write_text(json.dumps({"sites": {"reg": {"url": into, "username": USER, "password_env": "OCI_PASS"}}, "dest_site": "reg"}))
+    r = cli("import", archives["v1"], "-f", cfg, "--trusted-key", archives["pub"], "--json")
+    assert r.exit_code == 0, r.output
+
+
+def test_opener_checks_site_keys() -> None:
+    from airgap.errors import UsageError
+
+    with pytest.raises(UsageError, match="expected only"):
+        open_destination("oci://127.0.0.1/x", {"url": "oci://127.0.0.1/x", "bucket": "no"})
+    with pytest.raises(UsageError, match="oci://HOST"):
+        open_destination("oci://user:pw@127.0.0.1/x")
