@@ -31,8 +31,9 @@ from typing import Any
 from ..errors import DestinationError, UsageError
 from . import ocilayout as L
 from .base import BlobRef, OnBytes
-from .engine import DEFAULT_STALE_AFTER, StoreDestination
+from .engine import StoreDestination
 from .formats import DEFAULT
+from .lease import DEFAULT_STALE_AFTER
 from .ociclient import DeleteRefused, OciClient, credentials
 from .registry import check_site
 
