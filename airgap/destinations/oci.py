@@ -50,6 +50,7 @@ class OciStore:
         self.workers = max(1, workers)
         self.lock_settle = lock_settle
         self._configured: set[str] = set()  # repositories known to hold the config blob
+        self._config_source: str | None = None  # one of them (threads read it; assigning is atomic)
         self._delete_refused = False
 
     def __str__(self) -> str:
@@ -79,9 +80,14 @@ class OciStore:
     def _ensure_config(self, repo: str) -> None:
         if repo in self._configured:
             return
+        source = self._config_source  # one mount request instead of HEAD, POST and PUT
+        if source is not None and self.client.mount(repo, _CONFIG_DIGEST, source):
+            self._configured.add(repo)
+            return
         if self.client.blob_size(repo, _CONFIG_DIGEST) is None:
             self.client.upload(repo, _CONFIG_DIGEST, len(L.CONFIG), L.CONFIG)
         self._configured.add(repo)
+        self._config_source = repo
 
     def _link(self, key: str, t: L.Target, layer: dict[str, Any]) -> str:
         """Make ``layer`` (its blob already in ``t.repo``) the object at ``key``: PUT the manifest; its digest."""
@@ -154,23 +160,25 @@ class OciStore:
             if base is not None and (base.startswith(prefix) or prefix.startswith(base)):
                 repos.append((repo, base))
 
-        def one(item: tuple[str, str, str]) -> list[tuple[str, int]]:
-            repo, base, tag = item
-            found = self.client.manifest(repo, tag)
-            if found is None:
-                return []
-            if base == L.STATE_KEY + "/":
-                return [(base + L.decode_state(tag), int(lay["size"])) for lay in L.layers_of(found[0])]
-            return [(base + L.title(lay), int(lay["size"])) for lay in L.layers_of(found[0])]
+        state = L.STATE_KEY + "/"
 
-        items: list[tuple[str, str, str]] = []
-        for repo, base in repos:
+        def one(item: tuple[str, str]) -> list[tuple[str, int]]:
+            """A repository's keys: its tags, then each tag's manifest (the layers' titles and sizes)."""
+            repo, base = item
             tags = self.client.tags(repo)
-            if base.count("/") == 2 and repo.endswith("/repodata.json"):
+            if base == state:  # the tag spells the key: fetch only the manifests asked for
+                tags = [t for t in tags if (base + L.decode_state(t)).startswith(prefix)]
+            elif repo.endswith("/repodata.json"):
                 tags = [t for t in tags if t == "latest"]  # the timestamp tags are history, not objects
-            items.extend((repo, base, tag) for tag in tags)
-        with ThreadPoolExecutor(self.workers) as pool:
-            found = [kv for batch in pool.map(one, items) for kv in batch]
+            out = []
+            for tag in tags:
+                found = self.client.manifest(repo, tag)
+                for layer in L.layers_of(found[0]) if found else []:
+                    out.append((base + (L.decode_state(tag) if base == state else L.title(layer)), int(layer["size"])))
+            return out
+
+        with ThreadPoolExecutor(self.workers * 2) as pool:  # requests, not bytes: the round trips overlap
+            found = [kv for batch in pool.map(one, repos) for kv in batch]
         return iter([(k, size) for k, size in found if k.startswith(prefix)])
 
     def delete(self, keys: list[str]) -> None:
