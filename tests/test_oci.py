@@ -241,3 +241,76 @@ def test_opener_checks_site_keys() -> None:
         open_destination("oci://127.0.0.1/x", {"url": "oci://127.0.0.1/x", "bucket": "no"})
     with pytest.raises(UsageError, match="oci://HOST"):
         open_destination("oci://user:pw@127.0.0.1/x")
+
+
+@pytest.fixture(scope="module")
+def odd_names(tmp_path_factory: pytest.TempPathFactory, http_server: Any) -> dict[str, Path]:
+    """A signed archive whose names need the layout's escapes: a leading ``_``, ``+``, ``!`` and both archive formats."""
+    from airgap.testing.condapkg import PackageSpec, write_channel
+
+    t = tmp_path_factory.mktemp("odd")
+    up = t / "up" / "main"
+    specs = [
+        PackageSpec("_mutex", "1.0", build="gnu_0", subdir="linux-64"),
+        PackageSpec("app", "1.0+local.1", subdir="linux-64", depends=("_mutex", "epoch")),
+        PackageSpec("epoch", "1!2.0", subdir="noarch"),
+    ]
+    write_channel(up, specs, subdirs=("linux-64",), formats=("conda", "tar.bz2"))
+    url = http_server(up.parent) + "/main/"
+    cfg = t / "export.yaml"
+    cfg.write_text(json.dumps({"channels": [url], "platforms": ["linux-64"], "mirror_dir": str(t / "cache")}))
+    assert cli("keygen", t / "k").exit_code == 0
+    r = cli("export", "-f", cfg, "--sign-key", t / "k", t / "odd.tar")
+    assert r.exit_code == 0, r.output
+    return {"odd": t / "odd.tar", "pub": t / "k.pub"}
+
+
+def test_escaped_names_and_both_formats_install_with_rattler(
+    oci_registry: Registry, oci_prefix: str, odd_names: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = _import(odd_names, "odd", f"oci://127.0.0.1/{oci_prefix}")
+    assert r.exit_code == 0, r.output
+    c = _client()
+    doc, _ = c.manifest(f"{oci_prefix}/main/linux-64/zzz_mutex", "1.0-gnu_0") or ({}, "")
+    assert sorted(lay["mediaType"] for lay in doc["layers"]) == ["application/vnd.conda.package.v1", "application/vnd.conda.package.v2"]
+    assert c.manifest(f"{oci_prefix}/main/linux-64/app", "1.0__p__local.1-0") is not None
+    assert c.manifest(f"{oci_prefix}/main/noarch/epoch", "1__e__2.0-0") is not None
+    assert rattler_install(f"oci://127.0.0.1/{oci_prefix}/main", ["app"], tmp_path, monkeypatch) == ["_mutex", "app", "epoch"]
+    dest = open_destination(f"oci://127.0.0.1/{oci_prefix}")
+    assert {f for f in dest.files("main", "linux-64") if not f.startswith("repodata")} == {
+        f"{s}.{e}" for s in ("_mutex-1.0-gnu_0", "app-1.0+local.1-0") for e in ("conda", "tar.bz2")
+    }
+
+
+def test_a_second_importer_waits_for_the_lock_then_gives_up(oci_registry: Registry, oci_prefix: str) -> None:
+    from airgap.errors import LockError
+
+    first = open_destination(f"oci://127.0.0.1/{oci_prefix}")
+    second = open_destination(f"oci://127.0.0.1/{oci_prefix}")
+    with first.locked(5):
+        with pytest.raises(LockError, match="another airgap"):
+            with second.locked(1):
+                pass
+    with second.locked(5):  # released: the next one gets it
+        pass
+
+
+def test_layout_names() -> None:
+    from airgap.destinations.ocilayout import Layout, decode_state, encode_state, escape_tag
+    from airgap.errors import DestinationError
+
+    assert escape_tag("1!2.0+x=y-0") == "1__e__2.0__p__x__eq__y-0"
+    layout = Layout("mirror/conda")
+    t = layout.target("main/linux-64/_openmp_mutex-4.5-2_gnu.tar.bz2")
+    assert t is not None and (t.repo, t.tag, t.media_type) == (
+        "mirror/conda/main/linux-64/zzz_openmp_mutex",
+        "4.5-2_gnu",
+        "application/vnd.conda.package.v1",
+    )
+    assert layout.target("main/linux-64/current_repodata.json") is None
+    for path in ("staging-x_y-abc/backup/3", "sbom/0a.cdx.json", "lock", ".x/Ü"):
+        assert decode_state(encode_state(path)) == path
+    with pytest.raises(DestinationError, match="lowercase"):
+        layout.target("Main/linux-64/a-1-0.conda")
+    with pytest.raises(DestinationError, match="state repository"):
+        layout.target("zzz.airgap/linux-64/a-1-0.conda")

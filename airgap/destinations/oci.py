@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +53,8 @@ class OciStore:
         self._configured: set[str] = set()  # repositories known to hold the config blob
         self._config_source: str | None = None  # one of them (threads read it; assigning is atomic)
         self._delete_refused = False
+        self._mutex = threading.Lock()
+        self._manifest_locks: dict[tuple[str, str], threading.Lock] = {}
 
     def __str__(self) -> str:
         return f"oci://{self.client.host}/{self.layout.prefix}".rstrip("/")
@@ -94,14 +97,22 @@ class OciStore:
         self._ensure_config(t.repo)
         layer = L.descriptor(t.media_type, layer["digest"], int(layer["size"]), t.title)
         if t.kind in ("package", "index"):
-            current = self.client.manifest(t.repo, t.tag)
-            others = [lay for lay in L.layers_of(current[0]) if L.title(lay) != t.title] if current else []
-            data = L.manifest_bytes(sorted([*others, layer], key=L.title))
-            digest = self.client.put_manifest(t.repo, t.tag, data)
-            if t.title == "repodata.json.zst":  # the last index file: the subdir's index is complete, keep it by time too
-                self.client.put_manifest(t.repo, time.strftime("%Y.%m.%d.%H%M%S", time.gmtime()), data)
-            return digest
+            with self._manifest_lock(t):  # read, merge, write: a package's two formats are put by two threads at once
+                return self._merge(t, layer)
         return self.client.put_manifest(t.repo, t.tag, L.manifest_bytes([layer], {L.KEY_ANNOTATION: key}))
+
+    def _manifest_lock(self, t: L.Target) -> threading.Lock:
+        with self._mutex:
+            return self._manifest_locks.setdefault((t.repo, t.tag), threading.Lock())
+
+    def _merge(self, t: L.Target, layer: dict[str, Any]) -> str:
+        current = self.client.manifest(t.repo, t.tag)
+        others = [lay for lay in L.layers_of(current[0]) if L.title(lay) != t.title] if current else []
+        data = L.manifest_bytes(sorted([*others, layer], key=L.title))
+        digest = self.client.put_manifest(t.repo, t.tag, data)
+        if t.title == "repodata.json.zst":  # the last index file: the subdir's index is complete, keep it by time too
+            self.client.put_manifest(t.repo, time.strftime("%Y.%m.%d.%H%M%S", time.gmtime()), data)
+        return digest
 
     def _upload(self, t: L.Target, digest: str, size: int, data: bytes | BlobRef) -> None:
         if self.client.blob_size(t.repo, digest) is not None:
@@ -184,17 +195,20 @@ class OciStore:
     def delete(self, keys: list[str]) -> None:
         for key in keys:
             t = self._target(key)
-            if t is None:
-                continue
-            current = self.client.manifest(t.repo, t.tag)
-            if current is None:
-                continue
-            doc, digest = current
-            rest = [lay for lay in L.layers_of(doc) if L.title(lay) != t.title] if t.kind in ("package", "index") else []
-            if rest:
-                self.client.put_manifest(t.repo, t.tag, L.manifest_bytes(rest))
-            elif L.layers_of(doc):
-                self._drop(key, t, digest)
+            if t is not None:
+                with self._manifest_lock(t):
+                    self._remove(key, t)
+
+    def _remove(self, key: str, t: L.Target) -> None:
+        current = self.client.manifest(t.repo, t.tag)
+        if current is None:
+            return
+        doc, digest = current
+        rest = [lay for lay in L.layers_of(doc) if L.title(lay) != t.title] if t.kind in ("package", "index") else []
+        if rest:
+            self.client.put_manifest(t.repo, t.tag, L.manifest_bytes(rest))
+        elif L.layers_of(doc):
+            self._drop(key, t, digest)
 
     def _drop(self, key: str, t: L.Target, digest: str) -> None:
         if not self._delete_refused:
