@@ -69,15 +69,14 @@ def test_layout_is_what_clients_read(oci_registry: Registry, oci_prefix: str, ar
     doc, _ = c.manifest(f"{oci_prefix}/main/linux-64/a1", "1.0-0") or ({}, "")
     (layer,) = doc["layers"]
     assert layer["mediaType"] == "application/vnd.conda.package.v2"
-    assert (
-        layer["digest"] == "sha256:" + dict(rd.records())["a1-1.0-0.conda"]["sha256"]
-    )  # the package's own sha256: rattler fetches it by that
+    # the layer digest is the package's own sha256: rattler fetches the blob by it
+    assert layer["digest"] == "sha256:" + dict(rd.records())["a1-1.0-0.conda"]["sha256"]
     assert layer["annotations"]["org.opencontainers.image.title"] == "a1-1.0-0.conda"
     index, _ = c.manifest(f"{oci_prefix}/main/linux-64/repodata.json", "latest") or ({}, "")
-    assert [lay["mediaType"] for lay in index["layers"]] == [
+    assert {lay["mediaType"] for lay in index["layers"]} >= {  # (+ the shard index where the shards format is on)
         "application/vnd.conda.repodata.v1+json",
         "application/vnd.conda.repodata.v1+json+zst",
-    ]
+    }
     tags = c.tags(f"{oci_prefix}/main/linux-64/repodata.json")
     assert "latest" in tags and any(t[:4].isdigit() for t in tags)  # plus a timestamp tag
     receipt = c.manifest(f"{oci_prefix}/zzz.airgap", "receipt.json")
@@ -314,3 +313,43 @@ def test_layout_names() -> None:
         layout.target("Main/linux-64/a-1-0.conda")
     with pytest.raises(DestinationError, match="state repository"):
         layout.target("zzz.airgap/linux-64/a-1-0.conda")
+
+
+def test_rattler_installs_from_the_shards(
+    oci_registry: Registry, oci_prefix: str, archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the CEP-16 ``shards`` format: the shard index is a layer of ``repodata.json:latest``, each shard
+    ``repodata.json/shards:<sha256>``; rattler installs when the monolithic layers list nothing, so from the shards."""
+    from airgap.destinations import formats
+
+    if "shards" not in formats.FORMATS:
+        pytest.skip("this tree has no CEP-16 shards index format yet (it comes with the shards work)")
+    into = f"oci://127.0.0.1/{oci_prefix}"
+    cfg = tmp_path / "import.yaml"
+    cfg.write_text(json.dumps({"sites": {"reg": {"url": into, "index_formats": ["shards", "repodata"]}}, "dest_site": "reg"}))
+    r = cli("import", archives["v1"], "-f", cfg, "--trusted-key", archives["pub"], "--json")
+    assert r.exit_code == 0, r.output
+    c = _client()
+    repo = f"{oci_prefix}/main/linux-64/repodata.json"
+    doc, _ = c.manifest(repo, "latest") or ({}, "")
+    types = {lay["mediaType"]: lay for lay in doc["layers"]}
+    assert "application/vnd.conda.repodata.shards.v1+msgpack+zst" in types
+    shard_tags = c.tags(repo + "/shards")
+    assert shard_tags and all(len(t) == 64 for t in shard_tags)
+    shard, _ = c.manifest(repo + "/shards", shard_tags[0]) or ({}, "")
+    assert shard["layers"][0]["mediaType"] == "application/vnd.conda.repodata.shard.v1+msgpack+zst"
+    # leave the monolithic index empty: what rattler installs now can only come from the shards
+    import hashlib
+
+    import zstandard
+
+    from airgap.destinations.ocilayout import INDEX_TYPES, descriptor, manifest_bytes
+
+    empty = json.dumps({"info": {"subdir": "linux-64"}, "packages": {}, "packages.conda": {}, "repodata_version": 1}).encode()
+    layers = [types[INDEX_TYPES["repodata_shards.msgpack.zst"]]]
+    for name, data in (("repodata.json", empty), ("repodata.json.zst", zstandard.ZstdCompressor().compress(empty))):
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        c.upload(repo, digest, len(data), data)
+        layers.append(descriptor(INDEX_TYPES[name], digest, len(data), name))
+    c.put_manifest(repo, "latest", manifest_bytes(layers))
+    assert rattler_install(f"oci://127.0.0.1/{oci_prefix}/main", ["a1"], tmp_path, monkeypatch) == ["a1", "d1"]
