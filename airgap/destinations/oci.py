@@ -37,6 +37,7 @@ from .formats import DEFAULT
 from .lease import DEFAULT_STALE_AFTER
 from .ociclient import DeleteRefused, OciClient, credentials
 from .registry import check_site
+from .store import check_key
 
 log = logging.getLogger(__name__)
 _CONFIG_DIGEST = "sha256:" + hashlib.sha256(L.CONFIG).hexdigest()
@@ -65,8 +66,6 @@ class OciStore:
     # -- one layer per key --------------------------------------------------------------------
 
     def _target(self, key: str) -> L.Target | None:
-        from .store import check_key
-
         return self.layout.target(check_key(key))
 
     def _layer(self, t: L.Target) -> tuple[dict[str, Any], str, dict[str, Any]] | None:
@@ -326,7 +325,10 @@ def open_oci(spec: str, site: Mapping[str, Any]) -> OciDestination:
     workers = int(site.get("workers", 4))
     ca = site.get("ca_file")
     client = OciClient(host, creds=credentials(host, site), ca_file=str(ca) if ca else None, workers=workers)
-    store = OciStore(client, prefix, workers=workers, lock_settle=float(site.get("lock_settle", 0.5)))
+    try:
+        store = OciStore(client, prefix, workers=workers, lock_settle=float(site.get("lock_settle", 0.5)))
+    except DestinationError as exc:  # a prefix no registry accepts: a usage error, before any request
+        raise UsageError(f"--into: {exc}") from None
     return OciDestination(
         store, index_formats=tuple(formats), lock_stale_after=float(site.get("lock_stale_after", DEFAULT_STALE_AFTER)), workers=workers
     )

@@ -117,7 +117,7 @@ class OciClient:
         rewind: BinaryIO | None = None,
     ) -> urllib3.BaseHTTPResponse:
         """One request, answering an auth challenge once; a status outside ``ok`` (and not 404) is a one-line error."""
-        url = path if path.startswith("https://") else self.base + path
+        url = path if "://" in path else self.base + path  # an upload Location may be absolute
         for attempt in (1, 2):
             hdrs = dict(headers or {})
             with self._lock:
