@@ -131,27 +131,37 @@ def test_import_installs_reimports_as_noop_takes_a_delta_and_cleans(
     assert _client().manifest(f"{oci_prefix}/main/linux-64/gpl1", "1.0-0") is None  # the manifest is deleted, not only unlisted
 
 
-def test_clean_publishes_the_index_before_it_deletes(
+def test_import_order_and_clean_publishes_the_index_before_it_deletes(
     oci_registry: Registry, oci_prefix: str, archives: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     into = f"oci://127.0.0.1/{oci_prefix}"
-    assert _import(archives, "v1", into).exit_code == 0
     order: list[str] = []
-    put, delete = OciClient.put_manifest, OciClient.delete_manifest
+    put, delete, upload = OciClient.put_manifest, OciClient.delete_manifest, OciClient.upload
 
     def record_put(self: OciClient, repo: str, ref: str, data: bytes) -> str:
-        order.append(f"put {repo.rsplit('/', 1)[-1]}:{ref}")
+        order.append(f"put {repo.removeprefix(oci_prefix + '/')}:{ref}")
         return put(self, repo, ref, data)
 
     def record_delete(self: OciClient, repo: str, digest: str) -> None:
-        order.append(f"delete {repo.rsplit('/', 1)[-1]}")
+        order.append(f"delete {repo.removeprefix(oci_prefix + '/')}")
         delete(self, repo, digest)
+
+    def record_upload(self: OciClient, repo: str, digest: str, size: int, data: Any) -> None:
+        order.append(f"blob {repo.removeprefix(oci_prefix + '/')}")
+        upload(self, repo, digest, size, data)
 
     monkeypatch.setattr(OciClient, "put_manifest", record_put)
     monkeypatch.setattr(OciClient, "delete_manifest", record_delete)
+    monkeypatch.setattr(OciClient, "upload", record_upload)
+    assert _import(archives, "v1", into).exit_code == 0
+    packages = [i for i, e in enumerate(order) if e.startswith("put main/") and "repodata.json" not in e]
+    blobs = [i for i, e in enumerate(order) if e.startswith("blob main/") and "repodata.json" not in e]
+    index = [i for i, e in enumerate(order) if e.startswith("put main/") and "repodata.json:latest" in e]
+    receipt = order.index("put zzz.airgap:receipt.json")
+    assert len(packages) == 5 and max(packages) < min(index) and max(blobs) < min(index) and max(index) < receipt
+    order.clear()
     assert cli("clean", "-f", archives["clean"], "--into", into).exit_code == 0
-    index = order.index("put repodata.json:latest")
-    assert index < order.index("delete gpl1")
+    assert order.index("put main/linux-64/repodata.json:latest") < order.index("delete main/linux-64/gpl1")
 
 
 def test_delete_disabled_leaves_empty_manifests_and_says_so(
@@ -184,8 +194,7 @@ def test_untrusted_tls_is_one_line_and_changes_nothing(
     r = _import(archives, "v1", f"oci://127.0.0.1/{oci_prefix}")
     assert r.exit_code != 0
     assert "TLS" in r.output and "ca_file" in r.output and "Traceback" not in r.output
-    monkeypatch.setenv("SSL_CERT_FILE", str(oci_registry.ca))
-    assert not open_destination(f"oci://127.0.0.1/{oci_prefix}").exists()
+    assert not open_destination(f"oci://127.0.0.1/{oci_prefix}", {"ca_file": str(oci_registry.ca)}).exists()  # the site's CA file
 
 
 def test_token_auth_with_credentials_from_env_and_docker_config(

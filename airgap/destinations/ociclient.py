@@ -92,7 +92,7 @@ class OciClient:
             maxsize=max(4, workers + 2),
             ca_certs=ca,
             timeout=urllib3.Timeout(connect=10, read=timeout),
-            retries=urllib3.Retry(3, redirect=5, status=0),
+            retries=urllib3.Retry(3, redirect=5, status=0, other=0),  # connection errors retried; TLS refusals are final
         )
         self._auth: dict[str, str] = {}  # scope -> Authorization header value
         self._lock = threading.Lock()
