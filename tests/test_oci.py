@@ -362,3 +362,27 @@ def test_rattler_installs_from_the_shards(
         layers.append(descriptor(INDEX_TYPES[name], digest, len(data), name))
     c.put_manifest(repo, "latest", manifest_bytes(layers))
     assert rattler_install(f"oci://127.0.0.1/{oci_prefix}/main", ["a1"], tmp_path, monkeypatch) == ["a1", "d1"]
+
+
+def test_two_importers_racing_for_the_lock_one_wins(oci_registry: Registry, oci_prefix: str) -> None:
+    """No conditional writes: check, write, settle, read back. Two creates at the same moment: exactly one holds it."""
+    import threading
+
+    from airgap.destinations.oci import OciStore
+
+    stores = [OciStore(_client(), oci_prefix, lock_settle=2.0) for _ in range(2)]  # settle far beyond one round trip
+    barrier = threading.Barrier(2)
+    won: list[str | None] = [None, None]
+
+    def take(i: int) -> None:
+        barrier.wait()
+        won[i] = stores[i].create(".airgap/lock", f"owner {i}".encode())
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(w is not None for w in won) == 1, won
+    held = stores[0].read_versioned(".airgap/lock")
+    assert held is not None and held[1] == next(w for w in won if w is not None)
