@@ -121,8 +121,9 @@ class OciClient:
         for attempt in (1, 2):
             hdrs = dict(headers or {})
             with self._lock:
-                if scope in self._auth:
-                    hdrs["Authorization"] = self._auth[scope]
+                auth = self._auth.get(scope) or self._auth.get("basic")  # basic: the same header for every scope
+                if auth:
+                    hdrs["Authorization"] = auth
                 self.requests.append(f"{method} {urlsplit(url).path}")
             try:
                 resp = self.http.request(
@@ -177,7 +178,7 @@ class OciClient:
         else:
             raise self._fail(step, f"expected a Basic or Bearer challenge from the registry, found {kind or 'none'!r}")
         with self._lock:
-            self._auth[scope] = value
+            self._auth["basic" if kind.lower() == "basic" else scope] = value
 
     def _token(self, fields: dict[str, str], scope: str, step: str) -> str:
         query = {"service": fields.get("service", "")}
