@@ -12,7 +12,11 @@ Then, each as a child process (wall time, peak RSS):
 - `airgap import --into s3://…` (verifies every hash, uploads from the archive, publishes the index);
 - `airgap import` again (a no-op: the receipt says everything is there);
 - plain quetz: the same files POSTed to quetz's upload endpoint one after another;
-- `airgap import --into quetz+http://…` (4 parallel uploads, then waits for quetz's index).
+- `airgap import --into quetz+http://…` (4 parallel uploads, then waits for quetz's index);
+- plain `oras push` (the oras Python SDK, installed into a temporary venv here): one artifact per
+  package file, 4 at a time, into Debian's docker-registry on 127.0.0.1:443 with a CA made here
+  (needs root for the port, like tests/test_oci.py);
+- `airgap import --into oci://127.0.0.1/…` (HEAD, upload, manifest per package; index; receipt), and again.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -48,6 +53,20 @@ with create_transfer_manager(c, cfg) as m:
         fut.result()
 """
 
+PLAIN_ORAS = """
+import sys, oras.client
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+def push(f):
+    name, version, build = f.name[: -len(".conda")].rsplit("-", 2)
+    target = f"127.0.0.1/{sys.argv[2]}/{name}:{version}-{build}"
+    oras.client.OrasClient(hostname="127.0.0.1").push(target=target, files=[str(f)], disable_path_validation=True)
+
+with ThreadPoolExecutor(4) as pool:
+    list(pool.map(push, sorted(Path(sys.argv[1]).glob("*.conda"))))
+"""
+
 PLAIN_QUETZ = """
 import sys, hashlib, urllib3
 from pathlib import Path
@@ -66,9 +85,10 @@ def main() -> None:
     ap.add_argument("--packages", type=int, default=200)
     ap.add_argument("--size", default="1M")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--repeat", type=int, default=3, help="rounds of the OCI steps (the median is reported)")
     ap.add_argument(
         "--only",
-        choices=("s3", "quetz"),
+        choices=("s3", "quetz", "oci"),
         help="measure one kind of site (quetz reindexes the whole channel after every upload: thousands of files take it many minutes)",
     )
     args = ap.parse_args()
@@ -83,8 +103,8 @@ def main() -> None:
         json.dumps({"channels": [str(work / "up" / "bench")], "platforms": ["linux-64"], "mirror_dir": str(work / "cache")})
     )
     run([*airgap, "export", "-q", "-f", str(work / "export.yaml"), "--unsigned", str(work / "a.tar")])
-    seaweed = start_seaweed(work / "seaweed") if args.only != "quetz" else None
-    quetz = start_quetz(work / "quetz") if args.only != "s3" else None
+    seaweed = start_seaweed(work / "seaweed") if args.only in (None, "s3") else None
+    quetz = start_quetz(work / "quetz") if args.only in (None, "quetz") else None
     rows = []
     imp = [*airgap, "import", "-q", str(work / "a.tar"), "--allow-unsigned"]
     try:
@@ -107,6 +127,8 @@ def main() -> None:
             )
             rows.append(("airgap import --into quetz+http://", *run([*imp, "--into", f"quetz+{quetz.url}/bench"])))
             rows.append(("airgap import --into quetz+http:// again (no-op)", *run([*imp, "--into", f"quetz+{quetz.url}/bench"])))
+        if args.only in (None, "oci"):
+            rows.extend(_oci(work, files, imp, args.repeat))
     finally:
         for server in (seaweed, quetz):
             if server is not None:
@@ -118,6 +140,32 @@ def main() -> None:
         print(f"| {name} | {secs:.2f} | {total / 2**20 / secs:.1f} | {rss / 1024:.0f} MB |")
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _oci(work: Path, files: Path, imp: list[str], repeat: int) -> list[tuple[str, float, int]]:
+    """Plain oras push and airgap import into one docker-registry on 127.0.0.1:443 (medians of ``repeat`` rounds)."""
+    import subprocess
+    import venv
+
+    from ociparts import make_tls, start_registry, stop_registry
+
+    env_dir = work / "oras-venv"
+    venv.create(env_dir, with_pip=True)
+    py = str(env_dir / "bin" / "python")
+    subprocess.run([py, "-m", "pip", "install", "-q", "oras"], check=True)
+    tls = make_tls(work / "tls")
+    reg = start_registry(work / "registry", tls)
+    os.environ.update(SSL_CERT_FILE=str(tls["ca"]), REQUESTS_CA_BUNDLE=str(tls["ca"]))
+    steps: dict[str, list[tuple[float, int]]] = {}
+    try:
+        for i in range(repeat):  # each round into fresh repositories; the median of the rounds is reported
+            steps.setdefault("plain oras push, 4 at a time", []).append(run([py, "-c", PLAIN_ORAS, str(files), f"plain{i}"], cwd=files))
+            into = ["--into", f"oci://127.0.0.1/airgap{i}"]
+            steps.setdefault("airgap import --into oci://", []).append(run([*imp, *into]))
+            steps.setdefault("airgap import --into oci:// again (no-op)", []).append(run([*imp, *into]))
+        return [(name, statistics.median(t for t, _ in runs), max(r for _, r in runs)) for name, runs in steps.items()]
+    finally:
+        stop_registry(reg)
 
 
 def _create(quetz: Quetz, name: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 from airgap.signing import generate_keypair, load_signer
 
 # the remote destinations' shared fixtures (bucket, archives, site): tests/remote.py
-pytest_plugins = ("remote",)
+pytest_plugins = ("remote", "ociparts")
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -39,6 +39,9 @@ def make_dest(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
             return DirectoryDestination(tmp_path / f"dest{n}")
         if kind == "memory":  # the transaction engine over the in-memory store (airgap/destinations/engine.py)
             return open_destination(f"memory://contract-{uuid.uuid4().hex[:8]}")
+        if kind == "oci":  # a real registry on 127.0.0.1:443 (tests/ociparts.py)
+            request.getfixturevalue("oci_registry")
+            return open_destination(f"oci://127.0.0.1/contract/{uuid.uuid4().hex[:8]}", {"lock_settle": 0})
         if kind == "s3":
             from airgap.destinations.s3 import S3Destination
 
@@ -108,7 +111,7 @@ def publish(dest: Destination, channel: Path, skip: set[str] = frozenset(), comm
     return change
 
 
-ALL = ["directory", "s3", "quetz", "memory"]
+ALL = ["directory", "s3", "quetz", "memory", "oci"]
 
 
 @pytest.mark.parametrize("kind", ALL)
@@ -181,7 +184,7 @@ def test_contract_remove_after_unlisting(kind: str, make_dest: Callable[[str], D
     assert after is not None and [f for f, _ in after.records()] == ["app-1.0-0.conda"]
 
 
-@pytest.mark.parametrize("kind", ["directory", "s3", "memory"])  # quetz keeps no journal: its uploads are idempotent instead
+@pytest.mark.parametrize("kind", ["directory", "s3", "memory", "oci"])  # quetz keeps no journal: its uploads are idempotent instead
 def test_contract_killed_change_is_rolled_back_by_the_next_lock(kind: str, make_dest: Callable[[str], Destination], channel: Path) -> None:
     dest = make_dest(kind)
     with dest.locked(10):
@@ -195,7 +198,7 @@ def test_contract_killed_change_is_rolled_back_by_the_next_lock(kind: str, make_
     assert state(dest) == before
 
 
-@pytest.mark.parametrize("kind", ["directory", "s3", "memory"])
+@pytest.mark.parametrize("kind", ["directory", "s3", "memory", "oci"])
 def test_contract_a_failed_rollback_is_finished_by_the_next_lock(
     kind: str, make_dest: Callable[[str], Destination], channel: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -543,7 +546,9 @@ def test_s3_lock_waits_then_gives_up_and_a_stale_lock_is_taken_over(
         ("quetz+https://q.internal/base/get/mirror", "quetz quetz+https://q.internal/base/mirror"),
         ("quetz+http://127.0.0.1:8000/mirror", "quetz quetz+http://127.0.0.1:8000/mirror"),
         ("quetz+http://host", "expected quetz+http(s)://HOST:PORT/CHANNEL"),
-        ("ftp://host/x", "expected a directory, s3://BUCKET/PREFIX or quetz+http(s)://HOST:PORT/CHANNEL"),
+        ("ftp://host/x", "expected a directory, s3://BUCKET/PREFIX, oci://HOST/PREFIX or quetz+http(s)://HOST:PORT/CHANNEL"),
+        ("oci://127.0.0.1/mirror", "oci oci://127.0.0.1/mirror"),
+        ("oci://127.0.0.1/Mirror", "expected a prefix component an OCI repository name allows"),
         ("s3://Bad_Bucket/x", "expected a bucket name"),
         ("s3://bucket/../x", "expected a prefix of plain path components"),
         ("quetz+http://host/../x", "expected quetz+http(s)://HOST:PORT/CHANNEL"),

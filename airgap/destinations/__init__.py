@@ -36,7 +36,9 @@ def open_destination(spec: str, site: Mapping[str, Any] | None = None) -> Destin
     elif spec.startswith(("quetz+http://", "quetz+https://")):
         kind = "quetz"
     elif "://" in spec and not spec.startswith("file://"):
-        raise UsageError(f"--into: expected a directory, s3://BUCKET/PREFIX or quetz+http(s)://HOST:PORT/CHANNEL, found {spec!r}")
+        raise UsageError(
+            f"--into: expected a directory, s3://BUCKET/PREFIX, oci://HOST/PREFIX or quetz+http(s)://HOST:PORT/CHANNEL, found {spec!r}"
+        )
     else:
         kind = "directory"
     unknown = sorted(set(site) - SITE_KEYS[kind])

@@ -21,6 +21,7 @@ from .base import Destination
 
 OPENERS: dict[str, str] = {
     "memory": "airgap.destinations.memory:open_memory",
+    "oci": "airgap.destinations.oci:open_oci",
 }
 
 
