@@ -20,7 +20,6 @@ from .base import Destination
 from .registry import open_registered
 
 SITE_KEYS = {
-    "s3": {"url", "endpoint_url", "region", "profile", "public_url", "workers", "multipart_threshold", "lock_stale_after"},
     "quetz": {"url", "api_key", "api_key_env", "workers", "index_timeout", "create_channel", "private", "ca_bundle"},
     "directory": {"url"},
 }
@@ -31,9 +30,7 @@ def open_destination(spec: str, site: Mapping[str, Any] | None = None) -> Destin
     site = dict(site or {})
     if (registered := open_registered(spec, site)) is not None:  # memory:// and the schemes of airgap.destinations.registry
         return registered
-    if spec.startswith("s3://"):
-        kind = "s3"
-    elif spec.startswith(("quetz+http://", "quetz+https://")):
+    if spec.startswith(("quetz+http://", "quetz+https://")):
         kind = "quetz"
     elif "://" in spec and not spec.startswith("file://"):
         raise UsageError(f"--into: expected a directory, s3://BUCKET/PREFIX or quetz+http(s)://HOST:PORT/CHANNEL, found {spec!r}")
@@ -42,10 +39,6 @@ def open_destination(spec: str, site: Mapping[str, Any] | None = None) -> Destin
     unknown = sorted(set(site) - SITE_KEYS[kind])
     if unknown:
         raise UsageError(f"sites: expected only {', '.join(sorted(SITE_KEYS[kind]))} for a {kind} site, found {', '.join(unknown)}")
-    if kind == "s3":
-        from .s3 import S3Destination
-
-        return S3Destination.from_url(spec, site)
     if kind == "quetz":
         from .quetz import QuetzDestination
 

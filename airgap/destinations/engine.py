@@ -195,7 +195,7 @@ class StoreDestination(Destination):
         with hold_lock(self.store, str(self), timeout, self.lock_stale_after):
             self._held = True
             try:
-                for line in recover(self.store):
+                for line in self.recover():
                     log.warning("%s: %s", self, line)
                 yield
             finally:

@@ -21,6 +21,7 @@ from .base import Destination
 
 OPENERS: dict[str, str] = {
     "memory": "airgap.destinations.memory:open_memory",
+    "s3": "airgap.destinations.s3:open_s3",
 }
 
 

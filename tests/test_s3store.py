@@ -1,0 +1,153 @@
+"""The S3 store under the transaction engine, against the session's real SeaweedFS: what only S3 does.
+
+Listing past one page, deleting in batches of 1000 (a refused key reported), the error lines
+(secrets never in them), server errors on the lock asked again, and a journal an older airgap
+left (``airgap-s3-journal/1``, bucket keys) rolled back by the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import cli
+from remote import BUCKET, _s3_env, s3_objects
+
+from airgap.destinations import open_destination
+from airgap.destinations.lease import StoreUnavailable
+from airgap.destinations.s3 import S3Destination
+from airgap.destinations.s3store import S3Store
+from airgap.errors import DestinationError
+
+
+@pytest.fixture
+def s3(seaweed: Any, bucket: str, monkeypatch: pytest.MonkeyPatch) -> tuple[S3Destination, str]:
+    _s3_env(monkeypatch, seaweed)
+    prefix = f"store/{uuid.uuid4().hex[:8]}"
+    dest = open_destination(f"s3://{bucket}/{prefix}")
+    assert isinstance(dest, S3Destination) and dest.kind == "s3"
+    return dest, prefix
+
+
+def test_listing_pages_and_deleting_in_batches_of_1000(s3: tuple[S3Destination, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    dest, prefix = s3
+    store = dest.store
+    keys = [f"many/{i:05d}" for i in range(1203)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: store.put(k, k.encode()), keys))
+    assert sorted(store.list_prefix("many/")) == [(k, len(k)) for k in keys]  # two pages of list_objects_v2
+    batches: list[int] = []
+    real = store.client.delete_objects
+
+    def counted(**kwargs: Any) -> Any:
+        batches.append(len(kwargs["Delete"]["Objects"]))
+        return real(**kwargs)
+
+    monkeypatch.setattr(store.client, "delete_objects", counted)
+    store.delete([*keys, "many/not-there"])
+    assert batches == [1000, 204]
+    assert list(store.list_prefix("many/")) == []
+
+
+def test_a_key_the_storage_refuses_to_delete_is_reported(s3: tuple[S3Destination, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    dest, prefix = s3
+    refused = {"Errors": [{"Key": f"{prefix}/a", "Code": "AccessDenied", "Message": "no"}, {"Key": "x", "Code": "NoSuchKey"}]}
+    monkeypatch.setattr(dest.store.client, "delete_objects", lambda **kw: refused)
+    with pytest.raises(DestinationError) as exc:
+        dest.store.delete(["a", "x"])
+    assert str(exc.value) == f"s3://{BUCKET}/{prefix}: removing {prefix}/a: the storage answered AccessDenied (no); 1 object(s) not removed"
+
+
+def test_errors_are_one_line_without_the_secret(
+    seaweed: Any, bucket: str, archives: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = f"wrong-{uuid.uuid4().hex}"
+    _s3_env(monkeypatch, seaweed, seaweed.key, secret)
+    r = cli("import", archives["v1"], "--into", f"s3://{bucket}/secret", "--trusted-key", archives["pub"])
+    assert r.exit_code == 1 and "refused the secret key" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert secret not in r.output and seaweed.key not in r.output
+
+
+def test_server_errors_on_the_lock_are_asked_again_and_throttling_is_one_line(s3: tuple[S3Destination, str]) -> None:
+    from botocore.exceptions import ClientError
+
+    store = s3[0].store
+
+    def answer(status: int, code: str) -> Any:
+        def call(**kwargs: Any) -> Any:
+            raise ClientError(
+                {"Error": {"Code": code, "Message": "try later"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject"
+            )
+
+        return call
+
+    store._checked = True
+    store.client.put_object = answer(503, "ServiceUnavailable")  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailable, match="taking the lock: the storage answered ServiceUnavailable"):
+        store.create(".airgap/lock", b"{}")
+    store.client.put_object = answer(503, "SlowDown")  # type: ignore[method-assign]
+    with pytest.raises(DestinationError) as exc:
+        store.put("main/x.json", b"{}")
+    assert not isinstance(exc.value, StoreUnavailable)  # outside the lock: boto3 already retried; one line
+    assert str(exc.value) == f"{store}: writing {store.prefix}/main/x.json: the storage answered SlowDown (try later)"
+
+
+def _legacy_journal(seaweed: Any, prefix: str, entries: list[list[str | None]]) -> str:
+    """What airgap <= 0.x's S3 destination wrote before its first change (bucket keys, its own area name)."""
+    area = f"{prefix}/.airgap/staging-import-somehost-4242/"
+    doc = {"format": "airgap-s3-journal/1", "entries": entries}
+    seaweed.client().put_object(Bucket=BUCKET, Key=area + "journal.json", Body=json.dumps(doc, separators=(",", ":")).encode())
+    return area
+
+
+def test_a_journal_of_the_old_s3_destination_is_rolled_back_by_the_next_run(
+    s3: tuple[S3Destination, str], seaweed: Any, archives: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    dest, prefix = s3
+    assert cli("import", archives["v1"], "--into", f"s3://{BUCKET}/{prefix}", "--trusted-key", archives["pub"]).exit_code == 0
+    before = s3_objects(seaweed, prefix + "/")
+    client = seaweed.client()
+    # the old version was killed mid-import: two objects copied aside, replaced, and one new object added
+    area = f"{prefix}/.airgap/staging-import-somehost-4242/"
+    replaced = [f"{prefix}/main/linux-64/repodata.json", f"{prefix}/.airgap/receipt.json"]
+    for n, key in enumerate(replaced, 1):
+        client.copy_object(Bucket=BUCKET, Key=f"{area}backup/{n}", CopySource={"Bucket": BUCKET, "Key": key})
+    added = f"{prefix}/main/linux-64/new-1.0-0.conda"
+    _legacy_journal(seaweed, prefix, [[replaced[0], f"{area}backup/1"], [added, None], [replaced[1], f"{area}backup/2"]])
+    for key in [*replaced, added]:
+        client.put_object(Bucket=BUCKET, Key=key, Body=b"half-done")
+    logging.getLogger("airgap").addHandler(caplog.handler)  # the CLI stopped it propagating
+    try:
+        with caplog.at_level("WARNING"), dest.locked(10):
+            pass
+    finally:
+        logging.getLogger("airgap").removeHandler(caplog.handler)
+    assert s3_objects(seaweed, prefix + "/") == before
+    assert "read the journal of an older airgap in .airgap/staging-import-somehost-4242/" in caplog.text
+    assert "rolled back the interrupted change of staging-import-somehost-4242" in caplog.text
+
+
+def test_a_damaged_journal_of_the_old_s3_destination_is_refused_in_one_line(s3: tuple[S3Destination, str], seaweed: Any) -> None:
+    dest, prefix = s3
+    area = _legacy_journal(seaweed, prefix, [["elsewhere/main/linux-64/repodata.json", None]])
+    with pytest.raises(DestinationError) as exc:
+        with dest.locked(10):
+            pass
+    assert str(exc.value) == (
+        f"s3://{BUCKET}/{prefix}/.airgap/staging-import-somehost-4242/journal.json: expected a journal of an older airgap "
+        f"(airgap-s3-journal/1), found a malformed one (key 'elsewhere/main/linux-64/repodata.json' outside {prefix}/); "
+        "finish the interrupted change with the airgap version that began it, then retry"
+    )
+    assert f"{area}journal.json" in s3_objects(seaweed, prefix + "/")  # nothing undone, nothing dropped
+
+
+def test_a_store_key_never_leaves_the_prefix(s3: tuple[S3Destination, str]) -> None:
+    store: S3Store = s3[0].store
+    for key in ("../x", "a//b", "/a", "a/./b"):
+        with pytest.raises(DestinationError, match="expected a key of plain path components"):
+            store.put(key, b"")
