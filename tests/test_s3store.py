@@ -87,10 +87,10 @@ def test_server_errors_on_the_lock_are_asked_again_and_throttling_is_one_line(s3
         return call
 
     store._checked = True
-    store.client.put_object = answer(503, "ServiceUnavailable")  # type: ignore[method-assign]
+    store.client.put_object = answer(503, "ServiceUnavailable")
     with pytest.raises(StoreUnavailable, match="taking the lock: the storage answered ServiceUnavailable"):
         store.create(".airgap/lock", b"{}")
-    store.client.put_object = answer(503, "SlowDown")  # type: ignore[method-assign]
+    store.client.put_object = answer(503, "SlowDown")
     with pytest.raises(DestinationError) as exc:
         store.put("main/x.json", b"{}")
     assert not isinstance(exc.value, StoreUnavailable)  # outside the lock: boto3 already retried; one line

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import DestinationError
-from .engine import StoreDestination, recover
+from .engine import StoreDestination
 from .journal import AREA_PREFIX, JOURNAL, JOURNAL_FORMAT
 from .lease import DEFAULT_STALE_AFTER
 from .registry import check_site
@@ -42,7 +42,7 @@ class S3Destination(StoreDestination):
         return self.store.get(self.key(channel, subdir, name))
 
     def recover(self) -> list[str]:
-        return adopt_legacy_journals(self.store) + recover(self.store)
+        return adopt_legacy_journals(self.store) + super().recover()
 
 
 def open_s3(spec: str, site: Mapping[str, Any]) -> S3Destination:
