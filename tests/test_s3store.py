@@ -7,6 +7,7 @@ left (``airgap-s3-journal/1``, bucket keys) rolled back by the next run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
@@ -19,7 +20,9 @@ from helpers import cli
 from remote import BUCKET, _s3_env, s3_objects
 
 from airgap.destinations import open_destination
-from airgap.destinations.lease import StoreUnavailable
+from airgap.destinations.base import BlobRef, Put
+from airgap.destinations.lease import LockLostError, StoreUnavailable
+from airgap.destinations.memory import Faults, MemoryDestination, MemoryStore
 from airgap.destinations.s3 import S3Destination
 from airgap.destinations.s3store import S3Store
 from airgap.errors import DestinationError
@@ -151,3 +154,59 @@ def test_a_store_key_never_leaves_the_prefix(s3: tuple[S3Destination, str]) -> N
     for key in ("../x", "a//b", "/a", "a/./b"):
         with pytest.raises(DestinationError, match="expected a key of plain path components"):
             store.put(key, b"")
+
+
+# -- what the S3 destination relied on, now in the engine (on memory://: deterministic) -----------
+
+
+def _blobs(tmp_path: Path, n: int) -> list[Put]:
+    puts = []
+    for i in range(n):
+        path = tmp_path / f"f{i}"
+        path.write_bytes(b"x" * (i + 1))
+        puts.append(Put("main", "noarch", f"f{i}-1.0-0.conda", BlobRef(path, 0, i + 1, hashlib.sha256(path.read_bytes()).hexdigest())))
+    return puts
+
+
+def test_a_failed_upload_stops_the_uploads_not_begun(tmp_path: Path) -> None:
+    """Before: the engine's pool went on storing every queued file after one had failed (the old S3 upload stopped
+    after its window of 4 x workers); a Ctrl-C had to wait for the whole batch before the rollback."""
+    faults = Faults()
+    dest = MemoryDestination(MemoryStore(f"stop-{uuid.uuid4().hex[:8]}", faults), workers=2)
+    puts = _blobs(tmp_path, 60)
+    with dest.locked(5):
+        change = dest.begin("t")
+        change.plan([(p.channel, p.subdir, p.filename) for p in puts], [])
+        faults.fail_at = faults.calls + 3  # the third upload fails
+        with pytest.raises(DestinationError, match="injected failure"):
+            change.put_packages(puts)
+        uploads = len([c for c in faults.log if c.startswith("put main/")])
+        change.rollback()
+        change.close()
+    assert uploads < 10, uploads
+    assert [k for k, _ in MemoryStore(dest.store.name).list_prefix("main/")] == []
+
+
+def test_uploads_stop_once_the_heartbeat_finds_the_lock_taken_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The old S3 upload looked at the lease between windows; the engine looks before each file."""
+    dest = MemoryDestination(MemoryStore(f"lost-{uuid.uuid4().hex[:8]}"), workers=2)
+    puts = _blobs(tmp_path, 40)
+    stored: list[str] = []
+    real = MemoryStore.put_blob
+
+    def put_blob(self: MemoryStore, key: str, blob: BlobRef, on_bytes: Any = None) -> None:
+        real(self, key, blob, on_bytes)
+        stored.append(key)
+        if len(stored) == 2:
+            assert dest._lease is not None
+            dest._lease.lost = "another process replaced the lock (it judged it stale)"  # what renew() notes
+
+    monkeypatch.setattr(MemoryStore, "put_blob", put_blob)
+    with dest.locked(5):
+        change = dest.begin("t")
+        change.plan([(p.channel, p.subdir, p.filename) for p in puts], [])
+        with pytest.raises(LockLostError, match="another process replaced the lock"):
+            change.put_packages(puts)
+        change.rollback()  # not ours any more: touches nothing
+        change.close()
+    assert len(stored) < 10, stored

@@ -222,12 +222,20 @@ class StoreChange(Change):
         keys = [self._prepare(self.dest.key(p.channel, p.subdir, p.filename)) for p in batch]  # journaled before any is stored
         if self.dest.workers == 1 or len(batch) < 2:
             for key, p in zip(keys, batch, strict=True):
-                self.store.put_blob(key, p.blob, on_bytes)
+                self._put_blob(key, p, on_bytes)
             return
-        # leaving the block waits for every upload: a rollback never races an upload still running
-        with ThreadPoolExecutor(self.dest.workers, thread_name_prefix="airgap-put") as pool:
-            for future in [pool.submit(self.store.put_blob, key, p.blob, on_bytes) for key, p in zip(keys, batch, strict=True)]:
+        pool = ThreadPoolExecutor(self.dest.workers, thread_name_prefix="airgap-put")
+        try:
+            for future in [pool.submit(self._put_blob, key, p, on_bytes) for key, p in zip(keys, batch, strict=True)]:
                 future.result()
+        finally:  # on a failure the files not begun are dropped; the ones running finish: a rollback never races an upload
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _put_blob(self, key: str, p: Put, on_bytes: OnBytes | None) -> None:
+        lease = self.dest._lease
+        if lease is not None and lease.lost is not None:  # the heartbeat found the lock taken over: stop uploading
+            self.dest.fence()
+        self.store.put_blob(key, p.blob, on_bytes)
 
     def publish_index(self, channel: str, subdir: str, repodata: Repodata) -> None:
         self._fence("publishing an index")
