@@ -172,7 +172,8 @@ def test_a_failed_upload_stops_the_uploads_not_begun(tmp_path: Path) -> None:
     """Before: the engine's pool went on storing every queued file after one had failed (the old S3 upload stopped
     after its window of 4 x workers); a Ctrl-C had to wait for the whole batch before the rollback."""
     faults = Faults()
-    dest = MemoryDestination(MemoryStore(f"stop-{uuid.uuid4().hex[:8]}", faults), workers=2)
+    name = f"stop-{uuid.uuid4().hex[:8]}"
+    dest = MemoryDestination(MemoryStore(name, faults), workers=2)
     puts = _blobs(tmp_path, 60)
     with dest.locked(5):
         change = dest.begin("t")
@@ -184,7 +185,7 @@ def test_a_failed_upload_stops_the_uploads_not_begun(tmp_path: Path) -> None:
         change.rollback()
         change.close()
     assert uploads < 10, uploads
-    assert [k for k, _ in MemoryStore(dest.store.name).list_prefix("main/")] == []
+    assert [k for k, _ in MemoryStore(name).list_prefix("main/")] == []
 
 
 def test_uploads_stop_once_the_heartbeat_finds_the_lock_taken_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
