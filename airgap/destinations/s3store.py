@@ -228,7 +228,13 @@ class S3Store:
                 return
             subscribers = [_progress(on_bytes)] if on_bytes is not None else []
             future = self._transfers().upload(fh, self.bucket, k, subscribers=subscribers, extra_args=extra)
-            self._call(f"uploading {k}", future.result)
+            try:
+                self._call(f"uploading {k}", future.result)
+            except BaseException:  # a Ctrl-C: abort the multipart upload, and let it stop reading the file before it closes
+                future.cancel()
+                with contextlib.suppress(BaseException):
+                    future.result()
+                raise
 
     def _transfers(self) -> Any:
         """One transfer manager per store: at most ``workers`` parts in flight whatever the number of large files."""
