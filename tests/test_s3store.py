@@ -21,6 +21,7 @@ from remote import BUCKET, _s3_env, s3_objects
 
 from airgap.destinations import open_destination
 from airgap.destinations.base import BlobRef, Put
+from airgap.destinations.engine import StoreDestination
 from airgap.destinations.lease import LockLostError, StoreUnavailable
 from airgap.destinations.memory import Faults, MemoryDestination, MemoryStore
 from airgap.destinations.s3 import S3Destination
@@ -55,6 +56,38 @@ def test_listing_pages_and_deleting_in_batches_of_1000(s3: tuple[S3Destination, 
     store.delete([*keys, "many/not-there"])
     assert batches == [1000, 204]
     assert list(store.list_prefix("many/")) == []
+
+
+def test_inventory_lists_folders_not_objects_and_agrees_with_the_engine(
+    s3: tuple[S3Destination, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dest, prefix = s3
+    for key in [
+        "main/linux-64/repodata.json",
+        "main/linux-64/a-1.0-0.conda",
+        "main/noarch/repodata.json",
+        "main/nosubdir/a-1.0-0.conda",
+        "main/linux-64/deeper/repodata.json",
+        "main/repodata.json",
+        "other/win-64/repodata.json",
+        "empty/osx-64/x.conda",
+        ".airgap/sbom/repodata.json",
+        ".hidden/linux-64/repodata.json",
+        "bad name/linux-64/repodata.json",
+    ]:
+        dest.store.put(key, b"{}")
+    expected = {"main": ["linux-64", "noarch"], "other": ["win-64"]}
+    assert StoreDestination.inventory(dest) == expected  # the engine's, from a listing of every object
+    listed: list[str] = []
+    real = dest.store.list_prefix
+
+    def spy(prefix: str) -> Any:
+        listed.append(prefix)
+        return real(prefix)
+
+    monkeypatch.setattr(dest.store, "list_prefix", spy)
+    assert dest.inventory() == expected
+    assert listed == []
 
 
 def test_a_key_the_storage_refuses_to_delete_is_reported(s3: tuple[S3Destination, str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import DestinationError
+from ..manifest import is_safe_channel_name
 from .engine import StoreDestination
 from .journal import AREA_PREFIX, JOURNAL, JOURNAL_FORMAT
 from .lease import DEFAULT_STALE_AFTER
@@ -40,6 +41,17 @@ class S3Destination(StoreDestination):
 
     def read_index_file(self, channel: str, subdir: str, name: str) -> bytes | None:
         return self.store.get(self.key(channel, subdir, name))
+
+    def inventory(self) -> dict[str, list[str]]:
+        """As the engine's, from two levels of folders (a bucket may hold 100,000s of package objects)."""
+        out: dict[str, list[str]] = {}
+        for channel in self.store.folders(""):
+            if channel.startswith(".") or not is_safe_channel_name(channel):
+                continue
+            subdirs = [s for s in self.store.folders(channel + "/") if s and self.store.has(self.key(channel, s, "repodata.json"))]
+            if subdirs:
+                out[channel] = sorted(subdirs)
+        return out
 
     def recover(self) -> list[str]:
         return adopt_legacy_journals(self.store) + super().recover()

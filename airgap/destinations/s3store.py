@@ -262,6 +262,26 @@ class S3Store:
         except Exception as exc:
             raise self._error(f"listing {full or '/'}", exc) from None
 
+    def folders(self, prefix: str) -> list[str]:
+        """The names of the folders right under ``prefix`` (a delimiter listing: their objects are not listed)."""
+        base = (f"{self.prefix}/" if self.prefix else "") + prefix
+        out: list[str] = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base, Delimiter="/"):
+                out.extend(cp["Prefix"][len(base) :].rstrip("/") for cp in page.get("CommonPrefixes", ()))
+        except Exception as exc:
+            raise self._error(f"listing {base or '/'}", exc) from None
+        return out
+
+    def has(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:
+            if _missing(exc):
+                return False
+            raise self._error(f"looking for {self._key(key)}", exc) from None
+        return True
+
     def delete(self, keys: list[str]) -> None:
         for batch in iter_batches([self._key(k) for k in keys], 1000):
             out = self._call(
