@@ -39,9 +39,6 @@ class S3Destination(StoreDestination):
     kind = "s3"
     store: S3Store
 
-    def read_index_file(self, channel: str, subdir: str, name: str) -> bytes | None:
-        return self.store.get(self.key(channel, subdir, name))
-
     def inventory(self) -> dict[str, list[str]]:
         """As the engine's, from two levels of folders (a bucket may hold 100,000s of package objects)."""
         out: dict[str, list[str]] = {}
