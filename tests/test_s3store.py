@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from airgap.destinations.memory import Faults, MemoryDestination, MemoryStore
 from airgap.destinations.s3 import S3Destination
 from airgap.destinations.s3store import S3Store
 from airgap.errors import DestinationError
+from airgap.testing.condapkg import PackageSpec, write_channel
 
 
 @pytest.fixture
@@ -244,3 +246,39 @@ def test_uploads_stop_once_the_heartbeat_finds_the_lock_taken_over(tmp_path: Pat
         change.rollback()  # not ours any more: touches nothing
         change.close()
     assert len(stored) < 10, stored
+
+
+def test_a_sync_killed_before_its_commit_is_undone_before_the_next_sync_reads_the_receipt(
+    tmp_path: Path, http_server: Callable[[Path], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the S3 kill-at-every-call suite (``-m slow``), old S3 backend too: a sync killed after writing its
+    receipt, before the commit. The next sync built its delta on that uncommitted receipt, then its import rolled the
+    change back under the lock and refused the delta ("built on archive X, but the newest applied there is Y")."""
+    from airgap.destinations.engine import StoreChange
+
+    up = tmp_path / "up" / "main"
+    specs = [PackageSpec(f"p{i}", "1.0", subdir="linux-64") for i in range(3)]
+    write_channel(up, specs, subdirs=("linux-64",), formats=("conda",))
+    cfg = tmp_path / "sync.yaml"
+    into = f"memory://sync-{uuid.uuid4().hex[:8]}"
+    cfg.write_text(
+        json.dumps({"channels": [http_server(up.parent) + "/main/"], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "c")})
+    )
+    assert cli("sync", "-f", cfg, "--into", into).exit_code == 0
+
+    write_channel(up, [*specs, PackageSpec("p9", "1.0", subdir="linux-64")], subdirs=("linux-64",), formats=("conda",))
+
+    class Died(Exception):
+        pass
+
+    def die(self: StoreChange) -> None:
+        raise Died("killed before the commit")
+
+    with monkeypatch.context() as m:  # the process "dies" at the commit: receipt written, journal saved, no rollback
+        m.setattr(StoreChange, "commit", die)
+        m.setattr(StoreChange, "rollback", lambda self: None)
+        assert cli("sync", "-f", cfg, "--into", into).exit_code == 1
+    assert any("/journal.json" in k for k, _ in MemoryStore(into[len("memory://") :]).list_prefix(".airgap/"))
+    r = cli("sync", "-f", cfg, "--into", into, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["packages_added"] == 1
