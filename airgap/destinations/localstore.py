@@ -93,7 +93,7 @@ class LocalStore:
         return Path(self.path(key)).as_uri()
 
     def path(self, key: str) -> str:
-        return self._base + check_key(key)
+        return self._base + check_key(key)  # the methods below check once, in _folder, and then use _base + key
 
     def _folder(self, key: str, create: bool = False) -> str:
         """The folder ``key`` lies in, checked free of links (and created)."""
@@ -133,7 +133,7 @@ class LocalStore:
 
     def get(self, key: str) -> bytes | None:
         self._folder(key)
-        path = self.path(key)
+        path = self._base + key
         try:
             return read_nofollow(path)
         except FileNotFoundError:
@@ -144,7 +144,7 @@ class LocalStore:
     def chunks(self, key: str) -> Iterator[bytes] | None:
         self._folder(key)
         try:
-            fd = open_nofollow(self.path(key))
+            fd = open_nofollow(self._base + key)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -165,7 +165,7 @@ class LocalStore:
         folder = self._folder(key, create=True)
         self._sync_dirty()
         point("dir write")
-        atomic_write_bytes(Path(self.path(key)), data)
+        atomic_write_bytes(Path(self._base + key), data)
         with self._mutex:
             self._dirty.discard(folder)  # atomic_write_bytes made it durable
 
@@ -182,7 +182,7 @@ class LocalStore:
         folder = self._folder(key, create=True)
         point("dir put")
         if self._staged(blob):
-            os.replace(blob.path, self.path(key))
+            os.replace(blob.path, (self._base + key))
             self._mark(folder)
         else:
             self._place(key, blob, folder)
@@ -197,7 +197,7 @@ class LocalStore:
         return blob.offset == 0 and os.fspath(blob.path).startswith(self._base + AREA_PREFIX) and os.path.getsize(blob.path) == blob.size
 
     def _place(self, key: str, blob: BlobRef, folder: str) -> None:
-        target = self.path(key)
+        target = self._base + key
         tmp = self._tmp(key, "airgap-tmp")
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -248,7 +248,7 @@ class LocalStore:
             if what is not None:
                 point(what)
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path(key))
+                os.unlink(self._base + key)
         for folder in sorted(folders, key=lambda f: f.count("/"), reverse=True):
             self._mark(folder)
             while folder:
@@ -265,7 +265,7 @@ class LocalStore:
         self._folder(key)
         folder = self._folder(backup_key, create=True)
         try:
-            os.link(self.path(key), self.path(backup_key), follow_symlinks=False)  # a link is kept as the link
+            os.link((self._base + key), (self._base + backup_key), follow_symlinks=False)  # a link is kept as the link
         except FileNotFoundError:
             return False
         self._mark(folder)
@@ -276,7 +276,7 @@ class LocalStore:
         self._folder(backup_key)
         point("dir undo")
         try:
-            os.replace(self.path(backup_key), self.path(key))
+            os.replace((self._base + backup_key), (self._base + key))
         except FileNotFoundError:  # put back by an earlier rollback that did not finish
             return
         self._mark(folder)
@@ -327,7 +327,7 @@ class LocalStore:
             fh.flush()
             os.fsync(fh.fileno())
         try:
-            os.link(tmp, self.path(key))
+            os.link(tmp, (self._base + key))
         except FileExistsError:
             return None
         finally:
@@ -339,7 +339,7 @@ class LocalStore:
         self._folder(key)
         point("lock read")
         try:
-            data = read_nofollow(self.path(key))
+            data = read_nofollow(self._base + key)
         except FileNotFoundError:
             return None
         return data, _version(data)
@@ -349,7 +349,7 @@ class LocalStore:
         if current is None or current[1] != version:
             return None
         point("lock replace")
-        atomic_write_bytes(Path(self.path(key)), data)
+        atomic_write_bytes(Path(self._base + key), data)
         return _version(data)
 
     def delete_if(self, key: str, version: str) -> bool:

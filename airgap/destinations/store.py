@@ -19,6 +19,7 @@ What a store must guarantee:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -26,11 +27,12 @@ from typing import Protocol, runtime_checkable
 from ..errors import DestinationError
 from .base import BlobRef, OnBytes
 
+_NOT_PLAIN = re.compile(r"\A/|/\Z|//|(?:\A|/)\.\.?(?:/|\Z)|[\0\\]")
+
 
 def check_key(key: str) -> str:
     """``key`` if it is a plain relative path (no empty, ``.`` or ``..`` component, no NUL, no ``\\``)."""
-    parts = key.split("/") if isinstance(key, str) else []
-    if not parts or any(p in ("", ".", "..") or "\0" in p or "\\" in p for p in parts):
+    if not isinstance(key, str) or not key or _NOT_PLAIN.search(key):
         raise DestinationError(f"store: expected a key of plain path components, found {key!r}")
     return key
 
