@@ -42,13 +42,11 @@ def make_dest(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
         if kind == "oci":  # a real registry on 127.0.0.1:443 (tests/ociparts.py)
             request.getfixturevalue("oci_registry")
             return open_destination(f"oci://127.0.0.1/contract/{uuid.uuid4().hex[:8]}", {"lock_settle": 0})
-        if kind == "s3":
-            from airgap.destinations.s3 import S3Destination
-
+        if kind == "s3":  # the transaction engine over the S3 store (airgap/destinations/s3store.py)
             seaweed = request.getfixturevalue("seaweed")
             request.getfixturevalue("bucket")
             _s3_env(monkeypatch, seaweed)
-            return S3Destination(BUCKET, f"contract/{uuid.uuid4().hex[:8]}")
+            return open_destination(f"s3://{BUCKET}/contract/{uuid.uuid4().hex[:8]}")
         from airgap.destinations.quetz import QuetzDestination
 
         q = request.getfixturevalue("quetz")
@@ -317,7 +315,7 @@ def test_s3_bad_credentials_change_nothing(seaweed: Any, bucket: str, archives: 
 def test_s3_failure_while_publishing_rolls_back(
     seaweed: Any, bucket: str, archives: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airgap.destinations.s3 import S3Change
+    from airgap.destinations.engine import StoreChange as S3Change
 
     prefix = f"fail/{uuid.uuid4().hex[:8]}"
     into = f"s3://{bucket}/{prefix}"
@@ -388,14 +386,13 @@ def test_s3_multipart_upload_from_an_offset_and_receipt_in_place(
     """A blob in the middle of a file, larger than the multipart threshold, arrives byte for byte."""
     import os
 
-    from airgap.destinations.s3 import S3Destination
-
     _s3_env(monkeypatch, seaweed)
     blob = os.urandom(11 << 20) + b"end"
     carrier = tmp_path / "carrier"
     carrier.write_bytes(b"x" * 4097 + blob + b"y" * 100)
     sha = hashlib.sha256(blob).hexdigest()
-    dest = S3Destination(bucket, f"multipart/{uuid.uuid4().hex[:8]}", multipart_threshold=5 << 20, workers=3)
+    prefix = f"multipart/{uuid.uuid4().hex[:8]}"
+    dest = open_destination(f"s3://{bucket}/{prefix}", {"multipart_threshold": 5 << 20, "workers": 3})
     seen: list[int] = []
     with dest.locked(10):
         change = dest.begin("t")
@@ -405,7 +402,7 @@ def test_s3_multipart_upload_from_an_offset_and_receipt_in_place(
         change.close()
     assert dest.file_sha256("main", "linux-64", "big-1.0-0.conda") == sha
     assert sum(seen) == len(blob)
-    head = seaweed.client().head_object(Bucket=bucket, Key=f"{dest.prefix}/main/linux-64/big-1.0-0.conda")
+    head = seaweed.client().head_object(Bucket=bucket, Key=f"{prefix}/main/linux-64/big-1.0-0.conda")
     assert head["Metadata"]["sha256"] == sha and "-" in head["ETag"]  # a multipart ETag
     # the receipt command rebuilds the receipt in place, from the objects' bytes
     rd = {
@@ -423,10 +420,10 @@ def test_s3_multipart_upload_from_an_offset_and_receipt_in_place(
             }
         },
     }
-    seaweed.client().put_object(Bucket=bucket, Key=f"{dest.prefix}/main/linux-64/repodata.json", Body=json.dumps(rd).encode())
-    r = cli("receipt", "--into", f"s3://{bucket}/{dest.prefix}", "--json")
+    seaweed.client().put_object(Bucket=bucket, Key=f"{prefix}/main/linux-64/repodata.json", Body=json.dumps(rd).encode())
+    r = cli("receipt", "--into", f"s3://{bucket}/{prefix}", "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["written_to"] == f"s3://{bucket}/{dest.prefix}/.airgap/receipt.json"
+    assert json.loads(r.stdout)["written_to"] == f"s3://{bucket}/{prefix}/.airgap/receipt.json"
     assert dest.read_receipt()["channels"]["main"]["linux-64"]["big-1.0-0.conda"] == {"sha256": sha, "size": len(blob)}
 
 
@@ -434,7 +431,7 @@ def test_a_changed_archive_is_not_uploaded(
     seaweed: Any, bucket: str, archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Blobs are read from the archive again for the upload: if the file changed after verification, nothing is published."""
-    from airgap.destinations.s3 import S3Change
+    from airgap.destinations.engine import StoreChange as S3Change
 
     _s3_env(monkeypatch, seaweed)
     archive = tmp_path / "a.tar"
@@ -502,11 +499,9 @@ def test_s3_lock_waits_then_gives_up_and_a_stale_lock_is_taken_over(
 ) -> None:
     import threading
 
-    from airgap.destinations.s3 import S3Destination
-
     _s3_env(monkeypatch, seaweed)
     prefix = f"lock/{uuid.uuid4().hex[:8]}"
-    holder = S3Destination(bucket, prefix)
+    holder = open_destination(f"s3://{bucket}/{prefix}")
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:

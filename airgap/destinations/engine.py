@@ -40,7 +40,7 @@ from . import formats as _formats
 from .base import RECEIPT_FORMAT, Change, Destination, OnBytes, Put, empty_receipt, parse_index
 from .journal import AREA_PREFIX, LOCK, STATE, Journal, recover
 from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
-from .store import KeyLease, ObjectStore, check_key
+from .store import KeyLease, LocalFiles, ObjectStore, check_key
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,9 @@ class StoreDestination(LeaseHolder, Destination):
         key = self.key(channel, subdir, "repodata.json")
         return parse_index(self.store.get(key), subdir, f"{self}/{key}")
 
+    def read_index_file(self, channel: str, subdir: str, name: str) -> bytes | None:
+        return self.store.get(self.key(channel, subdir, name))
+
     def inventory(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for key, _size in self.store.list_prefix(""):
@@ -171,14 +174,15 @@ class StoreDestination(LeaseHolder, Destination):
 
 
 class StoreChange(Change):
-    """One journaled change of a :class:`StoreDestination`; blobs are read where they lie (no staging)."""
-
-    staging = None
+    """One journaled change of a :class:`StoreDestination`. Blobs are read where they lie, or, on a store of
+    local files (:class:`~airgap.destinations.store.LocalFiles`), staged inside it and moved into place."""
 
     def __init__(self, dest: StoreDestination, journal: Journal) -> None:
         self.dest = dest
         self.store = dest.store
         self.journal = journal
+        self.local = self.store if isinstance(self.store, LocalFiles) else None
+        self.staging = self.local.staging_dir(journal.area) if self.local is not None else None
         self._listed: dict[str, set[str]] = {}
         self._receipt_written = False
         self._done = False
@@ -187,6 +191,8 @@ class StoreChange(Change):
     def _exists(self, key: str) -> bool:
         """Was ``key`` there when the change began? (one listing per folder, not a request per key)"""
         folder, _, name = key.rpartition("/")
+        if folder == STATE or folder.startswith(STATE + "/"):  # not the change areas (staged blobs) below it
+            return any(k == key for k, _ in self.store.list_prefix(key))
         if folder not in self._listed:
             base = folder + "/" if folder else ""
             self._listed[folder] = {k[len(base) :] for k, _ in self.store.list_prefix(base) if "/" not in k[len(base) :]}
@@ -216,18 +222,31 @@ class StoreChange(Change):
                     self._prepare(self.dest.key(channel, subdir, name))
         self._prepare(RECEIPT)
         self.journal.save()
+        if self.local is not None:
+            self.local.flush()  # staged bytes, backups and journal reach the disk before anything points at them
 
     def put_packages(self, batch: list[Put], on_bytes: OnBytes | None = None) -> None:
         self._fence("placing package files")
         keys = [self._prepare(self.dest.key(p.channel, p.subdir, p.filename)) for p in batch]  # journaled before any is stored
         if self.dest.workers == 1 or len(batch) < 2:
             for key, p in zip(keys, batch, strict=True):
-                self.store.put_blob(key, p.blob, on_bytes)
+                self._put_blob(key, p, on_bytes)
             return
-        # leaving the block waits for every upload: a rollback never races an upload still running
-        with ThreadPoolExecutor(self.dest.workers, thread_name_prefix="airgap-put") as pool:
-            for future in [pool.submit(self.store.put_blob, key, p.blob, on_bytes) for key, p in zip(keys, batch, strict=True)]:
+        pool = ThreadPoolExecutor(self.dest.workers, thread_name_prefix="airgap-put")
+        try:
+            for future in [pool.submit(self._put_blob, key, p, on_bytes) for key, p in zip(keys, batch, strict=True)]:
                 future.result()
+        finally:  # on a failure the files not begun are dropped; the ones running finish: a rollback never races an upload
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _put_blob(self, key: str, p: Put, on_bytes: OnBytes | None) -> None:
+        lease = self.dest._lease
+        if lease is not None and lease.lost is not None:  # the heartbeat found the lock taken over: stop uploading
+            self.dest.fence()
+        if self.local is not None and not p.keep:
+            self.local.take(key, p.blob, on_bytes)
+        else:
+            self.store.put_blob(key, p.blob, on_bytes)
 
     def publish_index(self, channel: str, subdir: str, repodata: Repodata) -> None:
         self._fence("publishing an index")

@@ -104,7 +104,10 @@ def run_sync(
     options = options or SyncOptions()
     filters = filters_from_config(config)
     dest = into if isinstance(into, Destination) else open_destination(str(into))
-    base = None if options.reset else load_receipt(dest)
+    base = None
+    if not options.reset and dest.exists():
+        with dest.locked(options.lock_timeout):  # a killed run's uncommitted receipt is rolled back first: build on what is committed
+            base = load_receipt(dest)
     if base is not None and not base.channels:
         base = None  # a first sync: nothing to build on
     if options.dest_channel is not None:
