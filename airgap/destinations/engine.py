@@ -164,6 +164,9 @@ class StoreDestination(Destination):
         key = self.key(channel, subdir, "repodata.json")
         return parse_index(self.store.get(key), subdir, f"{self}/{key}")
 
+    def read_index_file(self, channel: str, subdir: str, name: str) -> bytes | None:
+        return self.store.get(self.key(channel, subdir, name))
+
     def inventory(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for key, _size in self.store.list_prefix(""):
@@ -278,9 +281,17 @@ class StoreChange(Change):
 
     def publish_index(self, channel: str, subdir: str, repodata: Repodata) -> None:
         self._fence("publishing an index")
+        writes: list[tuple[str, bytes]] = []
         for fmt in self.dest.formats:
             for name, data in fmt.render(subdir, repodata):
-                self.store.put(self._prepare(self.dest.key(channel, subdir, name)), data)
+                key = self.dest.key(channel, subdir, name)
+                # content-addressed (CEP-16 shards): one already stored with these very bytes stays as it is
+                if fmt.immutable and name.startswith(fmt.immutable) and self._exists(key) and self.store.get(key) == data:
+                    continue
+                writes.append((key, data))
+        self.journal.prepare_all([(key, self._exists(key)) for key, _ in writes])  # one journal save, however many shards
+        for key, data in writes:
+            self.store.put(key, data)
         for fmt in self.dest.formats:
             for name in fmt.stale:  # never leave a file that disagrees with the new index
                 key = self.dest.key(channel, subdir, name)

@@ -40,6 +40,7 @@ from ..progress import Progress, null_progress
 from ..receipt import Held, Receipt, apply_archive
 from ..repodata import Repodata, empty, merge, record_hashes
 from ..rollback import check_order
+from ..shards_check import check_published
 from ..signing import TrustedKeys
 from ._archive import load_repodata_blob, open_set, stream_blobs
 from .delta_hint import missing_base_message
@@ -426,6 +427,7 @@ def _replay(
             place(listed)
         for (tc, subdir), rd in sorted(new_index.items()):
             change.publish_index(tc, subdir, rd)
+        check_published(dest, sorted(new_index))  # CEP-16 shards hash to their names and agree with repodata.json
         for ins in manifest.installers:
             if ins.sha256 in needed or receipt.installers.get(ins.dir, {}).get(ins.filename):
                 receipt.installers.setdefault(ins.dir, {})[ins.filename] = Held(ins.sha256, ins.size)
