@@ -512,7 +512,8 @@ def clean(
         log.warning("%s", note)
     dest = _destination(into, config)
     scope = destination_channels(config.channel_map, _dest_channel(dest_channel, config), resolve_channels(config))
-    result = run_clean(dest, filters_from_config(config), dry_run=dry_run, lock_timeout=lock_timeout, channels=scope)
+    grace = config.shard_grace_days
+    result = run_clean(dest, filters_from_config(config), dry_run=dry_run, lock_timeout=lock_timeout, channels=scope, shard_grace_days=grace)
     if as_json:
         _emit_json(result.to_json())
         return
@@ -521,6 +522,8 @@ def clean(
         click.echo(f"{verb} {r.channel}/{r.subdir}/{r.filename} ({_human(r.size or 0)}): {r.reason}")
     for b in result.broken:
         click.echo(f"warning: {b['channel']}/{b['subdir']}/{b['filename']} would lose its dependency {b['dependency']!r}")
+    for shard in result.shards.removed:
+        click.echo(f"{verb} {shard}: no shard index has named it for {config.shard_grace_days} days")
     click.echo(
         f"{verb} {len(result.remove)} packages ({_human(result.bytes)}); {result.keep} kept"
         + ("; nothing was changed (--dry-run)" if dry_run else "")

@@ -124,6 +124,12 @@ def _positive_int(path: str, v: Any) -> int:
     return v
 
 
+def _non_negative_int(path: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ConfigError(f"{path}: expected a whole number of at least 0, found {_q(v)}")
+    return v
+
+
 def _str_list(path: str, v: Any) -> tuple[str, ...]:
     if v is None:
         return ()
@@ -268,6 +274,12 @@ _KEYS: tuple[_Key, ...] = (
         1 << 30,
         "largest repodata.json accepted from upstream, decompressed (1G; conda-forge linux-64 is 254M)",
     ),
+    _Key(
+        "shard_grace_days",
+        lambda path, v: _non_negative_int(path, v),
+        7,
+        "days a CEP-16 shard no index names any more is kept before clean removes it (CEP-16 asks about a week)",
+    ),
     # the company network (conda's key names): airgap.network
     _Key("proxy_servers", check_proxy_servers, {}, "{http: URL, https: URL}; default HTTP_PROXY / HTTPS_PROXY (NO_PROXY applies)"),
     _Key(
@@ -356,6 +368,7 @@ class Config:
     timeout: int = 60
     min_rate: int = 1024
     max_repodata_size: int = 1 << 30
+    shard_grace_days: int = 7
     proxy_servers: Mapping[str, str] = field(default_factory=dict)
     ssl_verify: bool | str = True
     client_cert: str | None = None

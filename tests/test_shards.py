@@ -309,3 +309,64 @@ def test_py_rattler_installs_from_the_shards_alone(
     assert any(p.endswith("/repodata_shards.msgpack.zst") for p in gets), gets
     assert any("/shards/" in p for p in gets), gets
     assert not [p for p in gets if "repodata.json" in p], gets  # the shards alone
+
+
+# -- clean: shards no index names leave after the grace period ----------------------------------
+
+
+def shard_keys(name: str) -> set[str]:
+    return {k for k in objects(name) if "/shards/" in k}
+
+
+def test_clean_removes_unreferenced_shards_after_the_grace_period(archives: dict[str, Path], tmp_path: Path) -> None:
+    from airgap.config import load_config
+    from airgap.ops.clean import run_clean
+    from airgap.ops.export import filters_from_config
+
+    name = fresh()
+    into = f"memory://{name}"
+    assert cli("import", archives["v1"], "--into", into, "--trusted-key", archives["pub"]).exit_code == 0
+    first = shard_keys(name)
+    assert cli("receipt", "--into", into, "-o", tmp_path / "r.json").exit_code == 0
+    delta = tmp_path / "delta.tar"
+    assert cli("export", "-f", archives["export"], "--sign-key", archives["key"], delta, "--since", tmp_path / "r.json").exit_code == 0
+    assert cli("import", delta, "--into", into, "--trusted-key", archives["pub"]).exit_code == 0  # one package in, one out
+    dest = MemoryDestination(MemoryStore(name))
+    named = {
+        f"{c}/{s}/{shards.shard_file(d)}"
+        for c, subs in dest.inventory().items()
+        for s in subs
+        for d in shards.decode_index(dest.read_index_file(c, s, shards.INDEX) or b"", "i").shards.values()
+    }
+    stale = shard_keys(name) - named
+    assert stale and stale <= first  # v2 changed some names' records: their old shards are no longer named
+    keep_all = filters_from_config(load_config(archives["export"]))
+    day = 86400.0
+    t0 = 1_800_000_000.0
+
+    def clean(at: float, dry_run: bool = False) -> Any:
+        return run_clean(f"memory://{name}", keep_all, dry_run=dry_run, clock=lambda: at, shard_grace_days=7)
+
+    assert clean(t0, dry_run=True).shards.marked == len(stale)
+    assert "unreferenced_shards" not in dest.read_receipt()  # a dry run records nothing
+    r = clean(t0)
+    assert (r.shards.marked, r.shards.removed, r.shards.waiting) == (len(stale), [], len(stale))
+    assert shard_keys(name) == named | stale  # seen unreferenced, kept for clients holding the older index
+    assert clean(t0 + 6 * day).shards.removed == [] and shard_keys(name) == named | stale
+    dry = clean(t0 + 7 * day, dry_run=True)
+    assert sorted(dry.shards.removed) == sorted(stale) and shard_keys(name) == named | stale
+    r = clean(t0 + 7 * day)
+    assert sorted(r.shards.removed) == sorted(stale) and r.shards.waiting == 0
+    assert shard_keys(name) == named  # the shards the index names are never touched
+    assert "unreferenced_shards" not in dest.read_receipt()
+    assert_shards_agree(name)
+
+
+def test_grace_decisions_are_pure() -> None:
+    from airgap.shards_gc import decide
+
+    keep, remove, new = decide(
+        {"a"}, {"a", "b", "c", "d"}, {"b": "2020-01-01T00:00:00Z", "c": "2020-01-07T00:00:00Z", "z": "x"}, 1578268800.0, 3 * 86400.0
+    )
+    # now = 2020-01-06: b was seen 5 days ago (goes), c "in the future" (stays), d is new (marked), z no longer exists (dropped)
+    assert remove == ["b"] and new == 1 and keep == {"c": "2020-01-07T00:00:00Z", "d": "2020-01-06T00:00:00Z"}

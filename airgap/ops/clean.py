@@ -22,6 +22,7 @@ from ..errors import DestinationError
 from ..filters import Filters, Record, SpecSet, select_channel
 from ..manifest import PACKAGE_SUFFIXES
 from ..repodata import Repodata
+from ..shards_gc import GRACE_DAYS, ShardSweep, sweep
 from .pages import write_pages
 from .review import with_sboms
 
@@ -47,6 +48,7 @@ class CleanResult:
     remove: list[Removal] = field(default_factory=list)
     keep: int = 0
     broken: list[dict[str, str]] = field(default_factory=list)  # kept records losing a dependency
+    shards: ShardSweep = field(default_factory=ShardSweep)  # CEP-16 shards no index names (airgap/shards_gc.py)
 
     @property
     def bytes(self) -> int:
@@ -60,6 +62,7 @@ class CleanResult:
             "keep": self.keep,
             "bytes": self.bytes,
             "broken": self.broken,
+            "shards": self.shards.to_json(),
         }
 
 
@@ -133,16 +136,21 @@ def run_clean(
     lock_timeout: float = 60.0,
     clock: Any = time.time,
     channels: set[str] | None = None,
+    shard_grace_days: float = GRACE_DAYS,
 ) -> CleanResult:
-    """``channels``: clean only these destination channels (a config's channel_map / dest_channel); None: all."""
+    """``channels``: clean only these destination channels (a config's channel_map / dest_channel); None: all.
+    ``shard_grace_days``: how long a shard no index names is kept (:mod:`airgap.shards_gc`)."""
     dest = into if isinstance(into, Destination) else open_destination(str(into))
     if not dest.exists():
         raise DestinationError(f"{dest}: expected a destination holding channels, found none")
     if dry_run:
-        return _diff(dest, filters, dry_run=True, channels=channels)
+        result = _diff(dest, filters, dry_run=True, channels=channels)
+        result.shards = sweep(dest, now=clock(), grace_days=shard_grace_days, dry_run=True, channels=channels)
+        return result
     with dest.locked(lock_timeout):
         result = _diff(dest, filters, dry_run=False, channels=channels)
         if not result.remove:
+            result.shards = sweep(dest, now=clock(), grace_days=shard_grace_days, dry_run=False, channels=channels)
             return result
         by_subdir: dict[tuple[str, str], set[str]] = {}
         for r in result.remove:
@@ -181,6 +189,7 @@ def run_clean(
             dest.remove_packages([(c, s, f) for (c, s), gone in sorted(by_subdir.items()) for f in sorted(gone)])
         finally:
             change.close()
+        result.shards = sweep(dest, now=clock(), grace_days=shard_grace_days, dry_run=False, channels=channels)
         write_pages(dest, {c for c, _ in by_subdir}, with_sboms({"archives": receipt.archives}))
         return result
 
