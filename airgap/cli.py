@@ -512,8 +512,8 @@ def clean(
         log.warning("%s", note)
     dest = _destination(into, config)
     scope = destination_channels(config.channel_map, _dest_channel(dest_channel, config), resolve_channels(config))
-    grace = config.shard_grace_days
-    result = run_clean(dest, filters_from_config(config), dry_run=dry_run, lock_timeout=lock_timeout, channels=scope, shard_grace_days=grace)
+    filters, grace = filters_from_config(config), config.shard_grace_days
+    result = run_clean(dest, filters, dry_run=dry_run, lock_timeout=lock_timeout, channels=scope, shard_grace_days=grace)
     if as_json:
         _emit_json(result.to_json())
         return
