@@ -130,6 +130,12 @@ def _non_negative_int(path: str, v: Any) -> int:
     return v
 
 
+def _upstream_shards(path: str, v: Any) -> str:
+    if v not in ("auto", "never"):
+        raise ConfigError(f"{path}: expected auto or never, found {_q(v)}")
+    return str(v)
+
+
 def _str_list(path: str, v: Any) -> tuple[str, ...]:
     if v is None:
         return ()
@@ -280,6 +286,12 @@ _KEYS: tuple[_Key, ...] = (
         7,
         "days a CEP-16 shard no index names any more is kept before clean removes it (CEP-16 asks about a week)",
     ),
+    _Key(
+        "upstream_shards",
+        lambda path, v: _upstream_shards(path, v),
+        "auto",
+        "auto: when the filters name packages and upstream serves CEP-16 shards, fetch only their shards; never: repodata.json",
+    ),
     # the company network (conda's key names): airgap.network
     _Key("proxy_servers", check_proxy_servers, {}, "{http: URL, https: URL}; default HTTP_PROXY / HTTPS_PROXY (NO_PROXY applies)"),
     _Key(
@@ -369,6 +381,7 @@ class Config:
     min_rate: int = 1024
     max_repodata_size: int = 1 << 30
     shard_grace_days: int = 7
+    upstream_shards: str = "auto"
     proxy_servers: Mapping[str, str] = field(default_factory=dict)
     ssl_verify: bool | str = True
     client_cert: str | None = None

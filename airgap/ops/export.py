@@ -52,7 +52,8 @@ from ..receipt import Receipt, ReceiptError, parse_receipt_bytes
 from ..redact import redact
 from ..repodata import record_hashes
 from ..signing import Signer
-from ..upstream import Channel, FetchedRepodata, channel_from_string, fetch_channel, list_directory
+from ..upstream import Channel, FetchedRepodata, channel_from_string, list_directory
+from ..upstream_shards import check_upstream, fetch_upstream
 from .output_check import archive_write_error, check_output, planned_archive_bytes
 
 log = logging.getLogger(__name__)
@@ -247,7 +248,7 @@ def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Prog
     selections: dict[str, dict[str, Selection]] = {}
     bar = progress("repodata", len(channels) * len(subdirs), unit="subdir")
     for ch in channels:
-        fetched[ch.name] = fetch_channel(fetcher, ch, subdirs, config.max_repodata_size)
+        fetched[ch.name] = fetch_upstream(config, filters, fetcher, ch, subdirs)  # only the shards the filters need, when it can
         bar.update(len(subdirs))
         if not envs:
             selections[ch.name] = select_channel({s: fr.repodata for s, fr in fetched[ch.name].items()}, filters)
@@ -255,6 +256,8 @@ def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Prog
     pulled: dict[tuple[str, str, str], list[str]] = {}
     if envs:  # the union of what the environments need (and pkg_list), each file with who pulled it
         selections, pulled = environments.select(config, filters, channels, envs, fetched)
+    for cname, subs in selections.items():  # upstream's CEP-16 shards against its repodata.json (conda/infrastructure#1326)
+        check_upstream(config, fetcher, fetched[cname], subs)
     wants: list[_Want] = []
     for cname, subs in selections.items():
         for subdir, sel in subs.items():
