@@ -299,6 +299,11 @@ class StoreChange(Change):
                     self._prepare(key)
                     self.store.delete([key])
 
+    def publish_index_file(self, channel: str, subdir: str, name: str, data: bytes) -> bool:
+        self._fence("publishing an index file")
+        self.store.put(self._prepare(self.dest.key(channel, subdir, name)), data)
+        return True
+
     def write_receipt(self, receipt: dict[str, Any]) -> None:
         self._fence("writing the receipt")
         self.store.put(self._prepare(RECEIPT), receipt_bytes(receipt))

@@ -51,6 +51,7 @@ from ..progress import Progress, null_progress
 from ..receipt import Receipt, ReceiptError, parse_receipt_bytes
 from ..redact import redact
 from ..repodata import record_hashes
+from ..run_exports import carry as carry_run_exports
 from ..signing import Signer
 from ..upstream import Channel, FetchedRepodata, channel_from_string, list_directory
 from ..upstream_shards import check_upstream, fetch_upstream
@@ -597,8 +598,9 @@ def collect(
             packed = zstd_compress(raw)
             rd_sha = cache.put_bytes(packed)
             source = {"url": redact(fr.url), "sha256": fr.sha256, "size": fr.size, "fetched": fr.fetched}
+            rx = carry_run_exports(fetcher, ch.subdir_url(subdir), subdir, names, config.max_repodata_size, cache.put_bytes)
             entries[(ch.name, subdir)] = SubdirEntry(
-                subdir, RepodataBlob(rd_sha, len(packed), len(raw)), tuple(pkgs), source, tuple(present), tuple(removals)
+                subdir, RepodataBlob(rd_sha, len(packed), len(raw)), tuple(pkgs), source, tuple(present), tuple(removals), run_exports=rx
             )
     channel_entries: list[ChannelEntry] = []
     counts: dict[str, dict[str, int]] = {}
@@ -609,6 +611,8 @@ def collect(
             if cname != ch.name or (target, subdir) not in changed:
                 continue  # nothing changed here since the base (for any channel published into the same place)
             blobs.setdefault(entry.repodata.sha256, BlobEntry(entry.repodata.sha256, entry.repodata.size, "repodata"))
+            if entry.run_exports is not None:  # CEP-12 run_exports.json, filtered (airgap/run_exports.py)
+                blobs.setdefault(entry.run_exports.sha256, BlobEntry(entry.run_exports.sha256, entry.run_exports.size, "repodata"))
             subs.append(entry)
             counts.setdefault(ch.name, {})[subdir] = len(entry.packages) + len(entry.present)
         channel_entries.append(ChannelEntry(ch.name, redact(ch.url), tuple(subs)))  # the manifest never holds a secret

@@ -40,6 +40,8 @@ from ..progress import Progress, null_progress
 from ..receipt import Held, Receipt, apply_archive
 from ..repodata import Repodata, empty, merge, record_hashes
 from ..rollback import check_order
+from ..run_exports import NAME as RUN_EXPORTS
+from ..run_exports import for_import as run_exports_files
 from ..shards_check import check_published
 from ..signing import TrustedKeys
 from ._archive import load_repodata_blob, open_set, stream_blobs
@@ -425,7 +427,10 @@ def _replay(
             for (tc, subdir), rd in sorted(interim.items()):
                 change.publish_index(tc, subdir, rd)
             place(listed)
+        sidecars = run_exports_files(dest, manifest, plan.target_channel, repodata_blobs, new_index)  # CEP-12, beside repodata.json
         for (tc, subdir), rd in sorted(new_index.items()):
+            if (tc, subdir) in sidecars:
+                change.publish_index_file(tc, subdir, RUN_EXPORTS, sidecars[(tc, subdir)])
             change.publish_index(tc, subdir, rd)
         check_published(dest, sorted(new_index))  # CEP-16 shards hash to their names and agree with repodata.json
         for ins in manifest.installers:
