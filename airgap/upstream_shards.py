@@ -36,7 +36,7 @@ from typing import Any
 from . import shards, upstream
 from .errors import AirgapError, UpstreamError
 from .fetch import Fetcher, NotFound
-from .filters import Filters, Selection
+from .filters import Filters, Selection, SpecSet
 from .redact import redact
 from .repodata import from_document
 from .upstream import Channel, FetchedRepodata, packages_base
@@ -52,13 +52,7 @@ def wanted_names(filters: Filters) -> set[str] | None:
     specs = filters.pkg_list + filters.include
     if not specs:
         return None
-    names = set()
-    for spec in specs:
-        found = _DEP_NAME.match(spec.strip())
-        if found is None:
-            return None
-        names.add(found.group(0).lower())
-    return names
+    return set(SpecSet("pkg_list", specs).by_name)  # the names the filters match records by, exactly
 
 
 def dependency_names(records: Iterable[Mapping[str, Any]]) -> set[str]:

@@ -83,7 +83,10 @@ def selected(plan: Any) -> dict[str, list[str]]:
 def test_names_the_filters_need() -> None:
     from airgap.filters import Filters
 
-    assert wanted_names(Filters(platforms=("linux-64",), pkg_list=("numpy >=1.26", "Python"), include=("scipy[build=*_0]",))) == {
+    assert wanted_names(
+        Filters(platforms=("linux-64",), pkg_list=("numpy >=1.26", "Python", "conda-forge::zlib"), include=("scipy[build=*_0]",))
+    ) == {
+        "zlib",
         "numpy",
         "python",
         "scipy",
