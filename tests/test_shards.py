@@ -370,3 +370,20 @@ def test_grace_decisions_are_pure() -> None:
     )
     # now = 2020-01-06: b was seen 5 days ago (goes), c "in the future" (stays), d is new (marked), z no longer exists (dropped)
     assert remove == ["b"] and new == 1 and keep == {"c": "2020-01-07T00:00:00Z", "d": "2020-01-06T00:00:00Z"}
+
+
+def test_an_import_whose_shards_do_not_read_back_right_is_rolled_back(archives: dict[str, Path]) -> None:
+    """A store that mangles what it is given (a broken disk, a proxy): the import's own check fails it, exit 3, nothing changes."""
+    from airgap.ops.import_ import run_import
+    from airgap.signing import load_trusted_keys
+
+    class Mangling(MemoryStore):
+        def put(self, key: str, data: bytes) -> None:
+            super().put(key, data[:-1] + bytes([data[-1] ^ 1]) if "/shards/" in key else data)
+
+    name = fresh()
+    trusted = load_trusted_keys([str(archives["pub"])])
+    with pytest.raises(IntegrityError, match=r"expected the published shards to agree with repodata.json, found \d+ problem") as info:
+        run_import(archives["v1"], MemoryDestination(Mangling(name)), trusted)
+    assert "(its name), found" in str(info.value) and "nothing was published" in str(info.value)
+    assert not [k for k in objects(name) if not k.startswith(".airgap/")]  # rolled back: no file a client could read
