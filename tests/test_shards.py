@@ -294,13 +294,9 @@ def test_py_rattler_installs_from_the_shards_alone(
 ) -> None:
     from airgap.testing.rattler_client import install
 
-    name = fresh()
-    assert cli("import", archives["v1"], "--into", f"memory://{name}", "--trusted-key", archives["pub"]).exit_code == 0
     root = tmp_path / "site"
-    for key, data in objects(name).items():  # the published channel, as a directory airgap serve serves
-        if not key.startswith(".airgap/"):
-            (root / key).parent.mkdir(parents=True, exist_ok=True)
-            (root / key).write_bytes(data)
+    assert cli("import", archives["v1"], "--into", root, "--trusted-key", archives["pub"]).exit_code == 0  # a directory destination
+    assert (root / "main" / "linux-64" / shards.INDEX).is_file() and (root / "main" / "noarch" / shards.INDEX).is_file()
     url, log = served(root)
     monkeypatch.setenv("RATTLER_CACHE_DIR", str(tmp_path / "rattler"))
     names = install([f"{url}/main"], ["a1"], tmp_path / "prefix", tmp_path / "cache")
@@ -309,6 +305,19 @@ def test_py_rattler_installs_from_the_shards_alone(
     assert any(p.endswith("/repodata_shards.msgpack.zst") for p in gets), gets
     assert any("/shards/" in p for p in gets), gets
     assert not [p for p in gets if "repodata.json" in p], gets  # the shards alone
+
+
+def test_index_formats_are_chosen_per_site(tmp_path: Path) -> None:
+    from airgap.destinations import open_destination
+    from airgap.errors import UsageError
+
+    assert [f.name for f in open_destination(str(tmp_path / "a")).formats] == ["shards", "repodata"]  # on by default
+    plain = open_destination(str(tmp_path / "b"), {"url": str(tmp_path / "b"), "index_formats": ["repodata"]})
+    assert [f.name for f in plain.formats] == ["repodata"]
+    with pytest.raises(UsageError, match="expected index_formats to be a list of format names"):
+        open_destination(str(tmp_path / "c"), {"url": str(tmp_path / "c"), "index_formats": "shards"})
+    with pytest.raises(UsageError, match="expected one of repodata, shards, found 'jlap'"):
+        open_destination(str(tmp_path / "c"), {"url": str(tmp_path / "c"), "index_formats": ["jlap"]})
 
 
 # -- clean: shards no index names leave after the grace period ----------------------------------
@@ -387,3 +396,16 @@ def test_an_import_whose_shards_do_not_read_back_right_is_rolled_back(archives: 
         run_import(archives["v1"], MemoryDestination(Mangling(name)), trusted)
     assert "(its name), found" in str(info.value) and "nothing was published" in str(info.value)
     assert not [k for k in objects(name) if not k.startswith(".airgap/")]  # rolled back: no file a client could read
+
+
+def test_verify_into_a_directory_finds_a_lost_or_tampered_shard(archives: dict[str, Path], tmp_path: Path) -> None:
+    root = tmp_path / "dest"
+    assert cli("import", archives["v1"], "--into", root, "--trusted-key", archives["pub"]).exit_code == 0
+    assert cli("verify", "--into", root, "--no-record").exit_code == 0
+    lost, changed = sorted((root / "main" / "linux-64" / "shards").iterdir())[:2]
+    lost.unlink()
+    changed.write_bytes(changed.read_bytes() + b"\x00")
+    r = cli("verify", "--into", root, "--no-record")
+    assert r.exit_code == 3, r.output
+    assert f"index: main/linux-64/shards/{lost.name}: the shard index names it for" in r.output
+    assert f"index: main/linux-64/shards/{changed.name}: expected sha256 {changed.name[:64]} (its name), found" in r.output
