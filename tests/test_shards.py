@@ -309,10 +309,13 @@ def test_py_rattler_installs_from_the_shards_alone(
 
 def test_index_formats_are_chosen_per_site(tmp_path: Path) -> None:
     from airgap.destinations import open_destination
+    from airgap.destinations.engine import StoreDestination
     from airgap.errors import UsageError
 
-    assert [f.name for f in open_destination(str(tmp_path / "a")).formats] == ["shards", "repodata"]  # on by default
+    default = open_destination(str(tmp_path / "a"))
     plain = open_destination(str(tmp_path / "b"), {"url": str(tmp_path / "b"), "index_formats": ["repodata"]})
+    assert isinstance(default, StoreDestination) and isinstance(plain, StoreDestination)
+    assert [f.name for f in default.formats] == ["shards", "repodata"]  # on by default
     assert [f.name for f in plain.formats] == ["repodata"]
     with pytest.raises(UsageError, match="expected index_formats to be a list of format names"):
         open_destination(str(tmp_path / "c"), {"url": str(tmp_path / "c"), "index_formats": "shards"})
