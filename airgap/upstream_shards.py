@@ -40,6 +40,7 @@ from .filters import Filters, Selection, SpecSet
 from .redact import redact
 from .repodata import from_document
 from .upstream import Channel, FetchedRepodata, packages_base
+from .urlpolicy import check_link
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,9 @@ def _fetch_index(fetcher: Fetcher, channel: Channel, subdir: str) -> _Index | No
         raw = fetcher.get_bytes(url, shards.MAX_INDEX_BYTES)
     except NotFound:
         return None
-    return _Index(url, raw, shards.decode_index(raw, redact(url), UpstreamError))
+    found = _Index(url, raw, shards.decode_index(raw, redact(url), UpstreamError))
+    check_link(url, found.shard_url(b"\0" * 32), "info.shards_base_url")  # where shards come from obeys the rules base_url does
+    return found
 
 
 def _fetch_shard(fetcher: Fetcher, where: _Index, name: str) -> tuple[shards.Shard, int]:

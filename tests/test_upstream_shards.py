@@ -160,3 +160,19 @@ def test_upstream_shards_that_disagree_with_its_repodata_are_reported(
     warned = [r.getMessage() for r in caplog.records if "disagree" in r.getMessage()]
     assert len(warned) == 1 and "linux-64: the upstream's shards disagree with its repodata.json for 1 of " in warned[0], warned
     assert "(first: app: app-1.0-0.conda differs)" in warned[0] and "conda/infrastructure#1326" in warned[0]
+
+
+def test_shards_base_url_obeys_the_link_rules(
+    upstream: Callable[[int], tuple[str, list[str], Path]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import msgpack
+    import zstandard
+
+    url, log, root = upstream(2)
+    index = msgpack.unpackb(zstandard.ZstdDecompressor().decompress((root / "noarch" / shards.INDEX).read_bytes()), raw=False)
+    index["info"]["shards_base_url"] = "file:///etc/"
+    (root / "noarch" / shards.INDEX).write_bytes(zstandard.ZstdCompressor().compress(msgpack.packb(index, use_bin_type=True)))
+    caplog.set_level(logging.WARNING)
+    plan = run_plan(config(tmp_path, url, pkg_list=["app"], with_dependencies=True))
+    assert "info.shards_base_url points to file:///etc/" in caplog.text and "reading repodata.json instead" in caplog.text
+    assert [p for p in paths(log) if p.endswith("repodata.json.zst")] and selected(plan)["noarch"] == ["lib-2.0-0.conda"]
