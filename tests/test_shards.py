@@ -412,3 +412,17 @@ def test_verify_into_a_directory_finds_a_lost_or_tampered_shard(archives: dict[s
     assert r.exit_code == 3, r.output
     assert f"index: main/linux-64/shards/{lost.name}: the shard index names it for" in r.output
     assert f"index: main/linux-64/shards/{changed.name}: expected sha256 {changed.name[:64]} (its name), found" in r.output
+
+
+def test_a_killed_shard_write_leaves_no_temporary_file_after_recovery(tmp_path: Path) -> None:
+    """A write killed inside shards/ leaves its temporary file there; the next run's recovery removes it (it looked one level up only)."""
+    from airgap.destinations.localstore import LocalStore
+
+    store = LocalStore(tmp_path)
+    store.put("main/linux-64/repodata.json", b"{}")
+    left = tmp_path / "main" / "linux-64" / "shards" / ".ab.msgpack.zst.7zfbjg7q.tmp"
+    left.parent.mkdir()
+    left.write_bytes(b"half")
+    (tmp_path / ".airgap").mkdir(exist_ok=True)
+    assert any("temporary file(s) from" in line and line.endswith("shards") for line in store.remove_leftovers(everywhere=True))
+    assert not left.exists()
