@@ -10,8 +10,8 @@ new index lists, and writes it beside ``repodata.json``, inside the same change 
 that keep index-side files: the engine's stores). Entries are kept verbatim; the document is
 ``{"info": {...}, "packages": {file: entry}, "packages.conda": {file: entry}}``, keys sorted.
 
-Not here: a clean that removes files leaves their entries until the next import of that subdir
-rewrites the file (an entry of a file no index lists names nothing a client can install).
+A clean that removes files rewrites the subdir's run_exports.json without their entries, in its
+change (:func:`after_clean`).
 """
 
 from __future__ import annotations
@@ -127,3 +127,16 @@ def for_import(
         if data != held:
             out[(channel, subdir)] = data
     return out
+
+
+def after_clean(dest: Any, channel: str, subdir: str, index: Repodata) -> bytes | None:
+    """The subdir's run_exports.json once ``index`` is published (entries of files it no longer lists gone), or None: no change."""
+    held = dest.read_index_file(channel, subdir, NAME)
+    if held is None:
+        return None
+    try:
+        data = to_bytes(filtered(parse(held, subdir, f"{dest}/{channel}/{subdir}/{NAME}"), index.lists))
+    except AirgapError as exc:
+        logging.getLogger(__name__).warning("%s; left as it is", exc)
+        return None
+    return data if data != held else None

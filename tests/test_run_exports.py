@@ -73,3 +73,20 @@ def test_the_manifest_names_the_run_exports_blob(tmp_path: Path) -> None:
     subs = {s.subdir: s for s in manifest.channels[0].subdirs}
     assert subs["linux-64"].run_exports is not None and subs["noarch"].run_exports is None
     assert {b.sha256: b.kind for b in manifest.blobs}[subs["linux-64"].run_exports.sha256] == "repodata"
+
+
+def test_a_clean_drops_the_entries_of_the_files_it_removes(tmp_path: Path) -> None:
+    up = tmp_path / "up" / "main"
+    channel(up, ["liba", "libb"])
+    cfg = tmp_path / "export.yaml"
+    keys = {"channels": [up.as_uri()], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache")}
+    cfg.write_text(json.dumps(keys))
+    assert cli("export", "-f", cfg, "--unsigned", tmp_path / "a.tar").exit_code == 0
+    dest = tmp_path / "dest"
+    assert cli("import", tmp_path / "a.tar", "--into", dest, "--allow-unsigned").exit_code == 0
+    path = dest / "main" / "linux-64" / NAME
+    assert sorted(parse(path.read_bytes(), "linux-64", "t")["packages.conda"]) == ["liba-1.0-0.conda", "libb-1.0-0.conda"]
+    cfg.write_text(json.dumps({**keys, "blacklist": ["liba"]}))
+    r = cli("clean", "-f", cfg, "--into", dest)
+    assert r.exit_code == 0, r.output
+    assert sorted(parse(path.read_bytes(), "linux-64", "t")["packages.conda"]) == ["libb-1.0-0.conda"]

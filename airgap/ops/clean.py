@@ -22,6 +22,8 @@ from ..errors import DestinationError
 from ..filters import Filters, Record, SpecSet, select_channel
 from ..manifest import PACKAGE_SUFFIXES
 from ..repodata import Repodata
+from ..run_exports import NAME as RUN_EXPORTS
+from ..run_exports import after_clean as run_exports_after_clean
 from ..shards_gc import GRACE_DAYS, ShardSweep, sweep
 from .pages import write_pages
 from .review import with_sboms
@@ -166,6 +168,8 @@ def run_clean(
                     assert rd is not None
                     for filename in gone:
                         rd.drop(filename)
+                    if (kept := run_exports_after_clean(dest, channel, subdir, rd)) is not None:  # CEP-12, beside repodata.json
+                        change.publish_index_file(channel, subdir, RUN_EXPORTS, kept)
                     change.publish_index(channel, subdir, rd)
                 receipt = load_receipt(dest)
                 for (channel, subdir), gone in by_subdir.items():
