@@ -2,7 +2,8 @@
 
 Clients (rattler/pixi, mamba, conda-libmamba-solver) take a shard's name as its hash and never
 hash the bytes they fetch: a tampered shard is solved from silently. So airgap checks, for one
-subdir (``airgap verify --into`` and every import, before its receipt is written):
+subdir (``airgap verify --into``; an import reads back every shard it writes instead, in the engine,
+and its shards hold repodata.json's records by construction: both are rendered from the same records):
 
 * the shard index is readable (bounded, typed: :func:`airgap.shards.decode_index`) and names this subdir;
 * every shard it names is there, hashes to its name, and decodes;
@@ -19,11 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from . import shards
-from .errors import AirgapError, IntegrityError
+from .errors import AirgapError
 
 Read = Callable[[str], bytes | None]
 Found = tuple[str, str]  # (file name relative to the subdir, what is wrong)
@@ -116,22 +117,3 @@ def check_destination_subdir(dest: Any, channel: str, subdir: str, repodata_raw:
 def writes_shards(dest: Any) -> bool:
     """The destination is set to write CEP-16 shards (its ``index_formats``)."""
     return any(getattr(f, "name", None) == "shards" for f in getattr(dest, "formats", ()))
-
-
-def check_published(dest: Any, subdirs: Iterable[tuple[str, str]]) -> None:
-    """After an import published ``subdirs`` (before its receipt): their shards agree with repodata.json, or an IntegrityError.
-
-    Only for destinations that write shards; the error lists one line per problem (the import is rolled back).
-    """
-    if not writes_shards(dest):
-        return
-    lines = [
-        f"{channel}/{subdir}/{name}: {what}"
-        for channel, subdir in subdirs
-        for name, what in check_destination_subdir(dest, channel, subdir)
-    ]
-    if lines:
-        raise IntegrityError(
-            f"{dest}: expected the published shards to agree with repodata.json, found {len(lines)} problem(s); nothing was published:\n  "
-            + "\n  ".join(lines)
-        )

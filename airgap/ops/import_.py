@@ -42,7 +42,6 @@ from ..repodata import Repodata, empty, merge, record_hashes
 from ..rollback import check_order
 from ..run_exports import NAME as RUN_EXPORTS
 from ..run_exports import for_import as run_exports_files
-from ..shards_check import check_published
 from ..signing import TrustedKeys
 from ._archive import load_repodata_blob, open_set, stream_blobs
 from .delta_hint import missing_base_message
@@ -432,7 +431,6 @@ def _replay(
             if (tc, subdir) in sidecars:
                 change.publish_index_file(tc, subdir, RUN_EXPORTS, sidecars[(tc, subdir)])
             change.publish_index(tc, subdir, rd)
-        check_published(dest, sorted(new_index))  # CEP-16 shards hash to their names and agree with repodata.json
         for ins in manifest.installers:
             if ins.sha256 in needed or receipt.installers.get(ins.dir, {}).get(ins.filename):
                 receipt.installers.setdefault(ins.dir, {})[ins.filename] = Held(ins.sha256, ins.size)
