@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import zstandard
-from helpers import build_archive, cli, specs
+from helpers import NOT_PACKAGES, build_archive, cli, specs
 
 KILLS = int(os.environ.get("AIRGAP_CRASH_KILLS", "20"))
 TEMP_SUFFIXES = (".airgap-tmp", ".tmp")
@@ -89,7 +89,7 @@ def assert_tidy(dest: Path, archive_id: str) -> None:
     assert not leftovers, f"temporary files left behind: {leftovers}"
     for repodata in dest.glob("*/*/repodata.json"):
         names = set(listed(json.loads(repodata.read_bytes())))
-        present = {p.name for p in repodata.parent.iterdir()} - {"repodata.json", "repodata.json.zst", "index.html"}
+        present = {p.name for p in repodata.parent.iterdir()} - NOT_PACKAGES
         assert present == names, (
             f"{repodata.parent}: files not listed: {sorted(present - names)[:5]}, listed but missing: {sorted(names - present)[:5]}"
         )
@@ -339,6 +339,6 @@ def test_sigkill_during_clean_leaves_a_consistent_destination(crash_setup: dict[
         assert not list((dest / ".airgap").glob("staging-*"))
         rd = json.loads((dest / "main" / "linux-64" / "repodata.json").read_bytes())
         assert {r["name"] for r in listed(rd).values()} == {f"hostile{i:03d}" for i in range(10)}
-        files = {p.name for p in (dest / "main" / "linux-64").iterdir()} - {"repodata.json", "repodata.json.zst", "index.html"}
+        files = {p.name for p in (dest / "main" / "linux-64").iterdir()} - NOT_PACKAGES
         assert files == set(listed(rd))  # a kill after the index changed left files; the rerun removed them
         shutil.rmtree(dest)

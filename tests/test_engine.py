@@ -101,9 +101,10 @@ def test_memory_scheme_opens_the_engine_over_one_shared_store() -> None:
 def test_index_formats_are_selected_per_destination_with_repodata_last() -> None:
     assert [f.name for f in select(())] == ["repodata"]
     assert [f.name for f in select(["repodata", "repodata"])] == ["repodata"]
-    with pytest.raises(UsageError, match="'shards' is planned, not built yet"):
-        select(["shards"])
-    with pytest.raises(UsageError, match="expected one of repodata, found 'jsonl'"):
+    assert [f.name for f in select(["repodata", "shards"])] == ["shards", "repodata"]
+    with pytest.raises(UsageError, match="'html' is planned, not built yet"):
+        select(["html"])
+    with pytest.raises(UsageError, match="expected one of repodata, shards, found 'jsonl'"):
         open_destination(f"memory://{fresh()}", {"index_formats": ["jsonl"]})
 
 
@@ -118,7 +119,8 @@ def test_repodata_format_writes_what_the_directory_backend_writes(archives: dict
         for p in sorted((tmp_path / "dir").rglob("*"))
         if p.is_file() and ".airgap" not in p.parts
     }
-    assert on_disk == channel_files(name)  # packages, repodata.json, .zst and index.html pages
+    assert on_disk == channel_files(name)  # packages, CEP-16 shards, repodata.json, .zst and index.html pages
+    assert any("/shards/" in k for k in on_disk) and "main/noarch/repodata_shards.msgpack.zst" in on_disk
     raw = on_disk["main/linux-64/repodata.json"]
     rendered = dict(RepodataJson().render("linux-64", parse_repodata(raw, "linux-64", "test")))
     assert rendered == {"repodata.json": raw, "repodata.json.zst": on_disk["main/linux-64/repodata.json.zst"]}

@@ -34,7 +34,7 @@ def test_paths_and_file_urls_open_the_directory_store_through_the_registry(tmp_p
     for spec in (str(tmp_path / "d"), (tmp_path / "d").as_uri()):
         dest = open_destination(spec)
         assert isinstance(dest, DirectoryDestination) and isinstance(dest.store, LocalStore) and dest.root == tmp_path / "d"
-    with pytest.raises(UsageError, match="expected only url for a directory site, found endpoint_url"):
+    with pytest.raises(UsageError, match="expected only index_formats, url for a directory site, found endpoint_url"):
         open_destination(str(tmp_path), {"url": str(tmp_path), "endpoint_url": "x"})
 
 

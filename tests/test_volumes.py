@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from helpers import NOT_PACKAGES
 
 from airgap.cli import main
 from airgap.testing.condapkg import PackageSpec, write_channel
@@ -61,7 +62,8 @@ def test_import_in_reverse_order_equals_the_whole_archive(setup: dict[str, Any],
     assert r.exit_code == 0, r.output
     r = cli("import", setup["dir"] / "whole.tar", "--into", tmp_path / "b", "--trusted-key", setup["pub"])
     assert r.exit_code == 0, r.output
-    assert tree(tmp_path / "a") == tree(tmp_path / "b") and len(tree(tmp_path / "a")) == 12 + 4
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+    assert len([k for k in tree(tmp_path / "a") if "/shards/" not in k and k.rsplit("/", 1)[1] not in NOT_PACKAGES]) == 12
 
 
 def test_a_missing_volume_is_named_and_nothing_changes(setup: dict[str, Any], tmp_path: Path) -> None:

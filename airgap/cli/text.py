@@ -108,6 +108,8 @@ def _clean(result: CleanResult) -> None:
         click.echo(f"{verb} {r.channel}/{r.subdir}/{r.filename} ({human(r.size or 0)}): {r.reason}")
     for b in result.broken:
         click.echo(f"warning: {b.channel}/{b.subdir}/{b.filename} would lose its dependency {b.dependency!r}")
+    for shard in result.shards.removed:
+        click.echo(f"{verb} {shard}: no shard index has named it for the grace period (shard_grace_days)")
     click.echo(
         f"{verb} {len(result.remove)} packages ({human(result.bytes)}); {result.keep} kept"
         + ("; nothing was changed (--dry-run)" if result.dry_run else "")

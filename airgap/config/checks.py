@@ -88,6 +88,18 @@ def _opt_int(path: str, v: Any) -> int | None:
     return v
 
 
+def _non_negative_int(path: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ConfigError(f"{path}: expected a whole number of at least 0, found {_q(v)}")
+    return v
+
+
+def _upstream_shards(path: str, v: Any) -> str:
+    if v not in ("auto", "never"):
+        raise ConfigError(f"{path}: expected auto or never, found {_q(v)}")
+    return str(v)
+
+
 def _positive_int(path: str, v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise ConfigError(f"{path}: expected a whole number of at least 1, found {_q(v)}")

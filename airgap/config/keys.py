@@ -20,6 +20,7 @@ from .checks import (
     _environments,
     _installers,
     _log_level,
+    _non_negative_int,
     _opt_int,
     _opt_str,
     _platforms,
@@ -28,6 +29,7 @@ from .checks import (
     _sites,
     _str,
     _str_list,
+    _upstream_shards,
     _virtual_packages,
     parse_size,
 )
@@ -94,6 +96,18 @@ _KEYS: tuple[Key, ...] = (
         lambda path, v: _positive_size(path, v),
         1 << 30,
         "largest repodata.json accepted from upstream, decompressed (1G; conda-forge linux-64 is 254M)",
+    ),
+    Key(
+        "shard_grace_days",
+        _non_negative_int,
+        7,
+        "days a CEP-16 shard no index names any more is kept before clean removes it (CEP-16 asks about a week)",
+    ),
+    Key(
+        "upstream_shards",
+        _upstream_shards,
+        "auto",
+        "auto: when the filters name packages and upstream serves CEP-16 shards, fetch only their shards; never: repodata.json",
     ),
     # the company network (conda's key names): airgap.network
     Key("proxy_servers", check_proxy_servers, {}, "{http: URL, https: URL}; default HTTP_PROXY / HTTPS_PROXY (NO_PROXY applies)"),

@@ -56,6 +56,8 @@ class Config:
     timeout: int = 60
     min_rate: int = 1024
     max_repodata_size: int = 1 << 30
+    shard_grace_days: int = 7
+    upstream_shards: str = "auto"
     proxy_servers: Mapping[str, str] = field(default_factory=dict)
     ssl_verify: bool | str = True
     client_cert: str | None = None

@@ -164,6 +164,11 @@ class Change(ABC):
     def publish_index(self, channel: str, subdir: str, repodata: Repodata) -> None:
         """Make ``repodata`` the subdir's index. Every file it lists is already in place."""
 
+    def publish_index_file(self, channel: str, subdir: str, name: str, data: bytes) -> bool:
+        """Write another index-side file beside ``repodata.json`` (``run_exports.json``) in this change, before
+        :meth:`publish_index`; False: this destination keeps no such files (the default)."""
+        return False
+
     @abstractmethod
     def write_receipt(self, receipt: dict[str, Any]) -> None: ...
 

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from .._fs import makedirs_tracked
 from ..errors import DestinationError, UsageError
-from . import legacyjournal
+from . import formats, legacyjournal
 from .engine import StoreDestination
 from .localstore import LocalStore
 from .registry import check_site
@@ -29,8 +29,8 @@ class DirectoryDestination(StoreDestination):
     kind = "directory"
     store: LocalStore
 
-    def __init__(self, root: Path) -> None:
-        super().__init__(LocalStore(root), workers=1)  # a rename is no faster from four threads
+    def __init__(self, root: Path, index_formats: tuple[str, ...] = formats.DEFAULT) -> None:
+        super().__init__(LocalStore(root), index_formats=index_formats, workers=1)  # a rename is no faster from four threads
         self.root = self.store.root
 
     def inventory(self) -> dict[str, list[str]]:
@@ -74,8 +74,8 @@ class DirectoryDestination(StoreDestination):
 
 def open_directory(spec: str, site: Mapping[str, Any]) -> DirectoryDestination:
     """A path or ``file://`` URL as a destination (the registry's opener)."""
-    check_site("directory", site, {"url"})
+    check_site("directory", site, {"url", "index_formats"})
     if spec.startswith("file://") and ("?" in spec or "#" in spec):
         raise UsageError(f"--into: expected a file:// URL without '?' or '#' (a client cuts the path there), found {spec!r}")
     path = unquote(urlsplit(spec).path) if spec.startswith("file://") else spec
-    return DirectoryDestination(Path(path))
+    return DirectoryDestination(Path(path), tuple(f.name for f in formats.from_site(site)))

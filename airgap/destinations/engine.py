@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..errors import DestinationError
+from ..errors import DestinationError, IntegrityError
 from ..manifest import is_safe_channel_name
 from ..receipt import REBUILD
 from ..repodata import Repodata
@@ -250,15 +250,38 @@ class StoreChange(Change):
 
     def publish_index(self, channel: str, subdir: str, repodata: Repodata) -> None:
         self._fence("publishing an index")
+        writes: list[tuple[str, bytes]] = []
+        checked: set[str] = set()  # files of content-addressed formats (CEP-16 shards and their index): read back
         for fmt in self.dest.formats:
             for name, data in fmt.render(subdir, repodata):
-                self.store.put(self._prepare(self.dest.key(channel, subdir, name)), data)
+                key = self.dest.key(channel, subdir, name)
+                if fmt.immutable:
+                    # one already stored with these very bytes stays as it is (so it hashes to its name)
+                    if name.startswith(fmt.immutable) and self._exists(key) and self.store.get(key) == data:
+                        continue
+                    checked.add(key)
+                writes.append((key, data))
+        self.journal.prepare_all([(key, self._exists(key)) for key, _ in writes])  # one journal save, however many shards
+        for key, data in writes:
+            self.store.put(key, data)
+        for key, data in writes:  # clients never check a shard's hash: what they fetch must be what was rendered
+            if key in checked and (got := self.store.get(key)) != data:
+                found = "nothing" if got is None else f"sha256 {hashlib.sha256(got).hexdigest()}"
+                raise IntegrityError(
+                    f"{self.dest}/{key}: expected to read back what was just written (sha256 {hashlib.sha256(data).hexdigest()}), "
+                    f"found {found}; nothing was published (check the storage)"
+                )
         for fmt in self.dest.formats:
             for name in fmt.stale:  # never leave a file that disagrees with the new index
                 key = self.dest.key(channel, subdir, name)
                 if self._exists(key):
                     self._prepare(key)
                     self.store.delete([key])
+
+    def publish_index_file(self, channel: str, subdir: str, name: str, data: bytes) -> bool:
+        self._fence("publishing an index file")
+        self.store.put(self._prepare(self.dest.key(channel, subdir, name)), data)
+        return True
 
     def write_receipt(self, receipt: dict[str, Any]) -> None:
         self._fence("writing the receipt")

@@ -11,16 +11,22 @@ Formats:
   goes last: :func:`airgap.destinations.base.index_files`), byte for byte what the directory and
   S3 backends write; a ``current_repodata.json`` left by another tool is removed
   so that it never disagrees.
-* slot ``shards``: CEP-16 sharded repodata (``repodata_shards.msgpack.zst`` and
-  ``shards/<sha256>.msgpack.zst``); render the shards first, then the shard index. Not yet built.
+* ``shards``: CEP-16 sharded repodata (:mod:`airgap.shards`): ``shards/<sha256>.msgpack.zst``
+  first, then ``repodata_shards.msgpack.zst`` naming them; rendered from the same records as
+  ``repodata.json`` (never by re-indexing package files, which would undo upstream's patches).
+  Shards are content-addressed (:attr:`IndexFormat.immutable`): one already stored with the right
+  bytes is not written again, and one no index names any more is left for clients holding an
+  older index until ``airgap clean`` removes it after a grace period (:mod:`airgap.shards_gc`).
 * slot ``html``: the browsable ``index.html`` pages, today written by :mod:`airgap.ops.pages`
   outside the change; as a format they would be journaled with the index they describe.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
+from .. import shards
 from ..errors import UsageError
 from ..repodata import Repodata
 from .base import index_files
@@ -34,6 +40,9 @@ class IndexFormat(Protocol):
     names: tuple[str, ...]
     #: files another tool may have left that would disagree with the new index: removed after rendering
     stale: tuple[str, ...]
+    #: a folder (relative to the subdir, ending in ``/``) of content-addressed files :meth:`render` may add
+    #: besides :attr:`names`: named by their bytes, never replaced, removed only by a clean; None: none
+    immutable: str | None
 
     def render(self, subdir: str, repodata: Repodata) -> list[tuple[str, bytes]]:
         """``[(file name, bytes)]`` in write order: the entry point a client reads first comes last."""
@@ -46,15 +55,39 @@ class RepodataJson:
     name: str = "repodata"
     names: tuple[str, ...] = ("repodata.json", "repodata.json.zst")
     stale: tuple[str, ...] = ("current_repodata.json",)
+    immutable: str | None = None
 
     def render(self, subdir: str, repodata: Repodata) -> list[tuple[str, bytes]]:
         return index_files(repodata.to_bytes())  # the same files, in the same order, as every other backend
 
 
-#: every format airgap can write, by name; "shards" (CEP-16) and "html" go here when they are built
-FORMATS: dict[str, IndexFormat] = {"repodata": RepodataJson()}
-PLANNED = ("shards", "html")
-DEFAULT = ("repodata",)
+class Shards:
+    """CEP-16 sharded repodata: the shards, then the shard index (what a sharding client reads first)."""
+
+    name: str = "shards"
+    names: tuple[str, ...] = (shards.INDEX,)
+    stale: tuple[str, ...] = ()
+    immutable: str | None = shards.SHARDS_DIR + "/"
+
+    def render(self, subdir: str, repodata: Repodata) -> list[tuple[str, bytes]]:
+        out = shards.render(subdir, repodata.to_document())
+        return [(shards.shard_file(h), data) for h, data in sorted(out.shards.items())] + [(shards.INDEX, out.index)]
+
+
+#: every format airgap can write, by name; "html" goes here when it is built
+FORMATS: dict[str, IndexFormat] = {"repodata": RepodataJson(), "shards": Shards()}
+PLANNED = ("html",)
+#: what a destination writes unless its site says otherwise (``index_formats``): shards for
+#: sharding clients over http(s)/s3, repodata.json for every client (file:// ones read only that)
+DEFAULT = ("shards", "repodata")
+
+
+def from_site(site: Mapping[str, Any], default: tuple[str, ...] = DEFAULT) -> tuple[IndexFormat, ...]:
+    """The formats a site's ``index_formats`` names (a list of format names; absent: ``default``)."""
+    chosen = site.get("index_formats", default)
+    if isinstance(chosen, str) or not isinstance(chosen, list | tuple) or not all(isinstance(n, str) for n in chosen):
+        raise UsageError(f"sites: expected index_formats to be a list of format names ({', '.join(sorted(FORMATS))}), found {chosen!r}")
+    return select(tuple(chosen))
 
 
 def select(names: tuple[str, ...] | list[str] = DEFAULT) -> tuple[IndexFormat, ...]:

@@ -59,6 +59,17 @@ class Journal:
         if self.saved:
             self.save()  # not planned ahead: the saved journal must cover it before it changes
 
+    def prepare_all(self, keys: list[tuple[str, bool]]) -> None:
+        """:meth:`prepare` for many keys (``(key, exists)``), saving the journal once, not once per key."""
+        saved, self.saved = self.saved, False
+        try:
+            for key, exists in keys:
+                self.prepare(key, exists)
+        finally:
+            self.saved = saved
+        if saved and keys:
+            self.save()
+
     def save(self) -> None:
         """Write the journal (atomically): from now on a killed run can be undone."""
         doc = {"format": JOURNAL_FORMAT, "entries": [[k, b] for k, b in self.entries.items()]}

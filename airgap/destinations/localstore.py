@@ -378,11 +378,17 @@ class LocalStore:
                 done.append(f"removed {entry.name}")
         if not (done or everywhere):
             return done
-        dirs = [state] + [
-            os.fspath(d)
-            for d in self.root.glob("*/*")
-            if d.is_dir() and not d.is_symlink() and not d.parent.is_symlink() and not d.parent.name.startswith(".")
-        ]
+        dirs = (
+            [state]
+            + [
+                os.fspath(d)
+                for pattern in ("*/*", "*/*/*")  # each channel's subdirs, and their folders (CEP-16 shards/)
+                for d in self.root.glob(pattern)
+                if d.is_dir()
+                and not any(p.is_symlink() for p in (d, *d.parents[: len(d.relative_to(self.root).parts) - 1]))
+                and not d.relative_to(self.root).parts[0].startswith(".")
+            ]
+        )
         for d in dirs:
             removed = 0
             for entry in os.scandir(d):

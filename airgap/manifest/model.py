@@ -78,6 +78,8 @@ class SubdirEntry:
     removals: tuple[str, ...] = ()
     # files an earlier channel merged into the same destination channel also carries (airgap.merging)
     shadowed: tuple[str, ...] = ()
+    # the upstream's run_exports.json (CEP-12), filtered to the mirrored files: a "repodata" blob (airgap/run_exports.py)
+    run_exports: RepodataBlob | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -92,6 +94,8 @@ class SubdirEntry:
             doc["removals"] = list(self.removals)
         if self.shadowed:
             doc["shadowed"] = list(self.shadowed)
+        if self.run_exports is not None:
+            doc["run_exports"] = self.run_exports.to_json()
         return doc
 
 

@@ -189,7 +189,16 @@ def parse_manifest(data: bytes) -> Manifest:
             if not all(isinstance(fn, str) and fn in filenames for fn in shadowed) or len(set(shadowed)) != len(shadowed):
                 raise _fail(sp + ".shadowed", "file names of packages or present, each once", shadowed)
             source = _dict(s.get("source", {}), sp + ".source")
-            subdirs.append(SubdirEntry(sub, rd, tuple(pkgs), dict(source), tuple(present), tuple(removals), tuple(shadowed)))
+            rx, rxp = None, sp + ".run_exports"
+            if s.get("run_exports") is not None:  # optional: only where the upstream has one
+                r = _dict(s["run_exports"], rxp)
+                rx = RepodataBlob(
+                    _hex(_get(r, "sha256", rxp), rxp + ".sha256"),
+                    _size(_get(r, "size", rxp), rxp + ".size"),
+                    _size(_get(r, "raw_size", rxp), rxp + ".raw_size"),
+                )
+                ref(rx.sha256, rx.size, "repodata", rxp)
+            subdirs.append(SubdirEntry(sub, rd, tuple(pkgs), dict(source), tuple(present), tuple(removals), tuple(shadowed), rx))
         channels.append(ChannelEntry(name, _str(_get(c, "url", cp), cp + ".url"), tuple(subdirs)))
     installers: list[InstallerEntry] = []
     placed: set[tuple[str, str]] = set()

@@ -23,6 +23,9 @@ from ..errors import DestinationError
 from ..filters import Filters, Record, SpecSet, select_channel
 from ..manifest import PACKAGE_SUFFIXES
 from ..repodata import Repodata
+from ..run_exports import NAME as RUN_EXPORTS
+from ..run_exports import after_clean as run_exports_after_clean
+from ..shards_gc import ShardSweep, sweep
 from .options import CleanOptions
 from .pages import write_pages
 from .review import with_sboms
@@ -62,6 +65,7 @@ class CleanResult:
     remove: list[Removal] = field(default_factory=list)
     keep: int = 0
     broken: list[LostDependency] = field(default_factory=list)  # kept records losing a dependency
+    shards: ShardSweep = field(default_factory=ShardSweep)  # CEP-16 shards no index names (airgap/shards_gc.py)
 
     @property
     def bytes(self) -> int:
@@ -75,6 +79,7 @@ class CleanResult:
             "keep": self.keep,
             "bytes": self.bytes,
             "broken": [b.to_json() for b in self.broken],
+            "shards": self.shards.to_json(),
         }
 
 
@@ -147,10 +152,13 @@ def run_clean(into: Path | str | Destination, options: CleanOptions, *, clock: C
     if not dest.exists():
         raise DestinationError(f"{dest}: expected a destination holding channels, found none")
     if dry_run:
-        return _diff(dest, filters, dry_run=True, channels=channels)
+        result = _diff(dest, filters, dry_run=True, channels=channels)
+        result.shards = sweep(dest, now=clock(), grace_days=options.shard_grace_days, dry_run=True, channels=channels)
+        return result
     with dest.locked(options.lock_timeout):
         result = _diff(dest, filters, dry_run=False, channels=channels)
         if not result.remove:
+            result.shards = sweep(dest, now=clock(), grace_days=options.shard_grace_days, dry_run=False, channels=channels)
             return result
         by_subdir: dict[tuple[str, str], set[str]] = {}
         for r in result.remove:
@@ -166,6 +174,8 @@ def run_clean(into: Path | str | Destination, options: CleanOptions, *, clock: C
                     assert rd is not None
                     for filename in gone:
                         rd.drop(filename)
+                    if (kept := run_exports_after_clean(dest, channel, subdir, rd)) is not None:  # CEP-12, beside repodata.json
+                        change.publish_index_file(channel, subdir, RUN_EXPORTS, kept)
                     change.publish_index(channel, subdir, rd)
                 receipt = load_receipt(dest)
                 for (channel, subdir), gone in by_subdir.items():
@@ -189,6 +199,7 @@ def run_clean(into: Path | str | Destination, options: CleanOptions, *, clock: C
             dest.remove_packages([(c, s, f) for (c, s), gone in sorted(by_subdir.items()) for f in sorted(gone)])
         finally:
             change.close()
+        result.shards = sweep(dest, now=clock(), grace_days=options.shard_grace_days, dry_run=False, channels=channels)
         write_pages(dest, {c for c, _ in by_subdir}, with_sboms({"archives": receipt.archives}))
         return result
 

@@ -33,6 +33,7 @@ from ..merging import shadowing
 from ..progress import Progress
 from ..receipt import Receipt
 from ..redact import redact
+from ..run_exports import carry as carry_run_exports
 from ..upstream import Channel, FetchedRepodata
 from .plan import Plan, Want
 from .sources import InstallerWant
@@ -99,7 +100,9 @@ def collect(
         )
     selected = {(c, s): sel.selected for c, subs in plan.selections.items() for s, sel in subs.items()}
     blobs: dict[str, BlobEntry] = {}
-    entries, changed = _subdir_entries(plan.channels, plan.fetched, selected, got.actual, delta, cache, blobs)
+    entries, changed = _subdir_entries(
+        plan.channels, plan.fetched, selected, got.actual, delta, cache, blobs, fetcher, config.max_repodata_size
+    )
     channel_entries, counts = _channel_entries(plan.channels, entries, changed, delta, blobs)
     mapped = match(config.channel_map, [(c.name, c.url) for c in plan.channels])  # channels several map to keep their names
     merged_into = (
@@ -188,6 +191,8 @@ def _subdir_entries(
     delta: DeltaBase | None,
     cache: BlobCache,
     blobs: dict[str, BlobEntry],
+    fetcher: Fetcher,
+    max_size: int,
 ) -> tuple[dict[tuple[str, str], SubdirEntry], set[tuple[str, str]]]:
     """Each subdir's entry (its packages, what the base holds, its removals, its repodata blob, stored
     in the cache), and the (destination channel, subdir) pairs with something new for any channel."""
@@ -215,8 +220,9 @@ def _subdir_entries(
             packed = zstd_compress(raw)
             rd_sha = cache.put_bytes(packed)
             source = {"url": redact(fr.url), "sha256": fr.sha256, "size": fr.size, "fetched": fr.fetched}
+            rx = carry_run_exports(fetcher, ch.subdir_url(subdir), subdir, names, max_size, cache.put_bytes)
             entries[(ch.name, subdir)] = SubdirEntry(
-                subdir, RepodataBlob(rd_sha, len(packed), len(raw)), tuple(pkgs), source, tuple(present), tuple(removals)
+                subdir, RepodataBlob(rd_sha, len(packed), len(raw)), tuple(pkgs), source, tuple(present), tuple(removals), run_exports=rx
             )
     return entries, changed
 
@@ -238,6 +244,8 @@ def _channel_entries(
             if cname != ch.name or (target, subdir) not in changed:
                 continue  # nothing changed here since the base (for any channel published into the same place)
             blobs.setdefault(entry.repodata.sha256, BlobEntry(entry.repodata.sha256, entry.repodata.size, "repodata"))
+            if entry.run_exports is not None:  # CEP-12 run_exports.json, filtered (airgap/run_exports.py)
+                blobs.setdefault(entry.run_exports.sha256, BlobEntry(entry.run_exports.sha256, entry.run_exports.size, "repodata"))
             subs.append(entry)
             counts.setdefault(ch.name, {})[subdir] = len(entry.packages) + len(entry.present)
         channel_entries.append(ChannelEntry(ch.name, redact(ch.url), tuple(subs)))  # the manifest never holds a secret

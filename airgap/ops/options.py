@@ -199,6 +199,7 @@ class CleanOptions:
     dry_run: bool = False
     lock_timeout: float = LOCK_TIMEOUT
     channels: frozenset[str] | None = None  # clean only these destination channels; None: all
+    shard_grace_days: float = 7.0  # how long a CEP-16 shard no index names is kept (airgap/shards_gc.py)
 
     @classmethod
     def from_config(cls, config: Config, *, dest_channel: str | None, dry_run: bool, lock_timeout: float) -> CleanOptions:
@@ -206,7 +207,9 @@ class CleanOptions:
         from .export import filters_from_config, resolve_channels
 
         scope = destination_channels(config.channel_map, checked_dest_channel(dest_channel, config), resolve_channels(config))
-        return cls(filters_from_config(config), dry_run, lock_timeout, frozenset(scope) if scope is not None else None)
+        return cls(
+            filters_from_config(config), dry_run, lock_timeout, frozenset(scope) if scope is not None else None, config.shard_grace_days
+        )
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from ..installable import SolveOutcome
 from ..progress import Progress, null_progress
 from ..redact import redact
 from ..repodata import record_hashes
-from ..upstream import Channel, FetchedRepodata, fetch_channel
+from ..upstream import Channel, FetchedRepodata
+from ..upstream_shards import check_upstream, fetch_upstream
 from .options import PlanOptions
 from .output_check import human
 from .sources import InstallerWant, fetcher_for, filters_from_config, installer_wants, resolve_channels
@@ -132,7 +133,7 @@ def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Prog
     selections: dict[str, dict[str, Selection]] = {}
     bar = progress("repodata", len(channels) * len(subdirs), unit="subdir")
     for ch in channels:
-        fetched[ch.name] = fetch_channel(fetcher, ch, subdirs, config.max_repodata_size)
+        fetched[ch.name] = fetch_upstream(config, filters, fetcher, ch, subdirs)  # only the shards the filters need, when it can
         bar.update(len(subdirs))
         if not envs:
             selections[ch.name] = select_channel({s: fr.repodata for s, fr in fetched[ch.name].items()}, filters)
@@ -140,6 +141,8 @@ def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Prog
     pulled: dict[tuple[str, str, str], list[str]] = {}
     if envs:  # the union of what the environments need (and pkg_list), each file with who pulled it
         selections, pulled = environments.select(config, filters, channels, envs, fetched)
+    for cname, subs in selections.items():  # upstream's CEP-16 shards against its repodata.json (conda/infrastructure#1326)
+        check_upstream(config, fetcher, fetched[cname], subs)
     wants: list[Want] = []
     for cname, subs in selections.items():
         for subdir, sel in subs.items():

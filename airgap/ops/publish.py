@@ -21,6 +21,8 @@ from ..manifest import BlobEntry, Manifest
 from ..progress import Progress
 from ..receipt import Held, apply_archive
 from ..repodata import Repodata, empty, merge, record_hashes
+from ..run_exports import NAME as RUN_EXPORTS
+from ..run_exports import for_import as run_exports_files
 from ._archive import Opened, load_repodata_blob, stream_blobs
 from .import_plan import ImportPlan, Place
 from .pages import write_pages
@@ -186,7 +188,10 @@ def publish(
             for (tc, subdir), rd in sorted(interim.items()):
                 change.publish_index(tc, subdir, rd)
             place(listed)
+        sidecars = run_exports_files(dest, manifest, plan.target_channel, repodata_blobs, new_index)  # CEP-12
         for (tc, subdir), rd in sorted(new_index.items()):
+            if (tc, subdir) in sidecars:
+                change.publish_index_file(tc, subdir, RUN_EXPORTS, sidecars[(tc, subdir)])
             change.publish_index(tc, subdir, rd)
         _write_receipt(change, plan, opened, repodata_blobs, clock)
         change.commit()

@@ -10,7 +10,9 @@ against the receipt. What it reports, one :class:`Problem` each:
 * ``unlisted`` — a package file (``.conda``, ``.tar.bz2``) no index lists: what a run killed
   between its commit and its removals leaves, or a stray copy. Reported, not damage
   (``airgap clean`` removes it);
-* ``index``    — ``repodata.json`` and ``repodata.json.zst`` say different things.
+* ``index``    — ``repodata.json`` and ``repodata.json.zst`` say different things, or the CEP-16
+  shards do (a shard missing, not hashing to its name, or holding other records:
+  :mod:`airgap.shards_check`; clients never check shard hashes themselves).
 
 Reads run ``workers`` files at a time, each streamed 1 MiB at a time, one subdir after
 another: memory is bounded whatever the size of the mirror. Nothing is locked while hashing (a
@@ -44,6 +46,7 @@ from ..errors import AirgapError, DestinationError
 from ..progress import Progress, null_progress
 from ..receipt import Receipt
 from ..repodata import Repodata, record_hashes
+from ..shards_check import check_destination_subdir
 from .options import VerifyDestinationOptions
 
 DAMAGE = ("missing", "damaged", "index")
@@ -143,6 +146,7 @@ def check_destination(
         for subdir in subdirs:
             raw = dest.read_index_file(channel, subdir, "repodata.json")  # read once: compared, then parsed
             check.problems.extend(_compare_indexes(dest, channel, subdir, raw))
+            check.problems.extend(_shard_problems(dest, channel, subdir, raw))
             where = f"{dest}/{channel}/{subdir}/repodata.json"
             rd = parse_index(raw, subdir, where) if raw is not None else dest.read_repodata(channel, subdir)
             del raw
@@ -181,6 +185,7 @@ def record(dest: Destination, check: DestinationCheck, *, workers: int = 8) -> N
     for channel, subdir in subdirs:
         if any(p.kind == "index" for p in found if (p.channel, p.subdir) == (channel, subdir)):
             confirmed.extend(_compare_indexes(dest, channel, subdir))
+            confirmed.extend(_shard_problems(dest, channel, subdir))
     again = DestinationCheck(check.destination)
     installers = _installers(dest) if any(p.subdir == "" for p in found) else {}
     for (channel, subdir), rd in indexes.items():
@@ -329,6 +334,11 @@ def _compare_indexes(dest: Destination, channel: str, subdir: str, raw: bytes | 
             )
         ]
     return []
+
+
+def _shard_problems(dest: Destination, channel: str, subdir: str, raw: bytes | None = None) -> list[Problem]:
+    """CEP-16 shards that do not hash to their names, or disagree with repodata.json (:mod:`airgap.shards_check`)."""
+    return [Problem("index", channel, subdir, name, what) for name, what in check_destination_subdir(dest, channel, subdir, raw)]
 
 
 def _workers(dest: Destination) -> int:
