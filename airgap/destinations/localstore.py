@@ -28,30 +28,29 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import fcntl
-import hashlib
 import logging
 import os
 import re
 import shutil
 import stat
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from .._fs import atomic_write_bytes, fsync_dir
 from .._safepath import check_beneath, open_nofollow, read_nofollow
-from ..errors import DestinationError, LockError
+from ..errors import DestinationError
 from ..faults import point
 from .base import BlobRef, OnBytes
 from .journal import AREA_PREFIX, STATE
+from .locallock import LocalLock
 from .store import check_key
 
 log = logging.getLogger(__name__)
 
 # what a killed write leaves: put_blob's hard link, atomic_writer's mkstemp file
+TMP = f"{STATE}/tmp"  # where put() writes before its rename
 TEMP = re.compile(r"\..+\.(airgap-tmp|[a-z0-9_]{8}\.tmp)\Z")
 CHUNK = 1 << 20
 
@@ -68,11 +67,7 @@ def syncfs(path: str) -> None:
         os.close(fd)
 
 
-def _version(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-class LocalStore:
+class LocalStore(LocalLock):
     """The files under ``root`` (see the module docstring)."""
 
     def __init__(self, root: Path) -> None:
@@ -162,12 +157,30 @@ class LocalStore:
         return read()
 
     def put(self, key: str, data: bytes) -> None:
+        """Write ``data`` to a file under ``.airgap/tmp/``, then rename it into place: a write killed half-way
+        leaves its temporary file where :meth:`remove_leftovers` always looks (pages are written outside a change)."""
         folder = self._folder(key, create=True)
         self._sync_dirty()
         point("dir write")
-        atomic_write_bytes(Path(self._base + key), data)
+        tmpdir = self._base + TMP
+        os.makedirs(tmpdir, exist_ok=True)
+        tmp = f"{tmpdir}/{uuid.uuid4().hex}.airgap-tmp"
+        try:
+            with open(tmp, "xb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, self._base + key)
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            if exc.errno != errno.EXDEV:
+                raise
+            atomic_write_bytes(Path(self._base + key), data)  # a channel folder on another file system
+        fsync_dir(Path(self._base + key).parent)
         with self._mutex:
-            self._dirty.discard(folder)  # atomic_write_bytes made it durable
+            self._dirty.discard(folder)  # written and its folder synced
 
     def put_blob(self, key: str, blob: BlobRef, on_bytes: OnBytes | None = None) -> None:
         """Place verified bytes: a staged file is hard-linked (kept for its next use), anything else copied."""
@@ -291,77 +304,6 @@ class LocalStore:
             self._dirty.clear()
         syncfs(self.text)
 
-    @contextlib.contextmanager
-    def exclusive(self, timeout: float, poll: float = 0.2) -> Iterator[float]:
-        """``flock`` on the root (created first) for the body; yields the seconds left of ``timeout``."""
-        fd = os.open(self.text, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            deadline = time.monotonic() + timeout
-            waited = False
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                if time.monotonic() >= deadline:
-                    raise LockError(
-                        f"{self}: another airgap import or clean holds the lock; waited {timeout:.0f}s (try again when it has finished)"
-                    )
-                if not waited:
-                    log.warning("%s: another airgap process holds the lock; waiting up to %.0fs", self, timeout)
-                    waited = True
-                time.sleep(poll)
-            self._checked.clear()  # a new lock: the tree may have changed since
-            yield max(0.0, deadline - time.monotonic())
-        finally:
-            os.close(fd)  # closing releases the flock
-
-    def create(self, key: str, data: bytes) -> str | None:
-        folder = self._folder(key, create=True)
-        point("lock create")
-        tmp = self._tmp(key, f"{uuid.uuid4().hex[:8]}.airgap-tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, (self._base + key))
-        except FileExistsError:
-            return None
-        finally:
-            os.unlink(tmp)
-        fsync_dir(Path(self._base + folder if folder else self.text))
-        return _version(data)
-
-    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
-        self._folder(key)
-        point("lock read")
-        try:
-            data = read_nofollow(self._base + key)
-        except FileNotFoundError:
-            return None
-        return data, _version(data)
-
-    def replace_if(self, key: str, data: bytes, version: str) -> str | None:
-        current = self.read_versioned(key)
-        if current is None or current[1] != version:
-            return None
-        point("lock replace")
-        atomic_write_bytes(Path(self._base + key), data)
-        return _version(data)
-
-    def delete_if(self, key: str, version: str) -> bool:
-        current = self.read_versioned(key)
-        if current is None:
-            return True
-        if current[1] != version:
-            return False
-        point("lock delete")
-        self._remove([key], None)
-        return True
-
     def remove_leftovers(self, everywhere: bool) -> list[str]:
         """Under the lock, after the journals are done: staging folders left empty, and (``everywhere``:
         a killed run was found) the temporary files of killed writes in ``.airgap`` and each channel's subdirs."""
@@ -369,6 +311,12 @@ class LocalStore:
         state = self._base + self._dir(STATE)
         if not os.path.isdir(state):
             return done
+        tmpdir = self._base + TMP
+        if os.path.isdir(tmpdir) and not os.path.islink(tmpdir):  # killed writes of put(): always cleared (one small folder)
+            for entry in os.scandir(tmpdir):
+                if entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+                    done.append(f"removed {TMP}/{entry.name}")
         for entry in os.scandir(state):
             if entry.name.startswith(AREA_PREFIX[len(STATE) + 1 :]):
                 if entry.is_dir(follow_symlinks=False):

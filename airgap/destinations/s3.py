@@ -23,6 +23,7 @@ from typing import Any
 
 from ..errors import DestinationError
 from ..manifest import is_safe_channel_name
+from . import formats
 from .engine import StoreDestination
 from .journal import AREA_PREFIX, JOURNAL, JOURNAL_FORMAT
 from .lease import DEFAULT_STALE_AFTER
@@ -30,7 +31,17 @@ from .registry import check_site
 from .s3store import S3Store
 
 LEGACY_JOURNAL_FORMAT = "airgap-s3-journal/1"
-SITE_KEYS = {"url", "endpoint_url", "region", "profile", "public_url", "workers", "multipart_threshold", "lock_stale_after"}
+SITE_KEYS = {
+    "url",
+    "endpoint_url",
+    "region",
+    "profile",
+    "public_url",
+    "workers",
+    "multipart_threshold",
+    "lock_stale_after",
+    "index_formats",
+}
 
 
 class S3Destination(StoreDestination):
@@ -58,10 +69,13 @@ def open_s3(spec: str, site: Mapping[str, Any]) -> S3Destination:
     """``s3://BUCKET[/PREFIX]`` as a destination; ``site``: its settings from the config (checked here)."""
     check_site("s3", site, SITE_KEYS)
     bucket, _, prefix = spec[len("s3://") :].partition("/")
-    settings = {k: v for k, v in site.items() if k not in ("url", "lock_stale_after")}
+    settings = {k: v for k, v in site.items() if k not in ("url", "lock_stale_after", "index_formats")}
     store = S3Store(bucket, prefix, **settings)
     return S3Destination(
-        store, lock_stale_after=float(site.get("lock_stale_after", DEFAULT_STALE_AFTER)), workers=int(site.get("workers", 8))
+        store,
+        index_formats=tuple(f.name for f in formats.from_site(site)),
+        lock_stale_after=float(site.get("lock_stale_after", DEFAULT_STALE_AFTER)),
+        workers=int(site.get("workers", 8)),
     )
 
 
