@@ -22,7 +22,6 @@ document is one :class:`~airgap.errors.IntegrityError` line (or the error class 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import msgpack
 import zstandard
 
+from .clock import timestamp
 from .compress import zstd_decompress_bounded
 from .errors import AirgapError, IntegrityError
 from .manifest import is_safe_package_filename
@@ -126,7 +126,7 @@ def created_at(document: Mapping[str, Any]) -> str:
             if isinstance(ts, int) and not isinstance(ts, bool) and ts > 0:
                 newest = max(newest, ts // 1000 if ts > 100_000_000_000 else ts)
     newest = min(newest, 253402300799)  # 9999-12-31: a timestamp from a broken record does not break the format
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(newest))
+    return timestamp(newest)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import shards
+from .clock import TIMESTAMP_FORMAT
 from .destinations.base import Destination, load_receipt
 from .errors import AirgapError
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 GRACE_DAYS = 7
 RECEIPT_KEY = "unreferenced_shards"
-_STAMP = "%Y-%m-%dT%H:%M:%SZ"
+_STAMP = TIMESTAMP_FORMAT
 
 
 @dataclass

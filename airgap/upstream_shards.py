@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import shards, upstream
+from .clock import timestamp
 from .errors import AirgapError, NotFound, UpstreamError
 from .fetch import Fetcher
 from .filters import Filters, Selection, SpecSet
@@ -152,7 +152,7 @@ def fetch_channel(
                 found_records.extend(r for _, r in shard.records())
             todo = (dependency_names(found_records) - seen) if filters.with_dependencies else set()
     stats.names = len(seen)
-    fetched = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    fetched = timestamp()
     out: dict[str, FetchedRepodata] = {}
     for subdir, where in indexes.items():
         doc = docs[subdir]

@@ -317,6 +317,8 @@ class LocalStore(LocalLock):
                 if entry.is_file(follow_symlinks=False):
                     os.unlink(entry.path)
                     done.append(f"removed {TMP}/{entry.name}")
+            with contextlib.suppress(OSError):
+                os.rmdir(tmpdir)  # under the lock: no put() is running
         for entry in os.scandir(state):
             if entry.name.startswith(AREA_PREFIX[len(STATE) + 1 :]):
                 if entry.is_dir(follow_symlinks=False):
