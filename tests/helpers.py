@@ -25,7 +25,7 @@ from airgap.signing import Signer
 from airgap.testing.condapkg import PackageSpec, build_conda, build_tar_bz2
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-NOT_PACKAGES = {"repodata.json", "repodata.json.zst", "index.html"}
+NOT_PACKAGES = {"repodata.json", "repodata.json.zst", "index.html", "names"}  # names/: the package-name pages
 
 
 def cli(*args: Any) -> Result:

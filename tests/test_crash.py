@@ -89,7 +89,7 @@ def assert_tidy(dest: Path, archive_id: str) -> None:
     assert not leftovers, f"temporary files left behind: {leftovers}"
     for repodata in dest.glob("*/*/repodata.json"):
         names = set(listed(json.loads(repodata.read_bytes())))
-        present = {p.name for p in repodata.parent.iterdir()} - {"repodata.json", "repodata.json.zst", "index.html"}
+        present = {p.name for p in repodata.parent.iterdir()} - {"repodata.json", "repodata.json.zst", "index.html", "names"}
         assert present == names, (
             f"{repodata.parent}: files not listed: {sorted(present - names)[:5]}, listed but missing: {sorted(names - present)[:5]}"
         )
@@ -337,6 +337,6 @@ def test_sigkill_during_clean_leaves_a_consistent_destination(crash_setup: dict[
         assert not list((dest / ".airgap").glob("staging-*"))
         rd = json.loads((dest / "main" / "linux-64" / "repodata.json").read_bytes())
         assert {r["name"] for r in listed(rd).values()} == {f"hostile{i:03d}" for i in range(10)}
-        files = {p.name for p in (dest / "main" / "linux-64").iterdir()} - {"repodata.json", "repodata.json.zst", "index.html"}
+        files = {p.name for p in (dest / "main" / "linux-64").iterdir()} - {"repodata.json", "repodata.json.zst", "index.html", "names"}
         assert files == set(listed(rd))  # a kill after the index changed left files; the rerun removed them
         shutil.rmtree(dest)

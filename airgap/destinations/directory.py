@@ -368,10 +368,14 @@ class DirectoryDestination(LeaseHolder, Destination):
             raise
         return h.hexdigest()
 
-    def put_page(self, channel: str, subdir: str | None, data: bytes) -> None:
+    def put_page(self, channel: str, subdir: str | None, data: bytes, name: str = "index.html") -> None:
         d = self.root / channel if subdir is None else self.subdir_path(channel, subdir)
         check_beneath(self.root, d)
-        atomic_write_bytes(d / "index.html", data, durable=False)
+        (d / name).parent.mkdir(exist_ok=True)  # names/: one page per package name (airgap.ops.pages)
+        atomic_write_bytes(d / name, data, durable=False)
+
+    def has_page(self, channel: str, subdir: str, name: str) -> bool:
+        return (self.subdir_path(channel, subdir) / name).is_file()
 
     def begin(self, label: str) -> DirectoryChange:
         staging = self.new_staging(label)

@@ -363,8 +363,8 @@ class S3Destination(LeaseHolder, Destination):
         self.fence()  # a new owner may have listed one of these names again
         self._delete([self._key(c, s, f) for c, s, f in files])
 
-    def put_page(self, channel: str, subdir: str | None, data: bytes) -> None:
-        self._put(self._key(channel, subdir or "", "index.html"), data)
+    def put_page(self, channel: str, subdir: str | None, data: bytes, name: str = "index.html") -> None:
+        self._put(self._key(channel, subdir or "", name), data)
 
     def upload(self, puts: list[tuple[str, Put]], on_bytes: OnBytes | None) -> None:
         """Upload blobs in parallel (multipart above the threshold); return when every one is stored."""

@@ -450,5 +450,5 @@ def _replay(
     if removals:
         dest.remove_packages(removals)
         result.packages_removed += len(removals)
-    write_pages(dest, {tc for tc, _ in new_index}, with_sboms({"archives": receipt.archives}), new_index)  # new_index is what was published
+    write_pages(dest, {tc for tc, _ in new_index}, with_sboms({"archives": receipt.archives}), new_index, [p for _, p in order] + removals)
     return result
