@@ -1,5 +1,11 @@
 """The export's content-addressed download cache under ``mirror_dir``.
 
+Files of a ``file://`` upstream are not copied in: :meth:`BlobCache.download` checks that the
+file is there with the record's size and remembers where it is; :meth:`BlobCache.file` then
+names it, and the archive writer reads it where it lies, checking its sha256 and size as it
+streams it into the archive (such blobs are never in :meth:`BlobCache.hashed_here`, so the
+writer never skips that check).
+
 Layout: ``blobs/sha256/<hex>`` holds each verified file once; ``blobs/md5/<hex>`` is a hard
 link to the same file for upstream records that only carry an md5; ``tmp/`` holds downloads
 in flight. A file enters ``blobs/`` only after its size and hash matched the record while the
@@ -14,6 +20,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +29,7 @@ from typing import BinaryIO
 
 from ._fs import atomic_write_bytes, named
 from .errors import AirgapError, UpstreamError
-from .fetch import CHUNK, Fetcher
+from .fetch import CHUNK, Fetcher, NotFound, url_to_path
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,7 @@ class BlobCache:
         self.md5_dir = self.root / "blobs" / "md5"
         self.tmp_dir = self.root / "tmp"
         self._sha_prefix = os.path.join(self.sha_dir, "")
+        self._external: dict[str, str] = {}  # sha256 -> a file:// upstream's file, read where it lies
         try:
             for d in (self.sha_dir, self.md5_dir, self.tmp_dir):
                 d.mkdir(parents=True, exist_ok=True)
@@ -52,14 +60,19 @@ class BlobCache:
             raise AirgapError(f"mirror_dir {self.root}: expected a writable directory, found: {exc.strerror}") from None
 
     def path(self, sha256: str) -> Path:
-        return self.sha_dir / sha256
+        return Path(self.file(sha256))
 
     def file(self, sha256: str) -> str:
         """:meth:`path` as a string: no Path object per file where there are 100,000 of them."""
-        return self._sha_prefix + sha256
+        return self._external.get(sha256) or self._sha_prefix + sha256
 
     def size(self, sha256: str) -> int:
-        return os.stat(self._sha_prefix + sha256).st_size
+        return os.stat(self.file(sha256)).st_size
+
+    def hashed_here(self, sha256: str) -> tuple[str, ...]:
+        """``(sha256,)`` if this process hashed the blob's bytes as they entered the cache, else ``()``:
+        a ``file://`` upstream's file, read where it lies, is hashed as it goes into the archive."""
+        return () if sha256 in self._external else (sha256,)
 
     def lookup(self, want: Expected) -> str | None:
         """The sha256 of a cached file matching ``want``, or None."""
@@ -96,6 +109,8 @@ class BlobCache:
         HTTP Range request; a server that ignores the range sends everything and the partial
         file starts over. A file enters ``blobs/`` only once its size and hash matched.
         """
+        if url.startswith("file:") and want.sha256:
+            return self._in_place(url, want, on_bytes)
         key = want.sha256 or want.md5
         with self._partial(key) as (fh, resumable, path):
 
@@ -103,6 +118,25 @@ class BlobCache:
                 return self._attempt(fetcher, url, want, fh, resumable, path, on_bytes)
 
             return fetcher.with_retries(url, attempt)
+
+    def _in_place(self, url: str, want: Expected, on_bytes: Callable[[int], None] | None) -> str:
+        """A ``file://`` upstream's file: checked for presence and size now, hashed by the archive writer."""
+        assert want.sha256 is not None
+        path = url_to_path(url)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise NotFound(f"{url}: not found") from None
+        except OSError as exc:
+            raise UpstreamError(f"{url}: cannot read: {exc.strerror}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise UpstreamError(f"{url}: expected a regular file, found something else")
+        if want.size is not None and st.st_size != want.size:
+            raise HashMismatch(f"{url}: expected {want.size} bytes (repodata), found {st.st_size}")
+        self._external[want.sha256] = path
+        if on_bytes is not None:
+            on_bytes(st.st_size)
+        return want.sha256
 
     @contextlib.contextmanager
     def _partial(self, key: str | None) -> Iterator[tuple[BinaryIO, bool, Path]]:

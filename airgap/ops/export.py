@@ -540,7 +540,7 @@ def collect(
                     w = futures[fut]
                     try:
                         actual[(w.channel, w.subdir, w.filename)] = downloaded = fut.result()
-                        fresh.add(downloaded)
+                        fresh.update(cache.hashed_here(downloaded))  # file:// files: hashed as the archive takes them
                     except UpstreamError as exc:
                         failures.append(str(exc))
                         log.info("%s", exc)  # the error names every failure, once, at the end
