@@ -158,7 +158,7 @@ def subdir_page_of(
     return _page(f"{channel} / {subdir}", meta, body)
 
 
-def name_pages(channel: str, subdir: str, name: str, items: list[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, str]]:
+def name_pages(channel: str, subdir: str, name: str, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, str]]:
     """``[(file relative to the subdir, html)]``: one package name's files, newest first, in pages of NAME_PAGE_ROWS."""
     ranks = _version_keys({str(r.get("version")) for _, r in items})
     ordered = sorted(items, key=lambda kv: (ranks[str(kv[1].get("version"))], kv[0]), reverse=True)
