@@ -341,8 +341,8 @@ def record_hashes(record: Mapping[str, Any]) -> tuple[str | None, str | None, in
     sha = record.get("sha256")
     md5 = record.get("md5")
     size = record.get("size")
-    return (
-        sha.lower() if isinstance(sha, str) and len(sha) == 64 else None,
-        md5.lower() if isinstance(md5, str) and len(md5) == 32 else None,
+    return (  # .lower() copies even a lower-case string: 300,000 records would hold both
+        (sha if sha.islower() else sha.lower()) if isinstance(sha, str) and len(sha) == 64 else None,
+        (md5 if md5.islower() else md5.lower()) if isinstance(md5, str) and len(md5) == 32 else None,
         size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
     )
