@@ -10,7 +10,7 @@ import hashlib
 import html
 import re
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .repodata import Repodata
@@ -78,7 +78,7 @@ _SLUG = re.compile(r"[a-z0-9][a-z0-9_.+-]{0,199}\Z")
 _SEARCH = (
     '<p><input id="q" type="search" placeholder="filter package names" autofocus '
     'oninput="var q=this.value.toLowerCase();for(const r of document.querySelectorAll(\'tbody tr\'))'
-    "r.hidden=q&&!r.dataset.n.includes(q)\"></p>"
+    "r.hidden=q&&!r.cells[0].textContent.toLowerCase().includes(q)\"></p>"
 )
 
 
@@ -126,36 +126,66 @@ def latest_version(versions: set[str]) -> str:
     return max(versions, key=ranks.__getitem__)
 
 
+#: names on one subdir page; a subdir with more gets an index by first letter, one page per letter
+SUBDIR_PAGE_NAMES = 10_000
+
+
 def subdir_page(channel: str, rd: Repodata, origin: Mapping[str, Any] | None = None) -> str:
-    """One row per package name (files, latest version, bytes), each linking to its page; a filter box.
-
-    Its size follows the number of names, never the number of files: 300,000 records of
-    20,000 names make a page of about 2 MB.
-    """
-    return subdir_page_of(channel, rd.subdir, group_by_name(rd), len(rd), origin)
+    """The subdir's ``index.html`` (see :func:`subdir_pages`)."""
+    return subdir_pages(channel, rd.subdir, group_by_name(rd), len(rd), origin)[0][1]
 
 
-def subdir_page_of(
+def subdir_pages(
     channel: str, subdir: str, names: Mapping[str, list[tuple[str, Mapping[str, Any]]]], files: int, origin: Mapping[str, Any] | None = None
-) -> str:
-    rows = []
+) -> list[tuple[str, str]]:
+    """``[(file relative to the subdir, html)]``: ``index.html`` first, with one row per package name
+    (latest version, files, bytes) linking to the name's page, and a filter box.
+
+    The pages' size follows the number of names, never the number of files. Past
+    SUBDIR_PAGE_NAMES names, ``index.html`` lists first letters and each letter's names get a
+    page of their own (``names/_index-<letter>.html``), so no page grows past a few MB.
+    """
+    meta = f"{len(names)} packages, {files} package files in {_e(channel)}/{_e(subdir)}.{_origin(origin, '../../')}"
+    top = '<p><a href="../index.html">&larr; all platforms</a> · <a href="repodata.json">repodata.json</a></p>\n'
+    if len(names) <= SUBDIR_PAGE_NAMES:
+        return [("index.html", _page(f"{channel} / {subdir}", meta, top + _names_table(sorted(names.items()), "names/")))]
+    buckets: dict[str, list[tuple[str, list[tuple[str, Mapping[str, Any]]]]]] = {}
     for name, items in sorted(names.items()):
+        first = name[:1].lower()
+        buckets.setdefault(first if first.isascii() and first.isalnum() else "_", []).append((name, items))
+    rows = "\n".join(
+        f'<tr><td><a href="names/_index-{b}.html">{b}</a><td class="num">{len(group)}' for b, group in sorted(buckets.items())
+    )
+    out = [
+        (
+            "index.html",
+            _page(
+                f"{channel} / {subdir}",
+                meta,
+                top + "<table><thead><tr><th>first letter</th><th>packages</th></tr></thead><tbody>\n" + rows + "\n</tbody></table>",
+            ),
+        )
+    ]
+    for b, group in sorted(buckets.items()):
+        body = '<p><a href="../index.html">&larr; all letters</a></p>\n' + _names_table(group, "")
+        out.append((f"names/_index-{b}.html", _page(f"{channel} / {subdir} / {b}", f"{len(group)} packages.", body)))
+    return out
+
+
+def _names_table(names: Iterable[tuple[str, list[tuple[str, Mapping[str, Any]]]]], prefix: str) -> str:
+    """One compact row per name (end tags left out, as HTML allows); ``prefix`` leads to ``names/``."""
+    rows = []
+    for name, items in names:
         size = sum(n for _, r in items if isinstance(n := r.get("size"), int))
         latest = latest_version({str(r.get("version")) for _, r in items})
-        e = _e(name)
-        rows.append(
-            f'<tr data-n="{_e(name.lower())}"><td><a href="{_href(name_page_file(name))}">{e}</a></td><td>{_e(latest)}</td>'
-            f'<td class="num">{len(items)}</td><td class="num">{_e(human(size))}</td></tr>'
-        )
-    body = (
-        '<p><a href="../index.html">&larr; all platforms</a> · <a href="repodata.json">repodata.json</a></p>\n'
-        + _SEARCH
+        href = _href(prefix + name_page_file(name)[len("names/") :])
+        rows.append(f'<tr><td><a href="{href}">{_e(name)}</a><td>{_e(latest)}<td class="num">{len(items)}<td class="num">{human(size)}')
+    return (
+        _SEARCH
         + "\n<table><thead><tr><th>package</th><th>latest version</th><th>files</th><th>size</th></tr></thead><tbody>\n"
         + "\n".join(rows)
         + "\n</tbody></table>"
     )
-    meta = f"{len(names)} packages, {files} package files in {_e(channel)}/{_e(subdir)}.{_origin(origin, '../../')}"
-    return _page(f"{channel} / {subdir}", meta, body)
 
 
 def name_pages(channel: str, subdir: str, name: str, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, str]]:

@@ -8,7 +8,16 @@ from pathlib import Path
 
 from helpers import cli
 
-from airgap.html import NAME_PAGE_ROWS, channel_page, name_page_file, name_pages, subdir_page
+from airgap.html import (
+    NAME_PAGE_ROWS,
+    SUBDIR_PAGE_NAMES,
+    channel_page,
+    group_by_name,
+    name_page_file,
+    name_pages,
+    subdir_page,
+    subdir_pages,
+)
 from airgap.repodata import Repodata
 from airgap.testing.condapkg import PackageSpec, write_channel
 
@@ -26,10 +35,20 @@ def test_a_large_subdir_page_lists_names_not_files() -> None:
     rd = _big(names=50, per_name=400)  # 20,000 files
     page = subdir_page("ch", rd)
     assert len(page) < 20_000  # one row per name; a row per file made 2.6 MB of it
-    assert page.count("<tr data-n=") == 50
+    assert page.count('<tr><td><a href="names/') == 50
     assert f'href="{name_page_file("pkg0007")}"' in page and "1.399" in page  # latest version, in conda's order (1.399 > 1.99)
     assert "20000 package files" in page
     assert len(channel_page("ch", {"linux-64": rd, "noarch": None})) < 5_000
+
+
+def test_past_many_names_the_subdir_page_becomes_an_index_by_letter() -> None:
+    rd = _big(names=SUBDIR_PAGE_NAMES + 1, per_name=1)
+    pages = dict(subdir_pages("ch", "linux-64", group_by_name(rd), len(rd)))
+    assert set(pages) == {"index.html", "names/_index-p.html"}
+    assert 'href="names/_index-p.html"' in pages["index.html"] and len(pages["index.html"]) < 5_000
+    letter = pages["names/_index-p.html"]
+    assert letter.count("<tr><td><a href=") == SUBDIR_PAGE_NAMES + 1 and 'href="pkg0042.html"' in letter  # beside the name pages
+    assert len(letter) < 2_000_000
 
 
 def test_a_name_with_many_files_gets_several_linked_pages() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..destinations.base import Destination
 from ..errors import AirgapError
-from ..html import channel_page, gone_page, group_by_name, name_page_file, name_pages, subdir_page_of
+from ..html import channel_page, gone_page, group_by_name, name_page_file, name_pages, subdir_pages
 from ..repodata import Repodata
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,8 @@ def _write_subdir(dest: Destination, channel: str, rd: Repodata, origin: Mapping
         pages = name_pages(channel, rd.subdir, name, items) if items else [(name_page_file(name), gone_page(channel, rd.subdir, name))]
         for file, page in pages:
             dest.put_page(channel, rd.subdir, page.encode("utf-8"), file)
-    dest.put_page(channel, rd.subdir, subdir_page_of(channel, rd.subdir, groups, len(rd), origin).encode("utf-8"))
+    for file, page in reversed(subdir_pages(channel, rd.subdir, groups, len(rd), origin)):  # index.html last: it links the others
+        dest.put_page(channel, rd.subdir, page.encode("utf-8"), file)
 
 
 def _name_of(filename: str) -> str:
