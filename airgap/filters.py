@@ -43,7 +43,17 @@ from .filter_rules import (
 )
 from .repodata import Repodata
 
-__all__ = ["Filters", "Record", "Selection", "SpecSet", "dependency_closure", "license_blocked", "license_families", "select", "select_channel"]
+__all__ = [
+    "Filters",
+    "Record",
+    "Selection",
+    "SpecSet",
+    "dependency_closure",
+    "license_blocked",
+    "license_families",
+    "select",
+    "select_channel",
+]
 
 Record = Mapping[str, Any]
 

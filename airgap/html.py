@@ -77,8 +77,8 @@ _SLUG = re.compile(r"[a-z0-9][a-z0-9_.+-]{0,199}\Z")
 
 _SEARCH = (
     '<p><input id="q" type="search" placeholder="filter package names" autofocus '
-    'oninput="var q=this.value.toLowerCase();for(const r of document.querySelectorAll(\'tbody tr\'))'
-    "r.hidden=q&&!r.cells[0].textContent.toLowerCase().includes(q)\"></p>"
+    "oninput=\"var q=this.value.toLowerCase();for(const r of document.querySelectorAll('tbody tr'))"
+    'r.hidden=q&&!r.cells[0].textContent.toLowerCase().includes(q)"></p>'
 )
 
 
@@ -153,9 +153,7 @@ def subdir_pages(
     for name, items in sorted(names.items()):
         first = name[:1].lower()
         buckets.setdefault(first if first.isascii() and first.isalnum() else "_", []).append((name, items))
-    rows = "\n".join(
-        f'<tr><td><a href="names/_index-{b}.html">{b}</a><td class="num">{len(group)}' for b, group in sorted(buckets.items())
-    )
+    rows = "\n".join(f'<tr><td><a href="names/_index-{b}.html">{b}</a><td class="num">{len(group)}' for b, group in sorted(buckets.items()))
     out = [
         (
             "index.html",
@@ -220,7 +218,11 @@ def name_pages(channel: str, subdir: str, name: str, items: Sequence[tuple[str, 
 
 def gone_page(channel: str, subdir: str, name: str) -> str:
     """What a package name's page says once the subdir no longer holds any of its files."""
-    return _page(f"{channel} / {subdir} / {name}", f"{_e(channel)}/{_e(subdir)} no longer holds {_e(name)}.", '<p><a href="../index.html">&larr; back</a></p>')
+    return _page(
+        f"{channel} / {subdir} / {name}",
+        f"{_e(channel)}/{_e(subdir)} no longer holds {_e(name)}.",
+        '<p><a href="../index.html">&larr; back</a></p>',
+    )
 
 
 def channel_page(channel: str, subdirs: Mapping[str, Repodata | None], origin: Mapping[str, Any] | None = None) -> str:

@@ -289,7 +289,9 @@ def _admit(
         reason = not_json(record)
         if reason is not None:
             if strict:
-                raise UpstreamError(f"{source}: record {filename} holds {reason}, which is not JSON; fix or remove that record, then run again")
+                raise UpstreamError(
+                    f"{source}: record {filename} holds {reason}, which is not JSON; fix or remove that record, then run again"
+                )
             return f"{filename}: its record holds {reason}, which is not JSON"
     rec_subdir = record.get("subdir")
     if rec_subdir is not None and rec_subdir != rd.subdir:
