@@ -238,8 +238,8 @@ def _copy_blob(
 
     def mismatch(found: str) -> AirgapError:
         return AirgapError(
-            f"{path}: expected sha256 {sha}, found {found}; a cache file: delete it and export again; "
-            f"a file:// upstream's file changed since its repodata was read: export again"
+            f"cache file {path}: expected sha256 {sha}, found {found}; delete it and export again "
+            f"(a file:// upstream's file, read where it lies: it changed after its repodata was read; export again)"
         )
 
     if fresh:

@@ -484,7 +484,7 @@ class DirectoryDestination(LeaseHolder, Destination):
         if done:  # temp files exist only while a staging area does
             dirs = [self.state_dir] + [
                 d
-                for d in self.root.glob("*/*")
+                for d in [*self.root.glob("*/*"), *self.root.glob("*/*/names")]  # names/: the package-name pages
                 if d.is_dir() and not d.is_symlink() and not d.parent.is_symlink() and not d.parent.name.startswith(".")
             ]
             for d in dirs:
