@@ -1,10 +1,10 @@
 """The export's content-addressed download cache under ``mirror_dir``.
 
-Files of a ``file://`` upstream are not copied in: :meth:`BlobCache.download` checks that the
-file is there with the record's size and remembers where it is; :meth:`BlobCache.file` then
-names it, and the archive writer reads it where it lies, checking its sha256 and size as it
-streams it into the archive (such blobs are never in :meth:`BlobCache.hashed_here`, so the
-writer never skips that check).
+Files of a ``file://`` upstream are not copied in: :meth:`BlobCache.download` reads each one
+and checks its size and sha256 against its record (so a bad file is named at once, as for a
+download) and remembers where it is; :meth:`BlobCache.file` then names it, and the archive
+writer reads it where it lies and checks it again as it streams it into the archive (such blobs
+are never in :meth:`BlobCache.hashed_here`: the file may change between the two reads).
 
 Layout: ``blobs/sha256/<hex>`` holds each verified file once; ``blobs/md5/<hex>`` is a hard
 link to the same file for upstream records that only carry an md5; ``tmp/`` holds downloads
@@ -120,22 +120,35 @@ class BlobCache:
             return fetcher.with_retries(url, attempt)
 
     def _in_place(self, url: str, want: Expected, on_bytes: Callable[[int], None] | None) -> str:
-        """A ``file://`` upstream's file: checked for presence and size now, hashed by the archive writer."""
+        """A ``file://`` upstream's file: read and checked (size, sha256) now, not copied; the
+        archive writer reads it again where it lies and checks it again (it may change meanwhile)."""
         assert want.sha256 is not None
         path = url_to_path(url)
         try:
-            st = os.stat(path)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise NotFound(f"{url}: not found") from None
         except OSError as exc:
             raise UpstreamError(f"{url}: cannot read: {exc.strerror}") from None
-        if not stat.S_ISREG(st.st_mode):
-            raise UpstreamError(f"{url}: expected a regular file, found something else")
-        if want.size is not None and st.st_size != want.size:
-            raise HashMismatch(f"{url}: expected {want.size} bytes (repodata), found {st.st_size}")
+        sha = hashlib.sha256()
+        size = 0
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise UpstreamError(f"{url}: expected a regular file, found something else")
+            while chunk := os.read(fd, CHUNK):
+                size += len(chunk)
+                if want.size is not None and size > want.size:
+                    break
+                sha.update(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
+        finally:
+            os.close(fd)
+        if want.size is not None and size != want.size:
+            raise HashMismatch(f"{url}: expected {want.size} bytes (repodata), found {size if size < want.size else 'more'}")
+        if sha.hexdigest() != want.sha256:
+            raise HashMismatch(f"{url}: expected sha256 {want.sha256}, found {sha.hexdigest()}")
         self._external[want.sha256] = path
-        if on_bytes is not None:
-            on_bytes(st.st_size)
         return want.sha256
 
     @contextlib.contextmanager

@@ -43,3 +43,18 @@ def test_a_file_changed_under_its_record_fails_the_export_and_writes_no_archive(
     assert r.exit_code != 0
     assert f"expected sha256 {shas[victim.name]}" in r.output and str(victim) in r.output
     assert not (tmp_path / "m.tar").exists()
+
+
+def test_the_archive_writer_checks_a_file_upstream_blob_again(tmp_path: Path) -> None:
+    """It may change between the check at collect time and the archive: it is never marked as hashed."""
+    from airgap.cache import BlobCache, Expected
+    from airgap.fetch import Fetcher
+
+    up, _cfg, shas = _channel(tmp_path)
+    fn = sorted(shas)[0]
+    cache = BlobCache(tmp_path / "cache")
+    with Fetcher() as fetcher:
+        sha = cache.download(fetcher, (up / "linux-64" / fn).as_uri(), Expected(shas[fn], None, (up / "linux-64" / fn).stat().st_size))
+    assert sha == shas[fn] and cache.file(sha) == str(up / "linux-64" / fn)
+    assert cache.hashed_here(sha) == ()  # so write_archive hashes it as it streams it
+    assert not (tmp_path / "cache" / "blobs" / "sha256" / sha).exists()
