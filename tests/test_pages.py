@@ -100,3 +100,24 @@ def test_an_import_rewrites_only_the_pages_of_the_names_it_changed(tmp_path: Pat
     assert "no longer holds delta" in (names / "delta.html").read_text()
     index = (dest / "main" / "linux-64" / "index.html").read_text()
     assert 'href="names/beta.html"' in index and "delta" not in index
+
+
+def test_clean_rewrites_the_pages_of_the_names_it_removed(tmp_path: Path) -> None:
+    up = tmp_path / "up" / "main"
+    write_channel(up, _specs(1), subdirs=("linux-64",), formats=("conda",))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({"channels": [str(up)], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache")}))
+    dest = tmp_path / "dest"
+    assert cli("export", "-f", cfg, "--unsigned", tmp_path / "v1.tar").exit_code == 0
+    assert cli("import", tmp_path / "v1.tar", "--into", dest, "--allow-unsigned").exit_code == 0
+    names = dest / "main" / "linux-64" / "names"
+    for page in names.iterdir():
+        page.write_text(page.read_text() + "<!-- untouched -->")
+    cfg.write_text(
+        json.dumps({"channels": [str(up)], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache"), "blacklist": ["gamma"]})
+    )
+    r = cli("clean", "-f", cfg, "--into", dest)
+    assert r.exit_code == 0, r.output
+    assert {p.name for p in names.iterdir() if "<!-- untouched -->" in p.read_text()} == {"alpha.html", "beta.html", "delta.html"}
+    assert "no longer holds gamma" in (names / "gamma.html").read_text()
+    assert 'href="names/gamma.html"' not in (dest / "main" / "linux-64" / "index.html").read_text()

@@ -181,7 +181,7 @@ def run_clean(
             dest.remove_packages([(c, s, f) for (c, s), gone in sorted(by_subdir.items()) for f in sorted(gone)])
         finally:
             change.close()
-        write_pages(dest, {c for c, _ in by_subdir}, with_sboms({"archives": receipt.archives}))
+        write_pages(dest, {c for c, _ in by_subdir}, with_sboms({"archives": receipt.archives}), None, [(c, s, f) for (c, s), fs in by_subdir.items() for f in fs])
         return result
 
 

@@ -32,8 +32,8 @@ def write_pages(
     touched: Iterable[tuple[str, str, str]] | None = None,
 ) -> None:
     """``known``: repodata the caller just published (only those subdirs' pages are rewritten; without
-    it every subdir is read and rewritten). ``touched``: ``(channel, subdir, filename)`` placed or
-    removed; without it every name's page is rewritten."""
+    it every subdir that ``touched`` names is read and rewritten, or every subdir). ``touched``:
+    ``(channel, subdir, filename)`` placed or removed; without it every name's page is rewritten."""
     if not dest.holds_other_files:
         return
     inventory = dest.inventory()
@@ -46,10 +46,12 @@ def write_pages(
         try:
             subdirs: dict[str, Repodata | None] = {}
             for subdir in inventory.get(channel, []):
-                if known is None:
+                if known is not None:
+                    subdirs[subdir] = known.get((channel, subdir))
+                elif changed is None or (channel, subdir) in changed:  # a subdir nothing touched keeps its pages
                     subdirs[subdir] = dest.read_repodata(channel, subdir)
                 else:
-                    subdirs[subdir] = known.get((channel, subdir))
+                    subdirs[subdir] = None
             for subdir, rd in subdirs.items():
                 if rd is not None:
                     _write_subdir(dest, channel, rd, origin, None if changed is None else changed.get((channel, subdir), set()))
