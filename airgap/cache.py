@@ -1,5 +1,11 @@
 """The export's content-addressed download cache under ``mirror_dir``.
 
+Files of a ``file://`` upstream are not copied in: :meth:`BlobCache.download` reads each one
+and checks its size and sha256 against its record (so a bad file is named at once, as for a
+download) and remembers where it is; :meth:`BlobCache.file` then names it, and the archive
+writer reads it where it lies and checks it again as it streams it into the archive (such blobs
+are never in :meth:`BlobCache.hashed_here`: the file may change between the two reads).
+
 Layout: ``blobs/sha256/<hex>`` holds each verified file once; ``blobs/md5/<hex>`` is a hard
 link to the same file for upstream records that only carry an md5; ``tmp/`` holds downloads
 in flight. A file enters ``blobs/`` only after its size and hash matched the record while the
@@ -14,6 +20,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,8 +28,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ._fs import atomic_write_bytes, named
-from .errors import AirgapError, HashMismatch
-from .fetch import CHUNK, Fetcher
+from .errors import AirgapError, HashMismatch, NotFound, UpstreamError
+from .fetch import CHUNK, Fetcher, url_to_path
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,7 @@ class BlobCache:
         self.md5_dir = self.root / "blobs" / "md5"
         self.tmp_dir = self.root / "tmp"
         self._sha_prefix = os.path.join(self.sha_dir, "")
+        self._external: dict[str, str] = {}  # sha256 -> a file:// upstream's file, read where it lies
         try:
             for d in (self.sha_dir, self.md5_dir, self.tmp_dir):
                 d.mkdir(parents=True, exist_ok=True)
@@ -48,14 +56,19 @@ class BlobCache:
             raise AirgapError(f"mirror_dir {self.root}: expected a writable directory, found: {exc.strerror}") from None
 
     def path(self, sha256: str) -> Path:
-        return self.sha_dir / sha256
+        return Path(self.file(sha256))
 
     def file(self, sha256: str) -> str:
         """:meth:`path` as a string: no Path object per file where there are 100,000 of them."""
-        return self._sha_prefix + sha256
+        return self._external.get(sha256) or self._sha_prefix + sha256
 
     def size(self, sha256: str) -> int:
-        return os.stat(self._sha_prefix + sha256).st_size
+        return os.stat(self.file(sha256)).st_size
+
+    def hashed_here(self, sha256: str) -> tuple[str, ...]:
+        """``(sha256,)`` if this process hashed the blob's bytes as they entered the cache, else ``()``:
+        a ``file://`` upstream's file, read where it lies, is hashed as it goes into the archive."""
+        return () if sha256 in self._external else (sha256,)
 
     def lookup(self, want: Expected) -> str | None:
         """The sha256 of a cached file matching ``want``, or None."""
@@ -92,6 +105,8 @@ class BlobCache:
         HTTP Range request; a server that ignores the range sends everything and the partial
         file starts over. A file enters ``blobs/`` only once its size and hash matched.
         """
+        if url.startswith("file:") and want.sha256:
+            return self._in_place(url, want, on_bytes)
         key = want.sha256 or want.md5
         with self._partial(key) as (fh, resumable, path):
 
@@ -99,6 +114,38 @@ class BlobCache:
                 return self._attempt(fetcher, url, want, fh, resumable, path, on_bytes)
 
             return fetcher.with_retries(url, attempt)
+
+    def _in_place(self, url: str, want: Expected, on_bytes: Callable[[int], None] | None) -> str:
+        """A ``file://`` upstream's file: read and checked (size, sha256) now, not copied; the
+        archive writer reads it again where it lies and checks it again (it may change meanwhile)."""
+        assert want.sha256 is not None
+        path = url_to_path(url)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotFound(f"{url}: not found") from None
+        except OSError as exc:
+            raise UpstreamError(f"{url}: cannot read: {exc.strerror}") from None
+        sha = hashlib.sha256()
+        size = 0
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise UpstreamError(f"{url}: expected a regular file, found something else")
+            while chunk := os.read(fd, CHUNK):
+                size += len(chunk)
+                if want.size is not None and size > want.size:
+                    break
+                sha.update(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
+        finally:
+            os.close(fd)
+        if want.size is not None and size != want.size:
+            raise HashMismatch(f"{url}: expected {want.size} bytes (repodata), found {size if size < want.size else 'more'}")
+        if sha.hexdigest() != want.sha256:
+            raise HashMismatch(f"{url}: expected sha256 {want.sha256}, found {sha.hexdigest()}")
+        self._external[want.sha256] = path
+        return want.sha256
 
     @contextlib.contextmanager
     def _partial(self, key: str | None) -> Iterator[tuple[BinaryIO, bool, Path]]:

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from .errors import UpstreamError
 from .manifest import is_safe_package_filename
 
@@ -144,7 +146,18 @@ def load_json(data: bytes | bytearray, source: str) -> tuple[Any, bool]:
     JSON (UTF-8): published, they break every client's parse of the whole subdir. Invalid
     UTF-8 (encoded surrogates included) refuses the document. ``suspect`` says that one of the
     others was seen; :func:`from_document` then finds the records holding them.
+
+    msgspec parses first (faster than ``json``, no decoded copy of the text, strict: it refuses
+    all of the above); only a document it refuses is parsed again by ``json``, which says what
+    is wrong or finds the records to skip.
     """
+    body = data[3:] if data[:3] == b"\xef\xbb\xbf" else data
+    try:
+        return _decode(body), False
+    except msgspec.DecodeError:
+        pass  # not JSON, or JSON holding what cannot be published: the careful parser below decides
+    except RecursionError:
+        raise UpstreamError(f"{source}: expected repodata JSON, found values nested too deeply to parse") from None
     flagged = False
 
     def number(text: str) -> float:
@@ -167,6 +180,9 @@ def load_json(data: bytes | bytearray, source: str) -> tuple[Any, bool]:
     except (UnicodeDecodeError, ValueError) as exc:
         raise UpstreamError(f"{source}: expected repodata JSON, found invalid data ({str(exc)[:200]})") from None
     return doc, flagged or "\\ud" in text or "\\uD" in text
+
+
+_decode = msgspec.json.Decoder().decode
 
 
 def not_json(value: Any) -> str | None:
@@ -224,46 +240,66 @@ def from_document(
             raise UpstreamError(f"{source}: expected {section!r} to be an object, found {type(entries).__name__}")
         target = rd.packages if section == "packages" else rd.packages_conda
         for filename, record in entries.items():
-            if not (is_safe_package_filename(filename) and filename.endswith(suffix) and isinstance(record, dict)):
-                if _keep(rd, keep_unreadable, section, filename, record):
-                    continue
-                skipped += 1
-                if skipped <= 5:
-                    log.warning("%s: skipping record %r in %r: not a %s file name with an object record", source, filename, section, suffix)
-                continue
-            if not all(isinstance(record.get(k), str) for k in ("name", "version", "build")):
-                if _keep(rd, keep_unreadable, section, filename, record):
-                    continue
-                skipped += 1
-                if skipped <= 5:
-                    log.warning("%s: skipping %s: its record lacks name, version or build", source, filename)
-                continue
-            if suspect:
-                reason = not_json(record)
-                if reason is not None:
-                    if strict:
-                        raise UpstreamError(
-                            f"{source}: record {filename} holds {reason}, which is not JSON; fix or remove that record, then run again"
-                        )
+            if (  # the common case, in one expression: a readable record under a safe name
+                not suspect
+                and type(record) is dict
+                and type(record.get("name")) is str
+                and type(record.get("version")) is str
+                and type(record.get("build")) is str
+                and record.get("subdir", subdir) == subdir
+                and type(filename) is str
+                and filename.endswith(suffix)
+                and is_safe_package_filename(filename)
+            ):
+                target[filename] = record
+            else:
+                why = _admit(rd, target, section, suffix, filename, record, source, keep_unreadable, suspect, strict)
+                if why is not None:
                     skipped += 1
                     if skipped <= 5:
-                        log.warning("%s: skipping %s: its record holds %s, which is not JSON", source, filename, reason)
-                    continue
-            rec_subdir = record.get("subdir")
-            if rec_subdir is not None and rec_subdir != subdir:
-                if _keep(rd, keep_unreadable, section, filename, record):
-                    continue
-                skipped += 1
-                if skipped <= 5:
-                    log.warning("%s: skipping %s: its record says subdir %r, the directory is %r", source, filename, rec_subdir, subdir)
-                continue
-            target[filename] = record
+                        log.warning("%s: skipping %s", source, why)
     if skipped > 5:
         log.warning("%s: skipped %d malformed records in all", source, skipped)
     for key, value in doc.items():
         if key not in ("info", "packages", "packages.conda", "removed", "repodata_version") and key not in _CACHE_KEYS:
             rd.extra[key] = value
     return rd
+
+
+def _admit(
+    rd: Repodata,
+    target: dict[str, dict[str, Any]],
+    section: str,
+    suffix: str,
+    filename: Any,
+    record: Any,
+    source: str,
+    keep: bool,
+    suspect: bool,
+    strict: bool,
+) -> str | None:
+    """The careful path for one record: file it (None), keep it opaque (None), or say why it is skipped."""
+    if not (is_safe_package_filename(filename) and filename.endswith(suffix) and isinstance(record, dict)):
+        if _keep(rd, keep, section, filename, record):
+            return None
+        return f"record {filename!r} in {section!r}: not a {suffix} file name with an object record"
+    if not all(isinstance(record.get(k), str) for k in ("name", "version", "build")):
+        return None if _keep(rd, keep, section, filename, record) else f"{filename}: its record lacks name, version or build"
+    if suspect:
+        reason = not_json(record)
+        if reason is not None:
+            if strict:
+                raise UpstreamError(
+                    f"{source}: record {filename} holds {reason}, which is not JSON; fix or remove that record, then run again"
+                )
+            return f"{filename}: its record holds {reason}, which is not JSON"
+    rec_subdir = record.get("subdir")
+    if rec_subdir is not None and rec_subdir != rd.subdir:
+        if _keep(rd, keep, section, filename, record):
+            return None
+        return f"{filename}: its record says subdir {rec_subdir!r}, the directory is {rd.subdir!r}"
+    target[filename] = record
+    return None
 
 
 def _keep(rd: Repodata, keep: bool, section: str, filename: str, record: Any) -> bool:
@@ -307,8 +343,8 @@ def record_hashes(record: Mapping[str, Any]) -> tuple[str | None, str | None, in
     sha = record.get("sha256")
     md5 = record.get("md5")
     size = record.get("size")
-    return (
-        sha.lower() if isinstance(sha, str) and len(sha) == 64 else None,
-        md5.lower() if isinstance(md5, str) and len(md5) == 32 else None,
+    return (  # .lower() copies even a lower-case string: 300,000 records would hold both
+        (sha if sha.islower() else sha.lower()) if isinstance(sha, str) and len(sha) == 64 else None,
+        (md5 if md5.islower() else md5.lower()) if isinstance(md5, str) and len(md5) == 32 else None,
         size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
     )

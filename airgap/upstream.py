@@ -64,6 +64,9 @@ def channel_from_string(value: str) -> Channel:
     return Channel(url=url, name=name)
 
 
+_URL_SAFE = re.compile(r"[A-Za-z0-9._~/-]*\Z")  # what urllib.parse.quote leaves as it is
+
+
 @dataclass
 class FetchedRepodata:
     channel: Channel
@@ -75,7 +78,8 @@ class FetchedRepodata:
     repodata: Repodata
 
     def package_url(self, filename: str) -> str:
-        return self.packages_base + urllib.parse.quote(filename)
+        # most names need no quoting; quote() costs ~15 µs a name, which 300,000 records notice
+        return self.packages_base + (filename if _URL_SAFE.match(filename) else urllib.parse.quote(filename))
 
     @functools.cached_property
     def packages_base(self) -> str:

@@ -25,8 +25,8 @@ from airgap.signing import Signer
 from airgap.testing.condapkg import PackageSpec, build_conda, build_tar_bz2
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-#: what a published subdir holds besides its package files: the index files (CEP-16 shards, run_exports.json too) and the page
-NOT_PACKAGES = {"repodata.json", "repodata.json.zst", "index.html", "repodata_shards.msgpack.zst", "shards", "run_exports.json"}
+#: what a published subdir holds besides its package files: the index files (CEP-16 shards, run_exports.json too), the page and names/ (the package-name pages)
+NOT_PACKAGES = {"repodata.json", "repodata.json.zst", "index.html", "repodata_shards.msgpack.zst", "shards", "run_exports.json", "names"}
 
 
 def cli(*args: Any) -> Result:

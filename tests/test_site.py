@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from airgap.cli import main
-from airgap.html import channel_page, subdir_page
+from airgap.html import channel_page, name_pages, subdir_page
 from airgap.repodata import Repodata
 from airgap.serve import make_server
 
@@ -57,9 +57,11 @@ def test_pages_escape_hostile_metadata() -> None:
     rd.put(
         "evil-1-0.conda", {"name": "<script>alert(1)</script>", "version": '1"><img>', "build": "0", "license": "<b>GPL</b>", "size": 10}
     )
-    for page in (subdir_page("ch", rd), channel_page("ch", {"linux-64": rd})):
+    items = list(rd.records())
+    for page in (subdir_page("ch", rd), name_pages("ch", "linux-64", "<script>alert(1)</script>", items)[0][1]):
         assert "<script>" not in page and "<img>" not in page and "<b>GPL" not in page
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>" not in channel_page("ch", {"linux-64": rd, "<script>": None})
 
 
 def test_serve_hides_state_and_answers_conda(imported: Path) -> None:
@@ -123,7 +125,9 @@ def test_channel_pages_in_a_browser(imported: Path, tmp_path: Path, http_server:
     assert (channel / "linux-64" / "index.html").is_file() and (channel / "noarch" / "index.html").is_file()
     base = http_server(imported)
     # no broken links: every href on every page answers 200
-    for page in (channel / "index.html", channel / "linux-64" / "index.html", channel / "noarch" / "index.html"):
+    name_pages = sorted((channel / "linux-64" / "names").iterdir())
+    assert name_pages
+    for page in (channel / "index.html", channel / "linux-64" / "index.html", channel / "noarch" / "index.html", *name_pages):
         parser = _Links()
         parser.feed(page.read_text())
         assert parser.links
@@ -133,7 +137,11 @@ def test_channel_pages_in_a_browser(imported: Path, tmp_path: Path, http_server:
                 assert resp.status == 200, href
     chromium = _chromium()
     dom = _headless(chromium, tmp_path, "--dump-dom", f"{base}/channel/index.html").stdout
-    assert "airgap-hello" in dom and "0.1.0, 0.2.0" in dom and "<table>" in dom
+    assert 'href="linux-64/index.html"' in dom and "<table>" in dom
+    dom = _headless(chromium, tmp_path, "--dump-dom", f"{base}/channel/linux-64/index.html").stdout
+    assert "airgap-hello" in dom and "0.2.0" in dom and 'id="q"' in dom  # the latest version, and the filter box
+    dom = _headless(chromium, tmp_path, "--dump-dom", f"{base}/channel/linux-64/names/airgap-hello.html").stdout
+    assert "0.1.0" in dom and "0.2.0" in dom and "<table>" in dom
     shot = tmp_path / "channel.png"
     _headless(chromium, tmp_path, f"--screenshot={shot}", "--window-size=1200,700", f"{base}/channel/linux-64/index.html")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

@@ -25,7 +25,7 @@ def tree(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and ".airgap" not in p.parts and p.name != "index.html"
+        if p.is_file() and ".airgap" not in p.parts and not p.name.endswith(".html")
     }
 
 

@@ -237,7 +237,10 @@ def _copy_blob(
     out.pad()
 
     def mismatch(found: str) -> AirgapError:
-        return AirgapError(f"cache file {path}: expected sha256 {sha}, found {found}; delete it and export again")
+        return AirgapError(
+            f"cache file {path}: expected sha256 {sha}, found {found}; delete it and export again "
+            f"(a file:// upstream's file, read where it lies: it changed after its repodata was read; export again)"
+        )
 
     if fresh:
         return

@@ -255,9 +255,13 @@ class Destination(ABC):
     def channel_url(self, channel: str) -> str:
         """The URL a conda client uses for ``channel``."""
 
-    def put_page(self, channel: str, subdir: str | None, data: bytes) -> None:
-        """Write a browsable ``index.html`` (cosmetic, outside any change); default: not kept."""
+    def put_page(self, channel: str, subdir: str | None, data: bytes, name: str = "index.html") -> None:
+        """Write a browsable ``index.html`` (or ``name``, e.g. ``names/numpy.html``: cosmetic, outside any change); default: not kept."""
         return None
+
+    def has_page(self, channel: str, subdir: str, name: str) -> bool:
+        """Whether a page written by :meth:`put_page` is there (False when unknown: pages are then all rewritten)."""
+        return False
 
 
 def index_files(raw: bytes) -> list[tuple[str, bytes]]:

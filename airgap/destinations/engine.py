@@ -169,8 +169,11 @@ class StoreDestination(LeaseHolder, Destination):
         self.fence()  # a new owner may have listed one of these names again
         self.store.delete([self.key(c, s, f) for c, s, f in files])
 
-    def put_page(self, channel: str, subdir: str | None, data: bytes) -> None:
-        self.store.put(self.key(channel, subdir or "", "index.html"), data)
+    def put_page(self, channel: str, subdir: str | None, data: bytes, name: str = "index.html") -> None:
+        self.store.put(self.key(channel, subdir or "", name), data)
+
+    def has_page(self, channel: str, subdir: str, name: str) -> bool:
+        return self.store.get(self.key(channel, subdir, name)) is not None
 
 
 class StoreChange(Change):

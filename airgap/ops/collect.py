@@ -152,7 +152,7 @@ def _download_packages(cache: BlobCache, fetcher: Fetcher, wants: list[Want], wo
                 w = futures[fut]
                 try:
                     got.actual[(w.channel, w.subdir, w.filename)] = downloaded = fut.result()
-                    got.fresh.add(downloaded)
+                    got.fresh.update(cache.hashed_here(downloaded))  # file:// files: hashed as the archive takes them
                 except UpstreamError as exc:
                     got.failures.append(str(exc))
                     log.info("%s", exc)  # the error names every failure, once, at the end

@@ -1,8 +1,13 @@
-"""Write the browsable ``index.html`` pages of a destination's channels (after a publish).
+"""Write the browsable pages of a destination's channels (after a publish).
 
 Cosmetic: the pages are written outside the import's transaction, and a failure to write them
 is logged, never fatal — the channel itself is already consistent. Destinations that hold
 conda packages only (quetz) keep no pages.
+
+Pages cost what changed, not what the channel holds: a subdir's ``index.html`` lists package
+names (one row each), each name has its page under ``names/``, and an import rewrites the pages
+of the names whose files it placed or removed (``touched``), the index pages of the subdirs it
+published, and the channel's page (which lists platforms only, so no other subdir is read).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any
 
 from ..destinations.base import Destination
 from ..errors import AirgapError
-from ..html import channel_page, subdir_page
+from ..html import channel_page, gone_page, group_by_name, name_page_file, name_pages, subdir_pages
 from ..repodata import Repodata
 
 log = logging.getLogger(__name__)
@@ -24,21 +29,56 @@ def write_pages(
     channels: Iterable[str],
     origin: Mapping[str, Any] | None = None,
     known: Mapping[tuple[str, str], Repodata] | None = None,
+    touched: Iterable[tuple[str, str, str]] | None = None,
 ) -> None:
-    """``known``: repodata the caller just published, so it is not read and parsed again."""
+    """``known``: repodata the caller just published (only those subdirs' pages are rewritten; without
+    it every subdir that ``touched`` names is read and rewritten, or every subdir). ``touched``:
+    ``(channel, subdir, filename)`` placed or removed; without it every name's page is rewritten."""
     if not dest.capabilities.holds_other_files:
         return
     inventory = dest.inventory()
-    known = known or {}
+    changed: dict[tuple[str, str], set[str]] | None = None
+    if touched is not None:
+        changed = {}
+        for c, s, filename in touched:
+            changed.setdefault((c, s), set()).add(_name_of(filename))
     for channel in sorted(set(channels)):
         try:
-            subdirs: dict[str, Repodata] = {}
+            subdirs: dict[str, Repodata | None] = {}
             for subdir in inventory.get(channel, []):
-                rd = known.get((channel, subdir)) or dest.read_repodata(channel, subdir)
-                if rd is not None:
-                    subdirs[subdir] = rd
+                if known is not None:
+                    subdirs[subdir] = known.get((channel, subdir))
+                elif changed is None or (channel, subdir) in changed:  # a subdir nothing touched keeps its pages
+                    subdirs[subdir] = dest.read_repodata(channel, subdir)
+                else:
+                    subdirs[subdir] = None
             for subdir, rd in subdirs.items():
-                dest.put_page(channel, subdir, subdir_page(channel, rd, origin).encode("utf-8"))
+                if rd is not None:
+                    _write_subdir(dest, channel, rd, origin, None if changed is None else changed.get((channel, subdir), set()))
             dest.put_page(channel, None, channel_page(channel, subdirs, origin).encode("utf-8"))
         except (OSError, AirgapError) as exc:
             log.warning("%s: could not write the index.html pages: %s", channel, exc)
+
+
+def _write_subdir(dest: Destination, channel: str, rd: Repodata, origin: Mapping[str, Any] | None, names: set[str] | None) -> None:
+    """The subdir's index page, and the pages of ``names`` (None: of every name)."""
+    groups = group_by_name(rd)
+    if names is not None and groups and not dest.has_page(channel, rd.subdir, name_page_file(min(groups))):
+        names = None  # pages never written here in this layout (a new subdir, an older airgap): write them all
+    if names is None:
+        names = set(groups)
+    else:  # the record's own name, where it differs from the file name's
+        names |= {str(rec.get("name")) for fn, rec in rd.records() if _name_of(fn) in names}
+    for name in sorted(names):
+        items = groups.get(name)
+        pages = name_pages(channel, rd.subdir, name, items) if items else [(name_page_file(name), gone_page(channel, rd.subdir, name))]
+        for file, page in pages:
+            dest.put_page(channel, rd.subdir, page.encode("utf-8"), file)
+    for file, page in reversed(subdir_pages(channel, rd.subdir, groups, len(rd), origin)):  # index.html last: it links the others
+        dest.put_page(channel, rd.subdir, page.encode("utf-8"), file)
+
+
+def _name_of(filename: str) -> str:
+    """The package name a conda file name carries (``name-version-build.ext``)."""
+    stem = filename.removesuffix(".conda").removesuffix(".tar.bz2")
+    return stem.rsplit("-", 2)[0]

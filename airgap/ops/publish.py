@@ -203,7 +203,7 @@ def publish(
         dest.remove_packages(removals)
         result.packages_removed += len(removals)
     archives = plan.receipt.archives
-    write_pages(dest, {tc for tc, _ in new_index}, with_sboms({"archives": archives}), new_index)  # new_index is what was published
+    write_pages(dest, {tc for tc, _ in new_index}, with_sboms({"archives": archives}), new_index, [p for _, p in order] + removals)
     return result
 
 

@@ -1,0 +1,123 @@
+"""The browsable pages scale with what changed: one row per name on a subdir's page, one page per name."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from helpers import cli
+
+from airgap.html import (
+    NAME_PAGE_ROWS,
+    SUBDIR_PAGE_NAMES,
+    channel_page,
+    group_by_name,
+    name_page_file,
+    name_pages,
+    subdir_page,
+    subdir_pages,
+)
+from airgap.repodata import Repodata
+from airgap.testing.condapkg import PackageSpec, write_channel
+
+
+def _big(names: int, per_name: int) -> Repodata:
+    rd = Repodata(subdir="linux-64")
+    for n in range(names):
+        for v in range(per_name):
+            fn = f"pkg{n:04d}-1.{v}-h{v:05d}_0.tar.bz2"
+            rd.put(fn, {"name": f"pkg{n:04d}", "version": f"1.{v}", "build": f"h{v:05d}_0", "size": 1000, "license": "MIT"})
+    return rd
+
+
+def test_a_large_subdir_page_lists_names_not_files() -> None:
+    rd = _big(names=50, per_name=400)  # 20,000 files
+    page = subdir_page("ch", rd)
+    assert len(page) < 20_000  # one row per name; a row per file made 2.6 MB of it
+    assert page.count('<tr><td><a href="names/') == 50
+    assert f'href="{name_page_file("pkg0007")}"' in page and "1.399" in page  # latest version, in conda's order (1.399 > 1.99)
+    assert "20000 package files" in page
+    assert len(channel_page("ch", {"linux-64": rd, "noarch": None})) < 5_000
+
+
+def test_past_many_names_the_subdir_page_becomes_an_index_by_letter() -> None:
+    rd = _big(names=SUBDIR_PAGE_NAMES + 1, per_name=1)
+    pages = dict(subdir_pages("ch", "linux-64", group_by_name(rd), len(rd)))
+    assert set(pages) == {"index.html", "names/_index-p.html"}
+    assert 'href="names/_index-p.html"' in pages["index.html"] and len(pages["index.html"]) < 5_000
+    letter = pages["names/_index-p.html"]
+    assert letter.count("<tr><td><a href=") == SUBDIR_PAGE_NAMES + 1 and 'href="pkg0042.html"' in letter  # beside the name pages
+    assert len(letter) < 2_000_000
+
+
+def test_a_name_with_many_files_gets_several_linked_pages() -> None:
+    items = list(_big(names=1, per_name=NAME_PAGE_ROWS + 10).records())
+    pages = name_pages("ch", "linux-64", "pkg0000", items)
+    assert [f for f, _ in pages] == ["names/pkg0000.html", "names/pkg0000~2.html"]
+    first, second = pages[0][1], pages[1][1]
+    assert 'href="pkg0000~2.html"' in first and 'href="pkg0000.html"' in second
+    assert first.count("<tr><td>") == NAME_PAGE_ROWS and second.count("<tr><td>") == 10
+    assert 'href="../pkg0000-1.5009-h05009_0.tar.bz2"' in first  # newest first, links lead back to the subdir
+
+
+def test_odd_names_get_pages_inside_names() -> None:
+    for name in ("../../etc/passwd", "Index", "a/b", "<script>"):
+        target = name_page_file(name)
+        assert target.startswith("names/_") and "/" not in target[len("names/") :]
+    assert name_page_file("numpy") == "names/numpy.html"
+
+
+def _specs(version: int) -> list[PackageSpec]:
+    out = [PackageSpec(n, "1.0", subdir="linux-64") for n in ("alpha", "beta", "gamma", "delta")]
+    if version == 2:
+        out = [s for s in out if s.name != "delta"] + [PackageSpec("beta", "2.0", subdir="linux-64")]
+    return out
+
+
+def test_an_import_rewrites_only_the_pages_of_the_names_it_changed(tmp_path: Path) -> None:
+    up = tmp_path / "up" / "main"
+    write_channel(up, _specs(1), subdirs=("linux-64",), formats=("conda",))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({"channels": [str(up)], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache")}))
+    dest = tmp_path / "dest"
+    assert cli("export", "-f", cfg, "--unsigned", tmp_path / "v1.tar").exit_code == 0
+    assert cli("import", tmp_path / "v1.tar", "--into", dest, "--allow-unsigned").exit_code == 0
+    names = dest / "main" / "linux-64" / "names"
+    assert sorted(p.name for p in names.iterdir()) == ["alpha.html", "beta.html", "delta.html", "gamma.html"]
+    for page in names.iterdir():  # mark every page: a page rewritten loses its mark
+        page.write_text(page.read_text() + "<!-- untouched -->")
+    shutil.rmtree(up)
+    write_channel(up, _specs(2), subdirs=("linux-64",), formats=("conda",))  # beta 2.0 new, delta gone
+    r = cli("export", "-f", cfg, "--unsigned", tmp_path / "d.tar", "--since", dest / ".airgap" / "receipt.json")
+    assert r.exit_code == 0, r.output
+    r = cli("import", tmp_path / "d.tar", "--into", dest, "--allow-unsigned")
+    assert r.exit_code == 0, r.output
+    marked = {p.name for p in names.iterdir() if "<!-- untouched -->" in p.read_text()}
+    assert marked == {"alpha.html", "gamma.html"}
+    beta = (names / "beta.html").read_text()
+    assert "2.0" in beta and "1.0" in beta
+    assert "no longer holds delta" in (names / "delta.html").read_text()
+    index = (dest / "main" / "linux-64" / "index.html").read_text()
+    assert 'href="names/beta.html"' in index and "delta" not in index
+
+
+def test_clean_rewrites_the_pages_of_the_names_it_removed(tmp_path: Path) -> None:
+    up = tmp_path / "up" / "main"
+    write_channel(up, _specs(1), subdirs=("linux-64",), formats=("conda",))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({"channels": [str(up)], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache")}))
+    dest = tmp_path / "dest"
+    assert cli("export", "-f", cfg, "--unsigned", tmp_path / "v1.tar").exit_code == 0
+    assert cli("import", tmp_path / "v1.tar", "--into", dest, "--allow-unsigned").exit_code == 0
+    names = dest / "main" / "linux-64" / "names"
+    for page in names.iterdir():
+        page.write_text(page.read_text() + "<!-- untouched -->")
+    cfg.write_text(
+        json.dumps({"channels": [str(up)], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache"), "blacklist": ["gamma"]})
+    )
+    r = cli("clean", "-f", cfg, "--into", dest)
+    assert r.exit_code == 0, r.output
+    assert {p.name for p in names.iterdir() if "<!-- untouched -->" in p.read_text()} == {"alpha.html", "beta.html", "delta.html"}
+    assert "no longer holds gamma" in (names / "gamma.html").read_text()
+    assert 'href="names/gamma.html"' not in (dest / "main" / "linux-64" / "index.html").read_text()
