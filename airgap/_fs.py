@@ -33,10 +33,12 @@ def named(exc: OSError, path: str | os.PathLike[str]) -> OSError:
 
 
 @contextlib.contextmanager
-def atomic_writer(target: Path, mode: int = 0o644, durable: bool = True) -> Iterator[BinaryIO]:
-    """Yield a binary file that replaces ``target`` atomically when the block ends cleanly."""
+def atomic_writer(target: Path, mode: int = 0o644, durable: bool = True, tmp_dir: Path | None = None) -> Iterator[BinaryIO]:
+    """Yield a binary file that replaces ``target`` atomically when the block ends cleanly.
+
+    ``tmp_dir``: where the temporary file lives until the rename (on the same file system as ``target``)."""
     target = Path(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=tmp_dir if tmp_dir is not None else target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
@@ -55,8 +57,8 @@ def atomic_writer(target: Path, mode: int = 0o644, durable: bool = True) -> Iter
         fsync_dir(target.parent)
 
 
-def atomic_write_bytes(target: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
-    with atomic_writer(target, mode=mode, durable=durable) as fh:
+def atomic_write_bytes(target: Path, data: bytes, mode: int = 0o644, durable: bool = True, tmp_dir: Path | None = None) -> None:
+    with atomic_writer(target, mode=mode, durable=durable, tmp_dir=tmp_dir) as fh:
         fh.write(data)
 
 

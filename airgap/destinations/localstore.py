@@ -34,7 +34,6 @@ import re
 import shutil
 import stat
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,30 +156,32 @@ class LocalStore(LocalLock):
         return read()
 
     def put(self, key: str, data: bytes) -> None:
-        """Write ``data`` to a file under ``.airgap/tmp/``, then rename it into place: a write killed half-way
-        leaves its temporary file where :meth:`remove_leftovers` always looks (pages are written outside a change)."""
+        """Write ``data`` to a temporary file under ``.airgap/tmp/``, then rename it into place: a write killed
+        half-way leaves it where :meth:`remove_leftovers` always looks (pages are written outside a change)."""
         folder = self._folder(key, create=True)
         self._sync_dirty()
         point("dir write")
-        tmpdir = self._base + TMP
-        os.makedirs(tmpdir, exist_ok=True)
-        tmp = f"{tmpdir}/{uuid.uuid4().hex}.airgap-tmp"
-        try:
-            with open(tmp, "xb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self._base + key)
-        except OSError as exc:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            if exc.errno != errno.EXDEV:
-                raise
-            atomic_write_bytes(Path(self._base + key), data)  # a channel folder on another file system
-        fsync_dir(Path(self._base + key).parent)
+        tmpdir, target = Path(self._base + TMP), Path(self._base + key)
+        for _ in range(3):
+            os.makedirs(tmpdir, exist_ok=True)
+            try:
+                atomic_write_bytes(target, data, tmp_dir=tmpdir)
+                break
+            except FileNotFoundError:
+                if not target.parent.is_dir():
+                    raise
+                continue  # another thread's put removed the empty tmp folder in between: once more
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                atomic_write_bytes(target, data)  # a channel folder on another file system
+                break
+        else:
+            raise DestinationError(f"{self}: expected to write {key}, could not keep a temporary folder at {TMP}")
+        with contextlib.suppress(OSError):
+            os.rmdir(tmpdir)  # empty again: the tree holds nothing it did not hold before
         with self._mutex:
-            self._dirty.discard(folder)  # written and its folder synced
+            self._dirty.discard(folder)  # atomic_write_bytes made it durable
 
     def put_blob(self, key: str, blob: BlobRef, on_bytes: OnBytes | None = None) -> None:
         """Place verified bytes: a staged file is hard-linked (kept for its next use), anything else copied."""

@@ -200,7 +200,13 @@ def run_clean(into: Path | str | Destination, options: CleanOptions, *, clock: C
         finally:
             change.close()
         result.shards = sweep(dest, now=clock(), grace_days=options.shard_grace_days, dry_run=False, channels=channels)
-        write_pages(dest, {c for c, _ in by_subdir}, with_sboms({"archives": receipt.archives}), None, [(c, s, f) for (c, s), fs in by_subdir.items() for f in fs])
+        write_pages(
+            dest,
+            {c for c, _ in by_subdir},
+            with_sboms({"archives": receipt.archives}),
+            None,
+            [(c, s, f) for (c, s), fs in by_subdir.items() for f in fs],
+        )
         return result
 
 
