@@ -2,11 +2,12 @@
 
 ``open_destination`` picks the backend from what ``--into`` (or a site's ``url``) says:
 
-* a scheme of :mod:`airgap.destinations.registry`: a path or ``file://`` URL
+every scheme is one line of :mod:`airgap.destinations.registry`: a path or ``file://`` URL
   (:class:`~airgap.destinations.directory.DirectoryDestination`), ``memory://NAME`` (the
   transaction engine over an in-memory store), ``s3://BUCKET[/PREFIX]`` (S3-compatible object
   storage: the engine over :class:`~airgap.destinations.s3store.S3Store`; boto3);
-* ``quetz+http(s)://HOST[:PORT][/BASE]/CHANNEL`` — a quetz package server.
+  ``oci://HOST[:PORT]/PREFIX`` (an OCI registry), ``quetz+http(s)://HOST[:PORT][/BASE]/CHANNEL`` (a quetz
+  package server, which keeps its own destination: decision 0002).
 """
 
 from __future__ import annotations
@@ -18,25 +19,12 @@ from ..errors import UsageError
 from .base import Destination
 from .registry import open_registered
 
-SITE_KEYS = {
-    "quetz": {"url", "api_key", "api_key_env", "workers", "index_timeout", "create_channel", "private", "ca_bundle"},
-}
-
 
 def open_destination(spec: str, site: Mapping[str, Any] | None = None) -> Destination:
     """The destination ``spec`` names; ``site``: its settings from the config's ``sites`` (url included)."""
     site = dict(site or {})
-    if (registered := open_registered(spec, site)) is not None:  # a path, file://, memory://, s3:// (airgap.destinations.registry)
+    if (registered := open_registered(spec, site)) is not None:  # every scheme is in airgap.destinations.registry
         return registered
-    if spec.startswith(("quetz+http://", "quetz+https://")):
-        kind = "quetz"
-    else:
-        raise UsageError(
-            f"--into: expected a directory, s3://BUCKET/PREFIX, oci://HOST/PREFIX or quetz+http(s)://HOST:PORT/CHANNEL, found {spec!r}"
-        )
-    unknown = sorted(set(site) - SITE_KEYS[kind])
-    if unknown:
-        raise UsageError(f"sites: expected only {', '.join(sorted(SITE_KEYS[kind]))} for a {kind} site, found {', '.join(unknown)}")
-    from .quetz import QuetzDestination
-
-    return QuetzDestination.from_url(spec, site)
+    raise UsageError(
+        f"--into: expected a directory, s3://BUCKET/PREFIX, oci://HOST/PREFIX or quetz+http(s)://HOST:PORT/CHANNEL, found {spec!r}"
+    )

@@ -30,7 +30,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -44,6 +44,7 @@ from .base import Destination, OnBytes, Put, empty_receipt, parse_index
 from .capabilities import Capabilities
 from .quetzapi import QuetzAPI, _detail
 from .quetzchange import QuetzChange
+from .registry import check_site
 
 log = logging.getLogger(__name__)
 
@@ -287,3 +288,12 @@ class QuetzDestination(QuetzAPI, Destination):
                 )
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+SITE_KEYS = {"url", "api_key", "api_key_env", "workers", "index_timeout", "create_channel", "private", "ca_bundle"}
+
+
+def open_quetz(spec: str, site: Mapping[str, Any]) -> QuetzDestination:
+    """``quetz+http(s)://HOST[:PORT][/BASE]/CHANNEL`` as a destination (the registry's opener; ``site`` checked here)."""
+    check_site("quetz", site, SITE_KEYS)
+    return QuetzDestination.from_url(spec, dict(site))

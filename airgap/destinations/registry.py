@@ -23,6 +23,8 @@ OPENERS: dict[str, str] = {
     "memory": "airgap.destinations.memory:open_memory",
     "oci": "airgap.destinations.oci:open_oci",
     "s3": "airgap.destinations.s3:open_s3",
+    "quetz+http": "airgap.destinations.quetz:open_quetz",
+    "quetz+https": "airgap.destinations.quetz:open_quetz",
 }
 
 
