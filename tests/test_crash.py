@@ -204,12 +204,12 @@ def test_sigkill_at_any_point_leaves_a_consistent_destination(crash_setup: dict[
 
 KILL_AFTER_FIRST_INDEX = """
 import os, signal, sys
-from airgap.destinations.directory import DirectoryDestination
-real = DirectoryDestination.publish_index
+from airgap.destinations.engine import StoreChange
+real = StoreChange.publish_index
 def publish_index(self, *args):
     real(self, *args)
     os.kill(os.getpid(), signal.SIGKILL)  # packages placed, one subdir's new repodata published, the rest not
-DirectoryDestination.publish_index = publish_index
+StoreChange.publish_index = publish_index
 from airgap.cli import main
 main(prog_name="airgap", args=sys.argv[1:])
 """
@@ -282,26 +282,28 @@ def test_every_step_of_a_publish_leaves_a_consistent_destination(
     lists with other bytes; they wait for an interim index that does not list them. "receipt
     lost": every file is placed again, with the same bytes: no interim index, nothing hidden.
     """
-    from airgap.destinations.directory import DirectoryDestination
+    from airgap.destinations.engine import StoreChange
+    from airgap.destinations.localstore import LocalStore
 
     dest = tmp_path / "dest"
     shutil.copytree(crash_setup["base"], dest, symlinks=True)
     if case == "receipt lost":
         assert cli("import", crash_setup["archive"], "--into", dest, "--trusted-key", crash_setup["pub"]).exit_code == 0
         (dest / ".airgap" / "receipt.json").unlink()
-    calls = {"put_package": 0, "publish_index": 0}
+    calls = {"put_blob": 0, "take": 0, "publish_index": 0}
     for name in calls:
-        real = getattr(DirectoryDestination, name)
+        owner: Any = StoreChange if name == "publish_index" else LocalStore  # a package file is placed by one of the store's two
+        real = getattr(owner, name)
 
-        def checked(self: DirectoryDestination, *args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> None:
+        def checked(self: Any, *args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> None:
             _real(self, *args, **kwargs)
             calls[_name] += 1
             assert_consistent(dest)
 
-        monkeypatch.setattr(DirectoryDestination, name, checked)
+        monkeypatch.setattr(owner, name, checked)
     r = cli("import", crash_setup["archive"], "--into", dest, "--trusted-key", crash_setup["pub"])
     assert r.exit_code == 0, r.output
-    assert calls["put_package"] == 2 * 151  # every file of the archive
+    assert calls["put_blob"] + calls["take"] == 2 * 151  # every file of the archive
     assert calls["publish_index"] == (4 if case == "rebuilt under old names" else 2)  # linux-64 and noarch (interim, final)
     assert_tidy(dest, "2e2" * 10)
 

@@ -25,6 +25,7 @@ from airgap.destinations import open_destination
 from airgap.destinations.engine import StoreDestination
 from airgap.destinations.formats import RepodataJson, select
 from airgap.destinations.journal import AREA_PREFIX
+from airgap.destinations.lease import LockLostError
 from airgap.destinations.memory import Faults, MemoryDestination, MemoryStore, StoreKilled, clone, drop
 from airgap.errors import AirgapError, DestinationError, LockError, UsageError
 from airgap.ops.clean import run_clean
@@ -270,7 +271,7 @@ def test_a_run_broken_at_any_store_call_is_recovered_by_the_next(what: str, faul
         if state == before:  # rolled back: exactly what was there, byte for byte, outside the lock's history
             assert channel_files(name) == channel_files(start), f"call {n} ({faults.log[-1]}): rollback is not exact"
         # and running the operation again ends where an unbroken run ends
-        op(MemoryDestination(MemoryStore(name), lock_stale_after=0))
+        op(MemoryDestination(MemoryStore(name)))  # the lock was released: taken at once
         assert listed_files(name) == after
         # a run killed after its commit leaves the files it unlisted (its removals), no others; the next clean takes them
         extra = set(channel_files(name)) - set(channel_files(reference))
@@ -282,7 +283,9 @@ def test_the_lock_excludes_a_second_run_and_is_released() -> None:
     name = fresh()
     first, second = MemoryDestination(MemoryStore(name)), MemoryDestination(MemoryStore(name))
     with first.locked(1):
-        with pytest.raises(LockError, match=f"memory://{name}: another airgap import or clean holds the lock; waited 0s"):
+        with pytest.raises(
+            LockError, match=rf"memory://{name}: another airgap import or clean holds the lock \(.+, generation 0\); waited 0s"
+        ):
             with second.locked(0.3):
                 pass
         with pytest.raises(DestinationError, match="a change needs the lock"):
@@ -319,3 +322,26 @@ def test_a_malformed_journal_stops_recovery_with_what_to_do(entries: Any) -> Non
         with MemoryDestination(store).locked(1):
             pass
     assert {k: v for k, v in objects(name).items() if k != ".airgap/lock"} == before  # nothing undone on a guess
+
+
+def test_the_lock_is_a_lease_a_taken_over_owner_stops_before_its_next_step_and_undoes_nothing() -> None:
+    """The engine's lock is the lease: renewed, fenced before each step; a process that lost it leaves the undo to the new owner."""
+    name = fresh()
+    dest = MemoryDestination(MemoryStore(name))
+    with dest.locked(1):
+        change = dest.begin("fence")
+        change.plan([], [("main", "noarch")])
+        lease = dest._lease
+        assert lease is not None and dest.holds_lock()
+        lease.renew()  # the heartbeat's step: the next generation, conditionally on the last
+        assert json.loads(MemoryStore(name).get(".airgap/lock") or b"{}")["generation"] == 1
+        taken = json.dumps({"owner": "elsewhere:1", "token": "theirs", "generation": lease.generation + 1}).encode()
+        assert lease.store.lease_replace(taken, lease.version or "") is not None  # another process judged it stale
+        with pytest.raises(LockLostError, match="another process took it over"):
+            change.publish_index("main", "noarch", parse_repodata(b'{"packages":{}}', "noarch", "t"))
+        change.rollback()  # not ours any more: touches nothing
+        change.close()
+        with pytest.raises(LockLostError):
+            dest.remove_packages([("main", "noarch", "x.conda")])
+    held = objects(name)
+    assert json.loads(held[".airgap/lock"])["token"] == "theirs" and [k for k in held if k.endswith("/journal.json")]

@@ -12,7 +12,9 @@ import pytest
 from helpers import cli
 
 from airgap._safepath import check_beneath
-from airgap.destinations.directory import DirectoryDestination, Journal
+from airgap.destinations import legacyjournal
+from airgap.destinations.directory import DirectoryDestination
+from airgap.destinations.localstore import LocalStore
 from airgap.errors import DestinationError
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -113,7 +115,7 @@ def test_a_saved_journal_does_not_undo_through_a_link(tmp_path: Path) -> None:
     (staging / "journal.json").write_text(json.dumps({"format": "airgap-journal/1", "entries": [["ch/sub/x.conda", None]], "dirs": []}))
     (dest / "ch" / "sub").symlink_to(outside)
     with pytest.raises(DestinationError, match="symbolic link"):
-        Journal.load(dest, staging)
+        legacyjournal.load(LocalStore(dest), ".airgap/staging-x-1/")
     with pytest.raises(DestinationError, match="symbolic link"), DirectoryDestination(dest).locked(timeout=1):
         pass
     assert (outside / "x.conda").read_bytes() == b"keep me"

@@ -403,15 +403,17 @@ def test_failure_while_publishing_rolls_back(
 ) -> None:
     """A fault after some files were placed (e.g. disk full on repodata) undoes everything."""
     calls = {"n": 0}
-    real = DirectoryDestination.publish_index
+    from airgap.destinations.engine import StoreChange
 
-    def failing(self: DirectoryDestination, *args: Any) -> None:
+    real = StoreChange.publish_index
+
+    def failing(self: StoreChange, *args: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError(28, "No space left on device")
         real(self, *args)
 
-    monkeypatch.setattr(DirectoryDestination, "publish_index", failing)
+    monkeypatch.setattr(StoreChange, "publish_index", failing)
     before = snapshot(populated_dest)
     # a different selection than populated_dest holds, so files really get placed and replaced
     r = cli("import", small_archive, "--into", populated_dest, "--trusted-key", keys["good.pub"], "--dest-channel", "other")

@@ -240,14 +240,14 @@ def test_archive_without_sbom_still_imports(world: dict[str, Any], tmp_path: Pat
 
 
 def test_failed_import_leaves_no_sbom(world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from airgap.destinations.directory import DirectoryChange
+    from airgap.destinations.engine import StoreChange
 
     def fail(self: Any, receipt: Any) -> None:
         raise OSError(28, "No space left on device")
 
     dest = tmp_path / "d"
     dest.mkdir()
-    monkeypatch.setattr(DirectoryChange, "write_receipt", fail)  # after the SBOM was written
+    monkeypatch.setattr(StoreChange, "write_receipt", fail)  # after the SBOM was written
     r = cli("import", world["t"] / "v1.tar", "--into", dest, "--trusted-key", world["t"] / "k.pub")
     assert r.exit_code == 1, r.output
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == []  # exactly as it was

@@ -15,7 +15,7 @@ import pytest
 from helpers import cli
 
 from airgap.compress import zstd_compress
-from airgap.destinations import directory as directory_module
+from airgap.destinations import localstore as directory_module  # the directory store writes the index files
 from airgap.destinations.directory import DirectoryDestination
 from airgap.ops.verify_dest import check_destination
 

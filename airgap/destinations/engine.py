@@ -12,10 +12,11 @@ change: the committed index no longer lists them). Every key the change will tou
 journaled before the first write (:mod:`airgap.destinations.journal`); a failed change is
 undone at once, a killed one by the next run that takes the lock (:meth:`StoreDestination.locked`).
 
-Not here: the lease's heartbeat and fencing (``destinations/lease.py`` of the locks work; the
-engine's lock is the same create/read/replace/delete protocol without renewal, and
-:meth:`StoreChange._fence` is where the lease's ``check`` goes), the directory and S3 stores
-(docs/decisions/0004-engine-migration.md). Package files are stored ``workers`` at a time.
+The lock is the lease of :mod:`airgap.destinations.lease` over one key (``.airgap/lock``,
+:class:`~airgap.destinations.store.KeyLease`): renewed by a heartbeat while the change runs, a
+dead owner's lock taken over by the lease's rules, and checked (:meth:`StoreChange._fence`)
+before every step, so a process that lost it stops before changing more. Package files are
+stored ``workers`` at a time.
 """
 
 from __future__ import annotations
@@ -24,28 +25,26 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import re
-import socket
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..errors import DestinationError, LockError
+from ..errors import DestinationError
 from ..manifest import is_safe_channel_name
 from ..receipt import REBUILD
 from ..repodata import Repodata
+from ..signals import deferred_signals
 from . import formats as _formats
 from .base import RECEIPT_FORMAT, Change, Destination, OnBytes, Put, empty_receipt, parse_index
 from .journal import AREA_PREFIX, LOCK, STATE, Journal, recover
-from .store import KeyLease, ObjectStore, check_key
+from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
+from .store import KeyLease, LocalFiles, ObjectStore, check_key
 
 log = logging.getLogger(__name__)
 
 RECEIPT = f"{STATE}/receipt.json"
-DEFAULT_STALE_AFTER = 6 * 3600.0
 _LABEL = re.compile(r"[A-Za-z0-9._-]{1,40}\Z")
 
 
@@ -70,57 +69,7 @@ def parse_receipt_bytes(data: bytes | None, where: str) -> dict[str, Any]:
     return doc
 
 
-@contextlib.contextmanager
-def hold_lock(store: ObjectStore, where: str, timeout: float, stale_after: float, poll: float = 0.2) -> Iterator[None]:
-    """Exclusive access through one lock object: created if absent; taken over (conditionally on the version
-    seen) once that version has not changed for ``stale_after`` seconds of this process's clock.
-
-    The interim lock of this first step: no renewal, so a dead owner's lock is taken only by a run that
-    waits ``stale_after`` (tests pass 0). The lease (``destinations/lease.py``) replaces it, over the same
-    four store calls (:class:`~airgap.destinations.store.KeyLease`), with renewals, fencing and a dead
-    owner on this host taken over at once.
-    """
-    lease = KeyLease(store, LOCK)
-    record = json.dumps({"owner": f"{socket.gethostname()}:{os.getpid()}", "token": uuid.uuid4().hex, "time": time.time()}).encode()
-    deadline = time.monotonic() + timeout
-    seen: tuple[str, float] | None = None
-    waited = False
-    while True:
-        version = lease.lease_create(record)
-        if version is not None:
-            break
-        current = lease.lease_read()
-        if current is None:
-            continue  # released meanwhile
-        now = time.monotonic()
-        if seen is None or seen[0] != current[1]:
-            seen = (current[1], now)
-        if now - seen[1] >= stale_after:
-            version = lease.lease_replace(record, current[1])
-            if version is not None:
-                log.warning("%s: taking over a lock unchanged for %.0fs (lock_stale_after)", where, now - seen[1])
-                break
-            seen = None
-            continue
-        if now >= deadline:
-            raise LockError(
-                f"{where}: another airgap import or clean holds the lock; waited {timeout:.0f}s (if none is running, delete {where}/{LOCK})"
-            )
-        if not waited:
-            log.warning("%s: another airgap process holds the lock; waiting up to %.0fs", where, timeout)
-            waited = True
-        time.sleep(poll)
-    try:
-        yield
-    finally:  # a killed run never gets here: its lock goes stale
-        try:
-            if not lease.lease_delete(version):
-                log.warning("%s: the lock was no longer this process's; left it", where)
-        except Exception as exc:
-            log.warning("%s: could not release the lock (%s); delete %s/%s", where, exc, where, LOCK)
-
-
-class StoreDestination(Destination):
+class StoreDestination(LeaseHolder, Destination):
     """A conda destination over a store (see the module docstring)."""
 
     kind = "store"
@@ -137,7 +86,7 @@ class StoreDestination(Destination):
         self.formats = _formats.select(index_formats)
         self.lock_stale_after = float(lock_stale_after)
         self.workers = max(1, int(workers))  # package files stored in parallel
-        self._held = False
+        self._lease: Lease | None = None
 
     def __str__(self) -> str:
         return str(self.store)
@@ -163,6 +112,9 @@ class StoreDestination(Destination):
     def read_repodata(self, channel: str, subdir: str) -> Repodata | None:
         key = self.key(channel, subdir, "repodata.json")
         return parse_index(self.store.get(key), subdir, f"{self}/{key}")
+
+    def read_index_file(self, channel: str, subdir: str, name: str) -> bytes | None:
+        return self.store.get(self.key(channel, subdir, name))
 
     def inventory(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
@@ -192,26 +144,29 @@ class StoreDestination(Destination):
     @contextlib.contextmanager
     def locked(self, timeout: float = 60.0) -> Iterator[None]:
         """The lock, then recovery: whoever takes the lock first undoes what a killed run left."""
-        with hold_lock(self.store, str(self), timeout, self.lock_stale_after):
-            self._held = True
+        with held(KeyLease(self.store, LOCK), f"{self}/{LOCK}", timeout, self.lock_stale_after) as lease:
+            self._lease = lease
             try:
-                for line in recover(self.store):
+                for line in self.recover():
                     log.warning("%s: %s", self, line)
                 yield
             finally:
-                self._held = False
+                self._lease = None
 
     def recover(self) -> list[str]:
-        return recover(self.store)
+        """Under the lock: undo what killed runs left (one line per thing done)."""
+        with deferred_signals():  # the undo finishes before anything else; a journal goes only after it
+            return recover(self.store)
 
     def begin(self, label: str) -> StoreChange:
-        if not self._held:
+        if self._lease is None:
             raise DestinationError(f"{self}: a change needs the lock (internal error)")
         if not _LABEL.match(label):
             raise DestinationError(f"{self}: expected a change label of letters, digits, '.', '_' and '-', found {label!r}")
         return StoreChange(self, Journal(self.store, f"{AREA_PREFIX}{label}-{uuid.uuid4().hex[:12]}/"))
 
     def remove_packages(self, files: list[tuple[str, str, str]]) -> None:
+        self.fence()  # a new owner may have listed one of these names again
         self.store.delete([self.key(c, s, f) for c, s, f in files])
 
     def put_page(self, channel: str, subdir: str | None, data: bytes) -> None:
@@ -219,14 +174,15 @@ class StoreDestination(Destination):
 
 
 class StoreChange(Change):
-    """One journaled change of a :class:`StoreDestination`; blobs are read where they lie (no staging)."""
-
-    staging = None
+    """One journaled change of a :class:`StoreDestination`. Blobs are read where they lie, or, on a store of
+    local files (:class:`~airgap.destinations.store.LocalFiles`), staged inside it and moved into place."""
 
     def __init__(self, dest: StoreDestination, journal: Journal) -> None:
         self.dest = dest
         self.store = dest.store
         self.journal = journal
+        self.local = self.store if isinstance(self.store, LocalFiles) else None
+        self.staging = self.local.staging_dir(journal.area) if self.local is not None else None
         self._listed: dict[str, set[str]] = {}
         self._receipt_written = False
         self._done = False
@@ -235,6 +191,8 @@ class StoreChange(Change):
     def _exists(self, key: str) -> bool:
         """Was ``key`` there when the change began? (one listing per folder, not a request per key)"""
         folder, _, name = key.rpartition("/")
+        if folder == STATE or folder.startswith(STATE + "/"):  # not the change areas (staged blobs) below it
+            return any(k == key for k, _ in self.store.list_prefix(key))
         if folder not in self._listed:
             base = folder + "/" if folder else ""
             self._listed[folder] = {k[len(base) :] for k, _ in self.store.list_prefix(base) if "/" not in k[len(base) :]}
@@ -250,6 +208,7 @@ class StoreChange(Change):
             raise DestinationError(f"{self.dest}: {step} after the change ended (internal error)")
         if self._receipt_written and step != "commit":
             raise DestinationError(f"{self.dest}: {step} after the receipt; the receipt is written last (internal error)")
+        self.dest.fence()
 
     def plan(
         self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]], sha256: Mapping[tuple[str, str, str], str] | None = None
@@ -263,13 +222,18 @@ class StoreChange(Change):
                     self._prepare(self.dest.key(channel, subdir, name))
         self._prepare(RECEIPT)
         self.journal.save()
+        if self.local is not None:
+            self.local.flush()  # staged bytes, backups and journal reach the disk before anything points at them
 
     def put_packages(self, batch: list[Put], on_bytes: OnBytes | None = None) -> None:
         self._fence("placing package files")
         keys = [self._prepare(self.dest.key(p.channel, p.subdir, p.filename)) for p in batch]  # journaled before any is stored
         if self.dest.workers == 1 or len(batch) < 2:
             for key, p in zip(keys, batch, strict=True):
-                self.store.put_blob(key, p.blob, on_bytes)
+                if self.local is not None and not p.keep:
+                    self.local.take(key, p.blob, on_bytes)
+                else:
+                    self.store.put_blob(key, p.blob, on_bytes)
             return
         # leaving the block waits for every upload: a rollback never races an upload still running
         with ThreadPoolExecutor(self.dest.workers, thread_name_prefix="airgap-put") as pool:
@@ -300,12 +264,21 @@ class StoreChange(Change):
 
     def commit(self) -> None:
         self._fence("commit")
-        self.journal.commit()
+        with deferred_signals():
+            self.journal.commit()
         self._done = True
 
     def rollback(self) -> None:
         self._done = True
-        if not self.journal.rollback():  # keep the saved journal: the next run that takes the lock retries the undo
+        if not self.dest.holds_lock():
+            self._keep = True
+            log.error(
+                "%s: not rolling back: this process no longer holds the lock; the next run rolls back from %s", self.dest, self.journal.area
+            )
+            return
+        with deferred_signals():  # a second Ctrl-C or a SIGTERM must not cut the undo short
+            ok = self.journal.rollback()
+        if not ok:  # keep the saved journal: the next run that takes the lock retries the undo
             self._keep = True
             log.error(
                 "%s: the change could not be undone completely; the next import or clean retries from %s", self.dest, self.journal.area

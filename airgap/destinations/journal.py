@@ -1,7 +1,6 @@
 """The undo journal of one change, over any :class:`~airgap.destinations.store.ObjectStore`.
 
-Written once for every store (the directory and S3 backends still carry their own twins until
-they become stores; see docs/decisions/0004-engine-migration.md). A change's area is
+Written once for every store (see docs/decisions/0004-engine-migration.md). A change's area is
 ``.airgap/staging-<label>-<id>/``: ``journal.json`` and ``backup/<n>``.
 
 Before a key first changes, :meth:`Journal.prepare` copies what is there into the area
@@ -74,8 +73,9 @@ class Journal:
         self.discard()
 
     def discard(self) -> None:
-        """Remove everything in the area (after commit, or when nothing was saved)."""
-        self.store.delete(sorted(k for k, _ in self.store.list_prefix(self.area)))
+        """Remove everything in the area (after commit, or when nothing was saved); the journal's own key
+        is always named, so a store of folders removes an area that holds nothing (a change that failed early)."""
+        self.store.delete(sorted({self.key, *(k for k, _ in self.store.list_prefix(self.area))}))
 
     @classmethod
     def load(cls, store: ObjectStore, area: str) -> Journal | None:
@@ -106,15 +106,21 @@ class Journal:
     def rollback(self) -> bool:
         """Undo every entry, newest first (as far as possible); True if nothing failed. The area stays if anything did."""
         ok = True
+        added = []
         for key, backup in reversed(list(self.entries.items())):
+            if backup is None:
+                added.append(key)  # keys are distinct: the order of undoing them does not matter
+                continue
             try:
-                if backup is None:
-                    self.store.delete([key])
-                else:
-                    self.store.restore(backup, key)
+                self.store.restore(backup, key)
             except Exception as exc:  # keep going: undo as much as possible
                 log.error("rollback: could not restore %s/%s: %s", self.store, key, exc)
                 ok = False
+        try:
+            self.store.delete(added)  # one call: a store batches it (and a directory makes it durable once)
+        except Exception as exc:
+            log.error("rollback: could not remove what the change added to %s: %s", self.store, exc)
+            ok = False
         if ok:
             self.store.delete([self.key])
             self.saved = False

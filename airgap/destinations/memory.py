@@ -21,8 +21,9 @@ from typing import Any
 
 from ..errors import DestinationError, UsageError
 from .base import BlobRef, OnBytes
-from .engine import DEFAULT_STALE_AFTER, StoreDestination
+from .engine import StoreDestination
 from .formats import DEFAULT
+from .lease import DEFAULT_STALE_AFTER
 from .registry import check_site
 from .store import check_key
 

@@ -19,17 +19,20 @@ What a store must guarantee:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from ..errors import DestinationError
 from .base import BlobRef, OnBytes
 
+_NOT_PLAIN = re.compile(r"\A/|/\Z|//|(?:\A|/)\.\.?(?:/|\Z)|[\0\\]")
+
 
 def check_key(key: str) -> str:
     """``key`` if it is a plain relative path (no empty, ``.`` or ``..`` component, no NUL, no ``\\``)."""
-    parts = key.split("/") if isinstance(key, str) else []
-    if not parts or any(p in ("", ".", "..") or "\0" in p or "\\" in p for p in parts):
+    if not isinstance(key, str) or not key or _NOT_PLAIN.search(key):
         raise DestinationError(f"store: expected a key of plain path components, found {key!r}")
     return key
 
@@ -101,6 +104,25 @@ class ObjectStore(Protocol):
 
     def delete_if(self, key: str, version: str) -> bool:
         """Delete the object if it is still at ``version``; False if it is not."""
+        ...
+
+
+@runtime_checkable
+class LocalFiles(Protocol):
+    """What a store on this host's file system adds (:class:`~airgap.destinations.localstore.LocalStore`):
+    a change stages its blobs in a folder inside the store and moves each into place, and the
+    bytes reach the disk once, at :meth:`flush`, instead of at every write."""
+
+    def staging_dir(self, area: str) -> Path:
+        """The local folder of a change's area (created), where the operations copy verified blobs."""
+        ...
+
+    def take(self, key: str, blob: BlobRef, on_bytes: OnBytes | None = None) -> None:
+        """:meth:`ObjectStore.put_blob` of a blob staged there and not needed again: moved, not copied."""
+        ...
+
+    def flush(self) -> None:
+        """Everything written so far (the staged blobs included) is on disk when this returns."""
         ...
 
 

@@ -1,0 +1,395 @@
+"""A directory as an :class:`~airgap.destinations.store.ObjectStore`: the object ``KEY`` is the file ``ROOT/KEY``.
+
+What the transaction engine (:mod:`airgap.destinations.engine`) needs from a directory, no more.
+
+* **Writes.** :meth:`LocalStore.put` writes a temporary file beside the target, fsyncs it and
+  renames it over the target (:mod:`airgap._fs`). A package file, staged in the change's folder
+  inside the store (:meth:`LocalStore.staging_dir`), is moved into place by one rename
+  (:meth:`LocalStore.take`), or hard-linked to a temporary name and renamed when it is needed
+  again (:meth:`LocalStore.put_blob`); staged bytes reach the disk at :meth:`LocalStore.flush`
+  (one ``syncfs``), which the engine calls once the journal is saved.
+* **Order.** :meth:`put` and :meth:`delete` first fsync every folder changed since (renames,
+  unlinks), so what came before them is on disk before they act (package files before the index
+  that lists them, an undo before its journal goes); each is durable when it returns.
+* **Journal copies.** :meth:`backup` is a hard link, :meth:`restore` a rename (a backup already put
+  back is no error: a rollback may run twice). :meth:`delete` removes the folders it empties.
+* **Links.** Every folder a key lies in is checked with :func:`~airgap._safepath.check_beneath`,
+  files are read with ``O_NOFOLLOW``, a listing skips links: airgap never works through a link.
+* **The lock.** The lock primitives act on one file as :mod:`airgap.destinations.lease` wants:
+  created with a hard link (refused if the name exists, on NFS too), replaced by a rename,
+  versioned by the sha256 of its bytes. The read-then-rename compare is safe because every
+  process first holds the ``flock`` on the root (:meth:`exclusive`).
+* **Its own leftovers** (temporary files of killed writes, empty staging folders):
+  :meth:`remove_leftovers`, under the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import shutil
+import stat
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from .._fs import atomic_write_bytes, fsync_dir
+from .._safepath import check_beneath, open_nofollow, read_nofollow
+from ..errors import DestinationError, LockError
+from ..faults import point
+from .base import BlobRef, OnBytes
+from .journal import AREA_PREFIX, STATE
+from .store import check_key
+
+log = logging.getLogger(__name__)
+
+# what a killed write leaves: put_blob's hard link, atomic_writer's mkstemp file
+TEMP = re.compile(r"\..+\.(airgap-tmp|[a-z0-9_]{8}\.tmp)\Z")
+CHUNK = 1 << 20
+
+
+def syncfs(path: str) -> None:
+    """Flush the file system holding ``path`` (one call instead of an fsync per file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)  # the running process's symbols, libc included
+        if hasattr(libc, "syncfs") and libc.syncfs(fd) == 0:
+            return
+        os.sync()
+    finally:
+        os.close(fd)
+
+
+def _version(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class LocalStore:
+    """The files under ``root`` (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).absolute()
+        self.text = os.fspath(self.root).rstrip("/") or "/"
+        self._base = self.text.rstrip("/") + "/"
+        self._checked: set[str] = set()  # folders (keys) seen free of links while this lock is held
+        self._dirty: set[str] = set()  # folders whose entries changed since their last fsync
+        self._mutex = threading.Lock()
+
+    def __str__(self) -> str:
+        return self.text
+
+    def exists(self) -> bool:
+        return self.root.is_dir()
+
+    def url(self, key: str) -> str:
+        return Path(self.path(key)).as_uri()
+
+    def path(self, key: str) -> str:
+        return self._base + check_key(key)  # the methods below check once, in _folder, and then use _base + key
+
+    def _folder(self, key: str, create: bool = False) -> str:
+        """The folder ``key`` lies in, checked free of links (and created)."""
+        return self._dir(check_key(key).rpartition("/")[0], create)
+
+    def _dir(self, folder: str, create: bool = False) -> str:
+        """``folder`` (a key, "" for the root) checked free of links; created if asked, each new folder noted for the fsync."""
+        if folder in self._checked:
+            return folder
+        path = self._base + check_key(folder) if folder else self.text
+        check_beneath(self.text, path)
+        if create:
+            missing = []
+            up = folder
+            while up and not os.path.isdir(self._base + up):
+                missing.append(up)
+                up = up.rpartition("/")[0]
+            for made in reversed(missing):
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(self._base + made)
+                self._mark(made.rpartition("/")[0])
+        if os.path.isdir(path):
+            self._checked.add(folder)
+        return folder
+
+    def _mark(self, folder: str) -> None:
+        with self._mutex:
+            self._dirty.add(folder)
+
+    def _sync_dirty(self) -> None:
+        """Make every rename and unlink so far durable (deepest folders first: a new folder's entry after its content)."""
+        with self._mutex:
+            dirty, self._dirty = self._dirty, set()
+        for folder in sorted(dirty, key=lambda f: f.count("/") + bool(f), reverse=True):
+            with contextlib.suppress(FileNotFoundError):
+                fsync_dir(Path(self._base + folder if folder else self.text))
+
+    def get(self, key: str) -> bytes | None:
+        self._folder(key)
+        path = self._base + key
+        try:
+            return read_nofollow(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise DestinationError(f"{path}: cannot read: {exc.strerror}") from None
+
+    def chunks(self, key: str) -> Iterator[bytes] | None:
+        self._folder(key)
+        try:
+            fd = open_nofollow(self._base + key)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a link is not a file the store holds
+                return None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+
+        def read() -> Iterator[bytes]:
+            with open(fd, "rb") as fh:
+                yield from iter(lambda: fh.read(CHUNK), b"")
+
+        return read()
+
+    def put(self, key: str, data: bytes) -> None:
+        folder = self._folder(key, create=True)
+        self._sync_dirty()
+        point("dir write")
+        atomic_write_bytes(Path(self._base + key), data)
+        with self._mutex:
+            self._dirty.discard(folder)  # atomic_write_bytes made it durable
+
+    def put_blob(self, key: str, blob: BlobRef, on_bytes: OnBytes | None = None) -> None:
+        """Place verified bytes: a staged file is hard-linked (kept for its next use), anything else copied."""
+        folder = self._folder(key, create=True)
+        point("dir put")
+        self._place(key, blob, folder)
+        if on_bytes is not None:
+            on_bytes(blob.size)
+
+    def take(self, key: str, blob: BlobRef, on_bytes: OnBytes | None = None) -> None:
+        """Move a blob staged in this store into place (one rename; the staged file is gone after)."""
+        folder = self._folder(key, create=True)
+        point("dir put")
+        if self._staged(blob):
+            os.replace(blob.path, (self._base + key))
+            self._mark(folder)
+        else:
+            self._place(key, blob, folder)
+        if on_bytes is not None:
+            on_bytes(blob.size)
+
+    def _tmp(self, key: str, suffix: str) -> str:
+        folder, _, name = key.rpartition("/")
+        return f"{self._base}{folder + '/' if folder else ''}.{name}.{suffix}"
+
+    def _staged(self, blob: BlobRef) -> bool:
+        return blob.offset == 0 and os.fspath(blob.path).startswith(self._base + AREA_PREFIX) and os.path.getsize(blob.path) == blob.size
+
+    def _place(self, key: str, blob: BlobRef, folder: str) -> None:
+        target = self._base + key
+        tmp = self._tmp(key, "airgap-tmp")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        linked = False
+        if self._staged(blob):
+            with contextlib.suppress(OSError):
+                os.link(blob.path, tmp)  # its bytes were flushed with the staging folder (flush)
+                linked = True
+        if not linked:
+            with blob.open() as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+                dst.flush()
+                os.fsync(dst.fileno())
+        os.replace(tmp, target)
+        self._mark(folder)
+
+    def list_prefix(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """Files (not links) whose key starts with ``prefix``, at any depth."""
+        folder, _, start = prefix.rpartition("/")
+        self._dir(folder)
+        found: list[tuple[str, int]] = []
+        todo = [(folder, start)]
+        while todo:
+            at, name_start = todo.pop()
+            try:
+                with os.scandir(self._base + at if at else self.text) as it:
+                    entries = [e for e in it if e.name.startswith(name_start)]
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for e in entries:
+                key = f"{at}/{e.name}" if at else e.name
+                if e.is_dir(follow_symlinks=False):
+                    todo.append((key, ""))
+                elif e.is_file(follow_symlinks=False):
+                    found.append((key, e.stat(follow_symlinks=False).st_size))
+        return iter(found)
+
+    def delete(self, keys: list[str]) -> None:
+        """Remove the files (a missing one is no error), then every folder that left empty, root excluded."""
+        self._remove(keys, "dir remove")
+
+    def _remove(self, keys: list[str], what: str | None) -> None:
+        if not keys:
+            return
+        folders = {self._folder(key) for key in keys}  # every folder checked before the first removal
+        self._sync_dirty()
+        for key in keys:
+            if what is not None:
+                point(what)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._base + key)
+        for folder in sorted(folders, key=lambda f: f.count("/"), reverse=True):
+            self._mark(folder)
+            while folder:
+                try:
+                    os.rmdir(self._base + folder)
+                except OSError:
+                    break
+                self._checked.discard(folder)
+                folder = folder.rpartition("/")[0]
+                self._mark(folder)
+        self._sync_dirty()
+
+    def backup(self, key: str, backup_key: str) -> bool:
+        self._folder(key)
+        folder = self._folder(backup_key, create=True)
+        try:
+            os.link((self._base + key), (self._base + backup_key), follow_symlinks=False)  # a link is kept as the link
+        except FileNotFoundError:
+            return False
+        self._mark(folder)
+        return True
+
+    def restore(self, backup_key: str, key: str) -> None:
+        folder = self._folder(key, create=True)
+        self._folder(backup_key)
+        point("dir undo")
+        try:
+            os.replace((self._base + backup_key), (self._base + key))
+        except FileNotFoundError:  # put back by an earlier rollback that did not finish
+            return
+        self._mark(folder)
+
+    def staging_dir(self, area: str) -> Path:
+        """The folder of a change's area, where the operations stage verified blobs (created)."""
+        return Path(self._base + self._dir(area.rstrip("/"), create=True))
+
+    def flush(self) -> None:
+        """Everything written so far reaches the disk: staged files, backups, renames (one ``syncfs``)."""
+        with self._mutex:
+            self._dirty.clear()
+        syncfs(self.text)
+
+    @contextlib.contextmanager
+    def exclusive(self, timeout: float, poll: float = 0.2) -> Iterator[float]:
+        """``flock`` on the root (created first) for the body; yields the seconds left of ``timeout``."""
+        fd = os.open(self.text, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            deadline = time.monotonic() + timeout
+            waited = False
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                if time.monotonic() >= deadline:
+                    raise LockError(
+                        f"{self}: another airgap import or clean holds the lock; waited {timeout:.0f}s (try again when it has finished)"
+                    )
+                if not waited:
+                    log.warning("%s: another airgap process holds the lock; waiting up to %.0fs", self, timeout)
+                    waited = True
+                time.sleep(poll)
+            self._checked.clear()  # a new lock: the tree may have changed since
+            yield max(0.0, deadline - time.monotonic())
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def create(self, key: str, data: bytes) -> str | None:
+        folder = self._folder(key, create=True)
+        point("lock create")
+        tmp = self._tmp(key, f"{uuid.uuid4().hex[:8]}.airgap-tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, (self._base + key))
+        except FileExistsError:
+            return None
+        finally:
+            os.unlink(tmp)
+        fsync_dir(Path(self._base + folder if folder else self.text))
+        return _version(data)
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        self._folder(key)
+        point("lock read")
+        try:
+            data = read_nofollow(self._base + key)
+        except FileNotFoundError:
+            return None
+        return data, _version(data)
+
+    def replace_if(self, key: str, data: bytes, version: str) -> str | None:
+        current = self.read_versioned(key)
+        if current is None or current[1] != version:
+            return None
+        point("lock replace")
+        atomic_write_bytes(Path(self._base + key), data)
+        return _version(data)
+
+    def delete_if(self, key: str, version: str) -> bool:
+        current = self.read_versioned(key)
+        if current is None:
+            return True
+        if current[1] != version:
+            return False
+        point("lock delete")
+        self._remove([key], None)
+        return True
+
+    def remove_leftovers(self, everywhere: bool) -> list[str]:
+        """Under the lock, after the journals are done: staging folders left empty, and (``everywhere``:
+        a killed run was found) the temporary files of killed writes in ``.airgap`` and each channel's subdirs."""
+        done: list[str] = []
+        state = self._base + self._dir(STATE)
+        if not os.path.isdir(state):
+            return done
+        for entry in os.scandir(state):
+            if entry.name.startswith(AREA_PREFIX[len(STATE) + 1 :]):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+                done.append(f"removed {entry.name}")
+        if not (done or everywhere):
+            return done
+        dirs = [state] + [
+            os.fspath(d)
+            for d in self.root.glob("*/*")
+            if d.is_dir() and not d.is_symlink() and not d.parent.is_symlink() and not d.parent.name.startswith(".")
+        ]
+        for d in dirs:
+            removed = 0
+            for entry in os.scandir(d):
+                if TEMP.match(entry.name) and entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+                    removed += 1
+            if removed:
+                done.append(f"removed {removed} temporary file(s) from {d}")
+        fsync_dir(Path(state))
+        return done
