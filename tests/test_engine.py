@@ -25,9 +25,8 @@ from airgap.destinations import open_destination
 from airgap.destinations.engine import StoreDestination
 from airgap.destinations.formats import RepodataJson, select
 from airgap.destinations.journal import AREA_PREFIX
-from airgap.destinations.lease import LockLostError
 from airgap.destinations.memory import Faults, MemoryDestination, MemoryStore, StoreKilled, clone, drop
-from airgap.errors import AirgapError, DestinationError, LockError, UsageError
+from airgap.errors import AirgapError, DestinationError, LockError, LockLostError, UsageError
 from airgap.ops.clean import run_clean
 from airgap.ops.export import filters_from_config
 from airgap.ops.import_ import run_import
