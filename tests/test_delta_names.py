@@ -84,6 +84,8 @@ def test_a_delta_carries_changed_names_only_and_equals_a_full_import(tmp_path: P
             assert [p["filename"] for p in sub["packages"]] == ["a-1.2-0.conda", "f-1.0-0.conda"]
             assert [p["filename"] for p in sub["present"]] == ["a-1.0-0.conda"]  # never b's or d's
             assert sub["removals"] == ["a-1.1-0.conda", "c-1.0-0.conda"]
+            assert "2 names changed, 1 gone" in cli("inspect", delta).output
+            assert json.loads(cli("inspect", delta, "--json").stdout)["channels"][0]["subdirs"][0]["names"] == ["a", "f"]
         else:  # the name index the delta import kept: only b's patch travels
             assert (sub["names"], sub["gone"], sub["packages"], sub.get("removals", [])) == (["b"], [], [], [])
     record = json.loads((t / "dest" / "main" / LINUX / "repodata.json").read_bytes())["packages.conda"]["b-1.0-0.conda"]
