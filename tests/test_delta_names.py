@@ -28,9 +28,9 @@ def channel(root: Path, packages: list[PackageSpec]) -> None:
     write_channel(root, [*packages, PackageSpec("n1", "1.0", subdir="noarch")], subdirs=(LINUX,), formats=("conda",))
 
 
-def export(t: Path, name: str, channels: list[Path], since: Path | None = None, dest_channel: str | None = None) -> Path:
+def export(t: Path, name: str, channels: list[Path], since: Path | None = None, dest_channel: str | None = None, **more: Any) -> Path:
     cfg = t / f"{name}.yaml"
-    doc: dict[str, Any] = {"channels": [str(c) for c in channels], "platforms": [LINUX], "mirror_dir": str(t / "cache")}
+    doc: dict[str, Any] = {"channels": [str(c) for c in channels], "platforms": [LINUX], "mirror_dir": str(t / "cache"), **more}
     if dest_channel:
         doc["dest_channel"] = dest_channel
     cfg.write_text(json.dumps(doc))
@@ -108,6 +108,18 @@ def test_without_the_name_index_a_delta_carries_every_name_and_still_agrees(tmp_
     assert sub is not None and sub["names"] == ["a", "b", "d", "f"] and sub["gone"] == ["c"]
     do_import(delta, t / "dest")
     do_import(export(t, "full", [up]), t / "fresh")
+    assert published(t / "dest") == published(t / "fresh")
+
+
+def test_filters_that_move_over_an_unchanged_upstream_carry_the_names_they_touch(tmp_path: Path) -> None:
+    t, up = tmp_path, tmp_path / "up" / "main"
+    channel(up, V1)
+    do_import(export(t, "v1", [up], blacklist=["d", "a 1.1"]), t / "dest")
+    delta = export(t, "delta", [up], since=t / "dest" / ".airgap" / "receipt.json", blacklist=["c"])
+    sub = subdir_of(delta, "main", LINUX)
+    assert sub is not None and (sub["names"], sub["gone"], sub["removals"]) == (["a", "d"], ["c"], ["c-1.0-0.conda"])
+    do_import(delta, t / "dest")
+    do_import(export(t, "full", [up], blacklist=["c"]), t / "fresh")
     assert published(t / "dest") == published(t / "fresh")
 
 

@@ -252,8 +252,12 @@ class _Part:
 def _name_change(delta: DeltaBase, channel: str, subdir: str, part: _Part) -> delta_index.NameChange:
     """The names that changed since the base; without the base's name index, the whole subdir when anything changed."""
     before = delta_index.stored(delta.receipt, channel, subdir)
-    if before is None and not part.pkgs and not part.removals and delta.upstream_unchanged(channel, subdir, part.fr.sha256):
-        return delta_index.NameChange(frozenset(), frozenset())
+    if delta.upstream_unchanged(channel, subdir, part.fr.sha256):  # the same records upstream: only the selection moved
+        if not part.pkgs and not part.removals:
+            return delta_index.NameChange(frozenset(), frozenset())
+        if before is not None:
+            selected = {delta_index.name_of(f) for f, _ in part.rd.records()}
+            return delta_index.changed_names(selected, dict.fromkeys(before, ""), [p.filename for p in part.pkgs], part.removals)
     now = delta_index.digests(part.rd) if before is not None else {delta_index.name_of(f) for f, _ in part.rd.records()}
     return delta_index.changed_names(now, before, [p.filename for p in part.pkgs], part.removals)
 
