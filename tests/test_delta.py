@@ -73,13 +73,14 @@ def test_delta_without_its_base_is_refused_and_changes_nothing(world: dict[str, 
     receipt = world["dest"] / ".airgap" / "receipt.json"
     assert cli("export", "-f", world["cfg"], "--sign-key", world["key"], t / "delta.tar", "--since", receipt).exit_code == 0
     r = cli("import", t / "delta.tar", "--into", t / "elsewhere", "--trusted-key", world["pub"])
-    assert r.exit_code == 1 and "builds on 5 files the destination should hold; 5 are missing" in r.output, r.output
+    # format airgap/2: a delta lists the base's files of changed names only; the base channel must be there at all
+    assert r.exit_code == 1 and "and the destination holds no file there" in r.output, r.output
     assert not (t / "elsewhere").exists()
-    victim = world["dest"] / "main" / "linux-64" / "a4-1.0-0.conda"
+    victim = world["dest"] / "main" / "linux-64" / "a3-1.0-0.conda"  # a3's records changed: its file is the base's
     victim.unlink()
     before = {p: p.read_bytes() for p in world["dest"].rglob("*") if p.is_file()}
     r = cli("import", t / "delta.tar", "--into", world["dest"], "--trusted-key", world["pub"])
-    assert r.exit_code == 1 and "1 are missing or different (first: main/linux-64/a4-1.0-0.conda)" in r.output
+    assert r.exit_code == 1 and "1 are missing or different (first: main/linux-64/a3-1.0-0.conda)" in r.output
     assert {p: p.read_bytes() for p in world["dest"].rglob("*") if p.is_file()} == before
 
 

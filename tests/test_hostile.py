@@ -161,7 +161,7 @@ def _signed_manifest(edit: Callable[[Built], None]) -> Case:
 
 
 def _format(built: Built) -> None:
-    built.manifest["format"] = "airgap/2"
+    built.manifest["format"] = "airgap/3"
 
 
 def _extra_record(built: Built) -> None:
@@ -298,7 +298,7 @@ HOSTILE: dict[str, tuple[Case, str]] = {
     "oversized signature header": (_oversized("manifest.sig", 1 << 20), "expected manifest.sig of at most 4096 bytes, found 1048576"),
     "negative manifest size": (_negative_size, "expected manifest.json of at most 1073741824 bytes, found -5"),
     "oversized pax header": (_oversized_pax, "expected a pax header of at most 65536 bytes"),
-    "unknown format (signed)": (_signed_manifest(_format), "expected format airgap/1, found 'airgap/2'"),
+    "unknown format (signed)": (_signed_manifest(_format), "expected format airgap/1 or airgap/2, found 'airgap/3'"),
     "repodata lists a package the manifest lacks (signed)": (_signed_manifest(_extra_record), "only in repodata: ['smuggled-1.0-0.conda']"),
     "manifest lists a package the repodata lacks (signed)": (
         _signed_manifest(_missing_record),

@@ -61,7 +61,7 @@ PKG = ["channels", 0, "subdirs", 0, "packages", 0]
     [
         (b"\xff\xfe", "expected UTF-8 JSON"),
         (b"[1]", "expected an object"),
-        (mutate(["format"], "airgap/9"), "expected format airgap/1, found 'airgap/9'"),
+        (mutate(["format"], "airgap/9"), "expected format airgap/1 or airgap/2, found 'airgap/9'"),
         (mutate(PKG + ["filename"], "../../etc/passwd.conda"), "expected a package file name"),
         (mutate(PKG + ["filename"], "/abs-1-0.conda"), "expected a package file name"),
         (mutate(PKG + ["filename"], "x-1-0.exe"), "expected a package file name"),

@@ -158,6 +158,8 @@ def _inspect(info: Inspection, archive: str = "") -> None:
         click.echo(f"channel    {ch.name}  <- {ch.url}")
         for s in ch.subdirs:
             click.echo(f"  {s.subdir:<16} {s.packages:>7} packages {human(s.bytes):>11}   from {s.source.get('url', '?')}")
+            if s.names is not None:
+                click.echo(f"  {'':<16} {len(s.names):>7} names changed, {len(s.gone)} gone (only their records travel)")
             if s.removals:
                 click.echo(f"  {'':<16} {len(s.removals):>7} removals: {', '.join(s.removals[:5])}{' ...' if len(s.removals) > 5 else ''}")
 

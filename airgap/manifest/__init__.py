@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from .model import (
     BLOB_KINDS,
+    DELTA_FORMAT,
     FORMAT,
     MAX_MANIFEST_BYTES,
     PACKAGE_SUFFIXES,
@@ -39,6 +40,7 @@ from .parse import parse_manifest
 
 __all__ = [
     "BLOB_KINDS",
+    "DELTA_FORMAT",
     "FORMAT",
     "MAX_MANIFEST_BYTES",
     "PACKAGE_SUFFIXES",

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FORMAT = "airgap/1"
-SUPPORTED_FORMATS = (FORMAT,)
+DELTA_FORMAT = "airgap/2"  # a delta whose subdirs carry only the changed package names (airgap.delta_index)
+SUPPORTED_FORMATS = (FORMAT, DELTA_FORMAT)
 MAX_MANIFEST_BYTES = 1 << 30  # 1 GiB: room for ~5M packages
 _CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\Z")
 _SUBDIR = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
@@ -78,6 +79,10 @@ class SubdirEntry:
     removals: tuple[str, ...] = ()
     # files an earlier channel merged into the same destination channel also carries (airgap.merging)
     shadowed: tuple[str, ...] = ()
+    # format airgap/2 (deltas): the package names whose records the repodata blob carries (all of
+    # their records), and the names gone entirely; None: the blob is the whole filtered subdir
+    names: tuple[str, ...] | None = None
+    gone: tuple[str, ...] = ()
     # the upstream's run_exports.json (CEP-12), filtered to the mirrored files: a "repodata" blob (airgap/run_exports.py)
     run_exports: RepodataBlob | None = None
 
@@ -94,6 +99,9 @@ class SubdirEntry:
             doc["removals"] = list(self.removals)
         if self.shadowed:
             doc["shadowed"] = list(self.shadowed)
+        if self.names is not None:
+            doc["names"] = list(self.names)
+            doc["gone"] = list(self.gone)
         if self.run_exports is not None:
             doc["run_exports"] = self.run_exports.to_json()
         return doc

@@ -18,6 +18,7 @@ from ..errors import ArchiveFormatError
 from ..placement import installer_problem
 from .model import (
     BLOB_KINDS,
+    DELTA_FORMAT,
     MAX_MANIFEST_BYTES,
     SBOM_FORMATS,
     SUPPORTED_FORMATS,
@@ -98,6 +99,26 @@ def _package_entries(items: Any, path: str, filenames: set[str]) -> list[Package
         filenames.add(fn)
         out.append(PackageEntry(fn, _hex(_get(pk, "sha256", pp), pp + ".sha256"), _size(_get(pk, "size", pp), pp + ".size")))
     return out
+
+
+_PACKAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,254}\Z")
+
+
+def _names(s: Mapping[str, Any], sp: str, fmt: str) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    """A delta subdir's changed and gone package names (format airgap/2 only, where every subdir has them)."""
+    if fmt != DELTA_FORMAT:
+        if "names" in s or "gone" in s:
+            raise _fail(sp + ".names", f"no package names in format {fmt}", s.get("names"))
+        return None, ()
+    out: list[tuple[str, ...]] = []
+    for key in ("names", "gone"):
+        values = _list(_get(s, key, sp), f"{sp}.{key}")
+        if not all(isinstance(n, str) and _PACKAGE_NAME.match(n) for n in values) or values != sorted(set(values)):
+            raise _fail(f"{sp}.{key}", "package names, sorted, each once", values)
+        out.append(tuple(values))
+    if set(out[0]) & set(out[1]):
+        raise _fail(sp + ".gone", "names not also listed as changed", sorted(set(out[0]) & set(out[1]))[:3])
+    return out[0], out[1]
 
 
 def parse_manifest(data: bytes) -> Manifest:
@@ -198,7 +219,12 @@ def parse_manifest(data: bytes) -> Manifest:
                     _size(_get(r, "raw_size", rxp), rxp + ".raw_size"),
                 )
                 ref(rx.sha256, rx.size, "repodata", rxp)
-            subdirs.append(SubdirEntry(sub, rd, tuple(pkgs), dict(source), tuple(present), tuple(removals), tuple(shadowed), rx))
+            names, gone = _names(s, sp, fmt)
+            subdirs.append(
+                SubdirEntry(
+                    sub, rd, tuple(pkgs), dict(source), tuple(present), tuple(removals), tuple(shadowed), names, gone, run_exports=rx
+                )
+            )
         channels.append(ChannelEntry(name, _str(_get(c, "url", cp), cp + ".url"), tuple(subdirs)))
     installers: list[InstallerEntry] = []
     placed: set[tuple[str, str]] = set()

@@ -14,6 +14,7 @@ from ..archive.hashing import HashPipe
 from ..archive.reader import ArchiveStream, copy_verified
 from ..archive.writer import start_writeback
 from ..compress import zstd_decompress_bounded
+from ..delta_index import check_names
 from ..errors import ArchiveFormatError, IntegrityError, SignatureError, UpstreamError, UsageError
 from ..manifest import BlobEntry, Manifest, SubdirEntry, parse_manifest
 from ..progress import Progress
@@ -156,6 +157,9 @@ def load_repodata_blob(data: bytes, sub: SubdirEntry, channel: str, what: str) -
         raise IntegrityError(
             f"{what}: repodata of {channel}/{sub.subdir} and manifest disagree (only in repodata: {extra}, only in manifest: {missing})"
         )
+    problem = check_names(rd, sub, f"{what} of {channel}/{sub.subdir}")  # a delta: records only of the names it lists
+    if problem is not None:
+        raise IntegrityError(problem)
     for filename, record in rd.records():
         sha, _md5, size = record_hashes(record)
         entry = listed[filename]

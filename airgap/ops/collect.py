@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import __version__, environments
+from .. import __version__, delta_index, environments
 from ..cache import BlobCache, Expected
 from ..channel_map import match
 from ..clock import Clock, timestamp
@@ -28,11 +28,12 @@ from ..delta import DeltaBase
 from ..errors import DownloadError, UpstreamError, UsageError
 from ..fetch import Fetcher
 from ..filters import Filters
-from ..manifest import BlobEntry, ChannelEntry, InstallerEntry, Manifest, PackageEntry, RepodataBlob, SubdirEntry
+from ..manifest import DELTA_FORMAT, FORMAT, BlobEntry, ChannelEntry, InstallerEntry, Manifest, PackageEntry, RepodataBlob, SubdirEntry
 from ..merging import shadowing
 from ..progress import Progress
 from ..receipt import Receipt
 from ..redact import redact
+from ..repodata import Repodata
 from ..run_exports import carry as carry_run_exports
 from ..upstream import Channel, FetchedRepodata
 from .plan import Plan, Want
@@ -81,11 +82,12 @@ def collect(
 ) -> Collected:
     """Download what the plan selects into the cache (verified) and build the manifest.
 
-    With ``base`` (a destination's receipt) the manifest is a delta (see airgap.delta): files the
-    base holds are listed as ``present`` (no blob, and not downloaded when their record has a
-    sha256), files it holds that the selection dropped become ``removals``, and subdirs with
-    nothing new, nothing removed and the same upstream repodata (in every channel published
-    into the same destination channel) are left out. ``unwritten`` says, when a download
+    With ``base`` (a destination's receipt) the manifest is a delta (format ``airgap/2``, see
+    airgap.delta and airgap.delta_index): each subdir carries only the package names whose
+    records changed (their files the base holds are listed as ``present``: no blob, and not
+    downloaded when their record has a sha256), files the base holds that the selection dropped
+    become ``removals``, and subdirs where no name changed (in every channel published into the
+    same destination channel) are left out. ``unwritten`` says, when a download
     fails, what the caller did not write (an archive; for sync, the destination).
     """
     cache = BlobCache(Path(config.mirror_dir))
@@ -195,8 +197,12 @@ def _subdir_entries(
     max_size: int,
 ) -> tuple[dict[tuple[str, str], SubdirEntry], set[tuple[str, str]]]:
     """Each subdir's entry (its packages, what the base holds, its removals, its repodata blob, stored
-    in the cache), and the (destination channel, subdir) pairs with something new for any channel."""
-    entries: dict[tuple[str, str], SubdirEntry] = {}
+    in the cache), and the (destination channel, subdir) pairs with something new for any channel.
+
+    A delta's entry carries only the package names that changed (airgap.delta_index): for every
+    channel published into the same destination channel, the names any of them changed, so that
+    merged channels resolve the same files as a full archive would."""
+    parts: dict[tuple[str, str], _Part] = {}
     changed: set[tuple[str, str]] = set()
     for ch in channels:
         for subdir, fr in sorted(fetched[ch.name].items()):
@@ -214,17 +220,86 @@ def _subdir_entries(
                 pkgs.append(PackageEntry(filename, sha, size))
                 blobs.setdefault(sha, BlobEntry(sha, size, "package"))
             removals = delta.removals(ch.name, subdir, selected) if delta is not None else []
-            if delta is None or pkgs or removals or not delta.upstream_unchanged(ch.name, subdir, fr.sha256):
-                changed.add((delta.targets[ch.name] if delta is not None else ch.name, subdir))
-            raw = fr.repodata.subset(set(names)).to_bytes(keep_base_url=False)
-            packed = zstd_compress(raw)
-            rd_sha = cache.put_bytes(packed)
-            source = {"url": redact(fr.url), "sha256": fr.sha256, "size": fr.size, "fetched": fr.fetched}
-            rx = carry_run_exports(fetcher, ch.subdir_url(subdir), subdir, names, max_size, cache.put_bytes)
-            entries[(ch.name, subdir)] = SubdirEntry(
-                subdir, RepodataBlob(rd_sha, len(packed), len(raw)), tuple(pkgs), source, tuple(present), tuple(removals), run_exports=rx
+            rd = fr.repodata.subset(set(names))
+            part = _Part(fr, rd, pkgs, present, removals, ch.subdir_url(subdir))
+            if delta is not None:
+                part.change = _name_change(delta, ch.name, subdir, part)
+                if part.change.names or part.change.gone:
+                    changed.add((delta.targets[ch.name], subdir))
+            else:
+                changed.add((ch.name, subdir))
+            parts[(ch.name, subdir)] = part
+    travel: dict[tuple[str, str], set[str]] = {}  # (destination channel, subdir) -> names any of its channels changed
+    if delta is not None:
+        for (cname, subdir), part in parts.items():
+            assert part.change is not None
+            travel.setdefault((delta.targets[cname], subdir), set()).update(part.change.names)
+    entries: dict[tuple[str, str], SubdirEntry] = {}
+    for (cname, subdir), part in parts.items():
+        target = delta.targets[cname] if delta is not None else cname
+        if (target, subdir) in changed:
+            entries[(cname, subdir)] = _entry(
+                subdir, part, travel.get((target, subdir)) if delta is not None else None, cache, fetcher, max_size
             )
     return entries, changed
+
+
+@dataclass
+class _Part:
+    """One channel's subdir while the entries are decided: the selection's repodata, its files, its removals."""
+
+    fr: FetchedRepodata
+    rd: Repodata
+    pkgs: list[PackageEntry]
+    present: list[PackageEntry]
+    removals: list[str]
+    url: str  # the upstream subdir (its run_exports.json beside repodata.json)
+    change: delta_index.NameChange | None = None
+
+
+def _name_change(delta: DeltaBase, channel: str, subdir: str, part: _Part) -> delta_index.NameChange:
+    """The names that changed since the base; without the base's name index, the whole subdir when anything changed."""
+    before = delta_index.stored(delta.receipt, channel, subdir)
+    if delta.upstream_unchanged(channel, subdir, part.fr.sha256):  # the same records upstream: only the selection moved
+        if not part.pkgs and not part.removals:
+            return delta_index.NameChange(frozenset(), frozenset())
+        if before is not None:
+            selected = {delta_index.name_of(f) for f, _ in part.rd.records()}
+            return delta_index.changed_names(selected, dict.fromkeys(before, ""), [p.filename for p in part.pkgs], part.removals)
+    now = delta_index.digests(part.rd) if before is not None else {delta_index.name_of(f) for f, _ in part.rd.records()}
+    return delta_index.changed_names(now, before, [p.filename for p in part.pkgs], part.removals)
+
+
+def _entry(subdir: str, part: _Part, travel: set[str] | None, cache: BlobCache, fetcher: Fetcher, max_size: int) -> SubdirEntry:
+    """The manifest's subdir entry, its repodata blob stored in the cache; a delta's holds only the names in ``travel``
+    (and its run_exports.json only their files: the import merges it into the destination's)."""
+    rd, present, names = part.rd, part.present, None
+    gone: tuple[str, ...] = ()
+    if travel is not None:
+        assert part.change is not None
+        keep = {f for f, _ in rd.records() if delta_index.name_of(f) in travel}
+        rd = rd.subset(keep)
+        present = [p for p in present if p.filename in keep]
+        names = tuple(sorted({delta_index.name_of(f) for f in keep}))
+        gone = tuple(sorted(part.change.gone))
+    raw = rd.to_bytes(keep_base_url=False)
+    packed = zstd_compress(raw)
+    rd_sha = cache.put_bytes(packed)
+    fr = part.fr
+    source = {"url": redact(fr.url), "sha256": fr.sha256, "size": fr.size, "fetched": fr.fetched}
+    rx = carry_run_exports(fetcher, part.url, subdir, sorted(f for f, _ in rd.records()), max_size, cache.put_bytes)
+    return SubdirEntry(
+        subdir,
+        RepodataBlob(rd_sha, len(packed), len(raw)),
+        tuple(part.pkgs),
+        source,
+        tuple(present),
+        tuple(part.removals),
+        (),
+        names,
+        gone,
+        run_exports=rx,
+    )
 
 
 def _channel_entries(
@@ -292,4 +367,5 @@ def _manifest(
         installers=tuple(installers),
         base=base.state_id() if base is not None else None,
         bases=delta.bases() if delta is not None else {},
+        format=DELTA_FORMAT if delta is not None else FORMAT,
     )

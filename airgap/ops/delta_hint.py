@@ -49,3 +49,20 @@ def missing_base_message(
         f"{head}; the destination's receipt holds channels: {known}, this import writes to {', '.join(targets)}{asked}; "
         f"import its base first, pass the --dest-channel the base was imported with, or export without --since"
     )
+
+
+def empty_base_message(
+    after: str, target: str, receipt_channels: Mapping[str, Any], newest: Mapping[str, str | None], dest_channel: str | None
+) -> str:
+    """A delta that carries changed names only (format airgap/2) built on archive ``after`` for channel ``target``,
+    which the destination does not hold at all. ``newest``: each destination channel's newest archive id."""
+    head = f"this delta archive builds on archive {after} in channel {target!r}, and the destination holds no file there"
+    there = [name for name, aid in sorted(newest.items()) if aid == after and name != target]
+    if len(there) == 1:
+        return f"{head}; the destination applied that archive to channel {there[0]!r}; pass --dest-channel {there[0]} (or dest_channel: {there[0]} in the import config)"
+    known = ", ".join(sorted(receipt_channels)) or "none"
+    asked = f" (--dest-channel {dest_channel})" if dest_channel else ""
+    return (
+        f"{head}; the destination's receipt holds channels: {known}, this import writes to {target}{asked}; "
+        f"import its base first, pass the --dest-channel the base was imported with, or export without --since"
+    )

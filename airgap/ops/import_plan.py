@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 from ..destinations.base import Destination
 from ..errors import DestinationError
-from ..manifest import Manifest
+from ..manifest import DELTA_FORMAT, Manifest
 from ..merging import Shadowed
 from ..placement import import_problem
 from ..receipt import Receipt
 from ..repodata import Repodata
-from .delta_hint import missing_base_message
+from .delta_hint import empty_base_message, missing_base_message
 from .vetting import vetted_index
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,8 @@ def check_base(
         for p in sub.present
         if p.filename not in skipped[(ch.name, sub.subdir)]
     ]
+    if manifest.format == DELTA_FORMAT:  # it lists the base's files of changed names only: the base must be there at all
+        _check_base_channels(manifest, view.receipt, target_channel, dest_channel)
     lacking = [f"{tc}/{subdir}/{p.filename}" for tc, subdir, p in base_files if not view.holds(tc, subdir, p.filename, p.sha256, p.size)]
     if lacking:
         raise DestinationError(
@@ -150,6 +152,15 @@ def check_base(
             )
         )
     return len(base_files)
+
+
+def _check_base_channels(manifest: Manifest, receipt: Receipt, target_channel: Callable[[str], str], dest_channel: str | None) -> None:
+    for ch in manifest.channels:
+        base, tc = manifest.bases.get(ch.name), target_channel(ch.name)
+        held = receipt.history_known(tc) or any(receipt.channels.get(tc, {}).values())  # a known history: airgap.rollback checks it
+        if base is not None and base.after is not None and not held:
+            newest = {c: (a.archive_id if (a := receipt.newest(c)) is not None else None) for c in receipt.applied}
+            raise DestinationError(empty_base_message(base.after, tc, receipt.channels, newest, dest_channel))
 
 
 def removals(manifest: Manifest, target_channel: Callable[[str], str], downgrade: bool) -> list[Place]:

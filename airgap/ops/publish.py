@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import delta_index
 from ..clock import Clock, timestamp
 from ..destinations.base import BlobRef, Change, Destination, Put, file_identity
 from ..manifest import BlobEntry, Manifest
@@ -89,7 +90,7 @@ def stage(
             scratch.cleanup()
 
 
-def new_indexes(plan: ImportPlan, manifest: Manifest, repodata_blobs: dict[str, bytes]) -> _Index:
+def new_indexes(plan: ImportPlan, manifest: Manifest, repodata_blobs: dict[str, bytes], loaded: _Index | None = None) -> _Index:
     """Every touched subdir's next index: the current one, less the removals, plus each channel's records
     (less those left out: shadowed by an earlier channel, or, in a downgrade, names the destination already lists)."""
     incoming: dict[tuple[str, str], list[Repodata]] = {}
@@ -97,6 +98,8 @@ def new_indexes(plan: ImportPlan, manifest: Manifest, repodata_blobs: dict[str, 
         tc = plan.target_channel(ch.name)
         for sub in ch.subdirs:
             rd = load_repodata_blob(repodata_blobs[sub.repodata.sha256], sub, ch.name, f"{ch.name}/{sub.subdir} repodata")
+            if loaded is not None:  # by archive channel, as carried: the receipt's name index (airgap.delta_index)
+                loaded[(ch.name, sub.subdir)] = rd
             skip = plan.skipped.get((ch.name, sub.subdir), set())
             base = plan.index(tc, sub.subdir)
             if skip or plan.downgrade:
@@ -160,7 +163,8 @@ def publish(
 ) -> ImportResult:
     """Publish: plan → packages (durable) → repodata → receipt → commit; roll back on any failure; then remove."""
     manifest = opened.manifest
-    new_index = new_indexes(plan, manifest, repodata_blobs)
+    carried: _Index = {}
+    new_index = new_indexes(plan, manifest, repodata_blobs, carried)
     # a file another channel merged here still lists is not removed (DESIGN §3: never delete a listed file)
     removals = [r for r in plan.removals if (r[0], r[1]) not in new_index or not new_index[(r[0], r[1])].lists(r[2])]
     order = [(sha, place) for sha, places in plan.needed.items() for place in places]
@@ -193,7 +197,7 @@ def publish(
             if (tc, subdir) in sidecars:
                 change.publish_index_file(tc, subdir, RUN_EXPORTS, sidecars[(tc, subdir)])
             change.publish_index(tc, subdir, rd)
-        _write_receipt(change, plan, opened, repodata_blobs, clock)
+        _write_receipt(change, plan, opened, repodata_blobs, clock, carried)
         change.commit()
     except BaseException:
         change.rollback()
@@ -207,13 +211,16 @@ def publish(
     return result
 
 
-def _write_receipt(change: Change, plan: ImportPlan, opened: Opened, repodata_blobs: dict[str, bytes], clock: Clock) -> None:
+def _write_receipt(
+    change: Change, plan: ImportPlan, opened: Opened, repodata_blobs: dict[str, bytes], clock: Clock, carried: _Index
+) -> None:
     """The receipt with the archive applied (its installers, its SBOM), written in the change (undone with the rest)."""
     manifest, receipt = opened.manifest, plan.receipt
     for ins in manifest.installers:
         if ins.sha256 in plan.needed or receipt.installers.get(ins.dir, {}).get(ins.filename):
             receipt.installers.setdefault(ins.dir, {})[ins.filename] = Held(ins.sha256, ins.size)
     sbom = keep_sbom(change, manifest, repodata_blobs)  # journaled: undone with the rest
+    delta_index.record(receipt, manifest, carried, downgrade=plan.downgrade)  # before apply_archive moves the sources on
     apply_archive(
         receipt,
         manifest,

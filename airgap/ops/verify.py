@@ -67,9 +67,16 @@ class SubdirSummary:
     present: int
     removals: tuple[str, ...]
     shadowed: tuple[str, ...]
+    names: tuple[str, ...] | None = None  # a delta (airgap/2): the package names whose records it carries
+    gone: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__, source=dict(self.source), removals=list(self.removals), shadowed=list(self.shadowed))
+        doc = dict(self.__dict__, source=dict(self.source), removals=list(self.removals), shadowed=list(self.shadowed))
+        if self.names is None:
+            del doc["names"], doc["gone"]
+        else:
+            doc.update(names=list(self.names), gone=list(self.gone))
+        return doc
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,8 @@ def run_inspect(archive: Path, trusted: TrustedKeys | None = None) -> Inspection
                     len(s.present),
                     tuple(s.removals),
                     tuple(s.shadowed),
+                    s.names,
+                    s.gone,
                 )
                 for s in ch.subdirs
             ),
