@@ -8,7 +8,7 @@ Run by hand (not part of the tests):
 It writes a synthetic linux-64 + noarch channel (records shaped like conda-forge's: name,
 version, build, build_number, depends on up to 4 of the 1 % most used names and on python, license, md5, sha256,
 size, subdir, timestamp; no package files: the plan downloads none), its repodata.json(.zst)
-and its shards (:mod:`airgap.shards`), serves it with ``airgap serve`` on 127.0.0.1, and runs
+and its shards (:mod:`airgap.core.shards`), serves it with ``airgap serve`` on 127.0.0.1, and runs
 ``airgap plan``'s code (``run_plan``) twice with the same filters (``pkg_list`` of ``--roots``
 names, ``with_dependencies: true``): once with ``upstream_shards: auto``, once with ``never``.
 Bytes are the response sizes of the server's access log; both runs must select the same files.
@@ -28,10 +28,10 @@ from typing import Any
 
 import zstandard
 
-from airgap import shards
 from airgap.config import load_config
+from airgap.core import shards
 from airgap.ops.plan import run_plan
-from airgap.serve import make_server
+from airgap.site.serve import make_server
 
 
 def channel(root: Path, names: int, records: int, seed: int = 1) -> dict[str, int]:

@@ -20,7 +20,7 @@ from airgap.archive.layout import blob_member
 from airgap.archive.writer import write_archive
 from airgap.cli import main
 from airgap.compress import zstd_compress
-from airgap.manifest import canonical_json
+from airgap.core.manifest import canonical_json
 from airgap.signing import Signer
 from airgap.testing.condapkg import PackageSpec, build_conda, build_tar_bz2
 

@@ -20,8 +20,8 @@ from airgap.archive.hashing import PIPE_MIN, HashPipe
 from airgap.archive.layout import blob_member
 from airgap.archive.reader import ArchiveStream, copy_verified
 from airgap.archive.writer import header, write_archive
+from airgap.core.manifest import BlobEntry, Manifest
 from airgap.errors import AirgapError, ArchiveFormatError, IntegrityError
-from airgap.manifest import BlobEntry, Manifest
 
 
 def _manifest(blobs: dict[str, bytes]) -> Manifest:

@@ -17,7 +17,7 @@ import yaml
 from helpers import cli
 from servers import _wait, free_ports, stop
 
-from airgap.bootstrap import Installer, render_downloads
+from airgap.site.bootstrap import Installer, render_downloads
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 

@@ -22,10 +22,10 @@ import pytest
 from helpers import cli
 from remote import BUCKET, _s3_env, client_install, s3_objects, state
 
+from airgap.core.repodata import parse_repodata
 from airgap.destinations import open_destination
 from airgap.destinations.base import BlobRef, Destination, Put
 from airgap.destinations.directory import DirectoryDestination
-from airgap.repodata import parse_repodata
 from airgap.testing.condapkg import PackageSpec, write_channel
 
 _n = itertools.count()

@@ -21,6 +21,7 @@ import zstandard
 from helpers import cli
 
 from airgap.config import load_config
+from airgap.core.repodata import parse_repodata
 from airgap.destinations import open_destination
 from airgap.destinations.engine import StoreDestination
 from airgap.destinations.formats import RepodataJson, select
@@ -31,7 +32,6 @@ from airgap.ops.clean import run_clean
 from airgap.ops.export import filters_from_config
 from airgap.ops.import_ import run_import
 from airgap.ops.options import CleanOptions, ImportOptions
-from airgap.repodata import parse_repodata
 from airgap.signing import load_trusted_keys
 
 _names = iter(range(1_000_000))

@@ -20,8 +20,8 @@ import yaml
 from conftest import serve_directory
 from helpers import cli
 
+from airgap.core.virtual_packages import entries_for
 from airgap.testing.condapkg import PackageSpec, write_channel
-from airgap.virtual_packages import entries_for
 
 LINUX = "linux-64"
 
@@ -339,15 +339,15 @@ def test_condarc_for_a_merged_channel_says_what_conda_cannot_do() -> None:
 
 
 def _load(tmp_path: Path, name: str, text: str) -> list[Any]:
-    from airgap.lockfiles import EnvSource, load
+    from airgap.core.lockfiles import EnvSource, load
 
     (tmp_path / name).write_text(text)
     return load(EnvSource(str(tmp_path / name), name))
 
 
 def test_files_are_told_apart_by_content_and_bad_ones_named(tmp_path: Path) -> None:
+    from airgap.core.lockfiles import LockedEnv, SolveEnv
     from airgap.errors import ConfigError
-    from airgap.lockfiles import LockedEnv, SolveEnv
 
     url = "https://conda.anaconda.org/conda-forge/noarch/six-1.16.0-pyh6c4a22f_0.tar.bz2"
     (env,) = _load(tmp_path, "a.txt", f"# a comment\n@EXPLICIT\n{url}#{'a' * 32}\n")
@@ -363,7 +363,7 @@ def test_files_are_told_apart_by_content_and_bad_ones_named(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match="c.yml: expected an environment.yml .dependencies., a pixi.lock, a conda-lock.yml"):
         _load(tmp_path, "c.yml", "name: x\n")
     with pytest.raises(ConfigError, match="environment names .dev. apply to a pixi.lock; this is an environment.yml"):
-        from airgap.lockfiles import EnvSource, load
+        from airgap.core.lockfiles import EnvSource, load
 
         load(EnvSource(str(tmp_path / "e.yml"), "e.yml", ("dev",)))
 

@@ -65,8 +65,9 @@ def test_a_message_is_redacted_whatever_the_class() -> None:
 
 
 def test_the_modules_that_raise_them_use_the_same_classes() -> None:
-    from airgap import cache, fetch, receipt, rollback
+    from airgap.core import receipt, rollback
     from airgap.destinations import lease
+    from airgap.upstream import cache, fetch
 
     assert fetch.NotFound is NotFound and fetch.TransientError is TransientError  # type: ignore[attr-defined]
     assert cache.HashMismatch is HashMismatch  # type: ignore[attr-defined]

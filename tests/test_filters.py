@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from helpers import shared_repodata
 
+from airgap.core.filters import Filters, license_blocked, select_channel
+from airgap.core.repodata import Repodata, parse_repodata
 from airgap.errors import ConfigError
-from airgap.filters import Filters, license_blocked, select_channel
-from airgap.repodata import Repodata, parse_repodata
 
 DATA = shared_repodata()
 

@@ -37,15 +37,15 @@ from hypothesis import strategies as st
 
 from airgap.archive.reader import copy_verified
 from airgap.compress import zstd_compress
+from airgap.core.manifest import canonical_json, parse_manifest
+from airgap.core.receipt import parse_receipt_bytes
+from airgap.core.repodata import parse_repodata
 from airgap.destinations.directory import DirectoryDestination
 from airgap.errors import AirgapError, ArchiveFormatError, SignatureError, UpstreamError
-from airgap.manifest import canonical_json, parse_manifest
 from airgap.ops._archive import load_repodata_blob, open_verified
 from airgap.ops.export import load_receipt
-from airgap.receipt import parse_receipt_bytes
-from airgap.repodata import parse_repodata
 from airgap.signing import TrustedKeys, generate_keypair, load_signer, load_trusted_keys
-from airgap.upstream import decode_repodata, packages_base
+from airgap.upstream.channels import decode_repodata, packages_base
 
 EXAMPLES = int(os.environ.get("AIRGAP_FUZZ_EXAMPLES", "200"))
 TIMEOUT = 10  # seconds per example: more is a hang

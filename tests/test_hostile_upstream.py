@@ -22,12 +22,12 @@ import zstandard
 from helpers import cli
 from scripted import Route, Scripted, body, config, redirect
 
+from airgap.core.repodata import parse_repodata
 from airgap.errors import TransientError, UpstreamError
-from airgap.fetch import Fetcher
-from airgap.repodata import parse_repodata
 from airgap.testing.condapkg import PackageSpec, write_channel
-from airgap.upstream import MAX_REPODATA_BYTES, decode_repodata
-from airgap.urlpolicy import check_link, headers_for_hop, redirect_target
+from airgap.upstream.channels import MAX_REPODATA_BYTES, decode_repodata
+from airgap.upstream.fetch import Fetcher
+from airgap.upstream.urlpolicy import check_link, headers_for_hop, redirect_target
 
 
 @pytest.fixture
@@ -229,7 +229,7 @@ def test_trickled_headers_meet_a_deadline(upstream: dict[str, Any]) -> None:
 
 
 def test_the_header_watchdog_runs_only_what_is_still_armed() -> None:
-    from airgap.http_deadline import _Watchdog
+    from airgap.upstream.http_deadline import _Watchdog
 
     dog, fired, wrongly = _Watchdog(), threading.Event(), threading.Event()
     dog.disarm(dog.arm(0.05, wrongly.set))

@@ -47,8 +47,8 @@ def test_a_file_changed_under_its_record_fails_the_export_and_writes_no_archive(
 
 def test_the_archive_writer_checks_a_file_upstream_blob_again(tmp_path: Path) -> None:
     """It may change between the check at collect time and the archive: it is never marked as hashed."""
-    from airgap.cache import BlobCache, Expected
-    from airgap.fetch import Fetcher
+    from airgap.upstream.cache import BlobCache, Expected
+    from airgap.upstream.fetch import Fetcher
 
     up, _cfg, shas = _channel(tmp_path)
     fn = sorted(shas)[0]

@@ -20,6 +20,7 @@ import pytest
 from helpers import cli, published
 from remote import _s3_env, s3_objects
 
+from airgap.core.repodata import parse_repodata
 from airgap.destinations import open_destination
 from airgap.destinations.base import Destination
 from airgap.destinations.directory import DirectoryDestination
@@ -29,7 +30,6 @@ from airgap.destinations.s3store import S3Store
 from airgap.errors import LockError, LockLostError
 from airgap.ops.import_ import run_import
 from airgap.ops.options import ImportOptions
-from airgap.repodata import parse_repodata
 from airgap.signing import load_trusted_keys
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from airgap.core.manifest import BlobEntry, ChannelEntry, Manifest, PackageEntry, RepodataBlob, SubdirEntry, canonical_json, parse_manifest
 from airgap.errors import ArchiveFormatError
-from airgap.manifest import BlobEntry, ChannelEntry, Manifest, PackageEntry, RepodataBlob, SubdirEntry, canonical_json, parse_manifest
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
 
@@ -36,7 +36,7 @@ def test_roundtrip_and_canonical() -> None:
 def test_sbom_is_optional_and_round_trips() -> None:
     import dataclasses
 
-    from airgap.manifest import SbomRef
+    from airgap.core.manifest import SbomRef
 
     plain = sample()
     assert "sbom" not in plain.to_json() and parse_manifest(plain.to_bytes()).sbom is None  # archives without one

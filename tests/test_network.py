@@ -20,13 +20,13 @@ import zstandard
 from helpers import cli
 from netparts import BASIC, BEARER, PROXY_AUTH, SECRETS, TINYPROXY, TOKEN, Proxy, Upstream, make_pki
 
-from airgap.auth import Credential, CredentialStore, load_credentials
 from airgap.config import from_mapping
 from airgap.errors import ConfigError, UpstreamError
-from airgap.fetch import Fetcher
-from airgap.network import Bandwidth, bypass_proxy, network_from
 from airgap.redact import MARKER
 from airgap.testing.condapkg import PackageSpec, write_channel
+from airgap.upstream.auth import Credential, CredentialStore, load_credentials
+from airgap.upstream.fetch import Fetcher
+from airgap.upstream.network import Bandwidth, bypass_proxy, network_from
 
 pytestmark = pytest.mark.skipif(not os.access(TINYPROXY, os.X_OK), reason="Debian's tinyproxy is not installed")
 
@@ -325,7 +325,7 @@ def test_bandwidth_shares_one_budget() -> None:
 
 def test_time_waiting_for_max_bandwidth_is_not_counted_against_min_rate() -> None:
     from airgap.errors import TransientError
-    from airgap.fetch import _Pace
+    from airgap.upstream.fetch import _Pace
 
     now = [0.0]
     arrived = _Pace(1000, 1.0, lambda: now[0]).watch("https://h/x")
@@ -348,7 +348,7 @@ def test_plain_http_through_the_proxy_without_its_login_is_407(net: dict[str, An
 def test_explain_does_not_take_a_port_for_a_407() -> None:
     import urllib3
 
-    from airgap.network import explain
+    from airgap.upstream.network import explain
 
     exc = urllib3.exceptions.ProxyError("Unable to connect to proxy", OSError("HTTPConnection(port=44071): Connection refused"))
     message, transient = explain(exc, "https://h/x", "http://127.0.0.1:44071")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from helpers import cli
 
-from airgap.html import (
+from airgap.core.repodata import Repodata
+from airgap.site.html import (
     NAME_PAGE_ROWS,
     SUBDIR_PAGE_NAMES,
     channel_page,
@@ -18,7 +19,6 @@ from airgap.html import (
     subdir_page,
     subdir_pages,
 )
-from airgap.repodata import Repodata
 from airgap.testing.condapkg import PackageSpec, write_channel
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from airgap.core.receipt import parse_receipt_bytes
 from airgap.errors import ReceiptError
-from airgap.receipt import parse_receipt_bytes
 
 SHA = "ab" * 32
 

@@ -91,7 +91,7 @@ def test_redact_forms() -> None:
 
 def test_a_channel_is_never_named_after_its_token() -> None:
     from airgap.errors import UsageError
-    from airgap.upstream import channel_from_string
+    from airgap.upstream.channels import channel_from_string
 
     assert channel_from_string("https://u:p@h/t/TOK-1/main/").name == "main"
     with pytest.raises(UsageError) as err:

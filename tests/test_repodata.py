@@ -10,9 +10,9 @@ import pytest
 import zstandard
 from helpers import shared_repodata
 
+from airgap.core.filters import Filters, select
+from airgap.core.repodata import empty, merge, parse_repodata
 from airgap.errors import ConfigError, UpstreamError
-from airgap.filters import Filters, select
-from airgap.repodata import empty, merge, parse_repodata
 
 DATA = shared_repodata()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from airgap.repodata import load_json, parse_repodata
+from airgap.core.repodata import load_json, parse_repodata
 
 DATA = Path(__file__).resolve().parent / "data" / "repodata"
 

@@ -138,7 +138,7 @@ def test_plan_page_screenshot(world: dict[str, Any], tmp_path: Path) -> None:
 
 
 def test_hostile_records_are_escaped() -> None:
-    from airgap.review import Package, Review, render
+    from airgap.core.review import Package, Review, render
 
     evil = "<script>alert(1)</script>"
     page = render(

@@ -22,13 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airgap.config import from_mapping
+from airgap.core.manifest import parse_manifest
+from airgap.core.merging import shadowing
+from airgap.core.receipt import parse_receipt
 from airgap.errors import AirgapError, RollbackError
-from airgap.manifest import parse_manifest
-from airgap.merging import shadowing
 from airgap.ops.export import run_export
 from airgap.ops.import_ import run_import
 from airgap.ops.options import ExportOptions, ImportOptions
-from airgap.receipt import parse_receipt
 from airgap.signing import TrustedKeys
 from airgap.testing.condapkg import PackageSpec, write_channel
 

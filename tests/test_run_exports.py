@@ -8,9 +8,9 @@ from typing import Any
 
 from helpers import cli
 
+from airgap.core.manifest import parse_manifest
+from airgap.core.run_exports import NAME, parse
 from airgap.destinations.memory import MemoryStore
-from airgap.manifest import parse_manifest
-from airgap.run_exports import NAME, parse
 from airgap.testing.condapkg import PackageSpec, write_channel
 
 

@@ -16,7 +16,7 @@ import pytest
 from helpers import cli
 from review_world import blob_of, make_world, manifest_of
 
-from airgap.licenses import family, to_spdx
+from airgap.core.licenses import family, to_spdx
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +206,7 @@ def test_import_keeps_the_sbom_and_the_pages_link_it(world: dict[str, Any], http
     assert f'href="../.airgap/sbom/{manifest["archive_id"]}.cdx.json"' in page
     sub = (dest / "main" / "linux-64" / "index.html").read_text()
     assert f'href="../../.airgap/sbom/{manifest["archive_id"]}.cdx.json"' in sub
-    from airgap.serve import make_server  # airgap serve answers the link, and still hides the receipt
+    from airgap.site.serve import make_server  # airgap serve answers the link, and still hides the receipt
 
     server = make_server(dest, "127.0.0.1", 0)
 
@@ -282,7 +282,7 @@ def test_spdx_download_location_of_a_public_channel(tmp_path: Path) -> None:
     from spdx_tools.spdx.parser.parse_anything import parse_file
     from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
-    from airgap import sbom
+    from airgap.core import sbom
 
     info = sbom.DocumentInfo("0" * 32, "2026-01-01T00:00:00Z", "airgap 0.1.0", None, None)
     comps = [
@@ -310,7 +310,7 @@ def test_spdx_download_location_of_a_public_channel(tmp_path: Path) -> None:
 
 
 def test_a_dependency_references_the_newest_file_that_satisfies_it() -> None:
-    from airgap import sbom
+    from airgap.core import sbom
 
     def comp(subdir: str, name: str, version: str, depends: tuple[str, ...] = (), bn: int = 0) -> sbom.Component:
         rec = {"name": name, "version": version, "build": f"h_{bn}", "build_number": bn, "depends": list(depends)}
@@ -355,7 +355,7 @@ def test_sbom_of_a_split_archive(world: dict[str, Any], tmp_path: Path) -> None:
 
 
 def test_secrets_in_upstream_urls_stay_out_of_the_documents() -> None:
-    from airgap import sbom
+    from airgap.core import sbom
 
     assert (
         sbom.public_url("https://user:s3cret@host.example:8443/t/tk-123/conda-forge/") == "https://host.example:8443/t/<token>/conda-forge/"

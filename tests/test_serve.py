@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from airgap.serve import AccessLog, ChannelServer, make_server
+from airgap.site.serve import AccessLog, ChannelServer, make_server
 
 
 @pytest.fixture

@@ -21,10 +21,10 @@ import pytest
 import zstandard
 from helpers import cli
 
-from airgap import shards
+from airgap.core import shards
 from airgap.destinations.memory import MemoryDestination, MemoryStore
 from airgap.errors import IntegrityError
-from airgap.shards_check import check_destination_subdir, check_subdir
+from airgap.ops.shards_check import check_destination_subdir, check_subdir
 
 _names = iter(range(1_000_000))
 SHA = "a" * 64
@@ -272,7 +272,7 @@ def test_shards_that_disagree_with_repodata_are_reported_one_line_each() -> None
 @pytest.fixture
 def served() -> Iterator[Callable[[Path], tuple[str, list[str]]]]:
     """``airgap serve`` of a directory on a free port: its URL and its access log (one line per request)."""
-    from airgap.serve import make_server
+    from airgap.site.serve import make_server
 
     servers = []
 
@@ -376,7 +376,7 @@ def test_clean_removes_unreferenced_shards_after_the_grace_period(archives: dict
 
 
 def test_grace_decisions_are_pure() -> None:
-    from airgap.shards_gc import decide
+    from airgap.ops.shards_gc import decide
 
     keep, remove, new = decide(
         {"a"}, {"a", "b", "c", "d"}, {"b": "2020-01-01T00:00:00Z", "c": "2020-01-07T00:00:00Z", "z": "x"}, 1578268800.0, 3 * 86400.0

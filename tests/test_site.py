@@ -19,9 +19,9 @@ import pytest
 from click.testing import CliRunner
 
 from airgap.cli import main
-from airgap.html import channel_page, name_pages, subdir_page
-from airgap.repodata import Repodata
-from airgap.serve import make_server
+from airgap.core.repodata import Repodata
+from airgap.site.html import channel_page, name_pages, subdir_page
+from airgap.site.serve import make_server
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 

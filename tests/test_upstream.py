@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from airgap.cache import BlobCache, Expected
 from airgap.cli import main
 from airgap.errors import HashMismatch, NotFound, TransientError
-from airgap.fetch import Fetcher
 from airgap.testing.condapkg import PackageSpec, write_channel
+from airgap.upstream.cache import BlobCache, Expected
+from airgap.upstream.fetch import Fetcher
 
 
 class FaultServer:

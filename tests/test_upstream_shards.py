@@ -1,6 +1,6 @@
 """An upstream's CEP-16 shards at export: only the shards the filters need, and a warning when they disagree.
 
-A generated upstream serves repodata.json and shards (written with :mod:`airgap.shards` from the
+A generated upstream serves repodata.json and shards (written with :mod:`airgap.core.shards` from the
 same records) through ``airgap serve``, whose access log says what was asked for.
 """
 
@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from airgap import shards
 from airgap.config import load_config
+from airgap.core import shards
 from airgap.ops.plan import run_plan
 from airgap.testing.condapkg import PackageSpec, write_channel
-from airgap.upstream_shards import dependency_names, wanted_names
+from airgap.upstream.upstream_shards import dependency_names, wanted_names
 
 
 def upstream_specs(unrelated: int) -> list[PackageSpec]:
@@ -46,7 +46,7 @@ def write_shards(channel: Path, docs: dict[str, dict[str, Any]]) -> None:
 @pytest.fixture
 def upstream(tmp_path: Path) -> Iterator[Callable[[int], tuple[str, list[str], Path]]]:
     """A sharded upstream channel served over HTTP: (its URL, the access log, its directory)."""
-    from airgap.serve import make_server
+    from airgap.site.serve import make_server
 
     servers = []
 
@@ -81,7 +81,7 @@ def selected(plan: Any) -> dict[str, list[str]]:
 
 
 def test_names_the_filters_need() -> None:
-    from airgap.filters import Filters
+    from airgap.core.filters import Filters
 
     assert wanted_names(
         Filters(platforms=("linux-64",), pkg_list=("numpy >=1.26", "Python", "conda-forge::zlib"), include=("scipy[build=*_0]",))

@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, BinaryIO, Protocol
 
+from ..core.manifest import MAX_MANIFEST_BYTES, BlobEntry, Manifest
 from ..errors import ArchiveFormatError, IntegrityError
-from ..manifest import MAX_MANIFEST_BYTES, BlobEntry, Manifest
 from ..signing import MAX_SIG_BYTES
 from .hashing import PIPE_MIN, HashPipe
 from .layout import MANIFEST, SIGNATURE, parse_blob_member

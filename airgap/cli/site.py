@@ -25,7 +25,7 @@ def serve(dest: str, port: int, bind: str, access_log: str | None, state: State,
     \b
     Example:  airgap serve /srv/conda --port 8080 --bind 0.0.0.0
     """
-    from ..serve import AccessLog, make_server
+    from ..site.serve import AccessLog, make_server
 
     access = AccessLog(Path(access_log) if access_log else None)
     server = make_server(Path(dest), bind, port, access_log=access)
@@ -36,7 +36,7 @@ def serve(dest: str, port: int, bind: str, access_log: str | None, state: State,
     for ch in channels:
         click.echo(f"  channel {ch}: {base}/{ch}   (browse {base}/{ch}/index.html)")
     click.echo(f"point conda at it:  airgap condarc {base} --into {dest} > ~/.condarc")
-    if (Path(dest) / "downloads" / "index.html").is_file():  # written by the import for public_url (airgap.bootstrap)
+    if (Path(dest) / "downloads" / "index.html").is_file():  # written by the import for public_url (airgap.site.bootstrap)
         click.echo(f"pre-configured installers: {base}/downloads/ (made for the public_url given at import)")
     try:
         server.serve_forever()

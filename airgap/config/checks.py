@@ -173,13 +173,13 @@ def _installers(path: str, v: Any) -> tuple[dict[str, Any], ...]:
 
 
 def _environments(path: str, v: Any) -> tuple[dict[str, Any], ...]:
-    from ..lockfiles import check_config
+    from ..core.lockfiles import check_config
 
     return check_config(path, v)
 
 
 def _virtual_packages(path: str, v: Any) -> dict[str, tuple[str, ...]]:
-    from ..virtual_packages import check_config
+    from ..core.virtual_packages import check_config
 
     return check_config(path, v)
 

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .. import channel_map as _channel_map
-from ..network import check_proxy_servers, check_ssl_verify
+from ..core import channel_map as _channel_map
+from ..upstream.network import check_proxy_servers, check_ssl_verify
 from .checks import (
     DEFAULT_PLATFORMS,
     Checker,
@@ -109,7 +109,7 @@ _KEYS: tuple[Key, ...] = (
         "auto",
         "auto: when the filters name packages and upstream serves CEP-16 shards, fetch only their shards; never: repodata.json",
     ),
-    # the company network (conda's key names): airgap.network
+    # the company network (conda's key names): airgap.upstream.network
     Key("proxy_servers", check_proxy_servers, {}, "{http: URL, https: URL}; default HTTP_PROXY / HTTPS_PROXY (NO_PROXY applies)"),
     Key(
         "ssl_verify",

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .. import channel_map as _channel_map
+from ..core import channel_map as _channel_map
 from ..errors import ConfigError
 from ..limits import MAX_CONFIG_BYTES, read_small_file
 from ..yaml_bounded import load_yaml_bounded

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..compress import zstd_compress
+from ..core.receipt import Receipt, parse_receipt
+from ..core.repodata import Repodata, parse_repodata
 from ..errors import DestinationError, IntegrityError
-from ..receipt import Receipt, parse_receipt
-from ..repodata import Repodata, parse_repodata
 from .capabilities import STORE, Capabilities
 
 RECEIPT_FORMAT = "airgap-receipt/1"
@@ -38,7 +38,7 @@ def empty_receipt() -> dict[str, Any]:
 
 
 def load_receipt(dest: Destination) -> Receipt:
-    """The destination's receipt, validated (a malformed one is a :class:`~airgap.receipt.ReceiptError` saying how to rebuild it)."""
+    """The destination's receipt, validated (a malformed one is a :class:`~airgap.core.receipt.ReceiptError` saying how to rebuild it)."""
     return parse_receipt(dest.read_receipt(), f"{dest}: receipt")
 
 

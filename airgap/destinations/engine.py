@@ -31,10 +31,10 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ..core.manifest import is_safe_channel_name
+from ..core.receipt import REBUILD
+from ..core.repodata import Repodata
 from ..errors import DestinationError, IntegrityError
-from ..manifest import is_safe_channel_name
-from ..receipt import REBUILD
-from ..repodata import Repodata
 from ..signals import deferred_signals
 from . import formats as _formats
 from .base import RECEIPT_FORMAT, Change, Destination, OnBytes, Put, empty_receipt, parse_index

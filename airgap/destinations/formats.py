@@ -1,6 +1,6 @@
 """Index formats: a subdir's records rendered into the files a conda client reads (DESIGN §5).
 
-A format is a plug-in: it turns one :class:`~airgap.repodata.Repodata` into named files, in the
+A format is a plug-in: it turns one :class:`~airgap.core.repodata.Repodata` into named files, in the
 order they must be written (the file a client reads first comes last, so it never names a file
 that is not there yet). The engine (:mod:`airgap.destinations.engine`) writes them, journaled,
 whatever the store; a destination selects its formats by name (:func:`select`).
@@ -11,12 +11,12 @@ Formats:
   goes last: :func:`airgap.destinations.base.index_files`), byte for byte what the directory and
   S3 backends write; a ``current_repodata.json`` left by another tool is removed
   so that it never disagrees.
-* ``shards``: CEP-16 sharded repodata (:mod:`airgap.shards`): ``shards/<sha256>.msgpack.zst``
+* ``shards``: CEP-16 sharded repodata (:mod:`airgap.core.shards`): ``shards/<sha256>.msgpack.zst``
   first, then ``repodata_shards.msgpack.zst`` naming them; rendered from the same records as
   ``repodata.json`` (never by re-indexing package files, which would undo upstream's patches).
   Shards are content-addressed (:attr:`IndexFormat.immutable`): one already stored with the right
   bytes is not written again, and one no index names any more is left for clients holding an
-  older index until ``airgap clean`` removes it after a grace period (:mod:`airgap.shards_gc`).
+  older index until ``airgap clean`` removes it after a grace period (:mod:`airgap.ops.shards_gc`).
 * slot ``html``: the browsable ``index.html`` pages, today written by :mod:`airgap.ops.pages`
   outside the change; as a format they would be journaled with the index they describe.
 """
@@ -26,9 +26,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from .. import shards
+from ..core import shards
+from ..core.repodata import Repodata
 from ..errors import UsageError
-from ..repodata import Repodata
 from .base import index_files
 
 

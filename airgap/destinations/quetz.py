@@ -36,10 +36,10 @@ from urllib.parse import quote, urlsplit
 
 import urllib3
 
+from ..core.manifest import is_safe_channel_name
+from ..core.repodata import Repodata, record_hashes
 from ..errors import DestinationError, IntegrityError, UsageError
-from ..manifest import is_safe_channel_name
-from ..repodata import Repodata, record_hashes
-from ..urlsafety import unsafe_component
+from ..upstream.urlsafety import unsafe_component
 from .base import Destination, OnBytes, Put, empty_receipt, parse_index
 from .capabilities import Capabilities
 from .quetzapi import QuetzAPI, _detail

@@ -16,9 +16,9 @@ from urllib.parse import quote
 
 import urllib3
 
+from ..core.manifest import is_safe_channel_name
 from ..errors import DestinationError, UsageError
 from ..faults import point
-from ..manifest import is_safe_channel_name
 
 log = logging.getLogger(__name__)
 

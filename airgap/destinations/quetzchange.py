@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from ..core.repodata import Repodata, record_hashes
 from ..errors import DestinationError
-from ..repodata import Repodata, record_hashes
 from .base import Change, OnBytes, Put
 
 if TYPE_CHECKING:

@@ -21,8 +21,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ..core.manifest import is_safe_channel_name
 from ..errors import DestinationError
-from ..manifest import is_safe_channel_name
 from . import formats
 from .engine import StoreDestination
 from .journal import AREA_PREFIX, JOURNAL, JOURNAL_FORMAT

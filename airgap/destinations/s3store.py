@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from ..errors import DestinationError, StoreUnavailable, UsageError
 from ..faults import attach_boto
-from ..urlsafety import check_prefix
+from ..upstream.urlsafety import check_prefix
 from .base import BlobRef, OnBytes, iter_batches
 from .store import check_key
 

@@ -14,11 +14,11 @@ from ..archive.hashing import HashPipe
 from ..archive.reader import ArchiveStream, copy_verified
 from ..archive.writer import start_writeback
 from ..compress import zstd_decompress_bounded
-from ..delta_index import check_names
+from ..core.delta_index import check_names
+from ..core.manifest import BlobEntry, Manifest, SubdirEntry, parse_manifest
+from ..core.repodata import Repodata, from_document, load_json, record_hashes
 from ..errors import ArchiveFormatError, IntegrityError, SignatureError, UpstreamError, UsageError
-from ..manifest import BlobEntry, Manifest, SubdirEntry, parse_manifest
 from ..progress import Progress
-from ..repodata import Repodata, from_document, load_json, record_hashes
 from ..signing import TrustedKeys
 
 

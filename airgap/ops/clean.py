@@ -17,18 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from ..clock import Clock, timestamp
+from ..core.filters import Filters, Record, SpecSet, select_channel
+from ..core.manifest import PACKAGE_SUFFIXES
+from ..core.repodata import Repodata
+from ..core.run_exports import NAME as RUN_EXPORTS
+from ..core.run_exports import after_clean as run_exports_after_clean
 from ..destinations import open_destination
 from ..destinations.base import Destination, load_receipt
 from ..errors import DestinationError
-from ..filters import Filters, Record, SpecSet, select_channel
-from ..manifest import PACKAGE_SUFFIXES
-from ..repodata import Repodata
-from ..run_exports import NAME as RUN_EXPORTS
-from ..run_exports import after_clean as run_exports_after_clean
-from ..shards_gc import ShardSweep, sweep
 from .options import CleanOptions
 from .pages import write_pages
 from .review import with_sboms
+from .shards_gc import ShardSweep, sweep
 
 log = logging.getLogger(__name__)
 

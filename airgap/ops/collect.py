@@ -18,24 +18,25 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import __version__, delta_index, environments
-from ..cache import BlobCache, Expected
-from ..channel_map import match
+from .. import __version__
 from ..clock import Clock, timestamp
 from ..compress import zstd_compress
 from ..config import Config
-from ..delta import DeltaBase
+from ..core import delta_index, environments
+from ..core.channel_map import match
+from ..core.delta import DeltaBase
+from ..core.filters import Filters
+from ..core.manifest import DELTA_FORMAT, FORMAT, BlobEntry, ChannelEntry, InstallerEntry, Manifest, PackageEntry, RepodataBlob, SubdirEntry
+from ..core.merging import shadowing
+from ..core.receipt import Receipt
+from ..core.repodata import Repodata
+from ..core.run_exports import carry as carry_run_exports
 from ..errors import DownloadError, UpstreamError, UsageError
-from ..fetch import Fetcher
-from ..filters import Filters
-from ..manifest import DELTA_FORMAT, FORMAT, BlobEntry, ChannelEntry, InstallerEntry, Manifest, PackageEntry, RepodataBlob, SubdirEntry
-from ..merging import shadowing
 from ..progress import Progress
-from ..receipt import Receipt
 from ..redact import redact
-from ..repodata import Repodata
-from ..run_exports import carry as carry_run_exports
-from ..upstream import Channel, FetchedRepodata
+from ..upstream.cache import BlobCache, Expected
+from ..upstream.channels import Channel, FetchedRepodata
+from ..upstream.fetch import Fetcher
 from .plan import Plan, Want
 from .sources import InstallerWant
 
@@ -83,7 +84,7 @@ def collect(
     """Download what the plan selects into the cache (verified) and build the manifest.
 
     With ``base`` (a destination's receipt) the manifest is a delta (format ``airgap/2``, see
-    airgap.delta and airgap.delta_index): each subdir carries only the package names whose
+    airgap.core.delta and airgap.core.delta_index): each subdir carries only the package names whose
     records changed (their files the base holds are listed as ``present``: no blob, and not
     downloaded when their record has a sha256), files the base holds that the selection dropped
     become ``removals``, and subdirs where no name changed (in every channel published into the
@@ -199,7 +200,7 @@ def _subdir_entries(
     """Each subdir's entry (its packages, what the base holds, its removals, its repodata blob, stored
     in the cache), and the (destination channel, subdir) pairs with something new for any channel.
 
-    A delta's entry carries only the package names that changed (airgap.delta_index): for every
+    A delta's entry carries only the package names that changed (airgap.core.delta_index): for every
     channel published into the same destination channel, the names any of them changed, so that
     merged channels resolve the same files as a full archive would."""
     parts: dict[tuple[str, str], _Part] = {}

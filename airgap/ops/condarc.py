@@ -24,12 +24,12 @@ class CondarcOptions:
 
 def run_condarc(options: CondarcOptions) -> str:
     """The .condarc (or pixi [mirrors] table) for ``options``."""
-    from .. import mirrors
+    from ..core.lockfiles import source_from_option
+    from ..core.manifest import is_safe_channel_name
     from ..destinations import open_destination
-    from ..lockfiles import source_from_option
-    from ..manifest import is_safe_channel_name
-    from ..serve import condarc as render
-    from ..urlsafety import check_under
+    from ..site.serve import condarc as render
+    from ..upstream import mirrors
+    from ..upstream.urlsafety import check_under
 
     url = options.url
     if not url.startswith(("http://", "https://", "file://")):

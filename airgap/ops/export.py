@@ -16,13 +16,13 @@ from typing import Any
 from ..archive.writer import write_archive
 from ..clock import Clock
 from ..config import Config
+from ..core.manifest import Manifest
+from ..core.receipt import Receipt, ReceiptError, parse_receipt_bytes
 from ..errors import UsageError
-from ..fetch import Fetcher
 from ..limits import MAX_RECEIPT_BYTES, read_small_file
-from ..manifest import Manifest
 from ..progress import Progress, null_progress
-from ..receipt import Receipt, ReceiptError, parse_receipt_bytes
 from ..signing import Signer
+from ..upstream.fetch import Fetcher
 from .collect import Collected, collect
 from .options import ExportOptions
 from .output_check import archive_write_error, check_output, planned_archive_bytes

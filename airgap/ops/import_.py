@@ -25,14 +25,14 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..channel_map import targets
 from ..clock import Clock
+from ..core.channel_map import targets
+from ..core.merging import shadowing
+from ..core.rollback import check_order
 from ..destinations import open_destination
 from ..destinations.base import Destination, load_receipt
 from ..errors import UsageError
-from ..merging import shadowing
 from ..progress import Progress, null_progress
-from ..rollback import check_order
 from ..signing import TrustedKeys
 from ._archive import Opened, load_repodata_blob, open_set, stream_blobs
 from .import_plan import DestinationView, ImportPlan, check_base, needed_installers, needed_packages, removals
@@ -64,8 +64,8 @@ def run_import(
 
 
 def write_downloads(result: ImportResult, into: Path | str | Destination, url: str) -> None:
-    """Write DEST/downloads/ (airgap.bootstrap) for the mirror's public URL; recorded in ``result``."""
-    from ..bootstrap import publish_downloads
+    """Write DEST/downloads/ (airgap.site.bootstrap) for the mirror's public URL; recorded in ``result``."""
+    from ..site.bootstrap import publish_downloads
 
     dest = into if isinstance(into, Destination) else open_destination(str(into))
     result.public_url = url
@@ -86,8 +86,8 @@ def import_opened(
     """Publish a verified source of blobs (an archive, or the export cache for sync) into ``into``.
 
     ``recheck``: do not trust the receipt about which files are present; hash each one.
-    ``options.channel_map``: source channel (URL or name) -> destination channel (see airgap.channel_map).
-    ``options.allow_downgrade``: an archive older than the destination's newest (see airgap.rollback) adds its new files only.
+    ``options.channel_map``: source channel (URL or name) -> destination channel (see airgap.core.channel_map).
+    ``options.allow_downgrade``: an archive older than the destination's newest (see airgap.core.rollback) adds its new files only.
     Even an import that changes nothing reads and hashes every blob (sync: every cache file), so that
     exit 0 always means "every blob verified", as when something is published.
     """

@@ -13,13 +13,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..core.manifest import DELTA_FORMAT, Manifest
+from ..core.merging import Shadowed
+from ..core.placement import import_problem
+from ..core.receipt import Receipt
+from ..core.repodata import Repodata
 from ..destinations.base import Destination
 from ..errors import DestinationError
-from ..manifest import DELTA_FORMAT, Manifest
-from ..merging import Shadowed
-from ..placement import import_problem
-from ..receipt import Receipt
-from ..repodata import Repodata
 from .delta_hint import empty_base_message, missing_base_message
 from .vetting import vetted_index
 
@@ -157,7 +157,7 @@ def check_base(
 def _check_base_channels(manifest: Manifest, receipt: Receipt, target_channel: Callable[[str], str], dest_channel: str | None) -> None:
     for ch in manifest.channels:
         base, tc = manifest.bases.get(ch.name), target_channel(ch.name)
-        held = receipt.history_known(tc) or any(receipt.channels.get(tc, {}).values())  # a known history: airgap.rollback checks it
+        held = receipt.history_known(tc) or any(receipt.channels.get(tc, {}).values())  # a known history: airgap.core.rollback checks it
         if base is not None and base.after is not None and not held:
             newest = {c: (a.archive_id if (a := receipt.newest(c)) is not None else None) for c in receipt.applied}
             raise DestinationError(empty_base_message(base.after, tc, receipt.channels, newest, dest_channel))

@@ -19,8 +19,8 @@ from ..config import Config, parse_size
 from ..errors import UsageError
 
 if TYPE_CHECKING:  # not imported at run time: `airgap --help` stays quick
+    from ..core.filters import Filters
     from ..destinations.base import Destination
-    from ..filters import Filters
     from ..signing import Signer, TrustedKeys
 
 #: seconds to wait for another import (or clean, or recording verify) to release the destination
@@ -203,7 +203,7 @@ class CleanOptions:
 
     @classmethod
     def from_config(cls, config: Config, *, dest_channel: str | None, dry_run: bool, lock_timeout: float) -> CleanOptions:
-        from ..channel_map import destination_channels
+        from ..core.channel_map import destination_channels
         from .export import filters_from_config, resolve_channels
 
         scope = destination_channels(config.channel_map, checked_dest_channel(dest_channel, config), resolve_channels(config))
@@ -223,7 +223,7 @@ class VerifyDestinationOptions:
 
 def checked_dest_channel(option: str | None, config: Config) -> str | None:
     """``--dest-channel`` (else the config's): one safe path component, or None."""
-    from ..manifest import is_safe_channel_name
+    from ..core.manifest import is_safe_channel_name
 
     channel = option or config.dest_channel
     if channel is not None and not is_safe_channel_name(channel):
@@ -240,7 +240,7 @@ def trusted_keys_for(keys: tuple[str, ...], config: Config) -> TrustedKeys:
 
 def with_environments(config: Config, env_files: tuple[str, ...]) -> Config:
     """The config with the environments ``--env`` names added to those it lists."""
-    from ..lockfiles import source_from_option
+    from ..core.lockfiles import source_from_option
 
     added = tuple({"file": s.file, "label": s.label, "environments": list(s.names)} for s in map(source_from_option, env_files))
     return dataclasses.replace(config, environments=config.environments + added) if added else config

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..core.receipt import Receipt
 from ..errors import AirgapError
-from ..receipt import Receipt
 
 # per archive member: a 512-byte header, and padding to 512 bytes on average half a block
 _MEMBER_OVERHEAD = 512 + 256

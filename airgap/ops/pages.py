@@ -16,10 +16,10 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..core.repodata import Repodata
 from ..destinations.base import Destination
 from ..errors import AirgapError
-from ..html import channel_page, gone_page, group_by_name, name_page_file, name_pages, subdir_pages
-from ..repodata import Repodata
+from ..site.html import channel_page, gone_page, group_by_name, name_page_file, name_pages, subdir_pages
 
 log = logging.getLogger(__name__)
 

@@ -13,19 +13,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import environments, installable
-from ..cache import Expected
 from ..clock import Clock
 from ..config import Config
+from ..core import environments, installable
+from ..core.filters import Filters, Selection, select_channel
+from ..core.installable import SolveOutcome
+from ..core.repodata import record_hashes
 from ..errors import UnsolvableError, UpstreamError
-from ..fetch import Fetcher
-from ..filters import Filters, Selection, select_channel
-from ..installable import SolveOutcome
 from ..progress import Progress, null_progress
 from ..redact import redact
-from ..repodata import record_hashes
-from ..upstream import Channel, FetchedRepodata
-from ..upstream_shards import check_upstream, fetch_upstream
+from ..upstream.cache import Expected
+from ..upstream.channels import Channel, FetchedRepodata
+from ..upstream.fetch import Fetcher
+from ..upstream.upstream_shards import check_upstream, fetch_upstream
 from .options import PlanOptions
 from .output_check import human
 from .sources import InstallerWant, fetcher_for, filters_from_config, installer_wants, resolve_channels

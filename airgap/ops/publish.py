@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import delta_index
 from ..clock import Clock, timestamp
+from ..core import delta_index
+from ..core.manifest import BlobEntry, Manifest
+from ..core.receipt import Held, apply_archive
+from ..core.repodata import Repodata, empty, merge, record_hashes
+from ..core.run_exports import NAME as RUN_EXPORTS
+from ..core.run_exports import for_import as run_exports_files
 from ..destinations.base import BlobRef, Change, Destination, Put, file_identity
-from ..manifest import BlobEntry, Manifest
 from ..progress import Progress
-from ..receipt import Held, apply_archive
-from ..repodata import Repodata, empty, merge, record_hashes
-from ..run_exports import NAME as RUN_EXPORTS
-from ..run_exports import for_import as run_exports_files
 from ._archive import Opened, load_repodata_blob, stream_blobs
 from .import_plan import ImportPlan, Place
 from .pages import write_pages
@@ -98,7 +98,7 @@ def new_indexes(plan: ImportPlan, manifest: Manifest, repodata_blobs: dict[str, 
         tc = plan.target_channel(ch.name)
         for sub in ch.subdirs:
             rd = load_repodata_blob(repodata_blobs[sub.repodata.sha256], sub, ch.name, f"{ch.name}/{sub.subdir} repodata")
-            if loaded is not None:  # by archive channel, as carried: the receipt's name index (airgap.delta_index)
+            if loaded is not None:  # by archive channel, as carried: the receipt's name index (airgap.core.delta_index)
                 loaded[(ch.name, sub.subdir)] = rd
             skip = plan.skipped.get((ch.name, sub.subdir), set())
             base = plan.index(tc, sub.subdir)

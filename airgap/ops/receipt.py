@@ -19,11 +19,11 @@ from typing import Any
 
 from .._fs import atomic_write_bytes
 from ..clock import Clock, timestamp
+from ..core.receipt import Receipt
 from ..destinations import open_destination
 from ..destinations.base import Destination, load_receipt
 from ..errors import DestinationError
 from ..progress import Progress, null_progress
-from ..receipt import Receipt
 from .options import LOCK_TIMEOUT
 from .verify_dest import DestinationCheck, Problem, check_destination
 

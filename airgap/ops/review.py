@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import licenses, sbom
 from ..archive.reader import ArchiveStream, copy_verified
-from ..cache import BlobCache
 from ..clock import Clock, timestamp
+from ..core import licenses, sbom
+from ..core.manifest import BlobEntry, Manifest, SbomRef, parse_manifest
+from ..core.repodata import Repodata, record_hashes
+from ..core.review import Package, Review, render
 from ..errors import UsageError
-from ..manifest import BlobEntry, Manifest, SbomRef, parse_manifest
-from ..repodata import Repodata, record_hashes
-from ..review import Package, Review, render
 from ..signing import TrustedKeys
+from ..upstream.cache import BlobCache
 from ._archive import load_repodata_blob
 
 if TYPE_CHECKING:

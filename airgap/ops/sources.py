@@ -15,15 +15,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..channel_map import distinct_names, export_names
 from ..config import Config
+from ..core.channel_map import distinct_names, export_names
+from ..core.filters import Filters
+from ..core.manifest import is_safe_channel_name, is_safe_installer_filename
+from ..core.placement import installer_problem
 from ..errors import ConfigError, UsageError
-from ..fetch import Fetcher
-from ..filters import Filters
-from ..manifest import is_safe_channel_name, is_safe_installer_filename
-from ..network import network_from
-from ..placement import installer_problem
-from ..upstream import Channel, channel_from_string, list_directory
+from ..upstream.channels import Channel, channel_from_string, list_directory
+from ..upstream.fetch import Fetcher
+from ..upstream.network import network_from
 
 log = logging.getLogger(__name__)
 

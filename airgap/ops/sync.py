@@ -8,7 +8,7 @@ each again as it copies). Incremental: files the destination already holds (per 
 are not written again; ``--reset`` forgets that and re-checks every file by hashing it, still
 writing only what differs.
 
-Like a delta export, a sync builds on the destination's receipt (see airgap.delta): a file the
+Like a delta export, a sync builds on the destination's receipt (see airgap.core.delta): a file the
 destination holds that the selection no longer has (gone upstream, or dropped by a changed
 filter) is removed from the index and the store. ``--reset`` trusts no receipt, so it sends
 every selected file in full and removes nothing.
@@ -22,15 +22,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
-from ..cache import BlobCache
 from ..clock import Clock
 from ..config import Config
+from ..core.manifest import BlobEntry, Manifest
 from ..destinations import open_destination
 from ..destinations.base import Destination, load_receipt
 from ..errors import IntegrityError
-from ..fetch import Fetcher
-from ..manifest import BlobEntry, Manifest
 from ..progress import Progress, null_progress
+from ..upstream.cache import BlobCache
+from ..upstream.fetch import Fetcher
 from ._archive import Opened
 from .collect import collect
 from .import_ import ImportResult, import_opened, write_downloads

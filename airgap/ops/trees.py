@@ -23,7 +23,7 @@ from ..config import Config
 from ..destinations.base import Destination
 from ..errors import UsageError
 from ..progress import Progress, null_progress
-from ..upstream import channel_from_string
+from ..upstream.channels import channel_from_string
 from .options import SyncOptions
 from .sync import SyncResult, run_sync
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..receipt import Receipt
+from ..core.receipt import Receipt
 
 
 def same_sources(manifest: Any, receipt: Receipt) -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..archive.reader import ArchiveStream
-from ..manifest import Manifest, parse_manifest
+from ..core.manifest import Manifest, parse_manifest
 from ..progress import Progress, null_progress
 from ..redact import redact, redact_doc
 from ..signing import TrustedKeys

@@ -12,7 +12,7 @@ against the receipt. What it reports, one :class:`Problem` each:
   (``airgap clean`` removes it);
 * ``index``    — ``repodata.json`` and ``repodata.json.zst`` say different things, or the CEP-16
   shards do (a shard missing, not hashing to its name, or holding other records:
-  :mod:`airgap.shards_check`; clients never check shard hashes themselves).
+  :mod:`airgap.ops.shards_check`; clients never check shard hashes themselves).
 
 Reads run ``workers`` files at a time, each streamed 1 MiB at a time, one subdir after
 another: memory is bounded whatever the size of the mirror. Nothing is locked while hashing (a
@@ -40,14 +40,14 @@ from typing import Any, TypeVar
 
 import zstandard
 
+from ..core.receipt import Receipt
+from ..core.repodata import Repodata, record_hashes
 from ..destinations import open_destination
 from ..destinations.base import Destination, load_receipt, parse_index
 from ..errors import AirgapError, DestinationError
 from ..progress import Progress, null_progress
-from ..receipt import Receipt
-from ..repodata import Repodata, record_hashes
-from ..shards_check import check_destination_subdir
 from .options import VerifyDestinationOptions
+from .shards_check import check_destination_subdir
 
 DAMAGE = ("missing", "damaged", "index")
 PACKAGE_SUFFIXES = (".conda", ".tar.bz2")
@@ -337,7 +337,7 @@ def _compare_indexes(dest: Destination, channel: str, subdir: str, raw: bytes | 
 
 
 def _shard_problems(dest: Destination, channel: str, subdir: str, raw: bytes | None = None) -> list[Problem]:
-    """CEP-16 shards that do not hash to their names, or disagree with repodata.json (:mod:`airgap.shards_check`)."""
+    """CEP-16 shards that do not hash to their names, or disagree with repodata.json (:mod:`airgap.ops.shards_check`)."""
     return [Problem("index", channel, subdir, name, what) for name, what in check_destination_subdir(dest, channel, subdir, raw)]
 
 

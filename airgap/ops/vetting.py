@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 
+from ..core.receipt import Receipt
+from ..core.repodata import Repodata, record_hashes
 from ..destinations.base import Destination
-from ..receipt import Receipt
-from ..repodata import Repodata, record_hashes
 
 log = logging.getLogger(__name__)
 

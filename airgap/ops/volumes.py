@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..core.manifest import Manifest
 from ..errors import UsageError
-from ..manifest import Manifest
 
 _BLOCK, _RECORD = 512, 10240  # tar block and record sizes (tarfile's defaults)
 

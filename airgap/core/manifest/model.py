@@ -1,0 +1,223 @@
+"""The archive manifest (format ``airgap/1``) as values: build it, serialize it canonically.
+
+Pure: takes and returns values. The manifest is the one document the signature covers; it
+names every blob the archive holds (in archive order), every channel/subdir with the sha256
+of its repodata blob and of each package file, and where each upstream repodata came from.
+The names it may hold are the ``is_safe_*`` checks here, shared with parsing
+(:mod:`airgap.core.manifest.parse`) and the destinations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMAT = "airgap/1"
+DELTA_FORMAT = "airgap/2"  # a delta whose subdirs carry only the changed package names (airgap.core.delta_index)
+SUPPORTED_FORMATS = (FORMAT, DELTA_FORMAT)
+MAX_MANIFEST_BYTES = 1 << 30  # 1 GiB: room for ~5M packages
+_CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\Z")
+_SUBDIR = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
+_FILENAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+!=~,-]{0,254}\Z")
+_INSTALLER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=~,-]{0,254}\Z")
+PACKAGE_SUFFIXES = (".tar.bz2", ".conda")
+
+
+def canonical_json(doc: Any) -> bytes:
+    """Sorted keys, compact separators, UTF-8: the exact bytes that get signed."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def is_safe_package_filename(name: str) -> bool:
+    return isinstance(name, str) and bool(_FILENAME.match(name)) and name.endswith(PACKAGE_SUFFIXES) and ".." not in name
+
+
+def is_safe_installer_filename(name: str) -> bool:
+    return isinstance(name, str) and bool(_INSTALLER.match(name)) and ".." not in name
+
+
+def is_safe_channel_name(name: str) -> bool:
+    return isinstance(name, str) and bool(_CHANNEL.match(name)) and name not in (".", "..") and ".." not in name
+
+
+def is_safe_subdir(name: str) -> bool:
+    return isinstance(name, str) and bool(_SUBDIR.match(name))
+
+
+@dataclass(frozen=True)
+class PackageEntry:
+    filename: str
+    sha256: str
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"filename": self.filename, "sha256": self.sha256, "size": self.size}
+
+
+@dataclass(frozen=True)
+class RepodataBlob:
+    sha256: str  # of the zstd-compressed blob, as stored in the archive
+    size: int
+    raw_size: int  # decompressed size: an upper bound for decompression
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "size": self.size, "raw_size": self.raw_size}
+
+
+@dataclass(frozen=True)
+class SubdirEntry:
+    subdir: str
+    repodata: RepodataBlob
+    packages: tuple[PackageEntry, ...]
+    source: Mapping[str, Any] = field(default_factory=dict)  # url, sha256, size, fetched
+    # delta archives only: files the base already holds (listed by the repodata, no blob here),
+    # and files the destination must drop (no longer in the filtered upstream)
+    present: tuple[PackageEntry, ...] = ()
+    removals: tuple[str, ...] = ()
+    # files an earlier channel merged into the same destination channel also carries (airgap.core.merging)
+    shadowed: tuple[str, ...] = ()
+    # format airgap/2 (deltas): the package names whose records the repodata blob carries (all of
+    # their records), and the names gone entirely; None: the blob is the whole filtered subdir
+    names: tuple[str, ...] | None = None
+    gone: tuple[str, ...] = ()
+    # the upstream's run_exports.json (CEP-12), filtered to the mirrored files: a "repodata" blob (airgap/run_exports.py)
+    run_exports: RepodataBlob | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "subdir": self.subdir,
+            "repodata": self.repodata.to_json(),
+            "packages": [p.to_json() for p in self.packages],
+            "source": dict(self.source),
+        }
+        if self.present:
+            doc["present"] = [p.to_json() for p in self.present]
+        if self.removals:
+            doc["removals"] = list(self.removals)
+        if self.shadowed:
+            doc["shadowed"] = list(self.shadowed)
+        if self.names is not None:
+            doc["names"] = list(self.names)
+            doc["gone"] = list(self.gone)
+        if self.run_exports is not None:
+            doc["run_exports"] = self.run_exports.to_json()
+        return doc
+
+
+@dataclass(frozen=True)
+class ChannelEntry:
+    name: str
+    url: str
+    subdirs: tuple[SubdirEntry, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "url": self.url, "subdirs": [s.to_json() for s in self.subdirs]}
+
+
+@dataclass(frozen=True)
+class BlobEntry:
+    sha256: str
+    size: int
+    kind: str  # "repodata", "package", "installer" or "sbom"
+    volume: int | None = None  # 1-based, in an archive split into volumes
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"sha256": self.sha256, "size": self.size, "kind": self.kind}
+        if self.volume is not None:
+            doc["volume"] = self.volume
+        return doc
+
+
+@dataclass(frozen=True)
+class InstallerEntry:
+    """An installer file (Miniforge, Miniconda…) restored at ``DEST/<dir>/<filename>``."""
+
+    dir: str
+    filename: str
+    sha256: str
+    size: int
+    url: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dir": self.dir, "filename": self.filename, "sha256": self.sha256, "size": self.size, "url": self.url}
+
+
+@dataclass(frozen=True)
+class SbomRef:  # the archive's software bill of materials: a blob of kind "sbom", in a format of SBOM_FORMATS
+    sha256: str
+    size: int
+    format: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "size": self.size, "format": self.format}
+
+
+SBOM_FORMATS, BLOB_KINDS = ("CycloneDX-1.6",), ("repodata", "package", "installer", "sbom")
+
+
+@dataclass(frozen=True)
+class Base:
+    """A delta's base, per archive channel: the destination channel, and its newest archive then (None: none/unknown)."""
+
+    channel: str
+    after: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"channel": self.channel, "after": self.after}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    archive_id: str
+    created: str
+    tool: str
+    channels: tuple[ChannelEntry, ...]
+    blobs: tuple[BlobEntry, ...]
+    filters: Mapping[str, Any] = field(default_factory=dict)
+    base: str | None = None
+    format: str = FORMAT
+    installers: tuple[InstallerEntry, ...] = ()
+    sbom: SbomRef | None = None
+    bases: Mapping[str, Base] = field(default_factory=dict)  # deltas: per archive channel
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "archive_id": self.archive_id,
+            "created": self.created,
+            "tool": self.tool,
+            "base": self.base,
+            "filters": dict(self.filters),
+            "channels": [c.to_json() for c in self.channels],
+            "blobs": [b.to_json() for b in self.blobs],
+            "totals": self.totals(),
+            **({"installers": [i.to_json() for i in self.installers]} if self.installers else {}),
+            **({"sbom": self.sbom.to_json()} if self.sbom is not None else {}),
+            **({"bases": {c: b.to_json() for c, b in self.bases.items()}} if self.bases else {}),
+        }
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.to_json())
+
+    def totals(self) -> dict[str, int]:
+        pkgs = [p for c in self.channels for s in c.subdirs for p in s.packages]
+        return {
+            "packages": len(pkgs),
+            "package_bytes": sum(p.size for p in pkgs),
+            "blobs": len(self.blobs),
+            "blob_bytes": sum(b.size for b in self.blobs),
+        }
+
+    @property
+    def volumes(self) -> int:
+        """How many volumes the archive is split into (1 when it is not split)."""
+        return max((b.volume or 1 for b in self.blobs), default=1)
+
+    def blob_index(self) -> dict[str, BlobEntry]:
+        return {b.sha256: b for b in self.blobs}
+
+
+# --- parsing ---------------------------------------------------------------------------

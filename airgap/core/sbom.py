@@ -1,0 +1,360 @@
+"""Software bills of materials of an archive: CycloneDX 1.6 and SPDX 2.3 JSON. Pure.
+
+One component (SPDX: package) per package file the archive carries — for a delta, the files
+it adds; the files its base already holds are in the base's SBOM. Each has its purl
+(``pkg:conda/NAME@VERSION?build=…&channel=…&subdir=…&type=conda|tar.bz2``), its sha256 (and
+md5 where the record has one), its licence as an SPDX expression when the record's text parses
+as one (:mod:`airgap.core.licenses`) and as a name otherwise, and its channel as supplier. A
+dependency becomes a reference to the newest file of the archive that satisfies it (same
+channel; see :func:`dependencies`). The document names the archive id,
+its creation time, the tool, the signer's key id and every upstream repodata with its sha256.
+
+The output is a function of the manifest, the records and the signer only, so the SBOM that
+``export`` puts into the archive and the one ``inspect --sbom`` derives later are the same bytes.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import urllib.parse
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .licenses import to_spdx
+from .manifest import Manifest
+from .repodata import Repodata
+
+CYCLONEDX_FORMAT = "CycloneDX-1.6"
+_MD5 = re.compile(r"[0-9a-f]{32}\Z")
+_SPDX_REF = re.compile(r"[^A-Za-z0-9.-]+")
+
+
+@dataclass(frozen=True)
+class Component:
+    channel: str
+    channel_url: str
+    subdir: str
+    filename: str
+    sha256: str
+    size: int
+    record: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.record.get("name") or self.filename.rsplit("-", 2)[0])
+
+    @property
+    def version(self) -> str:
+        return str(self.record.get("version") or self.filename.rsplit("-", 2)[-2])
+
+    @property
+    def build(self) -> str:
+        return str(self.record.get("build") or "")
+
+    @functools.cached_property  # a frozen dataclass still has an instance __dict__ for it
+    def purl(self) -> str:
+        return purl(self.name, self.version, self.build, self.channel, self.subdir, self.filename)
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    archive_id: str
+    created: str
+    tool: str
+    signer: str | None
+    base: str | None
+    sources: list[dict[str, Any]] = field(default_factory=list)  # channel, url, subdir, source{url, sha256, fetched}
+
+
+def purl(name: str, version: str, build: str, channel: str, subdir: str, filename: str) -> str:
+    """The package URL of a conda file; qualifiers in the sorted order purl's canonical form wants."""
+
+    def q(text: str) -> str:
+        return urllib.parse.quote(text, safe="")
+
+    kind = "conda" if filename.endswith(".conda") else "tar.bz2"
+    qualifiers = [("build", build), ("channel", channel), ("subdir", subdir), ("type", kind)]
+    return f"pkg:conda/{q(name.lower())}@{q(version)}?" + "&".join(f"{k}={q(v)}" for k, v in qualifiers if v)
+
+
+_TOKEN_PATH = re.compile(r"/t/[^/]+/")
+
+
+def public_url(url: Any) -> str:
+    """``url`` without what may be a secret: user:password@ and a conda token path (``/t/<token>/``)."""
+    text = str(url or "")
+    parts = urllib.parse.urlsplit(text)
+    if parts.username is not None or parts.password is not None:
+        host = parts.hostname or ""
+        text = urllib.parse.urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
+    return _TOKEN_PATH.sub("/t/<token>/", text)
+
+
+def document_info(manifest: Manifest, signer: str | None) -> DocumentInfo:
+    sources = [
+        {
+            "channel": ch.name,
+            "url": public_url(ch.url),
+            "subdir": s.subdir,
+            "source": {**s.source, "url": public_url(s.source.get("url", ch.url))},
+        }
+        for ch in manifest.channels
+        for s in ch.subdirs
+    ]
+    return DocumentInfo(manifest.archive_id, manifest.created, manifest.tool, signer, manifest.base, sources)
+
+
+def components(manifest: Manifest, repodata: Mapping[tuple[str, str], Repodata]) -> list[Component]:
+    """The package files the archive carries, with their records (``repodata[(channel, subdir)]``)."""
+    out = []
+    for ch in manifest.channels:
+        for sub in ch.subdirs:
+            rd = repodata.get((ch.name, sub.subdir))
+            for p in sub.packages:
+                record = (rd.get(p.filename) if rd is not None else None) or {}
+                out.append(Component(ch.name, public_url(ch.url), sub.subdir, p.filename, p.sha256, p.size, record))
+    out.sort(key=lambda c: (c.channel, c.subdir, c.name, c.filename))
+    return out
+
+
+def dependencies(comps: list[Component]) -> list[list[int]]:
+    """For each component, the indexes of the components its ``depends`` resolve to within the archive.
+
+    Each entry resolves to the newest file that satisfies it (highest version, then build
+    number, then timestamp): the one a solver prefers when nothing else constrains it. A
+    platform file looks in its subdir and noarch (one reference); a noarch file installs on
+    every platform, so it gets the newest match of each subdir of the channel. Listing every
+    satisfying file instead would not scale: ``python >=3.8`` matches hundreds of builds, and
+    a channel of 300,000 files would give hundreds of millions of references.
+    """
+    from rattler import BuildString, MatchSpec, PackageRecord, Version
+
+    by_pool: dict[tuple[str, str], dict[str, list[int]]] = {}
+    for i, c in enumerate(comps):
+        by_pool.setdefault((c.channel, c.subdir), {}).setdefault(c.name.lower(), []).append(i)
+    subdirs: dict[str, list[str]] = {}
+    for channel, subdir in by_pool:
+        subdirs.setdefault(channel, []).append(subdir)
+    specs: dict[str, Any] = {}
+    records: dict[int, Any] = {}
+    order: dict[int, Any] = {}
+    best: dict[tuple[str, str, tuple[str, ...]], int | None] = {}  # (dep, channel, pools) -> newest match
+
+    def as_record(i: int) -> Any:
+        if i not in records:
+            c = comps[i]
+            bn = c.record.get("build_number", 0)
+            bn = bn if isinstance(bn, int) and not isinstance(bn, bool) else 0
+            ts = c.record.get("timestamp", 0)
+            try:
+                records[i] = PackageRecord(name=c.name, version=c.version, build=BuildString(c.build), build_number=bn, subdir=c.subdir)
+                order[i] = (Version(c.version), bn, ts if isinstance(ts, int) else 0, c.filename)
+            except Exception:  # a version rattler cannot parse: it matches nothing
+                records[i] = None
+        return records[i]
+
+    def newest(dep: str, channel: str, pools: tuple[str, ...]) -> int | None:
+        key = (dep, channel, pools)
+        if key not in best:
+            if dep not in specs:
+                try:
+                    specs[dep] = MatchSpec(dep)
+                except Exception:
+                    specs[dep] = None
+            spec = specs[dep]
+            name = dep.split(" ", 1)[0].split("[", 1)[0].lower()
+            found = [
+                j
+                for pool in pools
+                for j in by_pool.get((channel, pool), {}).get(name, ())
+                if spec is not None and as_record(j) is not None and spec.matches(records[j])
+            ]
+            best[key] = max(found, key=lambda j: order[j]) if found else None
+        return best[key]
+
+    out: list[list[int]] = []
+    for i, c in enumerate(comps):
+        groups = [(c.subdir, "noarch")] if c.subdir != "noarch" else [(s,) for s in sorted(subdirs.get(c.channel, []))]
+        found: set[int] = set()
+        for dep in c.record.get("depends") or ():
+            if not isinstance(dep, str) or not dep.strip() or dep.startswith("__"):
+                continue
+            for pools in groups:
+                j = newest(dep, c.channel, pools)
+                if j is not None and j != i:
+                    found.add(j)
+        out.append(sorted(found))
+    return out
+
+
+def _serial(archive_id: str) -> str:
+    try:
+        return uuid.UUID(hex=archive_id).urn
+    except ValueError:
+        return uuid.uuid5(uuid.NAMESPACE_URL, "airgap:" + archive_id).urn
+
+
+def _tool(tool: str) -> tuple[str, str]:
+    name, _, version = tool.partition(" ")
+    return name or "airgap", version or "unknown"
+
+
+def _web(url: str) -> bool:
+    return url.startswith(("https://", "http://"))
+
+
+def _source_lines(info: DocumentInfo) -> list[str]:
+    lines = []
+    for s in info.sources:
+        src = s["source"]
+        lines.append(f"{s['channel']}/{s['subdir']}: {src.get('url', s['url'])} sha256 {src.get('sha256')} fetched {src.get('fetched')}")
+    return lines
+
+
+def cyclonedx(info: DocumentInfo, comps: list[Component]) -> dict[str, Any]:
+    """A CycloneDX 1.6 BOM (as a JSON-ready dict)."""
+    name, version = _tool(info.tool)
+    props = [{"name": "airgap:archive_id", "value": info.archive_id}, {"name": "airgap:signer", "value": info.signer or "unsigned"}]
+    if info.base:
+        props.append({"name": "airgap:base", "value": info.base})
+    props += [{"name": "airgap:source", "value": line} for line in _source_lines(info)]
+    components_json = []
+    for c in comps:
+        hashes = [{"alg": "SHA-256", "content": c.sha256}]
+        md5 = c.record.get("md5")
+        if isinstance(md5, str) and _MD5.match(md5):
+            hashes.append({"alg": "MD5", "content": md5})
+        item: dict[str, Any] = {
+            "type": "library",
+            "bom-ref": c.purl,
+            "supplier": {"name": c.channel},
+            "name": c.name,
+            "version": c.version,
+            "hashes": hashes,
+        }
+        if _web(c.channel_url):
+            item["supplier"]["url"] = [c.channel_url]
+        text = c.record.get("license")
+        if isinstance(text, str) and text.strip():
+            expr = to_spdx(text)
+            item["licenses"] = [{"expression": expr}] if expr else [{"license": {"name": text.strip()}}]
+        item["purl"] = c.purl
+        if _web(c.channel_url):
+            item["externalReferences"] = [{"type": "distribution", "url": f"{c.channel_url.rstrip('/')}/{c.subdir}/{c.filename}"}]
+        item["properties"] = [{"name": "airgap:filename", "value": c.filename}, {"name": "airgap:size", "value": str(c.size)}]
+        components_json.append(item)
+    deps = [{"ref": comps[i].purl, "dependsOn": [comps[j].purl for j in js]} for i, js in enumerate(dependencies(comps))]
+    return {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "serialNumber": _serial(info.archive_id),
+        "version": 1,
+        "metadata": {
+            "timestamp": info.created,
+            "tools": {"components": [{"type": "application", "name": name, "version": version}]},
+            "component": {
+                "type": "file",
+                "bom-ref": f"airgap-archive-{info.archive_id}",
+                "name": f"airgap archive {info.archive_id}",
+                "version": info.created,
+            },
+            "properties": props,
+        },
+        "components": components_json,
+        "dependencies": deps,
+    }
+
+
+def _download_location(c: Component) -> str:
+    """The upstream URL of the file where SPDX tools accept it: a host name with a domain (not an IP address,
+    not ``localhost``, not a ``file:`` URL); else NOASSERTION (the package comment still names the file)."""
+    host = urllib.parse.urlsplit(c.channel_url).hostname or ""
+    if _web(c.channel_url) and re.fullmatch(r"([a-z0-9-]+\.)+[a-z]{2,}", host):
+        return f"{c.channel_url.rstrip('/')}/{c.subdir}/{urllib.parse.quote(c.filename)}"
+    return "NOASSERTION"
+
+
+def _license_ref(text: str) -> str:
+    slug = _SPDX_REF.sub("-", text.strip()).strip("-.")[:40] or "unnamed"
+    return f"LicenseRef-{slug}-{hashlib.sha256(text.strip().encode()).hexdigest()[:8]}"
+
+
+def spdx(info: DocumentInfo, comps: list[Component]) -> dict[str, Any]:
+    """An SPDX 2.3 document (as a JSON-ready dict)."""
+    name, version = _tool(info.tool)
+    extracted: dict[str, dict[str, str]] = {}
+    packages = []
+    relationships = []
+    for i, c in enumerate(comps):
+        spdx_id = f"SPDXRef-Package-{i + 1}"
+        checksums = [{"algorithm": "SHA256", "checksumValue": c.sha256}]
+        md5 = c.record.get("md5")
+        if isinstance(md5, str) and _MD5.match(md5):
+            checksums.append({"algorithm": "MD5", "checksumValue": md5})
+        text = c.record.get("license")
+        declared = "NOASSERTION"
+        if isinstance(text, str) and text.strip():
+            declared = to_spdx(text) or _license_ref(text)
+            if declared.startswith("LicenseRef-") and declared not in extracted:
+                extracted[declared] = {"licenseId": declared, "extractedText": text.strip(), "name": text.strip()[:200]}
+        packages.append(
+            {
+                "SPDXID": spdx_id,
+                "name": c.name,
+                "versionInfo": c.version,
+                "packageFileName": c.filename,
+                "supplier": f"Organization: {c.channel}",
+                "downloadLocation": _download_location(c),
+                "filesAnalyzed": False,
+                "checksums": checksums,
+                "licenseConcluded": "NOASSERTION",
+                "licenseDeclared": declared,
+                "copyrightText": "NOASSERTION",
+                "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": c.purl}],
+                "comment": f"{c.channel}/{c.subdir}/{c.filename}, {c.size} bytes, from {c.channel_url}",
+            }
+        )
+        relationships.append({"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": spdx_id})
+    for i, js in enumerate(dependencies(comps)):
+        for j in js:
+            relationships.append(
+                {
+                    "spdxElementId": f"SPDXRef-Package-{i + 1}",
+                    "relationshipType": "DEPENDS_ON",
+                    "relatedSpdxElement": f"SPDXRef-Package-{j + 1}",
+                }
+            )
+    about = [f"airgap archive {info.archive_id}", f"signer key id: {info.signer or 'unsigned'}"]
+    if info.base:
+        about.append(f"delta on base {info.base}")
+    doc: dict[str, Any] = {
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": f"airgap-archive-{info.archive_id}",
+        "documentNamespace": f"https://spdx.org/spdxdocs/airgap-archive-{info.archive_id}",
+        "creationInfo": {"created": info.created, "creators": [f"Tool: {name}-{version}"], "comment": "; ".join(about)},
+        "comment": "upstream repodata: " + " | ".join(_source_lines(info)),
+        "packages": packages,
+        "relationships": relationships,
+    }
+    if extracted:
+        doc["hasExtractedLicensingInfos"] = list(extracted.values())
+    return doc
+
+
+def to_bytes(doc: Mapping[str, Any]) -> bytes:
+    """The document as written to files and stdout: compact JSON (an SBOM of 300,000 files is large), UTF-8, one line."""
+    return (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def render(kind: str, manifest: Manifest, repodata: Mapping[tuple[str, str], Repodata], signer: str | None) -> bytes:
+    """``kind`` "cyclonedx" or "spdx": the archive's SBOM as bytes."""
+    info = document_info(manifest, signer)
+    comps = components(manifest, repodata)
+    return to_bytes(cyclonedx(info, comps) if kind == "cyclonedx" else spdx(info, comps))

@@ -1,0 +1,260 @@
+"""CEP-16 sharded repodata: encode a subdir's records as shards plus a shard index, and decode them safely.
+
+Pure: bytes in, bytes out. Layout (relative to the subdir):
+
+* ``repodata_shards.msgpack.zst`` — zstd(msgpack(``{"info": {"subdir", "base_url": "",
+  "shards_base_url": "./shards/", "created_at"}, "shards": {name: sha256 as 32 raw bytes}}``));
+* ``shards/<hex sha256>.msgpack.zst`` — zstd(msgpack(``{"packages": {...}, "packages.conda": {...},
+  "removed": [...]}``)), one per package name; the name of the file is the sha256 of its own
+  (compressed) bytes.
+
+Records are the published ``repodata.json``'s, verbatim (every key, in its order), except that a
+well-formed hex ``md5`` or ``sha256`` becomes raw bytes, as CEP-16 asks. Output is deterministic:
+the same records give the same bytes (shards in file-name order, the index in package-name order,
+compression single-threaded at a fixed level, ``created_at`` taken from the newest record's
+``timestamp``, not from the clock), so a re-import writes nothing new.
+
+Decoding assumes hostile bytes (a tampered destination, an upstream's shards): sizes are bounded
+before and after decompression, msgpack lengths are bounded, and every type is checked; a bad
+document is one :class:`~airgap.errors.IntegrityError` line (or the error class the caller names).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import zstandard
+
+from ..clock import timestamp
+from ..compress import zstd_decompress_bounded
+from ..errors import AirgapError, IntegrityError
+from .manifest import is_safe_package_filename
+
+INDEX = "repodata_shards.msgpack.zst"
+SHARDS_DIR = "shards"
+SHARDS_BASE_URL = "./shards/"
+SUFFIX = ".msgpack.zst"
+LEVEL = 10  # zstd level of shards and index (deterministic: one thread)
+#: bounds on what a decoder accepts (conda-forge linux-64's index is ~1 MB, its largest shard a few MB)
+MAX_INDEX_BYTES = 256 << 20
+MAX_SHARD_BYTES = 64 << 20
+_SECTIONS = (("packages", ".tar.bz2"), ("packages.conda", ".conda"))
+_HASHES = (("md5", 16), ("sha256", 32))
+
+
+def shard_file(digest: bytes | str) -> str:
+    """The shard's path relative to the subdir: ``shards/<hex>.msgpack.zst``."""
+    hexdigest = digest.hex() if isinstance(digest, bytes) else digest
+    return f"{SHARDS_DIR}/{hexdigest}{SUFFIX}"
+
+
+def is_shard_file(name: str) -> bool:
+    """``name`` (relative to ``shards/``) looks like a shard: 64 lower-case hex digits and the suffix."""
+    stem = name[: -len(SUFFIX)] if name.endswith(SUFFIX) else ""
+    return len(stem) == 64 and all(c in "0123456789abcdef" for c in stem)
+
+
+def package_name(filename: str, record: Mapping[str, Any]) -> str:
+    """The package name a record is sharded under: its ``name``, else the file name's (``name-version-build.ext``)."""
+    name = record.get("name")
+    if isinstance(name, str) and name:
+        return name
+    stem = filename[: -len(".tar.bz2")] if filename.endswith(".tar.bz2") else filename.rsplit(".", 1)[0]
+    return stem.rsplit("-", 2)[0]
+
+
+def shardable(filename: Any, record: Any, suffix: str) -> bool:
+    """A record a shard can carry: a safe file name of its section's kind, a map with string name, version and build.
+
+    A destination may keep records airgap cannot read verbatim in ``repodata.json`` (never dropped
+    by an unrelated import); clients could not use them from a shard either, so they have none.
+    """
+    return (
+        isinstance(filename, str)
+        and is_safe_package_filename(filename)
+        and filename.endswith(suffix)
+        and isinstance(record, dict)
+        and all(isinstance(record.get(k), str) for k in ("name", "version", "build"))
+    )
+
+
+def pack_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record as a shard holds it: a well-formed hex md5/sha256 as raw bytes, everything else as is."""
+    out = dict(record)
+    for key, size in _HASHES:
+        value = out.get(key)
+        if isinstance(value, str) and len(value) == 2 * size:
+            try:
+                out[key] = bytes.fromhex(value)
+            except ValueError:
+                pass  # not hex: kept verbatim
+    return out
+
+
+def unpack_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record as ``repodata.json`` would hold it: raw md5/sha256 bytes back to lower-case hex."""
+    out = dict(record)
+    for key, _size in _HASHES:
+        if isinstance(out.get(key), bytes):
+            out[key] = out[key].hex()
+    return out
+
+
+def comparable(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``repodata.json`` record as :func:`unpack_record` of its shard form gives it back (hex hashes in lower case)."""
+    return unpack_record(pack_record(record))
+
+
+def _compress(doc: Any) -> bytes:
+    try:
+        raw = msgpack.packb(doc, use_bin_type=True)
+    except (OverflowError, TypeError, ValueError) as exc:  # an integer beyond 64 bits, say
+        raise IntegrityError(f"shards: expected records msgpack can carry, found one it cannot ({str(exc)[:100]})") from None
+    return zstandard.ZstdCompressor(level=LEVEL, threads=0).compress(raw)
+
+
+def created_at(document: Mapping[str, Any]) -> str:
+    """The shard index's ``created_at``: the newest record's ``timestamp`` (ms or s), so the bytes follow the records, not the clock."""
+    newest = 0
+    for section, _suffix in _SECTIONS:
+        for record in (document.get(section) or {}).values():
+            ts = record.get("timestamp") if isinstance(record, dict) else None
+            if isinstance(ts, int) and not isinstance(ts, bool) and ts > 0:
+                newest = max(newest, ts // 1000 if ts > 100_000_000_000 else ts)
+    newest = min(newest, 253402300799)  # 9999-12-31: a timestamp from a broken record does not break the format
+    return timestamp(newest)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One subdir's shards: ``{hex sha256: compressed bytes}`` and the index naming them."""
+
+    index: bytes
+    shards: dict[str, bytes]
+
+
+def render(subdir: str, document: Mapping[str, Any]) -> Rendered:
+    """Shards and shard index of a ``repodata.json`` document (as :meth:`~airgap.core.repodata.Repodata.to_document` gives it).
+
+    Every record (:func:`shardable`) goes into the shard of its package name; ``removed`` file names go into the shard
+    of their name when there is one (a name with no record left has no shard).
+    """
+    grouped: dict[str, dict[str, dict[str, Any]]] = {}
+    for section, suffix in _SECTIONS:
+        for filename, record in sorted((document.get(section) or {}).items()):
+            if shardable(filename, record, suffix):
+                shard = grouped.setdefault(record["name"], {"packages": {}, "packages.conda": {}})
+                shard[section][filename] = pack_record(record)
+    removed: dict[str, list[str]] = {}
+    for filename in sorted(set(document.get("removed") or ())):
+        name = package_name(filename, {})
+        if name in grouped:
+            removed.setdefault(name, []).append(filename)
+    shards: dict[str, bytes] = {}
+    names: dict[str, bytes] = {}
+    for name in sorted(grouped):
+        data = _compress({**grouped[name], "removed": removed.get(name, [])})
+        digest = hashlib.sha256(data).digest()
+        shards[digest.hex()] = data
+        names[name] = digest
+    info = {"subdir": subdir, "base_url": "", "shards_base_url": SHARDS_BASE_URL, "created_at": created_at(document)}
+    return Rendered(_compress({"info": info, "shards": names}), shards)
+
+
+# -- decoding (hostile input) -------------------------------------------------------------------
+
+
+@dataclass
+class ShardIndex:
+    subdir: str
+    base_url: str
+    shards_base_url: str
+    created_at: str | None
+    shards: dict[str, bytes] = field(default_factory=dict)  # package name -> sha256 (32 bytes)
+
+
+@dataclass
+class Shard:
+    packages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    packages_conda: dict[str, dict[str, Any]] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+
+    def records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        yield from self.packages.items()
+        yield from self.packages_conda.items()
+
+
+def _unpack(data: bytes, limit: int, where: str, error: type[AirgapError]) -> Any:
+    if len(data) > limit:
+        raise error(f"{where}: expected at most {limit} bytes, found {len(data)}")
+    raw = zstd_decompress_bounded(data, limit, where, error)
+    try:
+        return msgpack.unpackb(
+            raw,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=limit,
+            max_bin_len=limit,
+            max_array_len=limit // 2,
+            max_map_len=limit // 4,
+        )
+    except Exception as exc:  # msgpack raises several kinds (ExtraData, FormatError, StackError, ValueError, UnicodeDecodeError)
+        raise error(f"{where}: expected msgpack, found something unreadable ({type(exc).__name__}: {str(exc)[:80]})") from None
+
+
+def _expect(ok: bool, where: str, expected: str, found: Any, error: type[AirgapError]) -> None:
+    if not ok:
+        shown = type(found).__name__ if not isinstance(found, str | int) else repr(found)[:60]
+        raise error(f"{where}: expected {expected}, found {shown}")
+
+
+def decode_index(data: bytes, where: str, error: type[AirgapError] = IntegrityError) -> ShardIndex:
+    """A shard index, validated: a map with ``info`` (``subdir``, ``base_url``, ``shards_base_url`` strings) and
+    ``shards`` (package name → 32 bytes)."""
+    doc = _unpack(data, MAX_INDEX_BYTES, where, error)
+    _expect(isinstance(doc, dict), where, "a shard index (a map)", doc, error)
+    info, shards = doc.get("info"), doc.get("shards")
+    _expect(isinstance(info, dict), where, "'info' to be a map", info, error)
+    _expect(isinstance(shards, dict), where, "'shards' to be a map", shards, error)
+    for key in ("subdir", "base_url", "shards_base_url"):
+        _expect(isinstance(info.get(key), str), where, f"info.{key} to be a string", info.get(key), error)
+    stamp = info.get("created_at")
+    _expect(stamp is None or isinstance(stamp, str), where, "info.created_at to be a string", stamp, error)
+    for name, digest in shards.items():
+        _expect(isinstance(name, str) and bool(name), where, "package names as keys of 'shards'", name, error)
+        _expect(isinstance(digest, bytes) and len(digest) == 32, where, f"a 32-byte sha256 for {name!r}", digest, error)
+    return ShardIndex(info["subdir"], info["base_url"], info["shards_base_url"], stamp, dict(shards))
+
+
+def decode_shard(data: bytes, where: str, error: type[AirgapError] = IntegrityError) -> Shard:
+    """A shard, validated: ``packages`` and ``packages.conda`` map safe file names of their kind to records
+    (maps with string ``name``, ``version``, ``build``; ``md5``/``sha256`` as 16/32 bytes or strings);
+    ``removed`` (optional) is a list of strings."""
+    doc = _unpack(data, MAX_SHARD_BYTES, where, error)
+    _expect(isinstance(doc, dict), where, "a shard (a map)", doc, error)
+    shard = Shard()
+    for section, suffix in _SECTIONS:
+        entries = doc.get(section, {})
+        _expect(isinstance(entries, dict), where, f"{section!r} to be a map", entries, error)
+        target = shard.packages if section == "packages" else shard.packages_conda
+        for filename, record in entries.items():
+            ok_name = isinstance(filename, str) and is_safe_package_filename(filename) and filename.endswith(suffix)
+            _expect(ok_name, where, f"a {suffix} file name in {section!r}", filename, error)
+            _expect(isinstance(record, dict), where, f"a record (a map) for {filename}", record, error)
+            for key in ("name", "version", "build"):
+                _expect(isinstance(record.get(key), str), where, f"{filename}: {key} to be a string", record.get(key), error)
+            for key, size in _HASHES:
+                value = record.get(key)
+                ok = value is None or isinstance(value, str) or (isinstance(value, bytes) and len(value) == size)
+                _expect(ok, where, f"{filename}: {key} as {size} bytes", value, error)
+            target[filename] = unpack_record(record)
+    removed = doc.get("removed", [])
+    _expect(
+        isinstance(removed, list) and all(isinstance(r, str) for r in removed), where, "'removed' to be a list of strings", removed, error
+    )
+    shard.removed = list(removed)
+    return shard

@@ -1,0 +1,1 @@
+"""The connected side: channels, HTTP with its policies, downloads, the package cache, mirrors and credentials."""

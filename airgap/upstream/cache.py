@@ -1,0 +1,259 @@
+"""The export's content-addressed download cache under ``mirror_dir``.
+
+Files of a ``file://`` upstream are not copied in: :meth:`BlobCache.download` reads each one
+and checks its size and sha256 against its record (so a bad file is named at once, as for a
+download) and remembers where it is; :meth:`BlobCache.file` then names it, and the archive
+writer reads it where it lies and checks it again as it streams it into the archive (such blobs
+are never in :meth:`BlobCache.hashed_here`: the file may change between the two reads).
+
+Layout: ``blobs/sha256/<hex>`` holds each verified file once; ``blobs/md5/<hex>`` is a hard
+link to the same file for upstream records that only carry an md5; ``tmp/`` holds downloads
+in flight. A file enters ``blobs/`` only after its size and hash matched the record while the
+bytes streamed in, so everything in the cache was verified once. The archive writer hashes
+again as it copies, which catches a cache damaged later (disk fault, a hand edit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import stat
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .._fs import atomic_write_bytes, named
+from ..errors import AirgapError, HashMismatch, NotFound, UpstreamError
+from .fetch import CHUNK, Fetcher, url_to_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Expected:
+    sha256: str | None
+    md5: str | None
+    size: int | None
+
+
+class BlobCache:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.sha_dir = self.root / "blobs" / "sha256"
+        self.md5_dir = self.root / "blobs" / "md5"
+        self.tmp_dir = self.root / "tmp"
+        self._sha_prefix = os.path.join(self.sha_dir, "")
+        self._external: dict[str, str] = {}  # sha256 -> a file:// upstream's file, read where it lies
+        try:
+            for d in (self.sha_dir, self.md5_dir, self.tmp_dir):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AirgapError(f"mirror_dir {self.root}: expected a writable directory, found: {exc.strerror}") from None
+
+    def path(self, sha256: str) -> Path:
+        return Path(self.file(sha256))
+
+    def file(self, sha256: str) -> str:
+        """:meth:`path` as a string: no Path object per file where there are 100,000 of them."""
+        return self._external.get(sha256) or self._sha_prefix + sha256
+
+    def size(self, sha256: str) -> int:
+        return os.stat(self.file(sha256)).st_size
+
+    def hashed_here(self, sha256: str) -> tuple[str, ...]:
+        """``(sha256,)`` if this process hashed the blob's bytes as they entered the cache, else ``()``:
+        a ``file://`` upstream's file, read where it lies, is hashed as it goes into the archive."""
+        return () if sha256 in self._external else (sha256,)
+
+    def lookup(self, want: Expected) -> str | None:
+        """The sha256 of a cached file matching ``want``, or None."""
+        if want.sha256:
+            p = self._sha_prefix + want.sha256
+        elif want.md5:
+            p = os.path.join(self.md5_dir, want.md5)
+        else:
+            return None
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            return None
+        if want.size is not None and st.st_size != want.size:
+            return None
+        if want.sha256:
+            return want.sha256
+        # md5 entry: find its sha256 twin by hashing once (md5-only channels are old and small)
+        sha = _sha256_file(Path(p))
+        return sha if (self.sha_dir / sha).exists() else None
+
+    def put_bytes(self, data: bytes) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        target = self.sha_dir / sha
+        if not target.exists():
+            atomic_write_bytes(target, data, durable=False)  # the archive writer re-hashes it anyway
+        return sha
+
+    def download(self, fetcher: Fetcher, url: str, want: Expected, on_bytes: Callable[[int], None] | None = None) -> str:
+        """Download ``url`` into the cache, verifying ``want`` while streaming; return sha256.
+
+        Bytes in flight live in ``tmp/<hash>.partial``. A transfer that breaks (or an export
+        that is killed) leaves it there, and the next attempt asks only for the rest with an
+        HTTP Range request; a server that ignores the range sends everything and the partial
+        file starts over. A file enters ``blobs/`` only once its size and hash matched.
+        """
+        if url.startswith("file:") and want.sha256:
+            return self._in_place(url, want, on_bytes)
+        key = want.sha256 or want.md5
+        with self._partial(key) as (fh, resumable, path):
+
+            def attempt() -> str:
+                return self._attempt(fetcher, url, want, fh, resumable, path, on_bytes)
+
+            return fetcher.with_retries(url, attempt)
+
+    def _in_place(self, url: str, want: Expected, on_bytes: Callable[[int], None] | None) -> str:
+        """A ``file://`` upstream's file: read and checked (size, sha256) now, not copied; the
+        archive writer reads it again where it lies and checks it again (it may change meanwhile)."""
+        assert want.sha256 is not None
+        path = url_to_path(url)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotFound(f"{url}: not found") from None
+        except OSError as exc:
+            raise UpstreamError(f"{url}: cannot read: {exc.strerror}") from None
+        sha = hashlib.sha256()
+        size = 0
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise UpstreamError(f"{url}: expected a regular file, found something else")
+            while chunk := os.read(fd, CHUNK):
+                size += len(chunk)
+                if want.size is not None and size > want.size:
+                    break
+                sha.update(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
+        finally:
+            os.close(fd)
+        if want.size is not None and size != want.size:
+            raise HashMismatch(f"{url}: expected {want.size} bytes (repodata), found {size if size < want.size else 'more'}")
+        if sha.hexdigest() != want.sha256:
+            raise HashMismatch(f"{url}: expected sha256 {want.sha256}, found {sha.hexdigest()}")
+        self._external[want.sha256] = path
+        return want.sha256
+
+    @contextlib.contextmanager
+    def _partial(self, key: str | None) -> Iterator[tuple[BinaryIO, bool, Path]]:
+        """The partial file for ``key``, locked; a private temp file if another process has it."""
+        path = self.tmp_dir / f"{key}.partial" if key else None
+        fh: BinaryIO | None = None
+        if path is not None:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fh = os.fdopen(fd, "r+b")
+            except OSError:
+                os.close(fd)
+                path = None
+        resumable = fh is not None
+        if fh is None:
+            fd, tmp = tempfile.mkstemp(dir=self.tmp_dir)
+            fh = os.fdopen(fd, "r+b")
+            path = Path(tmp)
+        assert path is not None
+        try:
+            yield fh, resumable, path
+        except HashMismatch:
+            fh.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            raise
+        except BaseException:
+            fh.close()  # keep the bytes that arrived: the next run resumes
+            if not resumable:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            raise
+        else:
+            fh.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def _attempt(
+        self, fetcher: Fetcher, url: str, want: Expected, fh: BinaryIO, resumable: bool, path: Path, on_bytes: Callable[[int], None] | None
+    ) -> str:
+        have = os.fstat(fh.fileno()).st_size if resumable else 0
+        if want.size is not None and have >= want.size:
+            have = 0  # nothing left to ask for: re-fetch and re-verify the whole file
+        sha = hashlib.sha256()
+        md5 = hashlib.md5() if (want.md5 and not want.sha256) else None
+        if have:
+            fh.seek(0)
+            remaining = have
+            while remaining:
+                chunk = fh.read(min(CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                sha.update(chunk)
+                if md5 is not None:
+                    md5.update(chunk)
+            have -= remaining
+        with fetcher.open_from(url, have) as (chunks, length, start):
+            if start != have:  # the server sent the whole file: start over
+                sha = hashlib.sha256()
+                md5 = hashlib.md5() if md5 is not None else None
+                have = 0
+            elif have:
+                log.info("%s: resuming after %d bytes", url, have)
+            fh.seek(have)
+            fh.truncate()
+            size = have
+            if on_bytes is not None and have:
+                on_bytes(have)
+            if want.size is not None and length is not None and have + length != want.size:
+                raise HashMismatch(f"{url}: expected {want.size} bytes (repodata), the server announces {have + length}")
+            for chunk in chunks:
+                size += len(chunk)
+                if want.size is not None and size > want.size:
+                    raise HashMismatch(f"{url}: expected {want.size} bytes (repodata), the server sent more")
+                sha.update(chunk)
+                if md5 is not None:
+                    md5.update(chunk)
+                try:
+                    fh.write(chunk)
+                except OSError as exc:  # ENOSPC and the like name no file: name the cache's
+                    raise named(exc, path) from None
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
+        try:
+            fh.flush()
+        except OSError as exc:
+            raise named(exc, path) from None
+        if want.size is not None and size != want.size:
+            raise HashMismatch(f"{url}: expected {want.size} bytes (repodata), found {size}")
+        digest = sha.hexdigest()
+        if want.sha256 and digest != want.sha256:
+            raise HashMismatch(f"{url}: expected sha256 {want.sha256}, found {digest}")
+        if md5 is not None and md5.hexdigest() != want.md5:
+            raise HashMismatch(f"{url}: expected md5 {want.md5}, found {md5.hexdigest()}")
+        target = self.sha_dir / digest
+        os.chmod(path, 0o644)
+        os.replace(path, target)  # verified: it enters the cache under its hash (the lock goes with the fd)
+        if want.md5 and not want.sha256:
+            with contextlib.suppress(FileExistsError):
+                os.link(target, self.md5_dir / want.md5)
+        return digest
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
