@@ -162,22 +162,13 @@ class LocalStore(LocalLock):
         self._sync_dirty()
         point("dir write")
         tmpdir, target = Path(self._base + TMP), Path(self._base + key)
-        for _ in range(3):
-            os.makedirs(tmpdir, exist_ok=True)
-            try:
-                atomic_write_bytes(target, data, tmp_dir=tmpdir)
-                break
-            except FileNotFoundError:
-                if not target.parent.is_dir():
-                    raise
-                continue  # another thread's put removed the empty tmp folder in between: once more
-            except OSError as exc:
-                if exc.errno != errno.EXDEV:
-                    raise
-                atomic_write_bytes(target, data)  # a channel folder on another file system
-                break
-        else:
-            raise DestinationError(f"{self}: expected to write {key}, could not keep a temporary folder at {TMP}")
+        os.makedirs(tmpdir, exist_ok=True)  # puts run one at a time (the engine's pool stores blobs, not puts)
+        try:
+            atomic_write_bytes(target, data, tmp_dir=tmpdir)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            atomic_write_bytes(target, data)  # a channel folder on another file system
         with contextlib.suppress(OSError):
             os.rmdir(tmpdir)  # empty again: the tree holds nothing it did not hold before
         with self._mutex:
