@@ -218,7 +218,9 @@ def test_a_failed_upload_stops_the_uploads_not_begun(tmp_path: Path) -> None:
         uploads = len([c for c in faults.log if c.startswith("put main/")])
         change.rollback()
         change.close()
-    assert uploads < 10, uploads
+    # the two before it, the failing one, and at most one the other worker had begun: never the queue behind them
+    # (CI once saw all 60: the workers had emptied the queue before the main thread looked at the third result)
+    assert uploads <= 3 + 1, uploads
     assert [k for k, _ in MemoryStore(name).list_prefix("main/")] == []
 
 

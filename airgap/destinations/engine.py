@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -235,10 +236,24 @@ class StoreChange(Change):
             for key, p in zip(keys, batch, strict=True):
                 self._put_blob(key, p, on_bytes)
             return
+        stop = threading.Event()  # set by the first failure, seen by every worker before its next file
+
+        def put(key: str, p: Put) -> None:
+            if stop.is_set():
+                return
+            try:
+                self._put_blob(key, p, on_bytes)
+            except BaseException:
+                stop.set()
+                raise
+
         pool = ThreadPoolExecutor(self.dest.workers, thread_name_prefix="airgap-put")
         try:
-            for future in [pool.submit(self._put_blob, key, p, on_bytes) for key, p in zip(keys, batch, strict=True)]:
+            for future in [pool.submit(put, key, p) for key, p in zip(keys, batch, strict=True)]:
                 future.result()
+        except BaseException:
+            stop.set()  # a Ctrl-C here too: no worker begins another file
+            raise
         finally:  # on a failure the files not begun are dropped; the ones running finish: a rollback never races an upload
             pool.shutdown(wait=True, cancel_futures=True)
 
