@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,26 +144,41 @@ def render(subdir: str, document: Mapping[str, Any]) -> Rendered:
     Every record (:func:`shardable`) goes into the shard of its package name; ``removed`` file names go into the shard
     of their name when there is one (a name with no record left has no shard).
     """
+    return render_changed(subdir, document, None, {})
+
+
+def render_changed(subdir: str, document: Mapping[str, Any], changed: AbstractSet[str] | None, kept: Mapping[str, bytes]) -> Rendered:
+    """:func:`render`, rendering only the shards of ``changed`` names (None: every name) and of names ``kept`` lacks;
+    every other name keeps the hash ``kept`` gives it (its shard, unchanged, is already stored). ``Rendered.shards``
+    holds the shards rendered; the index names them all. Same bytes as :func:`render` when ``kept`` is right."""
     grouped: dict[str, dict[str, dict[str, Any]]] = {}
+    names: set[str] = set()
     for section, suffix in _SECTIONS:
-        for filename, record in sorted((document.get(section) or {}).items()):
+        for filename, record in (document.get(section) or {}).items():
             if shardable(filename, record, suffix):
-                shard = grouped.setdefault(record["name"], {"packages": {}, "packages.conda": {}})
-                shard[section][filename] = pack_record(record)
+                name = record["name"]
+                names.add(name)
+                if changed is None or name in changed or name not in kept:
+                    shard = grouped.setdefault(name, {"packages": {}, "packages.conda": {}})
+                    shard[section][filename] = pack_record(record)
     removed: dict[str, list[str]] = {}
     for filename in sorted(set(document.get("removed") or ())):
         name = package_name(filename, {})
         if name in grouped:
             removed.setdefault(name, []).append(filename)
     shards: dict[str, bytes] = {}
-    names: dict[str, bytes] = {}
-    for name in sorted(grouped):
-        data = _compress({**grouped[name], "removed": removed.get(name, [])})
+    digests: dict[str, bytes] = {}
+    for name in sorted(names):
+        if name not in grouped:
+            digests[name] = kept[name]
+            continue
+        shard = {section: dict(sorted(grouped[name][section].items())) for section, _suffix in _SECTIONS}
+        data = _compress({**shard, "removed": removed.get(name, [])})
         digest = hashlib.sha256(data).digest()
         shards[digest.hex()] = data
-        names[name] = digest
+        digests[name] = digest
     info = {"subdir": subdir, "base_url": "", "shards_base_url": SHARDS_BASE_URL, "created_at": created_at(document)}
-    return Rendered(_compress({"info": info, "shards": names}), shards)
+    return Rendered(_compress({"info": info, "shards": digests}), shards)
 
 
 # -- decoding (hostile input) -------------------------------------------------------------------

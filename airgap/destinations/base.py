@@ -42,6 +42,14 @@ def load_receipt(dest: Destination) -> Receipt:
     return parse_receipt(dest.read_receipt(), f"{dest}: receipt")
 
 
+@dataclass(frozen=True)
+class IndexChange:
+    """A subdir's next index against the current one, which is the one airgap published last (:mod:`airgap.core.published`)."""
+
+    names: frozenset[str]  # package names whose records (or removed entries) differ
+    recorded: Mapping[str, str]  # index file name -> sha256 airgap recorded when it published the current index
+
+
 def parse_index(data: bytes | None, subdir: str, where: str) -> Repodata | None:
     """A destination's published ``repodata.json`` (None: there is none); unreadable is a DestinationError."""
     if data is None:
@@ -161,8 +169,13 @@ class Change(ABC):
         """Place package files (in parallel where the backend can); when it returns, they are durable."""
 
     @abstractmethod
-    def publish_index(self, channel: str, subdir: str, repodata: Repodata) -> None:
-        """Make ``repodata`` the subdir's index. Every file it lists is already in place."""
+    def publish_index(self, channel: str, subdir: str, repodata: Repodata, changed: IndexChange | None = None) -> None:
+        """Make ``repodata`` the subdir's index. Every file it lists is already in place. ``changed``: what differs
+        from the index airgap published last (formats that can then write only what changed do so)."""
+
+    def published_files(self, channel: str, subdir: str) -> dict[str, str]:
+        """``{index file name: sha256}`` of what the last :meth:`publish_index` of this subdir wrote; empty: not kept."""
+        return {}
 
     def publish_index_file(self, channel: str, subdir: str, name: str, data: bytes) -> bool:
         """Write another index-side file beside ``repodata.json`` (``run_exports.json``) in this change, before
@@ -237,6 +250,11 @@ class Destination(ABC):
         """The sha256 of the bytes a client would download (None: not there); reads them even where
         :meth:`file_sha256` answers from the server's own index (``airgap verify --into``)."""
         return self.file_sha256(channel, subdir, filename, on_bytes)
+
+    def sizes_of(self, channel: str, subdir: str, names: list[str]) -> dict[str, int] | None:
+        """``{filename: size}`` of those of ``names`` held, without listing the subdir; None: this destination
+        can only list (:meth:`files`). Lets an import look at the files an archive names only."""
+        return None
 
     def read_index_file(self, channel: str, subdir: str, name: str) -> bytes | None:
         """The raw bytes of a published index file (``repodata.json``, ``repodata.json.zst``), or None:

@@ -32,16 +32,17 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ..core import shards
 from ..core.manifest import is_safe_channel_name
 from ..core.receipt import REBUILD
 from ..core.repodata import Repodata
-from ..errors import DestinationError, IntegrityError
+from ..errors import AirgapError, DestinationError, IntegrityError
 from ..signals import deferred_signals
 from . import formats as _formats
-from .base import RECEIPT_FORMAT, Change, Destination, OnBytes, Put, empty_receipt, parse_index
+from .base import RECEIPT_FORMAT, Change, Destination, IndexChange, OnBytes, Put, empty_receipt, parse_index
 from .journal import AREA_PREFIX, LOCK, STATE, Journal, recover
 from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
-from .store import KeyLease, LocalFiles, ObjectStore, check_key
+from .store import KeyLease, KeySizes, LocalFiles, ObjectStore, check_key
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,10 @@ class StoreDestination(LeaseHolder, Destination):
         self.lock_stale_after = float(lock_stale_after)
         self.workers = max(1, int(workers))  # package files stored in parallel
         self._lease: Lease | None = None
+        # under the lock, until the next write: folder -> {name: size} listed, and sizes asked key by key
+        # (None when unlocked); an import's plan, vetting and change share one listing per subdir
+        self._listed: dict[str, dict[str, int]] | None = None
+        self._sized: dict[str, dict[str, int | None]] = {}
 
     def __str__(self) -> str:
         return str(self.store)
@@ -107,6 +112,7 @@ class StoreDestination(LeaseHolder, Destination):
         return parse_receipt_bytes(self.store.get(RECEIPT), f"{self}/{RECEIPT}")
 
     def write_receipt(self, receipt: dict[str, Any]) -> str:
+        self.forget_listings()
         self.store.put(RECEIPT, receipt_bytes(receipt))
         return f"{self}/{RECEIPT}"
 
@@ -126,8 +132,43 @@ class StoreDestination(LeaseHolder, Destination):
         return {ch: sorted(subs) for ch, subs in sorted(out.items())}
 
     def files(self, channel: str, subdir: str) -> dict[str, int]:
-        base = self.key(channel, subdir) + "/"
-        return {key[len(base) :]: size for key, size in self.store.list_prefix(base) if "/" not in key[len(base) :]}
+        return dict(self.listing(self.key(channel, subdir)))
+
+    def listing(self, folder: str) -> dict[str, int]:
+        """``{name: size}`` of the files directly in ``folder`` (a key, "" for the root); under the lock, listed once
+        until the next write (do not change the dict returned)."""
+        if self._listed is not None and folder in self._listed:
+            return self._listed[folder]
+        base = folder + "/" if folder else ""
+        found = {key[len(base) :]: size for key, size in self.store.list_prefix(base) if "/" not in key[len(base) :]}
+        if self._listed is not None:
+            self._listed[folder] = found
+        return found
+
+    def sizes_of(self, channel: str, subdir: str, names: list[str]) -> dict[str, int] | None:
+        return self.sizes_in(self.key(channel, subdir), names)
+
+    def sizes_in(self, folder: str, names: list[str]) -> dict[str, int] | None:
+        """Like :meth:`sizes_of` for a folder key: from its listing if read, else asked of a :class:`KeySizes` store (None: cannot)."""
+        if self._listed is not None and folder in self._listed:
+            listed = self._listed[folder]
+            return {n: listed[n] for n in names if n in listed}
+        if not isinstance(self.store, KeySizes):
+            return None
+        known = self._sized.setdefault(folder, {}) if self._listed is not None else {}
+        ask = [n for n in dict.fromkeys(names) if n not in known]
+        if ask:
+            base = folder + "/" if folder else ""
+            got = self.store.sizes([base + n for n in ask])
+            for n in ask:
+                known[n] = got.get(base + n)
+        return {n: size for n in names if (size := known.get(n)) is not None}
+
+    def forget_listings(self) -> None:
+        """What was listed no longer holds (a write): the next question lists again."""
+        if self._listed is not None:
+            self._listed = {}
+        self._sized = {}
 
     def file_sha256(self, channel: str, subdir: str, filename: str, on_bytes: OnBytes | None = None) -> str | None:
         chunks = self.store.chunks(self.key(channel, subdir, filename))
@@ -150,9 +191,11 @@ class StoreDestination(LeaseHolder, Destination):
             try:
                 for line in self.recover():
                     log.warning("%s: %s", self, line)
+                self._listed, self._sized = {}, {}
                 yield
             finally:
                 self._lease = None
+                self._listed, self._sized = None, {}
 
     def recover(self) -> list[str]:
         """Under the lock: undo what killed runs left (one line per thing done)."""
@@ -168,9 +211,11 @@ class StoreDestination(LeaseHolder, Destination):
 
     def remove_packages(self, files: list[tuple[str, str, str]]) -> None:
         self.fence()  # a new owner may have listed one of these names again
+        self.forget_listings()
         self.store.delete([self.key(c, s, f) for c, s, f in files])
 
     def put_page(self, channel: str, subdir: str | None, data: bytes, name: str = "index.html") -> None:
+        self.forget_listings()
         self.store.put(self.key(channel, subdir or "", name), data)
 
     def has_page(self, channel: str, subdir: str, name: str) -> bool:
@@ -187,7 +232,9 @@ class StoreChange(Change):
         self.journal = journal
         self.local = self.store if isinstance(self.store, LocalFiles) else None
         self.staging = self.local.staging_dir(journal.area) if self.local is not None else None
-        self._listed: dict[str, set[str]] = {}
+        self._listed: dict[str, dict[str, int]] = {}
+        self._known: dict[str, bool] = {}  # keys asked one by one (a KeySizes store, its folder not listed)
+        self._published: dict[tuple[str, str], dict[str, str]] = {}  # (channel, subdir) -> {index file: sha256} written
         self._receipt_written = False
         self._done = False
         self._keep = False
@@ -198,8 +245,11 @@ class StoreChange(Change):
         if folder == STATE or folder.startswith(STATE + "/"):  # not the change areas (staged blobs) below it
             return any(k == key for k, _ in self.store.list_prefix(key))
         if folder not in self._listed:
-            base = folder + "/" if folder else ""
-            self._listed[folder] = {k[len(base) :] for k, _ in self.store.list_prefix(base) if "/" not in k[len(base) :]}
+            if key not in self._known and (sized := self.dest.sizes_in(folder, [name])) is not None:
+                self._known[key] = name in sized  # the folder is big and unlisted: this key only
+            if key in self._known:
+                return self._known[key]
+            self._listed[folder] = self.dest.listing(folder)  # the one the import's plan read, if it did
         return name in self._listed[folder]
 
     def _prepare(self, key: str) -> str:
@@ -266,19 +316,28 @@ class StoreChange(Change):
         else:
             self.store.put_blob(key, p.blob, on_bytes)
 
-    def publish_index(self, channel: str, subdir: str, repodata: Repodata) -> None:
+    def publish_index(self, channel: str, subdir: str, repodata: Repodata, changed: IndexChange | None = None) -> None:
         self._fence("publishing an index")
         writes: list[tuple[str, bytes]] = []
         checked: set[str] = set()  # files of content-addressed formats (CEP-16 shards and their index): read back
+        published: dict[str, str] = {}
         for fmt in self.dest.formats:
-            for name, data in fmt.render(subdir, repodata):
+            kept = self._kept_shards(channel, subdir, changed) if isinstance(fmt, _formats.Shards) and changed is not None else None
+            if kept is not None and isinstance(fmt, _formats.Shards):  # the shards of changed names only (decision 0010)
+                files = fmt.render_changed(subdir, repodata, changed.names if changed is not None else None, kept)
+            else:
+                files = fmt.render(subdir, repodata)
+            for name, data in files:
                 key = self.dest.key(channel, subdir, name)
+                if name in fmt.names:
+                    published[name] = hashlib.sha256(data).hexdigest()
                 if fmt.immutable:
                     # one already stored with these very bytes stays as it is (so it hashes to its name)
                     if name.startswith(fmt.immutable) and self._exists(key) and self.store.get(key) == data:
                         continue
                     checked.add(key)
                 writes.append((key, data))
+        self._published[(channel, subdir)] = published
         self.journal.prepare_all([(key, self._exists(key)) for key, _ in writes])  # one journal save, however many shards
         for key, data in writes:
             self.store.put(key, data)
@@ -295,6 +354,27 @@ class StoreChange(Change):
                 if self._exists(key):
                     self._prepare(key)
                     self.store.delete([key])
+
+    def published_files(self, channel: str, subdir: str) -> dict[str, str]:
+        return dict(self._published.get((channel, subdir), {}))
+
+    def _kept_shards(self, channel: str, subdir: str, changed: IndexChange) -> dict[str, bytes] | None:
+        """Unchanged names' shard hashes from the current shard index, if it is the one airgap published last (its sha256 as
+        recorded), keeping only those whose shard file is listed; None: render every shard."""
+        expected = changed.recorded.get(shards.INDEX)
+        raw = self.store.get(self.dest.key(channel, subdir, shards.INDEX)) if expected is not None else None
+        if raw is None or hashlib.sha256(raw).hexdigest() != expected:
+            return None
+        try:
+            index = shards.decode_index(raw, f"{self.dest}/{channel}/{subdir}/{shards.INDEX}")
+        except AirgapError:
+            return None
+        listed = self.dest.listing(self.dest.key(channel, subdir, shards.SHARDS_DIR))
+        return {
+            name: digest
+            for name, digest in index.shards.items()
+            if name not in changed.names and shards.shard_file(digest)[len(shards.SHARDS_DIR) + 1 :] in listed
+        }
 
     def publish_index_file(self, channel: str, subdir: str, name: str, data: bytes) -> bool:
         self._fence("publishing an index file")
@@ -316,9 +396,11 @@ class StoreChange(Change):
         with deferred_signals():
             self.journal.commit()
         self._done = True
+        self.dest.forget_listings()
 
     def rollback(self) -> None:
         self._done = True
+        self.dest.forget_listings()
         if not self.dest.holds_lock():
             self._keep = True
             log.error(

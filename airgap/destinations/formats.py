@@ -24,6 +24,7 @@ Formats:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 from ..core import shards
@@ -70,8 +71,24 @@ class Shards:
     immutable: str | None = shards.SHARDS_DIR + "/"
 
     def render(self, subdir: str, repodata: Repodata) -> list[tuple[str, bytes]]:
-        out = shards.render(subdir, repodata.to_document())
+        return self.render_changed(subdir, repodata, None, {})
+
+    def render_changed(
+        self, subdir: str, repodata: Repodata, changed: AbstractSet[str] | None, kept: Mapping[str, bytes]
+    ) -> list[tuple[str, bytes]]:
+        """:meth:`render`, with only the shards of ``changed`` names (and of names ``kept`` lacks): the others keep their
+        hash from ``kept`` (:func:`airgap.core.shards.render_changed`)."""
+        out = shards.render_changed(subdir, _sections(repodata), changed, kept)
         return [(shards.shard_file(h), data) for h, data in sorted(out.shards.items())] + [(shards.INDEX, out.index)]
+
+
+def _sections(repodata: Repodata) -> dict[str, Any]:
+    """What shards are rendered from: the records of :meth:`Repodata.to_document` (opaque ones too), unsorted."""
+    return {
+        "packages": {**repodata.opaque.get("packages", {}), **repodata.packages},
+        "packages.conda": {**repodata.opaque.get("packages.conda", {}), **repodata.packages_conda},
+        "removed": repodata.removed,
+    }
 
 
 #: every format airgap can write, by name; "html" goes here when it is built

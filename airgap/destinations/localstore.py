@@ -240,6 +240,19 @@ class LocalStore(LocalLock):
                     found.append((key, e.stat(follow_symlinks=False).st_size))
         return iter(found)
 
+    def sizes(self, keys: list[str]) -> dict[str, int]:
+        """One ``lstat`` per key (:class:`~airgap.destinations.store.KeySizes`): plain files only, as :meth:`list_prefix`."""
+        found: dict[str, int] = {}
+        for key in keys:
+            self._folder(key)
+            try:
+                st = os.lstat(self._base + key)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if stat.S_ISREG(st.st_mode):
+                found[key] = st.st_size
+        return found
+
     def delete(self, keys: list[str]) -> None:
         """Remove the files (a missing one is no error), then every folder that left empty, root excluded."""
         self._remove(keys, "dir remove")

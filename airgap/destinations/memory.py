@@ -150,6 +150,12 @@ class MemoryStore:
             found = [(k, len(v[0])) for k, v in self._space.objects.items() if k.startswith(prefix)]
         return iter(found)
 
+    def sizes(self, keys: list[str]) -> dict[str, int]:
+        self._point(f"sizes {keys[0] if keys else '/'}{f' (+{len(keys) - 1})' if len(keys) > 1 else ''}")
+        with self._space.mutex:
+            held = {k: self._space.objects.get(check_key(k)) for k in keys}
+        return {k: len(v[0]) for k, v in held.items() if v is not None}
+
     def delete(self, keys: list[str]) -> None:
         if not keys:
             return

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.repodata import Repodata, record_hashes
 from ..errors import DestinationError
-from .base import Change, OnBytes, Put
+from .base import Change, IndexChange, OnBytes, Put
 
 if TYPE_CHECKING:
     from .quetz import QuetzDestination
@@ -71,7 +71,7 @@ class QuetzChange(Change):
             for future in [pool.submit(one, p) for p in batch[1:]]:
                 future.result()
 
-    def publish_index(self, channel: str, subdir: str, repodata: Repodata) -> None:
+    def publish_index(self, channel: str, subdir: str, repodata: Repodata, changed: IndexChange | None = None) -> None:
         self.dest._check_channel(channel)
         want = {fn: sha for fn, rec in repodata.records() if (sha := record_hashes(rec)[0]) is not None}
         served = self.dest.wait_for(subdir, want, set())

@@ -108,6 +108,18 @@ class ObjectStore(Protocol):
 
 
 @runtime_checkable
+class KeySizes(Protocol):
+    """A store that answers for a few keys without listing their folder (a local file system: one stat each).
+
+    An import that trusts a subdir's index (airgap published it) asks only about the files the
+    archive names, instead of listing (and stat-ing) every file of a big subdir."""
+
+    def sizes(self, keys: list[str]) -> dict[str, int]:
+        """``{key: size}`` of those of ``keys`` held as plain files (absent: not there)."""
+        ...
+
+
+@runtime_checkable
 class LocalFiles(Protocol):
     """What a store on this host's file system adds (:class:`~airgap.destinations.localstore.LocalStore`):
     a change stages its blobs in a folder inside the store and moves each into place, and the

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..clock import Clock, timestamp
+from ..core import published
 from ..core.filters import Filters, Record, SpecSet, select_channel
 from ..core.manifest import PACKAGE_SUFFIXES
 from ..core.repodata import Repodata
@@ -179,6 +180,7 @@ def run_clean(into: Path | str | Destination, options: CleanOptions, *, clock: C
                     change.publish_index(channel, subdir, rd)
                 receipt = load_receipt(dest)
                 for (channel, subdir), gone in by_subdir.items():
+                    published.forget(receipt, channel, subdir)  # rewritten from an index not vetted here: the next import vets it
                     for filename in gone:
                         receipt.forget(channel, subdir, filename)
                 if not isinstance(receipt.extra.get("cleans"), list):

@@ -161,7 +161,7 @@ def _import_locked(
         result.noop = True
         return result
 
-    plan = ImportPlan(receipt, needed, gone, skipped, downgrade is not None, target_channel, view.index)
+    plan = ImportPlan(receipt, needed, gone, skipped, downgrade is not None, target_channel, view.index, view.trusted)
     change = dest.begin(manifest.archive_id[:12])
     try:
         return stage(opened, dest, change, plan, result, progress, clock)

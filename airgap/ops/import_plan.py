@@ -9,16 +9,18 @@ is there (:func:`check_base`), and what the archive removes. The result is an
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ..core import published
 from ..core.manifest import DELTA_FORMAT, Manifest
 from ..core.merging import Shadowed
 from ..core.placement import import_problem
 from ..core.receipt import Receipt
 from ..core.repodata import Repodata
-from ..destinations.base import Destination
+from ..destinations.base import Destination, parse_index
 from ..errors import DestinationError
 from .delta_hint import empty_base_message, missing_base_message
 from .vetting import vetted_index
@@ -39,27 +41,61 @@ class ImportPlan:
     downgrade: bool
     target_channel: Callable[[str], str]
     index: Callable[[str, str], Repodata | None]  # a destination subdir's current index (read once)
+    #: the subdir's current index is the one airgap published last (core/published.py): its records are trusted
+    trusted: Callable[[str, str], bool] = field(default=lambda channel, subdir: False)
 
 
 class DestinationView:
-    """What the destination holds, each listing and index read once (under the lock)."""
+    """What the destination holds, each listing and index read once (under the lock).
+
+    A subdir is listed at most once per import (plan, vetting and the engine's change share it:
+    :meth:`~airgap.destinations.engine.StoreDestination.listing`), and not at all when its index is
+    the one airgap published last (:mod:`airgap.core.published`) and the store can answer for the
+    files the archive names one by one (:meth:`~airgap.destinations.base.Destination.sizes_of`)."""
 
     def __init__(self, dest: Destination, receipt: Receipt, recheck: bool) -> None:
         self.dest, self.receipt, self.recheck = dest, receipt, recheck
         self._listing: dict[tuple[str, str], dict[str, int]] = {}
         self._current: dict[tuple[str, str], Repodata | None] = {}
+        self._trusted: set[tuple[str, str]] = set()
 
-    def held_size(self, tc: str, subdir: str, filename: str) -> int | None:
+    def listing(self, tc: str, subdir: str) -> dict[str, int]:
+        """Every file of the subdir with its size (listed once)."""
         key = (tc, subdir)
         if key not in self._listing:
             self._listing[key] = self.dest.files(tc, subdir)
-        return self._listing[key].get(filename)
+        return self._listing[key]
+
+    def held_size(self, tc: str, subdir: str, filename: str) -> int | None:
+        if (tc, subdir) not in self._listing and (sized := self.dest.sizes_of(tc, subdir, [filename])) is not None:
+            return sized.get(filename)
+        return self.listing(tc, subdir).get(filename)
 
     def index(self, tc: str, subdir: str) -> Repodata | None:
         if (tc, subdir) not in self._current:
-            # records someone else added are checked against the store, not merged blindly (ops/vetting.py)
-            self._current[(tc, subdir)] = vetted_index(self.dest, tc, subdir, self.dest.read_repodata(tc, subdir), self.receipt)
+            current = self._own_index(tc, subdir)
+            if current is not None:
+                self._trusted.add((tc, subdir))
+            else:  # records someone else added are checked against the store, not merged blindly (ops/vetting.py)
+                current = self.dest.read_repodata(tc, subdir)
+                if current is not None and self.dest.capabilities.keeps_repodata:
+                    current = vetted_index(self.dest, tc, subdir, current, self.receipt, self.listing(tc, subdir))
+            self._current[(tc, subdir)] = current
         return self._current[(tc, subdir)]
+
+    def trusted(self, tc: str, subdir: str) -> bool:
+        """The subdir's current index is, byte for byte, the one airgap published last (not vetted: see core/published.py)."""
+        self.index(tc, subdir)
+        return (tc, subdir) in self._trusted
+
+    def _own_index(self, tc: str, subdir: str) -> Repodata | None:
+        expected = published.recorded(self.receipt, tc, subdir).get("repodata.json")
+        if expected is None or not self.dest.capabilities.keeps_repodata:
+            return None
+        raw = self.dest.read_index_file(tc, subdir, "repodata.json")
+        if raw is None or hashlib.sha256(raw).hexdigest() != expected:
+            return None
+        return parse_index(raw, subdir, f"{self.dest}/{tc}/{subdir}/repodata.json")
 
     def holds(self, tc: str, subdir: str, filename: str, sha256: str, size: int) -> bool:
         if self.recheck:  # the bytes as stored (quetz: downloaded), not what an index or the receipt says

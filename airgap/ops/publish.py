@@ -26,6 +26,7 @@ from ..destinations.base import BlobRef, Change, Destination, Put, file_identity
 from ..progress import Progress
 from ._archive import Opened, load_repodata_blob, stream_blobs
 from .import_plan import ImportPlan, Place
+from .index_change import IndexPublisher
 from .pages import write_pages
 from .review import keep_sbom, with_sboms
 
@@ -188,15 +189,16 @@ def publish(
         change.plan([place for _, place in order], sorted(new_index), sha256={place: sha for sha, place in order})
         late = set(listed)
         place([x for x in order if x not in late])
+        indexes = IndexPublisher(change, plan, plan.receipt)  # what changed since the last publish, and what was published
         if listed:
             for (tc, subdir), rd in sorted(interim.items()):
-                change.publish_index(tc, subdir, rd)
+                indexes.publish(tc, subdir, rd)
             place(listed)
         sidecars = run_exports_files(dest, manifest, plan.target_channel, repodata_blobs, new_index)  # CEP-12
         for (tc, subdir), rd in sorted(new_index.items()):
             if (tc, subdir) in sidecars:
                 change.publish_index_file(tc, subdir, RUN_EXPORTS, sidecars[(tc, subdir)])
-            change.publish_index(tc, subdir, rd)
+            indexes.publish(tc, subdir, rd)
         _write_receipt(change, plan, opened, repodata_blobs, clock, carried)
         change.commit()
     except BaseException:

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 
 import zstandard
 
+from ..core import published
 from ..core.receipt import Receipt
 from ..core.repodata import Repodata, record_hashes
 from ..destinations import open_destination
@@ -223,10 +224,13 @@ def forget(receipt: Receipt, files: Iterable[tuple[str, str, str]], stale_indexe
         else:
             gone = receipt.held(channel, subdir, filename) is not None
             receipt.forget(channel, subdir, filename)
+        if subdir != "":  # the index lists a damaged file: the next import vets the whole subdir again
+            published.forget(receipt, channel, subdir)
         if gone:
             where = "/".join(p for p in (channel, subdir, filename) if p)
             done.append(f"{where} is no longer counted as held (the next import carrying it puts it back)")
     for channel, subdir in stale_indexes:
+        published.forget(receipt, channel, subdir)  # vetted, and every shard rendered and read back, by the next import
         # upstream state is kept per archive channel: every one published into this channel
         if any([receipt.sources.get(src, {}).pop(subdir, None) is not None for src in sorted(receipt.sources_of(channel) | {channel})]):
             done.append(f"{channel}/{subdir}: the next export --since carries its repodata again")

@@ -7,6 +7,10 @@ different file. So before the merge every current record is checked against what
 holds: its file must be there with the record's size, and where the receipt knows the file
 (airgap put it there), with the receipt's sha256. Records that fail are not republished, one
 warning each (the archive's own records are verified by hash and always go in).
+
+An index that is, byte for byte, the one airgap published last (its sha256 is in the receipt:
+:mod:`airgap.core.published`) is not vetted again: its records were checked when they were
+published, and the import then looks only at the files the archive names.
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ from ..destinations.base import Destination
 log = logging.getLogger(__name__)
 
 
-def vetted_index(dest: Destination, channel: str, subdir: str, current: Repodata | None, receipt: Receipt) -> Repodata | None:
-    """``current`` without the records whose file the destination does not hold as described."""
+def vetted_index(
+    dest: Destination, channel: str, subdir: str, current: Repodata | None, receipt: Receipt, present: dict[str, int] | None = None
+) -> Repodata | None:
+    """``current`` without the records whose file the destination does not hold as described (``present``: the
+    subdir's listing, if already read)."""
     if current is None or not dest.capabilities.keeps_repodata:
         return current
-    present = dest.files(channel, subdir)
+    if present is None:
+        present = dest.files(channel, subdir)
     known = receipt.holdings(channel, subdir)
     for filename, record in list(current.records()):
         sha, _md5, size = record_hashes(record)

@@ -1,0 +1,51 @@
+"""What an import changes in each subdir's index, so that formats write only that (CEP-16: the changed names' shards).
+
+Used by :mod:`.publish`: for a subdir whose current index is the one airgap published last
+(:mod:`airgap.core.published`), the next index differs in the package names whose records the
+archive brought or removed; every other name's records are the very objects of the current index
+(merging shares them), so comparing by identity finds the change without comparing records.
+Then it notes in the receipt what each publish wrote.
+"""
+
+from __future__ import annotations
+
+from ..core import published
+from ..core.receipt import Receipt
+from ..core.repodata import Repodata
+from ..core.shards import package_name
+from ..destinations.base import Change, IndexChange
+from .import_plan import ImportPlan
+
+
+def changed_names(old: Repodata, new: Repodata) -> frozenset[str]:
+    """The package names whose records (or ``removed`` entries) differ between ``old`` and ``new``."""
+    names: set[str] = set()
+    for filename, record in new.records():
+        if old.get(filename) is not record:
+            names.add(package_name(filename, record))
+    for filename, record in old.records():
+        if new.get(filename) is None:
+            names.add(package_name(filename, record))
+    for filename in set(new.removed) ^ set(old.removed):
+        names.add(package_name(filename, {}))
+    return frozenset(names)
+
+
+class IndexPublisher:
+    """Publishes a change's indexes, each with what changed since the last one published there, and records them."""
+
+    def __init__(self, change: Change, plan: ImportPlan, receipt: Receipt) -> None:
+        self.change, self.plan, self.receipt = change, plan, receipt
+        self._last: dict[tuple[str, str], tuple[Repodata, dict[str, str]]] = {}
+
+    def publish(self, channel: str, subdir: str, repodata: Repodata) -> None:
+        key = (channel, subdir)
+        since: IndexChange | None = None
+        if key in self._last or self.plan.trusted(channel, subdir):
+            old, recorded = self._last.get(key) or (self.plan.index(channel, subdir), published.recorded(self.receipt, channel, subdir))
+            if old is not None and recorded:
+                since = IndexChange(changed_names(old, repodata), recorded)
+        self.change.publish_index(channel, subdir, repodata, since)
+        files = self.change.published_files(channel, subdir)
+        self._last[key] = (repodata, files)
+        published.record(self.receipt, channel, subdir, files)
