@@ -8,7 +8,10 @@ import zstandard
 
 from .errors import AirgapError
 
-LEVEL = 10
+LEVEL = 10  # shards, archives: small files or written once
+#: a subdir's repodata.json.zst, rewritten at every import: level 3 is ~3x faster than 10 on a 13-43 MB
+#: repodata.json for ~4% more bytes (docs/decisions/0010-delta-import-cost.md)
+INDEX_LEVEL = 3
 
 
 def zstd_compress(data: bytes, level: int = LEVEL) -> bytes:

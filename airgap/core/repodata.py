@@ -103,8 +103,15 @@ class Repodata:
         return doc
 
     def to_bytes(self, keep_base_url: bool = False) -> bytes:
-        # allow_nan=False: never publish NaN/Infinity (not JSON); the parser keeps them out
-        return json.dumps(self.to_document(keep_base_url), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+        """Compact UTF-8 JSON, keys in the records' own order (msgspec: ~7x faster than ``json.dumps``; floats in
+        their shortest round-trip spelling, which may differ from Python's ``repr``, e.g. ``1e16`` for ``1e+16``)."""
+        doc = self.to_document(keep_base_url)
+        raw = _encode(doc)
+        # msgspec writes NaN and Infinity as null: never publish them (not JSON). The parsers keep them out
+        # (load_json, from_document's checks); this guard looks only when a null is there at all
+        if b"null" in raw and (reason := not_json(doc)) is not None:
+            raise ValueError(f"repodata {self.subdir}: expected values JSON can carry, found {reason}")
+        return raw
 
     def subset(self, filenames: set[str]) -> Repodata:
         """A copy holding only ``filenames`` (records shared, not copied: they are not mutated)."""
@@ -183,6 +190,7 @@ def load_json(data: bytes | bytearray, source: str) -> tuple[Any, bool]:
 
 
 _decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
 
 
 def not_json(value: Any) -> str | None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..compress import zstd_compress
+from ..compress import INDEX_LEVEL, zstd_compress
 from ..core.receipt import Receipt, parse_receipt
 from ..core.repodata import Repodata, parse_repodata
 from ..errors import DestinationError, IntegrityError
@@ -292,7 +292,7 @@ def index_files(raw: bytes) -> list[tuple[str, bytes]]:
     already in place, so a reader of either is served; ``airgap verify --into`` reports the two
     disagreeing.
     """
-    return [("repodata.json", raw), ("repodata.json.zst", zstd_compress(raw))]
+    return [("repodata.json", raw), ("repodata.json.zst", zstd_compress(raw, INDEX_LEVEL))]
 
 
 def iter_batches(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import re
 import threading
@@ -34,7 +33,7 @@ from typing import Any
 
 from ..core import shards
 from ..core.manifest import is_safe_channel_name
-from ..core.receipt import REBUILD
+from ..core.receipt import REBUILD, load_receipt_json, receipt_json
 from ..core.repodata import Repodata
 from ..errors import AirgapError, DestinationError, IntegrityError
 from ..signals import deferred_signals
@@ -52,7 +51,7 @@ _LABEL = re.compile(r"[A-Za-z0-9._-]{1,40}\Z")
 
 def receipt_bytes(receipt: dict[str, Any]) -> bytes:
     """The receipt as every backend stores it (sorted keys, no spaces)."""
-    return json.dumps(receipt, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return receipt_json(receipt)
 
 
 def parse_receipt_bytes(data: bytes | None, where: str) -> dict[str, Any]:
@@ -60,7 +59,7 @@ def parse_receipt_bytes(data: bytes | None, where: str) -> dict[str, Any]:
     if data is None:
         return empty_receipt()
     try:
-        doc = json.loads(data)
+        doc = load_receipt_json(data)
     except (ValueError, RecursionError) as exc:
         raise DestinationError(f"{where}: expected an airgap receipt, found something unreadable ({str(exc)[:100]}); {REBUILD}") from None
     if not isinstance(doc, dict) or doc.get("format") != RECEIPT_FORMAT:
@@ -323,7 +322,7 @@ class StoreChange(Change):
         published: dict[str, str] = {}
         for fmt in self.dest.formats:
             kept = self._kept_shards(channel, subdir, changed) if isinstance(fmt, _formats.Shards) and changed is not None else None
-            if kept is not None and isinstance(fmt, _formats.Shards):  # the shards of changed names only (decision 0010)
+            if kept is not None and isinstance(fmt, _formats.Shards):  # the shards of changed names only (docs/decisions/0010-delta-import-cost.md)
                 files = fmt.render_changed(subdir, repodata, changed.names if changed is not None else None, kept)
             else:
                 files = fmt.render(subdir, repodata)
