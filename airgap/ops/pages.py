@@ -37,11 +37,11 @@ def write_pages(
     if not dest.capabilities.holds_other_files:
         return
     inventory = dest.inventory()
-    changed: dict[tuple[str, str], set[str]] | None = None
+    changed: dict[tuple[str, str], set[str]] | None = None  # (channel, subdir) -> file names placed or removed
     if touched is not None:
         changed = {}
         for c, s, filename in touched:
-            changed.setdefault((c, s), set()).add(_name_of(filename))
+            changed.setdefault((c, s), set()).add(filename)
     for channel in sorted(set(channels)):
         try:
             subdirs: dict[str, Repodata | None] = {}
@@ -60,15 +60,15 @@ def write_pages(
             log.warning("%s: could not write the index.html pages: %s", channel, exc)
 
 
-def _write_subdir(dest: Destination, channel: str, rd: Repodata, origin: Mapping[str, Any] | None, names: set[str] | None) -> None:
-    """The subdir's index page, and the pages of ``names`` (None: of every name)."""
+def _write_subdir(dest: Destination, channel: str, rd: Repodata, origin: Mapping[str, Any] | None, files: set[str] | None) -> None:
+    """The subdir's index page, and the pages of the names of ``files`` (placed or removed; None: of every name)."""
     groups = group_by_name(rd)
-    if names is not None and groups and not dest.has_page(channel, rd.subdir, name_page_file(min(groups))):
-        names = None  # pages never written here in this layout (a new subdir, an older airgap): write them all
-    if names is None:
+    if files is not None and groups and not dest.has_page(channel, rd.subdir, name_page_file(min(groups))):
+        files = None  # pages never written here in this layout (a new subdir, an older airgap): write them all
+    if files is None:
         names = set(groups)
-    else:  # the record's own name, where it differs from the file name's
-        names |= {str(rec.get("name")) for fn, rec in rd.records() if _name_of(fn) in names}
+    else:  # the file name's, and the record's own name where it differs (looked up per file, not over the subdir)
+        names = {_name_of(fn) for fn in files} | {str(rec.get("name")) for fn in files if (rec := rd.get(fn)) is not None}
     for name in sorted(names):
         items = groups.get(name)
         pages = name_pages(channel, rd.subdir, name, items) if items else [(name_page_file(name), gone_page(channel, rd.subdir, name))]
