@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core import channel_map as _channel_map
-from ..upstream.network import check_proxy_servers, check_ssl_verify
 from .checks import (
     DEFAULT_PLATFORMS,
     Checker,
@@ -33,6 +32,20 @@ from .checks import (
     _virtual_packages,
     parse_size,
 )
+
+
+def check_proxy_servers(path: str, v: Any) -> dict[str, str]:
+    """:func:`airgap.upstream.network.check_proxy_servers`, imported when a config names proxies (urllib3 loads slowly)."""
+    from ..upstream.network import check_proxy_servers as check
+
+    return check(path, v)
+
+
+def check_ssl_verify(path: str, v: Any) -> bool | str:
+    """:func:`airgap.upstream.network.check_ssl_verify`, imported when a config sets it."""
+    from ..upstream.network import check_ssl_verify as check
+
+    return check(path, v)
 
 
 @dataclass(frozen=True)

@@ -306,17 +306,16 @@ def _files(where: str, path: str, v: Any, *, package: bool) -> dict[str, Held]:
         ok_name = is_safe_package_filename(fn) if package else is_safe_installer_filename(fn)
         if not ok_name:
             raise _fail(where, path, "file names as keys", fn)
-        fp = f"{path}.{fn}"
         if not isinstance(rec, dict):
-            raise _fail(where, fp, "{sha256, size}", rec)
+            raise _fail(where, f"{path}.{fn}", "{sha256, size}", rec)
         sha, size, origin = rec.get("sha256"), rec.get("size"), rec.get("from")
         if not isinstance(sha, str) or not _HEX64.match(sha):
-            raise _fail(where, fp + ".sha256", "64 lower-case hex digits", sha)
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-            raise _fail(where, fp + ".size", "a non-negative integer", size)
+            raise _fail(where, f"{path}.{fn}.sha256", "64 lower-case hex digits", sha)
+        if size is not None and (type(size) is not int or size < 0):  # bool is not int here
+            raise _fail(where, f"{path}.{fn}.size", "a non-negative integer", size)
         if origin is not None and not (isinstance(origin, str) and origin in origins):  # a list or object is refused, not hashed
             if not is_safe_channel_name(origin):
-                raise _fail(where, fp + ".from", "a channel name", origin)
+                raise _fail(where, f"{path}.{fn}.from", "a channel name", origin)
             origins.add(origin)
         out[fn] = Held(sha, size, origin)
     return out

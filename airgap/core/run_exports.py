@@ -19,14 +19,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..compress import zstd_compress, zstd_decompress_bounded
 from ..errors import AirgapError, ArchiveFormatError, NotFound, UpstreamError
 from ..redact import redact
-from ..upstream.fetch import Fetcher
 from .manifest import RepodataBlob, is_safe_package_filename
 from .repodata import Repodata
+
+if TYPE_CHECKING:  # the import side never fetches: urllib3 loads slowly
+    from ..upstream.fetch import Fetcher
 
 NAME = "run_exports.json"
 _SECTIONS = (("packages", ".tar.bz2"), ("packages.conda", ".conda"))

@@ -155,6 +155,10 @@ def render_changed(subdir: str, document: Mapping[str, Any], changed: AbstractSe
     names: set[str] = set()
     for section, suffix in _SECTIONS:
         for filename, record in (document.get(section) or {}).items():
+            name = record.get("name") if type(record) is dict else None
+            if changed is not None and type(name) is str and name not in changed and name in kept:
+                names.add(name)  # its records are the ones its kept shard was rendered from: no check, no render
+                continue
             if shardable(filename, record, suffix):
                 name = record["name"]
                 names.add(name)

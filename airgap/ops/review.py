@@ -25,11 +25,11 @@ from ..core.repodata import Repodata, record_hashes
 from ..core.review import Package, Review, render
 from ..errors import UsageError
 from ..signing import TrustedKeys
-from ..upstream.cache import BlobCache
 from ._archive import load_repodata_blob
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..upstream.cache import BlobCache  # the import side never fetches: urllib3 loads slowly
     from .plan import Plan
 
 log = logging.getLogger(__name__)
