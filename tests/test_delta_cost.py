@@ -16,6 +16,7 @@ import pytest
 from helpers import cli
 
 from airgap.core import published, shards
+from airgap.core.receipt import receipt_json
 from airgap.core.repodata import Repodata, parse_repodata
 from airgap.destinations.base import IndexChange, load_receipt
 from airgap.destinations.memory import Faults, MemoryDestination, MemoryStore, clone
@@ -71,8 +72,7 @@ def test_a_delta_into_airgaps_own_index_lists_no_package_folder_and_renders_only
     rd = parse_repodata(raw, "linux-64", "test")
     full = shards.render("linux-64", rd.to_document())
     assert store.get(SUBDIR + shards.INDEX) == full.index  # what a full render gives, byte for byte
-    carried = {r["name"] for _, r in rd.records()}  # this small delta carries every name: see the test below
-    touched = read | written
+    touched = read | written  # this small delta carries every name: the unit test below has unchanged ones
     assert written and touched <= {SUBDIR + shards.shard_file(h) for h in full.shards}, "\n".join(log)
     assert shard_files <= {k for k, _ in store.list_prefix(SUBDIR + "shards/")}  # old shards stay (a later clean removes them)
     assert check_destination_subdir(MemoryDestination(store), "main", "linux-64") == []
@@ -134,3 +134,22 @@ def test_a_shard_index_that_is_not_the_one_recorded_renders_every_shard() -> Non
     other = {**recorded, shards.INDEX: "0" * 64}  # someone else's shard index: its hashes are not taken
     _publish(MemoryDestination(MemoryStore(name, faults)), _records("a", "b", "c"), IndexChange(frozenset({"c"}), other))
     assert len([c for c in faults.log if c.startswith(f"get {SUBDIR}shards/")]) == 3, faults.log  # a and b compared as before, c read back
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_repodata_bytes_never_hold_a_number_json_cannot_carry(value: float) -> None:
+    """msgspec writes NaN as null: the guard refuses it (records from a msgpack shard could carry one)."""
+    rd = _records("a")
+    rd.put("b-1.0-0.conda", {"name": "b", "version": "1.0", "build": "0", "license": None, "x": value})
+    with pytest.raises(ValueError, match="not finite"):
+        rd.to_bytes()
+    rd.drop("b-1.0-0.conda")
+    rd.put("c-1.0-0.conda", {"name": "c", "version": "1.0", "build": "0", "license": None, "x": 1e16, "é": "ü"})
+    assert json.loads(rd.to_bytes()) == json.loads(json.dumps(rd.to_document(), ensure_ascii=False))
+
+
+def test_receipt_bytes_are_json_dumps_sorted_bytes() -> None:
+    doc = {"format": "airgap-receipt/1", "b": {"z": 1, "a": [None, True, 2]}, "a": "x"}
+    assert receipt_json(doc) == json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    doc["a"] = "née"  # non-ASCII: escaped as json.dumps escapes it
+    assert receipt_json(doc) == json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
