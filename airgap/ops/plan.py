@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..clock import Clock
 from ..config import Config
@@ -23,7 +23,7 @@ from ..errors import UnsolvableError, UpstreamError
 from ..progress import Progress, null_progress
 from ..redact import redact
 from ..upstream.cache import Expected
-from ..upstream.channels import Channel, FetchedRepodata
+from ..upstream.channels import Channel, FetchedRepodata, package_url
 from ..upstream.fetch import Fetcher
 from ..upstream.upstream_shards import check_upstream, fetch_upstream
 from .options import PlanOptions
@@ -33,15 +33,21 @@ from .sources import InstallerWant, fetcher_for, filters_from_config, installer_
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Want:
-    """One package file the plan selects: where it comes from and the hashes it must have."""
+class Want(NamedTuple):
+    """One package file the plan selects: where it comes from and the hashes it must have.
+
+    A tuple (a plan holds one per selected record: 300,000 for a conda-forge subdir); the URL
+    is made when asked for (only downloads ask), from the folder the packages are under."""
 
     channel: str
     subdir: str
     filename: str
-    url: str
+    base: str  # the URL of the folder the file is in (FetchedRepodata.packages_base), ends with "/"
     expected: Expected
+
+    @property
+    def url(self) -> str:
+        return package_url(self.base, self.filename)
 
 
 @dataclass
@@ -147,14 +153,19 @@ def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Prog
     for cname, subs in selections.items():
         for subdir, sel in subs.items():
             fr = fetched[cname][subdir]
-            for filename in sel.selected:
-                record = fr.repodata.get(filename)
-                assert record is not None
-                sha, md5, size = record_hashes(record)
-                if sha is None and md5 is None:
-                    raise UpstreamError(f"{fr.url}: {filename}: expected a sha256 or md5 in its record, found neither; cannot verify it")
-                wants.append(Want(cname, subdir, filename, fr.package_url(filename), Expected(sha, md5, size)))
+            wants.extend(_wants(cname, subdir, fr, sel.selected))
     return Plan(channels, fetched, selections, wants, installers, pulled_by=pulled)
+
+
+def _wants(channel: str, subdir: str, fr: FetchedRepodata, selected: list[str]) -> Iterator[Want]:
+    """A :class:`Want` per selected file: the least work per record (a plan makes one per selected record)."""
+    base = fr.packages_base
+    tar_bz2, conda = fr.repodata.packages, fr.repodata.packages_conda
+    for filename in selected:
+        sha, md5, size = record_hashes((conda if filename.endswith(".conda") else tar_bz2)[filename])
+        if sha is None and md5 is None:
+            raise UpstreamError(f"{fr.url}: {filename}: expected a sha256 or md5 in its record, found neither; cannot verify it")
+        yield Want(channel, subdir, filename, base, Expected(sha, md5, size))
 
 
 def check_installable(
