@@ -8,13 +8,14 @@ would look changed. A plan's packages carry their URL only when asked; ``--json`
 from __future__ import annotations
 
 import bz2
+import gc
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import shared_repodata
+from helpers import cli, shared_repodata
 
 from airgap.cli.render import encode_json
 from airgap.compress import zstd_decompress_bounded
@@ -93,3 +94,49 @@ def test_json_output_says_what_the_json_module_said() -> None:
 def test_json_output_with_a_lone_surrogate_falls_back() -> None:
     doc = {"path": "/tmp/\udcff"}  # a file name that is not UTF-8, as os.fsdecode gives it
     assert json.loads(encode_json(doc)) == doc
+
+
+def _channel(root: Path, records: int) -> Path:
+    """A file:// channel of ``records`` records (no package files: a plan reads none)."""
+    pkgs = {
+        f"p{i // 10}-1.{i % 10}-0.tar.bz2": {
+            "name": f"p{i // 10}",
+            "version": f"1.{i % 10}",
+            "build": "0",
+            "build_number": 0,
+            "depends": ["python >=3.8", f"q{i % 7}"],
+            "sha256": f"{i:064x}",
+            "size": 60,
+            "subdir": "linux-64",
+        }
+        for i in range(records)
+    }
+    for subdir, doc in (("linux-64", pkgs), ("noarch", {})):
+        (root / "ch" / subdir).mkdir(parents=True)
+        (root / "ch" / subdir / "repodata.json").write_text(json.dumps({"info": {"subdir": subdir}, "packages": doc}))
+    cfg = root / "c.yaml"
+    cfg.write_text(json.dumps({"channels": [str(root / "ch")], "platforms": ["linux-64"], "mirror_dir": str(root / "cache")}))
+    return cfg
+
+
+def test_a_plan_of_many_records_walks_them_with_no_full_collection(tmp_path: Path) -> None:
+    """Records are many objects and no cycles: while a command runs the collector never walks them all."""
+    cfg = _channel(tmp_path, 20_000)
+    full: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            full.append(1)
+
+    threshold = gc.get_threshold()
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        r = cli("export", "-f", cfg, "--plan", "--json")
+    finally:
+        gc.callbacks.remove(count)
+    assert r.exit_code == 0, r.output
+    assert len(json.loads(r.stdout)["packages"]) == 20_000
+    assert full == []
+    assert gc.get_threshold() == threshold  # as it was: the command's setting does not outlive it
+    assert gc.get_freeze_count() == 0

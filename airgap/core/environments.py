@@ -17,7 +17,6 @@ all are logged, and the first is raised. Nothing is downloaded here.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
@@ -274,6 +273,8 @@ def _solve(
             ", ".join(env.platforms),
             ", ".join(filters.platforms),
         )
+    import asyncio  # lazily, with rattler: only environments solve
+
     sources = [rattler.Channel(index.url(c)) for c in chosen]
     for platform in platforms:
         try:

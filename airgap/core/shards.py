@@ -26,7 +26,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgpack
 import zstandard
 
 from ..clock import timestamp
@@ -110,6 +109,8 @@ def comparable(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _compress(doc: Any) -> bytes:
+    import msgpack  # lazily: a plan of a file:// upstream never needs it
+
     try:
         raw = msgpack.packb(doc, use_bin_type=True)
     except (OverflowError, TypeError, ValueError) as exc:  # an integer beyond 64 bits, say
@@ -192,6 +193,8 @@ def _unpack(data: bytes, limit: int, where: str, error: type[AirgapError]) -> An
     if len(data) > limit:
         raise error(f"{where}: expected at most {limit} bytes, found {len(data)}")
     raw = zstd_decompress_bounded(data, limit, where, error)
+    import msgpack
+
     try:
         return msgpack.unpackb(
             raw,
