@@ -78,10 +78,13 @@ def test_state_id_is_the_json_modules() -> None:
     assert r.state_id() == hashlib.sha256(canonical_json(doc)).hexdigest()
 
 
-def test_want_url_is_made_when_asked() -> None:
-    e = Expected("a" * 64, None, 1)
-    assert Want("c", "linux-64", "x-1.0-0.conda", "https://h/c/linux-64/", e).url == "https://h/c/linux-64/x-1.0-0.conda"
-    assert Want("c", "linux-64", "x-1.0+a-0.conda", "file:///c/linux-64/", e).url == "file:///c/linux-64/x-1.0%2Ba-0.conda"
+def test_want_url_and_expected_are_made_when_asked() -> None:
+    w = Want("c", "linux-64", "x-1.0-0.conda", "https://h/c/linux-64/", "a" * 64, None, 1)
+    assert w.url == "https://h/c/linux-64/x-1.0-0.conda"
+    assert w.expected == Expected("a" * 64, None, 1)
+    assert (
+        Want("c", "linux-64", "x-1.0+a-0.conda", "file:///c/linux-64/", None, "b" * 32, None).url == "file:///c/linux-64/x-1.0%2Ba-0.conda"
+    )
 
 
 def test_json_output_says_what_the_json_module_said() -> None:

@@ -23,7 +23,8 @@ def emit_json(doc: Any) -> None:
     """The JSON renderer: one line, compact, keys sorted, UTF-8; "ok" as on failure."""
     if isinstance(doc, dict):
         doc = {"ok": True, **doc}
-    click.echo(encode_json(doc))
+    click.echo(encode_json(doc), nl=False)  # echo's newline would copy the bytes (tens of MB for a big plan)
+    click.echo()
 
 
 _encode = msgspec.json.Encoder(enc_hook=str, order="sorted").encode

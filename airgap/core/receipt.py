@@ -32,7 +32,7 @@ import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -48,9 +48,10 @@ _SHOW = reprlib.Repr()
 _SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 2, 40, 40
 
 
-@dataclass(frozen=True)
-class Held:
-    """A file the destination holds: its sha256, size, and the archive channel it came from (None: unknown)."""
+class Held(NamedTuple):
+    """A file the destination holds: its sha256, size, and the archive channel it came from (None: unknown).
+
+    A tuple: a receipt holds one per file (300,000 for a conda-forge subdir)."""
 
     sha256: str
     size: int | None
@@ -289,17 +290,16 @@ def _files(where: str, path: str, v: Any, *, package: bool) -> dict[str, Held]:
         ok_name = is_safe_package_filename(fn) if package else is_safe_installer_filename(fn)
         if not ok_name:
             raise _fail(where, path, "file names as keys", fn)
-        fp = f"{path}.{fn}"
         if not isinstance(rec, dict):
-            raise _fail(where, fp, "{sha256, size}", rec)
+            raise _fail(where, f"{path}.{fn}", "{sha256, size}", rec)
         sha, size, origin = rec.get("sha256"), rec.get("size"), rec.get("from")
         if not isinstance(sha, str) or not _HEX64.match(sha):
-            raise _fail(where, fp + ".sha256", "64 lower-case hex digits", sha)
+            raise _fail(where, f"{path}.{fn}.sha256", "64 lower-case hex digits", sha)
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-            raise _fail(where, fp + ".size", "a non-negative integer", size)
+            raise _fail(where, f"{path}.{fn}.size", "a non-negative integer", size)
         if origin is not None and not (isinstance(origin, str) and origin in origins):  # a list or object is refused, not hashed
             if not is_safe_channel_name(origin):
-                raise _fail(where, fp + ".from", "a channel name", origin)
+                raise _fail(where, f"{path}.{fn}.from", "a channel name", origin)
             origins.add(origin)
         out[fn] = Held(sha, size, origin)
     return out

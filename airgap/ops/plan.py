@@ -43,11 +43,17 @@ class Want(NamedTuple):
     subdir: str
     filename: str
     base: str  # the URL of the folder the file is in (FetchedRepodata.packages_base), ends with "/"
-    expected: Expected
+    sha256: str | None
+    md5: str | None
+    size: int | None
 
     @property
     def url(self) -> str:
         return package_url(self.base, self.filename)
+
+    @property
+    def expected(self) -> Expected:
+        return Expected(self.sha256, self.md5, self.size)
 
 
 @dataclass
@@ -64,11 +70,11 @@ class Plan:
 
     @property
     def total_bytes(self) -> int:
-        return sum(w.expected.size or 0 for w in self.wants)
+        return sum(w.size or 0 for w in self.wants)
 
     def to_json(self) -> dict[str, Any]:
         packages: list[dict[str, Any]] = [
-            {"channel": w.channel, "subdir": w.subdir, "filename": w.filename, "size": w.expected.size, "sha256": w.expected.sha256}
+            {"channel": w.channel, "subdir": w.subdir, "filename": w.filename, "size": w.size, "sha256": w.sha256}
             for w in self.wants
         ]
         if self.pulled_by:
@@ -93,7 +99,7 @@ class Plan:
         for w in self.wants:
             subs = per.setdefault(w.channel, {})
             slot = subs.get(w.subdir, SubdirTotal(0, 0))
-            subs[w.subdir] = SubdirTotal(slot.packages + 1, slot.bytes + (w.expected.size or 0))
+            subs[w.subdir] = SubdirTotal(slot.packages + 1, slot.bytes + (w.size or 0))
         rules: dict[str, int] = {}
         for chosen in self.selections.values():
             for sel in chosen.values():
@@ -165,7 +171,7 @@ def _wants(channel: str, subdir: str, fr: FetchedRepodata, selected: list[str]) 
         sha, md5, size = record_hashes((conda if filename.endswith(".conda") else tar_bz2)[filename])
         if sha is None and md5 is None:
             raise UpstreamError(f"{fr.url}: {filename}: expected a sha256 or md5 in its record, found neither; cannot verify it")
-        yield Want(channel, subdir, filename, base, Expected(sha, md5, size))
+        yield Want(channel, subdir, filename, base, sha, md5, size)
 
 
 def check_installable(
