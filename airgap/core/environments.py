@@ -22,7 +22,6 @@ import json
 import logging
 import tempfile
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -238,7 +237,9 @@ class _Index:
 
     def key(self, url: str) -> Key:
         """The (channel, subdir, filename) a solved record's URL points at."""
-        parts = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)).relative_to(self.root / "c").parts
+        from urllib.request import url2pathname  # lazily: it imports http.client and ssl
+
+        parts = Path(url2pathname(urllib.parse.urlsplit(url).path)).relative_to(self.root / "c").parts
         return parts[0], parts[1], parts[2]
 
 
