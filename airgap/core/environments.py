@@ -17,13 +17,11 @@ all are logged, and the first is raised. Nothing is downloaded here.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
 import tempfile
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -239,7 +237,9 @@ class _Index:
 
     def key(self, url: str) -> Key:
         """The (channel, subdir, filename) a solved record's URL points at."""
-        parts = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)).relative_to(self.root / "c").parts
+        from urllib.request import url2pathname  # lazily: it imports http.client and ssl
+
+        parts = Path(url2pathname(urllib.parse.urlsplit(url).path)).relative_to(self.root / "c").parts
         return parts[0], parts[1], parts[2]
 
 
@@ -274,6 +274,8 @@ def _solve(
             ", ".join(env.platforms),
             ", ".join(filters.platforms),
         )
+    import asyncio  # lazily, with rattler: only environments solve
+
     sources = [rattler.Channel(index.url(c)) for c in chosen]
     for platform in platforms:
         try:

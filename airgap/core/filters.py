@@ -116,11 +116,14 @@ class SpecSet:
     """A list of names or match specs, indexed by package name: most records cost one lookup."""
 
     def __init__(self, key: str, specs: Iterable[str]) -> None:
-        from rattler import MatchSpec  # lazily: most commands never need it
-
         self.key = key
         self.by_name: dict[str, list[tuple[str, Any]]] = {}
-        for i, text in enumerate(specs):
+        texts = list(specs)
+        if not texts:  # no filter of this kind: rattler (~0.1 s to import) is not needed
+            return
+        from rattler import MatchSpec  # lazily: most commands never need it
+
+        for i, text in enumerate(texts):
             try:
                 spec = MatchSpec(text)
             except Exception as exc:  # rattler raises its own exception types

@@ -7,7 +7,6 @@ throw-away channel of repodata (no package files) to a temporary directory.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import tempfile
 from collections.abc import Mapping
@@ -92,6 +91,8 @@ def check(
     A spec that pins python is solved only with the python versions it admits (``python 3.6.*``
     with ``python_versions: [2.7, 3.6]``: 3.6 only); if it admits none, once on its own.
     """
+    import asyncio  # lazily, with rattler: only a check with specs solves
+
     import rattler
 
     pythons: list[str | None] = list(admitted_pythons(specs, python_versions, _python_versions_held(selected))) or [None]

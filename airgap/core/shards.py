@@ -27,7 +27,6 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgpack
 import zstandard
 
 from ..clock import timestamp
@@ -111,6 +110,8 @@ def comparable(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _compress(doc: Any) -> bytes:
+    import msgpack  # lazily: a plan of a file:// upstream never needs it
+
     try:
         raw = msgpack.packb(doc, use_bin_type=True)
     except (OverflowError, TypeError, ValueError) as exc:  # an integer beyond 64 bits, say
@@ -212,6 +213,8 @@ def _unpack(data: bytes, limit: int, where: str, error: type[AirgapError]) -> An
     if len(data) > limit:
         raise error(f"{where}: expected at most {limit} bytes, found {len(data)}")
     raw = zstd_decompress_bounded(data, limit, where, error)
+    import msgpack
+
     try:
         return msgpack.unpackb(
             raw,

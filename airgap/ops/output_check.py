@@ -44,15 +44,15 @@ def planned_archive_bytes(wants: list[Any], subdirs: int, base: Receipt | None) 
     each with its tar header, plus an allowance per subdir for its repodata."""
 
     def in_base(w: Any) -> bool:
-        if base is None or not w.expected.sha256:
+        if base is None or not w.sha256:
             return False
         for target in base.targets_of(w.channel) or [w.channel]:  # where the receipt says the channel went
             held = base.held(target, w.subdir, w.filename)
-            if held is not None and held.sha256 == w.expected.sha256:
+            if held is not None and held.sha256 == w.sha256:
                 return True
         return False
 
-    shipped = {(w.expected.sha256 or w.url): w.expected.size or 0 for w in wants if not in_base(w)}
+    shipped = {(w.sha256 or w.url): w.size or 0 for w in wants if not in_base(w)}
     return sum(shipped.values()) + _MEMBER_OVERHEAD * (len(shipped) + 2) + _REPODATA_ALLOWANCE * subdirs + 1024
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..clock import Clock
 from ..config import Config
@@ -23,7 +23,7 @@ from ..errors import UnsolvableError, UpstreamError
 from ..progress import Progress, null_progress
 from ..redact import redact
 from ..upstream.cache import Expected
-from ..upstream.channels import Channel, FetchedRepodata
+from ..upstream.channels import Channel, FetchedRepodata, package_url
 from ..upstream.fetch import Fetcher
 from ..upstream.upstream_shards import check_upstream, fetch_upstream
 from .options import PlanOptions
@@ -33,15 +33,27 @@ from .sources import InstallerWant, fetcher_for, filters_from_config, installer_
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Want:
-    """One package file the plan selects: where it comes from and the hashes it must have."""
+class Want(NamedTuple):
+    """One package file the plan selects: where it comes from and the hashes it must have.
+
+    A tuple (a plan holds one per selected record: 300,000 for a conda-forge subdir); the URL
+    is made when asked for (only downloads ask), from the folder the packages are under."""
 
     channel: str
     subdir: str
     filename: str
-    url: str
-    expected: Expected
+    base: str  # the URL of the folder the file is in (FetchedRepodata.packages_base), ends with "/"
+    sha256: str | None
+    md5: str | None
+    size: int | None
+
+    @property
+    def url(self) -> str:
+        return package_url(self.base, self.filename)
+
+    @property
+    def expected(self) -> Expected:
+        return Expected(self.sha256, self.md5, self.size)
 
 
 @dataclass
@@ -58,11 +70,11 @@ class Plan:
 
     @property
     def total_bytes(self) -> int:
-        return sum(w.expected.size or 0 for w in self.wants)
+        return sum(w.size or 0 for w in self.wants)
 
     def to_json(self) -> dict[str, Any]:
         packages: list[dict[str, Any]] = [
-            {"channel": w.channel, "subdir": w.subdir, "filename": w.filename, "size": w.expected.size, "sha256": w.expected.sha256}
+            {"channel": w.channel, "subdir": w.subdir, "filename": w.filename, "size": w.size, "sha256": w.sha256}
             for w in self.wants
         ]
         if self.pulled_by:
@@ -87,7 +99,7 @@ class Plan:
         for w in self.wants:
             subs = per.setdefault(w.channel, {})
             slot = subs.get(w.subdir, SubdirTotal(0, 0))
-            subs[w.subdir] = SubdirTotal(slot.packages + 1, slot.bytes + (w.expected.size or 0))
+            subs[w.subdir] = SubdirTotal(slot.packages + 1, slot.bytes + (w.size or 0))
         rules: dict[str, int] = {}
         for chosen in self.selections.values():
             for sel in chosen.values():
@@ -147,14 +159,19 @@ def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Prog
     for cname, subs in selections.items():
         for subdir, sel in subs.items():
             fr = fetched[cname][subdir]
-            for filename in sel.selected:
-                record = fr.repodata.get(filename)
-                assert record is not None
-                sha, md5, size = record_hashes(record)
-                if sha is None and md5 is None:
-                    raise UpstreamError(f"{fr.url}: {filename}: expected a sha256 or md5 in its record, found neither; cannot verify it")
-                wants.append(Want(cname, subdir, filename, fr.package_url(filename), Expected(sha, md5, size)))
+            wants.extend(_wants(cname, subdir, fr, sel.selected))
     return Plan(channels, fetched, selections, wants, installers, pulled_by=pulled)
+
+
+def _wants(channel: str, subdir: str, fr: FetchedRepodata, selected: list[str]) -> Iterator[Want]:
+    """A :class:`Want` per selected file: the least work per record (a plan makes one per selected record)."""
+    base = fr.packages_base
+    tar_bz2, conda = fr.repodata.packages, fr.repodata.packages_conda
+    for filename in selected:
+        sha, md5, size = record_hashes((conda if filename.endswith(".conda") else tar_bz2)[filename])
+        if sha is None and md5 is None:
+            raise UpstreamError(f"{fr.url}: {filename}: expected a sha256 or md5 in its record, found neither; cannot verify it")
+        yield Want(channel, subdir, filename, base, sha, md5, size)
 
 
 def check_installable(

@@ -23,9 +23,8 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from .._fs import atomic_write_bytes, named
 from ..errors import AirgapError, HashMismatch, NotFound, UpstreamError
@@ -34,8 +33,9 @@ from .fetch import CHUNK, Fetcher, url_to_path
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Expected:
+class Expected(NamedTuple):
+    """The hashes and size a file must have (a tuple: a plan holds one per selected record)."""
+
     sha256: str | None
     md5: str | None
     size: int | None

@@ -16,19 +16,19 @@ import contextlib
 import logging
 import os
 import random
+import threading
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
-
-import urllib3
 
 from .. import __version__
 from ..errors import NotFound, TransientError, UpstreamError
 from ..redact import has_secret
 from .network import Bandwidth, Network, Transport, explain, status_problem
 from .urlpolicy import REDIRECT_STATUSES, headers_for_hop, redirect_target, request_parts
+
+# urllib3 (~0.1 s to import) is imported by the first http(s) request: a file:// upstream never needs it
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +37,20 @@ RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 T = TypeVar("T")
 
 
+def _url2pathname(path: str) -> str:
+    """``urllib.request.url2pathname`` without importing urllib.request (it imports http.client and ssl: ~50 ms)."""
+    if os.name == "nt":  # pragma: no cover
+        from nturl2path import url2pathname
+
+        return url2pathname(path)
+    return urllib.parse.unquote(path)  # what urllib.request.url2pathname is on POSIX
+
+
 def url_to_path(url: str) -> str:
     parsed = urllib.parse.urlparse(url)
     if parsed.netloc not in ("", "localhost"):
         raise UpstreamError(f"{url}: expected a local file:// URL, found host {parsed.netloc!r}")
-    return urllib.request.url2pathname(parsed.path)
+    return _url2pathname(parsed.path)
 
 
 class Fetcher:
@@ -67,11 +76,27 @@ class Fetcher:
         # proxies, TLS trust, client certificates, stored credentials, a bandwidth cap: airgap.upstream.network
         self._net = network or Network()
         self._bandwidth = Bandwidth(self._net.max_bandwidth) if self._net.max_bandwidth else None
-        self._transport = Transport(
+        self._workers, self._timeout = workers, timeout
+        self._pools: Transport | None = None
+        self._pools_lock = threading.Lock()
+
+    @property
+    def _transport(self) -> Transport:
+        """The pools, made for the first http(s) request (urllib3 is imported then); one for every worker."""
+        with self._pools_lock:
+            if self._pools is None:
+                self._pools = self._new_transport()
+            return self._pools
+
+    def _new_transport(self) -> Transport:
+        import urllib3
+
+        timeout = self._timeout
+        return Transport(
             self._net,
             float(timeout),  # headers trickled a byte at a time: the same deadline
             num_pools=16,
-            maxsize=max(workers, 1),
+            maxsize=max(self._workers, 1),
             block=False,
             retries=False,
             timeout=urllib3.Timeout(connect=min(timeout, 30.0), read=timeout),
@@ -79,7 +104,8 @@ class Fetcher:
         )
 
     def close(self) -> None:
-        self._transport.clear()
+        if self._pools is not None:  # made only if a request was
+            self._pools.clear()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -145,6 +171,8 @@ class Fetcher:
 
     def _get(self, url: str, extra: dict[str, str]) -> Any:
         """GET ``url``, following redirects by :mod:`airgap.upstream.urlpolicy`; the final response, body unread."""
+        import urllib3
+
         url, stored = self._net.credentials.apply(url)  # RATTLER_AUTH_FILE, ~/.netrc: for this origin only
         current, headers = request_parts(url)
         headers.update(stored)
@@ -232,6 +260,8 @@ class _Pace:
 
 
 def _guarded(resp: Any, url: str, length: int | None, pace: _Pace, bandwidth: Bandwidth | None = None) -> Iterator[bytes]:
+    import urllib3
+
     got = 0
     arrived = pace.watch(url)
     try:

@@ -26,7 +26,6 @@ import ipaddress
 import logging
 import os
 import re
-import ssl
 import threading
 import time
 import urllib.parse
@@ -34,14 +33,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import urllib3
-
 from ..errors import ConfigError, quoted
 from ..redact import redact
 from .auth import CredentialStore, load_credentials
-from .http_deadline import bound_header_wait
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # urllib3 (~0.1 s to import) only when a request is made: a file:// export never needs it
+    import urllib3
+
     from ..config import Config
 
 log = logging.getLogger(__name__)
@@ -180,12 +178,16 @@ class Transport:
     def __init__(self, network: Network, header_deadline: float, **pool_kwargs: Any) -> None:
         self.network = network
         self._deadline = header_deadline
+        import urllib3
+
         self._kwargs = {**pool_kwargs, **_tls_kwargs(network)}
         self._direct = self._bounded(urllib3.PoolManager(**self._kwargs))
         self._proxied: dict[str, urllib3.PoolManager] = {}
         self._lock = threading.Lock()
 
     def _bounded(self, manager: urllib3.PoolManager) -> urllib3.PoolManager:
+        from .http_deadline import bound_header_wait
+
         bound_header_wait(manager, self._deadline)  # headers trickled a byte at a time: the same deadline
         return manager
 
@@ -196,6 +198,8 @@ class Transport:
         with self._lock:
             manager = self._proxied.get(proxy)
             if manager is None:
+                import urllib3
+
                 manager = urllib3.ProxyManager(_strip_userinfo(proxy), proxy_headers=_proxy_headers(proxy), **self._kwargs)
                 self._proxied[proxy] = self._bounded(manager)
             return manager
@@ -208,7 +212,11 @@ class Transport:
 
 def _tls_kwargs(network: Network) -> dict[str, Any]:
     kw: dict[str, Any] = {}
+    import ssl
+
     if not network.verify:
+        import urllib3
+
         kw["cert_reqs"] = ssl.CERT_NONE
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # warned once per run instead
     else:
@@ -253,6 +261,10 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 def explain(exc: BaseException, url: str, proxy: str | None) -> tuple[str, bool]:
     """One line naming why a request to ``url`` failed, and whether retrying may help."""
+    import ssl
+
+    import urllib3
+
     chain = _chain(exc)
     text = " ".join(str(e) for e in chain)
     where = redact(url)
