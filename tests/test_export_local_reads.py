@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from helpers import cli
 
+import airgap.archive.writer
 import airgap.ops.collect
 import airgap.ops.export
 from airgap.ops.local_files import INLINE_MAX
@@ -73,7 +74,7 @@ def test_a_large_file_upstream_file_goes_to_the_pool(tmp_path: Path, pool: list[
 def test_a_file_changed_between_collect_and_archive_fails_the_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
     up, cfg, shas = _channel(tmp_path, [PackageSpec(f"p{i}", "1.0", subdir="linux-64") for i in range(3)])
     victim = up / "linux-64" / sorted(shas)[1]
-    real = airgap.ops.export.write_archive
+    real = airgap.archive.writer.write_archive
 
     def change_then_write(*args: Any, **kwargs: Any) -> None:
         data = bytearray(victim.read_bytes())  # collect has read and checked it by now
