@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airgap.core import sbom
+from airgap.core import jsonbytes, sbom
 from airgap.core.manifest import canonical_json
 
 _text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=30)  # any code point but lone surrogates
@@ -56,6 +56,13 @@ def test_sbom_bytes_are_what_json_dumps_gave(doc: Any) -> None:
 
 
 @settings(max_examples=300, deadline=None)
+@given(_json)
+def test_repodata_blob_bytes_are_what_json_dumps_gave(doc: Any) -> None:
+    assert jsonbytes.msgspec_safe(doc)
+    assert jsonbytes.encode(doc) == json.dumps(doc, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+@settings(max_examples=300, deadline=None)
 @given(_json | st.dictionaries(_text, st.floats(allow_nan=False, allow_infinity=False) | st.integers(), max_size=4))
 def test_canonical_json_is_what_json_dumps_gave(doc: Any) -> None:
     plain = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
@@ -70,3 +77,4 @@ def test_canonical_json_keeps_refusing_what_json_refused() -> None:
     with pytest.raises(UnicodeEncodeError):
         canonical_json({"a": "\ud800"})
     assert canonical_json({"a": 1e16, "b": [1e-7]}) == b'{"a":1e+16,"b":[1e-07]}'  # json's float spelling, not msgspec's
+    assert not jsonbytes.msgspec_safe({"a": [1.0]}) and not jsonbytes.msgspec_safe({1: "a"}) and jsonbytes.msgspec_safe({"a": [True, None]})

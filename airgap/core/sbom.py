@@ -24,8 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
+from . import jsonbytes
 from .licenses import to_spdx
 from .manifest import Manifest
 from .repodata import Repodata
@@ -397,7 +396,7 @@ def to_bytes(doc: Mapping[str, Any]) -> bytes:
     msgspec writes the same bytes as ``json.dumps(doc, ensure_ascii=False, separators=(",", ":"))``
     for what the documents hold (strings, integers, booleans, lists, dicts: every value is built
     here, never a float; tests/test_sbom_bytes.py compares them), at a tenth of the cost."""
-    return msgspec.json.encode(doc) + b"\n"
+    return jsonbytes.encode(doc) + b"\n"
 
 
 def render(kind: str, manifest: Manifest, repodata: Mapping[tuple[str, str], Repodata], signer: str | None) -> bytes:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
+from ..jsonbytes import encode_sorted, msgspec_safe
 
 FORMAT = "airgap/1"
 DELTA_FORMAT = "airgap/2"  # a delta whose subdirs carry only the changed package names (airgap.core.delta_index)
@@ -35,36 +35,9 @@ def canonical_json(doc: Any) -> bytes:
     allow_nan=False)``. msgspec writes the same bytes several times faster for strings, integers,
     booleans, None, lists and dicts with string keys; a float (json and msgspec spell ``1e16``
     differently) or anything else sends the whole document to ``json``."""
-    if _msgspec_safe(doc):
-        return _encode_sorted(doc)
+    if msgspec_safe(doc):
+        return encode_sorted(doc)
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
-
-
-_encode_sorted = msgspec.json.Encoder(order="sorted").encode
-_SCALARS = frozenset({str, int, bool, type(None)})
-
-
-def _msgspec_safe(doc: Any) -> bool:
-    """Only what msgspec writes exactly as ``json`` does: no float, no tuple key, no subclass."""
-    stack = [doc]
-    scalars = _SCALARS
-    while stack:
-        x = stack.pop()
-        t = type(x)
-        if t in scalars:
-            continue
-        if t is dict:
-            for k, v in x.items():
-                if type(k) is not str:
-                    return False
-                tv = type(v)
-                if tv is not str and tv is not int:  # most values: no push, no pop
-                    stack.append(v)
-        elif t is list or t is tuple:
-            stack.extend(x)
-        else:
-            return False
-    return True
 
 
 def is_safe_package_filename(name: str) -> bool:
