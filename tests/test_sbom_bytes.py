@@ -78,3 +78,46 @@ def test_canonical_json_keeps_refusing_what_json_refused() -> None:
         canonical_json({"a": "\ud800"})
     assert canonical_json({"a": 1e16, "b": [1e-7]}) == b'{"a":1e+16,"b":[1e-07]}'  # json's float spelling, not msgspec's
     assert not jsonbytes.msgspec_safe({"a": [1.0]}) and not jsonbytes.msgspec_safe({1: "a"}) and jsonbytes.msgspec_safe({"a": [True, None]})
+
+
+_record_text = st.one_of(_text, st.sampled_from(["MIT", "Apache 2.0", "GPL-2.0-or-later OR MIT", "  ", 'a "quoted"\\ \x01 licence']))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["main", "c-f"]),
+            st.sampled_from(["https://example.org/c/", "file:///srv/c/", 'http://h/"q"/']),
+            st.sampled_from(["linux-64", "noarch"]),
+            _text,
+            _text,
+            st.one_of(st.none(), _record_text),
+            st.one_of(st.none(), st.just("0" * 32), _text),
+        ),
+        max_size=7,
+    ),
+    st.one_of(st.none(), _text),
+)
+def test_streamed_cyclonedx_is_the_dict_form_byte_for_byte(comps_in: list[tuple[Any, ...]], base: str | None) -> None:
+    from airgap.core import sbom_stream
+
+    comps = []
+    for n, (channel, url, subdir, name, version, licence, md5) in enumerate(comps_in):
+        record: dict[str, Any] = {"name": name, "version": version, "build": "b\\0", "depends": [name]}
+        if licence is not None:
+            record["license"] = licence
+        if md5 is not None:
+            record["md5"] = md5
+        comps.append(sbom.Component(channel, url, subdir, f"f{n}-{version}-b.conda", "a" * 64, n, record))
+    info = sbom.DocumentInfo(
+        "0" * 32, "2026-01-01T00:00:00Z", "airgap 0.1.0", None, base, [{"channel": "main", "subdir": "noarch", "url": "u", "source": {}}]
+    )
+    expected = sbom.to_bytes(sbom.cyclonedx(info, comps))
+    old_piece = sbom_stream.PIECE
+    try:
+        for piece in (old_piece, 2):  # pieces of two components: every seam between pieces
+            sbom_stream.PIECE = piece
+            assert b"".join(sbom_stream.cyclonedx_pieces(info, comps)) == expected
+    finally:
+        sbom_stream.PIECE = old_piece
