@@ -17,48 +17,46 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import re
 import urllib.parse
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import jsonbytes
 from .licenses import to_spdx
 from .manifest import Manifest
 from .repodata import Repodata
+from .sbom_deps import dependencies as dependencies  # re-exported: sbom.dependencies
 
 CYCLONEDX_FORMAT = "CycloneDX-1.6"
 _MD5 = re.compile(r"[0-9a-f]{32}\Z")
 _SPDX_REF = re.compile(r"[^A-Za-z0-9.-]+")
 
 
-@dataclass(frozen=True)
 class Component:
-    channel: str
-    channel_url: str
-    subdir: str
-    filename: str
-    sha256: str
-    size: int
-    record: Mapping[str, Any]
+    """One package file of the archive and its record. A plain class with slots: an SBOM of
+    300,000 files reads each one's name and purl several times, and a property per read showed."""
+
+    __slots__ = ("channel", "channel_url", "subdir", "filename", "sha256", "size", "record", "name", "version", "build", "_purl")
+
+    def __init__(
+        self, channel: str, channel_url: str, subdir: str, filename: str, sha256: str, size: int, record: Mapping[str, Any]
+    ) -> None:
+        self.channel, self.channel_url, self.subdir, self.filename = channel, channel_url, subdir, filename
+        self.sha256, self.size, self.record = sha256, size, record
+        get = record.get
+        self.name = str(get("name") or filename.rsplit("-", 2)[0])
+        self.version = str(get("version") or filename.rsplit("-", 2)[-2])
+        self.build = str(get("build") or "")
+        self._purl: str | None = None
 
     @property
-    def name(self) -> str:
-        return str(self.record.get("name") or self.filename.rsplit("-", 2)[0])
-
-    @property
-    def version(self) -> str:
-        return str(self.record.get("version") or self.filename.rsplit("-", 2)[-2])
-
-    @property
-    def build(self) -> str:
-        return str(self.record.get("build") or "")
-
-    @functools.cached_property  # a frozen dataclass still has an instance __dict__ for it
     def purl(self) -> str:
-        return purl(self.name, self.version, self.build, self.channel, self.subdir, self.filename)
+        if self._purl is None:
+            self._purl = purl(self.name, self.version, self.build, self.channel, self.subdir, self.filename)
+        return self._purl
 
 
 @dataclass(frozen=True)
@@ -71,15 +69,20 @@ class DocumentInfo:
     sources: list[dict[str, Any]] = field(default_factory=list)  # channel, url, subdir, source{url, sha256, fetched}
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*\Z")  # what quote(safe="") leaves as it is
+
+
+@functools.lru_cache(maxsize=65536)  # channels, subdirs, builds and names repeat across 300,000 files
+def _q(text: str) -> str:
+    return text if _PLAIN.match(text) else urllib.parse.quote(text, safe="")
+
+
 def purl(name: str, version: str, build: str, channel: str, subdir: str, filename: str) -> str:
     """The package URL of a conda file; qualifiers in the sorted order purl's canonical form wants."""
-
-    def q(text: str) -> str:
-        return urllib.parse.quote(text, safe="")
-
+    q = _q
     kind = "conda" if filename.endswith(".conda") else "tar.bz2"
-    qualifiers = [("build", build), ("channel", channel), ("subdir", subdir), ("type", kind)]
-    return f"pkg:conda/{q(name.lower())}@{q(version)}?" + "&".join(f"{k}={q(v)}" for k, v in qualifiers if v)
+    qualifiers = (("build", build), ("channel", channel), ("subdir", subdir), ("type", kind))
+    return f"pkg:conda/{q(name.lower())}@{q(version)}?" + "&".join([f"{k}={q(v)}" for k, v in qualifiers if v])
 
 
 _TOKEN_PATH = re.compile(r"/t/[^/]+/")
@@ -111,84 +114,16 @@ def document_info(manifest: Manifest, signer: str | None) -> DocumentInfo:
 
 def components(manifest: Manifest, repodata: Mapping[tuple[str, str], Repodata]) -> list[Component]:
     """The package files the archive carries, with their records (``repodata[(channel, subdir)]``)."""
-    out = []
+    out: list[Component] = []
     for ch in manifest.channels:
+        url = public_url(ch.url)
         for sub in ch.subdirs:
             rd = repodata.get((ch.name, sub.subdir))
-            for p in sub.packages:
-                record = (rd.get(p.filename) if rd is not None else None) or {}
-                out.append(Component(ch.name, public_url(ch.url), sub.subdir, p.filename, p.sha256, p.size, record))
-    out.sort(key=lambda c: (c.channel, c.subdir, c.name, c.filename))
-    return out
-
-
-def dependencies(comps: list[Component]) -> list[list[int]]:
-    """For each component, the indexes of the components its ``depends`` resolve to within the archive.
-
-    Each entry resolves to the newest file that satisfies it (highest version, then build
-    number, then timestamp): the one a solver prefers when nothing else constrains it. A
-    platform file looks in its subdir and noarch (one reference); a noarch file installs on
-    every platform, so it gets the newest match of each subdir of the channel. Listing every
-    satisfying file instead would not scale: ``python >=3.8`` matches hundreds of builds, and
-    a channel of 300,000 files would give hundreds of millions of references.
-    """
-    from rattler import BuildString, MatchSpec, PackageRecord, Version
-
-    by_pool: dict[tuple[str, str], dict[str, list[int]]] = {}
-    for i, c in enumerate(comps):
-        by_pool.setdefault((c.channel, c.subdir), {}).setdefault(c.name.lower(), []).append(i)
-    subdirs: dict[str, list[str]] = {}
-    for channel, subdir in by_pool:
-        subdirs.setdefault(channel, []).append(subdir)
-    specs: dict[str, Any] = {}
-    records: dict[int, Any] = {}
-    order: dict[int, Any] = {}
-    best: dict[tuple[str, str, tuple[str, ...]], int | None] = {}  # (dep, channel, pools) -> newest match
-
-    def as_record(i: int) -> Any:
-        if i not in records:
-            c = comps[i]
-            bn = c.record.get("build_number", 0)
-            bn = bn if isinstance(bn, int) and not isinstance(bn, bool) else 0
-            ts = c.record.get("timestamp", 0)
-            try:
-                records[i] = PackageRecord(name=c.name, version=c.version, build=BuildString(c.build), build_number=bn, subdir=c.subdir)
-                order[i] = (Version(c.version), bn, ts if isinstance(ts, int) else 0, c.filename)
-            except Exception:  # a version rattler cannot parse: it matches nothing
-                records[i] = None
-        return records[i]
-
-    def newest(dep: str, channel: str, pools: tuple[str, ...]) -> int | None:
-        key = (dep, channel, pools)
-        if key not in best:
-            if dep not in specs:
-                try:
-                    specs[dep] = MatchSpec(dep)
-                except Exception:
-                    specs[dep] = None
-            spec = specs[dep]
-            name = dep.split(" ", 1)[0].split("[", 1)[0].lower()
-            found = [
-                j
-                for pool in pools
-                for j in by_pool.get((channel, pool), {}).get(name, ())
-                if spec is not None and as_record(j) is not None and spec.matches(records[j])
+            out += [
+                Component(ch.name, url, sub.subdir, p.filename, p.sha256, p.size, (rd.get(p.filename) if rd is not None else None) or {})
+                for p in sub.packages
             ]
-            best[key] = max(found, key=lambda j: order[j]) if found else None
-        return best[key]
-
-    out: list[list[int]] = []
-    for i, c in enumerate(comps):
-        groups = [(c.subdir, "noarch")] if c.subdir != "noarch" else [(s,) for s in sorted(subdirs.get(c.channel, []))]
-        found: set[int] = set()
-        for dep in c.record.get("depends") or ():
-            if not isinstance(dep, str) or not dep.strip() or dep.startswith("__"):
-                continue
-            for pools in groups:
-                j = newest(dep, c.channel, pools)
-                if j is not None and j != i:
-                    found.add(j)
-        out.append(sorted(found))
+    out.sort(key=lambda c: (c.channel, c.subdir, c.name, c.filename))
     return out
 
 
@@ -217,34 +152,36 @@ def _source_lines(info: DocumentInfo) -> list[str]:
 
 
 def cyclonedx(info: DocumentInfo, comps: list[Component]) -> dict[str, Any]:
-    """A CycloneDX 1.6 BOM (as a JSON-ready dict)."""
-    name, version = _tool(info.tool)
-    props = [{"name": "airgap:archive_id", "value": info.archive_id}, {"name": "airgap:signer", "value": info.signer or "unsigned"}]
-    if info.base:
-        props.append({"name": "airgap:base", "value": info.base})
-    props += [{"name": "airgap:source", "value": line} for line in _source_lines(info)]
+    """A CycloneDX 1.6 BOM (as a JSON-ready dict): the specification of what
+    :func:`airgap.core.sbom_stream.cyclonedx_pieces` writes, byte for byte, without the dicts."""
     components_json = []
+    suppliers: dict[tuple[str, str], dict[str, Any]] = {}  # one per channel, shared (the encoder writes it each time)
+    md5_ok = _MD5.match
     for c in comps:
+        record = c.record
         hashes = [{"alg": "SHA-256", "content": c.sha256}]
-        md5 = c.record.get("md5")
-        if isinstance(md5, str) and _MD5.match(md5):
+        md5 = record.get("md5")
+        if isinstance(md5, str) and md5_ok(md5):
             hashes.append({"alg": "MD5", "content": md5})
+        web = _web(c.channel_url)
+        supplier = suppliers.get((c.channel, c.channel_url))
+        if supplier is None:
+            supplier = suppliers[(c.channel, c.channel_url)] = {"name": c.channel, **({"url": [c.channel_url]} if web else {})}
+        purl_ = c.purl
         item: dict[str, Any] = {
             "type": "library",
-            "bom-ref": c.purl,
-            "supplier": {"name": c.channel},
+            "bom-ref": purl_,
+            "supplier": supplier,
             "name": c.name,
             "version": c.version,
             "hashes": hashes,
         }
-        if _web(c.channel_url):
-            item["supplier"]["url"] = [c.channel_url]
-        text = c.record.get("license")
+        text = record.get("license")
         if isinstance(text, str) and text.strip():
             expr = to_spdx(text)
             item["licenses"] = [{"expression": expr}] if expr else [{"license": {"name": text.strip()}}]
-        item["purl"] = c.purl
-        if _web(c.channel_url):
+        item["purl"] = purl_
+        if web:
             item["externalReferences"] = [{"type": "distribution", "url": f"{c.channel_url.rstrip('/')}/{c.subdir}/{c.filename}"}]
         item["properties"] = [{"name": "airgap:filename", "value": c.filename}, {"name": "airgap:size", "value": str(c.size)}]
         components_json.append(item)
@@ -254,19 +191,29 @@ def cyclonedx(info: DocumentInfo, comps: list[Component]) -> dict[str, Any]:
         "specVersion": "1.6",
         "serialNumber": _serial(info.archive_id),
         "version": 1,
-        "metadata": {
-            "timestamp": info.created,
-            "tools": {"components": [{"type": "application", "name": name, "version": version}]},
-            "component": {
-                "type": "file",
-                "bom-ref": f"airgap-archive-{info.archive_id}",
-                "name": f"airgap archive {info.archive_id}",
-                "version": info.created,
-            },
-            "properties": props,
-        },
+        "metadata": metadata(info),
         "components": components_json,
         "dependencies": deps,
+    }
+
+
+def metadata(info: DocumentInfo) -> dict[str, Any]:
+    """The CycloneDX document's ``metadata``: the archive, the tool, the signer, the sources."""
+    name, version = _tool(info.tool)
+    props = [{"name": "airgap:archive_id", "value": info.archive_id}, {"name": "airgap:signer", "value": info.signer or "unsigned"}]
+    if info.base:
+        props.append({"name": "airgap:base", "value": info.base})
+    props += [{"name": "airgap:source", "value": line} for line in _source_lines(info)]
+    return {
+        "timestamp": info.created,
+        "tools": {"components": [{"type": "application", "name": name, "version": version}]},
+        "component": {
+            "type": "file",
+            "bom-ref": f"airgap-archive-{info.archive_id}",
+            "name": f"airgap archive {info.archive_id}",
+            "version": info.created,
+        },
+        "properties": props,
     }
 
 
@@ -349,12 +296,26 @@ def spdx(info: DocumentInfo, comps: list[Component]) -> dict[str, Any]:
 
 
 def to_bytes(doc: Mapping[str, Any]) -> bytes:
-    """The document as written to files and stdout: compact JSON (an SBOM of 300,000 files is large), UTF-8, one line."""
-    return (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    """The document as written to files and stdout: compact JSON (an SBOM of 300,000 files is large), UTF-8, one line.
+
+    msgspec writes the same bytes as ``json.dumps(doc, ensure_ascii=False, separators=(",", ":"))``
+    for what the documents hold (strings, integers, booleans, lists, dicts: every value is built
+    here, never a float; tests/test_sbom_bytes.py compares them), at a tenth of the cost."""
+    return jsonbytes.encode(doc) + b"\n"
 
 
 def render(kind: str, manifest: Manifest, repodata: Mapping[tuple[str, str], Repodata], signer: str | None) -> bytes:
     """``kind`` "cyclonedx" or "spdx": the archive's SBOM as bytes."""
+    return b"".join(pieces(kind, manifest, repodata, signer))
+
+
+def pieces(kind: str, manifest: Manifest, repodata: Mapping[tuple[str, str], Repodata], signer: str | None) -> Iterator[bytes]:
+    """:func:`render` in pieces: a CycloneDX document of 300,000 files is never held whole as objects."""
+    from .sbom_stream import cyclonedx_pieces  # it builds on this module
+
     info = document_info(manifest, signer)
     comps = components(manifest, repodata)
-    return to_bytes(cyclonedx(info, comps) if kind == "cyclonedx" else spdx(info, comps))
+    if kind == "cyclonedx":
+        yield from cyclonedx_pieces(info, comps)
+    else:
+        yield to_bytes(spdx(info, comps))

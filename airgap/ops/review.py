@@ -7,12 +7,16 @@ keys the signature is checked before anything else is parsed, and a bad one stop
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import io
 import json
 import logging
+import os
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,15 +103,37 @@ def run_sbom(path: Path, kind: str, trusted: TrustedKeys | None) -> bytes:
 
 
 def attach_sbom(manifest: Manifest, cache: BlobCache, repodata: Mapping[tuple[str, str], Repodata], signer: str | None) -> Manifest:
-    """Export: put the CycloneDX SBOM into the cache and name it in the manifest (after the repodata blobs)."""
-    data = sbom.render("cyclonedx", manifest, repodata, signer)
-    sha = cache.put_bytes(data)
+    """Export: put the CycloneDX SBOM into the cache and name it in the manifest (after the repodata blobs).
+
+    Written to the cache piece by piece as it is rendered (and hashed on the way): the SBOM of
+    300,000 files is some 330 MB, never held whole."""
+    sha, size = _store_pieces(cache, sbom.pieces("cyclonedx", manifest, repodata, signer))
     blobs = list(manifest.blobs)
     if sha in {b.sha256 for b in blobs}:  # cannot happen (a package is no JSON), but never list a blob twice
         raise UsageError("sbom: expected a blob of its own, found the same bytes as another blob")
     at = sum(1 for b in blobs if b.kind == "repodata")
-    blobs.insert(at, BlobEntry(sha, len(data), "sbom"))
-    return dataclasses.replace(manifest, blobs=tuple(blobs), sbom=SbomRef(sha, len(data), sbom.CYCLONEDX_FORMAT))
+    blobs.insert(at, BlobEntry(sha, size, "sbom"))
+    return dataclasses.replace(manifest, blobs=tuple(blobs), sbom=SbomRef(sha, size, sbom.CYCLONEDX_FORMAT))
+
+
+def _store_pieces(cache: BlobCache, pieces: Iterator[bytes]) -> tuple[str, int]:
+    """``(sha256, size)`` of the pieces, stored in the cache under their hash (not fsynced: the archive writer hashes them again)."""
+    fd, tmp = tempfile.mkstemp(dir=cache.tmp_dir, suffix=".sbom")
+    h, size = hashlib.sha256(), 0
+    try:
+        os.fchmod(fd, 0o644)  # as every cache file
+        with os.fdopen(fd, "wb") as fh:
+            for piece in pieces:
+                h.update(piece)
+                fh.write(piece)
+                size += len(piece)
+        sha = h.hexdigest()
+        os.replace(tmp, cache.sha_dir / sha)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return sha, size
 
 
 def _package(channel: str, subdir: str, filename: str, record: Mapping[str, Any], size: int | None, sha256: str | None) -> Package:

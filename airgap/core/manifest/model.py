@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..jsonbytes import encode_sorted, msgspec_safe
+
 FORMAT = "airgap/1"
 DELTA_FORMAT = "airgap/2"  # a delta whose subdirs carry only the changed package names (airgap.core.delta_index)
 SUPPORTED_FORMATS = (FORMAT, DELTA_FORMAT)
@@ -27,7 +29,14 @@ PACKAGE_SUFFIXES = (".tar.bz2", ".conda")
 
 
 def canonical_json(doc: Any) -> bytes:
-    """Sorted keys, compact separators, UTF-8: the exact bytes that get signed."""
+    """Sorted keys, compact separators, UTF-8: the exact bytes that get signed.
+
+    Those of ``json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    allow_nan=False)``. msgspec writes the same bytes several times faster for strings, integers,
+    booleans, None, lists and dicts with string keys; a float (json and msgspec spell ``1e16``
+    differently) or anything else sends the whole document to ``json``."""
+    if msgspec_safe(doc):
+        return encode_sorted(doc)
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
