@@ -143,3 +143,26 @@ def test_a_plan_of_many_records_walks_them_with_no_full_collection(tmp_path: Pat
     assert full == []
     assert gc.get_threshold() == threshold  # as it was: the command's setting does not outlive it
     assert gc.get_freeze_count() == 0
+
+
+def test_parsed_records_are_frozen_out_of_collections(tmp_path: Path) -> None:
+    """A subdir's records are built with the collector paused and never walked by it afterwards."""
+    doc = {"packages": {f"p-1.{i}-0.tar.bz2": {"name": "p", "version": f"1.{i}", "build": "0", "depends": ["a"]} for i in range(3000)}}
+    full: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            full.append(info["generation"])
+
+    data = json.dumps(doc).encode()
+    gc.unfreeze()
+    gc.callbacks.append(count)
+    try:
+        rd = parse_repodata(data, "linux-64", "test")
+        frozen = gc.get_freeze_count()
+    finally:
+        gc.callbacks.remove(count)
+        gc.unfreeze()
+    assert len(rd) == 3000
+    assert full == []  # 6,000 new dicts and lists: CPython's default would collect ~8 times
+    assert frozen >= 6000
