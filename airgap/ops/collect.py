@@ -164,22 +164,21 @@ def _download_packages(cache: BlobCache, fetcher: Fetcher, wants: list[Want], wo
         got.fresh.update(cache.hashed_here(sha))  # file:// files: hashed as the archive takes them
 
     here, todo = split_local(todo)
-    read_here(cache, fetcher, here, found, got.failures.append, bar.update, bar.file_done)
-    if todo:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(cache.download, fetcher, w.url, w.expected, bar.update): w for w in todo}
-            try:
-                for fut in as_completed(futures):
-                    w = futures[fut]
-                    try:
-                        found(w, fut.result())
-                    except UpstreamError as exc:
-                        got.failures.append(str(exc))
-                        log.info("%s", exc)  # the error names every failure, once, at the end
-                    bar.file_done()
-            except BaseException:  # interrupted or terminated: start no other download
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(cache.download, fetcher, w.url, w.expected, bar.update): w for w in todo}
+        try:
+            read_here(cache, fetcher, here, found, got.failures.append, bar.update, bar.file_done)  # while the pool works
+            for fut in as_completed(futures):
+                w = futures[fut]
+                try:
+                    found(w, fut.result())
+                except UpstreamError as exc:
+                    got.failures.append(str(exc))
+                    log.info("%s", exc)  # the error names every failure, once, at the end
+                bar.file_done()
+        except BaseException:  # interrupted or terminated: start no other download
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     bar.close()
     return got
 
