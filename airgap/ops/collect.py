@@ -37,7 +37,7 @@ from ..redact import redact
 from ..upstream.cache import BlobCache, Expected
 from ..upstream.channels import Channel, FetchedRepodata
 from ..upstream.fetch import Fetcher
-from .local_files import cached_shas, read_here, split_local
+from .local_files import batches, cached_shas, fetch_batch
 from .plan import Plan, Want
 from .sources import InstallerWant
 
@@ -136,7 +136,7 @@ def _to_fetch(wants: list[Want], delta: DeltaBase | None) -> list[Want]:
 
 def _download_packages(cache: BlobCache, fetcher: Fetcher, wants: list[Want], workers: int, progress: Progress) -> _Downloads:
     """Find each file in the cache or download it (``workers`` at a time), verified as it arrives;
-    small ``file://`` files are read and checked on this thread (:mod:`.local_files`)."""
+    small ``file://`` files are read and checked in batches (:mod:`.local_files`)."""
     got = _Downloads()
     todo: list[Want] = []
     listed = cached_shas(cache)
@@ -163,19 +163,16 @@ def _download_packages(cache: BlobCache, fetcher: Fetcher, wants: list[Want], wo
             got.sizes[sha] = w.expected.size  # checked as it was read
         got.fresh.update(cache.hashed_here(sha))  # file:// files: hashed as the archive takes them
 
-    here, todo = split_local(todo)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(cache.download, fetcher, w.url, w.expected, bar.update): w for w in todo}
+        futures = [pool.submit(fetch_batch, cache, fetcher, batch, bar.update) for batch in batches(todo)]
         try:
-            read_here(cache, fetcher, here, found, got.failures.append, bar.update, bar.file_done)  # while the pool works
             for fut in as_completed(futures):
-                w = futures[fut]
-                try:
-                    found(w, fut.result())
-                except UpstreamError as exc:
-                    got.failures.append(str(exc))
-                    log.info("%s", exc)  # the error names every failure, once, at the end
-                bar.file_done()
+                for w, sha, error in fut.result():
+                    if sha is not None:
+                        found(w, sha)
+                    else:
+                        got.failures.append(str(error))
+                    bar.file_done()
         except BaseException:  # interrupted or terminated: start no other download
             pool.shutdown(wait=False, cancel_futures=True)
             raise
