@@ -1,7 +1,7 @@
-"""A file:// upstream's small files are checked on the export's own thread, and still checked twice.
+"""A file:// upstream's small files are checked in batches, and still checked twice.
 
-Collect reads each small file once, inline (no thread-pool future per file: for 300,000 files of
-60 bytes the hand-off cost ten times the read); large files still go to the pool. The archive
+Collect reads each small file once, in jobs of many files (no thread-pool future per file: for
+300,000 files of 60 bytes the hand-off cost ten times the read); a large file is a job of its own. The archive
 writer reads every file again and refuses one that changed in between, whatever changed.
 """
 
@@ -19,7 +19,8 @@ from helpers import cli
 import airgap.archive.writer
 import airgap.ops.collect
 import airgap.ops.export
-from airgap.ops.local_files import INLINE_MAX
+import airgap.ops.local_files
+from airgap.ops.local_files import SMALL
 from airgap.testing.condapkg import PackageSpec, write_channel
 
 
@@ -35,39 +36,43 @@ def _channel(tmp_path: Path, specs: list[PackageSpec]) -> tuple[Path, Path, dict
 
 
 class _CountingPool(ThreadPoolExecutor):
-    submitted: list[str] = []
+    submitted: list[list[str]] = []  # the file names of each job
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        _CountingPool.submitted.append(str(args[1]) if len(args) > 1 else "?")  # download(fetcher, url, ...)
+        _CountingPool.submitted.append([w.filename for w in args[2]])  # fetch_batch(cache, fetcher, wants, on_bytes)
         return super().submit(fn, *args, **kwargs)
 
 
 @pytest.fixture
-def pool(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def pool(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     _CountingPool.submitted = []
     monkeypatch.setattr(airgap.ops.collect, "ThreadPoolExecutor", _CountingPool)
     return _CountingPool.submitted
 
 
-def test_small_file_upstream_files_need_no_thread(tmp_path: Path, pool: list[str]) -> None:
+def test_small_file_upstream_files_go_to_the_pool_in_batches(
+    tmp_path: Path, pool: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(airgap.ops.local_files, "BATCH", 5)
     up, cfg, shas = _channel(tmp_path, [PackageSpec(f"p{i}", "1.0", subdir="linux-64") for i in range(6)])
     r = cli("export", "-f", cfg, "--unsigned", tmp_path / "m.tar")
     assert r.exit_code == 0, r.output
-    assert pool == []  # every file was read and hashed inline
+    assert sorted(len(job) for job in pool) == [2, 5, 5]  # 12 files (.conda and .tar.bz2), not 12 jobs
+    assert sorted(fn for job in pool for fn in job) == sorted(shas)
     r = cli("import", tmp_path / "m.tar", "--into", tmp_path / "dest", "--allow-unsigned")
     assert r.exit_code == 0, r.output
     for fn in shas:
         assert (tmp_path / "dest" / "main" / "linux-64" / fn).read_bytes() == (up / "linux-64" / fn).read_bytes()
 
 
-def test_a_large_file_upstream_file_goes_to_the_pool(tmp_path: Path, pool: list[str]) -> None:
-    big = PackageSpec("big", "1.0", subdir="linux-64", padding=INLINE_MAX + 1)
+def test_a_large_file_upstream_file_is_a_job_of_its_own(tmp_path: Path, pool: list[list[str]]) -> None:
+    big = PackageSpec("big", "1.0", subdir="linux-64", padding=SMALL + 1)
     up, cfg, shas = _channel(tmp_path, [big, PackageSpec("small", "1.0", subdir="linux-64")])
-    large = [fn for fn in shas if (up / "linux-64" / fn).stat().st_size > INLINE_MAX]
+    large = [fn for fn in shas if (up / "linux-64" / fn).stat().st_size > SMALL]
     assert large and len(large) < len(shas)
     r = cli("export", "-f", cfg, "--unsigned", tmp_path / "m.tar")
     assert r.exit_code == 0, r.output
-    assert sorted(u.rsplit("/", 1)[1] for u in pool) == sorted(large)
+    assert sorted(sorted(job) for job in pool) == sorted([[fn] for fn in large] + [sorted(set(shas) - set(large))])
 
 
 @pytest.mark.parametrize("change", ["same size, other bytes", "one byte more", "one byte less"])
