@@ -15,13 +15,16 @@ from typing import Any
 import pytest
 from helpers import cli
 
+from airgap.config import load_config
 from airgap.core import published, shards
 from airgap.core.receipt import receipt_json
 from airgap.core.repodata import Repodata, parse_repodata
 from airgap.destinations.base import IndexChange, load_receipt
 from airgap.destinations.memory import Faults, MemoryDestination, MemoryStore, clone
+from airgap.ops.clean import run_clean
+from airgap.ops.export import filters_from_config
 from airgap.ops.import_ import run_import
-from airgap.ops.options import ImportOptions
+from airgap.ops.options import CleanOptions, ImportOptions
 from airgap.ops.shards_check import check_destination_subdir
 from airgap.signing import load_trusted_keys
 
@@ -153,3 +156,16 @@ def test_receipt_bytes_are_json_dumps_sorted_bytes() -> None:
     assert receipt_json(doc) == json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     doc["a"] = "née"  # non-ASCII: escaped as json.dumps escapes it
     assert receipt_json(doc) == json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_a_clean_drops_the_record_so_the_next_import_vets(archives: dict[str, Path], delta_world: dict[str, Any]) -> None:
+    name = fresh("clean-")
+    clone(delta_world["base"], name)
+    dest = MemoryDestination(MemoryStore(name))
+    filters = filters_from_config(load_config(archives["clean"]))
+    result = run_clean(dest, CleanOptions(filters, dry_run=False, lock_timeout=1))
+    cleaned = {(r.channel, r.subdir) for r in result.remove}
+    assert cleaned, "the clean config removes something"
+    receipt = load_receipt(dest)
+    for channel, subdir in cleaned:
+        assert published.recorded(receipt, channel, subdir) == {}

@@ -31,17 +31,17 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..core import shards
 from ..core.manifest import is_safe_channel_name
 from ..core.receipt import REBUILD, load_receipt_json, receipt_json
 from ..core.repodata import Repodata
-from ..errors import AirgapError, DestinationError, IntegrityError
+from ..errors import DestinationError, IntegrityError
 from ..signals import deferred_signals
 from . import formats as _formats
 from .base import RECEIPT_FORMAT, Change, Destination, IndexChange, OnBytes, Put, empty_receipt, parse_index
 from .journal import AREA_PREFIX, LOCK, STATE, Journal, recover
 from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
-from .store import KeyLease, KeySizes, LocalFiles, ObjectStore, check_key
+from .listings import Listings, kept_shards
+from .store import KeyLease, LocalFiles, ObjectStore, check_key
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def parse_receipt_bytes(data: bytes | None, where: str) -> dict[str, Any]:
     return doc
 
 
-class StoreDestination(LeaseHolder, Destination):
+class StoreDestination(Listings, LeaseHolder, Destination):
     """A conda destination over a store (see the module docstring)."""
 
     kind = "store"
@@ -88,10 +88,7 @@ class StoreDestination(LeaseHolder, Destination):
         self.lock_stale_after = float(lock_stale_after)
         self.workers = max(1, int(workers))  # package files stored in parallel
         self._lease: Lease | None = None
-        # under the lock, until the next write: folder -> {name: size} listed, and sizes asked key by key
-        # (None when unlocked); an import's plan, vetting and change share one listing per subdir
-        self._listed: dict[str, dict[str, int]] | None = None
-        self._sized: dict[str, dict[str, int | None]] = {}
+        Listings.__init__(self, store)
 
     def __str__(self) -> str:
         return str(self.store)
@@ -133,41 +130,8 @@ class StoreDestination(LeaseHolder, Destination):
     def files(self, channel: str, subdir: str) -> dict[str, int]:
         return dict(self.listing(self.key(channel, subdir)))
 
-    def listing(self, folder: str) -> dict[str, int]:
-        """``{name: size}`` of the files directly in ``folder`` (a key, "" for the root); under the lock, listed once
-        until the next write (do not change the dict returned)."""
-        if self._listed is not None and folder in self._listed:
-            return self._listed[folder]
-        base = folder + "/" if folder else ""
-        found = {key[len(base) :]: size for key, size in self.store.list_prefix(base) if "/" not in key[len(base) :]}
-        if self._listed is not None:
-            self._listed[folder] = found
-        return found
-
     def sizes_of(self, channel: str, subdir: str, names: list[str]) -> dict[str, int] | None:
         return self.sizes_in(self.key(channel, subdir), names)
-
-    def sizes_in(self, folder: str, names: list[str]) -> dict[str, int] | None:
-        """Like :meth:`sizes_of` for a folder key: from its listing if read, else asked of a :class:`KeySizes` store (None: cannot)."""
-        if self._listed is not None and folder in self._listed:
-            listed = self._listed[folder]
-            return {n: listed[n] for n in names if n in listed}
-        if not isinstance(self.store, KeySizes):
-            return None
-        known = self._sized.setdefault(folder, {}) if self._listed is not None else {}
-        ask = [n for n in dict.fromkeys(names) if n not in known]
-        if ask:
-            base = folder + "/" if folder else ""
-            got = self.store.sizes([base + n for n in ask])
-            for n in ask:
-                known[n] = got.get(base + n)
-        return {n: size for n in names if (size := known.get(n)) is not None}
-
-    def forget_listings(self) -> None:
-        """What was listed no longer holds (a write): the next question lists again."""
-        if self._listed is not None:
-            self._listed = {}
-        self._sized = {}
 
     def file_sha256(self, channel: str, subdir: str, filename: str, on_bytes: OnBytes | None = None) -> str | None:
         chunks = self.store.chunks(self.key(channel, subdir, filename))
@@ -190,11 +154,11 @@ class StoreDestination(LeaseHolder, Destination):
             try:
                 for line in self.recover():
                     log.warning("%s: %s", self, line)
-                self._listed, self._sized = {}, {}
+                self.remember_listings(True)
                 yield
             finally:
                 self._lease = None
-                self._listed, self._sized = None, {}
+                self.remember_listings(False)
 
     def recover(self) -> list[str]:
         """Under the lock: undo what killed runs left (one line per thing done)."""
@@ -321,7 +285,7 @@ class StoreChange(Change):
         checked: set[str] = set()  # files of content-addressed formats (CEP-16 shards and their index): read back
         published: dict[str, str] = {}
         for fmt in self.dest.formats:
-            kept = self._kept_shards(channel, subdir, changed) if isinstance(fmt, _formats.Shards) and changed is not None else None
+            kept = kept_shards(self.dest, channel, subdir, changed) if isinstance(fmt, _formats.Shards) and changed is not None else None
             if kept is not None and isinstance(fmt, _formats.Shards):  # the shards of changed names only (docs/decisions/0010-delta-import-cost.md)
                 files = fmt.render_changed(subdir, repodata, changed.names if changed is not None else None, kept)
             else:
@@ -356,24 +320,6 @@ class StoreChange(Change):
 
     def published_files(self, channel: str, subdir: str) -> dict[str, str]:
         return dict(self._published.get((channel, subdir), {}))
-
-    def _kept_shards(self, channel: str, subdir: str, changed: IndexChange) -> dict[str, bytes] | None:
-        """Unchanged names' shard hashes from the current shard index, if it is the one airgap published last (its sha256 as
-        recorded), keeping only those whose shard file is listed; None: render every shard."""
-        expected = changed.recorded.get(shards.INDEX)
-        raw = self.store.get(self.dest.key(channel, subdir, shards.INDEX)) if expected is not None else None
-        if raw is None or hashlib.sha256(raw).hexdigest() != expected:
-            return None
-        try:
-            index = shards.decode_index(raw, f"{self.dest}/{channel}/{subdir}/{shards.INDEX}")
-        except AirgapError:
-            return None
-        listed = self.dest.listing(self.dest.key(channel, subdir, shards.SHARDS_DIR))
-        return {
-            name: digest
-            for name, digest in index.shards.items()
-            if name not in changed.names and shards.shard_file(digest)[len(shards.SHARDS_DIR) + 1 :] in listed
-        }
 
     def publish_index_file(self, channel: str, subdir: str, name: str, data: bytes) -> bool:
         self._fence("publishing an index file")

@@ -1,0 +1,87 @@
+"""What a store destination remembers under its lock, so that an import reads each folder once.
+
+:class:`Listings` keeps, while the lock is held and until the next write, every folder listed
+(``{name: size}``) and the sizes asked key by key of a :class:`~airgap.destinations.store.KeySizes`
+store: an import's plan, its vetting and its change share one listing per subdir, or none when
+the subdir's index is airgap's own (:mod:`airgap.core.published`) and the store can answer for the
+archive's files one by one. :func:`kept_shards` is what a change may keep of the current CEP-16
+shards (docs/decisions/0010-delta-import-cost.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+from ..core import shards
+from ..errors import AirgapError
+from .base import IndexChange
+from .store import KeySizes, ObjectStore
+
+if TYPE_CHECKING:
+    from .engine import StoreDestination
+
+
+class Listings:
+    """Folder listings and key sizes read under the lock (see the module docstring)."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+        self._listed: dict[str, dict[str, int]] | None = None  # None: not remembering (no lock)
+        self._sized: dict[str, dict[str, int | None]] = {}
+
+    def remember_listings(self, on: bool) -> None:
+        """Start (the lock is taken) or stop (released) remembering; either way forget what was read."""
+        self._listed, self._sized = ({} if on else None), {}
+
+    def listing(self, folder: str) -> dict[str, int]:
+        """``{name: size}`` of the files directly in ``folder`` (a key, "" for the root); under the lock, listed once
+        until the next write (do not change the dict returned)."""
+        if self._listed is not None and folder in self._listed:
+            return self._listed[folder]
+        base = folder + "/" if folder else ""
+        found = {key[len(base) :]: size for key, size in self.store.list_prefix(base) if "/" not in key[len(base) :]}
+        if self._listed is not None:
+            self._listed[folder] = found
+        return found
+
+    def sizes_in(self, folder: str, names: list[str]) -> dict[str, int] | None:
+        """``{name: size}`` of those of ``names`` in ``folder`` (a key): from its listing if read, else asked of a :class:`KeySizes` store (None: cannot)."""
+        if self._listed is not None and folder in self._listed:
+            listed = self._listed[folder]
+            return {n: listed[n] for n in names if n in listed}
+        if not isinstance(self.store, KeySizes):
+            return None
+        known = self._sized.setdefault(folder, {}) if self._listed is not None else {}
+        ask = [n for n in dict.fromkeys(names) if n not in known]
+        if ask:
+            base = folder + "/" if folder else ""
+            got = self.store.sizes([base + n for n in ask])
+            for n in ask:
+                known[n] = got.get(base + n)
+        return {n: size for n in names if (size := known.get(n)) is not None}
+
+    def forget_listings(self) -> None:
+        """What was listed no longer holds (a write): the next question lists again."""
+        if self._listed is not None:
+            self._listed = {}
+        self._sized = {}
+
+
+def kept_shards(dest: StoreDestination, channel: str, subdir: str, changed: IndexChange) -> dict[str, bytes] | None:
+    """Unchanged names' shard hashes from the current shard index, if it is the one airgap published last (its sha256 as
+    recorded), keeping only those whose shard file is listed; None: render every shard."""
+    expected = changed.recorded.get(shards.INDEX)
+    raw = dest.store.get(dest.key(channel, subdir, shards.INDEX)) if expected is not None else None
+    if raw is None or hashlib.sha256(raw).hexdigest() != expected:
+        return None
+    try:
+        index = shards.decode_index(raw, f"{dest}/{channel}/{subdir}/{shards.INDEX}")
+    except AirgapError:
+        return None
+    listed = dest.listing(dest.key(channel, subdir, shards.SHARDS_DIR))
+    return {
+        name: digest
+        for name, digest in index.shards.items()
+        if name not in changed.names and shards.shard_file(digest)[len(shards.SHARDS_DIR) + 1 :] in listed
+    }
