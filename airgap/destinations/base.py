@@ -259,6 +259,11 @@ class Destination(ABC):
         """Write a browsable ``index.html`` (or ``name``, e.g. ``names/numpy.html``: cosmetic, outside any change); default: not kept."""
         return None
 
+    def put_pages(self, channel: str, subdir: str, pages: list[tuple[str, bytes]]) -> None:
+        """:meth:`put_page` of many pages of a subdir (``(name, bytes)``), in no durable order among them."""
+        for name, data in pages:
+            self.put_page(channel, subdir, data, name)
+
     def has_page(self, channel: str, subdir: str, name: str) -> bool:
         """Whether a page written by :meth:`put_page` is there (False when unknown: pages are then all rewritten)."""
         return False

@@ -34,10 +34,11 @@ import re
 import shutil
 import stat
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .._fs import atomic_write_bytes, fsync_dir
+from .._fs import atomic_write_bytes, fsync_dir, named
 from .._safepath import check_beneath, open_nofollow, read_nofollow
 from ..errors import DestinationError
 from ..faults import point
@@ -52,6 +53,16 @@ log = logging.getLogger(__name__)
 TMP = f"{STATE}/tmp"  # where put() writes before its rename
 TEMP = re.compile(r"\..+\.(airgap-tmp|[a-z0-9_]{8}\.tmp)\Z")
 CHUNK = 1 << 20
+SYNC_EACH = 4  # a put_many of more files than this flushes them with one syncfs instead of an fsync each
+
+
+def _write_all(fd: int, data: bytes, name: str) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as exc:  # ENOSPC names no file
+        raise named(exc, name) from None
 
 
 def syncfs(path: str) -> None:
@@ -158,21 +169,55 @@ class LocalStore(LocalLock):
     def put(self, key: str, data: bytes) -> None:
         """Write ``data`` to a temporary file under ``.airgap/tmp/``, then rename it into place: a write killed
         half-way leaves it where :meth:`remove_leftovers` always looks (pages are written outside a change)."""
-        folder = self._folder(key, create=True)
+        self.put_many([(key, data)])
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """:meth:`put` of many keys: each atomic, all durable when it returns, renamed in the given order.
+
+        Every temporary file is written first, then their bytes reach the disk together (one ``syncfs``
+        past :data:`SYNC_EACH` files, not an fsync per file), then each is renamed into place and every
+        folder changed is fsynced once. A crash can leave any of the renames done and the others not
+        (no order among them is durable): a caller that needs an order puts in separate calls."""
+        if not items:
+            return
+        folders = [self._folder(key, create=True) for key, _ in items]  # every folder checked before the first write
         self._sync_dirty()
-        point("dir write")
-        tmpdir, target = Path(self._base + TMP), Path(self._base + key)
+        tmpdir = self._base + TMP
         os.makedirs(tmpdir, exist_ok=True)  # puts run one at a time (the engine's pool stores blobs, not puts)
+        stem = f"{tmpdir}/.{uuid.uuid4().hex[:8]}-"
+        tmps: list[str] = []
         try:
-            atomic_write_bytes(target, data, tmp_dir=tmpdir)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            atomic_write_bytes(target, data)  # a channel folder on another file system
-        with contextlib.suppress(OSError):
-            os.rmdir(tmpdir)  # empty again: the tree holds nothing it did not hold before
-        with self._mutex:
-            self._dirty.discard(folder)  # atomic_write_bytes made it durable
+            for i, (key, data) in enumerate(items):
+                tmp = f"{stem}{i}.airgap-tmp"
+                tmps.append(tmp)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                try:
+                    os.fchmod(fd, 0o644)  # whatever the umask: what a client serves must be readable
+                    _write_all(fd, data, self._base + key)
+                    if len(items) <= SYNC_EACH:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+            if len(items) > SYNC_EACH:
+                syncfs(tmpdir)
+            for (key, data), folder, tmp in zip(items, folders, tmps, strict=True):
+                point("dir write")
+                try:
+                    os.replace(tmp, self._base + key)
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise named(exc, self._base + key) from None
+                    atomic_write_bytes(Path(self._base + key), data)  # a channel folder on another file system (durable)
+                    os.unlink(tmp)
+                    continue
+                self._mark(folder)
+        finally:
+            for tmp in tmps:  # what a failure left (renamed ones are gone already)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            with contextlib.suppress(OSError):
+                os.rmdir(tmpdir)  # empty again: the tree holds nothing it did not hold before
+        self._sync_dirty()
 
     def put_blob(self, key: str, blob: BlobRef, on_bytes: OnBytes | None = None) -> None:
         """Place verified bytes: a staged file is hard-linked (kept for its next use), anything else copied."""

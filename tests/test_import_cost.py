@@ -1,0 +1,58 @@
+"""What a full import into a directory costs per file: counted, so that a regression fails.
+
+Issue 15: a full import of many small files must approach ``tar xf && sync``. The kernel's
+cost per file (a create, a rename) cannot go, but what airgap adds per file can: an fsync per
+written shard or page (two, with the folder's), a journal save per file, a check per file. Two
+imports of archives that differ only in how many package names (and so files, shards and pages)
+they carry must make the same number of fsyncs, syncfs calls and journal saves.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import build_archive, cli, published, specs
+
+from airgap.destinations import journal as journal_mod
+from airgap.destinations import localstore
+
+
+def _counted_import(tmp_path: Path, keyring: dict[str, Any], monkeypatch: pytest.MonkeyPatch, names: int) -> dict[str, int]:
+    archive = build_archive(specs(names)).write(tmp_path / f"a{names}.tar", keyring["good"])
+    counts = {"fsync": 0, "syncfs": 0, "journal saves": 0}
+    real_fsync, real_syncfs, real_save = os.fsync, localstore.syncfs, journal_mod.Journal.save
+
+    def fsync(fd: int) -> None:
+        counts["fsync"] += 1
+        real_fsync(fd)
+
+    def syncfs(path: str) -> None:
+        counts["syncfs"] += 1
+        real_syncfs(path)
+
+    def save(self: journal_mod.Journal) -> None:
+        counts["journal saves"] += 1
+        real_save(self)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "fsync", fsync)
+        m.setattr(localstore, "syncfs", syncfs)
+        m.setattr(journal_mod.Journal, "save", save)
+        dest = tmp_path / f"d{names}"
+        r = cli("import", archive, "--into", dest, "--trusted-key", keyring["good.pub"])
+        assert r.exit_code == 0, r.output
+    assert len(published(dest)["main/linux-64/repodata.json"][3]) == 2 * names  # .conda and .tar.bz2 of each name
+    return counts
+
+
+def test_a_full_import_makes_as_many_fsyncs_and_journal_saves_for_40_names_as_for_8(
+    tmp_path: Path, keyring: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = _counted_import(tmp_path, keyring, monkeypatch, 8)
+    large = _counted_import(tmp_path, keyring, monkeypatch, 40)
+    assert large == small, f"8 names: {small}; 40 names: {large}"
+    assert small["journal saves"] <= 4, small  # the plan, the index files' batch, the receipt: not one per file
+    assert small["syncfs"] <= 6, small
