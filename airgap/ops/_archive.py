@@ -184,10 +184,12 @@ class _FdWriter:
         self.fd, self.path = fd, path
 
     def write(self, data: bytes) -> int:
-        view = memoryview(data)
         try:
-            while view:
-                view = view[os.write(self.fd, view) :]
+            n = os.write(self.fd, data)  # a small blob: one call, no view
+            if n < len(data):
+                view = memoryview(data)[n:]
+                while view:
+                    view = view[os.write(self.fd, view) :]
         except OSError as exc:  # ENOSPC names no file: name the staged one
             raise named(exc, self.path) from None
         return len(data)
