@@ -18,13 +18,13 @@ import pytest
 from helpers import build_archive, cli, published, specs
 
 from airgap.destinations import journal as journal_mod
-from airgap.destinations import localstore
+from airgap.destinations import localbatch, localstore
 
 
 def _counted_import(tmp_path: Path, keyring: dict[str, Any], monkeypatch: pytest.MonkeyPatch, names: int) -> dict[str, int]:
     archive = build_archive(specs(names)).write(tmp_path / f"a{names}.tar", keyring["good"])
     counts = {"fsync": 0, "syncfs": 0, "journal saves": 0, "package renames": 0}
-    real_fsync, real_syncfs, real_save, real_replace = os.fsync, localstore.syncfs, journal_mod.Journal.save, os.replace
+    real_fsync, real_syncfs, real_save, real_replace = os.fsync, localbatch.syncfs, journal_mod.Journal.save, os.replace
 
     def fsync(fd: int) -> None:
         counts["fsync"] += 1
@@ -46,6 +46,7 @@ def _counted_import(tmp_path: Path, keyring: dict[str, Any], monkeypatch: pytest
         m.setattr(os, "replace", replace)
         m.setattr(os, "fsync", fsync)
         m.setattr(localstore, "syncfs", syncfs)
+        m.setattr(localbatch, "syncfs", syncfs)
         m.setattr(journal_mod.Journal, "save", save)
         dest = tmp_path / f"d{names}"
         r = cli("import", archive, "--into", dest, "--trusted-key", keyring["good.pub"])

@@ -26,7 +26,6 @@ What the transaction engine (:mod:`airgap.destinations.engine`) needs from a dir
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import logging
 import os
@@ -44,6 +43,7 @@ from ..errors import DestinationError
 from ..faults import point
 from .base import BlobRef, OnBytes
 from .journal import AREA_PREFIX, STATE
+from .localbatch import syncfs, write_temps
 from .locallock import LocalLock
 from .store import check_key
 
@@ -53,28 +53,6 @@ log = logging.getLogger(__name__)
 TMP = f"{STATE}/tmp"  # where put() writes before its rename
 TEMP = re.compile(r"\..+\.(airgap-tmp|[a-z0-9_]{8}\.tmp)\Z")
 CHUNK = 1 << 20
-SYNC_EACH = 4  # a put_many of more files than this flushes them with one syncfs instead of an fsync each
-
-
-def _write_all(fd: int, data: bytes, name: str) -> None:
-    view = memoryview(data)
-    try:
-        while view:
-            view = view[os.write(fd, view) :]
-    except OSError as exc:  # ENOSPC names no file
-        raise named(exc, name) from None
-
-
-def syncfs(path: str) -> None:
-    """Flush the file system holding ``path`` (one call instead of an fsync per file)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)  # the running process's symbols, libc included
-        if hasattr(libc, "syncfs") and libc.syncfs(fd) == 0:
-            return
-        os.sync()
-    finally:
-        os.close(fd)
 
 
 class LocalStore(LocalLock):
@@ -175,7 +153,7 @@ class LocalStore(LocalLock):
         """:meth:`put` of many keys: each atomic, all durable when it returns, renamed in the given order.
 
         Every temporary file is written first, then their bytes reach the disk together (one ``syncfs``
-        past :data:`SYNC_EACH` files, not an fsync per file), then each is renamed into place and every
+        past :data:`~.localbatch.SYNC_EACH` files, not an fsync per file), then each is renamed into place and every
         folder changed is fsynced once. A crash can leave any of the renames done and the others not
         (no order among them is durable): a caller that needs an order puts in separate calls."""
         if not items:
@@ -187,19 +165,7 @@ class LocalStore(LocalLock):
         stem = f"{tmpdir}/.{uuid.uuid4().hex[:8]}-"
         tmps: list[str] = []
         try:
-            for i, (key, data) in enumerate(items):
-                tmp = f"{stem}{i}.airgap-tmp"
-                tmps.append(tmp)
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-                try:
-                    os.fchmod(fd, 0o644)  # whatever the umask: what a client serves must be readable
-                    _write_all(fd, data, self._base + key)
-                    if len(items) <= SYNC_EACH:
-                        os.fsync(fd)
-                finally:
-                    os.close(fd)
-            if len(items) > SYNC_EACH:
-                syncfs(tmpdir)
+            tmps = write_temps(stem, [data for _, data in items], [self._base + key for key, _ in items])
             for (key, data), folder, tmp in zip(items, folders, tmps, strict=True):
                 point("dir write")
                 try:
