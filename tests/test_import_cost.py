@@ -64,3 +64,45 @@ def test_a_full_import_makes_as_many_fsyncs_and_journal_saves_for_40_names_as_fo
     assert small["journal saves"] <= 4, small  # the plan, the index files' batch, the receipt: not one per file
     assert small["syncfs"] <= 6, small
     assert small["package renames"] == 0, small  # a new file is written at its final name, not staged and moved
+
+
+def test_put_many_flushes_once_and_leaves_no_temporary_file_even_when_a_rename_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = localstore.LocalStore(tmp_path)
+    items = [(f"c/linux-64/shards/{i:02d}.msgpack.zst", bytes([i]) * 100) for i in range(20)]
+    counts = {"fsync": 0, "syncfs": 0}
+    real_fsync, real_syncfs, real_replace = os.fsync, localbatch.syncfs, os.replace
+
+    def fsync(fd: int) -> None:
+        counts["fsync"] += 1
+        real_fsync(fd)
+
+    def syncfs(path: str) -> None:
+        counts["syncfs"] += 1
+        real_syncfs(path)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "fsync", fsync)
+        m.setattr(localbatch, "syncfs", syncfs)
+        store.put_many(items)
+    assert counts["syncfs"] == 1 and counts["fsync"] <= 4, counts  # the folders, not the 20 files
+    for key, data in items:
+        assert (tmp_path / key).read_bytes() == data and (tmp_path / key).stat().st_mode & 0o777 == 0o644
+    assert not (tmp_path / ".airgap" / "tmp").exists()  # the temp folder goes again
+
+    calls = []
+
+    def failing_replace(src: Any, dst: Any) -> None:
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError(5, "Input/output error")
+        real_replace(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", failing_replace)
+        with pytest.raises(OSError):
+            store.put_many([(f"c/linux-64/pages/{i}.html", b"page") for i in range(6)])
+    left = [p for p in tmp_path.rglob("*") if p.name.endswith(".airgap-tmp")]
+    assert left == [] and not (tmp_path / ".airgap" / "tmp").exists()
+    assert sorted(p.name for p in (tmp_path / "c/linux-64/pages").iterdir()) == ["0.html", "1.html"]
