@@ -124,16 +124,17 @@ def test_the_index_clients_prefer_is_written_last(dest: Path, archive: Path, mon
     old_zst = (sub / "repodata.json.zst").read_bytes()
     order: list[str] = []
     between: list[Any] = []
-    real = directory_module.atomic_write_bytes  # type: ignore[attr-defined]  # the name the backend calls
+    real = directory_module.write_temps  # type: ignore[attr-defined]  # the name the backend calls (each put writes its temp files first)
 
-    def spy(path: Path, data: bytes, **kwargs: Any) -> None:
-        if Path(path).parent == sub and Path(path).name.startswith("repodata.json"):
-            order.append(Path(path).name)
-            if len(order) == 2:  # the state a kill between the two writes would leave
-                between.append(((sub / "repodata.json.zst").read_bytes(), check_destination(target).problems))
-        real(path, data, **kwargs)
+    def spy(stem: str, datas: list[bytes], names: list[str]) -> list[str]:
+        for name in names:
+            if Path(name).parent == sub and Path(name).name.startswith("repodata.json"):
+                order.append(Path(name).name)
+                if len(order) == 2:  # the state a kill between the two writes would leave
+                    between.append(((sub / "repodata.json.zst").read_bytes(), check_destination(target).problems))
+        return real(stem, datas, names)
 
-    monkeypatch.setattr(directory_module, "atomic_write_bytes", spy)
+    monkeypatch.setattr(directory_module, "write_temps", spy)
     assert cli("import", archive, "--into", dest, "--allow-unsigned").exit_code == 0
     assert order == ["repodata.json", "repodata.json.zst"]
     zst_then, problems = between[0]

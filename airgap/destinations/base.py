@@ -164,6 +164,12 @@ class Change(ABC):
     ) -> None:
         """Before the first change: note everything the change will touch (so a killed run can be undone)."""
 
+    def place_directly(self, packages: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+        """Before staging: which of ``packages`` (files the destination lacks) a blob may be written to at once,
+        at its final name (``{place: local path}``); journaled as new before this returns, so a failed or
+        killed run removes them. Default: none (every blob is staged or read where it lies)."""
+        return {}
+
     @abstractmethod
     def put_packages(self, batch: list[Put], on_bytes: OnBytes | None = None) -> None:
         """Place package files (in parallel where the backend can); when it returns, they are durable."""
@@ -276,6 +282,11 @@ class Destination(ABC):
     def put_page(self, channel: str, subdir: str | None, data: bytes, name: str = "index.html") -> None:
         """Write a browsable ``index.html`` (or ``name``, e.g. ``names/numpy.html``: cosmetic, outside any change); default: not kept."""
         return None
+
+    def put_pages(self, channel: str, subdir: str, pages: list[tuple[str, bytes]]) -> None:
+        """:meth:`put_page` of many pages of a subdir (``(name, bytes)``), in no durable order among them."""
+        for name, data in pages:
+            self.put_page(channel, subdir, data, name)
 
     def has_page(self, channel: str, subdir: str, name: str) -> bool:
         """Whether a page written by :meth:`put_page` is there (False when unknown: pages are then all rewritten)."""

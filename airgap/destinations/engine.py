@@ -181,6 +181,14 @@ class StoreDestination(Listings, LeaseHolder, Destination):
         self.forget_listings()
         self.store.put(self.key(channel, subdir or "", name), data)
 
+    def put_pages(self, channel: str, subdir: str, pages: list[tuple[str, bytes]]) -> None:
+        keys = [(self.key(channel, subdir, name), data) for name, data in pages]
+        if isinstance(self.store, LocalFiles):
+            self.store.put_many(keys)  # one flush for them all
+        else:
+            for key, data in keys:
+                self.store.put(key, data)
+
     def has_page(self, channel: str, subdir: str, name: str) -> bool:
         return self.store.get(self.key(channel, subdir, name)) is not None
 
@@ -231,16 +239,31 @@ class StoreChange(Change):
         self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]], sha256: Mapping[tuple[str, str, str], str] | None = None
     ) -> None:
         self._fence("plan")
-        for channel, subdir, filename in packages:
-            self._prepare(self.dest.key(channel, subdir, filename))
+        keys = [self.dest.key(channel, subdir, filename) for channel, subdir, filename in packages]
         for channel, subdir in indexes:
             for fmt in self.dest.formats:
-                for name in (*fmt.names, *fmt.stale):
-                    self._prepare(self.dest.key(channel, subdir, name))
-        self._prepare(RECEIPT)
-        self.journal.save()
+                keys += [self.dest.key(channel, subdir, name) for name in (*fmt.names, *fmt.stale)]
+        keys.append(RECEIPT)
+        saved = self.journal.saved  # place_directly saved the files written at their final names already
+        self.journal.prepare_all([(key, self._exists(key)) for key in keys if key not in self.journal.entries])
+        if not saved:
+            self.journal.save()  # one save, however many files
         if self.local is not None:
             self.local.flush()  # staged bytes, backups and journal reach the disk before anything points at them
+
+    def place_directly(self, packages: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+        """On a local store: the places whose names nothing occupies (no file, link or folder), journaled as
+        new files in one save; the blobs are then streamed to their final names, not staged and renamed."""
+        if self.local is None or not packages:
+            return {}
+        self._fence("planning the package files")
+        keys = {self.dest.key(c, s, f): (c, s, f) for c, s, f in packages}
+        for key in keys:
+            self._exists(key)  # each folder listed before anything is written to it: "there when the change began"
+        paths = self.local.fresh_paths(list(keys))
+        self.journal.prepare_all([(key, False) for key in paths])
+        self.journal.save()  # durable (a put) before the first byte is written at any of these names
+        return {keys[key]: path for key, path in paths.items()}
 
     def put_packages(self, batch: list[Put], on_bytes: OnBytes | None = None) -> None:
         self._fence("placing package files")
@@ -284,6 +307,7 @@ class StoreChange(Change):
         writes: list[tuple[str, bytes]] = []
         checked: set[str] = set()  # files of content-addressed formats (CEP-16 shards and their index): read back
         published: dict[str, str] = {}
+        fresh: set[str] = set()
         for fmt in self.dest.formats:
             kept = kept_shards(self.dest, channel, subdir, changed) if isinstance(fmt, _formats.Shards) and changed is not None else None
             if kept is not None and isinstance(fmt, _formats.Shards):  # the shards of changed names only (docs/decisions/0010-delta-import-cost.md)
@@ -298,12 +322,13 @@ class StoreChange(Change):
                     # one already stored with these very bytes stays as it is (so it hashes to its name)
                     if name.startswith(fmt.immutable) and self._exists(key) and self.store.get(key) == data:
                         continue
+                    if name.startswith(fmt.immutable):
+                        fresh.add(key)  # a new shard: nothing lists it yet, so it needs no order among its peers
                     checked.add(key)
                 writes.append((key, data))
         self._published[(channel, subdir)] = published
         self.journal.prepare_all([(key, self._exists(key)) for key, _ in writes])  # one journal save, however many shards
-        for key, data in writes:
-            self.store.put(key, data)
+        self._put_files(writes, fresh)
         for key, data in writes:  # clients never check a shard's hash: what they fetch must be what was rendered
             if key in checked and (got := self.store.get(key)) != data:
                 found = "nothing" if got is None else f"sha256 {hashlib.sha256(got).hexdigest()}"
@@ -320,6 +345,23 @@ class StoreChange(Change):
 
     def published_files(self, channel: str, subdir: str) -> dict[str, str]:
         return dict(self._published.get((channel, subdir), {}))
+
+    def _put_files(self, writes: list[tuple[str, bytes]], batched: set[str]) -> None:
+        """Store ``writes`` in order; the run of ``batched`` keys (new content-addressed files: nothing lists them yet)
+        goes in one call of a local store's ``put_many`` (one flush for all, not two fsyncs each)."""
+        many = self.local.put_many if self.local is not None else None
+        i = 0
+        while i < len(writes):
+            j = i
+            while many is not None and j < len(writes) and writes[j][0] in batched:
+                j += 1
+            if j - i > 1:
+                assert many is not None
+                many(writes[i:j])
+                i = j
+                continue
+            self.store.put(*writes[i])
+            i += 1
 
     def publish_index_file(self, channel: str, subdir: str, name: str, data: bytes) -> bool:
         self._fence("publishing an index file")
@@ -361,6 +403,8 @@ class StoreChange(Change):
             )
 
     def close(self) -> None:
+        if not self._done and self.journal.saved:  # neither committed nor rolled back (it failed before publishing): undo
+            self.rollback()
         if not self._done and not self.journal.saved:  # begun, never planned: backups a failed plan copied may be there
             with contextlib.suppress(Exception):
                 self.journal.discard()

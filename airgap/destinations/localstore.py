@@ -26,7 +26,6 @@ What the transaction engine (:mod:`airgap.destinations.engine`) needs from a dir
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import logging
 import os
@@ -34,15 +33,17 @@ import re
 import shutil
 import stat
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .._fs import atomic_write_bytes, fsync_dir
+from .._fs import atomic_write_bytes, fsync_dir, named
 from .._safepath import check_beneath, open_nofollow, read_nofollow
 from ..errors import DestinationError
 from ..faults import point
 from .base import BlobRef, OnBytes
 from .journal import AREA_PREFIX, STATE
+from .localbatch import syncfs, write_temps
 from .locallock import LocalLock
 from .store import check_key
 
@@ -52,18 +53,6 @@ log = logging.getLogger(__name__)
 TMP = f"{STATE}/tmp"  # where put() writes before its rename
 TEMP = re.compile(r"\..+\.(airgap-tmp|[a-z0-9_]{8}\.tmp)\Z")
 CHUNK = 1 << 20
-
-
-def syncfs(path: str) -> None:
-    """Flush the file system holding ``path`` (one call instead of an fsync per file)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)  # the running process's symbols, libc included
-        if hasattr(libc, "syncfs") and libc.syncfs(fd) == 0:
-            return
-        os.sync()
-    finally:
-        os.close(fd)
 
 
 class LocalStore(LocalLock):
@@ -158,21 +147,43 @@ class LocalStore(LocalLock):
     def put(self, key: str, data: bytes) -> None:
         """Write ``data`` to a temporary file under ``.airgap/tmp/``, then rename it into place: a write killed
         half-way leaves it where :meth:`remove_leftovers` always looks (pages are written outside a change)."""
-        folder = self._folder(key, create=True)
+        self.put_many([(key, data)])
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """:meth:`put` of many keys: each atomic, all durable when it returns, renamed in the given order.
+
+        Every temporary file is written first, then their bytes reach the disk together (one ``syncfs``
+        past :data:`~.localbatch.SYNC_EACH` files, not an fsync per file), then each is renamed into place and every
+        folder changed is fsynced once. A crash can leave any of the renames done and the others not
+        (no order among them is durable): a caller that needs an order puts in separate calls."""
+        if not items:
+            return
+        folders = [self._folder(key, create=True) for key, _ in items]  # every folder checked before the first write
         self._sync_dirty()
-        point("dir write")
-        tmpdir, target = Path(self._base + TMP), Path(self._base + key)
+        tmpdir = self._base + TMP
         os.makedirs(tmpdir, exist_ok=True)  # puts run one at a time (the engine's pool stores blobs, not puts)
+        stem = f"{tmpdir}/.{uuid.uuid4().hex[:8]}-"
+        tmps: list[str] = []
         try:
-            atomic_write_bytes(target, data, tmp_dir=tmpdir)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            atomic_write_bytes(target, data)  # a channel folder on another file system
-        with contextlib.suppress(OSError):
-            os.rmdir(tmpdir)  # empty again: the tree holds nothing it did not hold before
-        with self._mutex:
-            self._dirty.discard(folder)  # atomic_write_bytes made it durable
+            tmps = write_temps(stem, [data for _, data in items], [self._base + key for key, _ in items])
+            for (key, data), folder, tmp in zip(items, folders, tmps, strict=True):
+                point("dir write")
+                try:
+                    os.replace(tmp, self._base + key)
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise named(exc, self._base + key) from None
+                    atomic_write_bytes(Path(self._base + key), data)  # a channel folder on another file system (durable)
+                    os.unlink(tmp)
+                    continue
+                self._mark(folder)
+        finally:
+            for tmp in tmps:  # what a failure left (renamed ones are gone already)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            with contextlib.suppress(OSError):
+                os.rmdir(tmpdir)  # empty again: the tree holds nothing it did not hold before
+        self._sync_dirty()
 
     def put_blob(self, key: str, blob: BlobRef, on_bytes: OnBytes | None = None) -> None:
         """Place verified bytes: a staged file is hard-linked (kept for its next use), anything else copied."""
@@ -182,11 +193,26 @@ class LocalStore(LocalLock):
         if on_bytes is not None:
             on_bytes(blob.size)
 
+    def fresh_paths(self, keys: list[str]) -> dict[str, str]:
+        """The paths of the ``keys`` no entry of their folder (file, link or folder) is named as; folders created."""
+        names: dict[str, set[str]] = {}
+        out: dict[str, str] = {}
+        for key in keys:
+            folder = self._folder(key, create=True)
+            if folder not in names:
+                names[folder] = set(os.listdir(self._base + folder if folder else self.text))
+            if key.rpartition("/")[2] not in names[folder]:
+                out[key] = self._base + key
+        return out
+
     def take(self, key: str, blob: BlobRef, on_bytes: OnBytes | None = None) -> None:
-        """Move a blob staged in this store into place (one rename; the staged file is gone after)."""
+        """Move a blob staged in this store into place (one rename; the staged file is gone after);
+        a blob written at its final name already (:meth:`fresh_paths`) stays where it is."""
         folder = self._folder(key, create=True)
         point("dir put")
-        if self._staged(blob):
+        if os.fspath(blob.path) == self._base + key:
+            self._mark(folder)
+        elif self._staged(blob):
             os.replace(blob.path, (self._base + key))
             self._mark(folder)
         else:

@@ -20,7 +20,7 @@ What a store must guarantee:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -131,6 +131,14 @@ class LocalFiles(Protocol):
 
     def take(self, key: str, blob: BlobRef, on_bytes: OnBytes | None = None) -> None:
         """:meth:`ObjectStore.put_blob` of a blob staged there and not needed again: moved, not copied."""
+        ...
+
+    def fresh_paths(self, keys: list[str]) -> dict[str, str]:
+        """The local paths of those ``keys`` whose names nothing occupies (no file, link or folder); their folders created."""
+        ...
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """:meth:`ObjectStore.put` of many keys at once (each atomic, all durable on return, no durable order among them)."""
         ...
 
     def flush(self) -> None:

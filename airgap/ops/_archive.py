@@ -184,10 +184,12 @@ class _FdWriter:
         self.fd, self.path = fd, path
 
     def write(self, data: bytes) -> int:
-        view = memoryview(data)
         try:
-            while view:
-                view = view[os.write(self.fd, view) :]
+            n = os.write(self.fd, data)  # a small blob: one call, no view
+            if n < len(data):
+                view = memoryview(data)[n:]
+                while view:
+                    view = view[os.write(self.fd, view) :]
         except OSError as exc:  # ENOSPC names no file: name the staged one
             raise named(exc, self.path) from None
         return len(data)
@@ -221,7 +223,7 @@ def stream_blobs(
                 copy_verified(fh, entry, buf, what, bar.update, pipe)
                 repodata[entry.sha256] = buf.getvalue()
             elif target is not None:
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)  # a new name, never a link
                 try:
                     copy_verified(fh, entry, _FdWriter(fd, target), what, bar.update, pipe)
                     if entry.size >= WRITEBACK_MIN:

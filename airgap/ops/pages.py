@@ -23,6 +23,8 @@ from ..site.html import channel_page, gone_page, group_by_name, name_page_file, 
 
 log = logging.getLogger(__name__)
 
+_BATCH, _BATCH_BYTES = 1000, 16 << 20  # name pages written in one put_pages call
+
 
 def write_pages(
     dest: Destination,
@@ -69,11 +71,18 @@ def _write_subdir(dest: Destination, channel: str, rd: Repodata, origin: Mapping
         names = set(groups)
     else:  # the file name's, and the record's own name where it differs (looked up per file, not over the subdir)
         names = {_name_of(fn) for fn in files} | {str(rec.get("name")) for fn in files if (rec := rd.get(fn)) is not None}
+    batch: list[tuple[str, bytes]] = []  # written together (one flush), a bounded number at a time
+    size = 0
     for name in sorted(names):
         items = groups.get(name)
         pages = name_pages(channel, rd.subdir, name, items) if items else [(name_page_file(name), gone_page(channel, rd.subdir, name))]
         for file, page in pages:
-            dest.put_page(channel, rd.subdir, page.encode("utf-8"), file)
+            batch.append((file, page.encode("utf-8")))
+            size += len(batch[-1][1])
+        if len(batch) >= _BATCH or size >= _BATCH_BYTES:
+            dest.put_pages(channel, rd.subdir, batch)
+            batch, size = [], 0
+    dest.put_pages(channel, rd.subdir, batch)
     for file, page in reversed(subdir_pages(channel, rd.subdir, groups, len(rd), origin)):  # index.html last: it links the others
         dest.put_page(channel, rd.subdir, page.encode("utf-8"), file)
 

@@ -90,7 +90,22 @@ def _hex(v: Any, path: str) -> str:
 def _package_entries(items: Any, path: str, filenames: set[str]) -> list[PackageEntry]:
     """``[{filename, sha256, size}]``: safe file names, each once per subdir (``filenames`` is shared)."""
     out = []
+    match = _HEX64.match
     for i, pk in enumerate(_list(items, path)):
+        if type(pk) is dict:  # the common case checked in one expression; anything else takes the careful path below
+            fn, sha, size = pk.get("filename"), pk.get("sha256"), pk.get("size")
+            if (
+                type(fn) is str
+                and type(sha) is str
+                and type(size) is int
+                and size >= 0
+                and match(sha)
+                and fn not in filenames
+                and is_safe_package_filename(fn)
+            ):
+                filenames.add(fn)
+                out.append(PackageEntry(fn, sha, size))
+                continue
         pp = f"{path}[{i}]"
         pk = _dict(pk, pp)
         fn = _str(_get(pk, "filename", pp), pp + ".filename")
@@ -139,7 +154,23 @@ def parse_manifest(data: bytes) -> Manifest:
         )
     blobs: list[BlobEntry] = []
     seen: set[str] = set()
+    match = _HEX64.match
     for i, b in enumerate(_list(_get(doc, "blobs", "(top)"), "blobs")):
+        if type(b) is dict:  # the common case in one expression; anything else takes the careful path below
+            sha, size, kind, volume = b.get("sha256"), b.get("size"), b.get("kind"), b.get("volume")
+            if (
+                type(sha) is str
+                and type(size) is int
+                and size >= 0
+                and type(kind) is str
+                and kind in BLOB_KINDS
+                and (volume is None or (type(volume) is int and 1 <= volume <= 9999))
+                and match(sha)
+                and sha not in seen
+            ):
+                seen.add(sha)
+                blobs.append(BlobEntry(sha, size, kind, volume))
+                continue
         p = f"blobs[{i}]"
         b = _dict(b, p)
         sha = _hex(_get(b, "sha256", p), p + ".sha256")
