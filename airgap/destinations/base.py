@@ -164,12 +164,6 @@ class Change(ABC):
     ) -> None:
         """Before the first change: note everything the change will touch (so a killed run can be undone)."""
 
-    def place_directly(self, packages: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
-        """Before staging: which of ``packages`` (files the destination lacks) a blob may be written to at once,
-        at its final name (``{place: local path}``); journaled as new before this returns, so a failed or
-        killed run removes them. Default: none (every blob is staged or read where it lies)."""
-        return {}
-
     @abstractmethod
     def put_packages(self, batch: list[Put], on_bytes: OnBytes | None = None) -> None:
         """Place package files (in parallel where the backend can); when it returns, they are durable."""

@@ -244,26 +244,10 @@ class StoreChange(Change):
             for fmt in self.dest.formats:
                 keys += [self.dest.key(channel, subdir, name) for name in (*fmt.names, *fmt.stale)]
         keys.append(RECEIPT)
-        saved = self.journal.saved  # place_directly saved the files written at their final names already
         self.journal.prepare_all([(key, self._exists(key)) for key in keys if key not in self.journal.entries])
-        if not saved:
-            self.journal.save()  # one save, however many files
+        self.journal.save()  # one save, however many files
         if self.local is not None:
             self.local.flush()  # staged bytes, backups and journal reach the disk before anything points at them
-
-    def place_directly(self, packages: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
-        """On a local store: the places whose names nothing occupies (no file, link or folder), journaled as
-        new files in one save; the blobs are then streamed to their final names, not staged and renamed."""
-        if self.local is None or not packages:
-            return {}
-        self._fence("planning the package files")
-        keys = {self.dest.key(c, s, f): (c, s, f) for c, s, f in packages}
-        for key in keys:
-            self._exists(key)  # each folder listed before anything is written to it: "there when the change began"
-        paths = self.local.fresh_paths(list(keys))
-        self.journal.prepare_all([(key, False) for key in paths])
-        self.journal.save()  # durable (a put) before the first byte is written at any of these names
-        return {keys[key]: path for key, path in paths.items()}
 
     def put_packages(self, batch: list[Put], on_bytes: OnBytes | None = None) -> None:
         self._fence("placing package files")
@@ -403,8 +387,6 @@ class StoreChange(Change):
             )
 
     def close(self) -> None:
-        if not self._done and self.journal.saved:  # neither committed nor rolled back (it failed before publishing): undo
-            self.rollback()
         if not self._done and not self.journal.saved:  # begun, never planned: backups a failed plan copied may be there
             with contextlib.suppress(Exception):
                 self.journal.discard()

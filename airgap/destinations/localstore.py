@@ -193,26 +193,11 @@ class LocalStore(LocalLock):
         if on_bytes is not None:
             on_bytes(blob.size)
 
-    def fresh_paths(self, keys: list[str]) -> dict[str, str]:
-        """The paths of the ``keys`` no entry of their folder (file, link or folder) is named as; folders created."""
-        names: dict[str, set[str]] = {}
-        out: dict[str, str] = {}
-        for key in keys:
-            folder = self._folder(key, create=True)
-            if folder not in names:
-                names[folder] = set(os.listdir(self._base + folder if folder else self.text))
-            if key.rpartition("/")[2] not in names[folder]:
-                out[key] = self._base + key
-        return out
-
     def take(self, key: str, blob: BlobRef, on_bytes: OnBytes | None = None) -> None:
-        """Move a blob staged in this store into place (one rename; the staged file is gone after);
-        a blob written at its final name already (:meth:`fresh_paths`) stays where it is."""
+        """Move a blob staged in this store into place (one rename; the staged file is gone after)."""
         folder = self._folder(key, create=True)
         point("dir put")
-        if os.fspath(blob.path) == self._base + key:
-            self._mark(folder)
-        elif self._staged(blob):
+        if self._staged(blob):
             os.replace(blob.path, (self._base + key))
             self._mark(folder)
         else:

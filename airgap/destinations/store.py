@@ -133,10 +133,6 @@ class LocalFiles(Protocol):
         """:meth:`ObjectStore.put_blob` of a blob staged there and not needed again: moved, not copied."""
         ...
 
-    def fresh_paths(self, keys: list[str]) -> dict[str, str]:
-        """The local paths of those ``keys`` whose names nothing occupies (no file, link or folder); their folders created."""
-        ...
-
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         """:meth:`ObjectStore.put` of many keys at once (each atomic, all durable on return, no durable order among them)."""
         ...

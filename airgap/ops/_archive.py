@@ -223,7 +223,7 @@ def stream_blobs(
                 copy_verified(fh, entry, buf, what, bar.update, pipe)
                 repodata[entry.sha256] = buf.getvalue()
             elif target is not None:
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)  # a new name, never a link
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
                 try:
                     copy_verified(fh, entry, _FdWriter(fd, target), what, bar.update, pipe)
                     if entry.size >= WRITEBACK_MIN:

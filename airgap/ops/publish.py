@@ -65,16 +65,10 @@ def stage(
     scratch: tempfile.TemporaryDirectory[str] | None = None
     staging = f"{change.staging}/" if change.staging is not None else None
 
-    direct = _direct(change, plan)
-
     def keep(entry: BlobEntry, location: tuple[Path, int] | None) -> str | None:
         nonlocal scratch, staging
         if entry.sha256 not in needed:
             return None
-        if entry.sha256 in direct:  # a new file: written at its final name, journaled already (no rename)
-            result.bytes_written += entry.size
-            blobs[entry.sha256] = BlobRef(direct[entry.sha256], 0, entry.size, entry.sha256)
-            return direct[entry.sha256]
         result.bytes_written += entry.size
         if change.staging is None and location is not None:  # a remote destination reads the blob where it lies
             path = location[0]
@@ -90,26 +84,11 @@ def stage(
         return target
 
     try:
-        repodata_blobs = stream_blobs(opened, progress, "import", keep)  # a failure: change.close() undoes the direct writes
+        repodata_blobs = stream_blobs(opened, progress, "import", keep)
         return publish(dest, change, plan, blobs, repodata_blobs, opened, result, progress, clock)
     finally:
         if scratch is not None:
             scratch.cleanup()
-
-
-def _direct(change: Change, plan: ImportPlan) -> dict[str, str]:
-    """``{sha256: path}`` of the blobs written straight to their one final name: on a local store, for a file
-    the destination lacks and no index lists (a replaced file waits for its interim index: see publish)."""
-    if change.staging is None:
-        return {}
-    single: dict[Place, str] = {}
-    for sha, places in plan.needed.items():
-        if len(places) == 1:
-            tc, subdir, filename = places[0]
-            rd = plan.index(tc, subdir) if subdir else None
-            if rd is None or rd.get(filename) is None:
-                single[places[0]] = sha
-    return {single[place]: path for place, path in change.place_directly(list(single)).items()}
 
 
 def new_indexes(plan: ImportPlan, manifest: Manifest, repodata_blobs: dict[str, bytes], loaded: _Index | None = None) -> _Index:
