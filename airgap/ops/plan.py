@@ -74,8 +74,7 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         packages: list[dict[str, Any]] = [
-            {"channel": w.channel, "subdir": w.subdir, "filename": w.filename, "size": w.size, "sha256": w.sha256}
-            for w in self.wants
+            {"channel": w.channel, "subdir": w.subdir, "filename": w.filename, "size": w.size, "sha256": w.sha256} for w in self.wants
         ]
         if self.pulled_by:
             for p, w in zip(packages, self.wants, strict=True):
