@@ -10,7 +10,7 @@ from .errors import AirgapError
 
 LEVEL = 10  # shards, archives: small files or written once
 #: a subdir's repodata.json.zst, rewritten at every import: level 3 is ~3x faster than 10 on a 13-43 MB
-#: repodata.json for ~4% more bytes (docs/decisions/0010-delta-import-cost.md)
+#: repodata.json for ~4% more bytes (docs/decisions/0009-delta-import-cost.md)
 INDEX_LEVEL = 3
 
 

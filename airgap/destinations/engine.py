@@ -296,7 +296,7 @@ class StoreChange(Change):
             kept = kept_shards(self.dest, channel, subdir, changed) if isinstance(fmt, _formats.Shards) and changed is not None else None
             if kept is not None and isinstance(
                 fmt, _formats.Shards
-            ):  # the shards of changed names only (docs/decisions/0010-delta-import-cost.md)
+            ):  # the shards of changed names only (docs/decisions/0009-delta-import-cost.md)
                 files = fmt.render_changed(subdir, repodata, changed.names if changed is not None else None, kept)
             else:
                 files = fmt.render(subdir, repodata)

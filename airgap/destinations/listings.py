@@ -5,7 +5,7 @@
 store: an import's plan, its vetting and its change share one listing per subdir, or none when
 the subdir's index is airgap's own (:mod:`airgap.core.published`) and the store can answer for the
 archive's files one by one. :func:`kept_shards` is what a change may keep of the current CEP-16
-shards (docs/decisions/0010-delta-import-cost.md).
+shards (docs/decisions/0009-delta-import-cost.md).
 """
 
 from __future__ import annotations
