@@ -24,6 +24,7 @@ from airgap.destinations.memory import Faults, MemoryDestination, MemoryStore, c
 from airgap.ops.clean import run_clean
 from airgap.ops.export import filters_from_config
 from airgap.ops.import_ import run_import
+from airgap.ops.import_plan import DestinationView
 from airgap.ops.options import CleanOptions, ImportOptions
 from airgap.ops.shards_check import check_destination_subdir
 from airgap.signing import load_trusted_keys
@@ -169,3 +170,11 @@ def test_a_clean_drops_the_record_so_the_next_import_vets(archives: dict[str, Pa
     receipt = load_receipt(dest)
     for channel, subdir in cleaned:
         assert published.recorded(receipt, channel, subdir) == {}
+
+
+def test_a_recheck_trusts_no_published_record(delta_world: dict[str, Any]) -> None:
+    """``sync --reset`` hashes every file rather than believe the receipt: it vets the index too."""
+    dest = MemoryDestination(MemoryStore(delta_world["base"]))
+    receipt = load_receipt(dest)
+    assert DestinationView(dest, receipt, recheck=False).trusted("main", "linux-64")
+    assert not DestinationView(dest, receipt, recheck=True).trusted("main", "linux-64")

@@ -20,10 +20,9 @@ from airgap.destinations import journal as journal_mod
 from airgap.destinations import localbatch, localstore
 
 
-def _counted_import(tmp_path: Path, keyring: dict[str, Any], monkeypatch: pytest.MonkeyPatch, names: int) -> dict[str, int]:
-    archive = build_archive(specs(names)).write(tmp_path / f"a{names}.tar", keyring["good"])
-    counts = {"fsync": 0, "syncfs": 0, "journal saves": 0}
-    real_fsync, real_syncfs, real_save = os.fsync, localbatch.syncfs, journal_mod.Journal.save
+def _count_flushes(m: pytest.MonkeyPatch, counts: dict[str, int]) -> None:
+    """Count ``os.fsync`` and ``syncfs`` calls into ``counts`` while ``m`` is in effect."""
+    real_fsync, real_syncfs = os.fsync, localbatch.syncfs
 
     def fsync(fd: int) -> None:
         counts["fsync"] += 1
@@ -33,14 +32,22 @@ def _counted_import(tmp_path: Path, keyring: dict[str, Any], monkeypatch: pytest
         counts["syncfs"] += 1
         real_syncfs(path)
 
+    m.setattr(os, "fsync", fsync)
+    m.setattr(localstore, "syncfs", syncfs)
+    m.setattr(localbatch, "syncfs", syncfs)
+
+
+def _counted_import(tmp_path: Path, keyring: dict[str, Any], monkeypatch: pytest.MonkeyPatch, names: int) -> dict[str, int]:
+    archive = build_archive(specs(names)).write(tmp_path / f"a{names}.tar", keyring["good"])
+    counts = {"fsync": 0, "syncfs": 0, "journal saves": 0}
+    real_save = journal_mod.Journal.save
+
     def save(self: journal_mod.Journal) -> None:
         counts["journal saves"] += 1
         real_save(self)
 
     with monkeypatch.context() as m:
-        m.setattr(os, "fsync", fsync)
-        m.setattr(localstore, "syncfs", syncfs)
-        m.setattr(localbatch, "syncfs", syncfs)
+        _count_flushes(m, counts)
         m.setattr(journal_mod.Journal, "save", save)
         dest = tmp_path / f"d{names}"
         r = cli("import", archive, "--into", dest, "--trusted-key", keyring["good.pub"])
@@ -65,19 +72,10 @@ def test_put_many_flushes_once_and_leaves_no_temporary_file_even_when_a_rename_f
     store = localstore.LocalStore(tmp_path)
     items = [(f"c/linux-64/shards/{i:02d}.msgpack.zst", bytes([i]) * 100) for i in range(20)]
     counts = {"fsync": 0, "syncfs": 0}
-    real_fsync, real_syncfs, real_replace = os.fsync, localbatch.syncfs, os.replace
-
-    def fsync(fd: int) -> None:
-        counts["fsync"] += 1
-        real_fsync(fd)
-
-    def syncfs(path: str) -> None:
-        counts["syncfs"] += 1
-        real_syncfs(path)
+    real_replace = os.replace
 
     with monkeypatch.context() as m:
-        m.setattr(os, "fsync", fsync)
-        m.setattr(localbatch, "syncfs", syncfs)
+        _count_flushes(m, counts)
         store.put_many(items)
     assert counts["syncfs"] == 1 and counts["fsync"] <= 4, counts  # the folders, not the 20 files
     for key, data in items:

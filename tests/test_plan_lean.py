@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli, shared_repodata
+from helpers import shared_repodata
 
 from airgap.cli.render import encode_json
 from airgap.compress import zstd_decompress_bounded
@@ -122,31 +122,8 @@ def _channel(root: Path, records: int) -> Path:
     return cfg
 
 
-def test_a_plan_of_many_records_walks_them_with_no_full_collection(tmp_path: Path) -> None:
-    """Records are many objects and no cycles: while a command runs the collector never walks them all."""
-    cfg = _channel(tmp_path, 20_000)
-    full: list[int] = []
-
-    def count(phase: str, info: dict[str, int]) -> None:
-        if phase == "start" and info["generation"] == 2:
-            full.append(1)
-
-    threshold = gc.get_threshold()
-    gc.collect()
-    gc.callbacks.append(count)
-    try:
-        r = cli("export", "-f", cfg, "--plan", "--json")
-    finally:
-        gc.callbacks.remove(count)
-    assert r.exit_code == 0, r.output
-    assert len(json.loads(r.stdout)["packages"]) == 20_000
-    assert full == []
-    assert gc.get_threshold() == threshold  # as it was: the command's setting does not outlive it
-    assert gc.get_freeze_count() == 0
-
-
-def test_parsed_records_are_frozen_out_of_collections(tmp_path: Path) -> None:
-    """A subdir's records are built with the collector paused and never walked by it afterwards."""
+def test_parsed_records_are_built_without_a_collection(tmp_path: Path) -> None:
+    """A subdir's records are built with the collector paused; the process's objects are not frozen by a library call."""
     doc = {"packages": {f"p-1.{i}-0.tar.bz2": {"name": "p", "version": f"1.{i}", "build": "0", "depends": ["a"]} for i in range(3000)}}
     full: list[int] = []
 
@@ -155,7 +132,7 @@ def test_parsed_records_are_frozen_out_of_collections(tmp_path: Path) -> None:
             full.append(info["generation"])
 
     data = json.dumps(doc).encode()
-    gc.unfreeze()
+    gc.collect()  # the young generation's count starts at zero: what earlier tests left cannot trigger one here
     gc.callbacks.append(count)
     try:
         rd = parse_repodata(data, "linux-64", "test")
@@ -165,4 +142,4 @@ def test_parsed_records_are_frozen_out_of_collections(tmp_path: Path) -> None:
         gc.unfreeze()
     assert len(rd) == 3000
     assert full == []  # 6,000 new dicts and lists: CPython's default would collect ~8 times
-    assert frozen >= 6000
+    assert frozen == 0

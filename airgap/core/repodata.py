@@ -161,7 +161,7 @@ def load_json(data: bytes | bytearray, source: str) -> tuple[Any, bool]:
     """
     body = data[3:] if data[:3] == b"\xef\xbb\xbf" else data
     try:
-        return _decode_frozen(body), False
+        return _decode_paused(body), False
     except msgspec.DecodeError:
         pass  # not JSON, or JSON holding what cannot be published: the careful parser below decides
     except RecursionError:
@@ -194,12 +194,14 @@ _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 
 
-def _decode_frozen(body: bytes | bytearray) -> Any:
-    """msgspec's decode with the cyclic collector paused, the document frozen out of later collections.
+def _decode_paused(body: bytes | bytearray) -> Any:
+    """msgspec's decode with the cyclic collector paused.
 
     A subdir's document is over a million dicts and lists and holds no reference cycle (freed by
-    reference counting, frozen or not); collections while it is built, and later ones, would walk
-    every one of them to find nothing: a third of a 300,000-record plan's time (airgap/cli/_gc.py)."""
+    reference counting); collections while it is built would walk every one of them to find
+    nothing. Later full collections are the command's business (airgap/cli/_gc.py: rare while a
+    command runs); a library function does not freeze the process's objects (``gc.freeze`` would
+    keep a long-running process's cyclic garbage forever)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -207,7 +209,6 @@ def _decode_frozen(body: bytes | bytearray) -> Any:
     finally:
         if enabled:
             gc.enable()
-    gc.freeze()
     return doc
 
 

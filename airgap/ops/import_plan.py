@@ -90,7 +90,7 @@ class DestinationView:
 
     def _own_index(self, tc: str, subdir: str) -> Repodata | None:
         expected = published.recorded(self.receipt, tc, subdir).get("repodata.json")
-        if expected is None or not self.dest.capabilities.keeps_repodata:
+        if expected is None or self.recheck or not self.dest.capabilities.keeps_repodata:  # sync --reset trusts no record
             return None
         raw = self.dest.read_index_file(tc, subdir, "repodata.json")
         if raw is None or hashlib.sha256(raw).hexdigest() != expected:
