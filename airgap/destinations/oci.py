@@ -56,6 +56,7 @@ class OciStore:
         self._delete_refused = False
         self._mutex = threading.Lock()
         self._manifest_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._config_locks: dict[str, threading.Lock] = {}  # the same blob uploaded twice at once: the registry lost one
 
     def __str__(self) -> str:
         return f"oci://{self.client.host}/{self.layout.prefix}".rstrip("/")
@@ -82,14 +83,17 @@ class OciStore:
     def _ensure_config(self, repo: str) -> None:
         if repo in self._configured:
             return
-        source = self._config_source  # one mount request instead of HEAD, POST and PUT
-        if source is not None and self.client.mount(repo, _CONFIG_DIGEST, source):
+        with self._config_lock(repo):  # two threads on one new repository (a package's two formats) upload it once
+            if repo in self._configured:  # a package's two formats: the other thread did it meanwhile
+                return
+            source = self._config_source  # one mount request instead of HEAD, POST and PUT
+            if source is not None and self.client.mount(repo, _CONFIG_DIGEST, source):
+                self._configured.add(repo)
+                return
+            if self.client.blob_size(repo, _CONFIG_DIGEST) is None:
+                self.client.upload(repo, _CONFIG_DIGEST, len(L.CONFIG), L.CONFIG)
             self._configured.add(repo)
-            return
-        if self.client.blob_size(repo, _CONFIG_DIGEST) is None:
-            self.client.upload(repo, _CONFIG_DIGEST, len(L.CONFIG), L.CONFIG)
-        self._configured.add(repo)
-        self._config_source = repo
+            self._config_source = repo
 
     def _link(self, key: str, t: L.Target, layer: dict[str, Any]) -> str:
         """Make ``layer`` (its blob already in ``t.repo``) the object at ``key``: PUT the manifest; its digest."""
@@ -99,6 +103,10 @@ class OciStore:
             with self._manifest_lock(t):  # read, merge, write: a package's two formats are put by two threads at once
                 return self._merge(t, layer)
         return self.client.put_manifest(t.repo, t.tag, L.manifest_bytes([layer], {L.KEY_ANNOTATION: key}))
+
+    def _config_lock(self, repo: str) -> threading.Lock:
+        with self._mutex:
+            return self._config_locks.setdefault(repo, threading.Lock())
 
     def _manifest_lock(self, t: L.Target) -> threading.Lock:
         with self._mutex:
