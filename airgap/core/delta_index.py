@@ -22,8 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
+from .jsonbytes import encode_sorted
 from .manifest import Manifest, SubdirEntry
 from .receipt import Receipt
 from .repodata import Repodata
@@ -60,12 +59,9 @@ def digests(rd: Repodata) -> dict[str, str]:
         if len(recs) > 1:
             recs.sort(key=_first)
         for pair in recs:
-            h.update(_canonical(pair))
+            h.update(encode_sorted(pair))  # compact, sorted keys, UTF-8: canonical_json's bytes
         out[name] = h.hexdigest()[:_DIGEST_HEX]
     return out
-
-
-_canonical = msgspec.json.Encoder(order="sorted").encode  # compact, sorted keys, UTF-8: canonical_json's bytes
 
 
 def _first(pair: tuple[str, Any]) -> str:

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from ..errors import ReceiptError as ReceiptError  # ops/export.py imports it from here
+from .jsonbytes import encode_sorted
 from .manifest import Manifest, is_safe_channel_name, is_safe_installer_filename, is_safe_package_filename, is_safe_subdir
 
 RECEIPT_FORMAT = "airgap-receipt/1"
@@ -125,7 +126,7 @@ class Receipt:
             for c, subs in self.channels.items()
         }
         # canonical_json's bytes (names, hex digests and sizes only), by msgspec: a tenth of the time
-        return hashlib.sha256(_encode_sorted(doc)).hexdigest()  # names are ASCII (safe names): no escapes differ
+        return hashlib.sha256(encode_sorted(doc)).hexdigest()  # names are ASCII (safe names): no escapes differ
 
     # --- history and channel mapping ------------------------------------------------------
 
@@ -208,14 +209,13 @@ def _fail(where: str, path: str, expected: str, found: Any) -> ReceiptError:
     return ReceiptError(f"{where}: {path}: expected {expected}, found {shown}; {REBUILD}")
 
 
-_encode_sorted = msgspec.json.Encoder(order="sorted").encode
 _decode = msgspec.json.Decoder().decode
 
 
 def receipt_json(doc: dict[str, Any]) -> bytes:
     """The receipt's bytes: JSON with sorted keys, no spaces, non-ASCII escaped (``json.dumps(sort_keys=True)``'s
     bytes, written by msgspec: a receipt holds a line per file, 40 MB at 300,000 files)."""
-    raw = _encode_sorted(doc)
+    raw = encode_sorted(doc)
     if raw.isascii():
         return raw
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")  # the same escapes as ever

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from ..errors import UpstreamError
+from .jsonbytes import encode
 from .manifest import is_safe_package_filename
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class Repodata:
         """Compact UTF-8 JSON, keys in the records' own order (msgspec: ~7x faster than ``json.dumps``; floats in
         their shortest round-trip spelling, which may differ from Python's ``repr``, e.g. ``1e16`` for ``1e+16``)."""
         doc = self.to_document(keep_base_url)
-        raw = _encode(doc)
+        raw = encode(doc)
         # msgspec writes NaN and Infinity as null: never publish them (not JSON). The parsers keep them out
         # (load_json, from_document's checks); this guard looks only when a null is there at all
         if b"null" in raw and (reason := not_json(doc)) is not None:
@@ -191,7 +192,6 @@ def load_json(data: bytes | bytearray, source: str) -> tuple[Any, bool]:
 
 
 _decode = msgspec.json.Decoder().decode
-_encode = msgspec.json.Encoder().encode
 
 
 def _decode_paused(body: bytes | bytearray) -> Any:
