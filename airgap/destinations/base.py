@@ -90,12 +90,14 @@ class SliceReader(io.RawIOBase):
     def __init__(self, blob: BlobRef) -> None:
         super().__init__()
         self._blob = blob
-        self._fd = os.open(blob.path, os.O_RDONLY)
-        st = os.fstat(self._fd)
-        if blob.identity is not None and (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != blob.identity:
-            os.close(self._fd)
-            raise IntegrityError(f"{blob.path}: expected the file verified a moment ago, found it changed; import again")
         self._pos = 0
+        self._fd = -1  # owned only once checked: a refused reader is finalized later and must close nothing
+        fd = os.open(blob.path, os.O_RDONLY)
+        st = os.fstat(fd)
+        if blob.identity is not None and (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != blob.identity:
+            os.close(fd)
+            raise IntegrityError(f"{blob.path}: expected the file verified a moment ago, found it changed; import again")
+        self._fd = fd
 
     def readable(self) -> bool:
         return True
@@ -135,8 +137,9 @@ class SliceReader(io.RawIOBase):
         return self._blob.size
 
     def close(self) -> None:
-        if not self.closed:
-            os.close(self._fd)
+        fd, self._fd = self._fd, -1  # once: the number may be someone else's after this
+        if fd >= 0:
+            os.close(fd)
         super().close()
 
 
