@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import shared_repodata
+from helpers import cli, shared_repodata
 
 from airgap.cli.render import encode_json
 from airgap.compress import zstd_decompress_bounded
@@ -121,6 +121,29 @@ def _channel(root: Path, records: int) -> Path:
     cfg = root / "c.yaml"
     cfg.write_text(json.dumps({"channels": [str(root / "ch")], "platforms": ["linux-64"], "mirror_dir": str(root / "cache")}))
     return cfg
+
+
+def test_a_plan_of_many_records_walks_them_with_no_full_collection(tmp_path: Path) -> None:
+    """Records are many objects and no cycles: while a command runs the collector never walks them all."""
+    cfg = _channel(tmp_path, 20_000)
+    full: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            full.append(1)
+
+    threshold = gc.get_threshold()
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        r = cli("export", "-f", cfg, "--plan", "--json")
+    finally:
+        gc.callbacks.remove(count)
+    assert r.exit_code == 0, r.output
+    assert len(json.loads(r.stdout)["packages"]) == 20_000
+    assert full == []
+    assert gc.get_threshold() == threshold  # as it was: the command's setting does not outlive it
+    assert gc.get_freeze_count() == 0
 
 
 def test_parsed_records_are_built_with_the_collector_paused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,6 +23,7 @@ from ..redact import RedactingFilter, redact
 from ..signals import Terminated, install
 from ._exit import fail as _fail
 from ._exit import quiet_stdout as _quiet_stdout
+from ._gc import few_collections
 
 log = logging.getLogger("airgap")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -165,7 +166,8 @@ def _run(state: State, reads_config: bool, fn: Callable[..., Any], *args: Any, *
         if config is not None and state.show_config:
             click.echo(redact(config.show()), nl=False)
             sys.exit(0)
-        return fn(*args, state=state, config=config, **kwargs)
+        with few_collections():  # records are many objects and no cycles (airgap/cli/_gc.py)
+            return fn(*args, state=state, config=config, **kwargs)
     except AirgapError as exc:
         if state.verbose:
             click.echo(redact(traceback.format_exc()), err=True, nl=False)
