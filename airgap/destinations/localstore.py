@@ -138,8 +138,10 @@ class LocalStore(LocalLock):
             os.close(fd)
             return None
 
+        fh = open(fd, "rb")  # owns the descriptor now: closed with the generator even if it is never started
+
         def read() -> Iterator[bytes]:
-            with open(fd, "rb") as fh:
+            with fh:
                 yield from iter(lambda: fh.read(CHUNK), b"")
 
         return read()
