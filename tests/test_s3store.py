@@ -283,3 +283,30 @@ def test_a_sync_killed_before_its_commit_is_undone_before_the_next_sync_reads_th
     r = cli("sync", "-f", cfg, "--into", into, "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["packages_added"] == 1
+
+
+def test_an_import_into_a_subdir_airgap_indexed_asks_about_its_files_and_lists_no_package_folder(
+    s3: tuple[S3Destination, str], archives: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decision 0009 on S3: a HEAD per file the archive names instead of every 1,000-key page of a big subdir; past
+    ``sizes_limit`` keys of one folder, one listing answers the rest."""
+    dest, prefix = s3
+    listed: list[str] = []
+    real = S3Store.list_prefix
+
+    def logged(self: S3Store, p: str) -> Any:
+        listed.append(p)
+        return real(self, p)
+
+    monkeypatch.setattr(S3Store, "list_prefix", logged)
+    for limit, expected_listings in ((256, 0), (1, 1)):
+        into = f"s3://{BUCKET}/{prefix}/{limit}"
+        assert cli("import", archives["v1"], "--into", into, "--trusted-key", archives["pub"]).exit_code == 0
+        listed.clear()
+        monkeypatch.setattr(S3Store, "sizes_limit", limit)
+        r = cli("import", archives["v2"], "--into", into, "--trusted-key", archives["pub"], "--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["packages_added"] >= 1
+        assert listed.count("main/linux-64/") == expected_listings, listed
+        r = cli("verify", "--into", into)
+        assert r.exit_code == 0, r.output

@@ -54,6 +54,8 @@ class Listings:
             return None
         known = self._sized.setdefault(folder, {}) if self._listed is not None else {}
         ask = [n for n in dict.fromkeys(names) if n not in known]
+        if ask and len(known) + len(ask) > self.store.sizes_limit:
+            return None  # asked about so many that one listing of the folder costs less
         if ask:
             base = folder + "/" if folder else ""
             got = self.store.sizes([base + n for n in ask])

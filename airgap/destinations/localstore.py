@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -252,6 +253,8 @@ class LocalStore(LocalLock):
                 elif e.is_file(follow_symlinks=False):
                     found.append((key, e.stat(follow_symlinks=False).st_size))
         return iter(found)
+
+    sizes_limit = sys.maxsize  # a stat per key never costs more than listing the folder (which stats every file)
 
     def sizes(self, keys: list[str]) -> dict[str, int]:
         """One ``lstat`` per key (:class:`~airgap.destinations.store.KeySizes`): plain files only, as :meth:`list_prefix`."""

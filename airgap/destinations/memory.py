@@ -150,6 +150,8 @@ class MemoryStore:
             found = [(k, len(v[0])) for k, v in self._space.objects.items() if k.startswith(prefix)]
         return iter(found)
 
+    sizes_limit = 256  # as a remote store's (S3Store): past that, one listing
+
     def sizes(self, keys: list[str]) -> dict[str, int]:
         self._point(f"sizes {keys[0] if keys else '/'}{f' (+{len(keys) - 1})' if len(keys) > 1 else ''}")
         with self._space.mutex:

@@ -281,6 +281,20 @@ class S3Store:
             raise self._error(f"looking for {self._key(key)}", exc) from None
         return True
 
+    sizes_limit = 256  # HEADs of one folder before a listing (1,000 keys per request) is the cheaper question
+
+    def sizes(self, keys: list[str]) -> dict[str, int]:
+        """A HEAD per key (:class:`~airgap.destinations.store.KeySizes`): a delta into a big subdir airgap indexed asks
+        about the archive's files, not the 1,000-key pages of every object the subdir holds."""
+        found: dict[str, int] = {}
+        for key in keys:
+            try:
+                found[key] = int(self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"])
+            except Exception as exc:
+                if not _missing(exc):
+                    raise self._error(f"looking for {self._key(key)}", exc) from None
+        return found
+
     def delete(self, keys: list[str]) -> None:
         for batch in iter_batches([self._key(k) for k in keys], 1000):
             out = self._call(

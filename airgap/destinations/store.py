@@ -109,10 +109,14 @@ class ObjectStore(Protocol):
 
 @runtime_checkable
 class KeySizes(Protocol):
-    """A store that answers for a few keys without listing their folder (a local file system: one stat each).
+    """A store that answers for a few keys without listing their folder (a local file system: one stat each; S3: a HEAD each).
 
     An import that trusts a subdir's index (airgap published it) asks only about the files the
     archive names, instead of listing (and stat-ing) every file of a big subdir."""
+
+    #: keys of one folder asked one by one, at most, before listing the folder is the cheaper question (a remote
+    #: store answers each with a request; a local one with a stat)
+    sizes_limit: int
 
     def sizes(self, keys: list[str]) -> dict[str, int]:
         """``{key: size}`` of those of ``keys`` held as plain files (absent: not there)."""
