@@ -50,6 +50,7 @@ class BlobCache:
         self.tmp_dir = self.root / "tmp"
         self._sha_prefix = os.path.join(self.sha_dir, "")
         self._external: dict[str, str] = {}  # sha256 -> a file:// upstream's file, read where it lies
+        self.unread: list[tuple[str, Expected]] = []  # (url, record) of such files not read yet (:meth:`in_place_unread`)
         try:
             for d in (self.sha_dir, self.md5_dir, self.tmp_dir):
                 d.mkdir(parents=True, exist_ok=True)
@@ -115,6 +116,20 @@ class BlobCache:
                 return self._attempt(fetcher, url, want, fh, resumable, path, on_bytes)
 
             return fetcher.with_retries(url, attempt)
+
+    def in_place_unread(self, url: str, want: Expected) -> str:
+        """A ``file://`` upstream's file taken as its record says, not read now: the archive writer reads
+        it once, where it lies, and checks its size and sha256 as it streams it into the archive (an
+        export that finds a bad file there removes the archive and names every bad file:
+        :func:`airgap.ops.local_files.check_unread`). Sync, which writes no archive, reads at once."""
+        assert want.sha256 is not None and want.size is not None
+        self._external[want.sha256] = _local_path(url)
+        self.unread.append((url, want))
+        return want.sha256
+
+    def check_in_place(self, url: str, want: Expected) -> str:
+        """Read and check a ``file://`` upstream's file now (:meth:`download` does for such a file)."""
+        return self._in_place(url, want, None)
 
     def _in_place(self, url: str, want: Expected, on_bytes: Callable[[int], None] | None) -> str:
         """A ``file://`` upstream's file: read and checked (size, sha256) now, not copied; the
