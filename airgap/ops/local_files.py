@@ -25,7 +25,8 @@ import os
 from collections.abc import Callable
 
 from ..errors import DownloadError, UpstreamError
-from ..upstream.cache import BlobCache
+from ..upstream.cache import BlobCache, Expected
+from ..upstream.channels import package_url
 from ..upstream.fetch import Fetcher
 from .plan import Want
 
@@ -74,11 +75,13 @@ def take_unread(cache: BlobCache, todo: list[Want], actual: dict[tuple[str, str,
     """Export: the ``file://`` files of ``todo`` with a sha256 and a size, taken as their records say
     (in ``actual`` and ``sizes``, not read: the archive writer checks them); returns the rest."""
     rest: list[Want] = []
+    take = cache.in_place_unread
     for w in todo:
-        e = w.expected
-        if e.sha256 and e.size is not None and w.url.startswith("file:"):
-            actual[(w.channel, w.subdir, w.filename)] = cache.in_place_unread(w.url, e)
-            sizes[e.sha256] = e.size
+        sha, size = w.sha256, w.size
+        if sha and size is not None and w.base.startswith("file:"):
+            take(w.base, w.filename, sha, size)
+            actual[(w.channel, w.subdir, w.filename)] = sha
+            sizes[sha] = size
         else:
             rest.append(w)
     return rest
@@ -88,9 +91,9 @@ def check_unread(cache: BlobCache, unwritten: str) -> DownloadError | None:
     """After the archive writer refused a file: read every file :func:`take_unread` took, and name
     each that is not what its record says (one error, as collect gives); None if all are."""
     failures: list[str] = []
-    for url, want in cache.unread:
+    for base, filename, sha, size in cache.unread:
         try:
-            cache.check_in_place(url, want)
+            cache.check_in_place(package_url(base, filename), Expected(sha, None, size))
         except UpstreamError as exc:
             failures.append(str(exc))
     if not failures:

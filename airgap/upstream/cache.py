@@ -29,6 +29,7 @@ from typing import BinaryIO, NamedTuple
 
 from .._fs import atomic_write_bytes, named
 from ..errors import AirgapError, HashMismatch, NotFound, UpstreamError
+from .channels import _URL_SAFE, package_url
 from .fetch import CHUNK, Fetcher, url_to_path
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class BlobCache:
         self.tmp_dir = self.root / "tmp"
         self._sha_prefix = os.path.join(self.sha_dir, "")
         self._external: dict[str, str] = {}  # sha256 -> a file:// upstream's file, read where it lies
-        self.unread: list[tuple[str, Expected]] = []  # (url, record) of such files not read yet (:meth:`in_place_unread`)
+        self.unread: list[tuple[str, str, str, int]] = []  # (folder URL, name, sha256, size): such files not read yet
         try:
             for d in (self.sha_dir, self.md5_dir, self.tmp_dir):
                 d.mkdir(parents=True, exist_ok=True)
@@ -117,15 +118,17 @@ class BlobCache:
 
             return fetcher.with_retries(url, attempt)
 
-    def in_place_unread(self, url: str, want: Expected) -> str:
-        """A ``file://`` upstream's file taken as its record says, not read now: the archive writer reads
-        it once, where it lies, and checks its size and sha256 as it streams it into the archive (an
-        export that finds a bad file there removes the archive and names every bad file:
-        :func:`airgap.ops.local_files.check_unread`). Sync, which writes no archive, reads at once."""
-        assert want.sha256 is not None and want.size is not None
-        self._external[want.sha256] = _local_path(url)
-        self.unread.append((url, want))
-        return want.sha256
+    def in_place_unread(self, base: str, filename: str, sha256: str, size: int) -> None:
+        """The ``file://`` upstream's file ``filename`` in the folder ``base`` (a URL ending in "/"),
+        taken as its record says, not read now: the archive writer reads it once, where it lies, and
+        checks its size and sha256 as it streams it into the archive (an export that finds a bad file
+        there removes the archive and names every bad file: :func:`airgap.ops.local_files.check_unread`).
+        Sync, which writes no archive, reads at once (:meth:`download`)."""
+        if _URL_SAFE.match(filename):  # the URL is base + filename: no URL built and parsed per file
+            self._external[sha256] = _local_folder(base) + filename
+        else:
+            self._external[sha256] = _local_path(package_url(base, filename))
+        self.unread.append((base, filename, sha256, size))
 
     def check_in_place(self, url: str, want: Expected) -> str:
         """Read and check a ``file://`` upstream's file now (:meth:`download` does for such a file)."""
@@ -278,6 +281,12 @@ class BlobCache:
 @functools.lru_cache(maxsize=64)
 def _local_dir(url_dir: str) -> str:
     return url_to_path(url_dir)
+
+
+@functools.lru_cache(maxsize=64)
+def _local_folder(url_dir: str) -> str:
+    """The path of a ``file://`` folder URL, ending with the separator."""
+    return os.path.join(url_to_path(url_dir), "")
 
 
 def _local_path(url: str) -> str:
