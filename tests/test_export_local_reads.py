@@ -78,7 +78,9 @@ def test_a_large_file_upstream_file_is_a_job_of_its_own(tmp_path: Path, pool: li
 
 def test_an_export_reads_each_file_once(tmp_path: Path, pool: list[list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
     big = PackageSpec("big", "1.0", subdir="linux-64", padding=SMALL + 1)
-    up, cfg, shas = _channel(tmp_path, [big, *(PackageSpec(f"p{i}", "1.0", subdir="linux-64") for i in range(3))])
+    quoted = PackageSpec("q", "2.0+cpu", subdir="linux-64")  # a name its URL quotes
+    up, cfg, shas = _channel(tmp_path, [big, quoted, *(PackageSpec(f"p{i}", "1.0", subdir="linux-64") for i in range(3))])
+    assert any("+" in fn for fn in shas)
     opened: list[str] = []
     real_open = os.open
 
