@@ -4,7 +4,8 @@ Files of a ``file://`` upstream are not copied in: :meth:`BlobCache.download` re
 and checks its size and sha256 against its record (so a bad file is named at once, as for a
 download) and remembers where it is; :meth:`BlobCache.file` then names it, and the archive
 writer reads it where it lies and checks it again as it streams it into the archive (such blobs
-are never in :meth:`BlobCache.hashed_here`: the file may change between the two reads).
+are never in :meth:`BlobCache.hashed_here`: the file may change between the two reads). An
+export skips the first read (:meth:`BlobCache.in_place_unread`): the writer's check is the one.
 
 Layout: ``blobs/sha256/<hex>`` holds each verified file once; ``blobs/md5/<hex>`` is a hard
 link to the same file for upstream records that only carry an md5; ``tmp/`` holds downloads
