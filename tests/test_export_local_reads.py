@@ -176,3 +176,17 @@ def test_no_cycle_collection_while_the_export_runs(tmp_path: Path, monkeypatch: 
     assert seen == [False] and gc.isenabled()
     r = cli("export", "-f", cfg, "--unsigned", tmp_path / "missing-dir" / "m.tar")
     assert r.exit_code != 0 and gc.isenabled()  # also after a failed export
+
+
+def test_an_archive_that_cannot_be_written_reads_no_file_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    up, cfg, shas = _channel(tmp_path, [PackageSpec(f"p{i}", "1.0", subdir="linux-64") for i in range(2)])
+    checked: list[object] = []
+    monkeypatch.setattr(airgap.ops.export, "check_unread", lambda *a: checked.append(a))
+
+    def full_disk(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(airgap.ops.export, "write_archive", full_disk)
+    r = cli("export", "-f", cfg, "--unsigned", tmp_path / "m.tar")
+    assert r.exit_code != 0 and "could not write the archive (the medium is full)" in r.output
+    assert checked == []  # only a blob the writer refused sends the export back to the files

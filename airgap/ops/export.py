@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..archive.writer import write_archive
+from ..archive.writer import BadBlob, write_archive
 from ..clock import Clock
 from ..config import Config
 from ..core.manifest import Manifest
 from ..core.receipt import Receipt, ReceiptError, parse_receipt_bytes
-from ..errors import AirgapError, UsageError
+from ..errors import UsageError
 from ..limits import MAX_RECEIPT_BYTES, read_small_file
 from ..progress import Progress, null_progress
 from ..signing import Signer
@@ -100,7 +100,7 @@ def _run_export(config: Config, options: ExportOptions, fetcher: Fetcher | None,
     manifest = _final_manifest(got, plan, options)
     try:
         written = _write_volumes(manifest, got, archive, options.signer, progress, clock, split=options.volume_size is not None)
-    except AirgapError as exc:  # a file:// file not what its record says? name every such file, as collect would
+    except BadBlob as exc:  # a file:// file not what its record says? name every such file, as collect would
         bad = check_unread(got.cache, "no archive was written") if got.cache.unread else None
         if bad is None:
             raise
