@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
 from helpers import cli
 
 from airgap.testing.condapkg import PackageSpec, write_channel
@@ -86,3 +87,14 @@ def blob_of(archive: Path, sha: str) -> bytes:
         member = tf.extractfile(f"blobs/sha256/{sha}")
         assert member is not None
         return member.read()
+
+
+def sbom_document_of(archive: Path) -> bytes:
+    """The CycloneDX document an archive carries: its SBOM blob, decompressed when the manifest says ``+zstd``."""
+    sbom = manifest_of(archive)["sbom"]
+    blob = blob_of(archive, sbom["sha256"])
+    if not sbom["format"].endswith("+zstd"):
+        return blob
+    doc: bytes = zstandard.ZstdDecompressor().decompress(blob, max_output_size=sbom["raw_size"])
+    assert len(doc) == sbom["raw_size"]
+    return doc

@@ -1,13 +1,16 @@
-"""A file:// upstream's small files are checked in batches, and still checked twice.
+"""A file:// upstream's files: read once by an export, in batches by sync.
 
-Collect reads each small file once, in jobs of many files (no thread-pool future per file: for
-300,000 files of 60 bytes the hand-off cost ten times the read); a large file is a job of its own. The archive
-writer reads every file again and refuses one that changed in between, whatever changed.
+An export does not read them before the archive: the archive writer reads each once, where it
+lies, and refuses one that is not what its record says, whatever changed; the export then names
+every bad file and leaves no archive. Sync (no archive) reads each small file at collect, in jobs of
+many files (no thread-pool future per file: for 300,000 files of 60 bytes the hand-off cost ten
+times the read); a large file is a job of its own.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -55,12 +58,10 @@ def test_small_file_upstream_files_go_to_the_pool_in_batches(
 ) -> None:
     monkeypatch.setattr(airgap.ops.local_files, "BATCH", 5)
     up, cfg, shas = _channel(tmp_path, [PackageSpec(f"p{i}", "1.0", subdir="linux-64") for i in range(6)])
-    r = cli("export", "-f", cfg, "--unsigned", tmp_path / "m.tar")
+    r = cli("sync", "-f", cfg, "--into", tmp_path / "dest")
     assert r.exit_code == 0, r.output
     assert sorted(len(job) for job in pool) == [2, 5, 5]  # 12 files (.conda and .tar.bz2), not 12 jobs
     assert sorted(fn for job in pool for fn in job) == sorted(shas)
-    r = cli("import", tmp_path / "m.tar", "--into", tmp_path / "dest", "--allow-unsigned")
-    assert r.exit_code == 0, r.output
     for fn in shas:
         assert (tmp_path / "dest" / "main" / "linux-64" / fn).read_bytes() == (up / "linux-64" / fn).read_bytes()
 
@@ -70,9 +71,55 @@ def test_a_large_file_upstream_file_is_a_job_of_its_own(tmp_path: Path, pool: li
     up, cfg, shas = _channel(tmp_path, [big, PackageSpec("small", "1.0", subdir="linux-64")])
     large = [fn for fn in shas if (up / "linux-64" / fn).stat().st_size > SMALL]
     assert large and len(large) < len(shas)
-    r = cli("export", "-f", cfg, "--unsigned", tmp_path / "m.tar")
+    r = cli("sync", "-f", cfg, "--into", tmp_path / "dest")
     assert r.exit_code == 0, r.output
     assert sorted(sorted(job) for job in pool) == sorted([[fn] for fn in large] + [sorted(set(shas) - set(large))])
+
+
+def test_an_export_reads_each_file_once(tmp_path: Path, pool: list[list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    big = PackageSpec("big", "1.0", subdir="linux-64", padding=SMALL + 1)
+    quoted = PackageSpec("q", "2.0+cpu", subdir="linux-64")  # a name its URL quotes
+    up, cfg, shas = _channel(tmp_path, [big, quoted, *(PackageSpec(f"p{i}", "1.0", subdir="linux-64") for i in range(3))])
+    assert any("+" in fn for fn in shas)
+    opened: list[str] = []
+    real_open = os.open
+
+    def counting_open(path: Any, *args: Any, **kwargs: Any) -> int:
+        opened.append(os.fspath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting_open)
+    r = cli("export", "-f", cfg, "--unsigned", tmp_path / "m.tar")
+    monkeypatch.undo()
+    assert r.exit_code == 0, r.output
+    assert pool == []  # nothing read before the archive
+    assert sorted(p for p in opened if p.startswith(str(up / "linux-64")) and not p.endswith(".json")) == sorted(
+        str(up / "linux-64" / fn) for fn in shas
+    )
+    r = cli("import", tmp_path / "m.tar", "--into", tmp_path / "dest", "--allow-unsigned")
+    assert r.exit_code == 0, r.output
+    for fn in shas:
+        assert (tmp_path / "dest" / "main" / "linux-64" / fn).read_bytes() == (up / "linux-64" / fn).read_bytes()
+
+
+def test_an_export_names_every_bad_file(tmp_path: Path) -> None:
+    big = PackageSpec("big", "1.0", subdir="linux-64", padding=SMALL + 1)
+    up, cfg, shas = _channel(tmp_path, [big, *(PackageSpec(f"p{i}", "1.0", subdir="linux-64") for i in range(3))])
+    names = sorted(shas)
+    large = next(fn for fn in names if (up / "linux-64" / fn).stat().st_size > SMALL)
+    small = [fn for fn in names if fn != large]
+    (up / "linux-64" / small[0]).unlink()
+    for fn in (small[1], large):  # same size, other bytes
+        data = bytearray((up / "linux-64" / fn).read_bytes())
+        data[-1] ^= 1
+        (up / "linux-64" / fn).write_bytes(bytes(data))
+    r = cli("export", "-f", cfg, "--unsigned", tmp_path / "m.tar")
+    assert r.exit_code == 1
+    assert f"3 of {len(names)} downloads failed; no archive was written" in r.output
+    assert f"{small[0]}: not found" in r.output
+    for fn in (small[1], large):
+        assert f"{fn}: expected sha256 {shas[fn]}" in r.output
+    assert not list(tmp_path.glob("*.tar*")) and not list(tmp_path.glob(".m.tar*"))
 
 
 @pytest.mark.parametrize("change", ["same size, other bytes", "one byte more", "one byte less"])
@@ -82,7 +129,7 @@ def test_a_file_changed_between_collect_and_archive_fails_the_export(tmp_path: P
     real = airgap.archive.writer.write_archive
 
     def change_then_write(*args: Any, **kwargs: Any) -> None:
-        data = bytearray(victim.read_bytes())  # collect has read and checked it by now
+        data = bytearray(victim.read_bytes())  # the plan is made: the manifest says what the file held
         if change == "same size, other bytes":
             data[-1] ^= 1
         elif change == "one byte more":
@@ -129,3 +176,17 @@ def test_no_cycle_collection_while_the_export_runs(tmp_path: Path, monkeypatch: 
     assert seen == [False] and gc.isenabled()
     r = cli("export", "-f", cfg, "--unsigned", tmp_path / "missing-dir" / "m.tar")
     assert r.exit_code != 0 and gc.isenabled()  # also after a failed export
+
+
+def test_an_archive_that_cannot_be_written_reads_no_file_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    up, cfg, shas = _channel(tmp_path, [PackageSpec(f"p{i}", "1.0", subdir="linux-64") for i in range(2)])
+    checked: list[object] = []
+    monkeypatch.setattr(airgap.ops.export, "check_unread", lambda *a: checked.append(a))
+
+    def full_disk(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(airgap.ops.export, "write_archive", full_disk)
+    r = cli("export", "-f", cfg, "--unsigned", tmp_path / "m.tar")
+    assert r.exit_code != 0 and "could not write the archive (the medium is full)" in r.output
+    assert checked == []  # only a blob the writer refused sends the export back to the files

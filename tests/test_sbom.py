@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from helpers import cli
-from review_world import blob_of, make_world, manifest_of
+from review_world import blob_of, make_world, manifest_of, sbom_document_of
 
 from airgap.core.licenses import family, to_spdx
 
@@ -114,10 +114,11 @@ def test_cyclonedx_sbom_is_valid_complete_and_the_one_in_the_archive(world: dict
     assert bom["metadata"]["timestamp"] == manifest["created"]
     assert bom["metadata"]["tools"]["components"][0]["name"] == "airgap"
     # the export signed the same document into the archive
-    assert manifest["sbom"]["format"] == "CycloneDX-1.6"
-    embedded = blob_of(t / "v1.tar", manifest["sbom"]["sha256"])
-    assert embedded == r.stdout_bytes and hashlib.sha256(embedded).hexdigest() == manifest["sbom"]["sha256"]
-    assert {"sha256": manifest["sbom"]["sha256"], "size": len(embedded), "kind": "sbom"} in manifest["blobs"]
+    assert manifest["sbom"]["format"] == "CycloneDX-1.6+zstd"  # compressed (docs/decisions/0011)
+    blob = blob_of(t / "v1.tar", manifest["sbom"]["sha256"])
+    assert sbom_document_of(t / "v1.tar") == r.stdout_bytes and manifest["sbom"]["raw_size"] == len(r.stdout_bytes)
+    assert hashlib.sha256(blob).hexdigest() == manifest["sbom"]["sha256"] and len(blob) < len(r.stdout_bytes)
+    assert {"sha256": manifest["sbom"]["sha256"], "size": len(blob), "kind": "sbom"} in manifest["blobs"]
 
 
 def c_props(component: dict[str, Any]) -> dict[str, str]:
@@ -199,7 +200,7 @@ def test_import_keeps_the_sbom_and_the_pages_link_it(world: dict[str, Any], http
     dest, t = world["dest"], world["t"]
     manifest = manifest_of(t / "v1.tar")
     kept = dest / ".airgap" / "sbom" / f"{manifest['archive_id']}.cdx.json"
-    assert kept.read_bytes() == blob_of(t / "v1.tar", manifest["sbom"]["sha256"])
+    assert kept.read_bytes() == sbom_document_of(t / "v1.tar")  # the CycloneDX JSON, decompressed
     receipt = json.loads((dest / ".airgap" / "receipt.json").read_bytes())
     assert receipt["archives"][-1]["sbom"] == f".airgap/sbom/{manifest['archive_id']}.cdx.json"
     page = (dest / "main" / "index.html").read_text()
@@ -273,7 +274,7 @@ def test_s3_keeps_the_sbom_beside_the_receipt(world: dict[str, Any], seaweed: An
     assert r.exit_code == 0, r.output
     manifest = manifest_of(t / "v1.tar")
     key = f"{prefix}/.airgap/sbom/{manifest['archive_id']}.cdx.json"
-    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == blob_of(t / "v1.tar", manifest["sbom"]["sha256"])
+    assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == sbom_document_of(t / "v1.tar")
     page = client.get_object(Bucket=bucket, Key=f"{prefix}/main/index.html")["Body"].read().decode()
     assert f'href="../.airgap/sbom/{manifest["archive_id"]}.cdx.json"' in page
 
@@ -335,7 +336,7 @@ def test_a_dependency_references_the_newest_file_that_satisfies_it() -> None:
 
 def test_sbom_of_a_split_archive(world: dict[str, Any], tmp_path: Path) -> None:
     t = world["t"]
-    r = cli("export", "-f", world["cfg"], "--sign-key", t / "k", tmp_path / "m.tar", "--volume-size", "60000")
+    r = cli("export", "-f", world["cfg"], "--sign-key", t / "k", tmp_path / "m.tar", "--volume-size", "45000")
     assert r.exit_code == 0, r.output
     volumes = sorted(tmp_path.glob("m.tar.0*"))
     assert len(volumes) >= 2

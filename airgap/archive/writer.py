@@ -39,6 +39,10 @@ _ZEROS = bytes(RECORD)
 _LIMIT = 8**11  # sizes and times this large need a pax header (tarfile writes it)
 
 
+class BadBlob(AirgapError):
+    """A blob that is not what the manifest says: missing, unreadable, of another size or other bytes."""
+
+
 _SYNC_FILE_RANGE_WRITE = 2
 
 
@@ -206,19 +210,19 @@ def _copy_blob(
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
-        raise AirgapError(f"cache file {path}: cannot read it ({exc.strerror}); export again to download it") from None
+        raise BadBlob(f"cache file {path}: cannot read it ({exc.strerror}); export again to download it") from None
     h = hashlib.sha256()
     piped = size >= PIPE_MIN
     try:
         actual = os.fstat(fd).st_size
         if actual != size:
-            raise AirgapError(f"cache file {path}: expected {size} bytes, found {actual}; delete it and export again")
+            raise BadBlob(f"cache file {path}: expected {size} bytes, found {actual}; delete it and export again")
         out.add(header(blob_member(sha), size, out.mtime))
         remaining = size
         if fresh and piped:
             remaining -= out.copy_from(fd, size)
             if remaining and remaining != size:
-                raise AirgapError(
+                raise BadBlob(
                     f"cache file {path}: expected {size} bytes, it ended after {size - remaining}; delete it and export again"
                 )
             if not remaining and on_bytes is not None:
@@ -229,7 +233,7 @@ def _copy_blob(
                 room = room[:remaining]
             got = os.readv(fd, [room])
             if not got:
-                raise AirgapError(
+                raise BadBlob(
                     f"cache file {path}: expected {size} bytes, it ended after {size - remaining}; delete it and export again"
                 )
             if not fresh:
@@ -245,7 +249,7 @@ def _copy_blob(
         os.close(fd)
     out.pad()
 
-    def mismatch(found: str) -> AirgapError:
+    def mismatch(found: str) -> BadBlob:
         return _mismatch(path, sha, found)
 
     if fresh:
@@ -257,8 +261,8 @@ def _copy_blob(
         raise mismatch(h.hexdigest())
 
 
-def _mismatch(path: str | os.PathLike[str], sha: str, found: str) -> AirgapError:
-    return AirgapError(
+def _mismatch(path: str | os.PathLike[str], sha: str, found: str) -> BadBlob:
+    return BadBlob(
         f"cache file {path}: expected sha256 {sha}, found {found}; delete it and export again "
         f"(a file:// upstream's file, read where it lies: it changed after its repodata was read; export again)"
     )
@@ -270,7 +274,7 @@ def _copy_small(out: _Out, sha: str, size: int, path: str | os.PathLike[str], on
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
-        raise AirgapError(f"cache file {path}: cannot read it ({exc.strerror}); export again to download it") from None
+        raise BadBlob(f"cache file {path}: cannot read it ({exc.strerror}); export again to download it") from None
     try:
         out.add(header(blob_member(sha), size, out.mtime))
         room = out.room()
@@ -281,10 +285,10 @@ def _copy_small(out: _Out, sha: str, size: int, path: str | os.PathLike[str], on
         while got < size:  # a short read before the end (not seen on local files): read on
             more = os.readv(fd, [room[got : size + 1]])
             if not more:
-                raise AirgapError(f"cache file {path}: expected {size} bytes, it ended after {got}; delete it and export again")
+                raise BadBlob(f"cache file {path}: expected {size} bytes, it ended after {got}; delete it and export again")
             got += more
         if got > size:
-            raise AirgapError(f"cache file {path}: expected {size} bytes, found {os.fstat(fd).st_size}; delete it and export again")
+            raise BadBlob(f"cache file {path}: expected {size} bytes, found {os.fstat(fd).st_size}; delete it and export again")
         digest = hashlib.sha256(room[:size]).hexdigest()
     finally:
         os.close(fd)

@@ -96,20 +96,27 @@ def dependencies(comps: list[Component]) -> list[list[int]]:
 
     out: list[list[int]] = []
     memo: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {}  # (channel, subdir) -> dep -> matches
+    same: dict[tuple[str, str, tuple[Any, ...]], list[int]] = {}  # (channel, subdir, depends) -> matches: builds repeat their lists
     for i, c in enumerate(comps):
-        known = memo.get((c.channel, c.subdir))
-        if known is None:
-            known = memo[(c.channel, c.subdir)] = {}
-        found: set[int] = set()
-        for dep in c.record.get("depends") or ():
-            if type(dep) is not str:
-                if not isinstance(dep, str):
-                    continue
-                dep = str(dep)
-            js = known.get(dep)
-            if js is None:
-                js = known[dep] = resolve(dep, c.channel, c.subdir)
-            found.update(js)
-        found.discard(i)
-        out.append(sorted(found))
+        depends = c.record.get("depends") or ()
+        key = (c.channel, c.subdir, tuple(depends)) if type(depends) is list and all(type(d) is str for d in depends) else None
+        got = same.get(key) if key is not None else None
+        if got is None:
+            known = memo.get((c.channel, c.subdir))
+            if known is None:
+                known = memo[(c.channel, c.subdir)] = {}
+            found: set[int] = set()
+            for dep in depends:
+                if type(dep) is not str:
+                    if not isinstance(dep, str):
+                        continue
+                    dep = str(dep)
+                js = known.get(dep)
+                if js is None:
+                    js = known[dep] = resolve(dep, c.channel, c.subdir)
+                found.update(js)
+            got = sorted(found)
+            if key is not None:
+                same[key] = got
+        out.append([j for j in got if j != i] if i in got else got)  # shared lists: callers only read them
     return out

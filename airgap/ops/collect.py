@@ -39,7 +39,7 @@ from ..redact import redact
 from ..upstream.cache import BlobCache, Expected
 from ..upstream.channels import Channel, FetchedRepodata
 from ..upstream.fetch import Fetcher
-from .local_files import batches, cached_shas, fetch_batch
+from .local_files import batches, cached_shas, fetch_batch, take_unread
 from .plan import Plan, Want
 from .sources import InstallerWant
 
@@ -85,6 +85,7 @@ def collect(
     clock: Clock,
     base: Receipt | None = None,
     unwritten: str = "no archive was written",
+    read_local: bool = True,
 ) -> Collected:
     """Download what the plan selects into the cache (verified) and build the manifest.
 
@@ -94,11 +95,11 @@ def collect(
     downloaded when their record has a sha256), files the base holds that the selection dropped
     become ``removals``, and subdirs where no name changed (in every channel published into the
     same destination channel) are left out. ``unwritten`` says, when a download
-    fails, what the caller did not write (an archive; for sync, the destination).
+    fails, what the caller did not write (an archive; for sync, the destination). ``read_local=False``: see .local_files.
     """
     cache = BlobCache(Path(config.mirror_dir))
     delta = DeltaBase.from_receipt(base, [c.name for c in plan.channels], config.dest_channel, "receipt") if base is not None else None
-    got = _download_packages(cache, fetcher, _to_fetch(plan.wants, delta), config.workers, progress)
+    got = _download_packages(cache, fetcher, _to_fetch(plan.wants, delta), config.workers, progress, read_local)
     installers = _download_installers(cache, fetcher, plan.installers, got, progress)
     if got.failures:
         got.failures.sort()
@@ -136,7 +137,7 @@ def _to_fetch(wants: list[Want], delta: DeltaBase | None) -> list[Want]:
     return [w for w in wants if not (w.expected.sha256 and held_sha(w) == w.expected.sha256)]
 
 
-def _download_packages(cache: BlobCache, fetcher: Fetcher, wants: list[Want], workers: int, progress: Progress) -> _Downloads:
+def _download_packages(cache: BlobCache, fetcher: Fetcher, wants: list[Want], workers: int, progress: Progress, reads: bool) -> _Downloads:
     """Find each file in the cache or download it (``workers`` at a time), verified as it arrives;
     small ``file://`` files are read and checked in batches (:mod:`.local_files`)."""
     got = _Downloads()
@@ -154,6 +155,7 @@ def _download_packages(cache: BlobCache, fetcher: Fetcher, wants: list[Want], wo
     got.cached = len(wants) - len(todo)
     got.fetched = len(todo)
     got.fetched_bytes = sum(w.expected.size or 0 for w in todo)
+    todo = todo if reads else take_unread(cache, todo, got.actual, got.sizes)
     if not todo:
         return got
     log.info("downloading %d packages (%d bytes); %d already in the cache", len(todo), got.fetched_bytes, got.cached)

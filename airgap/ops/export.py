@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..archive.writer import write_archive
+from ..archive.writer import BadBlob, write_archive
 from ..clock import Clock
 from ..config import Config
 from ..core.manifest import Manifest
@@ -27,6 +27,7 @@ from ..progress import Progress, null_progress
 from ..signing import Signer
 from ..upstream.fetch import Fetcher
 from .collect import Collected, collect
+from .local_files import check_unread
 from .options import ExportOptions
 from .output_check import archive_write_error, check_output, planned_archive_bytes
 from .plan import Plan, check_installable, make_plan
@@ -95,9 +96,15 @@ def _run_export(config: Config, options: ExportOptions, fetcher: Fetcher | None,
         base = load_receipt(options.since) if options.since is not None else None
         subdirs = sum(len(subs) for subs in plan.selections.values())
         check_output(archive, planned_archive_bytes(plan.wants, subdirs, base))  # before any download
-        got = collect(config, filters, plan, f, progress, clock, base)
+        got = collect(config, filters, plan, f, progress, clock, base, read_local=False)  # file:// files: read once, by the writer
     manifest = _final_manifest(got, plan, options)
-    written = _write_volumes(manifest, got, archive, options.signer, progress, clock, split=options.volume_size is not None)
+    try:
+        written = _write_volumes(manifest, got, archive, options.signer, progress, clock, split=options.volume_size is not None)
+    except BadBlob as exc:  # a file:// file not what its record says? name every such file, as collect would
+        bad = check_unread(got.cache, "no archive was written") if got.cache.unread else None
+        if bad is None:
+            raise
+        raise bad from exc
     totals = manifest.totals()
     return ExportResult(
         archive=archive,

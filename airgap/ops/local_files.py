@@ -9,6 +9,13 @@ with one ``read``: a few hundred futures instead of 300,000, and still several r
 when the files are not in the page cache (a cold disk, a network file system). Large files and
 downloads go one by one. Either way each file is checked against its record now, and again by
 the archive writer as it streams it (it may change in between: :meth:`BlobCache.hashed_here`).
+
+That is for sync, which publishes what collect checked. An export does not read a ``file://``
+file whose record has a sha256 and a size at all before the archive (:func:`take_unread`): the
+manifest holds what the record says, and the archive writer reads each file once, where it lies,
+checking size and sha256 as it streams it (tar does no less: open, read, close). A file that fails
+there fails the export, the archive is removed, and :func:`check_unread` reads every such file to
+name each bad one, as collect would have.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ import logging
 import os
 from collections.abc import Callable
 
-from ..errors import UpstreamError
-from ..upstream.cache import BlobCache
+from ..errors import DownloadError, UpstreamError
+from ..upstream.cache import BlobCache, Expected
+from ..upstream.channels import package_url
 from ..upstream.fetch import Fetcher
 from .plan import Want
 
@@ -61,3 +69,34 @@ def fetch_batch(
             log.info("%s", exc)  # the error names every failure, once, at the end
             out.append((w, None, str(exc)))
     return out
+
+
+def take_unread(cache: BlobCache, todo: list[Want], actual: dict[tuple[str, str, str], str], sizes: dict[str, int]) -> list[Want]:
+    """Export: the ``file://`` files of ``todo`` with a sha256 and a size, taken as their records say
+    (in ``actual`` and ``sizes``, not read: the archive writer checks them); returns the rest."""
+    rest: list[Want] = []
+    take = cache.in_place_unread
+    for w in todo:
+        sha, size = w.sha256, w.size
+        if sha and size is not None and w.base.startswith("file:"):
+            take(w.base, w.filename, sha, size)
+            actual[(w.channel, w.subdir, w.filename)] = sha
+            sizes[sha] = size
+        else:
+            rest.append(w)
+    return rest
+
+
+def check_unread(cache: BlobCache, unwritten: str) -> DownloadError | None:
+    """After the archive writer refused a file: read every file :func:`take_unread` took, and name
+    each that is not what its record says (one error, as collect gives); None if all are."""
+    failures: list[str] = []
+    for base, filename, sha, size in cache.unread:
+        try:
+            cache.check_in_place(package_url(base, filename), Expected(sha, None, size))
+        except UpstreamError as exc:
+            failures.append(str(exc))
+    if not failures:
+        return None
+    failures.sort()
+    return DownloadError(f"{len(failures)} of {len(cache.unread)} downloads failed; {unwritten} (first: {failures[0]})", failures)

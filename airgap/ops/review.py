@@ -7,16 +7,12 @@ keys the signature is checked before anything else is parsed, and a bad one stop
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
 import io
 import json
 import logging
-import os
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 from ..archive.reader import ArchiveStream, copy_verified
 from ..clock import Clock, timestamp
 from ..core import licenses, sbom
-from ..core.manifest import BlobEntry, Manifest, SbomRef, parse_manifest
+from ..core.manifest import SBOM_ZSTD, BlobEntry, Manifest, SbomRef, parse_manifest
 from ..core.repodata import Repodata, record_hashes
 from ..core.review import Package, Review, render
 from ..errors import UsageError
 from ..signing import TrustedKeys
+from . import sbom_blob
 from ._archive import load_repodata_blob
 
 if TYPE_CHECKING:
@@ -107,33 +104,15 @@ def attach_sbom(manifest: Manifest, cache: BlobCache, repodata: Mapping[tuple[st
 
     Written to the cache piece by piece as it is rendered (and hashed on the way): the SBOM of
     300,000 files is some 330 MB, never held whole."""
-    sha, size = _store_pieces(cache, sbom.pieces("cyclonedx", manifest, repodata, signer))
+    stored = sbom_blob.store(cache, sbom.pieces("cyclonedx", manifest, repodata, signer))  # zstd (docs/decisions/0011)
+    sha, size = stored.sha256, stored.size
     blobs = list(manifest.blobs)
     if sha in {b.sha256 for b in blobs}:  # cannot happen (a package is no JSON), but never list a blob twice
         raise UsageError("sbom: expected a blob of its own, found the same bytes as another blob")
     at = sum(1 for b in blobs if b.kind == "repodata")
     blobs.insert(at, BlobEntry(sha, size, "sbom"))
-    return dataclasses.replace(manifest, blobs=tuple(blobs), sbom=SbomRef(sha, size, sbom.CYCLONEDX_FORMAT))
-
-
-def _store_pieces(cache: BlobCache, pieces: Iterator[bytes]) -> tuple[str, int]:
-    """``(sha256, size)`` of the pieces, stored in the cache under their hash (not fsynced: the archive writer hashes them again)."""
-    fd, tmp = tempfile.mkstemp(dir=cache.tmp_dir, suffix=".sbom")
-    h, size = hashlib.sha256(), 0
-    try:
-        os.fchmod(fd, 0o644)  # as every cache file
-        with os.fdopen(fd, "wb") as fh:
-            for piece in pieces:
-                h.update(piece)
-                fh.write(piece)
-                size += len(piece)
-        sha = h.hexdigest()
-        os.replace(tmp, cache.sha_dir / sha)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return sha, size
+    ref = SbomRef(sha, size, SBOM_ZSTD, stored.raw_size) if sbom_blob.COMPRESS else SbomRef(sha, size, sbom.CYCLONEDX_FORMAT)
+    return dataclasses.replace(manifest, blobs=tuple(blobs), sbom=ref)
 
 
 def _package(channel: str, subdir: str, filename: str, record: Mapping[str, Any], size: int | None, sha256: str | None) -> Package:
@@ -274,7 +253,8 @@ def keep_sbom(change: Any, manifest: Manifest, blobs: Mapping[str, bytes]) -> st
     """Import: keep the archive's SBOM at the destination (``.airgap/sbom/<id>.cdx.json``); None if it keeps none."""
     if manifest.sbom is None or manifest.sbom.sha256 not in blobs:
         return None
-    where: str | None = change.put_document(SBOM_NAME.format(archive_id=manifest.archive_id), blobs[manifest.sbom.sha256])
+    kept = sbom_blob.document(manifest.sbom, blobs[manifest.sbom.sha256])  # the CycloneDX JSON, also from a compressed blob
+    where: str | None = change.put_document(SBOM_NAME.format(archive_id=manifest.archive_id), kept)
     if where is None:
         log.info("this destination keeps no SBOM; archive %s carries it (airgap inspect ARCHIVE --sbom cyclonedx)", manifest.archive_id)
     return where

@@ -4,7 +4,8 @@ Files of a ``file://`` upstream are not copied in: :meth:`BlobCache.download` re
 and checks its size and sha256 against its record (so a bad file is named at once, as for a
 download) and remembers where it is; :meth:`BlobCache.file` then names it, and the archive
 writer reads it where it lies and checks it again as it streams it into the archive (such blobs
-are never in :meth:`BlobCache.hashed_here`: the file may change between the two reads).
+are never in :meth:`BlobCache.hashed_here`: the file may change between the two reads). An
+export skips the first read (:meth:`BlobCache.in_place_unread`): the writer's check is the one.
 
 Layout: ``blobs/sha256/<hex>`` holds each verified file once; ``blobs/md5/<hex>`` is a hard
 link to the same file for upstream records that only carry an md5; ``tmp/`` holds downloads
@@ -29,6 +30,7 @@ from typing import BinaryIO, NamedTuple
 
 from .._fs import atomic_write_bytes, named
 from ..errors import AirgapError, HashMismatch, NotFound, UpstreamError
+from .channels import _URL_SAFE, package_url
 from .fetch import CHUNK, Fetcher, url_to_path
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class BlobCache:
         self.tmp_dir = self.root / "tmp"
         self._sha_prefix = os.path.join(self.sha_dir, "")
         self._external: dict[str, str] = {}  # sha256 -> a file:// upstream's file, read where it lies
+        self.unread: list[tuple[str, str, str, int]] = []  # (folder URL, name, sha256, size): such files not read yet
         try:
             for d in (self.sha_dir, self.md5_dir, self.tmp_dir):
                 d.mkdir(parents=True, exist_ok=True)
@@ -115,6 +118,22 @@ class BlobCache:
                 return self._attempt(fetcher, url, want, fh, resumable, path, on_bytes)
 
             return fetcher.with_retries(url, attempt)
+
+    def in_place_unread(self, base: str, filename: str, sha256: str, size: int) -> None:
+        """The ``file://`` upstream's file ``filename`` in the folder ``base`` (a URL ending in "/"),
+        taken as its record says, not read now: the archive writer reads it once, where it lies, and
+        checks its size and sha256 as it streams it into the archive (an export that finds a bad file
+        there removes the archive and names every bad file: :func:`airgap.ops.local_files.check_unread`).
+        Sync, which writes no archive, reads at once (:meth:`download`)."""
+        if _URL_SAFE.match(filename):  # the URL is base + filename: no URL built and parsed per file
+            self._external[sha256] = _local_folder(base) + filename
+        else:
+            self._external[sha256] = _local_path(package_url(base, filename))
+        self.unread.append((base, filename, sha256, size))
+
+    def check_in_place(self, url: str, want: Expected) -> str:
+        """Read and check a ``file://`` upstream's file now (:meth:`download` does for such a file)."""
+        return self._in_place(url, want, None)
 
     def _in_place(self, url: str, want: Expected, on_bytes: Callable[[int], None] | None) -> str:
         """A ``file://`` upstream's file: read and checked (size, sha256) now, not copied; the
@@ -263,6 +282,12 @@ class BlobCache:
 @functools.lru_cache(maxsize=64)
 def _local_dir(url_dir: str) -> str:
     return url_to_path(url_dir)
+
+
+@functools.lru_cache(maxsize=64)
+def _local_folder(url_dir: str) -> str:
+    """The path of a ``file://`` folder URL, ending with the separator."""
+    return os.path.join(url_to_path(url_dir), "")
 
 
 def _local_path(url: str) -> str:

@@ -159,12 +159,15 @@ class SbomRef:  # the archive's software bill of materials: a blob of kind "sbom
     sha256: str
     size: int
     format: str
+    raw_size: int | None = None  # "+zstd" formats: the document's size once decompressed (docs/decisions/0011)
 
     def to_json(self) -> dict[str, Any]:
-        return {"sha256": self.sha256, "size": self.size, "format": self.format}
+        raw = {} if self.raw_size is None else {"raw_size": self.raw_size}
+        return {"sha256": self.sha256, "size": self.size, "format": self.format, **raw}
 
 
-SBOM_FORMATS, BLOB_KINDS = ("CycloneDX-1.6",), ("repodata", "package", "installer", "sbom")
+SBOM_ZSTD = "CycloneDX-1.6+zstd"  # the CycloneDX document, zstd-compressed (what export writes since 0011)
+SBOM_FORMATS, BLOB_KINDS = ("CycloneDX-1.6", SBOM_ZSTD), ("repodata", "package", "installer", "sbom")
 
 
 @dataclass(frozen=True)

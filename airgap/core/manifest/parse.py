@@ -288,6 +288,8 @@ def parse_manifest(data: bytes) -> Manifest:
         )
         if sbom.format not in SBOM_FORMATS:
             raise _fail("sbom.format", " or ".join(SBOM_FORMATS), sbom.format)
+        if sbom.format.endswith("+zstd"):  # compressed: readers refuse to decompress beyond raw_size
+            sbom = SbomRef(sbom.sha256, sbom.size, sbom.format, _size(_get(sb, "raw_size", "sbom"), "sbom.raw_size"))
         ref(sbom.sha256, sbom.size, "sbom", "sbom")
     unreferenced = [b.sha256 for b in blobs if b.sha256 not in referenced]
     if unreferenced:

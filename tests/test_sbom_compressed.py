@@ -1,0 +1,81 @@
+"""The SBOM blob is zstd-compressed (docs/decisions/0011); archives with the plain document still read.
+
+Each reader of the blob (verify, inspect, import, the review page) is run on both kinds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import zstandard
+from helpers import cli
+from review_world import blob_of, manifest_of, sbom_document_of
+
+import airgap.ops.sbom_blob
+from airgap.core.manifest import SBOM_ZSTD, SbomRef, parse_manifest
+from airgap.errors import ArchiveFormatError, IntegrityError
+from airgap.ops.sbom_blob import document
+from airgap.testing.condapkg import PackageSpec, write_channel
+
+
+@pytest.fixture(params=["zstd", "plain (before 0011)"])
+def archive(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, str]:
+    up = tmp_path / "up" / "main"
+    write_channel(up, [PackageSpec(f"p{i}", "1.0", subdir="linux-64", license="MIT") for i in range(20)], subdirs=("linux-64",))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({"channels": [up.as_uri()], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache")}))
+    assert cli("keygen", tmp_path / "k").exit_code == 0
+    monkeypatch.setattr(airgap.ops.sbom_blob, "COMPRESS", request.param == "zstd")  # the older airgap's archive
+    r = cli("export", "-f", cfg, "--sign-key", tmp_path / "k", tmp_path / "m.tar")
+    assert r.exit_code == 0, r.output
+    monkeypatch.undo()
+    return tmp_path / "m.tar", tmp_path / "k.pub", request.param
+
+
+def test_every_reader_reads_both_kinds(archive: tuple[Path, Path, str], tmp_path: Path) -> None:
+    tar, pub, kind = archive
+    sbom = manifest_of(tar)["sbom"]
+    blob = blob_of(tar, sbom["sha256"])
+    if kind == "zstd":
+        assert sbom["format"] == SBOM_ZSTD and blob != sbom_document_of(tar)  # decompressed by it, to raw_size
+        assert len(blob) * 3 < sbom["raw_size"]
+    else:
+        assert sbom["format"] == "CycloneDX-1.6" and "raw_size" not in sbom and sbom_document_of(tar) == blob
+    doc = sbom_document_of(tar)
+    r = cli("verify", tar, "--trusted-key", pub)
+    assert r.exit_code == 0, r.output
+    r = cli("inspect", tar, "--sbom", "cyclonedx", "--trusted-key", pub)
+    assert r.exit_code == 0 and r.stdout_bytes == doc  # derived again: the same document either way
+    r = cli("inspect", tar, "--html", tmp_path / "review.html", "--trusted-key", pub)
+    assert r.exit_code == 0, r.output
+    assert sbom["sha256"] in (tmp_path / "review.html").read_text()
+    r = cli("import", tar, "--into", tmp_path / "d", "--trusted-key", pub)
+    assert r.exit_code == 0, r.output
+    archive_id = manifest_of(tar)["archive_id"]
+    assert (tmp_path / "d" / ".airgap" / "sbom" / f"{archive_id}.cdx.json").read_bytes() == doc  # kept as JSON
+    assert len(json.loads(doc)["components"]) == 40
+
+
+def test_a_compressed_blob_must_hold_exactly_raw_size_bytes() -> None:
+    doc = b'{"bomFormat":"CycloneDX"}' * 100
+    blob = zstandard.ZstdCompressor().compress(doc)
+    assert document(SbomRef("a" * 64, len(blob), SBOM_ZSTD, len(doc)), blob) == doc
+    with pytest.raises(IntegrityError, match="expected at most"):
+        document(SbomRef("a" * 64, len(blob), SBOM_ZSTD, len(doc) - 1), blob)
+    with pytest.raises(IntegrityError, match=f"expected {len(doc) + 1} bytes once decompressed, found {len(doc)}"):
+        document(SbomRef("a" * 64, len(blob), SBOM_ZSTD, len(doc) + 1), blob)
+    with pytest.raises(IntegrityError, match="zstd"):
+        document(SbomRef("a" * 64, len(doc), SBOM_ZSTD, len(doc)), doc)  # not compressed at all
+    assert document(SbomRef("a" * 64, len(doc), "CycloneDX-1.6"), doc) == doc
+
+
+def test_a_compressed_sbom_without_raw_size_is_refused(archive: tuple[Path, Path, str]) -> None:
+    tar, _, kind = archive
+    manifest = manifest_of(tar)
+    if kind != "zstd":
+        manifest["sbom"]["format"] = SBOM_ZSTD
+    manifest["sbom"].pop("raw_size", None)
+    with pytest.raises(ArchiveFormatError, match="sbom: expected key 'raw_size'"):
+        parse_manifest(json.dumps(manifest).encode())
