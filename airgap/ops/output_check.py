@@ -12,11 +12,11 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..core.receipt import Receipt
+from ..core.receipt import Held, Receipt
 from ..errors import AirgapError
 
 # per archive member: a 512-byte header, and padding to 512 bytes on average half a block
@@ -43,11 +43,16 @@ def planned_archive_bytes(wants: list[Any], subdirs: int, base: Receipt | None) 
     """An upper estimate of the archive's size: every package the base does not hold by sha256,
     each with its tar header, plus an allowance per subdir for its repodata."""
 
+    holdings: dict[tuple[str, str], list[Mapping[str, Held]]] = {}  # looked up once per subdir, not per file
+
     def in_base(w: Any) -> bool:
         if base is None or not w.sha256:
             return False
-        for target in base.targets_of(w.channel) or [w.channel]:  # where the receipt says the channel went
-            held = base.held(target, w.subdir, w.filename)
+        places = holdings.get((w.channel, w.subdir))
+        if places is None:  # where the receipt says the channel went
+            places = holdings[(w.channel, w.subdir)] = [base.holdings(t, w.subdir) for t in base.targets_of(w.channel) or [w.channel]]
+        for files in places:
+            held = files.get(w.filename)
             if held is not None and held.sha256 == w.sha256:
                 return True
         return False
