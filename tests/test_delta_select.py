@@ -14,6 +14,7 @@ import pytest
 
 from airgap.core import delta_index
 from airgap.core.delta import DeltaBase
+from airgap.core.filters import Filters, select_channel
 from airgap.core.receipt import Receipt
 from airgap.core.repodata import Repodata, record_hashes
 from airgap.errors import UpstreamError
@@ -107,3 +108,16 @@ def test_name_change_groups_once_and_digests_as_delta_index_does() -> None:
     # upstream unchanged and nothing new: no name travels, nothing is grouped
     change, groups = name_change(delta, "ch", "linux-64", "1" * 64, rd, [], [])
     assert change == delta_index.NameChange(frozenset(), frozenset()) and groups is None
+
+
+def test_selection_is_sorted_whatever_order_upstream_lists_its_records() -> None:
+    names = ["b-1-0.tar.bz2", "a-1-0.conda", "c-1-0.tar.bz2", "a-1-0.tar.bz2", "a-2-0.conda"]
+    fr = _fetched({fn: {"sha256": SHA, "md5": MD5, "size": 1} for fn in names})
+    everything = select_channel({"linux-64": fr.repodata}, Filters(platforms=("linux-64",)))["linux-64"]
+    assert everything.selected == sorted(names)
+    some = select_channel({"linux-64": fr.repodata}, Filters(platforms=("linux-64",), blacklist=("c",)))["linux-64"]
+    assert some.selected == sorted(set(names) - {"c-1-0.tar.bz2"}) and list(some.excluded) == ["c-1-0.tar.bz2"]
+    rd = Repodata("linux-64")  # a name in both sections (only a hand-made Repodata can): listed once
+    rd.packages["x-1-0.tar.bz2"] = rd.packages_conda["x-1-0.tar.bz2"] = {"name": "x", "version": "1", "build": "0"}
+    rd.packages["y-1-0.tar.bz2"] = {"name": "y", "version": "1", "build": "0"}
+    assert select_channel({"linux-64": rd}, Filters(platforms=("linux-64",)))["linux-64"].selected == ["x-1-0.tar.bz2", "y-1-0.tar.bz2"]
