@@ -19,6 +19,7 @@ from airgap.core.receipt import Receipt
 from airgap.core.repodata import Repodata, record_hashes
 from airgap.errors import UpstreamError
 from airgap.ops.delta_select import name_change, to_fetch
+from airgap.ops.output_check import planned_archive_bytes
 from airgap.ops.plan import Want, _wants
 from airgap.upstream.channels import FetchedRepodata, channel_from_string
 
@@ -121,3 +122,22 @@ def test_selection_is_sorted_whatever_order_upstream_lists_its_records() -> None
     rd.packages["x-1-0.tar.bz2"] = rd.packages_conda["x-1-0.tar.bz2"] = {"name": "x", "version": "1", "build": "0"}
     rd.packages["y-1-0.tar.bz2"] = {"name": "y", "version": "1", "build": "0"}
     assert select_channel({"linux-64": rd}, Filters(platforms=("linux-64",)))["linux-64"].selected == ["x-1-0.tar.bz2", "y-1-0.tar.bz2"]
+
+
+def test_planned_archive_bytes_counts_what_the_base_does_not_hold() -> None:
+    other = "ef" * 32
+    r = Receipt()
+    r.hold("dest", "linux-64", "held-1-0.tar.bz2", SHA, 100)
+    r.hold("dest", "linux-64", "changed-1-0.tar.bz2", SHA, 100)
+    r.map_channel("ch", "dest")  # the channel went to "dest": held files are looked up there
+    wants = [
+        Want("ch", "linux-64", "held-1-0.tar.bz2", "file:///x/", SHA, None, 1000),
+        Want("ch", "linux-64", "changed-1-0.tar.bz2", "file:///x/", other, None, 2000),
+        Want("ch", "linux-64", "twin-1-0.tar.bz2", "file:///x/", other, None, 2000),  # same bytes: counted once
+        Want("ch", "noarch", "held-1-0.tar.bz2", "file:///x/", SHA, None, 4000),  # not held in noarch
+        Want("ch", "linux-64", "nosha-1-0.tar.bz2", "file:///x/", None, MD5, 8000),
+    ]
+    overhead = planned_archive_bytes([], 1, None) - 2 * 768  # the allowance for one subdir, and the rest
+    assert planned_archive_bytes(wants, 1, r) == 2000 + 4000 + 8000 + 768 * (3 + 2) + overhead
+    assert planned_archive_bytes(wants, 1, None) == 2000 + 4000 + 8000 + 768 * (3 + 2) + overhead  # one blob per sha256
+    assert planned_archive_bytes(wants[:1], 1, None) == 1000 + 768 * 3 + overhead

@@ -30,7 +30,7 @@ from ..core.delta import DeltaBase
 from ..core.filters import Filters
 from ..core.manifest import DELTA_FORMAT, FORMAT, BlobEntry, ChannelEntry, InstallerEntry, Manifest, PackageEntry, RepodataBlob, SubdirEntry
 from ..core.merging import shadowing
-from ..core.receipt import Receipt
+from ..core.receipt import Held, Receipt
 from ..core.repodata import Repodata
 from ..core.run_exports import carry as carry_run_exports
 from ..errors import DownloadError, UpstreamError, UsageError
@@ -214,13 +214,13 @@ def _subdir_entries(
         for subdir, fr in sorted(fetched[ch.name].items()):
             names = selected[(ch.name, subdir)]
             pkgs: list[PackageEntry] = []
-            present: list[PackageEntry] = []
+            present: list[tuple[str, Held]] = []  # entries made only for the names that travel (_entry)
             holdings = delta.holdings(ch.name, subdir) if delta is not None else {}
             for filename in names:
                 sha = actual.get((ch.name, subdir, filename))
                 held = holdings.get(filename)
                 if held is not None and (sha is None or sha == held.sha256):
-                    present.append(PackageEntry(filename, held.sha256, held.size or 0))
+                    present.append((filename, held))
                     continue
                 assert sha is not None
                 size = sizes[sha] if sha in sizes else cache.size(sha)
@@ -258,7 +258,7 @@ class _Part:
     fr: FetchedRepodata
     rd: Repodata
     pkgs: list[PackageEntry]
-    present: list[PackageEntry]
+    present: list[tuple[str, Held]]  # the base's files (a delta's), by name
     removals: list[str]
     url: str  # the upstream subdir (its run_exports.json beside repodata.json)
     change: delta_index.NameChange | None = None
@@ -275,7 +275,7 @@ def _entry(subdir: str, part: _Part, travel: set[str] | None, cache: BlobCache, 
         groups = part.groups if part.groups is not None else delta_index.by_name(rd)
         keep = {f for n in travel if n in groups for f, _ in groups[n]}
         rd = rd.subset(keep)
-        present = [p for p in present if p.filename in keep]
+        present = [p for p in present if p[0] in keep]
         names = tuple(sorted({delta_index.name_of(f) for f in keep}))
         gone = tuple(sorted(part.change.gone))
     raw = _repodata_bytes(rd)
@@ -289,7 +289,7 @@ def _entry(subdir: str, part: _Part, travel: set[str] | None, cache: BlobCache, 
         RepodataBlob(rd_sha, len(packed), len(raw)),
         tuple(part.pkgs),
         source,
-        tuple(present),
+        tuple(PackageEntry(f, h.sha256, h.size or 0) for f, h in present),
         tuple(part.removals),
         (),
         names,
