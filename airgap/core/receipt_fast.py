@@ -3,10 +3,10 @@
 Pure. A receipt lists every file its destination holds (300,000 entries, 44 MB, for a
 conda-forge subdir); :func:`~airgap.core.receipt.parse_receipt` checks each entry in Python
 (three patterns and a tuple per file: most of a delta export's reading of its base). Here the
-``channels`` part is decoded into typed structs, its names and hashes checked by the decoder
-against the same rules, and each entry becomes the same :class:`~airgap.core.receipt.Held`; the
-other, small parts go through ``parse_receipt`` itself. Anything the typed decoder refuses, or
-any document that is not plainly an object, is read again by
+``channels`` part is decoded into typed structs (types and sizes checked by the decoder), its
+names and hashes checked against the same rules a subdir at a time, and each entry becomes the
+same :class:`~airgap.core.receipt.Held`; the other, small parts go through ``parse_receipt``
+itself. Anything the typed decoder or those checks refuse is read again by
 :func:`~airgap.core.receipt.parse_receipt_bytes`, which accepts it or says exactly what is wrong:
 this module only ever gives the same receipt, sooner.
 """

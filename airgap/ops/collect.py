@@ -227,7 +227,7 @@ def _subdir_entries(
                 pkgs.append(PackageEntry(filename, sha, size))
                 blobs.setdefault(sha, BlobEntry(sha, size, "package"))
             removals = delta.removals(ch.name, subdir, selected) if delta is not None else []
-            rd = fr.repodata.subset(set(names))
+            rd = fr.repodata if len(names) == len(fr.repodata) else fr.repodata.subset(set(names))  # all selected: no copy
             part = _Part(fr, rd, pkgs, present, removals, ch.subdir_url(subdir))
             if delta is not None:
                 part.change, part.groups = name_change(delta, ch.name, subdir, fr.sha256, rd, [p.filename for p in pkgs], removals)
