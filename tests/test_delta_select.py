@@ -15,8 +15,9 @@ import pytest
 from airgap.core import delta_index
 from airgap.core.delta import DeltaBase
 from airgap.core.filters import Filters, select_channel
+from airgap.core.manifest import is_safe_package_filename
 from airgap.core.receipt import Receipt
-from airgap.core.repodata import Repodata, record_hashes
+from airgap.core.repodata import Repodata, _safe_names, from_document, record_hashes
 from airgap.errors import UpstreamError
 from airgap.ops.delta_select import name_change, to_fetch
 from airgap.ops.output_check import planned_archive_bytes
@@ -141,3 +142,41 @@ def test_planned_archive_bytes_counts_what_the_base_does_not_hold() -> None:
     assert planned_archive_bytes(wants, 1, r) == 2000 + 4000 + 8000 + 768 * (3 + 2) + overhead
     assert planned_archive_bytes(wants, 1, None) == 2000 + 4000 + 8000 + 768 * (3 + 2) + overhead  # one blob per sha256
     assert planned_archive_bytes(wants[:1], 1, None) == 1000 + 768 * 3 + overhead
+
+
+NAMES = [
+    "a-1-0.tar.bz2",
+    "a-1-0.conda",
+    "_a-1-0.tar.bz2",
+    "a..b-1-0.tar.bz2",
+    ".a-1-0.tar.bz2",
+    "a b-1-0.tar.bz2",
+    "é-1-0.tar.bz2",
+    "a-1-0.tar.bz2\n",
+    "a-1-0.tar.bz2x",
+    "a" * 247 + ".tar.bz2",
+    "a" * 248 + ".tar.bz2",
+    "a" * 249 + ".conda",
+    "a" * 250 + ".conda",
+    ".tar.bz2",
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("suffix", [".tar.bz2", ".conda"])
+def test_a_sections_names_are_checked_at_once_by_the_manifests_rule(name: str, suffix: str) -> None:
+    rule = is_safe_package_filename(name) and name.endswith(suffix)
+    assert _safe_names({name: {}}, suffix) is rule
+    assert _safe_names({"ok-1-0" + suffix: {}, name: {}, "zz-1-0" + suffix: {}}, suffix) is rule
+    assert _safe_names({}, suffix) is True and _safe_names({1: {}}, suffix) is False
+
+
+def test_a_record_under_an_unsafe_name_is_still_skipped() -> None:
+    doc = {
+        "packages": {
+            "ok-1-0.tar.bz2": {"name": "ok", "version": "1", "build": "0"},
+            "../x-1-0.tar.bz2": {"name": "x", "version": "1", "build": "0"},
+        }
+    }
+    rd = from_document(doc, "linux-64", "test")
+    assert list(rd.packages) == ["ok-1-0.tar.bz2"]
