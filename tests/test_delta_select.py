@@ -159,6 +159,7 @@ NAMES = [
     "a" * 249 + ".conda",
     "a" * 250 + ".conda",
     ".tar.bz2",
+    "",
 ]
 
 
@@ -180,3 +181,10 @@ def test_a_record_under_an_unsafe_name_is_still_skipped() -> None:
     }
     rd = from_document(doc, "linux-64", "test")
     assert list(rd.packages) == ["ok-1-0.tar.bz2"]
+
+
+def test_names_are_checked_past_the_first_chunk() -> None:
+    many = {f"n{i}-1-0.conda": {} for i in range(10_000)}
+    assert _safe_names(many, ".conda") is True
+    many["n9999..x-1-0.conda"] = {}
+    assert _safe_names(many, ".conda") is False

@@ -9,6 +9,7 @@ is dropped when packages are served next to the repodata, ``.tar.bz2`` records l
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import logging
 import math
@@ -293,21 +294,27 @@ def from_document(
     return rd
 
 
-# is_safe_package_filename for one section's names, one a line (tests/test_delta_select.py compares them)
-_NAMES = {
-    suffix: re.compile(rf"(?:[A-Za-z0-9_][A-Za-z0-9_.+!=~,-]{{0,{254 - len(suffix)}}}{re.escape(suffix)}\n)*")
-    for _, suffix in SECTIONS
-}
+# is_safe_package_filename for names ending in a section's suffix, one a line (tests/test_delta_select.py compares them)
+def _names_pattern(suffix: str) -> re.Pattern[str]:
+    name = rf"[A-Za-z0-9_][A-Za-z0-9_.+!=~,-]{{0,{254 - len(suffix)}}}{re.escape(suffix)}"
+    return re.compile(rf"{name}(?:\n{name})*")  # one name a line, no empty line
+
+
+_NAMES = {suffix: _names_pattern(suffix) for _, suffix in SECTIONS}
 
 
 def _safe_names(entries: dict[Any, Any], suffix: str) -> bool:
-    """Every key of ``entries`` is a safe package file name ending in ``suffix``: one scan of them all
-    rather than a call per record (a conda-forge subdir has 300,000). False: look at each one."""
-    try:
-        text = "\n".join(entries) + "\n" if entries else ""
-    except TypeError:  # a key that is no string (JSON's always are; a document built in code may not be)
-        return False
-    return ".." not in text and _NAMES[suffix].fullmatch(text) is not None
+    """Every key of ``entries`` is a safe package file name ending in ``suffix``: a scan of 4,096 names at a
+    time rather than a call per record (a conda-forge subdir has 300,000). False: look at each one."""
+    names, pattern = iter(entries), _NAMES[suffix]
+    while chunk := list(itertools.islice(names, 4096)):
+        try:
+            text = "\n".join(chunk)
+        except TypeError:  # a key that is no string (JSON's always are; a document built in code may not be)
+            return False
+        if ".." in text or pattern.fullmatch(text) is None:
+            return False
+    return True
 
 
 def _admit(
