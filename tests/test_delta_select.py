@@ -184,7 +184,7 @@ def test_a_record_under_an_unsafe_name_is_still_skipped() -> None:
 
 
 def test_names_are_checked_past_the_first_chunk() -> None:
-    many = {f"n{i}-1-0.conda": {} for i in range(10_000)}
+    many: dict[str, Any] = {f"n{i}-1-0.conda": {} for i in range(10_000)}
     assert _safe_names(many, ".conda") is True
     many["n9999..x-1-0.conda"] = {}
     assert _safe_names(many, ".conda") is False
