@@ -47,6 +47,11 @@ class DeltaBase:
     def held(self, channel: str, subdir: str, filename: str) -> Held | None:
         return self.receipt.held(self.targets[channel], subdir, filename)
 
+    def holdings(self, channel: str, subdir: str) -> Mapping[str, Held]:
+        """What the base holds in ``channel``'s destination ``subdir``, by file name: one lookup per subdir
+        rather than three per file (a delta export asks about every selected file)."""
+        return self.receipt.holdings(self.targets[channel], subdir)
+
     def group(self, channel: str) -> list[str]:
         """The exported channels published into the same destination channel as ``channel`` (in order)."""
         dest = self.targets[channel]

@@ -40,7 +40,12 @@ def by_name(rd: Repodata) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """The records of ``rd`` grouped by package name (the file's: what the destination lists it under)."""
     out: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for filename, record in rd.records():
-        out.setdefault(name_of(filename), []).append((filename, record))
+        name = filename.rsplit("-", 2)[0]  # name_of, inline: once per record
+        group = out.get(name)
+        if group is None:
+            out[name] = [(filename, record)]
+        else:
+            group.append((filename, record))
     return out
 
 
@@ -52,15 +57,18 @@ def digests(rd: Repodata) -> dict[str, str]:
     :func:`~airgap.core.manifest.canonical_json` except for a float written with an exponent
     (``1e-05`` is ``0.00001`` here), which no conda record holds. A digest that differs from the
     one an older airgap stored only makes that name travel once more."""
+    return digests_of(by_name(rd))
+
+
+def digests_of(groups: Mapping[str, list[tuple[str, dict[str, Any]]]]) -> dict[str, str]:
+    """:func:`digests` of records already grouped by :func:`by_name` (each group is sorted in place)."""
     out: dict[str, str] = {}
-    sha256 = hashlib.sha256
-    for name, recs in by_name(rd).items():
-        h = sha256()
+    sha256, enc = hashlib.sha256, encode_sorted
+    for name, recs in groups.items():
         if len(recs) > 1:
             recs.sort(key=_first)
-        for pair in recs:
-            h.update(encode_sorted(pair))  # compact, sorted keys, UTF-8: canonical_json's bytes
-        out[name] = h.hexdigest()[:_DIGEST_HEX]
+        # one hash call per name over the pairs' bytes, end to end: the bytes hashed are as ever
+        out[name] = sha256(b"".join([enc(pair) for pair in recs])).hexdigest()[:_DIGEST_HEX]
     return out
 
 

@@ -166,8 +166,9 @@ def select_channel(repodatas: Mapping[str, Repodata], filters: Filters) -> dict[
     decides = cutoff is not None or filters.license_blacklist or specs["blacklist"] or specs["exclude"] or python.targets
     for subdir, rd in repodatas.items():
         if not decides and not limit:  # no rule can exclude a record: all of them, without a call per record
-            allowed[subdir] = dict(rd.records())
-            roots[subdir] = set(allowed[subdir])
+            if filters.latest is not None or filters.with_dependencies:  # else no one reads it: no copy
+                allowed[subdir] = dict(rd.records())
+            roots[subdir] = {*rd.packages, *rd.packages_conda}
             continue
         for filename, record in rd.records():
             reason = _base_reason(record, subdir, filters, specs, python, cutoff)
@@ -199,7 +200,20 @@ def select_channel(repodatas: Mapping[str, Repodata], filters: Filters) -> dict[
                 excluded[subdir].pop(fn, None)
                 roots[subdir].add(fn)
 
-    return {s: Selection(sorted(roots[s]), excluded[s]) for s in repodatas}
+    return {s: Selection(_in_order(repodatas[s], roots[s]), excluded[s]) for s in repodatas}
+
+
+def _in_order(rd: Repodata, chosen: set[str]) -> list[str]:
+    """``chosen`` (file names of ``rd``) sorted: from the records' own order rather than a set's. Upstream
+    lists its records sorted, so the sort is a linear pass (a set of 300,000 names took 0.4 s to sort)."""
+    if len(chosen) == len(rd):  # every record (chosen holds only rd's names)
+        names = [*rd.packages, *rd.packages_conda]
+    else:
+        names = [f for section in (rd.packages, rd.packages_conda) for f in section if f in chosen]
+        if len(names) != len(chosen):  # a name in both sections (not from a parsed document): each once
+            names = list(chosen)
+    names.sort()
+    return names
 
 
 def _base_reason(

@@ -1,7 +1,7 @@
 """Collect: download what a plan selects into the cache (each file verified) and build the manifest.
 
 Shared by export (which then writes the archive) and sync (which publishes from the cache).
-The steps, in order: drop what a delta's base already holds (:func:`_to_fetch`), download
+The steps, in order: drop what a delta's base already holds (:func:`.delta_select.to_fetch`), download
 packages in parallel (:func:`_download_packages`) and installers one at a time
 (:func:`_download_installers`), fail with every failure named if any download failed, then
 describe each subdir (:func:`_subdir_entries`), keep the subdirs with something new
@@ -30,7 +30,7 @@ from ..core.delta import DeltaBase
 from ..core.filters import Filters
 from ..core.manifest import DELTA_FORMAT, FORMAT, BlobEntry, ChannelEntry, InstallerEntry, Manifest, PackageEntry, RepodataBlob, SubdirEntry
 from ..core.merging import shadowing
-from ..core.receipt import Receipt
+from ..core.receipt import Held, Receipt
 from ..core.repodata import Repodata
 from ..core.run_exports import carry as carry_run_exports
 from ..errors import DownloadError, UpstreamError, UsageError
@@ -39,6 +39,7 @@ from ..redact import redact
 from ..upstream.cache import BlobCache, Expected
 from ..upstream.channels import Channel, FetchedRepodata
 from ..upstream.fetch import Fetcher
+from .delta_select import Groups, name_change, to_fetch
 from .local_files import batches, cached_shas, fetch_batch, take_unread
 from .plan import Plan, Want
 from .sources import InstallerWant
@@ -99,7 +100,7 @@ def collect(
     """
     cache = BlobCache(Path(config.mirror_dir))
     delta = DeltaBase.from_receipt(base, [c.name for c in plan.channels], config.dest_channel, "receipt") if base is not None else None
-    got = _download_packages(cache, fetcher, _to_fetch(plan.wants, delta), config.workers, progress, read_local)
+    got = _download_packages(cache, fetcher, to_fetch(plan.wants, delta), config.workers, progress, read_local)
     installers = _download_installers(cache, fetcher, plan.installers, got, progress)
     if got.failures:
         got.failures.sort()
@@ -123,18 +124,6 @@ def collect(
     manifest = _manifest(channel_entries, blobs, installers, filters, plan, base, delta, clock)
     excluded = sum(len(sel.excluded) for subs in plan.selections.values() for sel in subs.values())
     return Collected(manifest, cache, got.fetched, got.fetched_bytes, got.cached, excluded, counts, frozenset(got.fresh))
-
-
-def _to_fetch(wants: list[Want], delta: DeltaBase | None) -> list[Want]:
-    """The selected files, less those the delta's base holds with the same sha256 (no need to fetch them at all)."""
-    if delta is None:
-        return wants
-
-    def held_sha(w: Want) -> str | None:
-        rec = delta.held(w.channel, w.subdir, w.filename)
-        return rec.sha256 if rec is not None else None
-
-    return [w for w in wants if not (w.expected.sha256 and held_sha(w) == w.expected.sha256)]
 
 
 def _download_packages(cache: BlobCache, fetcher: Fetcher, wants: list[Want], workers: int, progress: Progress, reads: bool) -> _Downloads:
@@ -227,22 +216,23 @@ def _subdir_entries(
         for subdir, fr in sorted(fetched[ch.name].items()):
             names = selected[(ch.name, subdir)]
             pkgs: list[PackageEntry] = []
-            present: list[PackageEntry] = []
+            present: list[tuple[str, Held]] = []  # entries made only for the names that travel (_entry)
+            holdings = delta.holdings(ch.name, subdir) if delta is not None else {}
             for filename in names:
                 sha = actual.get((ch.name, subdir, filename))
-                held = delta.held(ch.name, subdir, filename) if delta is not None else None
+                held = holdings.get(filename)
                 if held is not None and (sha is None or sha == held.sha256):
-                    present.append(PackageEntry(filename, held.sha256, held.size or 0))
+                    present.append((filename, held))
                     continue
                 assert sha is not None
                 size = sizes[sha] if sha in sizes else cache.size(sha)
                 pkgs.append(PackageEntry(filename, sha, size))
                 blobs.setdefault(sha, BlobEntry(sha, size, "package"))
             removals = delta.removals(ch.name, subdir, selected) if delta is not None else []
-            rd = fr.repodata.subset(set(names))
+            rd = fr.repodata if len(names) == len(fr.repodata) else fr.repodata.subset(set(names))  # all selected: no copy
             part = _Part(fr, rd, pkgs, present, removals, ch.subdir_url(subdir))
             if delta is not None:
-                part.change = _name_change(delta, ch.name, subdir, part)
+                part.change, part.groups = name_change(delta, ch.name, subdir, fr.sha256, rd, [p.filename for p in pkgs], removals)
                 if part.change.names or part.change.gone:
                     changed.add((delta.targets[ch.name], subdir))
             else:
@@ -270,23 +260,11 @@ class _Part:
     fr: FetchedRepodata
     rd: Repodata
     pkgs: list[PackageEntry]
-    present: list[PackageEntry]
+    present: list[tuple[str, Held]]  # the base's files (a delta's), by name
     removals: list[str]
     url: str  # the upstream subdir (its run_exports.json beside repodata.json)
     change: delta_index.NameChange | None = None
-
-
-def _name_change(delta: DeltaBase, channel: str, subdir: str, part: _Part) -> delta_index.NameChange:
-    """The names that changed since the base; without the base's name index, the whole subdir when anything changed."""
-    before = delta_index.stored(delta.receipt, channel, subdir)
-    if delta.upstream_unchanged(channel, subdir, part.fr.sha256):  # the same records upstream: only the selection moved
-        if not part.pkgs and not part.removals:
-            return delta_index.NameChange(frozenset(), frozenset())
-        if before is not None:
-            selected = {delta_index.name_of(f) for f, _ in part.rd.records()}
-            return delta_index.changed_names(selected, dict.fromkeys(before, ""), [p.filename for p in part.pkgs], part.removals)
-    now = delta_index.digests(part.rd) if before is not None else {delta_index.name_of(f) for f, _ in part.rd.records()}
-    return delta_index.changed_names(now, before, [p.filename for p in part.pkgs], part.removals)
+    groups: Groups | None = None  # rd's records by package name (a delta's)
 
 
 def _entry(subdir: str, part: _Part, travel: set[str] | None, cache: BlobCache, fetcher: Fetcher, max_size: int) -> SubdirEntry:
@@ -296,9 +274,10 @@ def _entry(subdir: str, part: _Part, travel: set[str] | None, cache: BlobCache, 
     gone: tuple[str, ...] = ()
     if travel is not None:
         assert part.change is not None
-        keep = {f for f, _ in rd.records() if delta_index.name_of(f) in travel}
+        groups = part.groups if part.groups is not None else delta_index.by_name(rd)
+        keep = {f for n in travel if n in groups for f, _ in groups[n]}
         rd = rd.subset(keep)
-        present = [p for p in present if p.filename in keep]
+        present = [p for p in present if p[0] in keep]
         names = tuple(sorted({delta_index.name_of(f) for f in keep}))
         gone = tuple(sorted(part.change.gone))
     raw = _repodata_bytes(rd)
@@ -312,7 +291,7 @@ def _entry(subdir: str, part: _Part, travel: set[str] | None, cache: BlobCache, 
         RepodataBlob(rd_sha, len(packed), len(raw)),
         tuple(part.pkgs),
         source,
-        tuple(present),
+        tuple(PackageEntry(f, h.sha256, h.size or 0) for f, h in present),
         tuple(part.removals),
         (),
         names,

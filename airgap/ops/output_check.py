@@ -12,11 +12,11 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..core.receipt import Receipt
+from ..core.receipt import Held, Receipt
 from ..errors import AirgapError
 
 # per archive member: a 512-byte header, and padding to 512 bytes on average half a block
@@ -43,16 +43,23 @@ def planned_archive_bytes(wants: list[Any], subdirs: int, base: Receipt | None) 
     """An upper estimate of the archive's size: every package the base does not hold by sha256,
     each with its tar header, plus an allowance per subdir for its repodata."""
 
-    def in_base(w: Any) -> bool:
-        if base is None or not w.sha256:
-            return False
-        for target in base.targets_of(w.channel) or [w.channel]:  # where the receipt says the channel went
-            held = base.held(target, w.subdir, w.filename)
-            if held is not None and held.sha256 == w.sha256:
-                return True
-        return False
-
-    shipped = {(w.sha256 or w.url): w.size or 0 for w in wants if not in_base(w)}
+    holdings: dict[tuple[str, str], list[Mapping[str, Held]]] = {}  # looked up once per subdir, not per file
+    shipped: dict[str, int] = {}
+    for w in wants:  # one pass, no call per file (a conda-forge subdir selects 300,000)
+        if base is not None and w.sha256:
+            places = holdings.get((w.channel, w.subdir))
+            if places is None:  # where the receipt says the channel went
+                targets = base.targets_of(w.channel) or [w.channel]
+                places = holdings[(w.channel, w.subdir)] = [base.holdings(t, w.subdir) for t in targets]
+            held = False
+            for files in places:
+                h = files.get(w.filename)
+                if h is not None and h.sha256 == w.sha256:
+                    held = True
+                    break
+            if held:
+                continue  # the base holds it
+        shipped[w.sha256 or w.url] = w.size or 0
     return sum(shipped.values()) + _MEMBER_OVERHEAD * (len(shipped) + 2) + _REPODATA_ALLOWANCE * subdirs + 1024
 
 

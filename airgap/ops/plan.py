@@ -163,11 +163,30 @@ def make_plan(config: Config, filters: Filters, fetcher: Fetcher, progress: Prog
 
 
 def _wants(channel: str, subdir: str, fr: FetchedRepodata, selected: list[str]) -> Iterator[Want]:
-    """A :class:`Want` per selected file: the least work per record (a plan makes one per selected record)."""
+    """A :class:`Want` per selected file: the least work per record (a plan makes one per selected record).
+
+    The common record (lower-case hex sha256 and md5, a size) is read inline and its tuple made by
+    ``tuple.__new__`` (a NamedTuple's own ``__new__`` is a Python call per record); any other record
+    goes through :func:`record_hashes`, which says what it holds."""
     base = fr.packages_base
     tar_bz2, conda = fr.repodata.packages, fr.repodata.packages_conda
+    new, str_, int_ = tuple.__new__, str, int
     for filename in selected:
-        sha, md5, size = record_hashes((conda if filename.endswith(".conda") else tar_bz2)[filename])
+        rec = (conda if filename.endswith(".conda") else tar_bz2)[filename]
+        sha, md5, size = rec.get("sha256"), rec.get("md5"), rec.get("size")
+        if (
+            type(sha) is str_
+            and len(sha) == 64
+            and type(md5) is str_
+            and len(md5) == 32
+            and type(size) is int_
+            and size >= 0
+            and sha.islower()
+            and md5.islower()
+        ):
+            yield new(Want, (channel, subdir, filename, base, sha, md5, size))
+            continue
+        sha, md5, size = record_hashes(rec)
         if sha is None and md5 is None:
             raise UpstreamError(f"{fr.url}: {filename}: expected a sha256 or md5 in its record, found neither; cannot verify it")
         yield Want(channel, subdir, filename, base, sha, md5, size)
