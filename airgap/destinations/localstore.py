@@ -197,7 +197,7 @@ class LocalStore(LocalLock):
         """Move a blob staged in this store into place (one rename; the staged file is gone after)."""
         folder = self._folder(key, create=True)
         point("dir put")
-        if self._staged(blob):
+        if self._staged(blob, sized=False):  # the import wrote exactly the verified bytes there: no stat per file
             os.replace(blob.path, (self._base + key))
             self._mark(folder)
         else:
@@ -209,8 +209,11 @@ class LocalStore(LocalLock):
         folder, _, name = key.rpartition("/")
         return f"{self._base}{folder + '/' if folder else ''}.{name}.{suffix}"
 
-    def _staged(self, blob: BlobRef) -> bool:
-        return blob.offset == 0 and os.fspath(blob.path).startswith(self._base + AREA_PREFIX) and os.path.getsize(blob.path) == blob.size
+    def _staged(self, blob: BlobRef, sized: bool = True) -> bool:
+        """A whole file in this store's staging area (``sized``: checked to hold ``blob.size`` bytes, one stat)."""
+        if blob.offset != 0 or not os.fspath(blob.path).startswith(self._base + AREA_PREFIX):
+            return False
+        return not sized or os.path.getsize(blob.path) == blob.size
 
     def _place(self, key: str, blob: BlobRef, folder: str) -> None:
         target = self._base + key
@@ -254,8 +257,13 @@ class LocalStore(LocalLock):
     def sizes(self, keys: list[str]) -> dict[str, int]:
         """One ``lstat`` per key (:class:`~airgap.destinations.store.KeySizes`): plain files only, as :meth:`list_prefix`."""
         found: dict[str, int] = {}
+        present: dict[str, bool] = {}  # folder -> it is a folder (checked once: an import asks about 30,000 keys of one)
         for key in keys:
-            self._folder(key)
+            folder = check_key(key).rpartition("/")[0]
+            if folder not in present:
+                present[folder] = self._dir(folder) in self._checked or not folder
+            if not present[folder]:  # no such folder: none of its keys exists (one stat, not three per key)
+                continue
             try:
                 st = os.lstat(self._base + key)
             except (FileNotFoundError, NotADirectoryError):
