@@ -13,7 +13,9 @@ writes each package blob to a staging name (``open``/``write``/``close`` relativ
 folder's descriptor), flushes everything with one ``syncfs``, then renames each staged file to its
 final name (``channel/subdir/filename``) relative to the folders' descriptors, and fsyncs those
 folders. No signature check, no index, no shards, pages, journal or receipt: what is left is the
-per-file cost of Python plus the kernel's create and rename.
+per-file cost of Python plus the kernel's create and rename. A second floor (``--folders``) stages each
+file under its final name in a copy of its (new) subdir folder and renames the folder into place:
+one rename per subdir, valid only when the subdir does not exist yet (a first import).
 
 Each round runs the floor, ``tar xf ARCHIVE && sync`` into an empty folder, and each ``--airgap``
 import into a fresh destination, one after another (the order rotates every round), each as a
@@ -43,6 +45,70 @@ BLOCK = 512
 def _number(field: bytes) -> int:
     digits = field.split(b"\0", 1)[0].strip(b" ")
     return int(digits, 8) if digits else 0
+
+
+def floor_folders(archive: Path, dest: Path) -> int:
+    """The floor when every subdir is new (a first import): each blob is staged under its final name in a copy of
+    its subdir's folder inside the staging area, and each folder is renamed into place whole, once every blob is
+    verified and on disk. DESIGN §4 holds (nothing outside the staging area changes before that; the files appear
+    before any index names them), with one rename per subdir instead of one per file."""
+    dest.mkdir(parents=True, exist_ok=True)
+    staging = dest / ".staging"
+    staging.mkdir()
+    places: dict[str, list[tuple[str, str]]] = {}
+    sizes: dict[str, int] = {}
+    fds: dict[str, int] = {}  # folder -> its staging copy's descriptor
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    count = 0
+    with open(archive, "rb", buffering=1 << 20) as fh:
+        read = fh.read
+        while True:
+            header = read(BLOCK)
+            if len(header) < BLOCK or header == bytes(BLOCK):
+                break
+            name = header[:100].split(b"\0", 1)[0].decode()
+            size = _number(header[124:136])
+            data = read(size)
+            if len(data) != size:
+                raise SystemExit(f"{archive}: truncated inside {name}")
+            pad = -size % BLOCK
+            if pad:
+                read(pad)
+            if name == "manifest.json":
+                doc = json.loads(data)
+                for ch in doc["channels"]:
+                    for sub in ch["subdirs"]:
+                        folder = f"{ch['name']}/{sub['subdir']}"
+                        os.makedirs(staging / folder)
+                        fds[folder] = os.open(staging / folder, os.O_RDONLY | os.O_DIRECTORY)
+                        for p in sub["packages"]:
+                            places.setdefault(p["sha256"], []).append((folder, p["filename"]))
+                sizes = {b["sha256"]: b["size"] for b in doc["blobs"]}
+                continue
+            if not name.startswith("blobs/sha256/"):
+                continue
+            sha = name[13:]
+            if sizes.get(sha) != size or hashlib.sha256(data).hexdigest() != sha:
+                raise SystemExit(f"{archive}: {name} does not match the manifest")
+            for folder, filename in places.get(sha, ()):
+                fd = os.open(filename, flags, 0o644, dir_fd=fds[folder])
+                try:
+                    os.write(fd, data)
+                finally:
+                    os.close(fd)
+                count += 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syncfs(next(iter(fds.values()))) != 0:
+        os.sync()
+    for folder, fd in fds.items():
+        os.close(fd)
+        os.makedirs((dest / folder).parent, exist_ok=True)
+        os.rename(staging / folder, dest / folder)  # the whole subdir at once (it did not exist)
+        dir_fd = os.open((dest / folder).parent, os.O_RDONLY | os.O_DIRECTORY)
+        os.fsync(dir_fd)
+        os.close(dir_fd)
+    shutil.rmtree(staging)
+    return count
 
 
 def floor(archive: Path, dest: Path) -> int:
@@ -130,17 +196,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("archive", type=Path)
     ap.add_argument("--floor", type=Path, metavar="DEST", help="run the floor import into DEST (the child process)")
+    ap.add_argument("--folders", action="store_true", help="with --floor: rename each subdir's folder, not each file")
     ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds (medians shown)")
     ap.add_argument("--airgap", action="append", default=[], metavar="LABEL=PATH", help="also time this airgap executable's import")
     ap.add_argument("--trusted-key", type=Path, help="for --airgap imports")
     ap.add_argument("--workdir", type=Path, default=None, help="where the destinations go (default: a temporary folder)")
     args = ap.parse_args()
     if args.floor is not None:
-        floor(args.archive, args.floor)
+        (floor_folders if args.folders else floor)(args.archive, args.floor)
         return
     work = Path(tempfile.mkdtemp(prefix="floors-import-", dir=args.workdir))
     steps: dict[str, list[str]] = {
         "floor (Python, DESIGN §4)": [sys.executable, __file__, str(args.archive), "--floor", "{dest}"],
+        "floor, one rename per new subdir": [sys.executable, __file__, str(args.archive), "--floor", "{dest}", "--folders"],
         "tar xf && sync": ["sh", "-c", f"mkdir -p {{dest}} && tar xf {args.archive} -C {{dest}} && sync"],
     }
     for spec in args.airgap:
