@@ -164,6 +164,7 @@ class LocalStore(LocalLock):
         os.makedirs(tmpdir, exist_ok=True)  # puts run one at a time (the engine's pool stores blobs, not puts)
         stem = f"{tmpdir}/.{uuid.uuid4().hex[:8]}-"
         tmps: list[str] = []
+        moved = 0  # tmps[:moved] are gone (renamed, in order): a failure removes only the rest
         try:
             tmps = write_temps(stem, [data for _, data in items], [self._base + key for key, _ in items])
             for (key, data), folder, tmp in zip(items, folders, tmps, strict=True):
@@ -175,10 +176,12 @@ class LocalStore(LocalLock):
                         raise named(exc, self._base + key) from None
                     atomic_write_bytes(Path(self._base + key), data)  # a channel folder on another file system (durable)
                     os.unlink(tmp)
+                    moved += 1
                     continue
+                moved += 1
                 self._mark(folder)
         finally:
-            for tmp in tmps:  # what a failure left (renamed ones are gone already)
+            for tmp in tmps[moved:]:  # what a failure left
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
             with contextlib.suppress(OSError):
