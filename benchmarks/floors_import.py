@@ -178,8 +178,8 @@ def floor(archive: Path, dest: Path) -> int:
     return len(staged)
 
 
-def _run(cmd: list[str]) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds (user + system) and peak RSS (KiB) of one child process."""
+def _run(cmd: list[str]) -> tuple[float, float, float, int]:
+    """Wall seconds, user and system CPU seconds, and peak RSS (KiB) of one child process."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -189,7 +189,7 @@ def _run(cmd: list[str]) -> tuple[float, float, int]:
         proc.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {err}")
-    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    return elapsed, usage.ru_utime, usage.ru_stime, usage.ru_maxrss
 
 
 def main() -> None:
@@ -216,7 +216,8 @@ def main() -> None:
         key = ["--trusted-key", str(args.trusted_key)] if args.trusted_key else ["--allow-unsigned"]
         steps[f"airgap import ({label})"] = [path, "import", str(args.archive), "--into", "{dest}", *key]
     times: dict[str, list[float]] = {name: [] for name in steps}
-    cpu: dict[str, list[float]] = {name: [] for name in steps}
+    user: dict[str, list[float]] = {name: [] for name in steps}
+    system: dict[str, list[float]] = {name: [] for name in steps}
     rss: dict[str, int] = dict.fromkeys(steps, 0)
     names = list(steps)
     try:
@@ -225,23 +226,23 @@ def main() -> None:
             for name in order:
                 dest = work / f"d{i}-{names.index(name)}"
                 os.sync()  # start from a quiet disk: no one pays for the last one's writeback
-                took, used, peak = _run([part.replace("{dest}", str(dest)) for part in steps[name]])
+                took, u, s, peak = _run([part.replace("{dest}", str(dest)) for part in steps[name]])
                 times[name].append(took)
-                cpu[name].append(used)
+                user[name].append(u)
+                system[name].append(s)
                 rss[name] = max(rss[name], peak)
                 shutil.rmtree(dest)
-                print(f"round {i + 1}: {name}: {took:.2f} s, CPU {used:.2f} s, {peak // 1024} MB", file=sys.stderr)
+                print(f"round {i + 1}: {name}: {took:.2f} s, user {u:.2f} s, system {s:.2f} s, {peak // 1024} MB", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     tar = times["tar xf && sync"]
     print(f"{args.archive} ({args.archive.stat().st_size / 1e6:.1f} MB), median of {args.repeat} interleaved round(s)\n")
-    print("| step | median wall s | ratio to tar xf && sync | median CPU s (user + system) | peak RSS |")
-    print("|---|---|---|---|---|")
+    print("| step | median wall s | ratio to tar xf && sync | median user s | median system s | peak RSS |")
+    print("|---|---|---|---|---|---|")
     for name in names:
         ratio = statistics.median(a / b for a, b in zip(times[name], tar, strict=True))
-        print(
-            f"| {name} | {statistics.median(times[name]):.2f} | {ratio:.2f}x | {statistics.median(cpu[name]):.2f} | {rss[name] // 1024} MB |"
-        )
+        med = [statistics.median(x[name]) for x in (times, user, system)]
+        print(f"| {name} | {med[0]:.2f} | {ratio:.2f}x | {med[1]:.2f} | {med[2]:.2f} | {rss[name] // 1024} MB |")
 
 
 if __name__ == "__main__":
