@@ -10,13 +10,14 @@ extra file: one ``open`` (staging) and one ``replace`` (placing), and few ``stat
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import build_archive, cli, published, specs
+from helpers import build_archive, cli, published, specs, tar_bytes
 
 from airgap.destinations import localstore
 
@@ -90,3 +91,33 @@ def test_put_many_removes_no_temporary_file_it_renamed(tmp_path: Path, monkeypat
         store.put_many([(f"c/linux-64/shards/{i:02d}.msgpack.zst", bytes([i]) * 10) for i in range(20)])
     assert unlinked == [], unlinked
     assert len(list((tmp_path / "c/linux-64/shards").iterdir())) == 20
+
+
+def test_a_small_blob_that_fails_its_hash_never_gets_a_staged_file(
+    tmp_path: Path, keyring: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A blob up to 64 KiB is read whole and hashed before its staged file is created: a bad one creates nothing."""
+    built = build_archive(specs(3))
+    doc = json.loads(built.manifest_bytes())
+    packages = {p["sha256"] for ch in doc["channels"] for sub in ch["subdirs"] for p in sub["packages"]}
+    members = built.members(keyring["good"])
+    i, (ti, data) = next((i, m) for i, m in enumerate(members) if m[0].name[13:] in packages and 0 < len(m[1]) < 64 << 10)
+    bad = ti.name.rsplit("/", 1)[1]
+    members[i] = (ti, bytes(len(data)))  # same size, other bytes
+    archive = tmp_path / "bad.tar"
+    archive.write_bytes(tar_bytes(members))
+    created: list[str] = []
+    real_open = os.open
+
+    def open_(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & os.O_CREAT:
+            created.append(os.path.basename(os.fspath(path)))
+        return real_open(path, flags, *args, **kwargs)
+
+    dest = tmp_path / "d"
+    with monkeypatch.context() as m:
+        m.setattr(os, "open", open_)
+        r = cli("import", archive, "--into", dest, "--trusted-key", keyring["good.pub"])
+    assert r.exit_code == 3, r.output
+    assert bad not in created, created
+    assert published(dest) == {}
