@@ -293,6 +293,23 @@ class Writable(Protocol):
     def write(self, data: bytes, /) -> object: ...
 
 
+def read_verified(src: _Guarded | IO[bytes], entry: BlobEntry, what: str) -> bytes:
+    """A small blob's ``entry.size`` bytes, read at once and checked against its sha256 before anyone writes them."""
+    data = src.read(entry.size)
+    if len(data) != entry.size:
+        raise ArchiveFormatError(f"{what}: archive is truncated: expected {entry.size - len(data)} more bytes of blob {entry.sha256[:16]}")
+    found = hashlib.sha256(data).hexdigest()
+    if found != entry.sha256:
+        raise _mismatch(what, entry, found)
+    return data
+
+
+def _mismatch(what: str, entry: BlobEntry, found: str) -> IntegrityError:
+    return IntegrityError(
+        f"{what}: blob {entry.sha256[:16]}… does not match its sha256 (found {found[:16]}…): the archive was altered or damaged"
+    )
+
+
 def copy_verified(
     src: _Guarded | IO[bytes],
     entry: BlobEntry,
@@ -325,9 +342,7 @@ def copy_verified(
             on_bytes(len(chunk))
 
     def mismatch(found: str) -> IntegrityError:
-        return IntegrityError(
-            f"{what}: blob {entry.sha256[:16]}… does not match its sha256 (found {found[:16]}…): the archive was altered or damaged"
-        )
+        return _mismatch(what, entry, found)
 
     if piped:
         assert pipe is not None

@@ -40,7 +40,7 @@ from . import formats as _formats
 from .base import RECEIPT_FORMAT, Change, Destination, IndexChange, OnBytes, Put, empty_receipt, parse_index
 from .journal import AREA_PREFIX, LOCK, STATE, Journal, recover
 from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
-from .listings import Listings, kept_shards
+from .listings import Listings, ask_keys, kept_shards
 from .store import KeyLease, LocalFiles, ObjectStore, check_key
 
 log = logging.getLogger(__name__)
@@ -244,6 +244,7 @@ class StoreChange(Change):
             for fmt in self.dest.formats:
                 keys += [self.dest.key(channel, subdir, name) for name in (*fmt.names, *fmt.stale)]
         keys.append(RECEIPT)
+        ask_keys(self.dest, (k for k in keys if k not in self.journal.entries), self._listed, self._known)  # per folder, not key
         self.journal.prepare_all([(key, self._exists(key)) for key in keys if key not in self.journal.entries])
         self.journal.save()  # one save, however many files
         if self.local is not None:
@@ -300,6 +301,7 @@ class StoreChange(Change):
                 files = fmt.render_changed(subdir, repodata, changed.names if changed is not None else None, kept)
             else:
                 files = fmt.render(subdir, repodata)
+            ask_keys(self.dest, [self.dest.key(channel, subdir, name) for name, _ in files], self._listed, self._known)
             for name, data in files:
                 key = self.dest.key(channel, subdir, name)
                 if name in fmt.names:

@@ -11,11 +11,13 @@ shards (docs/decisions/0009-delta-import-cost.md).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Container, Iterable
 from typing import TYPE_CHECKING
 
 from ..core import shards
 from ..errors import AirgapError
 from .base import IndexChange
+from .journal import STATE
 from .store import KeySizes, ObjectStore
 
 if TYPE_CHECKING:
@@ -68,6 +70,22 @@ class Listings:
         if self._listed is not None:
             self._listed = {}
         self._sized = {}
+
+
+def ask_keys(dest: StoreDestination, keys: Iterable[str], listed: Container[str], known: dict[str, bool]) -> None:
+    """Note in ``known`` which of ``keys`` exist, asked of a :class:`KeySizes` store one folder at a time (one
+    question for a folder's 30,000 package files, not one each); keys already known, in ``listed`` folders, in the
+    state folder, or in a store that cannot answer key by key are left out (the caller lists their folder)."""
+    by_folder: dict[str, list[str]] = {}
+    for key in keys:
+        folder, _, name = key.rpartition("/")
+        if key not in known and folder not in listed and folder != STATE and not folder.startswith(STATE + "/"):
+            by_folder.setdefault(folder, []).append(name)
+    for folder, names in by_folder.items():
+        sized = dest.sizes_in(folder, names)
+        if sized is not None:
+            base = folder + "/" if folder else ""
+            known.update((base + n, n in sized) for n in names)
 
 
 def kept_shards(dest: StoreDestination, channel: str, subdir: str, changed: IndexChange) -> dict[str, bytes] | None:

@@ -167,6 +167,7 @@ class LocalStore(LocalLock):
         os.makedirs(tmpdir, exist_ok=True)  # puts run one at a time (the engine's pool stores blobs, not puts)
         stem = f"{tmpdir}/.{uuid.uuid4().hex[:8]}-"
         tmps: list[str] = []
+        moved = 0  # tmps[:moved] are gone (renamed, in order): a failure removes only the rest
         try:
             tmps = write_temps(stem, [data for _, data in items], [self._base + key for key, _ in items])
             for (key, data), folder, tmp in zip(items, folders, tmps, strict=True):
@@ -178,10 +179,12 @@ class LocalStore(LocalLock):
                         raise named(exc, self._base + key) from None
                     atomic_write_bytes(Path(self._base + key), data)  # a channel folder on another file system (durable)
                     os.unlink(tmp)
+                    moved += 1
                     continue
+                moved += 1
                 self._mark(folder)
         finally:
-            for tmp in tmps:  # what a failure left (renamed ones are gone already)
+            for tmp in tmps[moved:]:  # what a failure left
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
             with contextlib.suppress(OSError):
@@ -200,7 +203,7 @@ class LocalStore(LocalLock):
         """Move a blob staged in this store into place (one rename; the staged file is gone after)."""
         folder = self._folder(key, create=True)
         point("dir put")
-        if self._staged(blob):
+        if self._staged(blob, sized=False):  # the import wrote exactly the verified bytes there: no stat per file
             os.replace(blob.path, (self._base + key))
             self._mark(folder)
         else:
@@ -212,8 +215,11 @@ class LocalStore(LocalLock):
         folder, _, name = key.rpartition("/")
         return f"{self._base}{folder + '/' if folder else ''}.{name}.{suffix}"
 
-    def _staged(self, blob: BlobRef) -> bool:
-        return blob.offset == 0 and os.fspath(blob.path).startswith(self._base + AREA_PREFIX) and os.path.getsize(blob.path) == blob.size
+    def _staged(self, blob: BlobRef, sized: bool = True) -> bool:
+        """A whole file in this store's staging area (``sized``: checked to hold ``blob.size`` bytes, one stat)."""
+        if blob.offset != 0 or not os.fspath(blob.path).startswith(self._base + AREA_PREFIX):
+            return False
+        return not sized or os.path.getsize(blob.path) == blob.size
 
     def _place(self, key: str, blob: BlobRef, folder: str) -> None:
         target = self._base + key
@@ -259,8 +265,13 @@ class LocalStore(LocalLock):
     def sizes(self, keys: list[str]) -> dict[str, int]:
         """One ``lstat`` per key (:class:`~airgap.destinations.store.KeySizes`): plain files only, as :meth:`list_prefix`."""
         found: dict[str, int] = {}
+        present: dict[str, bool] = {}  # folder -> it is a folder (checked once: an import asks about 30,000 keys of one)
         for key in keys:
-            self._folder(key)
+            folder = check_key(key).rpartition("/")[0]
+            if folder not in present:
+                present[folder] = self._dir(folder) in self._checked or not folder
+            if not present[folder]:  # no such folder: none of its keys exists (one stat, not three per key)
+                continue
             try:
                 st = os.lstat(self._base + key)
             except (FileNotFoundError, NotADirectoryError):
