@@ -12,13 +12,14 @@ import gc
 import json
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from ..errors import UpstreamError
+from . import rawindex
 from .jsonbytes import encode
 from .manifest import is_safe_package_filename
 
@@ -33,8 +34,9 @@ class Repodata:
 
     subdir: str
     info: dict[str, Any] = field(default_factory=dict)
-    packages: dict[str, dict[str, Any]] = field(default_factory=dict)
-    packages_conda: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # a trusted destination index keeps its records as bytes until read (core/rawindex.LazyRecords)
+    packages: MutableMapping[str, dict[str, Any]] = field(default_factory=dict)
+    packages_conda: MutableMapping[str, dict[str, Any]] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     repodata_version: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # other top-level keys, kept
@@ -69,7 +71,7 @@ class Repodata:
 
     def without(self, filenames: set[str]) -> Repodata:
         """A copy that no longer lists ``filenames``."""
-        out = self.subset({f for f, _ in self.records() if f not in filenames})
+        out = self.subset({f for section in (self.packages, self.packages_conda) for f in section if f not in filenames})
         out.opaque = {sec: {f: r for f, r in kept.items() if f not in filenames} for sec, kept in self.opaque.items()}
         return out
 
@@ -89,7 +91,9 @@ class Repodata:
             return meta_url.rstrip("/") + "/" + self.subdir + "/"
         return None
 
-    def to_document(self, keep_base_url: bool = False) -> dict[str, Any]:
+    def to_document(self, keep_base_url: bool = False, raw: bool = False) -> dict[str, Any]:
+        """The document ``repodata.json`` holds; ``raw``: records never decoded stay ``msgspec.Raw`` (to encode)."""
+        pkgs, conda = (rawindex.entries(self.packages), rawindex.entries(self.packages_conda)) if raw else (self.packages, self.packages_conda)
         info = {k: v for k, v in self.info.items() if keep_base_url or k != "base_url"}
         info["subdir"] = self.subdir
         doc: dict[str, Any] = {"info": info}
@@ -97,8 +101,8 @@ class Repodata:
         meta = doc.get("metadata")
         if not keep_base_url and isinstance(meta, dict) and "base_url" in meta:
             doc["metadata"] = {k: v for k, v in meta.items() if k != "base_url"}
-        doc["packages"] = dict(sorted({**self.opaque.get("packages", {}), **self.packages}.items()))
-        doc["packages.conda"] = dict(sorted({**self.opaque.get("packages.conda", {}), **self.packages_conda}.items()))
+        doc["packages"] = dict(sorted({**self.opaque.get("packages", {}), **pkgs}.items()))
+        doc["packages.conda"] = dict(sorted({**self.opaque.get("packages.conda", {}), **conda}.items()))
         doc["removed"] = sorted(set(self.removed))
         if self.repodata_version is not None:
             doc["repodata_version"] = self.repodata_version
@@ -107,7 +111,7 @@ class Repodata:
     def to_bytes(self, keep_base_url: bool = False) -> bytes:
         """Compact UTF-8 JSON, keys in the records' own order (msgspec: ~7x faster than ``json.dumps``; floats in
         their shortest round-trip spelling, which may differ from Python's ``repr``, e.g. ``1e16`` for ``1e+16``)."""
-        doc = self.to_document(keep_base_url)
+        doc = self.to_document(keep_base_url, raw=True)  # records kept as bytes are written verbatim
         raw = encode(doc)
         # msgspec writes NaN and Infinity as null: never publish them (not JSON). The parsers keep them out
         # (load_json, from_document's checks); this guard looks only when a null is there at all
@@ -120,8 +124,8 @@ class Repodata:
         return Repodata(
             subdir=self.subdir,
             info=dict(self.info),
-            packages={k: v for k, v in self.packages.items() if k in filenames},
-            packages_conda={k: v for k, v in self.packages_conda.items() if k in filenames},
+            packages=rawindex.pick(self.packages, filenames),
+            packages_conda=rawindex.pick(self.packages_conda, filenames),
             removed=list(self.removed),
             repodata_version=self.repodata_version,
             extra=dict(self.extra),
@@ -295,7 +299,7 @@ def from_document(
 
 def _admit(
     rd: Repodata,
-    target: dict[str, dict[str, Any]],
+    target: MutableMapping[str, dict[str, Any]],
     section: str,
     suffix: str,
     filename: Any,
@@ -344,8 +348,8 @@ def merge(existing: Repodata | None, incoming: Repodata) -> Repodata:
         merged = Repodata(
             subdir=incoming.subdir,
             info={**existing.info, **{k: v for k, v in incoming.info.items() if k != "base_url"}},
-            packages={**existing.packages, **incoming.packages},
-            packages_conda={**existing.packages_conda, **incoming.packages_conda},
+            packages=rawindex.merged(existing.packages, incoming.packages),
+            packages_conda=rawindex.merged(existing.packages_conda, incoming.packages_conda),
             removed=sorted(set(existing.removed) | set(incoming.removed)),
             repodata_version=max((v for v in (existing.repodata_version, incoming.repodata_version) if v is not None), default=None),
             extra={**existing.extra, **incoming.extra},
