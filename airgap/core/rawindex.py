@@ -114,7 +114,7 @@ class LazyRecords(MutableMapping[str, dict[str, Any]]):
         hit = self._decoded.get(id(value))
         return hit[1] if hit is not None and hit[0] is value else cast(Mapping[str, Any], self._heads[filename])
 
-    def heads(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    def heads(self) -> Iterator[tuple[str, Any]]:
         """``(filename, record or head)`` for every record, in order, decoding none (one pass: the hot loop of a page)."""
         heads, decoded = self._heads, self._decoded
         for filename, value in self._items.items():
@@ -123,7 +123,7 @@ class LazyRecords(MutableMapping[str, dict[str, Any]]):
             elif decoded and (hit := decoded.get(id(value))) is not None and hit[0] is value:
                 yield filename, hit[1]
             else:
-                yield filename, cast(Mapping[str, Any], heads[filename])  # read like a record: Head.get
+                yield filename, heads[filename]  # read like a record: Head.get
 
     def encodable(self) -> dict[str, msgspec.Raw | dict[str, Any]]:
         """``{filename: Raw or record}`` for msgspec to encode (Raw bytes are written verbatim)."""
@@ -149,7 +149,7 @@ def entries(section: Mapping[str, dict[str, Any]]) -> Mapping[str, Any]:
     return section.encodable() if isinstance(section, LazyRecords) else section
 
 
-def heads(section: Mapping[str, dict[str, Any]]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+def heads(section: Mapping[str, dict[str, Any]]) -> Iterator[tuple[str, Any]]:
     """``(filename, record or its head)`` for every record of a section, decoding none."""
     if isinstance(section, LazyRecords):
         yield from section.heads()

@@ -125,7 +125,8 @@ def created_at(document: Mapping[str, Any]) -> str:
     newest = 0
     for section, _suffix in _SECTIONS:
         for _filename, record in rawindex.heads(document.get(section) or {}):
-            ts = record.get("timestamp") if isinstance(record, dict | rawindex.Head) else None
+            kind = type(record)  # a head (core/rawindex.py) read by attribute: no Python call per record
+            ts = record.get("timestamp") if kind is dict else getattr(record, "timestamp", None) if kind is rawindex.Head else None
             if isinstance(ts, int) and not isinstance(ts, bool) and ts > 0:
                 newest = max(newest, ts // 1000 if ts > 100_000_000_000 else ts)
     newest = min(newest, 253402300799)  # 9999-12-31: a timestamp from a broken record does not break the format
@@ -158,7 +159,8 @@ def render_changed(subdir: str, document: Mapping[str, Any], changed: AbstractSe
     for section, suffix in _SECTIONS:
         records = document.get(section) or {}
         for filename, head in rawindex.heads(records):  # a record kept as bytes is decoded only to be rendered
-            name = head.get("name") if isinstance(head, dict | rawindex.Head) else None
+            kind = type(head)
+            name = head.get("name") if kind is dict else getattr(head, "name", None) if kind is rawindex.Head else None
             if changed is not None and type(name) is str and name not in changed and name in kept:
                 names.add(name)  # its records are the ones its kept shard was rendered from: no check, no render
                 continue

@@ -103,7 +103,8 @@ def group_by_name(rd: Repodata) -> dict[str, list[tuple[str, Mapping[str, Any]]]
     names: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
     for section in (rd.packages, rd.packages_conda):
         for filename, rec in rawindex.heads(section):
-            names.setdefault(str(rec.get("name")), []).append((filename, rec))
+            name = getattr(rec, "name", None) if type(rec) is rawindex.Head else rec.get("name")
+            names.setdefault(str(name), []).append((filename, rec))
     return names
 
 
