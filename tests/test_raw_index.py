@@ -15,15 +15,20 @@ from typing import Any
 import msgspec
 import pytest
 import zstandard
+from helpers import cli
 
 from airgap.core import rawindex, shards
 from airgap.core.rawindex import LazyRecords, trusted_repodata
 from airgap.core.repodata import Repodata, merge, parse_repodata
-from airgap.destinations.base import parse_index
+from airgap.destinations.base import load_receipt, parse_index
+from airgap.destinations.memory import MemoryDestination, MemoryStore, clone
+from airgap.ops.import_plan import DestinationView
 from airgap.ops.index_change import changed_names
 from airgap.site.html import group_by_name, name_pages, subdir_pages
 
 DATA = Path(__file__).resolve().parent / "data" / "repodata"
+# the shared fixtures (archives): tests/remote.py
+pytest_plugins = ("remote", "ociparts")
 
 
 def _load(path: Path) -> bytes:
@@ -136,3 +141,22 @@ def test_records_airgap_cannot_read_stay_opaque_as_with_the_strict_parse() -> No
 )
 def test_an_unusual_document_goes_the_strict_path(data: bytes) -> None:
     assert trusted_repodata(data, "linux-64", "t") is None
+
+
+def test_only_airgaps_own_index_is_read_as_bytes(archives: dict[str, Path], tmp_path: Path) -> None:
+    """After an import the index is airgap's: read as bytes. Edited by someone else: parsed strictly and vetted."""
+    name = "raw-own"
+    assert cli("import", archives["v1"], "--into", f"memory://{name}", "--trusted-key", archives["pub"]).exit_code == 0
+    dest = MemoryDestination(MemoryStore(name))
+    own = DestinationView(dest, load_receipt(dest), recheck=False).index("main", "linux-64")
+    assert own is not None and isinstance(own.packages_conda, LazyRecords) and len(own) > 0
+    edited = "raw-edited"
+    clone(name, edited)
+    store = MemoryStore(edited)
+    doc = json.loads(store.get("main/linux-64/repodata.json") or b"")
+    doc["packages.conda"]["ghost-1.0-0.conda"] = {"name": "ghost", "version": "1.0", "build": "0", "sha256": "0" * 64, "size": 1}
+    store.put("main/linux-64/repodata.json", msgspec.json.encode(doc))
+    other = MemoryDestination(store)
+    vetted = DestinationView(other, load_receipt(other), recheck=False).index("main", "linux-64")
+    assert vetted is not None and type(vetted.packages_conda) is dict  # the strict parse
+    assert vetted.get("ghost-1.0-0.conda") is None  # and the vetting, which drops a record of a file not there
