@@ -17,7 +17,8 @@ from airgap.core.delta import DeltaBase
 from airgap.core.filters import Filters, select_channel
 from airgap.core.manifest import is_safe_package_filename
 from airgap.core.receipt import Receipt
-from airgap.core.repodata import Repodata, _safe_names, from_document, record_hashes
+from airgap.core.repodata import Repodata, from_document, record_hashes
+from airgap.core.safe_names import safe_names
 from airgap.errors import UpstreamError
 from airgap.ops.delta_select import name_change, to_fetch
 from airgap.ops.output_check import planned_archive_bytes
@@ -167,9 +168,9 @@ NAMES = [
 @pytest.mark.parametrize("suffix", [".tar.bz2", ".conda"])
 def test_a_sections_names_are_checked_at_once_by_the_manifests_rule(name: str, suffix: str) -> None:
     rule = is_safe_package_filename(name) and name.endswith(suffix)
-    assert _safe_names({name: {}}, suffix) is rule
-    assert _safe_names({"ok-1-0" + suffix: {}, name: {}, "zz-1-0" + suffix: {}}, suffix) is rule
-    assert _safe_names({}, suffix) is True and _safe_names({1: {}}, suffix) is False
+    assert safe_names({name: {}}, suffix) is rule
+    assert safe_names({"ok-1-0" + suffix: {}, name: {}, "zz-1-0" + suffix: {}}, suffix) is rule
+    assert safe_names({}, suffix) is True and safe_names({1: {}}, suffix) is False
 
 
 def test_a_record_under_an_unsafe_name_is_still_skipped() -> None:
@@ -185,6 +186,6 @@ def test_a_record_under_an_unsafe_name_is_still_skipped() -> None:
 
 def test_names_are_checked_past_the_first_chunk() -> None:
     many: dict[str, Any] = {f"n{i}-1-0.conda": {} for i in range(10_000)}
-    assert _safe_names(many, ".conda") is True
+    assert safe_names(many, ".conda") is True
     many["n9999..x-1-0.conda"] = {}
-    assert _safe_names(many, ".conda") is False
+    assert safe_names(many, ".conda") is False

@@ -222,9 +222,7 @@ def _copy_blob(
         if fresh and piped:
             remaining -= out.copy_from(fd, size)
             if remaining and remaining != size:
-                raise BadBlob(
-                    f"cache file {path}: expected {size} bytes, it ended after {size - remaining}; delete it and export again"
-                )
+                raise BadBlob(f"cache file {path}: expected {size} bytes, it ended after {size - remaining}; delete it and export again")
             if not remaining and on_bytes is not None:
                 on_bytes(size)
         while remaining:
@@ -233,9 +231,7 @@ def _copy_blob(
                 room = room[:remaining]
             got = os.readv(fd, [room])
             if not got:
-                raise BadBlob(
-                    f"cache file {path}: expected {size} bytes, it ended after {size - remaining}; delete it and export again"
-                )
+                raise BadBlob(f"cache file {path}: expected {size} bytes, it ended after {size - remaining}; delete it and export again")
             if not fresh:
                 if piped:
                     out.track(pipe.update(h, room[:got]))

@@ -9,20 +9,20 @@ is dropped when packages are served next to the repodata, ``.tar.bz2`` records l
 from __future__ import annotations
 
 import gc
-import itertools
 import json
 import logging
 import math
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from ..errors import UpstreamError
+from . import rawindex
 from .jsonbytes import encode
 from .manifest import is_safe_package_filename
+from .safe_names import safe_names
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,9 @@ class Repodata:
 
     subdir: str
     info: dict[str, Any] = field(default_factory=dict)
-    packages: dict[str, dict[str, Any]] = field(default_factory=dict)
-    packages_conda: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # a trusted destination index keeps its records as bytes until read (core/rawindex.LazyRecords)
+    packages: MutableMapping[str, dict[str, Any]] = field(default_factory=dict)
+    packages_conda: MutableMapping[str, dict[str, Any]] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     repodata_version: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # other top-level keys, kept
@@ -71,7 +72,7 @@ class Repodata:
 
     def without(self, filenames: set[str]) -> Repodata:
         """A copy that no longer lists ``filenames``."""
-        out = self.subset({f for f, _ in self.records() if f not in filenames})
+        out = self.subset({f for section in (self.packages, self.packages_conda) for f in section if f not in filenames})
         out.opaque = {sec: {f: r for f, r in kept.items() if f not in filenames} for sec, kept in self.opaque.items()}
         return out
 
@@ -91,7 +92,11 @@ class Repodata:
             return meta_url.rstrip("/") + "/" + self.subdir + "/"
         return None
 
-    def to_document(self, keep_base_url: bool = False) -> dict[str, Any]:
+    def to_document(self, keep_base_url: bool = False, raw: bool = False) -> dict[str, Any]:
+        """The document ``repodata.json`` holds; ``raw``: records never decoded stay ``msgspec.Raw`` (to encode)."""
+        pkgs, conda = (
+            (rawindex.entries(self.packages), rawindex.entries(self.packages_conda)) if raw else (self.packages, self.packages_conda)
+        )
         info = {k: v for k, v in self.info.items() if keep_base_url or k != "base_url"}
         info["subdir"] = self.subdir
         doc: dict[str, Any] = {"info": info}
@@ -99,8 +104,8 @@ class Repodata:
         meta = doc.get("metadata")
         if not keep_base_url and isinstance(meta, dict) and "base_url" in meta:
             doc["metadata"] = {k: v for k, v in meta.items() if k != "base_url"}
-        doc["packages"] = dict(sorted({**self.opaque.get("packages", {}), **self.packages}.items()))
-        doc["packages.conda"] = dict(sorted({**self.opaque.get("packages.conda", {}), **self.packages_conda}.items()))
+        doc["packages"] = dict(sorted({**self.opaque.get("packages", {}), **pkgs}.items()))
+        doc["packages.conda"] = dict(sorted({**self.opaque.get("packages.conda", {}), **conda}.items()))
         doc["removed"] = sorted(set(self.removed))
         if self.repodata_version is not None:
             doc["repodata_version"] = self.repodata_version
@@ -109,7 +114,7 @@ class Repodata:
     def to_bytes(self, keep_base_url: bool = False) -> bytes:
         """Compact UTF-8 JSON, keys in the records' own order (msgspec: ~7x faster than ``json.dumps``; floats in
         their shortest round-trip spelling, which may differ from Python's ``repr``, e.g. ``1e16`` for ``1e+16``)."""
-        doc = self.to_document(keep_base_url)
+        doc = self.to_document(keep_base_url, raw=True)  # records kept as bytes are written verbatim
         raw = encode(doc)
         # msgspec writes NaN and Infinity as null: never publish them (not JSON). The parsers keep them out
         # (load_json, from_document's checks); this guard looks only when a null is there at all
@@ -122,8 +127,8 @@ class Repodata:
         return Repodata(
             subdir=self.subdir,
             info=dict(self.info),
-            packages={k: v for k, v in self.packages.items() if k in filenames},
-            packages_conda={k: v for k, v in self.packages_conda.items() if k in filenames},
+            packages=rawindex.pick(self.packages, filenames),
+            packages_conda=rawindex.pick(self.packages_conda, filenames),
             removed=list(self.removed),
             repodata_version=self.repodata_version,
             extra=dict(self.extra),
@@ -268,7 +273,7 @@ def from_document(
         if not isinstance(entries, dict):
             raise UpstreamError(f"{source}: expected {section!r} to be an object, found {type(entries).__name__}")
         target = rd.packages if section == "packages" else rd.packages_conda
-        safe_names = not suspect and _safe_names(entries, suffix)  # every name at once, in the common case
+        all_safe = not suspect and safe_names(entries, suffix)  # every name at once, in the common case
         for filename, record in entries.items():
             if (  # the common case, in one expression: a readable record under a safe name
                 not suspect
@@ -277,7 +282,7 @@ def from_document(
                 and type(record.get("version")) is str
                 and type(record.get("build")) is str
                 and record.get("subdir", subdir) == subdir
-                and (safe_names or (type(filename) is str and filename.endswith(suffix) and is_safe_package_filename(filename)))
+                and (all_safe or (type(filename) is str and filename.endswith(suffix) and is_safe_package_filename(filename)))
             ):
                 target[filename] = record
             else:
@@ -294,32 +299,9 @@ def from_document(
     return rd
 
 
-# is_safe_package_filename for names ending in a section's suffix, one a line (tests/test_delta_select.py compares them)
-def _names_pattern(suffix: str) -> re.Pattern[str]:
-    name = rf"[A-Za-z0-9_][A-Za-z0-9_.+!=~,-]{{0,{254 - len(suffix)}}}{re.escape(suffix)}"
-    return re.compile(rf"{name}(?:\n{name})*")  # one name a line, no empty line
-
-
-_NAMES = {suffix: _names_pattern(suffix) for _, suffix in SECTIONS}
-
-
-def _safe_names(entries: dict[Any, Any], suffix: str) -> bool:
-    """Every key of ``entries`` is a safe package file name ending in ``suffix``: a scan of 4,096 names at a
-    time rather than a call per record (a conda-forge subdir has 300,000). False: look at each one."""
-    names, pattern = iter(entries), _NAMES[suffix]
-    while chunk := list(itertools.islice(names, 4096)):
-        try:
-            text = "\n".join(chunk)
-        except TypeError:  # a key that is no string (JSON's always are; a document built in code may not be)
-            return False
-        if ".." in text or pattern.fullmatch(text) is None:
-            return False
-    return True
-
-
 def _admit(
     rd: Repodata,
-    target: dict[str, dict[str, Any]],
+    target: MutableMapping[str, dict[str, Any]],
     section: str,
     suffix: str,
     filename: Any,
@@ -368,8 +350,8 @@ def merge(existing: Repodata | None, incoming: Repodata) -> Repodata:
         merged = Repodata(
             subdir=incoming.subdir,
             info={**existing.info, **{k: v for k, v in incoming.info.items() if k != "base_url"}},
-            packages={**existing.packages, **incoming.packages},
-            packages_conda={**existing.packages_conda, **incoming.packages_conda},
+            packages=rawindex.merged(existing.packages, incoming.packages),
+            packages_conda=rawindex.merged(existing.packages_conda, incoming.packages_conda),
             removed=sorted(set(existing.removed) | set(incoming.removed)),
             repodata_version=max((v for v in (existing.repodata_version, incoming.repodata_version) if v is not None), default=None),
             extra={**existing.extra, **incoming.extra},

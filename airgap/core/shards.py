@@ -32,6 +32,7 @@ import zstandard
 from ..clock import timestamp
 from ..compress import zstd_decompress_bounded
 from ..errors import AirgapError, IntegrityError
+from . import rawindex
 from .manifest import is_safe_package_filename
 
 INDEX = "repodata_shards.msgpack.zst"
@@ -123,8 +124,9 @@ def created_at(document: Mapping[str, Any]) -> str:
     """The shard index's ``created_at``: the newest record's ``timestamp`` (ms or s), so the bytes follow the records, not the clock."""
     newest = 0
     for section, _suffix in _SECTIONS:
-        for record in (document.get(section) or {}).values():
-            ts = record.get("timestamp") if isinstance(record, dict) else None
+        for _filename, record in rawindex.heads(document.get(section) or {}):
+            kind = type(record)  # a head (core/rawindex.py) read by attribute: no Python call per record
+            ts = record.get("timestamp") if kind is dict else getattr(record, "timestamp", None) if kind is rawindex.Head else None
             if isinstance(ts, int) and not isinstance(ts, bool) and ts > 0:
                 newest = max(newest, ts // 1000 if ts > 100_000_000_000 else ts)
     newest = min(newest, 253402300799)  # 9999-12-31: a timestamp from a broken record does not break the format
@@ -155,11 +157,14 @@ def render_changed(subdir: str, document: Mapping[str, Any], changed: AbstractSe
     grouped: dict[str, dict[str, dict[str, Any]]] = {}
     names: set[str] = set()
     for section, suffix in _SECTIONS:
-        for filename, record in (document.get(section) or {}).items():
-            name = record.get("name") if type(record) is dict else None
+        records = document.get(section) or {}
+        for filename, head in rawindex.heads(records):  # a record kept as bytes is decoded only to be rendered
+            kind = type(head)
+            name = head.get("name") if kind is dict else getattr(head, "name", None) if kind is rawindex.Head else None
             if changed is not None and type(name) is str and name not in changed and name in kept:
                 names.add(name)  # its records are the ones its kept shard was rendered from: no check, no render
                 continue
+            record = records[filename]
             if shardable(filename, record, suffix):
                 name = record["name"]
                 names.add(name)

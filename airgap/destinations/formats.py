@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
-from ..core import shards
+from ..core import rawindex, shards
 from ..core.repodata import Repodata
 from ..errors import UsageError
 from .base import index_files
@@ -84,9 +84,12 @@ class Shards:
 
 def _sections(repodata: Repodata) -> dict[str, Any]:
     """What shards are rendered from: the records of :meth:`Repodata.to_document` (opaque ones too), unsorted."""
-    return {
-        "packages": {**repodata.opaque.get("packages", {}), **repodata.packages},
-        "packages.conda": {**repodata.opaque.get("packages.conda", {}), **repodata.packages_conda},
+    opaque = repodata.opaque
+    return {  # records kept as bytes stay so (core/rawindex.py): only the shards rendered decode theirs
+        "packages": rawindex.merged(opaque["packages"], repodata.packages) if opaque.get("packages") else repodata.packages,
+        "packages.conda": rawindex.merged(opaque["packages.conda"], repodata.packages_conda)
+        if opaque.get("packages.conda")
+        else repodata.packages_conda,
         "removed": repodata.removed,
     }
 

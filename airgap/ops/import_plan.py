@@ -18,6 +18,7 @@ from ..core import published
 from ..core.manifest import DELTA_FORMAT, Manifest
 from ..core.merging import Shadowed
 from ..core.placement import import_problem
+from ..core.rawindex import trusted_repodata
 from ..core.receipt import Receipt
 from ..core.repodata import Repodata
 from ..destinations.base import Destination, parse_index
@@ -95,7 +96,9 @@ class DestinationView:
         raw = self.dest.read_index_file(tc, subdir, "repodata.json")
         if raw is None or hashlib.sha256(raw).hexdigest() != expected:
             return None
-        return parse_index(raw, subdir, f"{self.dest}/{tc}/{subdir}/repodata.json")
+        where = f"{self.dest}/{tc}/{subdir}/repodata.json"
+        # airgap's own output: records kept as bytes, only those an import reads are decoded (decision 0010)
+        return trusted_repodata(raw, subdir, where) or parse_index(raw, subdir, where)
 
     def holds(self, tc: str, subdir: str, filename: str, sha256: str, size: int) -> bool:
         if self.recheck:  # the bytes as stored (quetz: downloaded), not what an index or the receipt says

@@ -9,7 +9,7 @@ Then it notes in the receipt what each publish wrote.
 
 from __future__ import annotations
 
-from ..core import published
+from ..core import published, rawindex
 from ..core.receipt import Receipt
 from ..core.repodata import Repodata
 from ..core.shards import package_name
@@ -20,12 +20,13 @@ from .import_plan import ImportPlan
 def changed_names(old: Repodata, new: Repodata) -> frozenset[str]:
     """The package names whose records (or ``removed`` entries) differ between ``old`` and ``new``."""
     names: set[str] = set()
-    for filename, record in new.records():
-        if old.get(filename) is not record:
-            names.add(package_name(filename, record))
-    for filename, record in old.records():
-        if new.get(filename) is None:
-            names.add(package_name(filename, record))
+    for new_sec, old_sec in ((new.packages, old.packages), (new.packages_conda, old.packages_conda)):
+        for filename in new_sec:  # by what is stored: records kept as bytes are not decoded (core/rawindex.py)
+            if rawindex.entry(old_sec, filename) is not rawindex.entry(new_sec, filename):
+                names.add(package_name(filename, new_sec[filename]))
+        for filename in old_sec:
+            if filename not in new_sec:
+                names.add(package_name(filename, old_sec[filename]))
     for filename in set(new.removed) ^ set(old.removed):
         names.add(package_name(filename, {}))
     return frozenset(names)

@@ -74,7 +74,7 @@ def _write_subdir(dest: Destination, channel: str, rd: Repodata, origin: Mapping
     batch: list[tuple[str, bytes]] = []  # written together (one flush), a bounded number at a time
     size = 0
     for name in sorted(names):
-        items = groups.get(name)
+        items = [(fn, rd.get(fn) or rec) for fn, rec in groups.get(name, [])]  # whole records: a name page shows licenses
         pages = name_pages(channel, rd.subdir, name, items) if items else [(name_page_file(name), gone_page(channel, rd.subdir, name))]
         for file, page in pages:
             batch.append((file, page.encode("utf-8")))

@@ -13,6 +13,7 @@ import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..core import rawindex
 from ..core.repodata import Repodata
 
 _STYLE = """
@@ -97,10 +98,13 @@ def _href_from_names(target: str) -> str:
 
 
 def group_by_name(rd: Repodata) -> dict[str, list[tuple[str, Mapping[str, Any]]]]:
-    """``{name: [(filename, record), ...]}``, one pass over the subdir."""
+    """``{name: [(filename, record), ...]}``, one pass over the subdir. A record kept as bytes (core/rawindex.py)
+    is not decoded: its head (name, version, build, size) stands for it, which is all the names table reads."""
     names: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
-    for filename, rec in rd.records():
-        names.setdefault(str(rec.get("name")), []).append((filename, rec))
+    for section in (rd.packages, rd.packages_conda):
+        for filename, rec in rawindex.heads(section):
+            name = getattr(rec, "name", None) if type(rec) is rawindex.Head else rec.get("name")
+            names.setdefault(str(name), []).append((filename, rec))
     return names
 
 

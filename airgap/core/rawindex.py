@@ -1,0 +1,240 @@
+"""A destination's own ``repodata.json`` with each record kept as its verbatim JSON bytes (decision 0010).
+
+When a subdir's index is, byte for byte, the one airgap published last (:mod:`airgap.core.published`),
+its records were checked when they were published. An import changes a few package names; the
+others' records only need to be written back as they were. :func:`parse_trusted` therefore keeps
+each record as :class:`msgspec.Raw` (a view of its bytes, no dict) plus a *head*: a small dict of
+the fields a pass over every record reads (name, version, build, subdir, size, timestamp: the
+admission check, the shards' grouping and ``created_at``, the pages' names table).
+:class:`LazyRecords` decodes a record only when it is read, once; writing ``repodata.json``
+encodes the ``Raw`` values verbatim (msgspec copies their bytes).
+
+Any other index, or anything unusual in this one, goes the strict path (``parse_repodata``): this
+module returns None and the caller parses as before. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Set as AbstractSet
+from typing import TYPE_CHECKING, Any, cast
+
+import msgspec
+
+from .manifest import is_safe_package_filename
+
+if TYPE_CHECKING:
+    from .repodata import Repodata
+
+
+class Head(msgspec.Struct, gc=False):
+    """The fields of a record that a pass over every record reads; the rest stays in its bytes.
+
+    Read like a record (:meth:`get`). Not tracked by the collector: decoded JSON holds no cycle."""
+
+    name: Any = None
+    version: Any = None
+    build: Any = None
+    subdir: Any = None
+    size: Any = None
+    timestamp: Any = None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = getattr(self, key, None) if key in _HEAD_FIELDS else None
+        return default if value is None else value
+
+
+_HEAD_FIELDS = frozenset(Head.__struct_fields__)
+
+
+_top = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+_raws = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+_heads = msgspec.json.Decoder(dict[str, Head]).decode
+_record = msgspec.json.Decoder(dict[str, Any]).decode
+_any = msgspec.json.Decoder().decode
+
+SECTIONS = (("packages", ".tar.bz2"), ("packages.conda", ".conda"))
+
+
+class LazyRecords(MutableMapping[str, dict[str, Any]]):
+    """``{filename: record}`` whose records may still be verbatim JSON bytes, decoded when first read.
+
+    Iterating keys, ``len``, ``in`` and :meth:`head` decode nothing; ``[]``, ``get``, ``items`` and
+    ``values`` decode (each record once: the decoded dict is shared by every copy made with
+    :meth:`pick` or :meth:`merged`, so the same record is the same object in all of them).
+    :meth:`entry` gives what is stored (``Raw`` or dict) without decoding: identity tells a record
+    an import left alone from one it replaced.
+    """
+
+    __slots__ = ("_items", "_heads", "_decoded")
+
+    def __init__(
+        self, items: dict[str, msgspec.Raw | dict[str, Any]], heads: dict[str, Head], decoded: dict[int, tuple[Any, dict[str, Any]]]
+    ) -> None:
+        self._items = items
+        self._heads = heads  # for Raw entries
+        self._decoded = decoded  # id(Raw) -> (Raw, its record), shared with copies (holding the Raw keeps its id unique)
+
+    def __getitem__(self, filename: str) -> dict[str, Any]:
+        value = self._items[filename]
+        if type(value) is dict:
+            return value
+        assert isinstance(value, msgspec.Raw)
+        hit = self._decoded.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        record = _record(value)
+        self._decoded[id(value)] = (value, record)
+        return record
+
+    def __setitem__(self, filename: str, record: dict[str, Any]) -> None:
+        self._items[filename] = record
+
+    def __delitem__(self, filename: str) -> None:
+        del self._items[filename]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, filename: object) -> bool:
+        return filename in self._items
+
+    def entry(self, filename: str) -> msgspec.Raw | dict[str, Any] | None:
+        """What is stored for ``filename`` (its bytes or its dict), not decoded; None if absent."""
+        return self._items.get(filename)
+
+    def head(self, filename: str) -> Mapping[str, Any]:
+        """The record if decoded or put, else its :class:`Head` (name, version, build, subdir, size, timestamp)."""
+        value = self._items[filename]
+        if type(value) is dict:
+            return value
+        hit = self._decoded.get(id(value))
+        return hit[1] if hit is not None and hit[0] is value else cast(Mapping[str, Any], self._heads[filename])
+
+    def heads(self) -> Iterator[tuple[str, Any]]:
+        """``(filename, record or head)`` for every record, in order, decoding none (one pass: the hot loop of a page)."""
+        heads, decoded = self._heads, self._decoded
+        for filename, value in self._items.items():
+            if type(value) is dict:
+                yield filename, value
+            elif decoded and (hit := decoded.get(id(value))) is not None and hit[0] is value:
+                yield filename, hit[1]
+            else:
+                yield filename, heads[filename]  # read like a record: Head.get
+
+    def encodable(self) -> dict[str, msgspec.Raw | dict[str, Any]]:
+        """``{filename: Raw or record}`` for msgspec to encode (Raw bytes are written verbatim)."""
+        return dict(self._items)
+
+    def pick(self, filenames: AbstractSet[str]) -> LazyRecords:
+        """A copy holding only ``filenames`` (in this one's order), sharing entries and decoded records."""
+        return LazyRecords({f: v for f, v in self._items.items() if f in filenames}, self._heads, self._decoded)
+
+    def merged(self, other: Mapping[str, dict[str, Any]]) -> LazyRecords:
+        """A copy with ``other``'s records added (``other`` wins), sharing entries and decoded records."""
+        items = dict(self._items)
+        if isinstance(other, LazyRecords):
+            items.update(other._items)
+            heads = {**self._heads, **other._heads} if other._heads is not self._heads else self._heads
+            return LazyRecords(items, heads, self._decoded if other._decoded is self._decoded else {**self._decoded, **other._decoded})
+        items.update(other)
+        return LazyRecords(items, self._heads, self._decoded)
+
+
+def entries(section: Mapping[str, dict[str, Any]]) -> Mapping[str, Any]:
+    """A section as msgspec should encode it: Raw bytes where a record was never decoded."""
+    return section.encodable() if isinstance(section, LazyRecords) else section
+
+
+def heads(section: Mapping[str, dict[str, Any]]) -> Iterator[tuple[str, Any]]:
+    """``(filename, record or its head)`` for every record of a section, decoding none."""
+    if isinstance(section, LazyRecords):
+        yield from section.heads()
+    else:
+        yield from section.items()
+
+
+def entry(section: Mapping[str, dict[str, Any]], filename: str) -> Any:
+    """The stored object for ``filename`` (identity compares records without decoding them); None if absent."""
+    return section.entry(filename) if isinstance(section, LazyRecords) else section.get(filename)
+
+
+def pick(section: Mapping[str, dict[str, Any]], filenames: AbstractSet[str]) -> MutableMapping[str, dict[str, Any]]:
+    if isinstance(section, LazyRecords):
+        return section.pick(filenames)
+    return {k: v for k, v in section.items() if k in filenames}
+
+
+def merged(a: Mapping[str, dict[str, Any]], b: Mapping[str, dict[str, Any]]) -> MutableMapping[str, dict[str, Any]]:
+    if isinstance(a, LazyRecords):
+        return a.merged(b)
+    if isinstance(b, LazyRecords):
+        return LazyRecords(dict(a), {}, {}).merged(b)
+    return {**a, **b}
+
+
+def _plain(filename: str, suffix: str, head: Head, subdir: str) -> bool:
+    """The check ``from_document`` makes on its common path, on a record's head."""
+    rec_subdir = head.subdir
+    return (
+        type(head.name) is str
+        and type(head.version) is str
+        and type(head.build) is str
+        and (rec_subdir is None or rec_subdir == subdir)
+        and filename.endswith(suffix)
+        and is_safe_package_filename(filename)
+    )
+
+
+def parse_trusted(data: bytes, subdir: str) -> tuple[dict[str, Any], dict[str, LazyRecords], dict[str, dict[str, Any]]] | None:
+    """``(envelope, {section: records}, {section: {filename: record}} of records to admit one by one)``, or
+    None when the document is anything but an object of the usual shape (the caller parses it strictly).
+
+    The envelope is every top-level key but the two sections, decoded. A record whose head fails the
+    common-path check is decoded and handed back for the careful path (kept opaque, as the strict parse would)."""
+    if data[:3] == b"\xef\xbb\xbf":
+        return None
+    try:
+        top = _top(data)
+        envelope = {k: _any(v) for k, v in top.items() if k not in ("packages", "packages.conda")}
+        sections: dict[str, LazyRecords] = {}
+        odd: dict[str, dict[str, Any]] = {}
+        for section, suffix in SECTIONS:
+            raw = top.get(section)
+            if raw is None:
+                continue
+            raws = _raws(raw)
+            hs = _heads(raw)
+            items: dict[str, msgspec.Raw | dict[str, Any]] = {}
+            for filename, value in raws.items():
+                if _plain(filename, suffix, hs[filename], subdir):
+                    items[filename] = value
+                else:
+                    odd.setdefault(section, {})[filename] = _any(value)
+            sections[section] = LazyRecords(items, hs, {})
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    return envelope, sections, odd
+
+
+def trusted_repodata(data: bytes, subdir: str, source: str) -> Repodata | None:
+    """A destination's own index (see :mod:`airgap.core.published`) with its records as bytes; None: parse it strictly."""
+    from .repodata import _admit, from_document
+
+    parsed = parse_trusted(data, subdir)
+    if parsed is None:
+        return None
+    envelope, sections, odd = parsed
+    rd = from_document(envelope, subdir, source, keep_unreadable=True, strict=True)
+    for section, suffix in SECTIONS:
+        target = sections.get(section) or LazyRecords({}, {}, {})
+        for filename, record in odd.get(section, {}).items():
+            _admit(rd, target, section, suffix, filename, record, source, True, False, True)
+        if section == "packages":
+            rd.packages = target
+        else:
+            rd.packages_conda = target
+    return rd
