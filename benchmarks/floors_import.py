@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 BLOCK = 512
@@ -45,6 +46,25 @@ BLOCK = 512
 def _number(field: bytes) -> int:
     digits = field.split(b"\0", 1)[0].strip(b" ")
     return int(digits, 8) if digits else 0
+
+
+def _members(archive: Path) -> Iterator[tuple[str, bytes]]:
+    """``(name, bytes)`` of each member of the ustar ``archive``, in one pass (hand-parsed headers, one buffered reader)."""
+    with open(archive, "rb", buffering=1 << 20) as fh:
+        read = fh.read
+        while True:
+            header = read(BLOCK)
+            if len(header) < BLOCK or header == bytes(BLOCK):
+                return
+            name = header[:100].split(b"\0", 1)[0].decode()
+            size = _number(header[124:136])
+            data = read(size)
+            if len(data) != size:
+                raise SystemExit(f"{archive}: truncated inside {name}")
+            pad = -size % BLOCK
+            if pad:
+                read(pad)
+            yield name, data
 
 
 def floor_folders(archive: Path, dest: Path) -> int:
@@ -60,43 +80,30 @@ def floor_folders(archive: Path, dest: Path) -> int:
     fds: dict[str, int] = {}  # folder -> its staging copy's descriptor
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     count = 0
-    with open(archive, "rb", buffering=1 << 20) as fh:
-        read = fh.read
-        while True:
-            header = read(BLOCK)
-            if len(header) < BLOCK or header == bytes(BLOCK):
-                break
-            name = header[:100].split(b"\0", 1)[0].decode()
-            size = _number(header[124:136])
-            data = read(size)
-            if len(data) != size:
-                raise SystemExit(f"{archive}: truncated inside {name}")
-            pad = -size % BLOCK
-            if pad:
-                read(pad)
-            if name == "manifest.json":
-                doc = json.loads(data)
-                for ch in doc["channels"]:
-                    for sub in ch["subdirs"]:
-                        folder = f"{ch['name']}/{sub['subdir']}"
-                        os.makedirs(staging / folder)
-                        fds[folder] = os.open(staging / folder, os.O_RDONLY | os.O_DIRECTORY)
-                        for p in sub["packages"]:
-                            places.setdefault(p["sha256"], []).append((folder, p["filename"]))
-                sizes = {b["sha256"]: b["size"] for b in doc["blobs"]}
-                continue
-            if not name.startswith("blobs/sha256/"):
-                continue
-            sha = name[13:]
-            if sizes.get(sha) != size or hashlib.sha256(data).hexdigest() != sha:
-                raise SystemExit(f"{archive}: {name} does not match the manifest")
-            for folder, filename in places.get(sha, ()):
-                fd = os.open(filename, flags, 0o644, dir_fd=fds[folder])
-                try:
-                    os.write(fd, data)
-                finally:
-                    os.close(fd)
-                count += 1
+    for name, data in _members(archive):
+        if name == "manifest.json":
+            doc = json.loads(data)
+            for ch in doc["channels"]:
+                for sub in ch["subdirs"]:
+                    folder = f"{ch['name']}/{sub['subdir']}"
+                    os.makedirs(staging / folder)
+                    fds[folder] = os.open(staging / folder, os.O_RDONLY | os.O_DIRECTORY)
+                    for p in sub["packages"]:
+                        places.setdefault(p["sha256"], []).append((folder, p["filename"]))
+            sizes = {b["sha256"]: b["size"] for b in doc["blobs"]}
+            continue
+        if not name.startswith("blobs/sha256/"):
+            continue
+        sha = name[13:]
+        if sizes.get(sha) != len(data) or hashlib.sha256(data).hexdigest() != sha:
+            raise SystemExit(f"{archive}: {name} does not match the manifest")
+        for folder, filename in places.get(sha, ()):
+            fd = os.open(filename, flags, 0o644, dir_fd=fds[folder])
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            count += 1
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.syncfs(next(iter(fds.values()))) != 0:
         os.sync()
@@ -121,41 +128,28 @@ def floor(archive: Path, dest: Path) -> int:
     places: dict[str, list[tuple[str, str]]] = {}  # sha256 -> [(folder, filename)]
     sizes: dict[str, int] = {}
     staged: list[str] = []
-    with open(archive, "rb", buffering=1 << 20) as fh:
-        read = fh.read
-        while True:
-            header = read(BLOCK)
-            if len(header) < BLOCK or header == bytes(BLOCK):
-                break
-            name = header[:100].split(b"\0", 1)[0].decode()
-            size = _number(header[124:136])
-            data = read(size)
-            if len(data) != size:
-                raise SystemExit(f"{archive}: truncated inside {name}")
-            pad = -size % BLOCK
-            if pad:
-                read(pad)
-            if name == "manifest.json":
-                doc = json.loads(data)
-                for ch in doc["channels"]:
-                    for sub in ch["subdirs"]:
-                        for p in sub["packages"]:
-                            places.setdefault(p["sha256"], []).append((f"{ch['name']}/{sub['subdir']}", p["filename"]))
-                sizes = {b["sha256"]: b["size"] for b in doc["blobs"]}
-                continue
-            if not name.startswith("blobs/sha256/"):
-                continue
-            sha = name[13:]
-            if sizes.get(sha) != size or hashlib.sha256(data).hexdigest() != sha:
-                raise SystemExit(f"{archive}: {name} does not match the manifest")
-            if sha not in places:
-                continue  # a repodata or SBOM blob: an import keeps it in memory
-            fd = os.open(sha, flags, 0o644, dir_fd=staging_fd)
-            try:
-                os.write(fd, data)  # small files: one write takes all
-            finally:
-                os.close(fd)
-            staged.append(sha)
+    for name, data in _members(archive):
+        if name == "manifest.json":
+            doc = json.loads(data)
+            for ch in doc["channels"]:
+                for sub in ch["subdirs"]:
+                    for p in sub["packages"]:
+                        places.setdefault(p["sha256"], []).append((f"{ch['name']}/{sub['subdir']}", p["filename"]))
+            sizes = {b["sha256"]: b["size"] for b in doc["blobs"]}
+            continue
+        if not name.startswith("blobs/sha256/"):
+            continue
+        sha = name[13:]
+        if sizes.get(sha) != len(data) or hashlib.sha256(data).hexdigest() != sha:
+            raise SystemExit(f"{archive}: {name} does not match the manifest")
+        if sha not in places:
+            continue  # a repodata or SBOM blob: an import keeps it in memory
+        fd = os.open(sha, flags, 0o644, dir_fd=staging_fd)
+        try:
+            os.write(fd, data)  # small files: one write takes all
+        finally:
+            os.close(fd)
+        staged.append(sha)
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.syncfs(staging_fd) != 0:  # every staged byte on disk before any final name points at it
         os.sync()
