@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -178,3 +179,15 @@ def _manifest(built: Built, channel: str, pkg_blobs: dict[str, dict[str, tuple[s
         "blobs": blobs,
         "totals": {},
     }
+
+
+def counted_import(tmp_path: Path, keyring: dict[str, Any], monkeypatch: Any, names: int, patch: Callable[[Any, Path], None]) -> None:
+    """Import a signed archive of ``specs(names)`` into a fresh directory while ``patch(m, dest)`` (``m``: a
+    ``monkeypatch.context()``) has put its counters in place; checks that every package file was published."""
+    archive = build_archive(specs(names)).write(tmp_path / f"a{names}.tar", keyring["good"])
+    dest = tmp_path / f"d{names}"
+    with monkeypatch.context() as m:
+        patch(m, dest)
+        r = cli("import", archive, "--into", dest, "--trusted-key", keyring["good.pub"])
+        assert r.exit_code == 0, r.output
+    assert len(published(dest)["main/linux-64/repodata.json"][3]) == 2 * names  # .conda and .tar.bz2 of each name

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import build_archive, cli, published, specs
+from helpers import counted_import
 
 from airgap.destinations import journal as journal_mod
 from airgap.destinations import localbatch, localstore
@@ -38,7 +38,6 @@ def _count_flushes(m: pytest.MonkeyPatch, counts: dict[str, int]) -> None:
 
 
 def _counted_import(tmp_path: Path, keyring: dict[str, Any], monkeypatch: pytest.MonkeyPatch, names: int) -> dict[str, int]:
-    archive = build_archive(specs(names)).write(tmp_path / f"a{names}.tar", keyring["good"])
     counts = {"fsync": 0, "syncfs": 0, "journal saves": 0}
     real_save = journal_mod.Journal.save
 
@@ -46,13 +45,11 @@ def _counted_import(tmp_path: Path, keyring: dict[str, Any], monkeypatch: pytest
         counts["journal saves"] += 1
         real_save(self)
 
-    with monkeypatch.context() as m:
+    def patch(m: pytest.MonkeyPatch, dest: Path) -> None:
         _count_flushes(m, counts)
         m.setattr(journal_mod.Journal, "save", save)
-        dest = tmp_path / f"d{names}"
-        r = cli("import", archive, "--into", dest, "--trusted-key", keyring["good.pub"])
-        assert r.exit_code == 0, r.output
-    assert len(published(dest)["main/linux-64/repodata.json"][3]) == 2 * names  # .conda and .tar.bz2 of each name
+
+    counted_import(tmp_path, keyring, monkeypatch, names, patch)
     return counts
 
 

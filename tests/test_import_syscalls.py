@@ -17,16 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import build_archive, cli, published, specs, tar_bytes
+from helpers import build_archive, cli, counted_import, published, specs, tar_bytes
 
 from airgap.destinations import localstore
 
 
 def _counted_import(tmp_path: Path, keyring: dict[str, Any], monkeypatch: pytest.MonkeyPatch, names: int) -> Counter[str]:
-    archive = build_archive(specs(names)).write(tmp_path / f"a{names}.tar", keyring["good"])
     counts: Counter[str] = Counter()
-    dest = tmp_path / f"d{names}"
-    with monkeypatch.context() as m:
+
+    def patch(m: pytest.MonkeyPatch, dest: Path) -> None:
         for name in ("stat", "lstat", "open", "replace"):
             real = getattr(os, name)
 
@@ -36,9 +35,8 @@ def _counted_import(tmp_path: Path, keyring: dict[str, Any], monkeypatch: pytest
                 return _real(*args, **kwargs)
 
             m.setattr(os, name, counted)
-        r = cli("import", archive, "--into", dest, "--trusted-key", keyring["good.pub"])
-        assert r.exit_code == 0, r.output
-    assert len(published(dest)["main/linux-64/repodata.json"][3]) == 2 * names  # .conda and .tar.bz2 of each name
+
+    counted_import(tmp_path, keyring, monkeypatch, names, patch)
     return counts
 
 
