@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 import msgspec
 
 from .manifest import is_safe_package_filename
+from .safe_names import safe_names
 
 if TYPE_CHECKING:
     from .repodata import Repodata
@@ -47,8 +48,7 @@ class Head(msgspec.Struct, gc=False):
 _HEAD_FIELDS = frozenset(Head.__struct_fields__)
 
 
-_top = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
-_raws = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+_raws = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode  # the document, and each section: {key: its bytes}
 _heads = msgspec.json.Decoder(dict[str, Head]).decode
 _record = msgspec.json.Decoder(dict[str, Any]).decode
 _any = msgspec.json.Decoder().decode
@@ -176,16 +176,16 @@ def merged(a: Mapping[str, dict[str, Any]], b: Mapping[str, dict[str, Any]]) -> 
     return {**a, **b}
 
 
-def _plain(filename: str, suffix: str, head: Head, subdir: str) -> bool:
-    """The check ``from_document`` makes on its common path, on a record's head."""
+def _plain(filename: str, suffix: str, head: Head, subdir: str, named_safely: bool) -> bool:
+    """The check ``from_document`` makes on its common path, on a record's head (``named_safely``: the section's
+    names all passed :func:`~airgap.core.safe_names.safe_names`)."""
     rec_subdir = head.subdir
     return (
         type(head.name) is str
         and type(head.version) is str
         and type(head.build) is str
         and (rec_subdir is None or rec_subdir == subdir)
-        and filename.endswith(suffix)
-        and is_safe_package_filename(filename)
+        and (named_safely or (filename.endswith(suffix) and is_safe_package_filename(filename)))
     )
 
 
@@ -198,7 +198,7 @@ def parse_trusted(data: bytes, subdir: str) -> tuple[dict[str, Any], dict[str, L
     if data[:3] == b"\xef\xbb\xbf":
         return None
     try:
-        top = _top(data)
+        top = _raws(data)
         envelope = {k: _any(v) for k, v in top.items() if k not in ("packages", "packages.conda")}
         sections: dict[str, LazyRecords] = {}
         odd: dict[str, dict[str, Any]] = {}
@@ -209,8 +209,9 @@ def parse_trusted(data: bytes, subdir: str) -> tuple[dict[str, Any], dict[str, L
             raws = _raws(raw)
             hs = _heads(raw)
             items: dict[str, msgspec.Raw | dict[str, Any]] = {}
+            named_safely = safe_names(raws, suffix)  # every name in one scan, as from_document does
             for filename, value in raws.items():
-                if _plain(filename, suffix, hs[filename], subdir):
+                if _plain(filename, suffix, hs[filename], subdir, named_safely):
                     items[filename] = value
                 else:
                     odd.setdefault(section, {})[filename] = _any(value)
