@@ -30,7 +30,7 @@ from typing import BinaryIO, NamedTuple
 
 from .._fs import atomic_write_bytes, named
 from ..errors import AirgapError, HashMismatch, NotFound, UpstreamError
-from .channels import _URL_SAFE, package_url
+from .channels import URL_SAFE, package_url
 from .fetch import CHUNK, Fetcher, url_to_path
 
 log = logging.getLogger(__name__)
@@ -125,8 +125,8 @@ class BlobCache:
         checks its size and sha256 as it streams it into the archive (an export that finds a bad file
         there removes the archive and names every bad file: :func:`airgap.ops.local_files.check_unread`).
         Sync, which writes no archive, reads at once (:meth:`download`)."""
-        if _URL_SAFE.match(filename):  # the URL is base + filename: no URL built and parsed per file
-            self._external[sha256] = _local_folder(base) + filename
+        if URL_SAFE.match(filename):  # the URL is base + filename: no URL built and parsed per file
+            self._external[sha256] = os.path.join(_local_dir(base), filename)
         else:
             self._external[sha256] = _local_path(package_url(base, filename))
         self.unread.append((base, filename, sha256, size))
@@ -282,12 +282,6 @@ class BlobCache:
 @functools.lru_cache(maxsize=64)
 def _local_dir(url_dir: str) -> str:
     return url_to_path(url_dir)
-
-
-@functools.lru_cache(maxsize=64)
-def _local_folder(url_dir: str) -> str:
-    """The path of a ``file://`` folder URL, ending with the separator."""
-    return os.path.join(url_to_path(url_dir), "")
 
 
 def _local_path(url: str) -> str:
