@@ -26,7 +26,7 @@ tr:hover td{background:#fafafa}a{color:#0645ad;text-decoration:none}a:hover{text
 
 
 _NEEDS_ESCAPE = re.compile(r"""[&<>"']""")
-URL_SAFE = re.compile(r"[A-Za-z0-9._~/-]*\Z")  # what urllib.parse.quote leaves as it is
+_URL_SAFE = re.compile(r"[A-Za-z0-9._~/-]*\Z")  # what urllib.parse.quote leaves as it is
 
 
 def _e(value: Any) -> str:
@@ -35,7 +35,7 @@ def _e(value: Any) -> str:
 
 
 def _href(path: str) -> str:
-    return _e(path if URL_SAFE.match(path) else urllib.parse.quote(path))
+    return _e(path if _URL_SAFE.match(path) else urllib.parse.quote(path))
 
 
 def human(n: int | None) -> str:
