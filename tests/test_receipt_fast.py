@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
+from airgap.core import receipt as receipt_module
 from airgap.core.manifest import is_safe_package_filename
 from airgap.core.receipt import Receipt, ReceiptError, parse_receipt_bytes
+from airgap.core.receipt_check import plainly_valid, typed_files
 from airgap.core.receipt_fast import FILENAME, parse_receipt_fast
 
 SHA = "0123456789abcdef" * 4
@@ -121,3 +123,22 @@ def test_filename_pattern_is_the_manifests_rule(name: str) -> None:
     assert bool(FILENAME.match(name)) == is_safe_package_filename(name)
     assert bool(FILENAME.match("a" * 250 + ".conda")) == is_safe_package_filename("a" * 250 + ".conda")
     assert bool(re.compile(FILENAME.pattern).match("a" * 260 + ".conda")) is False
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_typed_check_gives_what_the_per_file_check_gives(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """parse_receipt checks held files by msgspec first; with that check off, every file is checked one by one."""
+    doc = _good()
+    CASES[case](doc)
+    data = json.dumps(doc).encode()
+    typed = _outcome(parse_receipt_bytes, data)
+    monkeypatch.setattr(receipt_module, "typed_files", lambda files: None)
+    assert _outcome(parse_receipt_bytes, data) == typed
+
+
+def test_a_good_receipt_takes_the_typed_check() -> None:
+    files = _good()["channels"]["main"]["linux-64"]
+    typed = typed_files(files)
+    assert typed is not None and plainly_valid("main", "linux-64", typed)
+    assert typed_files({"a-1-0.conda": {"sha256": SHA, "size": True}}) is None  # a bool is no size
+    assert typed_files([files]) is None

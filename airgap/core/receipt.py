@@ -39,6 +39,7 @@ import msgspec
 from ..errors import ReceiptError as ReceiptError  # ops/export.py imports it from here
 from .jsonbytes import encode_sorted
 from .manifest import Manifest, is_safe_channel_name, is_safe_installer_filename, is_safe_package_filename, is_safe_subdir
+from .receipt_check import plainly_valid, typed_files
 
 RECEIPT_FORMAT = "airgap-receipt/1"
 MAX_HISTORY = 200  # archives remembered per destination channel (the newest is always kept)
@@ -249,7 +250,7 @@ def parse_receipt(doc: Any, where: str) -> Receipt:
         raise _fail(where, "format", repr(RECEIPT_FORMAT), doc.get("format"))
     r = Receipt()
     r.channels = {
-        c: {s: _files(where, f"channels.{c}.{s}", files, package=True) for s, files in _subdirs(where, c, subs).items()}
+        c: {s: _held_files(where, c, s, files) for s, files in _subdirs(where, c, subs).items()}
         for c, subs in _channels(where, "channels", doc.get("channels", {})).items()
     }
     for c, hist in _channels(where, "applied", doc.get("applied", {})).items():
@@ -297,6 +298,15 @@ def _subdirs(where: str, channel: str, v: Any) -> dict[str, Any]:
         if not is_safe_subdir(name):
             raise _fail(where, f"channels.{channel}", "subdir names as keys", name)
     return v
+
+
+def _held_files(where: str, channel: str, subdir: str, v: Any) -> dict[str, Held]:
+    """A subdir's held files: checked by msgspec a subdir at a time (a tenth of the time), else one by one, which says what is wrong."""
+    typed = typed_files(v)
+    if typed is None or not plainly_valid(channel, subdir, typed):
+        return _files(where, f"channels.{channel}.{subdir}", v, package=True)
+    new = tuple.__new__
+    return {f: new(Held, (h.sha256, h.size, h.origin)) for f, h in typed.items()}
 
 
 def _files(where: str, path: str, v: Any, *, package: bool) -> dict[str, Held]:

@@ -1,0 +1,54 @@
+"""A receipt's held files checked a subdir at a time by msgspec, not a field at a time in Python. Pure.
+
+A receipt lists every file its destination holds (300,000 entries for a conda-forge subdir);
+checking each entry's name, hash, size and origin in Python is most of reading it. Here msgspec
+checks the types and sizes (decoding the bytes, or converting an already decoded dict), and the
+names and hashes are checked against the manifest's rules with a few regular-expression scans per
+subdir. Whatever these checks refuse is read again by the careful per-file check of
+:mod:`airgap.core.receipt`, which accepts it or says exactly what is wrong: this module only ever
+gives the same files, sooner (tests/test_receipt_fast.py compares the two).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import msgspec
+
+from .manifest import is_safe_channel_name, is_safe_subdir
+
+# is_safe_package_filename as one expression (tests/test_receipt_fast.py compares them)
+FILENAME = re.compile(r"(?!.*\.\.)(?=.*(?:\.tar\.bz2|\.conda)\Z)[A-Za-z0-9_][A-Za-z0-9_.+!=~,-]{0,254}\Z")
+_HEX = re.compile(r"[0-9a-f]*\Z")
+
+
+class TypedHeld(msgspec.Struct, gc=False):
+    """One held file as msgspec decodes it: the types and the size's sign checked."""
+
+    sha256: str
+    size: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    origin: str | None = msgspec.field(default=None, name="from")
+
+
+Files = dict[str, TypedHeld]
+
+
+def typed_files(files: Any) -> Files | None:
+    """A decoded ``{filename: {sha256, size, from?}}`` as typed entries; None where msgspec refuses a type."""
+    if type(files) is not dict:
+        return None
+    try:
+        return msgspec.convert(files, Files)
+    except msgspec.ValidationError:
+        return None
+
+
+def plainly_valid(channel: str, subdir: str, files: Files) -> bool:
+    """The rules of ``parse_receipt`` for one subdir's files, checked a subdir at a time rather than a field at a time."""
+    if not (is_safe_channel_name(channel) and is_safe_subdir(subdir) and all(map(FILENAME.match, files))):
+        return False
+    shas = "".join([h.sha256 for h in files.values()])
+    if len(shas) != 64 * len(files) or not _HEX.match(shas):  # every sha256 64 lower-case hex digits
+        return False
+    return all(o is None or is_safe_channel_name(o) for o in {h.origin for h in files.values()})
