@@ -56,7 +56,7 @@ def is_safe_subdir(name: str) -> bool:
     return isinstance(name, str) and bool(_SUBDIR.match(name))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per file: no __dict__ each
 class PackageEntry:
     filename: str
     sha256: str
@@ -66,7 +66,7 @@ class PackageEntry:
         return {"filename": self.filename, "sha256": self.sha256, "size": self.size}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RepodataBlob:
     sha256: str  # of the zstd-compressed blob, as stored in the archive
     size: int
@@ -126,7 +126,7 @@ class ChannelEntry:
         return {"name": self.name, "url": self.url, "subdirs": [s.to_json() for s in self.subdirs]}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per file: no __dict__ each
 class BlobEntry:
     sha256: str
     size: int
@@ -140,7 +140,7 @@ class BlobEntry:
         return doc
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InstallerEntry:
     """An installer file (Miniforge, Miniconda…) restored at ``DEST/<dir>/<filename>``."""
 
