@@ -55,3 +55,18 @@ def test_presorted_copies_nothing_that_is_already_fine() -> None:
 def test_keys_that_cannot_be_sorted_are_left_to_the_encoder() -> None:
     doc = {i if i % 2 else str(i): i for i in range(40)}
     assert presorted(doc) is doc
+
+
+def test_a_big_dict_already_in_order_is_not_copied() -> None:
+    doc = {f"k{i:04d}": {"sha256": "ab", "size": i} for i in range(100)}
+    assert presorted(doc) is doc
+    assert presorted({"c": {"s": doc}})["c"]["s"] is doc
+
+
+def test_a_big_dict_deep_under_small_ones_is_found() -> None:
+    big = nearly_sorted(60, 3, 2)
+    doc = {"a": {"b": {"c": [{"d": big}]}}, "e": [1, "x", None]}
+    out = presorted(doc)
+    assert list(out["a"]["b"]["c"][0]["d"]) == sorted(big)
+    assert out["e"] is doc["e"]
+    assert encode_sorted(doc) == dumps(doc)
