@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .jsonbytes import encode_sorted
+from .jsonbytes import encode_sorted_small
 from .manifest import Manifest, SubdirEntry
 from .receipt import Receipt
 from .repodata import Repodata
@@ -63,7 +63,7 @@ def digests(rd: Repodata) -> dict[str, str]:
 def digests_of(groups: Mapping[str, list[tuple[str, dict[str, Any]]]]) -> dict[str, str]:
     """:func:`digests` of records already grouped by :func:`by_name` (each group is sorted in place)."""
     out: dict[str, str] = {}
-    sha256, enc = hashlib.sha256, encode_sorted
+    sha256, enc = hashlib.sha256, encode_sorted_small
     for name, recs in groups.items():
         if len(recs) > 1:
             recs.sort(key=_first)
