@@ -16,10 +16,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from .manifest import is_safe_channel_name, is_safe_subdir
+from .manifest import FILENAME, is_safe_channel_name, is_safe_subdir
 
-# is_safe_package_filename as one expression (tests/test_receipt_fast.py compares them)
-FILENAME = re.compile(r"(?!.*\.\.)(?=.*(?:\.tar\.bz2|\.conda)\Z)[A-Za-z0-9_][A-Za-z0-9_.+!=~,-]{0,254}\Z")
 _HEX = re.compile(r"[0-9a-f]*\Z")
 
 

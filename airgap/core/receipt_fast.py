@@ -18,8 +18,8 @@ from typing import Any
 
 import msgspec
 
+from .manifest import FILENAME as FILENAME  # tests/test_receipt_fast.py checks it here
 from .receipt import Held, Receipt, parse_receipt, parse_receipt_bytes
-from .receipt_check import FILENAME as FILENAME  # tests/test_receipt_fast.py checks it here
 from .receipt_check import Files, plainly_valid
 
 _channels = msgspec.json.Decoder(dict[str, dict[str, Files]]).decode

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import msgspec
+
 from ..core.manifest import Manifest
 from ..errors import UsageError
 
@@ -46,5 +48,5 @@ def split_into_volumes(manifest: Manifest, volume_size: int, signature_size: int
         used += need
     if current > 9999:
         raise UsageError(f"--volume-size: expected at most 9999 volumes, found {current}; use bigger volumes")
-    blobs = tuple(dataclasses.replace(b, volume=numbers[b.sha256]) for b in manifest.blobs)
+    blobs = tuple(msgspec.structs.replace(b, volume=numbers[b.sha256]) for b in manifest.blobs)
     return dataclasses.replace(manifest, blobs=blobs)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from .model import (
     BLOB_KINDS,
     DELTA_FORMAT,
+    FILENAME,
     FORMAT,
     MAX_MANIFEST_BYTES,
     PACKAGE_SUFFIXES,
@@ -42,6 +43,7 @@ from .parse import parse_manifest
 __all__ = [
     "BLOB_KINDS",
     "DELTA_FORMAT",
+    "FILENAME",
     "FORMAT",
     "MAX_MANIFEST_BYTES",
     "PACKAGE_SUFFIXES",

@@ -16,6 +16,7 @@ from typing import Any
 
 from ...errors import ArchiveFormatError
 from ..placement import installer_problem
+from .fast import NotPlain, plain_blobs, plain_packages, plain_refs, typed_doc
 from .model import (
     BLOB_KINDS,
     DELTA_FORMAT,
@@ -137,15 +138,29 @@ def _names(s: Mapping[str, Any], sp: str, fmt: str) -> tuple[tuple[str, ...] | N
 
 
 def parse_manifest(data: bytes) -> Manifest:
-    """Parse and validate manifest bytes (already signature-checked by the caller)."""
+    """Parse and validate manifest bytes (already signature-checked by the caller).
+
+    The blob and package lists are read by :mod:`.fast` first (typed, checked a list at a time);
+    whatever it does not vouch for is read again here an entry at a time, which says what is wrong."""
     if len(data) > MAX_MANIFEST_BYTES:
         raise ArchiveFormatError(f"manifest.json: expected at most {MAX_MANIFEST_BYTES} bytes, found {len(data)}")
+    typed = typed_doc(data)
+    if typed is not None:
+        try:
+            return _parse(typed, fast=True)
+        except NotPlain:
+            pass
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ArchiveFormatError(f"manifest.json: expected UTF-8 JSON, found invalid data ({exc})") from None
     except RecursionError:
         raise ArchiveFormatError("manifest.json: expected JSON, found values nested too deeply to parse") from None
+    return _parse(doc, fast=False)
+
+
+def _parse(doc: Any, *, fast: bool) -> Manifest:
+    """The manifest of a decoded document; ``fast``: its lists are entries from :func:`.fast.typed_doc`, checked whole."""
     doc = _dict(doc, "(top)")
     fmt = _str(_get(doc, "format", "(top)"), "format")
     if fmt not in SUPPORTED_FORMATS:
@@ -155,7 +170,10 @@ def parse_manifest(data: bytes) -> Manifest:
     blobs: list[BlobEntry] = []
     seen: set[str] = set()
     match = _HEX64.match
-    for i, b in enumerate(_list(_get(doc, "blobs", "(top)"), "blobs")):
+    listed = _list(_get(doc, "blobs", "(top)"), "blobs")
+    if fast:
+        blobs, listed = plain_blobs(listed), []
+    for i, b in enumerate(listed):
         if type(b) is dict:  # the common case in one expression; anything else takes the careful path below
             sha, size, kind, volume = b.get("sha256"), b.get("size"), b.get("kind"), b.get("volume")
             if (
@@ -228,10 +246,15 @@ def parse_manifest(data: bytes) -> Manifest:
             )
             ref(rd.sha256, rd.size, "repodata", sp + ".repodata")
             filenames: set[str] = set()
-            pkgs = _package_entries(_get(s, "packages", sp), sp + ".packages", filenames)
-            for pi, entry in enumerate(pkgs):
-                ref(entry.sha256, entry.size, "package", f"{sp}.packages[{pi}]")
-            present = _package_entries(s.get("present", []), sp + ".present", filenames)  # no blob: the base has them
+            if fast:
+                pkgs = plain_packages(_get(s, "packages", sp), filenames)
+                plain_refs(pkgs, index, referenced)
+                present = plain_packages(s.get("present", []), filenames)
+            else:
+                pkgs = _package_entries(_get(s, "packages", sp), sp + ".packages", filenames)
+                for pi, entry in enumerate(pkgs):
+                    ref(entry.sha256, entry.size, "package", f"{sp}.packages[{pi}]")
+                present = _package_entries(s.get("present", []), sp + ".present", filenames)  # no blob: the base has them
             removals: list[str] = []
             for ri, fn in enumerate(_list(s.get("removals", []), sp + ".removals")):
                 if not is_safe_package_filename(fn) or fn in filenames or fn in removals:
