@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,9 @@ from airgap.core.manifest import is_safe_package_filename
 from airgap.core.receipt import Receipt, ReceiptError, parse_receipt_bytes
 from airgap.core.receipt_check import plainly_valid, typed_files
 from airgap.core.receipt_fast import FILENAME, parse_receipt_fast
+from airgap.destinations import open_destination
+from airgap.destinations.base import load_receipt
+from airgap.errors import AirgapError
 
 SHA = "0123456789abcdef" * 4
 
@@ -142,3 +146,27 @@ def test_a_good_receipt_takes_the_typed_check() -> None:
     assert typed is not None and plainly_valid("main", "linux-64", typed)
     assert typed_files({"a-1-0.conda": {"sha256": SHA, "size": True}}) is None  # a bool is no size
     assert typed_files([files]) is None
+
+
+def test_a_destination_receipt_is_read_from_its_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dest = open_destination(str(tmp_path))
+    dest.write_receipt(_good())
+    assert dest.stored_receipt() is not None
+    typed = load_receipt(dest).to_json()
+    monkeypatch.setattr(type(dest), "stored_receipt", lambda self: None)  # the dict path, as before
+    assert load_receipt(dest).to_json() == typed == parse_receipt_bytes(json.dumps(_good()).encode(), "r").to_json()
+
+
+@pytest.mark.parametrize("case", ["sha short", "format wrong", "channels a list"])
+def test_a_bad_destination_receipt_fails_as_it_did(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = _good()
+    CASES[case](doc)
+    dest = open_destination(str(tmp_path))
+    (tmp_path / ".airgap").mkdir(exist_ok=True)
+    (tmp_path / ".airgap" / "receipt.json").write_text(json.dumps(doc))
+    with pytest.raises(AirgapError) as fast:
+        load_receipt(dest)
+    monkeypatch.setattr(type(dest), "stored_receipt", lambda self: None)
+    with pytest.raises(AirgapError) as careful:
+        load_receipt(dest)
+    assert (type(fast.value), str(fast.value)) == (type(careful.value), str(careful.value))

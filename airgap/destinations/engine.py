@@ -107,6 +107,9 @@ class StoreDestination(Listings, LeaseHolder, Destination):
     def read_receipt(self) -> dict[str, Any]:
         return parse_receipt_bytes(self.store.get(RECEIPT), f"{self}/{RECEIPT}")
 
+    def stored_receipt(self) -> bytes | None:
+        return self.store.get(RECEIPT)
+
     def write_receipt(self, receipt: dict[str, Any]) -> str:
         self.forget_listings()
         self.store.put(RECEIPT, receipt_bytes(receipt))
