@@ -21,3 +21,16 @@ def test_the_scale_benchmark_runs_in_quick_mode(tmp_path: Path) -> None:
         assert any(line.startswith(step) for line in out.splitlines()), out
     assert "delta archive:" in out and "largest page after the delta import:" in out
     assert "names/" in out.split("largest page after the delta import:")[1]  # a page per name is the largest, not the subdir's
+
+
+def test_the_sorted_keys_benchmark_runs_and_checks_its_bytes() -> None:
+    """benchmarks/sorted_keys.py compares three encoders' bytes before it times them (it fails if they differ)."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "sorted_keys.py"), "--files", "3000", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    rows = [line.split() for line in out.splitlines()[1:]]
+    assert [r[0] for r in rows] == ["3000"] and all(r[-1] == "s" for r in rows), out
