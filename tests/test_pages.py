@@ -6,9 +6,13 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from helpers import cli
 
 from airgap.core.repodata import Repodata
+from airgap.destinations import open_destination
+from airgap.ops import pages as pages_module
+from airgap.site import html as html_module
 from airgap.site.html import (
     NAME_PAGE_ROWS,
     SUBDIR_PAGE_NAMES,
@@ -121,3 +125,43 @@ def test_clean_rewrites_the_pages_of_the_names_it_removed(tmp_path: Path) -> Non
     assert {p.name for p in names.iterdir() if "<!-- untouched -->" in p.read_text()} == {"alpha.html", "beta.html", "delta.html"}
     assert "no longer holds gamma" in (names / "gamma.html").read_text()
     assert 'href="names/gamma.html"' not in (dest / "main" / "linux-64" / "index.html").read_text()
+
+
+def test_past_many_names_an_import_rewrites_only_the_letters_it_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(html_module, "SUBDIR_PAGE_NAMES", 2)  # four names: a letter index, a page per letter
+    monkeypatch.setattr(pages_module, "SUBDIR_PAGE_NAMES", 2)
+    up = tmp_path / "up" / "main"
+    write_channel(up, _specs(1), subdirs=("linux-64",), formats=("conda",))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({"channels": [str(up)], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache")}))
+    dest = tmp_path / "dest"
+    assert cli("export", "-f", cfg, "--unsigned", tmp_path / "v1.tar").exit_code == 0
+    assert cli("import", tmp_path / "v1.tar", "--into", dest, "--allow-unsigned").exit_code == 0
+    names = dest / "main" / "linux-64" / "names"
+    letters = sorted(p.name for p in names.glob("_index-*.html"))
+    assert letters == ["_index-a.html", "_index-b.html", "_index-d.html", "_index-g.html"]
+    for name in letters:
+        (names / name).write_text((names / name).read_text() + "<!-- untouched -->")
+    shutil.rmtree(up)
+    write_channel(up, _specs(2), subdirs=("linux-64",), formats=("conda",))  # beta 2.0 new, delta gone
+    assert cli("export", "-f", cfg, "--unsigned", tmp_path / "d.tar", "--since", dest / ".airgap" / "receipt.json").exit_code == 0
+    r = cli("import", tmp_path / "d.tar", "--into", dest, "--allow-unsigned")
+    assert r.exit_code == 0, r.output
+    # d's only name is gone: the index no longer links its page, which is left as it was, as before letters followed the change
+    assert {n for n in letters if "<!-- untouched -->" in (names / n).read_text()} == {"_index-a.html", "_index-d.html", "_index-g.html"}
+    assert "2.0" in (names / "_index-b.html").read_text()
+    index = (dest / "main" / "linux-64" / "index.html").read_text()
+    assert 'href="names/_index-b.html"' in index and 'href="names/_index-d.html"' not in index  # delta was the only d
+
+
+def test_letter_pages_missing_are_all_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A subdir that has just grown past the limit (its other letters' pages never written) gets every letter page."""
+    monkeypatch.setattr(html_module, "SUBDIR_PAGE_NAMES", 2)
+    monkeypatch.setattr(pages_module, "SUBDIR_PAGE_NAMES", 2)
+    rd = _big(names=3, per_name=1)  # pkg0000..pkg0002: one letter, p
+    rd.put("zeta-1-0.tar.bz2", {"name": "zeta", "version": "1", "build": "0", "size": 1})
+    (tmp_path / "d").mkdir()
+    dest = open_destination(str(tmp_path / "d"))
+    assert pages_module._letters_to_write(dest, "ch", "linux-64", group_by_name(rd), {"zeta"}) is None  # _index-p.html is not there
+    dest.put_page("ch", "linux-64", b"<p>", "names/_index-p.html")
+    assert pages_module._letters_to_write(dest, "ch", "linux-64", group_by_name(rd), {"zeta"}) == {"z"}

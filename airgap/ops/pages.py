@@ -19,7 +19,17 @@ from typing import Any
 from ..core.repodata import Repodata
 from ..destinations.base import Destination
 from ..errors import AirgapError
-from ..site.html import channel_page, gone_page, group_by_name, name_page_file, name_pages, subdir_pages
+from ..site.html import (
+    SUBDIR_PAGE_NAMES,
+    channel_page,
+    gone_page,
+    group_by_name,
+    letter_of,
+    letter_page_file,
+    name_page_file,
+    name_pages,
+    subdir_pages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +93,19 @@ def _write_subdir(dest: Destination, channel: str, rd: Repodata, origin: Mapping
             dest.put_pages(channel, rd.subdir, batch)
             batch, size = [], 0
     dest.put_pages(channel, rd.subdir, batch)
-    for file, page in reversed(subdir_pages(channel, rd.subdir, groups, len(rd), origin)):  # index.html last: it links the others
+    letters = None if files is None else _letters_to_write(dest, channel, rd.subdir, groups, names)
+    for file, page in reversed(subdir_pages(channel, rd.subdir, groups, len(rd), origin, letters)):  # index.html last: it links the others
         dest.put_page(channel, rd.subdir, page.encode("utf-8"), file)
+
+
+def _letters_to_write(dest: Destination, channel: str, subdir: str, groups: Mapping[str, Any], names: set[str]) -> set[str] | None:
+    """The first letters whose pages list a changed name (a subdir past SUBDIR_PAGE_NAMES names); None: every letter,
+    when some other letter's page is not there yet (the subdir has just grown past that many names)."""
+    if len(groups) <= SUBDIR_PAGE_NAMES:
+        return None
+    letters = {letter_of(n) for n in names}
+    others = {letter_of(n) for n in groups} - letters
+    return letters if all(dest.has_page(channel, subdir, letter_page_file(b)) for b in others) else None
 
 
 def _name_of(filename: str) -> str:

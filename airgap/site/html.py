@@ -11,6 +11,7 @@ import html
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from ..core import rawindex
@@ -139,8 +140,23 @@ def subdir_page(channel: str, rd: Repodata, origin: Mapping[str, Any] | None = N
     return subdir_pages(channel, rd.subdir, group_by_name(rd), len(rd), origin)[0][1]
 
 
+def letter_of(name: str) -> str:
+    """The first-letter group a package name is listed under past SUBDIR_PAGE_NAMES names (``_``: not a letter or digit)."""
+    first = name[:1].lower()
+    return first if first.isascii() and first.isalnum() else "_"
+
+
+def letter_page_file(letter: str) -> str:
+    return f"names/_index-{letter}.html"
+
+
 def subdir_pages(
-    channel: str, subdir: str, names: Mapping[str, list[tuple[str, Mapping[str, Any]]]], files: int, origin: Mapping[str, Any] | None = None
+    channel: str,
+    subdir: str,
+    names: Mapping[str, list[tuple[str, Mapping[str, Any]]]],
+    files: int,
+    origin: Mapping[str, Any] | None = None,
+    letters: AbstractSet[str] | None = None,
 ) -> list[tuple[str, str]]:
     """``[(file relative to the subdir, html)]``: ``index.html`` first, with one row per package name
     (latest version, files, bytes) linking to the name's page, and a filter box.
@@ -148,6 +164,8 @@ def subdir_pages(
     The pages' size follows the number of names, never the number of files. Past
     SUBDIR_PAGE_NAMES names, ``index.html`` lists first letters and each letter's names get a
     page of their own (``names/_index-<letter>.html``), so no page grows past a few MB.
+    ``letters``: render only these letters' pages (those of the names an import changed; the
+    others are as they were), besides ``index.html``; None: every letter's.
     """
     meta = f"{len(names)} packages, {files} package files in {_e(channel)}/{_e(subdir)}.{_origin(origin, '../../')}"
     top = '<p><a href="../index.html">&larr; all platforms</a> · <a href="repodata.json">repodata.json</a></p>\n'
@@ -155,9 +173,8 @@ def subdir_pages(
         return [("index.html", _page(f"{channel} / {subdir}", meta, top + _names_table(sorted(names.items()), "names/")))]
     buckets: dict[str, list[tuple[str, list[tuple[str, Mapping[str, Any]]]]]] = {}
     for name, items in sorted(names.items()):
-        first = name[:1].lower()
-        buckets.setdefault(first if first.isascii() and first.isalnum() else "_", []).append((name, items))
-    rows = "\n".join(f'<tr><td><a href="names/_index-{b}.html">{b}</a><td class="num">{len(group)}' for b, group in sorted(buckets.items()))
+        buckets.setdefault(letter_of(name), []).append((name, items))
+    rows = "\n".join(f'<tr><td><a href="{letter_page_file(b)}">{b}</a><td class="num">{len(group)}' for b, group in sorted(buckets.items()))
     out = [
         (
             "index.html",
@@ -169,8 +186,10 @@ def subdir_pages(
         )
     ]
     for b, group in sorted(buckets.items()):
+        if letters is not None and b not in letters:
+            continue
         body = '<p><a href="../index.html">&larr; all letters</a></p>\n' + _names_table(group, "")
-        out.append((f"names/_index-{b}.html", _page(f"{channel} / {subdir} / {b}", f"{len(group)} packages.", body)))
+        out.append((letter_page_file(b), _page(f"{channel} / {subdir} / {b}", f"{len(group)} packages.", body)))
     return out
 
 
