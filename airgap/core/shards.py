@@ -126,11 +126,21 @@ def created_at(document: Mapping[str, Any]) -> str:
     for section, _suffix in _SECTIONS:
         for _filename, record in rawindex.heads(document.get(section) or {}):
             kind = type(record)  # a head (core/rawindex.py) read by attribute: no Python call per record
-            ts = record.get("timestamp") if kind is dict else getattr(record, "timestamp", None) if kind is rawindex.Head else None
-            if isinstance(ts, int) and not isinstance(ts, bool) and ts > 0:
-                newest = max(newest, ts // 1000 if ts > 100_000_000_000 else ts)
-    newest = min(newest, 253402300799)  # 9999-12-31: a timestamp from a broken record does not break the format
-    return timestamp(newest)
+            newest = _newer(
+                newest, record.get("timestamp") if kind is dict else getattr(record, "timestamp", None) if kind is rawindex.Head else None
+            )
+    return _created(newest)
+
+
+def _newer(newest: int, ts: Any) -> int:
+    """``newest`` or the record's ``timestamp`` in seconds (ms or s), whichever is later; a value that is no time leaves it."""
+    if type(ts) is int and ts > 0:
+        return max(newest, ts // 1000 if ts > 100_000_000_000 else ts)
+    return newest
+
+
+def _created(newest: int) -> str:
+    return timestamp(min(newest, 253402300799))  # 9999-12-31: a timestamp from a broken record does not break the format
 
 
 @dataclass(frozen=True)
@@ -156,11 +166,18 @@ def render_changed(subdir: str, document: Mapping[str, Any], changed: AbstractSe
     holds the shards rendered; the index names them all. Same bytes as :func:`render` when ``kept`` is right."""
     grouped: dict[str, dict[str, dict[str, Any]]] = {}
     names: set[str] = set()
+    newest = 0  # created_at (see there), in the same pass
     for section, suffix in _SECTIONS:
         records = document.get(section) or {}
         for filename, head in rawindex.heads(records):  # a record kept as bytes is decoded only to be rendered
             kind = type(head)
-            name = head.get("name") if kind is dict else getattr(head, "name", None) if kind is rawindex.Head else None
+            if kind is dict:
+                name, ts = head.get("name"), head.get("timestamp")
+            elif kind is rawindex.Head:
+                name, ts = head.name, head.timestamp
+            else:
+                name = ts = None
+            newest = _newer(newest, ts)
             if changed is not None and type(name) is str and name not in changed and name in kept:
                 names.add(name)  # its records are the ones its kept shard was rendered from: no check, no render
                 continue
@@ -187,7 +204,7 @@ def render_changed(subdir: str, document: Mapping[str, Any], changed: AbstractSe
         digest = hashlib.sha256(data).digest()
         shards[digest.hex()] = data
         digests[name] = digest
-    info = {"subdir": subdir, "base_url": "", "shards_base_url": SHARDS_BASE_URL, "created_at": created_at(document)}
+    info = {"subdir": subdir, "base_url": "", "shards_base_url": SHARDS_BASE_URL, "created_at": _created(newest)}
     return Rendered(_compress({"info": info, "shards": digests}), shards)
 
 
