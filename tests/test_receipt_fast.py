@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from airgap.core import receipt as receipt_module
-from airgap.core.manifest import is_safe_package_filename
+from airgap.core.manifest import FILENAME, is_safe_package_filename
 from airgap.core.receipt import Receipt, ReceiptError, parse_receipt_bytes
 from airgap.core.receipt_check import plainly_valid, typed_files
-from airgap.core.receipt_fast import FILENAME, parse_receipt_fast
+from airgap.core.receipt_fast import parse_receipt_fast
 from airgap.destinations import open_destination
 from airgap.destinations.base import load_receipt
 from airgap.errors import AirgapError

@@ -39,7 +39,7 @@ import msgspec
 from ..errors import ReceiptError as ReceiptError  # ops/export.py imports it from here
 from .jsonbytes import encode_sorted
 from .manifest import Manifest, is_safe_channel_name, is_safe_installer_filename, is_safe_package_filename, is_safe_subdir
-from .receipt_check import plainly_valid, typed_files
+from .receipt_check import Files, plainly_valid, typed_files
 
 RECEIPT_FORMAT = "airgap-receipt/1"
 MAX_HISTORY = 200  # archives remembered per destination channel (the newest is always kept)
@@ -305,8 +305,12 @@ def _held_files(where: str, channel: str, subdir: str, v: Any) -> dict[str, Held
     typed = typed_files(v)
     if typed is None or not plainly_valid(channel, subdir, typed):
         return _files(where, f"channels.{channel}.{subdir}", v, package=True)
-    new = tuple.__new__
-    return {f: new(Held, (h.sha256, h.size, h.origin)) for f, h in typed.items()}
+    return held_of(typed)
+
+
+def held_of(typed: Files) -> dict[str, Held]:
+    """Typed held files (checked by :func:`~airgap.core.receipt_check.plainly_valid`) as :class:`Held` tuples."""
+    return {f: tuple.__new__(Held, (h.sha256, h.size, h.origin)) for f, h in typed.items()}
 
 
 def _files(where: str, path: str, v: Any, *, package: bool) -> dict[str, Held]:

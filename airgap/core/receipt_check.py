@@ -3,22 +3,18 @@
 A receipt lists every file its destination holds (300,000 entries for a conda-forge subdir);
 checking each entry's name, hash, size and origin in Python is most of reading it. Here msgspec
 checks the types and sizes (decoding the bytes, or converting an already decoded dict), and the
-names and hashes are checked against the manifest's rules with a few regular-expression scans per
-subdir. Whatever these checks refuse is read again by the careful per-file check of
+names and hashes are checked against the manifest's rules with a few scans per subdir. Whatever these checks refuse is read again by the careful per-file check of
 :mod:`airgap.core.receipt`, which accepts it or says exactly what is wrong: this module only ever
 gives the same files, sooner (tests/test_receipt_fast.py compares the two).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 import msgspec
 
-from .manifest import FILENAME, is_safe_channel_name, is_safe_subdir
-
-_HEX = re.compile(r"[0-9a-f]*\Z")
+from .manifest import FILENAME, all_hex64, is_safe_channel_name, is_safe_subdir
 
 
 class TypedHeld(msgspec.Struct, gc=False):
@@ -46,7 +42,6 @@ def plainly_valid(channel: str, subdir: str, files: Files) -> bool:
     """The rules of ``parse_receipt`` for one subdir's files, checked a subdir at a time rather than a field at a time."""
     if not (is_safe_channel_name(channel) and is_safe_subdir(subdir) and all(map(FILENAME.match, files))):
         return False
-    shas = "".join([h.sha256 for h in files.values()])
-    if len(shas) != 64 * len(files) or not _HEX.match(shas):  # every sha256 64 lower-case hex digits
+    if not all_hex64([h.sha256 for h in files.values()]):
         return False
     return all(o is None or is_safe_channel_name(o) for o in {h.origin for h in files.values()})

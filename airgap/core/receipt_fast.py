@@ -18,8 +18,7 @@ from typing import Any
 
 import msgspec
 
-from .manifest import FILENAME as FILENAME  # tests/test_receipt_fast.py checks it here
-from .receipt import Held, Receipt, parse_receipt, parse_receipt_bytes
+from .receipt import Receipt, held_of, parse_receipt, parse_receipt_bytes
 from .receipt_check import Files, plainly_valid
 
 _channels = msgspec.json.Decoder(dict[str, dict[str, Files]]).decode
@@ -38,9 +37,5 @@ def parse_receipt_fast(data: bytes, where: str) -> Receipt:
     if not all(plainly_valid(c, s, files) for c, subs in held.items() for s, files in subs.items()):
         return parse_receipt_bytes(data, where)
     receipt = parse_receipt(rest, where)
-    new = tuple.__new__
-    receipt.channels = {
-        c: {s: {f: new(Held, (h.sha256, h.size, h.origin)) for f, h in files.items()} for s, files in subs.items()}
-        for c, subs in held.items()
-    }
+    receipt.channels = {c: {s: held_of(files) for s, files in subs.items()} for c, subs in held.items()}
     return receipt

@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from .model import BLOB_KINDS, FILENAME, BlobEntry, PackageEntry
+from .model import BLOB_KINDS, FILENAME, BlobEntry, PackageEntry, all_hex64
 
 _sha, _size, _name, _kind = attrgetter("sha256"), attrgetter("size"), attrgetter("filename"), attrgetter("kind")
 
@@ -86,22 +86,10 @@ def typed_doc(data: bytes) -> dict[str, Any] | None:
     return doc
 
 
-def _hex64(shas: list[str]) -> bool:
-    """Every string 64 lower-case hex digits: one join, then ``bytes.fromhex`` (which also takes upper
-    case and spaces between pairs: the length and the lower-cased copy rule those out)."""
-    joined = "".join(shas)
-    if len(joined) != 64 * len(shas) or not joined.isascii() or joined != joined.lower():
-        return False
-    try:
-        return len(bytes.fromhex(joined)) == 32 * len(shas)
-    except ValueError:
-        return False
-
-
 def plain_blobs(items: list[BlobEntry]) -> list[BlobEntry]:
     """The rules :mod:`.parse` applies to each blob, over the whole list: or :class:`NotPlain`."""
     shas = list(map(_sha, items))
-    if not _hex64(shas) or len(set(shas)) != len(shas):
+    if not all_hex64(shas) or len(set(shas)) != len(shas):
         raise NotPlain
     if min(map(_size, items), default=0) < 0 or not {b.kind for b in items} <= set(BLOB_KINDS):
         raise NotPlain
@@ -121,7 +109,7 @@ def plain_packages(items: Any, filenames: set[str]) -> list[PackageEntry]:
     filenames.update(names)
     if len(filenames) != before + len(names) or not all(map(FILENAME.match, names)):  # each once per subdir, safe
         raise NotPlain
-    if not _hex64(list(map(_sha, items))) or min(map(_size, items), default=0) < 0:
+    if not all_hex64(list(map(_sha, items))) or min(map(_size, items), default=0) < 0:
         raise NotPlain
     return items
 

@@ -32,6 +32,18 @@ PACKAGE_SUFFIXES = (".tar.bz2", ".conda")
 FILENAME = re.compile(r"(?!.*\.\.)(?=.*(?:\.tar\.bz2|\.conda)\Z)[A-Za-z0-9_][A-Za-z0-9_.+!=~,-]{0,254}\Z")
 
 
+def all_hex64(shas: list[str]) -> bool:
+    """Every string 64 lower-case hex digits (a sha256), for many at once: one join, then ``bytes.fromhex``
+    (which also takes upper case and spaces between pairs: the length and the lower-cased copy rule those out)."""
+    joined = "".join(shas)
+    if len(joined) != 64 * len(shas) or not joined.isascii() or joined != joined.lower():
+        return False
+    try:
+        return len(bytes.fromhex(joined)) == 32 * len(shas)
+    except ValueError:
+        return False
+
+
 def canonical_json(doc: Any) -> bytes:
     """Sorted keys, compact separators, UTF-8: the exact bytes that get signed.
 
