@@ -429,15 +429,24 @@ def test_a_killed_shard_write_leaves_no_temporary_file_after_recovery(tmp_path: 
     assert not left.exists()
 
 
-@pytest.mark.parametrize("newest", [1_700_000_000, 1_800_000_000_000, True, -5, "2030", 10**18])
-def test_created_at_counts_every_record_also_those_of_kept_names(newest: Any) -> None:
-    """render_changed finds the newest timestamp in the pass that groups the records: the same as created_at,
-    whichever names are rendered (a kept name's records count too)."""
+@pytest.mark.parametrize(
+    "newest, want",
+    [
+        (1_700_000_000, "2023-11-14T22:13:20Z"),  # seconds, equal to record a's milliseconds
+        (1_800_000_000_000, "2027-01-15T08:00:00Z"),  # milliseconds, the newest
+        (True, "2023-11-14T22:13:20Z"),  # no time: ignored
+        (-5, "2023-11-14T22:13:20Z"),
+        ("2030", "2023-11-14T22:13:20Z"),
+        (10**18, "9999-12-31T23:59:59Z"),  # past the format's last second: capped
+    ],
+)
+def test_created_at_counts_every_record_also_those_of_kept_names(newest: Any, want: str) -> None:
+    """render_changed finds the newest timestamp in the pass that groups the records, whichever names are
+    rendered (a kept name's records count too)."""
     doc = document()
     doc["packages.conda"]["c-1-0.conda"] = record("c", "1", timestamp=newest)
     full = shards.render("linux-64", doc)
     kept = {n: d for n, d in shards.decode_index(full.index, "i").shards.items() if n == "c"}
     partial = shards.render_changed("linux-64", doc, {"a"}, kept)
-    want = shards.created_at(doc)
     assert shards.decode_index(partial.index, "i").created_at == shards.decode_index(full.index, "i").created_at == want
     assert "c" in shards.decode_index(partial.index, "i").shards and len(partial.shards) < len(full.shards)

@@ -120,18 +120,6 @@ def _compress(doc: Any) -> bytes:
     return zstandard.ZstdCompressor(level=LEVEL, threads=0).compress(raw)
 
 
-def created_at(document: Mapping[str, Any]) -> str:
-    """The shard index's ``created_at``: the newest record's ``timestamp`` (ms or s), so the bytes follow the records, not the clock."""
-    newest = 0
-    for section, _suffix in _SECTIONS:
-        for _filename, record in rawindex.heads(document.get(section) or {}):
-            kind = type(record)  # a head (core/rawindex.py) read by attribute: no Python call per record
-            newest = _newer(
-                newest, record.get("timestamp") if kind is dict else getattr(record, "timestamp", None) if kind is rawindex.Head else None
-            )
-    return _created(newest)
-
-
 def _newer(newest: int, ts: Any) -> int:
     """``newest`` or the record's ``timestamp`` in seconds (ms or s), whichever is later; a value that is no time leaves it."""
     if type(ts) is int and ts > 0:
@@ -140,6 +128,7 @@ def _newer(newest: int, ts: Any) -> int:
 
 
 def _created(newest: int) -> str:
+    """The shard index's ``created_at``: the newest record's ``timestamp``, so the bytes follow the records, not the clock."""
     return timestamp(min(newest, 253402300799))  # 9999-12-31: a timestamp from a broken record does not break the format
 
 
@@ -166,7 +155,7 @@ def render_changed(subdir: str, document: Mapping[str, Any], changed: AbstractSe
     holds the shards rendered; the index names them all. Same bytes as :func:`render` when ``kept`` is right."""
     grouped: dict[str, dict[str, dict[str, Any]]] = {}
     names: set[str] = set()
-    newest = 0  # created_at (see there), in the same pass
+    newest = 0  # the newest record's timestamp (the index's created_at), found in the same pass
     for section, suffix in _SECTIONS:
         records = document.get(section) or {}
         for filename, head in rawindex.heads(records):  # a record kept as bytes is decoded only to be rendered
