@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -79,7 +80,11 @@ def _specs(version: int) -> list[PackageSpec]:
     return out
 
 
-def test_an_import_rewrites_only_the_pages_of_the_names_it_changed(tmp_path: Path) -> None:
+UNTOUCHED = "<!-- untouched -->"
+
+
+def _first_import(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Version 1 of a four-name channel exported and imported: (upstream, config, destination)."""
     up = tmp_path / "up" / "main"
     write_channel(up, _specs(1), subdirs=("linux-64",), formats=("conda",))
     cfg = tmp_path / "c.yaml"
@@ -87,18 +92,36 @@ def test_an_import_rewrites_only_the_pages_of_the_names_it_changed(tmp_path: Pat
     dest = tmp_path / "dest"
     assert cli("export", "-f", cfg, "--unsigned", tmp_path / "v1.tar").exit_code == 0
     assert cli("import", tmp_path / "v1.tar", "--into", dest, "--allow-unsigned").exit_code == 0
-    names = dest / "main" / "linux-64" / "names"
-    assert sorted(p.name for p in names.iterdir()) == ["alpha.html", "beta.html", "delta.html", "gamma.html"]
-    for page in names.iterdir():  # mark every page: a page rewritten loses its mark
-        page.write_text(page.read_text() + "<!-- untouched -->")
+    return up, cfg, dest
+
+
+def _mark(pages: Iterable[Path]) -> None:
+    """Mark each page: a page rewritten loses its mark."""
+    for page in pages:
+        page.write_text(page.read_text() + UNTOUCHED)
+
+
+def _marked(pages: Iterable[Path]) -> set[str]:
+    return {p.name for p in pages if UNTOUCHED in p.read_text()}
+
+
+def _a_week_later(tmp_path: Path, up: Path, cfg: Path, dest: Path) -> None:
+    """Upstream moves to version 2 (beta 2.0 new, delta gone); its delta is exported and imported."""
     shutil.rmtree(up)
-    write_channel(up, _specs(2), subdirs=("linux-64",), formats=("conda",))  # beta 2.0 new, delta gone
+    write_channel(up, _specs(2), subdirs=("linux-64",), formats=("conda",))
     r = cli("export", "-f", cfg, "--unsigned", tmp_path / "d.tar", "--since", dest / ".airgap" / "receipt.json")
     assert r.exit_code == 0, r.output
     r = cli("import", tmp_path / "d.tar", "--into", dest, "--allow-unsigned")
     assert r.exit_code == 0, r.output
-    marked = {p.name for p in names.iterdir() if "<!-- untouched -->" in p.read_text()}
-    assert marked == {"alpha.html", "gamma.html"}
+
+
+def test_an_import_rewrites_only_the_pages_of_the_names_it_changed(tmp_path: Path) -> None:
+    up, cfg, dest = _first_import(tmp_path)
+    names = dest / "main" / "linux-64" / "names"
+    assert sorted(p.name for p in names.iterdir()) == ["alpha.html", "beta.html", "delta.html", "gamma.html"]
+    _mark(names.iterdir())
+    _a_week_later(tmp_path, up, cfg, dest)
+    assert _marked(names.iterdir()) == {"alpha.html", "gamma.html"}
     beta = (names / "beta.html").read_text()
     assert "2.0" in beta and "1.0" in beta
     assert "no longer holds delta" in (names / "delta.html").read_text()
@@ -107,48 +130,29 @@ def test_an_import_rewrites_only_the_pages_of_the_names_it_changed(tmp_path: Pat
 
 
 def test_clean_rewrites_the_pages_of_the_names_it_removed(tmp_path: Path) -> None:
-    up = tmp_path / "up" / "main"
-    write_channel(up, _specs(1), subdirs=("linux-64",), formats=("conda",))
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(json.dumps({"channels": [str(up)], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache")}))
-    dest = tmp_path / "dest"
-    assert cli("export", "-f", cfg, "--unsigned", tmp_path / "v1.tar").exit_code == 0
-    assert cli("import", tmp_path / "v1.tar", "--into", dest, "--allow-unsigned").exit_code == 0
+    up, cfg, dest = _first_import(tmp_path)
     names = dest / "main" / "linux-64" / "names"
-    for page in names.iterdir():
-        page.write_text(page.read_text() + "<!-- untouched -->")
+    _mark(names.iterdir())
     cfg.write_text(
         json.dumps({"channels": [str(up)], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache"), "blacklist": ["gamma"]})
     )
     r = cli("clean", "-f", cfg, "--into", dest)
     assert r.exit_code == 0, r.output
-    assert {p.name for p in names.iterdir() if "<!-- untouched -->" in p.read_text()} == {"alpha.html", "beta.html", "delta.html"}
+    assert _marked(names.iterdir()) == {"alpha.html", "beta.html", "delta.html"}
     assert "no longer holds gamma" in (names / "gamma.html").read_text()
     assert 'href="names/gamma.html"' not in (dest / "main" / "linux-64" / "index.html").read_text()
 
 
 def test_past_many_names_an_import_rewrites_only_the_letters_it_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(html_module, "SUBDIR_PAGE_NAMES", 2)  # four names: a letter index, a page per letter
-    monkeypatch.setattr(pages_module, "SUBDIR_PAGE_NAMES", 2)
-    up = tmp_path / "up" / "main"
-    write_channel(up, _specs(1), subdirs=("linux-64",), formats=("conda",))
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(json.dumps({"channels": [str(up)], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache")}))
-    dest = tmp_path / "dest"
-    assert cli("export", "-f", cfg, "--unsigned", tmp_path / "v1.tar").exit_code == 0
-    assert cli("import", tmp_path / "v1.tar", "--into", dest, "--allow-unsigned").exit_code == 0
+    up, cfg, dest = _first_import(tmp_path)
     names = dest / "main" / "linux-64" / "names"
-    letters = sorted(p.name for p in names.glob("_index-*.html"))
-    assert letters == ["_index-a.html", "_index-b.html", "_index-d.html", "_index-g.html"]
-    for name in letters:
-        (names / name).write_text((names / name).read_text() + "<!-- untouched -->")
-    shutil.rmtree(up)
-    write_channel(up, _specs(2), subdirs=("linux-64",), formats=("conda",))  # beta 2.0 new, delta gone
-    assert cli("export", "-f", cfg, "--unsigned", tmp_path / "d.tar", "--since", dest / ".airgap" / "receipt.json").exit_code == 0
-    r = cli("import", tmp_path / "d.tar", "--into", dest, "--allow-unsigned")
-    assert r.exit_code == 0, r.output
+    letters = sorted(names.glob("_index-*.html"))
+    assert [p.name for p in letters] == ["_index-a.html", "_index-b.html", "_index-d.html", "_index-g.html"]
+    _mark(letters)
+    _a_week_later(tmp_path, up, cfg, dest)
     # d's only name is gone: the index no longer links its page, which is left as it was, as before letters followed the change
-    assert {n for n in letters if "<!-- untouched -->" in (names / n).read_text()} == {"_index-a.html", "_index-d.html", "_index-g.html"}
+    assert _marked(letters) == {"_index-a.html", "_index-d.html", "_index-g.html"}
     assert "2.0" in (names / "_index-b.html").read_text()
     index = (dest / "main" / "linux-64" / "index.html").read_text()
     assert 'href="names/_index-b.html"' in index and 'href="names/_index-d.html"' not in index  # delta was the only d
@@ -157,7 +161,6 @@ def test_past_many_names_an_import_rewrites_only_the_letters_it_changed(tmp_path
 def test_letter_pages_missing_are_all_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A subdir that has just grown past the limit (its other letters' pages never written) gets every letter page."""
     monkeypatch.setattr(html_module, "SUBDIR_PAGE_NAMES", 2)
-    monkeypatch.setattr(pages_module, "SUBDIR_PAGE_NAMES", 2)
     rd = _big(names=3, per_name=1)  # pkg0000..pkg0002: one letter, p
     rd.put("zeta-1-0.tar.bz2", {"name": "zeta", "version": "1", "build": "0", "size": 1})
     (tmp_path / "d").mkdir()

@@ -20,12 +20,12 @@ from ..core.repodata import Repodata
 from ..destinations.base import Destination
 from ..errors import AirgapError
 from ..site.html import (
-    SUBDIR_PAGE_NAMES,
     channel_page,
     gone_page,
     group_by_name,
     letter_of,
     letter_page_file,
+    lettered,
     name_page_file,
     name_pages,
     subdir_pages,
@@ -101,7 +101,7 @@ def _write_subdir(dest: Destination, channel: str, rd: Repodata, origin: Mapping
 def _letters_to_write(dest: Destination, channel: str, subdir: str, groups: Mapping[str, Any], names: set[str]) -> set[str] | None:
     """The first letters whose pages list a changed name (a subdir past SUBDIR_PAGE_NAMES names); None: every letter,
     when some other letter's page is not there yet (the subdir has just grown past that many names)."""
-    if len(groups) <= SUBDIR_PAGE_NAMES:
+    if not lettered(groups):
         return None
     letters = {letter_of(n) for n in names}
     others = {letter_of(n) for n in groups} - letters

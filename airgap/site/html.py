@@ -140,6 +140,11 @@ def subdir_page(channel: str, rd: Repodata, origin: Mapping[str, Any] | None = N
     return subdir_pages(channel, rd.subdir, group_by_name(rd), len(rd), origin)[0][1]
 
 
+def lettered(names: Mapping[str, Any]) -> bool:
+    """Whether a subdir of these package names is listed one page per first letter (past SUBDIR_PAGE_NAMES)."""
+    return len(names) > SUBDIR_PAGE_NAMES
+
+
 def letter_of(name: str) -> str:
     """The first-letter group a package name is listed under past SUBDIR_PAGE_NAMES names (``_``: not a letter or digit)."""
     first = name[:1].lower()
@@ -169,7 +174,7 @@ def subdir_pages(
     """
     meta = f"{len(names)} packages, {files} package files in {_e(channel)}/{_e(subdir)}.{_origin(origin, '../../')}"
     top = '<p><a href="../index.html">&larr; all platforms</a> · <a href="repodata.json">repodata.json</a></p>\n'
-    if len(names) <= SUBDIR_PAGE_NAMES:
+    if not lettered(names):
         return [("index.html", _page(f"{channel} / {subdir}", meta, top + _names_table(sorted(names.items()), "names/")))]
     buckets: dict[str, list[tuple[str, list[tuple[str, Mapping[str, Any]]]]]] = {}
     for name, items in sorted(names.items()):
