@@ -8,7 +8,7 @@ document holding one is left to ``json``. Deciding costs one walk over the docum
 of the encoding it replaces.
 
 Sorted keys: msgspec's own ``order="sorted"`` is quadratic on keys that are already nearly in
-order (a receipt read in sorted order with a few new files appended: 94 s at 300,000 files,
+order (a receipt read in sorted order with a few new files appended: 16-19 s at 300,000 files,
 ``benchmarks/sorted_keys.py``), so :func:`encode_sorted` sorts big dicts in Python first
 (:func:`presorted`, Timsort: linear on such keys) and hands msgspec keys that are in order.
 """
