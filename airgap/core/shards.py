@@ -12,7 +12,9 @@ Records are the published ``repodata.json``'s, verbatim (every key, in its order
 well-formed hex ``md5`` or ``sha256`` becomes raw bytes, as CEP-16 asks. Output is deterministic:
 the same records give the same bytes (shards in file-name order, the index in package-name order,
 compression single-threaded at a fixed level, ``created_at`` taken from the newest record's
-``timestamp``, not from the clock), so a re-import writes nothing new.
+``timestamp``, not from the clock), so a re-import writes nothing new. An import that renders only the
+changed names' shards (:class:`Since`) keeps the current index's ``created_at`` unless a changed record is newer:
+it never goes back, even when the newest record is removed.
 
 Decoding assumes hostile bytes (a tampered destination, an upstream's shards): sizes are bounded
 before and after decompression, msgpack lengths are bounded, and every type is checked; a bad
@@ -21,8 +23,10 @@ document is one :class:`~airgap.errors.IntegrityError` line (or the error class 
 
 from __future__ import annotations
 
+import calendar
 import hashlib
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,10 +153,59 @@ def render(subdir: str, document: Mapping[str, Any]) -> Rendered:
     return render_changed(subdir, document, None, {})
 
 
-def render_changed(subdir: str, document: Mapping[str, Any], changed: AbstractSet[str] | None, kept: Mapping[str, bytes]) -> Rendered:
+@dataclass(frozen=True)
+class Since:
+    """What an incremental render knows of the subdir's current shards (airgap's own, as recorded).
+
+    ``touched``: every file name whose record may differ from the current index's (the import's additions,
+    replacements and removals); ``shard_files(name)``: the file names the current shard of ``name`` lists
+    ([] when it has none, None when it cannot be read); ``created_at``: the current shard index's."""
+
+    touched: AbstractSet[str]
+    shard_files: Callable[[str], list[str] | None]
+    created_at: str | None
+
+
+def render_changed(
+    subdir: str, document: Mapping[str, Any], changed: AbstractSet[str] | None, kept: Mapping[str, bytes], since: Since | None = None
+) -> Rendered:
     """:func:`render`, rendering only the shards of ``changed`` names (None: every name) and of names ``kept`` lacks;
     every other name keeps the hash ``kept`` gives it (its shard, unchanged, is already stored). ``Rendered.shards``
-    holds the shards rendered; the index names them all. Same bytes as :func:`render` when ``kept`` is right."""
+    holds the shards rendered; the index names them all. Same bytes as :func:`render` when ``kept`` is right.
+
+    With ``since`` (``kept`` then names every unchanged name), no pass over the subdir: the changed names' records
+    are those their current shards list plus the touched files (:func:`_changed_only`), and ``created_at`` never goes
+    back (the current index's, or a changed record's if newer)."""
+    found = _changed_only(document, changed, kept, since) if since is not None and changed is not None else None
+    if found is not None:
+        grouped, names, newest = found
+    else:
+        grouped, names, newest = _grouped(document, changed, kept)
+    removed: dict[str, list[str]] = {}
+    for filename in sorted(set(document.get("removed") or ())):
+        name = package_name(filename, {})
+        if name in grouped:
+            removed.setdefault(name, []).append(filename)
+    shards: dict[str, bytes] = {}
+    digests: dict[str, bytes] = {}
+    for name in sorted(names):
+        if name not in grouped:
+            digests[name] = kept[name]
+            continue
+        shard = {section: dict(sorted(grouped[name][section].items())) for section, _suffix in _SECTIONS}
+        data = _compress({**shard, "removed": removed.get(name, [])})
+        digest = hashlib.sha256(data).digest()
+        shards[digest.hex()] = data
+        digests[name] = digest
+    info = {"subdir": subdir, "base_url": "", "shards_base_url": SHARDS_BASE_URL, "created_at": _created(newest)}
+    return Rendered(_compress({"info": info, "shards": digests}), shards)
+
+
+_Grouped = tuple[dict[str, dict[str, dict[str, Any]]], set[str], int]
+
+
+def _grouped(document: Mapping[str, Any], changed: AbstractSet[str] | None, kept: Mapping[str, bytes]) -> _Grouped:
+    """One pass over every record: the records of the names to render, by name and section; every name; the newest timestamp."""
     grouped: dict[str, dict[str, dict[str, Any]]] = {}
     names: set[str] = set()
     newest = 0  # the newest record's timestamp (the index's created_at), found in the same pass
@@ -177,24 +230,47 @@ def render_changed(subdir: str, document: Mapping[str, Any], changed: AbstractSe
                 if changed is None or name in changed or name not in kept:
                     shard = grouped.setdefault(name, {"packages": {}, "packages.conda": {}})
                     shard[section][filename] = pack_record(record)
-    removed: dict[str, list[str]] = {}
-    for filename in sorted(set(document.get("removed") or ())):
-        name = package_name(filename, {})
-        if name in grouped:
-            removed.setdefault(name, []).append(filename)
-    shards: dict[str, bytes] = {}
-    digests: dict[str, bytes] = {}
-    for name in sorted(names):
-        if name not in grouped:
-            digests[name] = kept[name]
-            continue
-        shard = {section: dict(sorted(grouped[name][section].items())) for section, _suffix in _SECTIONS}
-        data = _compress({**shard, "removed": removed.get(name, [])})
-        digest = hashlib.sha256(data).digest()
-        shards[digest.hex()] = data
-        digests[name] = digest
-    info = {"subdir": subdir, "base_url": "", "shards_base_url": SHARDS_BASE_URL, "created_at": _created(newest)}
-    return Rendered(_compress({"info": info, "shards": digests}), shards)
+    return grouped, names, newest
+
+
+def _changed_only(document: Mapping[str, Any], changed: AbstractSet[str], kept: Mapping[str, bytes], since: Since) -> _Grouped | None:
+    """The changed names' records without a pass over the subdir: the files their current shards list and the
+    touched files, each read where the document holds it now. None (the caller makes the pass) when a current
+    shard cannot be read or when a record found belongs to a name neither changed nor kept."""
+    candidates = set(since.touched)
+    for name in changed:
+        files = since.shard_files(name)
+        if files is None:
+            return None
+        candidates.update(files)
+    grouped: dict[str, dict[str, dict[str, Any]]] = {}
+    newest = _newer(0, _seconds(since.created_at))
+    for filename in sorted(candidates):
+        for section, suffix in _SECTIONS:
+            records = document.get(section) or {}
+            if not filename.endswith(suffix) or filename not in records:
+                continue
+            record = records[filename]
+            if not shardable(filename, record, suffix):
+                continue
+            name = record["name"]
+            if name not in changed:
+                if name in kept:
+                    continue  # a touched file whose record its name's kept shard already holds as it is
+                return None
+            newest = _newer(newest, record.get("timestamp"))
+            grouped.setdefault(name, {"packages": {}, "packages.conda": {}})[section][filename] = pack_record(record)
+    return grouped, set(kept) | set(grouped), newest
+
+
+def _seconds(stamp: str | None) -> int:
+    """A ``created_at`` back in seconds since the epoch (0 when there is none or it is not one)."""
+    if not stamp:
+        return 0
+    try:
+        return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return 0
 
 
 # -- decoding (hostile input) -------------------------------------------------------------------

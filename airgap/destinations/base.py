@@ -60,6 +60,7 @@ class IndexChange:
 
     names: frozenset[str]  # package names whose records (or removed entries) differ
     recorded: Mapping[str, str]  # index file name -> sha256 airgap recorded when it published the current index
+    files: frozenset[str] | None = None  # every file name whose record may differ (None: not known; look at all)
 
 
 def parse_index(data: bytes | None, subdir: str, where: str) -> Repodata | None:

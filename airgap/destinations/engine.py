@@ -298,10 +298,8 @@ class StoreChange(Change):
         fresh: set[str] = set()
         for fmt in self.dest.formats:
             kept = kept_shards(self.dest, channel, subdir, changed) if isinstance(fmt, _formats.Shards) and changed is not None else None
-            if kept is not None and isinstance(
-                fmt, _formats.Shards
-            ):  # the shards of changed names only (docs/decisions/0009-delta-import-cost.md)
-                files = fmt.render_changed(subdir, repodata, changed.names if changed is not None else None, kept)
+            if kept is not None and isinstance(fmt, _formats.Shards):  # changed names' shards only (decision 0009)
+                files = fmt.render_changed(subdir, repodata, changed.names if changed is not None else None, *kept)
             else:
                 files = fmt.render(subdir, repodata)
             ask_keys(self.dest, [self.dest.key(channel, subdir, name) for name, _ in files], self._listed, self._known)

@@ -74,11 +74,16 @@ class Shards:
         return self.render_changed(subdir, repodata, None, {})
 
     def render_changed(
-        self, subdir: str, repodata: Repodata, changed: AbstractSet[str] | None, kept: Mapping[str, bytes]
+        self,
+        subdir: str,
+        repodata: Repodata,
+        changed: AbstractSet[str] | None,
+        kept: Mapping[str, bytes],
+        since: shards.Since | None = None,
     ) -> list[tuple[str, bytes]]:
         """:meth:`render`, with only the shards of ``changed`` names (and of names ``kept`` lacks): the others keep their
-        hash from ``kept`` (:func:`airgap.core.shards.render_changed`)."""
-        out = shards.render_changed(subdir, _sections(repodata), changed, kept)
+        hash from ``kept`` (:func:`airgap.core.shards.render_changed`; ``since``: without a pass over the subdir)."""
+        out = shards.render_changed(subdir, _sections(repodata), changed, kept, since)
         return [(shards.shard_file(h), data) for h, data in sorted(out.shards.items())] + [(shards.INDEX, out.index)]
 
 

@@ -88,20 +88,43 @@ def ask_keys(dest: StoreDestination, keys: Iterable[str], listed: Container[str]
             known.update((base + n, n in sized) for n in names)
 
 
-def kept_shards(dest: StoreDestination, channel: str, subdir: str, changed: IndexChange) -> dict[str, bytes] | None:
+def kept_shards(
+    dest: StoreDestination, channel: str, subdir: str, changed: IndexChange
+) -> tuple[dict[str, bytes], shards.Since | None] | None:
     """Unchanged names' shard hashes from the current shard index, if it is the one airgap published last (its sha256 as
-    recorded), keeping only those whose shard file is listed; None: render every shard."""
+    recorded), keeping only those whose shard file is listed; None: render every shard.
+
+    With them, what an incremental render needs (:class:`~airgap.core.shards.Since`) when the change says which files
+    it touched and every unchanged name's shard is there: the changed names' current shards are read, not the subdir."""
     expected = changed.recorded.get(shards.INDEX)
     raw = dest.store.get(dest.key(channel, subdir, shards.INDEX)) if expected is not None else None
     if raw is None or hashlib.sha256(raw).hexdigest() != expected:
         return None
+    where = f"{dest}/{channel}/{subdir}/{shards.INDEX}"
     try:
-        index = shards.decode_index(raw, f"{dest}/{channel}/{subdir}/{shards.INDEX}")
+        index = shards.decode_index(raw, where)
     except AirgapError:
         return None
-    listed = dest.listing(dest.key(channel, subdir, shards.SHARDS_DIR))
-    return {
-        name: digest
-        for name, digest in index.shards.items()
-        if name not in changed.names and shards.shard_file(digest)[len(shards.SHARDS_DIR) + 1 :] in listed
+    folder = dest.key(channel, subdir, shards.SHARDS_DIR)
+    listed = dest.listing(folder)
+    cut = len(shards.SHARDS_DIR) + 1
+    kept = {
+        name: digest for name, digest in index.shards.items() if name not in changed.names and shards.shard_file(digest)[cut:] in listed
     }
+    if changed.files is None or len(kept) + len(changed.names & index.shards.keys()) < len(index.shards):
+        return kept, None  # a shard gone missing: render from every record
+
+    def shard_files(name: str) -> list[str] | None:
+        digest = index.shards.get(name)
+        if digest is None:
+            return []
+        data = dest.store.get(f"{folder}/{shards.shard_file(digest)[cut:]}")
+        if data is None or hashlib.sha256(data).digest() != digest:
+            return None
+        try:
+            shard = shards.decode_shard(data, f"{where}: shard of {name}")
+        except AirgapError:
+            return None
+        return [*shard.packages, *shard.packages_conda]
+
+    return kept, shards.Since(changed.files, shard_files, index.created_at)

@@ -9,6 +9,10 @@ Then it notes in the receipt what each publish wrote.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
+from typing import Any
+
 from ..core import published, rawindex
 from ..core.receipt import Receipt
 from ..core.repodata import Repodata
@@ -17,19 +21,37 @@ from ..destinations.base import Change, IndexChange
 from .import_plan import ImportPlan
 
 
-def changed_names(old: Repodata, new: Repodata) -> frozenset[str]:
-    """The package names whose records (or ``removed`` entries) differ between ``old`` and ``new``."""
+def changed_names(old: Repodata, new: Repodata, files: AbstractSet[str] | None = None) -> frozenset[str]:
+    """The package names whose records (or ``removed`` entries) differ between ``old`` and ``new``: of the record
+    before and after (a file whose record moved to another name changes both). ``files``: every file name whose
+    record may differ (an import knows them: what it brought and removed); None: look at every file."""
     names: set[str] = set()
     for new_sec, old_sec in ((new.packages, old.packages), (new.packages_conda, old.packages_conda)):
-        for filename in new_sec:  # by what is stored: records kept as bytes are not decoded (core/rawindex.py)
-            if rawindex.entry(old_sec, filename) is not rawindex.entry(new_sec, filename):
-                names.add(package_name(filename, new_sec[filename]))
-        for filename in old_sec:
-            if filename not in new_sec:
-                names.add(package_name(filename, old_sec[filename]))
+        if files is None:
+            for filename in new_sec:  # by what is stored: records kept as bytes are not decoded (core/rawindex.py)
+                if (before := rawindex.entry(old_sec, filename)) is not rawindex.entry(new_sec, filename):
+                    names.add(package_name(filename, new_sec[filename]))
+                    if before is not None:
+                        names.add(package_name(filename, _head(old_sec, filename)))
+            for filename in old_sec:
+                if filename not in new_sec:
+                    names.add(package_name(filename, _head(old_sec, filename)))
+            continue
+        for filename in files:
+            before, after = rawindex.entry(old_sec, filename), rawindex.entry(new_sec, filename)
+            if before is not after:
+                if after is not None:
+                    names.add(package_name(filename, new_sec[filename]))
+                if before is not None:
+                    names.add(package_name(filename, _head(old_sec, filename)))
     for filename in set(new.removed) ^ set(old.removed):
         names.add(package_name(filename, {}))
     return frozenset(names)
+
+
+def _head(section: Mapping[str, Any], filename: str) -> Mapping[str, Any]:
+    """The record, or its head when it is still bytes (its name without decoding it)."""
+    return section.head(filename) if isinstance(section, rawindex.LazyRecords) else section[filename]
 
 
 class IndexPublisher:
@@ -38,15 +60,22 @@ class IndexPublisher:
     def __init__(self, change: Change, plan: ImportPlan, receipt: Receipt) -> None:
         self.change, self.plan, self.receipt = change, plan, receipt
         self._last: dict[tuple[str, str], tuple[Repodata, dict[str, str]]] = {}
+        self._files: dict[tuple[str, str], frozenset[str] | None] = {}  # what each publish was told it touched
 
-    def publish(self, channel: str, subdir: str, repodata: Repodata) -> None:
+    def publish(self, channel: str, subdir: str, repodata: Repodata, touched: AbstractSet[str] | None = None) -> None:
+        """``touched``: every file name whose record may differ from the index published before (None: not known)."""
         key = (channel, subdir)
         since: IndexChange | None = None
         if key in self._last or self.plan.trusted(channel, subdir):
             old, recorded = self._last.get(key) or (self.plan.index(channel, subdir), published.recorded(self.receipt, channel, subdir))
             if old is not None and recorded:
-                since = IndexChange(changed_names(old, repodata), recorded)
+                known = frozenset(touched) if touched is not None else None
+                if key in self._last:  # against the interim index: what that one dropped differs too
+                    before = self._files.get(key)
+                    known = known | before if known is not None and before is not None else None
+                since = IndexChange(changed_names(old, repodata, known), recorded, known)
         self.change.publish_index(channel, subdir, repodata, since)
         files = self.change.published_files(channel, subdir)
         self._last[key] = (repodata, files)
+        self._files[key] = frozenset(touched) if touched is not None else None
         published.record(self.receipt, channel, subdir, files)

@@ -91,9 +91,16 @@ def stage(
             scratch.cleanup()
 
 
-def new_indexes(plan: ImportPlan, manifest: Manifest, repodata_blobs: dict[str, bytes], loaded: _Index | None = None) -> _Index:
+def new_indexes(
+    plan: ImportPlan,
+    manifest: Manifest,
+    repodata_blobs: dict[str, bytes],
+    loaded: _Index | None = None,
+    touched: dict[tuple[str, str], set[str]] | None = None,
+) -> _Index:
     """Every touched subdir's next index: the current one, less the removals, plus each channel's records
-    (less those left out: shadowed by an earlier channel, or, in a downgrade, names the destination already lists)."""
+    (less those left out: shadowed by an earlier channel, or, in a downgrade, names the destination already lists).
+    ``touched`` gets, per subdir, every file name whose record may differ from the current index's."""
     incoming: dict[tuple[str, str], list[Repodata]] = {}
     for ch in manifest.channels:
         tc = plan.target_channel(ch.name)
@@ -123,10 +130,14 @@ def new_indexes(plan: ImportPlan, manifest: Manifest, repodata_blobs: dict[str, 
             merged = merge(merged, rd)
         assert merged is not None
         new_index[key] = merged
+        if touched is not None:
+            touched[key] = provided | gone.get(key, set())
     return new_index
 
 
-def _replaced_in_place(plan: ImportPlan, manifest: Manifest, order: list[tuple[str, Place]]) -> tuple[list[tuple[str, Place]], _Index]:
+def _replaced_in_place(
+    plan: ImportPlan, manifest: Manifest, order: list[tuple[str, Place]]
+) -> tuple[list[tuple[str, Place]], _Index, dict[tuple[str, str], set[str]]]:
     """The files the current index lists with other bytes (same name, new build), and the interim indexes
     that no longer list them: they are replaced only after those, so no index ever lists a file whose bytes differ."""
     sizes = {b.sha256: b.size for b in manifest.blobs}
@@ -148,7 +159,7 @@ def _replaced_in_place(plan: ImportPlan, manifest: Manifest, order: list[tuple[s
         rd = plan.index(*key)
         assert rd is not None
         interim[key] = rd.without(names)
-    return listed, interim
+    return listed, interim, dropped
 
 
 def publish(
@@ -165,11 +176,12 @@ def publish(
     """Publish: plan → packages (durable) → repodata → receipt → commit; roll back on any failure; then remove."""
     manifest = opened.manifest
     carried: _Index = {}
-    new_index = new_indexes(plan, manifest, repodata_blobs, carried)
+    touched: dict[tuple[str, str], set[str]] = {}
+    new_index = new_indexes(plan, manifest, repodata_blobs, carried, touched)
     # a file another channel merged here still lists is not removed (DESIGN §3: never delete a listed file)
     removals = [r for r in plan.removals if (r[0], r[1]) not in new_index or not new_index[(r[0], r[1])].lists(r[2])]
     order = [(sha, place) for sha, places in plan.needed.items() for place in places]
-    listed, interim = _replaced_in_place(plan, manifest, order)
+    listed, interim, dropped = _replaced_in_place(plan, manifest, order)
     uses = Counter(sha for sha, _ in order)
 
     def place(batch: list[tuple[str, Place]]) -> None:
@@ -192,13 +204,13 @@ def publish(
         indexes = IndexPublisher(change, plan, plan.receipt)  # what changed since the last publish, and what was published
         if listed:
             for (tc, subdir), rd in sorted(interim.items()):
-                indexes.publish(tc, subdir, rd)
+                indexes.publish(tc, subdir, rd, dropped[(tc, subdir)])
             place(listed)
         sidecars = run_exports_files(dest, manifest, plan.target_channel, repodata_blobs, new_index)  # CEP-12
         for (tc, subdir), rd in sorted(new_index.items()):
             if (tc, subdir) in sidecars:
                 change.publish_index_file(tc, subdir, RUN_EXPORTS, sidecars[(tc, subdir)])
-            indexes.publish(tc, subdir, rd)
+            indexes.publish(tc, subdir, rd, touched.get((tc, subdir)))
         _write_receipt(change, plan, opened, repodata_blobs, clock, carried)
         change.commit()
     except BaseException:
