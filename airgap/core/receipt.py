@@ -32,7 +32,7 @@ import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
@@ -40,6 +40,7 @@ from ..errors import ReceiptError as ReceiptError  # ops/export.py imports it fr
 from .jsonbytes import encode_sorted
 from .manifest import Manifest, is_safe_channel_name, is_safe_installer_filename, is_safe_package_filename, is_safe_subdir
 from .receipt_check import Files, plainly_valid, typed_files
+from .receipt_check import Held as Held  # the type a receipt holds per file; imported from here
 
 RECEIPT_FORMAT = "airgap-receipt/1"
 MAX_HISTORY = 200  # archives remembered per destination channel (the newest is always kept)
@@ -48,22 +49,6 @@ REBUILD = "rebuild it from the files with `airgap receipt --into DEST` (move the
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _SHOW = reprlib.Repr()
 _SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 2, 40, 40
-
-
-class Held(NamedTuple):
-    """A file the destination holds: its sha256, size, and the archive channel it came from (None: unknown).
-
-    A tuple: a receipt holds one per file (300,000 for a conda-forge subdir)."""
-
-    sha256: str
-    size: int | None
-    origin: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"sha256": self.sha256, "size": self.size}
-        if self.origin is not None:
-            doc["from"] = self.origin
-        return doc
 
 
 @dataclass(frozen=True)
@@ -170,13 +155,16 @@ class Receipt:
 
     # --- serialization --------------------------------------------------------------------
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, encodable: bool = False) -> dict[str, Any]:
+        """The receipt as a JSON document; ``encodable``: held files as :class:`Held` structs, not dicts (only for
+        :func:`receipt_json`: 300,000 files are encoded, not first copied)."""
         doc: dict[str, Any] = dict(self.extra)
         doc.update(
             {
                 "format": RECEIPT_FORMAT,
                 "channels": {
-                    c: {s: {f: h.to_json() for f, h in files.items()} for s, files in subs.items()} for c, subs in self.channels.items()
+                    c: {s: files if encodable else {f: h.to_json() for f, h in files.items()} for s, files in subs.items()}
+                    for c, subs in self.channels.items()
                 },
                 "archives": list(self.archives),
                 "applied": {c: [a.to_json() for a in hist] for c, hist in self.applied.items()},
@@ -219,7 +207,8 @@ def receipt_json(doc: dict[str, Any]) -> bytes:
     raw = encode_sorted(doc)
     if raw.isascii():
         return raw
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")  # the same escapes as ever
+    plain = msgspec.to_builtins(doc)  # held files as dicts (Receipt.to_json(encodable=True))
+    return json.dumps(plain, sort_keys=True, separators=(",", ":")).encode("utf-8")  # the same escapes as ever
 
 
 def load_receipt_json(data: bytes) -> Any:
@@ -309,8 +298,8 @@ def _held_files(where: str, channel: str, subdir: str, v: Any) -> dict[str, Held
 
 
 def held_of(typed: Files) -> dict[str, Held]:
-    """Typed held files (checked by :func:`~airgap.core.receipt_check.plainly_valid`) as :class:`Held` tuples."""
-    return {f: tuple.__new__(Held, (h.sha256, h.size, h.origin)) for f, h in typed.items()}
+    """Typed held files (checked by :func:`~airgap.core.receipt_check.plainly_valid`): already :class:`Held`, kept as they are."""
+    return typed
 
 
 def _files(where: str, path: str, v: Any, *, package: bool) -> dict[str, Held]:

@@ -17,15 +17,25 @@ import msgspec
 from .manifest import FILENAME, all_hex64, is_safe_channel_name, is_safe_subdir
 
 
-class TypedHeld(msgspec.Struct, gc=False):
-    """One held file as msgspec decodes it: the types and the size's sign checked."""
+class Held(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+    """A file the destination holds: its sha256, size, and the archive channel it came from (None: unknown).
+
+    A msgspec struct: a receipt holds one per file (300,000 for a conda-forge subdir), decoded straight from
+    the receipt's bytes (types and the size's sign checked by the decoder) and encoded straight back
+    (``from`` left out when unknown: the same bytes as :meth:`to_json`'s dict). Not tracked by the collector."""
 
     sha256: str
-    size: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    size: Annotated[int, msgspec.Meta(ge=0)] | None
     origin: str | None = msgspec.field(default=None, name="from")
 
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"sha256": self.sha256, "size": self.size}
+        if self.origin is not None:
+            doc["from"] = self.origin
+        return doc
 
-Files = dict[str, TypedHeld]
+
+Files = dict[str, Held]
 
 
 def typed_files(files: Any) -> Files | None:

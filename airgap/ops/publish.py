@@ -246,4 +246,4 @@ def _write_receipt(
     )
     if sbom:
         receipt.archives[-1]["sbom"] = sbom
-    change.write_receipt(receipt.to_json())
+    change.write_receipt(receipt.to_json(encodable=True))  # held files encoded as they are (300,000 at conda-forge scale)
