@@ -18,7 +18,7 @@ import zstandard
 from helpers import cli
 
 from airgap.core import rawindex, shards
-from airgap.core.rawindex import LazyRecords, trusted_repodata
+from airgap.core.rawindex import Head, LazyRecords, trusted_repodata
 from airgap.core.repodata import Repodata, merge, parse_repodata
 from airgap.destinations.base import load_receipt, parse_index
 from airgap.destinations.memory import MemoryDestination, MemoryStore, clone
@@ -133,6 +133,28 @@ def test_records_airgap_cannot_read_stay_opaque_as_with_the_strict_parse() -> No
     }
     assert dict(lazy.records()) == dict(strict.records())
     assert lazy.to_bytes() == strict.to_bytes() == data
+
+
+@pytest.mark.parametrize(
+    "filename, odd",
+    [
+        ("nobuild-1-0.conda", {"name": "nobuild", "version": "1"}),  # the decoder refuses the section's heads
+        ("numver-1-0.conda", {"name": "numver", "version": 1, "build": "0"}),
+        ("other-1-0.conda", {"name": "other", "version": "1", "build": "0", "subdir": "osx-64"}),  # heads fine, subdir not
+        ("../up-1-0.conda", {"name": "up", "version": "1", "build": "0"}),  # heads fine, file name not
+    ],
+)
+def test_one_odd_record_sends_its_section_the_careful_way(filename: str, odd: dict[str, Any]) -> None:
+    doc = json.loads(_index("a", "b").to_bytes())
+    doc["packages.conda"][filename] = odd
+    doc["packages.conda"] = dict(sorted(doc["packages.conda"].items()))
+    data = msgspec.json.encode(doc)
+    lazy, strict = trusted_repodata(data, "linux-64", "t"), parse_index(data, "linux-64", "t")
+    assert lazy is not None and strict is not None
+    assert set(lazy.opaque["packages.conda"]) == set(strict.opaque["packages.conda"]) == {filename}
+    assert isinstance(lazy.packages_conda, LazyRecords) and filename not in lazy.packages_conda
+    assert all(isinstance(lazy.packages_conda.head(f), Head) for f in lazy.packages_conda)  # the others: plain heads
+    assert dict(lazy.records()) == dict(strict.records()) and lazy.to_bytes() == strict.to_bytes() == data
 
 
 @pytest.mark.parametrize(

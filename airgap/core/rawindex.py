@@ -31,11 +31,13 @@ if TYPE_CHECKING:
 class Head(msgspec.Struct, gc=False):
     """The fields of a record that a pass over every record reads; the rest stays in its bytes.
 
-    Read like a record (:meth:`get`). Not tracked by the collector: decoded JSON holds no cycle."""
+    Read like a record (:meth:`get`). Not tracked by the collector: decoded JSON holds no cycle. Decoding a
+    section into heads checks at C speed what the admission check asks of every record (string name, version
+    and build); a section where one record fails is read again with :class:`_AnyHead` and checked record by record."""
 
-    name: Any = None
-    version: Any = None
-    build: Any = None
+    name: str
+    version: str
+    build: str
     subdir: Any = None
     size: Any = None
     timestamp: Any = None
@@ -48,8 +50,20 @@ class Head(msgspec.Struct, gc=False):
 _HEAD_FIELDS = frozenset(Head.__struct_fields__)
 
 
+class _AnyHead(msgspec.Struct, gc=False):
+    """:class:`Head` of any types: a section with an odd record is checked one record at a time."""
+
+    name: Any = None
+    version: Any = None
+    build: Any = None
+    subdir: Any = None
+    size: Any = None
+    timestamp: Any = None
+
+
 _raws = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode  # the document, and each section: {key: its bytes}
 _heads = msgspec.json.Decoder(dict[str, Head]).decode
+_any_heads = msgspec.json.Decoder(dict[str, _AnyHead]).decode
 _record = msgspec.json.Decoder(dict[str, Any]).decode
 _any = msgspec.json.Decoder().decode
 
@@ -176,7 +190,7 @@ def merged(a: Mapping[str, dict[str, Any]], b: Mapping[str, dict[str, Any]]) -> 
     return {**a, **b}
 
 
-def _plain(filename: str, suffix: str, head: Head, subdir: str, named_safely: bool) -> bool:
+def _plain(filename: str, suffix: str, head: _AnyHead, subdir: str, named_safely: bool) -> bool:
     """The check ``from_document`` makes on its common path, on a record's head (``named_safely``: the section's
     names all passed :func:`~airgap.core.safe_names.safe_names`)."""
     rec_subdir = head.subdir
@@ -207,15 +221,25 @@ def parse_trusted(data: bytes, subdir: str) -> tuple[dict[str, Any], dict[str, L
             if raw is None:
                 continue
             raws = _raws(raw)
-            hs = _heads(raw)
-            items: dict[str, msgspec.Raw | dict[str, Any]] = {}
             named_safely = safe_names(raws, suffix)  # every name in one scan, as from_document does
+            try:
+                hs = _heads(raw)  # string name, version and build checked for every record by the decoder
+            except msgspec.ValidationError:
+                hs = None
+            if hs is not None and named_safely and {h.subdir for h in hs.values()} <= {None, subdir}:
+                sections[section] = LazyRecords(cast(dict[str, Any], raws), hs, {})  # every record plain: no check per record
+                continue
+            loose = _any_heads(raw)
+            items: dict[str, msgspec.Raw | dict[str, Any]] = {}
+            plain: dict[str, Head] = {}
             for filename, value in raws.items():
-                if _plain(filename, suffix, hs[filename], subdir, named_safely):
+                head = loose[filename]
+                if _plain(filename, suffix, head, subdir, named_safely):
                     items[filename] = value
+                    plain[filename] = Head(head.name, head.version, head.build, head.subdir, head.size, head.timestamp)
                 else:
                     odd.setdefault(section, {})[filename] = _any(value)
-            sections[section] = LazyRecords(items, hs, {})
+            sections[section] = LazyRecords(items, plain, {})
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
     return envelope, sections, odd
