@@ -79,6 +79,21 @@ def test_the_store_refuses_links_and_keys_that_leave_it(tmp_path: Path) -> None:
     assert sorted(p.name for p in outside.iterdir()) == ["f"]
 
 
+def test_names_in_lists_the_files_of_one_folder_as_list_prefix_does_without_sizes(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    store = LocalStore(root)
+    store.put("ch/sub/shards/a.msgpack.zst", b"a")
+    store.put("ch/sub/shards/deeper/b.msgpack.zst", b"b")  # in a folder below: not directly in it
+    (root / "ch" / "sub" / "shards" / "link.msgpack.zst").symlink_to(root / "ch" / "sub" / "shards" / "a.msgpack.zst")
+    direct = {k.rpartition("/")[2] for k, _ in store.list_prefix("ch/sub/shards/") if k.count("/") == 3}
+    assert store.names_in("ch/sub/shards") == direct == {"a.msgpack.zst"}
+    assert store.names_in("ch/none") == set()
+    (root / "ch" / "linked").symlink_to(root / "ch" / "sub")
+    with pytest.raises(DestinationError, match="symbolic link"):
+        store.names_in("ch/linked")
+
+
 def test_the_lock_primitives_compare_versions(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     v1 = store.create(".airgap/lock", b"one")

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Container, Iterable
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
 from ..core import shards
 from ..errors import AirgapError
 from .base import IndexChange
 from .journal import STATE
-from .store import KeySizes, ObjectStore
+from .store import KeySizes, LocalFiles, ObjectStore
 
 if TYPE_CHECKING:
     from .engine import StoreDestination
@@ -46,6 +47,14 @@ class Listings:
         if self._listed is not None:
             self._listed[folder] = found
         return found
+
+    def names_in(self, folder: str) -> AbstractSet[str]:
+        """The names of the files directly in ``folder``: its listing if read, else asked without sizes where the store can."""
+        if self._listed is not None and folder in self._listed:
+            return self._listed[folder].keys()
+        if isinstance(self.store, LocalFiles):
+            return self.store.names_in(folder)
+        return self.listing(folder).keys()
 
     def sizes_in(self, folder: str, names: list[str]) -> dict[str, int] | None:
         """``{name: size}`` of those of ``names`` in ``folder`` (a key): from its listing if read, else asked of a :class:`KeySizes` store (None: cannot)."""
@@ -106,7 +115,7 @@ def kept_shards(
     except AirgapError:
         return None
     folder = dest.key(channel, subdir, shards.SHARDS_DIR)
-    listed = dest.listing(folder)
+    listed = dest.names_in(folder)  # whether each is there; sizes not needed
     cut = len(shards.SHARDS_DIR) + 1
     kept = {
         name: digest for name, digest in index.shards.items() if name not in changed.names and shards.shard_file(digest)[cut:] in listed

@@ -260,6 +260,15 @@ class LocalStore(LocalLock):
                     found.append((key, e.stat(follow_symlinks=False).st_size))
         return iter(found)
 
+    def names_in(self, folder: str) -> set[str]:
+        """Files (not links) directly in ``folder``: the directory's entry types, no ``stat`` (see :class:`LocalFiles`)."""
+        self._dir(folder)
+        try:
+            with os.scandir(self._base + folder if folder else self.text) as it:
+                return {e.name for e in it if e.is_file(follow_symlinks=False)}
+        except (FileNotFoundError, NotADirectoryError):
+            return set()
+
     sizes_limit = sys.maxsize  # a stat per key never costs more than listing the folder (which stats every file)
 
     def sizes(self, keys: list[str]) -> dict[str, int]:

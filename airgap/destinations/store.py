@@ -141,6 +141,11 @@ class LocalFiles(Protocol):
         """:meth:`ObjectStore.put` of many keys at once (each atomic, all durable on return, no durable order among them)."""
         ...
 
+    def names_in(self, folder: str) -> set[str]:
+        """The names of the files (not links) directly in ``folder`` (a key): :meth:`ObjectStore.list_prefix` without a
+        ``stat`` per file (30,000 shards: a tenth of the time)."""
+        ...
+
     def flush(self) -> None:
         """Everything written so far (the staged blobs included) is on disk when this returns."""
         ...
