@@ -33,7 +33,7 @@ from typing import Any
 
 import zstandard
 
-from ..clock import timestamp
+from ..clock import TIMESTAMP_FORMAT, timestamp
 from ..compress import zstd_decompress_bounded
 from ..errors import AirgapError, IntegrityError
 from . import rawindex
@@ -268,7 +268,7 @@ def _seconds(stamp: str | None) -> int:
     if not stamp:
         return 0
     try:
-        return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+        return calendar.timegm(time.strptime(stamp, TIMESTAMP_FORMAT))
     except ValueError:
         return 0
 
