@@ -27,7 +27,17 @@ def _s(text: str) -> str:
     return f'"{text}"' if _ESCAPED.search(text) is None else jsonbytes.encode(text).decode("utf-8")
 
 
-def _component(c: Component, supplier: str) -> str:
+def _component(c: Component, supplier: str, purl: str, folder: str | None) -> str:
+    """One component's JSON. ``folder``: the file's folder URL as an open JSON string (no closing quote; None: no
+    web address). A safe file name and 64 hex digits (all the manifest admits) hold no character JSON escapes,
+    so the common case concatenates them as they are."""
+    filename, sha = c.filename, c.sha256
+    if _ESCAPED.search(filename) is None and _ESCAPED.search(sha) is None:
+        fn_json, sha_json = f'"{filename}"', f'"{sha}"'
+        url = None if folder is None else f'{folder}{filename}"'
+    else:
+        fn_json, sha_json = _s(filename), _s(sha)
+        url = None if folder is None else _s(c.channel_url.rstrip("/") + "/" + c.subdir + "/" + filename)
     record = c.record
     md5 = record.get("md5")
     md5_part = f',{{"alg":"MD5","content":"{md5}"}}' if isinstance(md5, str) and _MD5.match(md5) else ""
@@ -36,15 +46,12 @@ def _component(c: Component, supplier: str) -> str:
     if isinstance(text, str) and text.strip():
         expr = to_spdx(text)
         licence = f',"licenses":[{{"expression":{_s(expr)}}}]' if expr else f',"licenses":[{{"license":{{"name":{_s(text.strip())}}}}}]'
-    purl = c.purl  # only letters, digits and URL punctuation: no escaping
-    where = ""
-    if _web(c.channel_url):
-        url = _s(c.channel_url.rstrip("/") + "/" + c.subdir + "/" + c.filename)
-        where = f',"externalReferences":[{{"type":"distribution","url":{url}}}]'
+    # the purl: only letters, digits and URL punctuation, no escaping
+    where = f',"externalReferences":[{{"type":"distribution","url":{url}}}]' if url is not None else ""
     return (
         f'{{"type":"library","bom-ref":"{purl}","supplier":{supplier},"name":{_s(c.name)},"version":{_s(c.version)},'
-        f'"hashes":[{{"alg":"SHA-256","content":{_s(c.sha256)}}}{md5_part}]{licence},"purl":"{purl}"{where},'
-        f'"properties":[{{"name":"airgap:filename","value":{_s(c.filename)}}},{{"name":"airgap:size","value":"{c.size}"}}]}}'
+        f'"hashes":[{{"alg":"SHA-256","content":{sha_json}}}{md5_part}]{licence},"purl":"{purl}"{where},'
+        f'"properties":[{{"name":"airgap:filename","value":{fn_json}}},{{"name":"airgap:size","value":"{c.size}"}}]}}'
     )
 
 
@@ -55,20 +62,26 @@ def cyclonedx_pieces(info: DocumentInfo, comps: list[Component]) -> Iterator[byt
         f'{{"bomFormat":"CycloneDX","specVersion":"1.6","serialNumber":{_s(_serial(info.archive_id))},"version":1,'
         f'"metadata":{jsonbytes.encode(metadata(info)).decode("utf-8")},"components":['
     ).encode()
+    purls = [c.purl for c in comps]  # each read once here: the dependencies name each component many times
     suppliers: dict[tuple[str, str], str] = {}
+    heads: dict[tuple[str, str], str | None] = {}  # (channel URL, subdir) -> the folder URL as an open JSON string
     for start in range(0, len(comps), PIECE):
         parts = []
-        for c in comps[start : start + PIECE]:
+        for i in range(start, min(start + PIECE, len(comps))):
+            c = comps[i]
             supplier = suppliers.get((c.channel, c.channel_url))
             if supplier is None:
                 url = f',"url":[{_s(c.channel_url)}]' if _web(c.channel_url) else ""
                 supplier = suppliers[(c.channel, c.channel_url)] = f'{{"name":{_s(c.channel)}{url}}}'
-            parts.append(_component(c, supplier))
+            if (c.channel_url, c.subdir) not in heads:
+                folder = c.channel_url.rstrip("/") + "/" + c.subdir + "/"
+                heads[(c.channel_url, c.subdir)] = _s(folder)[:-1] if _web(c.channel_url) else None
+            parts.append(_component(c, supplier, purls[i], heads[(c.channel_url, c.subdir)]))
         yield (("," if start else "") + ",".join(parts)).encode("utf-8")
     yield b'],"dependencies":['
     for start in range(0, len(comps), PIECE):
         parts = [
-            '{"ref":"' + comps[i].purl + '","dependsOn":[' + ",".join(['"' + comps[j].purl + '"' for j in deps[i]]) + "]}"
+            '{"ref":"' + purls[i] + '","dependsOn":[' + ",".join(['"' + purls[j] + '"' for j in deps[i]]) + "]}"
             for i in range(start, min(start + PIECE, len(comps)))
         ]
         yield (("," if start else "") + ",".join(parts)).encode("utf-8")
