@@ -79,3 +79,17 @@ def test_a_compressed_sbom_without_raw_size_is_refused(archive: tuple[Path, Path
     manifest["sbom"].pop("raw_size", None)
     with pytest.raises(ArchiveFormatError, match="sbom: expected key 'raw_size'"):
         parse_manifest(json.dumps(manifest).encode())
+
+
+def test_the_blob_is_the_same_bytes_however_many_cores_compress_it(tmp_path: Path) -> None:
+    """store() compresses with zstd's own threads (beside the rendering): the archive must not depend on the machine."""
+    from airgap.upstream.cache import BlobCache
+
+    pieces = [json.dumps({"component": i, "name": f"pkg-{i % 977}", "pad": "x" * (i % 300)}).encode() for i in range(60_000)]
+    one, two = (zstandard.ZstdCompressor(level=3, threads=n).compressobj() for n in (1, 2))
+    by_one = b"".join(one.compress(p) for p in pieces) + one.flush()
+    by_two = b"".join(two.compress(p) for p in pieces) + two.flush()
+    assert len(b"".join(pieces)) > 4 << 20 and by_one == by_two  # several of zstd's jobs
+    cache = BlobCache(tmp_path / "cache")
+    stored = airgap.ops.sbom_blob.store(cache, iter(pieces))
+    assert (cache.sha_dir / stored.sha256).read_bytes() == by_two and stored.raw_size == len(b"".join(pieces))

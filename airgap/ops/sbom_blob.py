@@ -47,7 +47,8 @@ def store(cache: BlobCache, pieces: Iterable[bytes]) -> Stored:
         with os.fdopen(fd, "wb") as fh:
             sink = _Hashing(fh, h)
             if compress:
-                z = zstandard.ZstdCompressor(level=LEVEL).compressobj()
+                # zstd's own threads: compressing runs beside the rendering (the same bytes however many cores)
+                z = zstandard.ZstdCompressor(level=LEVEL, threads=-1).compressobj()
                 for piece in pieces:
                     sink.write(z.compress(piece))
                     raw_size += len(piece)
