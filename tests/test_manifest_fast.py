@@ -164,3 +164,31 @@ def test_duplicate_keys_read_alike() -> None:
     twice = data.replace(b'"format": "airgap/1"', b'"format": "airgap/9", "format": "airgap/1"', 1)
     assert twice != data
     assert parse_manifest(twice) == parse_manifest(data)
+
+
+def _dumps(doc: Any) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+@pytest.mark.parametrize("volume", [None, 2])
+def test_the_manifest_written_from_its_structs_is_what_json_dumps_gives(volume: int | None) -> None:
+    man = parse_manifest(json.dumps(_good()).encode())
+    blobs = tuple(BlobEntry(b.sha256, b.size, b.kind, volume) for b in man.blobs)
+    man = Manifest(man.archive_id, man.created, "airgap tést", man.channels, blobs, sbom=man.sbom)  # non-ASCII kept
+    assert man.to_bytes() == _dumps(man.to_json())
+    assert (b'"volume"' in man.to_bytes()) == (volume is not None)
+
+
+@pytest.mark.parametrize(
+    "package, blob",
+    [
+        (PackageEntry("a-1-0.conda", P1, 1e16), None),  # type: ignore[arg-type]  # a float: json writes 1e+16, msgspec 1e16
+        (PackageEntry("a-1-0.conda", P1, True), None),  # a bool is no int
+        (None, BlobEntry(P1, 5, "package", 1e-7)),  # type: ignore[arg-type]  # json: 1e-07
+    ],
+)
+def test_an_entry_built_with_other_types_goes_through_json(package: PackageEntry | None, blob: BlobEntry | None) -> None:
+    sub = SubdirEntry("linux-64", RepodataBlob(R1, 10, 100), (package or PackageEntry("a-1-0.conda", P1, 5),))
+    blobs = (BlobEntry(R1, 10, "repodata"), blob or BlobEntry(P1, 5, "package"))
+    man = Manifest("id1", "2026-01-01T00:00:00Z", "airgap test", (ChannelEntry("main", "http://h/main/", (sub,)),), blobs)
+    assert man.to_bytes() == _dumps(man.to_json())

@@ -95,10 +95,11 @@ def _first(item: tuple[Any, Any]) -> Any:
     return item[0]
 
 
-def msgspec_safe(doc: Any) -> bool:
-    """Only what msgspec writes exactly as ``json`` does: no float, no non-string key, no subclass."""
+def msgspec_safe(doc: Any, leaves: frozenset[type] = frozenset()) -> bool:
+    """Only what msgspec writes exactly as ``json`` does: no float, no non-string key, no subclass.
+    ``leaves``: struct types the caller has checked hold only such values (taken as they are)."""
     stack = [doc]
-    scalars = _SCALARS
+    scalars = _SCALARS | leaves if leaves else _SCALARS
     while stack:
         x = stack.pop()
         t = type(x)
