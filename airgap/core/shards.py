@@ -114,14 +114,16 @@ def comparable(record: Mapping[str, Any]) -> dict[str, Any]:
     return unpack_record(pack_record(record))
 
 
-def _compress(doc: Any) -> bytes:
+def _compress(doc: Any, compressor: zstandard.ZstdCompressor | None = None) -> bytes:
+    """zstd(msgpack(doc)); ``compressor``: one made for this level to reuse (a new one per shard costs as much
+    as compressing it: 30,000 shards of a full import)."""
     import msgpack  # lazily: a plan of a file:// upstream never needs it
 
     try:
         raw = msgpack.packb(doc, use_bin_type=True)
     except (OverflowError, TypeError, ValueError) as exc:  # an integer beyond 64 bits, say
         raise IntegrityError(f"shards: expected records msgpack can carry, found one it cannot ({str(exc)[:100]})") from None
-    return zstandard.ZstdCompressor(level=LEVEL, threads=0).compress(raw)
+    return (compressor or zstandard.ZstdCompressor(level=LEVEL, threads=0)).compress(raw)
 
 
 def _newer(newest: int, ts: Any) -> int:
@@ -188,12 +190,13 @@ def render_changed(
             removed.setdefault(name, []).append(filename)
     shards: dict[str, bytes] = {}
     digests: dict[str, bytes] = {}
+    compressor = zstandard.ZstdCompressor(level=LEVEL, threads=0)  # the same bytes as a new one each time
     for name in sorted(names):
         if name not in grouped:
             digests[name] = kept[name]
             continue
         shard = {section: dict(sorted(grouped[name][section].items())) for section, _suffix in _SECTIONS}
-        data = _compress({**shard, "removed": removed.get(name, [])})
+        data = _compress({**shard, "removed": removed.get(name, [])}, compressor)
         digest = hashlib.sha256(data).digest()
         shards[digest.hex()] = data
         digests[name] = digest
