@@ -39,8 +39,8 @@ import msgspec
 from ..errors import ReceiptError as ReceiptError  # ops/export.py imports it from here
 from .jsonbytes import encode_sorted
 from .manifest import Manifest, is_safe_channel_name, is_safe_installer_filename, is_safe_package_filename, is_safe_subdir
-from .receipt_check import Files, plainly_valid, typed_files
 from .receipt_check import Held as Held  # the type a receipt holds per file; imported from here
+from .receipt_check import plainly_valid, typed_files
 
 RECEIPT_FORMAT = "airgap-receipt/1"
 MAX_HISTORY = 200  # archives remembered per destination channel (the newest is always kept)
@@ -294,12 +294,7 @@ def _held_files(where: str, channel: str, subdir: str, v: Any) -> dict[str, Held
     typed = typed_files(v)
     if typed is None or not plainly_valid(channel, subdir, typed):
         return _files(where, f"channels.{channel}.{subdir}", v, package=True)
-    return held_of(typed)
-
-
-def held_of(typed: Files) -> dict[str, Held]:
-    """Typed held files (checked by :func:`~airgap.core.receipt_check.plainly_valid`): already :class:`Held`, kept as they are."""
-    return typed
+    return typed  # the decoder's entries are the Held structs themselves
 
 
 def _files(where: str, path: str, v: Any, *, package: bool) -> dict[str, Held]:

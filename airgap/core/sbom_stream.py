@@ -64,7 +64,7 @@ def cyclonedx_pieces(info: DocumentInfo, comps: list[Component]) -> Iterator[byt
     ).encode()
     purls = [c.purl for c in comps]  # each read once here: the dependencies name each component many times
     suppliers: dict[tuple[str, str], str] = {}
-    heads: dict[tuple[str, str], str | None] = {}  # (channel URL, subdir) -> the folder URL as an open JSON string
+    folders: dict[tuple[str, str], str | None] = {}  # (channel URL, subdir) -> the folder URL as an open JSON string
     for start in range(0, len(comps), PIECE):
         parts = []
         for i in range(start, min(start + PIECE, len(comps))):
@@ -73,10 +73,10 @@ def cyclonedx_pieces(info: DocumentInfo, comps: list[Component]) -> Iterator[byt
             if supplier is None:
                 url = f',"url":[{_s(c.channel_url)}]' if _web(c.channel_url) else ""
                 supplier = suppliers[(c.channel, c.channel_url)] = f'{{"name":{_s(c.channel)}{url}}}'
-            if (c.channel_url, c.subdir) not in heads:
-                folder = c.channel_url.rstrip("/") + "/" + c.subdir + "/"
-                heads[(c.channel_url, c.subdir)] = _s(folder)[:-1] if _web(c.channel_url) else None
-            parts.append(_component(c, supplier, purls[i], heads[(c.channel_url, c.subdir)]))
+            where = (c.channel_url, c.subdir)
+            if where not in folders:
+                folders[where] = _s(c.channel_url.rstrip("/") + "/" + c.subdir + "/")[:-1] if _web(c.channel_url) else None
+            parts.append(_component(c, supplier, purls[i], folders[where]))
         yield (("," if start else "") + ",".join(parts)).encode("utf-8")
     yield b'],"dependencies":['
     for start in range(0, len(comps), PIECE):

@@ -248,9 +248,9 @@ def _changed_only(document: Mapping[str, Any], changed: AbstractSet[str], kept: 
         candidates.update(files)
     grouped: dict[str, dict[str, dict[str, Any]]] = {}
     newest = _newer(0, _seconds(since.created_at))
+    sections = [(section, suffix, document.get(section) or {}) for section, suffix in _SECTIONS]
     for filename in sorted(candidates):
-        for section, suffix in _SECTIONS:
-            records = document.get(section) or {}
+        for section, suffix, records in sections:
             if not filename.endswith(suffix) or filename not in records:
                 continue
             record = records[filename]

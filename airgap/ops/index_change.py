@@ -9,6 +9,7 @@ Then it notes in the receipt what each publish wrote.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
@@ -27,17 +28,8 @@ def changed_names(old: Repodata, new: Repodata, files: AbstractSet[str] | None =
     record may differ (an import knows them: what it brought and removed); None: look at every file."""
     names: set[str] = set()
     for new_sec, old_sec in ((new.packages, old.packages), (new.packages_conda, old.packages_conda)):
-        if files is None:
-            for filename in new_sec:  # by what is stored: records kept as bytes are not decoded (core/rawindex.py)
-                if (before := rawindex.entry(old_sec, filename)) is not rawindex.entry(new_sec, filename):
-                    names.add(package_name(filename, new_sec[filename]))
-                    if before is not None:
-                        names.add(package_name(filename, _head(old_sec, filename)))
-            for filename in old_sec:
-                if filename not in new_sec:
-                    names.add(package_name(filename, _head(old_sec, filename)))
-            continue
-        for filename in files:
+        every = itertools.chain(new_sec, (f for f in old_sec if f not in new_sec))
+        for filename in files if files is not None else every:  # by what is stored: bytes are not decoded (core/rawindex.py)
             before, after = rawindex.entry(old_sec, filename), rawindex.entry(new_sec, filename)
             if before is not after:
                 if after is not None:
@@ -65,11 +57,12 @@ class IndexPublisher:
     def publish(self, channel: str, subdir: str, repodata: Repodata, touched: AbstractSet[str] | None = None) -> None:
         """``touched``: every file name whose record may differ from the index published before (None: not known)."""
         key = (channel, subdir)
+        now = frozenset(touched) if touched is not None else None
         since: IndexChange | None = None
         if key in self._last or self.plan.trusted(channel, subdir):
             old, recorded = self._last.get(key) or (self.plan.index(channel, subdir), published.recorded(self.receipt, channel, subdir))
             if old is not None and recorded:
-                known = frozenset(touched) if touched is not None else None
+                known = now
                 if key in self._last:  # against the interim index: what that one dropped differs too
                     before = self._files.get(key)
                     known = known | before if known is not None and before is not None else None
@@ -77,5 +70,5 @@ class IndexPublisher:
         self.change.publish_index(channel, subdir, repodata, since)
         files = self.change.published_files(channel, subdir)
         self._last[key] = (repodata, files)
-        self._files[key] = frozenset(touched) if touched is not None else None
+        self._files[key] = now
         published.record(self.receipt, channel, subdir, files)
