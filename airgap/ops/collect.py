@@ -133,8 +133,11 @@ def _download_packages(cache: BlobCache, fetcher: Fetcher, wants: list[Want], wo
     todo: list[Want] = []
     listed = cached_shas(cache)
     for w in wants:
+        if w.sha256 and w.sha256 not in listed:  # not in the cache: no lookup (and no Expected made)
+            todo.append(w)
+            continue
         e = w.expected
-        hit = cache.lookup(e) if not e.sha256 or e.sha256 in listed else None
+        hit = cache.lookup(e)
         if hit is not None:
             got.actual[(w.channel, w.subdir, w.filename)] = hit
             if e.size is not None:
@@ -143,7 +146,7 @@ def _download_packages(cache: BlobCache, fetcher: Fetcher, wants: list[Want], wo
             todo.append(w)
     got.cached = len(wants) - len(todo)
     got.fetched = len(todo)
-    got.fetched_bytes = sum(w.expected.size or 0 for w in todo)
+    got.fetched_bytes = sum(w.size or 0 for w in todo)
     todo = todo if reads else take_unread(cache, todo, got.actual, got.sizes)
     if not todo:
         return got
@@ -364,7 +367,10 @@ def _manifest(
     for ie in installers:
         if blobs.setdefault(ie.sha256, BlobEntry(ie.sha256, ie.size, "installer")).kind != "installer":
             raise UsageError(f"installers: {ie.filename} has the same bytes as a package; carry it once")
-    ordered = sorted(blobs.values(), key=lambda b: ({"repodata": 0, "installer": 1}.get(b.kind, 2), b.sha256))
+    ranks, groups = {"repodata": 0, "installer": 1}, ([], [], [])  # then packages; each kind by sha256
+    for sha, b in blobs.items():
+        groups[ranks.get(b.kind, 2)].append(sha)
+    ordered = [blobs[sha] for group in groups for sha in sorted(group)]  # strings sort at C speed: no key per blob
     return Manifest(
         archive_id=uuid.uuid4().hex,
         created=timestamp(clock()),

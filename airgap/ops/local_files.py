@@ -75,15 +75,16 @@ def take_unread(cache: BlobCache, todo: list[Want], actual: dict[tuple[str, str,
     """Export: the ``file://`` files of ``todo`` with a sha256 and a size, taken as their records say
     (in ``actual`` and ``sizes``, not read: the archive writer checks them); returns the rest."""
     rest: list[Want] = []
-    take = cache.in_place_unread
+    taken: list[tuple[str, str, str, int]] = []
     for w in todo:
-        sha, size = w.sha256, w.size
-        if sha and size is not None and w.base.startswith("file:"):
-            take(w.base, w.filename, sha, size)
-            actual[(w.channel, w.subdir, w.filename)] = sha
+        channel, subdir, filename, base, sha, _, size = w
+        if sha and size is not None and base.startswith("file:"):
+            taken.append((base, filename, sha, size))
+            actual[(channel, subdir, filename)] = sha
             sizes[sha] = size
         else:
             rest.append(w)
+    cache.in_place_unread(taken)
     return rest
 
 

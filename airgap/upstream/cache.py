@@ -119,17 +119,24 @@ class BlobCache:
 
             return fetcher.with_retries(url, attempt)
 
-    def in_place_unread(self, base: str, filename: str, sha256: str, size: int) -> None:
-        """The ``file://`` upstream's file ``filename`` in the folder ``base`` (a URL ending in "/"),
-        taken as its record says, not read now: the archive writer reads it once, where it lies, and
-        checks its size and sha256 as it streams it into the archive (an export that finds a bad file
-        there removes the archive and names every bad file: :func:`airgap.ops.local_files.check_unread`).
-        Sync, which writes no archive, reads at once (:meth:`download`)."""
-        if URL_SAFE.match(filename):  # the URL is base + filename: no URL built and parsed per file
-            self._external[sha256] = os.path.join(_local_dir(base), filename)
-        else:
-            self._external[sha256] = _local_path(package_url(base, filename))
-        self.unread.append((base, filename, sha256, size))
+    def in_place_unread(self, files: list[tuple[str, str, str, int]]) -> None:
+        """Each ``file://`` upstream's file ``(base, filename, sha256, size)`` (``base``: the folder's URL,
+        ending in "/"), taken as its record says, not read now: the archive writer reads it once, where it
+        lies, and checks its size and sha256 as it streams it into the archive (an export that finds a bad
+        file there removes the archive and names every bad file: :func:`airgap.ops.local_files.check_unread`).
+        Sync, which writes no archive, reads at once (:meth:`download`). All at once: a subdir's 300,000
+        files with each folder's path found once and no call per file (1.3 s of a full export, one at a time)."""
+        external, safe = self._external, URL_SAFE.match
+        folders: dict[str, str] = {}
+        for base, filename, sha256, _ in files:
+            folder = folders.get(base)
+            if folder is None:
+                folder = folders[base] = os.path.join(_local_dir(base), "")  # ends with the separator
+            if safe(filename) and not filename.startswith("/"):
+                external[sha256] = folder + filename  # what os.path.join gives for a relative name
+            else:
+                external[sha256] = os.path.join(folder, filename) if safe(filename) else _local_path(package_url(base, filename))
+        self.unread.extend(files)
 
     def check_in_place(self, url: str, want: Expected) -> str:
         """Read and check a ``file://`` upstream's file now (:meth:`download` does for such a file)."""
