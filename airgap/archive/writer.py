@@ -110,8 +110,9 @@ class _Out:
     filled again only when the last hash job that reads it (:meth:`track`) is done.
     """
 
-    def __init__(self, fh: BinaryIO, mtime: int) -> None:
+    def __init__(self, fh: BinaryIO, mtime: int, writeback: bool = True) -> None:
         self._fh = fh
+        self._writeback_on = writeback  # off for a temporary file that is copied and dropped (.forked)
         self.mtime = mtime
         self._views = [memoryview(bytearray(COPY_BUFSIZE)), memoryview(bytearray(COPY_BUFSIZE))]
         self._readers: list[Future[None] | None] = [None, None]  # the last hash job reading each buffer
@@ -167,7 +168,7 @@ class _Out:
         self._writeback()
 
     def _writeback(self) -> None:
-        if self.offset - self._synced >= COPY_BUFSIZE:
+        if self._writeback_on and self.offset - self._synced >= COPY_BUFSIZE:
             start_writeback(self._fd, self._synced, self.offset - self._synced)
             self._synced = self.offset
 
@@ -188,6 +189,17 @@ class _Out:
         self.offset += copied
         self._writeback()
         return copied
+
+    def append_file(self, src: int, n: int, what: str) -> None:
+        """Append ``n`` bytes of file ``src`` from its offset: by a kernel copy where there is one, else read in pieces."""
+        done = self.copy_from(src, n)
+        while done < n:
+            room = self.room()
+            got = os.readv(src, [room[: n - done]])
+            if not got:
+                raise AirgapError(f"{what}: expected {n} bytes, it ended after {done}; no archive was written")
+            self.commit(got)
+            done += got
 
     def finish(self) -> None:
         """The end-of-archive blocks, and zeros up to a whole record."""
@@ -305,12 +317,15 @@ def write_archive(
     on_bytes: Callable[[int], None] | None = None,
     on_file: Callable[[], None] | None = None,
     fresh: Container[str] = (),
+    body: Callable[[], tuple[int, int]] | None = None,
 ) -> None:
     """Write ``manifest``, ``signature`` and each ``(sha256, size, path)`` blob to ``target``.
 
     Every blob is hashed again as it is copied, except those in ``fresh``: blobs this process
     has just downloaded and verified as they arrived (reading them back from the page cache a
-    few seconds later checks nothing the first hash did not).
+    few seconds later checks nothing the first hash did not). ``body``: gives ``(fd, length)`` of
+    members :func:`write_body` wrote (and checked) elsewhere, appended after the blobs; called
+    when they are written (it may wait for the writer of the body).
     """
     with contextlib.ExitStack() as stack:
         raw = stack.enter_context(atomic_writer(Path(target)))  # temp file beside the target, fsynced, renamed
@@ -323,9 +338,42 @@ def write_archive(
             out.add(header(SIGNATURE, len(signature), mtime))
             out.add(signature)
             out.pad()
-        for sha, size, path in blobs:
-            _copy_blob(out, pipe, sha, size, path, sha in fresh, on_bytes)
-            if on_file is not None:
-                on_file()
+        _members(out, pipe, blobs, fresh, on_bytes, on_file)
+        if body is not None:
+            fd, length = body()
+            out.append_file(fd, length, f"{target}: the archive's body")
         out.finish()
         pipe.finish()  # every blob hashed and matched before atomic_writer renames the archive into place
+
+
+def _members(
+    out: _Out,
+    pipe: HashPipe,
+    blobs: Iterable[tuple[str, int, str | os.PathLike[str]]],
+    fresh: Container[str],
+    on_bytes: Callable[[int], None] | None,
+    on_file: Callable[[], None] | None,
+) -> None:
+    for sha, size, path in blobs:
+        _copy_blob(out, pipe, sha, size, path, sha in fresh, on_bytes)
+        if on_file is not None:
+            on_file()
+
+
+def write_body(
+    fd: int,
+    blobs: Iterable[tuple[str, int, str | os.PathLike[str]]],
+    mtime: int,
+    fresh: Container[str] = (),
+    on_bytes: Callable[[int], None] | None = None,
+    on_file: Callable[[], None] | None = None,
+) -> int:
+    """The members :func:`write_archive` would write for ``blobs`` (the same bytes, each checked the same
+    way), written to ``fd`` from its offset, for :func:`write_archive`'s ``body``; returns their length.
+    Members are 512-byte aligned and hold nothing of their place, so they read the same anywhere."""
+    with open(fd, "wb", buffering=0, closefd=False) as raw, HashPipe() as pipe:
+        out = _Out(raw, mtime, writeback=False)
+        _members(out, pipe, blobs, fresh, on_bytes, on_file)
+        out.flush()
+        pipe.finish()
+        return out.offset

@@ -367,7 +367,8 @@ def _manifest(
     for ie in installers:
         if blobs.setdefault(ie.sha256, BlobEntry(ie.sha256, ie.size, "installer")).kind != "installer":
             raise UsageError(f"installers: {ie.filename} has the same bytes as a package; carry it once")
-    ranks, groups = {"repodata": 0, "installer": 1}, ([], [], [])  # then packages; each kind by sha256
+    ranks = {"repodata": 0, "installer": 1}  # then packages; each kind by sha256
+    groups: tuple[list[str], list[str], list[str]] = ([], [], [])
     for sha, b in blobs.items():
         groups[ranks.get(b.kind, 2)].append(sha)
     ordered = [blobs[sha] for group in groups for sha in sorted(group)]  # strings sort at C speed: no key per blob

@@ -1,0 +1,189 @@
+"""An export's package members written by a child process while the SBOM is rendered (airgap.archive.forked).
+
+The archive must be byte for byte what one process writes; every failure of the child must fail
+the export with one line, leave no archive and no temporary file, and leave no process behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import cli
+
+from airgap.archive import forked
+from airgap.config import load_config
+from airgap.ops import review
+from airgap.ops.export import run_export
+from airgap.ops.options import ExportOptions
+from airgap.progress import Bar, null_progress
+from airgap.signing import Signer, load_signer
+from airgap.testing.condapkg import PackageSpec, write_channel
+
+pytestmark = pytest.mark.skipif(not forked.AVAILABLE, reason="fork: Linux only; elsewhere one process writes the archive")
+
+
+@pytest.fixture
+def channel(tmp_path: Path) -> Path:
+    up = tmp_path / "up" / "main"
+    specs = [
+        PackageSpec(f"p{i}", f"1.{i % 3}", subdir="linux-64" if i % 4 else "noarch", depends=(f"p{i - 1}",) if i else ()) for i in range(12)
+    ]
+    write_channel(up, specs, subdirs=("linux-64", "noarch"))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({"channels": [up.as_uri()], "platforms": ["linux-64"], "mirror_dir": str(tmp_path / "cache")}))
+    return cfg
+
+
+@pytest.fixture
+def children(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[forked.BodyChild]]:
+    """Every export forks (no minimum of files); the children made are listed."""
+    made: list[forked.BodyChild] = []
+    real = forked.BodyChild
+
+    class Spy(real):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(forked, "MIN_FILES", 1)
+    monkeypatch.setattr(forked, "BodyChild", Spy)
+    yield made
+
+
+class _Counting:
+    def __init__(self) -> None:
+        self.bytes = self.files = 0
+        self.total: int | None = None
+        self.files_total: int | None = None
+
+    def __call__(self, desc: str, total: int | None, unit: str = "B", files: int | None = None) -> Bar:
+        if desc != "archive":
+            return null_progress(desc, total, unit, files)
+        self.total, self.files_total = total, files
+        return self
+
+    def update(self, n: int) -> None:
+        self.bytes += n
+
+    def file_done(self) -> None:
+        self.files += 1
+
+    def close(self) -> None:
+        pass
+
+
+def _export(cfg: Path, out: Path, monkeypatch: pytest.MonkeyPatch, signer: Signer | None = None, progress: Any = None) -> None:
+    ids = iter([uuid.UUID(int=7)])
+    monkeypatch.setattr("airgap.ops.collect.uuid.uuid4", lambda: next(ids))
+    monkeypatch.setattr("airgap.upstream.channels.timestamp", lambda: "2023-11-14T22:13:20Z")  # the SBOM names it
+    kwargs = {"progress": progress} if progress is not None else {}
+    run_export(load_config(cfg), ExportOptions(out, signer), clock=lambda: 1_700_000_000.0, **kwargs)
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") or p.suffix == ".tmp")
+
+
+def test_the_archive_is_the_one_a_single_process_writes(
+    channel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: list[forked.BodyChild]
+) -> None:
+    key = tmp_path / "key"
+    assert cli("keygen", key).exit_code == 0
+    signer = load_signer(key)
+    counted = _Counting()
+    _export(channel, tmp_path / "forked.tar", monkeypatch, signer, counted)
+    assert len(children) == 1
+    assert counted.bytes == counted.total and counted.files == counted.files_total  # the child's progress arrived
+    monkeypatch.setattr(forked, "AVAILABLE", False)
+    _export(channel, tmp_path / "single.tar", monkeypatch, signer)
+    assert len(children) == 1  # the second export wrote in one process
+    forked_bytes, single = (tmp_path / "forked.tar").read_bytes(), (tmp_path / "single.tar").read_bytes()
+    assert hashlib.sha256(forked_bytes).hexdigest() == hashlib.sha256(single).hexdigest()
+    assert _leftovers(tmp_path) == []
+    r = cli("verify", tmp_path / "forked.tar", "--trusted-key", f"{key}.pub")
+    assert r.exit_code == 0, r.output
+
+
+def test_without_a_kernel_copy_the_body_is_read_and_written(
+    channel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: list[forked.BodyChild]
+) -> None:
+    _export(channel, tmp_path / "copied.tar", monkeypatch)
+
+    def no_copy(*args: Any, **kwargs: Any) -> int:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", no_copy)  # the writer calls os.copy_file_range
+    _export(channel, tmp_path / "read.tar", monkeypatch)
+    assert len(children) == 2
+    assert (tmp_path / "copied.tar").read_bytes() == (tmp_path / "read.tar").read_bytes()
+
+
+def test_a_file_changed_under_its_record_fails_in_the_child(channel: Path, tmp_path: Path, children: list[forked.BodyChild]) -> None:
+    victim = sorted((tmp_path / "up" / "main" / "linux-64").glob("p*"))[0]
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 1  # same size, other bytes
+    victim.write_bytes(bytes(data))
+    r = cli("export", "-f", channel, "--unsigned", tmp_path / "m.tar")
+    assert r.exit_code != 0 and len(children) == 1
+    assert "expected sha256" in r.output and str(victim) in r.output
+    assert not (tmp_path / "m.tar").exists() and _leftovers(tmp_path) == []
+
+
+def _in_child(monkeypatch: pytest.MonkeyPatch, action: Any) -> None:
+    """Replace what the child runs (it inherits the patch at the fork)."""
+    monkeypatch.setattr(forked, "write_body", action)
+
+
+def test_a_child_killed_fails_the_export(
+    channel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: list[forked.BodyChild]
+) -> None:
+    _in_child(monkeypatch, lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
+    r = cli("export", "-f", channel, "--unsigned", tmp_path / "m.tar")
+    assert r.exit_code != 0 and len(children) == 1
+    assert "ended by signal 9; no archive was written" in r.output
+    assert not (tmp_path / "m.tar").exists() and _leftovers(tmp_path) == []
+
+
+def test_a_full_medium_in_the_child_is_named(
+    channel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: list[forked.BodyChild]
+) -> None:
+    def full(*args: Any, **kwargs: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    _in_child(monkeypatch, full)
+    r = cli("export", "-f", channel, "--unsigned", tmp_path / "m.tar")
+    assert r.exit_code != 0 and len(children) == 1
+    assert f"{tmp_path / 'm.tar'}: could not write the archive (the medium is full)" in r.output
+    assert not (tmp_path / "m.tar").exists() and _leftovers(tmp_path) == []
+
+
+def test_an_interrupt_while_the_sbom_renders_stops_the_child(
+    channel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: list[forked.BodyChild]
+) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(review, "attach_sbom", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _export(channel, tmp_path / "m.tar", monkeypatch)
+    assert len(children) == 1
+    child = children[0]
+    assert child._pid is None and child._fd == -1  # waited for, its file let go
+    assert not (tmp_path / "m.tar").exists() and _leftovers(tmp_path) == []
+
+
+def test_only_many_small_files_are_worth_a_child() -> None:
+    small = [900] * forked.MIN_FILES
+    assert forked.worth_it(small) == forked.AVAILABLE
+    assert not forked.worth_it(small[:-1])  # too few: the SBOM is quick
+    assert not forked.worth_it([forked.MAX_AVERAGE] * forked.MIN_FILES)  # large on average: the copy costs more
+    assert not forked.worth_it([900] * (forked.MAX_BODY // 1024))  # the body would leave the page cache
