@@ -80,9 +80,14 @@ def _q(text: str) -> str:
 def purl(name: str, version: str, build: str, channel: str, subdir: str, filename: str) -> str:
     """The package URL of a conda file; qualifiers in the sorted order purl's canonical form wants."""
     q = _q
-    kind = "conda" if filename.endswith(".conda") else "tar.bz2"
-    qualifiers = (("build", build), ("channel", channel), ("subdir", subdir), ("type", kind))
-    return f"pkg:conda/{q(name.lower())}@{q(version)}?" + "&".join([f"{k}={q(v)}" for k, v in qualifiers if v])
+    tail = _qualifiers(channel, subdir, "conda" if filename.endswith(".conda") else "tar.bz2")
+    return f"pkg:conda/{q(name.lower())}@{q(version)}?" + (f"build={q(build)}&{tail}" if build else tail)
+
+
+@functools.lru_cache(maxsize=1024)
+def _qualifiers(channel: str, subdir: str, kind: str) -> str:
+    """The qualifiers after ``build`` (never empty: ``type`` always is there), made once per channel, subdir and type."""
+    return "&".join([f"{k}={_q(v)}" for k, v in (("channel", channel), ("subdir", subdir), ("type", kind)) if v])
 
 
 _TOKEN_PATH = re.compile(r"/t/[^/]+/")
@@ -114,16 +119,23 @@ def document_info(manifest: Manifest, signer: str | None) -> DocumentInfo:
 
 def components(manifest: Manifest, repodata: Mapping[tuple[str, str], Repodata]) -> list[Component]:
     """The package files the archive carries, with their records (``repodata[(channel, subdir)]``)."""
-    out: list[Component] = []
+    groups: dict[tuple[str, str], list[Component]] = {}
     for ch in manifest.channels:
         url = public_url(ch.url)
         for sub in ch.subdirs:
             rd = repodata.get((ch.name, sub.subdir))
-            out += [
+            groups.setdefault((ch.name, sub.subdir), []).extend(
                 Component(ch.name, url, sub.subdir, p.filename, p.sha256, p.size, (rd.get(p.filename) if rd is not None else None) or {})
                 for p in sub.packages
-            ]
-    out.sort(key=lambda c: (c.channel, c.subdir, c.name, c.filename))
+            )
+    out: list[Component] = []
+    for key in sorted(groups):  # by channel and subdir, then by name and file name within each
+        group = groups[key]
+        if any("\0" in c.name for c in group):  # an odd record's name: the pair itself
+            group.sort(key=lambda c: (c.name, c.filename))
+        else:  # one string per file, compared at C speed: "name\0file" sorts as (name, file) when no name holds a NUL
+            group.sort(key=lambda c: f"{c.name}\0{c.filename}")
+        out += group
     return out
 
 

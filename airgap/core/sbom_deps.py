@@ -99,8 +99,11 @@ def dependencies(comps: list[Component]) -> list[list[int]]:
     same: dict[tuple[str, str, tuple[Any, ...]], list[int]] = {}  # (channel, subdir, depends) -> matches: builds repeat their lists
     for i, c in enumerate(comps):
         depends = c.record.get("depends") or ()
-        key = (c.channel, c.subdir, tuple(depends)) if type(depends) is list and all(type(d) is str for d in depends) else None
-        got = same.get(key) if key is not None else None
+        key = (c.channel, c.subdir, tuple(depends)) if type(depends) is list else None
+        try:  # equal lists resolve alike (what is not a string is skipped, whatever it equals)
+            got = same.get(key) if key is not None else None
+        except TypeError:  # an entry that cannot be hashed (a dict, a list): resolved on its own
+            key = got = None
         if got is None:
             known = memo.get((c.channel, c.subdir))
             if known is None:
