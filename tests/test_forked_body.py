@@ -21,6 +21,7 @@ from helpers import cli
 
 from airgap.archive import forked
 from airgap.config import load_config
+from airgap.ops import export_body as body
 from airgap.ops import review
 from airgap.ops.export import run_export
 from airgap.ops.options import ExportOptions
@@ -187,3 +188,49 @@ def test_only_many_small_files_are_worth_a_child() -> None:
     assert not forked.worth_it(small[:-1])  # too few: the SBOM is quick
     assert not forked.worth_it([forked.MAX_AVERAGE] * forked.MIN_FILES)  # large on average: the copy costs more
     assert not forked.worth_it([900] * (forked.MAX_BODY // 1024))  # the body would leave the page cache
+
+
+def _single(channel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    with monkeypatch.context() as m:
+        m.setattr(forked, "AVAILABLE", False)
+        _export(channel, tmp_path / "single.tar", monkeypatch)
+    return (tmp_path / "single.tar").read_bytes()
+
+
+def test_a_file_already_in_the_cache_leaves_the_child_to_after_collect(
+    channel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: list[forked.BodyChild]
+) -> None:
+    single = _single(channel, tmp_path, monkeypatch)
+    assert children == []
+    one = sorted((tmp_path / "up" / "main" / "linux-64").glob("p*"))[0]
+    sha = hashlib.sha256(one.read_bytes()).hexdigest()
+    (tmp_path / "cache" / "blobs" / "sha256" / sha).write_bytes(one.read_bytes())  # collect takes this one from the cache
+    started: list[int] = []
+    real = body.start_late
+
+    def late(*args: Any, **kwargs: Any) -> body.Child | None:
+        started.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(body, "start_late", late)
+    _export(channel, tmp_path / "late.tar", monkeypatch)
+    assert started == [1] and len(children) == 1  # no early child: the one after collect
+    assert (tmp_path / "late.tar").read_bytes() == single
+
+
+def test_an_early_child_that_writes_other_blobs_is_stopped(
+    channel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: list[forked.BodyChild]
+) -> None:
+    single = _single(channel, tmp_path, monkeypatch)
+    real = body.start_early
+
+    def off(*args: Any, **kwargs: Any) -> body.Child | None:
+        child = real(*args, **kwargs)
+        assert child is not None
+        child.blobs.popitem()  # as if the plan had said other files than collect found (the child writes its own copy)
+        return child
+
+    monkeypatch.setattr(body, "start_early", off)
+    _export(channel, tmp_path / "m.tar", monkeypatch)
+    assert len(children) == 2 and children[0]._pid is None and children[0]._fd == -1  # stopped, then one after collect
+    assert (tmp_path / "m.tar").read_bytes() == single and _leftovers(tmp_path) == []

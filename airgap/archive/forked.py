@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -36,6 +36,7 @@ MIN_FILES = 10_000  # fewer: the SBOM takes a fraction of a second, not worth a 
 MAX_AVERAGE = 16 << 10  # bytes per member: copying more than this costs about what its SBOM component does
 MAX_BODY = 1 << 30  # a body this large would leave the page cache and double the disk's writes
 _REPORT_EVERY = 256  # files between progress reports
+Blobs = Iterable[tuple[str, int, str]]  # (sha256, size, path) of each member, in order
 
 
 def worth_it(sizes: Sequence[int]) -> bool:
@@ -47,7 +48,8 @@ def worth_it(sizes: Sequence[int]) -> bool:
 
 
 class BodyChild:
-    """A child process writing ``blobs`` as archive members to a temporary file in ``directory``.
+    """A child process writing ``blobs`` as archive members to a temporary file in ``directory``
+    (an iterable the child consumes: a generator's work is done there, not here).
 
     ``on_bytes``/``on_file`` are called from a thread of the parent as the child reports.
     :meth:`result` waits and gives ``(fd, length)``; it raises what the child met
@@ -56,7 +58,7 @@ class BodyChild:
     def __init__(
         self,
         directory: Path,
-        blobs: list[tuple[str, int, str]],
+        blobs: Blobs,
         mtime: int,
         fresh: Container[str],
         on_bytes: Callable[[int], None],
@@ -136,7 +138,7 @@ class BodyChild:
             self._fd = -1
 
 
-def _child(fd: int, write: int, blobs: list[tuple[str, int, str]], mtime: int, fresh: Container[str]) -> NoReturn:
+def _child(fd: int, write: int, blobs: Blobs, mtime: int, fresh: Container[str]) -> NoReturn:
     """In the child: write the members, report, and leave without running the parent's clean-ups."""
     code = 1
     try:

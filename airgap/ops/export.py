@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..archive import forked
+from .. import leftovers
 from ..archive.writer import BadBlob, write_archive
 from ..clock import Clock
 from ..config import Config
@@ -26,9 +25,10 @@ from ..core.receipt import Receipt, ReceiptError
 from ..core.receipt_fast import parse_receipt_fast
 from ..errors import UsageError
 from ..limits import MAX_RECEIPT_BYTES, read_small_file
-from ..progress import Bar, Progress, null_progress
+from ..progress import Progress, null_progress
 from ..signing import Signer
 from ..upstream.fetch import Fetcher
+from . import export_body as body
 from .collect import Collected, collect
 from .local_files import check_unread
 from .options import ExportOptions
@@ -93,25 +93,27 @@ def _run_export(config: Config, options: ExportOptions, fetcher: Fetcher | None,
     archive = Path(options.archive)
     if not archive.parent.is_dir():
         raise UsageError(f"{archive}: expected an existing directory to write the archive in, found none")
-    with fetcher_for(config, fetcher) as f:
-        plan = make_plan(config, filters, f, progress)
-        check_installable(plan, filters, list(options.installable or config.installable), options.allow_unsolvable, config.virtual_packages)
-        base = load_receipt(options.since) if options.since is not None else None
-        subdirs = sum(len(subs) for subs in plan.selections.values())
-        check_output(archive, planned_archive_bytes(plan.wants, subdirs, base))  # before any download
-        got = collect(config, filters, plan, f, progress, clock, base, read_local=False)  # file:// files: read once, by the writer
-    try:
-        if options.sbom and options.volume_size is None and forked.worth_it([b.size for b in got.manifest.blobs if b.kind != "repodata"]):
-            manifest, written = _write_overlapped(got, plan, options, archive, progress, int(clock()))
-        else:
-            manifest = _final_manifest(got, plan, options)
-            written = _write_volumes(manifest, got, archive, options.signer, progress, clock, split=options.volume_size is not None)
-    except BadBlob as exc:  # a file:// file not what its record says? name every such file, as collect would
-        bad = check_unread(got.cache, "no archive was written") if got.cache.unread else None
-        if bad is None:
-            raise
-        raise bad from exc
+    with contextlib.ExitStack() as stack:
+        with fetcher_for(config, fetcher) as f:
+            plan = make_plan(config, filters, f, progress)
+            check_installable(
+                plan, filters, list(options.installable or config.installable), options.allow_unsolvable, config.virtual_packages
+            )
+            base = load_receipt(options.since) if options.since is not None else None
+            subdirs = sum(len(subs) for subs in plan.selections.values())
+            check_output(archive, planned_archive_bytes(plan.wants, subdirs, base))  # before any download
+            # the package members begin now, in a child, where that is sure to pay (airgap/ops/export_body.py)
+            early = body.start_early(plan, config, options, archive, int(clock()), stack) if base is None else None
+            got = collect(config, filters, plan, f, progress, clock, base, read_local=False)  # file:// files: read once, by the writer
+        try:
+            manifest, written = _write(got, plan, options, archive, progress, clock, early, stack)
+        except BadBlob as exc:  # a file:// file not what its record says? name every such file, as collect would
+            bad = check_unread(got.cache, "no archive was written") if got.cache.unread else None
+            if bad is None:
+                raise
+            raise bad from exc
     totals = manifest.totals()
+    leftovers.keep(plan, got, manifest)  # millions of objects: the process's end frees them at once (airgap/leftovers.py)
     return ExportResult(
         archive=archive,
         archive_id=manifest.archive_id,
@@ -126,6 +128,30 @@ def _run_export(config: Config, options: ExportOptions, fetcher: Fetcher | None,
         channels=got.channels,
         volumes=[str(t) for t in written] if options.volume_size is not None else [],
     )
+
+
+def _write(
+    got: Collected,
+    plan: Plan,
+    options: ExportOptions,
+    archive: Path,
+    progress: Progress,
+    clock: Clock,
+    early: body.Early | None,
+    stack: contextlib.ExitStack,
+) -> tuple[Manifest, list[Path]]:
+    """The archive (or its volumes); the package members by a child process where that pays (:mod:`.export_body`)."""
+
+    def final() -> Manifest:
+        return _final_manifest(got, plan, options)
+
+    child = body.matching(early, got) if early is not None else None
+    if child is None and options.sbom and options.volume_size is None:
+        child = body.start_late(got, archive, int(clock()), stack)
+    if child is not None:
+        return body.write_overlapped(got, final, options.signer, archive, progress, child)
+    manifest = final()
+    return manifest, _write_volumes(manifest, got, archive, options.signer, progress, clock, split=options.volume_size is not None)
 
 
 def _final_manifest(got: Collected, plan: Plan, options: ExportOptions) -> Manifest:
@@ -174,64 +200,6 @@ def _write_volumes(
         raise
     bar.close()
     return written
-
-
-def _write_overlapped(
-    got: Collected, plan: Plan, options: ExportOptions, archive: Path, progress: Progress, mtime: int
-) -> tuple[Manifest, list[Path]]:
-    """One archive, its package members written by a child process while this one renders the SBOM
-    (:mod:`airgap.archive.forked`): the same bytes as :func:`_write_volumes` writes, sooner."""
-    body = [b for b in got.manifest.blobs if b.kind != "repodata"]  # the SBOM goes after the repodata blobs
-    tally = _Tally()  # the child's progress, held until the bar exists (its total counts the SBOM)
-    files = [(b.sha256, b.size, got.cache.file(b.sha256)) for b in body]
-    with forked.BodyChild(archive.parent, files, mtime, got.fresh, tally.update, tally.file_done) as child:
-        manifest = _final_manifest(got, plan, options)
-        bar = tally.attach(progress("archive", sum(b.size for b in manifest.blobs), files=len(manifest.blobs)))
-        head = manifest.blobs[: len(manifest.blobs) - len(body)]
-        assert manifest.blobs[len(head) :] == tuple(body)  # the order the body was written in (the SBOM joins the head)
-        manifest_bytes = manifest.to_bytes()
-        signature = options.signer.sign(manifest_bytes) if options.signer is not None else None
-        heads = ((b.sha256, b.size, got.cache.file(b.sha256)) for b in head)
-        try:
-            write_archive(archive, manifest_bytes, signature, heads, mtime, tally.update, tally.file_done, got.fresh, body=child.result)
-        except OSError as exc:
-            named = archive_write_error(archive, exc)
-            if named is not None:
-                raise named from exc
-            raise
-    bar.close()
-    return manifest, [archive]
-
-
-class _Tally:
-    """Progress from two threads (the body's child reports on one), held until a bar is attached."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._bar: Bar | None = None
-        self._bytes = self._files = 0
-
-    def attach(self, bar: Bar) -> Bar:
-        with self._lock:
-            self._bar = bar
-            bar.update(self._bytes)
-            for _ in range(self._files):
-                bar.file_done()
-        return bar
-
-    def update(self, n: int) -> None:
-        with self._lock:
-            if self._bar is None:
-                self._bytes += n
-            else:
-                self._bar.update(n)
-
-    def file_done(self) -> None:
-        with self._lock:
-            if self._bar is None:
-                self._files += 1
-            else:
-                self._bar.file_done()
 
 
 def load_receipt(path: Path) -> Receipt:

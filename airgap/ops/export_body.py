@@ -1,0 +1,164 @@
+"""An export's package members written by a child process (:mod:`airgap.archive.forked`) beside the parent's work.
+
+The child starts at one of two moments, only where :func:`airgap.archive.forked.worth_it` says
+the double write of the body pays:
+
+- **early** (:func:`start_early`), right after the plan, when the plan alone says what the
+  package members are: a full export (no ``--since``) whose every selected file is a ``file://``
+  upstream's with a sha256 and a size, none of them already in the cache, no installers. The
+  child then writes while the parent collects (builds the manifest) and renders the SBOM. After
+  collect, :func:`matching` checks that the child writes exactly the manifest's package blobs
+  (sha256 and size, in order); if it does not, the child is stopped and the export goes on
+  without it.
+- **late** (:func:`start_late`), after collect, from the manifest: the child writes while the
+  SBOM renders.
+
+Either way the parent writes the head and appends the child's members (:func:`write_overlapped`):
+the same archive, byte for byte, as one process writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..archive import forked
+from ..archive.writer import write_archive
+from ..config import Config
+from ..core.manifest import Manifest
+from ..progress import Bar, Progress
+from ..signing import Signer
+from ..upstream.cache import BlobCache, in_place_path
+from .collect import Collected
+from .local_files import cached_shas
+from .options import ExportOptions
+from .output_check import archive_write_error
+from .plan import Plan
+
+
+class Tally:
+    """Progress from two threads (the child reports on one), held until a bar is attached."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bar: Bar | None = None
+        self._bytes = self._files = 0
+
+    def attach(self, bar: Bar) -> Bar:
+        with self._lock:
+            self._bar = bar
+            bar.update(self._bytes)
+            for _ in range(self._files):
+                bar.file_done()
+        return bar
+
+    def update(self, n: int) -> None:
+        with self._lock:
+            if self._bar is None:
+                self._bytes += n
+            else:
+                self._bar.update(n)
+
+    def file_done(self) -> None:
+        with self._lock:
+            if self._bar is None:
+                self._files += 1
+            else:
+                self._bar.file_done()
+
+
+@dataclass
+class Child:
+    """A running child, what it writes (by sha256: size, and the folder URL and file name where it lies
+    when the plan said), and the members' mtime. It writes them in the order of their sha256."""
+
+    process: forked.BodyChild
+    tally: Tally
+    mtime: int
+    blobs: dict[str, tuple[int, str, str]]
+
+
+Early = Child
+
+
+def start_early(plan: Plan, config: Config, options: ExportOptions, archive: Path, mtime: int, stack: contextlib.ExitStack) -> Child | None:
+    """The child, started from the plan, where the plan alone says what the package members are (see above); else None."""
+    if not options.sbom or options.volume_size is not None or plan.installers or not forked.AVAILABLE:
+        return None
+    files: dict[str, tuple[int, str, str]] = {}  # sha256 -> (size, folder URL, file name): the last record wins, as in collect
+    for _, _, filename, base, sha, _, size in plan.wants:
+        if not sha or size is None or not base.startswith("file:"):
+            return None  # a download: collect decides what the archive holds
+        files[sha] = (size, base, filename)
+    if not cached_shas(BlobCache(Path(config.mirror_dir))).isdisjoint(files):
+        return None  # collect takes such a file from the cache: leave it the choice
+    if not forked.worth_it([size for size, _, _ in files.values()]):
+        return None
+
+    def where() -> forked.Blobs:  # run in the child: sorting 300,000 hashes is its work, not the parent's
+        folders: dict[str, str] = {}
+        for sha in sorted(files):  # the manifest's order for package blobs
+            size, base, filename = files[sha]
+            yield sha, size, in_place_path(base, filename, folders)
+
+    return _start(archive, where(), mtime, (), files, stack)
+
+
+def matching(early: Child, got: Collected) -> Child | None:
+    """``early`` if it writes exactly the manifest's package blobs; else it is stopped and None. The manifest
+    lists blobs sorted by sha256 and once each, as the child writes them: the same set of sha256 and sizes says it."""
+    body = [b for b in got.manifest.blobs if b.kind != "repodata"]
+    blobs = early.blobs
+    if len(body) == len(blobs) and all(b.sha256 in blobs and blobs[b.sha256][0] == b.size for b in body):
+        return early
+    early.process.close()
+    return None
+
+
+def start_late(got: Collected, archive: Path, mtime: int, stack: contextlib.ExitStack) -> Child | None:
+    """The child, started from the manifest, where it pays; else None."""
+    body = [b for b in got.manifest.blobs if b.kind != "repodata"]
+    if not forked.worth_it([b.size for b in body]):
+        return None
+    where = ((b.sha256, b.size, got.cache.file(b.sha256)) for b in body)  # in the child
+    return _start(archive, where, mtime, got.fresh, {b.sha256: (b.size, "", "") for b in body}, stack)
+
+
+def _start(
+    archive: Path,
+    where: forked.Blobs,
+    mtime: int,
+    fresh: frozenset[str] | tuple[()],
+    blobs: dict[str, tuple[int, str, str]],
+    stack: contextlib.ExitStack,
+) -> Child:
+    tally = Tally()
+    process = stack.enter_context(forked.BodyChild(archive.parent, where, mtime, fresh, tally.update, tally.file_done))
+    return Child(process, tally, mtime, blobs)
+
+
+def write_overlapped(
+    got: Collected, final: Callable[[], Manifest], signer: Signer | None, archive: Path, progress: Progress, child: Child
+) -> tuple[Manifest, list[Path]]:
+    """The final manifest (``final()``: the SBOM renders while the child writes), then the archive:
+    head here, the child's members appended."""
+    manifest = final()
+    bar = child.tally.attach(progress("archive", sum(b.size for b in manifest.blobs), files=len(manifest.blobs)))
+    head = manifest.blobs[: len(manifest.blobs) - len(child.blobs)]
+    assert all(b.kind in ("repodata", "sbom") for b in head)  # the SBOM joins the repodata blobs, before the packages
+    manifest_bytes = manifest.to_bytes()
+    signature = signer.sign(manifest_bytes) if signer is not None else None
+    heads = ((b.sha256, b.size, got.cache.file(b.sha256)) for b in head)
+    update, done = child.tally.update, child.tally.file_done
+    try:
+        write_archive(archive, manifest_bytes, signature, heads, child.mtime, update, done, got.fresh, body=child.process.result)
+    except OSError as exc:
+        named = archive_write_error(archive, exc)
+        if named is not None:
+            raise named from exc
+        raise
+    bar.close()
+    return manifest, [archive]
