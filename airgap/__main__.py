@@ -1,3 +1,3 @@
-from airgap.cli import main
+from airgap.cli import run
 
-main(prog_name="airgap")
+run()

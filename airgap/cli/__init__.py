@@ -15,6 +15,8 @@ The commands, by module::
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from .. import __version__
@@ -40,4 +42,22 @@ def main() -> None:
 for _command in (keygen, export, import_, sync, clean, verify, inspect, receipt, serve, condarc):
     main.add_command(_command)
 
-__all__ = ["main"]
+
+def run() -> None:
+    """The ``airgap`` program: :func:`main`, then the process ends without freeing what commands kept (airgap/leftovers.py)."""
+    from .. import leftovers
+
+    leftovers.enable()
+    try:
+        main(prog_name="airgap")
+        code = 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:  # a message: Python prints it and exits 1
+            print(exc.code, file=sys.stderr)
+            code = 1
+    leftovers.leave(code)
+
+
+__all__ = ["main", "run"]

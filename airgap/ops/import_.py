@@ -25,6 +25,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from .. import leftovers
 from ..clock import Clock
 from ..core.channel_map import targets
 from ..core.merging import shadowing
@@ -164,9 +165,11 @@ def _import_locked(
     plan = ImportPlan(receipt, needed, gone, skipped, downgrade is not None, target_channel, view.index, view.trusted)
     change = dest.begin(manifest.archive_id[:12])
     try:
-        return stage(opened, dest, change, plan, result, progress, clock)
+        result = stage(opened, dest, change, plan, result, progress, clock)
     finally:
         change.close()
+    leftovers.keep(opened, receipt, view, plan)  # a subdir's receipt and index: the process's end frees them (airgap/leftovers.py)
+    return result
 
 
 def _verify_only(opened: Opened, progress: Progress) -> None:
