@@ -10,7 +10,6 @@ import errno
 import hashlib
 import json
 import os
-import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,9 @@ from airgap.progress import Bar, null_progress
 from airgap.signing import Signer, load_signer
 from airgap.testing.condapkg import PackageSpec, write_channel
 
-pytestmark = pytest.mark.skipif(not forked.AVAILABLE, reason="fork: Linux only; elsewhere one process writes the archive")
+pytestmark = pytest.mark.skipif(
+    not forked.AVAILABLE, reason="POSIX only (a descriptor passed to the child); elsewhere one process writes the archive"
+)
 
 
 @pytest.fixture
@@ -139,31 +140,23 @@ def test_a_file_changed_under_its_record_fails_in_the_child(channel: Path, tmp_p
     assert not (tmp_path / "m.tar").exists() and _leftovers(tmp_path) == []
 
 
-def _in_child(monkeypatch: pytest.MonkeyPatch, action: Any) -> None:
-    """Replace what the child runs (it inherits the patch at the fork)."""
-    monkeypatch.setattr(forked, "write_body", action)
-
-
 def test_a_child_killed_fails_the_export(
     channel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: list[forked.BodyChild]
 ) -> None:
-    _in_child(monkeypatch, lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
+    monkeypatch.setenv("AIRGAP_FAULT", "kill@1")  # the child's first fault point: before it writes (airgap/faults.py)
     r = cli("export", "-f", channel, "--unsigned", tmp_path / "m.tar")
     assert r.exit_code != 0 and len(children) == 1
     assert "ended by signal 9; no archive was written" in r.output
     assert not (tmp_path / "m.tar").exists() and _leftovers(tmp_path) == []
 
 
-def test_a_full_medium_in_the_child_is_named(
+def test_a_failed_write_in_the_child_is_named(
     channel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: list[forked.BodyChild]
 ) -> None:
-    def full(*args: Any, **kwargs: Any) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    _in_child(monkeypatch, full)
+    monkeypatch.setenv("AIRGAP_FAULT", "fail@1")  # an OSError, as from a full medium
     r = cli("export", "-f", channel, "--unsigned", tmp_path / "m.tar")
     assert r.exit_code != 0 and len(children) == 1
-    assert f"{tmp_path / 'm.tar'}: could not write the archive (the medium is full)" in r.output
+    assert f"{tmp_path / 'm.tar'}: could not write the archive (injected fault at store call 1 (archive body))" in r.output
     assert not (tmp_path / "m.tar").exists() and _leftovers(tmp_path) == []
 
 
@@ -178,16 +171,16 @@ def test_an_interrupt_while_the_sbom_renders_stops_the_child(
         _export(channel, tmp_path / "m.tar", monkeypatch)
     assert len(children) == 1
     child = children[0]
-    assert child._pid is None and child._fd == -1  # waited for, its file let go
+    assert child._proc is None and child._fd == -1  # waited for, its file let go
     assert not (tmp_path / "m.tar").exists() and _leftovers(tmp_path) == []
 
 
 def test_only_many_small_files_are_worth_a_child() -> None:
-    small = [900] * forked.MIN_FILES
-    assert forked.worth_it(small) == forked.AVAILABLE
-    assert not forked.worth_it(small[:-1])  # too few: the SBOM is quick
-    assert not forked.worth_it([forked.MAX_AVERAGE] * forked.MIN_FILES)  # large on average: the copy costs more
-    assert not forked.worth_it([900] * (forked.MAX_BODY // 1024))  # the body would leave the page cache
+    n = forked.MIN_FILES
+    assert forked.worth_it(n, 900 * n) == forked.AVAILABLE
+    assert not forked.worth_it(n - 1, 900 * (n - 1))  # too few: the SBOM is quick
+    assert not forked.worth_it(n, forked.MAX_AVERAGE * n)  # large on average: the copy costs more
+    assert not forked.worth_it(forked.MAX_BODY // 1024, 900 * (forked.MAX_BODY // 1024))  # the body would leave the page cache
 
 
 def _single(channel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
@@ -232,5 +225,5 @@ def test_an_early_child_that_writes_other_blobs_is_stopped(
 
     monkeypatch.setattr(body, "start_early", off)
     _export(channel, tmp_path / "m.tar", monkeypatch)
-    assert len(children) == 2 and children[0]._pid is None and children[0]._fd == -1  # stopped, then one after collect
+    assert len(children) == 2 and children[0]._proc is None and children[0]._fd == -1  # stopped, then one after collect
     assert (tmp_path / "m.tar").read_bytes() == single and _leftovers(tmp_path) == []

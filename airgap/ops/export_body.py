@@ -31,7 +31,7 @@ from ..config import Config
 from ..core.manifest import Manifest
 from ..progress import Bar, Progress
 from ..signing import Signer
-from ..upstream.cache import BlobCache, in_place_path
+from ..upstream.cache import BlobCache
 from .collect import Collected
 from .local_files import cached_shas
 from .options import ExportOptions
@@ -95,16 +95,10 @@ def start_early(plan: Plan, config: Config, options: ExportOptions, archive: Pat
         files[sha] = (size, base, filename)
     if not cached_shas(BlobCache(Path(config.mirror_dir))).isdisjoint(files):
         return None  # collect takes such a file from the cache: leave it the choice
-    if not forked.worth_it([size for size, _, _ in files.values()]):
+    if not forked.worth_it(len(files), sum(size for size, _, _ in files.values())):
         return None
-
-    def where() -> forked.Blobs:  # run in the child: sorting 300,000 hashes is its work, not the parent's
-        folders: dict[str, str] = {}
-        for sha in sorted(files):  # the manifest's order for package blobs
-            size, base, filename = files[sha]
-            yield sha, size, in_place_path(base, filename, folders)
-
-    return _start(archive, where(), mtime, (), files, stack)
+    entries: list[forked.Entry] = [(sha, size, (base, filename), False) for sha, (size, base, filename) in files.items()]
+    return _start(archive, entries, mtime, True, files, stack)  # the child sorts them and finds their paths
 
 
 def matching(early: Child, got: Collected) -> Child | None:
@@ -121,22 +115,23 @@ def matching(early: Child, got: Collected) -> Child | None:
 def start_late(got: Collected, archive: Path, mtime: int, stack: contextlib.ExitStack) -> Child | None:
     """The child, started from the manifest, where it pays; else None."""
     body = [b for b in got.manifest.blobs if b.kind != "repodata"]
-    if not forked.worth_it([b.size for b in body]):
+    if not forked.worth_it(len(body), sum(b.size for b in body)):
         return None
-    where = ((b.sha256, b.size, got.cache.file(b.sha256)) for b in body)  # in the child
-    return _start(archive, where, mtime, got.fresh, {b.sha256: (b.size, "", "") for b in body}, stack)
+    fresh, file = got.fresh, got.cache.file
+    entries: list[forked.Entry] = [(b.sha256, b.size, file(b.sha256), b.sha256 in fresh) for b in body]
+    return _start(archive, entries, mtime, False, {b.sha256: (b.size, "", "") for b in body}, stack)
 
 
 def _start(
     archive: Path,
-    where: forked.Blobs,
+    entries: list[forked.Entry],
     mtime: int,
-    fresh: frozenset[str] | tuple[()],
+    sort: bool,
     blobs: dict[str, tuple[int, str, str]],
     stack: contextlib.ExitStack,
 ) -> Child:
     tally = Tally()
-    process = stack.enter_context(forked.BodyChild(archive.parent, where, mtime, fresh, tally.update, tally.file_done))
+    process = stack.enter_context(forked.BodyChild(archive.parent, entries, mtime, sort, tally.update, tally.file_done))
     return Child(process, tally, mtime, blobs)
 
 
