@@ -36,7 +36,7 @@ from ..errors import UsageError
 from ..progress import Progress, null_progress
 from ..signing import TrustedKeys
 from ._archive import Opened, load_repodata_blob, open_set, stream_blobs
-from .import_plan import DestinationView, ImportPlan, check_base, needed_installers, needed_packages, removals
+from .import_plan import DestinationView, ImportPlan, check_base, needed_installers, needed_packages, read_early, removals
 from .options import ImportOptions
 from .publish import ImportResult, stage
 from .unchanged import same_sources
@@ -126,10 +126,12 @@ def _import_locked(
 ) -> ImportResult:
     """Decide (:mod:`.import_plan`), stop if there is nothing to do, else stage and publish (:mod:`.publish`)."""
     manifest = opened.manifest
-    receipt = load_receipt(dest)  # read after dest.locked() rolled back any killed import
 
     def target_channel(name: str) -> str:
         return (mapped or {}).get(name) or dest_channel or name
+
+    early = read_early(dest, [(target_channel(ch.name), s.subdir) for ch in manifest.channels for s in ch.subdirs], recheck)
+    receipt = load_receipt(dest)  # read after dest.locked() rolled back any killed import
 
     downgrade = check_order(receipt, manifest, target_channel, allow_downgrade)
     if downgrade:
@@ -137,7 +139,7 @@ def _import_locked(
     skipped, collisions = shadowing(manifest.channels, target_channel)
     for collision in collisions:
         log.warning("%s", collision.message())
-    view = DestinationView(dest, receipt, recheck)
+    view = DestinationView(dest, receipt, recheck, early)
     needed, present = needed_packages(manifest, view, target_channel, skipped, downgrade is not None)
     present += needed_installers(manifest, view, target_channel, needed)
     present += check_base(manifest, view, target_channel, skipped, dest_channel)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..core import published
@@ -46,6 +47,27 @@ class ImportPlan:
     trusted: Callable[[str, str], bool] = field(default=lambda channel, subdir: False)
 
 
+Early = dict[tuple[str, str], "Future[tuple[bytes | None, str | None]]"]  # (channel, subdir) -> repodata.json and its sha256
+
+
+def read_early(dest: Destination, subdirs: Iterable[tuple[str, str]], recheck: bool) -> Early:
+    """Each subdir's repodata.json read and hashed on a thread, started before the receipt is parsed: the
+    read and the hash leave Python's lock to the parser (0.3-0.5 s of a 300,000-record delta import).
+    A directory destination only (a file read; other stores' clients are not shared across threads)."""
+    if recheck or dest.kind != "directory" or not dest.capabilities.keeps_repodata:
+        return {}
+
+    def read(tc: str, subdir: str) -> tuple[bytes | None, str | None]:
+        raw = dest.read_index_file(tc, subdir, "repodata.json")
+        return raw, hashlib.sha256(raw).hexdigest() if raw is not None else None
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airgap-index")
+    try:
+        return {key: pool.submit(read, *key) for key in sorted(set(subdirs))}
+    finally:
+        pool.shutdown(wait=False)  # the thread ends when the reads are done
+
+
 class DestinationView:
     """What the destination holds, each listing and index read once (under the lock).
 
@@ -54,8 +76,9 @@ class DestinationView:
     the one airgap published last (:mod:`airgap.core.published`) and the store can answer for the
     files the archive names one by one (:meth:`~airgap.destinations.base.Destination.sizes_of`)."""
 
-    def __init__(self, dest: Destination, receipt: Receipt, recheck: bool) -> None:
+    def __init__(self, dest: Destination, receipt: Receipt, recheck: bool, early: Early | None = None) -> None:
         self.dest, self.receipt, self.recheck = dest, receipt, recheck
+        self._early = early or {}
         self._listing: dict[tuple[str, str], dict[str, int]] = {}
         self._current: dict[tuple[str, str], Repodata | None] = {}
         self._trusted: set[tuple[str, str]] = set()
@@ -93,8 +116,9 @@ class DestinationView:
         expected = published.recorded(self.receipt, tc, subdir).get("repodata.json")
         if expected is None or self.recheck or not self.dest.capabilities.keeps_repodata:  # sync --reset trusts no record
             return None
-        raw = self.dest.read_index_file(tc, subdir, "repodata.json")
-        if raw is None or hashlib.sha256(raw).hexdigest() != expected:
+        early = self._early.pop((tc, subdir), None)
+        raw, sha = early.result() if early is not None else (self.dest.read_index_file(tc, subdir, "repodata.json"), None)
+        if raw is None or (sha or hashlib.sha256(raw).hexdigest()) != expected:
             return None
         where = f"{self.dest}/{tc}/{subdir}/repodata.json"
         # airgap's own output: records kept as bytes, only those an import reads are decoded (decision 0010)
