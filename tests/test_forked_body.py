@@ -220,7 +220,8 @@ def test_an_early_child_that_writes_other_blobs_is_stopped(
     def off(*args: Any, **kwargs: Any) -> body.Child | None:
         child = real(*args, **kwargs)
         assert child is not None
-        child.blobs.popitem()  # as if the plan had said other files than collect found (the child writes its own copy)
+        assert child.planned is not None
+        child.planned.popitem()  # as if the plan had said other files than collect found (the child writes its own copy)
         return child
 
     monkeypatch.setattr(body, "start_early", off)

@@ -103,7 +103,7 @@ def _run_export(config: Config, options: ExportOptions, fetcher: Fetcher | None,
             subdirs = sum(len(subs) for subs in plan.selections.values())
             check_output(archive, planned_archive_bytes(plan.wants, subdirs, base))  # before any download
             # the package members begin now, in a child, where that is sure to pay (airgap/ops/export_body.py)
-            early = body.start_early(plan, config, options, archive, int(clock()), stack) if base is None else None
+            early = body.start_early(plan, config, options, archive, clock, stack) if base is None else None
             got = collect(config, filters, plan, f, progress, clock, base, read_local=False)  # file:// files: read once, by the writer
         try:
             manifest, written = _write(got, plan, options, archive, progress, clock, early, stack)
@@ -137,21 +137,17 @@ def _write(
     archive: Path,
     progress: Progress,
     clock: Clock,
-    early: body.Early | None,
+    early: body.Child | None,
     stack: contextlib.ExitStack,
 ) -> tuple[Manifest, list[Path]]:
-    """The archive (or its volumes); the package members by a child process where that pays (:mod:`.export_body`)."""
-
-    def final() -> Manifest:
-        return _final_manifest(got, plan, options)
-
+    """The archive (or its volumes); the package members by a child process where that pays (:mod:`.export_body`):
+    the SBOM renders (in :func:`_final_manifest`) while it writes."""
     child = body.matching(early, got) if early is not None else None
     if child is None and options.sbom and options.volume_size is None:
-        child = body.start_late(got, archive, int(clock()), stack)
-    if child is not None:
-        return body.write_overlapped(got, final, options.signer, archive, progress, child)
-    manifest = final()
-    return manifest, _write_volumes(manifest, got, archive, options.signer, progress, clock, split=options.volume_size is not None)
+        child = body.start_late(got, archive, clock, stack)
+    manifest = _final_manifest(got, plan, options)
+    split = options.volume_size is not None
+    return manifest, _write_volumes(manifest, got, archive, options.signer, progress, clock, split=split, child=child)
 
 
 def _final_manifest(got: Collected, plan: Plan, options: ExportOptions) -> Manifest:
@@ -169,26 +165,42 @@ def _final_manifest(got: Collected, plan: Plan, options: ExportOptions) -> Manif
 
 
 def _write_volumes(
-    manifest: Manifest, got: Collected, archive: Path, signer: Signer | None, progress: Progress, clock: Clock, *, split: bool
+    manifest: Manifest,
+    got: Collected,
+    archive: Path,
+    signer: Signer | None,
+    progress: Progress,
+    clock: Clock,
+    *,
+    split: bool,
+    child: body.Child | None = None,
 ) -> list[Path]:
-    """Sign the manifest and write the archive (``split``: each volume, ARCHIVE.001 ...); all volumes or none are left behind."""
+    """Sign the manifest and write the archive (``split``: each volume, ARCHIVE.001 ...); all volumes or none are left behind.
+    ``child``: its package members (the manifest's last blobs) are appended to the one archive file (:mod:`.export_body`)."""
     targets = [archive.with_name(f"{archive.name}.{n:03d}") for n in range(1, manifest.volumes + 1)] if split else [archive]
     manifest_bytes = manifest.to_bytes()
     signature = signer.sign(manifest_bytes) if signer is not None else None
     bar = progress("archive", sum(b.size for b in manifest.blobs), files=len(manifest.blobs))
+    update, done = (child.tally.update, child.tally.file_done) if child is not None else (bar.update, bar.file_done)
+    if child is not None:
+        child.tally.attach(bar)  # what the child reported so far, and from now on
     written: list[Path] = []
     try:
         for number, target in enumerate(targets, start=1):
             blobs = [b for b in manifest.blobs if (b.volume or 1) == number]
+            if child is not None:  # the head only: the SBOM joins the repodata blobs, before the packages
+                blobs = blobs[: len(blobs) - child.count]
+                assert all(b.kind in ("repodata", "sbom") for b in blobs)
             write_archive(
                 target,
                 manifest_bytes,
                 signature,
                 ((b.sha256, b.size, got.cache.file(b.sha256)) for b in blobs),
-                int(clock()),
-                bar.update,
-                bar.file_done,
+                child.mtime if child is not None else int(clock()),
+                update,
+                done,
                 fresh=got.fresh,
+                body=child.process.result if child is not None else None,
             )
             written.append(target)
     except BaseException as exc:

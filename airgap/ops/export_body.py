@@ -13,29 +13,26 @@ the double write of the body pays:
 - **late** (:func:`start_late`), after collect, from the manifest: the child writes while the
   SBOM renders.
 
-Either way the parent writes the head and appends the child's members (:func:`write_overlapped`):
-the same archive, byte for byte, as one process writes.
+Either way the parent writes the head and appends the child's members
+(:func:`airgap.ops.export._write_volumes` with the child): the same archive, byte for byte, as
+one process writes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..archive import forked
-from ..archive.writer import write_archive
+from ..clock import Clock
 from ..config import Config
-from ..core.manifest import Manifest
-from ..progress import Bar, Progress
-from ..signing import Signer
+from ..progress import Bar
 from ..upstream.cache import BlobCache
 from .collect import Collected
 from .local_files import cached_shas
 from .options import ExportOptions
-from .output_check import archive_write_error
 from .plan import Plan
 
 
@@ -72,19 +69,19 @@ class Tally:
 
 @dataclass
 class Child:
-    """A running child, what it writes (by sha256: size, and the folder URL and file name where it lies
-    when the plan said), and the members' mtime. It writes them in the order of their sha256."""
+    """A running child, how many members it writes (the manifest's last blobs, in the order of their
+    sha256) and their mtime; an early one also what the plan said of each (sha256 -> size, folder URL, file name)."""
 
     process: forked.BodyChild
     tally: Tally
     mtime: int
-    blobs: dict[str, tuple[int, str, str]]
+    count: int
+    planned: dict[str, tuple[int, str, str]] | None = None
 
 
-Early = Child
-
-
-def start_early(plan: Plan, config: Config, options: ExportOptions, archive: Path, mtime: int, stack: contextlib.ExitStack) -> Child | None:
+def start_early(
+    plan: Plan, config: Config, options: ExportOptions, archive: Path, clock: Clock, stack: contextlib.ExitStack
+) -> Child | None:
     """The child, started from the plan, where the plan alone says what the package members are (see above); else None."""
     if not options.sbom or options.volume_size is not None or plan.installers or not forked.AVAILABLE:
         return None
@@ -98,62 +95,38 @@ def start_early(plan: Plan, config: Config, options: ExportOptions, archive: Pat
     if not forked.worth_it(len(files), sum(size for size, _, _ in files.values())):
         return None
     entries: list[forked.Entry] = [(sha, size, (base, filename), False) for sha, (size, base, filename) in files.items()]
-    return _start(archive, entries, mtime, True, files, stack)  # the child sorts them and finds their paths
+    return _start(archive, entries, clock, True, files, stack)  # the child sorts them and finds their paths
 
 
 def matching(early: Child, got: Collected) -> Child | None:
     """``early`` if it writes exactly the manifest's package blobs; else it is stopped and None. The manifest
     lists blobs sorted by sha256 and once each, as the child writes them: the same set of sha256 and sizes says it."""
     body = [b for b in got.manifest.blobs if b.kind != "repodata"]
-    blobs = early.blobs
-    if len(body) == len(blobs) and all(b.sha256 in blobs and blobs[b.sha256][0] == b.size for b in body):
+    planned = early.planned or {}
+    if len(body) == len(planned) and all(b.sha256 in planned and planned[b.sha256][0] == b.size for b in body):
         return early
     early.process.close()
     return None
 
 
-def start_late(got: Collected, archive: Path, mtime: int, stack: contextlib.ExitStack) -> Child | None:
+def start_late(got: Collected, archive: Path, clock: Clock, stack: contextlib.ExitStack) -> Child | None:
     """The child, started from the manifest, where it pays; else None."""
     body = [b for b in got.manifest.blobs if b.kind != "repodata"]
     if not forked.worth_it(len(body), sum(b.size for b in body)):
         return None
     fresh, file = got.fresh, got.cache.file
     entries: list[forked.Entry] = [(b.sha256, b.size, file(b.sha256), b.sha256 in fresh) for b in body]
-    return _start(archive, entries, mtime, False, {b.sha256: (b.size, "", "") for b in body}, stack)
+    return _start(archive, entries, clock, False, None, stack)
 
 
 def _start(
     archive: Path,
     entries: list[forked.Entry],
-    mtime: int,
+    clock: Clock,
     sort: bool,
-    blobs: dict[str, tuple[int, str, str]],
+    planned: dict[str, tuple[int, str, str]] | None,
     stack: contextlib.ExitStack,
 ) -> Child:
-    tally = Tally()
+    tally, mtime = Tally(), int(clock())
     process = stack.enter_context(forked.BodyChild(archive.parent, entries, mtime, sort, tally.update, tally.file_done))
-    return Child(process, tally, mtime, blobs)
-
-
-def write_overlapped(
-    got: Collected, final: Callable[[], Manifest], signer: Signer | None, archive: Path, progress: Progress, child: Child
-) -> tuple[Manifest, list[Path]]:
-    """The final manifest (``final()``: the SBOM renders while the child writes), then the archive:
-    head here, the child's members appended."""
-    manifest = final()
-    bar = child.tally.attach(progress("archive", sum(b.size for b in manifest.blobs), files=len(manifest.blobs)))
-    head = manifest.blobs[: len(manifest.blobs) - len(child.blobs)]
-    assert all(b.kind in ("repodata", "sbom") for b in head)  # the SBOM joins the repodata blobs, before the packages
-    manifest_bytes = manifest.to_bytes()
-    signature = signer.sign(manifest_bytes) if signer is not None else None
-    heads = ((b.sha256, b.size, got.cache.file(b.sha256)) for b in head)
-    update, done = child.tally.update, child.tally.file_done
-    try:
-        write_archive(archive, manifest_bytes, signature, heads, child.mtime, update, done, got.fresh, body=child.process.result)
-    except OSError as exc:
-        named = archive_write_error(archive, exc)
-        if named is not None:
-            raise named from exc
-        raise
-    bar.close()
-    return manifest, [archive]
+    return Child(process, tally, mtime, len(entries), planned)
