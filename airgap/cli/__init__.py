@@ -15,8 +15,6 @@ The commands, by module::
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from .. import __version__
@@ -50,14 +48,11 @@ def run() -> None:
     leftovers.enable()
     try:
         main(prog_name="airgap")
-        code = 0
     except SystemExit as exc:
-        if exc.code is None or isinstance(exc.code, int):
-            code = exc.code or 0
-        else:  # a message: Python prints it and exits 1
-            print(exc.code, file=sys.stderr)
-            code = 1
-    leftovers.leave(code)
+        if exc.code is not None and not isinstance(exc.code, int):
+            raise  # a message: Python prints it and exits 1, as ever
+        leftovers.leave(exc.code or 0)
+    leftovers.leave(0)
 
 
 __all__ = ["main", "run"]
