@@ -92,7 +92,7 @@ _record_text = st.one_of(_text, st.sampled_from(["MIT", "Apache 2.0", "GPL-2.0-o
             st.sampled_from(["linux-64", "noarch"]),
             _text,
             _text,
-            st.one_of(st.none(), _record_text),
+            st.one_of(st.none(), _record_text, st.just(["MIT"]), st.just({"a": 1}), st.integers(0, 1), st.booleans()),
             st.one_of(st.none(), st.just("0" * 32), _text),
         ),
         max_size=7,
@@ -121,3 +121,22 @@ def test_streamed_cyclonedx_is_the_dict_form_byte_for_byte(comps_in: list[tuple[
             assert b"".join(sbom_stream.cyclonedx_pieces(info, comps)) == expected
     finally:
         sbom_stream.PIECE = old_piece
+
+
+def test_streamed_cyclonedx_with_shared_dependency_lists_and_repeated_licences() -> None:
+    """Equal depends share one resolved list and equal licence texts one rendered part: every file still gets its own
+    references (never itself) and its licence, as the dict form writes them."""
+    from airgap.core import sbom_stream
+
+    comps = []
+    for n in range(12):
+        record: dict[str, Any] = {"name": f"p{n % 3}", "version": f"1.{n}", "build": "0", "depends": ["p0", "p1"]}
+        record["license"] = ["MIT", "Apache 2.0", ["MIT"], 'a "q" \x01'][n % 4]
+        comps.append(sbom.Component("main", "https://example.org/c/", "linux-64", f"p{n % 3}-1.{n}-0.conda", "b" * 64, n, record))
+    info = sbom.DocumentInfo("0" * 32, "2026-01-01T00:00:00Z", "airgap 0.1.0", None, None, [])
+    streamed = b"".join(sbom_stream.cyclonedx_pieces(info, comps))
+    assert streamed == sbom.to_bytes(sbom.cyclonedx(info, comps))
+    doc = json.loads(streamed)
+    refs = {d["ref"]: d["dependsOn"] for d in doc["dependencies"]}
+    assert len(refs) == 12 and all(ref not in deps for ref, deps in refs.items())
+    assert sum(1 for c in doc["components"] if "licenses" not in c) == 3  # the list licence: no part
