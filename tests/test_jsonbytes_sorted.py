@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 from airgap.cli.render import encode_json
-from airgap.core.jsonbytes import encode_sorted, presorted
+from airgap.core.jsonbytes import by_key, encode_sorted, presorted
 
 
 def dumps(doc: Any) -> bytes:
@@ -70,3 +70,24 @@ def test_a_big_dict_deep_under_small_ones_is_found() -> None:
     assert list(out["a"]["b"]["c"][0]["d"]) == sorted(big)
     assert out["e"] is doc["e"]
     assert encode_sorted(doc) == dumps(doc)
+
+
+def test_by_key_is_the_dict_of_the_sorted_pairs() -> None:
+    rng = random.Random(7)
+    names = [f"p{rng.randrange(10**6)}-1-0.conda" for _ in range(500)]
+    d = {n: {"i": i} for i, n in enumerate(names)}
+    got = by_key(d)
+    assert list(got.items()) == sorted(d.items(), key=lambda kv: kv[0])
+    assert got is not d and list(d) == list(dict.fromkeys(names))  # the input is left as it was
+    assert by_key(got) is got  # in order: itself, not a copy
+
+
+def test_repodata_sections_are_written_in_file_name_order() -> None:
+    from airgap.core.repodata import parse_repodata
+
+    records: dict[str, Any] = {
+        f"{n}-1-0.tar.bz2": {"name": n, "version": "1", "build": "0", "build_number": 0, "depends": []} for n in ("zz", "a", "mm")
+    }
+    body = json.dumps({"info": {"subdir": "linux-64"}, "packages": records, "packages.conda": {}}).encode()
+    doc = json.loads(parse_repodata(body, "linux-64", "test").to_bytes())
+    assert list(doc["packages"]) == ["a-1-0.tar.bz2", "mm-1-0.tar.bz2", "zz-1-0.tar.bz2"]

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from ..errors import UpstreamError
-from . import rawindex
+from . import jsonbytes, rawindex
 from .jsonbytes import encode
 from .manifest import is_safe_package_filename
 from .safe_names import safe_names
@@ -104,8 +104,8 @@ class Repodata:
         meta = doc.get("metadata")
         if not keep_base_url and isinstance(meta, dict) and "base_url" in meta:
             doc["metadata"] = {k: v for k, v in meta.items() if k != "base_url"}
-        doc["packages"] = dict(sorted({**self.opaque.get("packages", {}), **pkgs}.items()))
-        doc["packages.conda"] = dict(sorted({**self.opaque.get("packages.conda", {}), **conda}.items()))
+        doc["packages"] = jsonbytes.by_key({**self.opaque.get("packages", {}), **pkgs})  # a new dict: may be returned as it is
+        doc["packages.conda"] = jsonbytes.by_key({**self.opaque.get("packages.conda", {}), **conda})
         doc["removed"] = sorted(set(self.removed))
         if self.repodata_version is not None:
             doc["repodata_version"] = self.repodata_version
