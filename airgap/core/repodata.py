@@ -19,8 +19,8 @@ from typing import Any
 import msgspec
 
 from ..errors import UpstreamError
-from . import jsonbytes, rawindex
-from .jsonbytes import encode
+from . import rawindex
+from .jsonbytes import by_key, encode
 from .manifest import is_safe_package_filename
 from .safe_names import safe_names
 
@@ -104,8 +104,8 @@ class Repodata:
         meta = doc.get("metadata")
         if not keep_base_url and isinstance(meta, dict) and "base_url" in meta:
             doc["metadata"] = {k: v for k, v in meta.items() if k != "base_url"}
-        doc["packages"] = jsonbytes.by_key({**self.opaque.get("packages", {}), **pkgs})  # a new dict: may be returned as it is
-        doc["packages.conda"] = jsonbytes.by_key({**self.opaque.get("packages.conda", {}), **conda})
+        doc["packages"] = by_key({**self.opaque.get("packages", {}), **pkgs})  # a new dict: may be returned as it is
+        doc["packages.conda"] = by_key({**self.opaque.get("packages.conda", {}), **conda})
         doc["removed"] = sorted(set(self.removed))
         if self.repodata_version is not None:
             doc["repodata_version"] = self.repodata_version
