@@ -20,6 +20,7 @@ destination must be writable only by whoever runs airgap (see docs/security.md).
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import stat
 from pathlib import Path
@@ -74,8 +75,34 @@ def open_nofollow(path: Path | str) -> int:
 
 def read_nofollow(path: Path | str) -> bytes:
     """The bytes of the file at ``path``; a link there is refused (one line), a missing file raises ``FileNotFoundError``."""
+    with open(_open_file(path), "rb") as fh:
+        return fh.read()
+
+
+def view_nofollow(path: Path | str) -> bytes | mmap.mmap:
+    """The bytes of the file at ``path`` as :func:`read_nofollow` gives them, mapped read-only when the file is big.
+
+    A mapped file costs no anonymous memory and no copy: its pages are the page cache's (a 300,000-record
+    repodata.json is 124 MiB the kernel would otherwise zero and copy; docs/decisions/0013-mapped-own-files.md).
+    Only for files airgap itself replaces by renaming a new one over them, never writes in place: the map
+    keeps showing the bytes that were hashed. Objects that keep views of it (``msgspec.Raw``) keep it open."""
+    fd = _open_file(path)
     try:
-        fd = open_nofollow(path)
+        size = os.fstat(fd).st_size
+        if size < MAP_FROM:
+            with open(fd, "rb", closefd=False) as fh:
+                return fh.read()
+        return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    finally:
+        os.close(fd)
+
+
+MAP_FROM = 1 << 20  # smaller files are read: a map costs a system call or two more than it saves
+
+
+def _open_file(path: Path | str) -> int:
+    try:
+        return open_nofollow(path)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise DestinationError(
@@ -83,8 +110,6 @@ def read_nofollow(path: Path | str) -> bytes:
                 "airgap never reads through links in a destination: replace it by the file"
             ) from None
         raise
-    with open(fd, "rb") as fh:
-        return fh.read()
 
 
 def open_beneath(root: str, parts: list[str]) -> int:

@@ -41,6 +41,7 @@ def test_the_index_read_early_is_the_one_trusted(dest: Path, monkeypatch: pytest
         raise AssertionError("read again")
 
     monkeypatch.setattr(d, "read_index_file", no_second_read)
+    monkeypatch.setattr(d, "view_index_file", no_second_read)
     view = DestinationView(d, load_receipt(d), False, early)
     assert view.trusted("main", "linux-64")
 

@@ -15,6 +15,7 @@ module returns None and the caller parses as before. Pure.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator, Mapping, MutableMapping
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, cast
@@ -203,7 +204,7 @@ def _plain(filename: str, suffix: str, head: _AnyHead, subdir: str, named_safely
     )
 
 
-def parse_trusted(data: bytes, subdir: str) -> tuple[dict[str, Any], dict[str, LazyRecords], dict[str, dict[str, Any]]] | None:
+def parse_trusted(data: bytes | mmap.mmap, subdir: str) -> tuple[dict[str, Any], dict[str, LazyRecords], dict[str, dict[str, Any]]] | None:
     """``(envelope, {section: records}, {section: {filename: record}} of records to admit one by one)``, or
     None when the document is anything but an object of the usual shape (the caller parses it strictly).
 
@@ -245,7 +246,7 @@ def parse_trusted(data: bytes, subdir: str) -> tuple[dict[str, Any], dict[str, L
     return envelope, sections, odd
 
 
-def trusted_repodata(data: bytes, subdir: str, source: str) -> Repodata | None:
+def trusted_repodata(data: bytes | mmap.mmap, subdir: str, source: str) -> Repodata | None:
     """A destination's own index (see :mod:`airgap.core.published`) with its records as bytes; None: parse it strictly."""
     from .repodata import _admit, from_document
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import re
 import reprlib
 from collections.abc import Callable, Mapping
@@ -211,15 +212,15 @@ def receipt_json(doc: dict[str, Any]) -> bytes:
     return json.dumps(plain, sort_keys=True, separators=(",", ":")).encode("utf-8")  # the same escapes as ever
 
 
-def load_receipt_json(data: bytes) -> Any:
+def load_receipt_json(data: bytes | mmap.mmap) -> Any:
     """A receipt's JSON, decoded (msgspec; what it refuses is read by ``json``, which says what is wrong)."""
     try:
         return _decode(data)
     except (msgspec.DecodeError, RecursionError):
-        return json.loads(data.decode("utf-8"))
+        return json.loads(bytes(data).decode("utf-8"))
 
 
-def parse_receipt_bytes(data: bytes, where: str) -> Receipt:
+def parse_receipt_bytes(data: bytes | mmap.mmap, where: str) -> Receipt:
     try:
         doc = load_receipt_json(data)
     except RecursionError:

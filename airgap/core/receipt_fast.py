@@ -14,6 +14,7 @@ this module only ever gives the same receipt, sooner.
 
 from __future__ import annotations
 
+import mmap
 from typing import Any
 
 import msgspec
@@ -26,7 +27,7 @@ _top = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _plain = msgspec.json.Decoder().decode
 
 
-def parse_receipt_fast(data: bytes, where: str) -> Receipt:
+def parse_receipt_fast(data: bytes | mmap.mmap, where: str) -> Receipt:
     """:func:`~airgap.core.receipt.parse_receipt_bytes`'s receipt (or its error) for ``data``."""
     try:
         parts = _top(data)

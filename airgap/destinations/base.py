@@ -15,6 +15,7 @@ file at an offset (a blob inside the archive, a file in the export cache, or a s
 from __future__ import annotations
 
 import io
+import mmap
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -243,8 +244,9 @@ class Destination(ABC):
     @abstractmethod
     def read_receipt(self) -> dict[str, Any]: ...
 
-    def stored_receipt(self) -> bytes | None:
-        """The receipt's stored bytes, where it is kept as one file (None: none stored, or built another way)."""
+    def stored_receipt(self) -> bytes | mmap.mmap | None:
+        """The receipt's stored bytes, where it is kept as one file (None: none stored, or built another way); from a
+        directory, mapped when big (decoded, then let go)."""
         return None
 
     @abstractmethod
@@ -280,6 +282,10 @@ class Destination(ABC):
         """The raw bytes of a published index file (``repodata.json``, ``repodata.json.zst``), or None:
         not there, or a backend that does not publish it."""
         return None
+
+    def view_index_file(self, channel: str, subdir: str, name: str) -> bytes | mmap.mmap | None:
+        """:meth:`read_index_file`; from a directory, mapped read-only when big (a 124 MiB repodata.json: no copy)."""
+        return self.read_index_file(channel, subdir, name)
 
     @abstractmethod
     def begin(self, label: str) -> Change:

@@ -12,18 +12,17 @@ change: the committed index no longer lists them). Every key the change will tou
 journaled before the first write (:mod:`airgap.destinations.journal`); a failed change is
 undone at once, a killed one by the next run that takes the lock (:meth:`StoreDestination.locked`).
 
-The lock is the lease of :mod:`airgap.destinations.lease` over one key (``.airgap/lock``,
-:class:`~airgap.destinations.store.KeyLease`): renewed by a heartbeat while the change runs, a
-dead owner's lock taken over by the lease's rules, and checked (:meth:`StoreChange._fence`)
-before every step, so a process that lost it stops before changing more. Package files are
-stored ``workers`` at a time.
-"""
+The lock is the lease of :mod:`airgap.destinations.lease` over one key (``.airgap/lock``, :class:`~airgap.destinations.store.KeyLease`):
+renewed by a heartbeat while the change runs, a dead owner's lock taken over by the lease's rules, and checked
+(:meth:`StoreChange._fence`) before every step, so a process that lost it stops before changing more. Package files are stored
+``workers`` at a time."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import logging
+import mmap
 import re
 import threading
 import uuid
@@ -107,8 +106,8 @@ class StoreDestination(Listings, LeaseHolder, Destination):
     def read_receipt(self) -> dict[str, Any]:
         return parse_receipt_bytes(self.store.get(RECEIPT), f"{self}/{RECEIPT}")
 
-    def stored_receipt(self) -> bytes | None:
-        return self.store.get(RECEIPT)
+    def stored_receipt(self) -> bytes | mmap.mmap | None:
+        return self.view(RECEIPT)
 
     def write_receipt(self, receipt: dict[str, Any]) -> str:
         self.forget_listings()
@@ -121,6 +120,9 @@ class StoreDestination(Listings, LeaseHolder, Destination):
 
     def read_index_file(self, channel: str, subdir: str, name: str) -> bytes | None:
         return self.store.get(self.key(channel, subdir, name))
+
+    def view_index_file(self, channel: str, subdir: str, name: str) -> bytes | mmap.mmap | None:
+        return self.view(self.key(channel, subdir, name))
 
     def inventory(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

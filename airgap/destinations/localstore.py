@@ -1,6 +1,5 @@
-"""A directory as an :class:`~airgap.destinations.store.ObjectStore`: the object ``KEY`` is the file ``ROOT/KEY``.
-
-What the transaction engine (:mod:`airgap.destinations.engine`) needs from a directory, no more.
+"""A directory as an :class:`~airgap.destinations.store.ObjectStore` (``KEY`` is the file ``ROOT/KEY``): what the
+transaction engine (:mod:`airgap.destinations.engine`) needs from a directory, no more.
 
 * **Writes.** :meth:`LocalStore.put` writes a temporary file beside the target, fsyncs it and
   renames it over the target (:mod:`airgap._fs`). A package file, staged in the change's folder
@@ -13,8 +12,7 @@ What the transaction engine (:mod:`airgap.destinations.engine`) needs from a dir
   that lists them, an undo before its journal goes); each is durable when it returns.
 * **Journal copies.** :meth:`backup` is a hard link, :meth:`restore` a rename (a backup already put
   back is no error: a rollback may run twice). :meth:`delete` removes the folders it empties.
-* **Links.** Every folder a key lies in is checked with :func:`~airgap._safepath.check_beneath`,
-  files are read with ``O_NOFOLLOW``, a listing skips links: airgap never works through a link.
+* **Links.** Every folder a key lies in is checked (:func:`~airgap._safepath.check_beneath`), files are read with ``O_NOFOLLOW``, a listing skips links.
 * **The lock.** The lock primitives act on one file as :mod:`airgap.destinations.lease` wants:
   created with a hard link (refused if the name exists, on NFS too), replaced by a rename,
   versioned by the sha256 of its bytes. The read-then-rename compare is safe because every
@@ -28,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import mmap
 import os
 import re
 import shutil
@@ -39,7 +38,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .._fs import atomic_write_bytes, fsync_dir, named
-from .._safepath import check_beneath, open_nofollow, read_nofollow
+from .._safepath import check_beneath, open_nofollow, read_nofollow, view_nofollow
 from ..errors import DestinationError
 from ..faults import point
 from .base import BlobRef, OnBytes
@@ -116,10 +115,18 @@ class LocalStore(LocalLock):
                 fsync_dir(Path(self._base + folder if folder else self.text))
 
     def get(self, key: str) -> bytes | None:
+        data = self._read(key, False)
+        return None if data is None else bytes(data)  # read_nofollow's bytes themselves (bytes() of bytes copies nothing)
+
+    def view(self, key: str) -> bytes | mmap.mmap | None:
+        """:meth:`get`, mapped read-only when big (``_safepath.view_nofollow``): for files only replaced by renames."""
+        return self._read(key, True)
+
+    def _read(self, key: str, mapped: bool) -> bytes | mmap.mmap | None:
         self._folder(key)
         path = self._base + key
         try:
-            return read_nofollow(path)
+            return view_nofollow(path) if mapped else read_nofollow(path)
         except FileNotFoundError:
             return None
         except OSError as exc:

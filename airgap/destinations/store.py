@@ -19,6 +19,7 @@ What a store must guarantee:
 
 from __future__ import annotations
 
+import mmap
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -139,6 +140,10 @@ class LocalFiles(Protocol):
 
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         """:meth:`ObjectStore.put` of many keys at once (each atomic, all durable on return, no durable order among them)."""
+        ...
+
+    def view(self, key: str) -> bytes | mmap.mmap | None:
+        """:meth:`ObjectStore.get`, mapped read-only when big: the page cache's pages, no copy (for files never written in place)."""
         ...
 
     def names_in(self, folder: str) -> set[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import mmap
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ class ImportPlan:
     trusted: Callable[[str, str], bool] = field(default=lambda channel, subdir: False)
 
 
-Early = dict[tuple[str, str], "Future[tuple[bytes | None, str | None]]"]  # (channel, subdir) -> repodata.json and its sha256
+Early = dict[tuple[str, str], "Future[tuple[bytes | mmap.mmap | None, str | None]]"]  # (channel, subdir) -> repodata.json, its sha256
 
 
 def read_early(dest: Destination, subdirs: Iterable[tuple[str, str]], recheck: bool) -> Early:
@@ -57,8 +58,8 @@ def read_early(dest: Destination, subdirs: Iterable[tuple[str, str]], recheck: b
     if recheck or dest.kind != "directory" or not dest.capabilities.keeps_repodata:
         return {}
 
-    def read(tc: str, subdir: str) -> tuple[bytes | None, str | None]:
-        raw = dest.read_index_file(tc, subdir, "repodata.json")
+    def read(tc: str, subdir: str) -> tuple[bytes | mmap.mmap | None, str | None]:
+        raw = dest.view_index_file(tc, subdir, "repodata.json")  # a directory's maps (the page cache's pages, no copy)
         return raw, hashlib.sha256(raw).hexdigest() if raw is not None else None
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airgap-index")
@@ -117,12 +118,12 @@ class DestinationView:
         if expected is None or self.recheck or not self.dest.capabilities.keeps_repodata:  # sync --reset trusts no record
             return None
         early = self._early.pop((tc, subdir), None)
-        raw, sha = early.result() if early is not None else (self.dest.read_index_file(tc, subdir, "repodata.json"), None)
+        raw, sha = early.result() if early is not None else (self.dest.view_index_file(tc, subdir, "repodata.json"), None)
         if raw is None or (sha or hashlib.sha256(raw).hexdigest()) != expected:
             return None
         where = f"{self.dest}/{tc}/{subdir}/repodata.json"
         # airgap's own output: records kept as bytes, only those an import reads are decoded (decision 0010)
-        return trusted_repodata(raw, subdir, where) or parse_index(raw, subdir, where)
+        return trusted_repodata(raw, subdir, where) or parse_index(bytes(raw), subdir, where)
 
     def holds(self, tc: str, subdir: str, filename: str, sha256: str, size: int) -> bool:
         if self.recheck:  # the bytes as stored (quetz: downloaded), not what an index or the receipt says
