@@ -79,6 +79,9 @@ def read_nofollow(path: Path | str) -> bytes:
         return fh.read()
 
 
+MAP_FROM = 1 << 20  # smaller files are read: a map costs a system call or two more than it saves
+
+
 def view_nofollow(path: Path | str) -> bytes | mmap.mmap:
     """The bytes of the file at ``path`` as :func:`read_nofollow` gives them, mapped read-only when the file is big.
 
@@ -95,9 +98,6 @@ def view_nofollow(path: Path | str) -> bytes | mmap.mmap:
         return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
     finally:
         os.close(fd)
-
-
-MAP_FROM = 1 << 20  # smaller files are read: a map costs a system call or two more than it saves
 
 
 def _open_file(path: Path | str) -> int:

@@ -40,7 +40,7 @@ from .base import RECEIPT_FORMAT, Change, Destination, IndexChange, OnBytes, Put
 from .journal import AREA_PREFIX, LOCK, STATE, Journal, recover
 from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
 from .listings import Listings, ask_keys, kept_shards
-from .store import KeyLease, LocalFiles, ObjectStore, check_key
+from .store import KeyLease, LocalFiles, ObjectStore, check_key, view
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class StoreDestination(Listings, LeaseHolder, Destination):
         return parse_receipt_bytes(self.store.get(RECEIPT), f"{self}/{RECEIPT}")
 
     def stored_receipt(self) -> bytes | mmap.mmap | None:
-        return self.view(RECEIPT)
+        return view(self.store, RECEIPT)
 
     def write_receipt(self, receipt: dict[str, Any]) -> str:
         self.forget_listings()
@@ -122,7 +122,7 @@ class StoreDestination(Listings, LeaseHolder, Destination):
         return self.store.get(self.key(channel, subdir, name))
 
     def view_index_file(self, channel: str, subdir: str, name: str) -> bytes | mmap.mmap | None:
-        return self.view(self.key(channel, subdir, name))
+        return view(self.store, self.key(channel, subdir, name))
 
     def inventory(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

@@ -11,7 +11,6 @@ shards (docs/decisions/0009-delta-import-cost.md).
 from __future__ import annotations
 
 import hashlib
-import mmap
 from collections.abc import Container, Iterable
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
@@ -56,11 +55,6 @@ class Listings:
         if isinstance(self.store, LocalFiles):
             return self.store.names_in(folder)
         return self.listing(folder).keys()
-
-    def view(self, key: str) -> bytes | mmap.mmap | None:
-        """The stored bytes of ``key``; from a directory, mapped when big (only for the index files and the receipt:
-        airgap replaces them by renames, never writes them in place; docs/decisions/0013-mapped-own-files.md)."""
-        return self.store.view(key) if isinstance(self.store, LocalFiles) else self.store.get(key)
 
     def sizes_in(self, folder: str, names: list[str]) -> dict[str, int] | None:
         """``{name: size}`` of those of ``names`` in ``folder`` (a key): from its listing if read, else asked of a :class:`KeySizes` store (None: cannot)."""

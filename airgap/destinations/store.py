@@ -156,6 +156,12 @@ class LocalFiles(Protocol):
         ...
 
 
+def view(store: ObjectStore, key: str) -> bytes | mmap.mmap | None:
+    """The stored bytes of ``key``; from a directory, mapped when big. Only for the index files and the receipt:
+    airgap replaces them by renames, never writes them in place (docs/decisions/0013-mapped-own-files.md)."""
+    return store.view(key) if isinstance(store, LocalFiles) else store.get(key)
+
+
 class KeyLease:
     """One key of a store seen as the ``LeaseStore`` of :mod:`airgap.destinations.lease` (one lock object)."""
 
