@@ -143,6 +143,9 @@ def test_planned_archive_bytes_counts_what_the_base_does_not_hold() -> None:
     assert planned_archive_bytes(wants, 1, r) == 2000 + 4000 + 8000 + 768 * (3 + 2) + overhead
     assert planned_archive_bytes(wants, 1, None) == 2000 + 4000 + 8000 + 768 * (3 + 2) + overhead  # one blob per sha256
     assert planned_archive_bytes(wants[:1], 1, None) == 1000 + 768 * 3 + overhead
+    # every file with a sha256 (a full export's fast path): one blob per sha256, its last size, no size as 0
+    full = [*wants[:4], Want("ch", "noarch", "nosize-1-0.tar.bz2", "file:///x/", "9f" * 32, None, None)]
+    assert planned_archive_bytes(full, 1, None) == 4000 + 2000 + 768 * (3 + 2) + overhead
 
 
 NAMES = [

@@ -211,8 +211,9 @@ def test_a_file_already_in_the_cache_leaves_the_child_to_after_collect(
     assert (tmp_path / "late.tar").read_bytes() == single
 
 
+@pytest.mark.parametrize("how", ["one fewer", "one size", "one sha256"])
 def test_an_early_child_that_writes_other_blobs_is_stopped(
-    channel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: list[forked.BodyChild]
+    channel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: list[forked.BodyChild], how: str
 ) -> None:
     single = _single(channel, tmp_path, monkeypatch)
     real = body.start_early
@@ -221,7 +222,12 @@ def test_an_early_child_that_writes_other_blobs_is_stopped(
         child = real(*args, **kwargs)
         assert child is not None
         assert child.planned is not None
-        child.planned.popitem()  # as if the plan had said other files than collect found (the child writes its own copy)
+        # as if the plan had said other files than collect found (the child writes its own copy)
+        sha, (size, base, name) = child.planned.popitem()
+        if how == "one size":
+            child.planned[sha] = (size + 1, base, name)
+        elif how == "one sha256":
+            child.planned["0" * 64] = (size, base, name)
         return child
 
     monkeypatch.setattr(body, "start_early", off)

@@ -23,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import threading
 from dataclasses import dataclass
+from itertools import repeat
+from operator import attrgetter, eq, itemgetter
 from pathlib import Path
 
 from ..archive import forked
@@ -85,16 +87,26 @@ def start_early(
     """The child, started from the plan, where the plan alone says what the package members are (see above); else None."""
     if not options.sbom or options.volume_size is not None or plan.installers or not forked.AVAILABLE:
         return None
-    files: dict[str, tuple[int, str, str]] = {}  # sha256 -> (size, folder URL, file name): the last record wins, as in collect
-    for _, _, filename, base, sha, _, size in plan.wants:
-        if not sha or size is None or not base.startswith("file:"):
-            return None  # a download: collect decides what the archive holds
-        files[sha] = (size, base, filename)
+    wants = plan.wants  # 300,000 of them: each pass over them at C speed
+    shas, bases, names, sizes = (list(map(attrgetter(f), wants)) for f in ("sha256", "base", "filename", "size"))
+    if not all(shas) or None in sizes or not all(b.startswith("file:") for b in set(bases)):
+        return None  # a download: collect decides what the archive holds
+    # sha256 -> (size, folder URL, file name): the last record wins, as in collect
+    files: dict[str, tuple[int, str, str]] = dict(zip(shas, zip(sizes, bases, names, strict=True), strict=True))
     if not cached_shas(BlobCache(Path(config.mirror_dir))).isdisjoint(files):
         return None  # collect takes such a file from the cache: leave it the choice
-    if not forked.worth_it(len(files), sum(size for size, _, _ in files.values())):
+    kept = list(files.values())
+    if not forked.worth_it(len(files), sum(map(itemgetter(0), kept))):
         return None
-    entries: list[forked.Entry] = [(sha, size, (base, filename), False) for sha, (size, base, filename) in files.items()]
+    entries: list[forked.Entry] = list(
+        zip(
+            files,
+            map(itemgetter(0), kept),
+            zip(map(itemgetter(1), kept), map(itemgetter(2), kept), strict=True),
+            repeat(False),
+            strict=False,
+        )
+    )
     return _start(archive, entries, clock, True, files, stack)  # the child sorts them and finds their paths
 
 
@@ -103,8 +115,13 @@ def matching(early: Child, got: Collected) -> Child | None:
     lists blobs sorted by sha256 and once each, as the child writes them: the same set of sha256 and sizes says it."""
     body = [b for b in got.manifest.blobs if b.kind != "repodata"]
     planned = early.planned or {}
-    if len(body) == len(planned) and all(b.sha256 in planned and planned[b.sha256][0] == b.size for b in body):
-        return early
+    # each blob's size against the plan's for its sha256, at C speed and with nothing built (300,000 blobs); the
+    # manifest names a blob once, so as many blobs as planned files, each one planned, is the same set
+    with contextlib.suppress(KeyError):
+        if len(body) == len(planned) and all(
+            map(eq, map(attrgetter("size"), body), map(itemgetter(0), map(planned.__getitem__, map(attrgetter("sha256"), body))))
+        ):
+            return early
     early.process.close()
     return None
 

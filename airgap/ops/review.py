@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import attrgetter, countOf
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,9 +108,9 @@ def attach_sbom(manifest: Manifest, cache: BlobCache, repodata: Mapping[tuple[st
     stored = sbom_blob.store(cache, sbom.pieces("cyclonedx", manifest, repodata, signer))  # zstd (docs/decisions/0011)
     sha, size = stored.sha256, stored.size
     blobs = list(manifest.blobs)
-    if sha in {b.sha256 for b in blobs}:  # cannot happen (a package is no JSON), but never list a blob twice
+    if sha in map(attrgetter("sha256"), blobs):  # cannot happen (a package is no JSON), but never list a blob twice
         raise UsageError("sbom: expected a blob of its own, found the same bytes as another blob")
-    at = sum(1 for b in blobs if b.kind == "repodata")
+    at = countOf(map(attrgetter("kind"), blobs), "repodata")  # at C speed: 300,000 blobs
     blobs.insert(at, BlobEntry(sha, size, "sbom"))
     ref = SbomRef(sha, size, SBOM_ZSTD, stored.raw_size) if sbom_blob.COMPRESS else SbomRef(sha, size, sbom.CYCLONEDX_FORMAT)
     return dataclasses.replace(manifest, blobs=tuple(blobs), sbom=ref)

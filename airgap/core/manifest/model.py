@@ -9,6 +9,7 @@ The names it may hold are the ``is_safe_*`` checks here, shared with parsing
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -263,12 +264,18 @@ class Manifest:
         return canonical_json(self.to_json())
 
     def totals(self) -> dict[str, int]:
+        return dict(self._totals)  # a copy: the caller may change it
+
+    @functools.cached_property
+    def _totals(self) -> dict[str, int]:
+        """Counted once (an export asks twice: the manifest's bytes, the result), at C speed: 300,000 entries."""
         pkgs = [p for c in self.channels for s in c.subdirs for p in s.packages]
+        size = attrgetter("size")
         return {
             "packages": len(pkgs),
-            "package_bytes": sum(p.size for p in pkgs),
+            "package_bytes": sum(map(size, pkgs)),
             "blobs": len(self.blobs),
-            "blob_bytes": sum(b.size for b in self.blobs),
+            "blob_bytes": sum(map(size, self.blobs)),
         }
 
     @property
