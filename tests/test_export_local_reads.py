@@ -190,3 +190,33 @@ def test_an_archive_that_cannot_be_written_reads_no_file_again(tmp_path: Path, m
     r = cli("export", "-f", cfg, "--unsigned", tmp_path / "m.tar")
     assert r.exit_code != 0 and "could not write the archive (the medium is full)" in r.output
     assert checked == []  # only a blob the writer refused sends the export back to the files
+
+
+def test_take_unread_takes_whole_subdirs_at_once_and_mixed_ones_file_by_file(tmp_path: Path) -> None:
+    """Every want of a subdir taken (the fast path) or some (the loop): the same places, sizes, rest and
+    unread list; a taken file's path is found only when asked for, and such a file is never "hashed here"."""
+    from airgap.ops.plan import Want
+    from airgap.upstream.cache import BlobCache
+
+    a, b, c, d = (f"{i:02x}" * 32 for i in range(1, 5))
+    up = (tmp_path / "up").as_uri() + "/"
+    wants = [
+        Want("ch", "linux-64", "x-1-0.tar.bz2", up + "linux-64/", a, None, 10),
+        Want("ch", "linux-64", "y-1-0.conda", up + "linux-64/", b, None, 20),
+        Want("ch", "noarch", "z-1-0.tar.bz2", up + "noarch/", c, None, 30),
+        Want("ch", "noarch", "m-1-0.tar.bz2", up + "noarch/", None, "ab" * 16, 40),  # md5 only: read, not taken
+        Want("ch", "noarch", "h-1-0.tar.bz2", "https://example.invalid/noarch/", d, None, 50),  # not file://
+    ]
+    cache = BlobCache(tmp_path / "cache")
+    actual: dict[tuple[str, str], dict[str, str]] = {}
+    sizes: dict[str, int] = {}
+    rest = airgap.ops.local_files.take_unread(cache, wants, actual, sizes)
+    assert rest == wants[3:]
+    assert actual == {("ch", "linux-64"): {"x-1-0.tar.bz2": a, "y-1-0.conda": b}, ("ch", "noarch"): {"z-1-0.tar.bz2": c}}
+    assert sizes == {a: 10, b: 20, c: 30}
+    assert cache.unread == [(w.base, w.filename, w.sha256, w.size) for w in wants[:3]]
+    assert cache._external == {}  # no path found yet
+    assert cache.hashed_here(a) == () and cache.hashed_here(d) == (d,)
+    assert cache.file(c) == str(tmp_path / "up" / "noarch" / "z-1-0.tar.bz2") and list(cache._external) == [c]
+    assert cache.file(d) == str(cache.sha_dir / d)  # not taken: the cache's own file
+

@@ -46,7 +46,7 @@ from .sources import InstallerWant
 
 log = logging.getLogger(__name__)
 
-_Place = tuple[str, str, str]  # (channel, subdir, filename)
+_Place = tuple[str, str]  # (channel, subdir)
 BLOB_LEVEL = 3  # the archive's repodata blobs: 2.5x faster than level 10 for 4 % more bytes (docs/performance.md)
 
 
@@ -68,7 +68,7 @@ class Collected:
 class _Downloads:
     """Where each selected file lies in the cache (by sha256), and how it got there."""
 
-    actual: dict[_Place, str] = field(default_factory=dict)
+    actual: dict[_Place, dict[str, str]] = field(default_factory=dict)  # file name -> sha256, by subdir
     fresh: set[str] = field(default_factory=set)
     failures: list[str] = field(default_factory=list)
     fetched: int = 0  # files downloaded by this run
@@ -139,7 +139,7 @@ def _download_packages(cache: BlobCache, fetcher: Fetcher, wants: list[Want], wo
         e = w.expected
         hit = cache.lookup(e)
         if hit is not None:
-            got.actual[(w.channel, w.subdir, w.filename)] = hit
+            got.actual.setdefault((w.channel, w.subdir), {})[w.filename] = hit
             if e.size is not None:
                 got.sizes[hit] = e.size  # lookup checked it
         else:
@@ -154,7 +154,7 @@ def _download_packages(cache: BlobCache, fetcher: Fetcher, wants: list[Want], wo
     bar = progress("download", got.fetched_bytes or None, files=len(todo))
 
     def found(w: Want, sha: str) -> None:
-        got.actual[(w.channel, w.subdir, w.filename)] = sha
+        got.actual.setdefault((w.channel, w.subdir), {})[w.filename] = sha
         if w.expected.size is not None:
             got.sizes[sha] = w.expected.size  # checked as it was read
         got.fresh.update(cache.hashed_here(sha))  # file:// files: hashed as the archive takes them
@@ -199,7 +199,7 @@ def _subdir_entries(
     channels: list[Channel],
     fetched: dict[str, dict[str, FetchedRepodata]],
     selected: dict[tuple[str, str], list[str]],
-    actual: dict[_Place, str],
+    actual: dict[_Place, dict[str, str]],
     delta: DeltaBase | None,
     cache: BlobCache,
     blobs: dict[str, BlobEntry],
@@ -221,8 +221,9 @@ def _subdir_entries(
             pkgs: list[PackageEntry] = []
             present: list[tuple[str, Held]] = []  # entries made only for the names that travel (_entry)
             holdings = delta.holdings(ch.name, subdir) if delta is not None else {}
+            found = actual.get((ch.name, subdir), {})
             for filename in names:
-                sha = actual.get((ch.name, subdir, filename))
+                sha = found.get(filename)
                 held = holdings.get(filename)
                 if held is not None and (sha is None or sha == held.sha256):
                     present.append((filename, held))

@@ -23,6 +23,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from itertools import groupby
+from operator import attrgetter, itemgetter
 
 from ..errors import DownloadError, UpstreamError
 from ..upstream.cache import BlobCache, Expected
@@ -71,19 +73,28 @@ def fetch_batch(
     return out
 
 
-def take_unread(cache: BlobCache, todo: list[Want], actual: dict[tuple[str, str, str], str], sizes: dict[str, int]) -> list[Want]:
+def take_unread(cache: BlobCache, todo: list[Want], actual: dict[tuple[str, str], dict[str, str]], sizes: dict[str, int]) -> list[Want]:
     """Export: the ``file://`` files of ``todo`` with a sha256 and a size, taken as their records say
-    (in ``actual`` and ``sizes``, not read: the archive writer checks them); returns the rest."""
+    (in ``actual``, by subdir, and ``sizes``, not read: the archive writer checks them); returns the rest."""
     rest: list[Want] = []
     taken: list[tuple[str, str, str, int]] = []
-    for w in todo:
-        channel, subdir, filename, base, sha, _, size = w
-        if sha and size is not None and base.startswith("file:"):
-            taken.append((base, filename, sha, size))
-            actual[(channel, subdir, filename)] = sha
-            sizes[sha] = size
-        else:
-            rest.append(w)
+    for place, group in groupby(todo, key=itemgetter(0, 1)):  # a plan's wants come a subdir at a time
+        wants = list(group)
+        found = actual.setdefault(place, {})
+        shas, bases, names, lengths = (list(map(attrgetter(f), wants)) for f in ("sha256", "base", "filename", "size"))
+        if all(shas) and None not in lengths and all(b.startswith("file:") for b in set(bases)):  # all: at C speed
+            found.update(zip(names, shas, strict=True))
+            sizes.update(zip(shas, lengths, strict=True))
+            taken += zip(bases, names, shas, lengths, strict=True)
+            continue
+        for w in wants:
+            _, _, filename, base, sha, _, size = w
+            if sha and size is not None and base.startswith("file:"):
+                taken.append((base, filename, sha, size))
+                found[filename] = sha
+                sizes[sha] = size
+            else:
+                rest.append(w)
     cache.in_place_unread(taken)
     return rest
 
