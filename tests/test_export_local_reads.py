@@ -220,3 +220,37 @@ def test_take_unread_takes_whole_subdirs_at_once_and_mixed_ones_file_by_file(tmp
     assert cache.file(c) == str(tmp_path / "up" / "noarch" / "z-1-0.tar.bz2") and list(cache._external) == [c]
     assert cache.file(d) == str(cache.sha_dir / d)  # not taken: the cache's own file
 
+
+def test_the_blobs_an_export_writes_into_the_cache_are_not_hashed_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The repodata and SBOM blobs were hashed as this export wrote them: the archive writer takes them as
+    fresh. One found in the cache already (written by an earlier export) is not known good: hashed again."""
+    up, cfg, shas = _channel(tmp_path, [PackageSpec(f"p{i}", "1.0", subdir="linux-64") for i in range(3)])
+    fresh_seen: list[set[str]] = []
+    real = airgap.archive.writer.write_archive
+
+    def spy(*args: Any, **kwargs: Any) -> None:
+        fresh_seen.append(set(kwargs["fresh"]))
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(airgap.ops.export, "write_archive", spy)
+    for name in ("one.tar", "two.tar"):
+        r = cli("export", "-f", cfg, "--unsigned", tmp_path / name)
+        assert r.exit_code == 0, r.output
+        r = cli("verify", tmp_path / name, "--allow-unsigned")
+        assert r.exit_code == 0, r.output
+    heads = [_head_blobs(tmp_path / n) for n in ("one.tar", "two.tar")]
+    assert heads[0] and heads[0] <= fresh_seen[0] and not set(shas.values()) & fresh_seen[0]  # packages: read where they lie
+    sbom = {sha for sha in heads[1] if sha not in heads[0]}  # each export's SBOM is its own (its archive id)
+    assert sbom and fresh_seen[1] == sbom  # the repodata blob was in the cache already: hashed again
+
+
+def _head_blobs(archive: Path) -> set[str]:
+    import tarfile
+
+    from airgap.core.manifest import parse_manifest
+
+    with tarfile.open(archive) as tf:
+        member = tf.extractfile("manifest.json")
+        assert member is not None
+        manifest = parse_manifest(member.read())
+    return {b.sha256 for b in manifest.blobs if b.kind != "package"}

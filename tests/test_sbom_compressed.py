@@ -86,7 +86,7 @@ def test_the_blob_is_the_same_bytes_however_many_cores_compress_it(tmp_path: Pat
     from airgap.upstream.cache import BlobCache
 
     pieces = [json.dumps({"component": i, "name": f"pkg-{i % 977}", "pad": "x" * (i % 300)}).encode() for i in range(60_000)]
-    one, two = (zstandard.ZstdCompressor(level=3, threads=n).compressobj() for n in (1, 2))
+    one, two = (zstandard.ZstdCompressor(level=airgap.ops.sbom_blob.LEVEL, threads=n).compressobj() for n in (1, 2))
     by_one = b"".join(one.compress(p) for p in pieces) + one.flush()
     by_two = b"".join(two.compress(p) for p in pieces) + two.flush()
     assert len(b"".join(pieces)) > 4 << 20 and by_one == by_two  # several of zstd's jobs

@@ -199,7 +199,7 @@ def _write_volumes(
                 child.mtime if child is not None else int(clock()),
                 update,
                 done,
-                fresh=got.fresh,
+                fresh=got.fresh | got.cache.made,  # the repodata and SBOM blobs: hashed as they were written
                 body=child.process.result if child is not None else None,
             )
             written.append(target)

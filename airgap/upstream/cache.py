@@ -56,6 +56,7 @@ class BlobCache:
         self.unread: list[tuple[str, str, str, int]] = []  # (folder URL, name, sha256, size): such files not read yet
         self._unplaced: dict[str, tuple[str, str, str, int]] = {}  # sha256 -> its entry of unread, its path not found yet
         self._folders: dict[str, str] = {}  # a file:// folder URL -> its path
+        self.made: set[str] = set()  # blobs this process wrote into the cache, hashed as it wrote them
         try:
             for d in (self.sha_dir, self.md5_dir, self.tmp_dir):
                 d.mkdir(parents=True, exist_ok=True)
@@ -106,8 +107,9 @@ class BlobCache:
     def put_bytes(self, data: bytes) -> str:
         sha = hashlib.sha256(data).hexdigest()
         target = self.sha_dir / sha
-        if not target.exists():
-            atomic_write_bytes(target, data, durable=False)  # the archive writer re-hashes it anyway
+        if not target.exists():  # one there already is not known good: the archive writer hashes it again
+            atomic_write_bytes(target, data, durable=False)
+            self.made.add(sha)
         return sha
 
     def download(self, fetcher: Fetcher, url: str, want: Expected, on_bytes: Callable[[int], None] | None = None) -> str:
