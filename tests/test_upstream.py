@@ -241,3 +241,47 @@ def test_a_vanished_subdir_is_reported_and_the_rest_exported(channel: dict[str, 
     assert r.exit_code == 0, r.output
     assert "has no linux-64/repodata.json; treating linux-64 as empty" in r.output
     assert json.loads(r.stdout)["channels"] == {"chan": {"noarch": 0}}
+
+
+def test_a_local_file_is_read_in_one_chunk_and_no_more_than_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """get_bytes of a file:// URL: one read of the file's size and one byte more (a file larger than the limit
+    is refused having read the limit and one byte, never all of it); a download still goes a chunk at a time."""
+    from airgap.errors import UpstreamError
+    from airgap.upstream import fetch
+
+    body = bytes(range(256)) * 40  # 10,240 bytes
+    path = tmp_path / "repodata.json"
+    path.write_bytes(body)
+    reads: list[int] = []
+    real_open = open
+
+    class Counting:
+        def __init__(self, fh: Any) -> None:
+            self._fh = fh
+
+        def __enter__(self) -> Counting:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self._fh.close()
+
+        def read(self, n: int) -> bytes:
+            reads.append(n)
+            data: bytes = self._fh.read(n)
+            return data
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._fh, name)
+
+    monkeypatch.setattr(fetch, "open", lambda p, mode: Counting(real_open(p, mode)), raising=False)
+    monkeypatch.setattr(fetch, "CHUNK", 1000)
+    f = Fetcher()
+    assert f.get_bytes(path.as_uri(), len(body)) == body and reads == [len(body) + 1, len(body) + 1]  # the second: the end
+    reads.clear()
+    with pytest.raises(UpstreamError, match="expected at most 10000 bytes"):
+        f.get_bytes(path.as_uri(), 10_000)
+    assert reads == [10_001]
+    reads.clear()
+    with f.open(path.as_uri()) as (chunks, length):
+        assert b"".join(chunks) == body and length == len(body)
+    assert reads == [1000] * 12  # ten whole chunks, the last 240 bytes, then the end
