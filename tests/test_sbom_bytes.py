@@ -78,6 +78,9 @@ def test_canonical_json_keeps_refusing_what_json_refused() -> None:
         canonical_json({"a": "\ud800"})
     assert canonical_json({"a": 1e16, "b": [1e-7]}) == b'{"a":1e+16,"b":[1e-07]}'  # json's float spelling, not msgspec's
     assert not jsonbytes.msgspec_safe({"a": [1.0]}) and not jsonbytes.msgspec_safe({1: "a"}) and jsonbytes.msgspec_safe({"a": [True, None]})
+    # long lists are looked at whole first: a float, a subclass or a nested one among many still shows
+    assert jsonbytes.msgspec_safe({"a": ["x", 1, None] * 40}) and not jsonbytes.msgspec_safe({"a": [1] * 100 + [1.0]})
+    assert not jsonbytes.msgspec_safe([[1]] * 50 + [[1.5]]) and not jsonbytes.msgspec_safe([True] * 50 + [type("S", (str,), {})("s")])
 
 
 _record_text = st.one_of(_text, st.sampled_from(["MIT", "Apache 2.0", "GPL-2.0-or-later OR MIT", "  ", 'a "quoted"\\ \x01 licence']))

@@ -116,6 +116,8 @@ def msgspec_safe(doc: Any, leaves: frozenset[type] = frozenset()) -> bool:
                 if tv is not str and tv is not int:  # most values: no push, no pop
                     stack.append(v)
         elif t is list or t is tuple:
+            if len(x) > _BIG and set(map(type, x)) <= scalars:  # a long list of leaves (a manifest's entries): one C pass
+                continue
             stack.extend(x)
         else:
             return False
