@@ -29,6 +29,11 @@ def enable() -> None:
     _enabled = True
 
 
+def ending() -> bool:
+    """Whether the process ends when the command returns (airgap runs as a program)."""
+    return _enabled
+
+
 def keep(*objects: object) -> None:
     """Objects the command no longer needs: left for the process's end when enabled, else nothing happens."""
     if _enabled:

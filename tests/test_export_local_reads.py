@@ -178,6 +178,33 @@ def test_no_cycle_collection_while_the_export_runs(tmp_path: Path, monkeypatch: 
     assert r.exit_code != 0 and gc.isenabled()  # also after a failed export
 
 
+@pytest.mark.parametrize("ending", [False, True])
+def test_what_the_export_made_is_frozen_out_of_collection_only_when_the_program_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ending: bool
+) -> None:
+    """Re-enabling the collector would walk all the export made at the next allocation: skipped (frozen) when the
+    process ends with the command; in-process callers keep the collector as it was, nothing frozen for good."""
+    import gc
+
+    import airgap.leftovers
+
+    _up, cfg, _shas = _channel(tmp_path, [PackageSpec("p", "1.0", subdir="linux-64")])
+    monkeypatch.setattr(airgap.leftovers, "_enabled", ending)
+    monkeypatch.setattr(airgap.leftovers, "_kept", [])  # what the command keeps: dropped with the test
+    frozen: list[int] = []
+    real_freeze = gc.freeze
+
+    def counting_freeze() -> None:
+        frozen.append(1)
+        real_freeze()
+
+    monkeypatch.setattr(gc, "freeze", counting_freeze)
+    r = cli("export", "-f", cfg, "--unsigned", tmp_path / "m.tar")
+    assert r.exit_code == 0, r.output
+    assert len(frozen) == (2 if ending else 1)  # the command's own freeze (airgap/cli/_gc.py), then the export's
+    assert gc.isenabled() and gc.get_freeze_count() == 0  # the command unfroze all when it returned
+
+
 def test_an_archive_that_cannot_be_written_reads_no_file_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     up, cfg, shas = _channel(tmp_path, [PackageSpec(f"p{i}", "1.0", subdir="linux-64") for i in range(2)])
     checked: list[object] = []
