@@ -90,3 +90,36 @@ def test_a_clean_drops_the_entries_of_the_files_it_removes(tmp_path: Path) -> No
     r = cli("clean", "-f", cfg, "--into", dest)
     assert r.exit_code == 0, r.output
     assert sorted(parse(path.read_bytes(), "linux-64", "t")["packages.conda"]) == ["libb-1.0-0.conda"]
+
+
+def test_the_mirrored_file_names_are_read_only_when_upstream_has_run_exports(tmp_path: Path) -> None:
+    """carry() reads the subdir's file names (300,000 of them in a big subdir) only to filter an upstream
+    run_exports.json: with none upstream, it never asks for them."""
+    from collections.abc import Iterator
+
+    from airgap.core.run_exports import carry
+    from airgap.upstream.fetch import Fetcher
+
+    sub = tmp_path / "linux-64"
+    sub.mkdir()
+    asked: list[str] = []
+
+    def names() -> Iterator[str]:
+        asked.append("names")
+        yield "a-1-0.tar.bz2"
+
+    stored: list[bytes] = []
+
+    def put(data: bytes) -> str:
+        stored.append(data)
+        return "0" * 64
+
+    assert carry(Fetcher(), sub.as_uri() + "/", "linux-64", names(), 1 << 20, put) is None
+    assert asked == [] and stored == []
+    doc = {"info": {"subdir": "linux-64"}, "packages": {"a-1-0.tar.bz2": {"run_exports": {}}, "b-1-0.tar.bz2": {"run_exports": {}}}}
+    (sub / NAME).write_text(json.dumps(doc))
+    blob = carry(Fetcher(), sub.as_uri() + "/", "linux-64", names(), 1 << 20, put)
+    assert blob is not None and asked == ["names"] and len(stored) == 1
+    import zstandard
+
+    assert list(json.loads(zstandard.ZstdDecompressor().decompress(stored[0]))["packages"]) == ["a-1-0.tar.bz2"]  # filtered

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..compress import zstd_compress, zstd_decompress_bounded
@@ -80,9 +80,10 @@ def fetch(fetcher: Fetcher, subdir_url: str, subdir: str, max_bytes: int) -> dic
 
 
 def carry(
-    fetcher: Fetcher, subdir_url: str, subdir: str, filenames: list[str], max_bytes: int, put: Callable[[bytes], str]
+    fetcher: Fetcher, subdir_url: str, subdir: str, filenames: Iterable[str], max_bytes: int, put: Callable[[bytes], str]
 ) -> RepodataBlob | None:
-    """Export: fetch, keep the mirrored files' entries, store the blob with ``put`` (the cache); None if upstream has none."""
+    """Export: fetch, keep the mirrored files' entries, store the blob with ``put`` (the cache); None if upstream has none.
+    ``filenames`` (the mirrored files) is read only when upstream has one: a subdir's 300,000 names are not listed for nothing."""
     doc = fetch(fetcher, subdir_url, subdir, max_bytes)
     if doc is None:
         return None

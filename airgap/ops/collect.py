@@ -289,7 +289,7 @@ def _entry(subdir: str, part: _Part, travel: set[str] | None, cache: BlobCache, 
     rd_sha = cache.put_bytes(packed)
     fr = part.fr
     source = {"url": redact(fr.url), "sha256": fr.sha256, "size": fr.size, "fetched": fr.fetched}
-    rx = carry_run_exports(fetcher, part.url, subdir, sorted(f for f, _ in rd.records()), max_size, cache.put_bytes)
+    rx = carry_run_exports(fetcher, part.url, subdir, (f for f, _ in rd.records()), max_size, cache.put_bytes)
     return SubdirEntry(
         subdir,
         RepodataBlob(rd_sha, len(packed), len(raw)),
