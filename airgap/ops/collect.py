@@ -22,7 +22,7 @@ import msgspec
 
 from .. import __version__
 from ..clock import Clock, timestamp
-from ..compress import zstd_compress
+from ..compress import INDEX_LEVEL, zstd_compress
 from ..config import Config
 from ..core import delta_index, environments, jsonbytes
 from ..core.channel_map import match
@@ -47,7 +47,7 @@ from .sources import InstallerWant
 log = logging.getLogger(__name__)
 
 _Place = tuple[str, str]  # (channel, subdir)
-BLOB_LEVEL = 3  # the archive's repodata blobs: 2.5x faster than level 10 for 4 % more bytes (docs/performance.md)
+BLOB_LEVEL = INDEX_LEVEL  # the archive's repodata blobs: compact JSON as the index is (airgap/compress.py)
 
 
 @dataclass
