@@ -40,6 +40,18 @@ def test_purl_is_what_quote_everything_gave(name: str, version: str, build: str,
     assert sbom.purl(name, version, build, channel, subdir, filename) == _plain_purl(name, version, build, channel, subdir, filename)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_text, _text, _text, st.sampled_from(["c-f", "a b", ""]), st.sampled_from(["linux-64", "noarch"])), max_size=6))
+def test_purls_of_many_files_are_each_files_purl(files: list[tuple[str, str, str, str, str]]) -> None:
+    """sbom.purls (the SBOM's fast path, names and qualifiers looked up once) gives each component's own purl."""
+    comps = [
+        sbom.Component(channel, "https://example.org/c", subdir, f"f{i}-1-0" + (".conda" if i % 2 else ".tar.bz2"), "a" * 64, 1, rec)
+        for i, (name, version, build, channel, subdir) in enumerate(files * 2)  # each twice: the second from the caches
+        for rec in [{"name": name, "version": version, "build": build}]
+    ]
+    assert sbom.purls(comps) == [c.purl for c in comps]
+
+
 def test_purl_of_plain_and_odd_values() -> None:
     for args in [
         ("NumPy", "2.0.0+cpu", "py311_0", "conda-forge", "linux-64", "numpy-2.0.0+cpu-py311_0.conda"),

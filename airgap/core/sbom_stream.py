@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from . import jsonbytes
 from .licenses import to_spdx
 from .sbom import _MD5, Component, DocumentInfo, _serial, _web, metadata
+from .sbom import purls as sbom_purls
 from .sbom_deps import dependencies
 
 _ESCAPED = re.compile(r'["\\\x00-\x1f]')  # all that json.dumps(ensure_ascii=False) escapes
@@ -78,7 +79,7 @@ def cyclonedx_pieces(info: DocumentInfo, comps: list[Component]) -> Iterator[byt
         f'{{"bomFormat":"CycloneDX","specVersion":"1.6","serialNumber":{_s(_serial(info.archive_id))},"version":1,'
         f'"metadata":{jsonbytes.encode(metadata(info)).decode("utf-8")},"components":['
     ).encode()
-    purls = [c.purl for c in comps]  # each read once here: the dependencies name each component many times
+    purls = sbom_purls(comps)  # each made once here: the dependencies name each component many times
     suppliers: dict[tuple[str, str], str] = {}
     folders: dict[tuple[str, str], str | None] = {}  # (channel URL, subdir) -> the folder URL as an open JSON string
     licences: dict[object, str] = {}
