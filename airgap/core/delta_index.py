@@ -152,10 +152,12 @@ def _next_names(receipt: Receipt, channel: str, sub: SubdirEntry, rd: Repodata) 
     before = stored(receipt, channel, sub.subdir)
     if before is None:
         return None
-    dropped = {*sub.gone, *sub.names}  # a set: the manifest's tuples, searched once per name held, cost 0.9 s at 300,000
-    after = {n: d for n, d in before.items() if n not in dropped}
-    after.update(digests(rd))
-    return after
+    # the receipt's own dict, changed where the delta changed it (it is replaced by itself): a new dict of every
+    # held name was 0.5 s of a delta import at 300,000 names, and searching the manifest's tuples per name 0.9 s
+    for n in (*sub.gone, *sub.names):
+        before.pop(n, None)
+    before.update(digests(rd))
+    return before
 
 
 def check_names(rd: Repodata, sub: SubdirEntry, what: str) -> str | None:
