@@ -375,7 +375,7 @@ def _manifest(
     ordered = [blobs[sha] for group in groups[:2] for sha in sorted(group)]  # strings sort at C speed: no key per blob
     # the packages' entries made again in the manifest's order: made in the plan's, every later pass over them in
     # sha256 order (the body check, the manifest's bytes, its totals, the writer's) jumped about the heap, which cost
-    # more than making 300,000 small structs (docs/performance.md, "The manifest's entries in its own order")
+    # more than making 300,000 small structs (docs/performance.md, "The full export's own passes, memory order and the collector")
     ordered += [BlobEntry(b.sha256, b.size, b.kind) for b in map(blobs.__getitem__, sorted(groups[2]))]
     return Manifest(
         archive_id=uuid.uuid4().hex,
