@@ -14,6 +14,7 @@ keeps nothing and objects go as usual.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -29,9 +30,14 @@ def enable() -> None:
     _enabled = True
 
 
-def ending() -> bool:
-    """Whether the process ends when the command returns (airgap runs as a program)."""
-    return _enabled
+def collect_again() -> None:
+    """``gc.enable()`` after a pause in which many objects were made (decision 0014). When the process ends with
+    the command, they are frozen first: re-enabled, the collector would walk them all at its next collection to
+    find no cycle. The command's own freeze (airgap/cli/_gc.py) is undone when it returns. A library call (the
+    process goes on) freezes nothing: ``gc.freeze`` would keep its cyclic garbage for good."""
+    if _enabled:
+        gc.freeze()
+    gc.enable()
 
 
 def keep(*objects: object) -> None:

@@ -89,9 +89,7 @@ def _no_cycle_collection() -> Iterator[None]:
         yield
     finally:
         if was:
-            if leftovers.ending():
-                gc.freeze()  # the CLI's own freeze (airgap/cli/_gc.py) is undone when the command returns
-            gc.enable()
+            leftovers.collect_again()
 
 
 def _run_export(config: Config, options: ExportOptions, fetcher: Fetcher | None, progress: Progress, clock: Clock) -> ExportResult:
