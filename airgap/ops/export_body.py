@@ -33,7 +33,7 @@ from ..config import Config
 from ..progress import Bar
 from ..upstream.cache import BlobCache
 from .collect import Collected
-from .local_files import cached_shas
+from .local_files import all_unread, cached_shas
 from .options import ExportOptions
 from .plan import Plan
 
@@ -87,10 +87,10 @@ def start_early(
     """The child, started from the plan, where the plan alone says what the package members are (see above); else None."""
     if not options.sbom or options.volume_size is not None or plan.installers or not forked.AVAILABLE:
         return None
-    wants = plan.wants  # 300,000 of them: each pass over them at C speed
-    shas, bases, names, sizes = (list(map(attrgetter(f), wants)) for f in ("sha256", "base", "filename", "size"))
-    if not all(shas) or None in sizes or not all(b.startswith("file:") for b in set(bases)):
+    columns = all_unread(plan.wants)
+    if columns is None:
         return None  # a download: collect decides what the archive holds
+    shas, bases, names, sizes = columns
     # sha256 -> (size, folder URL, file name): the last record wins, as in collect
     files: dict[str, tuple[int, str, str]] = dict(zip(shas, zip(sizes, bases, names, strict=True), strict=True))
     if not cached_shas(BlobCache(Path(config.mirror_dir))).isdisjoint(files):

@@ -73,6 +73,15 @@ def fetch_batch(
     return out
 
 
+def all_unread(wants: list[Want]) -> tuple[list[str], list[str], list[str], list[int]] | None:
+    """``(sha256s, folder URLs, file names, sizes)`` of ``wants`` when every one is a ``file://`` upstream's file
+    with a sha256 and a size (what :func:`take_unread` takes unread), else None. Column by column, at C speed."""
+    shas, bases, names, sizes = (list(map(attrgetter(f), wants)) for f in ("sha256", "base", "filename", "size"))
+    if all(shas) and None not in sizes and all(b.startswith("file:") for b in set(bases)):
+        return shas, bases, names, sizes
+    return None
+
+
 def take_unread(cache: BlobCache, todo: list[Want], actual: dict[tuple[str, str], dict[str, str]], sizes: dict[str, int]) -> list[Want]:
     """Export: the ``file://`` files of ``todo`` with a sha256 and a size, taken as their records say
     (in ``actual``, by subdir, and ``sizes``, not read: the archive writer checks them); returns the rest."""
@@ -81,8 +90,9 @@ def take_unread(cache: BlobCache, todo: list[Want], actual: dict[tuple[str, str]
     for place, group in groupby(todo, key=itemgetter(0, 1)):  # a plan's wants come a subdir at a time
         wants = list(group)
         found = actual.setdefault(place, {})
-        shas, bases, names, lengths = (list(map(attrgetter(f), wants)) for f in ("sha256", "base", "filename", "size"))
-        if all(shas) and None not in lengths and all(b.startswith("file:") for b in set(bases)):  # all: at C speed
+        columns = all_unread(wants)
+        if columns is not None:
+            shas, bases, names, lengths = columns
             found.update(zip(names, shas, strict=True))
             sizes.update(zip(shas, lengths, strict=True))
             taken += zip(bases, names, shas, lengths, strict=True)
