@@ -30,7 +30,7 @@ import json
 import mmap
 import re
 import reprlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,12 +38,16 @@ from typing import Any
 import msgspec
 
 from ..errors import ReceiptError as ReceiptError  # ops/export.py imports it from here
+from .held_bytes import HeldFiles
 from .jsonbytes import encode_sorted
 from .manifest import Manifest, is_safe_channel_name, is_safe_installer_filename, is_safe_package_filename, is_safe_subdir
 from .receipt_check import Held as Held  # the type a receipt holds per file; imported from here
 from .receipt_check import plainly_valid, typed_files
 
 RECEIPT_FORMAT = "airgap-receipt/1"
+#: {channel: {subdir: sha256 of its held files' bytes}}, written with them: a section that still hashes to it is
+#: airgap's own, read as bytes (airgap.core.held_bytes); one another writer changed is checked entry by entry
+HELD_SHA256 = "held_sha256"
 MAX_HISTORY = 200  # archives remembered per destination channel (the newest is always kept)
 REBUILD = "rebuild it from the files with `airgap receipt --into DEST` (move the bad one aside first)"
 
@@ -82,7 +86,7 @@ def created_order(created: str) -> datetime | None:
 
 @dataclass
 class Receipt:
-    channels: dict[str, dict[str, dict[str, Held]]] = field(default_factory=dict)
+    channels: dict[str, dict[str, MutableMapping[str, Held]]] = field(default_factory=dict)
     applied: dict[str, list[Applied]] = field(default_factory=dict)
     channel_map: dict[str, list[str]] = field(default_factory=dict)
     fixed_channel: str | None = None
@@ -96,7 +100,7 @@ class Receipt:
     def held(self, channel: str, subdir: str, filename: str) -> Held | None:
         return self.channels.get(channel, {}).get(subdir, {}).get(filename)
 
-    def holdings(self, channel: str, subdir: str) -> dict[str, Held]:
+    def holdings(self, channel: str, subdir: str) -> Mapping[str, Held]:
         return self.channels.get(channel, {}).get(subdir, {})
 
     def hold(self, channel: str, subdir: str, filename: str, sha256: str, size: int | None, origin: str | None = None) -> None:
@@ -157,16 +161,23 @@ class Receipt:
     # --- serialization --------------------------------------------------------------------
 
     def to_json(self, encodable: bool = False) -> dict[str, Any]:
-        """The receipt as a JSON document; ``encodable``: held files as :class:`Held` structs, not dicts (only for
-        :func:`receipt_json`: 300,000 files are encoded, not first copied)."""
+        """The receipt as a JSON document; ``encodable``: for :func:`receipt_json` only, each subdir's held files as
+        their encoded bytes (300,000 files are not first copied; a section read as bytes is spliced,
+        :mod:`airgap.core.held_bytes`) and the sha256 of each (``held_sha256``)."""
         doc: dict[str, Any] = dict(self.extra)
+        doc.pop(HELD_SHA256, None)
+        if encodable:
+            sections = {c: {s: _section(files) for s, files in subs.items()} for c, subs in self.channels.items()}
+            doc[HELD_SHA256] = {c: {s: hashlib.sha256(raw).hexdigest() for s, raw in subs.items()} for c, subs in sections.items()}
+            channels: dict[str, Any] = sections
+        else:
+            channels = {
+                c: {s: {f: h.to_json() for f, h in files.items()} for s, files in subs.items()} for c, subs in self.channels.items()
+            }
         doc.update(
             {
                 "format": RECEIPT_FORMAT,
-                "channels": {
-                    c: {s: files if encodable else {f: h.to_json() for f, h in files.items()} for s, files in subs.items()}
-                    for c, subs in self.channels.items()
-                },
+                "channels": channels,
                 "archives": list(self.archives),
                 "applied": {c: [a.to_json() for a in hist] for c, hist in self.applied.items()},
                 "channel_map": {a: list(ds) for a, ds in self.channel_map.items()},
@@ -180,6 +191,11 @@ class Receipt:
 
     def to_bytes(self) -> bytes:
         return receipt_json(self.to_json())
+
+
+def _section(files: Mapping[str, Held]) -> msgspec.Raw:
+    """A subdir's held files as the receipt's bytes (names sorted), as :func:`receipt_json` writes them."""
+    return files.raw() if isinstance(files, HeldFiles) else msgspec.Raw(encode_sorted(files))
 
 
 def _later(a: str, b: str) -> bool:
@@ -208,7 +224,7 @@ def receipt_json(doc: dict[str, Any]) -> bytes:
     raw = encode_sorted(doc)
     if raw.isascii():
         return raw
-    plain = msgspec.to_builtins(doc)  # held files as dicts (Receipt.to_json(encodable=True))
+    plain = json.loads(raw)  # held files as their bytes (Receipt.to_json(encodable=True)): read back as plain JSON
     return json.dumps(plain, sort_keys=True, separators=(",", ":")).encode("utf-8")  # the same escapes as ever
 
 
@@ -261,7 +277,7 @@ def parse_receipt(doc: Any, where: str) -> Receipt:
         r.sources[c] = dict(subs)
     for d, files in _channels(where, "installers", doc.get("installers", {})).items():
         r.installers[d] = _files(where, f"installers.{d}", files, package=False)
-    known = {"format", "channels", "applied", "channel_map", "fixed_channel", "archives", "sources", "installers"}
+    known = {"format", "channels", "applied", "channel_map", "fixed_channel", "archives", "sources", "installers", HELD_SHA256}
     r.extra = {k: v for k, v in doc.items() if k not in known}
     return r
 

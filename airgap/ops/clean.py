@@ -192,7 +192,7 @@ def run_clean(into: Path | str | Destination, options: CleanOptions, *, clock: C
                         "filters": filters.to_json(),
                     }
                 )
-                change.write_receipt(receipt.to_json())
+                change.write_receipt(receipt.to_json(encodable=True))
                 change.commit()
             except BaseException:
                 change.rollback()

@@ -136,7 +136,7 @@ def sweep(
     try:
         try:
             change.plan([], [])
-            change.write_receipt(receipt.to_json())
+            change.write_receipt(receipt.to_json(encodable=True))
             change.commit()
         except BaseException:
             change.rollback()

@@ -205,7 +205,7 @@ def record(dest: Destination, check: DestinationCheck, *, workers: int = 8) -> N
     if dest.capabilities.keeps_receipt:
         receipt = load_receipt(dest)
         check.recorded.extend(forget(receipt, [p.place for p in files], stale))
-        dest.write_receipt(receipt.to_json())
+        dest.write_receipt(receipt.to_json(encodable=True))
     elif files:  # the server's index is its inventory: a file it must not count as held leaves it
         dest.remove_packages([p.place for p in files])
         check.recorded.extend(

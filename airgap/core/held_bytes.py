@@ -1,0 +1,185 @@
+"""A subdir's held files kept as the receipt's own bytes, changes beside them (issue 15). Pure.
+
+A receipt lists every file its destination holds: 300,000 entries (41 MB) for a conda-forge
+subdir. A delta import looks up the few hundred files its archive names, holds 60 more and forgets
+10; decoding all 300,000 into objects (121 MB), checking each, and encoding them all back was a
+quarter of its time. :class:`HeldFiles` keeps the subdir's section as the bytes airgap wrote,
+finds an entry by binary search over them, keeps what changed in a small dict and a set, and
+writes the next section by splicing those changes between unchanged runs of the old bytes.
+
+Only a section that hashes to the sha256 the receipt recorded when airgap wrote it
+(``held_sha256``, see :mod:`airgap.core.receipt_fast`) is kept this way: byte for byte what
+airgap encoded from checked entries (sorted by file name, compact, one flat object per entry:
+``"name":{"from":"ch","sha256":"<hex>","size":123}``). Anything else is decoded and checked as
+ever. Whatever reads every entry (iteration, ``len``) decodes and checks them all first, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+
+import msgspec
+
+from ..errors import ReceiptError
+from .jsonbytes import encode_sorted
+from .manifest import all_hex64, is_safe_channel_name
+from .receipt_check import Files, Held, plainly_valid
+
+_files = msgspec.json.Decoder(Files).decode
+_held = msgspec.json.Decoder(Held).decode
+_encode = msgspec.json.Encoder(order="sorted").encode
+_SEP = b'},"'  # between two entries, and nowhere inside one (safe names hold no quote or brace)
+
+
+class HeldFiles(MutableMapping[str, Held]):
+    """``{filename: Held}`` over a trusted section's bytes (see the module docstring)."""
+
+    __slots__ = ("_raw", "_end", "_all", "_added", "_gone", "_channel", "_subdir", "_where")
+
+    def __init__(self, raw: bytes, channel: str, subdir: str, where: str) -> None:
+        """``raw``: the section's bytes, which hash to what airgap recorded; ``channel`` and ``subdir``: checked names."""
+        self._raw = raw
+        self._end = len(self._raw) - 1  # the closing brace
+        self._all: Files | None = None  # every entry, once something read them all
+        self._added: dict[str, Held] = {}
+        self._gone: set[str] = set()
+        self._channel, self._subdir, self._where = channel, subdir, where
+
+    # --- one entry ------------------------------------------------------------------------
+
+    def _start_at(self, pos: int) -> int:
+        """The first entry's start at or after ``pos`` (the closing brace when none)."""
+        if pos <= 1:
+            return 1 if self._end > 1 else self._end
+        j = self._raw.find(_SEP, pos - 2, self._end + 1)
+        return j + 2 if j != -1 else self._end
+
+    def _key_at(self, start: int) -> bytes:
+        return self._raw[start + 1 : self._raw.index(b'"', start + 1)]
+
+    def _seek(self, key: bytes, lo: int = 0) -> int:
+        """Where the entry for ``key`` starts, or where it would go (the first entry whose name sorts after it);
+        ``lo``: an entry start known to sort before ``key``, or 0."""
+        hi = self._end
+        while lo < hi:
+            mid = (lo + hi) // 2
+            start = self._start_at(mid)
+            if start == self._end or self._key_at(start) >= key:
+                hi = mid
+            else:
+                lo = mid + 1
+        return self._start_at(lo)
+
+    def _stored(self, filename: str) -> Held | None:
+        try:
+            key = filename.encode("ascii")
+            start = self._seek(key)
+            if start == self._end or self._key_at(start) != key:
+                return None
+            value = start + len(key) + 3
+            held = _held(self._raw[value : self._raw.index(b"}", value) + 1])
+        except (ValueError, UnicodeEncodeError, msgspec.DecodeError):
+            if not filename.isascii():
+                return None  # safe names are ASCII: no such file
+            raise ReceiptError(f"{self._where}: expected an airgap receipt entry for {filename!r}, found something unreadable") from None
+        if not all_hex64([held.sha256]) or not (held.origin is None or is_safe_channel_name(held.origin)):
+            raise ReceiptError(f"{self._where}: {filename}: expected a sha256 and a channel name, found {held.sha256[:70]!r}")
+        return held
+
+    # --- the mapping ----------------------------------------------------------------------
+
+    def __getitem__(self, filename: str) -> Held:
+        if self._all is not None:
+            return self._all[filename]
+        if filename in self._added:
+            return self._added[filename]
+        held = None if filename in self._gone else self._stored(filename)
+        if held is None:
+            raise KeyError(filename)
+        return held
+
+    def __contains__(self, filename: object) -> bool:
+        if not isinstance(filename, str):
+            return False
+        try:
+            self[filename]
+        except KeyError:
+            return False
+        return True
+
+    def __setitem__(self, filename: str, held: Held) -> None:
+        if self._all is not None:
+            self._all[filename] = held
+        else:
+            self._added[filename] = held
+            self._gone.discard(filename)
+
+    def __delitem__(self, filename: str) -> None:
+        if self._all is not None:
+            del self._all[filename]
+            return
+        self[filename]  # KeyError when not held
+        self._added.pop(filename, None)
+        self._gone.add(filename)
+
+    def __bool__(self) -> bool:
+        if self._all is None and not self._gone:
+            return self._end > 1 or bool(self._added)
+        return bool(self._every())
+
+    def __len__(self) -> int:
+        return len(self._every())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._every())
+
+    def _every(self) -> Files:
+        """Every entry, decoded and checked (once), with the changes applied."""
+        if self._all is None:
+            try:
+                every = _files(self._raw)
+            except msgspec.DecodeError:
+                every = None
+            if every is None or not plainly_valid(self._channel, self._subdir, every):
+                raise ReceiptError(f"{self._where}: expected an airgap receipt's held files, found entries that do not read as such")
+            for filename in self._gone:
+                every.pop(filename, None)
+            every.update(self._added)
+            self._all, self._added, self._gone = every, {}, set()
+        return self._all
+
+    # --- the next bytes -------------------------------------------------------------------
+
+    def encoded(self) -> bytes:
+        """The section's next bytes: the bytes ``encode_sorted`` writes for these entries."""
+        if self._all is not None:
+            return encode_sorted(self._all)
+        changes = sorted(self._gone | self._added.keys())
+        if not changes:
+            return self._raw
+        raw, cursor, lo = self._raw, self._start_at(0), 0
+        parts: list[bytes | memoryview] = []
+        for filename in changes:
+            key = filename.encode("ascii")
+            start = self._seek(key, lo)
+            _run(parts, raw, cursor, start, self._end)
+            cursor = lo = start
+            if start != self._end and self._key_at(start) == key:  # replaced or removed: the old entry is left out
+                cursor = self._start_at(start + 1)
+            if filename in self._added:
+                parts.append(_encode({filename: self._added[filename]})[1:-1])
+        _run(parts, raw, cursor, self._end, self._end)
+        if not parts:
+            return b"{}"
+        pieces: list[bytes | memoryview] = [b","] * (2 * len(parts) + 1)  # one join: the section is 41 MB at 300,000 files, copied once
+        pieces[0], pieces[-1], pieces[1::2] = b"{", b"}", parts
+        return b"".join(pieces)
+
+    def raw(self) -> msgspec.Raw:
+        return msgspec.Raw(self.encoded())
+
+
+def _run(parts: list[bytes | memoryview], raw: bytes, start: int, stop: int, end: int) -> None:
+    """The unchanged entries from ``start`` to ``stop`` (entry starts) as one part, without the comma after them."""
+    if start < stop:
+        parts.append(memoryview(raw)[start : stop - 1 if stop != end else stop])
