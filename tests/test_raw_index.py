@@ -182,3 +182,33 @@ def test_only_airgaps_own_index_is_read_as_bytes(archives: dict[str, Path], tmp_
     vetted = DestinationView(other, load_receipt(other), recheck=False).index("main", "linux-64")
     assert vetted is not None and type(vetted.packages_conda) is dict  # the strict parse
     assert vetted.get("ghost-1.0-0.conda") is None  # and the vetting, which drops a record of a file not there
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_without_takes_out_only_the_names_given_and_keeps_the_order(lazy: bool) -> None:
+    rd = _index(*(f"pkg{i}" for i in range(40)))
+    if lazy:
+        rd = trusted_repodata(rd.to_bytes(), rd.subdir, "t") or rd
+        assert isinstance(rd.packages, LazyRecords)
+    files = [f for f, _ in rd.records()]
+    gone = {files[3], files[17], files[-1], "not-there-1-0.tar.bz2"}
+    out = rd.without(gone)
+    assert [f for f, _ in out.records()] == [f for f in files if f not in gone]
+    assert out.to_bytes() == rd.subset({f for f in files if f not in gone}).to_bytes()
+    assert [f for f, _ in rd.records()] == files  # the original is left as it was
+    if lazy:
+        assert all(rawindex.entry(out.packages, f) is rawindex.entry(rd.packages, f) for f in out.packages)  # entries shared
+
+
+def test_heads_give_each_records_head_or_the_record_it_became() -> None:
+    rd = trusted_repodata(_index(*(f"pkg{i}" for i in range(30))).to_bytes(), "linux-64", "t")
+    assert rd is not None and isinstance(rd.packages_conda, LazyRecords)
+    section = rd.packages_conda
+    files = list(section)
+    read = section[files[4]]  # decoded: the record stands for its head from now on
+    section[files[9]] = _rec("other", "9")  # replaced by a dict
+    got = rawindex.heads(section)
+    assert [f for f, _ in got] == files
+    assert got[4][1] is read and got[9][1] == _rec("other", "9")
+    assert all(h is section.head(f) if type(h) is Head else h == section.head(f) for f, h in got)
+    assert sum(type(h) is Head for _, h in got) == len(files) - 2

@@ -73,9 +73,16 @@ class Repodata:
 
     def without(self, filenames: set[str]) -> Repodata:
         """A copy that no longer lists ``filenames``."""
-        out = self.subset({f for section in (self.packages, self.packages_conda) for f in section if f not in filenames})
-        out.opaque = {sec: {f: r for f, r in kept.items() if f not in filenames} for sec, kept in self.opaque.items()}
-        return out
+        return Repodata(  # the sections copied whole and the few names taken out: a pass per name, not per record
+            subdir=self.subdir,
+            info=dict(self.info),
+            packages=rawindex.omit(self.packages, filenames),
+            packages_conda=rawindex.omit(self.packages_conda, filenames),
+            removed=list(self.removed),
+            repodata_version=self.repodata_version,
+            extra=dict(self.extra),
+            opaque={sec: {f: r for f, r in kept.items() if f not in filenames} for sec, kept in self.opaque.items()},
+        )
 
     def base_url(self) -> str | None:
         """Where the packages live, relative to the repodata URL, or None (next to it).

@@ -102,10 +102,16 @@ def group_by_name(rd: Repodata) -> dict[str, list[tuple[str, Mapping[str, Any]]]
     """``{name: [(filename, record), ...]}``, one pass over the subdir. A record kept as bytes (core/rawindex.py)
     is not decoded: its head (name, version, build, size) stands for it, which is all the names table reads."""
     names: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    get, head = names.get, rawindex.Head
     for section in (rd.packages, rd.packages_conda):
-        for filename, rec in rawindex.heads(section):
-            name = getattr(rec, "name", None) if type(rec) is rawindex.Head else rec.get("name")
-            names.setdefault(str(name), []).append((filename, rec))
+        for pair in rawindex.heads(section):  # one pass of 300,000 at conda-forge scale: kept tight
+            rec = pair[1]
+            name = rec.name if type(rec) is head else str(rec.get("name"))
+            group = get(name)
+            if group is None:
+                names[name] = [pair]
+            else:
+                group.append(pair)
     return names
 
 
