@@ -27,7 +27,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import BinaryIO
 
-from .._fs import atomic_writer
+from .._fs import atomic_writer, write_all
 from ..errors import AirgapError
 from .hashing import PIPE_MIN, HashPipe
 from .layout import MANIFEST, SIGNATURE, blob_member
@@ -151,10 +151,8 @@ class _Out:
         self.add(_ZEROS[: -(self.offset + self._fill) % BLOCK])
 
     def _write(self, view: memoryview) -> None:
-        n = len(view)
-        while view:
-            view = view[os.write(self._fd, view) :]
-        self.offset += n
+        write_all(self._fd, view)  # a big blob a slice at a time (airgap._fs.WRITE_SLICE)
+        self.offset += len(view)
 
     def flush(self) -> None:
         if self._fill:

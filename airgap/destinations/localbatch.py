@@ -14,7 +14,7 @@ import ctypes
 import os
 from collections.abc import Sequence
 
-from .._fs import named
+from .._fs import named, write_all
 
 SYNC_EACH = 4  # more files than this are flushed with one syncfs instead of an fsync each
 
@@ -32,10 +32,8 @@ def syncfs(path: str) -> None:
 
 
 def _write_all(fd: int, data: bytes, name: str) -> None:
-    view = memoryview(data)
     try:
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)  # a slice at a time (airgap._fs.WRITE_SLICE): one call for 124 MiB was 20x slower here
     except OSError as exc:  # ENOSPC names no file: name the target
         raise named(exc, name) from None
 

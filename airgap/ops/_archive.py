@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .._fs import named
+from .._fs import WRITE_SLICE, named, write_all
 from ..archive.hashing import HashPipe
 from ..archive.reader import ArchiveStream, copy_verified, read_verified
 from ..archive.writer import start_writeback
@@ -186,11 +186,12 @@ class _FdWriter:
 
     def write(self, data: bytes) -> int:
         try:
-            n = os.write(self.fd, data)  # a small blob: one call, no view
-            if n < len(data):
-                view = memoryview(data)[n:]
-                while view:
-                    view = view[os.write(self.fd, view) :]
+            if len(data) <= WRITE_SLICE:
+                n = os.write(self.fd, data)  # a small blob: one call, no view
+                if n < len(data):
+                    write_all(self.fd, memoryview(data)[n:])
+            else:
+                write_all(self.fd, data)
         except OSError as exc:  # ENOSPC names no file: name the staged one
             raise named(exc, self.path) from None
         return len(data)
