@@ -1,9 +1,10 @@
-"""A directory destination's repodata.json is read and hashed on a thread while the receipt is parsed (ops/import_plan.read_early)."""
+"""A directory destination's repodata.json is mapped, and hashed on a thread while the receipt and the index are parsed (ops/import_plan.read_early)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,9 @@ def test_the_index_read_early_is_the_one_trusted(dest: Path, monkeypatch: pytest
     raw = (dest / "main" / "linux-64" / "repodata.json").read_bytes()
     early = read_early(d, [("main", "linux-64"), ("main", "linux-64"), ("main", "osx-64")], recheck=False)
     assert sorted(early) == [("main", "linux-64"), ("main", "osx-64")]
-    assert early[("main", "linux-64")].result() == (raw, hashlib.sha256(raw).hexdigest())
-    assert early[("main", "osx-64")].result() == (None, None)
+    mapped, hashing = early[("main", "linux-64")]
+    assert mapped == raw and hashing is not None and hashing.result() == hashlib.sha256(raw).hexdigest()
+    assert early[("main", "osx-64")] == (None, None)
 
     def no_second_read(*args: Any) -> bytes | None:
         raise AssertionError("read again")
@@ -58,3 +60,17 @@ def test_nothing_is_read_early_for_a_recheck(dest: Path) -> None:
     d = open_destination(str(dest))
     assert read_early(d, [("main", "linux-64")], recheck=True) == {}
     assert isinstance(load_receipt(d), Receipt)
+
+
+def test_an_index_read_before_its_hash_is_known_is_dropped_when_the_hash_differs(dest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parse runs beside the hash; a hash that is not the published one still leaves the index untrusted."""
+    d = open_destination(str(dest))
+    early = read_early(d, [("main", "linux-64")], recheck=False)
+    raw, hashing = early[("main", "linux-64")]
+    assert raw is not None and hashing is not None
+    hashing.result()
+    wrong: Future[str] = Future()
+    wrong.set_result("0" * 64)
+    view = DestinationView(d, load_receipt(d), False, {("main", "linux-64"): (raw, wrong)})
+    assert not view.trusted("main", "linux-64")
+    assert DestinationView(d, load_receipt(d), False, {("main", "linux-64"): (raw, hashing)}).trusted("main", "linux-64")

@@ -48,25 +48,29 @@ class ImportPlan:
     trusted: Callable[[str, str], bool] = field(default=lambda channel, subdir: False)
 
 
-Early = dict[tuple[str, str], "Future[tuple[bytes | mmap.mmap | None, str | None]]"]  # (channel, subdir) -> repodata.json, its sha256
+Early = dict[tuple[str, str], tuple[bytes | mmap.mmap | None, "Future[str] | None"]]  # (channel, subdir) -> repodata.json, its sha256
 
 
 def read_early(dest: Destination, subdirs: Iterable[tuple[str, str]], recheck: bool) -> Early:
-    """Each subdir's repodata.json read and hashed on a thread, started before the receipt is parsed: the
-    read and the hash leave Python's lock to the parser (0.3-0.5 s of a 300,000-record delta import).
-    A directory destination only (a file read; other stores' clients are not shared across threads)."""
+    """Each subdir's repodata.json mapped, and hashed on a thread started before the receipt is parsed: the
+    hash leaves Python's lock to the receipt's parse and the index's own (their bytes are only trusted once the
+    hash is known: :meth:`DestinationView._own_index`). A directory destination only (its files are mapped,
+    never written in place: decision 0013; other stores' clients are not shared across threads)."""
     if recheck or dest.kind != "directory" or not dest.capabilities.keeps_repodata:
         return {}
-
-    def read(tc: str, subdir: str) -> tuple[bytes | mmap.mmap | None, str | None]:
-        raw = dest.view_index_file(tc, subdir, "repodata.json")  # a directory's maps (the page cache's pages, no copy)
-        return raw, hashlib.sha256(raw).hexdigest() if raw is not None else None
-
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airgap-index")
     try:
-        return {key: pool.submit(read, *key) for key in sorted(set(subdirs))}
+        early: Early = {}
+        for key in sorted(set(subdirs)):
+            raw = dest.view_index_file(*key, "repodata.json")  # a directory's maps (the page cache's pages, no copy)
+            early[key] = (raw, pool.submit(_sha256, raw) if raw is not None else None)
+        return early
     finally:
-        pool.shutdown(wait=False)  # the thread ends when the reads are done
+        pool.shutdown(wait=False)  # the thread ends when the hashes are done
+
+
+def _sha256(raw: bytes | mmap.mmap) -> str:
+    return hashlib.sha256(raw).hexdigest()
 
 
 class DestinationView:
@@ -118,12 +122,16 @@ class DestinationView:
         if expected is None or self.recheck or not self.dest.capabilities.keeps_repodata:  # sync --reset trusts no record
             return None
         early = self._early.pop((tc, subdir), None)
-        raw, sha = early.result() if early is not None else (self.dest.view_index_file(tc, subdir, "repodata.json"), None)
-        if raw is None or (sha or hashlib.sha256(raw).hexdigest()) != expected:
+        raw, hashing = early if early is not None else (self.dest.view_index_file(tc, subdir, "repodata.json"), None)
+        if raw is None or (hashing is None and _sha256(raw) != expected):
             return None
         where = f"{self.dest}/{tc}/{subdir}/repodata.json"
-        # airgap's own output: records kept as bytes, only those an import reads are decoded (decision 0010)
-        return trusted_repodata(raw, subdir, where) or parse_index(bytes(raw), subdir, where)
+        # airgap's own output: records kept as bytes, only those an import reads are decoded (decision 0010); read
+        # while the thread hashes the same mapped bytes, and used only if they are the ones published
+        trusted = trusted_repodata(raw, subdir, where)
+        if hashing is not None and hashing.result() != expected:
+            return None
+        return trusted or parse_index(bytes(raw), subdir, where)
 
     def holds(self, tc: str, subdir: str, filename: str, sha256: str, size: int) -> bool:
         if self.recheck:  # the bytes as stored (quetz: downloaded), not what an index or the receipt says
