@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from airgap.core import held_bytes
 from airgap.core.held_bytes import HeldFiles
 from airgap.core.jsonbytes import encode_sorted
 from airgap.core.receipt import HELD_SHA256, Held, Receipt, ReceiptError, parse_receipt_bytes, receipt_json
@@ -149,3 +150,26 @@ def test_a_section_that_hashes_right_but_is_not_airgaps_is_refused_in_one_line()
     assert "c-1-0.conda" not in files
     with pytest.raises(ReceiptError, match="do not read as"):
         list(files)
+
+
+def test_many_lookups_decode_every_entry_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delta export asks about every selected file: past MANY lookups the section is decoded once, then a dict."""
+    monkeypatch.setattr(held_bytes, "MANY", 3)
+    start = {f"p{i}-1-0.conda": Held(SHA, i, None) for i in range(10)}
+    files = HeldFiles(encode_sorted(start), "main", "linux-64", "receipt")
+    files["new-1-0.conda"] = Held(SHA, 99, "main")
+    del files["p3-1-0.conda"]
+    decoded: list[bool] = []
+    real = held_bytes._files
+
+    def counted(raw: bytes) -> Any:
+        decoded.append(True)
+        return real(raw)
+
+    monkeypatch.setattr(held_bytes, "_files", counted)
+    expected = {**start, "new-1-0.conda": Held(SHA, 99, "main")}
+    del expected["p3-1-0.conda"]
+    for fn in [*start, "new-1-0.conda", "nope-1-0.conda"] * 2:
+        assert files.get(fn) == expected.get(fn)
+    assert decoded == [True]  # once, after the third lookup by bisection
+    assert files.encoded() == encode_sorted(expected)

@@ -38,7 +38,7 @@ from typing import Any
 import msgspec
 
 from ..errors import ReceiptError as ReceiptError  # ops/export.py imports it from here
-from .held_bytes import HeldFiles
+from .held_bytes import HeldFiles, section_bytes
 from .jsonbytes import encode_sorted
 from .manifest import Manifest, is_safe_channel_name, is_safe_installer_filename, is_safe_package_filename, is_safe_subdir
 from .receipt_check import Held as Held  # the type a receipt holds per file; imported from here
@@ -101,7 +101,9 @@ class Receipt:
         return self.channels.get(channel, {}).get(subdir, {}).get(filename)
 
     def holdings(self, channel: str, subdir: str) -> Mapping[str, Held]:
-        return self.channels.get(channel, {}).get(subdir, {})
+        """Every file held there, for a caller that goes through many (a dict: one lookup is :meth:`held`)."""
+        files = self.channels.get(channel, {}).get(subdir, {})
+        return files.every() if isinstance(files, HeldFiles) else files
 
     def hold(self, channel: str, subdir: str, filename: str, sha256: str, size: int | None, origin: str | None = None) -> None:
         self.channels.setdefault(channel, {}).setdefault(subdir, {})[filename] = Held(sha256, size, origin)
@@ -167,7 +169,7 @@ class Receipt:
         doc: dict[str, Any] = dict(self.extra)
         doc.pop(HELD_SHA256, None)
         if encodable:
-            sections = {c: {s: _section(files) for s, files in subs.items()} for c, subs in self.channels.items()}
+            sections = {c: {s: section_bytes(files) for s, files in subs.items()} for c, subs in self.channels.items()}
             doc[HELD_SHA256] = {c: {s: hashlib.sha256(raw).hexdigest() for s, raw in subs.items()} for c, subs in sections.items()}
             channels: dict[str, Any] = sections
         else:
@@ -191,11 +193,6 @@ class Receipt:
 
     def to_bytes(self) -> bytes:
         return receipt_json(self.to_json())
-
-
-def _section(files: Mapping[str, Held]) -> msgspec.Raw:
-    """A subdir's held files as the receipt's bytes (names sorted), as :func:`receipt_json` writes them."""
-    return files.raw() if isinstance(files, HeldFiles) else msgspec.Raw(encode_sorted(files))
 
 
 def _later(a: str, b: str) -> bool:
