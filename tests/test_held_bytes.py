@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from airgap.core import held_bytes
 from airgap.core.held_bytes import HeldFiles
 from airgap.core.jsonbytes import encode_sorted
-from airgap.core.receipt import HELD_SHA256, Held, Receipt, ReceiptError, parse_receipt_bytes, receipt_json
+from airgap.core.receipt import HELD_SHA256, REBUILD, Held, Receipt, ReceiptError, parse_receipt_bytes, receipt_json
 from airgap.core.receipt_fast import parse_receipt_fast
 
 SHA = "0123456789abcdef" * 4
@@ -145,11 +145,13 @@ def test_a_section_that_hashes_right_but_is_not_airgaps_is_refused_in_one_line()
     files = r.channels["main"]["linux-64"]
     assert isinstance(files, HeldFiles)
     for fn in ("a-1-0.conda", "b-1-0.conda"):
-        with pytest.raises(ReceiptError, match=r"receipt\.json: channels\.main\.linux-64"):
+        with pytest.raises(ReceiptError, match=r"receipt\.json: channels\.main\.linux-64") as err:
             files[fn]
+        assert "\n" not in str(err.value) and str(err.value).endswith(REBUILD)
     assert "c-1-0.conda" not in files
-    with pytest.raises(ReceiptError, match="do not read as"):
+    with pytest.raises(ReceiptError, match="do not read as") as err:
         list(files)
+    assert str(err.value).endswith(REBUILD)
 
 
 def test_many_lookups_decode_every_entry_once(monkeypatch: pytest.MonkeyPatch) -> None:

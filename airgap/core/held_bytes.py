@@ -24,7 +24,7 @@ import msgspec
 from ..errors import ReceiptError
 from .jsonbytes import encode_sorted
 from .manifest import all_hex64, is_safe_channel_name
-from .receipt_check import Files, Held, plainly_valid
+from .receipt_check import REBUILD, Files, Held, plainly_valid
 
 _files = msgspec.json.Decoder(Files).decode
 _held = msgspec.json.Decoder(Held).decode
@@ -86,9 +86,14 @@ class HeldFiles(MutableMapping[str, Held]):
         except (ValueError, UnicodeEncodeError, msgspec.DecodeError):
             if not filename.isascii():
                 return None  # safe names are ASCII: no such file
-            raise ReceiptError(f"{self._where}: expected an airgap receipt entry for {filename!r}, found something unreadable") from None
+            raise ReceiptError(
+                f"{self._where}: {filename}: expected an airgap receipt entry, found something unreadable; {REBUILD}"
+            ) from None
         if not all_hex64([held.sha256]) or not (held.origin is None or is_safe_channel_name(held.origin)):
-            raise ReceiptError(f"{self._where}: {filename}: expected a sha256 and a channel name, found {held.sha256[:70]!r}")
+            found = f"sha256 {held.sha256[:70]!r}, from {str(held.origin)[:40]!r}"
+            raise ReceiptError(
+                f"{self._where}: {filename}: expected a sha256 of 64 hex digits and a channel name, found {found}; {REBUILD}"
+            )
         return held
 
     # --- the mapping ----------------------------------------------------------------------
@@ -170,7 +175,9 @@ class HeldFiles(MutableMapping[str, Held]):
             except msgspec.DecodeError:
                 every = None
             if every is None or not plainly_valid(self._channel, self._subdir, every):
-                raise ReceiptError(f"{self._where}: expected an airgap receipt's held files, found entries that do not read as such")
+                raise ReceiptError(
+                    f"{self._where}: expected an airgap receipt's held files, found entries that do not read as such; {REBUILD}"
+                )
             for filename in self._gone:
                 every.pop(filename, None)
             every.update(self._added)

@@ -41,6 +41,7 @@ from ..errors import ReceiptError as ReceiptError  # ops/export.py imports it fr
 from .held_bytes import HeldFiles, section_bytes
 from .jsonbytes import encode_sorted
 from .manifest import Manifest, is_safe_channel_name, is_safe_installer_filename, is_safe_package_filename, is_safe_subdir
+from .receipt_check import REBUILD as REBUILD  # engine.py imports it from here
 from .receipt_check import Held as Held  # the type a receipt holds per file; imported from here
 from .receipt_check import plainly_valid, typed_files
 
@@ -49,7 +50,6 @@ RECEIPT_FORMAT = "airgap-receipt/1"
 #: airgap's own, read as bytes (airgap.core.held_bytes); one another writer changed is checked entry by entry
 HELD_SHA256 = "held_sha256"
 MAX_HISTORY = 200  # archives remembered per destination channel (the newest is always kept)
-REBUILD = "rebuild it from the files with `airgap receipt --into DEST` (move the bad one aside first)"
 
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _SHOW = reprlib.Repr()

@@ -36,6 +36,7 @@ class Held(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
 
 
 Files = dict[str, Held]
+REBUILD = "rebuild it from the files with `airgap receipt --into DEST` (move the bad one aside first)"
 _CHUNK = 4096  # hashes checked together (a quarter of a megabyte of text)
 
 
