@@ -73,8 +73,7 @@ def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
 
 def atomic_write_bytes(target: Path, data: bytes, mode: int = 0o644, durable: bool = True, tmp_dir: Path | None = None) -> None:
     with atomic_writer(target, mode=mode, durable=durable, tmp_dir=tmp_dir) as fh:
-        fh.flush()
-        write_all(fh.fileno(), data)
+        write_all(fh.fileno(), data)  # the file object has buffered nothing: the bytes go past it
 
 
 def makedirs_tracked(path: Path, created: list[Path]) -> None:

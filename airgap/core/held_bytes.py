@@ -103,7 +103,7 @@ class HeldFiles(MutableMapping[str, Held]):
             return self._all[filename]
         self._asked += 1
         if self._asked > MANY:  # a caller going through many (a delta export asks of every selected file): decode once
-            return self._every()[filename]
+            return self.every()[filename]
         if filename in self._added:
             return self._added[filename]
         held = None if filename in self._gone else self._stored(filename)
@@ -146,29 +146,25 @@ class HeldFiles(MutableMapping[str, Held]):
     def __bool__(self) -> bool:
         if self._all is None and not self._gone:
             return self._end > 1 or bool(self._added)
-        return bool(self._every())
+        return bool(self.every())
 
     def __len__(self) -> int:
-        return len(self._every())
+        return len(self.every())
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._every())
+        return iter(self.every())
 
     def keys(self) -> KeysView[str]:
-        return self._every().keys()
+        return self.every().keys()
 
     def items(self) -> ItemsView[str, Held]:
-        return self._every().items()
+        return self.every().items()
 
     def values(self) -> ValuesView[Held]:
-        return self._every().values()
+        return self.every().values()
 
     def every(self) -> Files:
-        """Every entry as a plain dict (decoded and checked once; changes made through it are this mapping's)."""
-        return self._every()
-
-    def _every(self) -> Files:
-        """Every entry, decoded and checked (once), with the changes applied."""
+        """Every entry as a plain dict: decoded and checked once, the changes applied (changes made through it are this mapping's)."""
         if self._all is None:
             try:
                 every = _files(self._raw)

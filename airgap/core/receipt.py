@@ -166,8 +166,7 @@ class Receipt:
         """The receipt as a JSON document; ``encodable``: for :func:`receipt_json` only, each subdir's held files as
         their encoded bytes (300,000 files are not first copied; a section read as bytes is spliced,
         :mod:`airgap.core.held_bytes`) and the sha256 of each (``held_sha256``)."""
-        doc: dict[str, Any] = dict(self.extra)
-        doc.pop(HELD_SHA256, None)
+        doc: dict[str, Any] = dict(self.extra)  # never holds held_sha256: the readers take it out
         if encodable:
             sections = {c: {s: section_bytes(files) for s, files in subs.items()} for c, subs in self.channels.items()}
             doc[HELD_SHA256] = {c: {s: hashlib.sha256(raw).hexdigest() for s, raw in subs.items()} for c, subs in sections.items()}

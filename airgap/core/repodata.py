@@ -73,16 +73,9 @@ class Repodata:
 
     def without(self, filenames: set[str]) -> Repodata:
         """A copy that no longer lists ``filenames``."""
-        return Repodata(  # the sections copied whole and the few names taken out: a pass per name, not per record
-            subdir=self.subdir,
-            info=dict(self.info),
-            packages=rawindex.omit(self.packages, filenames),
-            packages_conda=rawindex.omit(self.packages_conda, filenames),
-            removed=list(self.removed),
-            repodata_version=self.repodata_version,
-            extra=dict(self.extra),
-            opaque={sec: {f: r for f, r in kept.items() if f not in filenames} for sec, kept in self.opaque.items()},
-        )
+        # the sections copied whole and the few names taken out: a pass per name, not per record
+        kept = {sec: {f: r for f, r in recs.items() if f not in filenames} for sec, recs in self.opaque.items()}
+        return self._with(rawindex.omit(self.packages, filenames), rawindex.omit(self.packages_conda, filenames), kept)
 
     def base_url(self) -> str | None:
         """Where the packages live, relative to the repodata URL, or None (next to it).
@@ -132,15 +125,25 @@ class Repodata:
 
     def subset(self, filenames: set[str]) -> Repodata:
         """A copy holding only ``filenames`` (records shared, not copied: they are not mutated)."""
+        kept = {sec: {f: r for f, r in recs.items() if f in filenames} for sec, recs in self.opaque.items()}
+        return self._with(rawindex.pick(self.packages, filenames), rawindex.pick(self.packages_conda, filenames), kept)
+
+    def _with(
+        self,
+        packages: MutableMapping[str, dict[str, Any]],
+        packages_conda: MutableMapping[str, dict[str, Any]],
+        opaque: dict[str, dict[str, Any]],
+    ) -> Repodata:
+        """A copy of everything but the records, which are these."""
         return Repodata(
             subdir=self.subdir,
             info=dict(self.info),
-            packages=rawindex.pick(self.packages, filenames),
-            packages_conda=rawindex.pick(self.packages_conda, filenames),
+            packages=packages,
+            packages_conda=packages_conda,
             removed=list(self.removed),
             repodata_version=self.repodata_version,
             extra=dict(self.extra),
-            opaque={sec: {f: r for f, r in kept.items() if f in filenames} for sec, kept in self.opaque.items()},
+            opaque=opaque,
         )
 
 
