@@ -16,8 +16,9 @@ module returns None and the caller parses as before. Pure.
 from __future__ import annotations
 
 import mmap
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from collections.abc import Set as AbstractSet
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
@@ -64,6 +65,7 @@ class _AnyHead(msgspec.Struct, gc=False):
 
 _raws = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode  # the document, and each section: {key: its bytes}
 _heads = msgspec.json.Decoder(dict[str, Head]).decode
+_head = msgspec.json.Decoder(Head).decode
 _any_heads = msgspec.json.Decoder(dict[str, _AnyHead]).decode
 _record = msgspec.json.Decoder(dict[str, Any]).decode
 _any = msgspec.json.Decoder().decode
@@ -78,17 +80,28 @@ class LazyRecords(MutableMapping[str, dict[str, Any]]):
     ``values`` decode (each record once: the decoded dict is shared by every copy made with
     :meth:`pick` or :meth:`merged`, so the same record is the same object in all of them).
     :meth:`entry` gives what is stored (``Raw`` or dict) without decoding: identity tells a record
-    an import left alone from one it replaced.
+    an import left alone from one it replaced. The heads of an index read on its plain path
+    (:func:`parse_trusted`) are decoded as asked: one by :meth:`head`, all at once by :meth:`heads`.
     """
 
-    __slots__ = ("_items", "_heads", "_decoded")
+    __slots__ = ("_items", "_heads", "_decoded", "_rest")
 
     def __init__(
-        self, items: dict[str, msgspec.Raw | dict[str, Any]], heads: dict[str, Head], decoded: dict[int, tuple[Any, dict[str, Any]]]
+        self,
+        items: dict[str, msgspec.Raw | dict[str, Any]],
+        heads: dict[str, Head],
+        decoded: dict[int, tuple[Any, dict[str, Any]]],
+        rest: list[Callable[[], dict[str, Head]]] | None = None,
     ) -> None:
         self._items = items
         self._heads = heads  # for Raw entries
         self._decoded = decoded  # id(Raw) -> (Raw, its record), shared with copies (holding the Raw keeps its id unique)
+        self._rest = [] if rest is None else rest  # what decodes the heads not in _heads yet, shared with copies; []: none
+
+    def _every_head(self) -> dict[str, Head]:
+        while self._rest:
+            self._heads.update(self._rest.pop()())
+        return self._heads
 
     def __getitem__(self, filename: str) -> dict[str, Any]:
         value = self._items[filename]
@@ -127,7 +140,15 @@ class LazyRecords(MutableMapping[str, dict[str, Any]]):
         if type(value) is dict:
             return value
         hit = self._decoded.get(id(value))
-        return hit[1] if hit is not None and hit[0] is value else cast(Mapping[str, Any], self._heads[filename])
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        head = self._heads.get(filename)
+        if head is None:  # not decoded yet: this record's alone
+            try:
+                head = self._heads[filename] = _head(cast(msgspec.Raw, value))
+            except msgspec.ValidationError:
+                return self[filename]
+        return cast(Mapping[str, Any], head)
 
     def heads(self) -> list[tuple[str, Any]]:
         """``(filename, record or head)`` for every record, in order, decoding none (the hot loop of a page).
@@ -135,7 +156,7 @@ class LazyRecords(MutableMapping[str, dict[str, Any]]):
         Made in C passes: every entry's head, then the few entries that are dicts or were decoded patched in
         (their record stands for them, as :meth:`head` says), rather than a test per record."""
         fns, values = list(self._items), list(self._items.values())
-        out: list[tuple[str, Any]] = list(zip(fns, map(self._heads.get, fns), strict=True))
+        out: list[tuple[str, Any]] = list(zip(fns, map(self._every_head().get, fns), strict=True))
         for i in _positions(list(map(type, values)), dict):
             out[i] = (fns[i], values[i])
         if self._decoded:
@@ -152,24 +173,31 @@ class LazyRecords(MutableMapping[str, dict[str, Any]]):
 
     def pick(self, filenames: AbstractSet[str]) -> LazyRecords:
         """A copy holding only ``filenames`` (in this one's order), sharing entries and decoded records."""
-        return LazyRecords({f: v for f, v in self._items.items() if f in filenames}, self._heads, self._decoded)
+        return LazyRecords({f: v for f, v in self._items.items() if f in filenames}, self._heads, self._decoded, self._rest)
 
     def omit(self, filenames: AbstractSet[str]) -> LazyRecords:
         """A copy without ``filenames``, sharing entries and decoded records."""
         items = dict(self._items)
         for filename in filenames & items.keys():
             del items[filename]
-        return LazyRecords(items, self._heads, self._decoded)
+        return LazyRecords(items, self._heads, self._decoded, self._rest)
 
     def merged(self, other: Mapping[str, dict[str, Any]]) -> LazyRecords:
         """A copy with ``other``'s records added (``other`` wins), sharing entries and decoded records."""
         items = dict(self._items)
         if isinstance(other, LazyRecords):
             items.update(other._items)
-            heads = {**self._heads, **other._heads} if other._heads is not self._heads else self._heads
+            if other._heads is self._heads:
+                return LazyRecords(
+                    items,
+                    self._heads,
+                    self._decoded if other._decoded is self._decoded else {**self._decoded, **other._decoded},
+                    self._rest,
+                )
+            heads = {**self._every_head(), **other._every_head()}
             return LazyRecords(items, heads, self._decoded if other._decoded is self._decoded else {**self._decoded, **other._decoded})
         items.update(other)
-        return LazyRecords(items, self._heads, self._decoded)
+        return LazyRecords(items, self._heads, self._decoded, self._rest)
 
 
 def entries(section: Mapping[str, dict[str, Any]]) -> Mapping[str, Any]:
@@ -235,14 +263,59 @@ def _plain(filename: str, suffix: str, head: _AnyHead, subdir: str, named_safely
     )
 
 
-def parse_trusted(data: bytes | mmap.mmap, subdir: str) -> tuple[dict[str, Any], dict[str, LazyRecords], dict[str, dict[str, Any]]] | None:
+class _Top(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """The keys airgap writes into an index, each section decoded to ``{filename: its bytes}`` in the same pass."""
+
+    info: Any = msgspec.UNSET
+    packages: dict[str, msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
+    packages_conda: dict[str, msgspec.Raw] | msgspec.UnsetType = msgspec.field(name="packages.conda", default=msgspec.UNSET)
+    removed: Any = msgspec.UNSET
+    repodata_version: Any = msgspec.UNSET
+    metadata: Any = msgspec.UNSET  # conda-forge's; any other key: read as usual (the order of extra keys is kept there)
+
+
+_top = msgspec.json.Decoder(_Top).decode
+Parsed = tuple[dict[str, Any], dict[str, LazyRecords], dict[str, dict[str, Any]]]
+
+
+def _plain_index(data: bytes | mmap.mmap) -> Parsed | None:
+    """:func:`parse_trusted` of an index known to hold only plain records: one pass over the document, no head
+    decoded (each as asked: :class:`LazyRecords`); None when it holds another key (the caller reads it as usual)."""
+    try:
+        top = _top(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    envelope = {
+        key: value for key in ("info", "removed", "repodata_version", "metadata") if (value := getattr(top, key)) is not msgspec.UNSET
+    }
+    sections: dict[str, LazyRecords] = {}
+    for (section, _suffix), raws in zip(SECTIONS, (top.packages, top.packages_conda), strict=True):
+        if isinstance(raws, dict):
+            sections[section] = LazyRecords(cast(dict[str, Any], raws), {}, {}, [partial(_section_heads, data, section)])
+    return envelope, sections, {}
+
+
+def _section_heads(data: bytes | mmap.mmap, section: str) -> dict[str, Head]:
+    """Every head of a section of a plain index (:func:`_plain_index`), when something asks for all of them."""
+    raw = _raws(data)[section]
+    try:
+        return _heads(raw)
+    except msgspec.ValidationError:  # not plain after all: each as it is
+        return {f: Head(h.name, h.version, h.build, h.subdir, h.size, h.timestamp) for f, h in _any_heads(raw).items()}
+
+
+def parse_trusted(data: bytes | mmap.mmap, subdir: str, plain: bool = False) -> Parsed | None:
     """``(envelope, {section: records}, {section: {filename: record}} of records to admit one by one)``, or
     None when the document is anything but an object of the usual shape (the caller parses it strictly).
 
     The envelope is every top-level key but the two sections, decoded. A record whose head fails the
-    common-path check is decoded and handed back for the careful path (kept opaque, as the strict parse would)."""
+    common-path check is decoded and handed back for the careful path (kept opaque, as the strict parse would).
+    ``plain``: every record of this index passed that check when airgap published it (its names file says so:
+    :mod:`airgap.site.names_file`); none is checked again, and heads are decoded only as asked."""
     if data[:3] == b"\xef\xbb\xbf":
         return None
+    if plain and (parsed := _plain_index(data)) is not None:
+        return parsed
     try:
         top = _raws(data)
         envelope = {k: _any(v) for k, v in top.items() if k not in ("packages", "packages.conda")}
@@ -263,25 +336,26 @@ def parse_trusted(data: bytes | mmap.mmap, subdir: str) -> tuple[dict[str, Any],
                 continue
             loose = _any_heads(raw)
             items: dict[str, msgspec.Raw | dict[str, Any]] = {}
-            plain: dict[str, Head] = {}
+            checked: dict[str, Head] = {}
             for filename, value in raws.items():
                 head = loose[filename]
                 if _plain(filename, suffix, head, subdir, named_safely):
                     items[filename] = value
-                    plain[filename] = Head(head.name, head.version, head.build, head.subdir, head.size, head.timestamp)
+                    checked[filename] = Head(head.name, head.version, head.build, head.subdir, head.size, head.timestamp)
                 else:
                     odd.setdefault(section, {})[filename] = _any(value)
-            sections[section] = LazyRecords(items, plain, {})
+            sections[section] = LazyRecords(items, checked, {})
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
     return envelope, sections, odd
 
 
-def trusted_repodata(data: bytes | mmap.mmap, subdir: str, source: str) -> Repodata | None:
-    """A destination's own index (see :mod:`airgap.core.published`) with its records as bytes; None: parse it strictly."""
+def trusted_repodata(data: bytes | mmap.mmap, subdir: str, source: str, plain: bool = False) -> Repodata | None:
+    """A destination's own index (see :mod:`airgap.core.published`) with its records as bytes; None: parse it strictly.
+    ``plain``: as :func:`parse_trusted` says."""
     from .repodata import _admit, from_document
 
-    parsed = parse_trusted(data, subdir)
+    parsed = parse_trusted(data, subdir, plain)
     if parsed is None:
         return None
     envelope, sections, odd = parsed
