@@ -21,6 +21,7 @@ from airgap.site.html import (
     group_by_name,
     name_page_file,
     name_pages,
+    rows_of,
     subdir_page,
     subdir_pages,
 )
@@ -48,7 +49,7 @@ def test_a_large_subdir_page_lists_names_not_files() -> None:
 
 def test_past_many_names_the_subdir_page_becomes_an_index_by_letter() -> None:
     rd = _big(names=SUBDIR_PAGE_NAMES + 1, per_name=1)
-    pages = dict(subdir_pages("ch", "linux-64", group_by_name(rd), len(rd)))
+    pages = dict(subdir_pages("ch", "linux-64", rows_of(group_by_name(rd)), len(rd)))
     assert set(pages) == {"index.html", "names/_index-p.html"}
     assert 'href="names/_index-p.html"' in pages["index.html"] and len(pages["index.html"]) < 5_000
     letter = pages["names/_index-p.html"]

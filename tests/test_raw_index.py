@@ -24,7 +24,7 @@ from airgap.destinations.base import load_receipt, parse_index
 from airgap.destinations.memory import MemoryDestination, MemoryStore, clone
 from airgap.ops.import_plan import DestinationView
 from airgap.ops.index_change import changed_names
-from airgap.site.html import group_by_name, name_pages, subdir_pages
+from airgap.site.html import group_by_name, name_pages, rows_of, subdir_pages
 
 DATA = Path(__file__).resolve().parent / "data" / "repodata"
 # the shared fixtures (archives): tests/remote.py
@@ -108,7 +108,9 @@ def test_an_import_decodes_only_the_records_of_changed_names(decoded: list[str])
 
     assert Shards().render_changed("linux-64", new, changed, kept) == Shards().render_changed("linux-64", dict_new, changed, kept)
     lazy_groups, dict_groups = group_by_name(new), group_by_name(dict_new)
-    assert subdir_pages("c", "linux-64", lazy_groups, len(new), None) == subdir_pages("c", "linux-64", dict_groups, len(dict_new), None)
+    assert subdir_pages("c", "linux-64", rows_of(lazy_groups), len(new), None) == subdir_pages(
+        "c", "linux-64", rows_of(dict_groups), len(dict_new), None
+    )
     for name in changed:
         items = [(fn, new.get(fn) or rec) for fn, rec in lazy_groups[name]]
         assert name_pages("c", "linux-64", name, items) == name_pages("c", "linux-64", name, dict_groups[name])

@@ -20,6 +20,7 @@ from ..core.repodata import Repodata
 from ..destinations.base import Destination
 from ..errors import AirgapError
 from ..site.html import (
+    Row,
     channel_page,
     gone_page,
     group_by_name,
@@ -28,6 +29,7 @@ from ..site.html import (
     lettered,
     name_page_file,
     name_pages,
+    rows_of,
     subdir_pages,
 )
 
@@ -42,10 +44,12 @@ def write_pages(
     origin: Mapping[str, Any] | None = None,
     known: Mapping[tuple[str, str], Repodata] | None = None,
     touched: Iterable[tuple[str, str, str]] | None = None,
+    rows: Mapping[tuple[str, str], Mapping[str, Row]] | None = None,
 ) -> None:
     """``known``: repodata the caller just published (only those subdirs' pages are rewritten; without
     it every subdir that ``touched`` names is read and rewritten, or every subdir). ``touched``:
-    ``(channel, subdir, filename)`` placed or removed; without it every name's page is rewritten."""
+    ``(channel, subdir, filename)`` placed or removed; without it every name's page is rewritten.
+    ``rows``: the names table of a subdir of ``known`` (:mod:`airgap.site.names_file`); without it, made here."""
     if not dest.capabilities.holds_other_files:
         return
     inventory = dest.inventory()
@@ -66,25 +70,30 @@ def write_pages(
                     subdirs[subdir] = None
             for subdir, rd in subdirs.items():
                 if rd is not None:
-                    _write_subdir(dest, channel, rd, origin, None if changed is None else changed.get((channel, subdir), set()))
+                    table = (rows or {}).get((channel, subdir))
+                    _write_subdir(dest, channel, rd, origin, None if changed is None else changed.get((channel, subdir), set()), table)
             dest.put_page(channel, None, channel_page(channel, subdirs, origin).encode("utf-8"))
         except (OSError, AirgapError) as exc:
             log.warning("%s: could not write the index.html pages: %s", channel, exc)
 
 
-def _write_subdir(dest: Destination, channel: str, rd: Repodata, origin: Mapping[str, Any] | None, files: set[str] | None) -> None:
-    """The subdir's index page, and the pages of the names of ``files`` (placed or removed; None: of every name)."""
-    groups = group_by_name(rd)
-    if files is not None and groups and not dest.has_page(channel, rd.subdir, name_page_file(min(groups))):
+def _write_subdir(
+    dest: Destination, channel: str, rd: Repodata, origin: Mapping[str, Any] | None, files: set[str] | None, rows: Mapping[str, Row] | None
+) -> None:
+    """The subdir's index page, and the pages of the names of ``files`` (placed or removed; None: of every name).
+    ``rows``: its names table (None: made from every record)."""
+    groups = group_by_name(rd) if rows is None else None
+    table = rows if rows is not None else rows_of(groups or {})
+    if files is not None and table and not dest.has_page(channel, rd.subdir, name_page_file(min(table))):
         files = None  # pages never written here in this layout (a new subdir, an older airgap): write them all
     if files is None:
-        names = set(groups)
+        names = set(table)
     else:  # the file name's, and the record's own name where it differs (looked up per file, not over the subdir)
         names = {_name_of(fn) for fn in files} | {str(rec.get("name")) for fn in files if (rec := rd.get(fn)) is not None}
     batch: list[tuple[str, bytes]] = []  # written together (one flush), a bounded number at a time
     size = 0
     for name in sorted(names):
-        items = [(fn, rd.get(fn) or rec) for fn, rec in groups.get(name, [])]  # whole records: a name page shows licenses
+        items = _items(rd, name, groups, table)  # whole records: a name page shows licenses
         pages = name_pages(channel, rd.subdir, name, items) if items else [(name_page_file(name), gone_page(channel, rd.subdir, name))]
         for file, page in pages:
             batch.append((file, page.encode("utf-8")))
@@ -93,9 +102,17 @@ def _write_subdir(dest: Destination, channel: str, rd: Repodata, origin: Mapping
             dest.put_pages(channel, rd.subdir, batch)
             batch, size = [], 0
     dest.put_pages(channel, rd.subdir, batch)
-    letters = None if files is None else _letters_to_write(dest, channel, rd.subdir, groups, names)
-    for file, page in reversed(subdir_pages(channel, rd.subdir, groups, len(rd), origin, letters)):  # index.html last: it links the others
+    letters = None if files is None else _letters_to_write(dest, channel, rd.subdir, table, names)
+    for file, page in reversed(subdir_pages(channel, rd.subdir, table, len(rd), origin, letters)):  # index.html last: it links the others
         dest.put_page(channel, rd.subdir, page.encode("utf-8"), file)
+
+
+def _items(rd: Repodata, name: str, groups: Mapping[str, list[tuple[str, Any]]] | None, table: Mapping[str, Row]) -> list[tuple[str, Any]]:
+    """``[(file name, record)]`` of a name's files, from its group or its row."""
+    if groups is not None:
+        return [(fn, rd.get(fn) or rec) for fn, rec in groups.get(name, [])]
+    r = table.get(name)
+    return [(fn, rec) for fn in r.files.split("\n") if (rec := rd.get(fn)) is not None] if r is not None else []
 
 
 def _letters_to_write(dest: Destination, channel: str, subdir: str, groups: Mapping[str, Any], names: set[str]) -> set[str] | None:

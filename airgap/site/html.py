@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
+import msgspec
+
 from ..core import rawindex
 from ..core.repodata import Repodata
 
@@ -141,9 +143,34 @@ def latest_version(versions: set[str]) -> str:
 SUBDIR_PAGE_NAMES = 10_000
 
 
+class Row(msgspec.Struct, array_like=True, gc=False):
+    """A package name's row of its subdir's names table: its file names (sorted, one a line), its latest version,
+    the sum of its files' sizes. Kept between imports (:mod:`airgap.site.names_file`)."""
+
+    files: str
+    latest: str
+    size: int
+
+    @property
+    def count(self) -> int:
+        return self.files.count("\n") + 1
+
+
+def row(items: Iterable[tuple[str, Mapping[str, Any]]]) -> Row:
+    """The row of a name whose files and records (or heads) are ``items`` (at least one)."""
+    pairs = list(items)
+    size = sum(n for _, r in pairs if isinstance(n := r.get("size"), int))
+    return Row("\n".join(sorted(fn for fn, _ in pairs)), latest_version({str(r.get("version")) for _, r in pairs}), size)
+
+
+def rows_of(names: Mapping[str, list[tuple[str, Mapping[str, Any]]]]) -> dict[str, Row]:
+    """Every name's row, from :func:`group_by_name`."""
+    return {name: row(items) for name, items in names.items()}
+
+
 def subdir_page(channel: str, rd: Repodata, origin: Mapping[str, Any] | None = None) -> str:
     """The subdir's ``index.html`` (see :func:`subdir_pages`)."""
-    return subdir_pages(channel, rd.subdir, group_by_name(rd), len(rd), origin)[0][1]
+    return subdir_pages(channel, rd.subdir, rows_of(group_by_name(rd)), len(rd), origin)[0][1]
 
 
 def lettered(names: Mapping[str, Any]) -> bool:
@@ -164,7 +191,7 @@ def letter_page_file(letter: str) -> str:
 def subdir_pages(
     channel: str,
     subdir: str,
-    names: Mapping[str, list[tuple[str, Mapping[str, Any]]]],
+    names: Mapping[str, Row],
     files: int,
     origin: Mapping[str, Any] | None = None,
     letters: AbstractSet[str] | None = None,
@@ -182,9 +209,9 @@ def subdir_pages(
     top = '<p><a href="../index.html">&larr; all platforms</a> · <a href="repodata.json">repodata.json</a></p>\n'
     if not lettered(names):
         return [("index.html", _page(f"{channel} / {subdir}", meta, top + _names_table(sorted(names.items()), "names/")))]
-    buckets: dict[str, list[tuple[str, list[tuple[str, Mapping[str, Any]]]]]] = {}
-    for name, items in sorted(names.items()):
-        buckets.setdefault(letter_of(name), []).append((name, items))
+    buckets: dict[str, list[tuple[str, Row]]] = {}
+    for name, r in sorted(names.items()):
+        buckets.setdefault(letter_of(name), []).append((name, r))
     rows = "\n".join(f'<tr><td><a href="{letter_page_file(b)}">{b}</a><td class="num">{len(group)}' for b, group in sorted(buckets.items()))
     out = [
         (
@@ -204,14 +231,12 @@ def subdir_pages(
     return out
 
 
-def _names_table(names: Iterable[tuple[str, list[tuple[str, Mapping[str, Any]]]]], prefix: str) -> str:
+def _names_table(names: Iterable[tuple[str, Row]], prefix: str) -> str:
     """One compact row per name (end tags left out, as HTML allows); ``prefix`` leads to ``names/``."""
     rows = []
-    for name, items in names:
-        size = sum(n for _, r in items if isinstance(n := r.get("size"), int))
-        latest = latest_version({str(r.get("version")) for _, r in items})
+    for name, r in names:
         href = _href(prefix + name_page_file(name)[len("names/") :])
-        rows.append(f'<tr><td><a href="{href}">{_e(name)}</a><td>{_e(latest)}<td class="num">{len(items)}<td class="num">{human(size)}')
+        rows.append(f'<tr><td><a href="{href}">{_e(name)}</a><td>{_e(r.latest)}<td class="num">{r.count}<td class="num">{human(r.size)}')
     return (
         _SEARCH
         + "\n<table><thead><tr><th>package</th><th>latest version</th><th>files</th><th>size</th></tr></thead><tbody>\n"
