@@ -95,6 +95,21 @@ def archives(tmp_path_factory: pytest.TempPathFactory, http_server: Callable[[Pa
     return {"v1": t / "v1.tar", "v2": t / "v2.tar", "pub": t / "k.pub", "key": t / "k", "export": cfg, "clean": clean_cfg, "tmp": t}
 
 
+@pytest.fixture(scope="module")
+def delta_world(archives: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A ``memory://`` destination holding v1 (imported by airgap) and the delta from it to v2."""
+    from airgap.signing import load_trusted_keys
+
+    t = tmp_path_factory.mktemp("delta-cost")
+    base = f"base-{uuid.uuid4().hex[:12]}"
+    assert cli("import", archives["v1"], "--into", f"memory://{base}", "--trusted-key", archives["pub"]).exit_code == 0
+    assert cli("receipt", "--into", f"memory://{base}", "-o", t / "receipt.json").exit_code == 0
+    delta = t / "delta.tar"
+    r = cli("export", "-f", archives["export"], "--sign-key", archives["key"], delta, "--since", t / "receipt.json")
+    assert r.exit_code == 0, r.output
+    return {"base": base, "delta": delta, "trusted": load_trusted_keys([str(archives["pub"])])}
+
+
 def client_install(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch, spec: str = "a1") -> list[str]:
     from airgap.testing.rattler_client import install
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli
 
 from airgap.config import load_config
 from airgap.core import published, shards
@@ -27,7 +26,6 @@ from airgap.ops.import_ import run_import
 from airgap.ops.import_plan import DestinationView
 from airgap.ops.options import CleanOptions, ImportOptions
 from airgap.ops.shards_check import check_destination_subdir
-from airgap.signing import load_trusted_keys
 
 _names = iter(range(1_000_000))
 SUBDIR = "main/linux-64/"
@@ -35,19 +33,6 @@ SUBDIR = "main/linux-64/"
 
 def fresh(prefix: str = "dc") -> str:
     return f"{prefix}{next(_names)}"
-
-
-@pytest.fixture(scope="module")
-def delta_world(archives: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A destination holding v1 (imported by airgap) and the delta from it to v2."""
-    t = tmp_path_factory.mktemp("delta-cost")
-    base = fresh("base-")
-    assert cli("import", archives["v1"], "--into", f"memory://{base}", "--trusted-key", archives["pub"]).exit_code == 0
-    assert cli("receipt", "--into", f"memory://{base}", "-o", t / "receipt.json").exit_code == 0
-    delta = t / "delta.tar"
-    r = cli("export", "-f", archives["export"], "--sign-key", archives["key"], delta, "--since", t / "receipt.json")
-    assert r.exit_code == 0, r.output
-    return {"base": base, "delta": delta, "trusted": load_trusted_keys([str(archives["pub"])])}
 
 
 def _import_delta(world: dict[str, Any], start: str) -> tuple[str, list[str]]:

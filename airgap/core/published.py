@@ -23,6 +23,11 @@ KEY = "published"
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 
 
+def names_document(channel: str, subdir: str) -> str:
+    """Where the names table of ``channel/subdir``'s index is kept, below the state folder (airgap/site/names_file.py)."""
+    return f"names/{channel}/{subdir}.msgpack"
+
+
 def recorded(receipt: Receipt, channel: str, subdir: str) -> dict[str, str]:
     """``{index file name: sha256}`` of what airgap last published at ``channel/subdir`` (empty: unknown; malformed entries left out)."""
     doc = receipt.extra.get(KEY)

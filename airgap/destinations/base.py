@@ -249,6 +249,11 @@ class Destination(ABC):
         directory, mapped when big (decoded, then let go)."""
         return None
 
+    def view_document(self, name: str) -> bytes | mmap.mmap | None:
+        """A document :meth:`Change.put_document` kept (``.airgap/<name>``), mapped from a directory when big; None: not
+        there, or a destination that keeps none."""
+        return None
+
     @abstractmethod
     def write_receipt(self, receipt: dict[str, Any]) -> str:
         """Replace the receipt, atomically, outside any change (``airgap receipt``); say where it went."""

@@ -39,18 +39,13 @@ from . import formats as _formats
 from .base import RECEIPT_FORMAT, Change, Destination, IndexChange, OnBytes, Put, empty_receipt, parse_index
 from .journal import AREA_PREFIX, LOCK, STATE, Journal, recover
 from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
-from .listings import Listings, ask_keys, kept_shards
+from .listings import Listings, ask_keys, index_keys, kept_shards
 from .store import KeyLease, LocalFiles, ObjectStore, check_key, view
 
 log = logging.getLogger(__name__)
 
 RECEIPT = f"{STATE}/receipt.json"
 _LABEL = re.compile(r"[A-Za-z0-9._-]{1,40}\Z")
-
-
-def receipt_bytes(receipt: dict[str, Any]) -> bytes:
-    """The receipt as every backend stores it (sorted keys, no spaces)."""
-    return receipt_json(receipt)
 
 
 def parse_receipt_bytes(data: bytes | None, where: str) -> dict[str, Any]:
@@ -109,9 +104,12 @@ class StoreDestination(Listings, LeaseHolder, Destination):
     def stored_receipt(self) -> bytes | mmap.mmap | None:
         return view(self.store, RECEIPT)
 
+    def view_document(self, name: str) -> bytes | mmap.mmap | None:
+        return view(self.store, self.key(STATE, name))
+
     def write_receipt(self, receipt: dict[str, Any]) -> str:
         self.forget_listings()
-        self.store.put(RECEIPT, receipt_bytes(receipt))
+        self.store.put(RECEIPT, receipt_json(receipt))
         return f"{self}/{RECEIPT}"
 
     def read_repodata(self, channel: str, subdir: str) -> Repodata | None:
@@ -246,8 +244,7 @@ class StoreChange(Change):
         self._fence("plan")
         keys = [self.dest.key(channel, subdir, filename) for channel, subdir, filename in packages]
         for channel, subdir in indexes:
-            for fmt in self.dest.formats:
-                keys += [self.dest.key(channel, subdir, name) for name in (*fmt.names, *fmt.stale)]
+            keys += index_keys(self.dest, channel, subdir)
         keys.append(RECEIPT)
         ask_keys(self.dest, (k for k in keys if k not in self.journal.entries), self._listed, self._known)  # per folder, not key
         self.journal.prepare_all([(key, self._exists(key)) for key in keys if key not in self.journal.entries])
@@ -361,7 +358,7 @@ class StoreChange(Change):
 
     def write_receipt(self, receipt: dict[str, Any]) -> None:
         self._fence("writing the receipt")
-        self.store.put(self._prepare(RECEIPT), receipt_bytes(receipt))
+        self.store.put(self._prepare(RECEIPT), receipt_json(receipt))
         self._receipt_written = True
 
     def put_document(self, name: str, data: bytes) -> str | None:

@@ -16,6 +16,7 @@ from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
 from ..core import shards
+from ..core.published import names_document
 from ..errors import AirgapError
 from .base import IndexChange
 from .journal import STATE
@@ -79,6 +80,15 @@ class Listings:
         if self._listed is not None:
             self._listed = {}
         self._sized = {}
+
+
+def index_keys(dest: StoreDestination, channel: str, subdir: str) -> list[str]:
+    """Every key a publish of ``channel/subdir``'s index may write: each format's files, and the names table kept
+    with the index where the destination holds pages (:mod:`airgap.site.names_file`)."""
+    keys = [dest.key(channel, subdir, name) for fmt in dest.formats for name in (*fmt.names, *fmt.stale)]
+    if dest.capabilities.holds_other_files:
+        keys.append(dest.key(STATE, names_document(channel, subdir)))
+    return keys
 
 
 def ask_keys(dest: StoreDestination, keys: Iterable[str], listed: Container[str], known: dict[str, bool]) -> None:

@@ -164,7 +164,7 @@ def _import_locked(
         result.noop = True
         return result
 
-    plan = ImportPlan(receipt, needed, gone, skipped, downgrade is not None, target_channel, view.index, view.trusted)
+    plan = ImportPlan(receipt, needed, gone, skipped, downgrade is not None, target_channel, view.index, view.trusted, view.rows)
     change = dest.begin(manifest.archive_id[:12])
     try:
         result = stage(opened, dest, change, plan, result, progress, clock)

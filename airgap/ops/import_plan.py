@@ -25,6 +25,8 @@ from ..core.receipt import Receipt
 from ..core.repodata import Repodata
 from ..destinations.base import Destination, parse_index
 from ..errors import DestinationError
+from ..site import names_file
+from ..site.html import Row
 from .delta_hint import empty_base_message, missing_base_message
 from .vetting import vetted_index
 
@@ -46,6 +48,8 @@ class ImportPlan:
     index: Callable[[str, str], Repodata | None]  # a destination subdir's current index (read once)
     #: the subdir's current index is the one airgap published last (core/published.py): its records are trusted
     trusted: Callable[[str, str], bool] = field(default=lambda channel, subdir: False)
+    #: the names table kept with that index (airgap/site/names_file.py), or None
+    rows: Callable[[str, str], dict[str, Row] | None] = field(default=lambda channel, subdir: None)
 
 
 Early = dict[tuple[str, str], tuple[bytes | mmap.mmap | None, "Future[str] | None"]]  # (channel, subdir) -> repodata.json, its sha256
@@ -87,6 +91,7 @@ class DestinationView:
         self._listing: dict[tuple[str, str], dict[str, int]] = {}
         self._current: dict[tuple[str, str], Repodata | None] = {}
         self._trusted: set[tuple[str, str]] = set()
+        self._rows: dict[tuple[str, str], dict[str, Row]] = {}
 
     def listing(self, tc: str, subdir: str) -> dict[str, int]:
         """Every file of the subdir with its size (listed once)."""
@@ -117,8 +122,14 @@ class DestinationView:
         self.index(tc, subdir)
         return (tc, subdir) in self._trusted
 
+    def rows(self, tc: str, subdir: str) -> dict[str, Row] | None:
+        """The names table kept with the subdir's current index (:mod:`airgap.site.names_file`), if trusted and there."""
+        self.index(tc, subdir)
+        return self._rows.get((tc, subdir))
+
     def _own_index(self, tc: str, subdir: str) -> Repodata | None:
-        expected = published.recorded(self.receipt, tc, subdir).get("repodata.json")
+        recorded = published.recorded(self.receipt, tc, subdir)
+        expected = recorded.get("repodata.json")
         if expected is None or self.recheck or not self.dest.capabilities.keeps_repodata:  # sync --reset trusts no record
             return None
         early = self._early.pop((tc, subdir), None)
@@ -128,10 +139,17 @@ class DestinationView:
         where = f"{self.dest}/{tc}/{subdir}/repodata.json"
         # airgap's own output: records kept as bytes, only those an import reads are decoded (decision 0010); read
         # while the thread hashes the same mapped bytes, and used only if they are the ones published
-        trusted = trusted_repodata(raw, subdir, where)
+        rows = self._kept_rows(tc, subdir, recorded.get(names_file.KEY), expected)
+        trusted = trusted_repodata(raw, subdir, where, plain=rows is not None)
         if hashing is not None and hashing.result() != expected:
             return None
+        if rows is not None:
+            self._rows[(tc, subdir)] = rows
         return trusted or parse_index(bytes(raw), subdir, where)
+
+    def _kept_rows(self, tc: str, subdir: str, sha: str | None, index_sha256: str) -> dict[str, Row] | None:
+        data = self.dest.view_document(names_file.document(tc, subdir)) if sha is not None else None
+        return names_file.read(data, index_sha256) if data is not None and _sha256(data) == sha else None
 
     def holds(self, tc: str, subdir: str, filename: str, sha256: str, size: int) -> bool:
         if self.recheck:  # the bytes as stored (quetz: downloaded), not what an index or the receipt says

@@ -9,6 +9,7 @@ Then it notes in the receipt what each publish wrote.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
@@ -19,6 +20,8 @@ from ..core.receipt import Receipt
 from ..core.repodata import Repodata
 from ..core.shards import package_name
 from ..destinations.base import Change, IndexChange
+from ..site import names_file
+from ..site.html import Row
 from .import_plan import ImportPlan
 
 
@@ -49,10 +52,12 @@ def _head(section: Mapping[str, Any], filename: str) -> Mapping[str, Any]:
 class IndexPublisher:
     """Publishes a change's indexes, each with what changed since the last one published there, and records them."""
 
-    def __init__(self, change: Change, plan: ImportPlan, receipt: Receipt) -> None:
-        self.change, self.plan, self.receipt = change, plan, receipt
+    def __init__(self, change: Change, plan: ImportPlan, receipt: Receipt, pages: bool = False) -> None:
+        """``pages``: the destination holds pages: each index's names table is made and kept (:mod:`airgap.site.names_file`)."""
+        self.change, self.plan, self.receipt, self.pages = change, plan, receipt, pages
         self._last: dict[tuple[str, str], tuple[Repodata, dict[str, str]]] = {}
         self._files: dict[tuple[str, str], frozenset[str] | None] = {}  # what each publish was told it touched
+        self.rows: dict[tuple[str, str], dict[str, Row]] = {}  # each published index's names table, for the pages
 
     def publish(self, channel: str, subdir: str, repodata: Repodata, touched: AbstractSet[str] | None = None) -> None:
         """``touched``: every file name whose record may differ from the index published before (None: not known)."""
@@ -69,6 +74,23 @@ class IndexPublisher:
                 since = IndexChange(changed_names(old, repodata, known), recorded, known)
         self.change.publish_index(channel, subdir, repodata, since)
         files = self.change.published_files(channel, subdir)
+        if self.pages:
+            self._keep_rows(key, repodata, files, self.rows.get(key) if key in self._last else self.plan.rows(channel, subdir), since)
         self._last[key] = (repodata, files)
         self._files[key] = now
         published.record(self.receipt, channel, subdir, files)
+
+    def _keep_rows(
+        self, key: tuple[str, str], repodata: Repodata, files: dict[str, str], before: dict[str, Row] | None, since: IndexChange | None
+    ) -> None:
+        """The new index's names table: the changed names' rows made anew when the old table is known, else every row;
+        kept beside the index, its sha256 in ``files`` (what the receipt records), when ``files`` names the index."""
+        if before is not None and since is not None and since.files is not None:
+            rows = names_file.changed_rows(before, repodata, since.names, since.files)
+        else:
+            rows = names_file.every_row(repodata)
+        self.rows[key] = rows
+        index_sha256 = files.get("repodata.json")
+        data = names_file.render(rows, repodata, index_sha256) if index_sha256 is not None else None
+        if data is not None and self.change.put_document(names_file.document(*key), data) is not None:
+            files[names_file.KEY] = hashlib.sha256(data).hexdigest()

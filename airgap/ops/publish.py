@@ -201,7 +201,9 @@ def publish(
         change.plan([place for _, place in order], sorted(new_index), sha256={place: sha for sha, place in order})
         late = set(listed)
         place([x for x in order if x not in late])
-        indexes = IndexPublisher(change, plan, plan.receipt)  # what changed since the last publish, and what was published
+        indexes = IndexPublisher(
+            change, plan, plan.receipt, dest.capabilities.holds_other_files
+        )  # what changed since the last publish, and what was published
         if listed:
             for (tc, subdir), rd in sorted(interim.items()):
                 indexes.publish(tc, subdir, rd, dropped[(tc, subdir)])
@@ -221,7 +223,9 @@ def publish(
         dest.remove_packages(removals)
         result.packages_removed += len(removals)
     archives = plan.receipt.archives
-    write_pages(dest, {tc for tc, _ in new_index}, with_sboms({"archives": archives}), new_index, [p for _, p in order] + removals)
+    write_pages(
+        dest, {tc for tc, _ in new_index}, with_sboms({"archives": archives}), new_index, [p for _, p in order] + removals, indexes.rows
+    )
     return result
 
 

@@ -1,0 +1,92 @@
+"""A subdir's names table, kept beside the index airgap published (decision 0016).
+
+A subdir's pages list its package names, one row each (:class:`~airgap.site.html.Row`: the name's files, latest
+version and size). At 300,000 records, making the rows means reading every record's head: decoding them from the
+index (0.4 s) and grouping them by name (0.25 s), at every import, for a change of a few names. The publish that
+writes an index therefore keeps its rows too, as msgpack in airgap's state folder
+(``.airgap/names/<channel>/<subdir>.msgpack``, journaled with the index), and records the file's sha256 in the
+receipt beside the index's (:mod:`airgap.core.published`, key :data:`KEY`); the file names the sha256 of the index
+it describes. The next import into that index takes the rows of the names it did not change from it and makes
+only the changed names' rows (their files: the ones the old row lists and the ones the import touched).
+
+Only an index whose records are all plain (none kept opaque: admitted, or read from an index airgap published)
+gets the file, so a recorded one also tells the next import that no record of the index needs checking again
+(:func:`airgap.core.rawindex.parse_trusted`, ``plain``). A file that is not the recorded one, or does not name
+the index being read, is not used: that import decodes and checks every head, as before. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
+from typing import Any
+
+import msgspec
+
+from ..core import published, rawindex
+from ..core.repodata import Repodata
+from .html import Row, group_by_name, rows_of
+
+FORMAT = 1
+#: the entry of a subdir's ``published`` record (the receipt) that holds this file's sha256
+KEY = "names"
+
+
+document = published.names_document
+
+
+class _File(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    format: int
+    repodata_sha256: str
+    names: dict[str, Row]
+
+
+_decode = msgspec.msgpack.Decoder(_File).decode
+_encode = msgspec.msgpack.Encoder().encode
+
+
+def every_row(rd: Repodata) -> dict[str, Row]:
+    """The rows of every name of ``rd``, sorted by name: one pass over every record."""
+    return dict(sorted(rows_of(group_by_name(rd)).items()))
+
+
+def changed_rows(before: Mapping[str, Row], rd: Repodata, changed: AbstractSet[str], touched: AbstractSet[str]) -> dict[str, Row]:
+    """The rows of ``rd`` from ``before`` (the rows of the index it was made from) and what differs: the names
+    ``changed`` (:func:`airgap.ops.index_change.changed_names`) and every file name ``touched`` whose record may
+    differ. A changed name's files are among those its row listed and the touched ones; each is looked up in ``rd``."""
+    candidates = set(touched)
+    for name in changed:
+        if (old := before.get(name)) is not None:
+            candidates.update(old.files.split("\n"))
+    groups: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    for filename in candidates:
+        section = rd.packages_conda if filename.endswith(".conda") else rd.packages
+        if filename not in section:
+            continue
+        head = section.head(filename) if isinstance(section, rawindex.LazyRecords) else section[filename]
+        owner = head.get("name")
+        if isinstance(owner, str) and owner in changed:
+            groups.setdefault(owner, []).append((filename, head))
+    rows = {name: r for name, r in before.items() if name not in changed}
+    rows.update(rows_of(groups))
+    return dict(sorted(rows.items()))
+
+
+def render(rows: Mapping[str, Row], rd: Repodata, index_sha256: str) -> bytes | None:
+    """The names file of ``rd``, whose ``repodata.json`` hashes to ``index_sha256``; None: ``rd`` keeps a record opaque
+    (not every record is plain), or a size msgpack cannot carry."""
+    if any(rd.opaque.values()):
+        return None
+    try:
+        return _encode(_File(FORMAT, index_sha256, dict(rows)))
+    except (msgspec.EncodeError, OverflowError, TypeError):
+        return None
+
+
+def read(data: Any, index_sha256: str) -> dict[str, Row] | None:
+    """The rows a names file holds, if it describes the index hashing to ``index_sha256``; None: it does not."""
+    try:
+        got = _decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    return got.names if got.format == FORMAT and got.repodata_sha256 == index_sha256 else None
