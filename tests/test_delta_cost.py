@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from airgap.config import load_config
-from airgap.core import published, shards
+from airgap.core import published, rawindex, shards
+from airgap.core.rawindex import trusted_repodata
 from airgap.core.receipt import receipt_json
 from airgap.core.repodata import Repodata, parse_repodata
 from airgap.destinations.base import IndexChange, load_receipt
@@ -136,6 +137,26 @@ def test_repodata_bytes_never_hold_a_number_json_cannot_carry(value: float) -> N
     rd.drop("b-1.0-0.conda")
     rd.put("c-1.0-0.conda", {"name": "c", "version": "1.0", "build": "0", "license": None, "x": 1e16, "é": "ü"})
     assert json.loads(rd.to_bytes()) == json.loads(json.dumps(rd.to_document(), ensure_ascii=False))
+
+
+@pytest.mark.parametrize("decoded", [1, 10_001])
+@pytest.mark.parametrize("where", ["a record", "the envelope"])
+def test_the_guard_finds_them_among_records_kept_as_bytes(decoded: int, where: str) -> None:
+    """An index read as bytes with a few records (then many) put as dicts: those alone are looked at, then all."""
+    kept = trusted_repodata(_records(*(f"p{i}" for i in range(20))).to_bytes(), "linux-64", "t", plain=True)
+    assert kept is not None
+    for i in range(decoded):
+        kept.put(f"n{i}-1.0-0.conda", {"name": f"n{i}", "version": "1.0", "build": "0", "license": None})
+    parts = rawindex.decoded_parts(kept.to_document(raw=True))
+    assert (parts is None) == (decoded > 10_000)  # the few records put looked at alone; the 20 kept as bytes never
+    assert parts is None or len([p for p in parts if isinstance(p, dict) and "name" in p]) == decoded
+    bad = {"name": "z", "version": "1.0", "build": "0", "x": float("nan")}
+    if where == "a record":
+        kept.put("z-1.0-0.conda", bad)
+    else:
+        kept.extra["metadata"] = {"x": [float("inf")]}
+    with pytest.raises(ValueError, match="not finite"):
+        kept.to_bytes()
 
 
 def test_receipt_bytes_are_json_dumps_sorted_bytes() -> None:

@@ -210,6 +210,20 @@ def heads(section: Mapping[str, dict[str, Any]]) -> list[tuple[str, Any]]:
     return section.heads() if isinstance(section, LazyRecords) else list(section.items())
 
 
+def decoded_parts(doc: Mapping[str, Any], few: int = 10_000) -> list[Any] | None:
+    """What of an index document msgspec encodes from Python objects rather than copies as verbatim bytes: every
+    value but the two sections, and each section's records that are dicts, with their file names; None when more
+    than ``few`` records are dicts (a whole index decoded: the caller looks at all of it)."""
+    parts: list[Any] = [v for k, v in doc.items() if k not in ("packages", "packages.conda")]
+    for section in ("packages", "packages.conda"):
+        records = doc.get(section) or {}
+        decoded = list(filter(dict.__instancecheck__, records.values()))
+        if len(parts) + len(decoded) > few:
+            return None
+        parts += [x for f, r in records.items() if type(r) is dict for x in (f, r)] if decoded else []
+    return parts
+
+
 def _positions(marks: list[Any], value: Any) -> Iterator[int]:
     """Where ``value`` is in ``marks``, found at C speed (``list.index``): for the few among many."""
     i = -1

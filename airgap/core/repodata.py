@@ -116,10 +116,10 @@ class Repodata:
         """Compact UTF-8 JSON, keys in the records' own order (msgspec: ~7x faster than ``json.dumps``; floats in
         their shortest round-trip spelling, which may differ from Python's ``repr``, e.g. ``1e16`` for ``1e+16``)."""
         doc = self.to_document(keep_base_url, raw=True)  # records kept as bytes are written verbatim
-        raw = encode(doc)
-        # msgspec writes NaN and Infinity as null: never publish them (not JSON). The parsers keep them out
-        # (load_json, from_document's checks); this guard looks only when a null is there at all
-        if b"null" in raw and (reason := not_json(doc)) is not None:
+        raw, parts = encode(doc), rawindex.decoded_parts(doc)  # msgspec writes NaN and Infinity as null: never publish them
+        # (not JSON). The parsers keep them out; this guard looks at the few records not kept as bytes, or, when most are
+        # not, at the whole document only when a null is there at all
+        if (parts is not None or b"null" in raw) and (reason := not_json(doc if parts is None else parts)) is not None:
             raise ValueError(f"repodata {self.subdir}: expected values JSON can carry, found {reason}")
         return raw
 
