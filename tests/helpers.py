@@ -54,6 +54,20 @@ def shared_repodata() -> Path:
     return DATA_DIR / "repodata"
 
 
+def snapshot_bytes(path: Path) -> bytes:
+    """A repodata snapshot of tests/data/repodata, decompressed (``.bz2``, ``.zst`` or plain JSON)."""
+    import bz2
+
+    import zstandard
+
+    raw = path.read_bytes()
+    if path.name.endswith(".bz2"):
+        return bz2.decompress(raw)
+    if path.name.endswith(".zst"):
+        return zstandard.ZstdDecompressor().decompress(raw, max_output_size=1 << 30)
+    return raw
+
+
 # --- archives built by hand -------------------------------------------------------------
 
 MTIME = 1700000000

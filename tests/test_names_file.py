@@ -8,14 +8,13 @@ only the changed names' rows, and publishes the same bytes as without it. Counte
 
 from __future__ import annotations
 
-import bz2
 import hashlib
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-import zstandard
+from helpers import snapshot_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,15 +41,6 @@ def fresh(prefix: str) -> str:
 
 
 NAMES = ".airgap/" + names_file.document("main", "linux-64")
-
-
-def _load(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if path.name.endswith(".bz2"):
-        return bz2.decompress(raw)
-    if path.name.endswith(".zst"):
-        return zstandard.ZstdDecompressor().decompress(raw, max_output_size=1 << 30)
-    return raw
 
 
 @pytest.fixture
@@ -182,7 +172,7 @@ def test_the_changed_names_rows_are_the_rows_made_from_every_record(
 def test_a_plain_index_read_without_checks_is_the_index_read_with_them(path: Path, every_head: list[int]) -> None:
     """Real snapshots, as airgap publishes them: the same records, heads and bytes; heads decoded only when asked."""
     subdir = path.name.split("_")[1]
-    rd = parse_repodata(_load(path), subdir, "t", keep_unreadable=True)
+    rd = parse_repodata(snapshot_bytes(path), subdir, "t", keep_unreadable=True)
     index = rd.to_bytes()
     if any(rd.opaque.values()):  # never read as plain: no names table is kept for it
         assert names_file.render(names_file.every_row(rd), rd, hashlib.sha256(index).hexdigest()) is None

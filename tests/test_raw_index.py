@@ -7,15 +7,13 @@ record is a dict. Counted (records decoded), never timed.
 
 from __future__ import annotations
 
-import bz2
 import json
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-import zstandard
-from helpers import cli
+from helpers import cli, snapshot_bytes
 
 from airgap.core import rawindex, shards
 from airgap.core.rawindex import Head, LazyRecords, trusted_repodata
@@ -29,15 +27,6 @@ from airgap.site.html import group_by_name, name_pages, rows_of, subdir_pages
 DATA = Path(__file__).resolve().parent / "data" / "repodata"
 # the shared fixtures (archives): tests/remote.py
 pytest_plugins = ("remote", "ociparts")
-
-
-def _load(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if path.name.endswith(".bz2"):
-        return bz2.decompress(raw)
-    if path.name.endswith(".zst"):
-        return zstandard.ZstdDecompressor().decompress(raw, max_output_size=1 << 30)
-    return raw
 
 
 def _subdir(path: Path) -> str:
@@ -76,7 +65,7 @@ def decoded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_repodata_bytes_are_those_of_the_dict_path(path: Path) -> None:
     """Real snapshots, as airgap publishes them: parsed as bytes, written back and merged, the same bytes as with dicts."""
     subdir = _subdir(path)
-    published = parse_repodata(_load(path), subdir, "t", keep_unreadable=True).to_bytes()  # airgap's own output
+    published = parse_repodata(snapshot_bytes(path), subdir, "t", keep_unreadable=True).to_bytes()  # airgap's own output
     lazy = trusted_repodata(published, subdir, "t")
     strict = parse_index(published, subdir, "t")
     assert lazy is not None and strict is not None

@@ -52,6 +52,11 @@ class Head(msgspec.Struct, gc=False):
 _HEAD_FIELDS = frozenset(Head.__struct_fields__)
 
 
+def _as_head(h: Any) -> Head:
+    """A :class:`Head` of the same fields (an :class:`_AnyHead`, checked or kept as it is)."""
+    return Head(h.name, h.version, h.build, h.subdir, h.size, h.timestamp)
+
+
 class _AnyHead(msgspec.Struct, gc=False):
     """:class:`Head` of any types: a section with an odd record is checked one record at a time."""
 
@@ -187,15 +192,10 @@ class LazyRecords(MutableMapping[str, dict[str, Any]]):
         items = dict(self._items)
         if isinstance(other, LazyRecords):
             items.update(other._items)
+            decoded = self._decoded if other._decoded is self._decoded else {**self._decoded, **other._decoded}
             if other._heads is self._heads:
-                return LazyRecords(
-                    items,
-                    self._heads,
-                    self._decoded if other._decoded is self._decoded else {**self._decoded, **other._decoded},
-                    self._rest,
-                )
-            heads = {**self._every_head(), **other._every_head()}
-            return LazyRecords(items, heads, self._decoded if other._decoded is self._decoded else {**self._decoded, **other._decoded})
+                return LazyRecords(items, self._heads, decoded, self._rest)
+            return LazyRecords(items, {**self._every_head(), **other._every_head()}, decoded)
         items.update(other)
         return LazyRecords(items, self._heads, self._decoded, self._rest)
 
@@ -233,6 +233,11 @@ def _positions(marks: list[Any], value: Any) -> Iterator[int]:
         except ValueError:
             return
         yield i
+
+
+def head(section: Mapping[str, Any], filename: str) -> Mapping[str, Any]:
+    """The record of ``filename``, or its head when it is still bytes (its name, version, size without decoding it)."""
+    return section.head(filename) if isinstance(section, LazyRecords) else section[filename]
 
 
 def entry(section: Mapping[str, dict[str, Any]], filename: str) -> Any:
@@ -315,7 +320,7 @@ def _section_heads(data: bytes | mmap.mmap, section: str) -> dict[str, Head]:
     try:
         return _heads(raw)
     except msgspec.ValidationError:  # not plain after all: each as it is
-        return {f: Head(h.name, h.version, h.build, h.subdir, h.size, h.timestamp) for f, h in _any_heads(raw).items()}
+        return {f: _as_head(h) for f, h in _any_heads(raw).items()}
 
 
 def parse_trusted(data: bytes | mmap.mmap, subdir: str, plain: bool = False) -> Parsed | None:
@@ -355,7 +360,7 @@ def parse_trusted(data: bytes | mmap.mmap, subdir: str, plain: bool = False) -> 
                 head = loose[filename]
                 if _plain(filename, suffix, head, subdir, named_safely):
                     items[filename] = value
-                    checked[filename] = Head(head.name, head.version, head.build, head.subdir, head.size, head.timestamp)
+                    checked[filename] = _as_head(head)
                 else:
                     odd.setdefault(section, {})[filename] = _any(value)
             sections[section] = LazyRecords(items, checked, {})

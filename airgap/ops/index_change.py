@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
-from typing import Any
 
 from ..core import published, rawindex
 from ..core.receipt import Receipt
@@ -38,15 +36,10 @@ def changed_names(old: Repodata, new: Repodata, files: AbstractSet[str] | None =
                 if after is not None:
                     names.add(package_name(filename, new_sec[filename]))
                 if before is not None:
-                    names.add(package_name(filename, _head(old_sec, filename)))
+                    names.add(package_name(filename, rawindex.head(old_sec, filename)))
     for filename in set(new.removed) ^ set(old.removed):
         names.add(package_name(filename, {}))
     return frozenset(names)
-
-
-def _head(section: Mapping[str, Any], filename: str) -> Mapping[str, Any]:
-    """The record, or its head when it is still bytes (its name without decoding it)."""
-    return section.head(filename) if isinstance(section, rawindex.LazyRecords) else section[filename]
 
 
 class IndexPublisher:

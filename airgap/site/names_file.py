@@ -63,10 +63,10 @@ def changed_rows(before: Mapping[str, Row], rd: Repodata, changed: AbstractSet[s
         section = rd.packages_conda if filename.endswith(".conda") else rd.packages
         if filename not in section:
             continue
-        head = section.head(filename) if isinstance(section, rawindex.LazyRecords) else section[filename]
-        owner = head.get("name")
+        record = rawindex.head(section, filename)
+        owner = record.get("name")
         if isinstance(owner, str) and owner in changed:
-            groups.setdefault(owner, []).append((filename, head))
+            groups.setdefault(owner, []).append((filename, record))
     rows = {name: r for name, r in before.items() if name not in changed}
     rows.update(rows_of(groups))
     return dict(sorted(rows.items()))
