@@ -23,6 +23,7 @@ import errno
 import mmap
 import os
 import stat
+import weakref
 from pathlib import Path
 
 from .errors import DestinationError
@@ -80,6 +81,7 @@ def read_nofollow(path: Path | str) -> bytes:
 
 
 MAP_FROM = 1 << 20  # smaller files are read: a map costs a system call or two more than it saves
+_VIEWS: weakref.WeakSet[mmap.mmap] = weakref.WeakSet()  # the maps view_nofollow gave out that are still in use
 
 
 def view_nofollow(path: Path | str) -> bytes | mmap.mmap:
@@ -95,9 +97,26 @@ def view_nofollow(path: Path | str) -> bytes | mmap.mmap:
         if size < MAP_FROM:
             with open(fd, "rb", closefd=False) as fh:
                 return fh.read()
-        return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        _VIEWS.add(mapped)
+        return mapped
     finally:
         os.close(fd)
+
+
+def release_views() -> None:
+    """Give back the pages of every map :func:`view_nofollow` gave out: they leave this process's resident set
+    and stay in the page cache, where the next read finds them again (a minor fault each, no I/O).
+
+    A mapped page counts in the peak RSS once touched, as a heap copy would: a delta import that reads a
+    300,000-record index (124 MiB), then writes a new one, held both. Called between passes over a map
+    (after the index is parsed; every few MiB while it is copied into the new one): the bytes stay
+    where they are, only the resident set shrinks."""
+    if not hasattr(mmap, "MADV_DONTNEED"):  # not every platform has it: the pages then stay until unmapped
+        return
+    for mapped in list(_VIEWS):
+        if not mapped.closed:
+            mapped.madvise(mmap.MADV_DONTNEED)
 
 
 def _open_file(path: Path | str) -> int:

@@ -297,6 +297,8 @@ def test_every_step_of_a_publish_leaves_a_consistent_destination(
 
         def checked(self: Any, *args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> None:
             _real(self, *args, **kwargs)
+            if _name != "publish_index" and args[0].rpartition("/")[2] in ("repodata.json", "repodata.json.zst", "receipt.json"):
+                return  # written as files too (decision 0017): inside publish_index, or the receipt; not a package step
             calls[_name] += 1
             assert_consistent(dest)
 

@@ -15,8 +15,9 @@ import pytest
 from helpers import cli
 
 from airgap.compress import zstd_compress
-from airgap.destinations import localstore as directory_module  # the directory store writes the index files
+from airgap.destinations.base import BlobRef
 from airgap.destinations.directory import DirectoryDestination
+from airgap.destinations.localstore import LocalStore
 from airgap.ops.verify_dest import check_destination
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -124,17 +125,17 @@ def test_the_index_clients_prefer_is_written_last(dest: Path, archive: Path, mon
     old_zst = (sub / "repodata.json.zst").read_bytes()
     order: list[str] = []
     between: list[Any] = []
-    real = directory_module.write_temps  # type: ignore[attr-defined]  # the name the backend calls (each put writes its temp files first)
+    real = LocalStore.take  # each index file is written in the change's area, then moved into place (decision 0017)
 
-    def spy(stem: str, datas: list[bytes], names: list[str]) -> list[str]:
-        for name in names:
-            if Path(name).parent == sub and Path(name).name.startswith("repodata.json"):
-                order.append(Path(name).name)
-                if len(order) == 2:  # the state a kill between the two writes would leave
-                    between.append(((sub / "repodata.json.zst").read_bytes(), check_destination(target).problems))
-        return real(stem, datas, names)
+    def spy(self: LocalStore, key: str, blob: BlobRef, on_bytes: Any = None) -> None:
+        name = key.rpartition("/")[2]
+        if key.startswith("channel/linux-64/") and name.startswith("repodata.json"):
+            order.append(name)
+            if len(order) == 2:  # the state a kill between the two writes would leave
+                between.append(((sub / "repodata.json.zst").read_bytes(), check_destination(target).problems))
+        real(self, key, blob, on_bytes)
 
-    monkeypatch.setattr(directory_module, "write_temps", spy)
+    monkeypatch.setattr(LocalStore, "take", spy)
     assert cli("import", archive, "--into", dest, "--allow-unsigned").exit_code == 0
     assert order == ["repodata.json", "repodata.json.zst"]
     zst_then, problems = between[0]

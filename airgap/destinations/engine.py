@@ -26,8 +26,9 @@ import mmap
 import re
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from ..core.manifest import is_safe_channel_name
@@ -36,11 +37,12 @@ from ..core.repodata import Repodata
 from ..errors import DestinationError, IntegrityError
 from ..signals import deferred_signals
 from . import formats as _formats
-from .base import RECEIPT_FORMAT, Change, Destination, IndexChange, OnBytes, Put, empty_receipt, parse_index
+from .base import RECEIPT_FORMAT, BlobRef, Change, Destination, IndexChange, OnBytes, Put, empty_receipt, parse_index
 from .journal import AREA_PREFIX, LOCK, STATE, Journal, recover
 from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
 from .listings import Listings, ask_keys, index_keys, kept_shards
 from .store import KeyLease, LocalFiles, ObjectStore, check_key, view
+from .streamed import put_in_order, scratch_folder
 
 log = logging.getLogger(__name__)
 
@@ -291,22 +293,31 @@ class StoreChange(Change):
 
     def publish_index(self, channel: str, subdir: str, repodata: Repodata, changed: IndexChange | None = None) -> None:
         self._fence("publishing an index")
-        writes: list[tuple[str, bytes]] = []
+        with contextlib.ExitStack() as scratch:  # a remote store's index files are written here first, then uploaded
+            self._publish_index(channel, subdir, repodata, changed, lambda: self.staging or scratch.enter_context(scratch_folder()))
+
+    def _publish_index(
+        self, channel: str, subdir: str, repodata: Repodata, changed: IndexChange | None, folder: Callable[[], Path | str]
+    ) -> None:
+        writes: list[tuple[str, bytes | BlobRef]] = []
         checked: set[str] = set()  # files of content-addressed formats (CEP-16 shards and their index): read back
         published: dict[str, str] = {}
         fresh: set[str] = set()
         for fmt in self.dest.formats:
             kept = kept_shards(self.dest, channel, subdir, changed) if isinstance(fmt, _formats.Shards) and changed is not None else None
+            files: list[tuple[str, bytes | BlobRef]]
             if kept is not None and isinstance(fmt, _formats.Shards):  # changed names' shards only (decision 0009)
-                files = fmt.render_changed(subdir, repodata, changed.names if changed is not None else None, *kept)
+                files = list(fmt.render_changed(subdir, repodata, changed.names if changed is not None else None, *kept))
+            elif isinstance(fmt, _formats.RepodataJson):  # written to files as it is encoded, never held (decision 0017)
+                files = list(fmt.render_files(subdir, repodata, folder()))
             else:
-                files = fmt.render(subdir, repodata)
+                files = list(fmt.render(subdir, repodata))
             ask_keys(self.dest, [self.dest.key(channel, subdir, name) for name, _ in files], self._listed, self._known)
             for name, data in files:
                 key = self.dest.key(channel, subdir, name)
                 if name in fmt.names:
-                    published[name] = hashlib.sha256(data).hexdigest()
-                if fmt.immutable:
+                    published[name] = data.sha256 if isinstance(data, BlobRef) else hashlib.sha256(data).hexdigest()
+                if fmt.immutable and isinstance(data, bytes):
                     # one already stored with these very bytes stays as it is (so it hashes to its name)
                     if name.startswith(fmt.immutable) and self._exists(key) and self.store.get(key) == data:
                         continue
@@ -316,9 +327,9 @@ class StoreChange(Change):
                 writes.append((key, data))
         self._published[(channel, subdir)] = published
         self.journal.prepare_all([(key, self._exists(key)) for key, _ in writes])  # one journal save, however many shards
-        self._put_files(writes, fresh)
+        put_in_order(self.store, self.local, writes, fresh)
         for key, data in writes:  # clients never check a shard's hash: what they fetch must be what was rendered
-            if key in checked and (got := self.store.get(key)) != data:
+            if key in checked and isinstance(data, bytes) and (got := self.store.get(key)) != data:
                 found = "nothing" if got is None else f"sha256 {hashlib.sha256(got).hexdigest()}"
                 raise IntegrityError(
                     f"{self.dest}/{key}: expected to read back what was just written (sha256 {hashlib.sha256(data).hexdigest()}), "
@@ -333,23 +344,6 @@ class StoreChange(Change):
 
     def published_files(self, channel: str, subdir: str) -> dict[str, str]:
         return dict(self._published.get((channel, subdir), {}))
-
-    def _put_files(self, writes: list[tuple[str, bytes]], batched: set[str]) -> None:
-        """Store ``writes`` in order; the run of ``batched`` keys (new content-addressed files: nothing lists them yet)
-        goes in one call of a local store's ``put_many`` (one flush for all, not two fsyncs each)."""
-        many = self.local.put_many if self.local is not None else None
-        i = 0
-        while i < len(writes):
-            j = i
-            while many is not None and j < len(writes) and writes[j][0] in batched:
-                j += 1
-            if j - i > 1:
-                assert many is not None
-                many(writes[i:j])
-                i = j
-                continue
-            self.store.put(*writes[i])
-            i += 1
 
     def publish_index_file(self, channel: str, subdir: str, name: str, data: bytes) -> bool:
         self._fence("publishing an index file")

@@ -25,12 +25,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..core import rawindex, shards
 from ..core.repodata import Repodata
+from ..core.repodata_stream import json_pieces
 from ..errors import UsageError
-from .base import index_files
+from .base import BlobRef, index_files
+from .streamed import write_index
 
 
 class IndexFormat(Protocol):
@@ -60,6 +63,11 @@ class RepodataJson:
 
     def render(self, subdir: str, repodata: Repodata) -> list[tuple[str, bytes]]:
         return index_files(repodata.to_bytes())  # the same files, in the same order, as every other backend
+
+    def render_files(self, subdir: str, repodata: Repodata, folder: Path | str) -> list[tuple[str, BlobRef]]:
+        """:meth:`render`'s files (the same JSON; the ``.zst`` compressed as a stream), written to new files in ``folder``
+        a piece at a time: never the whole index in memory (:mod:`airgap.destinations.streamed`)."""
+        return write_index(json_pieces(repodata), folder)
 
 
 class Shards:

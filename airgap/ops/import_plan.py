@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from .._safepath import release_views
 from ..core import published
 from ..core.manifest import DELTA_FORMAT, Manifest
 from ..core.merging import Shadowed
@@ -143,6 +144,7 @@ class DestinationView:
         trusted = trusted_repodata(raw, subdir, where, plain=rows is not None)
         if hashing is not None and hashing.result() != expected:
             return None
+        release_views()  # parsed and hashed: its pages leave the resident set (the new index copies from them later)
         if rows is not None:
             self._rows[(tc, subdir)] = rows
         return trusted or parse_index(bytes(raw), subdir, where)
