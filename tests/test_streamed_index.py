@@ -25,8 +25,10 @@ from hypothesis import strategies as st
 
 from airgap._safepath import release_views, view_nofollow
 from airgap.compress import INDEX_LEVEL, zstd_compress
+from airgap.core.held_bytes import receipt_pieces
 from airgap.core.rawindex import trusted_repodata
-from airgap.core.receipt import Receipt, receipt_json
+from airgap.core.receipt import Held, Receipt, receipt_json
+from airgap.core.receipt_fast import parse_receipt_fast
 from airgap.core.repodata import Repodata, parse_repodata
 from airgap.core.repodata_stream import json_pieces
 from airgap.destinations.memory import MemoryDestination, MemoryStore
@@ -116,6 +118,32 @@ def test_the_files_written_are_the_blobs_they_say_and_the_zst_is_a_one_call_comp
     assert zstandard.get_frame_parameters(data["repodata.json.zst"]).content_size == len(data["repodata.json"])
     (plain,) = write_file([b"ab", memoryview(b"cd")], tmp_path, "receipt.json")
     assert Path(plain.path).read_bytes() == b"abcd" and Path(plain.path).parent == tmp_path
+
+
+def _receipt(n: int) -> Receipt:
+    r = Receipt()
+    for i in range(n):
+        r.hold("main", "linux-64", f"p-{i}-0.conda", SHA, i, "main" if i % 2 else None)
+    r.hold("main", "noarch", "n-1-0.conda", SHA, 1, None)
+    r.installers = {"inst": {"a.sh": Held(SHA, 3)}}
+    r.extra = {"note": "ünïcode"}
+    return r
+
+
+def test_the_receipt_in_pieces_is_the_receipt() -> None:
+    careful = _receipt(300)
+    data = receipt_json(careful.to_json(encodable=True))
+    fast = parse_receipt_fast(data, "receipt.json")  # sections kept as bytes, spliced when written
+    fast.forget("main", "linux-64", "p-7-0.conda")
+    fast.hold("main", "linux-64", "p-700-0.conda", SHA, 700, "main")
+    careful.forget("main", "linux-64", "p-7-0.conda")
+    careful.hold("main", "linux-64", "p-700-0.conda", SHA, 700, "main")
+    for receipt in (fast, careful):
+        doc = receipt.to_json(encodable=True)
+        assert b"".join(receipt_pieces(doc)) == receipt_json(doc)
+    assert b"".join(receipt_pieces(fast.to_json(encodable=True))) == receipt_json(careful.to_json(encodable=True))
+    plain = {"format": "airgap-receipt/1", "channels": {"c": {"s": {"f": {"sha256": SHA, "size": 1}}}}, "archives": []}
+    assert b"".join(receipt_pieces(plain)) == receipt_json(plain)  # nothing kept as bytes: one piece
 
 
 def _mapped_kib(path: Path) -> int:

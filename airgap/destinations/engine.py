@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ..core.held_bytes import receipt_pieces
 from ..core.manifest import is_safe_channel_name
 from ..core.receipt import REBUILD, load_receipt_json, receipt_json
 from ..core.repodata import Repodata
@@ -42,7 +43,7 @@ from .journal import AREA_PREFIX, LOCK, STATE, Journal, recover
 from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
 from .listings import Listings, ask_keys, index_keys, kept_shards
 from .store import KeyLease, LocalFiles, ObjectStore, check_key, view
-from .streamed import put_in_order, scratch_folder
+from .streamed import put_in_order, scratch_folder, write_file
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +353,10 @@ class StoreChange(Change):
 
     def write_receipt(self, receipt: dict[str, Any]) -> None:
         self._fence("writing the receipt")
-        self.store.put(self._prepare(RECEIPT), receipt_json(receipt))
+        key = self._prepare(RECEIPT)
+        with contextlib.ExitStack() as scratch:  # written in pieces (a section per subdir of 300,000 files), never whole
+            (blob,) = write_file(receipt_pieces(receipt), self.staging or scratch.enter_context(scratch_folder()), "receipt.json")
+            put_in_order(self.store, self.local, [(key, blob)], set())
         self._receipt_written = True
 
     def put_document(self, name: str, data: bytes) -> str | None:
