@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 
 import zstandard
 
@@ -22,16 +23,18 @@ def zstd_compress(data: bytes, level: int = LEVEL) -> bytes:
 
 def zstd_decompress_bounded(data: bytes, limit: int, what: str, error: type[AirgapError] = AirgapError) -> bytes:
     """Decompress ``data``; more than ``limit`` bytes of output is an error, never an OOM."""
-    out = io.BytesIO()
+    return b"".join(zstd_pieces_bounded(data, limit, what, error))
+
+
+def zstd_pieces_bounded(data: bytes, limit: int, what: str, error: type[AirgapError] = AirgapError) -> Iterator[bytes]:
+    """:func:`zstd_decompress_bounded` a MiB at a time (for a consumer that writes them on: a 300 MB SBOM is never held)."""
+    seen = 0
     try:
         reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
-        while True:
-            chunk = reader.read(min(1 << 20, limit + 1 - out.tell()))  # never hold more than limit + 1 bytes
-            if not chunk:
-                break
-            out.write(chunk)
-            if out.tell() > limit:
+        while chunk := reader.read(min(1 << 20, limit + 1 - seen)):  # never more than limit + 1 bytes
+            seen += len(chunk)
+            if seen > limit:
                 raise error(f"{what}: expected at most {limit} bytes once decompressed, found more (refusing a zstd bomb)")
+            yield chunk
     except zstandard.ZstdError as exc:
         raise error(f"{what}: expected zstd-compressed data, found something unreadable ({exc})") from None
-    return out.getvalue()

@@ -16,7 +16,7 @@ from review_world import blob_of, manifest_of, sbom_document_of
 import airgap.ops.sbom_blob
 from airgap.core.manifest import SBOM_ZSTD, SbomRef, parse_manifest
 from airgap.errors import ArchiveFormatError, IntegrityError
-from airgap.ops.sbom_blob import document
+from airgap.ops.sbom_blob import document, document_pieces
 from airgap.testing.condapkg import PackageSpec, write_channel
 
 
@@ -69,6 +69,14 @@ def test_a_compressed_blob_must_hold_exactly_raw_size_bytes() -> None:
     with pytest.raises(IntegrityError, match="zstd"):
         document(SbomRef("a" * 64, len(doc), SBOM_ZSTD, len(doc)), doc)  # not compressed at all
     assert document(SbomRef("a" * 64, len(doc), "CycloneDX-1.6"), doc) == doc
+
+
+def test_the_kept_document_comes_a_mib_at_a_time() -> None:
+    """Import writes the SBOM at the destination as it is decompressed (300 MB at 300,000 files): never held whole."""
+    doc = b"".join(b'{"name":"p%d","purl":"pkg:conda/p%d"},' % (i, i) for i in range(200_000))
+    blob = zstandard.ZstdCompressor().compress(doc)
+    pieces = list(document_pieces(SbomRef("a" * 64, len(blob), SBOM_ZSTD, len(doc)), blob))
+    assert b"".join(pieces) == doc and len(pieces) > 4 and max(map(len, pieces)) <= 1 << 20
 
 
 def test_a_compressed_sbom_without_raw_size_is_refused(archive: tuple[Path, Path, str]) -> None:

@@ -14,6 +14,7 @@ import math
 import mmap
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from airgap.core.repodata import Repodata, parse_repodata
 from airgap.core.repodata_stream import json_pieces
 from airgap.destinations.memory import MemoryDestination, MemoryStore
 from airgap.destinations.streamed import write_file, write_index
+from airgap.errors import IntegrityError
 
 DATA = Path(__file__).resolve().parent / "data" / "repodata"
 SHA = "ab" * 32
@@ -190,3 +192,28 @@ def test_a_remote_store_gets_its_index_from_a_scratch_folder_that_goes(tmp_path:
     assert published["repodata.json"] == hashlib.sha256(raw).hexdigest()
     assert store.get(".airgap/receipt.json") == receipt_json(Receipt().to_json(encodable=True))
     assert list(tmp_path.iterdir()) == []  # the scratch folders are gone
+
+
+def test_a_document_in_pieces_is_kept_whole_or_not_at_all() -> None:
+    store = MemoryStore("streamed-document")
+    dest = MemoryDestination(store)
+
+    def failing() -> Iterator[bytes]:
+        yield b"{"
+        raise IntegrityError("sbom blob: expected 10 bytes once decompressed, found 11")
+
+    with dest.locked():
+        change = dest.begin("import")
+        change.plan([], [])
+        assert change.put_document("sbom/a.cdx.json", iter([b'{"a":', b"1}"])) == ".airgap/sbom/a.cdx.json"
+        with pytest.raises(IntegrityError):
+            change.put_document("sbom/b.cdx.json", failing())
+        change.rollback()
+    assert store.get(".airgap/sbom/a.cdx.json") is None and store.get(".airgap/sbom/b.cdx.json") is None  # undone
+    with dest.locked():
+        change = dest.begin("import")
+        change.plan([], [])
+        change.put_document("sbom/a.cdx.json", iter([b'{"a":', b"1}"]))
+        change.write_receipt(Receipt().to_json(encodable=True))
+        change.commit()
+    assert store.get(".airgap/sbom/a.cdx.json") == b'{"a":1}'

@@ -18,7 +18,7 @@ import io
 import mmap
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,8 +202,9 @@ class Change(ABC):
     @abstractmethod
     def write_receipt(self, receipt: dict[str, Any]) -> None: ...
 
-    def put_document(self, name: str, data: bytes) -> str | None:
-        """Keep a document of airgap's own (``sbom/<id>.cdx.json``) in the state folder, undone with the change.
+    def put_document(self, name: str, data: bytes | Iterable[bytes]) -> str | None:
+        """Keep a document of airgap's own (``sbom/<id>.cdx.json``) in the state folder, undone with the change;
+        ``data``: its bytes, or its pieces (written as they come: a 300 MB SBOM is never held whole).
 
         Returns where it went, relative to the destination root (``.airgap/<name>``), or None when
         the destination keeps no such files (the default; quetz).

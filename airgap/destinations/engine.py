@@ -26,7 +26,7 @@ import mmap
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from .journal import AREA_PREFIX, LOCK, STATE, Journal, recover
 from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
 from .listings import Listings, ask_keys, index_keys, kept_shards
 from .store import KeyLease, LocalFiles, ObjectStore, check_key, view
-from .streamed import put_in_order, scratch_folder, write_file
+from .streamed import put_in_order, put_pieces, scratch_folder
 
 log = logging.getLogger(__name__)
 
@@ -353,15 +353,16 @@ class StoreChange(Change):
 
     def write_receipt(self, receipt: dict[str, Any]) -> None:
         self._fence("writing the receipt")
-        key = self._prepare(RECEIPT)
-        with contextlib.ExitStack() as scratch:  # written in pieces (a section per subdir of 300,000 files), never whole
-            (blob,) = write_file(receipt_pieces(receipt), self.staging or scratch.enter_context(scratch_folder()), "receipt.json")
-            put_in_order(self.store, self.local, [(key, blob)], set())
+        put_pieces(self.store, self.local, self.staging, self._prepare(RECEIPT), receipt_pieces(receipt))  # never whole
         self._receipt_written = True
 
-    def put_document(self, name: str, data: bytes) -> str | None:
+    def put_document(self, name: str, data: bytes | Iterable[bytes]) -> str | None:
         self._fence("keeping a document")
-        self.store.put(self._prepare(self.dest.key(STATE, name)), data)
+        key = self._prepare(self.dest.key(STATE, name))
+        if isinstance(data, bytes):
+            self.store.put(key, data)
+        else:
+            put_pieces(self.store, self.local, self.staging, key, data)
         return f"{STATE}/{name}"
 
     def commit(self) -> None:

@@ -127,6 +127,14 @@ def put_in_order(store: ObjectStore, local: LocalFiles | None, writes: Sequence[
         i += 1
 
 
+def put_pieces(store: ObjectStore, local: LocalFiles | None, staging: Path | None, key: str, pieces: Iterable[bytes | memoryview]) -> None:
+    """Store the pieces under ``key`` as one file written for the change: in its area (``staging``) and moved into
+    place, or in a scratch folder and uploaded (a receipt, a kept SBOM: never held whole)."""
+    with contextlib.ExitStack() as scratch:
+        (blob,) = write_file(pieces, staging or scratch.enter_context(scratch_folder()), key.rpartition("/")[2])
+        put_in_order(store, local, [(key, blob)], set())
+
+
 @contextlib.contextmanager
 def scratch_folder() -> Iterator[str]:
     """A folder on this host for the files a remote store uploads (removed after)."""

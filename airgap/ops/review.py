@@ -254,7 +254,7 @@ def keep_sbom(change: Any, manifest: Manifest, blobs: Mapping[str, bytes]) -> st
     """Import: keep the archive's SBOM at the destination (``.airgap/sbom/<id>.cdx.json``); None if it keeps none."""
     if manifest.sbom is None or manifest.sbom.sha256 not in blobs:
         return None
-    kept = sbom_blob.document(manifest.sbom, blobs[manifest.sbom.sha256])  # the CycloneDX JSON, also from a compressed blob
+    kept = sbom_blob.document_pieces(manifest.sbom, blobs[manifest.sbom.sha256])  # the CycloneDX JSON, written as it is decompressed
     where: str | None = change.put_document(SBOM_NAME.format(archive_id=manifest.archive_id), kept)
     if where is None:
         log.info("this destination keeps no SBOM; archive %s carries it (airgap inspect ARCHIVE --sbom cyclonedx)", manifest.archive_id)

@@ -13,12 +13,12 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 import zstandard
 
-from ..compress import zstd_decompress_bounded
+from ..compress import zstd_pieces_bounded
 from ..core.manifest import SbomRef
 from ..errors import IntegrityError
 from ..upstream.cache import BlobCache
@@ -87,10 +87,19 @@ class _Hashing:
 
 def document(ref: SbomRef, blob: bytes) -> bytes:
     """The CycloneDX document a verified SBOM blob holds: decompressed (and exactly ``raw_size`` bytes) when it is ``+zstd``."""
+    return b"".join(document_pieces(ref, blob))
+
+
+def document_pieces(ref: SbomRef, blob: bytes) -> Iterator[bytes]:
+    """:func:`document` a MiB at a time (what import keeps at the destination: never the whole document at once).
+    A document of another size than ``raw_size`` is an IntegrityError after its last piece."""
     if not ref.format.endswith("+zstd"):
-        return blob
+        yield blob
+        return
     assert ref.raw_size is not None  # the parser requires it
-    data = zstd_decompress_bounded(blob, ref.raw_size, f"sbom blob {ref.sha256}", IntegrityError)
-    if len(data) != ref.raw_size:
-        raise IntegrityError(f"sbom blob {ref.sha256}: expected {ref.raw_size} bytes once decompressed, found {len(data)}")
-    return data
+    size = 0
+    for piece in zstd_pieces_bounded(blob, ref.raw_size, f"sbom blob {ref.sha256}", IntegrityError):
+        size += len(piece)
+        yield piece
+    if size != ref.raw_size:
+        raise IntegrityError(f"sbom blob {ref.sha256}: expected {ref.raw_size} bytes once decompressed, found {size}")
