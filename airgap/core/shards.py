@@ -195,7 +195,8 @@ def render_changed(
         if name not in grouped:
             digests[name] = kept[name]
             continue
-        shard = {section: dict(sorted(grouped[name][section].items())) for section, _suffix in _SECTIONS}
+        # packed here, a name at a time: the records as they are until then (a full import: 300,000 copies not held at once)
+        shard = {section: {f: pack_record(r) for f, r in sorted(grouped[name][section].items())} for section, _suffix in _SECTIONS}
         data = _compress({**shard, "removed": removed.get(name, [])}, compressor)
         digest = hashlib.sha256(data).digest()
         shards[digest.hex()] = data
@@ -232,7 +233,7 @@ def _grouped(document: Mapping[str, Any], changed: AbstractSet[str] | None, kept
                 names.add(name)
                 if changed is None or name in changed or name not in kept:
                     shard = grouped.setdefault(name, {"packages": {}, "packages.conda": {}})
-                    shard[section][filename] = pack_record(record)
+                    shard[section][filename] = record
     return grouped, names, newest
 
 
@@ -262,7 +263,7 @@ def _changed_only(document: Mapping[str, Any], changed: AbstractSet[str], kept: 
                     continue  # a touched file whose record its name's kept shard already holds as it is
                 return None
             newest = _newer(newest, record.get("timestamp"))
-            grouped.setdefault(name, {"packages": {}, "packages.conda": {}})[section][filename] = pack_record(record)
+            grouped.setdefault(name, {"packages": {}, "packages.conda": {}})[section][filename] = record
     return grouped, set(kept) | set(grouped), newest
 
 
