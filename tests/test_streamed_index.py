@@ -33,7 +33,7 @@ from airgap.core.receipt_fast import parse_receipt_fast
 from airgap.core.repodata import Repodata, parse_repodata
 from airgap.core.repodata_stream import json_pieces
 from airgap.destinations.memory import MemoryDestination, MemoryStore
-from airgap.destinations.streamed import write_file, write_index
+from airgap.destinations.streamed import SCRATCH, scratch_folder, write_file, write_index
 from airgap.errors import IntegrityError
 
 DATA = Path(__file__).resolve().parent / "data" / "repodata"
@@ -217,3 +217,23 @@ def test_a_document_in_pieces_is_kept_whole_or_not_at_all() -> None:
         change.write_receipt(Receipt().to_json(encodable=True))
         change.commit()
     assert store.get(".airgap/sbom/a.cdx.json") == b'{"a":1}'
+
+
+def test_scratch_folders_a_killed_upload_left_are_swept_and_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = tmp_path / f"{SCRATCH}999999999-abc"  # above any pid_max: no such process
+    alive = tmp_path / f"{SCRATCH}{os.getpid()}-def"
+    for folder in (dead, alive):
+        folder.mkdir()
+        (folder / "receipt.json").write_bytes(b"{}")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_bytes(b"x")
+    (tmp_path / f"{SCRATCH}999999998-link").symlink_to(elsewhere)
+    (tmp_path / "airgap-upload-notapid-x").mkdir()
+    with scratch_folder() as made:
+        assert Path(made).parent == tmp_path and Path(made).name.startswith(f"{SCRATCH}{os.getpid()}-")
+    assert not dead.exists() and (alive / "receipt.json").exists() and (elsewhere / "keep").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [alive.name, "elsewhere", f"{SCRATCH}999999998-link", "airgap-upload-notapid-x"]
+    )

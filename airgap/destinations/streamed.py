@@ -135,11 +135,42 @@ def put_pieces(store: ObjectStore, local: LocalFiles | None, staging: Path | Non
         put_in_order(store, local, [(key, blob)], set())
 
 
+SCRATCH = "airgap-upload-"  # + the pid of the process that made it + "-" + mkdtemp's suffix
+
+
 @contextlib.contextmanager
 def scratch_folder() -> Iterator[str]:
-    """A folder on this host for the files a remote store uploads (removed after)."""
-    folder = tempfile.mkdtemp(prefix="airgap-index-")
+    """A folder on this host for the files a remote store uploads (removed after). Folders that processes no
+    longer running left (killed while uploading: nothing else removes them) are removed first."""
+    sweep_scratch()
+    folder = tempfile.mkdtemp(prefix=f"{SCRATCH}{os.getpid()}-")
     try:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def sweep_scratch(root: str | None = None) -> list[str]:
+    """Remove this user's scratch folders (not links) whose process is gone; the paths removed."""
+    root = root or tempfile.gettempdir()
+    gone: list[str] = []
+    with contextlib.suppress(OSError), os.scandir(root) as entries:
+        for entry in entries:
+            pid = entry.name[len(SCRATCH) :].partition("-")[0]
+            if not (entry.name.startswith(SCRATCH) and pid.isdigit() and entry.is_dir(follow_symlinks=False)):
+                continue
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid() or _running(int(pid)):
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            gone.append(entry.path)
+    return gone
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's: running
+        return True
+    return True
