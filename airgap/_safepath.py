@@ -104,17 +104,17 @@ def view_nofollow(path: Path | str) -> bytes | mmap.mmap:
         os.close(fd)
 
 
-def release_views() -> None:
+def release_views(*only: object) -> None:
     """Give back the pages of every map :func:`view_nofollow` gave out: they leave this process's resident set
     and stay in the page cache, where the next read finds them again (a minor fault each, no I/O).
 
     A mapped page counts in the peak RSS once touched, as a heap copy would: a delta import that reads a
     300,000-record index (124 MiB), then writes a new one, held both. Called between passes over a map
     (after the index is parsed; every few MiB while it is copied into the new one): the bytes stay
-    where they are, only the resident set shrinks."""
+    where they are, only the resident set shrinks. ``only``: just these objects' pages (those of them that are maps)."""
     if not hasattr(mmap, "MADV_DONTNEED"):  # not every platform has it: the pages then stay until unmapped
         return
-    for mapped in list(_VIEWS):
+    for mapped in [m for m in only if isinstance(m, mmap.mmap)] if only else list(_VIEWS):  # only: these (maps or not)
         if not mapped.closed:
             mapped.madvise(mmap.MADV_DONTNEED)
 

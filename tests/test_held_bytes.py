@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -15,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from airgap._safepath import view_nofollow
 from airgap.core import held_bytes
 from airgap.core.held_bytes import HeldFiles
 from airgap.core.jsonbytes import encode_sorted
@@ -52,11 +55,17 @@ def _receipt_bytes(files: dict[str, Held], **more: dict[str, Held]) -> bytes:
     start=st.dictionaries(names, helds, max_size=40),
     changes=st.lists(st.tuples(st.booleans(), names, helds), max_size=25),
     probes=st.lists(names, max_size=10),
+    inside=st.booleans(),
 )
 def test_splicing_writes_what_encoding_every_entry_writes(
-    start: dict[str, Held], changes: list[tuple[bool, str, Held]], probes: list[str]
+    start: dict[str, Held], changes: list[tuple[bool, str, Held]], probes: list[str], inside: bool
 ) -> None:
-    files = HeldFiles(encode_sorted(start), "main", "linux-64", "receipt")
+    section = encode_sorted(start)
+    if inside:  # a span of the receipt's own bytes (the fast reader maps the receipt and copies nothing)
+        around = b'{"a":{"x.conda":{"sha256":"' + SHA.encode() + b'"}},"channels":'
+        files = HeldFiles(around + section + b',"z":1}', "main", "linux-64", "receipt", (len(around), len(around) + len(section)))
+    else:
+        files = HeldFiles(section, "main", "linux-64", "receipt")
     expected = dict(start)
     for hold, fn, h in changes:
         if hold:
@@ -175,3 +184,18 @@ def test_many_lookups_decode_every_entry_once(monkeypatch: pytest.MonkeyPatch) -
         assert files.get(fn) == expected.get(fn)
     assert decoded == [True]  # once, after the third lookup by bisection
     assert files.encoded() == encode_sorted(expected)
+
+
+def test_a_mapped_receipt_is_read_in_place_and_its_section_is_not_copied(tmp_path: Path) -> None:
+    files = {f"pkg{i:03d}-1.0-0.tar.bz2": Held(SHA, i, "main") for i in range(300)}
+    path = tmp_path / "receipt.json"
+    path.write_bytes(_receipt_bytes(files) + b" " * (1 << 20))  # big enough to be mapped
+    data = view_nofollow(path)
+    assert isinstance(data, mmap.mmap)
+    held = parse_receipt_fast(data, "receipt.json").channels["main"]["linux-64"]
+    assert isinstance(held, HeldFiles) and held._raw is data  # the map itself, not a copy of the section
+    assert held.get("pkg007-1.0-0.tar.bz2") == files["pkg007-1.0-0.tar.bz2"] and "nope-1-0.conda" not in held
+    assert bytes(held.encoded()) == encode_sorted(files)
+    del held["pkg007-1.0-0.tar.bz2"]
+    assert bytes(held.encoded()) == encode_sorted({k: v for k, v in files.items() if k != "pkg007-1.0-0.tar.bz2"})
+    assert dict(held.items()) == {k: v for k, v in files.items() if k != "pkg007-1.0-0.tar.bz2"}

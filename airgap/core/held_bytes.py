@@ -16,6 +16,7 @@ ever. Whatever reads every entry (iteration, ``len``) decodes and checks them al
 
 from __future__ import annotations
 
+import mmap
 import uuid
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, MutableMapping, ValuesView
 from typing import Any
@@ -39,12 +40,14 @@ MANY = 2048
 class HeldFiles(MutableMapping[str, Held]):
     """``{filename: Held}`` over a trusted section's bytes (see the module docstring)."""
 
-    __slots__ = ("_raw", "_end", "_all", "_added", "_gone", "_asked", "_channel", "_subdir", "_where")
+    __slots__ = ("_raw", "_lo", "_end", "_all", "_added", "_gone", "_asked", "_channel", "_subdir", "_where")
 
-    def __init__(self, raw: bytes, channel: str, subdir: str, where: str) -> None:
-        """``raw``: the section's bytes, which hash to what airgap recorded; ``channel`` and ``subdir``: checked names."""
+    def __init__(self, raw: bytes | mmap.mmap, channel: str, subdir: str, where: str, span: tuple[int, int] | None = None) -> None:
+        """``raw``: the section's bytes, which hash to what airgap recorded, or (``span``: where the section starts and
+        stops in it) the receipt's own bytes, mapped or read, not copied; ``channel`` and ``subdir``: checked names."""
         self._raw = raw
-        self._end = len(self._raw) - 1  # the closing brace
+        self._lo, stop = span if span is not None else (0, len(raw))  # the opening brace, and past the closing one
+        self._end = stop - 1  # the closing brace
         self._all: Files | None = None  # every entry, once something read them all
         self._added: dict[str, Held] = {}
         self._gone: set[str] = set()
@@ -55,18 +58,18 @@ class HeldFiles(MutableMapping[str, Held]):
 
     def _start_at(self, pos: int) -> int:
         """The first entry's start at or after ``pos`` (the closing brace when none)."""
-        if pos <= 1:
-            return 1 if self._end > 1 else self._end
+        if pos <= self._lo + 1:
+            return self._lo + 1 if self._end > self._lo + 1 else self._end
         j = self._raw.find(_SEP, pos - 2, self._end + 1)
         return j + 2 if j != -1 else self._end
 
     def _key_at(self, start: int) -> bytes:
-        return self._raw[start + 1 : self._raw.index(b'"', start + 1)]
+        return self._raw[start + 1 : _index(self._raw, b'"', start + 1)]
 
     def _seek(self, key: bytes, lo: int = 0) -> int:
         """Where the entry for ``key`` starts, or where it would go (the first entry whose name sorts after it);
         ``lo``: an entry start known to sort before ``key``, or 0."""
-        hi = self._end
+        lo, hi = max(lo, self._lo), self._end
         while lo < hi:
             mid = (lo + hi) // 2
             start = self._start_at(mid)
@@ -83,7 +86,7 @@ class HeldFiles(MutableMapping[str, Held]):
             if start == self._end or self._key_at(start) != key:
                 return None
             value = start + len(key) + 3
-            held = _held(self._raw[value : self._raw.index(b"}", value) + 1])
+            held = _held(self._raw[value : _index(self._raw, b"}", value) + 1])
         except (ValueError, UnicodeEncodeError, msgspec.DecodeError):
             if not filename.isascii():
                 return None  # safe names are ASCII: no such file
@@ -146,7 +149,7 @@ class HeldFiles(MutableMapping[str, Held]):
 
     def __bool__(self) -> bool:
         if self._all is None and not self._gone:
-            return self._end > 1 or bool(self._added)
+            return self._end > self._lo + 1 or bool(self._added)
         return bool(self.every())
 
     def __len__(self) -> int:
@@ -168,7 +171,7 @@ class HeldFiles(MutableMapping[str, Held]):
         """Every entry as a plain dict: decoded and checked once, the changes applied (changes made through it are this mapping's)."""
         if self._all is None:
             try:
-                every = _files(self._raw)
+                every = _files(memoryview(self._raw)[self._lo : self._end + 1])
             except msgspec.DecodeError:
                 every = None
             if every is None or not plainly_valid(self._channel, self._subdir, every):
@@ -184,13 +187,13 @@ class HeldFiles(MutableMapping[str, Held]):
 
     # --- the next bytes -------------------------------------------------------------------
 
-    def encoded(self) -> bytes:
+    def encoded(self) -> bytes | memoryview:
         """The section's next bytes: the bytes ``encode_sorted`` writes for these entries."""
         if self._all is not None:
             return encode_sorted(self._all)
         changes = sorted(self._gone | self._added.keys())
         if not changes:
-            return self._raw
+            return memoryview(self._raw)[self._lo : self._end + 1]
         raw, cursor, lo = self._raw, self._start_at(0), 0
         parts: list[bytes | memoryview] = []
         for filename in changes:
@@ -210,7 +213,15 @@ class HeldFiles(MutableMapping[str, Held]):
         return b"".join(pieces)
 
 
-def _run(parts: list[bytes | memoryview], raw: bytes, start: int, stop: int, end: int) -> None:
+def _index(raw: bytes | mmap.mmap, sub: bytes, start: int) -> int:
+    """``raw.index(sub, start)`` (a map has ``find`` only)."""
+    at = raw.find(sub, start)
+    if at == -1:
+        raise ValueError(f"{sub!r} not found")
+    return at
+
+
+def _run(parts: list[bytes | memoryview], raw: bytes | mmap.mmap, start: int, stop: int, end: int) -> None:
     """The unchanged entries from ``start`` to ``stop`` (entry starts) as one part, without the comma after them."""
     if start < stop:
         parts.append(memoryview(raw)[start : stop - 1 if stop != end else stop])

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .._safepath import release_views
 from ..compress import INDEX_LEVEL, zstd_compress
 from ..core.receipt import Receipt, ReceiptError, parse_receipt
 from ..core.receipt_fast import parse_receipt_fast
@@ -49,9 +50,11 @@ def load_receipt(dest: Destination) -> Receipt:
     data = dest.stored_receipt()
     if data is not None:
         try:
-            return parse_receipt_fast(data, where)
+            return parse_receipt_fast(data, where)  # a subdir's held files stay the mapped bytes (decision 0015)
         except ReceiptError:
             pass
+        finally:
+            release_views(data)  # read and hashed: its pages leave the resident set until a lookup needs one again
     return parse_receipt(dest.read_receipt(), where)
 
 
