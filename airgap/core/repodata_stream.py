@@ -4,7 +4,7 @@ Pure. A destination's index of 300,000 records is 124 MiB of JSON; made whole, i
 in memory again, beside the index it was read from. :func:`json_pieces` yields the same bytes in
 pieces of :data:`CHUNK` records (the engine writes, hashes and compresses each as it comes:
 :mod:`airgap.destinations.streamed`), so only a piece is ever held. Concatenated, the pieces are
-``to_bytes()`` byte for byte (tests/test_repodata_stream.py): msgspec writes a dict compactly
+``to_bytes()`` byte for byte (tests/test_streamed_index.py): msgspec writes a dict compactly
 (``{"k":v,...}``), so a section is ``{`` + each piece's entries joined by ``,`` + ``}``.
 
 The guard against values JSON cannot carry (NaN, Infinity, lone surrogates) is ``to_bytes``'s:

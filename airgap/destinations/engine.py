@@ -26,7 +26,7 @@ import mmap
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from .journal import AREA_PREFIX, LOCK, STATE, Journal, recover
 from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
 from .listings import Listings, ask_keys, index_keys, kept_shards
 from .store import KeyLease, LocalFiles, ObjectStore, check_key, view
-from .streamed import put_in_order, put_pieces, scratch_folder
+from .streamed import folder_for, put_in_order, put_pieces
 
 log = logging.getLogger(__name__)
 
@@ -294,12 +294,10 @@ class StoreChange(Change):
 
     def publish_index(self, channel: str, subdir: str, repodata: Repodata, changed: IndexChange | None = None) -> None:
         self._fence("publishing an index")
-        with contextlib.ExitStack() as scratch:  # a remote store's index files are written here first, then uploaded
-            self._publish_index(channel, subdir, repodata, changed, lambda: self.staging or scratch.enter_context(scratch_folder()))
+        with folder_for(self.staging) as folder:  # a remote store's index files are written to a scratch folder, then uploaded
+            self._publish_index(channel, subdir, repodata, changed, folder)
 
-    def _publish_index(
-        self, channel: str, subdir: str, repodata: Repodata, changed: IndexChange | None, folder: Callable[[], Path | str]
-    ) -> None:
+    def _publish_index(self, channel: str, subdir: str, repodata: Repodata, changed: IndexChange | None, folder: Path | str) -> None:
         writes: list[tuple[str, bytes | BlobRef]] = []
         checked: set[str] = set()  # files of content-addressed formats (CEP-16 shards and their index): read back
         published: dict[str, str] = {}
@@ -310,7 +308,7 @@ class StoreChange(Change):
             if kept is not None and isinstance(fmt, _formats.Shards):  # changed names' shards only (decision 0009)
                 files = list(fmt.render_changed(subdir, repodata, changed.names if changed is not None else None, *kept))
             elif isinstance(fmt, _formats.RepodataJson):  # written to files as it is encoded, never held (decision 0017)
-                files = list(fmt.render_files(subdir, repodata, folder()))
+                files = list(fmt.render_files(subdir, repodata, folder, durable=self.staging is not None))
             else:
                 files = list(fmt.render(subdir, repodata))
             ask_keys(self.dest, [self.dest.key(channel, subdir, name) for name, _ in files], self._listed, self._known)

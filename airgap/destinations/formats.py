@@ -64,10 +64,10 @@ class RepodataJson:
     def render(self, subdir: str, repodata: Repodata) -> list[tuple[str, bytes]]:
         return index_files(repodata.to_bytes())  # the same files, in the same order, as every other backend
 
-    def render_files(self, subdir: str, repodata: Repodata, folder: Path | str) -> list[tuple[str, BlobRef]]:
-        """:meth:`render`'s files (the same JSON; the ``.zst`` compressed as a stream), written to new files in ``folder``
-        a piece at a time: never the whole index in memory (:mod:`airgap.destinations.streamed`)."""
-        return write_index(json_pieces(repodata), folder)
+    def render_files(self, subdir: str, repodata: Repodata, folder: Path | str, durable: bool = True) -> list[tuple[str, BlobRef]]:
+        """:meth:`render`'s files (the same bytes), written to new files in ``folder`` a piece at a time (synced when
+        ``durable``): never the whole index in memory (:mod:`airgap.destinations.streamed`)."""
+        return write_index(json_pieces(repodata), folder, durable)
 
 
 class Shards:

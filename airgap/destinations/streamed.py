@@ -51,24 +51,28 @@ class _Sink:
         self.size += len(data)
         return len(data)
 
-    def close(self) -> BlobRef:
-        """Flushed and on disk (a store's put must be durable when it returns): the file as a blob."""
+    def close(self, durable: bool) -> BlobRef:
+        """Flushed, and (``durable``) on disk: a store's put must be durable when it returns, so a file moved into place
+        is synced first; one only uploaded from is not. The file as a blob."""
         self.fh.flush()
-        os.fsync(self.fh.fileno())
+        if durable:
+            os.fsync(self.fh.fileno())
         self.fh.close()
         return BlobRef(self.path, 0, self.size, self.sha256.hexdigest())
 
 
-def write_index(pieces: Iterable[bytes], folder: Path | str) -> list[tuple[str, BlobRef]]:
+def write_index(pieces: Iterable[bytes], folder: Path | str, durable: bool = True) -> list[tuple[str, BlobRef]]:
     """``[("repodata.json", blob), ("repodata.json.zst", blob)]``: the pieces written to two new files in ``folder``
     (``.zst`` at the index level, zstd's worker threads on), in the order they are published. A failure removes both."""
-    plain, packed = write_file(pieces, folder, "repodata.json", compressed=True)
+    plain, packed = write_file(pieces, folder, "repodata.json", compressed=True, durable=durable)
     return [("repodata.json", plain), ("repodata.json.zst", packed)]
 
 
-def write_file(pieces: Iterable[bytes | memoryview], folder: Path | str, name: str, compressed: bool = False) -> list[BlobRef]:
+def write_file(
+    pieces: Iterable[bytes | memoryview], folder: Path | str, name: str, compressed: bool = False, durable: bool = True
+) -> list[BlobRef]:
     """The pieces written to a new file in ``folder`` (named after ``name``), and, ``compressed``, its zstd twin made
-    from it: the files as blobs, on disk. A failure (a piece that cannot be made) removes them.
+    from it: the files as blobs, on disk when ``durable``. A failure (a piece that cannot be made) removes them.
 
     The twin is compressed from the written file, its size known: the frame header then carries the content size
     (a client that decompresses in one call needs it), and the bytes are those of a one-call compression of the
@@ -93,7 +97,7 @@ def write_file(pieces: Iterable[bytes | memoryview], folder: Path | str, name: s
             compressor = zstandard.ZstdCompressor(level=INDEX_LEVEL, threads=-1)
             with open(plain.path, "rb") as src, compressor.stream_writer(packed, size=plain.size, closefd=False) as zst:  # type: ignore[arg-type]
                 shutil.copyfileobj(src, zst, CHUNK)
-        return [sink.close() for sink in sinks]
+        return [sink.close(durable) for sink in sinks]
     except BaseException:
         for sink in sinks:
             with contextlib.suppress(OSError):
@@ -130,9 +134,20 @@ def put_in_order(store: ObjectStore, local: LocalFiles | None, writes: Sequence[
 def put_pieces(store: ObjectStore, local: LocalFiles | None, staging: Path | None, key: str, pieces: Iterable[bytes | memoryview]) -> None:
     """Store the pieces under ``key`` as one file written for the change: in its area (``staging``) and moved into
     place, or in a scratch folder and uploaded (a receipt, a kept SBOM: never held whole)."""
-    with contextlib.ExitStack() as scratch:
-        (blob,) = write_file(pieces, staging or scratch.enter_context(scratch_folder()), key.rpartition("/")[2])
+    with folder_for(staging) as folder:
+        (blob,) = write_file(pieces, folder, key.rpartition("/")[2], durable=staging is not None)
         put_in_order(store, local, [(key, blob)], set())
+
+
+@contextlib.contextmanager
+def folder_for(staging: Path | None) -> Iterator[Path | str]:
+    """Where a change writes the files it publishes: its area in a local store (``staging``: they are moved into place
+    from there), else a scratch folder (uploaded from, then removed)."""
+    if staging is not None:
+        yield staging
+        return
+    with scratch_folder() as folder:
+        yield folder
 
 
 SCRATCH = "airgap-upload-"  # + the pid of the process that made it + "-" + mkdtemp's suffix
