@@ -23,7 +23,9 @@ import errno
 import mmap
 import os
 import stat
+import tempfile
 import weakref
+from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import DestinationError
@@ -102,6 +104,25 @@ def view_nofollow(path: Path | str) -> bytes | mmap.mmap:
         return mapped
     finally:
         os.close(fd)
+
+
+def spill(pieces: Iterable[bytes], size: int) -> bytes | mmap.mmap:
+    """``pieces`` joined, as :func:`view_nofollow` would give them back from a file: ``size`` bytes or more go to an
+    unlinked temporary file, mapped read-only (its pages the page cache's, given back by :func:`release_views`).
+
+    For bytes an import keeps views of from start to end: a full archive's repodata blob, decompressed (138 MB
+    at 300,000 records), whose records stay its bytes (docs/decisions/0018-archive-records-as-bytes.md)."""
+    if size < MAP_FROM:
+        return b"".join(pieces)
+    with tempfile.TemporaryFile(prefix="airgap-blob-") as fh:  # unlinked: gone with the last view of it
+        for piece in pieces:
+            fh.write(piece)
+        fh.flush()
+        if fh.tell() == 0:
+            return b""
+        mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    _VIEWS.add(mapped)
+    return mapped
 
 
 def release_views(*only: object) -> None:

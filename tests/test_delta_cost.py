@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from airgap.config import load_config
-from airgap.core import published, rawindex, shards
+from airgap.core import published, shards
 from airgap.core.rawindex import trusted_repodata
 from airgap.core.receipt import receipt_json
 from airgap.core.repodata import Repodata, parse_repodata
+from airgap.core.repodata_stream import decoded_parts
 from airgap.destinations.base import IndexChange, load_receipt
 from airgap.destinations.memory import Faults, MemoryDestination, MemoryStore, clone
 from airgap.ops.clean import run_clean
@@ -147,7 +148,7 @@ def test_the_guard_finds_them_among_records_kept_as_bytes(decoded: int, where: s
     assert kept is not None
     for i in range(decoded):
         kept.put(f"n{i}-1.0-0.conda", {"name": f"n{i}", "version": "1.0", "build": "0", "license": None})
-    parts = rawindex.decoded_parts(kept.to_document(raw=True))
+    parts = decoded_parts(kept.to_document(raw=True))
     assert (parts is None) == (decoded > 10_000)  # the few records put looked at alone; the 20 kept as bytes never
     assert parts is None or len([p for p in parts if isinstance(p, dict) and "name" in p]) == decoded
     bad = {"name": "z", "version": "1.0", "build": "0", "x": float("nan")}

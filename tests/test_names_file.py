@@ -9,6 +9,7 @@ only the changed names' rows, and publishes the same bytes as without it. Counte
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +46,14 @@ NAMES = ".airgap/" + names_file.document("main", "linux-64")
 
 @pytest.fixture
 def every_head(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many times a section's heads were all decoded from an index's bytes."""
+    """How many times a section's heads were all decoded from a destination's index (the archive's blob, read
+    the same way by airgap/core/archive_index.py, is not counted)."""
     calls: list[int] = []
     real = rawindex._heads
 
     def counting(raw: Any) -> Any:
-        calls.append(1)
+        if "archive_index" not in sys._getframe(2).f_code.co_filename:  # parse_trusted's caller
+            calls.append(1)
         return real(raw)
 
     monkeypatch.setattr(rawindex, "_heads", counting)

@@ -303,7 +303,9 @@ TAMPER = {
 
 
 @pytest.fixture(scope="module")
-def small_archive(tmp_path_factory: pytest.TempPathFactory, upstream: dict[str, Any], keys: dict[str, Path], exported: dict[str, Any]) -> Path:
+def small_archive(
+    tmp_path_factory: pytest.TempPathFactory, upstream: dict[str, Any], keys: dict[str, Path], exported: dict[str, Any]
+) -> Path:
     """Made after ``exported`` (what ``populated_dest`` holds), so never older: run alone, the tampered cases
     were refused as a roll-back before their tampering was found."""
     d = tmp_path_factory.mktemp("small")

@@ -20,8 +20,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
+from . import rawindex
 from .jsonbytes import encode_sorted_small
 from .manifest import Manifest, SubdirEntry
 from .receipt import Receipt
@@ -36,10 +38,12 @@ def name_of(filename: str) -> str:
     return filename.rsplit("-", 2)[0]
 
 
-def by_name(rd: Repodata) -> dict[str, list[tuple[str, dict[str, Any]]]]:
-    """The records of ``rd`` grouped by package name (the file's: what the destination lists it under)."""
+def by_name(rd: Repodata, as_stored: bool = False) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """The records of ``rd`` grouped by package name (the file's: what the destination lists it under).
+    ``as_stored``: a record still kept as bytes (core/rawindex.py) stays so (:func:`digests_of` decodes it alone)."""
     out: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for filename, record in rd.records():
+    pairs = chain(*(rawindex.entries(s).items() for s in (rd.packages, rd.packages_conda))) if as_stored else rd.records()
+    for filename, record in pairs:
         name = filename.rsplit("-", 2)[0]  # name_of, inline: once per record
         group = out.get(name)
         if group is None:
@@ -57,7 +61,7 @@ def digests(rd: Repodata) -> dict[str, str]:
     :func:`~airgap.core.manifest.canonical_json` except for a float written with an exponent
     (``1e-05`` is ``0.00001`` here), which no conda record holds. A digest that differs from the
     one an older airgap stored only makes that name travel once more."""
-    return digests_of(by_name(rd))
+    return digests_of(by_name(rd, as_stored=True))  # a full import's 300,000 records are not all held decoded
 
 
 def digests_of(groups: Mapping[str, list[tuple[str, dict[str, Any]]]]) -> dict[str, str]:
@@ -68,12 +72,17 @@ def digests_of(groups: Mapping[str, list[tuple[str, dict[str, Any]]]]) -> dict[s
         if len(recs) > 1:
             recs.sort(key=_first)
         # one hash call per name over the pairs' bytes, end to end: the bytes hashed are as ever
-        out[name] = sha256(b"".join([enc(pair) for pair in recs])).hexdigest()[:_DIGEST_HEX]
+        out[name] = sha256(b"".join([enc(pair if type(pair[1]) is dict else _decoded(pair)) for pair in recs])).hexdigest()[:_DIGEST_HEX]
     return out
 
 
 def _first(pair: tuple[str, Any]) -> str:
     return pair[0]
+
+
+def _decoded(pair: tuple[str, Any]) -> tuple[str, Any]:
+    """``(filename, record)`` of a record kept as bytes, decoded for this once."""
+    return pair[0], rawindex.decode_record(pair[1])
 
 
 def stored(receipt: Receipt, channel: str, subdir: str) -> dict[str, str] | None:
@@ -166,7 +175,7 @@ def check_names(rd: Repodata, sub: SubdirEntry, what: str) -> str | None:
     if sub.names is None:
         return None
     listed = set(sub.names)
-    found = set(by_name(rd))
+    found = {name_of(f) for f in (*rd.packages, *rd.packages_conda)}  # file names only: no record decoded
     if found - listed:
         return f"{what}: expected records only of the names the manifest lists, found {sorted(found - listed)[:3]}"
     if listed - found:

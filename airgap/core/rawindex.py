@@ -31,16 +31,15 @@ if TYPE_CHECKING:
 
 
 class Head(msgspec.Struct, gc=False):
-    """The fields of a record that a pass over every record reads; the rest stays in its bytes.
-
-    Read like a record (:meth:`get`). Not tracked by the collector: decoded JSON holds no cycle. Decoding a
-    section into heads checks at C speed what the admission check asks of every record (string name, version
-    and build); a section where one record fails is read again with :class:`_AnyHead` and checked record by record."""
+    """The fields of a record that a pass over every record reads; the rest stays in its bytes. Read like a record
+    (:meth:`get`). Not tracked by the collector: decoded JSON holds no cycle. Decoding a section into heads checks at
+    C speed what the admission check asks of every record (string name, version and build, a string subdir if any);
+    a section where one record fails is read again with :class:`_AnyHead` and checked record by record."""
 
     name: str
     version: str
     build: str
-    subdir: Any = None
+    subdir: str | None = None
     size: Any = None
     timestamp: Any = None
 
@@ -81,13 +80,11 @@ SECTIONS = (("packages", ".tar.bz2"), ("packages.conda", ".conda"))
 class LazyRecords(MutableMapping[str, dict[str, Any]]):
     """``{filename: record}`` whose records may still be verbatim JSON bytes, decoded when first read.
 
-    Iterating keys, ``len``, ``in`` and :meth:`head` decode nothing; ``[]``, ``get``, ``items`` and
-    ``values`` decode (each record once: the decoded dict is shared by every copy made with
-    :meth:`pick` or :meth:`merged`, so the same record is the same object in all of them).
-    :meth:`entry` gives what is stored (``Raw`` or dict) without decoding: identity tells a record
-    an import left alone from one it replaced. The heads of an index read on its plain path
-    (:func:`parse_trusted`) are decoded as asked: one by :meth:`head`, all at once by :meth:`heads`.
-    """
+    Iterating keys, ``len``, ``in``, :meth:`head` and :meth:`peek` keep nothing decoded; ``[]``, ``get``, ``items``
+    and ``values`` decode (each record once: the decoded dict is shared by every copy made with :meth:`pick` or
+    :meth:`merged`, so the same record is the same object in all of them). :meth:`entry` gives what is stored (``Raw``
+    or dict) without decoding: identity tells a record an import left alone from one it replaced. The heads of an index
+    read on its plain path (:func:`parse_trusted`) are decoded as asked: one by :meth:`head`, all by :meth:`heads`."""
 
     __slots__ = ("_items", "_heads", "_decoded", "_rest")
 
@@ -134,6 +131,14 @@ class LazyRecords(MutableMapping[str, dict[str, Any]]):
 
     def __contains__(self, filename: object) -> bool:
         return filename in self._items
+
+    def peek(self, filename: str) -> dict[str, Any] | None:
+        """``get``, but a record still kept as bytes is decoded for the caller alone: not kept, unlike ``[]``."""
+        value = self._items.get(filename)
+        if value is None or type(value) is dict:
+            return value
+        hit = self._decoded.get(id(value))
+        return hit[1] if hit is not None and hit[0] is value else _record(cast(msgspec.Raw, value))
 
     def entry(self, filename: str) -> msgspec.Raw | dict[str, Any] | None:
         """What is stored for ``filename`` (its bytes or its dict), not decoded; None if absent."""
@@ -195,9 +200,26 @@ class LazyRecords(MutableMapping[str, dict[str, Any]]):
             decoded = self._decoded if other._decoded is self._decoded else {**self._decoded, **other._decoded}
             if other._heads is self._heads:
                 return LazyRecords(items, self._heads, decoded, self._rest)
-            return LazyRecords(items, {**self._every_head(), **other._every_head()}, decoded)
+            heads = {**self._heads, **other._every_head()}  # an archive's heads are decoded; this index's may wait
+            rest: list[Callable[[], dict[str, Head]]] = [partial(_unless, self._every_head, set(other._items))] if self._rest else []
+            return LazyRecords(items, heads, decoded, rest)
         items.update(other)
         return LazyRecords(items, self._heads, self._decoded, self._rest)
+
+
+def _unless(every: Callable[[], dict[str, Head]], taken: AbstractSet[str]) -> dict[str, Head]:
+    """The heads ``every`` gives, less those of the files another index's records replaced."""
+    return {f: h for f, h in every().items() if f not in taken}
+
+
+def decode_record(value: msgspec.Raw) -> dict[str, Any]:
+    """A record kept as bytes, decoded and not kept (a pass over every record must not hold them all decoded)."""
+    return _record(value)
+
+
+def peek(section: Mapping[str, dict[str, Any]], filename: str) -> dict[str, Any] | None:
+    """The record of ``filename`` (None if absent), as ``get`` gives it, but decoded only for the caller when still bytes."""
+    return section.peek(filename) if isinstance(section, LazyRecords) else section.get(filename)
 
 
 def entries(section: Mapping[str, dict[str, Any]]) -> Mapping[str, Any]:
@@ -208,20 +230,6 @@ def entries(section: Mapping[str, dict[str, Any]]) -> Mapping[str, Any]:
 def heads(section: Mapping[str, dict[str, Any]]) -> list[tuple[str, Any]]:
     """``(filename, record or its head)`` for every record of a section, decoding none."""
     return section.heads() if isinstance(section, LazyRecords) else list(section.items())
-
-
-def decoded_parts(doc: Mapping[str, Any], few: int = 10_000) -> list[Any] | None:
-    """What of an index document msgspec encodes from Python objects rather than copies as verbatim bytes: every
-    value but the two sections, and each section's records that are dicts, with their file names; None when more
-    than ``few`` records are dicts (a whole index decoded: the caller looks at all of it)."""
-    parts: list[Any] = [v for k, v in doc.items() if k not in ("packages", "packages.conda")]
-    for section in ("packages", "packages.conda"):
-        records = doc.get(section) or {}
-        decoded = list(filter(dict.__instancecheck__, records.values()))
-        if len(parts) + len(decoded) > few:
-            return None
-        parts += [x for f, r in records.items() if type(r) is dict for x in (f, r)] if decoded else []
-    return parts
 
 
 def _positions(marks: list[Any], value: Any) -> Iterator[int]:

@@ -23,6 +23,7 @@ from ..errors import UpstreamError
 from . import rawindex
 from .jsonbytes import by_key, encode
 from .manifest import is_safe_package_filename
+from .repodata_stream import decoded_parts
 from .safe_names import safe_names
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class Repodata:
         """Compact UTF-8 JSON, keys in the records' own order (msgspec: ~7x faster than ``json.dumps``; floats in
         their shortest round-trip spelling, which may differ from Python's ``repr``, e.g. ``1e16`` for ``1e+16``)."""
         doc = self.to_document(keep_base_url, raw=True)  # records kept as bytes are written verbatim
-        raw, parts = encode(doc), rawindex.decoded_parts(doc)  # msgspec writes NaN and Infinity as null: never publish them
+        raw, parts = encode(doc), decoded_parts(doc)  # msgspec writes NaN and Infinity as null: never publish them
         # (not JSON). The parsers keep them out; this guard looks at the few records not kept as bytes, or, when most are
         # not, at the whole document only when a null is there at all
         if (parts is not None or b"null" in raw) and (reason := not_json(doc if parts is None else parts)) is not None:
@@ -359,7 +360,7 @@ def _keep(rd: Repodata, keep: bool, section: str, filename: str, record: Any) ->
 def merge(existing: Repodata | None, incoming: Repodata) -> Repodata:
     """Destination repodata after an import: existing records plus incoming ones (incoming wins)."""
     if existing is None:
-        merged = incoming.subset(set(f for f, _ in incoming.records()))
+        merged = incoming.subset({*incoming.packages, *incoming.packages_conda})
     else:
         merged = Repodata(
             subdir=incoming.subdir,

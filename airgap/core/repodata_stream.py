@@ -16,10 +16,9 @@ it is yielded, so nothing unwritable is ever handed on.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import rawindex
 from .jsonbytes import encode
 
 if TYPE_CHECKING:
@@ -35,7 +34,7 @@ def json_pieces(rd: Repodata, keep_base_url: bool = False, chunk: int = CHUNK) -
     from .repodata import not_json
 
     doc = rd.to_document(keep_base_url, raw=True)  # records kept as bytes are written verbatim
-    parts = rawindex.decoded_parts(doc)
+    parts = decoded_parts(doc)
 
     def guarded(data: bytes, value: Any) -> bytes:
         if parts is None and b"null" in data and (reason := not_json(value)) is not None:
@@ -58,3 +57,17 @@ def json_pieces(rd: Repodata, keep_base_url: bool = False, chunk: int = CHUNK) -
             sep = b","
         yield b"}"
     yield b"}"
+
+
+def decoded_parts(doc: Mapping[str, Any], few: int = 10_000) -> list[Any] | None:
+    """What of an index document msgspec encodes from Python objects rather than copies as verbatim bytes: every
+    value but the two sections, and each section's records that are dicts, with their file names; None when more
+    than ``few`` records are dicts (a whole index decoded: the caller looks at all of it)."""
+    parts: list[Any] = [v for k, v in doc.items() if k not in ("packages", "packages.conda")]
+    for section in ("packages", "packages.conda"):
+        records = doc.get(section) or {}
+        decoded = list(filter(dict.__instancecheck__, records.values()))
+        if len(parts) + len(decoded) > few:
+            return None
+        parts += [x for f, r in records.items() if type(r) is dict for x in (f, r)] if decoded else []
+    return parts

@@ -72,8 +72,9 @@ def package_name(filename: str, record: Mapping[str, Any]) -> str:
     return stem.rsplit("-", 2)[0]
 
 
-def shardable(filename: Any, record: Any, suffix: str) -> bool:
-    """A record a shard can carry: a safe file name of its section's kind, a map with string name, version and build.
+def shardable(filename: Any, record: Any, suffix: str, fields: bool = True) -> bool:
+    """A record a shard can carry: a safe file name of its section's kind, a map with string name, version and build
+    (``fields=False``: the caller checked those on the record's head).
 
     A destination may keep records airgap cannot read verbatim in ``repodata.json`` (never dropped
     by an unrelated import); clients could not use them from a shard either, so they have none.
@@ -82,9 +83,13 @@ def shardable(filename: Any, record: Any, suffix: str) -> bool:
         isinstance(filename, str)
         and is_safe_package_filename(filename)
         and filename.endswith(suffix)
-        and isinstance(record, dict)
-        and all(isinstance(record.get(k), str) for k in ("name", "version", "build"))
+        and (not fields or (isinstance(record, dict) and all(isinstance(record.get(k), str) for k in ("name", "version", "build"))))
     )
+
+
+def _decoded(record: Any) -> Any:
+    """A record as grouped: a dict, or its bytes (core/rawindex.py) decoded now, for this shard alone."""
+    return record if type(record) is dict else rawindex.decode_record(record)
 
 
 def pack_record(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -196,7 +201,9 @@ def render_changed(
             digests[name] = kept[name]
             continue
         # packed here, a name at a time: the records as they are until then (a full import: 300,000 copies not held at once)
-        shard = {section: {f: pack_record(r) for f, r in sorted(grouped[name][section].items())} for section, _suffix in _SECTIONS}
+        shard = {
+            section: {f: pack_record(_decoded(r)) for f, r in sorted(grouped[name][section].items())} for section, _suffix in _SECTIONS
+        }
         data = _compress({**shard, "removed": removed.get(name, [])}, compressor)
         digest = hashlib.sha256(data).digest()
         shards[digest.hex()] = data
@@ -227,9 +234,14 @@ def _grouped(document: Mapping[str, Any], changed: AbstractSet[str] | None, kept
             if changed is not None and type(name) is str and name not in changed and name in kept:
                 names.add(name)  # its records are the ones its kept shard was rendered from: no check, no render
                 continue
-            record = records[filename]
-            if shardable(filename, record, suffix):
-                name = record["name"]
+            if kind is rawindex.Head:  # kept as bytes: its head says what shardable() asks of the record, decoded at render
+                record = rawindex.entry(records, filename)
+                ok = type(name) is str and type(head.version) is str and type(head.build) is str and shardable(filename, {}, suffix, False)
+            else:
+                record = records[filename]
+                ok = shardable(filename, record, suffix)
+                name = record["name"] if ok else None
+            if ok:
                 names.add(name)
                 if changed is None or name in changed or name not in kept:
                     shard = grouped.setdefault(name, {"packages": {}, "packages.conda": {}})

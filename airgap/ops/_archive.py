@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .._fs import WRITE_SLICE, named, write_all
+from .._safepath import release_views, spill
 from ..archive.hashing import HashPipe
 from ..archive.reader import ArchiveStream, copy_verified, read_verified
 from ..archive.writer import start_writeback
-from ..compress import zstd_decompress_bounded
+from ..compress import zstd_pieces_bounded
+from ..core.archive_index import read_records
 from ..core.delta_index import check_names
-from ..core.manifest import BlobEntry, Manifest, SubdirEntry, parse_manifest
+from ..core.manifest import BlobEntry, Manifest, PackageEntry, SubdirEntry, parse_manifest
 from ..core.repodata import Repodata, from_document, load_json, record_hashes
 from ..errors import ArchiveFormatError, IntegrityError, SignatureError, UpstreamError, UsageError
 from ..progress import Progress
@@ -138,9 +140,23 @@ def open_verified(path: Path, trusted: TrustedKeys, allow_unsigned: bool = False
 
 def load_repodata_blob(data: bytes, sub: SubdirEntry, channel: str, what: str) -> Repodata:
     """Decompress and parse a verified repodata blob; check it lists exactly the manifest's packages."""
-    raw = zstd_decompress_bounded(data, sub.repodata.raw_size, what, ArchiveFormatError)
+    # a big one is decompressed to a mapped temporary file: the records kept as its bytes are not in the heap
+    raw = spill(zstd_pieces_bounded(data, sub.repodata.raw_size, what, ArchiveFormatError), sub.repodata.raw_size)
     if len(raw) != sub.repodata.raw_size:
         raise ArchiveFormatError(f"{what}: expected {sub.repodata.raw_size} bytes of repodata, found {len(raw)}")
+    listed = {p.filename: p for p in (*sub.packages, *sub.present)}
+    rd = read_records(raw, sub.subdir, what, listed)  # records kept as bytes, after the checks below (decision 0018)
+    release_views(raw)  # read: its pages leave the resident set until a record is read again
+    if rd is None:
+        rd = _strict(raw[:], sub, channel, what, listed)
+    problem = check_names(rd, sub, f"{what} of {channel}/{sub.subdir}")  # a delta: records only of the names it lists
+    if problem is not None:
+        raise IntegrityError(problem)
+    return rd
+
+
+def _strict(raw: bytes, sub: SubdirEntry, channel: str, what: str, listed: dict[str, PackageEntry]) -> Repodata:
+    """The blob parsed to dicts, every check made with its own message (what :func:`read_records` declined)."""
     try:
         doc, suspect = load_json(raw, what)  # NaN, Infinity, lone surrogates: records holding them are counted as malformed
         rd = from_document(doc, sub.subdir, what, suspect=suspect)
@@ -149,7 +165,6 @@ def load_repodata_blob(data: bytes, sub: SubdirEntry, channel: str, what: str) -
     total = sum(len(doc.get(section) or {}) for section in ("packages", "packages.conda"))  # both are dicts (or null) now
     if len(rd) != total:
         raise ArchiveFormatError(f"{what}: expected every repodata record to be well-formed, found {total - len(rd)} that are not")
-    listed = {p.filename: p for p in (*sub.packages, *sub.present)}
     names = {f for f, _ in rd.records()}
     if names != set(listed):
         extra = sorted(names - set(listed))[:3]
@@ -157,9 +172,6 @@ def load_repodata_blob(data: bytes, sub: SubdirEntry, channel: str, what: str) -
         raise IntegrityError(
             f"{what}: repodata of {channel}/{sub.subdir} and manifest disagree (only in repodata: {extra}, only in manifest: {missing})"
         )
-    problem = check_names(rd, sub, f"{what} of {channel}/{sub.subdir}")  # a delta: records only of the names it lists
-    if problem is not None:
-        raise IntegrityError(problem)
     for filename, record in rd.records():
         sha, _md5, size = record_hashes(record)
         entry = listed[filename]

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..core import rawindex
 from ..core.repodata import Repodata
 from ..destinations.base import Destination
 from ..errors import AirgapError
@@ -110,9 +111,14 @@ def _write_subdir(
 def _items(rd: Repodata, name: str, groups: Mapping[str, list[tuple[str, Any]]] | None, table: Mapping[str, Row]) -> list[tuple[str, Any]]:
     """``[(file name, record)]`` of a name's files, from its group or its row."""
     if groups is not None:
-        return [(fn, rd.get(fn) or rec) for fn, rec in groups.get(name, [])]
+        return [(fn, _peek(rd, fn) or rec) for fn, rec in groups.get(name, [])]
     r = table.get(name)
-    return [(fn, rec) for fn in r.files.split("\n") if (rec := rd.get(fn)) is not None] if r is not None else []
+    return [(fn, rec) for fn in r.files.split("\n") if (rec := _peek(rd, fn)) is not None] if r is not None else []
+
+
+def _peek(rd: Repodata, filename: str) -> dict[str, Any] | None:
+    """A record for its page alone: one kept as bytes is decoded and dropped (a full import's are not all held decoded)."""
+    return rawindex.peek(rd.packages_conda if filename.endswith(".conda") else rd.packages, filename)
 
 
 def _letters_to_write(dest: Destination, channel: str, subdir: str, groups: Mapping[str, Any], names: set[str]) -> set[str] | None:

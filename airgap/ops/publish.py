@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._safepath import release_views
 from ..clock import Clock, timestamp
 from ..core import delta_index
 from ..core.manifest import BlobEntry, Manifest
@@ -112,7 +113,11 @@ def new_indexes(
             base = plan.index(tc, sub.subdir)
             if skip or plan.downgrade:
                 rd = rd.subset(
-                    {f for f, _ in rd.records() if f not in skip and not (plan.downgrade and base is not None and base.lists(f))}
+                    {
+                        f
+                        for f in (*rd.packages, *rd.packages_conda)
+                        if f not in skip and not (plan.downgrade and base is not None and base.lists(f))
+                    }
                 )
             incoming.setdefault((tc, sub.subdir), []).append(rd)
         if (tc, "noarch") not in incoming and plan.index(tc, "noarch") is None:
@@ -122,7 +127,7 @@ def new_indexes(
         gone.setdefault((tc, subdir), set()).add(filename)
     new_index: _Index = {}
     for key, parts in incoming.items():
-        provided = {f for rd in parts for f, _ in rd.records()}
+        provided = {f for rd in parts for f in (*rd.packages, *rd.packages_conda)}  # file names: no record decoded
         merged = plan.index(*key)
         if merged is not None:
             merged = merged.without(gone.get(key, set()) - provided)  # gone upstream (or from the filters)
@@ -213,6 +218,7 @@ def publish(
             if (tc, subdir) in sidecars:
                 change.publish_index_file(tc, subdir, RUN_EXPORTS, sidecars[(tc, subdir)])
             indexes.publish(tc, subdir, rd, touched.get((tc, subdir)))
+            release_views()  # the shards read every record: mapped pages back to the page cache (decision 0018)
         _write_receipt(change, plan, opened, repodata_blobs, clock, carried)
         change.commit()
     except BaseException:
@@ -239,6 +245,7 @@ def _write_receipt(
             receipt.installers.setdefault(ins.dir, {})[ins.filename] = Held(ins.sha256, ins.size)
     sbom = keep_sbom(change, manifest, repodata_blobs)  # journaled: undone with the rest
     delta_index.record(receipt, manifest, carried, downgrade=plan.downgrade)  # before apply_archive moves the sources on
+    release_views()  # digested: the records' mapped pages go back to the page cache
     apply_archive(
         receipt,
         manifest,

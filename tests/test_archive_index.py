@@ -1,0 +1,179 @@
+"""An archive's repodata kept as verbatim bytes (airgap/core/archive_index.py, decision 0018): the same
+records, the same published bytes as the strict parse, and every hostile blob sent the strict way."""
+
+from __future__ import annotations
+
+import json
+import mmap
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import msgspec
+import pytest
+from helpers import cli
+
+from airgap import _safepath
+from airgap.core import rawindex
+from airgap.core.archive_index import read_records
+from airgap.core.rawindex import LazyRecords
+from airgap.core.repodata import merge, parse_repodata
+
+# the shared fixtures (archives): tests/remote.py
+pytest_plugins = ("remote", "ociparts")
+
+
+class Entry(NamedTuple):
+    sha256: str
+    size: int
+
+
+def _rec(name: str, version: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "version": version, "build": "0", "sha256": name[0] * 64, "size": 10 + len(version), **extra}
+
+
+def _doc() -> dict[str, Any]:
+    return {
+        "info": {"subdir": "linux-64"},
+        "packages": {"a-1.0-0.tar.bz2": _rec("a", "1.0", depends=["python >=3.9"], x=1.5)},
+        "packages.conda": {f"{n}-{v}-0.conda": _rec(n, v, license="MIT", timestamp=1700000000000) for n in "bcd" for v in ("1.0", "2.0")},
+        "removed": ["a-0.9-0.tar.bz2"],
+        "repodata_version": 1,
+    }
+
+
+def _listed(doc: dict[str, Any]) -> dict[str, Entry]:
+    return {f: Entry(r["sha256"], r["size"]) for s in ("packages", "packages.conda") for f, r in doc.get(s, {}).items()}
+
+
+def test_records_are_kept_as_bytes_and_equal_the_strict_parse() -> None:
+    doc = _doc()
+    data = msgspec.json.encode(doc)  # as an export writes it: compact (a record's bytes are published as they are)
+    rd = read_records(data, "linux-64", "t", _listed(doc))
+    strict = parse_repodata(data, "linux-64", "t")
+    assert rd is not None and isinstance(rd.packages_conda, LazyRecords)
+    assert all(type(v) is msgspec.Raw for v in rawindex.entries(rd.packages_conda).values())
+    assert dict(rd.records()) == dict(strict.records())
+    assert rd.to_bytes() == strict.to_bytes()
+    assert (rd.info, rd.removed, rd.repodata_version, rd.extra) == (strict.info, strict.removed, strict.repodata_version, strict.extra)
+
+
+def _edit(path: tuple[str, ...], value: Any) -> Any:
+    def edit(doc: dict[str, Any]) -> None:
+        target = doc
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return edit
+
+
+C = "b-1.0-0.conda"
+SPLICE = "@splice@"  # where a value json.dumps cannot write goes
+HOSTILE: dict[str, Any] = {
+    "a number no float holds": (_edit(("packages.conda", C, "x"), SPLICE), b"1e999"),
+    "invalid UTF-8 in a string": (_edit(("packages.conda", C, "license"), SPLICE), b'"\xed\xa0\x80"'),
+    "a lone surrogate": (_edit(("packages.conda", C, "license"), SPLICE), b'"\\ud800"'),
+    "NaN": (_edit(("packages.conda", C, "x"), SPLICE), b"NaN"),
+    "a name that is no string": (_edit(("packages.conda", C, "name"), 5), None),
+    "another subdir": (_edit(("packages.conda", C, "subdir"), "osx-64"), None),
+    "a subdir that is a list": (_edit(("packages.conda", C, "subdir"), ["linux-64"]), None),
+    "a record that is no object": (_edit(("packages.conda", C), ["b"]), None),
+    "an unsafe file name": (_edit(("packages.conda", "../b-9-0.conda"), _rec("b", "9")), None),
+    "a .conda name among .tar.bz2": (_edit(("packages", "b-9-0.conda"), _rec("b", "9")), None),
+    "another sha256": (_edit(("packages.conda", C, "sha256"), "f" * 64), None),
+    "another size": (_edit(("packages.conda", C, "size"), 999), None),
+    "info that is no object": (_edit(("info",), []), None),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_a_hostile_blob_goes_the_strict_way(case: str) -> None:
+    """Anything the strict parse would skip, refuse or report sends the blob there (None), so its message is as ever."""
+    edit, splice = HOSTILE[case]
+    doc = _doc()
+    listed = _listed(doc)
+    edit(doc)
+    data = json.dumps(doc).encode()
+    if splice is not None:
+        data = data.replace(f'"{SPLICE}"'.encode(), splice)
+        assert splice in data
+    assert read_records(data, "linux-64", "t", listed) is None
+
+
+def test_a_file_the_manifest_does_not_list_or_lists_beyond_the_records() -> None:
+    doc = _doc()
+    data = json.dumps(doc).encode()
+    listed = _listed(doc)
+    assert read_records(data, "linux-64", "t", {**listed, "z-1-0.conda": Entry("z" * 64, 1)}) is None
+    del listed[C]
+    assert read_records(data, "linux-64", "t", listed) is None
+
+
+def test_a_full_import_publishes_what_the_strict_parse_did_and_holds_no_record_decoded(
+    archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same files, byte for byte, as when the archive's repodata was parsed to dicts; no record decoded to be kept."""
+    import airgap.ops._archive as archive_ops
+
+    kept: list[str] = []
+    real_getitem = LazyRecords.__getitem__
+
+    def getitem(self: LazyRecords, filename: str) -> dict[str, Any]:
+        kept.append(filename)
+        return real_getitem(self, filename)
+
+    monkeypatch.setattr(LazyRecords, "__getitem__", getitem)
+    monkeypatch.setattr(_safepath, "MAP_FROM", 1)  # the blob decompressed to a mapped file, as a big one is
+    assert cli("import", archives["v1"], "--into", tmp_path / "raw", "--trusted-key", archives["pub"]).exit_code == 0
+    assert kept == []  # shards, digests and pages decoded each record alone, for the moment it was read
+    monkeypatch.setattr(archive_ops, "read_records", lambda *a: None)
+    assert cli("import", archives["v1"], "--into", tmp_path / "strict", "--trusted-key", archives["pub"]).exit_code == 0
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    raw, strict = files(tmp_path / "raw"), files(tmp_path / "strict")
+    assert raw.keys() == strict.keys() and any(k.endswith("repodata_shards.msgpack.zst") for k in raw)
+    assert [k for k in raw if raw[k] != strict[k]] == []  # the receipt too: its name index digests the same records
+    assert json.loads(raw[".airgap/receipt.json"])["name_index"]
+
+
+def test_an_archives_records_merged_into_a_plain_index_leave_its_heads_undecoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delta's records merged into an index read on its plain path: none of the index's heads decoded by the merge;
+    when every head is asked for, a replaced record's head is the archive's."""
+    sections: list[str] = []
+    real = rawindex._section_heads
+
+    def counting(data: bytes, section: str) -> dict[str, rawindex.Head]:
+        sections.append(section)
+        return real(data, section)
+
+    monkeypatch.setattr(rawindex, "_section_heads", counting)
+    doc = _doc()
+    published = parse_repodata(msgspec.json.encode(doc), "linux-64", "t").to_bytes()
+    old = rawindex.trusted_repodata(published, "linux-64", "t", plain=True)
+    assert old is not None
+    delta = {"info": {"subdir": "linux-64"}, "packages.conda": {C: _rec("b", "1.0", license="BSD", timestamp=5)}}
+    data = msgspec.json.encode(delta)
+    incoming = read_records(data, "linux-64", "t", _listed(delta))
+    assert incoming is not None
+    merged = merge(old, incoming)
+    assert sections == []
+    heads = dict(rawindex.heads(merged.packages_conda))
+    assert sections == ["packages.conda"]  # asked for: decoded then, once
+    assert heads[C].timestamp == 5 and heads["c-2.0-0.conda"].name == "c"
+    assert merged.get(C) == _rec("b", "1.0", license="BSD", timestamp=5)
+
+
+def test_a_big_blob_is_spilled_to_a_mapped_file_whose_pages_can_be_given_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    pieces = [bytes([i]) * 1000 for i in range(50)]
+    assert _safepath.spill(iter(pieces), 50_000) == b"".join(pieces)
+    monkeypatch.setattr(_safepath, "MAP_FROM", 1000)
+    small = _safepath.spill(iter(pieces[:1]), 999)
+    assert type(small) is bytes and small == pieces[0]
+    mapped = _safepath.spill(iter(pieces), 50_000)
+    assert isinstance(mapped, mmap.mmap) and mapped in _safepath._VIEWS
+    views = [memoryview(mapped)[i * 1000 : i * 1000 + 1000] for i in range(50)]  # what msgspec.Raw holds
+    _safepath.release_views(mapped)
+    assert [bytes(v) for v in views] == pieces  # given back, read again from the page cache (or the disk)
+    assert _safepath.spill(iter([]), 5000) == b""
