@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from ..errors import UpstreamError
 from . import rawindex
 from .repodata import Repodata, from_document, record_hashes
 
@@ -59,7 +60,7 @@ def read_records(data: bytes | mmap.mmap, subdir: str, source: str, listed: Mapp
         return None
     try:
         rd = from_document(envelope, subdir, source)
-    except Exception:  # the strict parse raises the same, with its message
+    except UpstreamError:  # the strict parse raises the same, with its message
         return None
     rd.packages = sections.get("packages") or rawindex.LazyRecords({}, {}, {})
     rd.packages_conda = sections.get("packages.conda") or rawindex.LazyRecords({}, {}, {})
