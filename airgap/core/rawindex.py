@@ -359,7 +359,8 @@ def parse_trusted(data: bytes | mmap.mmap, subdir: str, plain: bool = False) -> 
             except msgspec.ValidationError:
                 hs = None
             if hs is not None and named_safely and {h.subdir for h in hs.values()} <= {None, subdir}:
-                sections[section] = LazyRecords(cast(dict[str, Any], raws), hs, {})  # every record plain: no check per record
+                # every record plain: no check per record; the heads keyed by the same file name strings (one copy, not two)
+                sections[section] = LazyRecords(cast(dict[str, Any], raws), dict(zip(raws, hs.values(), strict=True)), {})
                 continue
             loose = _any_heads(raw)
             items: dict[str, msgspec.Raw | dict[str, Any]] = {}

@@ -95,16 +95,17 @@ def ask_keys(dest: StoreDestination, keys: Iterable[str], listed: Container[str]
     """Note in ``known`` which of ``keys`` exist, asked of a :class:`KeySizes` store one folder at a time (one
     question for a folder's 30,000 package files, not one each); keys already known, in ``listed`` folders, in the
     state folder, or in a store that cannot answer key by key are left out (the caller lists their folder)."""
-    by_folder: dict[str, list[str]] = {}
+    by_folder: dict[str, tuple[list[str], list[str]]] = {}  # folder -> (its keys, their names)
     for key in keys:
         folder, _, name = key.rpartition("/")
         if key not in known and folder not in listed and folder != STATE and not folder.startswith(STATE + "/"):
-            by_folder.setdefault(folder, []).append(name)
-    for folder, names in by_folder.items():
+            asked = by_folder.setdefault(folder, ([], []))
+            asked[0].append(key)
+            asked[1].append(name)
+    for folder, (folder_keys, names) in by_folder.items():
         sized = dest.sizes_in(folder, names)
-        if sized is not None:
-            base = folder + "/" if folder else ""
-            known.update((base + n, n in sized) for n in names)
+        if sized is not None:  # noted under the caller's own key strings, not new copies (300,000 at a full import)
+            known.update((key, n in sized) for key, n in zip(folder_keys, names, strict=True))
 
 
 def kept_shards(

@@ -97,6 +97,9 @@ def plain_blobs(items: list[BlobEntry]) -> list[BlobEntry]:
     volumes.discard(None)
     if not all(type(v) is int and 1 <= v <= 9999 for v in volumes):
         raise NotPlain
+    kinds, share = {k: k for k in BLOB_KINDS}, msgspec.structs.force_setattr
+    for blob in items:  # one string per kind, not one per blob (each a new str as decoded: 17 MB at 300,000)
+        share(blob, "kind", kinds[blob.kind])
     return items
 
 
@@ -124,3 +127,6 @@ def plain_refs(items: list[PackageEntry], index: Mapping[str, BlobEntry], refere
     if list(map(_size, found)) != list(map(_size, items)) or not set(map(_kind, found)) <= {"package"}:
         raise NotPlain
     referenced.update(shas)
+    share = msgspec.structs.force_setattr  # one string per sha256, not the package's and the blob's (34 MB at 300,000)
+    for package, blob in zip(items, found, strict=True):
+        share(package, "sha256", blob.sha256)

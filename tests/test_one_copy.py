@@ -1,0 +1,57 @@
+"""Per-file strings held once at a full import (issue 15): 300,000 files make every extra copy tens of MB."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import msgspec
+
+from airgap.archive.reader import ArchiveStream
+from airgap.core import rawindex
+from airgap.core.manifest import parse_manifest
+from airgap.core.repodata import Repodata
+from airgap.destinations.listings import ask_keys
+from airgap.destinations.memory import MemoryDestination, MemoryStore
+
+# the shared fixtures (archives): tests/remote.py
+pytest_plugins = ("remote", "ociparts")
+
+
+def test_a_manifest_holds_one_string_per_sha256_and_per_kind(archives: dict[str, Path]) -> None:
+    stream = ArchiveStream(archives["v1"])
+    try:
+        data, _sig = stream.read_header()
+    finally:
+        stream.close()
+    manifest = parse_manifest(data)
+    blobs = {b.sha256: b for b in manifest.blobs}
+    packages = [p for c in manifest.channels for s in c.subdirs for p in s.packages]
+    assert packages and all(p.sha256 is blobs[p.sha256].sha256 for p in packages)
+    kinds = {b.kind for b in manifest.blobs}
+    assert kinds >= {"package", "repodata"} and len({id(b.kind) for b in manifest.blobs}) == len(kinds)
+    assert parse_manifest(data) == manifest  # equal values: only copies were dropped
+
+
+def test_heads_are_keyed_by_the_records_own_file_name_strings() -> None:
+    rd = Repodata("linux-64", {"subdir": "linux-64"}, repodata_version=1)
+    for i in range(50):
+        rd.put(f"p{i}-1.0-0.conda", {"name": f"p{i}", "version": "1.0", "build": "0", "subdir": "linux-64", "size": i})
+    parsed = rawindex.parse_trusted(msgspec.json.encode(rd.to_document()), "linux-64")
+    assert parsed is not None
+    section = parsed[1]["packages.conda"]
+    assert list(section) == sorted(f"p{i}-1.0-0.conda" for i in range(50))  # as written: in file name order
+    heads = dict(section.heads())
+    assert all(heads[f].name == f.rsplit("-", 2)[0] and heads[f].size == int(f[1:].split("-")[0]) for f in section)
+    assert all(a is b for a, b in zip(section, section._heads, strict=True))
+
+
+def test_ask_keys_notes_the_callers_own_key_strings() -> None:
+    store = MemoryStore(f"one-copy-{uuid.uuid4().hex[:8]}")
+    store.put("c/linux-64/a-1-0.conda", b"x")
+    dest = MemoryDestination(store)
+    keys = ["/".join(["c", "linux-64", f"{n}-1-0.conda"]) for n in "ab"]  # made at run time: not interned constants
+    known: dict[str, bool] = {}
+    ask_keys(dest, keys, set(), known)
+    assert known == {"c/linux-64/a-1-0.conda": True, "c/linux-64/b-1-0.conda": False}
+    assert [k for k in known if not any(k is key for key in keys)] == []
