@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import mmap
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
@@ -38,9 +38,6 @@ class Listed(Protocol):
 
     @property
     def size(self) -> int: ...
-
-
-_record = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 def read_records(data: bytes | mmap.mmap, subdir: str, source: str, listed: Mapping[str, Listed]) -> Repodata | None:
@@ -77,7 +74,7 @@ def _agrees(records: rawindex.LazyRecords, listed: Mapping[str, Listed]) -> bool
         if entry is None or type(value) is not msgspec.Raw:
             return False
         try:
-            record = _record(value)
+            record = rawindex.decode_record(value)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             return False
         sha, _md5, size = record_hashes(record)
