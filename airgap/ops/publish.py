@@ -10,7 +10,7 @@ removes what no index lists any more. Any failure before the commit rolls everyt
 from __future__ import annotations
 
 import tempfile
-from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from .pages import write_pages
 from .review import keep_sbom, with_sboms
 
 _Index = dict[tuple[str, str], Repodata]  # (destination channel, subdir) -> index
+_CHUNK = 4096  # package files handed to the change at a time
 
 
 @dataclass
@@ -61,7 +62,7 @@ def stage(
 ) -> ImportResult:
     """Stream and verify every blob; keep what is needed (and every repodata blob); then publish."""
     needed = plan.needed
-    blobs: dict[str, BlobRef] = {}
+    blobs = Blobs()
     identities: dict[Path, tuple[int, int, int, int]] = {}
     scratch: tempfile.TemporaryDirectory[str] | None = None
     staging = f"{change.staging}/" if change.staging is not None else None
@@ -75,14 +76,14 @@ def stage(
             path = location[0]
             if path not in identities:
                 identities[path] = file_identity(path)
-            blobs[entry.sha256] = BlobRef(path, location[1], entry.size, entry.sha256, identities[path])
+            blobs.refs[entry.sha256] = BlobRef(path, location[1], entry.size, entry.sha256, identities[path])
             return None
         if staging is None:  # a tape (or pipe) cannot be read twice: copy the blob first
             scratch = tempfile.TemporaryDirectory(prefix="airgap-import-")
             staging = scratch.name + "/"
-        target = staging + entry.sha256  # strings: an import may stage 100,000 files
-        blobs[entry.sha256] = BlobRef(target, 0, entry.size, entry.sha256)
-        return target
+        blobs.folder = staging
+        blobs.staged[entry.sha256] = entry.size  # the manifest's strings and ints: nothing new per file
+        return staging + entry.sha256
 
     try:
         repodata_blobs = stream_blobs(opened, progress, "import", keep)
@@ -90,6 +91,31 @@ def stage(
     finally:
         if scratch is not None:
             scratch.cleanup()
+
+
+class Blobs(Mapping[str, BlobRef]):
+    """The blobs an import keeps, by sha256: where they lie (a remote store reads them there), or staged in one
+    folder under their sha256, whose references are made when asked rather than held (a reference and its path
+    string per file were ~80 MB of a full import's peak at 300,000 files, measured)."""
+
+    def __init__(self) -> None:
+        self.refs: dict[str, BlobRef] = {}
+        self.staged: dict[str, int] = {}  # sha256 -> size, staged as folder + sha256
+        self.folder = ""
+
+    def __getitem__(self, sha: str) -> BlobRef:
+        ref = self.refs.get(sha)
+        return ref if ref is not None else BlobRef(self.folder + sha, 0, self.staged[sha], sha)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self.refs, *self.staged])
+
+    def __len__(self) -> int:
+        return len(self.refs) + len(self.staged)
+
+    def clear(self) -> None:
+        self.refs.clear()
+        self.staged.clear()
 
 
 def new_indexes(
@@ -171,7 +197,7 @@ def publish(
     dest: Destination,
     change: Change,
     plan: ImportPlan,
-    blobs: dict[str, BlobRef],
+    blobs: Blobs,
     repodata_blobs: dict[str, bytes],
     opened: Opened,
     result: ImportResult,
@@ -187,20 +213,23 @@ def publish(
     removals = [r for r in plan.removals if (r[0], r[1]) not in new_index or not new_index[(r[0], r[1])].lists(r[2])]
     order = [(sha, place) for sha, places in plan.needed.items() for place in places]
     listed, interim, dropped = _replaced_in_place(plan, manifest, order)
-    uses = Counter(sha for sha, _ in order)
+    uses = {sha: len(places) for sha, places in plan.needed.items() if len(places) > 1}  # a blob placed more than once
 
     def place(batch: list[tuple[str, Place]]) -> None:
-        puts = []
-        for sha, (tc, subdir, filename) in batch:
-            uses[sha] -= 1
-            puts.append(Put(tc, subdir, filename, blobs[sha], keep=uses[sha] > 0))
-        if not puts:
+        if not batch:
             return
-        bar = progress("publish", sum(p.blob.size for p in puts), files=len(puts)) if change.staging is None else None
-        change.put_packages(puts, bar.update if bar is not None else None)
+        bar = progress("publish", sum(blobs[sha].size for sha, _ in batch), files=len(batch)) if change.staging is None else None
+        for at in range(0, len(batch), _CHUNK):  # a chunk's references at a time: 300,000 at once were ~100 MB
+            puts = []
+            for sha, (tc, subdir, filename) in batch[at : at + _CHUNK]:
+                left = 0  # places of this blob still to come: all but its last take a copy
+                if sha in uses:
+                    left = uses[sha] = uses[sha] - 1
+                puts.append(Put(tc, subdir, filename, blobs[sha], keep=left > 0))
+            change.put_packages(puts, bar.update if bar is not None else None)
+            result.packages_added += len(puts)
         if bar is not None:
             bar.close()
-        result.packages_added += len(puts)
 
     try:
         change.plan([place for _, place in order], sorted(new_index), sha256={place: sha for sha, place in order})
@@ -213,6 +242,10 @@ def publish(
             for (tc, subdir), rd in sorted(interim.items()):
                 indexes.publish(tc, subdir, rd, dropped[(tc, subdir)])
             place(listed)
+        placed = [p for _, p in order]
+        del order, late, listed
+        uses.clear()
+        blobs.clear()  # every file placed: what the blobs left behind goes before the indexes' peak
         sidecars = run_exports_files(dest, manifest, plan.target_channel, repodata_blobs, new_index)  # CEP-12
         for (tc, subdir), rd in sorted(new_index.items()):
             if (tc, subdir) in sidecars:
@@ -229,9 +262,7 @@ def publish(
         dest.remove_packages(removals)
         result.packages_removed += len(removals)
     archives = plan.receipt.archives
-    write_pages(
-        dest, {tc for tc, _ in new_index}, with_sboms({"archives": archives}), new_index, [p for _, p in order] + removals, indexes.rows
-    )
+    write_pages(dest, {tc for tc, _ in new_index}, with_sboms({"archives": archives}), new_index, placed + removals, indexes.rows)
     return result
 
 
@@ -244,7 +275,8 @@ def _write_receipt(
         if ins.sha256 in plan.needed or receipt.installers.get(ins.dir, {}).get(ins.filename):
             receipt.installers.setdefault(ins.dir, {})[ins.filename] = Held(ins.sha256, ins.size)
     sbom = keep_sbom(change, manifest, repodata_blobs)  # journaled: undone with the rest
-    delta_index.record(receipt, manifest, carried, downgrade=plan.downgrade)  # before apply_archive moves the sources on
+    # before apply_archive moves the sources on; the records' mapped pages go back as they are digested
+    delta_index.record(receipt, manifest, carried, downgrade=plan.downgrade, every=release_views)
     release_views()  # digested: the records' mapped pages go back to the page cache
     apply_archive(
         receipt,
