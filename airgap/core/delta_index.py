@@ -18,7 +18,7 @@ delta equals what it would list after a full archive of the same filters.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
@@ -31,6 +31,7 @@ from .repodata import Repodata
 
 KEY = "name_index"  # the receipt's key: {archive channel: {subdir: {"source": sha256, "names": {name: digest}}}}
 _DIGEST_HEX = 32  # 128 bits: tells one record set from the next, not a signature
+EVERY = 2048  # names digested between two calls of an ``every`` (~10 MiB of records at conda-forge's sizes)
 
 
 def name_of(filename: str) -> str:
@@ -53,22 +54,25 @@ def by_name(rd: Repodata, as_stored: bool = False) -> dict[str, list[tuple[str, 
     return out
 
 
-def digests(rd: Repodata) -> dict[str, str]:
+def digests(rd: Repodata, every: Callable[[], object] | None = None) -> dict[str, str]:
     """Each package name's digest: sha256 over its records (sorted by file name) in canonical JSON.
 
     A delta export digests every selected name (it cannot know which changed otherwise), so the
     JSON is msgspec's (a tenth of the ``json`` module's time): the same bytes as
     :func:`~airgap.core.manifest.canonical_json` except for a float written with an exponent
     (``1e-05`` is ``0.00001`` here), which no conda record holds. A digest that differs from the
-    one an older airgap stored only makes that name travel once more."""
-    return digests_of(by_name(rd, as_stored=True))  # a full import's 300,000 records are not all held decoded
+    one an older airgap stored only makes that name travel once more. ``every``: as :func:`digests_of`'s."""
+    return digests_of(by_name(rd, as_stored=True), every)  # a full import's 300,000 records are not all held decoded
 
 
-def digests_of(groups: Mapping[str, list[tuple[str, dict[str, Any]]]]) -> dict[str, str]:
-    """:func:`digests` of records already grouped by :func:`by_name` (each group is sorted in place)."""
+def digests_of(groups: Mapping[str, list[tuple[str, dict[str, Any]]]], every: Callable[[], object] | None = None) -> dict[str, str]:
+    """:func:`digests` of records already grouped by :func:`by_name` (each group is sorted in place); ``every``: called
+    after each ``EVERY`` names (the caller gives back the mapped pages of the records digested, decision 0018)."""
     out: dict[str, str] = {}
     sha256, enc = hashlib.sha256, encode_sorted_small
     for name, recs in groups.items():
+        if every is not None and len(out) % EVERY == EVERY - 1:
+            every()
         if len(recs) > 1:
             recs.sort(key=_first)
         # one hash call per name over the pairs' bytes, end to end: the bytes hashed are as ever
@@ -125,12 +129,20 @@ def changed_names(
     return NameChange(frozenset(names), frozenset(gone))
 
 
-def record(receipt: Receipt, manifest: Manifest, target_rd: Mapping[tuple[str, str], Repodata], *, downgrade: bool) -> None:
+def record(
+    receipt: Receipt,
+    manifest: Manifest,
+    target_rd: Mapping[tuple[str, str], Repodata],
+    *,
+    downgrade: bool,
+    every: Callable[[], object] | None = None,
+) -> None:
     """Update the receipt's name index for what ``manifest`` published (before ``apply_archive`` records the sources).
 
     ``target_rd`` is each (archive channel, subdir)'s repodata as the archive carried it. A full
     subdir (no ``names``) replaces the index; a delta's names update a current one and leave a
-    stale or missing one absent; a downgrade drops it (the next delta carries the whole subdir)."""
+    stale or missing one absent; a downgrade drops it (the next delta carries the whole subdir). ``every``: as
+    :func:`digests_of`'s."""
     index = receipt.extra.get(KEY)
     if not isinstance(index, dict):
         index = receipt.extra[KEY] = {}
@@ -144,7 +156,7 @@ def record(receipt: Receipt, manifest: Manifest, target_rd: Mapping[tuple[str, s
             if downgrade or rd is None or not isinstance(source, str) or not source:
                 subs.pop(sub.subdir, None)
                 continue
-            names = _next_names(receipt, ch.name, sub, rd)
+            names = _next_names(receipt, ch.name, sub, rd, every)
             if names is None:
                 subs.pop(sub.subdir, None)
             else:
@@ -155,9 +167,11 @@ def record(receipt: Receipt, manifest: Manifest, target_rd: Mapping[tuple[str, s
         del receipt.extra[KEY]
 
 
-def _next_names(receipt: Receipt, channel: str, sub: SubdirEntry, rd: Repodata) -> dict[str, str] | None:
+def _next_names(
+    receipt: Receipt, channel: str, sub: SubdirEntry, rd: Repodata, every: Callable[[], object] | None
+) -> dict[str, str] | None:
     if sub.names is None:  # a whole subdir: its index is the archive's
-        return digests(rd)
+        return digests(rd, every)
     before = stored(receipt, channel, sub.subdir)
     if before is None:
         return None
@@ -165,7 +179,7 @@ def _next_names(receipt: Receipt, channel: str, sub: SubdirEntry, rd: Repodata) 
     # of every held name was 0.5 s of a delta import at 300,000 names, searching the manifest's tuples per name more
     for n in (*sub.gone, *sub.names):
         before.pop(n, None)
-    before.update(digests(rd))
+    before.update(digests(rd, every))
     return before
 
 

@@ -44,6 +44,7 @@ SHARDS_DIR = "shards"
 SHARDS_BASE_URL = "./shards/"
 SUFFIX = ".msgpack.zst"
 LEVEL = 10  # zstd level of shards and index (deterministic: one thread)
+EVERY = 2048  # shards rendered between two calls of render_changed's ``every`` (~10 MiB of records at conda-forge's sizes)
 #: bounds on what a decoder accepts (conda-forge linux-64's index is ~1 MB, its largest shard a few MB)
 MAX_INDEX_BYTES = 256 << 20
 MAX_SHARD_BYTES = 64 << 20
@@ -174,7 +175,12 @@ class Since:
 
 
 def render_changed(
-    subdir: str, document: Mapping[str, Any], changed: AbstractSet[str] | None, kept: Mapping[str, bytes], since: Since | None = None
+    subdir: str,
+    document: Mapping[str, Any],
+    changed: AbstractSet[str] | None,
+    kept: Mapping[str, bytes],
+    since: Since | None = None,
+    every: Callable[[], object] | None = None,
 ) -> Rendered:
     """:func:`render`, rendering only the shards of ``changed`` names (None: every name) and of names ``kept`` lacks;
     every other name keeps the hash ``kept`` gives it (its shard, unchanged, is already stored). ``Rendered.shards``
@@ -182,7 +188,8 @@ def render_changed(
 
     With ``since`` (``kept`` then names every unchanged name), no pass over the subdir: the changed names' records
     are those their current shards list plus the touched files (:func:`_changed_only`), and ``created_at`` never goes
-    back (the current index's, or a changed record's if newer)."""
+    back (the current index's, or a changed record's if newer). ``every``: called after each ``EVERY`` shards rendered
+    (the caller gives back the mapped pages of the records already packed, decision 0018)."""
     found = _changed_only(document, changed, kept, since) if since is not None and changed is not None else None
     if found is not None:
         grouped, names, newest = found
@@ -200,6 +207,8 @@ def render_changed(
         if name not in grouped:
             digests[name] = kept[name]
             continue
+        if every is not None and len(shards) % EVERY == EVERY - 1:
+            every()
         # packed here, a name at a time: the records as they are until then (a full import: 300,000 copies not held at once)
         shard = {
             section: {f: pack_record(_decoded(r)) for f, r in sorted(grouped[name][section].items())} for section, _suffix in _SECTIONS

@@ -28,6 +28,7 @@ from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any, Protocol
 
+from .._safepath import release_views
 from ..core import rawindex, shards
 from ..core.repodata import Repodata
 from ..core.repodata_stream import json_pieces
@@ -91,7 +92,7 @@ class Shards:
     ) -> list[tuple[str, bytes]]:
         """:meth:`render`, with only the shards of ``changed`` names (and of names ``kept`` lacks): the others keep their
         hash from ``kept`` (:func:`airgap.core.shards.render_changed`; ``since``: without a pass over the subdir)."""
-        out = shards.render_changed(subdir, _sections(repodata), changed, kept, since)
+        out = shards.render_changed(subdir, _sections(repodata), changed, kept, since, every=release_views)  # pages packed: back
         return [(shards.shard_file(h), data) for h, data in sorted(out.shards.items())] + [(shards.INDEX, out.index)]
 
 

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .._safepath import release_views
 from ..core import rawindex
 from ..core.repodata import Repodata
 from ..destinations.base import Destination
@@ -102,6 +103,7 @@ def _write_subdir(
         if len(batch) >= _BATCH or size >= _BATCH_BYTES:
             dest.put_pages(channel, rd.subdir, batch)
             batch, size = [], 0
+            release_views()  # the records shown so far: their mapped pages back to the page cache (decision 0018)
     dest.put_pages(channel, rd.subdir, batch)
     letters = None if files is None else _letters_to_write(dest, channel, rd.subdir, table, names)
     for file, page in reversed(subdir_pages(channel, rd.subdir, table, len(rd), origin, letters)):  # index.html last: it links the others
