@@ -16,6 +16,7 @@ ever. Whatever reads every entry (iteration, ``len``) decodes and checks them al
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import uuid
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, MutableMapping, ValuesView
@@ -32,6 +33,7 @@ _files = msgspec.json.Decoder(Files).decode
 _held = msgspec.json.Decoder(Held).decode
 _encode = msgspec.json.Encoder(order="sorted").encode
 _SEP = b'},"'  # between two entries, and nowhere inside one (safe names hold no quote or brace)
+CHUNK = 8192  # held files encoded at a time when a section is written (Section)
 #: lookups answered by bisection before every entry is decoded instead: a bisection costs ~10-70 us here, decoding
 #: 300,000 entries 0.35 s; a delta import asks about a few hundred files, a delta export about every selected one
 MANY = 2048
@@ -227,9 +229,35 @@ def _run(parts: list[bytes | memoryview], raw: bytes | mmap.mmap, start: int, st
         parts.append(memoryview(raw)[start : stop - 1 if stop != end else stop])
 
 
-def section_bytes(files: Mapping[str, Held]) -> msgspec.Raw:
-    """A subdir's held files as the receipt's bytes (names sorted, compact): spliced when kept as bytes, else encoded."""
-    return msgspec.Raw(files.encoded() if isinstance(files, HeldFiles) else encode_sorted(files))
+class Section:
+    """A subdir's held files as the receipt's bytes (names sorted, compact; :func:`encode_sorted`'s bytes): spliced when
+    kept as bytes, else encoded ``CHUNK`` entries at a time, twice (once for ``sha256``, once as written), never whole:
+    a full import's 300,000 files are a 41 MB section, and its peak was the moment they were one buffer."""
+
+    __slots__ = ("_files", "sha256")
+
+    def __init__(self, files: Mapping[str, Held]) -> None:
+        self._files = files
+        digest = hashlib.sha256()
+        for piece in self.pieces():
+            digest.update(piece)
+        self.sha256 = digest.hexdigest()
+
+    def pieces(self) -> Iterator[bytes | memoryview]:
+        files = self._files
+        if isinstance(files, HeldFiles) or len(files) <= CHUNK:
+            yield files.encoded() if isinstance(files, HeldFiles) else encode_sorted(files)
+            return
+        names = sorted(files)  # safe names are ASCII: str order is the byte order msgspec sorts by
+        yield b"{"
+        for at in range(0, len(names), CHUNK):
+            if at:
+                yield b","
+            yield memoryview(encode_sorted({n: files[n] for n in names[at : at + CHUNK]}))[1:-1]
+        yield b"}"
+
+    def joined(self) -> msgspec.Raw:
+        return msgspec.Raw(b"".join(self.pieces()))
 
 
 def receipt_pieces(doc: dict[str, Any]) -> Iterator[bytes | memoryview]:
@@ -239,14 +267,14 @@ def receipt_pieces(doc: dict[str, Any]) -> Iterator[bytes | memoryview]:
     from .receipt import receipt_json
 
     token = uuid.uuid4().hex  # stands for a section in the encoded rest; a receipt holds no such string
-    sections: dict[str, msgspec.Raw] = {}
+    sections: dict[str, msgspec.Raw | Section] = {}
     marked = dict(doc)
     channels = doc.get("channels")
     if isinstance(channels, dict):
         marked["channels"] = {c: dict(subs) if isinstance(subs, dict) else subs for c, subs in channels.items()}
         for subs in marked["channels"].values():
             for s, raw in subs.items() if isinstance(subs, dict) else ():
-                if isinstance(raw, msgspec.Raw):
+                if isinstance(raw, (msgspec.Raw, Section)):
                     mark = f"{token}-{len(sections)}"
                     sections[mark] = raw
                     subs[s] = mark
@@ -255,6 +283,19 @@ def receipt_pieces(doc: dict[str, Any]) -> Iterator[bytes | memoryview]:
     at = 0
     for pos, mark in found:
         yield memoryview(rest)[at:pos]
-        yield memoryview(sections[mark])
+        section = sections[mark]
+        yield from section.pieces() if isinstance(section, Section) else (memoryview(section),)
         at = pos + len(mark) + 2
     yield memoryview(rest)[at:]
+
+
+def joined_sections(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with each :class:`Section` as its joined bytes (for a receipt encoded whole: small ones, tests)."""
+    channels = doc.get("channels")
+    if not isinstance(channels, dict):
+        return doc
+    joined = {
+        c: {s: v.joined() if isinstance(v, Section) else v for s, v in subs.items()} if isinstance(subs, dict) else subs
+        for c, subs in channels.items()
+    }
+    return doc | {"channels": joined}

@@ -38,7 +38,7 @@ from typing import Any
 import msgspec
 
 from ..errors import ReceiptError as ReceiptError  # ops/export.py imports it from here
-from .held_bytes import HeldFiles, section_bytes
+from .held_bytes import HeldFiles, Section, joined_sections
 from .jsonbytes import encode_sorted
 from .manifest import Manifest, is_safe_channel_name, is_safe_installer_filename, is_safe_package_filename, is_safe_subdir
 from .receipt_check import REBUILD as REBUILD  # engine.py imports it from here
@@ -168,8 +168,8 @@ class Receipt:
         :mod:`airgap.core.held_bytes`) and the sha256 of each (``held_sha256``)."""
         doc: dict[str, Any] = dict(self.extra)  # never holds held_sha256: the readers take it out
         if encodable:
-            sections = {c: {s: section_bytes(files) for s, files in subs.items()} for c, subs in self.channels.items()}
-            doc[HELD_SHA256] = {c: {s: hashlib.sha256(raw).hexdigest() for s, raw in subs.items()} for c, subs in sections.items()}
+            sections = {c: {s: Section(files) for s, files in subs.items()} for c, subs in self.channels.items()}
+            doc[HELD_SHA256] = {c: {s: raw.sha256 for s, raw in subs.items()} for c, subs in sections.items()}
             channels: dict[str, Any] = sections
         else:
             channels = {
@@ -217,7 +217,7 @@ _decode = msgspec.json.Decoder().decode
 def receipt_json(doc: dict[str, Any]) -> bytes:
     """The receipt's bytes: JSON with sorted keys, no spaces, non-ASCII escaped (``json.dumps(sort_keys=True)``'s
     bytes, written by msgspec: a receipt holds a line per file, 40 MB at 300,000 files)."""
-    raw = encode_sorted(doc)
+    raw = encode_sorted(joined_sections(doc))
     if raw.isascii():
         return raw
     plain = json.loads(raw)  # held files as their bytes (Receipt.to_json(encodable=True)): read back as plain JSON
