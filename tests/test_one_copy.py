@@ -55,3 +55,25 @@ def test_ask_keys_notes_the_callers_own_key_strings() -> None:
     ask_keys(dest, keys, set(), known)
     assert known == {"c/linux-64/a-1-0.conda": True, "c/linux-64/b-1-0.conda": False}
     assert [k for k in known if not any(k is key for key in keys)] == []
+
+
+def test_an_archives_heads_share_their_subdir_name_version_and_size() -> None:
+    from airgap.core.archive_index import read_records
+    from airgap.core.manifest import PackageEntry
+
+    records = {}
+    for i in range(6):
+        name, version = f"n{i % 2}", "1.0" if i % 3 else "2.0"
+        fn = f"{name}-{version}-{i}.conda"
+        records[fn] = {"name": name, "version": version, "build": str(i), "subdir": "linux-64", "size": 1000 + i % 2}
+    listed = {fn: PackageEntry(fn, "a" * 64, int(str(r["size"]))) for fn, r in records.items()}
+    subdir = "".join(["linux", "-64"])  # the caller's string, made at run time
+    rd = read_records(msgspec.json.encode({"packages.conda": records}), subdir, "t", listed)
+    assert rd is not None
+    heads = [rd.packages_conda.head(fn) for fn in records]
+    assert all(type(h) is rawindex.Head and h.subdir is subdir for h in heads)
+    for field in ("name", "version"):
+        firsts: dict[str, object] = {}
+        assert all(firsts.setdefault(getattr(h, field), getattr(h, field)) is getattr(h, field) for h in heads)
+    assert all(h.size is listed[fn].size for h, fn in zip(heads, records, strict=True))
+    assert [rd.packages_conda[fn] for fn in records] == list(records.values())  # the records themselves unchanged

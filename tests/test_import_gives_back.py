@@ -1,0 +1,129 @@
+"""What a full import gives back as it goes (issue 15): at 300,000 files, each thing held to the end is tens of MB.
+
+Mapped records' pages go back during each pass over them (the shards, the receipt's digests, the pages), the
+receipt's held files are written a chunk at a time, and the staged blobs' references are made when asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import cli
+
+from airgap import _safepath
+from airgap.core import delta_index, held_bytes, shards
+from airgap.core.jsonbytes import encode_sorted
+from airgap.core.receipt import Held, Receipt, receipt_json
+from airgap.core.repodata import Repodata
+from airgap.destinations.base import BlobRef
+from airgap.ops.publish import Blobs
+
+# the shared fixtures (archives): tests/remote.py
+pytest_plugins = ("remote", "ociparts")
+
+SHA = "ab" * 32
+
+
+def _receipt(n: int) -> Receipt:
+    r = Receipt()
+    for i in range(n):
+        r.hold("main", "linux-64", f"pkg{i:03d}-1.0-0.tar.bz2", SHA, i, "main" if i % 3 else None)
+    r.hold("main", "noarch", "x-1-0.conda", SHA, None)
+    return r
+
+
+def test_a_big_held_section_is_written_in_chunks_with_the_bytes_of_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = receipt_json(_receipt(20).to_json(encodable=True))  # 20 entries: one chunk
+    monkeypatch.setattr(held_bytes, "CHUNK", 3)
+    r = _receipt(20)
+    files = r.channels["main"]["linux-64"]
+    section = held_bytes.Section(files)
+    pieces = [bytes(p) for p in section.pieces()]
+    assert b"".join(pieces) == encode_sorted(files)
+    assert section.sha256 == hashlib.sha256(encode_sorted(files)).hexdigest()
+    assert max(p.count(b'"sha256"') for p in pieces) == 3  # never more than a chunk's entries in one piece
+    doc = r.to_json(encodable=True)
+    assert receipt_json(doc) == whole  # the same receipt, held_sha256 included
+    assert b"".join(held_bytes.receipt_pieces(r.to_json(encodable=True))) == whole
+
+
+def test_a_section_of_a_chunk_or_none_is_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(held_bytes, "CHUNK", 3)
+    for n in (0, 1, 3):
+        files = {f"p{i}-1-0.conda": Held(SHA, i) for i in range(n)}
+        assert [bytes(p) for p in held_bytes.Section(files).pieces()] == [encode_sorted(files)]
+
+
+def _document(names: int) -> dict[str, Any]:
+    packages = {}
+    for i in range(names):
+        for v in ("1.0", "2.0"):
+            packages[f"n{i:02d}-{v}-0.tar.bz2"] = {"name": f"n{i:02d}", "version": v, "build": "0", "build_number": 0, "depends": []}
+    return {"packages": packages, "packages.conda": {}}
+
+
+def test_the_shards_pass_calls_every_and_renders_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = _document(9)
+    plain = shards.render_changed("linux-64", doc, None, {})
+    calls: list[int] = []
+    monkeypatch.setattr(shards, "EVERY", 2)
+    out = shards.render_changed("linux-64", doc, None, {}, every=lambda: calls.append(1))
+    assert out == plain
+    assert len(calls) == 4  # after the 1st, 3rd, 5th and 7th shard of 9
+
+
+def test_the_digests_pass_calls_every_and_digests_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    rd = Repodata("linux-64", {"subdir": "linux-64"}, repodata_version=1)
+    for fn, rec in _document(9)["packages"].items():
+        rd.put(fn, rec)
+    plain = delta_index.digests(rd)
+    calls: list[int] = []
+    monkeypatch.setattr(delta_index, "EVERY", 3)
+    assert delta_index.digests(rd, lambda: calls.append(1)) == plain
+    assert len(plain) == 9 and len(calls) == 3
+
+
+def test_a_full_import_gives_back_mapped_pages_during_each_pass(
+    archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shards, the digests and the pages each give back the records' pages as they go, not only once done."""
+    import airgap.destinations.formats as formats
+    import airgap.ops.pages as pages
+    import airgap.ops.publish as publish
+
+    callers: list[str] = []
+    real = _safepath.release_views
+
+    def release(*only: object) -> None:
+        callers.append(sys._getframe(1).f_code.co_name)
+        real(*only)
+
+    for module in (formats, pages, publish):
+        monkeypatch.setattr(module, "release_views", release)
+    monkeypatch.setattr(_safepath, "MAP_FROM", 1)  # the archive's repodata spilled to a map, as a big one is
+    monkeypatch.setattr(shards, "EVERY", 1)
+    monkeypatch.setattr(delta_index, "EVERY", 1)
+    monkeypatch.setattr(pages, "_BATCH", 1)
+    assert cli("import", archives["v1"], "--into", tmp_path / "d", "--trusted-key", archives["pub"]).exit_code == 0
+    assert {"render_changed", "digests_of", "_write_subdir"} <= set(callers)
+
+
+def test_staged_blobs_are_referenced_when_asked(tmp_path: Path) -> None:
+    blobs = Blobs()
+    blobs.folder = f"{tmp_path}/"
+    size = 123456789
+    blobs.staged["a" * 64] = size
+    remote = BlobRef(tmp_path / "archive.tar", 512, 7, "b" * 64, (1, 2, 3, 4))
+    blobs.refs["b" * 64] = remote
+    assert blobs["a" * 64] == BlobRef(f"{tmp_path}/{'a' * 64}", 0, size, "a" * 64)
+    assert blobs["a" * 64].size is size  # the manifest's int, not a copy
+    assert blobs["b" * 64] is remote
+    assert sorted(blobs) == ["a" * 64, "b" * 64] and len(blobs) == 2
+    with pytest.raises(KeyError):
+        blobs["c" * 64]
+    blobs.clear()
+    assert len(blobs) == 0 and not blobs.staged and not blobs.refs
