@@ -127,7 +127,7 @@ def new_indexes(
 ) -> _Index:
     """Every touched subdir's next index: the current one, less the removals, plus each channel's records
     (less those left out: shadowed by an earlier channel, or, in a downgrade, names the destination already lists).
-    ``touched`` gets, per subdir, every file name whose record may differ from the current index's."""
+    ``touched`` gets, per subdir the destination lists, every file name whose record may differ from the current index's."""
     incoming: dict[tuple[str, str], list[Repodata]] = {}
     for ch in manifest.channels:
         tc = plan.target_channel(ch.name)
@@ -153,16 +153,16 @@ def new_indexes(
         gone.setdefault((tc, subdir), set()).add(filename)
     new_index: _Index = {}
     for key, parts in incoming.items():
-        provided = {f for rd in parts for f in (*rd.packages, *rd.packages_conda)}  # file names: no record decoded
         merged = plan.index(*key)
-        if merged is not None:
+        if merged is not None:  # a new subdir has nothing to compare with: no set of its 300,000 file names
+            provided = {f for rd in parts for f in (*rd.packages, *rd.packages_conda)}  # file names: no record decoded
             merged = merged.without(gone.get(key, set()) - provided)  # gone upstream (or from the filters)
+            if touched is not None:
+                touched[key] = provided | gone.get(key, set())
         for rd in parts:
             merged = merge(merged, rd)
         assert merged is not None
         new_index[key] = merged
-        if touched is not None:
-            touched[key] = provided | gone.get(key, set())
     return new_index
 
 
