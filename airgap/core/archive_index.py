@@ -82,8 +82,8 @@ def _agrees(records: rawindex.LazyRecords, listed: Mapping[str, Listed], subdir:
         sha, _md5, size = record_hashes(record)
         if (sha is not None and sha != entry.sha256) or (size is not None and size != entry.size):
             return False
-        head = records.head(filename)
-        if type(head) is rawindex.Head:
+        head: object = records.head(filename)
+        if isinstance(head, rawindex.Head):
             _share(head, subdir, entry.size, seen)
     return True
 
