@@ -7,6 +7,7 @@ receipt's held files are written a chunk at a time, and the staged blobs' refere
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ from airgap import _safepath
 from airgap.core import delta_index, held_bytes, shards
 from airgap.core.jsonbytes import encode_sorted
 from airgap.core.receipt import Held, Receipt, receipt_json
-from airgap.core.repodata import Repodata
+from airgap.core.repodata import Repodata, parse_repodata
 from airgap.destinations.base import BlobRef
+from airgap.ops.pages import write_pages
 from airgap.ops.publish import Blobs
 
 # the shared fixtures (archives): tests/remote.py
@@ -59,7 +61,7 @@ def test_a_section_of_a_chunk_or_none_is_one_piece(monkeypatch: pytest.MonkeyPat
 
 
 def _document(names: int) -> dict[str, Any]:
-    packages = {}
+    packages: dict[str, dict[str, Any]] = {}
     for i in range(names):
         for v in ("1.0", "2.0"):
             packages[f"n{i:02d}-{v}-0.tar.bz2"] = {"name": f"n{i:02d}", "version": v, "build": "0", "build_number": 0, "depends": []}
@@ -127,3 +129,32 @@ def test_staged_blobs_are_referenced_when_asked(tmp_path: Path) -> None:
         blobs["c" * 64]
     blobs.clear()
     assert len(blobs) == 0 and not blobs.staged and not blobs.refs
+
+
+def test_a_new_subdirs_index_is_the_one_its_digests_read(
+    archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Into an empty destination, the receipt's digests read the new index itself, not a second copy of the archive's."""
+    import airgap.ops.publish as publish
+
+    carried: dict[tuple[str, str], Repodata] = {}
+    published: dict[tuple[str, str], Repodata] = {}
+    real_record, real_pages = delta_index.record, write_pages
+
+    def record(receipt: Receipt, manifest: Any, target_rd: dict[tuple[str, str], Repodata], **kw: Any) -> None:
+        carried.update(target_rd)
+        real_record(receipt, manifest, target_rd, **kw)
+
+    def pages(dest: Any, channels: Any, origin: Any, new_index: dict[tuple[str, str], Repodata], *rest: Any) -> None:
+        published.update(new_index)
+        real_pages(dest, channels, origin, new_index, *rest)
+
+    monkeypatch.setattr(delta_index, "record", record)
+    monkeypatch.setattr(publish, "write_pages", pages)
+    assert cli("import", archives["v1"], "--into", tmp_path / "d", "--trusted-key", archives["pub"]).exit_code == 0
+    subdirs = [key for key in carried if key[1] != "noarch" or len(carried[key])]
+    assert subdirs and all(any(carried[key] is rd for rd in published.values()) for key in subdirs)
+    receipt = json.loads((tmp_path / "d" / ".airgap" / "receipt.json").read_bytes())
+    published_json = (tmp_path / "d" / "main" / "linux-64" / "repodata.json").read_bytes()
+    names = delta_index.digests(parse_repodata(published_json, "linux-64", "t"))  # what the archive's own records digest to
+    assert names and receipt["name_index"]["main"]["linux-64"]["names"] == names

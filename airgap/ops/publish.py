@@ -129,6 +129,7 @@ def new_indexes(
     (less those left out: shadowed by an earlier channel, or, in a downgrade, names the destination already lists).
     ``touched`` gets, per subdir the destination lists, every file name whose record may differ from the current index's."""
     incoming: dict[tuple[str, str], list[Repodata]] = {}
+    whole: dict[int, tuple[str, str]] = {}  # id of an archive subdir's index taken whole -> its key in ``loaded``
     for ch in manifest.channels:
         tc = plan.target_channel(ch.name)
         for sub in ch.subdirs:
@@ -145,6 +146,8 @@ def new_indexes(
                         if f not in skip and not (plan.downgrade and base is not None and base.lists(f))
                     }
                 )
+            else:
+                whole[id(rd)] = (ch.name, sub.subdir)
             incoming.setdefault((tc, sub.subdir), []).append(rd)
         if (tc, "noarch") not in incoming and plan.index(tc, "noarch") is None:
             incoming[(tc, "noarch")] = [empty("noarch")]
@@ -163,6 +166,8 @@ def new_indexes(
             merged = merge(merged, rd)
         assert merged is not None
         new_index[key] = merged
+        if loaded is not None and plan.index(*key) is None and len(parts) == 1 and id(parts[0]) in whole:
+            loaded[whole[id(parts[0])]] = merged  # the same records: the archive's copy (300,000 entries) need not stay too
     return new_index
 
 
