@@ -41,7 +41,7 @@ class ImportPlan:
     """What the import decided before streaming: the receipt, the files to place and to remove, what to leave out."""
 
     receipt: Receipt
-    needed: dict[str, list[Place]]  # sha -> placements
+    needed: dict[str, tuple[Place, ...]]  # sha -> placements (a tuple: 300,000 lists of one were ~14 MB more)
     removals: list[Place]
     skipped: Shadowed  # (archive channel, subdir) -> files left out (shadowed, or kept back by a downgrade)
     downgrade: bool
@@ -164,11 +164,11 @@ class DestinationView:
 
 def needed_packages(
     manifest: Manifest, view: DestinationView, target_channel: Callable[[str], str], skipped: Shadowed, downgrade: bool
-) -> tuple[dict[str, list[Place]], int]:
+) -> tuple[dict[str, tuple[Place, ...]], int]:
     """The package files the destination lacks (sha -> placements), and how many it holds already.
 
     A downgrade adds files only: a name the destination has (or lists) is left out, into ``skipped``."""
-    needed: dict[str, list[Place]] = {}
+    needed: dict[str, tuple[Place, ...]] = {}
     present = 0
     for ch in manifest.channels:
         tc = target_channel(ch.name)
@@ -184,14 +184,14 @@ def needed_packages(
                 if downgrade and (view.held_size(tc, sub.subdir, p.filename) is not None or (rd is not None and rd.get(p.filename))):
                     skip.add(p.filename)  # additions only: what the destination has under this name stays
                     continue
-                needed.setdefault(p.sha256, []).append((tc, sub.subdir, p.filename))
+                needed[p.sha256] = (*needed.get(p.sha256, ()), (tc, sub.subdir, p.filename))
             if downgrade:  # its base may be long gone: what it says is present is neither checked nor recorded
                 skip.update(p.filename for p in sub.present)
     return needed, present
 
 
 def needed_installers(
-    manifest: Manifest, view: DestinationView, target_channel: Callable[[str], str], needed: dict[str, list[Place]]
+    manifest: Manifest, view: DestinationView, target_channel: Callable[[str], str], needed: dict[str, tuple[Place, ...]]
 ) -> int:
     """Installers go to DEST/<dir>/<filename>: placed like packages, with "" as the subdir (added to ``needed``).
     Returns how many the destination holds already; raises if one would collide with a channel."""
@@ -218,7 +218,7 @@ def needed_installers(
         if rec and rec.sha256 == ins.sha256 and view.held_size(ins.dir, "", ins.filename) == ins.size:
             present += 1
             continue
-        needed.setdefault(ins.sha256, []).append((ins.dir, "", ins.filename))
+        needed[ins.sha256] = (*needed.get(ins.sha256, ()), (ins.dir, "", ins.filename))
     return present
 
 
