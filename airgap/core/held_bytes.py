@@ -232,7 +232,8 @@ def _run(parts: list[bytes | memoryview], raw: bytes | mmap.mmap, start: int, st
 class Section:
     """A subdir's held files as the receipt's bytes (names sorted, compact; :func:`encode_sorted`'s bytes): spliced when
     kept as bytes, else encoded ``CHUNK`` entries at a time, twice (once for ``sha256``, once as written), never whole:
-    a full import's 300,000 files are a 41 MB section, and its peak was the moment they were one buffer."""
+    a full import's 300,000 files are a 41 MB section, and its peak was the moment they were one buffer. The files
+    are read again when written: the receipt is written right after (``to_json(encodable=True)``), unchanged."""
 
     __slots__ = ("_files", "sha256")
 
