@@ -158,3 +158,23 @@ def test_a_new_subdirs_index_is_the_one_its_digests_read(
     published_json = (tmp_path / "d" / "main" / "linux-64" / "repodata.json").read_bytes()
     names = delta_index.digests(parse_repodata(published_json, "linux-64", "t"))  # what the archive's own records digest to
     assert names and receipt["name_index"]["main"]["linux-64"]["names"] == names
+
+
+def test_the_archives_documents_go_once_read_for_the_last_time(
+    archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compressed repodata and SBOM blobs are held until the SBOM is kept, not to the end of the import."""
+    import airgap.ops.publish as publish
+    from airgap.ops.review import keep_sbom
+
+    seen: list[tuple[Any, int]] = []
+
+    def spy(change: Any, manifest: Any, blobs: dict[str, bytes]) -> str | None:
+        seen.append((blobs, len(blobs)))
+        return keep_sbom(change, manifest, blobs)
+
+    monkeypatch.setattr(publish, "keep_sbom", spy)
+    assert cli("import", archives["v1"], "--into", tmp_path / "d", "--trusted-key", archives["pub"]).exit_code == 0
+    [(blobs, held)] = seen
+    assert held >= 2 and blobs == {}  # the repodata and the SBOM were there when it was kept, then let go
+    assert list((tmp_path / "d" / ".airgap" / "sbom").iterdir())  # and the SBOM was kept all the same
