@@ -246,8 +246,11 @@ class Section:
 
     def pieces(self) -> Iterator[bytes | memoryview]:
         files = self._files
-        if isinstance(files, HeldFiles) or len(files) <= CHUNK:
-            yield files.encoded() if isinstance(files, HeldFiles) else encode_sorted(files)
+        if isinstance(files, HeldFiles):  # spliced from its own bytes (len() would decode every entry)
+            yield files.encoded()
+            return
+        if len(files) <= CHUNK:
+            yield encode_sorted(files)
             return
         names = sorted(files)  # safe names are ASCII: str order is the byte order msgspec sorts by
         yield b"{"

@@ -129,7 +129,6 @@ def new_indexes(
     (less those left out: shadowed by an earlier channel, or, in a downgrade, names the destination already lists).
     ``touched`` gets, per subdir the destination lists, every file name whose record may differ from the current index's."""
     incoming: dict[tuple[str, str], list[Repodata]] = {}
-    whole: dict[int, tuple[str, str]] = {}  # id of an archive subdir's index taken whole -> its key in ``loaded``
     for ch in manifest.channels:
         tc = plan.target_channel(ch.name)
         for sub in ch.subdirs:
@@ -146,8 +145,6 @@ def new_indexes(
                         if f not in skip and not (plan.downgrade and base is not None and base.lists(f))
                     }
                 )
-            else:
-                whole[id(rd)] = (ch.name, sub.subdir)
             incoming.setdefault((tc, sub.subdir), []).append(rd)
         if (tc, "noarch") not in incoming and plan.index(tc, "noarch") is None:
             incoming[(tc, "noarch")] = [empty("noarch")]
@@ -156,7 +153,7 @@ def new_indexes(
         gone.setdefault((tc, subdir), set()).add(filename)
     new_index: _Index = {}
     for key, parts in incoming.items():
-        merged = plan.index(*key)
+        current = merged = plan.index(*key)
         if merged is not None:  # a new subdir has nothing to compare with: no set of its 300,000 file names
             provided = {f for rd in parts for f in (*rd.packages, *rd.packages_conda)}  # file names: no record decoded
             merged = merged.without(gone.get(key, set()) - provided)  # gone upstream (or from the filters)
@@ -166,8 +163,10 @@ def new_indexes(
             merged = merge(merged, rd)
         assert merged is not None
         new_index[key] = merged
-        if loaded is not None and plan.index(*key) is None and len(parts) == 1 and id(parts[0]) in whole:
-            loaded[whole[id(parts[0])]] = merged  # the same records: the archive's copy (300,000 entries) need not stay too
+        if loaded is not None and current is None and len(parts) == 1:  # a new subdir, from one archive subdir
+            for archived, rd in list(loaded.items()):
+                if rd is parts[0]:  # taken whole: the same records, so the archive's copy (300,000 entries) need not stay
+                    loaded[archived] = merged
     return new_index
 
 
@@ -248,8 +247,7 @@ def publish(
                 indexes.publish(tc, subdir, rd, dropped[(tc, subdir)])
             place(listed)
         placed = [p for _, p in order]
-        del order, late, listed
-        uses.clear()
+        del order
         blobs.clear()  # every file placed: what the blobs left behind goes before the indexes' peak
         sidecars = run_exports_files(dest, manifest, plan.target_channel, repodata_blobs, new_index)  # CEP-12
         for (tc, subdir), rd in sorted(new_index.items()):
