@@ -80,3 +80,35 @@ def test_an_archives_heads_share_their_subdir_name_version_and_size() -> None:
         assert all(firsts.setdefault(getattr(h, field), getattr(h, field)) is getattr(h, field) for h in heads)
     assert all(h.size is listed[fn].size for h, fn in zip(heads, records, strict=True))
     assert [rd.packages_conda[fn] for fn in records] == list(records.values())  # the records themselves unchanged
+
+
+def test_the_manifests_entries_keep_the_records_file_name_strings() -> None:
+    from airgap.core.archive_index import read_records
+    from airgap.core.manifest import PackageEntry
+
+    records = {f"p{i}-1.0-0.conda": {"name": f"p{i}", "version": "1.0", "build": "0", "size": 7} for i in range(5)}
+    listed = {fn: PackageEntry("".join([fn[:3], fn[3:]]), "a" * 64, 7) for fn in records}  # copies made at run time
+    before = [e.filename for e in listed.values()]
+    rd = read_records(msgspec.json.encode({"packages.conda": records}), "linux-64", "t", listed)
+    assert rd is not None and isinstance(rd.packages_conda, rawindex.LazyRecords)
+    keys = list(rd.packages_conda)
+    assert [e.filename for e in listed.values()] == before  # equal values
+    assert all(e.filename is key for e, key in zip(listed.values(), keys, strict=True))  # one string: the record's key
+
+
+def test_a_change_asking_about_its_keys_leaves_no_copy_of_the_names_in_the_destination() -> None:
+    store = MemoryStore(f"one-copy-{uuid.uuid4().hex[:8]}")
+    store.put("c/linux-64/a-1-0.conda", b"x")
+    dest = MemoryDestination(store)
+    dest.remember_listings(True)  # under the lock
+    try:
+        known: dict[str, bool] = {}
+        ask_keys(dest, ["c/linux-64/a-1-0.conda", "c/linux-64/b-1-0.conda"], set(), known)
+        assert known == {"c/linux-64/a-1-0.conda": True, "c/linux-64/b-1-0.conda": False}
+        assert dest._sized == {}  # the change keeps the answers; the destination does not keep them again
+        assert dest.sizes_in("c/linux-64", ["a-1-0.conda", "c-1-0.conda"]) == {"a-1-0.conda": 1}
+        assert dest._sized == {"c/linux-64": {"a-1-0.conda": 1, "c-1-0.conda": None}}  # a plain question is remembered
+        store.delete(["c/linux-64/a-1-0.conda"])
+        assert dest.sizes_in("c/linux-64", ["a-1-0.conda"], remember=False) == {"a-1-0.conda": 1}  # read from what it kept
+    finally:
+        dest.remember_listings(False)

@@ -57,23 +57,28 @@ class Listings:
             return self.store.names_in(folder)
         return self.listing(folder).keys()
 
-    def sizes_in(self, folder: str, names: list[str]) -> dict[str, int] | None:
-        """``{name: size}`` of those of ``names`` in ``folder`` (a key): from its listing if read, else asked of a :class:`KeySizes` store (None: cannot)."""
+    def sizes_in(self, folder: str, names: list[str], remember: bool = True) -> dict[str, int] | None:
+        """``{name: size}`` of those of ``names`` in ``folder`` (a key): from its listing if read, else asked of a :class:`KeySizes` store (None: cannot).
+
+        ``remember``: keep the answers for the next question under the lock; a caller that keeps them itself (a change,
+        under its own key strings) says False: a full import asks about 300,000 names, ~35 MB held again here."""
         if self._listed is not None and folder in self._listed:
             listed = self._listed[folder]
             return {n: listed[n] for n in names if n in listed}
         if not isinstance(self.store, KeySizes):
             return None
-        known = self._sized.setdefault(folder, {}) if self._listed is not None else {}
+        known = self._sized.get(folder, {}) if self._listed is not None else {}
         ask = [n for n in dict.fromkeys(names) if n not in known]
         if ask and len(known) + len(ask) > self.store.sizes_limit:
             return None  # asked about so many that one listing of the folder costs less
+        got: dict[str, int | None] = {}
         if ask:
             base = folder + "/" if folder else ""
-            got = self.store.sizes([base + n for n in ask])
-            for n in ask:
-                known[n] = got.get(base + n)
-        return {n: size for n in names if (size := known.get(n)) is not None}
+            answers = self.store.sizes([base + n for n in ask])
+            got = {n: answers.get(base + n) for n in ask}
+            if remember and self._listed is not None:
+                self._sized.setdefault(folder, {}).update(got)
+        return {n: size for n in names if (size := got[n] if n in got else known.get(n)) is not None}
 
     def forget_listings(self) -> None:
         """What was listed no longer holds (a write): the next question lists again."""
@@ -103,7 +108,7 @@ def ask_keys(dest: StoreDestination, keys: Iterable[str], listed: Container[str]
             asked[0].append(key)
             asked[1].append(name)
     for folder, (folder_keys, names) in by_folder.items():
-        sized = dest.sizes_in(folder, names)
+        sized = dest.sizes_in(folder, names, remember=False)  # noted in ``known``, not kept twice
         if sized is not None:  # noted under the caller's own key strings, not new copies (300,000 at a full import)
             known.update((key, n in sized) for key, n in zip(folder_keys, names, strict=True))
 
