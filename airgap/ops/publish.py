@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._heap import give_back
 from .._safepath import release_views
 from ..clock import Clock, timestamp
 from ..core import delta_index
@@ -255,6 +256,7 @@ def publish(
                 change.publish_index_file(tc, subdir, RUN_EXPORTS, sidecars[(tc, subdir)])
             indexes.publish(tc, subdir, rd, touched.get((tc, subdir)))
             release_views()  # the shards read every record: mapped pages back to the page cache (decision 0018)
+            give_back()  # and what the shards and repodata.json freed back to the system (~107 MB at 300,000 files)
         _write_receipt(change, plan, opened, repodata_blobs, clock, carried)
         change.commit()
     except BaseException:
@@ -265,6 +267,7 @@ def publish(
         dest.remove_packages(removals)
         result.packages_removed += len(removals)
     archives = plan.receipt.archives
+    give_back()  # the receipt's encoding freed: the pages start from what is still held
     write_pages(dest, {tc for tc, _ in new_index}, with_sboms({"archives": archives}), new_index, placed + removals, indexes.rows)
     return result
 
@@ -282,6 +285,7 @@ def _write_receipt(
     # before apply_archive moves the sources on; the records' mapped pages go back as they are digested
     delta_index.record(receipt, manifest, carried, downgrade=plan.downgrade, every=release_views)
     release_views()  # digested: the records' mapped pages go back to the page cache
+    give_back()
     apply_archive(
         receipt,
         manifest,
