@@ -178,3 +178,26 @@ def test_the_archives_documents_go_once_read_for_the_last_time(
     [(blobs, held)] = seen
     assert held >= 2 and blobs == {}  # the repodata and the SBOM were there when it was kept, then let go
     assert list((tmp_path / "d" / ".airgap" / "sbom").iterdir())  # and the SBOM was kept all the same
+
+
+def test_a_file_replaced_in_place_is_found_by_size_where_its_record_has_no_sha256() -> None:
+    """The manifest's sizes are looked up only for such a record (no dict of every blob otherwise)."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from airgap.core.manifest import BlobEntry, Manifest
+    from airgap.ops.import_plan import ImportPlan
+    from airgap.ops.publish import _replaced_in_place
+
+    current = Repodata("linux-64", {"subdir": "linux-64"})
+    current.put("a-1-0.conda", {"name": "a", "version": "1", "build": "0", "size": 5})  # no sha256: compared by size
+    current.put("b-1-0.conda", {"name": "b", "version": "1", "build": "0", "size": 6, "sha256": "cd" * 32})
+    current.put("c-1-0.conda", {"name": "c", "version": "1", "build": "0", "size": 7})
+    blobs = (BlobEntry("11" * 32, 9, "package"), BlobEntry("22" * 32, 6, "package"), BlobEntry("33" * 32, 7, "package"))
+    manifest = cast(Manifest, SimpleNamespace(blobs=blobs))
+    plan = cast(ImportPlan, SimpleNamespace(index=lambda tc, subdir: current if (tc, subdir) == ("c", "linux-64") else None))
+    order = [(b.sha256, ("c", "linux-64", fn)) for b, fn in zip(blobs, ("a-1-0.conda", "b-1-0.conda", "c-1-0.conda"), strict=True)]
+    listed, interim, dropped = _replaced_in_place(plan, manifest, order)
+    assert [place[2] for _, place in listed] == ["a-1-0.conda", "b-1-0.conda"]  # a: 5 bytes listed, 9 brought; b: other sha256
+    assert dropped == {("c", "linux-64"): {"a-1-0.conda", "b-1-0.conda"}}
+    assert list(interim[("c", "linux-64")].packages_conda) == ["c-1-0.conda"]
