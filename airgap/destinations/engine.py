@@ -35,7 +35,7 @@ from ..core.held_bytes import receipt_pieces
 from ..core.manifest import is_safe_channel_name
 from ..core.receipt import REBUILD, load_receipt_json, receipt_json
 from ..core.repodata import Repodata
-from ..errors import DestinationError, IntegrityError
+from ..errors import DestinationError
 from ..signals import deferred_signals
 from . import formats as _formats
 from .base import RECEIPT_FORMAT, BlobRef, Change, Destination, IndexChange, OnBytes, Put, empty_receipt, parse_index
@@ -43,7 +43,7 @@ from .journal import AREA_PREFIX, LOCK, STATE, Journal, recover
 from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
 from .listings import Listings, ask_keys, index_keys, kept_shards
 from .store import KeyLease, LocalFiles, ObjectStore, check_key, view
-from .streamed import folder_for, put_in_order, put_pieces
+from .streamed import folder_for, put_in_order, put_pieces, read_back
 
 log = logging.getLogger(__name__)
 
@@ -298,48 +298,54 @@ class StoreChange(Change):
             self._publish_index(channel, subdir, repodata, changed, folder)
 
     def _publish_index(self, channel: str, subdir: str, repodata: Repodata, changed: IndexChange | None, folder: Path | str) -> None:
-        writes: list[tuple[str, bytes | BlobRef]] = []
-        checked: set[str] = set()  # files of content-addressed formats (CEP-16 shards and their index): read back
         published: dict[str, str] = {}
-        fresh: set[str] = set()
-        for fmt in self.dest.formats:
-            kept = kept_shards(self.dest, channel, subdir, changed) if isinstance(fmt, _formats.Shards) and changed is not None else None
-            files: list[tuple[str, bytes | BlobRef]]
-            if kept is not None and isinstance(fmt, _formats.Shards):  # changed names' shards only (decision 0009)
-                files = list(fmt.render_changed(subdir, repodata, changed.names if changed is not None else None, *kept))
-            elif isinstance(fmt, _formats.RepodataJson):  # written to files as it is encoded, never held (decision 0017)
-                files = list(fmt.render_files(subdir, repodata, folder, durable=self.staging is not None))
-            else:
-                files = list(fmt.render(subdir, repodata))
-            ask_keys(self.dest, [self.dest.key(channel, subdir, name) for name, _ in files], self._listed, self._known)
-            for name, data in files:
-                key = self.dest.key(channel, subdir, name)
-                if name in fmt.names:
-                    published[name] = data.sha256 if isinstance(data, BlobRef) else hashlib.sha256(data).hexdigest()
-                if fmt.immutable and isinstance(data, bytes):
-                    # one already stored with these very bytes stays as it is (so it hashes to its name)
-                    if name.startswith(fmt.immutable) and self._exists(key) and self.store.get(key) == data:
-                        continue
-                    if name.startswith(fmt.immutable):
-                        fresh.add(key)  # a new shard: nothing lists it yet, so it needs no order among its peers
-                    checked.add(key)
-                writes.append((key, data))
         self._published[(channel, subdir)] = published
-        self.journal.prepare_all([(key, self._exists(key)) for key, _ in writes])  # one journal save, however many shards
-        put_in_order(self.store, self.local, writes, fresh)
-        for key, data in writes:  # clients never check a shard's hash: what they fetch must be what was rendered
-            if key in checked and isinstance(data, bytes) and (got := self.store.get(key)) != data:
-                found = "nothing" if got is None else f"sha256 {hashlib.sha256(got).hexdigest()}"
-                raise IntegrityError(
-                    f"{self.dest}/{key}: expected to read back what was just written (sha256 {hashlib.sha256(data).hexdigest()}), "
-                    f"found {found}; nothing was published (check the storage)"
-                )
+        for fmt in self.dest.formats:  # each format's files stored before the next is rendered: the shards' bytes (28 MB
+            self._publish_format(fmt, channel, subdir, repodata, changed, folder, published)  # at 300,000) not held on
         for fmt in self.dest.formats:
             for name in fmt.stale:  # never leave a file that disagrees with the new index
                 key = self.dest.key(channel, subdir, name)
                 if self._exists(key):
                     self._prepare(key)
                     self.store.delete([key])
+
+    def _publish_format(
+        self,
+        fmt: _formats.IndexFormat,
+        channel: str,
+        subdir: str,
+        repodata: Repodata,
+        changed: IndexChange | None,
+        folder: Path | str,
+        published: dict[str, str],
+    ) -> None:
+        writes: list[tuple[str, bytes | BlobRef]] = []
+        fresh: set[str] = set()
+        kept = kept_shards(self.dest, channel, subdir, changed) if isinstance(fmt, _formats.Shards) and changed is not None else None
+        files: list[tuple[str, bytes | BlobRef]]
+        if kept is not None and isinstance(fmt, _formats.Shards):  # changed names' shards only (decision 0009)
+            files = list(fmt.render_changed(subdir, repodata, changed.names if changed is not None else None, *kept))
+        elif isinstance(fmt, _formats.RepodataJson):  # written to files as it is encoded, never held (decision 0017)
+            files = list(fmt.render_files(subdir, repodata, folder, durable=self.staging is not None))
+        else:
+            files = list(fmt.render(subdir, repodata))
+        ask_keys(self.dest, [self.dest.key(channel, subdir, name) for name, _ in files], self._listed, self._known)
+        for name, data in files:
+            key = self.dest.key(channel, subdir, name)
+            if name in fmt.names:
+                published[name] = data.sha256 if isinstance(data, BlobRef) else hashlib.sha256(data).hexdigest()
+            if fmt.immutable and isinstance(data, bytes):
+                # one already stored with these very bytes stays as it is (so it hashes to its name)
+                if name.startswith(fmt.immutable) and self._exists(key) and self.store.get(key) == data:
+                    continue
+                if name.startswith(fmt.immutable):
+                    fresh.add(key)  # a new shard: nothing lists it yet, so it needs no order among its peers
+            writes.append((key, data))
+        del files
+        self.journal.prepare_all([(key, self._exists(key)) for key, _ in writes])  # one journal save, however many shards
+        put_in_order(self.store, self.local, writes, fresh)
+        if fmt.immutable:  # a content-addressed format's files (CEP-16 shards and their index): read back
+            read_back(self.store, writes, str(self.dest))
 
     def published_files(self, channel: str, subdir: str) -> dict[str, str]:
         return dict(self._published.get((channel, subdir), {}))

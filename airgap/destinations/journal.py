@@ -62,14 +62,15 @@ class Journal:
             self.save()  # not planned ahead: the saved journal must cover it before it changes
 
     def prepare_all(self, keys: list[tuple[str, bool]]) -> None:
-        """:meth:`prepare` for many keys (``(key, exists)``), saving the journal once, not once per key."""
-        saved, self.saved = self.saved, False
+        """:meth:`prepare` for many keys (``(key, exists)``), saving the journal once, not once per key, and not at all
+        when every key was planned already (a full import's journal is 15 MB at 300,000 files: written to S3 each time)."""
+        saved, self.saved, before = self.saved, False, len(self.entries)
         try:
             for key, exists in keys:
                 self.prepare(key, exists)
         finally:
             self.saved = saved
-        if saved and keys:
+        if saved and len(self.entries) != before:
             self.save()
 
     def save(self) -> None:

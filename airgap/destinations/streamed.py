@@ -26,6 +26,7 @@ import zstandard
 
 from .._safepath import release_views
 from ..compress import INDEX_LEVEL
+from ..errors import IntegrityError
 from .base import BlobRef
 
 if TYPE_CHECKING:
@@ -129,6 +130,18 @@ def put_in_order(store: ObjectStore, local: LocalFiles | None, writes: Sequence[
         else:
             store.put_blob(key, data)
         i += 1
+
+
+def read_back(store: ObjectStore, written: Sequence[tuple[str, bytes | BlobRef]], where: str) -> None:
+    """Each of ``written`` (content-addressed files: CEP-16 shards and their index) read back from ``store``: clients never
+    check a shard's hash, so what they fetch must be what was rendered. Raises :class:`IntegrityError` on the first that differs."""
+    for key, data in written:
+        if isinstance(data, bytes) and (got := store.get(key)) != data:
+            found = "nothing" if got is None else f"sha256 {hashlib.sha256(got).hexdigest()}"
+            raise IntegrityError(
+                f"{where}/{key}: expected to read back what was just written (sha256 {hashlib.sha256(data).hexdigest()}), "
+                f"found {found}; nothing was published (check the storage)"
+            )
 
 
 def put_pieces(store: ObjectStore, local: LocalFiles | None, staging: Path | None, key: str, pieces: Iterable[bytes | memoryview]) -> None:
