@@ -201,3 +201,22 @@ def test_a_file_replaced_in_place_is_found_by_size_where_its_record_has_no_sha25
     assert [place[2] for _, place in listed] == ["a-1-0.conda", "b-1-0.conda"]  # a: 5 bytes listed, 9 brought; b: other sha256
     assert dropped == {("c", "linux-64"): {"a-1-0.conda", "b-1-0.conda"}}
     assert list(interim[("c", "linux-64")].packages_conda) == ["c-1-0.conda"]
+
+
+def test_the_placements_go_once_every_file_is_placed(archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dict and a tuple per file (~24 MB at 300,000 files) are not held through the indexes and the receipt."""
+    from airgap.ops.index_change import IndexPublisher
+
+    seen: list[int] = []
+    real = IndexPublisher.publish
+
+    def publish(self: IndexPublisher, channel: str, subdir: str, *args: Any, **kwargs: Any) -> None:
+        seen.append(len(self.plan.needed))
+        real(self, channel, subdir, *args, **kwargs)
+
+    monkeypatch.setattr(IndexPublisher, "publish", publish)
+    dest = tmp_path / "d"
+    assert cli("import", archives["v1"], "--into", dest, "--trusted-key", archives["pub"]).exit_code == 0
+    assert seen and set(seen) == {0}
+    receipt = json.loads((dest / ".airgap" / "receipt.json").read_bytes())
+    assert receipt["archives"] and any(receipt["channels"].values())  # the receipt still says what was brought
