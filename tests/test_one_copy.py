@@ -29,6 +29,7 @@ def test_a_manifest_holds_one_string_per_sha256_and_per_kind(archives: dict[str,
     blobs = {b.sha256: b for b in manifest.blobs}
     packages = [p for c in manifest.channels for s in c.subdirs for p in s.packages]
     assert packages and all(p.sha256 is blobs[p.sha256].sha256 for p in packages)
+    assert all(p.size is blobs[p.sha256].size for p in packages)  # one int per size too
     kinds = {b.kind for b in manifest.blobs}
     assert kinds >= {"package", "repodata"} and len({id(b.kind) for b in manifest.blobs}) == len(kinds)
     assert parse_manifest(data) == manifest  # equal values: only copies were dropped
@@ -66,7 +67,7 @@ def test_an_archives_heads_share_their_subdir_name_version_and_size() -> None:
     for i in range(6):
         name, version = f"n{i % 2}", "1.0" if i % 3 else "2.0"
         fn = f"{name}-{version}-{i}.conda"
-        records[fn] = {"name": name, "version": version, "build": str(i), "subdir": "linux-64", "size": 1000 + i % 2}
+        records[fn] = {"name": name, "version": version, "build": f"b{i % 2}", "subdir": "linux-64", "size": 1000 + i % 2}
     listed = {fn: PackageEntry(fn, "a" * 64, int(str(r["size"]))) for fn, r in records.items()}
     subdir = "".join(["linux", "-64"])  # the caller's string, made at run time
     rd = read_records(msgspec.json.encode({"packages.conda": records}), subdir, "t", listed)
@@ -75,7 +76,7 @@ def test_an_archives_heads_share_their_subdir_name_version_and_size() -> None:
     assert isinstance(section, rawindex.LazyRecords)
     heads = [h for fn in records if isinstance(h := cast(object, section.head(fn)), rawindex.Head)]
     assert len(heads) == len(records) and all(h.subdir is subdir for h in heads)
-    for field in ("name", "version"):
+    for field in ("name", "version", "build"):
         firsts: dict[str, object] = {}
         assert all(firsts.setdefault(getattr(h, field), getattr(h, field)) is getattr(h, field) for h in heads)
     assert all(h.size is listed[fn].size for h, fn in zip(heads, records, strict=True))
