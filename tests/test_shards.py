@@ -94,6 +94,24 @@ def test_the_same_records_give_the_same_bytes() -> None:
     assert set(one.shards) & set(two.shards) and one.shards != two.shards  # only b's shard changes
 
 
+def test_rendered_shards_hold_only_their_compressed_bytes() -> None:
+    """python-zstandard sizes a result for the worst case and shortens only its length: the shards of a full import,
+    held until stored, took the memory of their msgpack (~100 MB at 300,000 records) and not their size (~30 MB)."""
+    import tracemalloc
+
+    doc = {"info": {"subdir": "linux-64"}, "packages.conda": {f"p{i}-1.0-0.conda": record(f"p{i}", about="x" * 4000) for i in range(40)}}
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        rendered = shards.render("linux-64", doc)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    compressed = sum(map(len, rendered.shards.values()))
+    assert len(rendered.shards) == 40 and compressed < 40 * 1000  # 4 KB of repeated text each: ~200 bytes compressed
+    assert held < compressed + 40 * 1000  # not 40 x 4 KB (each shard's msgpack)
+
+
 GOOD_RECORD = record("a")
 HOSTILE_SHARDS: list[tuple[str, bytes, str]] = [
     ("not zstd", b"plain bytes", "expected zstd-compressed data"),
