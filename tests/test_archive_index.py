@@ -181,3 +181,26 @@ def test_a_big_blob_is_spilled_to_a_mapped_file_whose_pages_can_be_given_back(mo
     _safepath.release_views(mapped)
     assert [bytes(v) for v in views] == pieces  # given back, read again from the page cache (or the disk)
     assert _safepath.spill(iter([]), 5000) == b""
+
+
+def test_a_document_with_another_top_level_key_is_read_in_two_passes_the_same() -> None:
+    """One pass where the blob holds only an index's keys; another key (kept in the envelope) takes two, same records."""
+    doc = {**_doc(), "x_site_note": {"kept": True}}
+    data = msgspec.json.encode(doc)
+    rd = read_records(data, "linux-64", "t", _listed(doc))
+    strict = parse_repodata(data, "linux-64", "t")
+    assert rd is not None and rd.extra == strict.extra and rd.extra.get("x_site_note") == {"kept": True}
+    assert rd.to_bytes() == strict.to_bytes()
+
+
+def test_a_mapped_blobs_pages_are_given_back_while_its_records_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blob leaves the resident set after the scan and every RELEASE_EVERY records (it was the peak with the heads)."""
+    import airgap.core.archive_index as archive_index
+
+    given: list[object] = []
+    monkeypatch.setattr(archive_index, "release_views", given.append)
+    monkeypatch.setattr(archive_index, "RELEASE_EVERY", 2)
+    doc = _doc()  # 7 records: 1 .tar.bz2, 6 .conda
+    data = msgspec.json.encode(doc)
+    assert read_records(data, "linux-64", "t", _listed(doc)) is not None
+    assert given == [data] * (1 + 0 + 3)  # after the scan; none among one .tar.bz2 record; three times among six

@@ -13,6 +13,10 @@ and dropped:
   a safe file name of its section's kind): none would be skipped or kept opaque;
 - its sha256 and size, where it has them, are the manifest's for that file, and it lists no other file.
 
+Its head is made from that decoded record (no second pass over the section) and points at one copy of each
+name, version and build; the blob's pages leave the resident set every few thousand records (a mapped 141 MB
+blob was the full import's peak with the heads: docs/performance.md, eighteenth session).
+
 Anything else returns None and the caller parses the blob strictly, which says what is wrong with
 the same message as ever. Pure.
 """
@@ -21,14 +25,21 @@ from __future__ import annotations
 
 import mmap
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import msgspec
 
+from .._safepath import release_views
 from ..errors import UpstreamError
 from . import rawindex
-from .manifest import PackageEntry
+from .manifest import PackageEntry, is_safe_package_filename
 from .repodata import Repodata, from_document, record_hashes
+from .safe_names import safe_names
+
+RELEASE_EVERY = 8192  # records read between two givings back of the blob's pages (a madvise: ~0.1 ms)
+
+_raws = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode  # {key: its bytes}
+_any = msgspec.json.Decoder().decode
 
 
 class Listed(Protocol):
@@ -43,19 +54,21 @@ class Listed(Protocol):
 
 def read_records(data: bytes | mmap.mmap, subdir: str, source: str, listed: Mapping[str, Listed]) -> Repodata | None:
     """The blob's repodata with its records as bytes, or None: parse it strictly (the careful path says why)."""
-    parsed = rawindex.parse_trusted(data, subdir)
-    if parsed is None:
+    split = _split(data)
+    if split is None:
         return None
-    envelope, sections, odd = parsed
-    if odd:
-        return None
-    total = 0
+    envelope, raw_sections = split
+    release_views(data)  # scanned: each record's pages come back as it is read, and go every RELEASE_EVERY records
     seen: dict[str, str] = {}
-    for records in sections.values():
-        total += len(records)
-        if not _agrees(records, listed, subdir, seen):
-            return None
-    if total != len(listed):
+    sections: dict[str, rawindex.LazyRecords] = {}
+    for section, suffix in rawindex.SECTIONS:
+        raws = raw_sections.get(section)
+        if raws is not None:
+            heads = _agrees(data, raws, suffix, listed, subdir, seen)
+            if heads is None:
+                return None
+            sections[section] = rawindex.LazyRecords(cast(dict[str, Any], raws), heads, {})
+    if sum(map(len, sections.values())) != len(listed):
         return None
     try:
         rd = from_document(envelope, subdir, source)
@@ -66,39 +79,63 @@ def read_records(data: bytes | mmap.mmap, subdir: str, source: str, listed: Mapp
     return rd
 
 
-def _agrees(records: rawindex.LazyRecords, listed: Mapping[str, Listed], subdir: str, seen: dict[str, str]) -> bool:
-    """Every record decodes whole and names a listed file with the manifest's sha256 and size (where it has them).
+def _split(data: bytes | mmap.mmap) -> tuple[dict[str, Any], dict[str, dict[str, msgspec.Raw]]] | None:
+    """``(envelope, {section: {filename: its bytes}})``: one pass over the document when it holds only the keys an
+    index has, two otherwise; None when it is no JSON object msgspec reads or a section is no object."""
+    if data[:3] == b"\xef\xbb\xbf":
+        return None
+    try:
+        try:
+            top = rawindex.read_top(data)
+        except msgspec.ValidationError:  # another key (or a section no object, which the next pass finds too)
+            whole = _raws(data)
+            envelope = {k: _any(v) for k, v in whole.items() if k not in ("packages", "packages.conda")}
+            return envelope, {s: _raws(whole[s]) for s, _ in rawindex.SECTIONS if s in whole}
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    envelope = {k: v for k in ("info", "removed", "repodata_version", "metadata") if (v := getattr(top, k)) is not msgspec.UNSET}
+    found = zip(rawindex.SECTIONS, (top.packages, top.packages_conda), strict=True)
+    return envelope, {section: raws for (section, _), raws in found if isinstance(raws, dict)}
+
+
+def _agrees(
+    data: bytes | mmap.mmap, raws: dict[str, msgspec.Raw], suffix: str, listed: Mapping[str, Listed], subdir: str, seen: dict[str, str]
+) -> dict[str, rawindex.Head] | None:
+    """Each record's head, when every record decodes whole, passes the admission check and names a listed file with
+    the manifest's sha256 and size (where it has them); else None.
 
     A record is decoded alone and dropped: the section is never held as dicts. Its head, kept to the end of the
-    import, is pointed at one copy of each string and number it shares with others (:func:`_share`)."""
+    import, holds the first head's copy of a name, version or build (each record decoded its own: ~40 MB at 300,000
+    records of ~30,000 names; conda-forge's ``pyhd8ed1ab_0`` is tens of thousands of builds), the caller's subdir
+    and the manifest's size int. The manifest's entry keeps the key's file name string (its own copy goes: ~27 MB)."""
     get = listed.get
-    for filename, value in records.encodable().items():
+    named_safely = safe_names(raws, suffix)  # every name in one scan; else each alone, as from_document does
+    heads: dict[str, rawindex.Head] = {}
+    for n, (filename, value) in enumerate(raws.items(), 1):
         entry = get(filename)
-        if entry is None or type(value) is not msgspec.Raw:
-            return False
+        if entry is None or not (named_safely or (filename.endswith(suffix) and is_safe_package_filename(filename))):
+            return None
         try:
             record = rawindex.decode_record(value)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-            return False
+            return None
+        name, version, build, rec_subdir = record.get("name"), record.get("version"), record.get("build"), record.get("subdir")
+        if type(name) is not str or type(version) is not str or type(build) is not str or rec_subdir not in (None, subdir):
+            return None
         sha, _md5, size = record_hashes(record)
         if (sha is not None and sha != entry.sha256) or (size is not None and size != entry.size):
-            return False
-        head: object = records.head(filename)
-        if isinstance(head, rawindex.Head):
-            _share(head, subdir, entry.size, seen)
-        if isinstance(entry, PackageEntry) and entry.filename is not filename:  # the manifest's entry keeps the key's string
-            msgspec.structs.force_setattr(entry, "filename", filename)  # (its own copy goes: ~27 MB at 300,000 files)
-    return True
-
-
-def _share(head: rawindex.Head, subdir: str, size: int, seen: dict[str, str]) -> None:
-    """The head's subdir as the caller's string, its name, version and build as the first head's that had them, its
-    size as the manifest's int: each head decoded its own copies (~40 MB at 300,000 records of ~30,000 names; builds
-    repeat too: conda-forge's ``pyhd8ed1ab_0`` is tens of thousands of records)."""
-    if head.subdir is not None:
-        head.subdir = subdir  # parse_trusted checked them equal
-    head.name = seen.setdefault(head.name, head.name)
-    head.version = seen.setdefault(head.version, head.version)
-    head.build = seen.setdefault(head.build, head.build)
-    if type(head.size) is int and head.size == size:
-        head.size = size
+            return None
+        size = record.get("size")
+        heads[filename] = rawindex.Head(
+            seen.setdefault(name, name),
+            seen.setdefault(version, version),
+            seen.setdefault(build, build),
+            None if rec_subdir is None else subdir,
+            entry.size if type(size) is int and size == entry.size else size,
+            record.get("timestamp"),
+        )
+        if isinstance(entry, PackageEntry) and entry.filename is not filename:
+            msgspec.structs.force_setattr(entry, "filename", filename)
+        if n % RELEASE_EVERY == 0:
+            release_views(data)
+    return heads

@@ -301,7 +301,7 @@ class _Top(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     metadata: Any = msgspec.UNSET  # conda-forge's; any other key: read as usual (the order of extra keys is kept there)
 
 
-_top = msgspec.json.Decoder(_Top).decode
+read_top = msgspec.json.Decoder(_Top).decode  # the document in one pass, when it holds only these keys
 Parsed = tuple[dict[str, Any], dict[str, LazyRecords], dict[str, dict[str, Any]]]
 
 
@@ -309,7 +309,7 @@ def _plain_index(data: bytes | mmap.mmap) -> Parsed | None:
     """:func:`parse_trusted` of an index known to hold only plain records: one pass over the document, no head
     decoded (each as asked: :class:`LazyRecords`); None when it holds another key (the caller reads it as usual)."""
     try:
-        top = _top(data)
+        top = read_top(data)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
     envelope = {
