@@ -20,6 +20,7 @@ destination must be writable only by whoever runs airgap (see docs/security.md).
 from __future__ import annotations
 
 import errno
+import io
 import mmap
 import os
 import stat
@@ -27,6 +28,7 @@ import tempfile
 import weakref
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
 from .errors import DestinationError
 
@@ -112,17 +114,33 @@ def spill(pieces: Iterable[bytes], size: int) -> bytes | mmap.mmap:
 
     For bytes an import keeps views of from start to end: a full archive's repodata blob, decompressed (138 MB
     at 300,000 records), whose records stay its bytes (docs/decisions/0018-archive-records-as-bytes.md)."""
-    if size < MAP_FROM:
-        return b"".join(pieces)
-    with tempfile.TemporaryFile(prefix="airgap-blob-") as fh:  # unlinked: gone with the last view of it
-        for piece in pieces:
-            fh.write(piece)
-        fh.flush()
-        if fh.tell() == 0:
-            return b""
-        mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    _VIEWS.add(mapped)
-    return mapped
+    out = Spill(size)
+    for piece in pieces:
+        out.write(piece)
+    return out.done()
+
+
+class Spill:
+    """Where :func:`spill` puts ``size`` bytes written a piece at a time: memory below ``MAP_FROM``, else an unlinked
+    temporary file; :meth:`done` gives them back (a read-only map of the file). Also for an archive's compressed
+    repodata and SBOM blobs, which an import keeps until read (37 MB at 300,000 files, off the heap this way)."""
+
+    def __init__(self, size: int) -> None:
+        self._held: io.BytesIO | IO[bytes] = io.BytesIO() if size < MAP_FROM else tempfile.TemporaryFile(prefix="airgap-blob-")
+
+    def write(self, data: bytes | memoryview) -> int:
+        return self._held.write(data)
+
+    def done(self) -> bytes | mmap.mmap:
+        if isinstance(self._held, io.BytesIO):
+            return self._held.getvalue()
+        with self._held as fh:  # unlinked: gone with the last view of it
+            fh.flush()
+            if fh.tell() == 0:
+                return b""
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        _VIEWS.add(mapped)
+        return mapped
 
 
 def release_views(*only: object) -> None:

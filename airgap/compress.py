@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+import mmap
 from collections.abc import Iterator
 
 import zstandard
@@ -21,16 +21,16 @@ def zstd_compress(data: bytes, level: int = LEVEL) -> bytes:
     return zstandard.ZstdCompressor(level=level, threads=-1).compress(data)
 
 
-def zstd_decompress_bounded(data: bytes, limit: int, what: str, error: type[AirgapError] = AirgapError) -> bytes:
+def zstd_decompress_bounded(data: bytes | mmap.mmap, limit: int, what: str, error: type[AirgapError] = AirgapError) -> bytes:
     """Decompress ``data``; more than ``limit`` bytes of output is an error, never an OOM."""
     return b"".join(zstd_pieces_bounded(data, limit, what, error))
 
 
-def zstd_pieces_bounded(data: bytes, limit: int, what: str, error: type[AirgapError] = AirgapError) -> Iterator[bytes]:
+def zstd_pieces_bounded(data: bytes | mmap.mmap, limit: int, what: str, error: type[AirgapError] = AirgapError) -> Iterator[bytes]:
     """:func:`zstd_decompress_bounded` a MiB at a time (for a consumer that writes them on: a 300 MB SBOM is never held)."""
     seen = 0
     try:
-        reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
+        reader = zstandard.ZstdDecompressor().stream_reader(memoryview(data), read_across_frames=True)  # a map: no copy
         while chunk := reader.read(min(1 << 20, limit + 1 - seen)):  # never more than limit + 1 bytes
             seen += len(chunk)
             if seen > limit:

@@ -204,3 +204,26 @@ def test_a_mapped_blobs_pages_are_given_back_while_its_records_are_read(monkeypa
     data = msgspec.json.encode(doc)
     assert read_records(data, "linux-64", "t", _listed(doc)) is not None
     assert given == [data] * (1 + 0 + 3)  # after the scan; none among one .tar.bz2 record; three times among six
+
+
+def test_an_archives_repodata_and_sbom_blobs_are_kept_mapped_until_read(archives: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Big in-memory blobs go to an unlinked temporary file, mapped (37 MB of heap at 300,000 files); small ones stay bytes."""
+    from airgap.ops._archive import load_repodata_blob, open_verified, stream_blobs
+    from airgap.progress import null_progress
+    from airgap.signing import load_trusted_keys
+
+    def blobs() -> tuple[Any, dict[str, bytes | mmap.mmap]]:
+        opened = open_verified(archives["v1"], load_trusted_keys([str(archives["pub"])]))
+        with opened.stream:
+            return opened.manifest, stream_blobs(opened, null_progress, "t")
+
+    manifest, small = blobs()
+    monkeypatch.setattr(_safepath, "MAP_FROM", 1)
+    _, mapped = blobs()
+    kinds = {b.sha256: b.kind for b in manifest.blobs}
+    assert sorted(kinds[s] for s in mapped) == sorted(kinds[s] for s in small) and "repodata" in kinds.values()
+    assert all(type(v) is bytes for v in small.values()) and all(isinstance(v, mmap.mmap) for v in mapped.values())
+    assert {s: v[:] for s, v in mapped.items()} == small
+    sub = manifest.channels[0].subdirs[0]
+    one, two = (load_repodata_blob(b[sub.repodata.sha256], sub, "c", "t") for b in (small, mapped))
+    assert one.to_bytes() == two.to_bytes()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import mmap
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +98,7 @@ def for_import(
     dest: Any,
     manifest: Any,
     target_channel: Callable[[str], str],
-    blobs: Mapping[str, bytes],
+    blobs: Mapping[str, bytes | mmap.mmap],
     new_index: Mapping[tuple[str, str], Repodata],
 ) -> dict[tuple[str, str], bytes]:
     """Import: ``{(channel, subdir): bytes}`` of each run_exports.json to write: the destination's, updated with the archive's,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+import mmap
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .._fs import WRITE_SLICE, named, write_all
-from .._safepath import release_views, spill
+from .._safepath import Spill, release_views, spill
 from ..archive.hashing import HashPipe
 from ..archive.reader import ArchiveStream, copy_verified, read_verified
 from ..archive.writer import start_writeback
@@ -138,7 +138,7 @@ def open_verified(path: Path, trusted: TrustedKeys, allow_unsigned: bool = False
     return Opened(stream, manifest, len(manifest_bytes), signer)
 
 
-def load_repodata_blob(data: bytes, sub: SubdirEntry, channel: str, what: str) -> Repodata:
+def load_repodata_blob(data: bytes | mmap.mmap, sub: SubdirEntry, channel: str, what: str) -> Repodata:
     """Decompress and parse a verified repodata blob; check it lists exactly the manifest's packages."""
     # a big one is decompressed to a mapped temporary file: the records kept as its bytes are not in the heap
     raw = spill(zstd_pieces_bounded(data, sub.repodata.raw_size, what, ArchiveFormatError), sub.repodata.raw_size)
@@ -146,7 +146,7 @@ def load_repodata_blob(data: bytes, sub: SubdirEntry, channel: str, what: str) -
         raise ArchiveFormatError(f"{what}: expected {sub.repodata.raw_size} bytes of repodata, found {len(raw)}")
     listed = {p.filename: p for p in (*sub.packages, *sub.present)}
     rd = read_records(raw, sub.subdir, what, listed)  # records kept as bytes, after the checks below (decision 0018)
-    release_views(raw)  # read: its pages leave the resident set until a record is read again
+    release_views(raw, data)  # read: their pages leave the resident set (the blob's for good, the records' until read)
     if rd is None:
         rd = _strict(raw[:], sub, channel, what, listed)
     problem = check_names(rd, sub, f"{what} of {channel}/{sub.subdir}")  # a delta: records only of the names it lists
@@ -214,7 +214,7 @@ def stream_blobs(
     progress: Progress,
     desc: str,
     destination: Callable[[BlobEntry, tuple[Path, int] | None], str | os.PathLike[str] | None] = lambda entry, location: None,
-) -> dict[str, bytes]:
+) -> dict[str, bytes | mmap.mmap]:
     """Read every blob of an opened archive, checking each hash; return the repodata (and SBOM) blobs' bytes.
 
     A package or installer blob goes to the file ``destination(entry, location)`` names, or
@@ -223,7 +223,7 @@ def stream_blobs(
     """
     manifest = opened.manifest
     expected = [b for b in manifest.blobs if (b.volume or 1) in opened.volumes]
-    repodata: dict[str, bytes] = {}
+    repodata: dict[str, bytes | mmap.mmap] = {}
     seen: set[str] = set()
     bar = progress(desc, sum(b.size for b in expected), files=len(expected))
     with HashPipe() as pipe:  # large blobs are hashed on a second thread while the next bytes are read and written
@@ -232,10 +232,10 @@ def stream_blobs(
             what = f"{opened.stream.path}: blobs/sha256/{entry.sha256}"
             in_memory = entry.kind in ("repodata", "sbom")  # small documents the caller reads
             target = None if in_memory else destination(entry, getattr(fh, "location", None))
-            if in_memory:
-                buf = io.BytesIO()
+            if in_memory:  # a big one to an unlinked temporary file, mapped: kept until read, not in the heap
+                buf = Spill(entry.size)
                 copy_verified(fh, entry, buf, what, bar.update, pipe)
-                repodata[entry.sha256] = buf.getvalue()
+                repodata[entry.sha256] = buf.done()
             elif target is not None and entry.size <= SMALL:  # one read, hashed, then one write: no chunk loop per file
                 data = read_verified(fh, entry, what)
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)

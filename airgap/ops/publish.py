@@ -9,6 +9,7 @@ removes what no index lists any more. Any failure before the commit rolls everyt
 
 from __future__ import annotations
 
+import mmap
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -122,7 +123,7 @@ class Blobs(Mapping[str, BlobRef]):
 def new_indexes(
     plan: ImportPlan,
     manifest: Manifest,
-    repodata_blobs: dict[str, bytes],
+    repodata_blobs: dict[str, bytes | mmap.mmap],
     loaded: _Index | None = None,
     touched: dict[tuple[str, str], set[str]] | None = None,
 ) -> _Index:
@@ -207,7 +208,7 @@ def publish(
     change: Change,
     plan: ImportPlan,
     blobs: Blobs,
-    repodata_blobs: dict[str, bytes],
+    repodata_blobs: dict[str, bytes | mmap.mmap],
     opened: Opened,
     result: ImportResult,
     progress: Progress,
@@ -279,7 +280,13 @@ def publish(
 
 
 def _write_receipt(
-    change: Change, plan: ImportPlan, opened: Opened, repodata_blobs: dict[str, bytes], clock: Clock, carried: _Index, brought: set[str]
+    change: Change,
+    plan: ImportPlan,
+    opened: Opened,
+    repodata_blobs: dict[str, bytes | mmap.mmap],
+    clock: Clock,
+    carried: _Index,
+    brought: set[str],
 ) -> None:
     """The receipt with the archive applied (its installers: ``brought`` by this import or already held; its SBOM),
     written in the change (undone with the rest)."""

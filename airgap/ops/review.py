@@ -11,6 +11,7 @@ import dataclasses
 import io
 import json
 import logging
+import mmap
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -250,7 +251,7 @@ def write_page(target: Path, page: str) -> None:
     atomic_write_bytes(target, page.encode("utf-8"), durable=False)
 
 
-def keep_sbom(change: Any, manifest: Manifest, blobs: Mapping[str, bytes]) -> str | None:
+def keep_sbom(change: Any, manifest: Manifest, blobs: Mapping[str, bytes | mmap.mmap]) -> str | None:
     """Import: keep the archive's SBOM at the destination (``.airgap/sbom/<id>.cdx.json``); None if it keeps none."""
     if manifest.sbom is None or manifest.sbom.sha256 not in blobs:
         return None

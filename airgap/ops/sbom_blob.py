@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import mmap
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -85,16 +86,17 @@ class _Hashing:
         return len(data)
 
 
-def document(ref: SbomRef, blob: bytes) -> bytes:
+def document(ref: SbomRef, blob: bytes | mmap.mmap) -> bytes:
     """The CycloneDX document a verified SBOM blob holds: decompressed (and exactly ``raw_size`` bytes) when it is ``+zstd``."""
     return b"".join(document_pieces(ref, blob))
 
 
-def document_pieces(ref: SbomRef, blob: bytes) -> Iterator[bytes]:
+def document_pieces(ref: SbomRef, blob: bytes | mmap.mmap) -> Iterator[bytes]:
     """:func:`document` a MiB at a time (what import keeps at the destination: never the whole document at once).
     A document of another size than ``raw_size`` is an IntegrityError after its last piece."""
     if not ref.format.endswith("+zstd"):
-        yield blob
+        for at in range(0, len(blob), 1 << 20):  # a mapped blob read a MiB at a time too
+            yield blob[at : at + (1 << 20)]
         return
     assert ref.raw_size is not None  # the parser requires it
     size = 0
