@@ -32,7 +32,7 @@ import msgspec
 from .._safepath import release_views
 from ..errors import UpstreamError
 from . import rawindex
-from .manifest import PackageEntry, is_safe_package_filename
+from .manifest import PackageEntry
 from .repodata import Repodata, from_document, record_hashes
 from .safe_names import safe_names
 
@@ -86,16 +86,13 @@ def _split(data: bytes | mmap.mmap) -> tuple[dict[str, Any], dict[str, dict[str,
         return None
     try:
         try:
-            top = rawindex.read_top(data)
+            return rawindex.read_top(data)
         except msgspec.ValidationError:  # another key (or a section no object, which the next pass finds too)
             whole = _raws(data)
             envelope = {k: _any(v) for k, v in whole.items() if k not in ("packages", "packages.conda")}
             return envelope, {s: _raws(whole[s]) for s, _ in rawindex.SECTIONS if s in whole}
     except (msgspec.DecodeError, RecursionError):
         return None
-    envelope = {k: v for k in ("info", "removed", "repodata_version", "metadata") if (v := getattr(top, k)) is not msgspec.UNSET}
-    found = zip(rawindex.SECTIONS, (top.packages, top.packages_conda), strict=True)
-    return envelope, {section: raws for (section, _), raws in found if isinstance(raws, dict)}
 
 
 def _agrees(
@@ -109,31 +106,33 @@ def _agrees(
     records of ~30,000 names; conda-forge's ``pyhd8ed1ab_0`` is tens of thousands of builds), the caller's subdir
     and the manifest's size int. The manifest's entry keeps the key's file name string (its own copy goes: ~27 MB)."""
     get = listed.get
-    named_safely = safe_names(raws, suffix)  # every name in one scan; else each alone, as from_document does
+    named_safely = safe_names(raws, suffix)  # every name in one scan; else each alone (rawindex.admits)
     heads: dict[str, rawindex.Head] = {}
     for n, (filename, value) in enumerate(raws.items(), 1):
         entry = get(filename)
-        if entry is None or not (named_safely or (filename.endswith(suffix) and is_safe_package_filename(filename))):
+        if entry is None:
             return None
         try:
             record = rawindex.decode_record(value)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             return None
-        name, version, build, rec_subdir = record.get("name"), record.get("version"), record.get("build"), record.get("subdir")
-        if type(name) is not str or type(version) is not str or type(build) is not str or rec_subdir not in (None, subdir):
+        field: Any = record.get  # values of any type until admitted
+        head = rawindex.Head(field("name"), field("version"), field("build"), field("subdir"), field("size"), field("timestamp"))
+        if not rawindex.admits(filename, suffix, head, subdir, named_safely):  # the common path's check, as for an index
             return None
         sha, _md5, size = record_hashes(record)
         if (sha is not None and sha != entry.sha256) or (size is not None and size != entry.size):
             return None
-        size = record.get("size")
-        heads[filename] = rawindex.Head(
-            seen.setdefault(name, name),
-            seen.setdefault(version, version),
-            seen.setdefault(build, build),
-            None if rec_subdir is None else subdir,
-            entry.size if type(size) is int and size == entry.size else size,
-            record.get("timestamp"),
+        head.name, head.version, head.build = (
+            seen.setdefault(head.name, head.name),
+            seen.setdefault(head.version, head.version),
+            seen.setdefault(head.build, head.build),
         )
+        if head.subdir is not None:
+            head.subdir = subdir  # equal: admitted
+        if type(head.size) is int and head.size == entry.size:
+            head.size = entry.size
+        heads[filename] = head
         if isinstance(entry, PackageEntry) and entry.filename is not filename:
             msgspec.structs.force_setattr(entry, "filename", filename)
         if n % RELEASE_EVERY == 0:

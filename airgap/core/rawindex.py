@@ -277,7 +277,7 @@ def merged(a: Mapping[str, dict[str, Any]], b: Mapping[str, dict[str, Any]]) -> 
     return {**a, **b}
 
 
-def _plain(filename: str, suffix: str, head: _AnyHead, subdir: str, named_safely: bool) -> bool:
+def admits(filename: str, suffix: str, head: _AnyHead | Head, subdir: str, named_safely: bool) -> bool:
     """The check ``from_document`` makes on its common path, on a record's head (``named_safely``: the section's
     names all passed :func:`~airgap.core.safe_names.safe_names`)."""
     rec_subdir = head.subdir
@@ -301,25 +301,25 @@ class _Top(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     metadata: Any = msgspec.UNSET  # conda-forge's; any other key: read as usual (the order of extra keys is kept there)
 
 
-read_top = msgspec.json.Decoder(_Top).decode  # the document in one pass, when it holds only these keys
+_top = msgspec.json.Decoder(_Top).decode
 Parsed = tuple[dict[str, Any], dict[str, LazyRecords], dict[str, dict[str, Any]]]
 
 
+def read_top(data: bytes | mmap.mmap) -> tuple[dict[str, Any], dict[str, dict[str, msgspec.Raw]]]:
+    """``(envelope, {section: {filename: its bytes}})`` in one pass; msgspec's ValidationError if it holds another key."""
+    top = _top(data)
+    envelope = {k: v for k in ("info", "removed", "repodata_version", "metadata") if (v := getattr(top, k)) is not msgspec.UNSET}
+    found = zip(SECTIONS, (top.packages, top.packages_conda), strict=True)
+    return envelope, {section: raws for (section, _), raws in found if isinstance(raws, dict)}
+
+
 def _plain_index(data: bytes | mmap.mmap) -> Parsed | None:
-    """:func:`parse_trusted` of an index known to hold only plain records: one pass over the document, no head
-    decoded (each as asked: :class:`LazyRecords`); None when it holds another key (the caller reads it as usual)."""
+    """:func:`parse_trusted` of an index of plain records only: one pass, no head decoded (each as asked); None: another key."""
     try:
-        top = read_top(data)
+        envelope, raws = read_top(data)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
-    envelope = {
-        key: value for key in ("info", "removed", "repodata_version", "metadata") if (value := getattr(top, key)) is not msgspec.UNSET
-    }
-    sections: dict[str, LazyRecords] = {}
-    for (section, _suffix), raws in zip(SECTIONS, (top.packages, top.packages_conda), strict=True):
-        if isinstance(raws, dict):
-            sections[section] = LazyRecords(cast(dict[str, Any], raws), {}, {}, [partial(_section_heads, data, section)])
-    return envelope, sections, {}
+    return envelope, {s: LazyRecords(cast(dict[str, Any], r), {}, {}, [partial(_section_heads, data, s)]) for s, r in raws.items()}, {}
 
 
 def _section_heads(data: bytes | mmap.mmap, section: str) -> dict[str, Head]:
@@ -367,7 +367,7 @@ def parse_trusted(data: bytes | mmap.mmap, subdir: str, plain: bool = False) -> 
             checked: dict[str, Head] = {}
             for filename, value in raws.items():
                 head = loose[filename]
-                if _plain(filename, suffix, head, subdir, named_safely):
+                if admits(filename, suffix, head, subdir, named_safely):
                     items[filename] = value
                     checked[filename] = _as_head(head)
                 else:
