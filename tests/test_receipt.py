@@ -64,3 +64,19 @@ def test_receipt_reports_a_damaged_file_and_does_not_record_it_as_held(tmp_path:
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["packages_added"] == 1
     assert victim.read_bytes() == good
+
+
+def test_a_receipt_only_lenient_json_reads_is_refused_in_one_line() -> None:
+    """NaN, Infinity and lone surrogates: Python's json reads them, airgap could not write them back (found by fuzzing)."""
+    import pytest
+
+    from airgap.core.receipt import RECEIPT_FORMAT, parse_receipt_bytes
+    from airgap.errors import ReceiptError
+
+    for odd in (b'"cleans": Infinity', b'"cleans": NaN', b'"x": "\\ud800"'):
+        data = b'{"format": "' + RECEIPT_FORMAT.encode() + b'", ' + odd + b"}"
+        with pytest.raises(ReceiptError, match="strict readers refuse") as caught:
+            parse_receipt_bytes(data, "r")
+        assert "\n" not in str(caught.value)
+    with pytest.raises(ReceiptError, match="line 1 column"):  # no JSON at all: json's message says where
+        parse_receipt_bytes(b'{"format": ', "r")

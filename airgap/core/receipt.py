@@ -225,11 +225,14 @@ def receipt_json(doc: dict[str, Any]) -> bytes:
 
 
 def load_receipt_json(data: bytes | mmap.mmap) -> Any:
-    """A receipt's JSON, decoded (msgspec; what it refuses is read by ``json``, which says what is wrong)."""
+    """A receipt's JSON, decoded by msgspec; what it refuses is a ValueError. ``json`` only says where: it accepts NaN,
+    Infinity and lone surrogates, which airgap cannot write back (``"\\ud800"`` became a UnicodeEncodeError later)."""
     try:
         return _decode(data)
-    except (msgspec.DecodeError, RecursionError):
-        return json.loads(bytes(data).decode("utf-8"))
+    except (msgspec.DecodeError, RecursionError) as refused:
+        json.loads(bytes(data).decode("utf-8"))  # its message names the line and column
+        deep = isinstance(refused, RecursionError)  # json read it: too deep for msgspec, not malformed
+        raise (refused if deep else ValueError(f"JSON that strict readers refuse ({refused})")) from None
 
 
 def parse_receipt_bytes(data: bytes | mmap.mmap, where: str) -> Receipt:
