@@ -214,6 +214,8 @@ def main() -> None:
     system: dict[str, list[float]] = {name: [] for name in steps}
     rss: dict[str, int] = dict.fromkeys(steps, 0)
     names = list(steps)
+    trash = work / "trash"
+    trash.mkdir()
     try:
         for i in range(args.repeat):
             order = names[i % len(names) :] + names[: i % len(names)]  # who goes first rotates
@@ -225,7 +227,9 @@ def main() -> None:
                 user[name].append(u)
                 system[name].append(s)
                 rss[name] = max(rss[name], peak)
-                shutil.rmtree(dest)
+                # deleted after the last round: ext4 without a journal (this VM's disk) skips recently freed inodes
+                # one by one when it creates files, which taxed whoever ran next (docs/performance.md, eighteenth session)
+                dest.rename(trash / dest.name)
                 print(f"round {i + 1}: {name}: {took:.2f} s, user {u:.2f} s, system {s:.2f} s, {peak // 1024} MB", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
