@@ -43,7 +43,7 @@ INDEX = "repodata_shards.msgpack.zst"
 SHARDS_DIR = "shards"
 SHARDS_BASE_URL = "./shards/"
 SUFFIX = ".msgpack.zst"
-LEVEL = 10  # zstd level of shards and index (deterministic: one thread)
+LEVEL = 3  # zstd, of shards and index (deterministic: one thread); not 10: a full import renders them all (decision 0009)
 EVERY = 2048  # shards rendered between two calls of render_changed's ``every`` (~10 MiB of records at conda-forge's sizes)
 #: bounds on what a decoder accepts (conda-forge linux-64's index is ~1 MB, its largest shard a few MB)
 MAX_INDEX_BYTES = 256 << 20
