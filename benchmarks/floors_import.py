@@ -231,16 +231,17 @@ def main() -> None:
                 # one by one when it creates files, which taxed whoever ran next (docs/performance.md, eighteenth session)
                 dest.rename(trash / dest.name)
                 print(f"round {i + 1}: {name}: {took:.2f} s, user {u:.2f} s, system {s:.2f} s, {peak // 1024} MB", file=sys.stderr)
-    finally:
+        tar = times["tar xf && sync"]
+        print(f"{args.archive} ({args.archive.stat().st_size / 1e6:.1f} MB), median of {args.repeat} interleaved round(s)\n")
+        print("| step | median wall s | ratio to tar xf && sync | median user s | median system s | peak RSS |")
+        print("|---|---|---|---|---|---|")
+        for name in names:
+            ratio = statistics.median(a / b for a, b in zip(times[name], tar, strict=True))
+            med = [statistics.median(x[name]) for x in (times, user, system)]
+            print(f"| {name} | {med[0]:.2f} | {ratio:.2f}x | {med[1]:.2f} | {med[2]:.2f} | {rss[name] // 1024} MB |")
+
+    finally:  # the table is out first: deleting every round's files takes minutes
         shutil.rmtree(work, ignore_errors=True)
-    tar = times["tar xf && sync"]
-    print(f"{args.archive} ({args.archive.stat().st_size / 1e6:.1f} MB), median of {args.repeat} interleaved round(s)\n")
-    print("| step | median wall s | ratio to tar xf && sync | median user s | median system s | peak RSS |")
-    print("|---|---|---|---|---|---|")
-    for name in names:
-        ratio = statistics.median(a / b for a, b in zip(times[name], tar, strict=True))
-        med = [statistics.median(x[name]) for x in (times, user, system)]
-        print(f"| {name} | {med[0]:.2f} | {ratio:.2f}x | {med[1]:.2f} | {med[2]:.2f} | {rss[name] // 1024} MB |")
 
 
 if __name__ == "__main__":
