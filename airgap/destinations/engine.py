@@ -14,8 +14,7 @@ undone at once, a killed one by the next run that takes the lock (:meth:`StoreDe
 
 The lock is the lease of :mod:`airgap.destinations.lease` over one key (``.airgap/lock``, :class:`~airgap.destinations.store.KeyLease`):
 renewed by a heartbeat while the change runs, a dead owner's lock taken over by the lease's rules, and checked
-(:meth:`StoreChange._fence`) before every step, so a process that lost it stops before changing more. Package files are stored
-``workers`` at a time."""
+(:meth:`StoreChange._fence`) before every step, so a process that lost it stops before changing more. Packages go ``workers`` at a time."""
 
 from __future__ import annotations
 
@@ -230,7 +229,8 @@ class StoreChange(Change):
         return name in self._listed[folder]
 
     def _prepare(self, key: str) -> str:
-        self.journal.prepare(key, self._exists(key))
+        if key not in self.journal.entries:  # planned keys (a full import's 300,000) are journaled: no question per key
+            self.journal.prepare(key, self._exists(key))
         return key
 
     def _fence(self, step: str) -> None:

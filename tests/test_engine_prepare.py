@@ -1,0 +1,48 @@
+"""A change asks whether a key existed only for keys its plan did not journal already (a full import: 300,000 placed files)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from airgap.destinations import open_destination
+from airgap.destinations.base import BlobRef, Put
+from airgap.destinations.engine import StoreChange
+
+
+def _puts(change: StoreChange, names: list[str]) -> list[Put]:
+    assert change.staging is not None
+    puts = []
+    for name in names:
+        data = name.encode()
+        sha = hashlib.sha256(data).hexdigest()
+        (change.staging / sha).write_bytes(data)
+        puts.append(Put("main", "linux-64", name, BlobRef(change.staging / sha, 0, len(data), sha)))
+    return puts
+
+
+def test_planned_files_are_placed_without_asking_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dest = open_destination(str(tmp_path / "dest"))
+    (tmp_path / "dest" / "main" / "linux-64").mkdir(parents=True)
+    (tmp_path / "dest" / "main" / "linux-64" / "b-1.0-0.conda").write_bytes(b"old")  # replaced: its backup is journaled
+    with dest.locked(10):
+        change = dest.begin("test")
+        assert isinstance(change, StoreChange)
+        puts = _puts(change, ["a-1.0-0.conda", "b-1.0-0.conda"])
+        change.plan([(p.channel, p.subdir, p.filename) for p in puts], [])
+        asked: list[str] = []
+        exists = change._exists
+        monkeypatch.setattr(change, "_exists", lambda key: asked.append(key) or exists(key))
+        change.put_packages(puts)
+        assert asked == []  # every key was journaled by the plan
+        late = _puts(change, ["c-1.0-0.conda"])
+        change.put_packages(late)  # not planned: journaled now, after one question
+        assert asked == ["main/linux-64/c-1.0-0.conda"]
+        assert change.journal.entries["main/linux-64/c-1.0-0.conda"] is None  # it did not exist: nothing to keep
+        assert change.journal.entries["main/linux-64/b-1.0-0.conda"] is not None  # the replaced file's backup
+        change.rollback()
+    assert (tmp_path / "dest" / "main" / "linux-64" / "b-1.0-0.conda").read_bytes() == b"old"
+    assert not (tmp_path / "dest" / "main" / "linux-64" / "a-1.0-0.conda").exists()
+    assert not (tmp_path / "dest" / "main" / "linux-64" / "c-1.0-0.conda").exists()
