@@ -34,7 +34,12 @@ def test_planned_files_are_placed_without_asking_again(tmp_path: Path, monkeypat
         change.plan([(p.channel, p.subdir, p.filename) for p in puts], [])
         asked: list[str] = []
         exists = change._exists
-        monkeypatch.setattr(change, "_exists", lambda key: asked.append(key) or exists(key))
+
+        def counted(key: str) -> bool:
+            asked.append(key)
+            return exists(key)
+
+        monkeypatch.setattr(change, "_exists", counted)
         change.put_packages(puts)
         assert asked == []  # every key was journaled by the plan
         late = _puts(change, ["c-1.0-0.conda"])
