@@ -20,7 +20,6 @@ What a store must guarantee:
 from __future__ import annotations
 
 import mmap
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -28,18 +27,24 @@ from typing import Protocol, runtime_checkable
 from ..errors import DestinationError
 from .base import BlobRef, OnBytes
 
-_NOT_PLAIN = re.compile(r"\A/|/\Z|//|(?:\A|/)\.\.?(?:/|\Z)|[\0\\]")
-
 
 def check_key(key: str) -> str:
     """``key`` if it is a plain relative path (no empty, ``.`` or ``..`` component, no NUL, no ``\\``).
 
-    A full import checks ~1.4 million keys (300,000 files): a few substring scans settle the common key, with no
-    component starting with a dot (1.5 µs a key with the pattern alone, 0.2 with the scans); any other goes to it."""
-    if type(key) is str and key and key[0] not in "./" and key[-1] != "/":
-        if "/." not in key and "//" not in key and "\0" not in key and "\\" not in key:
-            return key
-    if not isinstance(key, str) or not key or _NOT_PLAIN.search(key):
+    Substring scans, not a pattern: a full import checks ~1.4 million keys (300,000 files), 0.2-0.3 µs each
+    this way against 1.5 µs with the regular expression it replaced (tests/test_store_keys.py holds the two equal)."""
+    if (
+        not isinstance(key, str)
+        or not key
+        or key in (".", "..")
+        or key.startswith(("/", "./", "../"))
+        or key.endswith(("/", "/.", "/.."))
+        or "//" in key  # an empty component
+        or "/./" in key
+        or "/../" in key
+        or "\0" in key
+        or "\\" in key
+    ):
         raise DestinationError(f"store: expected a key of plain path components, found {key!r}")
     return key
 
