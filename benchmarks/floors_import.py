@@ -239,7 +239,6 @@ def main() -> None:
             ratio = statistics.median(a / b for a, b in zip(times[name], tar, strict=True))
             med = [statistics.median(x[name]) for x in (times, user, system)]
             print(f"| {name} | {med[0]:.2f} | {ratio:.2f}x | {med[1]:.2f} | {med[2]:.2f} | {rss[name] // 1024} MB |")
-
     finally:  # the table is out first: deleting every round's files takes minutes
         shutil.rmtree(work, ignore_errors=True)
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from airgap.cli import main
+from airgap.core.receipt import RECEIPT_FORMAT, parse_receipt_bytes
+from airgap.errors import ReceiptError
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
@@ -68,11 +71,6 @@ def test_receipt_reports_a_damaged_file_and_does_not_record_it_as_held(tmp_path:
 
 def test_a_receipt_only_lenient_json_reads_is_refused_in_one_line() -> None:
     """NaN, Infinity and lone surrogates: Python's json reads them, airgap could not write them back (found by fuzzing)."""
-    import pytest
-
-    from airgap.core.receipt import RECEIPT_FORMAT, parse_receipt_bytes
-    from airgap.errors import ReceiptError
-
     for odd in (b'"cleans": Infinity', b'"cleans": NaN', b'"x": "\\ud800"'):
         data = b'{"format": "' + RECEIPT_FORMAT.encode() + b'", ' + odd + b"}"
         with pytest.raises(ReceiptError, match="strict readers refuse") as caught:
