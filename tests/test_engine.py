@@ -303,21 +303,32 @@ def test_store_refuses_keys_that_leave_it() -> None:
             store.put(bad, b"x")
 
 
+_V1, _V2 = "airgap-store-journal/1", "airgap-store-journal/2"  # a list of [key, backup]; {folder: {name: backup}}
+
+
 @pytest.mark.parametrize(
-    "entries",
+    "doc",
     [
-        [["../etc", None]],
-        [[".airgap/lock", None]],  # would release the lock this very run holds
-        [[".airgap/staging-y-2/journal.json", None]],
-        [["main/linux-64/repodata.json", ".airgap/staging-y-2/backup/1"]],  # a backup of another area
-        "not a list",
+        {"format": _V1, "entries": [["../etc", None]]},
+        {"format": _V1, "entries": [[".airgap/lock", None]]},  # would release the lock this very run holds
+        {"format": _V1, "entries": [[".airgap/staging-y-2/journal.json", None]]},
+        {"format": _V1, "entries": [["main/linux-64/repodata.json", ".airgap/staging-y-2/backup/1"]]},  # another area's backup
+        {"format": _V1, "entries": "not a list"},
+        {"format": _V2, "folders": {"..": {"etc": None}}},
+        {"format": _V2, "folders": {".airgap": {"lock": None}}},
+        {"format": _V2, "folders": {"main": {"../../etc": None}}},
+        {"format": _V2, "folders": {"main/linux-64": {"repodata.json": ".airgap/staging-y-2/backup/1"}}},
+        {"format": _V2, "folders": {"main/linux-64": ["repodata.json"]}},
+        {"format": _V2, "folders": "not a dict"},
+        {"format": _V2, "entries": []},
+        {"format": "airgap-store-journal/3", "folders": {}},
     ],
 )
-def test_a_malformed_journal_stops_recovery_with_what_to_do(entries: Any) -> None:
+def test_a_malformed_journal_stops_recovery_with_what_to_do(doc: Any) -> None:
     name = fresh()
     store = MemoryStore(name)
     store.put("main/linux-64/repodata.json", b"{}")
-    store.put(f"{AREA_PREFIX}x-1/journal.json", json.dumps({"format": "airgap-store-journal/1", "entries": entries}).encode())
+    store.put(f"{AREA_PREFIX}x-1/journal.json", json.dumps(doc).encode())
     before = objects(name)
     with pytest.raises(DestinationError, match=r"expected an airgap journal, found a malformed one .* then delete \.airgap/staging-x-1/"):
         with MemoryDestination(store).locked(1):
@@ -327,21 +338,26 @@ def test_a_malformed_journal_stops_recovery_with_what_to_do(entries: Any) -> Non
 
 def test_a_journal_is_saved_again_only_when_a_key_is_added() -> None:
     """A full import's journal is 15 MB at 300,000 files: an index whose keys the plan named adds nothing, saves nothing."""
-    from airgap.destinations.journal import JOURNAL_FORMAT, Journal
+    from airgap.destinations.journal import JOURNAL_FOLDERS, Journal
 
     store = MemoryStore(fresh())
     store.put("main/noarch/x-1-0.conda", b"x")
     journal = Journal(store, f"{AREA_PREFIX}j-1/")
     journal.save()  # planned and saved: from now on each prepare that adds a key saves again
-    journal.prepare_all([("main/noarch/z-1-0.conda", False), ("main/noarch/x-1-0.conda", True)])
+    journal.prepare_all([("main/noarch", "z-1-0.conda", False), ("main/noarch", "x-1-0.conda", True)])
     saved = store.get(journal.key)
     assert saved is not None
     doc = json.loads(saved)
-    assert doc["format"] == JOURNAL_FORMAT
-    assert doc["entries"] == [["main/noarch/z-1-0.conda", None], ["main/noarch/x-1-0.conda", f"{AREA_PREFIX}j-1/backup/1"]]
+    assert doc["format"] == JOURNAL_FOLDERS
+    assert doc["folders"] == {"main/noarch": {"z-1-0.conda": None, "x-1-0.conda": f"{AREA_PREFIX}j-1/backup/1"}}
     store.delete([journal.key])
-    journal.prepare_all([("main/noarch/z-1-0.conda", False)])  # planned already: nothing new, no save
+    journal.prepare_all([("main/noarch", "z-1-0.conda", False)])  # planned already: nothing new, no save
+    journal.prepare("main/noarch/x-1-0.conda", True)
     assert store.get(journal.key) is None
+    store.put(journal.key, saved)
+    loaded = Journal.load(store, journal.area)
+    assert loaded is not None and list(loaded.items()) == list(journal.items())
+    assert list(journal.items()) == [("main/noarch/z-1-0.conda", None), ("main/noarch/x-1-0.conda", f"{AREA_PREFIX}j-1/backup/1")]
 
 
 def test_the_lock_is_a_lease_a_taken_over_owner_stops_before_its_next_step_and_undoes_nothing() -> None:

@@ -45,9 +45,33 @@ def test_planned_files_are_placed_without_asking_again(tmp_path: Path, monkeypat
         late = _puts(change, ["c-1.0-0.conda"])
         change.put_packages(late)  # not planned: journaled now, after one question
         assert asked == ["main/linux-64/c-1.0-0.conda"]
-        assert change.journal.entries["main/linux-64/c-1.0-0.conda"] is None  # it did not exist: nothing to keep
-        assert change.journal.entries["main/linux-64/b-1.0-0.conda"] is not None  # the replaced file's backup
+        assert change.journal.backup_of("main/linux-64/c-1.0-0.conda") is None  # it did not exist: nothing to keep
+        assert change.journal.backup_of("main/linux-64/b-1.0-0.conda") is not None  # the replaced file's backup
         change.rollback()
     assert (tmp_path / "dest" / "main" / "linux-64" / "b-1.0-0.conda").read_bytes() == b"old"
     assert not (tmp_path / "dest" / "main" / "linux-64" / "a-1.0-0.conda").exists()
     assert not (tmp_path / "dest" / "main" / "linux-64" / "c-1.0-0.conda").exists()
+
+
+def test_the_journal_keeps_the_plans_own_names_and_no_key_strings(tmp_path: Path) -> None:
+    """A full import journals 300,000 keys of one folder: the journal holds each name as the caller gave it (the
+    manifest's string) under its folder, not a new ``channel/subdir/name`` string per file (38 MB at 300,000)."""
+    dest = open_destination(str(tmp_path / "dest"))
+    (tmp_path / "dest" / "main" / "linux-64").mkdir(parents=True)
+    (tmp_path / "dest" / "main" / "linux-64" / "b-1.0-0.conda").write_bytes(b"old")
+    with dest.locked(10):
+        change = dest.begin("test")
+        assert isinstance(change, StoreChange)
+        puts = _puts(change, ["".join(["a-1.0", "-0.conda"]), "".join(["b-1.0", "-0.conda"])])  # built: not interned
+        change.plan([(p.channel, p.subdir, p.filename) for p in puts], [("main", "linux-64")])
+        journaled = change.journal.folders["main/linux-64"]
+        held = {name: name for name in journaled}
+        assert [held[p.filename] is p.filename for p in puts] == [True, True]
+        assert "main/linux-64/a-1.0-0.conda" not in change._known  # answered by the journal from now on
+        assert change._exists("main/linux-64/b-1.0-0.conda") and not change._exists("main/linux-64/a-1.0-0.conda")
+        change.put_packages(puts)
+        assert change._exists("main/linux-64/b-1.0-0.conda") and not change._exists("main/linux-64/a-1.0-0.conda")  # as it began
+        assert "repodata.json" in journaled and ".airgap" in change.journal.folders  # the index's keys and the receipt's
+        change.rollback()
+    assert (tmp_path / "dest" / "main" / "linux-64" / "b-1.0-0.conda").read_bytes() == b"old"
+    assert not (tmp_path / "dest" / "main" / "linux-64" / "a-1.0-0.conda").exists()

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from .._safepath import release_views
 from ..compress import INDEX_LEVEL, zstd_compress
-from ..core.receipt import Receipt, ReceiptError, parse_receipt
+from ..core.receipt import REBUILD, Receipt, ReceiptError, load_receipt_json, parse_receipt
 from ..core.receipt_fast import parse_receipt_fast
 from ..core.repodata import Repodata, parse_repodata
 from ..errors import DestinationError, IntegrityError
@@ -38,6 +38,22 @@ OnBytes = Callable[[int], None]
 
 def empty_receipt() -> dict[str, Any]:
     return {"format": RECEIPT_FORMAT, "archives": [], "channels": {}}
+
+
+def parse_receipt_bytes(data: bytes | None, where: str) -> dict[str, Any]:
+    """A stored receipt as a dict (none: an empty one); unreadable or of another format is a DestinationError."""
+    if data is None:
+        return empty_receipt()
+    try:
+        doc = load_receipt_json(data)
+    except (ValueError, RecursionError) as exc:
+        raise DestinationError(f"{where}: expected an airgap receipt, found something unreadable ({str(exc)[:100]}); {REBUILD}") from None
+    if not isinstance(doc, dict) or doc.get("format") != RECEIPT_FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise DestinationError(f"{where}: expected format {RECEIPT_FORMAT}, found {str(found)[:40]!r}; {REBUILD}")
+    doc.setdefault("archives", [])
+    doc.setdefault("channels", {})
+    return doc
 
 
 def load_receipt(dest: Destination) -> Receipt:

@@ -10,12 +10,18 @@ key that had none is deleted. So a journal planned in full and saved (:meth:`Jou
 before the first change can be rolled back by the next run if this one is killed at any
 point (:meth:`Journal.load`, :meth:`Journal.rollback`). A key not planned ahead is prepared,
 and the journal saved again, before it changes.
+
+Entries are kept per folder (``{folder: {name: backup}}``), in memory and on disk (format 2): a full
+import's 300,000 keys share their folder, and each name is the manifest's own string, so the journal
+holds no key string of its own (38 MB at 300,000 files; docs/decisions/0020). Format 1 (a list of
+``[key, backup]``, written by earlier versions and by the legacy journals' conversion) is still read.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Iterator
 
 import msgspec
 
@@ -28,7 +34,8 @@ STATE = ".airgap"
 AREA_PREFIX = f"{STATE}/staging-"
 LOCK = f"{STATE}/lock"  # the engine's lock: no journal ever undoes it
 JOURNAL = "journal.json"
-JOURNAL_FORMAT = "airgap-store-journal/1"
+JOURNAL_FORMAT = "airgap-store-journal/1"  # a list of [key, backup]: read, and written by the legacy conversions
+JOURNAL_FOLDERS = "airgap-store-journal/2"  # {folder: {name: backup}}: what :meth:`Journal.save` writes
 
 
 class Journal:
@@ -39,7 +46,7 @@ class Journal:
             raise DestinationError(f"journal: expected an area under {AREA_PREFIX}, found {area!r}")
         self.store = store
         self.area = area
-        self.entries: dict[str, str | None] = {}  # key -> backup key, in planning order
+        self.folders: dict[str, dict[str, str | None]] = {}  # folder -> {name: backup key}, in planning order
         self.saved = False
         self._n = 0
 
@@ -47,45 +54,63 @@ class Journal:
     def key(self) -> str:
         return self.area + JOURNAL
 
+    def __contains__(self, key: str) -> bool:
+        folder, _, name = key.rpartition("/")
+        return name in self.folders.get(folder, ())
+
+    def backup_of(self, key: str) -> str | None:
+        """The copy kept of a journaled ``key`` (None: it was not there when the change began)."""
+        folder, _, name = key.rpartition("/")
+        return self.folders[folder][name]
+
+    def items(self) -> Iterator[tuple[str, str | None]]:
+        """``(key, backup)`` of every entry, folder by folder in planning order."""
+        for folder, names in self.folders.items():
+            for name, backup in names.items():
+                yield (f"{folder}/{name}" if folder else name), backup
+
     def prepare(self, key: str, exists: bool) -> None:
         """Before ``key`` is added, replaced or removed: keep a copy of what is there (``exists``: the caller listed it)."""
-        if key in self.entries:
-            return
+        folder, _, name = key.rpartition("/")
+        if self._prepare(folder, name, exists) and self.saved:
+            self.save()  # not planned ahead: the saved journal must cover it before it changes
+
+    def _prepare(self, folder: str, name: str, exists: bool) -> bool:
+        names = self.folders.get(folder)
+        if names is None:
+            names = self.folders[folder] = {}
+        elif name in names:
+            return False
         backup = None
         if exists:
             self._n += 1
             backup = f"{self.area}backup/{self._n}"
-            if not self.store.backup(check_key(key), backup):
+            if not self.store.backup(check_key(f"{folder}/{name}" if folder else name), backup):
                 backup = None  # gone since it was listed: nothing to keep
-        self.entries[key] = backup
-        if self.saved:
-            self.save()  # not planned ahead: the saved journal must cover it before it changes
+        names[name] = backup
+        return True
 
-    def prepare_all(self, keys: list[tuple[str, bool]]) -> None:
-        """:meth:`prepare` for many keys (``(key, exists)``), saving the journal once, not once per key, and not at all
-        when every key was planned already (a full import's journal is 15 MB at 300,000 files: written to S3 each time)."""
-        saved, self.saved, before = self.saved, False, len(self.entries)
-        try:
-            for key, exists in keys:
-                self.prepare(key, exists)
-        finally:
-            self.saved = saved
-        if saved and len(self.entries) != before:
+    def prepare_all(self, items: Iterable[tuple[str, str, bool]]) -> None:
+        """:meth:`prepare` for many keys (``(folder, name, exists)``: the name is kept as given, not a new string), saving the
+        journal once, not once per key, and not at all when every key was planned already (a full import's journal is
+        15 MB at 300,000 files: written to S3 each time)."""
+        added = False
+        for folder, name, exists in items:
+            added = self._prepare(folder, name, exists) or added
+        if self.saved and added:
             self.save()
 
     def save(self) -> None:
         """Write the journal (atomically): from now on a killed run can be undone."""
-        # msgspec writes the pairs straight to bytes (json made a list per entry, then the text, then its bytes: ~100 MB
-        # at the moment of a full import's peak, 300,000 keys); the same JSON to :meth:`load` (keys are checked ASCII names)
-        doc = {"format": JOURNAL_FORMAT, "entries": list(self.entries.items())}
-        self.store.put(self.key, msgspec.json.encode(doc))
+        # msgspec writes the folders' dicts straight to bytes (no list or key string per entry); keys are checked ASCII names
+        self.store.put(self.key, msgspec.json.encode({"format": JOURNAL_FOLDERS, "folders": self.folders}))
         self.saved = True
 
     def commit(self) -> None:
         """The change is complete: drop the journal first (nothing undoes it any more), then the backups."""
         self.store.delete([self.key])
         self.saved = False
-        self.entries.clear()
+        self.folders.clear()
         self.discard()
 
     def discard(self) -> None:
@@ -103,15 +128,22 @@ class Journal:
         where = f"{store}/{journal.key}"
         try:
             doc = json.loads(data)
-            if doc.get("format") != JOURNAL_FORMAT:
+            if doc.get("format") == JOURNAL_FORMAT:
+                pairs = doc["entries"]
+            elif doc.get("format") == JOURNAL_FOLDERS:
+                pairs = [
+                    (f"{folder}/{name}" if folder else name, b) for folder, names in doc["folders"].items() for name, b in names.items()
+                ]
+            else:
                 raise ValueError(f"format {doc.get('format')!r}")
-            for key, backup in doc["entries"]:
+            for key, backup in pairs:
                 check_key(key)
                 if key.startswith(AREA_PREFIX) or key == LOCK:
                     raise ValueError(f"key {key!r}: the lock, or inside a change's area")
                 if backup is not None and not (isinstance(backup, str) and backup.startswith(area + "backup/")):
                     raise ValueError(f"backup {backup!r} outside {area}backup/")
-                journal.entries[key] = backup and check_key(backup)
+                folder, _, name = key.rpartition("/")
+                journal.folders.setdefault(folder, {})[name] = backup and check_key(backup)
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError, DestinationError) as exc:
             raise DestinationError(
                 f"{where}: expected an airgap journal, found a malformed one ({str(exc)[:100]}); check the destination, then delete {area}"
@@ -123,7 +155,7 @@ class Journal:
         """Undo every entry, newest first (as far as possible); True if nothing failed. The area stays if anything did."""
         ok = True
         added = []
-        for key, backup in reversed(list(self.entries.items())):
+        for key, backup in reversed(list(self.items())):
             if backup is None:
                 added.append(key)  # keys are distinct: the order of undoing them does not matter
                 continue
@@ -141,7 +173,7 @@ class Journal:
             self.store.delete([self.key])
             self.saved = False
             self.discard()
-            self.entries.clear()
+            self.folders.clear()
         return ok
 
 
