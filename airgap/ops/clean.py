@@ -207,7 +207,7 @@ def run_clean(into: Path | str | Destination, options: CleanOptions, *, clock: C
             {c for c, _ in by_subdir},
             with_sboms({"archives": receipt.archives}),
             None,
-            [(c, s, f) for (c, s), fs in by_subdir.items() for f in fs],
+            by_subdir,
         )
         return result
 

@@ -13,7 +13,7 @@ published, and the channel's page (which lists platforms only, so no other subdi
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from .._safepath import release_views
@@ -45,42 +45,42 @@ def write_pages(
     channels: Iterable[str],
     origin: Mapping[str, Any] | None = None,
     known: Mapping[tuple[str, str], Repodata] | None = None,
-    touched: Iterable[tuple[str, str, str]] | None = None,
+    touched: Mapping[tuple[str, str], Collection[str]] | None = None,
     rows: Mapping[tuple[str, str], Mapping[str, Row]] | None = None,
 ) -> None:
     """``known``: repodata the caller just published (only those subdirs' pages are rewritten; without
     it every subdir that ``touched`` names is read and rewritten, or every subdir). ``touched``:
-    ``(channel, subdir, filename)`` placed or removed; without it every name's page is rewritten.
+    ``{(channel, subdir): file names}`` placed or removed; without it every name's page is rewritten.
     ``rows``: the names table of a subdir of ``known`` (:mod:`airgap.site.names_file`); without it, made here."""
     if not dest.capabilities.holds_other_files:
         return
     inventory = dest.inventory()
-    changed: dict[tuple[str, str], set[str]] | None = None  # (channel, subdir) -> file names placed or removed
-    if touched is not None:
-        changed = {}
-        for c, s, filename in touched:
-            changed.setdefault((c, s), set()).add(filename)
     for channel in sorted(set(channels)):
         try:
             subdirs: dict[str, Repodata | None] = {}
             for subdir in inventory.get(channel, []):
                 if known is not None:
                     subdirs[subdir] = known.get((channel, subdir))
-                elif changed is None or (channel, subdir) in changed:  # a subdir nothing touched keeps its pages
+                elif touched is None or (channel, subdir) in touched:  # a subdir nothing touched keeps its pages
                     subdirs[subdir] = dest.read_repodata(channel, subdir)
                 else:
                     subdirs[subdir] = None
             for subdir, rd in subdirs.items():
                 if rd is not None:
                     table = (rows or {}).get((channel, subdir))
-                    _write_subdir(dest, channel, rd, origin, None if changed is None else changed.get((channel, subdir), set()), table)
+                    _write_subdir(dest, channel, rd, origin, None if touched is None else touched.get((channel, subdir), ()), table)
             dest.put_page(channel, None, channel_page(channel, subdirs, origin).encode("utf-8"))
         except (OSError, AirgapError) as exc:
             log.warning("%s: could not write the index.html pages: %s", channel, exc)
 
 
 def _write_subdir(
-    dest: Destination, channel: str, rd: Repodata, origin: Mapping[str, Any] | None, files: set[str] | None, rows: Mapping[str, Row] | None
+    dest: Destination,
+    channel: str,
+    rd: Repodata,
+    origin: Mapping[str, Any] | None,
+    files: Collection[str] | None,
+    rows: Mapping[str, Row] | None,
 ) -> None:
     """The subdir's index page, and the pages of the names of ``files`` (placed or removed; None: of every name).
     ``rows``: its names table (None: made from every record)."""

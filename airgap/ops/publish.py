@@ -252,7 +252,9 @@ def publish(
             for (tc, subdir), rd in sorted(interim.items()):
                 indexes.publish(tc, subdir, rd, dropped[(tc, subdir)])
             place(listed)
-        placed = [p for _, p in order]
+        placed: dict[tuple[str, str], list[str]] = {}  # the pages' changed names: a file name per file, not a tuple (19 MB)
+        for _, (tc, subdir, filename) in order:
+            placed.setdefault((tc, subdir), []).append(filename)
         del order
         blobs.clear()  # every file placed: what the blobs left behind goes before the indexes' peak
         brought = {ins.sha256 for ins in manifest.installers if ins.sha256 in plan.needed}
@@ -275,7 +277,9 @@ def publish(
         result.packages_removed += len(removals)
     archives = plan.receipt.archives
     give_back()  # the receipt's encoding freed: the pages start from what is still held
-    write_pages(dest, {tc for tc, _ in new_index}, with_sboms({"archives": archives}), new_index, placed + removals, indexes.rows)
+    for tc, subdir, filename in removals:
+        placed.setdefault((tc, subdir), []).append(filename)
+    write_pages(dest, {tc for tc, _ in new_index}, with_sboms({"archives": archives}), new_index, placed, indexes.rows)
     return result
 
 
