@@ -204,6 +204,15 @@ class Change(ABC):
     def put_packages(self, batch: list[Put], on_bytes: OnBytes | None = None) -> None:
         """Place package files (in parallel where the backend can); when it returns, they are durable."""
 
+    def new_folder(self, channel: str, subdir: str) -> Path | None:
+        """Where to stage the package files of ``channel/subdir`` under their own names when that subdir is not there
+        yet, so that :meth:`put_folder` places them all by one rename; None (the default): placed one by one."""
+        return None
+
+    def put_folder(self, channel: str, subdir: str) -> None:
+        """Place the folder :meth:`new_folder` gave, with every file staged in it (each named to :meth:`plan`)."""
+        raise NotImplementedError(f"{type(self).__name__} stages no folders")
+
     @abstractmethod
     def publish_index(self, channel: str, subdir: str, repodata: Repodata, changed: IndexChange | None = None) -> None:
         """Make ``repodata`` the subdir's index. Every file it lists is already in place. ``changed``: what differs

@@ -41,7 +41,7 @@ from .base import BlobRef, Change, Destination, IndexChange, OnBytes, Put, parse
 from .journal import AREA_PREFIX, LOCK, STATE, Journal, recover
 from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
 from .listings import Listings, ask_keys, index_keys, kept_shards
-from .store import KeyLease, LocalFiles, ObjectStore, check_key, view
+from .store import KeyLease, LocalFiles, ObjectStore, check_key, sha256_of, view
 from .streamed import folder_for, put_in_order, put_pieces, read_back
 
 log = logging.getLogger(__name__)
@@ -124,15 +124,7 @@ class StoreDestination(Listings, LeaseHolder, Destination):
         return self.sizes_in(self.key(channel, subdir), names)
 
     def file_sha256(self, channel: str, subdir: str, filename: str, on_bytes: OnBytes | None = None) -> str | None:
-        chunks = self.store.chunks(self.key(channel, subdir, filename))
-        if chunks is None:
-            return None
-        h = hashlib.sha256()
-        for chunk in chunks:
-            h.update(chunk)
-            if on_bytes is not None:
-                on_bytes(len(chunk))
-        return h.hexdigest()
+        return sha256_of(self.store, self.key(channel, subdir, filename), on_bytes)
 
     # -- changing ----------------------------------------------------------------------------
 
@@ -277,6 +269,17 @@ class StoreChange(Change):
         finally:  # on a failure the files not begun are dropped; the ones running finish: a rollback never races an upload
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def new_folder(self, channel: str, subdir: str) -> Path | None:
+        if self.local is None or self.staging is None or not subdir:
+            return None
+        return self.local.stage_folder(self.staging, self.dest.key(channel, subdir))
+
+    def put_folder(self, channel: str, subdir: str) -> None:
+        self._fence("placing a new subdir")
+        if self.local is None or self.staging is None:
+            raise DestinationError(f"{self.dest}: {channel}/{subdir}: no folder was staged (internal error)")
+        self.local.take_folder(self.dest.key(channel, subdir), self.staging)
+
     def _put_blob(self, key: str, p: Put, on_bytes: OnBytes | None) -> None:
         lease = self.dest._lease
         if lease is not None and lease.lost is not None:  # the heartbeat found the lock taken over: stop uploading
@@ -388,6 +391,8 @@ class StoreChange(Change):
             )
 
     def close(self) -> None:
+        if self.local is not None and self.staging is not None:  # a new subdir staged whole, never placed: an import failed
+            self.local.drop_staged_folders(self.staging)
         if not self._done and not self.journal.saved:  # begun, never planned: backups a failed plan copied may be there
             with contextlib.suppress(Exception):
                 self.journal.discard()

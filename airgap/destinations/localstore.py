@@ -28,7 +28,6 @@ import errno
 import logging
 import mmap
 import os
-import re
 import shutil
 import stat
 import sys
@@ -44,14 +43,13 @@ from ..faults import point
 from .base import BlobRef, OnBytes
 from .journal import AREA_PREFIX, STATE
 from .localbatch import syncfs, write_temps
+from .localleftovers import TMP, remove_leftovers
 from .locallock import LocalLock
 from .store import check_key
 
 log = logging.getLogger(__name__)
 
 # what a killed write leaves: put_blob's hard link, atomic_writer's mkstemp file
-TMP = f"{STATE}/tmp"  # where put() writes before its rename
-TEMP = re.compile(r"\..+\.(airgap-tmp|[a-z0-9_]{8}\.tmp)\Z")
 CHUNK = 1 << 20
 
 
@@ -218,6 +216,37 @@ class LocalStore(LocalLock):
         if on_bytes is not None:
             on_bytes(blob.size)
 
+    def stage_folder(self, area: Path, key: str) -> Path | None:
+        """The folder of ``area`` (a change's staging folder) that :meth:`take_folder` makes ``key``, created; None when
+        something is at ``key`` already (its files are then placed one by one)."""
+        staged = area / "new" / check_key(key)  # beside the blobs staged by sha256: never one of their names
+        self._dir(key.rpartition("/")[0])
+        if not staged.is_dir() and os.path.lexists(self._base + key):
+            return None
+        staged.mkdir(parents=True, exist_ok=True)
+        return staged
+
+    def take_folder(self, key: str, area: Path) -> None:
+        """Move the folder staged for ``key`` in ``area`` into place (one rename; ``key`` must not hold files); the
+        folders that leaves empty in the area go."""
+        staged = area / "new" / check_key(key)
+        self._dir(key.rpartition("/")[0], create=True)
+        point("dir put folder")
+        try:
+            os.rename(staged, self._base + key)
+        except OSError as exc:
+            raise DestinationError(f"{self._base + key}: expected no folder there, found one ({exc.strerror}); retry the import") from None
+        self._mark(key.rpartition("/")[0])
+        for up in staged.parents:
+            if up == area:
+                break
+            with contextlib.suppress(OSError):
+                up.rmdir()
+
+    def drop_staged_folders(self, area: Path) -> None:
+        """Remove the folders staged in ``area`` and never placed (an import that failed first), files and all."""
+        shutil.rmtree(area / "new", ignore_errors=True)
+
     def _tmp(self, key: str, suffix: str) -> str:
         folder, _, name = key.rpartition("/")
         return f"{self._base}{folder + '/' if folder else ''}.{name}.{suffix}"
@@ -355,45 +384,4 @@ class LocalStore(LocalLock):
     def remove_leftovers(self, everywhere: bool) -> list[str]:
         """Under the lock, after the journals are done: staging folders left empty, and (``everywhere``:
         a killed run was found) the temporary files of killed writes in ``.airgap`` and each channel's subdirs."""
-        done: list[str] = []
-        state = self._base + self._dir(STATE)
-        if not os.path.isdir(state):
-            return done
-        tmpdir = self._base + TMP
-        if os.path.isdir(tmpdir) and not os.path.islink(tmpdir):  # killed writes of put(): always cleared (one small folder)
-            for entry in os.scandir(tmpdir):
-                if entry.is_file(follow_symlinks=False):
-                    os.unlink(entry.path)
-                    done.append(f"removed {TMP}/{entry.name}")
-            with contextlib.suppress(OSError):
-                os.rmdir(tmpdir)  # under the lock: no put() is running
-        for entry in os.scandir(state):
-            if entry.name.startswith(AREA_PREFIX[len(STATE) + 1 :]):
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path)
-                else:
-                    os.unlink(entry.path)
-                done.append(f"removed {entry.name}")
-        if not (done or everywhere):
-            return done
-        dirs = (
-            [state]
-            + [
-                os.fspath(d)
-                for pattern in ("*/*", "*/*/*")  # each channel's subdirs, and their folders (CEP-16 shards/)
-                for d in self.root.glob(pattern)
-                if d.is_dir()
-                and not any(p.is_symlink() for p in (d, *d.parents[: len(d.relative_to(self.root).parts) - 1]))
-                and not d.relative_to(self.root).parts[0].startswith(".")
-            ]
-        )
-        for d in dirs:
-            removed = 0
-            for entry in os.scandir(d):
-                if TEMP.match(entry.name) and entry.is_file(follow_symlinks=False):
-                    os.unlink(entry.path)
-                    removed += 1
-            if removed:
-                done.append(f"removed {removed} temporary file(s) from {d}")
-        fsync_dir(Path(state))
-        return done
+        return remove_leftovers(self.root, self._base + self._dir(STATE), self._base + TMP, everywhere)

@@ -19,6 +19,7 @@ What a store must guarantee:
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -149,6 +150,18 @@ class LocalFiles(Protocol):
         """:meth:`ObjectStore.put_blob` of a blob staged there and not needed again: moved, not copied."""
         ...
 
+    def stage_folder(self, area: Path, key: str) -> Path | None:
+        """A folder in a change's ``area`` that becomes ``key`` whole (:meth:`take_folder`), created; None: ``key`` is there."""
+        ...
+
+    def take_folder(self, key: str, area: Path) -> None:
+        """Rename the folder staged for ``key`` to it, files and all (a new subdir: one rename, not one per file)."""
+        ...
+
+    def drop_staged_folders(self, area: Path) -> None:
+        """Remove what :meth:`stage_folder` made in ``area`` and :meth:`take_folder` did not place."""
+        ...
+
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         """:meth:`ObjectStore.put` of many keys at once (each atomic, all durable on return, no durable order among them)."""
         ...
@@ -165,6 +178,19 @@ class LocalFiles(Protocol):
     def flush(self) -> None:
         """Everything written so far (the staged blobs included) is on disk when this returns."""
         ...
+
+
+def sha256_of(store: ObjectStore, key: str, on_bytes: OnBytes | None = None) -> str | None:
+    """The sha256 of the stored bytes of ``key`` (read a chunk at a time; ``on_bytes`` told each), or None: no such key."""
+    chunks = store.chunks(key)
+    if chunks is None:
+        return None
+    h = hashlib.sha256()
+    for chunk in chunks:
+        h.update(chunk)
+        if on_bytes is not None:
+            on_bytes(len(chunk))
+    return h.hexdigest()
 
 
 def view(store: ObjectStore, key: str) -> bytes | mmap.mmap | None:
