@@ -71,9 +71,12 @@ def stage(
 
     def keep(entry: BlobEntry, location: tuple[Path, int] | None) -> str | None:
         nonlocal scratch, staging
-        if entry.sha256 not in needed:
+        places = needed.get(entry.sha256)
+        if places is None:
             return None
         result.bytes_written += entry.size
+        if len(places) == 1 and (folder := _new_folder(change, blobs, places[0])) is not None:
+            return f"{folder}/{places[0][2]}"  # staged under its own name in a new subdir's folder, placed with it
         if change.staging is None and location is not None:  # a remote destination reads the blob where it lies
             path = location[0]
             if path not in identities:
@@ -95,6 +98,14 @@ def stage(
             scratch.cleanup()
 
 
+def _new_folder(change: Change, blobs: Blobs, place: Place) -> Path | None:
+    """The folder a new subdir is staged in whole (decided once per subdir); None: its files are placed one by one."""
+    tc, subdir, _ = place
+    if (tc, subdir) not in blobs.folders:
+        blobs.folders[(tc, subdir)] = change.new_folder(tc, subdir)
+    return blobs.folders[(tc, subdir)]
+
+
 class Blobs(Mapping[str, BlobRef]):
     """The blobs an import keeps, by sha256: where they lie (a remote store reads them there), or staged in one
     folder under their sha256, whose references are made when asked rather than held (a reference and its path
@@ -104,6 +115,7 @@ class Blobs(Mapping[str, BlobRef]):
         self.refs: dict[str, BlobRef] = {}
         self.staged: dict[str, int] = {}  # sha256 -> size, staged as folder + sha256
         self.folder = ""
+        self.folders: dict[tuple[str, str], Path | None] = {}  # new subdirs staged whole: their files are not in staged
 
     def __getitem__(self, sha: str) -> BlobRef:
         ref = self.refs.get(sha)
@@ -243,8 +255,12 @@ def publish(
 
     try:
         change.plan([place for _, place in order], sorted(new_index), sha256={place: sha for sha, place in order})
+        whole = {key for key, folder in blobs.folders.items() if folder is not None}  # new subdirs: one rename each
+        for tc, subdir in sorted(whole):
+            change.put_folder(tc, subdir)
+        result.packages_added += sum(1 for sha, p in order if (p[0], p[1]) in whole and sha not in uses)
         late = set(listed)
-        place([x for x in order if x not in late])
+        place([x for x in order if x not in late and ((x[1][0], x[1][1]) not in whole or x[0] in uses)])
         indexes = IndexPublisher(
             change, plan, plan.receipt, dest.capabilities.holds_other_files
         )  # what changed since the last publish, and what was published
