@@ -75,3 +75,19 @@ def test_the_journal_keeps_the_plans_own_names_and_no_key_strings(tmp_path: Path
         change.rollback()
     assert (tmp_path / "dest" / "main" / "linux-64" / "b-1.0-0.conda").read_bytes() == b"old"
     assert not (tmp_path / "dest" / "main" / "linux-64" / "a-1.0-0.conda").exists()
+
+
+def test_a_key_at_the_root_is_journaled_under_its_own_name(tmp_path: Path) -> None:
+    """A key with no folder ("" as the folder): checked and journaled as itself, not as "/name"."""
+    dest = open_destination(str(tmp_path / "dest"))
+    (tmp_path / "dest").mkdir()
+    (tmp_path / "dest" / "top.txt").write_bytes(b"there")
+    with dest.locked(10):
+        change = dest.begin("test")
+        assert isinstance(change, StoreChange)
+        change._journal_all([("", "top.txt"), ("", "new.txt")])
+        assert change.journal.folders[""].keys() == {"top.txt", "new.txt"}
+        assert change._exists("top.txt") and not change._exists("new.txt")
+        assert dict(change.journal.items())["top.txt"] is not None  # its backup
+        change.rollback()
+    assert (tmp_path / "dest" / "top.txt").read_bytes() == b"there"

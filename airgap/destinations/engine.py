@@ -235,7 +235,7 @@ class StoreChange(Change):
 
     def _journal_all(self, split: list[tuple[str, str]]) -> None:
         """Journal ``(folder, name)`` pairs not journaled yet (asked about a folder at a time); the journal answers for them from now on."""
-        todo = [(key, pair) for pair in split if (key := check_key(f"{pair[0]}/{pair[1]}")) not in self.journal]
+        todo = [(key, pair) for pair in split if (key := check_key(f"{pair[0]}/{pair[1]}" if pair[0] else pair[1])) not in self.journal]
         ask_keys(self.dest, (key for key, _ in todo), self._listed, self._known)
         self.journal.prepare_all([(*pair, self._exists(key)) for key, pair in todo])
         for key, _ in todo:
