@@ -38,7 +38,7 @@ from ..errors import DestinationError
 from ..signals import deferred_signals
 from . import formats as _formats
 from .base import BlobRef, Change, Destination, IndexChange, OnBytes, Put, parse_index, parse_receipt_bytes
-from .journal import AREA_PREFIX, LOCK, STATE, Journal, recover
+from .journal import AREA_PREFIX, LOCK, STATE, Journal, key_of, recover
 from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
 from .listings import Listings, ask_keys, index_keys, kept_shards
 from .store import KeyLease, LocalFiles, ObjectStore, check_key, sha256_of, view
@@ -224,10 +224,9 @@ class StoreChange(Change):
         self, packages: list[tuple[str, str, str]], indexes: list[tuple[str, str]], sha256: Mapping[tuple[str, str, str], str] | None = None
     ) -> None:
         self._fence("plan")
-        folders: dict[tuple[str, str], str] = {}  # the journal keeps (folder, name): a name is the caller's string, not a new key
+        folders = {(c, s): self.dest.key(c, s) for c, s in {(c, s) for c, s, _ in packages}}  # the journal keeps (folder, name)
         for at in range(0, len(packages), _PLAN_CHUNK):  # a chunk's keys at a time (all at once: ~45 MB more at 300,000)
-            chunk = packages[at : at + _PLAN_CHUNK]
-            self._journal_all([(folders.get((c, s)) or folders.setdefault((c, s), self.dest.key(c, s)), n) for c, s, n in chunk])
+            self._journal_all([(folders[c, s], name) for c, s, name in packages[at : at + _PLAN_CHUNK]])  # the caller's names
         self._journal_all([k.rpartition("/")[::2] for k in [*(k for c, s in indexes for k in index_keys(self.dest, c, s)), RECEIPT]])
         self.journal.save()  # one save, however many files
         if self.local is not None:
@@ -235,7 +234,7 @@ class StoreChange(Change):
 
     def _journal_all(self, split: list[tuple[str, str]]) -> None:
         """Journal ``(folder, name)`` pairs not journaled yet (asked about a folder at a time); the journal answers for them from now on."""
-        todo = [(key, pair) for pair in split if (key := check_key(f"{pair[0]}/{pair[1]}" if pair[0] else pair[1])) not in self.journal]
+        todo = [(key, pair) for pair in split if (key := check_key(key_of(*pair))) not in self.journal]
         ask_keys(self.dest, (key for key, _ in todo), self._listed, self._known)
         self.journal.prepare_all([(*pair, self._exists(key)) for key, pair in todo])
         for key, _ in todo:

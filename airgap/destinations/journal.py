@@ -38,6 +38,11 @@ JOURNAL_FORMAT = "airgap-store-journal/1"  # a list of [key, backup]: read, and 
 JOURNAL_FOLDERS = "airgap-store-journal/2"  # {folder: {name: backup}}: what :meth:`Journal.save` writes
 
 
+def key_of(folder: str, name: str) -> str:
+    """The key of ``name`` in ``folder`` ("" for the root)."""
+    return f"{folder}/{name}" if folder else name
+
+
 class Journal:
     """Undo log of one import or clean in ``area`` (a key prefix ending in ``/``)."""
 
@@ -67,7 +72,7 @@ class Journal:
         """``(key, backup)`` of every entry, folder by folder in planning order."""
         for folder, names in self.folders.items():
             for name, backup in names.items():
-                yield (f"{folder}/{name}" if folder else name), backup
+                yield key_of(folder, name), backup
 
     def prepare(self, key: str, exists: bool) -> None:
         """Before ``key`` is added, replaced or removed: keep a copy of what is there (``exists``: the caller listed it)."""
@@ -85,7 +90,7 @@ class Journal:
         if exists:
             self._n += 1
             backup = f"{self.area}backup/{self._n}"
-            if not self.store.backup(check_key(f"{folder}/{name}" if folder else name), backup):
+            if not self.store.backup(check_key(key_of(folder, name)), backup):
                 backup = None  # gone since it was listed: nothing to keep
         names[name] = backup
         return True
@@ -131,9 +136,7 @@ class Journal:
             if doc.get("format") == JOURNAL_FORMAT:
                 pairs = doc["entries"]
             elif doc.get("format") == JOURNAL_FOLDERS:
-                pairs = [
-                    (f"{folder}/{name}" if folder else name, b) for folder, names in doc["folders"].items() for name, b in names.items()
-                ]
+                pairs = [(key_of(folder, name), b) for folder, names in doc["folders"].items() for name, b in names.items()]
             else:
                 raise ValueError(f"format {doc.get('format')!r}")
             for key, backup in pairs:

@@ -258,9 +258,11 @@ def publish(
         whole = {key for key, folder in blobs.folders.items() if folder is not None}  # new subdirs: one rename each
         for tc, subdir in sorted(whole):
             change.put_folder(tc, subdir)
-        result.packages_added += sum(1 for sha, p in order if (p[0], p[1]) in whole and sha not in uses)
+        in_folder = [(p[0], p[1]) in whole and sha not in uses for sha, p in order]  # as keep() staged them: placed once
+        result.packages_added += sum(in_folder)
         late = set(listed)
-        place([x for x in order if x not in late and ((x[1][0], x[1][1]) not in whole or x[0] in uses)])
+        place([x for x, moved in zip(order, in_folder, strict=True) if not moved and x not in late])
+        del in_folder
         indexes = IndexPublisher(
             change, plan, plan.receipt, dest.capabilities.holds_other_files
         )  # what changed since the last publish, and what was published
