@@ -28,8 +28,9 @@ from ..core.run_exports import for_import as run_exports_files
 from ..destinations.base import BlobRef, Change, Destination, Put, file_identity
 from ..progress import Progress
 from ._archive import Opened, load_repodata_blob, stream_blobs
-from .import_plan import ImportPlan, Place
+from .import_plan import ImportPlan
 from .index_change import IndexPublisher
+from .needed import Place
 from .pages import write_pages
 from .review import keep_sbom, with_sboms
 
@@ -233,9 +234,9 @@ def publish(
     new_index = new_indexes(plan, manifest, repodata_blobs, carried, touched)
     # a file another channel merged here still lists is not removed (DESIGN §3: never delete a listed file)
     removals = [r for r in plan.removals if (r[0], r[1]) not in new_index or not new_index[(r[0], r[1])].lists(r[2])]
-    order = [(sha, place) for sha, places in plan.needed.items() for place in places]
+    order = list(plan.needed.places())
     listed, interim, dropped = _replaced_in_place(plan, manifest, order)
-    uses = {sha: len(places) for sha, places in plan.needed.items() if len(places) > 1}  # a blob placed more than once
+    uses = plan.needed.uses()  # a blob placed more than once
 
     def place(batch: list[tuple[str, Place]]) -> None:
         if not batch:

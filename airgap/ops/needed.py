@@ -1,0 +1,81 @@
+"""The blobs an import places, and where: ``{sha256: (place, ...)}`` held as one small dict per subdir.
+
+A full import of a conda-forge-sized subdir places 300,000 files. Held as ``{sha: ((channel, subdir,
+filename),)}``, every file cost a dict slot, a 3-tuple and a 1-tuple around it: 39 MB, held from the plan
+through the split of the archive's index (the full import's peak, docs/performance.md, twenty-first session).
+:class:`Needed` keeps each blob's first place as ``{(channel, subdir): {sha: filename}}`` (the manifest's
+strings, nothing new per file) and any further place of the same blob (a file in two channels, an installer
+that is also a package) beside it; a place's tuple is made when it is asked for. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+Place = tuple[str, str, str]  # (destination channel, subdir, filename); installers: (dir, "", filename)
+
+
+class Needed(Mapping[str, tuple[Place, ...]]):
+    """``{sha256: the places of that blob, first one first}``; built by :meth:`add`, read as a mapping."""
+
+    __slots__ = ("_first", "_more", "_last")
+
+    def __init__(self) -> None:
+        self._first: dict[tuple[str, str], dict[str, str]] = {}  # (channel, subdir) -> {sha: filename}: first places
+        self._more: dict[str, tuple[Place, ...]] = {}  # sha -> its places after the first (rare)
+        self._last: tuple[tuple[str, str], dict[str, str]] | None = None  # the subdir the last lookup found
+
+    def add(self, sha256: str, place: Place) -> None:
+        """``place`` is one more place of the blob ``sha256`` (after those added before)."""
+        if sha256 in self:
+            self._more[sha256] = (*self._more.get(sha256, ()), place)
+            return
+        self._first.setdefault((place[0], place[1]), {})[sha256] = place[2]
+
+    def _find(self, sha256: str) -> tuple[tuple[str, str], str] | None:
+        """The subdir holding the blob's first place and its file name: the last subdir found is asked first (blobs
+        stream in manifest order, a subdir after another), then each in turn."""
+        last = self._last
+        if last is not None and (name := last[1].get(sha256)) is not None:
+            return last[0], name
+        for key, names in self._first.items():
+            name = names.get(sha256)
+            if name is not None:
+                self._last = key, names
+                return key, name
+        return None
+
+    def __getitem__(self, sha256: str) -> tuple[Place, ...]:
+        found = self._find(sha256)
+        if found is None:
+            raise KeyError(sha256)
+        (channel, subdir), name = found
+        return ((channel, subdir, name), *self._more.get(sha256, ()))
+
+    def __contains__(self, sha256: object) -> bool:
+        return isinstance(sha256, str) and self._find(sha256) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        for names in list(self._first.values()):
+            yield from names
+
+    def __len__(self) -> int:
+        return sum(map(len, self._first.values()))
+
+    def places(self) -> Iterator[tuple[str, Place]]:
+        """Every ``(sha256, place)``: each blob's places together, in the order the blobs were added by subdir."""
+        more = self._more
+        for (channel, subdir), names in list(self._first.items()):
+            for sha, name in names.items():
+                yield sha, (channel, subdir, name)
+                if sha in more:
+                    yield from ((sha, place) for place in more[sha])
+
+    def uses(self) -> dict[str, int]:
+        """``{sha256: how many places}`` of the blobs placed more than once."""
+        return {sha: 1 + len(places) for sha, places in self._more.items()}
+
+    def clear(self) -> None:
+        self._first.clear()
+        self._more.clear()
+        self._last = None
