@@ -19,12 +19,13 @@ from __future__ import annotations
 import hashlib
 import mmap
 import uuid
-from collections.abc import ItemsView, Iterator, KeysView, Mapping, MutableMapping, ValuesView
+from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, MutableMapping, ValuesView
 from typing import Any
 
 import msgspec
 
 from ..errors import ReceiptError
+from .brought import Brought
 from .jsonbytes import encode_sorted
 from .manifest import all_hex64, is_safe_channel_name
 from .receipt_check import REBUILD, Files, Held, plainly_valid
@@ -250,14 +251,19 @@ class Section:
             yield files.encoded()
             return
         if len(files) <= CHUNK:
-            yield encode_sorted(files)
+            yield encode_sorted(dict(files))
             return
-        names = sorted(files)  # safe names are ASCII: str order is the byte order msgspec sorts by
+        chunk: Callable[[int, int], Mapping[str, Held]]
+        if isinstance(files, Brought) and not files.changed:  # the manifest's entries, sorted: each Held made as encoded
+            chunk = files.sorted_chunk
+        else:
+            names = sorted(files)  # safe names are ASCII: str order is the byte order msgspec sorts by
+            chunk = lambda at, stop: {n: files[n] for n in names[at:stop]}  # noqa: E731
         yield b"{"
-        for at in range(0, len(names), CHUNK):
+        for at in range(0, len(files), CHUNK):
             if at:
                 yield b","
-            yield memoryview(encode_sorted({n: files[n] for n in names[at : at + CHUNK]}))[1:-1]
+            yield memoryview(encode_sorted(chunk(at, at + CHUNK)))[1:-1]
         yield b"}"
 
     def joined(self) -> msgspec.Raw:

@@ -38,6 +38,7 @@ from typing import Any
 import msgspec
 
 from ..errors import ReceiptError as ReceiptError  # ops/export.py imports it from here
+from .brought import Brought
 from .held_bytes import HeldFiles, Section, joined_sections
 from .jsonbytes import encode_sorted
 from .manifest import Manifest, is_safe_channel_name, is_safe_installer_filename, is_safe_package_filename, is_safe_subdir
@@ -364,15 +365,20 @@ def apply_archive(
     channel, subdir), files this import left out (shadowed by an earlier channel, or kept back by a
     downgrade); a downgrade records additions only: no removal, no upstream state.
     """
-    provided: set[tuple[str, str, str]] = set()
+    provided: set[tuple[str, str, str]] = set()  # only where a channel removes files: 300,000 tuples otherwise
+    removing = not downgrade and any(sub.removals for ch in manifest.channels for sub in ch.subdirs)
     for ch in manifest.channels:
         dest = target(ch.name)
         for sub in ch.subdirs:
             skip = skipped.get((ch.name, sub.subdir), set())
-            for p in (*sub.packages, *sub.present):
-                if p.filename not in skip:
+            entries = [p for p in (*sub.packages, *sub.present) if p.filename not in skip]
+            held = receipt.channels.setdefault(dest, {})
+            if sub.subdir not in held:  # nothing held there yet: the manifest's entries, not a Held each
+                held[sub.subdir] = Brought(entries, ch.name)
+            else:
+                for p in entries:
                     receipt.hold(dest, sub.subdir, p.filename, p.sha256, p.size, ch.name)
-                    provided.add((dest, sub.subdir, p.filename))
+            provided.update((dest, sub.subdir, p.filename) for p in entries if removing)
     for ch in manifest.channels if not downgrade else ():
         dest = target(ch.name)
         for sub in ch.subdirs:
@@ -387,13 +393,5 @@ def apply_archive(
         receipt.map_channel(ch.name, target(ch.name))
     for dest in dict.fromkeys(target(ch.name) for ch in manifest.channels):
         receipt.record_applied(dest, entry)
-    log_entry: dict[str, Any] = {
-        "archive_id": manifest.archive_id,
-        "created": manifest.created,
-        "imported": imported,
-        "signer": signer,
-        "base": manifest.base,
-    }
-    if downgrade:
-        log_entry["downgrade"] = True
-    receipt.archives.append(log_entry)
+    log_entry = dict(archive_id=manifest.archive_id, created=manifest.created, imported=imported, signer=signer, base=manifest.base)
+    receipt.archives.append(log_entry | ({"downgrade": True} if downgrade else {}))
