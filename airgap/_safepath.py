@@ -110,7 +110,7 @@ def view_nofollow(path: Path | str) -> bytes | mmap.mmap:
 
 def spill(pieces: Iterable[bytes], size: int) -> bytes | mmap.mmap:
     """``pieces`` joined, as :func:`view_nofollow` would give them back from a file: ``size`` bytes or more go to an
-    unlinked temporary file, mapped read-only (its pages the page cache's, given back by :func:`release_views`).
+    unlinked temporary file, mapped privately (its pages the page cache's, given back by :func:`release_views`).
 
     For bytes an import keeps views of from start to end: a full archive's repodata blob, decompressed (138 MB
     at 300,000 records), whose records stay its bytes (docs/decisions/0018-archive-records-as-bytes.md)."""
@@ -122,7 +122,7 @@ def spill(pieces: Iterable[bytes], size: int) -> bytes | mmap.mmap:
 
 class Spill:
     """Where :func:`spill` puts ``size`` bytes written a piece at a time: memory below ``MAP_FROM``, else an unlinked
-    temporary file; :meth:`done` gives them back (a read-only map of the file). Also for an archive's compressed
+    temporary file; :meth:`done` gives them back (a private map of the file). Also for an archive's compressed
     repodata and SBOM blobs, which an import keeps until read (37 MB at 300,000 files, off the heap this way)."""
 
     def __init__(self, size: int) -> None:
@@ -138,7 +138,7 @@ class Spill:
             fh.flush()
             if fh.tell() == 0:
                 return b""
-            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)  # private: airgap.core.lined changes a byte or two
         _VIEWS.add(mapped)
         return mapped
 

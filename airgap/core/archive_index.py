@@ -31,7 +31,7 @@ import msgspec
 
 from .._safepath import release_views
 from ..errors import UpstreamError
-from . import rawindex
+from . import lined, rawindex
 from .manifest import PackageEntry
 from .repodata import Repodata, from_document, record_hashes
 from .safe_names import safe_names
@@ -84,6 +84,8 @@ def _split(data: bytes | mmap.mmap) -> tuple[dict[str, Any], dict[str, dict[str,
     index has, two otherwise; None when it is no JSON object msgspec reads or a section is no object."""
     if data[:3] == b"\xef\xbb\xbf":
         return None
+    if isinstance(data, mmap.mmap) and (lined := _split_lined(data)) is not None:
+        return lined
     try:
         try:
             return rawindex.read_top(data)
@@ -93,6 +95,23 @@ def _split(data: bytes | mmap.mmap) -> tuple[dict[str, Any], dict[str, dict[str,
             return envelope, {s: _raws(whole[s]) for s, _ in rawindex.SECTIONS if s in whole}
     except (msgspec.DecodeError, RecursionError):
         return None
+
+
+def _split_lined(data: mmap.mmap) -> tuple[dict[str, Any], dict[str, dict[str, msgspec.Raw]]] | None:
+    """:func:`_split` a line of records at a time (:mod:`.lined`): the document around the sections read whole, each
+    section found to be exactly its marker member; None: split in one pass."""
+    split = lined.split_lined(data)
+    if split is None:
+        return None
+    skeleton, found = split
+    try:
+        envelope, sections = rawindex.read_top(skeleton)
+    except (msgspec.DecodeError, RecursionError):  # a ValidationError too: another key, read the usual way
+        return None
+    markers = {s: key for s, raws in sections.items() if len(raws) == 1 and (key := next(iter(raws)).encode()) in found}
+    if sorted(markers.values()) != sorted(found):  # each marker alone in a section of its own (a small one is inline)
+        return None
+    return envelope, {section: found[markers[section]] if section in markers else raws for section, raws in sections.items()}
 
 
 def _agrees(

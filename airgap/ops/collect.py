@@ -28,6 +28,7 @@ from ..core import delta_index, environments, jsonbytes
 from ..core.channel_map import match
 from ..core.delta import DeltaBase
 from ..core.filters import Filters
+from ..core.lined import encode_lined
 from ..core.manifest import DELTA_FORMAT, FORMAT, BlobEntry, ChannelEntry, InstallerEntry, Manifest, PackageEntry, RepodataBlob, SubdirEntry
 from ..core.merging import shadowing
 from ..core.receipt import Held, Receipt
@@ -309,7 +310,7 @@ def _repodata_bytes(rd: Repodata) -> bytes:
     ``1e16`` for ``1e+16``: the same value), which nothing needs: the blob is hashed, not re-derived.
     NaN and Infinity, which msgspec writes as null, the parser keeps out of records (tests/test_hostile_upstream.py)."""
     try:
-        return jsonbytes.encode(rd.to_document(keep_base_url=False))
+        return encode_lined(rd.to_document(keep_base_url=False), jsonbytes.encode)  # an import splits it a line at a time
     except (TypeError, msgspec.EncodeError):  # something msgspec does not know: json says what
         return rd.to_bytes(keep_base_url=False)
 
