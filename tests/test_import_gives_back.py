@@ -18,6 +18,7 @@ from helpers import cli
 from airgap import _safepath
 from airgap.core import delta_index, held_bytes, shards
 from airgap.core.jsonbytes import encode_sorted
+from airgap.core.rawindex import LazyRecords, trusted_repodata
 from airgap.core.receipt import Held, Receipt, receipt_json
 from airgap.core.repodata import Repodata, parse_repodata
 from airgap.destinations.base import BlobRef
@@ -111,7 +112,7 @@ def test_a_full_import_gives_back_mapped_pages_during_each_pass(
     monkeypatch.setattr(delta_index, "EVERY", 1)
     monkeypatch.setattr(pages, "_BATCH", 1)
     assert cli("import", archives["v1"], "--into", tmp_path / "d", "--trusted-key", archives["pub"]).exit_code == 0
-    assert {"render_changed", "digests_of", "_write_subdir"} <= set(callers)
+    assert {"render_changed", "_digests", "_write_subdir"} <= set(callers)
 
 
 def test_staged_blobs_are_referenced_when_asked(tmp_path: Path) -> None:
@@ -185,7 +186,7 @@ def test_a_file_replaced_in_place_is_found_by_size_where_its_record_has_no_sha25
     from types import SimpleNamespace
     from typing import cast
 
-    from airgap.core.manifest import BlobEntry, Manifest
+    from airgap.core.manifest import Manifest, PackageEntry
     from airgap.ops.import_plan import ImportPlan
     from airgap.ops.publish import _replaced_in_place
 
@@ -193,10 +194,12 @@ def test_a_file_replaced_in_place_is_found_by_size_where_its_record_has_no_sha25
     current.put("a-1-0.conda", {"name": "a", "version": "1", "build": "0", "size": 5})  # no sha256: compared by size
     current.put("b-1-0.conda", {"name": "b", "version": "1", "build": "0", "size": 6, "sha256": "cd" * 32})
     current.put("c-1-0.conda", {"name": "c", "version": "1", "build": "0", "size": 7})
-    blobs = (BlobEntry("11" * 32, 9, "package"), BlobEntry("22" * 32, 6, "package"), BlobEntry("33" * 32, 7, "package"))
-    manifest = cast(Manifest, SimpleNamespace(blobs=blobs))
+    names = ("a-1-0.conda", "b-1-0.conda", "c-1-0.conda")
+    brought = [PackageEntry(fn, sha * 32, size) for fn, sha, size in zip(names, ("11", "22", "33"), (9, 6, 7), strict=True)]
+    # the package entries' sizes: an import has let the package blobs' entries go (Manifest.forget_package_blobs)
+    manifest = cast(Manifest, SimpleNamespace(blobs=(), channels=[SimpleNamespace(subdirs=[SimpleNamespace(packages=brought)])]))
     plan = cast(ImportPlan, SimpleNamespace(index=lambda tc, subdir: current if (tc, subdir) == ("c", "linux-64") else None))
-    order = [(b.sha256, ("c", "linux-64", fn)) for b, fn in zip(blobs, ("a-1-0.conda", "b-1-0.conda", "c-1-0.conda"), strict=True)]
+    order = [(p.sha256, ("c", "linux-64", p.filename)) for p in brought]
     listed, interim, dropped = _replaced_in_place(plan, manifest, order)
     assert [place[2] for _, place in listed] == ["a-1-0.conda", "b-1-0.conda"]  # a: 5 bytes listed, 9 brought; b: other sha256
     assert dropped == {("c", "linux-64"): {"a-1-0.conda", "b-1-0.conda"}}
@@ -220,3 +223,47 @@ def test_the_placements_go_once_every_file_is_placed(archives: dict[str, Path], 
     assert seen and set(seen) == {0}
     receipt = json.loads((dest / ".airgap" / "receipt.json").read_bytes())
     assert receipt["archives"] and any(receipt["channels"].values())  # the receipt still says what was brought
+
+
+def test_the_package_blobs_entries_go_once_every_blob_is_streamed(
+    archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """300,000 blob entries (17 MB) are not held through the indexes and the receipt; the totals and volumes stay."""
+    from airgap.ops import publish
+
+    seen: list[tuple[set[str], int, int, int]] = []
+    real = publish.publish
+
+    def spy(dest: Any, change: Any, plan: Any, blobs: Any, repodata_blobs: Any, opened: Any, *rest: Any) -> Any:
+        m = opened.manifest
+        seen.append(
+            ({b.kind for b in m.blobs}, m.totals()["blobs"], m.volumes, sum(len(s.packages) for c in m.channels for s in c.subdirs))
+        )
+        return real(dest, change, plan, blobs, repodata_blobs, opened, *rest)
+
+    monkeypatch.setattr(publish, "publish", spy)
+    assert cli("import", archives["v1"], "--into", tmp_path / "d", "--trusted-key", archives["pub"]).exit_code == 0
+    [(kinds, blobs, volumes, packages)] = seen
+    assert "package" not in kinds and "repodata" in kinds  # the other blobs' entries stay
+    assert blobs > packages > 0 and volumes == 1  # counted before they went
+
+
+def test_the_digests_of_an_index_kept_as_bytes_are_those_of_its_pairs() -> None:
+    """Digested a name at a time from its file names (no pair per record held): the digests of :func:`by_name`'s pairs."""
+    doc = {
+        "info": {"subdir": "linux-64"},
+        "packages": {
+            f"{n}-{v}-0.tar.bz2": {"name": n, "version": v, "build": "0", "build_number": 0, "depends": [], "size": 1}
+            for n in ("a", "b-c", "d")
+            for v in ("1", "2")
+        },
+        "packages.conda": {
+            f"{n}-{v}-0.conda": {"name": n, "version": v, "build": "0", "build_number": 0, "depends": [], "size": 2}
+            for n in ("b-c", "e")
+            for v in ("2", "1")
+        },
+    }
+    rd = trusted_repodata(json.dumps(doc).encode(), "linux-64", "test")  # records kept as their bytes
+    assert rd is not None and isinstance(rd.packages, LazyRecords)
+    assert delta_index.digests(rd) == delta_index.digests_of(delta_index.by_name(rd, as_stored=True))
+    assert list(delta_index.digests(rd)) == ["a", "b-c", "d", "e"]

@@ -192,3 +192,14 @@ def test_an_entry_built_with_other_types_goes_through_json(package: PackageEntry
     blobs = (BlobEntry(R1, 10, "repodata"), blob or BlobEntry(P1, 5, "package"))
     man = Manifest("id1", "2026-01-01T00:00:00Z", "airgap test", (ChannelEntry("main", "http://h/main/", (sub,)),), blobs)
     assert man.to_bytes() == _dumps(man.to_json())
+
+
+@pytest.mark.parametrize("where", [0, 4095, 4096, 9000])
+def test_all_hex64_finds_a_bad_hash_in_any_chunk(where: int) -> None:
+    from airgap.core.manifest import all_hex64, model
+
+    shas = [f"{i:064x}" for i in range(9001)]
+    assert model.HEX_CHUNK == 4096 and all_hex64(shas)  # 3 chunks, the last of one hash
+    for bad in (shas[where].upper().replace("0", "A"), shas[where][:-1], shas[where][:-2] + " 0", shas[where][:-1] + "g"):
+        assert not all_hex64([*shas[:where], bad, *shas[where + 1 :]]), bad
+    assert all_hex64([])

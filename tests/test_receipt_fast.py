@@ -174,11 +174,11 @@ def test_a_bad_destination_receipt_fails_as_it_did(case: str, tmp_path: Path, mo
 
 @pytest.mark.parametrize("where", [0, 4095, 4096, 9000])
 def test_a_bad_hash_in_any_chunk_of_a_big_subdir_is_found(where: int) -> None:
-    from airgap.core import receipt_check
+    from airgap.core.manifest import model
     from airgap.core.receipt_check import Held
 
     files = {f"p{i}-1.0-0.conda": Held(SHA, i) for i in range(9001)}
-    assert receipt_check._CHUNK == 4096 and plainly_valid("main", "linux-64", files)  # 3 chunks, the last of one hash
+    assert model.HEX_CHUNK == 4096 and plainly_valid("main", "linux-64", files)  # 3 chunks, the last of one hash
     files[f"p{where}-1.0-0.conda"] = Held(SHA.upper(), 1)
     assert not plainly_valid("main", "linux-64", files)
     doc = {"format": "airgap-receipt/1", "channels": {"main": {"linux-64": {f: h.to_json() for f, h in files.items()}}}}

@@ -62,15 +62,25 @@ def digests(rd: Repodata, every: Callable[[], object] | None = None) -> dict[str
     :func:`~airgap.core.manifest.canonical_json` except for a float written with an exponent
     (``1e-05`` is ``0.00001`` here), which no conda record holds. A digest that differs from the
     one an older airgap stored only makes that name travel once more. ``every``: as :func:`digests_of`'s."""
-    return digests_of(by_name(rd, as_stored=True), every)  # a full import's 300,000 records are not all held decoded
+    sections = [(rawindex.entries(s), dict[str, list[str]]()) for s in (rd.packages, rd.packages_conda)]  # bytes stay
+    for stored, names in sections:  # file names by package name: no (file name, record) pair per record (19 MB) held
+        for filename in stored:
+            names.setdefault(filename.rsplit("-", 2)[0], []).append(filename)  # name_of, inline
+    every_name = dict.fromkeys(n for _, names in sections for n in names)  # by_name's order
+    pairs = ((n, [(f, stored[f]) for stored, names in sections for f in names.get(n, ())]) for n in every_name)
+    return _digests(pairs, every)
 
 
 def digests_of(groups: Mapping[str, list[tuple[str, dict[str, Any]]]], every: Callable[[], object] | None = None) -> dict[str, str]:
     """:func:`digests` of records already grouped by :func:`by_name` (each group is sorted in place); ``every``: called
     after each ``EVERY`` names (the caller gives back the mapped pages of the records digested, decision 0018)."""
+    return _digests(groups.items(), every)
+
+
+def _digests(groups: Iterable[tuple[str, list[tuple[str, Any]]]], every: Callable[[], object] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     sha256, enc = hashlib.sha256, encode_sorted_small
-    for name, recs in groups.items():
+    for name, recs in groups:
         if every is not None and len(out) % EVERY == EVERY - 1:
             every()
         if len(recs) > 1:

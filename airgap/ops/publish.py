@@ -93,6 +93,7 @@ def stage(
 
     try:
         repodata_blobs = stream_blobs(opened, progress, "import", keep)
+        opened.manifest.forget_package_blobs()  # streamed and checked: the package entries say the same
         return publish(dest, change, plan, blobs, repodata_blobs, opened, result, progress, clock)
     finally:
         if scratch is not None:
@@ -200,8 +201,8 @@ def _replaced_in_place(
         rec_sha, _md5, rec_size = record_hashes(record)
         if rec_sha is not None:
             return rec_sha != sha
-        if not sizes:
-            sizes.update((b.sha256, b.size) for b in manifest.blobs)
+        if not sizes:  # the package entries' sizes: their blobs' (checked when the manifest was read)
+            sizes.update((p.sha256, p.size) for ch in manifest.channels for sub in ch.subdirs for p in sub.packages)
         return rec_size != sizes[sha]
 
     listed = [(sha, place) for sha, place in order if listed_otherwise(sha, *place)]

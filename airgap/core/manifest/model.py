@@ -34,9 +34,18 @@ PACKAGE_SUFFIXES = (".tar.bz2", ".conda")
 FILENAME = re.compile(r"(?!.*\.\.)(?=.*(?:\.tar\.bz2|\.conda)\Z)[A-Za-z0-9_][A-Za-z0-9_.+!=~,-]{0,254}\Z")
 
 
+HEX_CHUNK = 4096  # hashes joined at a time: 300,000 at once were 19 MB of text, its lower-cased copy and 9.6 MB of
+# bytes, together the full import's peak while the manifest was read (docs/performance.md, twenty-first session)
+
+
 def all_hex64(shas: list[str]) -> bool:
-    """Every string 64 lower-case hex digits (a sha256), for many at once: one join, then ``bytes.fromhex``
-    (which also takes upper case and spaces between pairs: the length and the lower-cased copy rule those out)."""
+    """Every string 64 lower-case hex digits (a sha256), for many at once: a join of ``HEX_CHUNK`` at a time, then
+    ``bytes.fromhex`` (which also takes upper case and spaces between pairs: the length and the lower-cased copy rule
+    those out)."""
+    return all(_hex64(shas[at : at + HEX_CHUNK]) for at in range(0, len(shas), HEX_CHUNK))
+
+
+def _hex64(shas: list[str]) -> bool:
     joined = "".join(shas)
     if len(joined) != 64 * len(shas) or not joined.isascii() or joined != joined.lower():
         return False
@@ -281,10 +290,19 @@ class Manifest:
     @property
     def volumes(self) -> int:
         """How many volumes the archive is split into (1 when it is not split)."""
-        return max((b.volume or 1 for b in self.blobs), default=1)
+        counted = self.__dict__.get("_volumes")
+        return counted if counted is not None else max((b.volume or 1 for b in self.blobs), default=1)
 
     def blob_index(self) -> dict[str, BlobEntry]:
         return {b.sha256: b for b in self.blobs}
+
+    def forget_package_blobs(self) -> None:
+        """Drop the package blobs' entries, for an import that has streamed and checked every blob: each package
+        entry holds the same sha256 and size, and 300,000 blob entries were 17 MB held to the import's end. The
+        totals and the volume count stay; what reads the blob list afterwards sees the other blobs only."""
+        self._totals  # noqa: B018  # counted before: they count every blob
+        object.__setattr__(self, "_volumes", self.volumes)
+        object.__setattr__(self, "blobs", tuple(b for b in self.blobs if b.kind != "package"))
 
 
 # --- parsing ---------------------------------------------------------------------------
