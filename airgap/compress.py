@@ -17,7 +17,7 @@ LEVEL = 10  # shards, archives: small files or written once
 INDEX_LEVEL = 1
 
 
-def zstd_compress(data: bytes, level: int = LEVEL) -> bytes:
+def zstd_compress(data: bytes | bytearray, level: int = LEVEL) -> bytes:
     return zstandard.ZstdCompressor(level=level, threads=-1).compress(data)
 
 

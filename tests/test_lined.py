@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from airgap.cli import main
 from airgap.core import archive_index, lined, rawindex
-from airgap.core.jsonbytes import encode
+from airgap.core.jsonbytes import ENCODER, encode
 from airgap.testing.condapkg import PackageSpec, write_channel
 
 
@@ -56,18 +56,27 @@ def small_lines(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_lines_are_the_same_document(small_lines: None) -> None:
     doc = _doc(10, conda=7)
-    data = lined.encode_lined(doc, encode)
+    data = bytes(lined.encode_lined(doc, ENCODER))
     assert data.count(b"\n") == 2 * 2 + (4 - 1) + (3 - 1)  # each section opens and closes a line; 4 and 3 lines of records
     assert json.loads(data) == doc and data.replace(b"\n", b"") == encode(doc)
 
 
+@pytest.mark.parametrize("n", [4, 6, 9])
+def test_any_count_of_records_makes_the_same_document(small_lines: None, n: int) -> None:
+    doc = _doc(n)
+    data = bytes(lined.encode_lined(doc, ENCODER))
+    assert json.loads(data) == doc and data.count(b"\n") == 2 + (n + 2) // 3 - 1 and data.replace(b"\n", b"") == encode(doc)
+    got = archive_index._split_lined(_mapped(data))
+    assert got is not None and _as_bytes(got) == _one_pass(data)
+
+
 def test_a_section_of_a_line_or_less_stays_inline(small_lines: None) -> None:
     doc = _doc(3, conda=2)
-    assert lined.encode_lined(doc, encode) == encode(doc)
+    assert bytes(lined.encode_lined(doc, ENCODER)) == encode(doc)
 
 
 def test_a_lined_blob_splits_as_one_pass_would_and_is_given_back_as_it_was(small_lines: None) -> None:
-    data = lined.encode_lined(_doc(10, conda=2), encode)
+    data = bytes(lined.encode_lined(_doc(10, conda=2), ENCODER))
     mapped = _mapped(data)
     got = archive_index._split_lined(mapped)
     assert got is not None and _as_bytes(got) == _one_pass(data)
@@ -77,7 +86,7 @@ def test_a_lined_blob_splits_as_one_pass_would_and_is_given_back_as_it_was(small
 def test_the_pages_go_back_between_lines(small_lines: None, monkeypatch: pytest.MonkeyPatch) -> None:
     given: list[object] = []
     monkeypatch.setattr(lined, "release_views", lambda *maps: given.append(maps))
-    assert lined.split_lined(_mapped(lined.encode_lined(_doc(30), encode))) is not None
+    assert lined.split_lined(_mapped(bytes(lined.encode_lined(_doc(30), ENCODER)))) is not None
     assert len(given) >= 10  # after each of the 10 lines of records (and the scan for newlines)
 
 
@@ -112,7 +121,7 @@ def _variants(data: bytes) -> Iterator[tuple[str, bytes]]:
 
 
 def test_near_misses_split_as_one_pass_would_or_not_at_all(small_lines: None) -> None:
-    data = lined.encode_lined(_doc(12, conda=4), encode)
+    data = bytes(lined.encode_lined(_doc(12, conda=4), ENCODER))
     taken = 0
     for what, variant in _variants(data):
         mapped = _mapped(variant)

@@ -26,7 +26,8 @@ _SCALARS = frozenset({str, int, bool, type(None)})
 _NESTED = frozenset({dict, list, tuple})
 _BIG = 32  # dicts with more keys are sorted in Python; msgspec sorts small ones fast enough
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
-encode = msgspec.json.Encoder().encode
+ENCODER = msgspec.json.Encoder()
+encode = ENCODER.encode
 # many small documents (a repodata record each, 300,000 of them): msgspec's own sort, whose slow case
 # needs one dict of tens of thousands of keys; presorted's look at each would cost more than it saves
 encode_sorted_small = _encode_sorted

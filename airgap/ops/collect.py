@@ -305,12 +305,12 @@ def _entry(subdir: str, part: _Part, travel: set[str] | None, cache: BlobCache, 
     )
 
 
-def _repodata_bytes(rd: Repodata) -> bytes:
+def _repodata_bytes(rd: Repodata) -> bytes | bytearray:
     """The blob's JSON by msgspec, 10x ``json``'s speed. Not always json's bytes (a float may be spelled
     ``1e16`` for ``1e+16``: the same value), which nothing needs: the blob is hashed, not re-derived.
     NaN and Infinity, which msgspec writes as null, the parser keeps out of records (tests/test_hostile_upstream.py)."""
     try:
-        return encode_lined(rd.to_document(keep_base_url=False), jsonbytes.encode)  # an import splits it a line at a time
+        return encode_lined(rd.to_document(keep_base_url=False), jsonbytes.ENCODER)  # an import splits it a line at a time
     except (TypeError, msgspec.EncodeError):  # something msgspec does not know: json says what
         return rd.to_bytes(keep_base_url=False)
 
