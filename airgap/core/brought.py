@@ -72,7 +72,7 @@ class Brought(MutableMapping[str, Held]):
         del self._dict()[filename]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._files if self._files is not None else list(self._names))
+        return iter(self._files if self._files is not None else self._names)  # a change replaces the list, never edits it
 
     def __len__(self) -> int:
         return len(self._files) if self._files is not None else len(self._names)

@@ -378,7 +378,8 @@ def apply_archive(
             else:
                 for p in entries:
                     receipt.hold(dest, sub.subdir, p.filename, p.sha256, p.size, ch.name)
-            provided.update((dest, sub.subdir, p.filename) for p in entries if removing)
+            if removing:
+                provided.update((dest, sub.subdir, p.filename) for p in entries)
     for ch in manifest.channels if not downgrade else ():
         dest = target(ch.name)
         for sub in ch.subdirs:

@@ -287,11 +287,10 @@ class Manifest:
             "blob_bytes": sum(map(size, self.blobs)),
         }
 
-    @property
+    @functools.cached_property
     def volumes(self) -> int:
         """How many volumes the archive is split into (1 when it is not split)."""
-        counted = self.__dict__.get("_volumes")
-        return counted if counted is not None else max((b.volume or 1 for b in self.blobs), default=1)
+        return max((b.volume or 1 for b in self.blobs), default=1)
 
     def blob_index(self) -> dict[str, BlobEntry]:
         return {b.sha256: b for b in self.blobs}
@@ -300,8 +299,7 @@ class Manifest:
         """Drop the package blobs' entries, for an import that has streamed and checked every blob: each package
         entry holds the same sha256 and size, and 300,000 blob entries were 17 MB held to the import's end. The
         totals and the volume count stay; what reads the blob list afterwards sees the other blobs only."""
-        self._totals  # noqa: B018  # counted before: they count every blob
-        object.__setattr__(self, "_volumes", self.volumes)
+        self._totals, self.volumes  # noqa: B018  # counted before: they count every blob
         object.__setattr__(self, "blobs", tuple(b for b in self.blobs if b.kind != "package"))
 
 
