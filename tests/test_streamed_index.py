@@ -237,3 +237,45 @@ def test_scratch_folders_a_killed_upload_left_are_swept_and_nothing_else(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [alive.name, "elsewhere", f"{SCRATCH}999999998-link", "airgap-upload-notapid-x"]
     )
+
+
+def test_the_pieces_read_a_trusted_sections_own_mapping_never_a_copy() -> None:
+    """300,000 entries copied were 10 MB held while ``repodata.json`` was written (issue 15); shared, never changed."""
+    rd = _index(40)
+    trusted = trusted_repodata(rd.to_bytes(), "linux-64", "test")
+    assert trusted is not None
+    section = trusted.packages_conda.encodable()  # type: ignore[attr-defined]
+    before = dict(section)
+    doc = trusted.to_document(raw=True, shared=True)
+    assert doc["packages.conda"] is section  # in key order, nothing opaque: the mapping itself
+    assert trusted.to_document(raw=True)["packages.conda"] is not section  # a caller may change its document
+    assert b"".join(json_pieces(trusted, chunk=3)) == trusted.to_bytes() == rd.to_bytes()
+    assert section == before  # read, never changed
+    rd.opaque["packages.conda"] = {"odd-1-0.conda": {"name": 1}}
+    assert rd.to_document(raw=True, shared=True)["packages.conda"] is not rd.packages_conda  # merged: a new dict
+
+
+def test_each_formats_leftovers_go_back_before_the_next_is_rendered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shards' freed heap (~50 MB at 300,000 records) was still resident while repodata.json was written."""
+    import airgap.destinations.engine as engine
+
+    events: list[str] = []
+    real = engine.StoreChange._publish_format
+
+    def publish_format(self: engine.StoreChange, fmt: Any, *args: Any) -> None:
+        events.append(fmt.name)
+        real(self, fmt, *args)
+
+    monkeypatch.setattr(engine.StoreChange, "_publish_format", publish_format)
+    def give_back() -> bool:
+        events.append("give back")
+        return True
+
+    monkeypatch.setattr(engine, "give_back", give_back)
+    dest = MemoryDestination(MemoryStore("streamed-give-back"))
+    with dest.locked():
+        change = dest.begin("import")
+        change.plan([], [("main", "linux-64")])
+        change.publish_index("main", "linux-64", _index(20))
+        change.rollback()
+    assert events == ["shards", "give back", "repodata", "give back"]

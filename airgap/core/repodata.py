@@ -94,8 +94,9 @@ class Repodata:
             return meta_url.rstrip("/") + "/" + self.subdir + "/"
         return None
 
-    def to_document(self, keep_base_url: bool = False, raw: bool = False) -> dict[str, Any]:
-        """The document ``repodata.json`` holds; ``raw``: records never decoded stay ``msgspec.Raw`` (to encode)."""
+    def to_document(self, keep_base_url: bool = False, raw: bool = False, shared: bool = False) -> dict[str, Any]:
+        """The document ``repodata.json`` holds; ``raw``: records never decoded stay ``msgspec.Raw`` (to encode); ``shared``: a
+        section in key order, nothing opaque, is the index's own mapping, read only (json_pieces: no copy of 300,000)."""
         pkgs, conda = (
             (rawindex.entries(self.packages), rawindex.entries(self.packages_conda)) if raw else (self.packages, self.packages_conda)
         )
@@ -106,8 +107,9 @@ class Repodata:
         meta = doc.get("metadata")
         if not keep_base_url and isinstance(meta, dict) and "base_url" in meta:
             doc["metadata"] = {k: v for k, v in meta.items() if k != "base_url"}
-        doc["packages"] = by_key({**self.opaque.get("packages", {}), **pkgs})  # a new dict: may be returned as it is
-        doc["packages.conda"] = by_key({**self.opaque.get("packages.conda", {}), **conda})
+        for key, records in (("packages", pkgs), ("packages.conda", conda)):  # a new dict (or, shared, the mapping itself)
+            opaque = self.opaque.get(key)
+            doc[key] = by_key(records if shared and not opaque and isinstance(records, dict) else {**(opaque or {}), **records})
         doc["removed"] = sorted(set(self.removed))
         if self.repodata_version is not None:
             doc["repodata_version"] = self.repodata_version
@@ -116,10 +118,9 @@ class Repodata:
     def to_bytes(self, keep_base_url: bool = False) -> bytes:
         """Compact UTF-8 JSON, keys in the records' own order (msgspec: ~7x faster than ``json.dumps``; floats in
         their shortest round-trip spelling, which may differ from Python's ``repr``, e.g. ``1e16`` for ``1e+16``)."""
-        doc = self.to_document(keep_base_url, raw=True)  # records kept as bytes are written verbatim
-        raw, parts = encode(doc), decoded_parts(doc)  # msgspec writes NaN and Infinity as null: never publish them
-        # (not JSON). The parsers keep them out; this guard looks at the few records not kept as bytes, or, when most are
-        # not, at the whole document only when a null is there at all
+        doc = self.to_document(keep_base_url, raw=True, shared=True)  # records kept as bytes are written verbatim
+        raw, parts = encode(doc), decoded_parts(doc)  # msgspec writes NaN and Infinity as null (not JSON): the parsers keep them
+        # out; this guard looks at the few records not kept as bytes, or (most are not) at the whole document if a null is there
         if (parts is not None or b"null" in raw) and (reason := not_json(doc if parts is None else parts)) is not None:
             raise ValueError(f"repodata {self.subdir}: expected values JSON can carry, found {reason}")
         return raw

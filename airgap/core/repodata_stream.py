@@ -33,7 +33,7 @@ def json_pieces(rd: Repodata, keep_base_url: bool = False, chunk: int = CHUNK) -
     """The bytes of ``rd.to_bytes(keep_base_url)``, in pieces; raises its ValueError for a value JSON cannot carry."""
     from .repodata import not_json
 
-    doc = rd.to_document(keep_base_url, raw=True)  # records kept as bytes are written verbatim
+    doc = rd.to_document(keep_base_url, raw=True, shared=True)  # records kept as bytes are written verbatim; read only
     parts = decoded_parts(doc)
 
     def guarded(data: bytes, value: Any) -> bytes:

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from .._heap import give_back
 from ..core.held_bytes import receipt_pieces
 from ..core.manifest import is_safe_channel_name
 from ..core.receipt import receipt_json
@@ -298,6 +299,7 @@ class StoreChange(Change):
         self._published[(channel, subdir)] = published
         for fmt in self.dest.formats:  # each format's files stored before the next is rendered: the shards' bytes (28 MB
             self._publish_format(fmt, channel, subdir, repodata, changed, folder, published)  # at 300,000) not held on
+            give_back()
         for fmt in self.dest.formats:
             for name in fmt.stale:  # never leave a file that disagrees with the new index
                 key = self.dest.key(channel, subdir, name)
