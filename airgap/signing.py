@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import json
+import mmap
 import os
 import stat
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ class Signer:
 class TrustedKeys:
     keys: dict[str, Ed25519PublicKey]
 
-    def verify(self, data: bytes, sig_doc: bytes) -> str:
+    def verify(self, data: bytes | mmap.mmap, sig_doc: bytes) -> str:
         """Check ``sig_doc`` over ``data``; return the signer's key id."""
         if not self.keys:
             raise SignatureError(
@@ -74,7 +75,8 @@ class TrustedKeys:
             trusted = ", ".join(k[:16] for k in sorted(self.keys))
             raise SignatureError(f"archive is signed by key {kid[:16]}, which is not trusted (trusted: {trusted})")
         try:
-            public.verify(sig, data)
+            with memoryview(data) as view:  # a big manifest is mapped (airgap.archive.reader)
+                public.verify(sig, view)
         except InvalidSignature:
             raise SignatureError(f"manifest signature does not verify with key {kid[:16]}: the manifest or signature was altered") from None
         return kid

@@ -266,3 +266,32 @@ def test_blobs_downloaded_by_this_run_are_copied_as_they_are(tmp_path: Path, mon
     target = tmp_path / "fresh.tar"
     write_archive(target, b'{"m":1}', b"sig", [(sha, len(data), d / sha) for sha, data in blobs.items()], MTIME, fresh=set(blobs))
     assert target.read_bytes() == plain.read_bytes()
+
+
+def test_a_big_manifest_is_read_into_a_map_whose_pages_go_once_decoded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """73 MB of manifest at 300,000 files stayed on the heap beside its 150 MB of entries (issue 15): now mapped, given back."""
+    import mmap
+
+    from airgap import _safepath
+    from airgap.core.manifest import ChannelEntry, PackageEntry, RepodataBlob, SubdirEntry, parse_manifest
+    from airgap.core.manifest import parse as manifest_parse
+
+    rd, pkg = "1a" * 32, "2b" * 32
+    sub = SubdirEntry("linux-64", RepodataBlob(rd, 10, 100), (PackageEntry("a-1-0.conda", pkg, 5),))
+    blobs = (BlobEntry(rd, 10, "repodata"), BlobEntry(pkg, 5, "package"))
+    manifest = Manifest("0" * 32, "2026-01-01T00:00:00Z", "test", (ChannelEntry("main", "http://h/main/", (sub,)),), blobs)
+    data = manifest.to_bytes()
+    path = tmp_path / "big.tar"
+    write_archive(path, data, b"sig", [], MTIME)
+    monkeypatch.setattr(_safepath, "MAP_FROM", 1)  # as a manifest of a MiB or more is
+    released: list[object] = []
+    monkeypatch.setattr(manifest_parse, "release_views", lambda *only: released.extend(only))
+    with ArchiveStream(path) as s:
+        got, sig = s.read_header()
+    assert isinstance(got, mmap.mmap) and got[:] == data and sig == b"sig"
+    assert parse_manifest(got) == manifest == parse_manifest(data)
+    assert released == [got]  # the map's pages, once: the bytes read in are never released
+    raw = path.read_bytes()
+    path.write_bytes(raw[: BLOCK + len(data) // 2])  # cut inside the manifest
+    with ArchiveStream(path) as s, pytest.raises(ArchiveFormatError, match=f"truncated inside manifest.json: expected {len(data)} bytes"):
+        s.read_header()

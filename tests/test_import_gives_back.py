@@ -267,3 +267,25 @@ def test_the_digests_of_an_index_kept_as_bytes_are_those_of_its_pairs() -> None:
     assert rd is not None and isinstance(rd.packages, LazyRecords)
     assert delta_index.digests(rd) == delta_index.digests_of(delta_index.by_name(rd, as_stored=True))
     assert list(delta_index.digests(rd)) == ["a", "b-c", "d", "e"]
+
+
+def test_the_sboms_copy_is_given_back_before_the_digests(
+    archives: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SBOM's copy left ~24 MB of freed heap at 300,000 files, resident while the receipt's digests were made."""
+    from airgap.ops import publish
+
+    events: list[str] = []
+
+    def spy(name: str, real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            events.append(name)
+            return real(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(publish, "keep_sbom", spy("sbom", getattr(publish, "keep_sbom")))  # noqa: B009 (mypy: not exported)
+    monkeypatch.setattr(publish, "give_back", spy("give back", getattr(publish, "give_back")))  # noqa: B009
+    monkeypatch.setattr(delta_index, "record", spy("digests", delta_index.record))
+    assert cli("import", archives["v1"], "--into", tmp_path / "d", "--trusted-key", archives["pub"]).exit_code == 0
+    assert events[events.index("sbom") : events.index("digests") + 1] == ["sbom", "give back", "digests"]

@@ -267,6 +267,7 @@ def test_each_formats_leftovers_go_back_before_the_next_is_rendered(tmp_path: Pa
         real(self, fmt, *args)
 
     monkeypatch.setattr(engine.StoreChange, "_publish_format", publish_format)
+
     def give_back() -> bool:
         events.append("give back")
         return True

@@ -320,7 +320,8 @@ def _write_receipt(
             receipt.installers.setdefault(ins.dir, {})[ins.filename] = Held(ins.sha256, ins.size)
     sbom = keep_sbom(change, manifest, repodata_blobs)  # journaled: undone with the rest
     repodata_blobs.clear()  # read for the last time: the compressed repodata and SBOM (37 MB at 300,000 files) go
-    # before apply_archive moves the sources on; the records' mapped pages go back as they are digested
+    give_back()  # before apply_archive moves the sources on, with what the SBOM's copy freed (24 MB); the records'
+    # mapped pages go back as they are digested
     delta_index.record(receipt, manifest, carried, downgrade=plan.downgrade, every=release_views)
     release_views()  # digested: the records' mapped pages go back to the page cache
     give_back()

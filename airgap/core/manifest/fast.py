@@ -15,6 +15,7 @@ module only ever gives the same manifest, sooner (tests/test_manifest_fast.py co
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Mapping
 from operator import attrgetter
 from typing import Any
@@ -72,7 +73,7 @@ def _as_dict(value: msgspec.Struct) -> dict[str, Any]:
     return {f: v for f in value.__struct_fields__ if (v := getattr(value, f)) is not UNSET}
 
 
-def typed_doc(data: bytes) -> dict[str, Any] | None:
+def typed_doc(data: bytes | mmap.mmap) -> dict[str, Any] | None:
     """The manifest document with its blob and package lists as entries; None where msgspec refuses it."""
     try:
         top = _decode(data)
