@@ -2,8 +2,8 @@
 
 A first import of 300,000 files renamed each into place (a fifth of its time). Into a directory
 destination, a new subdir's package files are now staged under their own names in a folder of the
-change's area, and that folder becomes the subdir; every file is still journaled, so a kill before
-or after the rename is undone by the next run, and an existing subdir is placed file by file as before.
+change's area, and that folder becomes the subdir; the journal names the folder (decision 0022), so a kill
+before or after the rename is undone by the next run, and an existing subdir is placed file by file as before.
 """
 
 from __future__ import annotations
@@ -91,3 +91,27 @@ def test_a_kill_at_a_new_subdirs_rename_is_undone_by_the_next_run(two: dict[str,
     assert not list(dest.glob("main/*/repodata.json"))  # no index yet: nothing lists a file
     _import(two["first"], dest, two["pub"])  # undoes the killed run first, then imports
     assert {k: len(v) for k, v in _complete(dest).items()} == {"linux-64": 60, "noarch": 2}
+
+
+def test_a_new_subdir_is_journaled_as_one_folder_whose_recovery_leaves_nothing(two: dict[str, Any], tmp_path: Path) -> None:
+    """Decision 0022: the killed run's journal names the new subdirs, not their files; taking the lock undoes it exactly."""
+    from airgap.destinations import open_destination
+
+    def command(into: Path) -> list[str]:
+        return [sys.executable, "-m", "airgap", "import", str(two["first"]), "--into", str(into), "--trusted-key", str(two["pub"]), "-q"]
+
+    log = tmp_path / "calls"
+    done = subprocess.run(command(tmp_path / "count"), env={**os.environ, "AIRGAP_FAULT_LOG": str(log)}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    renames = [int(line.split()[0]) for line in log.read_text().splitlines() if line.endswith(" dir put folder")]
+    dest = tmp_path / "d"
+    killed = subprocess.run(command(dest), env={**os.environ, "AIRGAP_FAULT": f"kill@{renames[-1] + 1}"}, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    assert len(list(dest.glob("main/linux-64/*.conda"))) == 30  # both subdirs renamed into place
+    [saved] = dest.glob(".airgap/staging-*/journal.json")
+    journal = json.loads(saved.read_bytes())
+    assert journal["format"] == "airgap-store-journal/3" and sorted(journal["new"]) == ["main/linux-64", "main/noarch"]
+    assert not any(name.endswith((".conda", ".tar.bz2")) for names in journal["folders"].values() for name in names)
+    with open_destination(str(dest)).locked():  # the next run to take the lock undoes the killed one first
+        pass
+    assert [p.relative_to(dest).as_posix() for p in dest.rglob("*") if ".airgap" not in p.parts] == []  # as before: nothing

@@ -23,10 +23,9 @@ import hashlib
 import logging
 import mmap
 import re
-import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from .base import BlobRef, Change, Destination, IndexChange, OnBytes, Put, parse
 from .journal import AREA_PREFIX, LOCK, STATE, Journal, key_of, recover
 from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
 from .listings import Listings, ask_keys, index_keys, kept_shards
+from .parallel import each
 from .store import KeyLease, LocalFiles, ObjectStore, check_key, sha256_of, view
 from .streamed import folder_for, put_in_order, put_pieces, read_back
 
@@ -189,6 +189,7 @@ class StoreChange(Change):
         self._listed: dict[str, dict[str, int]] = {}
         self._known: dict[str, bool] = {}  # keys asked one by one (a KeySizes store, its folder not listed)
         self._published: dict[tuple[str, str], dict[str, str]] = {}  # (channel, subdir) -> {index file: sha256} written
+        self._whole: dict[tuple[str, str], str] = {}  # new subdirs staged whole -> their folder key
         self._receipt_written = False
         self._done = False
         self._keep = False
@@ -226,8 +227,11 @@ class StoreChange(Change):
     ) -> None:
         self._fence("plan")
         folders = {(c, s): self.dest.key(c, s) for c, s in {(c, s) for c, s, _ in packages}}  # the journal keeps (folder, name)
+        for folder in self._whole.values():  # a new subdir made whole: one entry, not one per file
+            self.journal.prepare_folder(folder)
         for at in range(0, len(packages), _PLAN_CHUNK):  # a chunk's keys at a time (all at once: ~45 MB more at 300,000)
-            self._journal_all([(folders[c, s], name) for c, s, name in packages[at : at + _PLAN_CHUNK]])  # the caller's names
+            chunk = [(folders[c, s], name) for c, s, name in packages[at : at + _PLAN_CHUNK] if (c, s) not in self._whole]
+            self._journal_all(chunk)  # the caller's names
         self._journal_all([k.rpartition("/")[::2] for k in [*(k for c, s in indexes for k in index_keys(self.dest, c, s)), RECEIPT]])
         self.journal.save()  # one save, however many files
         if self.local is not None:
@@ -244,41 +248,26 @@ class StoreChange(Change):
     def put_packages(self, batch: list[Put], on_bytes: OnBytes | None = None) -> None:
         self._fence("placing package files")
         keys = [self._prepare(self.dest.key(p.channel, p.subdir, p.filename)) for p in batch]  # journaled before any is stored
-        if self.dest.workers == 1 or len(batch) < 2:
-            for key, p in zip(keys, batch, strict=True):
-                self._put_blob(key, p, on_bytes)
-            return
-        stop = threading.Event()  # set by the first failure, seen by every worker before its next file
-
-        def put(key: str, p: Put) -> None:
-            if stop.is_set():
-                return
-            try:
-                self._put_blob(key, p, on_bytes)
-            except BaseException:
-                stop.set()
-                raise
-
-        pool = ThreadPoolExecutor(self.dest.workers, thread_name_prefix="airgap-put")
-        try:
-            for future in [pool.submit(put, key, p) for key, p in zip(keys, batch, strict=True)]:
-                future.result()
-        except BaseException:
-            stop.set()  # a Ctrl-C here too: no worker begins another file
-            raise
-        finally:  # on a failure the files not begun are dropped; the ones running finish: a rollback never races an upload
-            pool.shutdown(wait=True, cancel_futures=True)
+        each(self.dest.workers, [partial(self._put_blob, key, p, on_bytes) for key, p in zip(keys, batch, strict=True)])
 
     def new_folder(self, channel: str, subdir: str) -> Path | None:
         if self.local is None or self.staging is None or not subdir:
             return None
-        return self.local.stage_folder(self.staging, self.dest.key(channel, subdir))
+        staged = self.local.stage_folder(self.staging, self.dest.key(channel, subdir))
+        if staged is not None:  # absent: journaled as one folder when planned (decision 0022)
+            self._whole[(channel, subdir)] = self.dest.key(channel, subdir)
+        return staged
 
     def put_folder(self, channel: str, subdir: str) -> None:
         self._fence("placing a new subdir")
         if self.local is None or self.staging is None:
             raise DestinationError(f"{self.dest}: {channel}/{subdir}: no folder was staged (internal error)")
-        self.local.take_folder(self.dest.key(channel, subdir), self.staging)
+        key = self.dest.key(channel, subdir)
+        try:
+            self.local.take_folder(key, self.staging)
+        except DestinationError:  # something came to be there: not this change's to remove when it rolls back
+            self.journal.forget_folder(key)
+            raise
 
     def _put_blob(self, key: str, p: Put, on_bytes: OnBytes | None) -> None:
         lease = self.dest._lease

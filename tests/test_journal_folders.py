@@ -1,0 +1,75 @@
+"""A new subdir made whole is one journal entry (decision 0022): its rollback removes the folder, nothing else.
+
+At 300,000 files a first import's journal held a name per file (10 MB) and saved them all (15 MB of
+JSON) to undo what one rename placed. The folder is now journaled once, as absent when the change
+began: its files need no entry, a rollback (now, or by the next run after a kill) removes everything
+under it, an older journal still reads, and a hostile ``new`` list is refused before anything is undone.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from airgap.destinations.journal import AREA_PREFIX, JOURNAL_FOLDERS, JOURNAL_NEW, Journal, recover
+from airgap.destinations.memory import MemoryStore
+from airgap.errors import DestinationError
+
+
+def _store() -> MemoryStore:
+    store = MemoryStore(f"journal-folders-{uuid.uuid4().hex[:8]}")
+    store.put("main/noarch/kept-1-0.conda", b"old")
+    return store
+
+
+def test_a_new_folder_is_one_entry_and_its_rollback_removes_everything_under_it() -> None:
+    store = _store()
+    journal = Journal(store, f"{AREA_PREFIX}j-1/")
+    journal.prepare_folder("main/linux-64")
+    journal.prepare("main/noarch/kept-1-0.conda", True)
+    journal.prepare("main/linux-64/shards/ab.msgpack.zst", False)  # deeper: an entry of its own
+    journal.prepare_all([("main/linux-64", "a-1-0.conda", False), ("main/linux-64", "repodata.json", False)])
+    journal.save()
+    assert "main/linux-64/a-1-0.conda" in journal and journal.backup_of("main/linux-64/a-1-0.conda") is None
+    assert "main/linux-64" not in journal.folders  # no entry per file of the new folder
+    saved = json.loads(store.get(journal.key) or b"{}")
+    assert saved["format"] == JOURNAL_NEW and saved["new"] == ["main/linux-64"]
+    for name in ("a-1-0.conda", "b-1-0.tar.bz2", "repodata.json", "shards/ab.msgpack.zst"):  # the change's writes
+        store.put(f"main/linux-64/{name}", b"new")
+    store.put("main/noarch/kept-1-0.conda", b"replaced")
+    store.put("main/linux-640/other-1-0.conda", b"not under it")  # a name that only starts alike
+    assert recover(store) == ["rolled back the interrupted change of staging-j-1", "removed staging-j-1"]
+    assert {k: store.get(k) for k, _ in store.list_prefix("")} == {
+        "main/noarch/kept-1-0.conda": b"old",
+        "main/linux-640/other-1-0.conda": b"not under it",
+    }
+
+
+def test_a_folder_forgotten_is_left_alone_and_a_journal_without_new_folders_is_format_2() -> None:
+    store = _store()
+    journal = Journal(store, f"{AREA_PREFIX}j-2/")
+    journal.prepare_folder("main/linux-64")
+    journal.save()
+    journal.forget_folder("main/linux-64")  # something else came to be there: the rename failed
+    assert json.loads(store.get(journal.key) or b"{}") == {"format": JOURNAL_FOLDERS, "folders": {}}
+    store.put("main/linux-64/theirs-1-0.conda", b"theirs")
+    assert journal.rollback()
+    assert store.get("main/linux-64/theirs-1-0.conda") == b"theirs"
+
+
+@pytest.mark.parametrize("new", [[""], [".airgap"], [".airgap/staging-x/"], ["../x"], [3], "main/linux-64", None])
+def test_a_hostile_list_of_new_folders_is_refused_before_anything_is_undone(new: object) -> None:
+    store = _store()
+    area = f"{AREA_PREFIX}j-3/"
+    store.put(area + "journal.json", json.dumps({"format": JOURNAL_NEW, "folders": {}, "new": new}).encode())
+    with pytest.raises(DestinationError, match="expected an airgap journal, found a malformed one"):
+        recover(store)
+    assert store.get("main/noarch/kept-1-0.conda") == b"old"
+
+
+@pytest.mark.parametrize("folder", ["", ".airgap", ".airgap/names"])
+def test_only_a_folder_outside_airgaps_state_can_be_made_whole(folder: str) -> None:
+    with pytest.raises(DestinationError, match="expected a new folder outside .airgap"):
+        Journal(_store(), f"{AREA_PREFIX}j-4/").prepare_folder(folder)
