@@ -17,6 +17,12 @@ per-file cost of Python plus the kernel's create and rename. A second floor (``-
 file under its final name in a copy of its (new) subdir folder and renames the folder into place:
 one rename per subdir, valid only when the subdir does not exist yet (a first import).
 
+``--output-floor`` adds the floor of what an import must *write*: the first ``--airgap`` imports once
+(untimed), its destination is made a tarball, and each round times ``tar xf`` of that tarball ``&& sync``:
+every file a client reads (the packages, ``repodata.json`` and its ``.zst``, the CEP-16 shards, the pages
+of every package name) and airgap's state (receipt, SBOM, names table), written by the plain tool with no
+check, parse or render at all. Its ratio to ``tar xf ARCHIVE`` is what the destination's size alone costs.
+
 Each round runs the floor, ``tar xf ARCHIVE && sync`` into an empty folder, and each ``--airgap``
 import into a fresh destination, one after another (the order rotates every round), each as a
 child process (wall time; CPU time and peak RSS from ``wait4``: the disk is shared, so wall times of the
@@ -195,6 +201,7 @@ def main() -> None:
     ap.add_argument("--airgap", action="append", default=[], metavar="LABEL=PATH", help="also time this airgap executable's import")
     ap.add_argument("--trusted-key", type=Path, help="for --airgap imports")
     ap.add_argument("--workdir", type=Path, default=None, help="where the destinations go (default: a temporary folder)")
+    ap.add_argument("--output-floor", action="store_true", help="also time tar xf of what the first --airgap import writes")
     args = ap.parse_args()
     if args.floor is not None:
         (floor_folders if args.folders else floor)(args.archive, args.floor)
@@ -205,10 +212,20 @@ def main() -> None:
         "floor, one rename per new subdir": [sys.executable, __file__, str(args.archive), "--floor", "{dest}", "--folders"],
         "tar xf && sync": ["sh", "-c", f"mkdir -p {{dest}} && tar xf {args.archive} -C {{dest}} && sync"],
     }
+    key = ["--trusted-key", str(args.trusted_key)] if args.trusted_key else ["--allow-unsigned"]
     for spec in args.airgap:
         label, _, path = spec.partition("=")
-        key = ["--trusted-key", str(args.trusted_key)] if args.trusted_key else ["--allow-unsigned"]
         steps[f"airgap import ({label})"] = [path, "import", str(args.archive), "--into", "{dest}", *key]
+    if args.output_floor and args.airgap:
+        made = work / "made"
+        _run([args.airgap[0].partition("=")[2], "import", str(args.archive), "--into", str(made), *key])
+        subprocess.run(["tar", "cf", str(work / "made.tar"), "-C", str(made), "."], check=True)
+        made.rename(work / "made-untimed")  # deleted at the end with the rest (see below)
+        steps["tar xf of what the import writes && sync"] = [
+            "sh",
+            "-c",
+            f"mkdir -p {{dest}} && tar xf {work / 'made.tar'} -C {{dest}} && sync",
+        ]
     times: dict[str, list[float]] = {name: [] for name in steps}
     user: dict[str, list[float]] = {name: [] for name in steps}
     system: dict[str, list[float]] = {name: [] for name in steps}
