@@ -198,7 +198,9 @@ def test_heads_give_each_records_head_or_the_record_it_became() -> None:
     files = list(section)
     read = section[files[4]]  # decoded: the record stands for its head from now on
     section[files[9]] = _rec("other", "9")  # replaced by a dict
-    got = rawindex.heads(section)
+    assert not isinstance(rawindex.heads(section), list)  # made a chunk at a time, never every pair at once
+    got = list(rawindex.heads(section, chunk=4))  # entries 4 and 9 open a chunk: patched all the same
+    assert got == section.heads()
     assert [f for f, _ in got] == files
     assert got[4][1] is read and got[9][1] == _rec("other", "9")
     assert all(id(h) == id(section.head(f)) if type(h) is Head else h == section.head(f) for f, h in got)

@@ -280,3 +280,24 @@ def test_each_formats_leftovers_go_back_before_the_next_is_rendered(tmp_path: Pa
         change.publish_index("main", "linux-64", _index(20))
         change.rollback()
     assert events == ["shards", "give back", "repodata", "give back"]
+
+
+def test_the_pieces_freed_heap_goes_back_as_the_index_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A section's members are handed on as encoded (no slice, no join: two copies of ~1.7 MB a piece), and the heap
+    their buffers freed goes back every ``RELEASE_EVERY`` bytes (~40 MB stayed resident at 300,000 records)."""
+    import airgap.destinations.streamed as streamed
+
+    rd = _index(300)
+    pieces = list(json_pieces(rd, chunk=50))
+    assert sum(isinstance(p, memoryview) for p in pieces) >= 10  # each piece of members as msgspec wrote it
+    calls: list[int] = []
+
+    def give_back() -> bool:
+        calls.append(1)
+        return True
+
+    monkeypatch.setattr(streamed, "give_back", give_back)
+    monkeypatch.setattr(streamed, "RELEASE_EVERY", 4096)
+    files = dict(write_index(json_pieces(rd, chunk=50), tmp_path))
+    assert Path(files["repodata.json"].path).read_bytes() == rd.to_bytes()
+    assert len(calls) >= len(rd.to_bytes()) // 4096 // 2  # every few KiB here, as every 16 MiB of a big index

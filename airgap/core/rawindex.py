@@ -15,10 +15,12 @@ module returns None and the caller parses as before. Pure.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from collections.abc import Set as AbstractSet
 from functools import partial
+from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
@@ -32,9 +34,8 @@ if TYPE_CHECKING:
 
 class Head(msgspec.Struct, gc=False):
     """The fields of a record that a pass over every record reads; the rest stays in its bytes. Read like a record
-    (:meth:`get`). Not tracked by the collector: decoded JSON holds no cycle. Decoding a section into heads checks at
-    C speed what the admission check asks of every record (string name, version and build, a string subdir if any);
-    a section where one record fails is read again with :class:`_AnyHead` and checked record by record."""
+    (:meth:`get`). Not tracked by the collector (decoded JSON holds no cycle). Decoding a section into heads checks at C
+    speed what admission asks of every record; a section where one fails is read again with :class:`_AnyHead`."""
 
     name: str
     version: str
@@ -51,8 +52,7 @@ class Head(msgspec.Struct, gc=False):
 _HEAD_FIELDS = frozenset(Head.__struct_fields__)
 
 
-def _as_head(h: Any) -> Head:
-    """A :class:`Head` of the same fields (an :class:`_AnyHead`, checked or kept as it is)."""
+def _as_head(h: Any) -> Head:  # a Head of the same fields (an _AnyHead, checked or kept as it is)
     return Head(h.name, h.version, h.build, h.subdir, h.size, h.timestamp)
 
 
@@ -80,10 +80,9 @@ SECTIONS = (("packages", ".tar.bz2"), ("packages.conda", ".conda"))
 class LazyRecords(MutableMapping[str, dict[str, Any]]):
     """``{filename: record}`` whose records may still be verbatim JSON bytes, decoded when first read.
 
-    Iterating keys, ``len``, ``in``, :meth:`head` and :meth:`peek` keep nothing decoded; ``[]``, ``get``, ``items``
-    and ``values`` decode (each record once: the decoded dict is shared by every copy made with :meth:`pick` or
-    :meth:`merged`, so the same record is the same object in all of them). :meth:`entry` gives what is stored (``Raw``
-    or dict) without decoding: identity tells a record an import left alone from one it replaced. The heads of an index
+    Keys, ``len``, ``in``, :meth:`head` and :meth:`peek` decode nothing; ``[]``, ``get``, ``items`` and ``values`` decode
+    (each record once, shared by every copy made with :meth:`pick` or :meth:`merged`). :meth:`entry` gives what is
+    stored (``Raw`` or dict): identity tells a record an import left alone from one it replaced. The heads of an index
     read on its plain path (:func:`parse_trusted`) are decoded as asked: one by :meth:`head`, all by :meth:`heads`."""
 
     __slots__ = ("_items", "_heads", "_decoded", "_rest")
@@ -160,12 +159,11 @@ class LazyRecords(MutableMapping[str, dict[str, Any]]):
                 return self[filename]
         return cast(Mapping[str, Any], head)
 
-    def heads(self) -> list[tuple[str, Any]]:
-        """``(filename, record or head)`` for every record, in order, decoding none (the hot loop of a page).
-
-        Made in C passes: every entry's head, then the few entries that are dicts or were decoded patched in
+    def heads(self, fns: list[str] | None = None, values: list[Any] | None = None) -> list[tuple[str, Any]]:
+        """``(filename, record or head)`` for every record (or ``fns``, whose entries are ``values``), in order, decoding
+        none. Made in C passes: every entry's head, then the few entries that are dicts or were decoded patched in
         (their record stands for them, as :meth:`head` says), rather than a test per record."""
-        fns, values = list(self._items), list(self._items.values())
+        fns, values = (list(self._items), list(self._items.values())) if fns is None or values is None else (fns, values)
         out: list[tuple[str, Any]] = list(zip(fns, map(self._every_head().get, fns), strict=True))
         for i in _positions(list(map(type, values)), dict):
             out[i] = (fns[i], values[i])
@@ -178,8 +176,7 @@ class LazyRecords(MutableMapping[str, dict[str, Any]]):
         return out
 
     def encodable(self) -> Mapping[str, msgspec.Raw | dict[str, Any]]:
-        """``{filename: Raw or record}`` for msgspec to encode (Raw bytes are written verbatim): the entries themselves,
-        to read, never to change (a copy was 10 MB at 300,000 records, held while ``repodata.json`` was written)."""
+        """``{filename: Raw or record}`` for msgspec to encode (Raw bytes verbatim): the entries themselves, read only."""
         return self._items
 
     def pick(self, filenames: AbstractSet[str]) -> LazyRecords:
@@ -228,20 +225,22 @@ def entries(section: Mapping[str, dict[str, Any]]) -> Mapping[str, Any]:
     return section.encodable() if isinstance(section, LazyRecords) else section
 
 
-def heads(section: Mapping[str, dict[str, Any]]) -> list[tuple[str, Any]]:
-    """``(filename, record or its head)`` for every record of a section, decoding none."""
-    return section.heads() if isinstance(section, LazyRecords) else list(section.items())
+def heads(section: Mapping[str, dict[str, Any]], chunk: int = 8192) -> Iterator[tuple[str, Any]]:
+    """``(filename, record or its head)`` for every record of a section, decoding none, made ``chunk`` at a time (a list
+    of every pair, held for a whole pass, was 19 MB at 300,000 records). The section must not change meanwhile."""
+    if not isinstance(section, LazyRecords):
+        return iter(list(section.items()))
+    keys, values = iter(section.encodable()), iter(section.encodable().values())
+    return chain.from_iterable(section.heads(fns, list(islice(values, chunk))) for fns in iter(lambda: list(islice(keys, chunk)), []))
 
 
 def _positions(marks: list[Any], value: Any) -> Iterator[int]:
     """Where ``value`` is in ``marks``, found at C speed (``list.index``): for the few among many."""
     i = -1
-    while True:
-        try:
+    with contextlib.suppress(ValueError):  # past the last one
+        while True:
             i = marks.index(value, i + 1)
-        except ValueError:
-            return
-        yield i
+            yield i
 
 
 def head(section: Mapping[str, Any], filename: str) -> Mapping[str, Any]:

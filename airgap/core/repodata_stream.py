@@ -29,7 +29,7 @@ CHUNK = 4096
 _SECTIONS = ("packages", "packages.conda")
 
 
-def json_pieces(rd: Repodata, keep_base_url: bool = False, chunk: int = CHUNK) -> Iterator[bytes]:
+def json_pieces(rd: Repodata, keep_base_url: bool = False, chunk: int = CHUNK) -> Iterator[bytes | memoryview]:
     """The bytes of ``rd.to_bytes(keep_base_url)``, in pieces; raises its ValueError for a value JSON cannot carry."""
     from .repodata import not_json
 
@@ -53,8 +53,11 @@ def json_pieces(rd: Repodata, keep_base_url: bool = False, chunk: int = CHUNK) -
         items = iter(value.items())
         sep = b""
         while piece := dict(itertools.islice(items, chunk)):
-            yield sep + guarded(encode(piece), piece)[1:-1]
-            sep = b","
+            data = guarded(encode(piece), piece)
+            if sep:
+                yield sep
+            yield memoryview(data)[1:-1]  # its members as encoded: a slice and a join copied each piece twice, and the
+            sep = b","  # copies of ~1.7 MB left ~40 MB of the heap resident by the end (300,000 records)
         yield b"}"
     yield b"}"
 
