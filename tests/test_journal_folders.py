@@ -3,7 +3,7 @@
 At 300,000 files a first import's journal held a name per file (10 MB) and saved them all (15 MB of
 JSON) to undo what one rename placed. The folder is now journaled once, as absent when the change
 began: its files need no entry, a rollback (now, or by the next run after a kill) removes everything
-under it, an older journal still reads, and a hostile ``new`` list is refused before anything is undone.
+under it once renamed into place (nothing while still staged), and a hostile ``new`` list is refused first.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from airgap.destinations.journal import AREA_PREFIX, JOURNAL_FOLDERS, JOURNAL_NEW, Journal, recover
+from airgap.destinations.journal import AREA_PREFIX, JOURNAL_FOLDERS, JOURNAL_NEW, STAGED_DIR, Journal, recover
 from airgap.destinations.memory import MemoryStore
 from airgap.errors import DestinationError
 
@@ -47,16 +47,20 @@ def test_a_new_folder_is_one_entry_and_its_rollback_removes_everything_under_it(
     }
 
 
-def test_a_folder_forgotten_is_left_alone_and_a_journal_without_new_folders_is_format_2() -> None:
+def test_a_folder_still_staged_is_left_alone_and_a_journal_without_new_folders_is_format_2() -> None:
+    """Until the rename, whatever is at the folder's key is not this change's (another writer's, after a kill)."""
     store = _store()
     journal = Journal(store, f"{AREA_PREFIX}j-2/")
-    journal.prepare_folder("main/linux-64")
     journal.save()
-    journal.forget_folder("main/linux-64")  # something else came to be there: the rename failed
     assert json.loads(store.get(journal.key) or b"{}") == {"format": JOURNAL_FOLDERS, "folders": {}}
+    journal.prepare_folder("main/linux-64")
+    store.put(f"{AREA_PREFIX}j-2/{STAGED_DIR}/main/linux-64/a-1-0.conda", b"staged")  # never renamed into place
     store.put("main/linux-64/theirs-1-0.conda", b"theirs")
-    assert journal.rollback()
-    assert store.get("main/linux-64/theirs-1-0.conda") == b"theirs"
+    assert recover(store) == ["rolled back the interrupted change of staging-j-2", "removed staging-j-2"]
+    assert {k: store.get(k) for k, _ in store.list_prefix("")} == {
+        "main/noarch/kept-1-0.conda": b"old",
+        "main/linux-64/theirs-1-0.conda": b"theirs",
+    }
 
 
 @pytest.mark.parametrize("new", [[""], [".airgap"], [".airgap/staging-x/"], ["../x"], [3], "main/linux-64", None])

@@ -115,3 +115,29 @@ def test_a_new_subdir_is_journaled_as_one_folder_whose_recovery_leaves_nothing(t
     with open_destination(str(dest)).locked():  # the next run to take the lock undoes the killed one first
         pass
     assert [p.relative_to(dest).as_posix() for p in dest.rglob("*") if ".airgap" not in p.parts] == []  # as before: nothing
+
+
+def test_a_folder_put_at_a_new_subdirs_key_after_a_kill_before_its_rename_is_left_alone(two: dict[str, Any], tmp_path: Path) -> None:
+    """Decision 0022: until the rename, what is at the folder's key is not the killed change's to remove."""
+    from airgap.destinations import open_destination
+
+    def command(into: Path) -> list[str]:
+        return [sys.executable, "-m", "airgap", "import", str(two["first"]), "--into", str(into), "--trusted-key", str(two["pub"]), "-q"]
+
+    log = tmp_path / "calls"
+    done = subprocess.run(command(tmp_path / "count"), env={**os.environ, "AIRGAP_FAULT_LOG": str(log)}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    renames = [int(line.split()[0]) for line in log.read_text().splitlines() if line.endswith(" dir put folder")]
+    dest = tmp_path / "d"
+    killed = subprocess.run(command(dest), env={**os.environ, "AIRGAP_FAULT": f"kill@{renames[0]}"}, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    [saved] = dest.glob(".airgap/staging-*/journal.json")
+    assert "main/linux-64" in json.loads(saved.read_bytes())["new"]  # journaled, not yet renamed
+    by_hand = dest / "main" / "linux-64" / "copied-1-0.conda"
+    by_hand.parent.mkdir(parents=True)
+    by_hand.write_bytes(b"someone else's")
+    with open_destination(str(dest)).locked():
+        pass
+    assert by_hand.read_bytes() == b"someone else's"
+    assert [p.name for p in (dest / "main").rglob("*") if p.is_file()] == ["copied-1-0.conda"]
+    assert not list((dest / ".airgap").glob("staging-*"))

@@ -262,12 +262,7 @@ class StoreChange(Change):
         self._fence("placing a new subdir")
         if self.local is None or self.staging is None:
             raise DestinationError(f"{self.dest}: {channel}/{subdir}: no folder was staged (internal error)")
-        key = self.dest.key(channel, subdir)
-        try:
-            self.local.take_folder(key, self.staging)
-        except DestinationError:  # something came to be there: not this change's to remove when it rolls back
-            self.journal.forget_folder(key)
-            raise
+        self.local.take_folder(self.dest.key(channel, subdir), self.staging)  # the rename makes the folder this change's
 
     def _put_blob(self, key: str, p: Put, on_bytes: OnBytes | None) -> None:
         lease = self.dest._lease

@@ -18,7 +18,7 @@ holds no key string of its own (38 MB at 300,000 files; docs/decisions/0020). Fo
 
 A folder that was not there when the change began and is made whole (a new subdir, placed by one
 rename: :meth:`Journal.prepare_folder`) is one entry, not one per file: a rollback removes everything
-under it (decision 0022). A journal holding such folders is format 3 (format 2 plus ``new``), which an
+under it once it was renamed into place, nothing while it is still staged in the area (decision 0022). A journal holding such folders is format 3 (format 2 plus ``new``), which an
 older airgap refuses rather than rolls back in part.
 """
 
@@ -42,6 +42,7 @@ JOURNAL = "journal.json"
 JOURNAL_FORMAT = "airgap-store-journal/1"  # a list of [key, backup]: read, and written by the legacy conversions
 JOURNAL_FOLDERS = "airgap-store-journal/2"  # {folder: {name: backup}}: what :meth:`Journal.save` writes
 JOURNAL_NEW = "airgap-store-journal/3"  # format 2 plus "new": [folder, ...] made whole, removed whole by a rollback
+STAGED_DIR = "new"  # in a change's area: the folders it makes whole, staged under their keys until each is renamed into place
 
 
 def key_of(folder: str, name: str) -> str:
@@ -94,13 +95,6 @@ class Journal:
             raise DestinationError(f"journal: expected a new folder outside {STATE}, found {folder!r} (internal error)")
         if folder not in self.new:
             self.new[check_key(folder)] = None
-            if self.saved:
-                self.save()
-
-    def forget_folder(self, folder: str) -> None:
-        """``folder`` was not made after all (something else is there): a rollback leaves it alone."""
-        if folder in self.new:
-            del self.new[folder]
             if self.saved:
                 self.save()
 
@@ -200,8 +194,9 @@ class Journal:
                 log.error("rollback: could not restore %s/%s: %s", self.store, key, exc)
                 ok = False
         try:
-            for folder in self.new:  # made whole: everything under it (its files were not journaled one by one)
-                added += [key for key, _ in self.store.list_prefix(folder + "/")]
+            for folder in self.new:  # made whole: all of it goes once the rename made it this change's (still staged: not)
+                if next(iter(self.store.list_prefix(f"{self.area}{STAGED_DIR}/{folder}/")), None) is None:
+                    added += [key for key, _ in self.store.list_prefix(folder + "/")]
             self.store.delete(added)  # one call: a store batches it (and a directory makes it durable once)
         except Exception as exc:
             log.error("rollback: could not remove what the change added to %s: %s", self.store, exc)

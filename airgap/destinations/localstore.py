@@ -41,7 +41,7 @@ from .._safepath import check_beneath, open_nofollow, read_nofollow, view_nofoll
 from ..errors import DestinationError
 from ..faults import point
 from .base import BlobRef, OnBytes
-from .journal import AREA_PREFIX, STATE
+from .journal import AREA_PREFIX, STAGED_DIR, STATE
 from .localbatch import syncfs, write_temps
 from .localleftovers import TMP, remove_leftovers
 from .locallock import LocalLock
@@ -219,7 +219,7 @@ class LocalStore(LocalLock):
     def stage_folder(self, area: Path, key: str) -> Path | None:
         """The folder of ``area`` (a change's staging folder) that :meth:`take_folder` makes ``key``, created; None when
         something is at ``key`` already (its files are then placed one by one)."""
-        staged = area / "new" / check_key(key)  # beside the blobs staged by sha256: never one of their names
+        staged = area / STAGED_DIR / check_key(key)  # beside the blobs staged by sha256: never one of their names
         self._dir(key.rpartition("/")[0])
         if not staged.is_dir() and os.path.lexists(self._base + key):
             return None
@@ -229,7 +229,7 @@ class LocalStore(LocalLock):
     def take_folder(self, key: str, area: Path) -> None:
         """Move the folder staged for ``key`` in ``area`` into place (one rename; ``key`` must not hold files); the
         folders that leaves empty in the area go."""
-        staged = area / "new" / check_key(key)
+        staged = area / STAGED_DIR / check_key(key)
         self._dir(key.rpartition("/")[0], create=True)
         point("dir put folder")
         try:
@@ -245,7 +245,7 @@ class LocalStore(LocalLock):
 
     def drop_staged_folders(self, area: Path) -> None:
         """Remove the folders staged in ``area`` and never placed (an import that failed first), files and all."""
-        shutil.rmtree(area / "new", ignore_errors=True)
+        shutil.rmtree(area / STAGED_DIR, ignore_errors=True)
 
     def _tmp(self, key: str, suffix: str) -> str:
         folder, _, name = key.rpartition("/")
