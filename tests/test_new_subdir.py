@@ -73,19 +73,32 @@ def test_a_new_subdir_is_placed_by_one_rename_and_an_existing_one_file_by_file(
     assert len(_complete(dest)["linux-64"]) == 80
 
 
+def _renames(two: dict[str, Any], tmp_path: Path) -> list[int]:
+    """The store calls at which an unfaulted first import renames a new subdir's folder into place."""
+    log = tmp_path / "calls"
+    done = subprocess.run(
+        _command(two, tmp_path / "count"), env={**os.environ, "AIRGAP_FAULT_LOG": str(log)}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return [int(line.split()[0]) for line in log.read_text().splitlines() if line.endswith(" dir put folder")]
+
+
+def _command(two: dict[str, Any], into: Path) -> list[str]:
+    return [sys.executable, "-m", "airgap", "import", str(two["first"]), "--into", str(into), "--trusted-key", str(two["pub"]), "-q"]
+
+
+def _killed(two: dict[str, Any], dest: Path, at: int) -> None:
+    """The first import into ``dest``, killed before store call ``at``."""
+    killed = subprocess.run(_command(two, dest), env={**os.environ, "AIRGAP_FAULT": f"kill@{at}"}, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+
+
 @pytest.mark.parametrize("after", [False, True], ids=["before the rename", "after the rename"])
 def test_a_kill_at_a_new_subdirs_rename_is_undone_by_the_next_run(two: dict[str, Any], tmp_path: Path, after: bool) -> None:
-    def command(into: Path) -> list[str]:
-        return [sys.executable, "-m", "airgap", "import", str(two["first"]), "--into", str(into), "--trusted-key", str(two["pub"]), "-q"]
-
-    log = tmp_path / "calls"
-    done = subprocess.run(command(tmp_path / "count"), env={**os.environ, "AIRGAP_FAULT_LOG": str(log)}, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    renames = [int(line.split()[0]) for line in log.read_text().splitlines() if line.endswith(" dir put folder")]
+    renames = _renames(two, tmp_path)
     assert len(renames) == 2  # one a subdir
     dest = tmp_path / "d"
-    killed = subprocess.run(command(dest), env={**os.environ, "AIRGAP_FAULT": f"kill@{renames[0] + after}"}, capture_output=True, text=True)
-    assert killed.returncode == -9, killed.stderr
+    _killed(two, dest, renames[0] + after)
     placed = [p for p in dest.glob("main/*") if p.is_dir()]
     assert len(placed) == int(after), placed  # the first subdir was renamed into place, or not yet
     assert not list(dest.glob("main/*/repodata.json"))  # no index yet: nothing lists a file
@@ -97,16 +110,8 @@ def test_a_new_subdir_is_journaled_as_one_folder_whose_recovery_leaves_nothing(t
     """Decision 0022: the killed run's journal names the new subdirs, not their files; taking the lock undoes it exactly."""
     from airgap.destinations import open_destination
 
-    def command(into: Path) -> list[str]:
-        return [sys.executable, "-m", "airgap", "import", str(two["first"]), "--into", str(into), "--trusted-key", str(two["pub"]), "-q"]
-
-    log = tmp_path / "calls"
-    done = subprocess.run(command(tmp_path / "count"), env={**os.environ, "AIRGAP_FAULT_LOG": str(log)}, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    renames = [int(line.split()[0]) for line in log.read_text().splitlines() if line.endswith(" dir put folder")]
     dest = tmp_path / "d"
-    killed = subprocess.run(command(dest), env={**os.environ, "AIRGAP_FAULT": f"kill@{renames[-1] + 1}"}, capture_output=True, text=True)
-    assert killed.returncode == -9, killed.stderr
+    _killed(two, dest, _renames(two, tmp_path)[-1] + 1)
     assert len(list(dest.glob("main/linux-64/*.conda"))) == 30  # both subdirs renamed into place
     [saved] = dest.glob(".airgap/staging-*/journal.json")
     journal = json.loads(saved.read_bytes())
@@ -121,16 +126,8 @@ def test_a_folder_put_at_a_new_subdirs_key_after_a_kill_before_its_rename_is_lef
     """Decision 0022: until the rename, what is at the folder's key is not the killed change's to remove."""
     from airgap.destinations import open_destination
 
-    def command(into: Path) -> list[str]:
-        return [sys.executable, "-m", "airgap", "import", str(two["first"]), "--into", str(into), "--trusted-key", str(two["pub"]), "-q"]
-
-    log = tmp_path / "calls"
-    done = subprocess.run(command(tmp_path / "count"), env={**os.environ, "AIRGAP_FAULT_LOG": str(log)}, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    renames = [int(line.split()[0]) for line in log.read_text().splitlines() if line.endswith(" dir put folder")]
     dest = tmp_path / "d"
-    killed = subprocess.run(command(dest), env={**os.environ, "AIRGAP_FAULT": f"kill@{renames[0]}"}, capture_output=True, text=True)
-    assert killed.returncode == -9, killed.stderr
+    _killed(two, dest, _renames(two, tmp_path)[0])
     [saved] = dest.glob(".airgap/staging-*/journal.json")
     assert "main/linux-64" in json.loads(saved.read_bytes())["new"]  # journaled, not yet renamed
     by_hand = dest / "main" / "linux-64" / "copied-1-0.conda"
