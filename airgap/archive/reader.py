@@ -288,17 +288,11 @@ def _open_archive(path: Path) -> BinaryIO:
 
 
 def _read_exact(fh: _Guarded | IO[bytes], size: int, path: Path, name: str) -> bytes:
-    try:
-        data = fh.read(size)
-    except (OSError, ValueError) as exc:
-        raise ArchiveFormatError(f"{path}: archive is truncated inside {name} ({exc})") from None
-    if len(data) != size:
-        raise ArchiveFormatError(f"{path}: archive is truncated inside {name}: expected {size} bytes, found {len(data)}")
-    return data
+    return b"".join(_pieces_exact(fh, size, path, name))
 
 
 def _pieces_exact(fh: _Guarded | IO[bytes], size: int, path: Path, name: str) -> Iterator[bytes]:
-    """:func:`_read_exact`'s bytes, a MiB at a time."""
+    """``size`` bytes of ``fh``, a MiB at a time; fewer (or a failed read) is a truncated archive."""
     got = 0
     while got < size:
         try:

@@ -18,8 +18,9 @@ holds no key string of its own (38 MB at 300,000 files; docs/decisions/0020). Fo
 
 A folder that was not there when the change began and is made whole (a new subdir, placed by one
 rename: :meth:`Journal.prepare_folder`) is one entry, not one per file: a rollback removes everything
-under it once it was renamed into place, nothing while it is still staged in the area (decision 0022). A journal holding such folders is format 3 (format 2 plus ``new``), which an
-older airgap refuses rather than rolls back in part.
+under it once it was renamed into place, nothing while it is still staged in the area (decision 0022).
+A journal holding such folders is format 3 (format 2 plus ``new``), which an older airgap refuses
+rather than rolls back in part.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class Journal:
     def prepare_folder(self, folder: str) -> None:
         """Before ``folder`` (absent when the change began, nothing written in it since) is made whole: a rollback removes
         everything under it, and its files need no entry (300,000 at conda-forge's scale: 10 MB held, a 15 MB save)."""
-        if not folder or folder == STATE or folder.startswith(STATE + "/"):
+        if not _outside_state(folder):
             raise DestinationError(f"journal: expected a new folder outside {STATE}, found {folder!r} (internal error)")
         if folder not in self.new:
             self.new[check_key(folder)] = None
@@ -128,8 +129,10 @@ class Journal:
     def save(self) -> None:
         """Write the journal (atomically): from now on a killed run can be undone."""
         # msgspec writes the folders' dicts straight to bytes (no list or key string per entry); keys are checked ASCII names
-        doc = {"format": JOURNAL_NEW, "folders": self.folders, "new": list(self.new)} if self.new else None
-        self.store.put(self.key, msgspec.json.encode(doc or {"format": JOURNAL_FOLDERS, "folders": self.folders}))
+        doc: dict[str, object] = {"format": JOURNAL_FOLDERS, "folders": self.folders}
+        if self.new:
+            doc.update(format=JOURNAL_NEW, new=list(self.new))
+        self.store.put(self.key, msgspec.json.encode(doc))
         self.saved = True
 
     def commit(self) -> None:
@@ -160,7 +163,7 @@ class Journal:
             elif doc.get("format") in (JOURNAL_FOLDERS, JOURNAL_NEW):
                 pairs = [(key_of(folder, name), b) for folder, names in doc["folders"].items() for name, b in names.items()]
                 for folder in doc["new"] if doc["format"] == JOURNAL_NEW else []:
-                    if not isinstance(folder, str) or not folder or folder == STATE or folder.startswith(STATE + "/"):
+                    if not isinstance(folder, str) or not _outside_state(folder):
                         raise ValueError(f"new folder {folder!r}: expected a folder outside {STATE}")
                     journal.new[check_key(folder)] = None
             else:
@@ -208,6 +211,11 @@ class Journal:
             self.folders.clear()
             self.new.clear()
         return ok
+
+
+def _outside_state(folder: str) -> bool:
+    """A folder a change may make whole: not the root, not airgap's state or inside it."""
+    return bool(folder) and folder != STATE and not folder.startswith(STATE + "/")
 
 
 def areas(store: ObjectStore) -> dict[str, list[str]]:
