@@ -171,7 +171,7 @@ def test_an_interrupt_while_the_sbom_renders_stops_the_child(
         _export(channel, tmp_path / "m.tar", monkeypatch)
     assert len(children) == 1
     child = children[0]
-    assert child._proc is None and child._fd == -1  # waited for, its file let go
+    assert child._child is not None and child._child._proc is None and child._fd == -1  # waited for, its file let go
     assert not (tmp_path / "m.tar").exists() and _leftovers(tmp_path) == []
 
 
@@ -232,5 +232,7 @@ def test_an_early_child_that_writes_other_blobs_is_stopped(
 
     monkeypatch.setattr(body, "start_early", off)
     _export(channel, tmp_path / "m.tar", monkeypatch)
-    assert len(children) == 2 and children[0]._proc is None and children[0]._fd == -1  # stopped, then one after collect
+    assert (
+        len(children) == 2 and children[0]._child is not None and children[0]._child._proc is None and children[0]._fd == -1
+    )  # stopped, then one after collect
     assert (tmp_path / "m.tar").read_bytes() == single and _leftovers(tmp_path) == []

@@ -23,29 +23,22 @@ the page cache.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
-import signal
-import subprocess
-import sys
 import tempfile
-import threading
 from collections.abc import Callable
 from operator import itemgetter
 from pathlib import Path
-from typing import IO
 
 import msgspec
 
 from ..errors import AirgapError
+from .child import Reporter, ReportingChild, child_main, to_line
 from .writer import BadBlob
 
 AVAILABLE = os.name == "posix"  # a descriptor passed to the child (pass_fds)
 MIN_FILES = 10_000  # fewer: the SBOM takes a fraction of a second, not worth a process
 MAX_AVERAGE = 16 << 10  # bytes per member: copying more than this costs about what its SBOM component does
 MAX_BODY = 1 << 30  # a body this large would leave the page cache and double the disk's writes
-_REPORT_EVERY = 256  # files between progress reports
 
 #: each member: sha256, size, where it lies (a path, or a file:// folder URL and a file name), hashed already
 Entry = tuple[str, int, str | tuple[str, str], bool]
@@ -84,32 +77,17 @@ class BodyChild:
         on_bytes: Callable[[int], None],
         on_file: Callable[[], None],
     ) -> None:
-        self._directory, self._on_bytes, self._on_file = directory, on_bytes, on_file
+        self._directory = directory
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".airgap-body-")
         os.unlink(tmp)  # nothing is left behind, however the export ends
         self._fd = fd
-        self._outcome: list[bytes] = []
-        self._stderr = b""
-        work = msgspec.msgpack.encode(_Work(fd, mtime, sort, blobs))
-        package_root = str(Path(__file__).resolve().parents[2])  # the child imports this very airgap
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
         try:
-            self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-                [sys.executable, "-m", "airgap.archive.forked"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=(fd,),
-                env=env,
+            self._child: ReportingChild | None = ReportingChild(
+                "airgap.archive.forked", msgspec.msgpack.encode(_Work(fd, mtime, sort, blobs)), (fd,), on_bytes, on_file
             )
         except BaseException:
             os.close(fd)
             raise
-        assert self._proc.stdin is not None and self._proc.stdout is not None and self._proc.stderr is not None
-        self._feeder = threading.Thread(target=_feed, args=(self._proc.stdin, work), name="airgap-body-in", daemon=True)
-        self._listener = threading.Thread(target=self._listen, args=(self._proc,), name="airgap-body-out", daemon=True)
-        self._feeder.start()
-        self._listener.start()
 
     def __enter__(self) -> BodyChild:
         return self
@@ -117,28 +95,10 @@ class BodyChild:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _listen(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdout is not None and proc.stderr is not None
-        for line in proc.stdout:
-            kind, _, rest = line.rstrip(b"\n").partition(b" ")
-            if kind == b"p":
-                n, files = (int(x) for x in rest.split())
-                self._on_bytes(n)
-                for _ in range(files):
-                    self._on_file()
-            else:
-                self._outcome.append(line.rstrip(b"\n"))
-        self._stderr = proc.stderr.read()[-2000:]
-        proc.stdout.close()
-        proc.stderr.close()
-
     def result(self) -> tuple[int, int]:
         """Wait for the child: ``(fd, length)`` of the members it wrote, the file's offset at its start."""
-        self._listener.join()
-        status = self._wait()
-        outcome = self._outcome[-1] if self._outcome else b""
-        kind, _, rest = outcome.partition(b" ")
-        text = rest.decode("utf-8", "replace")
+        assert self._child is not None
+        kind, text, status = self._child.outcome()
         if kind == b"ok" and status == 0:
             os.lseek(self._fd, 0, os.SEEK_SET)
             return self._fd, int(text)
@@ -147,92 +107,39 @@ class BodyChild:
         if kind == b"os":
             code, _, message = text.partition(" ")
             raise OSError(int(code), message, os.fspath(self._directory / ".airgap-body"))
-        if kind == b"err":
+        if kind in (b"err", b"ae"):
             raise AirgapError(f"{self._directory}: writing the archive's packages failed: {text}; no archive was written")
-        said = self._stderr.decode("utf-8", "replace").strip().splitlines()
-        how = f"by signal {-status}" if status < 0 else f"with status {status}"
-        more = f" ({said[-1]})" if said else ""
-        raise AirgapError(f"{self._directory}: the process writing the archive's packages ended {how}{more}; no archive was written")
-
-    def _wait(self) -> int:
-        proc, self._proc = self._proc, None
-        return 0 if proc is None else proc.wait()
+        raise AirgapError(
+            f"{self._directory}: the process writing the archive's packages ended {self._child.ended(status)}; no archive was written"
+        )
 
     def close(self) -> None:
         """Stop the child if it still runs, and let go of the temporary file."""
-        if self._proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                self._proc.kill()
-            self._wait()
-        self._feeder.join()
-        self._listener.join()
+        if self._child is not None:
+            self._child.close()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
 
 
-def _feed(stdin: IO[bytes], work: bytes) -> None:
-    with contextlib.suppress(OSError):  # the child gone early: its outcome says why
-        with stdin:
-            stdin.write(work)
-
-
-def _main() -> None:
-    """The child: write the members it is told of, report, and exit 0 (or 1 with the reason reported)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole group: the exporter decides, and stops this one
+def _run(data: bytes, report: Reporter) -> bytes:
+    """The child: write the members it is told of; the ``ok`` text is their length."""
     from .. import faults
     from ..upstream.cache import in_place_path
     from .writer import write_body
 
-    out = sys.stdout.buffer
-    code = 1
-    try:
-        work = msgspec.msgpack.decode(sys.stdin.buffer.read(), type=_Work)
-        blobs = sorted(work.blobs, key=itemgetter(0)) if work.sort else work.blobs
-        fresh = {sha for sha, _, _, hashed in blobs if hashed}
-        folders: dict[str, str] = {}
-        where = ((sha, size, at if isinstance(at, str) else in_place_path(at[0], at[1], folders)) for sha, size, at, _ in blobs)
-        report = _Reporter(out)
-        faults.point("archive body")  # tests: AIRGAP_FAULT stops or fails the child here
-        length = write_body(work.fd, where, work.mtime, fresh, report.bytes, report.file)
-        report.flush()
-        out.write(b"ok %d\n" % length)
-        code = 0
-    except BadBlob as exc:
-        out.write(b"bad " + _line(str(exc)) + b"\n")
-    except OSError as exc:
-        out.write(b"os %d " % (exc.errno or errno.EIO) + _line(exc.strerror or str(exc)) + b"\n")
-    except Exception as exc:  # anything else: say what
-        out.write(b"err " + _line(f"{type(exc).__name__}: {exc}") + b"\n")
-    with contextlib.suppress(OSError):
-        out.flush()
-    sys.exit(code)
+    work = msgspec.msgpack.decode(data, type=_Work)
+    blobs = sorted(work.blobs, key=itemgetter(0)) if work.sort else work.blobs
+    fresh = {sha for sha, _, _, hashed in blobs if hashed}
+    folders: dict[str, str] = {}
+    where = ((sha, size, at if isinstance(at, str) else in_place_path(at[0], at[1], folders)) for sha, size, at, _ in blobs)
+    faults.point("archive body")  # tests: AIRGAP_FAULT stops or fails the child here
+    return b"%d" % write_body(work.fd, where, work.mtime, fresh, report.bytes, report.file)
 
 
-def _line(text: str) -> bytes:
-    return text.replace("\n", " ").encode("utf-8", "replace")
-
-
-class _Reporter:
-    """Progress batched into a report every few hundred files."""
-
-    def __init__(self, out: IO[bytes]) -> None:
-        self._out, self._bytes, self._files = out, 0, 0
-
-    def bytes(self, n: int) -> None:
-        self._bytes += n
-
-    def file(self) -> None:
-        self._files += 1
-        if self._files >= _REPORT_EVERY:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._bytes or self._files:
-            self._out.write(b"p %d %d\n" % (self._bytes, self._files))
-            self._out.flush()
-            self._bytes = self._files = 0
+def _bad(exc: BaseException) -> bytes | None:
+    return b"bad " + to_line(str(exc)) if isinstance(exc, BadBlob) else None
 
 
 if __name__ == "__main__":
-    _main()
+    child_main(_run, _bad)
