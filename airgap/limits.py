@@ -16,6 +16,7 @@ from .errors import AirgapError, UsageError
 
 MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: a cas-mirror config with a 20,000-name pkg_list is ~400 KB
 MAX_KEY_BYTES = 64 << 10  # an Ed25519 PEM key is under 300 bytes; an encrypted one under 1 KiB
+MAX_SIG_BYTES = 4096  # a detached signature (manifest.sig)
 MAX_RECEIPT_BYTES = 1 << 30  # ~130 bytes a file: room for millions of files
 
 

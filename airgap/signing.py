@@ -27,7 +27,6 @@ from .errors import SignatureError, UsageError
 from .limits import MAX_KEY_BYTES, read_small_file
 
 PASSPHRASE_ENV = "AIRGAP_KEY_PASSPHRASE"
-MAX_SIG_BYTES = 4096
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:

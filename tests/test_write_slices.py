@@ -14,9 +14,9 @@ import pytest
 
 from airgap import _fs
 from airgap._fs import WRITE_SLICE, atomic_write_bytes, write_all
+from airgap.archive.blobcopy import FdWriter as _FdWriter
 from airgap.archive.writer import _Out
 from airgap.destinations.localbatch import write_temps
-from airgap.ops._archive import _FdWriter
 
 BIG = bytes(range(256)) * (3 * WRITE_SLICE // 256) + b"tail"  # three slices and a bit
 

@@ -33,7 +33,7 @@ from typing import IO, BinaryIO, Protocol
 from .._safepath import spill
 from ..core.manifest import MAX_MANIFEST_BYTES, BlobEntry, Manifest
 from ..errors import ArchiveFormatError, IntegrityError
-from ..signing import MAX_SIG_BYTES
+from ..limits import MAX_SIG_BYTES
 from .hashing import PIPE_MIN, HashPipe
 from .layout import MANIFEST, SIGNATURE, parse_blob_member
 from .tarheader import (
@@ -57,19 +57,24 @@ CHUNK = 1 << 20
 class ArchiveStream:
     """One pass over an archive file. Use as a context manager."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fh: BinaryIO | None = None, start: int = 0) -> None:
+        """``fh``/``start``: the archive already open, read from the header at ``start`` on (a second process
+        reading the members another one found there: :mod:`airgap.archive.blobchild`)."""
         self.path = Path(path)
-        self._fh: BinaryIO = _open_archive(self.path)
+        self._fh: BinaryIO = fh if fh is not None else _open_archive(self.path)
         st = os.fstat(self._fh.fileno())
         self.seekable = stat.S_ISREG(st.st_mode)  # a blob can be read again at its offset (not a tape)
         self.identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         self._size = st.st_size
-        self._pos = 0  # of the next byte self._fh gives
-        self._next_header = 0  # where the header after the current member starts
+        self._pos = self._next_header = 0  # of the next byte self._fh gives; where the next member's header starts
         self._current: _Guarded | None = None
         self._pending: Member | None = None
         self._ended = False
+        self.member_offset = 0  # of the header of the member last handed out
         try:
+            if start:
+                self._fh.seek(start)
+                self._pos = self._next_header = start
             self._pending = self._next()  # like tarfile.open: the first header says whether this is a tar archive
         except BaseException:
             self._fh.close()
@@ -227,6 +232,20 @@ class ArchiveStream:
         """Yield each blob member with its manifest entry; the caller must consume it before the next."""
         index = manifest.blob_index()
         seen: set[str] = set()
+
+        def take(sha: str) -> BlobEntry | None:
+            entry = index.get(sha)
+            if entry is not None:
+                if sha in seen:
+                    raise Twice
+                seen.add(sha)
+            return entry
+
+        return self.members(take)
+
+    def members(self, take: Callable[[str], BlobEntry | None]) -> Iterator[tuple[BlobEntry, _Guarded]]:
+        """Each blob member with the entry ``take`` gives for its sha256 (None: not listed; raises :class:`Twice`:
+        seen before)."""
         while True:
             member = self._take()
             if member is None:
@@ -239,15 +258,20 @@ class ArchiveStream:
                 raise ArchiveFormatError(f"{self.path}: expected only blobs/sha256/<hex> members after the manifest, found {name!r}")
             if not member.is_file():
                 raise ArchiveFormatError(f"{self.path}: expected {name} to be a regular file, found {describe_type(member.type)}")
-            entry = index.get(sha)
+            try:
+                entry = take(sha)
+            except Twice:
+                raise ArchiveFormatError(f"{self.path}: member {name} appears twice") from None
             if entry is None:
                 raise ArchiveFormatError(f"{self.path}: member {name} is not listed in the manifest")
-            if sha in seen:
-                raise ArchiveFormatError(f"{self.path}: member {name} appears twice")
-            seen.add(sha)
             if member.size != entry.size:
                 raise IntegrityError(f"{self.path}: {name}: expected {entry.size} bytes (manifest), found {member.size}")
+            self.member_offset = member.offset
             yield entry, self._open_member(member)
+
+
+class Twice(Exception):
+    """A blob member seen before (raised by the ``take`` of :meth:`ArchiveStream.members`)."""
 
 
 class _Guarded:
