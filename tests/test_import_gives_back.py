@@ -112,7 +112,7 @@ def test_a_full_import_gives_back_mapped_pages_during_each_pass(
     monkeypatch.setattr(delta_index, "EVERY", 1)
     monkeypatch.setattr(pages, "_BATCH", 1)
     assert cli("import", archives["v1"], "--into", tmp_path / "d", "--trusted-key", archives["pub"]).exit_code == 0
-    assert {"render_changed", "_digests", "_write_subdir"} <= set(callers)
+    assert {"render_changed", "_digests", "_name_pages"} <= set(callers)
 
 
 def test_staged_blobs_are_referenced_when_asked(tmp_path: Path) -> None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 
 from airgap.destinations.journal import AREA_PREFIX, JOURNAL_FOLDERS, JOURNAL_NEW, STAGED_DIR, Journal, recover
+from airgap.destinations.localstore import LocalStore
 from airgap.destinations.memory import MemoryStore
 from airgap.errors import DestinationError
 
@@ -77,3 +79,21 @@ def test_a_hostile_list_of_new_folders_is_refused_before_anything_is_undone(new:
 def test_only_a_folder_outside_airgaps_state_can_be_made_whole(folder: str) -> None:
     with pytest.raises(DestinationError, match="expected a new folder outside .airgap"):
         Journal(_store(), f"{AREA_PREFIX}j-4/").prepare_folder(folder)
+
+
+def test_an_empty_staged_folder_is_still_staged_in_a_directory(tmp_path: Path) -> None:
+    """Decision 0023: with a second process staging the packages, the journal may name a folder before its first file
+    is written; a directory store answers for the folder itself, so what is at its key after a kill stays."""
+    (tmp_path / "d" / ".airgap").mkdir(parents=True)
+    store = LocalStore(tmp_path / "d")
+    area = f"{AREA_PREFIX}j-5/"
+    staged = store.stage_folder(store.staging_dir(area), "main/linux-64")
+    assert staged is not None and staged.is_dir() and not any(staged.iterdir())  # made, nothing in it yet
+    journal = Journal(store, area)
+    journal.prepare_folder("main/linux-64")
+    journal.save()
+    store.put("main/linux-64/theirs-1-0.conda", b"theirs")  # copied there by hand after the kill
+    assert recover(store) == ["rolled back the interrupted change of staging-j-5", "removed staging-j-5"]
+    assert {k: store.get(k) for k, _ in store.list_prefix("") if not k.startswith(".airgap/")} == {
+        "main/linux-64/theirs-1-0.conda": b"theirs"
+    }

@@ -73,12 +73,11 @@ def test_a_new_subdir_is_placed_by_one_rename_and_an_existing_one_file_by_file(
     assert len(_complete(dest)["linux-64"]) == 80
 
 
-def _renames(two: dict[str, Any], tmp_path: Path) -> list[int]:
+def _renames(two: dict[str, Any], tmp_path: Path, child: str = "0") -> list[int]:
     """The store calls at which an unfaulted first import renames a new subdir's folder into place."""
     log = tmp_path / "calls"
-    done = subprocess.run(
-        _command(two, tmp_path / "count"), env={**os.environ, "AIRGAP_FAULT_LOG": str(log)}, capture_output=True, text=True
-    )
+    env = {**os.environ, "AIRGAP_FAULT_LOG": str(log), "AIRGAP_CHILD_MIN_BLOBS": child}
+    done = subprocess.run(_command(two, tmp_path / "count"), env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return [int(line.split()[0]) for line in log.read_text().splitlines() if line.endswith(" dir put folder")]
 
@@ -87,21 +86,29 @@ def _command(two: dict[str, Any], into: Path) -> list[str]:
     return [sys.executable, "-m", "airgap", "import", str(two["first"]), "--into", str(into), "--trusted-key", str(two["pub"]), "-q"]
 
 
-def _killed(two: dict[str, Any], dest: Path, at: int) -> None:
-    """The first import into ``dest``, killed before store call ``at``."""
-    killed = subprocess.run(_command(two, dest), env={**os.environ, "AIRGAP_FAULT": f"kill@{at}"}, capture_output=True, text=True)
+def _killed(two: dict[str, Any], dest: Path, at: int, child: str = "0") -> None:
+    """The first import into ``dest``, killed before store call ``at`` (``child``: AIRGAP_CHILD_MIN_BLOBS)."""
+    env = {**os.environ, "AIRGAP_FAULT": f"kill@{at}", "AIRGAP_CHILD_MIN_BLOBS": child}
+    killed = subprocess.run(_command(two, dest), env=env, capture_output=True, text=True)
     assert killed.returncode == -9, killed.stderr
 
 
+@pytest.mark.parametrize("child", ["0", "1"], ids=["one process", "packages in a second process"])
 @pytest.mark.parametrize("after", [False, True], ids=["before the rename", "after the rename"])
-def test_a_kill_at_a_new_subdirs_rename_is_undone_by_the_next_run(two: dict[str, Any], tmp_path: Path, after: bool) -> None:
-    renames = _renames(two, tmp_path)
+def test_a_kill_at_a_new_subdirs_rename_is_undone_by_the_next_run(two: dict[str, Any], tmp_path: Path, after: bool, child: str) -> None:
+    """With a second process (airgap.ops.import_body) the new subdir's index is in its folder, placed with it."""
+    renames = _renames(two, tmp_path, child)
     assert len(renames) == 2  # one a subdir
     dest = tmp_path / "d"
-    _killed(two, dest, renames[0] + after)
+    _killed(two, dest, renames[0] + after, child)
     placed = [p for p in dest.glob("main/*") if p.is_dir()]
     assert len(placed) == int(after), placed  # the first subdir was renamed into place, or not yet
-    assert not list(dest.glob("main/*/repodata.json"))  # no index yet: nothing lists a file
+    indexes = list(dest.glob("main/*/repodata.json"))
+    assert len(indexes) == (int(after) if child == "1" else 0)  # one process: no index yet
+    for repodata in indexes:  # every file it lists is there
+        doc = json.loads(repodata.read_bytes())
+        listed = {**doc["packages"], **doc["packages.conda"]}
+        assert listed and all((repodata.parent / name).is_file() for name in listed)
     _import(two["first"], dest, two["pub"])  # undoes the killed run first, then imports
     assert {k: len(v) for k, v in _complete(dest).items()} == {"linux-64": 60, "noarch": 2}
 

@@ -12,8 +12,13 @@ import io
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tarfile
+import textwrap
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,8 +27,11 @@ import pytest
 import zstandard
 from click.testing import CliRunner, Result
 
+from airgap.archive import blobchild
 from airgap.cli import main
 from airgap.destinations.directory import DirectoryDestination
+from airgap.ops import import_body, index_change
+from airgap.site import html
 from airgap.testing.condapkg import PackageSpec, write_channel
 
 
@@ -328,10 +336,19 @@ def populated_dest(tmp_path: Path, exported: dict[str, Any], keys: dict[str, Pat
     return dest
 
 
+@pytest.mark.parametrize("processes", [1, 2], ids=["one process", "packages in a second process"])
 @pytest.mark.parametrize("case", list(TAMPER))
 def test_tampered_archives_are_refused_and_change_nothing(
-    case: str, tmp_path: Path, small_archive: Path, populated_dest: Path, keys: dict[str, Path]
+    case: str,
+    processes: int,
+    tmp_path: Path,
+    small_archive: Path,
+    populated_dest: Path,
+    keys: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Also where the package blobs are checked by a second process (airgap.ops.import_body): the same line, nothing changed."""
+    monkeypatch.setenv("AIRGAP_CHILD_MIN_BLOBS", str(processes - 1))  # 1: a child for any archive; 0: never one
     edit, code, message = TAMPER[case]
     bad = tmp_path / "bad.tar"
     rewrite(small_archive, bad, edit)
@@ -402,10 +419,13 @@ def test_unsigned_archives_need_explicit_flags(tmp_path: Path, upstream: dict[st
     assert r.exit_code == 0, r.output
 
 
+@pytest.mark.parametrize("processes", [1, 2], ids=["one process", "packages in a second process"])
 def test_failure_while_publishing_rolls_back(
-    tmp_path: Path, small_archive: Path, populated_dest: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+    processes: int, tmp_path: Path, small_archive: Path, populated_dest: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A fault after some files were placed (e.g. disk full on repodata) undoes everything."""
+    """A fault after some files were placed (e.g. disk full on repodata) undoes everything; with a second process,
+    a fault while it runs (the second new subdir's index, written before it is waited for) leaves no staging area."""
+    monkeypatch.setenv("AIRGAP_CHILD_MIN_BLOBS", str(processes - 1))
     calls = {"n": 0}
     from airgap.destinations.engine import StoreChange
 
@@ -465,3 +485,143 @@ def test_conda_client_installs_from_the_imported_channel(
     assert (tmp_path / "prefix" / "share" / "tool042" / "tool042-1.1.txt").exists()
     assert (tmp_path / "prefix" / "share" / "base-data" / "base-data-2.0.txt").exists()
     shutil.rmtree(tmp_path / "prefix")
+
+
+# --- the package blobs in a second process (airgap.ops.import_body, decision 0023) -------------------------------
+# The importing process reads the archive's documents, hands the package blobs to a child that reads the same
+# archive from the next member on, and renders each new subdir's index and pages into its staged folder meanwhile.
+# What a user sees must not change: the same destination byte for byte, the same refusals (every tampered archive
+# above runs both ways), nothing left when it fails.
+
+
+@pytest.fixture
+def children(monkeypatch: pytest.MonkeyPatch) -> list[blobchild.BlobChild]:
+    """Every child started (a child for any archive)."""
+    started: list[blobchild.BlobChild] = []
+
+    class Spy(blobchild.BlobChild):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(import_body, "BlobChild", Spy)
+    monkeypatch.setenv(import_body.MIN_ENV, "1")
+    monkeypatch.setattr("airgap.ops.publish.timestamp", lambda when: "2026-12-01T00:00:00Z")  # the receipt and pages say it
+    return started
+
+
+def _import(archive: Path, dest: Path, keys: dict[str, Path]) -> None:
+    r = cli("import", archive, "--into", dest, "--trusted-key", keys["good.pub"])
+    assert r.exit_code == 0, r.output
+
+
+def _state(dest: Path) -> dict[str, Any]:
+    return {k: v for k, v in snapshot(dest).items() if k != ".airgap/lock"}
+
+
+def _reversed_packages(members: list[tuple[tarfile.TarInfo, bytes]]) -> list[tuple[tarfile.TarInfo, bytes]]:
+    """The package members in the reverse of the manifest's order (the documents first, as airgap writes them)."""
+    manifest = json.loads(members[0][1])
+    packages = {f"blobs/sha256/{b['sha256']}" for b in manifest["blobs"] if b["kind"] == "package"}
+    return [m for m in members if m[0].name not in packages] + [m for m in members if m[0].name in packages][::-1]
+
+
+@pytest.mark.parametrize("order", ["as written", "packages reversed", "pages by letter"])
+def test_two_processes_make_the_destination_one_makes(
+    order: str,
+    tmp_path: Path,
+    small_archive: Path,
+    keys: dict[str, Path],
+    children: list[blobchild.BlobChild],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    archive = small_archive
+    if order == "pages by letter":  # a subdir's names listed a page per first letter: those pages are written ahead too
+        monkeypatch.setattr(html, "SUBDIR_PAGE_NAMES", 1)
+    elif order != "as written":  # the child then looks each blob up by sha256
+        archive = tmp_path / "reordered.tar"
+        rewrite(small_archive, archive, _reversed_packages)
+    _import(archive, tmp_path / "two", keys)
+    assert len(children) == 1 and children[0].count > 1
+    monkeypatch.setenv(import_body.MIN_ENV, "0")
+    _import(archive, tmp_path / "one", keys)
+    assert len(children) == 1  # no child this time
+    two, one = _state(tmp_path / "two"), _state(tmp_path / "one")
+    assert any(k.endswith(".conda") or k.endswith(".tar.bz2") for k in one) and any("/shards/" in k for k in one)
+    assert two == one
+    if order == "pages by letter":
+        assert any("/names/_index-" in k for k in one)
+
+
+def test_a_new_subdirs_index_is_placed_with_its_folder_after_the_child(
+    tmp_path: Path, small_archive: Path, keys: dict[str, Path], children: list[blobchild.BlobChild], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index files of a new subdir are written into its staged folder before the child is waited for; nothing
+    outside the change's area is there until it has checked every blob."""
+    dest = tmp_path / "d"
+    seen: list[tuple[bool, list[str]]] = []
+    real = import_body._Child.wait
+
+    def wait(self: Any) -> None:
+        staged = sorted(p.name for p in dest.glob(".airgap/staging-*/new/*/linux-64/*") if not p.name.endswith((".conda", ".bz2")))
+        seen.append(((dest / "main").exists() or any(dest.glob("*/linux-64")), staged))
+        real(self)
+
+    monkeypatch.setattr(import_body._Child, "wait", wait)
+    _import(small_archive, dest, keys)
+    [(visible, staged)] = seen
+    assert not visible  # no channel folder yet
+    assert {"repodata.json", "repodata.json.zst", "repodata_shards.msgpack.zst", "shards", "names"} <= set(staged)  # pages too
+
+
+def test_an_interrupt_while_the_child_runs_stops_it_and_changes_nothing(
+    tmp_path: Path, small_archive: Path, keys: dict[str, Path], children: list[blobchild.BlobChild], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(index_change.IndexPublisher, "publish", interrupted)
+    dest = tmp_path / "d"
+    r = cli("import", small_archive, "--into", dest, "--trusted-key", keys["good.pub"])
+    assert r.exit_code != 0 and isinstance(r.exception, (KeyboardInterrupt, SystemExit)), r.output
+    [child] = children
+    assert child._child._proc is None  # stopped and waited for
+    assert [p.relative_to(dest).as_posix() for p in dest.rglob("*")] == []  # as before: nothing
+
+
+def test_the_child_dies_with_a_killed_parent(tmp_path: Path) -> None:
+    """A parent killed (a power cut's test) takes the child with it: the next run's recovery must not race it."""
+    pid_file = tmp_path / "child.pid"
+    script = textwrap.dedent(
+        f"""
+        import os, signal, time
+        from pathlib import Path
+        from airgap.archive.blobchild import BlobChild
+        read, write = os.pipe()  # an archive that never comes: the child waits on it
+        child = BlobChild(Path("never.tar"), read, 0, [("0" * 64, 1, None)], 1, [], lambda n: None, lambda: None)
+        for _ in range(200):
+            pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and Path(f"/proc/{{p}}/stat").read_text().split()[3] == str(os.getpid())]
+            if pids:
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)  # its interpreter started: the death signal set
+        Path({str(pid_file)!r}).write_text(str(pids[0]))
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    child = int(pid_file.read_text())
+    for _ in range(100):
+        if not _alive(child):
+            break
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return state != "Z"

@@ -200,6 +200,22 @@ class Change(ABC):
     ) -> None:
         """Before the first change: note everything the change will touch (so a killed run can be undone)."""
 
+    later = False  # staging_later was called
+
+    def staging_later(self) -> None:
+        """The staged files are still being written (by another process, :mod:`airgap.ops.import_body`): :meth:`plan`
+        need not make them durable; :meth:`staged_written` does, before any is placed."""
+        self.later = True
+
+    def put_ahead(self, channel: str, subdir: str, files: list[tuple[str, bytes]]) -> bool:
+        """Write ``files`` (names relative to the subdir) into the staged folder of a new subdir not placed yet, placed
+        with it (pages written while another process stages its packages); False, writing nothing: it is not staged."""
+        return False
+
+    def staged_written(self) -> None:
+        """Every staged file is written: make them durable before any is placed (after :meth:`staging_later`)."""
+        return None
+
     @abstractmethod
     def put_packages(self, batch: list[Put], on_bytes: OnBytes | None = None) -> None:
         """Place package files (in parallel where the backend can); when it returns, they are durable."""

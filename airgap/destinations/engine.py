@@ -5,16 +5,14 @@
 ``<channel>/<subdir>/{<index files>, <package files>}``, airgap's state under ``.airgap/``
 (``receipt.json``, ``lock``, ``sbom/``, and a change's area while it runs).
 
-The order of a change (the operations call it; the engine journals and fences each step):
-package files, then index files (each :mod:`~airgap.destinations.formats` format's files in its
-own order, ``repodata.json`` last), then the receipt, then commit, then removals (outside the
-change: the committed index no longer lists them). Every key the change will touch is
-journaled before the first write (:mod:`airgap.destinations.journal`); a failed change is
-undone at once, a killed one by the next run that takes the lock (:meth:`StoreDestination.locked`).
+The order of a change (the operations call it; the engine journals and fences each step): package files,
+then index files (each :mod:`~airgap.destinations.formats` format's in its own order, ``repodata.json`` last;
+a new subdir's may go into its staged folder first, placed with it), then the receipt, commit, removals.
+Every key the change will touch is journaled before the first write (:mod:`airgap.destinations.journal`);
+a failed change is undone at once, a killed one by the next run that takes the lock (:meth:`StoreDestination.locked`).
 
-The lock is the lease of :mod:`airgap.destinations.lease` over one key (``.airgap/lock``, :class:`~airgap.destinations.store.KeyLease`):
-renewed by a heartbeat while the change runs, a dead owner's lock taken over by the lease's rules, and checked
-(:meth:`StoreChange._fence`) before every step, so a process that lost it stops before changing more. Packages go ``workers`` at a time."""
+The lock is the lease of :mod:`airgap.destinations.lease` over ``.airgap/lock``: renewed by a heartbeat, a dead owner's
+taken over by the lease's rules, checked (:meth:`StoreChange._fence`) before every step. Packages go ``workers`` at a time."""
 
 from __future__ import annotations
 
@@ -38,12 +36,12 @@ from ..errors import DestinationError
 from ..signals import deferred_signals
 from . import formats as _formats
 from .base import BlobRef, Change, Destination, IndexChange, OnBytes, Put, parse_index, parse_receipt_bytes
-from .journal import AREA_PREFIX, LOCK, STATE, Journal, key_of, recover
+from .journal import AREA_PREFIX, LOCK, STAGED_DIR, STATE, Journal, key_of, recover
 from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
 from .listings import Listings, ask_keys, index_keys, kept_shards
 from .parallel import each
 from .store import KeyLease, LocalFiles, ObjectStore, check_key, sha256_of, view
-from .streamed import folder_for, put_in_order, put_pieces, read_back
+from .streamed import folder_for, put_in_order, put_pieces, put_staged, read_back
 
 log = logging.getLogger(__name__)
 
@@ -165,12 +163,8 @@ class StoreDestination(Listings, LeaseHolder, Destination):
         self.store.put(self.key(channel, subdir or "", name), data)
 
     def put_pages(self, channel: str, subdir: str, pages: list[tuple[str, bytes]]) -> None:
-        keys = [(self.key(channel, subdir, name), data) for name, data in pages]
-        if isinstance(self.store, LocalFiles):
-            self.store.put_many(keys)  # one flush for them all
-        else:
-            for key, data in keys:
-                self.store.put(key, data)
+        keys = [(self.key(channel, subdir, name), data) for name, data in pages]  # a directory's put_many: one flush for all
+        put_in_order(self.store, self.store if isinstance(self.store, LocalFiles) else None, keys, {key for key, _ in keys})
 
     def has_page(self, channel: str, subdir: str, name: str) -> bool:
         return self.store.get(self.key(channel, subdir, name)) is not None
@@ -190,6 +184,7 @@ class StoreChange(Change):
         self._known: dict[str, bool] = {}  # keys asked one by one (a KeySizes store, its folder not listed)
         self._published: dict[tuple[str, str], dict[str, str]] = {}  # (channel, subdir) -> {index file: sha256} written
         self._whole: dict[tuple[str, str], str] = {}  # new subdirs staged whole -> their folder key
+        self._ahead: set[tuple[str, str]] = set()  # those not placed yet: their index files are written into the folder
         self._receipt_written = False
         self._done = False
         self._keep = False
@@ -234,8 +229,17 @@ class StoreChange(Change):
             self._journal_all(chunk)  # the caller's names
         self._journal_all([k.rpartition("/")[::2] for k in [*(k for c, s in indexes for k in index_keys(self.dest, c, s)), RECEIPT]])
         self.journal.save()  # one save, however many files
-        if self.local is not None:
+        if self.local is not None and not self.later:
             self.local.flush()  # staged bytes, backups and journal reach the disk before anything points at them
+
+    def put_ahead(self, channel: str, subdir: str, files: list[tuple[str, bytes]]) -> bool:
+        if ahead := (channel, subdir) in self._ahead and self.local is not None:
+            self.local.write_staged([(self._index_key(channel, subdir, name), data) for name, data in files])
+        return ahead
+
+    def staged_written(self) -> None:
+        if self.local is not None:
+            self.local.flush()
 
     def _journal_all(self, split: list[tuple[str, str]]) -> None:
         """Journal ``(folder, name)`` pairs not journaled yet (asked about a folder at a time); the journal answers for them from now on."""
@@ -256,6 +260,7 @@ class StoreChange(Change):
         staged = self.local.stage_folder(self.staging, self.dest.key(channel, subdir))
         if staged is not None:  # absent: journaled as one folder when planned (decision 0022)
             self._whole[(channel, subdir)] = self.dest.key(channel, subdir)
+            self._ahead.add((channel, subdir))
         return staged
 
     def put_folder(self, channel: str, subdir: str) -> None:
@@ -263,6 +268,13 @@ class StoreChange(Change):
         if self.local is None or self.staging is None:
             raise DestinationError(f"{self.dest}: {channel}/{subdir}: no folder was staged (internal error)")
         self.local.take_folder(self.dest.key(channel, subdir), self.staging)  # the rename makes the folder this change's
+        self._ahead.discard((channel, subdir))
+
+    def _index_key(self, channel: str, subdir: str, name: str) -> str:
+        """An index file's key; in a new subdir not placed yet, in its staged folder (placed with it; not journaled)."""
+        if (channel, subdir) in self._ahead:
+            return check_key(f"{self.journal.area}{STAGED_DIR}/{self.dest.key(channel, subdir, name)}")
+        return self.dest.key(channel, subdir, name)
 
     def _put_blob(self, key: str, p: Put, on_bytes: OnBytes | None) -> None:
         lease = self.dest._lease
@@ -279,12 +291,11 @@ class StoreChange(Change):
             self._publish_index(channel, subdir, repodata, changed, folder)
 
     def _publish_index(self, channel: str, subdir: str, repodata: Repodata, changed: IndexChange | None, folder: Path | str) -> None:
-        published: dict[str, str] = {}
-        self._published[(channel, subdir)] = published
+        self._published[(channel, subdir)] = published = dict[str, str]()
         for fmt in self.dest.formats:  # each format's files stored before the next is rendered: the shards' bytes (28 MB
             self._publish_format(fmt, channel, subdir, repodata, changed, folder, published)  # at 300,000) not held on
             give_back()
-        for fmt in self.dest.formats:
+        for fmt in self.dest.formats if (channel, subdir) not in self._ahead else ():  # a new folder holds no stale file
             for name in fmt.stale:  # never leave a file that disagrees with the new index
                 key = self.dest.key(channel, subdir, name)
                 if self._exists(key):
@@ -301,16 +312,20 @@ class StoreChange(Change):
         folder: Path | str,
         published: dict[str, str],
     ) -> None:
-        writes: list[tuple[str, bytes | BlobRef]] = []
-        fresh: set[str] = set()
+        writes, fresh = list[tuple[str, bytes | BlobRef]](), set[str]()
         kept = kept_shards(self.dest, channel, subdir, changed) if isinstance(fmt, _formats.Shards) and changed is not None else None
-        files: list[tuple[str, bytes | BlobRef]]
+        rendered: Iterable[tuple[str, bytes | BlobRef]]
+        ahead = (channel, subdir) in self._ahead
         if kept is not None and isinstance(fmt, _formats.Shards):  # changed names' shards only (decision 0009)
-            files = list(fmt.render_changed(subdir, repodata, changed.names if changed is not None else None, *kept))
+            rendered = fmt.render_changed(subdir, repodata, changed.names if changed is not None else None, *kept)
         elif isinstance(fmt, _formats.RepodataJson):  # written to files as it is encoded, never held (decision 0017)
-            files = list(fmt.render_files(subdir, repodata, folder, durable=self.staging is not None))
+            rendered = fmt.render_files(subdir, repodata, folder, durable=self.staging is not None and not ahead)
         else:
-            files = list(fmt.render(subdir, repodata))
+            rendered = fmt.render(subdir, repodata)
+        if ahead and self.local is not None:  # into its staged folder, each file as it comes (durable with it: staged_written)
+            put_staged(self.store, self.local, rendered, partial(self._index_key, channel, subdir), published, fmt, str(self.dest))
+            return
+        files: list[tuple[str, bytes | BlobRef]] = list(rendered)
         ask_keys(self.dest, [self.dest.key(channel, subdir, name) for name, _ in files], self._listed, self._known)
         for name, data in files:
             key = self.dest.key(channel, subdir, name)
@@ -334,7 +349,8 @@ class StoreChange(Change):
 
     def publish_index_file(self, channel: str, subdir: str, name: str, data: bytes) -> bool:
         self._fence("publishing an index file")
-        self.store.put(self._prepare(self.dest.key(channel, subdir, name)), data)
+        key = self._index_key(channel, subdir, name)
+        self.store.put(key if (channel, subdir) in self._ahead else self._prepare(key), data)
         return True
 
     def write_receipt(self, receipt: dict[str, Any]) -> None:

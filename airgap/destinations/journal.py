@@ -198,7 +198,7 @@ class Journal:
                 ok = False
         try:
             for folder in self.new:  # made whole: all of it goes once the rename made it this change's (still staged: not)
-                if next(iter(self.store.list_prefix(f"{self.area}{STAGED_DIR}/{folder}/")), None) is None:
+                if not _still_staged(self.store, f"{self.area}{STAGED_DIR}/{folder}"):
                     added += [key for key, _ in self.store.list_prefix(folder + "/")]
             self.store.delete(added)  # one call: a store batches it (and a directory makes it durable once)
         except Exception as exc:
@@ -211,6 +211,15 @@ class Journal:
             self.folders.clear()
             self.new.clear()
         return ok
+
+
+def _still_staged(store: ObjectStore, staged: str) -> bool:
+    """Is the folder ``staged`` still in the change's area (not renamed into place)? A store of local files says so
+    of the folder itself, empty or not (another process may not have written its first file yet: decision 0023)."""
+    exists = getattr(store, "folder_exists", None)
+    if callable(exists):
+        return bool(exists(staged))
+    return next(iter(store.list_prefix(staged + "/")), None) is not None
 
 
 def _outside_state(folder: str) -> bool:

@@ -1,12 +1,11 @@
 """A directory as an :class:`~airgap.destinations.store.ObjectStore` (``KEY`` is the file ``ROOT/KEY``): what the
 transaction engine (:mod:`airgap.destinations.engine`) needs from a directory, no more.
 
-* **Writes.** :meth:`LocalStore.put` writes a temporary file beside the target, fsyncs it and
-  renames it over the target (:mod:`airgap._fs`). A package file, staged in the change's folder
-  inside the store (:meth:`LocalStore.staging_dir`), is moved into place by one rename
-  (:meth:`LocalStore.take`), or hard-linked to a temporary name and renamed when it is needed
-  again (:meth:`LocalStore.put_blob`); staged bytes reach the disk at :meth:`LocalStore.flush`
-  (one ``syncfs``), which the engine calls once the journal is saved.
+* **Writes.** :meth:`LocalStore.put` writes a temporary file, fsyncs it and renames it over the target
+  (:mod:`airgap._fs`). A package file staged in the change's folder inside the store (:meth:`LocalStore.staging_dir`)
+  is moved into place by one rename (:meth:`LocalStore.take`), or hard-linked to a temporary name and renamed when
+  needed again (:meth:`LocalStore.put_blob`); staged bytes (and :meth:`LocalStore.write_staged`'s) reach the disk
+  at :meth:`LocalStore.flush` (one ``syncfs``), which the engine calls before anything points at them.
 * **Order.** :meth:`put` and :meth:`delete` first fsync every folder changed since (renames,
   unlinks), so what came before them is on disk before they act (package files before the index
   that lists them, an undo before its journal goes); each is durable when it returns.
@@ -49,7 +48,6 @@ from .store import check_key
 
 log = logging.getLogger(__name__)
 
-# what a killed write leaves: put_blob's hard link, atomic_writer's mkstemp file
 CHUNK = 1 << 20
 
 
@@ -196,6 +194,14 @@ class LocalStore(LocalLock):
                 os.rmdir(tmpdir)  # empty again: the tree holds nothing it did not hold before
         self._sync_dirty()
 
+    def write_staged(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """New files in a change's staging area, made durable by :meth:`flush` (before anything points at them)."""
+        for key, data in items:
+            self._folder(key, create=True)
+            point("dir write")
+            with open(self._base + key, "xb") as fh:
+                fh.write(data)
+
     def put_blob(self, key: str, blob: BlobRef, on_bytes: OnBytes | None = None) -> None:
         """Place verified bytes: a staged file is hard-linked (kept for its next use), anything else copied."""
         folder = self._folder(key, create=True)
@@ -243,9 +249,15 @@ class LocalStore(LocalLock):
             with contextlib.suppress(OSError):
                 up.rmdir()
 
+    def folder_exists(self, key: str) -> bool:
+        return os.path.isdir(self._base + check_key(key))
+
     def drop_staged_folders(self, area: Path) -> None:
-        """Remove the folders staged in ``area`` and never placed (an import that failed first), files and all."""
+        """Remove the folders staged in ``area`` and never placed (an import that failed first), files and all; and the
+        area, if that leaves it empty (a rollback removed the rest before)."""
         shutil.rmtree(area / STAGED_DIR, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            area.rmdir()
 
     def _tmp(self, key: str, suffix: str) -> str:
         folder, _, name = key.rpartition("/")

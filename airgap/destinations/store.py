@@ -162,6 +162,10 @@ class LocalFiles(Protocol):
         """Remove what :meth:`stage_folder` made in ``area`` and :meth:`take_folder` did not place."""
         ...
 
+    def write_staged(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """New files in a change's staging area, made durable by :meth:`flush`."""
+        ...
+
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         """:meth:`ObjectStore.put` of many keys at once (each atomic, all durable on return, no durable order among them)."""
         ...

@@ -9,19 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .._fs import WRITE_SLICE, named, write_all
 from .._heap import give_back
 from .._safepath import Spill, release_views, spill
+from ..archive.blobcopy import copy_blob
 from ..archive.hashing import HashPipe
-from ..archive.reader import ArchiveStream, copy_verified, read_verified
-from ..archive.writer import start_writeback
+from ..archive.reader import ArchiveStream, copy_verified
 from ..compress import zstd_pieces_bounded
 from ..core.archive_index import read_records
 from ..core.delta_index import check_names
 from ..core.manifest import BlobEntry, Manifest, PackageEntry, SubdirEntry, parse_manifest
 from ..core.repodata import Repodata, from_document, load_json, record_hashes
 from ..errors import ArchiveFormatError, IntegrityError, SignatureError, UpstreamError, UsageError
-from ..progress import Progress
+from ..progress import Bar, Progress
 from ..signing import TrustedKeys
 
 
@@ -186,31 +185,17 @@ def _strict(raw: bytes, sub: SubdirEntry, channel: str, what: str, listed: dict[
     return rd
 
 
-# Staged files this large start their writeback at once (measured: 500 x 1 MiB import 1.75 s -> 1.0 s);
-# for small files the per-file request costs more than it saves (10,000 x 16 KiB: 2.9 s -> 3.5 s).
-WRITEBACK_MIN = 256 << 10
-SMALL = 64 << 10  # blobs up to this size are read whole and hashed before their staged file is created
+#: ``beside(rest, stream, seen, bar)``: a second process that reads the blobs ``rest`` from the stream's current
+#: member on (:mod:`.import_body`), or None: this process goes on
+Beside = Callable[[list[BlobEntry], ArchiveStream, list[str], Bar], "Pending | None"]
 
 
-class _FdWriter:
-    """``write`` straight to a file descriptor: no buffer object per staged file (there may be 100,000)."""
+class Pending(Protocol):
+    """Blobs another process is checking: :meth:`wait` raises what it met; :meth:`close` stops it."""
 
-    __slots__ = ("fd", "path")
+    def wait(self) -> None: ...
 
-    def __init__(self, fd: int, path: str | os.PathLike[str]) -> None:
-        self.fd, self.path = fd, path
-
-    def write(self, data: bytes) -> int:
-        try:
-            if len(data) <= WRITE_SLICE:
-                n = os.write(self.fd, data)  # a small blob: one call, no view
-                if n < len(data):
-                    write_all(self.fd, memoryview(data)[n:])
-            else:
-                write_all(self.fd, data)
-        except OSError as exc:  # ENOSPC names no file: name the staged one
-            raise named(exc, self.path) from None
-        return len(data)
+    def close(self) -> None: ...
 
 
 def stream_blobs(
@@ -225,46 +210,51 @@ def stream_blobs(
     nowhere (it is only hashed). ``location`` is where the blob's bytes lie in a regular file
     (archive path, offset), or None. Every blob the manifest lists must appear.
     """
+    return stream_beside(opened, progress, desc, destination)[0]
+
+
+def stream_beside(
+    opened: Opened,
+    progress: Progress,
+    desc: str,
+    destination: Callable[[BlobEntry, tuple[Path, int] | None], str | os.PathLike[str] | None] = lambda entry, location: None,
+    beside: Beside | None = None,
+) -> tuple[dict[str, bytes | mmap.mmap], Pending | None]:
+    """:func:`stream_blobs`, where ``beside`` may hand the blobs after the documents to another process: then the
+    documents, and what that process still checks (the caller waits for it before it uses any of those blobs)."""
     manifest = opened.manifest
     expected = [b for b in manifest.blobs if (b.volume or 1) in opened.volumes]
+    heads = sum(b.kind in ("repodata", "sbom") for b in expected)
     repodata: dict[str, bytes | mmap.mmap] = {}
     seen: set[str] = set()
     bar = progress(desc, sum(b.size for b in expected), files=len(expected))
+    pending: Pending | None = None
     with HashPipe() as pipe:  # large blobs are hashed on a second thread while the next bytes are read and written
         for entry, fh in opened.stream.blobs(manifest):
-            seen.add(entry.sha256)
             what = f"{opened.stream.path}: blobs/sha256/{entry.sha256}"
             in_memory = entry.kind in ("repodata", "sbom")  # small documents the caller reads
-            target = None if in_memory else destination(entry, getattr(fh, "location", None))
+            if not in_memory and beside is not None and isinstance(opened.stream, ArchiveStream) and len(repodata) == heads:
+                pipe.finish()  # every document checked: the rest (the packages) may go to another process
+                pending = beside([b for b in expected if b.sha256 not in seen], opened.stream, sorted(seen), bar)
+                beside = None  # asked once
+                if pending is not None:
+                    break
+            seen.add(entry.sha256)
             if in_memory:  # a big one to an unlinked temporary file, mapped: kept until read, not in the heap
                 buf = Spill(entry.size)
                 copy_verified(fh, entry, buf, what, bar.update, pipe)
                 repodata[entry.sha256] = buf.done()
-            elif target is not None and entry.size <= SMALL:  # one read, hashed, then one write: no chunk loop per file
-                data = read_verified(fh, entry, what)
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
-                try:
-                    _FdWriter(fd, target).write(data)
-                finally:
-                    os.close(fd)
-                bar.update(entry.size)
-            elif target is not None:
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
-                try:
-                    copy_verified(fh, entry, _FdWriter(fd, target), what, bar.update, pipe)
-                    if entry.size >= WRITEBACK_MIN:
-                        start_writeback(fd)  # the disk starts now; the destination's one syncfs then waits for less
-                finally:
-                    os.close(fd)
             else:
-                copy_verified(fh, entry, None, what, bar.update, pipe)
+                copy_blob(entry, fh, destination(entry, getattr(fh, "location", None)), what, bar.update, pipe)
             pipe.check()
             bar.file_done()
         pipe.finish()  # every blob hashed and matched before the caller uses any of them
+    if pending is not None:
+        return repodata, pending  # the child says what is missing
     bar.close()
     missing = [b.sha256 for b in expected if b.sha256 not in seen]
     if missing:
         raise ArchiveFormatError(
             f"{opened.stream.path}: expected {len(expected)} blobs, {len(missing)} missing (first: blobs/sha256/{missing[0]})"
         )
-    return repodata
+    return repodata, None

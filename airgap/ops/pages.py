@@ -13,13 +13,13 @@ published, and the channel's page (which lists platforms only, so no other subdi
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from .._safepath import release_views
 from ..core import rawindex
 from ..core.repodata import Repodata
-from ..destinations.base import Destination
+from ..destinations.base import Change, Destination
 from ..errors import AirgapError
 from ..site.html import (
     Row,
@@ -92,7 +92,34 @@ def _write_subdir(
         names = set(table)
     else:  # the file name's, and the record's own name where it differs (looked up per file, not over the subdir)
         names = {_name_of(fn) for fn in files} | {str(rec.get("name")) for fn in files if (rec := rd.get(fn)) is not None}
-    batch: list[tuple[str, bytes]] = []  # written together (one flush), a bounded number at a time
+    _name_pages(lambda batch: dest.put_pages(channel, rd.subdir, batch), channel, rd, names, groups, table)
+    letters = None if files is None else _letters_to_write(dest, channel, rd.subdir, table, names)
+    for file, page in reversed(subdir_pages(channel, rd.subdir, table, len(rd), origin, letters)):  # index.html last: it links the others
+        dest.put_page(channel, rd.subdir, page.encode("utf-8"), file)
+
+
+def write_ahead(change: Change, channel: str, rd: Repodata, table: Mapping[str, Row]) -> bool:
+    """A new subdir's name and letter pages, every one but ``index.html`` (which names the import), written into its
+    staged folder while another process stages its packages (decision 0023): placed with it. False: it is not staged
+    (they are written after the commit, as ever)."""
+    if not change.put_ahead(channel, rd.subdir, []):
+        return False
+    _name_pages(lambda batch: change.put_ahead(channel, rd.subdir, batch), channel, rd, set(table), None, table)
+    letters = [(file, page.encode("utf-8")) for file, page in subdir_pages(channel, rd.subdir, table, len(rd)) if file != "index.html"]
+    change.put_ahead(channel, rd.subdir, letters)
+    return True
+
+
+def _name_pages(
+    put: Callable[[list[tuple[str, bytes]]], object],
+    channel: str,
+    rd: Repodata,
+    names: set[str],
+    groups: Mapping[str, list[tuple[str, Any]]] | None,
+    table: Mapping[str, Row],
+) -> None:
+    """The pages of ``names``, handed to ``put`` a bounded batch at a time (written together: one flush each)."""
+    batch: list[tuple[str, bytes]] = []
     size = 0
     for name in sorted(names):
         items = _items(rd, name, groups, table)  # whole records: a name page shows licenses
@@ -101,13 +128,10 @@ def _write_subdir(
             batch.append((file, page.encode("utf-8")))
             size += len(batch[-1][1])
         if len(batch) >= _BATCH or size >= _BATCH_BYTES:
-            dest.put_pages(channel, rd.subdir, batch)
+            put(batch)
             batch, size = [], 0
             release_views()  # the records shown so far: their mapped pages back to the page cache (decision 0018)
-    dest.put_pages(channel, rd.subdir, batch)
-    letters = None if files is None else _letters_to_write(dest, channel, rd.subdir, table, names)
-    for file, page in reversed(subdir_pages(channel, rd.subdir, table, len(rd), origin, letters)):  # index.html last: it links the others
-        dest.put_page(channel, rd.subdir, page.encode("utf-8"), file)
+    put(batch)
 
 
 def _items(rd: Repodata, name: str, groups: Mapping[str, list[tuple[str, Any]]] | None, table: Mapping[str, Row]) -> list[tuple[str, Any]]:

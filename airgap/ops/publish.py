@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import mmap
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,12 @@ from ..core.run_exports import NAME as RUN_EXPORTS
 from ..core.run_exports import for_import as run_exports_files
 from ..destinations.base import BlobRef, Change, Destination, Put, file_identity
 from ..progress import Progress
-from ._archive import Opened, load_repodata_blob, stream_blobs
+from ._archive import Opened, Pending, load_repodata_blob, stream_beside
+from .import_body import beside
 from .import_plan import ImportPlan
 from .index_change import IndexPublisher
 from .needed import Place
-from .pages import write_pages
+from .pages import write_ahead, write_pages
 from .review import keep_sbom, with_sboms
 
 _Index = dict[tuple[str, str], Repodata]  # (destination channel, subdir) -> index
@@ -91,13 +92,39 @@ def stage(
         blobs.staged[entry.sha256] = entry.size  # the manifest's strings and ints: nothing new per file
         return staging + entry.sha256
 
-    try:
-        repodata_blobs = stream_blobs(opened, progress, "import", keep)
-        opened.manifest.forget_package_blobs()  # streamed and checked: the package entries say the same
-        return publish(dest, change, plan, blobs, repodata_blobs, opened, result, progress, clock)
+    pending: Pending | None = None
+    try:  # the package blobs in a second process, where it pays (import_body), while this one does the index work
+        repodata_blobs, pending = stream_beside(opened, progress, "import", keep, beside(keep) if change.staging is not None else None)
+        opened.manifest.forget_package_blobs()  # streamed and checked (or told to the child): the package entries say the same
+        return publish(dest, change, plan, blobs, repodata_blobs, opened, result, progress, clock, pending)
     finally:
+        if pending is not None:
+            pending.close()  # stopped, if something failed before it was waited for
         if scratch is not None:
             scratch.cleanup()
+
+
+class _Shas(Mapping[tuple[str, str, str], str]):
+    """The planned sha256 of each place, made only if a destination asks (quetz does; a directory never: a dict
+    of 300,000 places was ~20 MB of the plan's peak)."""
+
+    def __init__(self, places: Callable[[], Iterable[tuple[str, Place]]]) -> None:
+        self._places: Callable[[], Iterable[tuple[str, Place]]] | None = places
+        self._by: dict[Place, str] = {}
+
+    def _made(self) -> dict[Place, str]:
+        if self._places is not None:
+            self._by, self._places = {place: sha for sha, place in self._places()}, None
+        return self._by
+
+    def __getitem__(self, place: Place) -> str:
+        return self._made()[place]
+
+    def __iter__(self) -> Iterator[Place]:
+        return iter(self._made())
+
+    def __len__(self) -> int:
+        return len(self._made())
 
 
 def _new_folder(change: Change, blobs: Blobs, place: Place) -> Path | None:
@@ -187,7 +214,7 @@ def new_indexes(
 
 
 def _replaced_in_place(
-    plan: ImportPlan, manifest: Manifest, order: list[tuple[str, Place]]
+    plan: ImportPlan, manifest: Manifest, order: Iterable[tuple[str, Place]]
 ) -> tuple[list[tuple[str, Place]], _Index, dict[tuple[str, str], set[str]]]:
     """The files the current index lists with other bytes (same name, new build), and the interim indexes
     that no longer list them: they are replaced only after those, so no index ever lists a file whose bytes differ."""
@@ -227,16 +254,19 @@ def publish(
     result: ImportResult,
     progress: Progress,
     clock: Clock,
+    pending: Pending | None = None,
 ) -> ImportResult:
-    """Publish: plan → packages (durable) → repodata → receipt → commit; roll back on any failure; then remove."""
+    """Publish: plan → packages (durable) → repodata → receipt → commit; roll back on any failure; then remove.
+    ``pending``: the package blobs still being checked and staged by another process: the index files of new subdirs
+    are written into their staged folders meanwhile, and it is waited for before anything else is placed."""
     manifest = opened.manifest
     carried: _Index = {}
     touched: dict[tuple[str, str], set[str]] = {}
     new_index = new_indexes(plan, manifest, repodata_blobs, carried, touched)
     # a file another channel merged here still lists is not removed (DESIGN §3: never delete a listed file)
     removals = [r for r in plan.removals if (r[0], r[1]) not in new_index or not new_index[(r[0], r[1])].lists(r[2])]
-    order = list(plan.needed.places())
-    listed, interim, dropped = _replaced_in_place(plan, manifest, order)
+    places = plan.needed.places  # each (sha256, place), made anew each pass: no list of 300,000 (two tuples a file: 36 MB)
+    listed, interim, dropped = _replaced_in_place(plan, manifest, places())
     uses = plan.needed.uses()  # a blob placed more than once
 
     def place(batch: list[tuple[str, Place]]) -> None:
@@ -256,39 +286,64 @@ def publish(
             bar.close()
 
     try:
-        change.plan([place for _, place in order], sorted(new_index), sha256={place: sha for sha, place in order})
+        if pending is not None:
+            change.staging_later()  # the child still writes them: staged_written makes them durable
+            for key in new_index:  # a new subdir without packages (an empty noarch): its index staged too, placed with it
+                if key not in blobs.folders and plan.index(*key) is None:
+                    blobs.folders[key] = change.new_folder(*key)
         whole = {key for key, folder in blobs.folders.items() if folder is not None}  # new subdirs: one rename each
-        for tc, subdir in sorted(whole):
-            change.put_folder(tc, subdir)
-        in_folder = [(p[0], p[1]) in whole and sha not in uses for sha, p in order]  # as keep() staged them: placed once
-        result.packages_added += sum(in_folder)
+        # a place in a new subdir's folder needs no entry of its own (decision 0022): the plan is told of the others
+        change.plan([p for _, p in places() if (p[0], p[1]) not in whole], sorted(new_index), sha256=_Shas(places))
         late = set(listed)
-        place([x for x, moved in zip(order, in_folder, strict=True) if not moved and x not in late])
-        del in_folder
+        rest: list[tuple[str, Place]] = []  # placed one by one
+        placed: dict[tuple[str, str], list[str]] = {}  # the pages' changed names: a file name per file, not a tuple (19 MB)
+        for sha, p in places():
+            if (p[0], p[1]) in whole and sha not in uses:  # as keep() staged it: in its folder, placed with it
+                result.packages_added += 1
+            elif (sha, p) not in late:
+                rest.append((sha, p))
+            placed.setdefault((p[0], p[1]), []).append(p[2])
+        brought = {ins.sha256 for ins in manifest.installers if ins.sha256 in plan.needed}
+        plan.needed.clear()  # the placements (a dict and a tuple per file: ~24 MB at 300,000 files) before the indexes' peak
         indexes = IndexPublisher(
             change, plan, plan.receipt, dest.capabilities.holds_other_files
         )  # what changed since the last publish, and what was published
+        sidecars = run_exports_files(dest, manifest, plan.target_channel, repodata_blobs, new_index)  # CEP-12
+
+        def publish_index(tc: str, subdir: str) -> None:
+            if (tc, subdir) in sidecars:
+                change.publish_index_file(tc, subdir, RUN_EXPORTS, sidecars[(tc, subdir)])
+            indexes.publish(tc, subdir, new_index[(tc, subdir)], touched.get((tc, subdir)))
+            release_views()  # the shards read every record: mapped pages back to the page cache (decision 0018)
+            give_back()  # and what the shards and repodata.json freed back to the system (~107 MB at 300,000 files)
+
+        ahead = [key for key in sorted(new_index) if key in whole and key not in interim] if pending is not None else []
+        for tc, subdir in ahead:  # into the staged folder while the child stages the packages beside them
+            publish_index(tc, subdir)
+            if (tc, subdir) in indexes.rows and write_ahead(change, tc, new_index[(tc, subdir)], indexes.rows[(tc, subdir)]):
+                placed[(tc, subdir)] = []  # its name and letter pages are written: after the commit, index.html only
+        receipt = None  # every index written ahead: the receipt is known before the child is done
+        if pending is not None and len(ahead) == len(new_index):
+            receipt = _receipt(change, plan, opened, repodata_blobs, clock, carried, brought)
+        if pending is not None:
+            pending.wait()  # every blob checked and staged: now the destination changes
+            change.staged_written()
+        for tc, subdir in sorted(whole):
+            change.put_folder(tc, subdir)
+        place(rest)
         if listed:
             for (tc, subdir), rd in sorted(interim.items()):
                 indexes.publish(tc, subdir, rd, dropped[(tc, subdir)])
             place(listed)
-        placed: dict[tuple[str, str], list[str]] = {}  # the pages' changed names: a file name per file, not a tuple (19 MB)
-        for _, (tc, subdir, filename) in order:
-            placed.setdefault((tc, subdir), []).append(filename)
-        del order
         blobs.clear()  # every file placed: what the blobs left behind goes before the indexes' peak
-        brought = {ins.sha256 for ins in manifest.installers if ins.sha256 in plan.needed}
-        plan.needed.clear()  # and the placements (a dict and a tuple per file: ~24 MB at 300,000 files)
-        sidecars = run_exports_files(dest, manifest, plan.target_channel, repodata_blobs, new_index)  # CEP-12
-        for (tc, subdir), rd in sorted(new_index.items()):
-            if (tc, subdir) in sidecars:
-                change.publish_index_file(tc, subdir, RUN_EXPORTS, sidecars[(tc, subdir)])
-            indexes.publish(tc, subdir, rd, touched.get((tc, subdir)))
-            release_views()  # the shards read every record: mapped pages back to the page cache (decision 0018)
-            give_back()  # and what the shards and repodata.json freed back to the system (~107 MB at 300,000 files)
-        _write_receipt(change, plan, opened, repodata_blobs, clock, carried, brought)
+        for tc, subdir in sorted(new_index):
+            if (tc, subdir) not in ahead:
+                publish_index(tc, subdir)
+        change.write_receipt(receipt or _receipt(change, plan, opened, repodata_blobs, clock, carried, brought))
         change.commit()
     except BaseException:
+        if pending is not None:
+            pending.close()  # stopped before the undo removes what it writes
         change.rollback()
         raise
     # the index no longer lists them: the removed files can go (a kill here leaves unlisted files only)
@@ -303,7 +358,7 @@ def publish(
     return result
 
 
-def _write_receipt(
+def _receipt(
     change: Change,
     plan: ImportPlan,
     opened: Opened,
@@ -311,9 +366,9 @@ def _write_receipt(
     clock: Clock,
     carried: _Index,
     brought: set[str],
-) -> None:
-    """The receipt with the archive applied (its installers: ``brought`` by this import or already held; its SBOM),
-    written in the change (undone with the rest)."""
+) -> dict[str, Any]:
+    """The receipt with the archive applied (its installers: ``brought`` by this import or already held; its SBOM,
+    kept in the change: undone with the rest), to be written last."""
     manifest, receipt = opened.manifest, plan.receipt
     for ins in manifest.installers:
         if ins.sha256 in brought or receipt.installers.get(ins.dir, {}).get(ins.filename):
@@ -336,4 +391,4 @@ def _write_receipt(
     )
     if sbom:
         receipt.archives[-1]["sbom"] = sbom
-    change.write_receipt(receipt.to_json(encodable=True))  # held files encoded as they are (300,000 at conda-forge scale)
+    return receipt.to_json(encodable=True)  # held files encoded as they are (300,000 at conda-forge scale)

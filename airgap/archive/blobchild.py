@@ -1,0 +1,214 @@
+"""An import's package blobs read, checked and staged by a second process while the importing one goes on.
+
+An archive's first blobs are its repodata and SBOM (:func:`airgap.ops.collect`'s order), and they
+are all the index work of an import needs: checking the archive's index against its manifest,
+rendering shards, ``repodata.json``, the names table and the pages of a new subdir (some 6 s of
+Python at 300,000 records). The package blobs, the archive's bulk, need only to be read, hashed and
+written where the import stages them. So once the importing process has read the first blobs,
+:class:`BlobChild` starts a fresh interpreter (``python -m airgap.archive.blobchild``, see
+:mod:`.child`) that goes on from the next member's header, makes the very checks the importing
+process would (:func:`airgap.archive.blobcopy.copy_blob`, :meth:`.reader.ArchiveStream.members`),
+and writes each blob to the file it is told; the importing process waits for it before anything a
+client sees changes (:mod:`airgap.ops.import_body`).
+
+The child is told the blobs (sha256, size, where to stage it) in the manifest's order, which is the
+archive's, in an unlinked temporary file read a frame at a time: the 300,000 entries of a
+conda-forge subdir are never held in either process. An archive whose members come in another
+order is still read (the child then looks entries up by sha256, holding them all).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import msgspec
+
+from ..core.manifest import BlobEntry
+from ..errors import AirgapError, ArchiveFormatError
+from .child import Reporter, ReportingChild, child_main, raise_airgap
+from .hashing import HashPipe
+from .reader import ArchiveStream, Twice
+
+FRAME = 4096  # entries per frame of the list the child reads
+_LENGTH = struct.Struct("<I")
+
+#: a blob the child checks: sha256, size, the file it is staged in (None: only checked)
+Entry = tuple[str, int, str | None]
+
+
+class _Work(msgspec.Struct, frozen=True):
+    """What the child is told on its standard input."""
+
+    path: str  # the archive, as messages name it
+    archive: int  # its descriptor, inherited (opened again: an offset of the child's own)
+    start: int  # where the first member the child reads starts (its header)
+    entries: int  # the list's descriptor, inherited
+    count: int  # entries in it
+    total: int  # blobs in the archive (for the message about missing ones)
+    seen: list[str]  # blobs the parent read already
+
+
+class BlobChild:
+    """A child process reading the archive at ``path`` from the member whose header starts at ``start``: every
+    blob ``entries`` lists checked, each written to its file; ``on_bytes``/``on_file`` as it reports.
+    :meth:`wait` raises what the child met; :meth:`close` stops one still running."""
+
+    def __init__(
+        self,
+        path: Path,
+        archive_fd: int,
+        start: int,
+        entries: Iterable[Entry],
+        total: int,
+        seen: list[str],
+        on_bytes: Callable[[int], None],
+        on_file: Callable[[], None],
+    ) -> None:
+        self.path = path
+        listing = tempfile.TemporaryFile(prefix="airgap-blobs-")
+        try:
+            count = _write_frames(listing, entries)
+            work = msgspec.msgpack.encode(_Work(str(path), archive_fd, start, listing.fileno(), count, total, seen))
+            self._child = ReportingChild("airgap.archive.blobchild", work, (archive_fd, listing.fileno()), on_bytes, on_file)
+        finally:
+            listing.close()  # the child holds its own descriptor
+        self.count = count
+
+    def wait(self) -> None:
+        """Wait for the child; raise what stopped it (the archive's :class:`~airgap.errors.IntegrityError`, an
+        ``OSError`` staging a blob, ...), as the importing process would have met it."""
+        kind, text, status = self._child.outcome()
+        if kind == b"ok" and status == 0:
+            return
+        raise_airgap(kind, text)
+        if kind == b"os":
+            code, _, rest = text.partition(" ")
+            message, _, filename = rest.partition(" @ ")
+            raise OSError(int(code), message, filename or None)
+        what = f": {text}" if kind == b"err" else f" ended {self._child.ended(status)}"
+        raise AirgapError(f"{self.path}: the process checking the archive's packages{what}; nothing was imported")
+
+    def close(self) -> None:
+        self._child.close()
+
+
+def _write_frames(fh: BinaryIO, entries: Iterable[Entry]) -> int:
+    count = 0
+    frame: list[Entry] = []
+    encode = msgspec.msgpack.Encoder().encode
+    for entry in entries:
+        frame.append(entry)
+        if len(frame) == FRAME:
+            count += _put(fh, encode(frame), len(frame))
+            frame = []
+    if frame:
+        count += _put(fh, encode(frame), len(frame))
+    fh.flush()
+    fh.seek(0)
+    return count
+
+
+def _put(fh: BinaryIO, data: bytes, n: int) -> int:
+    fh.write(_LENGTH.pack(len(data)))
+    fh.write(data)
+    return n
+
+
+def _frames(fh: BinaryIO) -> Iterator[list[Entry]]:
+    decode = msgspec.msgpack.Decoder(list[tuple[str, int, str | None]]).decode
+    while head := fh.read(_LENGTH.size):
+        (size,) = _LENGTH.unpack(head)
+        yield decode(fh.read(size))
+
+
+class _Expected:
+    """The blobs the child is told of, taken as the archive's members name them: the next one in the list's order,
+    or (an archive in another order) any, by sha256."""
+
+    def __init__(self, fh: BinaryIO, count: int, seen: list[str]) -> None:
+        self._fh, self._count, self._head = fh, count, frozenset(seen)
+        self._frames = _frames(fh)
+        self._frame: list[Entry] = []
+        self._at = 0  # in the frame
+        self._next = 0  # index of the next entry in the list
+        self._done = bytearray(count)
+        self._by_sha: dict[str, tuple[int, int, str | None]] | None = None
+        self.target: str | None = None
+
+    def _peek(self) -> Entry | None:
+        if self._at == len(self._frame):
+            self._frame, self._at = next(self._frames, []), 0
+        return self._frame[self._at] if self._frame else None
+
+    def take(self, sha: str) -> BlobEntry | None:
+        if sha in self._head:
+            raise Twice
+        if self._by_sha is None:
+            entry = self._peek()
+            if entry is not None and entry[0] == sha:
+                self._done[self._next] = 1
+                self._next += 1
+                self._at += 1
+                self.target = entry[2]
+                return BlobEntry(sha, entry[1], "package")
+            self._fh.seek(0)  # out of the list's order: every entry by sha256 from now on
+            self._by_sha = {e[0]: (i, e[1], e[2]) for i, e in enumerate(e for frame in _frames(self._fh) for e in frame)}
+        hit = self._by_sha.get(sha)
+        if hit is None:
+            return None
+        i, size, self.target = hit
+        if self._done[i]:
+            raise Twice
+        self._done[i] = 1
+        return BlobEntry(sha, size, "package")
+
+    def missing(self) -> tuple[int, str | None]:
+        """How many were not taken, and the first of them in the list's order."""
+        left = self._count - self._done.count(1)
+        if not left:
+            return 0, None
+        first = self._done.find(0)
+        if self._by_sha is None:
+            entry = self._peek()
+            return left, entry[0] if entry is not None else None
+        return left, next(sha for sha, (i, _, _) in self._by_sha.items() if i == first)
+
+
+def _run(data: bytes, report: Reporter) -> bytes:
+    """The child: check (and stage) every blob it is told of, from the member at ``start`` on."""
+    from .blobcopy import copy_blob
+
+    work = msgspec.msgpack.decode(data, type=_Work)
+    parent = os.getppid()
+    with os.fdopen(work.entries, "rb", buffering=1 << 20) as listing:
+        expected = _Expected(listing, work.count, work.seen)
+        archive = os.fdopen(work.archive, "rb", buffering=1 << 20)
+        with ArchiveStream(Path(work.path), archive, work.start) as stream, HashPipe() as pipe:
+            for entry, fh in stream.members(expected.take):
+                copy_blob(entry, fh, expected.target, f"{work.path}: blobs/sha256/{entry.sha256}", report.bytes, pipe)
+                pipe.check()
+                report.file()
+                if os.getppid() != parent:  # the importing process is gone (and no PR_SET_PDEATHSIG said so)
+                    os._exit(1)
+            pipe.finish()
+        left, first = expected.missing()
+        if left:
+            raise ArchiveFormatError(f"{work.path}: expected {work.total} blobs, {left} missing (first: blobs/sha256/{first})")
+    return b"%d" % work.count
+
+
+def _os_line(exc: BaseException) -> bytes | None:
+    """An ``OSError`` with the file it names (the staged file a full disk stopped)."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.strerror or exc} @ {os.fsdecode(exc.filename)}".replace("\n", " ")
+        return b"os %d " % (exc.errno or 5) + text.encode("utf-8", "replace")
+    return None
+
+
+if __name__ == "__main__":
+    child_main(_run, _os_line)
