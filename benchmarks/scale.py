@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, ours_s, plain_s, ratio_x, rss, label in rows:
         ratio = f"{ratio_x:.2f}x" if ratio_x is not None else "-"
         plain_txt = f"{plain_s:.2f}" if plain_s is not None else "-"
-        print(f"{name:<36} {ours_s:>9.2f} {plain_txt:>9} {ratio:>7} {rss / 1024:>8.0f}MB  {label}")
+        print(f"{name:<36} {ours_s:>9.2f} {plain_txt:>9} {ratio:>7} {rss / 1024:>7.0f}MiB  {label}")
     print(f"delta archive: {delta_size / 2**20:.2f} MiB ({delta_size} bytes) for {ADDED} new files")
     print(f"largest page after the full import: {before_page[0] / 2**20:.2f} MiB ({before_page[2]}), {before_page[1]} pages")
     print(f"largest page after the delta import: {page / 2**20:.2f} MiB ({where}), {pages} pages")

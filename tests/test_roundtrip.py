@@ -625,3 +625,36 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+@pytest.mark.parametrize("processes", [1, 2], ids=["one process", "packages in a second process"])
+def test_a_blob_that_cannot_be_staged_fails_the_import_on_one_line_and_changes_nothing(
+    processes: int, tmp_path: Path, small_archive: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child's OSError (here: a folder where a blob is to be staged) comes back as the one-process import's would."""
+    from airgap.ops import _archive, publish
+
+    monkeypatch.setenv(import_body.MIN_ENV, str(processes - 1))
+    made: list[str] = []
+
+    def blocking(keep: Any) -> Any:
+        """``keep``, but the first blob's staged file is made a folder first: os.open(O_WRONLY | O_CREAT) fails there."""
+
+        def keep_blocked(entry: Any, location: Any) -> Any:
+            target = keep(entry, location)
+            if target is not None and not made:
+                made.append(os.fspath(target))
+                os.makedirs(target)
+            return target
+
+        return keep_blocked
+
+    real_beside, real_stream = import_body.beside, _archive.stream_beside
+    monkeypatch.setattr(publish, "beside", lambda keep: real_beside(blocking(keep)))  # the child's targets
+    monkeypatch.setattr(publish, "stream_beside", lambda o, p, d, keep, b: real_stream(o, p, d, blocking(keep), b))  # one process's
+    dest = tmp_path / "d"
+    r = cli("import", small_archive, "--into", dest, "--trusted-key", keys["good.pub"])
+    assert len(made) == 1
+    assert r.exit_code == 1 and "Is a directory" in r.output and made[0] in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
+    assert [p.relative_to(dest).as_posix() for p in dest.rglob("*")] == []
