@@ -94,6 +94,16 @@ def test_the_same_records_give_the_same_bytes() -> None:
     assert set(one.shards) & set(two.shards) and one.shards != two.shards  # only b's shard changes
 
 
+def test_shards_emitted_as_rendered_are_the_ones_kept_otherwise() -> None:
+    """A new subdir's shards are written as each is rendered (decision 0023): the same bytes, none kept, the same index."""
+    doc = document()
+    emitted: list[tuple[str, bytes]] = []
+    streamed = shards.render_changed("linux-64", doc, None, {}, emit=lambda h, data: emitted.append((h, data)))
+    kept = shards.render("linux-64", doc)
+    assert streamed.shards == {} and dict(emitted) == kept.shards and len(emitted) == len(kept.shards) > 1
+    assert streamed.index == kept.index
+
+
 def test_rendered_shards_hold_only_their_compressed_bytes() -> None:
     """python-zstandard sizes a result for the worst case and shortens only its length: the shards of a full import,
     held until stored, took the memory of their msgpack (~100 MB at 300,000 records) and not their size (~30 MB)."""

@@ -184,6 +184,7 @@ def render_changed(
     kept: Mapping[str, bytes],
     since: Since | None = None,
     every: Callable[[], object] | None = None,
+    emit: Callable[[str, bytes], object] | None = None,
 ) -> Rendered:
     """:func:`render`, rendering only the shards of ``changed`` names (None: every name) and of names ``kept`` lacks;
     every other name keeps the hash ``kept`` gives it (its shard, unchanged, is already stored). ``Rendered.shards``
@@ -191,8 +192,8 @@ def render_changed(
 
     With ``since`` (``kept`` then names every unchanged name), no pass over the subdir: the changed names' records
     are those their current shards list plus the touched files (:func:`_changed_only`), and ``created_at`` never goes
-    back (the current index's, or a changed record's if newer). ``every``: called after each ``EVERY`` shards rendered
-    (the caller gives back the mapped pages of the records already packed, decision 0018)."""
+    back (the current index's, or a changed record's if newer). ``every``: called after each ``EVERY`` names (the caller
+    gives back the records' mapped pages, decision 0018); ``emit(hex, bytes)``: each shard as rendered, not kept (28 MB)."""
     found = _changed_only(document, changed, kept, since) if since is not None and changed is not None else None
     if found is not None:
         grouped, names, newest = found
@@ -205,21 +206,21 @@ def render_changed(
             removed.setdefault(name, []).append(filename)
     shards: dict[str, bytes] = {}
     digests: dict[str, bytes] = {}
+    keep = emit if emit is not None else shards.__setitem__
     compressor = zstandard.ZstdCompressor(level=LEVEL, threads=0)  # the same bytes as a new one each time
     for name in sorted(names):
         if name not in grouped:
             digests[name] = kept[name]
             continue
-        if every is not None and len(shards) % EVERY == EVERY - 1:
+        if every is not None and len(digests) % EVERY == EVERY - 1:
             every()
         # packed here, a name at a time: the records as they are until then (a full import: 300,000 copies not held at once)
         shard = {
             section: {f: pack_record(_decoded(r)) for f, r in sorted(grouped[name][section].items())} for section, _suffix in _SECTIONS
         }
         data = _compress({**shard, "removed": removed.get(name, [])}, compressor)
-        digest = hashlib.sha256(data).digest()
-        shards[digest.hex()] = data
-        digests[name] = digest
+        digests[name] = digest = hashlib.sha256(data).digest()
+        keep(digest.hex(), data)
     info = {"subdir": subdir, "base_url": "", "shards_base_url": SHARDS_BASE_URL, "created_at": _created(newest)}
     return Rendered(_compress({"info": info, "shards": digests}), shards)
 

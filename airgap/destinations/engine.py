@@ -41,7 +41,7 @@ from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
 from .listings import Listings, ask_keys, index_keys, kept_shards
 from .parallel import each
 from .store import KeyLease, LocalFiles, ObjectStore, check_key, sha256_of, view
-from .streamed import folder_for, put_in_order, put_pieces, put_staged, read_back
+from .streamed import folder_for, put_in_order, put_pieces, read_back
 
 log = logging.getLogger(__name__)
 
@@ -314,17 +314,17 @@ class StoreChange(Change):
     ) -> None:
         writes, fresh = list[tuple[str, bytes | BlobRef]](), set[str]()
         kept = kept_shards(self.dest, channel, subdir, changed) if isinstance(fmt, _formats.Shards) and changed is not None else None
+        if (channel, subdir) in self._ahead and self.local is not None:  # into its staged folder (durable with it), as rendered
+            return _formats.put_staged(
+                fmt, self.store, self.local, subdir, repodata, folder, partial(self._index_key, channel, subdir), published
+            )
         rendered: Iterable[tuple[str, bytes | BlobRef]]
-        ahead = (channel, subdir) in self._ahead
         if kept is not None and isinstance(fmt, _formats.Shards):  # changed names' shards only (decision 0009)
             rendered = fmt.render_changed(subdir, repodata, changed.names if changed is not None else None, *kept)
         elif isinstance(fmt, _formats.RepodataJson):  # written to files as it is encoded, never held (decision 0017)
-            rendered = fmt.render_files(subdir, repodata, folder, durable=self.staging is not None and not ahead)
+            rendered = fmt.render_files(subdir, repodata, folder, durable=self.staging is not None)
         else:
             rendered = fmt.render(subdir, repodata)
-        if ahead and self.local is not None:  # into its staged folder, each file as it comes (durable with it: staged_written)
-            put_staged(self.store, self.local, rendered, partial(self._index_key, channel, subdir), published, fmt, str(self.dest))
-            return
         files: list[tuple[str, bytes | BlobRef]] = list(rendered)
         ask_keys(self.dest, [self.dest.key(channel, subdir, name) for name, _ in files], self._listed, self._known)
         for name, data in files:

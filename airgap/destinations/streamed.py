@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +31,6 @@ from ..errors import IntegrityError
 from .base import BlobRef
 
 if TYPE_CHECKING:
-    from .formats import IndexFormat as Format
     from .store import LocalFiles, ObjectStore
 
 #: bytes of JSON written between two releases of the mapped old index's pages
@@ -133,31 +132,6 @@ def put_in_order(store: ObjectStore, local: LocalFiles | None, writes: Sequence[
         else:
             store.put_blob(key, data)
         i += 1
-
-
-def put_staged(
-    store: ObjectStore,
-    local: LocalFiles,
-    files: Iterable[tuple[str, bytes | BlobRef]],
-    key_of: Callable[[str], str],
-    published: dict[str, str],
-    fmt: Format,
-    where: str,
-) -> None:
-    """An index format's files for a new subdir's staged folder, each written as it is rendered (a shard's bytes are
-    not held past it: 28 MB at 300,000 records), in any order, not fsynced (the change's flush makes the folder
-    durable before it is placed: decision 0023); its sha256 in ``published`` if ``fmt`` names it; a content-addressed
-    one read back."""
-    for name, data in files:
-        key = key_of(name)
-        if name in fmt.names:
-            published[name] = data.sha256 if isinstance(data, BlobRef) else hashlib.sha256(data).hexdigest()
-        if isinstance(data, BlobRef):
-            local.take(key, data)
-            continue
-        local.write_staged([(key, data)])
-        if fmt.immutable:
-            read_back(store, [(key, data)], where)
 
 
 def read_back(store: ObjectStore, written: Sequence[tuple[str, bytes | BlobRef]], where: str) -> None:
