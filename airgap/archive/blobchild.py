@@ -30,7 +30,7 @@ import msgspec
 
 from ..core.manifest import BlobEntry
 from ..errors import AirgapError, ArchiveFormatError
-from .child import Reporter, ReportingChild, child_main, raise_airgap
+from .child import Reporter, ReportingChild, child_main, os_error, raise_airgap
 from .hashing import HashPipe
 from .reader import ArchiveStream, Twice
 
@@ -87,9 +87,7 @@ class BlobChild:
             return
         raise_airgap(kind, text)
         if kind == b"os":
-            code, _, rest = text.partition(" ")
-            message, _, filename = rest.partition(" @ ")
-            raise OSError(int(code), message, filename or None)
+            raise os_error(text)  # naming the staged file, as the one-process stream's error does
         what = f": {text}" if kind == b"err" else f" ended {self._child.ended(status)}"
         raise AirgapError(f"{self.path}: the process checking the archive's packages{what}; nothing was imported")
 
@@ -202,13 +200,5 @@ def _run(data: bytes, report: Reporter) -> bytes:
     return b"%d" % work.count
 
 
-def _os_line(exc: BaseException) -> bytes | None:
-    """An ``OSError`` with the file it names (the staged file a full disk stopped)."""
-    if isinstance(exc, OSError) and exc.filename is not None:
-        text = f"{exc.strerror or exc} @ {os.fsdecode(exc.filename)}".replace("\n", " ")
-        return b"os %d " % (exc.errno or 5) + text.encode("utf-8", "replace")
-    return None
-
-
 if __name__ == "__main__":
-    child_main(_run, _os_line)
+    child_main(_run)

@@ -110,6 +110,14 @@ def raise_airgap(kind: bytes, text: str) -> None:
         raise (cls if isinstance(cls, type) and issubclass(cls, AirgapError) else AirgapError)(message)
 
 
+def os_error(text: str, filename: str | None = None) -> OSError:
+    """The ``OSError`` an ``os`` outcome's text says (``<errno> <message>[ @ <file>]``); ``filename``: the file to name
+    instead of the child's."""
+    code, _, rest = text.partition(" ")
+    message, _, said = rest.partition(" @ ")
+    return OSError(int(code), message, filename or said or None)
+
+
 def _feed(stdin: IO[bytes], work: bytes) -> None:
     with contextlib.suppress(OSError):  # the child gone early: its outcome says why
         with stdin:
@@ -118,7 +126,7 @@ def _feed(stdin: IO[bytes], work: bytes) -> None:
 
 def child_main(run: Callable[[bytes, Reporter], bytes], special: Callable[[BaseException], bytes | None] | None = None) -> None:
     """The child's side: ``run(work, reporter)`` gives the ``ok`` text; what stops it is reported as ``os <errno>
-    <message>``, ``ae <airgap error class> <message>``, ``err <what>`` (or ``special``'s line); exit 0 or 1."""
+    <message>[ @ <file>]`` (:func:`os_error` reads it), ``ae <airgap error class> <message>``, ``err <what>`` (or ``special``'s line); exit 0 or 1."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole group: the parent decides, and stops this one
     _die_with_parent()
     out = sys.stdout.buffer
@@ -133,8 +141,9 @@ def child_main(run: Callable[[bytes, Reporter], bytes], special: Callable[[BaseE
         line = special(exc) if special is not None else None
         if line is not None:
             out.write(line + b"\n")
-        elif isinstance(exc, OSError):
-            out.write(b"os %d " % (exc.errno or errno.EIO) + to_line(exc.strerror or str(exc)) + b"\n")
+        elif isinstance(exc, OSError):  # os <errno> <message>[ @ <the file it names>]
+            where = b"" if exc.filename is None else b" @ " + to_line(os.fsdecode(exc.filename))
+            out.write(b"os %d " % (exc.errno or errno.EIO) + to_line(exc.strerror or str(exc)) + where + b"\n")
         elif isinstance(exc, AirgapError):
             out.write(b"ae " + type(exc).__name__.encode() + b" " + to_line(str(exc)) + b"\n")
         else:  # anything else: say what

@@ -32,7 +32,7 @@ from pathlib import Path
 import msgspec
 
 from ..errors import AirgapError
-from .child import Reporter, ReportingChild, child_main, to_line
+from .child import Reporter, ReportingChild, child_main, os_error, to_line
 from .writer import BadBlob
 
 AVAILABLE = os.name == "posix"  # a descriptor passed to the child (pass_fds)
@@ -105,8 +105,7 @@ class BodyChild:
         if kind == b"bad":
             raise BadBlob(text)
         if kind == b"os":
-            code, _, message = text.partition(" ")
-            raise OSError(int(code), message, os.fspath(self._directory / ".airgap-body"))
+            raise os_error(text, os.fspath(self._directory / ".airgap-body"))
         if kind in (b"err", b"ae"):
             raise AirgapError(f"{self._directory}: writing the archive's packages failed: {text}; no archive was written")
         raise AirgapError(
