@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from helpers import cli
 
-from airgap.archive import forked
+from airgap.archive import forked, frames
 from airgap.config import load_config
 from airgap.ops import export_body as body
 from airgap.ops import review
@@ -236,3 +236,41 @@ def test_an_early_child_that_writes_other_blobs_is_stopped(
         len(children) == 2 and children[0]._child is not None and children[0]._child._proc is None and children[0]._fd == -1
     )  # stopped, then one after collect
     assert (tmp_path / "m.tar").read_bytes() == single and _leftovers(tmp_path) == []
+
+
+def test_the_list_reaches_the_child_a_few_entries_at_a_time(
+    channel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: list[forked.BodyChild]
+) -> None:
+    single = _single(channel, tmp_path, monkeypatch)
+    monkeypatch.setattr(frames, "FRAME", 2)  # the package members, two in each frame
+    _export(channel, tmp_path / "framed.tar", monkeypatch)
+    packages = [p for p in (tmp_path / "up" / "main").glob("*/*") if p.name.endswith((".conda", ".tar.bz2"))]
+    assert len(children) == 1 and children[0].count == len(packages) > 2 * 2
+    assert (tmp_path / "framed.tar").read_bytes() == single and _leftovers(tmp_path) == []
+
+
+def test_while_a_member_is_written_fresh_says_whether_it_was_hashed_already() -> None:
+    listed: list[forked.Entry] = [(f"{i:064x}", i, f"/p/{i}", i % 3 == 0) for i in range(7)]
+    folders: dict[str, int] = {}
+    sent = list(forked._sent(listed, folders))
+    fresh: set[str] = set()
+    seen = []
+    for sha, size, path in forked._where((sent[i : i + 2] for i in range(0, 7, 2)), list(folders), fresh):
+        seen.append((sha, size, path, sha in fresh))
+        assert len(fresh) <= 2  # a frame's, not every one met so far
+    assert seen == listed
+
+
+def test_a_folder_url_is_sent_once_and_each_entry_names_it_by_number(tmp_path: Path) -> None:
+    base = (tmp_path / "linux-64").as_uri() + "/"
+    other = (tmp_path / "noarch").as_uri() + "/"
+    listed: list[forked.Entry] = [
+        ("a" * 64, 1, (base, "x.conda"), False),
+        ("b" * 64, 2, (other, "y.conda"), False),
+        ("c" * 64, 3, (base, "z.conda"), True),
+    ]
+    folders: dict[str, int] = {}
+    sent = list(forked._sent(listed, folders))
+    assert list(folders) == [base, other] and [at for _, _, at, _ in sent] == [(0, "x.conda"), (1, "y.conda"), (0, "z.conda")]
+    paths = [path for _, _, path in forked._where([sent], list(folders), set())]
+    assert paths == [str(tmp_path / "linux-64" / "x.conda"), str(tmp_path / "noarch" / "y.conda"), str(tmp_path / "linux-64" / "z.conda")]

@@ -20,9 +20,7 @@ order is still read (the child then looks entries up by sha256, holding them all
 from __future__ import annotations
 
 import os
-import struct
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,12 +28,10 @@ import msgspec
 
 from ..core.manifest import BlobEntry
 from ..errors import AirgapError, ArchiveFormatError
+from . import frames
 from .child import Reporter, ReportingChild, child_main, os_error, raise_airgap
 from .hashing import HashPipe
 from .reader import ArchiveStream, Twice
-
-FRAME = 4096  # entries per frame of the list the child reads
-_LENGTH = struct.Struct("<I")
 
 #: a blob the child checks: sha256, size, the file it is staged in (None: only checked)
 Entry = tuple[str, int, str | None]
@@ -70,9 +66,8 @@ class BlobChild:
         on_file: Callable[[], None],
     ) -> None:
         self.path = path
-        listing = tempfile.TemporaryFile(prefix="airgap-blobs-")
+        listing, count = frames.listing(entries, "airgap-blobs-")
         try:
-            count = _write_frames(listing, entries)
             work = msgspec.msgpack.encode(_Work(str(path), archive_fd, start, listing.fileno(), count, total, seen))
             self._child = ReportingChild("airgap.archive.blobchild", work, (archive_fd, listing.fileno()), on_bytes, on_file)
         finally:
@@ -95,33 +90,7 @@ class BlobChild:
         self._child.close()
 
 
-def _write_frames(fh: BinaryIO, entries: Iterable[Entry]) -> int:
-    count = 0
-    frame: list[Entry] = []
-    encode = msgspec.msgpack.Encoder().encode
-    for entry in entries:
-        frame.append(entry)
-        if len(frame) == FRAME:
-            count += _put(fh, encode(frame), len(frame))
-            frame = []
-    if frame:
-        count += _put(fh, encode(frame), len(frame))
-    fh.flush()
-    fh.seek(0)
-    return count
-
-
-def _put(fh: BinaryIO, data: bytes, n: int) -> int:
-    fh.write(_LENGTH.pack(len(data)))
-    fh.write(data)
-    return n
-
-
-def _frames(fh: BinaryIO) -> Iterator[list[Entry]]:
-    decode = msgspec.msgpack.Decoder(list[tuple[str, int, str | None]]).decode
-    while head := fh.read(_LENGTH.size):
-        (size,) = _LENGTH.unpack(head)
-        yield decode(fh.read(size))
+_KIND = list[tuple[str, int, str | None]]
 
 
 class _Expected:
@@ -130,7 +99,7 @@ class _Expected:
 
     def __init__(self, fh: BinaryIO, count: int, seen: list[str]) -> None:
         self._fh, self._count, self._head = fh, count, frozenset(seen)
-        self._frames = _frames(fh)
+        self._frames = frames.read(fh, _KIND)
         self._frame: list[Entry] = []
         self._at = 0  # in the frame
         self._next = 0  # index of the next entry in the list
@@ -155,7 +124,7 @@ class _Expected:
                 self.target = entry[2]
                 return BlobEntry(sha, entry[1], "package")
             self._fh.seek(0)  # out of the list's order: every entry by sha256 from now on
-            self._by_sha = {e[0]: (i, e[1], e[2]) for i, e in enumerate(e for frame in _frames(self._fh) for e in frame)}
+            self._by_sha = {e[0]: (i, e[1], e[2]) for i, e in enumerate(e for frame in frames.read(self._fh, _KIND) for e in frame)}
         hit = self._by_sha.get(sha)
         if hit is None:
             return None

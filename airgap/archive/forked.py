@@ -13,8 +13,9 @@ process writes (tests/test_forked_body.py).
 A fresh interpreter, not ``fork``: a forked child shares the exporter's heap copy-on-write, and
 Python's reference counts write to every object the exporter touches, so the kernel copied most
 of a 900 MB heap page by page (3 s more system time at 300,000 files); the child needs only the
-list of files, sent on its standard input (about 40 bytes per file). It reports its progress and
-its outcome on its standard output.
+list of files, in the order it writes them, which it reads a frame at a time (:mod:`.frames`:
+decoded at once, the 300,000 entries cost the child 170 MB). It reports its progress and its
+outcome on its standard output.
 
 The body is written twice (the temporary file, then the archive), so the export uses this only
 where that costs less than the SBOM (:func:`worth_it`): many small files, a body that stays in
@@ -25,13 +26,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
-from operator import itemgetter
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import msgspec
 
 from ..errors import AirgapError
+from . import frames
 from .child import Reporter, ReportingChild, child_main, os_error, to_line
 from .writer import BadBlob
 
@@ -42,6 +43,9 @@ MAX_BODY = 1 << 30  # a body this large would leave the page cache and double th
 
 #: each member: sha256, size, where it lies (a path, or a file:// folder URL and a file name), hashed already
 Entry = tuple[str, int, str | tuple[str, str], bool]
+#: an entry as the child reads it: the folder URL's place in :attr:`_Work.folders`
+_Sent = tuple[str, int, str | tuple[int, str], bool]
+_KIND = list[_Sent]
 
 
 class _Work(msgspec.Struct, frozen=True):
@@ -49,8 +53,8 @@ class _Work(msgspec.Struct, frozen=True):
 
     fd: int  # the temporary file, inherited
     mtime: int
-    sort: bool  # write the members in the order of their sha256
-    blobs: list[Entry]
+    entries: int  # the list of members (:mod:`.frames`), inherited
+    folders: list[str]  # the folder URLs the entries name
 
 
 def worth_it(count: int, total: int) -> bool:
@@ -62,7 +66,7 @@ def worth_it(count: int, total: int) -> bool:
 
 
 class BodyChild:
-    """A child process writing ``blobs`` as archive members to a temporary file in ``directory``.
+    """A child process writing ``blobs`` as archive members, in their order, to a temporary file in ``directory``.
 
     ``on_bytes``/``on_file`` are called from a thread of this process as the child reports.
     :meth:`result` waits and gives ``(fd, length)``; it raises what the child met
@@ -71,9 +75,8 @@ class BodyChild:
     def __init__(
         self,
         directory: Path,
-        blobs: list[Entry],
+        blobs: Iterable[Entry],
         mtime: int,
-        sort: bool,
         on_bytes: Callable[[int], None],
         on_file: Callable[[], None],
     ) -> None:
@@ -81,10 +84,13 @@ class BodyChild:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".airgap-body-")
         os.unlink(tmp)  # nothing is left behind, however the export ends
         self._fd = fd
+        self._child: ReportingChild | None = None
         try:
-            self._child: ReportingChild | None = ReportingChild(
-                "airgap.archive.forked", msgspec.msgpack.encode(_Work(fd, mtime, sort, blobs)), (fd,), on_bytes, on_file
-            )
+            folders: dict[str, int] = {}
+            listing, self.count = frames.listing(_sent(blobs, folders), ".airgap-list-", os.fspath(directory))
+            with listing:  # the child holds its own descriptor
+                work = msgspec.msgpack.encode(_Work(fd, mtime, listing.fileno(), list(folders)))
+                self._child = ReportingChild("airgap.archive.forked", work, (fd, listing.fileno()), on_bytes, on_file)
         except BaseException:
             os.close(fd)
             raise
@@ -121,19 +127,36 @@ class BodyChild:
             self._fd = -1
 
 
+def _sent(blobs: Iterable[Entry], folders: dict[str, int]) -> Iterator[_Sent]:
+    """``blobs`` as sent: each folder URL once, in ``folders``, and its number in each entry."""
+    for sha, size, at, hashed in blobs:
+        yield sha, size, at if isinstance(at, str) else (folders.setdefault(at[0], len(folders)), at[1]), hashed
+
+
 def _run(data: bytes, report: Reporter) -> bytes:
     """The child: write the members it is told of; the ``ok`` text is their length."""
     from .. import faults
-    from ..upstream.cache import in_place_path
     from .writer import write_body
 
     work = msgspec.msgpack.decode(data, type=_Work)
-    blobs = sorted(work.blobs, key=itemgetter(0)) if work.sort else work.blobs
-    fresh = {sha for sha, _, _, hashed in blobs if hashed}
+    fresh: set[str] = set()
+    with os.fdopen(work.entries, "rb", buffering=1 << 20) as listing:
+        where = _where(frames.read(listing, _KIND), work.folders, fresh)
+        faults.point("archive body")  # tests: AIRGAP_FAULT stops or fails the child here
+        return b"%d" % write_body(work.fd, where, work.mtime, fresh, report.bytes, report.file)
+
+
+def _where(read: Iterable[list[_Sent]], urls: list[str], fresh: set[str]) -> Iterator[tuple[str, int, str]]:
+    """Each member's sha256, size and path, a frame at a time; while it yields a frame's entries, ``fresh`` holds
+    those of the frame hashed already (the writer asks of the entry it was just given)."""
+    from ..upstream.cache import in_place_path
+
     folders: dict[str, str] = {}
-    where = ((sha, size, at if isinstance(at, str) else in_place_path(at[0], at[1], folders)) for sha, size, at, _ in blobs)
-    faults.point("archive body")  # tests: AIRGAP_FAULT stops or fails the child here
-    return b"%d" % write_body(work.fd, where, work.mtime, fresh, report.bytes, report.file)
+    for frame in read:
+        fresh.clear()
+        fresh.update(sha for sha, _, _, hashed in frame if hashed)
+        for sha, size, at, _ in frame:
+            yield sha, size, at if isinstance(at, str) else in_place_path(urls[at[0]], at[1], folders)
 
 
 def _bad(exc: BaseException) -> bytes | None:

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import repeat
 from operator import attrgetter, eq, itemgetter
 from pathlib import Path
 
@@ -95,19 +95,16 @@ def start_early(
     files: dict[str, tuple[int, str, str]] = dict(zip(shas, zip(sizes, bases, names, strict=True), strict=True))
     if not cached_shas(BlobCache(Path(config.mirror_dir))).isdisjoint(files):
         return None  # collect takes such a file from the cache: leave it the choice
-    kept = list(files.values())
-    if not forked.worth_it(len(files), sum(map(itemgetter(0), kept))):
+    if not forked.worth_it(len(files), sum(map(itemgetter(0), files.values()))):
         return None
-    entries: list[forked.Entry] = list(
-        zip(
-            files,
-            map(itemgetter(0), kept),
-            zip(map(itemgetter(1), kept), map(itemgetter(2), kept), strict=True),
-            repeat(False),
-            strict=False,
-        )
-    )
-    return _start(archive, entries, clock, True, files, stack)  # the child sorts them and finds their paths
+    # in the manifest's order (by sha256), each found in the dict as the child's list is written: no list of entries
+    entries = ((sha, *_planned(files[sha])) for sha in sorted(files))
+    return _start(archive, entries, clock, files, stack)
+
+
+def _planned(file: tuple[int, str, str]) -> tuple[int, tuple[str, str], bool]:
+    size, base, name = file
+    return size, (base, name), False  # the child finds its path
 
 
 def matching(early: Child, got: Collected) -> Child | None:
@@ -132,18 +129,17 @@ def start_late(got: Collected, archive: Path, clock: Clock, stack: contextlib.Ex
     if not forked.worth_it(len(body), sum(b.size for b in body)):
         return None
     fresh, file = got.fresh, got.cache.file
-    entries: list[forked.Entry] = [(b.sha256, b.size, file(b.sha256), b.sha256 in fresh) for b in body]
-    return _start(archive, entries, clock, False, None, stack)
+    entries = ((b.sha256, b.size, file(b.sha256), b.sha256 in fresh) for b in body)
+    return _start(archive, entries, clock, None, stack)
 
 
 def _start(
     archive: Path,
-    entries: list[forked.Entry],
+    entries: Iterable[forked.Entry],
     clock: Clock,
-    sort: bool,
     planned: dict[str, tuple[int, str, str]] | None,
     stack: contextlib.ExitStack,
 ) -> Child:
     tally, mtime = Tally(), int(clock())
-    process = stack.enter_context(forked.BodyChild(archive.parent, entries, mtime, sort, tally.update, tally.file_done))
-    return Child(process, tally, mtime, len(entries), planned)
+    process = stack.enter_context(forked.BodyChild(archive.parent, entries, mtime, tally.update, tally.file_done))
+    return Child(process, tally, mtime, process.count, planned)
