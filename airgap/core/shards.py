@@ -44,7 +44,7 @@ SHARDS_DIR = "shards"
 SHARDS_BASE_URL = "./shards/"
 SUFFIX = ".msgpack.zst"
 LEVEL = 3  # zstd, of shards and index (deterministic: one thread); not 10: a full import renders them all (decision 0009)
-EVERY = 2048  # shards rendered between two calls of render_changed's ``every`` (~10 MiB of records at conda-forge's sizes)
+EVERY = 512  # shards rendered between two calls of render_changed's ``every`` (~2.5 MiB of records at conda-forge's sizes)
 #: bounds on what a decoder accepts (conda-forge linux-64's index is ~1 MB, its largest shard a few MB)
 MAX_INDEX_BYTES = 256 << 20
 MAX_SHARD_BYTES = 64 << 20
@@ -208,15 +208,18 @@ def render_changed(
     digests: dict[str, bytes] = {}
     keep = emit if emit is not None else shards.__setitem__
     compressor = zstandard.ZstdCompressor(level=LEVEL, threads=0)  # the same bytes as a new one each time
+    sections = [(section, suffix, document.get(section) or {}) for section, suffix in _SECTIONS]
     for name in sorted(names):
         if name not in grouped:
             digests[name] = kept[name]
             continue
         if every is not None and len(digests) % EVERY == EVERY - 1:
             every()
-        # packed here, a name at a time: the records as they are until then (a full import: 300,000 copies not held at once)
+        # packed a name at a time, each record taken from the document now: no dict of them per name (17 MB at 300,000)
+        files = sorted(grouped[name])
         shard = {
-            section: {f: pack_record(_decoded(r)) for f, r in sorted(grouped[name][section].items())} for section, _suffix in _SECTIONS
+            section: {f: pack_record(_decoded(rawindex.entry(records, f))) for f in files if f.endswith(suffix)}
+            for section, suffix, records in sections
         }
         data = _compress({**shard, "removed": removed.get(name, [])}, compressor)
         digests[name] = digest = hashlib.sha256(data).digest()
@@ -225,12 +228,13 @@ def render_changed(
     return Rendered(_compress({"info": info, "shards": digests}), shards)
 
 
-_Grouped = tuple[dict[str, dict[str, dict[str, Any]]], set[str], int]
+#: the names to render, each with its records' file names (their suffix says their section); every name; the newest timestamp
+_Grouped = tuple[dict[str, list[str]], set[str], int]
 
 
 def _grouped(document: Mapping[str, Any], changed: AbstractSet[str] | None, kept: Mapping[str, bytes]) -> _Grouped:
-    """One pass over every record: the records of the names to render, by name and section; every name; the newest timestamp."""
-    grouped: dict[str, dict[str, dict[str, Any]]] = {}
+    """One pass over every record: the file names of the names to render, by name; every name; the newest timestamp."""
+    grouped: dict[str, list[str]] = {}
     names: set[str] = set()
     newest = 0  # the newest record's timestamp (the index's created_at), found in the same pass
     for section, suffix in _SECTIONS:
@@ -248,7 +252,6 @@ def _grouped(document: Mapping[str, Any], changed: AbstractSet[str] | None, kept
                 names.add(name)  # its records are the ones its kept shard was rendered from: no check, no render
                 continue
             if kind is rawindex.Head:  # kept as bytes: its head says what shardable() asks of the record, decoded at render
-                record = rawindex.entry(records, filename)
                 ok = type(name) is str and type(head.version) is str and type(head.build) is str and shardable(filename, {}, suffix, False)
             else:
                 record = records[filename]
@@ -257,8 +260,10 @@ def _grouped(document: Mapping[str, Any], changed: AbstractSet[str] | None, kept
             if ok:
                 names.add(name)
                 if changed is None or name in changed or name not in kept:
-                    shard = grouped.setdefault(name, {"packages": {}, "packages.conda": {}})
-                    shard[section][filename] = record
+                    if (group := grouped.get(name)) is None:
+                        grouped[name] = [filename]
+                    else:
+                        group.append(filename)
     return grouped, names, newest
 
 
@@ -272,11 +277,11 @@ def _changed_only(document: Mapping[str, Any], changed: AbstractSet[str], kept: 
         if files is None:
             return None
         candidates.update(files)
-    grouped: dict[str, dict[str, dict[str, Any]]] = {}
+    grouped: dict[str, list[str]] = {}
     newest = _newer(0, _seconds(since.created_at))
-    sections = [(section, suffix, document.get(section) or {}) for section, suffix in _SECTIONS]
+    sections = [(suffix, document.get(section) or {}) for section, suffix in _SECTIONS]
     for filename in sorted(candidates):
-        for section, suffix, records in sections:
+        for suffix, records in sections:
             if not filename.endswith(suffix) or filename not in records:
                 continue
             record = records[filename]
@@ -288,7 +293,7 @@ def _changed_only(document: Mapping[str, Any], changed: AbstractSet[str], kept: 
                     continue  # a touched file whose record its name's kept shard already holds as it is
                 return None
             newest = _newer(newest, record.get("timestamp"))
-            grouped.setdefault(name, {"packages": {}, "packages.conda": {}})[section][filename] = record
+            grouped.setdefault(name, []).append(filename)
     return grouped, set(kept) | set(grouped), newest
 
 
@@ -333,13 +338,7 @@ def _unpack(data: bytes, limit: int, where: str, error: type[AirgapError]) -> An
 
     try:
         return msgpack.unpackb(
-            raw,
-            raw=False,
-            strict_map_key=True,
-            max_str_len=limit,
-            max_bin_len=limit,
-            max_array_len=limit // 2,
-            max_map_len=limit // 4,
+            raw, raw=False, strict_map_key=True, max_str_len=limit, max_bin_len=limit, max_array_len=limit // 2, max_map_len=limit // 4
         )
     except Exception as exc:  # msgpack raises several kinds (ExtraData, FormatError, StackError, ValueError, UnicodeDecodeError)
         raise error(f"{where}: expected msgpack, found something unreadable ({type(exc).__name__}: {str(exc)[:80]})") from None
