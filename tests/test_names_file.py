@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 import pytest
+import zstandard
 from helpers import snapshot_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -216,3 +217,38 @@ def test_every_row_is_the_rows_of_every_records_pair_for_an_index_kept_as_bytes_
     rows = names_file.every_row(trusted)
     assert rows == rows_of(dict(sorted(group_by_name(trusted).items()))) and list(rows) == sorted(rows)
     assert rows["n1"].latest == "9.0" and rows["n1"].size == sum(i for i in range(40) if i % 7 == 1) + 100
+
+
+@pytest.mark.parametrize("count", [0, 5, 15, 16, 40])
+def test_the_file_is_the_whole_table_encoded_at_once_then_compressed(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    """Encoded a few rows at a time (here 3) and compressed as it goes: once decompressed, the very msgpack of the
+    table encoded at once; read back, the same rows."""
+    monkeypatch.setattr(names_file, "CHUNK", 3)
+    rd = Repodata("linux-64", {"subdir": "linux-64"}, repodata_version=1)
+    for i in range(count):
+        rd.put(f"n{i:02d}-1.{i}-0.conda", _record(f"n{i:02d}", f"1.{i}", i))
+    rows = names_file.every_row(rd)
+    data = names_file.render(rows, rd, "a" * 64)
+    assert data is not None and len(rows) == count
+    whole = msgspec.msgpack.encode({"format": names_file.FORMAT, "repodata_sha256": "a" * 64, "names": rows})
+    assert zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 20) == whole
+    assert names_file.read(data, "a" * 64) == rows == names_file.read(whole, "a" * 64)  # a plain one, as written before, too
+
+
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 65535, 65536])
+def test_a_map_header_is_the_one_msgspec_writes(n: int) -> None:
+    header = names_file._map_header(n)
+    encoded = msgspec.msgpack.encode(dict.fromkeys(range(n), 0))
+    assert encoded.startswith(header)
+    assert encoded[len(header) :] == b"".join(msgspec.msgpack.encode(i) + b"\x00" for i in range(n))  # then the members
+
+
+def test_a_table_that_decompresses_beyond_any_index_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    rd = Repodata("linux-64", {"subdir": "linux-64"}, repodata_version=1)
+    for i in range(50):
+        rd.put(f"n{i}-1-0.conda", _record(f"n{i}", "1", i))
+    data = names_file.render(names_file.every_row(rd), rd, "a" * 64)
+    assert data is not None and names_file.read(data, "a" * 64) is not None
+    monkeypatch.setattr(names_file, "MAX_BYTES", 100)
+    assert names_file.read(data, "a" * 64) is None
+    assert names_file.read(data[:-5], "a" * 64) is None  # cut short: not used either
