@@ -252,7 +252,7 @@ def test_the_list_reaches_the_child_a_few_entries_at_a_time(
 def test_while_a_member_is_written_fresh_says_whether_it_was_hashed_already() -> None:
     listed: list[forked.Entry] = [(f"{i:064x}", i, f"/p/{i}", i % 3 == 0) for i in range(7)]
     folders: dict[str, int] = {}
-    sent = list(forked._sent(listed, folders))
+    sent = [e for frame in forked.framed(listed, folders) for e in frame]
     fresh: set[str] = set()
     seen = []
     for sha, size, path in forked._where((sent[i : i + 2] for i in range(0, 7, 2)), list(folders), fresh):
@@ -270,7 +270,7 @@ def test_a_folder_url_is_sent_once_and_each_entry_names_it_by_number(tmp_path: P
         ("c" * 64, 3, (base, "z.conda"), True),
     ]
     folders: dict[str, int] = {}
-    sent = list(forked._sent(listed, folders))
+    sent = [e for frame in forked.framed(listed, folders) for e in frame]
     assert list(folders) == [base, other] and [at for _, _, at, _ in sent] == [(0, "x.conda"), (1, "y.conda"), (0, "z.conda")]
     paths = [path for _, _, path in forked._where([sent], list(folders), set())]
     assert paths == [str(tmp_path / "linux-64" / "x.conda"), str(tmp_path / "noarch" / "y.conda"), str(tmp_path / "linux-64" / "z.conda")]

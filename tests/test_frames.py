@@ -10,7 +10,7 @@ from airgap.archive import frames
 def test_entries_come_back_in_frames_in_their_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(frames, "FRAME", 3)
     entries = [(f"{i:064x}", i, None if i % 2 else f"/s/{i}") for i in range(8)]
-    fh, count = frames.listing(entries, "test-")
+    fh, count = frames.listing(frames.chunked(entries), "test-")
     with fh:
         got = list(frames.read(fh, list[tuple[str, int, str | None]]))
     assert count == 8 and [len(f) for f in got] == [3, 3, 2]
@@ -18,14 +18,14 @@ def test_entries_come_back_in_frames_in_their_order(monkeypatch: pytest.MonkeyPa
 
 
 def test_no_entries_is_an_empty_list() -> None:
-    fh, count = frames.listing([], "test-")
+    fh, count = frames.listing(frames.chunked([]), "test-")
     with fh:
         assert count == 0 and list(frames.read(fh, list[int])) == []
 
 
 @pytest.mark.parametrize("cut", [2, 9])
 def test_a_list_cut_short_is_refused(tmp_path: object, cut: int) -> None:
-    fh, _ = frames.listing(range(5), "test-")
+    fh, _ = frames.listing(frames.chunked(range(5)), "test-")
     with fh:
         data = fh.read()
         fh.seek(0)

@@ -66,7 +66,7 @@ class BlobChild:
         on_file: Callable[[], None],
     ) -> None:
         self.path = path
-        listing, count = frames.listing(entries, "airgap-blobs-")
+        listing, count = frames.listing(frames.chunked(entries), "airgap-blobs-")
         try:
             work = msgspec.msgpack.encode(_Work(str(path), archive_fd, start, listing.fileno(), count, total, seen))
             self._child = ReportingChild("airgap.archive.blobchild", work, (archive_fd, listing.fileno()), on_bytes, on_file)

@@ -43,9 +43,9 @@ MAX_BODY = 1 << 30  # a body this large would leave the page cache and double th
 
 #: each member: sha256, size, where it lies (a path, or a file:// folder URL and a file name), hashed already
 Entry = tuple[str, int, str | tuple[str, str], bool]
-#: an entry as the child reads it: the folder URL's place in :attr:`_Work.folders`
-_Sent = tuple[str, int, str | tuple[int, str], bool]
-_KIND = list[_Sent]
+#: a member as the child is told of it: a folder URL given by its place in the list of folders
+Sent = tuple[str, int, str | tuple[int, str], bool]
+_KIND = list[Sent]
 
 
 class _Work(msgspec.Struct, frozen=True):
@@ -66,7 +66,8 @@ def worth_it(count: int, total: int) -> bool:
 
 
 class BodyChild:
-    """A child process writing ``blobs`` as archive members, in their order, to a temporary file in ``directory``.
+    """A child process writing the members ``framed`` lists (:func:`framed`), in their order, to a temporary file in
+    ``directory``; ``folders``: the folder URLs they name, by number (read once ``framed`` is written).
 
     ``on_bytes``/``on_file`` are called from a thread of this process as the child reports.
     :meth:`result` waits and gives ``(fd, length)``; it raises what the child met
@@ -75,7 +76,8 @@ class BodyChild:
     def __init__(
         self,
         directory: Path,
-        blobs: Iterable[Entry],
+        framed: Iterable[list[Sent]],
+        folders: Iterable[str],
         mtime: int,
         on_bytes: Callable[[int], None],
         on_file: Callable[[], None],
@@ -86,8 +88,7 @@ class BodyChild:
         self._fd = fd
         self._child: ReportingChild | None = None
         try:
-            folders: dict[str, int] = {}
-            listing, self.count = frames.listing(_sent(blobs, folders), ".airgap-list-", os.fspath(directory))
+            listing, self.count = frames.listing(framed, ".airgap-list-", os.fspath(directory))
             with listing:  # the child holds its own descriptor
                 work = msgspec.msgpack.encode(_Work(fd, mtime, listing.fileno(), list(folders)))
                 self._child = ReportingChild("airgap.archive.forked", work, (fd, listing.fileno()), on_bytes, on_file)
@@ -127,8 +128,13 @@ class BodyChild:
             self._fd = -1
 
 
-def _sent(blobs: Iterable[Entry], folders: dict[str, int]) -> Iterator[_Sent]:
-    """``blobs`` as sent: each folder URL once, in ``folders``, and its number in each entry."""
+def framed(blobs: Iterable[Entry], folders: dict[str, int]) -> Iterator[list[Sent]]:
+    """``blobs`` as sent, a frame at a time: each folder URL numbered once, in ``folders`` (a caller with many entries
+    makes its frames at C speed instead: :func:`airgap.ops.export_body.start_early`)."""
+    return frames.chunked(_sent(blobs, folders))
+
+
+def _sent(blobs: Iterable[Entry], folders: dict[str, int]) -> Iterator[Sent]:
     for sha, size, at, hashed in blobs:
         yield sha, size, at if isinstance(at, str) else (folders.setdefault(at[0], len(folders)), at[1]), hashed
 
@@ -146,7 +152,7 @@ def _run(data: bytes, report: Reporter) -> bytes:
         return b"%d" % write_body(work.fd, where, work.mtime, fresh, report.bytes, report.file)
 
 
-def _where(read: Iterable[list[_Sent]], urls: list[str], fresh: set[str]) -> Iterator[tuple[str, int, str]]:
+def _where(read: Iterable[list[Sent]], urls: list[str], fresh: set[str]) -> Iterator[tuple[str, int, str]]:
     """Each member's sha256, size and path, a frame at a time; while it yields a frame's entries, ``fresh`` holds
     those of the frame hashed already (the writer asks of the entry it was just given)."""
     from ..upstream.cache import in_place_path

@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 import tempfile
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import IO, Any
 
 import msgspec
@@ -20,38 +21,37 @@ FRAME = 4096  # entries per frame
 _LENGTH = struct.Struct("<I")
 
 
-def listing(entries: Iterable[Any], prefix: str, directory: str | None = None) -> tuple[IO[bytes], int]:
-    """An unlinked temporary file (in ``directory``, else the system's) holding ``entries`` in frames, at its start,
-    and how many there are; the caller closes it once the child holds its own descriptor."""
+def listing(frames: Iterable[list[Any]], prefix: str, directory: str | None = None) -> tuple[IO[bytes], int]:
+    """An unlinked temporary file (in ``directory``, else the system's) holding ``frames``, at its start, and how many
+    entries they hold; the caller closes it once the child holds its own descriptor."""
     fh = tempfile.TemporaryFile(prefix=prefix, dir=directory)
     try:
-        return fh, write(fh, entries)
+        return fh, write(fh, frames)
     except BaseException:
         fh.close()
         raise
 
 
-def write(fh: IO[bytes], entries: Iterable[Any]) -> int:
-    """``entries`` written to ``fh`` in frames; ``fh`` is left at its start. How many were written."""
+def write(fh: IO[bytes], frames: Iterable[list[Any]]) -> int:
+    """Each list of ``frames`` written to ``fh`` as a frame; ``fh`` is left at its start. How many entries were written."""
     count = 0
-    frame: list[Any] = []
     encode = msgspec.msgpack.Encoder().encode
-    for entry in entries:
-        frame.append(entry)
-        if len(frame) == FRAME:
-            count += _put(fh, encode(frame), len(frame))
-            frame = []
-    if frame:
-        count += _put(fh, encode(frame), len(frame))
+    for frame in frames:
+        if frame:
+            data = encode(frame)
+            fh.write(_LENGTH.pack(len(data)))
+            fh.write(data)
+            count += len(frame)
     fh.flush()
     fh.seek(0)
     return count
 
 
-def _put(fh: IO[bytes], data: bytes, n: int) -> int:
-    fh.write(_LENGTH.pack(len(data)))
-    fh.write(data)
-    return n
+def chunked(entries: Iterable[Any]) -> Iterator[list[Any]]:
+    """``entries`` :data:`FRAME` at a time (a caller that can make its frames at C speed gives them to :func:`write`)."""
+    it = iter(entries)
+    while frame := list(islice(it, FRAME)):
+        yield frame
 
 
 def read(fh: IO[bytes], kind: Any) -> Iterator[Any]:

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import repeat
 from operator import attrgetter, eq, itemgetter
 from pathlib import Path
 
-from ..archive import forked
+from ..archive import forked, frames
 from ..clock import Clock
 from ..config import Config
 from ..progress import Bar
@@ -97,14 +98,18 @@ def start_early(
         return None  # collect takes such a file from the cache: leave it the choice
     if not forked.worth_it(len(files), sum(map(itemgetter(0), files.values()))):
         return None
-    # in the manifest's order (by sha256), each found in the dict as the child's list is written: no list of entries
-    entries = ((sha, *_planned(files[sha])) for sha in sorted(files))
-    return _start(archive, entries, clock, files, stack)
+    order = sorted(files)  # the manifest's order; each frame made from the dict as the child's list is written
+    folders = {base: n for n, base in enumerate(dict.fromkeys(map(itemgetter(1), files.values())))}
+    return _start(archive, _early_frames(order, files, folders), list(folders), clock, files, stack)
 
 
-def _planned(file: tuple[int, str, str]) -> tuple[int, tuple[str, str], bool]:
-    size, base, name = file
-    return size, (base, name), False  # the child finds its path
+def _early_frames(order: list[str], files: dict[str, tuple[int, str, str]], folders: dict[str, int]) -> Iterator[list[forked.Sent]]:
+    """The child's list, a frame at a time, made at C speed (300,000 entries: a generator per entry cost 0.8 s)."""
+    for at in range(0, len(order), frames.FRAME):
+        shas = order[at : at + frames.FRAME]
+        kept = list(map(files.__getitem__, shas))
+        where = zip(map(folders.__getitem__, map(itemgetter(1), kept)), map(itemgetter(2), kept), strict=True)
+        yield list(zip(shas, map(itemgetter(0), kept), where, repeat(False), strict=False))  # the child finds each path
 
 
 def matching(early: Child, got: Collected) -> Child | None:
@@ -129,17 +134,19 @@ def start_late(got: Collected, archive: Path, clock: Clock, stack: contextlib.Ex
     if not forked.worth_it(len(body), sum(b.size for b in body)):
         return None
     fresh, file = got.fresh, got.cache.file
+    folders: dict[str, int] = {}
     entries = ((b.sha256, b.size, file(b.sha256), b.sha256 in fresh) for b in body)
-    return _start(archive, entries, clock, None, stack)
+    return _start(archive, forked.framed(entries, folders), folders, clock, None, stack)
 
 
 def _start(
     archive: Path,
-    entries: Iterable[forked.Entry],
+    framed: Iterable[list[forked.Sent]],
+    folders: Iterable[str],
     clock: Clock,
     planned: dict[str, tuple[int, str, str]] | None,
     stack: contextlib.ExitStack,
 ) -> Child:
     tally, mtime = Tally(), int(clock())
-    process = stack.enter_context(forked.BodyChild(archive.parent, entries, mtime, tally.update, tally.file_done))
+    process = stack.enter_context(forked.BodyChild(archive.parent, framed, folders, mtime, tally.update, tally.file_done))
     return Child(process, tally, mtime, process.count, planned)
