@@ -71,6 +71,16 @@ def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
         done += os.write(fd, view[done : done + WRITE_SLICE])
 
 
+def create_new(path: str, data: bytes | bytearray | memoryview) -> None:
+    """A new file at ``path`` (``FileExistsError`` if one is there) holding ``data``, not fsynced: ``open(path, "xb")``
+    without its file objects (a full import writes 30,000 shards so: 5 us each)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        write_all(fd, data)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(target: Path, data: bytes, mode: int = 0o644, durable: bool = True, tmp_dir: Path | None = None) -> None:
     with atomic_writer(target, mode=mode, durable=durable, tmp_dir=tmp_dir) as fh:
         write_all(fh.fileno(), data)  # the file object has buffered nothing: the bytes go past it

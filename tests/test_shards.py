@@ -19,7 +19,7 @@ from typing import Any
 import msgpack
 import pytest
 import zstandard
-from helpers import cli
+from helpers import cli, snapshot_bytes
 
 from airgap.core import shards
 from airgap.destinations.memory import MemoryDestination, MemoryStore
@@ -92,6 +92,19 @@ def test_the_same_records_give_the_same_bytes() -> None:
     changed = {**doc, "packages.conda": {**doc["packages.conda"], "b-2.0-0.conda": record("b", "2.0", size=3)}}
     one, two = shards.render("linux-64", doc), shards.render("linux-64", changed)
     assert set(one.shards) & set(two.shards) and one.shards != two.shards  # only b's shard changes
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).resolve().parent / "data" / "repodata").glob("*.repodata.json*")), ids=lambda p: p.name
+)
+def test_every_shard_is_the_msgpack_that_msgpack_itself_writes(path: Path) -> None:
+    """Encoded by msgspec, each shard's bytes are those of ``msgpack.packb(…, use_bin_type=True)``: every real record."""
+    doc = json.loads(snapshot_bytes(path))
+    out = shards.render(doc.get("info", {}).get("subdir", "linux-64"), doc)
+    assert out.shards
+    for data in [*out.shards.values(), out.index]:
+        raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 26)
+        assert msgpack.packb(msgpack.unpackb(raw, raw=False), use_bin_type=True) == raw
 
 
 def test_shards_emitted_as_rendered_are_the_ones_kept_otherwise() -> None:

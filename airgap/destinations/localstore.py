@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .._fs import atomic_write_bytes, fsync_dir, named
+from .._fs import atomic_write_bytes, create_new, fsync_dir, named
 from .._safepath import check_beneath, open_nofollow, read_nofollow, view_nofollow
 from ..errors import DestinationError
 from ..faults import point
@@ -199,8 +199,7 @@ class LocalStore(LocalLock):
         for key, data in items:
             self._folder(key, create=True)
             point("dir write")
-            with open(self._base + key, "xb") as fh:
-                fh.write(data)
+            create_new(self._base + key, data)
 
     def put_blob(self, key: str, blob: BlobRef, on_bytes: OnBytes | None = None) -> None:
         """Place verified bytes: a staged file is hard-linked (kept for its next use), anything else copied."""
