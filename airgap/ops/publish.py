@@ -266,7 +266,8 @@ def publish(
     # a file another channel merged here still lists is not removed (DESIGN §3: never delete a listed file)
     removals = [r for r in plan.removals if (r[0], r[1]) not in new_index or not new_index[(r[0], r[1])].lists(r[2])]
     places = plan.needed.places  # each (sha256, place), made anew each pass: no list of 300,000 (two tuples a file: 36 MB)
-    listed, interim, dropped = _replaced_in_place(plan, manifest, places())
+    indexed = {key for key in new_index if plan.index(*key) is not None}  # a new subdir lists nothing: not a call per file
+    listed, interim, dropped = _replaced_in_place(plan, manifest, (x for x in places() if x[1][:2] in indexed) if indexed else ())
     uses = plan.needed.uses()  # a blob placed more than once
 
     def place(batch: list[tuple[str, Place]]) -> None:
