@@ -68,3 +68,33 @@ def test_it_holds_no_tuple_per_file() -> None:
     compact = _held(lambda: _both(adds)[0])  # what is left once the other one is dropped
     tuples = _held(lambda: _both(adds)[1])
     assert compact < tuples * 0.4, (compact, tuples)
+
+
+def test_a_frame_of_new_subdirs_blobs_is_answered_at_once_and_any_other_is_not() -> None:
+    adds: list[tuple[str, Place]] = [
+        ("a" * 64, ("main", "linux-64", "a-1-0.conda")),
+        ("b" * 64, ("main", "linux-64", "b-1-0.conda")),
+        ("c" * 64, ("main", "noarch", "c-1-0.conda")),
+        ("d" * 64, ("main", "linux-64", "d-1-0.conda")),
+        ("d" * 64, ("extra", "linux-64", "d-1-0.conda")),  # placed twice
+        ("e" * 64, ("old", "linux-64", "e-1-0.conda")),  # in a subdir that is not new
+    ]
+    needed, _ = _both(adds)
+    asked: list[tuple[str, str]] = []
+
+    def prefix(key: tuple[str, str]) -> str | None:
+        asked.append(key)
+        return None if key[0] == "old" else f"/s/{key[0]}/{key[1]}/"
+
+    assert needed.only_places(["b" * 64, "a" * 64], prefix) == ["/s/main/linux-64/b-1-0.conda", "/s/main/linux-64/a-1-0.conda"]
+    assert asked == [("main", "linux-64")]  # only the subdirs the frame's blobs are in
+    both = ["c" * 64, "a" * 64, "b" * 64]  # sorted by sha256, a frame holds blobs of every subdir
+    assert needed.only_places(both, prefix) == [
+        "/s/main/noarch/c-1-0.conda",
+        "/s/main/linux-64/a-1-0.conda",
+        "/s/main/linux-64/b-1-0.conda",
+    ]
+    assert needed.only_places(["a" * 64, "e" * 64], prefix) is None  # one in a subdir placed file by file: keep() asks each
+    assert needed.only_places(["a" * 64, "d" * 64], prefix) is None  # one blob with two places
+    assert needed.only_places(["a" * 64, "f" * 64], prefix) is None  # one not needed
+    assert needed.only_places([], prefix) is None

@@ -27,10 +27,10 @@ import pytest
 import zstandard
 from click.testing import CliRunner, Result
 
-from airgap.archive import blobchild
+from airgap.archive import blobchild, frames
 from airgap.cli import main
 from airgap.destinations.directory import DirectoryDestination
-from airgap.ops import import_body, index_change
+from airgap.ops import import_body, index_change, needed
 from airgap.site import html
 from airgap.testing.condapkg import PackageSpec, write_channel
 
@@ -553,6 +553,28 @@ def test_two_processes_make_the_destination_one_makes(
         assert any("/names/_index-" in k for k in one)
 
 
+def test_a_new_subdirs_blobs_are_told_to_the_child_a_frame_at_a_time(
+    tmp_path: Path, small_archive: Path, keys: dict[str, Path], children: list[blobchild.BlobChild], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each frame of blobs bound for one new subdir gets its staged paths in one call (Needed.only_places), not a
+    keep() per blob: the same destination."""
+    answered: list[int] = []
+    real = needed.Needed.only_places
+
+    def spy(self: needed.Needed, shas: list[str], prefix: Any) -> Any:
+        got = real(self, shas, prefix)
+        answered.append(0 if got is None else len(shas))
+        return got
+
+    monkeypatch.setattr(needed.Needed, "only_places", spy)
+    monkeypatch.setattr(frames, "FRAME", 2)
+    _import(small_archive, tmp_path / "two", keys)
+    assert len(children) == 1 and sum(answered) == children[0].count > 2  # every blob, two at a time
+    monkeypatch.setenv(import_body.MIN_ENV, "0")
+    _import(small_archive, tmp_path / "one", keys)
+    assert _state(tmp_path / "two") == _state(tmp_path / "one")
+
+
 def test_a_new_subdirs_index_is_placed_with_its_folder_after_the_child(
     tmp_path: Path, small_archive: Path, keys: dict[str, Path], children: list[blobchild.BlobChild], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -598,7 +620,7 @@ def test_the_child_dies_with_a_killed_parent(tmp_path: Path) -> None:
         from pathlib import Path
         from airgap.archive.blobchild import BlobChild
         read, write = os.pipe()  # an archive that never comes: the child waits on it
-        child = BlobChild(Path("never.tar"), read, 0, [("0" * 64, 1, None)], 1, [], lambda n: None, lambda: None)
+        child = BlobChild(Path("never.tar"), read, 0, [[("0" * 64, 1, None)]], 1, [], lambda n: None, lambda: None)
         for _ in range(200):
             pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and Path(f"/proc/{{p}}/stat").read_text().split()[3] == str(os.getpid())]
             if pids:
@@ -650,7 +672,7 @@ def test_a_blob_that_cannot_be_staged_fails_the_import_on_one_line_and_changes_n
         return keep_blocked
 
     real_beside, real_stream = import_body.beside, _archive.stream_beside
-    monkeypatch.setattr(publish, "beside", lambda keep: real_beside(blocking(keep)))  # the child's targets
+    monkeypatch.setattr(publish, "beside", lambda keep, many: real_beside(blocking(keep)))  # the child's targets, blob by blob
     monkeypatch.setattr(publish, "stream_beside", lambda o, p, d, keep, b: real_stream(o, p, d, blocking(keep), b))  # one process's
     dest = tmp_path / "d"
     r = cli("import", small_archive, "--into", dest, "--trusted-key", keys["good.pub"])

@@ -51,7 +51,7 @@ class _Work(msgspec.Struct, frozen=True):
 
 class BlobChild:
     """A child process reading the archive at ``path`` from the member whose header starts at ``start``: every
-    blob ``entries`` lists checked, each written to its file; ``on_bytes``/``on_file`` as it reports.
+    blob the lists of ``framed`` name checked, each written to its file; ``on_bytes``/``on_file`` as it reports.
     :meth:`wait` raises what the child met; :meth:`close` stops one still running."""
 
     def __init__(
@@ -59,14 +59,14 @@ class BlobChild:
         path: Path,
         archive_fd: int,
         start: int,
-        entries: Iterable[Entry],
+        framed: Iterable[list[Entry]],
         total: int,
         seen: list[str],
         on_bytes: Callable[[int], None],
         on_file: Callable[[], None],
     ) -> None:
         self.path = path
-        listing, count = frames.listing(frames.chunked(entries), "airgap-blobs-")
+        listing, count = frames.listing(framed, "airgap-blobs-")
         try:
             work = msgspec.msgpack.encode(_Work(str(path), archive_fd, start, listing.fileno(), count, total, seen))
             self._child = ReportingChild("airgap.archive.blobchild", work, (archive_fd, listing.fileno()), on_bytes, on_file)

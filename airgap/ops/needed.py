@@ -10,7 +10,7 @@ that is also a package) beside it; a place's tuple is made when it is asked for.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 Place = tuple[str, str, str]  # (destination channel, subdir, filename); installers: (dir, "", filename)
 
@@ -70,6 +70,31 @@ class Needed(Mapping[str, tuple[Place, ...]]):
                 yield sha, (channel, subdir, name)
                 if sha in more:
                     yield from ((sha, place) for place in more[sha])
+
+    def only_places(self, shas: list[str], prefix: Callable[[tuple[str, str]], str | None]) -> list[str] | None:
+        """``prefix((channel, subdir)) + file name`` for each of ``shas`` when each has one place, in a subdir ``prefix``
+        names (None: it names none); else None. For a frame of a full import's blobs (sorted by sha256, so of every
+        subdir at once): a pass at C speed per subdir and a short loop, not a lookup per blob."""
+        if not shas or not self._more.keys().isdisjoint(shas):
+            return None
+        out: list[str] = [""] * len(shas)
+        left = list(range(len(shas)))  # positions not found yet
+        for key, names in self._first.items():
+            got = list(map(names.get, map(shas.__getitem__, left)))
+            if got.count(None) == len(got):
+                continue
+            if (start := prefix(key)) is None:
+                return None
+            still = []
+            for i, name in zip(left, got, strict=True):
+                if name is None:
+                    still.append(i)
+                else:
+                    out[i] = start + name
+            if not still:
+                return out
+            left = still
+        return None
 
     def uses(self) -> dict[str, int]:
         """``{sha256: how many places}`` of the blobs placed more than once."""

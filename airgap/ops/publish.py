@@ -28,7 +28,7 @@ from ..core.run_exports import for_import as run_exports_files
 from ..destinations.base import BlobRef, Change, Destination, Put, file_identity
 from ..progress import Progress
 from ._archive import Opened, Pending, load_repodata_blob, stream_beside
-from .import_body import beside
+from .import_body import beside, new_folder_targets
 from .import_plan import ImportPlan
 from .index_change import IndexPublisher
 from .needed import Place
@@ -94,7 +94,10 @@ def stage(
 
     pending: Pending | None = None
     try:  # the package blobs in a second process, where it pays (import_body), while this one does the index work
-        repodata_blobs, pending = stream_beside(opened, progress, "import", keep, beside(keep) if change.staging is not None else None)
+        many = new_folder_targets(needed, lambda key: _new_folder(change, blobs, (*key, "")), result)
+        repodata_blobs, pending = stream_beside(
+            opened, progress, "import", keep, beside(keep, many) if change.staging is not None else None
+        )
         opened.manifest.forget_package_blobs()  # streamed and checked (or told to the child): the package entries say the same
         return publish(dest, change, plan, blobs, repodata_blobs, opened, result, progress, clock, pending)
     finally:
