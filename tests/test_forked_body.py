@@ -223,11 +223,13 @@ def test_an_early_child_that_writes_other_blobs_is_stopped(
         assert child is not None
         assert child.planned is not None
         # as if the plan had said other files than collect found (the child writes its own copy)
-        sha, (size, base, name) = child.planned.popitem()
-        if how == "one size":
-            child.planned[sha] = (size + 1, base, name)
-        elif how == "one sha256":
-            child.planned["0" * 64] = (size, base, name)
+        shas, sizes = child.planned
+        if how == "one fewer":
+            del shas[-1], sizes[-1]
+        elif how == "one size":
+            sizes[-1] += 1
+        else:
+            shas[-1] = "f" * 64
         return child
 
     monkeypatch.setattr(body, "start_early", off)
