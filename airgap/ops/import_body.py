@@ -35,7 +35,7 @@ MIN_BLOBS = 10_000
 MIN_ENV = "AIRGAP_CHILD_MIN_BLOBS"  # another threshold (tests: 1, a child for any archive; 0 and below: never one)
 
 Keep = Callable[[BlobEntry, "tuple[Path, int] | None"], "str | os.PathLike[str] | None"]
-#: keep() for a frame of blobs at once, where it can say at C speed (all bound for one new subdir's folder); else None
+#: keep() for a frame of blobs at once, where it can say at C speed (each bound for a new subdir's folder); else None
 KeepMany = Callable[[list[BlobEntry]], "list[str] | None"]
 _sha, _size = attrgetter("sha256"), attrgetter("size")
 
