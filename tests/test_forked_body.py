@@ -252,12 +252,11 @@ def test_the_list_reaches_the_child_a_few_entries_at_a_time(
 
 
 def test_while_a_member_is_written_fresh_says_whether_it_was_hashed_already() -> None:
-    listed: list[forked.Entry] = [(f"{i:064x}", i, f"/p/{i}", i % 3 == 0) for i in range(7)]
-    folders: dict[str, int] = {}
-    sent = [e for frame in forked.framed(listed, folders) for e in frame]
+    listed: list[forked.Sent] = [(f"{i:064x}", i, f"/p/{i}", i % 3 == 0) for i in range(7)]
+    sent = [e for frame in frames.chunked(listed) for e in frame]
     fresh: set[str] = set()
     seen = []
-    for sha, size, path in forked._where((sent[i : i + 2] for i in range(0, 7, 2)), list(folders), fresh):
+    for sha, size, path in forked._where((sent[i : i + 2] for i in range(0, 7, 2)), [], fresh):
         seen.append((sha, size, path, sha in fresh))
         assert len(fresh) <= 2  # a frame's, not every one met so far
     assert seen == listed
@@ -266,13 +265,9 @@ def test_while_a_member_is_written_fresh_says_whether_it_was_hashed_already() ->
 def test_a_folder_url_is_sent_once_and_each_entry_names_it_by_number(tmp_path: Path) -> None:
     base = (tmp_path / "linux-64").as_uri() + "/"
     other = (tmp_path / "noarch").as_uri() + "/"
-    listed: list[forked.Entry] = [
-        ("a" * 64, 1, (base, "x.conda"), False),
-        ("b" * 64, 2, (other, "y.conda"), False),
-        ("c" * 64, 3, (base, "z.conda"), True),
-    ]
-    folders: dict[str, int] = {}
-    sent = [e for frame in forked.framed(listed, folders) for e in frame]
+    kept = [(1, base, "x.conda"), (2, other, "y.conda"), (3, base, "z.conda")]  # as start_early has them, in the child's order
+    folders = body.numbered(kept)
+    sent = [e for frame in body._early_frames(["a" * 64, "b" * 64, "c" * 64], kept, folders) for e in frame]
     assert list(folders) == [base, other] and [at for _, _, at, _ in sent] == [(0, "x.conda"), (1, "y.conda"), (0, "z.conda")]
     paths = [path for _, _, path in forked._where([sent], list(folders), set())]
     assert paths == [str(tmp_path / "linux-64" / "x.conda"), str(tmp_path / "noarch" / "y.conda"), str(tmp_path / "linux-64" / "z.conda")]

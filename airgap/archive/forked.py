@@ -41,9 +41,8 @@ MIN_FILES = 10_000  # fewer: the SBOM takes a fraction of a second, not worth a 
 MAX_AVERAGE = 16 << 10  # bytes per member: copying more than this costs about what its SBOM component does
 MAX_BODY = 1 << 30  # a body this large would leave the page cache and double the disk's writes
 
-#: each member: sha256, size, where it lies (a path, or a file:// folder URL and a file name), hashed already
-Entry = tuple[str, int, str | tuple[str, str], bool]
-#: a member as the child is told of it: a folder URL given by its place in the list of folders
+#: a member as the child is told of it: sha256, size, where it lies (a path, or a file:// folder URL's number in the
+#: list of folders and a file name), hashed already
 Sent = tuple[str, int, str | tuple[int, str], bool]
 _KIND = list[Sent]
 
@@ -66,8 +65,8 @@ def worth_it(count: int, total: int) -> bool:
 
 
 class BodyChild:
-    """A child process writing the members ``framed`` lists (:func:`framed`), in their order, to a temporary file in
-    ``directory``; ``folders``: the folder URLs they name, by number (read once ``framed`` is written).
+    """A child process writing the members ``framed`` lists (:mod:`.frames`), in their order, to a temporary file in
+    ``directory``; ``folders``: the folder URLs they name, by number.
 
     ``on_bytes``/``on_file`` are called from a thread of this process as the child reports.
     :meth:`result` waits and gives ``(fd, length)``; it raises what the child met
@@ -77,7 +76,7 @@ class BodyChild:
         self,
         directory: Path,
         framed: Iterable[list[Sent]],
-        folders: Iterable[str],
+        folders: list[str],
         mtime: int,
         on_bytes: Callable[[int], None],
         on_file: Callable[[], None],
@@ -90,7 +89,7 @@ class BodyChild:
         try:
             listing, self.count = frames.listing(framed, ".airgap-list-", os.fspath(directory))
             with listing:  # the child holds its own descriptor
-                work = msgspec.msgpack.encode(_Work(fd, mtime, listing.fileno(), list(folders)))
+                work = msgspec.msgpack.encode(_Work(fd, mtime, listing.fileno(), folders))
                 self._child = ReportingChild("airgap.archive.forked", work, (fd, listing.fileno()), on_bytes, on_file)
         except BaseException:
             os.close(fd)
@@ -126,17 +125,6 @@ class BodyChild:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-
-
-def framed(blobs: Iterable[Entry], folders: dict[str, int]) -> Iterator[list[Sent]]:
-    """``blobs`` as sent, a frame at a time: each folder URL numbered once, in ``folders`` (a caller with many entries
-    makes its frames at C speed instead: :func:`airgap.ops.export_body.start_early`)."""
-    return frames.chunked(_sent(blobs, folders))
-
-
-def _sent(blobs: Iterable[Entry], folders: dict[str, int]) -> Iterator[Sent]:
-    for sha, size, at, hashed in blobs:
-        yield sha, size, at if isinstance(at, str) else (folders.setdefault(at[0], len(folders)), at[1]), hashed
 
 
 def _run(data: bytes, report: Reporter) -> bytes:

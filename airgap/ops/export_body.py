@@ -100,9 +100,14 @@ def start_early(
         return None
     order = sorted(files)  # the manifest's order
     kept = list(map(files.__getitem__, order))  # (size, folder URL, file name) in that order
-    folders = {base: n for n, base in enumerate(dict.fromkeys(map(itemgetter(1), kept)))}
+    folders = numbered(kept)
     planned = (order, list(map(itemgetter(0), kept)))
     return _start(archive, _early_frames(order, kept, folders), list(folders), clock, planned, stack)
+
+
+def numbered(kept: list[tuple[int, str, str]]) -> dict[str, int]:
+    """Each folder URL of ``kept`` once, numbered in the order met: the child is told each once, entries name it by number."""
+    return {base: n for n, base in enumerate(dict.fromkeys(map(itemgetter(1), kept)))}
 
 
 def _early_frames(order: list[str], kept: list[tuple[int, str, str]], folders: dict[str, int]) -> Iterator[list[forked.Sent]]:
@@ -131,15 +136,14 @@ def start_late(got: Collected, archive: Path, clock: Clock, stack: contextlib.Ex
     if not forked.worth_it(len(body), sum(b.size for b in body)):
         return None
     fresh, file = got.fresh, got.cache.file
-    folders: dict[str, int] = {}
-    entries = ((b.sha256, b.size, file(b.sha256), b.sha256 in fresh) for b in body)
-    return _start(archive, forked.framed(entries, folders), folders, clock, None, stack)
+    entries: Iterator[forked.Sent] = ((b.sha256, b.size, file(b.sha256), b.sha256 in fresh) for b in body)  # paths
+    return _start(archive, frames.chunked(entries), [], clock, None, stack)
 
 
 def _start(
     archive: Path,
     framed: Iterable[list[forked.Sent]],
-    folders: Iterable[str],
+    folders: list[str],
     clock: Clock,
     planned: tuple[list[str], list[int]] | None,
     stack: contextlib.ExitStack,
