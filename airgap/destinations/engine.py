@@ -312,12 +312,12 @@ class StoreChange(Change):
         folder: Path | str,
         published: dict[str, str],
     ) -> None:
-        writes, fresh = list[tuple[str, bytes | BlobRef]](), set[str]()
-        kept = kept_shards(self.dest, channel, subdir, changed) if isinstance(fmt, _formats.Shards) and changed is not None else None
         if (channel, subdir) in self._ahead and self.local is not None:  # into its staged folder (durable with it), as rendered
             return _formats.put_staged(
                 fmt, self.store, self.local, subdir, repodata, folder, partial(self._index_key, channel, subdir), published
             )
+        writes, fresh = list[tuple[str, bytes | BlobRef]](), set[str]()
+        kept = kept_shards(self.dest, channel, subdir, changed) if isinstance(fmt, _formats.Shards) and changed is not None else None
         rendered: Iterable[tuple[str, bytes | BlobRef]]
         if kept is not None and isinstance(fmt, _formats.Shards):  # changed names' shards only (decision 0009)
             rendered = fmt.render_changed(subdir, repodata, changed.names if changed is not None else None, *kept)
