@@ -8,6 +8,7 @@ from typing import Protocol
 class Bar(Protocol):
     def update(self, n: int) -> None: ...  # bytes (or units) done
     def file_done(self) -> None: ...  # one more of ``files`` finished
+    def files_done(self, n: int) -> None: ...  # ``n`` more finished at once (a child's report: no call per file)
     def close(self) -> None: ...
 
 
@@ -20,6 +21,9 @@ class _NullBar:
         pass
 
     def file_done(self) -> None:
+        pass
+
+    def files_done(self, n: int) -> None:
         pass
 
     def close(self) -> None:

@@ -63,7 +63,7 @@ def children(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[forked.BodyChild]
 
 class _Counting:
     def __init__(self) -> None:
-        self.bytes = self.files = 0
+        self.bytes = self.files = self.calls = 0
         self.total: int | None = None
         self.files_total: int | None = None
 
@@ -78,6 +78,11 @@ class _Counting:
 
     def file_done(self) -> None:
         self.files += 1
+        self.calls += 1
+
+    def files_done(self, n: int) -> None:
+        self.files += n
+        self.calls += 1
 
     def close(self) -> None:
         pass
@@ -105,6 +110,7 @@ def test_the_archive_is_the_one_a_single_process_writes(
     _export(channel, tmp_path / "forked.tar", monkeypatch, signer, counted)
     assert len(children) == 1
     assert counted.bytes == counted.total and counted.files == counted.files_total  # the child's progress arrived
+    assert counted.calls < counted.files  # in counts, not a call per file (they took the GIL from the export's own work)
     monkeypatch.setattr(forked, "AVAILABLE", False)
     _export(channel, tmp_path / "single.tar", monkeypatch, signer)
     assert len(children) == 1  # the second export wrote in one process

@@ -620,7 +620,7 @@ def test_the_child_dies_with_a_killed_parent(tmp_path: Path) -> None:
         from pathlib import Path
         from airgap.archive.blobchild import BlobChild
         read, write = os.pipe()  # an archive that never comes: the child waits on it
-        child = BlobChild(Path("never.tar"), read, 0, [[("0" * 64, 1, None)]], 1, [], lambda n: None, lambda: None)
+        child = BlobChild(Path("never.tar"), read, 0, [[("0" * 64, 1, None)]], 1, [], lambda n: None, lambda n: None)
         for _ in range(200):
             pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and Path(f"/proc/{{p}}/stat").read_text().split()[3] == str(os.getpid())]
             if pids:

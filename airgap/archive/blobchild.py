@@ -51,7 +51,7 @@ class _Work(msgspec.Struct, frozen=True):
 
 class BlobChild:
     """A child process reading the archive at ``path`` from the member whose header starts at ``start``: every
-    blob the lists of ``framed`` name checked, each written to its file; ``on_bytes``/``on_file`` as it reports.
+    blob the lists of ``framed`` name checked, each written to its file; ``on_bytes``/``on_files`` (a count) as it reports.
     :meth:`wait` raises what the child met; :meth:`close` stops one still running."""
 
     def __init__(
@@ -63,13 +63,13 @@ class BlobChild:
         total: int,
         seen: list[str],
         on_bytes: Callable[[int], None],
-        on_file: Callable[[], None],
+        on_files: Callable[[int], None],
     ) -> None:
         self.path = path
         listing, count = frames.listing(framed, "airgap-blobs-")
         try:
             work = msgspec.msgpack.encode(_Work(str(path), archive_fd, start, listing.fileno(), count, total, seen))
-            self._child = ReportingChild("airgap.archive.blobchild", work, (archive_fd, listing.fileno()), on_bytes, on_file)
+            self._child = ReportingChild("airgap.archive.blobchild", work, (archive_fd, listing.fileno()), on_bytes, on_files)
         finally:
             listing.close()  # the child holds its own descriptor
         self.count = count

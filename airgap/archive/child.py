@@ -35,13 +35,13 @@ _PR_SET_PDEATHSIG = 1
 class ReportingChild:
     """``python -m module``, told ``work`` on its standard input, with ``fds`` inherited.
 
-    ``on_bytes``/``on_file`` are called from a thread of this process as the child reports.
+    ``on_bytes``/``on_files`` (a count) are called from a thread of this process as the child reports.
     :meth:`outcome` waits and gives its outcome line; :meth:`close` stops a child still running."""
 
     def __init__(
-        self, module: str, work: bytes, fds: Sequence[int], on_bytes: Callable[[int], object], on_file: Callable[[], object]
+        self, module: str, work: bytes, fds: Sequence[int], on_bytes: Callable[[int], object], on_files: Callable[[int], object]
     ) -> None:
-        self._on_bytes, self._on_file = on_bytes, on_file
+        self._on_bytes, self._on_files = on_bytes, on_files
         self._outcome: list[bytes] = []
         self._stderr = b""
         package_root = str(Path(__file__).resolve().parents[2])  # the child imports this very airgap
@@ -68,8 +68,7 @@ class ReportingChild:
             if kind == b"p":
                 n, files = (int(x) for x in rest.split())
                 self._on_bytes(n)
-                for _ in range(files):
-                    self._on_file()
+                self._on_files(files)  # a count: 300,000 calls here took the GIL from the parent's own work
             else:
                 self._outcome.append(line.rstrip(b"\n"))
         self._stderr = proc.stderr.read()[-2000:]

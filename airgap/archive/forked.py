@@ -68,7 +68,7 @@ class BodyChild:
     """A child process writing the members ``framed`` lists (:mod:`.frames`), in their order, to a temporary file in
     ``directory``; ``folders``: the folder URLs they name, by number.
 
-    ``on_bytes``/``on_file`` are called from a thread of this process as the child reports.
+    ``on_bytes``/``on_files`` (a count) are called from a thread of this process as the child reports.
     :meth:`result` waits and gives ``(fd, length)``; it raises what the child met
     (:class:`BadBlob`, ``OSError``). Leaving the block stops a child still running."""
 
@@ -79,7 +79,7 @@ class BodyChild:
         folders: list[str],
         mtime: int,
         on_bytes: Callable[[int], None],
-        on_file: Callable[[], None],
+        on_files: Callable[[int], None],
     ) -> None:
         self._directory = directory
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".airgap-body-")
@@ -90,7 +90,7 @@ class BodyChild:
             listing, self.count = frames.listing(framed, ".airgap-list-", os.fspath(directory))
             with listing:  # the child holds its own descriptor
                 work = msgspec.msgpack.encode(_Work(fd, mtime, listing.fileno(), folders))
-                self._child = ReportingChild("airgap.archive.forked", work, (fd, listing.fileno()), on_bytes, on_file)
+                self._child = ReportingChild("airgap.archive.forked", work, (fd, listing.fileno()), on_bytes, on_files)
         except BaseException:
             os.close(fd)
             raise

@@ -54,7 +54,10 @@ class _TqdmBar:
         self._bar.update(n)
 
     def file_done(self) -> None:
-        self._files += 1
+        self.files_done(1)
+
+    def files_done(self, n: int) -> None:
+        self._files += n
         if self._total_files:
             self._bar.set_postfix_str(f"{self._files}/{self._total_files} files", refresh=False)
 

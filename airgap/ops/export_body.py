@@ -51,8 +51,7 @@ class Tally:
         with self._lock:
             self._bar = bar
             bar.update(self._bytes)
-            for _ in range(self._files):
-                bar.file_done()
+            bar.files_done(self._files)
         return bar
 
     def update(self, n: int) -> None:
@@ -63,11 +62,14 @@ class Tally:
                 self._bar.update(n)
 
     def file_done(self) -> None:
+        self.files_done(1)
+
+    def files_done(self, n: int) -> None:
         with self._lock:
             if self._bar is None:
-                self._files += 1
+                self._files += n
             else:
-                self._bar.file_done()
+                self._bar.files_done(n)
 
 
 @dataclass
@@ -149,5 +151,5 @@ def _start(
     stack: contextlib.ExitStack,
 ) -> Child:
     tally, mtime = Tally(), int(clock())
-    process = stack.enter_context(forked.BodyChild(archive.parent, framed, folders, mtime, tally.update, tally.file_done))
+    process = stack.enter_context(forked.BodyChild(archive.parent, framed, folders, mtime, tally.update, tally.files_done))
     return Child(process, tally, mtime, process.count, planned)
