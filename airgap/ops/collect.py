@@ -41,7 +41,7 @@ from ..upstream.cache import BlobCache, Expected
 from ..upstream.channels import Channel, FetchedRepodata
 from ..upstream.fetch import Fetcher
 from .delta_select import Groups, name_change, to_fetch
-from .local_files import batches, cached_shas, fetch_batch, take_unread
+from .local_files import all_travel, batches, cached_shas, fetch_batch, take_unread
 from .plan import Plan, Want
 from .sources import InstallerWant
 
@@ -223,7 +223,10 @@ def _subdir_entries(
             present: list[tuple[str, Held]] = []  # entries made only for the names that travel (_entry)
             holdings = delta.holdings(ch.name, subdir) if delta is not None else {}
             found = actual.get((ch.name, subdir), {})
-            for filename in names:
+            todo = names
+            if not holdings:  # every file travels (a full export, a new subdir): column by column
+                pkgs, todo = all_travel(names, found, sizes, cache.size, blobs), []
+            for filename in todo:
                 sha = found.get(filename)
                 held = holdings.get(filename)
                 if held is not None and (sha is None or sha == held.sha256):

@@ -23,9 +23,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from itertools import groupby
+from itertools import groupby, repeat
 from operator import attrgetter, itemgetter
+from typing import cast
 
+from ..core.manifest import BlobEntry, PackageEntry
 from ..errors import DownloadError, UpstreamError
 from ..upstream.cache import BlobCache, Expected
 from ..upstream.channels import package_url
@@ -122,3 +124,21 @@ def check_unread(cache: BlobCache, unwritten: str) -> DownloadError | None:
         return None
     failures.sort()
     return DownloadError(f"{len(failures)} of {len(cache.unread)} downloads failed; {unwritten} (first: {failures[0]})", failures)
+
+
+def all_travel(
+    names: list[str], found: dict[str, str], sizes: dict[str, int], size_of: Callable[[str], int], blobs: dict[str, BlobEntry]
+) -> list[PackageEntry]:
+    """A subdir's package entries when each of ``names`` travels (no base holds any): its sha256 in ``found``, its
+    size in ``sizes`` (else ``size_of(sha256)``, the cache's); each blob added to ``blobs`` unless there. Column by
+    column, at C speed (300,000 files: a pass of dict lookups and struct calls per file cost 0.25 s)."""
+    shas = list(map(found.__getitem__, names))  # collect found every selected file (a KeyError is a bug)
+    known = list(map(sizes.get, shas))
+    # None: a file taken from the cache, not from a record
+    lengths = cast(list[int], known) if None not in known else [size_of(s) if n is None else n for s, n in zip(shas, known, strict=True)]
+    entries = list(map(PackageEntry, names, shas, lengths))
+    made = dict(zip(shas, map(BlobEntry, shas, lengths, repeat("package")), strict=True))
+    if not blobs.keys().isdisjoint(made):
+        made = {sha: b for sha, b in made.items() if sha not in blobs}  # the first entry of a blob stays, as setdefault keeps it
+    blobs.update(made)
+    return entries
