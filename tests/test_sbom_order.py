@@ -6,6 +6,7 @@ from typing import Any
 
 from airgap.core import sbom
 from airgap.core.manifest import ChannelEntry, Manifest, PackageEntry, RepodataBlob, SubdirEntry
+from airgap.core.repodata import Repodata
 
 
 def _manifest(subdirs: dict[tuple[str, str], list[str]]) -> Manifest:
@@ -66,3 +67,24 @@ def test_odd_depends_entries_resolve_and_never_break_the_memo() -> None:
         comp("f", ["zzz"]),  # nothing provides it
     ]
     assert sbom.dependencies(comps) == [[], [0], [0], [0], [0], []]
+
+
+def test_each_file_gets_its_own_sections_record_or_none() -> None:
+    """A .conda file's record from packages.conda, a .tar.bz2 one's from packages, an unlisted file's an empty record
+    (the name then from the file name), a subdir without repodata all empty; shas and sizes from the manifest."""
+    rd = Repodata("linux-64")
+    rd.packages["b-1-0.tar.bz2"] = {"name": "b", "version": "1", "build": "0", "license": "MIT"}
+    rd.packages_conda["b-1-0.conda"] = {"name": "b", "version": "1", "build": "0", "license": "BSD"}
+    rd.packages["a-2-0.conda"] = {"name": "wrong", "version": "2", "build": "0"}  # in the other section: not its record
+    files = ["b-1-0.tar.bz2", "b-1-0.conda", "a-2-0.conda"]
+    manifest = _manifest({("c", "linux-64"): files, ("c", "noarch"): ["z-3-0.conda"]})
+    got = [
+        (c.subdir, c.filename, c.name, c.version, c.sha256, c.size, dict(c.record))
+        for c in sbom.components(manifest, {("c", "linux-64"): rd})
+    ]
+    assert got == [
+        ("linux-64", "a-2-0.conda", "a", "2", f"{2:064x}", 1, {}),
+        ("linux-64", "b-1-0.conda", "b", "1", f"{1:064x}", 1, rd.packages_conda["b-1-0.conda"]),
+        ("linux-64", "b-1-0.tar.bz2", "b", "1", f"{0:064x}", 1, rd.packages["b-1-0.tar.bz2"]),
+        ("noarch", "z-3-0.conda", "z", "3", f"{0:064x}", 1, {}),
+    ]
