@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -295,3 +296,25 @@ def test_a_big_manifest_is_read_into_a_map_whose_pages_go_once_decoded(tmp_path:
     path.write_bytes(raw[: BLOCK + len(data) // 2])  # cut inside the manifest
     with ArchiveStream(path) as s, pytest.raises(ArchiveFormatError, match=f"truncated inside manifest.json: expected {len(data)} bytes"):
         s.read_header()
+
+
+def test_a_kernel_copy_goes_a_piece_at_a_time_each_pieces_writeback_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The export's body appended by copy_file_range: the disk is asked to write each piece as soon as it is copied,
+    not the whole body at the final fsync; the bytes are the source's."""
+    import airgap.archive.writer as writer
+
+    src = tmp_path / "body"
+    data = os.urandom(5 * writer.COPY_BUFSIZE + 123)
+    src.write_bytes(data)
+    monkeypatch.setattr(writer, "COPY_PIECE", 2 * writer.COPY_BUFSIZE)
+    started: list[tuple[int, int]] = []
+    monkeypatch.setattr(writer, "start_writeback", lambda fd, offset=0, length=0: started.append((offset, length)))
+    with (tmp_path / "out").open("wb") as fh, src.open("rb") as body:
+        out = writer._Out(fh, MTIME)
+        out.add(b"h" * 1000)  # a head before the body
+        out.append_file(body.fileno(), len(data), "body")
+        out.flush()
+    assert (tmp_path / "out").read_bytes() == b"h" * 1000 + data
+    if hasattr(os, "copy_file_range"):
+        assert len(started) >= 3  # a piece at a time, not once at the end
+        assert [o for o, _ in started] == [0] + [o + n for o, n in started[:-1]]  # contiguous, in order
