@@ -680,3 +680,50 @@ def test_a_blob_that_cannot_be_staged_fails_the_import_on_one_line_and_changes_n
     assert r.exit_code == 1 and "Is a directory" in r.output and made[0] in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
     assert [p.relative_to(dest).as_posix() for p in dest.rglob("*")] == []
+
+
+@pytest.mark.parametrize("processes", [1, 2], ids=["one process", "packages in a second process"])
+def test_the_kept_sbom_is_durable_before_the_commit_fsynced_alone_only_in_one_process(
+    processes: int, tmp_path: Path, small_archive: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes: the SBOM kept at the destination is not fsynced on its own (330 MB at 300,000 files, while the child
+    works): the one syncfs that makes the staged files durable, before anything is placed, covers it, and comes before
+    the commit. One process: no such syncfs is coming, so it is fsynced as it is written."""
+    from airgap.destinations import journal as journal_mod
+    from airgap.destinations import localbatch, localstore, streamed
+
+    monkeypatch.setenv(import_body.MIN_ENV, str(processes - 1))
+    events: list[str] = []
+    real_fsync, real_syncfs, real_place, real_commit = os.fsync, localbatch.syncfs, streamed.put_in_order, journal_mod.Journal.commit
+
+    def fsync(fd: int) -> None:
+        events.append("fsync " + os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def syncfs(path: str) -> None:
+        events.append("syncfs")
+        real_syncfs(path)
+
+    def place(store: Any, local: Any, writes: Any, batched: Any) -> None:
+        events.extend(f"placed {key}" for key, _ in writes)
+        real_place(store, local, writes, batched)
+
+    def commit(self: Any) -> None:
+        events.append("commit")
+        real_commit(self)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(localstore, "syncfs", syncfs)
+    monkeypatch.setattr(localbatch, "syncfs", syncfs)
+    monkeypatch.setattr(streamed, "put_in_order", place)
+    monkeypatch.setattr(journal_mod.Journal, "commit", commit)
+    _import(small_archive, tmp_path / "d", keys)
+    kept = [i for i, e in enumerate(events) if e.startswith("placed .airgap/sbom/")]
+    assert len(kept) == 1 and (tmp_path / "d" / events[kept[0]].split(" ", 1)[1]).stat().st_size > 0
+    sbom_fsynced = [e for e in events if e.startswith("fsync ") and e.endswith(".cdx.json")]
+    commit_at = events.index("commit")
+    if processes == 2:
+        assert sbom_fsynced == []
+        assert "syncfs" in events[kept[0] : commit_at]  # made durable by the flush before anything is placed
+    else:
+        assert len(sbom_fsynced) == 1

@@ -200,7 +200,7 @@ class Change(ABC):
     ) -> None:
         """Before the first change: note everything the change will touch (so a killed run can be undone)."""
 
-    later = False  # staging_later was called
+    later = False  # staging_later was called, staged_written not yet: nothing staged is durable before that syncfs
 
     def staging_later(self) -> None:
         """The staged files are still being written (by another process, :mod:`airgap.ops.import_body`): :meth:`plan`

@@ -185,9 +185,7 @@ class StoreChange(Change):
         self._published: dict[tuple[str, str], dict[str, str]] = {}  # (channel, subdir) -> {index file: sha256} written
         self._whole: dict[tuple[str, str], str] = {}  # new subdirs staged whole -> their folder key
         self._ahead: set[tuple[str, str]] = set()  # those not placed yet: their index files are written into the folder
-        self._receipt_written = False
-        self._done = False
-        self._keep = False
+        self._receipt_written = self._done = self._keep = False
 
     def _exists(self, key: str) -> bool:
         """Was ``key`` there when the change began? (one listing per folder, not a request per key; a journaled key: the journal's answer)"""
@@ -240,6 +238,7 @@ class StoreChange(Change):
     def staged_written(self) -> None:
         if self.local is not None:
             self.local.flush()
+        self.later = False  # durable from here on: what is written next is synced as it is written
 
     def _journal_all(self, split: list[tuple[str, str]]) -> None:
         """Journal ``(folder, name)`` pairs not journaled yet (asked about a folder at a time); the journal answers for them from now on."""
@@ -363,8 +362,8 @@ class StoreChange(Change):
         key = self._prepare(self.dest.key(STATE, name))
         if isinstance(data, bytes):
             self.store.put(key, data)
-        else:
-            put_pieces(self.store, self.local, self.staging, key, data)
+        else:  # while another process stages (later), no fsync of its own: staged_written's syncfs covers it
+            put_pieces(self.store, self.local, self.staging, key, data, deferred=self.later)
         return f"{STATE}/{name}"
 
     def commit(self) -> None:
