@@ -101,3 +101,47 @@ def test_the_blob_is_the_same_bytes_however_many_cores_compress_it(tmp_path: Pat
     cache = BlobCache(tmp_path / "cache")
     stored = airgap.ops.sbom_blob.store(cache, iter(pieces))
     assert (cache.sha_dir / stored.sha256).read_bytes() == by_two and stored.raw_size == len(b"".join(pieces))
+
+
+def test_a_large_sbom_is_kept_as_the_archives_zstd_blob(
+    archive: tuple[Path, Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past KEEP_PLAIN_MAX (a full import of 300,000 files: 330 MB of JSON), the kept file is the archive's blob, named
+    ``.cdx.json.zst``, which decompresses to the document; the receipt and the pages name it, ``serve`` serves it.
+    A plain blob (an archive before 0011) is kept as it is, whatever its size."""
+    from airgap.site import serve
+
+    tar, pub, kind = archive
+    monkeypatch.setattr(airgap.ops.sbom_blob, "KEEP_PLAIN_MAX", 100)
+    r = cli("import", tar, "--into", tmp_path / "d", "--trusted-key", pub)
+    assert r.exit_code == 0, r.output
+    manifest = manifest_of(tar)
+    folder = tmp_path / "d" / ".airgap" / "sbom"
+    name = f"{manifest['archive_id']}.cdx.json" + (".zst" if kind == "zstd" else "")
+    assert sorted(p.name for p in folder.iterdir()) == [name]
+    kept = (folder / name).read_bytes()
+    if kind == "zstd":
+        assert kept == blob_of(tar, manifest["sbom"]["sha256"])
+        assert zstandard.ZstdDecompressor().decompressobj().decompress(kept) == sbom_document_of(tar)
+    else:
+        assert kept == sbom_document_of(tar)
+    receipt = json.loads((tmp_path / "d" / ".airgap" / "receipt.json").read_text())
+    assert receipt["archives"][-1]["sbom"] == f".airgap/sbom/{name}"
+    pages = [p.read_text() for p in (tmp_path / "d").rglob("*.html")]
+    assert any(f'.airgap/sbom/{name}"' in page for page in pages)  # the channel pages link it
+    assert serve._SBOM.match(f".airgap/sbom/{name}") and serve.content_type(name) == (
+        "application/zstd" if kind == "zstd" else "application/json"
+    )
+
+
+def test_a_large_sbom_that_decompresses_to_another_size_is_refused_before_anything_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = b'{"bomFormat":"CycloneDX"}' * 100
+    blob = zstandard.ZstdCompressor().compress(doc)
+    monkeypatch.setattr(airgap.ops.sbom_blob, "KEEP_PLAIN_MAX", 10)
+    compressed, pieces = airgap.ops.sbom_blob.kept(SbomRef("a" * 64, len(blob), SBOM_ZSTD, len(doc)), blob)
+    assert compressed and b"".join(pieces) == blob
+    with pytest.raises(IntegrityError, match=f"expected {len(doc) + 1} bytes once decompressed, found {len(doc)}"):
+        airgap.ops.sbom_blob.kept(SbomRef("a" * 64, len(blob), SBOM_ZSTD, len(doc) + 1), blob)  # raised here: no piece yielded yet
+    monkeypatch.setattr(airgap.ops.sbom_blob, "KEEP_PLAIN_MAX", len(doc))  # at the limit: kept decompressed
+    compressed, pieces = airgap.ops.sbom_blob.kept(SbomRef("a" * 64, len(blob), SBOM_ZSTD, len(doc)), blob)
+    assert not compressed and b"".join(pieces) == doc

@@ -252,11 +252,13 @@ def write_page(target: Path, page: str) -> None:
 
 
 def keep_sbom(change: Any, manifest: Manifest, blobs: Mapping[str, bytes | mmap.mmap]) -> str | None:
-    """Import: keep the archive's SBOM at the destination (``.airgap/sbom/<id>.cdx.json``); None if it keeps none."""
+    """Import: keep the archive's SBOM at the destination (``.airgap/sbom/<id>.cdx.json``, decompressed as it is
+    written; a large one ``.cdx.json.zst``, as the archive holds it: :func:`.sbom_blob.kept`); None if it keeps none."""
     if manifest.sbom is None or manifest.sbom.sha256 not in blobs:
         return None
-    kept = sbom_blob.document_pieces(manifest.sbom, blobs[manifest.sbom.sha256])  # the CycloneDX JSON, written as it is decompressed
-    where: str | None = change.put_document(SBOM_NAME.format(archive_id=manifest.archive_id), kept)
+    compressed, kept = sbom_blob.kept(manifest.sbom, blobs[manifest.sbom.sha256])
+    name = SBOM_NAME.format(archive_id=manifest.archive_id) + (".zst" if compressed else "")
+    where: str | None = change.put_document(name, kept)
     if where is None:
         log.info("this destination keeps no SBOM; archive %s carries it (airgap inspect ARCHIVE --sbom cyclonedx)", manifest.archive_id)
     return where

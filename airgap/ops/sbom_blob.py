@@ -28,6 +28,9 @@ from ..upstream.cache import BlobCache
 #: does: 7-16 % fewer bytes than level 3 on real records and on the scale bed, in half the CPU (docs/decisions/0011)
 LEVEL = 1
 COMPRESS = True  # False writes the format of archives before 0011 (tests read both)
+#: the largest document import keeps decompressed; a larger one (a full import of ~60,000 files and more: 330 MB at
+#: 300,000) is kept as the archive's zstd blob, ``.cdx.json.zst`` (docs/decisions/0011, "Later: large SBOMs kept compressed")
+KEEP_PLAIN_MAX = 64 << 20
 
 
 class Stored:
@@ -89,6 +92,17 @@ class _Hashing:
 def document(ref: SbomRef, blob: bytes | mmap.mmap) -> bytes:
     """The CycloneDX document a verified SBOM blob holds: decompressed (and exactly ``raw_size`` bytes) when it is ``+zstd``."""
     return b"".join(document_pieces(ref, blob))
+
+
+def kept(ref: SbomRef, blob: bytes | mmap.mmap) -> tuple[bool, Iterator[bytes]]:
+    """What import keeps of a verified SBOM blob: ``(False, the document's pieces)``, or, for a compressed document
+    over :data:`KEEP_PLAIN_MAX`, ``(True, the blob's own bytes)`` once it is found to decompress to exactly
+    ``raw_size`` bytes (the same IntegrityError as a document kept decompressed; nothing written before that)."""
+    if not ref.format.endswith("+zstd") or (ref.raw_size or 0) <= KEEP_PLAIN_MAX:
+        return False, document_pieces(ref, blob)
+    for _ in document_pieces(ref, blob):  # decompressed and counted, not kept
+        pass
+    return True, (blob[at : at + (1 << 20)] for at in range(0, len(blob), 1 << 20))
 
 
 def document_pieces(ref: SbomRef, blob: bytes | mmap.mmap) -> Iterator[bytes]:

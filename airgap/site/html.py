@@ -69,7 +69,11 @@ def _origin(origin: Mapping[str, Any] | None, up: str = "../") -> str:
     )
     sboms = [s for s in origin.get("sboms") or () if isinstance(s, Mapping) and isinstance(s.get("path"), str)]
     if sboms:
-        links = ", ".join(f'<a class="sbom" href="{_href(up + s["path"])}">{_e(s.get("archive_id"))}</a>' for s in sboms[:20])
+        links = ", ".join(
+            f'<a class="sbom" href="{_href(up + s["path"])}">{_e(s.get("archive_id"))}</a>'
+            + (" (zstd)" if s["path"].endswith(".zst") else "")
+            for s in sboms[:20]
+        )
         more = f" and {len(sboms) - 20} more in .airgap/sbom/" if len(sboms) > 20 else ""
         text += f" SBOMs (CycloneDX) of the archives imported: {links}{more}."
     return text

@@ -51,7 +51,7 @@ CONTENT_TYPES = (
 )
 _BAD_CHARS = {chr(c) for c in range(32)} | {"\x7f", "\\"}
 #: the one place under a dot-directory that is served: the SBOMs the channel pages link to
-_SBOM = re.compile(r"\.airgap/sbom/[A-Za-z0-9_-]{1,64}\.cdx\.json\Z")
+_SBOM = re.compile(r"\.airgap/sbom/[A-Za-z0-9_-]{1,64}\.cdx\.json(\.zst)?\Z")  # a large one kept compressed
 
 
 def content_type(name: str) -> str:
