@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import mmap
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -29,28 +28,27 @@ from typing import Any
 
 from .._heap import give_back
 from ..core.held_bytes import receipt_pieces
-from ..core.manifest import is_safe_channel_name
 from ..core.receipt import receipt_json
 from ..core.repodata import Repodata
 from ..errors import DestinationError
 from ..signals import deferred_signals
 from . import formats as _formats
-from .base import BlobRef, Change, Destination, IndexChange, OnBytes, Put, parse_index, parse_receipt_bytes
+from .base import BlobRef, Change, Destination, IndexChange, OnBytes, Put
 from .journal import AREA_PREFIX, LOCK, STAGED_DIR, STATE, Journal, key_of, recover
 from .lease import DEFAULT_STALE_AFTER, Lease, LeaseHolder, held
-from .listings import Listings, ask_keys, index_keys, kept_shards
+from .listings import ask_keys, index_keys, kept_shards
 from .parallel import each
-from .store import KeyLease, LocalFiles, ObjectStore, check_key, sha256_of, view
+from .store import KeyLease, LocalFiles, ObjectStore, check_key
+from .store_reads import RECEIPT, StoreReads
 from .streamed import folder_for, put_in_order, put_pieces, read_back
 
 log = logging.getLogger(__name__)
 
-RECEIPT = f"{STATE}/receipt.json"
 _LABEL = re.compile(r"[A-Za-z0-9._-]{1,40}\Z")
 _PLAN_CHUNK = 16384  # package keys journaled at a time
 
 
-class StoreDestination(Listings, LeaseHolder, Destination):
+class StoreDestination(StoreReads, LeaseHolder, Destination):
     """A conda destination over a store (see the module docstring)."""
 
     kind = "store"
@@ -68,62 +66,15 @@ class StoreDestination(Listings, LeaseHolder, Destination):
         self.lock_stale_after = float(lock_stale_after)
         self.workers = max(1, int(workers))  # package files stored in parallel
         self._lease: Lease | None = None
-        Listings.__init__(self, store)
+        StoreReads.__init__(self, store)
 
     def __str__(self) -> str:
         return str(self.store)
-
-    def key(self, *parts: str) -> str:
-        return check_key("/".join(p for p in parts if p))
-
-    # -- reading -----------------------------------------------------------------------------
-
-    def exists(self) -> bool:
-        return self.store.exists()
-
-    def channel_url(self, channel: str) -> str:
-        return self.store.url(self.key(channel))
-
-    def read_receipt(self) -> dict[str, Any]:
-        return parse_receipt_bytes(self.store.get(RECEIPT), f"{self}/{RECEIPT}")
-
-    def stored_receipt(self) -> bytes | mmap.mmap | None:
-        return view(self.store, RECEIPT)
-
-    def view_document(self, name: str) -> bytes | mmap.mmap | None:
-        return view(self.store, self.key(STATE, name))
 
     def write_receipt(self, receipt: dict[str, Any]) -> str:
         self.forget_listings()
         self.store.put(RECEIPT, receipt_json(receipt))
         return f"{self}/{RECEIPT}"
-
-    def read_repodata(self, channel: str, subdir: str) -> Repodata | None:
-        key = self.key(channel, subdir, "repodata.json")
-        return parse_index(self.store.get(key), subdir, f"{self}/{key}")
-
-    def read_index_file(self, channel: str, subdir: str, name: str) -> bytes | None:
-        return self.store.get(self.key(channel, subdir, name))
-
-    def view_index_file(self, channel: str, subdir: str, name: str) -> bytes | mmap.mmap | None:
-        return view(self.store, self.key(channel, subdir, name))
-
-    def inventory(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for key, _size in self.store.list_prefix(""):
-            parts = key.split("/")
-            if len(parts) == 3 and parts[2] == "repodata.json" and not parts[0].startswith(".") and is_safe_channel_name(parts[0]):
-                out.setdefault(parts[0], []).append(parts[1])
-        return {ch: sorted(subs) for ch, subs in sorted(out.items())}
-
-    def files(self, channel: str, subdir: str) -> dict[str, int]:
-        return dict(self.listing(self.key(channel, subdir)))
-
-    def sizes_of(self, channel: str, subdir: str, names: list[str]) -> dict[str, int] | None:
-        return self.sizes_in(self.key(channel, subdir), names)
-
-    def file_sha256(self, channel: str, subdir: str, filename: str, on_bytes: OnBytes | None = None) -> str | None:
-        return sha256_of(self.store, self.key(channel, subdir, filename), on_bytes)
 
     # -- changing ----------------------------------------------------------------------------
 
