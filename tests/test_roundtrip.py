@@ -683,14 +683,15 @@ def test_a_blob_that_cannot_be_staged_fails_the_import_on_one_line_and_changes_n
 
 
 @pytest.mark.parametrize("processes", [1, 2], ids=["one process", "packages in a second process"])
-def test_the_kept_sbom_is_durable_before_the_commit_fsynced_alone_only_in_one_process(
+def test_the_kept_sbom_and_the_receipt_are_durable_before_the_commit_fsynced_alone_only_in_one_process(
     processes: int, tmp_path: Path, small_archive: Path, keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two processes: the SBOM kept at the destination is not fsynced on its own (330 MB at 300,000 files, while the child
     works): the one syncfs that makes the staged files durable, before anything is placed, covers it, and comes before
-    the commit. One process: no such syncfs is coming, so it is fsynced as it is written."""
+    the commit. The receipt (42 MB) is written then too, and only moved into place after that syncfs, last.
+    One process: no such syncfs is coming, so each is fsynced as it is written."""
+    from airgap.destinations import engine, localbatch, localstore, streamed
     from airgap.destinations import journal as journal_mod
-    from airgap.destinations import localbatch, localstore, streamed
 
     monkeypatch.setenv(import_body.MIN_ENV, str(processes - 1))
     events: list[str] = []
@@ -716,14 +717,18 @@ def test_the_kept_sbom_is_durable_before_the_commit_fsynced_alone_only_in_one_pr
     monkeypatch.setattr(localstore, "syncfs", syncfs)
     monkeypatch.setattr(localbatch, "syncfs", syncfs)
     monkeypatch.setattr(streamed, "put_in_order", place)
+    monkeypatch.setattr(engine, "put_in_order", place)
     monkeypatch.setattr(journal_mod.Journal, "commit", commit)
     _import(small_archive, tmp_path / "d", keys)
     kept = [i for i, e in enumerate(events) if e.startswith("placed .airgap/sbom/")]
     assert len(kept) == 1 and (tmp_path / "d" / events[kept[0]].split(" ", 1)[1]).stat().st_size > 0
     sbom_fsynced = [e for e in events if e.startswith("fsync ") and e.endswith(".cdx.json")]
     commit_at = events.index("commit")
+    receipt_fsynced = [e for e in events if e.startswith("fsync ") and e.endswith("receipt.json")]
+    receipt_at = events.index("placed .airgap/receipt.json")
+    assert receipt_at < commit_at and not any(e.startswith("placed ") for e in events[receipt_at + 1 : commit_at])  # placed last
     if processes == 2:
-        assert sbom_fsynced == []
-        assert "syncfs" in events[kept[0] : commit_at]  # made durable by the flush before anything is placed
+        assert sbom_fsynced == [] and receipt_fsynced == []
+        assert "syncfs" in events[kept[0] : receipt_at]  # made durable by the flush before anything is placed
     else:
-        assert len(sbom_fsynced) == 1
+        assert len(sbom_fsynced) == 1 and len(receipt_fsynced) == 1

@@ -246,6 +246,11 @@ class Change(ABC):
     @abstractmethod
     def write_receipt(self, receipt: dict[str, Any]) -> None: ...
 
+    def stage_receipt(self, receipt: dict[str, Any]) -> None:
+        """The receipt :meth:`write_receipt` will be given, known early (before :meth:`staged_written`): a store of local
+        files writes it now, made durable with the staged files, and only moves it into place then. Nothing by default."""
+        return None
+
     def put_document(self, name: str, data: bytes | Iterable[bytes]) -> str | None:
         """Keep a document of airgap's own (``sbom/<id>.cdx.json``) in the state folder, undone with the change;
         ``data``: its bytes, or its pieces (written as they come: a 300 MB SBOM is never held whole).

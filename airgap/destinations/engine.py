@@ -40,7 +40,7 @@ from .listings import ask_keys, index_keys, kept_shards
 from .parallel import each
 from .store import KeyLease, LocalFiles, ObjectStore, check_key
 from .store_reads import RECEIPT, StoreReads
-from .streamed import folder_for, put_in_order, put_pieces, read_back
+from .streamed import folder_for, put_in_order, put_pieces, read_back, write_file
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,7 @@ class StoreChange(Change):
         self._whole: dict[tuple[str, str], str] = {}  # new subdirs staged whole -> their folder key
         self._ahead: set[tuple[str, str]] = set()  # those not placed yet: their index files are written into the folder
         self._receipt_written = self._done = self._keep = False
+        self._staged_receipt: tuple[dict[str, Any], BlobRef] | None = None  # stage_receipt's (receipt, its file)
 
     def _exists(self, key: str) -> bool:
         """Was ``key`` there when the change began? (one listing per folder, not a request per key; a journaled key: the journal's answer)"""
@@ -303,9 +304,17 @@ class StoreChange(Change):
         self.store.put(key if (channel, subdir) in self._ahead else self._prepare(key), data)
         return True
 
+    def stage_receipt(self, receipt: dict[str, Any]) -> None:
+        if self.later and self.staging is not None:  # durable with the staged files (one syncfs), not by a fsync after it
+            self._staged_receipt = (receipt, write_file(receipt_pieces(receipt), self.staging, "receipt.json", durable=None)[0])
+
     def write_receipt(self, receipt: dict[str, Any]) -> None:
         self._fence("writing the receipt")
-        put_pieces(self.store, self.local, self.staging, self._prepare(RECEIPT), receipt_pieces(receipt))  # never whole
+        staged, self._staged_receipt = self._staged_receipt, None
+        if staged is not None and staged[0] is receipt and not self.later:  # written before staged_written: moved into place
+            put_in_order(self.store, self.local, [(self._prepare(RECEIPT), staged[1])], set())
+        else:
+            put_pieces(self.store, self.local, self.staging, self._prepare(RECEIPT), receipt_pieces(receipt))  # never whole
         self._receipt_written = True
 
     def put_document(self, name: str, data: bytes | Iterable[bytes]) -> str | None:

@@ -69,7 +69,7 @@ class RepodataJson:
     def render(self, subdir: str, repodata: Repodata) -> list[tuple[str, bytes]]:
         return index_files(repodata.to_bytes())  # the same files, in the same order, as every other backend
 
-    def render_files(self, subdir: str, repodata: Repodata, folder: Path | str, durable: bool = True) -> list[tuple[str, BlobRef]]:
+    def render_files(self, subdir: str, repodata: Repodata, folder: Path | str, durable: bool | None = True) -> list[tuple[str, BlobRef]]:
         """:meth:`render`'s files (the same bytes), written to new files in ``folder`` a piece at a time (synced when
         ``durable``): never the whole index in memory (:mod:`airgap.destinations.streamed`)."""
         return write_index(json_pieces(repodata), folder, durable)
@@ -137,7 +137,7 @@ def put_staged(
     if isinstance(fmt, Shards):
         files = fmt.render_staged(subdir, repodata, put)  # the shards put as rendered; their index after them
     elif isinstance(fmt, RepodataJson):
-        files = fmt.render_files(subdir, repodata, folder, durable=False)
+        files = fmt.render_files(subdir, repodata, folder, durable=None)  # its writeback started: the final syncfs finds less
     else:
         files = fmt.render(subdir, repodata)
     for name, data in files:

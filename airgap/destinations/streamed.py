@@ -54,17 +54,19 @@ class _Sink:
         self.size += len(data)
         return len(data)
 
-    def close(self, durable: bool) -> BlobRef:
+    def close(self, durable: bool | None) -> BlobRef:
         """Flushed, and (``durable``) on disk: a store's put must be durable when it returns, so a file moved into place
-        is synced first; one only uploaded from is not. The file as a blob."""
+        is synced first; one only uploaded from is not; None: synced later, its writeback started. The file as a blob."""
         self.fh.flush()
         if durable:
             os.fsync(self.fh.fileno())
+        elif durable is None:
+            start_writeback(self.fh.fileno())  # the disk writes it while the import goes on; the final syncfs finds less
         self.fh.close()
         return BlobRef(self.path, 0, self.size, self.sha256.hexdigest())
 
 
-def write_index(pieces: Iterable[bytes | memoryview], folder: Path | str, durable: bool = True) -> list[tuple[str, BlobRef]]:
+def write_index(pieces: Iterable[bytes | memoryview], folder: Path | str, durable: bool | None = True) -> list[tuple[str, BlobRef]]:
     """``[("repodata.json", blob), ("repodata.json.zst", blob)]``: the pieces written to two new files in ``folder``
     (``.zst`` at the index level, zstd's worker threads on), in the order they are published. A failure removes both."""
     plain, packed = write_file(pieces, folder, "repodata.json", compressed=True, durable=durable)
@@ -72,10 +74,11 @@ def write_index(pieces: Iterable[bytes | memoryview], folder: Path | str, durabl
 
 
 def write_file(
-    pieces: Iterable[bytes | memoryview], folder: Path | str, name: str, compressed: bool = False, durable: bool = True
+    pieces: Iterable[bytes | memoryview], folder: Path | str, name: str, compressed: bool = False, durable: bool | None = True
 ) -> list[BlobRef]:
     """The pieces written to a new file in ``folder`` (named after ``name``), and, ``compressed``, its zstd twin made
-    from it: the files as blobs, on disk when ``durable``. A failure (a piece that cannot be made) removes them.
+    from it: the files as blobs, on disk when ``durable``; None: made durable later, by the change's one ``syncfs``
+    (:meth:`Change.staged_written`), their writeback started now. A failure (a piece that cannot be made) removes them.
 
     The twin is compressed from the written file, its size known: the frame header then carries the content size
     (a client that decompresses in one call needs it), and the bytes are those of a one-call compression of the
@@ -160,18 +163,8 @@ def put_pieces(
     makes its area durable later, by one ``syncfs`` before anything is placed (:meth:`Change.staged_written`): the file is
     not fsynced here (a kept SBOM of 300,000 files is 330 MB), its writeback only started."""
     with folder_for(staging) as folder:
-        (blob,) = write_file(pieces, folder, key.rpartition("/")[2], durable=staging is not None and not deferred)
-        if deferred and staging is not None:
-            _start_writeback(blob.path)
+        (blob,) = write_file(pieces, folder, key.rpartition("/")[2], durable=(None if deferred else True) if staging is not None else False)
         put_in_order(store, local, [(key, blob)], set())
-
-
-def _start_writeback(path: str | os.PathLike[str]) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        start_writeback(fd)
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager

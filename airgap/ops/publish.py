@@ -329,6 +329,7 @@ def publish(
         receipt = None  # every index written ahead: the receipt is known before the child is done
         if pending is not None and len(ahead) == len(new_index):
             receipt = _receipt(change, plan, opened, repodata_blobs, clock, carried, brought)
+            change.stage_receipt(receipt)  # written while the child works; placed last, as ever
         if pending is not None:
             pending.wait()  # every blob checked and staged: now the destination changes
             change.staged_written()
