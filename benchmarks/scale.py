@@ -9,7 +9,9 @@ Run by hand (not part of the tests; ``--quick`` is the suite's smoke test):
 It generates one ``linux-64`` subdir of ``--records`` records shaped like real defaults records
 (defaults main osx-64, 2018, from tests/data, repeated with renamed packages) and one small file
 per record, as a ``file://`` upstream. Each step runs as a child process (wall time, peak RSS
-from ``ru_maxrss``), paired with the plain tool doing comparable work, who goes first alternating:
+from ``ru_maxrss``), paired with the plain tool doing comparable work, who goes first alternating;
+the full export and import, which run as two processes, run once more, untimed, with both
+processes' memory sampled (timed runs are not sampled: the sampler's own work slowed them, see ``run``):
 
 - full export (empty cache) vs ``tar cf && sync`` of the same files;
 - full import (fresh destination) vs ``tar xf && sync``;
@@ -82,7 +84,8 @@ def sample():  # a command of two processes (an import's blob child, an export's
             peak[0] = max(peak[0], sum(map(pss, kids)))
         done.wait(0.02)
 done = threading.Event()
-threading.Thread(target=sample, daemon=True).start()
+if os.environ.get("AIRGAP_BENCH_SAMPLE") == "1":
+    threading.Thread(target=sample, daemon=True).start()
 _, status, usage = os.wait4(pid, 0)
 done.set()
 sys.stderr.write(f"\\nairgap-bench {time.perf_counter() - t0} {max(usage.ru_maxrss, peak[0])}\\n")
@@ -90,11 +93,19 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def run(cmd: list[str], cwd: Path | None = None) -> tuple[float, int]:
+def run(cmd: list[str], cwd: Path | None = None, sample: bool = False) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one command, as measured by :data:`_LAUNCHER` around it: the process's peak
-    (``wait4``: the largest of it and its children), or, while it has children, the sum of their proportional
-    set sizes (sampled every 20 ms), whichever is larger: a second process's memory counts."""
-    proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    (``wait4``: the largest of it and its children), or, ``sample``, while it has children, the sum of their
+    proportional set sizes (sampled every 20 ms), whichever is larger: a second process's memory counts.
+
+    The sampler reads ``smaps_rollup``, which walks the page tables of an 800 MB process: on this 2-core VM it took
+    0.8-1.5 s from a full export whose two processes keep both cores busy (8.60 / 9.25 / 10.58 s sampled against
+    7.79 / 7.78 / 9.47 s not, alternating), and nothing from ``tar``, which runs as one process and is never
+    sampled. So timed runs are not sampled; each step's memory comes from one more run of its own."""
+    env = {**os.environ, "AIRGAP_BENCH_SAMPLE": "1" if sample else "0"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, *cmd], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False, env=env
+    )
     err = proc.stderr.decode("utf-8", "replace").rstrip("\n")
     said, _, last = err.rpartition("\n")
     if proc.returncode != 0 or not last.startswith("airgap-bench "):
@@ -202,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     run([*airgap, "keygen", str(work / "key")])
     sign = ["--sign-key", str(work / "key")]
     trust = ["--trusted-key", str(work / "key.pub")]
-    dests = [work / f"dest{i}" for i in range(args.repeat)]
+    dests = [work / f"dest{i}" for i in range(args.repeat + 1)]  # the last: the memory run's
     rows: list[Row] = []
 
     def measure(name: str, ours: Callable[[int], list[str]], plain: Callable[[int], list[str]] | None, label: str, **prep: Any) -> None:
@@ -226,9 +237,20 @@ def main(argv: list[str] | None = None) -> None:
             for step in (ours_once, plain_once) if rep % 2 == 0 else (plain_once, ours_once):
                 step()
         times = [t for t, _ in mine]
+        sampled = 0
+        if prep.get("two_processes"):  # one more run, sampled and not timed (see run()): both processes' memory
+            if prep.get("before_ours"):
+                prep["before_ours"](args.repeat)
+            os.sync()
+            _, sampled = run(ours(args.repeat), sample=True)
         ratio = statistics.median(a / b for a, b in zip(times, theirs, strict=True)) if theirs else None
-        rows.append((name, statistics.median(times), statistics.median(theirs) if theirs else None, ratio, max(r for _, r in mine), label))
-        print(f"{name}: airgap {' '.join(f'{t:.2f}' for t in times)}; plain {' '.join(f'{t:.2f}' for t in theirs)}", file=sys.stderr)
+        peak = max(sampled, *(r for _, r in mine))
+        rows.append((name, statistics.median(times), statistics.median(theirs) if theirs else None, ratio, peak, label))
+        print(
+            f"{name}: airgap {' '.join(f'{t:.2f}' for t in times)}; plain {' '.join(f'{t:.2f}' for t in theirs)}; "
+            f"peak {peak / 1024:.0f} MiB" + (f" (sampled run {sampled / 1024:.0f})" if sampled else ""),
+            file=sys.stderr,
+        )
 
     trash = work / "trash"
 
@@ -255,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
         "tar cf && sync",
         before_ours=lambda _: gone(work / "cache", work / "full.tar"),
         before_plain=lambda _: gone(work / "plain.tar"),
+        two_processes=True,
     )
     measure(
         "full import",
@@ -263,6 +286,7 @@ def main(argv: list[str] | None = None) -> None:
         "tar xf && sync",
         before_ours=lambda i: gone(dests[i]),
         before_plain=lambda i: gone(work / f"plain{i}"),
+        two_processes=True,
     )
     for i in range(args.repeat):
         gone(work / f"plain{i}")

@@ -34,3 +34,26 @@ def test_the_sorted_keys_benchmark_runs_and_checks_its_bytes() -> None:
     ).stdout
     rows = [line.split() for line in out.splitlines()[1:]]
     assert [r[0] for r in rows] == ["3000"] and all(r[-1] == "s" for r in rows), out
+
+
+def test_timed_runs_are_not_sampled_and_the_memory_run_sums_both_processes() -> None:
+    """The sampler (smaps_rollup every 20 ms) slowed a two-process export by 0.8-1.5 s on 2 cores, and never ran for
+    one-process tar: timed runs go unsampled (their peak: the largest single process), the memory run sums both."""
+    import importlib.util
+    import textwrap
+
+    spec = importlib.util.spec_from_file_location("scale_bench", ROOT / "benchmarks" / "scale.py")
+    assert spec is not None and spec.loader is not None
+    scale = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scale)
+    hold = "b = bytearray(60 << 20); b[::4096] = b'x' * len(b[::4096]); import time; time.sleep(1.5)"
+    two = textwrap.dedent(f"""
+        import subprocess, sys
+        child = subprocess.Popen([sys.executable, "-c", {hold!r}])
+        {hold}
+        child.wait()
+        """)
+    _, unsampled = scale.run([sys.executable, "-c", two])
+    _, sampled = scale.run([sys.executable, "-c", two], sample=True)
+    assert 60 << 10 <= unsampled < 100 << 10  # KiB: one process's peak
+    assert sampled >= 115 << 10  # both processes' 60 MiB at once
