@@ -98,3 +98,33 @@ def test_a_frame_of_new_subdirs_blobs_is_answered_at_once_and_any_other_is_not()
     assert needed.only_places(["a" * 64, "d" * 64], prefix) is None  # one blob with two places
     assert needed.only_places(["a" * 64, "f" * 64], prefix) is None  # one not needed
     assert needed.only_places([], prefix) is None
+
+
+def test_add_all_answers_as_add_one_by_one_would() -> None:
+    """A new subdir's files at once (at C speed) where nothing is placed yet; else, a blob placed already, one twice in
+    the list or the subdir begun, one by one: the same places in the same order either way."""
+    a, b, c, d = ("a" * 64, "b" * 64, "c" * 64, "d" * 64)
+    cases: list[list[tuple[str, str, list[str], list[str]]]] = [
+        [("main", "linux-64", [a, b], ["a-1-0.conda", "b-1-0.conda"])],  # the fast case
+        [("main", "noarch", [c], ["c-1-0.conda"]), ("main", "linux-64", [a, c], ["a-1-0.conda", "c-1-0.conda"])],  # c placed already
+        [("main", "linux-64", [a, d, a], ["a-1-0.conda", "d-1-0.conda", "a-2-0.conda"])],  # a twice in one subdir
+        [("main", "linux-64", [a], ["a-1-0.conda"]), ("main", "linux-64", [b], ["b-1-0.conda"])],  # the subdir begun
+    ]
+
+    class Counting(Needed):
+        calls = 0
+
+        def add(self, sha256: str, place: Place) -> None:
+            Counting.calls += 1
+            super().add(sha256, place)
+
+    for n, case in enumerate(cases):
+        batched, one_by_one = Counting(), Needed()
+        Counting.calls = 0
+        for channel, subdir, shas, names in case:
+            batched.add_all(channel, subdir, shas, names)
+            for sha, name in zip(shas, names, strict=True):
+                one_by_one.add(sha, (channel, subdir, name))
+        assert list(batched.places()) == list(one_by_one.places()) and dict(batched) == dict(one_by_one), case
+        assert batched.uses() == one_by_one.uses()
+        assert (Counting.calls == 0) == (n == 0), case  # one by one only where the fast case does not hold

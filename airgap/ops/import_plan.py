@@ -15,6 +15,7 @@ import mmap
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from .._safepath import release_views
 from ..core import published
@@ -161,6 +162,9 @@ class DestinationView:
         return known == sha256 and self.held_size(tc, subdir, filename) == size
 
 
+_SHA, _FILENAME = attrgetter("sha256"), attrgetter("filename")
+
+
 def needed_packages(
     manifest: Manifest, view: DestinationView, target_channel: Callable[[str], str], skipped: Shadowed, downgrade: bool
 ) -> tuple[Needed, int]:
@@ -174,6 +178,9 @@ def needed_packages(
         for sub in ch.subdirs:
             skip = skipped.setdefault((ch.name, sub.subdir), set())
             rd = view.index(tc, sub.subdir) if downgrade else None
+            if not (downgrade or skip or view.recheck or view.receipt.channels.get(tc, {}).get(sub.subdir)):  # holds nothing
+                needed.add_all(tc, sub.subdir, list(map(_SHA, sub.packages)), list(map(_FILENAME, sub.packages)))
+                continue
             for p in sub.packages:
                 if p.filename in skip:
                     continue
