@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from .._fs import WRITE_SLICE, named, write_all
+from .._fs import WRITE_SLICE, named, start_writeback, write_all
 from ..core.manifest import BlobEntry
 from .hashing import HashPipe
 from .reader import _Guarded, copy_verified, read_verified
-from .writer import start_writeback
 
 # Staged files this large start their writeback at once (measured: 500 x 1 MiB import 1.75 s -> 1.0 s);
 # for small files the per-file request costs more than it saves (10,000 x 16 KiB: 2.9 s -> 3.5 s).

@@ -17,8 +17,6 @@ to start writing each piece to disk at once, so the final fsync finds little lef
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import hashlib
 import os
 import tarfile
@@ -27,7 +25,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import BinaryIO
 
-from .._fs import atomic_writer, write_all
+from .._fs import atomic_writer, start_writeback, write_all
 from ..errors import AirgapError
 from .hashing import PIPE_MIN, HashPipe
 from .layout import MANIFEST, SIGNATURE, blob_member
@@ -42,34 +40,6 @@ _LIMIT = 8**11  # sizes and times this large need a pax header (tarfile writes i
 
 class BadBlob(AirgapError):
     """A blob that is not what the manifest says: missing, unreadable, of another size or other bytes."""
-
-
-_SYNC_FILE_RANGE_WRITE = 2
-
-
-def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        fn = libc.sync_file_range
-    except (OSError, AttributeError):  # not Linux
-        return None
-    fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_sync_file_range = _load_sync_file_range()
-
-
-def start_writeback(fd: int, offset: int = 0, length: int = 0) -> None:
-    """Ask the kernel to start writing these bytes to disk now, without waiting (Linux; a no-op elsewhere).
-
-    Only a hint: durability still comes from fsync/syncfs. Written pages otherwise wait in the
-    page cache until that final flush, which then waits for all of them; started early, the disk
-    works while the CPU hashes and copies the rest. (``length`` 0: to the end of the file.)
-    """
-    if _sync_file_range is not None:
-        _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
 def _info(name: str, size: int, mtime: int) -> tarfile.TarInfo:

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 
 import zstandard
 
+from .._fs import start_writeback
 from .._heap import give_back
 from .._safepath import release_views
-from ..archive.writer import start_writeback
 from ..compress import INDEX_LEVEL
 from ..errors import IntegrityError
 from .base import BlobRef
