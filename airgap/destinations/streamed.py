@@ -163,7 +163,9 @@ def put_pieces(
     makes its area durable later, by one ``syncfs`` before anything is placed (:meth:`Change.staged_written`): the file is
     not fsynced here (a kept SBOM of 300,000 files is 330 MB), its writeback only started."""
     with folder_for(staging) as folder:
-        (blob,) = write_file(pieces, folder, key.rpartition("/")[2], durable=(None if deferred else True) if staging is not None else False)
+        # uploaded from a scratch folder: not synced; moved into place: synced now, or (deferred) by the change's syncfs
+        durable = False if staging is None else (None if deferred else True)
+        (blob,) = write_file(pieces, folder, key.rpartition("/")[2], durable=durable)
         put_in_order(store, local, [(key, blob)], set())
 
 

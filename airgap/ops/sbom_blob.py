@@ -102,15 +102,14 @@ def kept(ref: SbomRef, blob: bytes | mmap.mmap) -> tuple[bool, Iterator[bytes]]:
         return False, document_pieces(ref, blob)
     for _ in document_pieces(ref, blob):  # decompressed and counted, not kept
         pass
-    return True, (blob[at : at + (1 << 20)] for at in range(0, len(blob), 1 << 20))
+    return True, _mib_at_a_time(blob)
 
 
 def document_pieces(ref: SbomRef, blob: bytes | mmap.mmap) -> Iterator[bytes]:
     """:func:`document` a MiB at a time (what import keeps at the destination: never the whole document at once).
     A document of another size than ``raw_size`` is an IntegrityError after its last piece."""
     if not ref.format.endswith("+zstd"):
-        for at in range(0, len(blob), 1 << 20):  # a mapped blob read a MiB at a time too
-            yield blob[at : at + (1 << 20)]
+        yield from _mib_at_a_time(blob)  # a mapped blob read a MiB at a time too
         return
     assert ref.raw_size is not None  # the parser requires it
     size = 0
@@ -119,3 +118,8 @@ def document_pieces(ref: SbomRef, blob: bytes | mmap.mmap) -> Iterator[bytes]:
         yield piece
     if size != ref.raw_size:
         raise IntegrityError(f"sbom blob {ref.sha256}: expected {ref.raw_size} bytes once decompressed, found {size}")
+
+
+def _mib_at_a_time(blob: bytes | mmap.mmap) -> Iterator[bytes]:
+    for at in range(0, len(blob), 1 << 20):
+        yield blob[at : at + (1 << 20)]
