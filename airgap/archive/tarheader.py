@@ -9,6 +9,7 @@ Anything malformed is :class:`Damaged` (the reader turns it into ``ArchiveFormat
 from __future__ import annotations
 
 import tarfile
+import zlib
 
 BLOCK = 512
 MAX_PAX_HEADER_BYTES = 64 << 10  # a pax header of a blob member needs ~200 bytes
@@ -73,10 +74,20 @@ def field_number(field: bytes, what: str, offset: int) -> int:
     return int(digits, 8) if digits else 0
 
 
+def byte_sum(buf: bytes) -> int:
+    """The sum of ``buf``'s bytes (unsigned), for a 512-byte header at C speed: adler32's low half is 1 + that sum
+    modulo 65,521, exact for 256 bytes or fewer (at most 65,280). ``sum(buf)`` makes an int per byte: 0.5 s of a
+    child staging 300,000 blobs (docs/performance.md, twenty-sixth session)."""
+    view = memoryview(buf)
+    if len(view) == 512:  # a header: two calls, no loop
+        return (zlib.adler32(view[:256]) & 0xFFFF) + (zlib.adler32(view[256:]) & 0xFFFF) - 2
+    return sum((zlib.adler32(view[at : at + 256]) & 0xFFFF) - 1 for at in range(0, len(view), 256))
+
+
 def checksum_ok(buf: bytes) -> bool:
     """The header's checksum field matches the (unsigned) sum of its bytes, the field counted as spaces."""
     try:
-        return field_number(buf[148:156], "checksum", 0) == sum(buf) - sum(buf[148:156]) + 256
+        return field_number(buf[148:156], "checksum", 0) == byte_sum(buf) - sum(buf[148:156]) + 256
     except Damaged:
         return False
 
