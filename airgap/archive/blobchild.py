@@ -156,12 +156,12 @@ def _run(data: bytes, report: Reporter) -> bytes:
         expected = _Expected(listing, work.count, work.seen)
         archive = os.fdopen(work.archive, "rb", buffering=1 << 20)
         with ArchiveStream(Path(work.path), archive, work.start) as stream, HashPipe() as pipe:
-            for entry, fh in stream.members(expected.take):
+            for n, (entry, fh) in enumerate(stream.members(expected.take)):
                 copy_blob(entry, fh, expected.target, f"{work.path}: blobs/sha256/{entry.sha256}", report.bytes, pipe)
                 pipe.check()
                 report.file()
-                if os.getppid() != parent:  # the importing process is gone (and no PR_SET_PDEATHSIG said so)
-                    os._exit(1)
+                if not n % 256 and os.getppid() != parent:  # the importing process is gone (and no PR_SET_PDEATHSIG said so)
+                    os._exit(1)  # asked every 256 files: a system call per file was 0.2 s of 300,000
             pipe.finish()
         left, first = expected.missing()
         if left:
