@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from helpers import cli
 
+from airgap.core import rawindex
 from airgap.core.repodata import Repodata
 from airgap.destinations import open_destination
 from airgap.ops import pages as pages_module
@@ -192,3 +193,27 @@ def test_letter_pages_missing_are_all_written(tmp_path: Path, monkeypatch: pytes
     assert pages_module._letters_to_write(dest, "ch", "linux-64", group_by_name(rd), {"zeta"}) is None  # _index-p.html is not there
     dest.put_page("ch", "linux-64", b"<p>", "names/_index-p.html")
     assert pages_module._letters_to_write(dest, "ch", "linux-64", group_by_name(rd), {"zeta"}) == {"z"}
+
+
+def test_a_name_page_from_records_kept_as_bytes_shows_what_the_records_say() -> None:
+    """A full import's records are bytes: the page decodes four fields of each, not the record (pages._Shown)."""
+    records: dict[str, dict[str, Any]] = {
+        "odd-1.0-0.conda": {"name": "odd", "version": "1.0", "build": "0", "subdir": "linux-64", "size": 2048, "license": "MIT"},
+        "odd-2.0-1.conda": {"name": "odd", "version": "2.0", "build": "1", "subdir": "linux-64", "size": 10, "depends": ["x"]},
+        "odd-3-1.conda": {"name": "odd", "version": "3", "build": "1", "subdir": "linux-64", "license": "<b>Apache</b>", "size": 7},
+    }
+    held = Repodata(subdir="linux-64")
+    for fn, rec in records.items():
+        held.put(fn, rec)
+    parsed = rawindex.parse_trusted(json.dumps(held.to_document()).encode(), "linux-64")
+    assert parsed is not None
+    as_bytes = Repodata(subdir="linux-64")
+    as_bytes.packages_conda = parsed[1]["packages.conda"]
+    shown = [(fn, pages_module._peek(as_bytes, fn)) for fn in records]
+    assert all(not isinstance(rec, dict) for _, rec in shown)  # not decoded whole
+    assert [(rec.get("version"), rec.get("license"), rec.get("depends")) for _, rec in shown] == [
+        ("1.0", "MIT", None),
+        ("2.0", None, None),  # a field the page does not show is not decoded
+        ("3", "<b>Apache</b>", None),
+    ]
+    assert name_pages("c", "linux-64", "odd", shown) == name_pages("c", "linux-64", "odd", list(records.items()))

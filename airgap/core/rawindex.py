@@ -131,13 +131,13 @@ class LazyRecords(MutableMapping[str, dict[str, Any]]):
     def __contains__(self, filename: object) -> bool:
         return filename in self._items
 
-    def peek(self, filename: str) -> dict[str, Any] | None:
-        """``get``, but a record still kept as bytes is decoded for the caller alone: not kept, unlike ``[]``."""
+    def peek(self, filename: str, decode: Callable[[msgspec.Raw], Any] = _record) -> Any:
+        """``get``, but a record still kept as bytes is decoded (``decode``: some fields) for the caller alone, not kept."""
         value = self._items.get(filename)
         if value is None or type(value) is dict:
             return value
         hit = self._decoded.get(id(value))
-        return hit[1] if hit is not None and hit[0] is value else _record(cast(msgspec.Raw, value))
+        return hit[1] if hit is not None and hit[0] is value else decode(cast(msgspec.Raw, value))
 
     def entry(self, filename: str) -> msgspec.Raw | dict[str, Any] | None:
         """What is stored for ``filename`` (its bytes or its dict), not decoded; None if absent."""
@@ -215,9 +215,9 @@ def decode_record(value: msgspec.Raw) -> dict[str, Any]:
     return _record(value)
 
 
-def peek(section: Mapping[str, dict[str, Any]], filename: str) -> dict[str, Any] | None:
+def peek(section: Mapping[str, dict[str, Any]], filename: str, decode: Callable[[msgspec.Raw], Any] = _record) -> Any:
     """The record of ``filename`` (None if absent), as ``get`` gives it, but decoded only for the caller when still bytes."""
-    return section.peek(filename) if isinstance(section, LazyRecords) else section.get(filename)
+    return section.peek(filename, decode) if isinstance(section, LazyRecords) else section.get(filename)
 
 
 def entries(section: Mapping[str, dict[str, Any]]) -> Mapping[str, Any]:

@@ -16,6 +16,8 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
+import msgspec
+
 from .._safepath import release_views
 from ..core import rawindex
 from ..core.repodata import Repodata
@@ -142,9 +144,25 @@ def _items(rd: Repodata, name: str, groups: Mapping[str, list[tuple[str, Any]]] 
     return [(fn, rec) for fn in r.files.split("\n") if (rec := _peek(rd, fn)) is not None] if r is not None else []
 
 
-def _peek(rd: Repodata, filename: str) -> dict[str, Any] | None:
+class _Shown(msgspec.Struct):
+    """What a name page shows of a record (:func:`~airgap.site.html.name_pages` asks ``get``), the rest skipped: a
+    record decoded whole as a dict, for four of its fields, was 0.5 s of a full import's 300,000 (this: 0.15)."""
+
+    version: Any = None
+    build: Any = None
+    size: Any = None
+    license: Any = None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+
+_shown = msgspec.json.Decoder(_Shown).decode
+
+
+def _peek(rd: Repodata, filename: str) -> Any:
     """A record for its page alone: one kept as bytes is decoded and dropped (a full import's are not all held decoded)."""
-    return rawindex.peek(rd.packages_conda if filename.endswith(".conda") else rd.packages, filename)
+    return rawindex.peek(rd.packages_conda if filename.endswith(".conda") else rd.packages, filename, _shown)
 
 
 def _letters_to_write(dest: Destination, channel: str, subdir: str, groups: Mapping[str, Any], names: set[str]) -> set[str] | None:
