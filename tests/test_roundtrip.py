@@ -30,6 +30,7 @@ from click.testing import CliRunner, Result
 from airgap.archive import blobchild, frames
 from airgap.cli import main
 from airgap.destinations.directory import DirectoryDestination
+from airgap.errors import AirgapError
 from airgap.ops import import_body, index_change, needed
 from airgap.site import html
 from airgap.testing.condapkg import PackageSpec, write_channel
@@ -620,7 +621,7 @@ def test_the_child_dies_with_a_killed_parent(tmp_path: Path) -> None:
         from pathlib import Path
         from airgap.archive.blobchild import BlobChild
         read, write = os.pipe()  # an archive that never comes: the child waits on it
-        child = BlobChild(Path("never.tar"), read, 0, [[("0" * 64, 1, None)]], 1, [], lambda n: None, lambda n: None)
+        child = BlobChild(Path("never.tar"), read, 0, [[("0" * 64, 1, None)]], 1, 1, [], lambda n: None, lambda n: None)
         for _ in range(200):
             pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and Path(f"/proc/{{p}}/stat").read_text().split()[3] == str(os.getpid())]
             if pids:
@@ -732,3 +733,25 @@ def test_the_kept_sbom_and_the_receipt_are_durable_before_the_commit_fsynced_alo
         assert "syncfs" in events[kept[0] : receipt_at]  # made durable by the flush before anything is placed
     else:
         assert len(sbom_fsynced) == 1 and len(receipt_fsynced) == 1
+
+
+def test_a_list_of_blobs_shorter_than_announced_stops_the_child(tmp_path: Path) -> None:
+    """The child waits for the entries it was promised: the importing process says them all, or stops it."""
+    read, write = os.pipe()  # an archive that never comes
+    try:
+        with pytest.raises(AirgapError, match="holds 1 entries, not 2"):
+            blobchild.BlobChild(Path("never.tar"), read, 0, [[("0" * 64, 1, None)]], 2, 2, [], lambda n: None, lambda n: None)
+    finally:
+        os.close(read)
+        os.close(write)
+    mine = [p for p in os.listdir("/proc") if p.isdigit() and _child_of_this_process(p)]
+    assert mine == []  # stopped and waited for
+
+
+def _child_of_this_process(pid: str) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[1] == str(os.getpid()) and b"airgap.archive.blobchild" in cmdline

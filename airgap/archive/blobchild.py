@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,6 +36,7 @@ from .reader import ArchiveStream, Twice
 
 #: a blob the child checks: sha256, size, the file it is staged in (None: only checked)
 Entry = tuple[str, int, str | None]
+FIRST_FRAMES = 4  # frames written before the child starts (16,384 blobs: seconds of its work, the rest written in 0.4 s)
 
 
 class _Work(msgspec.Struct, frozen=True):
@@ -60,16 +62,26 @@ class BlobChild:
         archive_fd: int,
         start: int,
         framed: Iterable[list[Entry]],
+        count: int,
         total: int,
         seen: list[str],
         on_bytes: Callable[[int], None],
         on_files: Callable[[int], None],
     ) -> None:
         self.path = path
-        listing, count = frames.listing(framed, "airgap-blobs-")
+        listing = frames.Growing("airgap-blobs-")
         try:
+            rest = iter(framed)
+            listing.write(islice(rest, FIRST_FRAMES))  # the child starts on these while the others are written
             work = msgspec.msgpack.encode(_Work(str(path), archive_fd, start, listing.fileno(), count, total, seen))
             self._child = ReportingChild("airgap.archive.blobchild", work, (archive_fd, listing.fileno()), on_bytes, on_files)
+            try:
+                listing.write(rest)
+                if listing.count != count:  # the child would wait for the entries it was promised
+                    raise AirgapError(f"{path}: the list of blobs to stage holds {listing.count} entries, not {count}")
+            except BaseException:
+                self._child.close()
+                raise
         finally:
             listing.close()  # the child holds its own descriptor
         self.count = count
@@ -99,7 +111,7 @@ class _Expected:
 
     def __init__(self, fh: BinaryIO, count: int, seen: list[str]) -> None:
         self._fh, self._count, self._head = fh, count, frozenset(seen)
-        self._frames = frames.read(fh, _KIND)
+        self._frames = frames.read(fh, _KIND, count)  # as the importing process writes them
         self._frame: list[Entry] = []
         self._at = 0  # in the frame
         self._next = 0  # index of the next entry in the list
@@ -124,7 +136,8 @@ class _Expected:
                 self.target = entry[2]
                 return BlobEntry(sha, entry[1], "package")
             self._fh.seek(0)  # out of the list's order: every entry by sha256 from now on
-            self._by_sha = {e[0]: (i, e[1], e[2]) for i, e in enumerate(e for frame in frames.read(self._fh, _KIND) for e in frame)}
+            every = (e for frame in frames.read(self._fh, _KIND, self._count) for e in frame)
+            self._by_sha = {e[0]: (i, e[1], e[2]) for i, e in enumerate(every)}
         hit = self._by_sha.get(sha)
         if hit is None:
             return None

@@ -77,7 +77,9 @@ def beside(keep: Keep, keep_many: KeepMany | None = None) -> Beside:
             if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != stream.identity:
                 return None  # replaced since it was opened: read on here
             framed = _framed(rest, keep, keep_many)  # keep() as the stream asks it, in order
-            child = BlobChild(stream.path, fd, stream.member_offset, framed, len(rest) + len(seen), seen, bar.update, bar.files_done)
+            child = BlobChild(
+                stream.path, fd, stream.member_offset, framed, len(rest), len(rest) + len(seen), seen, bar.update, bar.files_done
+            )
         finally:
             os.close(fd)
         give_back()  # the 300,000 targets made and written: their heap back before the index work's peak
