@@ -32,7 +32,7 @@ from ..errors import AirgapError, ArchiveFormatError
 from . import frames
 from .child import Reporter, ReportingChild, child_main, os_error, raise_airgap
 from .hashing import HashPipe
-from .reader import ArchiveStream, Twice
+from .reader import Twice
 
 #: a blob the child checks: sha256, size, the file it is staged in (None: only checked)
 Entry = tuple[str, int, str | None]
@@ -124,16 +124,24 @@ class _Expected:
             self._frame, self._at = next(self._frames, []), 0
         return self._frame[self._at] if self._frame else None
 
+    def in_order(self) -> Entry | None:
+        """The list's next entry while the members come in its order; None past its end or once they have not."""
+        return self._peek() if self._by_sha is None else None
+
+    def taken(self, entry: Entry) -> None:
+        """:meth:`in_order`'s entry was met, and is this one's."""
+        self._done[self._next] = 1
+        self._next += 1
+        self._at += 1
+        self.target = entry[2]
+
     def take(self, sha: str) -> BlobEntry | None:
         if sha in self._head:
             raise Twice
         if self._by_sha is None:
             entry = self._peek()
             if entry is not None and entry[0] == sha:
-                self._done[self._next] = 1
-                self._next += 1
-                self._at += 1
-                self.target = entry[2]
+                self.taken(entry)
                 return BlobEntry(sha, entry[1], "package")
             self._fh.seek(0)  # out of the list's order: every entry by sha256 from now on
             every = (e for frame in frames.read(self._fh, _KIND, self._count) for e in frame)
@@ -161,18 +169,35 @@ class _Expected:
 
 def _run(data: bytes, report: Reporter) -> bytes:
     """The child: check (and stage) every blob it is told of, from the member at ``start`` on."""
-    from .blobcopy import copy_blob
+    from .blobcopy import copy_blob, stage_bytes
+    from .plainmember import PlainStream
+    from .reader import checked
 
     work = msgspec.msgpack.decode(data, type=_Work)
     parent = os.getppid()
     with os.fdopen(work.entries, "rb", buffering=1 << 20) as listing:
         expected = _Expected(listing, work.count, work.seen)
         archive = os.fdopen(work.archive, "rb", buffering=1 << 20)
-        with ArchiveStream(Path(work.path), archive, work.start) as stream, HashPipe() as pipe:
-            for n, (entry, fh) in enumerate(stream.members(expected.take)):
-                copy_blob(entry, fh, expected.target, f"{work.path}: blobs/sha256/{entry.sha256}", report.bytes, pipe)
-                pipe.check()
+        stream = PlainStream(Path(work.path), archive, work.start)
+        with stream, HashPipe() as pipe:
+            members = stream.members(expected.take)
+            n = 0
+            while True:
+                nxt = expected.in_order()  # the blob due next: read with its header at once where it is plainly that
+                if nxt is not None and nxt[2] is not None and (got := stream.plain_member(nxt[0], nxt[1])) is not None:
+                    blob = BlobEntry(nxt[0], nxt[1], "package")
+                    stage_bytes(checked(got, blob, f"{work.path}: blobs/sha256/{blob.sha256}"), nxt[2])
+                    expected.taken(nxt)
+                    report.bytes(blob.size)
+                else:  # anything else the careful way, from the same header
+                    member = next(members, None)
+                    if member is None:
+                        break
+                    entry, fh = member
+                    copy_blob(entry, fh, expected.target, f"{work.path}: blobs/sha256/{entry.sha256}", report.bytes, pipe)
+                    pipe.check()
                 report.file()
+                n += 1
                 if not n % 256 and os.getppid() != parent:  # the importing process is gone (and no PR_SET_PDEATHSIG said so)
                     os._exit(1)  # asked every 256 files: a system call per file was 0.2 s of 300,000
             pipe.finish()

@@ -49,12 +49,7 @@ def copy_blob(
     """The blob ``fh`` reads, checked against ``entry``, written to a new file ``target`` (None: only checked).
     A large blob's hash may still be pending on ``pipe`` when this returns (``pipe.check``/``finish`` say)."""
     if target is not None and entry.size <= SMALL:  # one read, hashed, then one write: no chunk loop per file
-        data = read_verified(fh, entry, what)
-        fd = os.open(target, _CREATE, 0o666)
-        try:
-            FdWriter(fd, target).write(data)
-        finally:
-            os.close(fd)
+        stage_bytes(read_verified(fh, entry, what), target)
         on_bytes(entry.size)
     elif target is not None:
         fd = os.open(target, _CREATE, 0o666)
@@ -66,3 +61,12 @@ def copy_blob(
             os.close(fd)
     else:
         copy_verified(fh, entry, None, what, on_bytes, pipe)
+
+
+def stage_bytes(data: bytes, target: str | os.PathLike[str]) -> None:
+    """A checked small blob written to its new staged file ``target``."""
+    fd = os.open(target, _CREATE, 0o666)
+    try:
+        FdWriter(fd, target).write(data)
+    finally:
+        os.close(fd)

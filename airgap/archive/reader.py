@@ -338,6 +338,11 @@ def read_verified(src: _Guarded | IO[bytes], entry: BlobEntry, what: str) -> byt
     data = src.read(entry.size)
     if len(data) != entry.size:
         raise ArchiveFormatError(f"{what}: archive is truncated: expected {entry.size - len(data)} more bytes of blob {entry.sha256[:16]}")
+    return checked(data, entry, what)
+
+
+def checked(data: bytes, entry: BlobEntry, what: str) -> bytes:
+    """``data``, a whole blob, if it is ``entry``'s sha256; else the blob's IntegrityError."""
     found = hashlib.sha256(data).hexdigest()
     if found != entry.sha256:
         raise _mismatch(what, entry, found)
