@@ -46,7 +46,7 @@ SHAPES = ROOT / "tests" / "data" / "repodata" / "main_osx-64_2018-10.repodata.js
 SUBDIR = "linux-64"
 ADDED, REMOVED = 60, 10
 
-Row = tuple[str, float, float | None, float | None, int, str]
+Row = tuple[str, float, float | None, float | None, int, str, float, float | None]  # ..., CPU seconds: airgap's, the plain tool's
 
 
 #: Linux keeps a process's peak RSS across fork and exec, so what ``wait4`` says of a child is at least this process's
@@ -88,15 +88,17 @@ if os.environ.get("AIRGAP_BENCH_SAMPLE") == "1":
     threading.Thread(target=sample, daemon=True).start()
 _, status, usage = os.wait4(pid, 0)
 done.set()
-sys.stderr.write(f"\\nairgap-bench {time.perf_counter() - t0} {max(usage.ru_maxrss, peak[0])}\\n")
+sys.stderr.write(f"\\nairgap-bench {time.perf_counter() - t0} {max(usage.ru_maxrss, peak[0])} {usage.ru_utime + usage.ru_stime}\\n")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def run(cmd: list[str], cwd: Path | None = None, sample: bool = False) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one command, as measured by :data:`_LAUNCHER` around it: the process's peak
-    (``wait4``: the largest of it and its children), or, ``sample``, while it has children, the sum of their
-    proportional set sizes (sampled every 20 ms), whichever is larger: a second process's memory counts.
+def run(cmd: list[str], cwd: Path | None = None, sample: bool = False) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS (KiB) and CPU seconds of one command, as measured by :data:`_LAUNCHER` around it: the
+    process's peak (``wait4``: the largest of it and its children), or, ``sample``, while it has children, the sum of
+    their proportional set sizes (sampled every 20 ms), whichever is larger: a second process's memory counts. The CPU
+    seconds are user and system time of the command and every process it waited for (an import's blob child, tar
+    under bash): on 2 cores a command's wall time is at least half of them, whatever runs in parallel.
 
     The sampler reads ``smaps_rollup``, which walks the page tables of an 800 MB process: on this 2-core VM it took
     0.8-1.5 s from a full export whose two processes keep both cores busy (8.60 / 9.25 / 10.58 s sampled against
@@ -110,8 +112,8 @@ def run(cmd: list[str], cwd: Path | None = None, sample: bool = False) -> tuple[
     said, _, last = err.rpartition("\n")
     if proc.returncode != 0 or not last.startswith("airgap-bench "):
         raise SystemExit(f"{' '.join(cmd)} failed (exit {proc.returncode}): {said if last.startswith('airgap-bench ') else err}")
-    _, elapsed, rss = last.split()
-    return float(elapsed), int(rss)
+    _, elapsed, rss, cpu = last.split()
+    return float(elapsed), int(rss), float(cpu)
 
 
 def json_load(path: Path) -> list[str]:
@@ -217,8 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[Row] = []
 
     def measure(name: str, ours: Callable[[int], list[str]], plain: Callable[[int], list[str]] | None, label: str, **prep: Any) -> None:
-        mine: list[tuple[float, int]] = []
-        theirs: list[float] = []
+        mine: list[tuple[float, int, float]] = []
+        theirs: list[tuple[float, int, float]] = []
         for rep in range(args.repeat):
 
             def ours_once(rep: int = rep) -> None:
@@ -232,22 +234,28 @@ def main(argv: list[str] | None = None) -> None:
                     if prep.get("before_plain"):
                         prep["before_plain"](rep)
                     os.sync()
-                    theirs.append(run(plain(rep), work)[0])
+                    theirs.append(run(plain(rep), work))
 
             for step in (ours_once, plain_once) if rep % 2 == 0 else (plain_once, ours_once):
                 step()
-        times = [t for t, _ in mine]
+        times = [t for t, _, _ in mine]
+        plain_times = [t for t, _, _ in theirs]
         sampled = 0
         if prep.get("two_processes"):  # one more run, sampled and not timed (see run()): both processes' memory
             if prep.get("before_ours"):
                 prep["before_ours"](args.repeat)
             os.sync()
-            _, sampled = run(ours(args.repeat), sample=True)
-        ratio = statistics.median(a / b for a, b in zip(times, theirs, strict=True)) if theirs else None
-        peak = max(sampled, *(r for _, r in mine))
-        rows.append((name, statistics.median(times), statistics.median(theirs) if theirs else None, ratio, peak, label))
+            _, sampled, _ = run(ours(args.repeat), sample=True)
+        ratio = statistics.median(a / b for a, b in zip(times, plain_times, strict=True)) if theirs else None
+        peak = max(sampled, *(r for _, r, _ in mine))
+        cpu = statistics.median(c for _, _, c in mine)
+        plain_cpu = statistics.median(c for _, _, c in theirs) if theirs else None
+        rows.append(
+            (name, statistics.median(times), statistics.median(plain_times) if theirs else None, ratio, peak, label, cpu, plain_cpu)
+        )
         print(
-            f"{name}: airgap {' '.join(f'{t:.2f}' for t in times)}; plain {' '.join(f'{t:.2f}' for t in theirs)}; "
+            f"{name}: airgap {' '.join(f'{t:.2f}' for t in times)}; plain {' '.join(f'{t:.2f}' for t in plain_times)}; "
+            f"CPU airgap {' '.join(f'{c:.2f}' for _, _, c in mine)}; plain {' '.join(f'{c:.2f}' for _, _, c in theirs)}; "
             f"peak {peak / 1024:.0f} MiB" + (f" (sampled run {sampled / 1024:.0f})" if sampled else ""),
             file=sys.stderr,
         )
@@ -321,11 +329,12 @@ def main(argv: list[str] | None = None) -> None:
         f"\n{len(packages)} records, {upstream_json.stat().st_size / 2**20:.0f} MiB of repodata; {os.cpu_count()} cores; "
         f"Python {sys.version.split()[0]}; median of {args.repeat} interleaved pair(s)"
     )
-    print(f"{'step':<36} {'airgap s':>9} {'plain s':>9} {'ratio':>7} {'peak RSS':>10}  plain tool")
-    for name, ours_s, plain_s, ratio_x, rss, label in rows:
+    print(f"{'step':<36} {'airgap s':>9} {'plain s':>9} {'ratio':>7} {'peak RSS':>10} {'CPU s':>7} {'plain':>7}  plain tool")
+    for name, ours_s, plain_s, ratio_x, rss, label, cpu, plain_cpu in rows:
         ratio = f"{ratio_x:.2f}x" if ratio_x is not None else "-"
         plain_txt = f"{plain_s:.2f}" if plain_s is not None else "-"
-        print(f"{name:<36} {ours_s:>9.2f} {plain_txt:>9} {ratio:>7} {rss / 1024:>7.0f}MiB  {label}")
+        plain_cpu_txt = f"{plain_cpu:.2f}" if plain_cpu is not None else "-"
+        print(f"{name:<36} {ours_s:>9.2f} {plain_txt:>9} {ratio:>7} {rss / 1024:>7.0f}MiB {cpu:>7.2f} {plain_cpu_txt:>7}  {label}")
     print(f"delta archive: {delta_size / 2**20:.2f} MiB ({delta_size} bytes) for {ADDED} new files")
     print(f"largest page after the full import: {before_page[0] / 2**20:.2f} MiB ({before_page[2]}), {before_page[1]} pages")
     print(f"largest page after the delta import: {page / 2**20:.2f} MiB ({where}), {pages} pages")

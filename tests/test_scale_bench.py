@@ -53,7 +53,24 @@ def test_timed_runs_are_not_sampled_and_the_memory_run_sums_both_processes() -> 
         {hold}
         child.wait()
         """)
-    _, unsampled = scale.run([sys.executable, "-c", two])
-    _, sampled = scale.run([sys.executable, "-c", two], sample=True)
+    _, unsampled, _ = scale.run([sys.executable, "-c", two])
+    _, sampled, _ = scale.run([sys.executable, "-c", two], sample=True)
     assert 60 << 10 <= unsampled < 100 << 10  # KiB: one process's peak
     assert sampled >= 115 << 10  # both processes' 60 MiB at once
+
+
+def test_the_cpu_seconds_count_the_children_the_command_waited_for() -> None:
+    """A step's CPU seconds are its user and system time with its children's (an import's blob child, tar under bash):
+    a child that spins 0.6 s of CPU while its parent sleeps is counted, a parent that only sleeps is not."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("scale_bench", ROOT / "benchmarks" / "scale.py")
+    assert spec is not None and spec.loader is not None
+    scale = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scale)
+    spin = "import time, resource\nwhile resource.getrusage(resource.RUSAGE_SELF).ru_utime < 0.6: pass"
+    parent = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {spin!r}], check=True)"
+    wall, _, cpu = scale.run([sys.executable, "-c", parent])
+    assert cpu >= 0.6 and wall >= 0.6
+    idle_wall, _, idle_cpu = scale.run([sys.executable, "-c", "import time; time.sleep(0.8)"])
+    assert idle_wall >= 0.8 and idle_cpu < 0.5
