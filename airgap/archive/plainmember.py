@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import tarfile
 
+from .blobcopy import SMALL  # larger members go the careful way, as copy_blob reads them: hashed in pieces
 from .layout import BLOB_PREFIX
 from .reader import ArchiveStream
 from .tarheader import BLOCK, Damaged, checksum_ok, field_number
 
-SMALL = 64 << 10  # larger members go the careful way (their bytes are read and hashed in pieces)
 _NO_PREFIX = bytes(155)
 
 
