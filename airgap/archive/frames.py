@@ -27,31 +27,17 @@ _LENGTH = struct.Struct("<I")
 def listing(frames: Iterable[list[Any]], prefix: str, directory: str | None = None) -> tuple[IO[bytes], int]:
     """An unlinked temporary file (in ``directory``, else the system's) holding ``frames``, at its start, and how many
     entries they hold; the caller closes it once the child holds its own descriptor."""
-    fh = tempfile.TemporaryFile(prefix=prefix, dir=directory)
+    whole = Growing(prefix, directory)
     try:
-        return fh, write(fh, frames)
+        whole.write(frames)  # pwrite: the file stays at its start
     except BaseException:
-        fh.close()
+        whole.close()
         raise
-
-
-def write(fh: IO[bytes], frames: Iterable[list[Any]]) -> int:
-    """Each list of ``frames`` written to ``fh`` as a frame; ``fh`` is left at its start. How many entries were written."""
-    count = 0
-    encode = msgspec.msgpack.Encoder().encode
-    for frame in frames:
-        if frame:
-            data = encode(frame)
-            fh.write(_LENGTH.pack(len(data)))
-            fh.write(data)
-            count += len(frame)
-    fh.flush()
-    fh.seek(0)
-    return count
+    return whole.fh, whole.count
 
 
 def chunked(entries: Iterable[Any]) -> Iterator[list[Any]]:
-    """``entries`` :data:`FRAME` at a time (a caller that can make its frames at C speed gives them to :func:`write`)."""
+    """``entries`` :data:`FRAME` at a time (a caller that can make its frames at C speed gives them to :class:`Growing` or :func:`listing`)."""
     it = iter(entries)
     while frame := list(islice(it, FRAME)):
         yield frame
